@@ -1,0 +1,32 @@
+/* cli.h: what every `vkinfer` subcommand shares: argument helpers and the
+ * one-line error convention ("vkinfer: FILE: what is wrong", exit 1). */
+#ifndef VKI_CLI_H
+#define VKI_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "vkinfer.h"
+
+#define VKI_CMD(id, word) int cmd_##id(int argc, char **argv); extern const char cmd_##id##_help[];
+#include "cli_commands.def"
+#undef VKI_CMD
+
+/* Prints "vkinfer: <message>" on one line to stderr; returns 1 (the exit status). */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "vkinfer: <what>: <vki_last_error()>"; returns 1. */
+int cli_status_error(vki_status s, const char *what);
+
+/* True when argv[i] is -h or --help. */
+bool cli_is_help(const char *arg);
+/* Parses the value of option argv[*i] (advancing *i); prints an error and
+ * returns false when it is missing or malformed. */
+bool cli_arg_str(int argc, char **argv, int *i, const char **out);
+bool cli_arg_int(int argc, char **argv, int *i, long lo, long hi, long *out);
+bool cli_arg_float(int argc, char **argv, int *i, double *out);
+
+/* Writes s as a JSON string literal (with quotes) to f. */
+void cli_json_string(FILE *f, const char *s, size_t len);
+
+#endif
