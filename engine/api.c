@@ -1,0 +1,380 @@
+/*
+ * api.c: the implementation of include/vkinfer.h: engines, model loading
+ * onto a backend (Vulkan with CPU fallback), tokenization, the generation
+ * loop (sampling, streaming detokenization, stop strings) and embeddings.
+ * Owns: the public handles. Must not: contain forward-pass code
+ * (engine/models/) or backend code.
+ */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/backend.h"
+#include "engine/models/model.h"
+#include "engine/models/sampler.h"
+#include "engine/tokenizer/tokenizer.h"
+#include "error.h"
+#include "util.h"
+
+struct vki_engine {
+    vki_engine_params p;
+};
+
+struct vki_model {
+    vki_engine     *eng;
+    vki_model_file *file;   /* kept open: the CPU backend may borrow its mapping */
+    vki_tokenizer  *tok;
+    bk_backend     *be;     /* one per model, so memory_used is this model's     */
+    mdl_model      *m;
+    float          *logits; /* [n_seq_max][n_vocab]                              */
+};
+
+/* ===== Defaults ========================================================== */
+
+vki_engine_params vki_engine_default_params(void)
+{
+    return (vki_engine_params){.n_threads = 0, .vk_device = -1, .vram_budget = 0, .vk_validation = false};
+}
+
+vki_model_params vki_model_default_params(void)
+{
+    return (vki_model_params){.backend = VKI_BACKEND_AUTO, .n_ctx = 0, .n_seq_max = 1};
+}
+
+vki_generate_params vki_generate_default_params(void)
+{
+    return (vki_generate_params){
+        .n_predict = 128, .temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f,
+        .repeat_penalty = 1.0f, .frequency_penalty = 0.0f, .presence_penalty = 0.0f, .penalty_last_n = 64,
+        .seed = 0, .stop = NULL, .ignore_eos = false, .add_special = true, .parse_special = false,
+    };
+}
+
+vki_embed_params vki_embed_default_params(void)
+{
+    return (vki_embed_params){.pooling = VKI_POOLING_FROM_MODEL, .normalize = true};
+}
+
+/* ===== Engine ============================================================ */
+
+vki_status vki_engine_create(const vki_engine_params *params, vki_engine **out)
+{
+    if (!out) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_engine_create: out is NULL");
+    *out = NULL;
+    vki_engine_params p = params ? *params : vki_engine_default_params();
+    if (p.n_threads < 0 || p.n_threads > 1024)
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_engine_create: n_threads %d is outside 0..1024", p.n_threads);
+    vki_engine *e = calloc(1, sizeof *e);
+    if (!e) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "vki_engine_create: out of memory");
+    e->p = p;
+    *out = e;
+    return VKI_OK;
+}
+
+void vki_engine_destroy(vki_engine *eng) { free(eng); }
+
+/* ===== Models ============================================================ */
+
+static vki_status create_backend(const vki_engine *eng, vki_backend_kind kind, bk_backend **out)
+{
+    bk_vk_params vp = {.device = eng->p.vk_device, .vram_budget = eng->p.vram_budget,
+                       .validation = eng->p.vk_validation};
+    switch (kind) {
+    case VKI_BACKEND_CPU:
+        return bk_cpu_create(eng->p.n_threads, out);
+    case VKI_BACKEND_VULKAN:
+        return bk_vk_create(&vp, out);
+    case VKI_BACKEND_AUTO:
+        if (bk_vk_create(&vp, out) == VKI_OK) return VKI_OK;
+        return bk_cpu_create(eng->p.n_threads, out);
+    }
+    return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_model_load: backend %d is not auto, cpu or vulkan", (int)kind);
+}
+
+vki_status vki_model_load(vki_engine *eng, const char *path, const vki_model_params *params, vki_model **out)
+{
+    if (!out) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_model_load: out is NULL");
+    *out = NULL;
+    if (!eng || !path) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_model_load: engine or path is NULL");
+    vki_model_params p = params ? *params : vki_model_default_params();
+    vki_status s;
+    vki_model *md = calloc(1, sizeof *md);
+    if (!md) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "vki_model_load: out of memory");
+    md->eng = eng;
+    if ((s = vki_file_open(path, &md->file)) != VKI_OK) goto fail;
+    if ((s = vki_tokenizer_create(md->file, &md->tok)) != VKI_OK) {
+        vki_fail_prefix(s, "%s", path);
+        goto fail;
+    }
+    if ((s = create_backend(eng, p.backend, &md->be)) != VKI_OK) goto fail;
+    mdl_load_params lp = {.n_ctx = p.n_ctx, .n_seq_max = p.n_seq_max, .kv_type = VKI_TYPE_F32,
+                          .progress = p.progress, .progress_user = p.progress_user};
+    if ((s = mdl_load(md->file, md->be, &lp, &md->m)) != VKI_OK) goto fail;
+    const mdl_hparams *hp = mdl_get_hparams(md->m);
+    if (vki_tokenizer_n_vocab(md->tok) > hp->n_vocab) {
+        s = vki_fail(VKI_ERR_BAD_FILE, "%s: the tokenizer has %d tokens but token_embd.weight has %d rows", path,
+                     vki_tokenizer_n_vocab(md->tok), hp->n_vocab);
+        goto fail;
+    }
+    md->logits = malloc(sizeof *md->logits * (size_t)hp->n_vocab * (size_t)mdl_n_seq_max(md->m));
+    if (!md->logits) {
+        s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "vki_model_load: out of memory for logits");
+        goto fail;
+    }
+    *out = md;
+    return VKI_OK;
+fail:
+    vki_model_destroy(md);
+    return s;
+}
+
+void vki_model_destroy(vki_model *md)
+{
+    if (!md) return;
+    mdl_destroy(md->m);
+    bk_destroy(md->be);
+    vki_tokenizer_destroy(md->tok);
+    vki_file_close(md->file);
+    free(md->logits);
+    free(md);
+}
+
+const char *vki_model_arch(const vki_model *md) { return md ? vki_file_arch(md->file) : ""; }
+const char *vki_model_backend_name(const vki_model *md) { return md ? bk_name(md->be) : ""; }
+int32_t     vki_model_n_vocab(const vki_model *md) { return md ? mdl_get_hparams(md->m)->n_vocab : 0; }
+int32_t     vki_model_n_embd(const vki_model *md) { return md ? mdl_get_hparams(md->m)->n_embd : 0; }
+int32_t     vki_model_n_ctx(const vki_model *md) { return md ? mdl_n_ctx(md->m) : 0; }
+bool        vki_model_is_embedding(const vki_model *md) { return md && mdl_get_arch(md->m) == MDL_ARCH_BERT; }
+uint64_t    vki_model_memory_bytes(const vki_model *md) { return md ? md->be->iface->memory_used(md->be) : 0; }
+
+/* ===== Tokens ============================================================ */
+
+int32_t vki_tokenize(const vki_model *md, const char *text, size_t len, int32_t *ids, int32_t n_max,
+                     bool add_special, bool parse_special)
+{
+    if (!md || (!text && len)) {
+        vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_tokenize: model or text is NULL");
+        return INT32_MIN;
+    }
+    int32_t *tmp = NULL, n = 0;
+    if (vki_tokenizer_encode(md->tok, text ? text : "", len, add_special, parse_special, &tmp, &n) != VKI_OK)
+        return INT32_MIN;
+    if (n > n_max) {
+        free(tmp);
+        return -n;
+    }
+    if (n) memcpy(ids, tmp, sizeof *ids * (size_t)n);
+    free(tmp);
+    return n;
+}
+
+int32_t vki_token_to_piece(const vki_model *md, int32_t id, char *buf, int32_t size)
+{
+    return md ? vki_tokenizer_piece(md->tok, id, buf, size, false) : 0;
+}
+
+int32_t vki_token_bos(const vki_model *md) { return md ? vki_tokenizer_bos(md->tok) : -1; }
+int32_t vki_token_eos(const vki_model *md) { return md ? vki_tokenizer_eos(md->tok) : -1; }
+
+/* ===== Generation ======================================================== */
+
+/* Growable text: what was decoded but not yet delivered (held back because
+ * it may be the start of a stop string). */
+typedef struct text_buf { char *p; size_t n, cap; } text_buf;
+
+static bool tb_reserve(text_buf *t, size_t extra)
+{
+    if (t->n + extra + 1 <= t->cap) return true;
+    size_t cap = VKI_MAX(t->cap * 2, t->n + extra + 64);
+    char *np = realloc(t->p, cap);
+    if (!np) return false;
+    t->p = np;
+    t->cap = cap;
+    return true;
+}
+
+/* Appends the detokenizer's output for one push (id >= 0) or the final flush. */
+static vki_status tb_detok(text_buf *t, vki_detok *d, int32_t id)
+{
+    int32_t want = 64;
+    for (;;) {
+        if (!tb_reserve(t, (size_t)want)) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "generate: out of memory for text");
+        int32_t r = id >= 0 ? vki_detok_push(d, id, t->p + t->n, want) : vki_detok_finish(d, t->p + t->n, want);
+        if (r >= 0) {
+            t->n += (size_t)r;
+            t->p[t->n] = '\0';
+            return VKI_OK;
+        }
+        want = -r;
+    }
+}
+
+/* Where the first complete stop string starts in s[0..n), or -1. */
+static ptrdiff_t find_stop(const char *s, size_t n, const char *const *stop)
+{
+    ptrdiff_t best = -1;
+    for (size_t i = 0; stop && stop[i]; i++) {
+        size_t sl = strlen(stop[i]);
+        if (!sl || sl > n) continue;
+        for (size_t p = 0; p + sl <= n; p++)
+            if (!memcmp(s + p, stop[i], sl)) {
+                if (best < 0 || (ptrdiff_t)p < best) best = (ptrdiff_t)p;
+                break;
+            }
+    }
+    return best;
+}
+
+/* Length of the longest suffix of s[0..n) that begins some stop string. */
+static size_t stop_prefix_len(const char *s, size_t n, const char *const *stop)
+{
+    size_t best = 0;
+    for (size_t i = 0; stop && stop[i]; i++) {
+        size_t sl = strlen(stop[i]);
+        for (size_t k = VKI_MIN(sl - (sl > 0), n); k > best; k--)
+            if (!memcmp(s + n - k, stop[i], k)) {
+                best = k;
+                break;
+            }
+    }
+    return best;
+}
+
+vki_status vki_generate_ids(vki_model *md, const int32_t *ids, int32_t n_ids, const vki_generate_params *params,
+                            vki_token_cb cb, void *user, vki_generate_stats *stats)
+{
+    if (!md) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_generate: model is NULL");
+    vki_generate_params gp = params ? *params : vki_generate_default_params();
+    vki_generate_stats st = {0};
+    if (stats) *stats = st;
+    if (vki_model_is_embedding(md))
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_generate: %s is an embedding model; use vki_embed",
+                        vki_file_path(md->file));
+    const int32_t n_ctx = mdl_n_ctx(md->m), n_vocab = mdl_get_hparams(md->m)->n_vocab;
+    if (n_ids < 1 || !ids)
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_generate: the prompt has no tokens");
+    if (n_ids >= n_ctx)
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_generate: the prompt has %d tokens; the context holds %d",
+                        n_ids, n_ctx);
+    if (gp.n_predict < 0) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_generate: n_predict %d < 0", gp.n_predict);
+
+    smp_sampler *smp = NULL;
+    text_buf held = {0};
+    vki_status s = smp_create(&gp, n_vocab, &smp);
+    if (s != VKI_OK) return s;
+    for (int32_t i = 0; i < n_ids; i++) smp_accept(smp, ids[i]);
+    st.n_prompt = n_ids;
+
+    mdl_kv_seq_clear(md->m, 0);
+    double t0 = vki_time_ms();
+    mdl_span span = {.seq = 0, .n_tokens = n_ids, .tokens = ids};
+    if ((s = llama_decode(md->m, &span, 1, md->logits)) != VKI_OK) goto done;
+    double t1 = vki_time_ms();
+    st.prompt_ms = t1 - t0;
+
+    vki_detok dt;
+    vki_detok_init(&dt, md->tok);
+    const int32_t max_gen = gp.n_predict > 0 ? gp.n_predict : INT32_MAX;
+    for (;;) {
+        vki_token_event ev = {0};
+        smp_top_k(md->logits, n_vocab, 5, ev.top_ids, ev.top_logits);
+        int32_t id = smp_sample(smp, md->logits);
+        smp_accept(smp, id);
+        st.n_generated++;
+        bool eog = !gp.ignore_eos && vki_tokenizer_is_eog(md->tok, id);
+        bool last = eog || st.n_generated >= max_gen || mdl_kv_seq_len(md->m, 0) >= n_ctx;
+        if (!eog && (s = tb_detok(&held, &dt, id)) != VKI_OK) goto done;
+        if (last && (s = tb_detok(&held, &dt, -1)) != VKI_OK) goto done;
+        if (!tb_reserve(&held, 1)) {
+            s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "generate: out of memory for text");
+            goto done;
+        }
+        held.p[held.n] = '\0';
+        size_t emit = held.n;
+        ptrdiff_t at = find_stop(held.p, held.n, gp.stop);
+        if (at >= 0) {
+            emit = (size_t)at;
+            last = true;
+            st.stopped_by_string = true;
+        } else if (!last) {
+            emit = held.n - stop_prefix_len(held.p, held.n, gp.stop);
+        }
+        st.stopped_by_eos = eog;
+        /* Deliver held[0..emit) as this token's text, keep the rest. */
+        char saved = held.p[emit];
+        held.p[emit] = '\0';
+        ev.id = id;
+        ev.text = held.p;
+        bool go_on = cb ? cb(&ev, user) : true;
+        held.p[emit] = saved;
+        memmove(held.p, held.p + emit, held.n - emit + 1);
+        held.n -= emit;
+        if (!go_on || last) break;
+        span = (mdl_span){.seq = 0, .n_tokens = 1, .tokens = &id};
+        if ((s = llama_decode(md->m, &span, 1, md->logits)) != VKI_OK) goto done;
+    }
+    st.gen_ms = vki_time_ms() - t1;
+done:
+    free(held.p);
+    smp_destroy(smp);
+    if (stats) *stats = st;
+    return s;
+}
+
+vki_status vki_generate(vki_model *md, const char *prompt, const vki_generate_params *params, vki_token_cb cb,
+                        void *user, vki_generate_stats *stats)
+{
+    if (stats) memset(stats, 0, sizeof *stats);
+    if (!md || !prompt) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_generate: model or prompt is NULL");
+    vki_generate_params gp = params ? *params : vki_generate_default_params();
+    int32_t *ids = NULL, n = 0;
+    vki_status s = vki_tokenizer_encode(md->tok, prompt, strlen(prompt), gp.add_special, gp.parse_special, &ids, &n);
+    if (s != VKI_OK) return s;
+    s = vki_generate_ids(md, ids, n, &gp, cb, user, stats);
+    free(ids);
+    return s;
+}
+
+/* ===== Embeddings ======================================================== */
+
+vki_status vki_embed(vki_model *md, const char *const *texts, int32_t n_texts, const vki_embed_params *params,
+                     float *out)
+{
+    if (!md || (n_texts > 0 && (!texts || !out)) || n_texts < 0)
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_embed: model, texts or out is NULL");
+    if (!vki_model_is_embedding(md))
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_embed: %s is a generation model (%s), not an encoder",
+                        vki_file_path(md->file), vki_file_arch(md->file));
+    vki_embed_params ep = params ? *params : vki_embed_default_params();
+    int pooling;
+    switch (ep.pooling) {
+    case VKI_POOLING_FROM_MODEL: pooling = mdl_get_hparams(md->m)->pooling; break;
+    case VKI_POOLING_MEAN: pooling = BK_POOL_MEAN; break;
+    case VKI_POOLING_CLS: pooling = BK_POOL_CLS; break;
+    default:
+        return vki_fail(VKI_ERR_UNSUPPORTED, "vki_embed: pooling %d is not supported (from model, mean, cls)",
+                        (int)ep.pooling);
+    }
+    if (n_texts == 0) return VKI_OK;
+    int32_t **ids = calloc((size_t)n_texts, sizeof *ids);
+    int32_t *n_ids = calloc((size_t)n_texts, sizeof *n_ids);
+    vki_status s = VKI_OK;
+    if (!ids || !n_ids) {
+        s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "vki_embed: out of memory");
+        goto done;
+    }
+    for (int32_t i = 0; i < n_texts; i++) {
+        if (!texts[i]) {
+            s = vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_embed: text %d is NULL", i);
+            goto done;
+        }
+        if ((s = vki_tokenizer_encode(md->tok, texts[i], strlen(texts[i]), true, false, &ids[i], &n_ids[i])) != VKI_OK)
+            goto done;
+    }
+    s = bert_embed(md->m, (const int32_t *const *)ids, n_ids, n_texts, pooling, ep.normalize, out);
+done:
+    for (int32_t i = 0; ids && i < n_texts; i++) free(ids[i]);
+    free(ids);
+    free(n_ids);
+    return s;
+}

@@ -1,0 +1,147 @@
+/*
+ * bert.c: the BERT-family encoder (bert, bge, MiniLM shapes): token +
+ * absolute position + token-type embeddings, embeddings LayerNorm, post-LN
+ * blocks with exact GELU, then mean or CLS pooling and optional L2
+ * normalisation, for a batch of texts packed into one pass. Written only
+ * against engine/backend.h.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "error.h"
+#include "model.h"
+#include "util.h"
+
+typedef struct seg { int32_t t0, n; } seg;
+
+static bk_tensor rows2(const bk_tensor *t, int64_t r0, int64_t n) { return bk_tensor_rows(t, 1, r0, n); }
+
+static bk_tensor view3(const bk_tensor *t2, int64_t ne0, int64_t ne1, int64_t n_tok)
+{
+    return bk_tensor_make(t2->type, 3, (int64_t[]){ne0, ne1, n_tok}, t2->buf, t2->offs);
+}
+
+#define OP(x) do { if ((s = (x)) != VKI_OK) goto end; } while (0)
+
+/* One pass over n_tok packed tokens of n_segs texts; leaves the pooled (and
+ * normalised) embeddings in *res ([n_segs][n_embd] rows of the scratch). */
+static vki_status forward(mdl_model *m, int32_t n_tok, const seg *segs, int32_t n_segs, int pooling, bool normalize,
+                          bk_tensor *res)
+{
+    bk_backend *be = m->be;
+    const mdl_hparams *hp = &m->hp;
+    mdl_scratch *sc = &m->sc;
+    const int64_t hd = hp->head_dim, nh = hp->n_head, nkv = hp->n_head_kv;
+    const float kq_scale = 1.0f / sqrtf((float)hd);
+    const float eps = hp->norm_eps;
+
+    bk_tensor ids = bk_tensor_make(VKI_TYPE_I32, 1, (int64_t[]){n_tok}, sc->ids.buf, sc->ids.offs);
+    bk_tensor pos = bk_tensor_make(VKI_TYPE_I32, 1, (int64_t[]){n_tok}, sc->pos.buf, sc->pos.offs);
+    bk_tensor typ = bk_tensor_make(VKI_TYPE_I32, 1, (int64_t[]){n_tok}, sc->types.buf, sc->types.offs);
+    bk_tensor a = rows2(&sc->x, 0, n_tok), b = rows2(&sc->h, 0, n_tok), c = rows2(&sc->o, 0, n_tok);
+    bk_tensor q = rows2(&sc->q, 0, n_tok), k = rows2(&sc->k, 0, n_tok), v = rows2(&sc->v, 0, n_tok);
+    bk_tensor att = rows2(&sc->att, 0, n_tok);
+    bk_tensor q3 = view3(&q, hd, nh, n_tok), k3 = view3(&k, hd, nkv, n_tok), v3 = view3(&v, hd, nkv, n_tok);
+    bk_tensor att3 = view3(&att, hd, nh, n_tok);
+    bk_tensor fa = rows2(&sc->fa, 0, n_tok), fb = rows2(&sc->fb, 0, n_tok);
+    bk_tensor pooled = rows2(&sc->pooled, 0, n_segs);
+
+    vki_status s = bk_begin(be);
+    if (s != VKI_OK) return s;
+
+    OP(bk_get_rows(be, &a, &m->tok_embd, &ids));
+    OP(bk_get_rows(be, &b, &m->pos_embd, &pos));
+    OP(bk_add(be, &c, &a, &b));
+    OP(bk_get_rows(be, &a, &m->type_embd, &typ));
+    OP(bk_add(be, &b, &c, &a));
+    OP(bk_layer_norm(be, &a, &b, &m->tok_norm, &m->tok_norm_b, eps));
+    for (int32_t l = 0; l < hp->n_layer; l++) {
+        const mdl_layer *L = &m->layers[l];
+        /* b = a + Wo·attn(a); a = LN(b) */
+        OP(bk_matmul(be, &q, &L->wq, &a, mdl_opt(&L->bq)));
+        OP(bk_matmul(be, &k, &L->wk, &a, mdl_opt(&L->bk)));
+        OP(bk_matmul(be, &v, &L->wv, &a, mdl_opt(&L->bv)));
+        for (int32_t i = 0; i < n_segs; i++) {
+            bk_tensor qs = bk_tensor_rows(&q3, 2, segs[i].t0, segs[i].n);
+            bk_tensor ks = bk_tensor_rows(&k3, 2, segs[i].t0, segs[i].n);
+            bk_tensor vs = bk_tensor_rows(&v3, 2, segs[i].t0, segs[i].n);
+            bk_tensor os = bk_tensor_rows(&att3, 2, segs[i].t0, segs[i].n);
+            OP(bk_attn(be, &os, &qs, &ks, &vs, kq_scale, false, 0));
+        }
+        OP(bk_matmul(be, &c, &L->wo, &att, mdl_opt(&L->bo)));
+        OP(bk_add(be, &b, &a, &c));
+        OP(bk_layer_norm(be, &a, &b, &L->attn_norm, mdl_opt(&L->attn_norm_b), eps));
+        /* b = a + Wdown·gelu(Wup·a); a = LN(b) */
+        OP(bk_matmul(be, &fa, &L->ffn_up, &a, mdl_opt(&L->ffn_up_b)));
+        OP(bk_gelu(be, &fb, &fa));
+        OP(bk_matmul(be, &c, &L->ffn_down, &fb, mdl_opt(&L->ffn_down_b)));
+        OP(bk_add(be, &b, &a, &c));
+        OP(bk_layer_norm(be, &a, &b, &L->ffn_norm, mdl_opt(&L->ffn_norm_b), eps));
+    }
+    for (int32_t i = 0; i < n_segs; i++) {
+        bk_tensor dst = rows2(&pooled, i, 1), src = rows2(&a, segs[i].t0, segs[i].n);
+        OP(bk_pool(be, &dst, &src, pooling));
+    }
+    *res = pooled;
+    if (normalize) {
+        bk_tensor nrm = rows2(&sc->h, 0, n_segs);
+        OP(bk_l2_norm(be, &nrm, &pooled));
+        *res = nrm;
+    }
+end:;
+    vki_status e = bk_end(be);
+    return s != VKI_OK ? s : e;
+}
+
+vki_status bert_embed(mdl_model *m, const int32_t *const *ids, const int32_t *n_ids, int32_t n_seq,
+                      int pooling, bool normalize, float *out)
+{
+    if (m->arch != MDL_ARCH_BERT)
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "embed: this is a generation model, not an encoder");
+    if (pooling != BK_POOL_MEAN && pooling != BK_POOL_CLS)
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "embed: pooling %d is not mean or CLS", pooling);
+    const int32_t max_len = VKI_MIN(m->n_ctx, m->n_batch), n_vocab = m->hp.n_vocab;
+    for (int32_t i = 0; i < n_seq; i++) {
+        if (n_ids[i] < 1 || n_ids[i] > max_len)
+            return vki_fail(VKI_ERR_INVALID_ARGUMENT, "embed: text %d has %d tokens, expected 1..%d", i, n_ids[i],
+                            max_len);
+        for (int32_t t = 0; t < n_ids[i]; t++)
+            if (ids[i][t] < 0 || ids[i][t] >= n_vocab)
+                return vki_fail(VKI_ERR_INVALID_ARGUMENT, "embed: text %d: token id %d is outside 0..%d", i,
+                                ids[i][t], n_vocab - 1);
+    }
+    const int32_t nb = m->n_batch, E = m->hp.n_embd;
+    int32_t *tok = malloc(sizeof *tok * (size_t)nb * 2);
+    seg *segs = malloc(sizeof *segs * (size_t)nb);
+    vki_status s = VKI_OK;
+    if (!tok || !segs) {
+        s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "embed: out of memory");
+        goto done;
+    }
+    int32_t *pos = tok + nb;
+    bk_backend *be = m->be;
+    for (int32_t first = 0; first < n_seq;) {
+        int32_t n_tok = 0, n_segs = 0;
+        while (first + n_segs < n_seq && n_tok + n_ids[first + n_segs] <= nb) {
+            int32_t i = first + n_segs, n = n_ids[i];
+            segs[n_segs++] = (seg){n_tok, n};
+            for (int32_t t = 0; t < n; t++) {
+                tok[n_tok + t] = ids[i][t];
+                pos[n_tok + t] = t;
+            }
+            n_tok += n;
+        }
+        bk_tensor res;
+        if ((s = be->iface->tensor_set(be, &m->sc.ids, tok, 0, (uint64_t)n_tok * 4u)) != VKI_OK) goto done;
+        if ((s = be->iface->tensor_set(be, &m->sc.pos, pos, 0, (uint64_t)n_tok * 4u)) != VKI_OK) goto done;
+        if ((s = forward(m, n_tok, segs, n_segs, pooling, normalize, &res)) != VKI_OK) goto done;
+        if ((s = be->iface->tensor_get(be, &res, out + (size_t)first * (size_t)E, 0,
+                                       (uint64_t)n_segs * (uint64_t)E * 4u)) != VKI_OK)
+            goto done;
+        first += n_segs;
+    }
+done:
+    free(tok);
+    free(segs);
+    return s;
+}

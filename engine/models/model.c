@@ -1,0 +1,445 @@
+/*
+ * model.c: from an opened model file to a model on a backend: the
+ * architecture and hyperparameters from metadata, every weight found by its
+ * GGUF name and shape-checked, uploaded with a progress callback (or, on the
+ * CPU, borrowed from the mapping without a copy), then the KV cache and the
+ * scratch activations. Must not: run a forward pass (llama.c, bert.c).
+ */
+#include "model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "util.h"
+
+/* ===== Hyperparameters =================================================== */
+
+static vki_status need_u32(const vki_model_file *f, const char *suffix, int32_t *out)
+{
+    uint32_t v;
+    if (!vki_file_get_arch_u32(f, suffix, &v))
+        return vki_fail(VKI_ERR_BAD_FILE, "%s: metadata key '%s.%s' is missing or not an integer",
+                        vki_file_path(f), vki_file_arch(f), suffix);
+    if (v == 0 || v > (1u << 24))
+        return vki_fail(VKI_ERR_BAD_FILE, "%s: '%s.%s' is %u, expected 1..%u", vki_file_path(f),
+                        vki_file_arch(f), suffix, v, 1u << 24);
+    *out = (int32_t)v;
+    return VKI_OK;
+}
+
+static int32_t opt_u32(const vki_model_file *f, const char *suffix, int32_t dflt)
+{
+    uint32_t v;
+    return vki_file_get_arch_u32(f, suffix, &v) && v > 0 && v <= (1u << 24) ? (int32_t)v : dflt;
+}
+
+static float opt_f32(const vki_model_file *f, const char *suffix, float dflt)
+{
+    float v;
+    return vki_file_get_arch_f32(f, suffix, &v) ? v : dflt;
+}
+
+static vki_status read_hparams(const vki_model_file *f, mdl_arch *arch, mdl_hparams *hp)
+{
+    const char *a = vki_file_arch(f), *path = vki_file_path(f);
+    if (!strcmp(a, "llama") || !strcmp(a, "mistral")) *arch = MDL_ARCH_LLAMA;
+    else if (!strcmp(a, "qwen2")) *arch = MDL_ARCH_QWEN2;
+    else if (!strcmp(a, "bert")) *arch = MDL_ARCH_BERT;
+    else
+        return vki_fail(VKI_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (llama, mistral, qwen2, bert)",
+                        path, a[0] ? a : "(general.architecture missing)");
+
+    memset(hp, 0, sizeof *hp);
+    VKI_TRY(need_u32(f, "embedding_length", &hp->n_embd));
+    VKI_TRY(need_u32(f, "block_count", &hp->n_layer));
+    VKI_TRY(need_u32(f, "feed_forward_length", &hp->n_ff));
+    VKI_TRY(need_u32(f, "attention.head_count", &hp->n_head));
+    hp->n_head_kv = opt_u32(f, "attention.head_count_kv", hp->n_head);
+    hp->head_dim = opt_u32(f, "attention.key_length", hp->n_embd / hp->n_head);
+    hp->n_ctx_train = opt_u32(f, "context_length", 2048);
+    if (hp->n_head % hp->n_head_kv != 0)
+        return vki_fail(VKI_ERR_BAD_FILE, "%s: head_count %d is not a multiple of head_count_kv %d", path,
+                        hp->n_head, hp->n_head_kv);
+    if (hp->head_dim <= 0 || hp->head_dim % 2 != 0)
+        return vki_fail(VKI_ERR_BAD_FILE, "%s: head dimension %d (embedding_length %d / head_count %d) is not even",
+                        path, hp->head_dim, hp->n_embd, hp->n_head);
+
+    if (*arch == MDL_ARCH_BERT) {
+        hp->norm_eps = opt_f32(f, "attention.layer_norm_epsilon", 1e-12f);
+        uint32_t pt = 1;
+        vki_file_get_arch_u32(f, "pooling_type", &pt);
+        hp->pooling = pt == 2 ? BK_POOL_CLS : BK_POOL_MEAN;
+        if (pt != 1 && pt != 2)
+            return vki_fail(VKI_ERR_UNSUPPORTED, "%s: bert.pooling_type %u is not supported (1 mean, 2 CLS)", path, pt);
+        return VKI_OK;
+    }
+    if (!vki_file_get_arch_f32(f, "attention.layer_norm_rms_epsilon", &hp->norm_eps))
+        hp->norm_eps = 1e-5f;
+    hp->n_rot = opt_u32(f, "rope.dimension_count", hp->head_dim);
+    if (hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0)
+        return vki_fail(VKI_ERR_BAD_FILE, "%s: rope.dimension_count %d must be even and <= head dimension %d",
+                        path, hp->n_rot, hp->head_dim);
+    hp->rope_base = opt_f32(f, "rope.freq_base", 10000.0f);
+    hp->rope_scale = 1.0f;
+    float factor;
+    vki_str st = {0};
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+    bool linear = vki_file_get_str(f, key, &st) && st.n == 6 && !memcmp(st.p, "linear", 6);
+    if (linear && vki_file_get_arch_f32(f, "rope.scaling.factor", &factor) && factor > 0.0f)
+        hp->rope_scale = 1.0f / factor;
+    hp->rope_mode = *arch == MDL_ARCH_QWEN2 ? BK_ROPE_NEOX : BK_ROPE_NORMAL;
+    return VKI_OK;
+}
+
+/* ===== Weight upload ===================================================== */
+
+typedef struct upload {
+    const vki_model_file *f;
+    mdl_model            *m;
+    uint64_t              done, total;
+    vki_progress_cb       cb;
+    void                 *user;
+    void                 *stage;   /* host staging for converted/permuted rows */
+    uint64_t              stage_size;
+} upload;
+
+#define STAGE_BYTES (8u << 20)
+
+static vki_status report(upload *u, uint64_t bytes)
+{
+    u->done += bytes;
+    if (u->cb && !u->cb(u->total ? (float)((double)VKI_MIN(u->done, u->total) / (double)u->total) : 1.0f, u->user))
+        return vki_fail(VKI_ERR_CANCELLED, "%s: load cancelled by the progress callback", vki_file_path(u->f));
+    return VKI_OK;
+}
+
+static vki_status keep_buffer(mdl_model *m, bk_buffer *b)
+{
+    if (m->n_wbufs == m->cap_wbufs) {
+        int32_t cap = m->cap_wbufs ? 2 * m->cap_wbufs : 64;
+        bk_buffer **nb = realloc(m->wbufs, sizeof *nb * (size_t)cap);
+        if (!nb) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "model: out of memory for the buffer table");
+        m->wbufs = nb;
+        m->cap_wbufs = cap;
+    }
+    m->wbufs[m->n_wbufs++] = b;
+    return VKI_OK;
+}
+
+/* Whether the backend multiplies / gathers with weights of this type. */
+static bool weight_type_ok(bk_backend *be, const bk_tensor *w, bool gather)
+{
+    int64_t ne_x[2] = {w->ne[0], 1}, ne_d[2] = {gather ? w->ne[0] : w->ne[1], 1}, one = 1;
+    bk_tensor x = bk_tensor_make(VKI_TYPE_F32, 2, ne_x, NULL, 0);
+    bk_tensor d = bk_tensor_make(VKI_TYPE_F32, 2, ne_d, NULL, 0);
+    bk_tensor ids = bk_tensor_make(VKI_TYPE_I32, 1, &one, NULL, 0);
+    bk_op op = {.kind = gather ? BK_OP_GET_ROWS : BK_OP_MATMUL, .dst = &d,
+                .src = {w, gather ? &ids : &x, NULL}};
+    return be->iface->supports_op(be, &op);
+}
+
+enum { T_REQUIRED = 1, T_F32 = 2, T_GATHER = 4, T_MATMUL = 8 };
+
+/* Finds `name`, checks its shape against ne[0..n_dims), uploads it into its
+ * own buffer and describes it in *out. Absent optional tensors leave *out
+ * zeroed. T_F32: converted to f32 (norms and biases: the ops want f32).
+ * T_GATHER / T_MATMUL: converted to f32 when the backend lacks the type. */
+static vki_status load_tensor(upload *u, const char *name, int n_dims, const int64_t *ne, int flags, bk_tensor *out)
+{
+    const vki_model_file *f = u->f;
+    bk_backend *be = u->m->be;
+    memset(out, 0, sizeof *out);
+    const vki_tensor_info *ti = vki_file_find_tensor(f, name);
+    if (!ti) {
+        if (flags & T_REQUIRED)
+            return vki_fail(VKI_ERR_NOT_FOUND, "%s: tensor '%s' is missing (architecture %s)", vki_file_path(f), name,
+                            vki_file_arch(f));
+        return VKI_OK;
+    }
+    for (int i = 0; i < 4; i++) {
+        int64_t want = i < n_dims ? ne[i] : 1;
+        if (ti->ne[i] != want)
+            return vki_fail(VKI_ERR_BAD_FILE,
+                            "%s: tensor '%s' has shape [%lld, %lld, %lld, %lld], expected [%lld, %lld] from the metadata",
+                            vki_file_path(f), name, (long long)ti->ne[0], (long long)ti->ne[1], (long long)ti->ne[2],
+                            (long long)ti->ne[3], (long long)ne[0], (long long)(n_dims > 1 ? ne[1] : 1));
+    }
+    const vki_type_traits *tr = vki_type_get(ti->type);
+    if (!tr || !tr->supported)
+        return vki_fail(VKI_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s, which vkinfer cannot read",
+                        vki_file_path(f), name, vki_type_name(ti->type));
+
+    bk_tensor t = bk_tensor_make(ti->type, n_dims, ne, NULL, 0);
+    t.name = ti->name;
+    bool convert = (flags & T_F32) && ti->type != VKI_TYPE_F32;
+    if (!convert && (flags & (T_GATHER | T_MATMUL)) && !weight_type_ok(be, &t, (flags & T_GATHER) != 0)) {
+        /* A second use of the same tensor (tied output) may need the other op. */
+        convert = ti->type != VKI_TYPE_F32;
+    }
+    if (convert) {
+        t = bk_tensor_make(VKI_TYPE_F32, n_dims, ne, NULL, 0);
+        t.name = ti->name;
+    }
+    const bool permute = ti->rope_permute_heads > 0;
+    const uint64_t bytes = bk_nbytes(&t);
+    const int64_t n_rows = bk_nelements(&t) / t.ne[0];
+    const uint64_t src_row = vki_row_bytes(ti->type, ti->ne[0]);
+
+    bk_buffer *b = NULL;
+    vki_status s;
+    if (!convert && !permute && be->kind == VKI_BACKEND_CPU && be->iface->buffer_from_host &&
+        ((uintptr_t)ti->data % 32) == 0) {
+        /* The CPU reads weights straight from the mapping: no copy, and the
+         * page cache shares them between processes. */
+        s = be->iface->buffer_from_host(be, (void *)ti->data, ti->bytes, &b);
+        if (s != VKI_OK) return vki_fail_prefix(s, "%s: tensor '%s'", vki_file_path(f), name);
+        if ((s = keep_buffer(u->m, b)) != VKI_OK) {
+            be->iface->buffer_destroy(be, b);
+            return s;
+        }
+        t.buf = b;
+        VKI_TRY(report(u, ti->bytes));
+    } else {
+        s = be->iface->buffer_create(be, bytes, BK_BUFFER_WEIGHTS, &b);
+        if (s != VKI_OK)
+            return vki_fail_prefix(s, "%s: tensor '%s' (%llu bytes)", vki_file_path(f), name, (unsigned long long)bytes);
+        if ((s = keep_buffer(u->m, b)) != VKI_OK) {
+            be->iface->buffer_destroy(be, b);
+            return s;
+        }
+        t.buf = b;
+        const uint64_t dst_row = bytes / (uint64_t)n_rows;
+        if (!convert && !permute) {
+            for (uint64_t off = 0; off < bytes; off += STAGE_BYTES) {
+                uint64_t n = VKI_MIN((uint64_t)STAGE_BYTES, bytes - off);
+                VKI_TRY(be->iface->tensor_set(be, &t, (const uint8_t *)ti->data + off, off, n));
+                VKI_TRY(report(u, n));
+            }
+        } else {
+            if (!u->stage) {
+                u->stage_size = VKI_MAX((uint64_t)STAGE_BYTES, dst_row);
+                if (!(u->stage = malloc(u->stage_size)))
+                    return vki_fail(VKI_ERR_OUT_OF_MEMORY, "model: out of memory for an upload staging buffer");
+            } else if (u->stage_size < dst_row) {
+                void *ns = realloc(u->stage, dst_row);
+                if (!ns) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "model: out of memory for an upload staging buffer");
+                u->stage = ns;
+                u->stage_size = dst_row;
+            }
+            const int64_t rows_per = (int64_t)(u->stage_size / dst_row);
+            for (int64_t r0 = 0; r0 < n_rows; r0 += rows_per) {
+                int64_t nr = VKI_MIN(rows_per, n_rows - r0);
+                for (int64_t r = 0; r < nr; r++) {
+                    uint8_t *dst = (uint8_t *)u->stage + (uint64_t)r * dst_row;
+                    if (convert) {
+                        s = vki_tensor_dequant_row(ti, r0 + r, (float *)dst);
+                        if (s != VKI_OK) return vki_fail_prefix(s, "%s: tensor '%s'", vki_file_path(f), name);
+                    } else {
+                        int64_t sr = vki_tensor_source_row(ti, r0 + r);
+                        memcpy(dst, (const uint8_t *)ti->data + (uint64_t)sr * src_row, dst_row);
+                    }
+                }
+                VKI_TRY(be->iface->tensor_set(be, &t, u->stage, (uint64_t)r0 * dst_row, (uint64_t)nr * dst_row));
+                VKI_TRY(report(u, (uint64_t)nr * src_row));
+            }
+        }
+    }
+    u->m->weight_bytes += bytes;
+    u->m->n_params += (uint64_t)bk_nelements(&t);
+    *out = t;
+    return VKI_OK;
+}
+
+static vki_status load_weights(upload *u)
+{
+    mdl_model *m = u->m;
+    const mdl_hparams *hp = &m->hp;
+    const int64_t E = hp->n_embd, V = hp->n_vocab, F = hp->n_ff;
+    const int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    const bool bert = m->arch == MDL_ARCH_BERT;
+    char name[96];
+    const int R = T_REQUIRED;
+
+    bool tied = !bert && !vki_file_find_tensor(u->f, "output.weight");
+    VKI_TRY(load_tensor(u, "token_embd.weight", 2, (int64_t[]){E, V}, R | T_GATHER | (tied ? T_MATMUL : 0),
+                        &m->tok_embd));
+    if (bert) {
+        VKI_TRY(load_tensor(u, "position_embd.weight", 2, (int64_t[]){E, hp->n_ctx_train}, R | T_GATHER, &m->pos_embd));
+        VKI_TRY(load_tensor(u, "token_types.weight", 2, (int64_t[]){E, hp->n_token_types}, R | T_GATHER, &m->type_embd));
+        VKI_TRY(load_tensor(u, "token_embd_norm.weight", 1, &E, R | T_F32, &m->tok_norm));
+        VKI_TRY(load_tensor(u, "token_embd_norm.bias", 1, &E, R | T_F32, &m->tok_norm_b));
+    } else {
+        VKI_TRY(load_tensor(u, "output_norm.weight", 1, &E, R | T_F32, &m->out_norm));
+        if (tied) m->output = m->tok_embd;
+        else VKI_TRY(load_tensor(u, "output.weight", 2, (int64_t[]){E, V}, R | T_MATMUL, &m->output));
+    }
+    const int bias = bert ? R | T_F32 : T_F32; /* qwen2 has q/k/v biases, llama none */
+    for (int32_t l = 0; l < hp->n_layer; l++) {
+        mdl_layer *L = &m->layers[l];
+#define W(field, suffix, nd, flags, ...)                                                  \
+        do {                                                                              \
+            snprintf(name, sizeof name, "blk.%d.%s", (int)l, suffix);                      \
+            VKI_TRY(load_tensor(u, name, nd, (int64_t[]){__VA_ARGS__}, flags, &L->field)); \
+        } while (0)
+        W(wq, "attn_q.weight", 2, R | T_MATMUL, E, Q);
+        W(wk, "attn_k.weight", 2, R | T_MATMUL, E, KV);
+        W(wv, "attn_v.weight", 2, R | T_MATMUL, E, KV);
+        W(wo, "attn_output.weight", 2, R | T_MATMUL, Q, E);
+        W(bq, "attn_q.bias", 1, bias, Q);
+        W(bk, "attn_k.bias", 1, bias, KV);
+        W(bv, "attn_v.bias", 1, bias, KV);
+        W(bo, "attn_output.bias", 1, bert ? bias : T_F32, E);
+        W(ffn_up, "ffn_up.weight", 2, R | T_MATMUL, E, F);
+        W(ffn_down, "ffn_down.weight", 2, R | T_MATMUL, F, E);
+        if (bert) {
+            W(attn_norm, "attn_output_norm.weight", 1, R | T_F32, E);
+            W(attn_norm_b, "attn_output_norm.bias", 1, R | T_F32, E);
+            W(ffn_norm, "layer_output_norm.weight", 1, R | T_F32, E);
+            W(ffn_norm_b, "layer_output_norm.bias", 1, R | T_F32, E);
+            W(ffn_up_b, "ffn_up.bias", 1, R | T_F32, F);
+            W(ffn_down_b, "ffn_down.bias", 1, R | T_F32, E);
+        } else {
+            W(attn_norm, "attn_norm.weight", 1, R | T_F32, E);
+            W(ffn_norm, "ffn_norm.weight", 1, R | T_F32, E);
+            W(ffn_gate, "ffn_gate.weight", 2, R | T_MATMUL, E, F);
+        }
+#undef W
+    }
+    return VKI_OK;
+}
+
+/* ===== Scratch =========================================================== */
+
+static vki_status scratch_create(mdl_model *m)
+{
+    const mdl_hparams *hp = &m->hp;
+    const int64_t nb = m->n_batch, no = m->n_out;
+    const int64_t E = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
+    const bool bert = m->arch == MDL_ARCH_BERT;
+    mdl_scratch *sc = &m->sc;
+    struct { bk_tensor *t; vki_type type; int64_t ne0, ne1; } plan[] = {
+        {&sc->ids, VKI_TYPE_I32, nb, 1},       {&sc->pos, VKI_TYPE_I32, nb, 1},
+        {&sc->types, VKI_TYPE_I32, bert ? nb : 1, 1}, {&sc->out_ids, VKI_TYPE_I32, bert ? 1 : no, 1},
+        {&sc->x, VKI_TYPE_F32, E, nb},         {&sc->h, VKI_TYPE_F32, E, nb},
+        {&sc->o, VKI_TYPE_F32, E, nb},         {&sc->q, VKI_TYPE_F32, Q, nb},
+        {&sc->att, VKI_TYPE_F32, Q, nb},       {&sc->k, VKI_TYPE_F32, KV, nb},
+        {&sc->v, VKI_TYPE_F32, KV, nb},        {&sc->fa, VKI_TYPE_F32, hp->n_ff, nb},
+        {&sc->fb, VKI_TYPE_F32, hp->n_ff, nb}, {&sc->fc, VKI_TYPE_F32, bert ? 1 : hp->n_ff, bert ? 1 : nb},
+        {&sc->xo, VKI_TYPE_F32, E, bert ? 1 : no}, {&sc->ho, VKI_TYPE_F32, E, bert ? 1 : no},
+        {&sc->logits, VKI_TYPE_F32, bert ? 1 : hp->n_vocab, bert ? 1 : no},
+        {&sc->pooled, VKI_TYPE_F32, bert ? E : 1, bert ? nb : 1},
+    };
+    /* 256: the largest minStorageBufferOffsetAlignment Vulkan allows. */
+    uint64_t offs[VKI_COUNT(plan)], total = 0;
+    for (size_t i = 0; i < VKI_COUNT(plan); i++) {
+        offs[i] = total;
+        uint64_t n;
+        if (!vki_mul_ok((uint64_t)plan[i].ne0, (uint64_t)plan[i].ne1 * 4u, &n) || !vki_add_ok(total, n, &total))
+            return vki_fail(VKI_ERR_INVALID_ARGUMENT, "model: scratch size overflows (n_batch %d)", m->n_batch);
+        total = vki_align_up(total, 256);
+    }
+    VKI_TRY(m->be->iface->buffer_create(m->be, total, BK_BUFFER_COMPUTE, &sc->buf));
+    for (size_t i = 0; i < VKI_COUNT(plan); i++) {
+        int64_t ne[2] = {plan[i].ne0, plan[i].ne1};
+        *plan[i].t = bk_tensor_make(plan[i].type, 2, ne, sc->buf, offs[i]);
+    }
+    if (bert) {
+        /* Token type 0 for every token: written once here. */
+        int32_t *zeros = calloc((size_t)nb, sizeof *zeros);
+        if (!zeros) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "model: out of memory");
+        vki_status s = m->be->iface->tensor_set(m->be, &sc->types, zeros, 0, (uint64_t)nb * 4u);
+        free(zeros);
+        VKI_TRY(s);
+    }
+    return VKI_OK;
+}
+
+/* ===== Load / destroy ==================================================== */
+
+vki_status mdl_load(const vki_model_file *f, bk_backend *be, const mdl_load_params *p, mdl_model **out)
+{
+    *out = NULL;
+    mdl_load_params dp = {0};
+    if (!p) p = &dp;
+    upload u = {.f = f, .cb = p->progress, .user = p->progress_user, .total = vki_file_weight_bytes(f)};
+    vki_status s;
+    mdl_model *m = calloc(1, sizeof *m);
+    if (!m) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "model: out of memory");
+    m->be = be;
+    u.m = m;
+    if ((s = read_hparams(f, &m->arch, &m->hp)) != VKI_OK) goto fail;
+
+    const vki_tensor_info *te = vki_file_find_tensor(f, "token_embd.weight");
+    if (!te) {
+        s = vki_fail(VKI_ERR_NOT_FOUND, "%s: tensor 'token_embd.weight' is missing", vki_file_path(f));
+        goto fail;
+    }
+    m->hp.n_vocab = (int32_t)te->ne[1];
+    if (m->arch == MDL_ARCH_BERT) {
+        const vki_tensor_info *tt = vki_file_find_tensor(f, "token_types.weight");
+        m->hp.n_token_types = tt ? (int32_t)tt->ne[1] : 2;
+    }
+
+    uint32_t n_ctx = p->n_ctx ? p->n_ctx : VKI_MIN((uint32_t)m->hp.n_ctx_train, 4096u);
+    if (m->arch == MDL_ARCH_BERT && n_ctx > (uint32_t)m->hp.n_ctx_train) n_ctx = (uint32_t)m->hp.n_ctx_train;
+    if (n_ctx > (1u << 20)) {
+        s = vki_fail(VKI_ERR_INVALID_ARGUMENT, "model: n_ctx %u is larger than 2^20", n_ctx);
+        goto fail;
+    }
+    m->n_ctx = (int32_t)n_ctx;
+    m->n_seq_max = p->n_seq_max ? (int32_t)p->n_seq_max : 1;
+    m->n_batch = (int32_t)VKI_MIN(p->n_batch ? p->n_batch : 512u, n_ctx);
+    if (m->arch == MDL_ARCH_BERT) m->n_batch = (int32_t)VKI_MAX((uint32_t)m->n_batch, VKI_MIN(2048u, 4 * n_ctx));
+    m->n_out = m->n_seq_max;
+
+    m->layers = calloc((size_t)m->hp.n_layer, sizeof *m->layers);
+    if (!m->layers) {
+        s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "model: out of memory");
+        goto fail;
+    }
+    if (u.cb && !u.cb(0.0f, u.user)) {
+        s = vki_fail(VKI_ERR_CANCELLED, "%s: load cancelled by the progress callback", vki_file_path(f));
+        goto fail;
+    }
+    if ((s = load_weights(&u)) != VKI_OK) goto fail;
+    if (m->arch != MDL_ARCH_BERT) {
+        vki_type kt = p->kv_type == VKI_TYPE_F16 ? VKI_TYPE_F16 : VKI_TYPE_F32;
+        if ((s = mdl_kv_create(be, &m->hp, kt, m->n_ctx, m->n_seq_max, &m->kv)) != VKI_OK) goto fail;
+    }
+    if ((s = scratch_create(m)) != VKI_OK) goto fail;
+    if (u.cb && !u.cb(1.0f, u.user)) {
+        s = vki_fail(VKI_ERR_CANCELLED, "%s: load cancelled by the progress callback", vki_file_path(f));
+        goto fail;
+    }
+    free(u.stage);
+    *out = m;
+    return VKI_OK;
+fail:
+    free(u.stage);
+    mdl_destroy(m);
+    return s;
+}
+
+void mdl_destroy(mdl_model *m)
+{
+    if (!m) return;
+    bk_backend *be = m->be;
+    if (m->sc.buf) be->iface->buffer_destroy(be, m->sc.buf);
+    mdl_kv_destroy(be, &m->kv);
+    for (int32_t i = m->n_wbufs - 1; i >= 0; i--) be->iface->buffer_destroy(be, m->wbufs[i]);
+    free(m->wbufs);
+    free(m->layers);
+    free(m);
+}
+
+mdl_arch           mdl_get_arch(const mdl_model *m) { return m->arch; }
+const mdl_hparams *mdl_get_hparams(const mdl_model *m) { return &m->hp; }
+bk_backend        *mdl_backend(const mdl_model *m) { return m->be; }
+int32_t            mdl_n_ctx(const mdl_model *m) { return m->n_ctx; }
+int32_t            mdl_n_seq_max(const mdl_model *m) { return m->n_seq_max; }
+int32_t            mdl_n_batch(const mdl_model *m) { return m->n_batch; }
+uint64_t           mdl_n_params(const mdl_model *m) { return m->n_params; }
+uint64_t           mdl_weight_bytes(const mdl_model *m) { return m->weight_bytes; }

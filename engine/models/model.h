@@ -1,0 +1,157 @@
+/*
+ * model.h: a model file mapped onto a backend: hyperparameters, weight
+ * tensors by GGUF name, the KV cache and scratch, and the forward passes
+ * (llama.c: decoder, bert.c: encoder + pooling). The public API (engine/api.c)
+ * and the scheduler (engine/sched/) drive models through this header.
+ * Must not: tokenize, sample, or call CPU/Vulkan code other than through
+ * engine/backend.h.
+ */
+#ifndef VKI_MODEL_H
+#define VKI_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/backend.h"
+#include "loader/model_file.h"
+
+typedef enum mdl_arch {
+    MDL_ARCH_LLAMA = 0, /* llama, mistral: normal RoPE                         */
+    MDL_ARCH_QWEN2 = 1, /* NeoX RoPE, QKV biases                               */
+    MDL_ARCH_BERT  = 2, /* encoder: absolute positions, post-LN, GELU, pooling */
+} mdl_arch;
+
+typedef struct mdl_hparams {
+    int32_t n_vocab, n_embd, n_layer, n_ff;
+    int32_t n_head, n_head_kv, head_dim;
+    int32_t n_rot;         /* RoPE dims (rope.dimension_count, else head_dim)  */
+    int32_t rope_mode;     /* BK_ROPE_NORMAL or BK_ROPE_NEOX                    */
+    float   rope_base, rope_scale; /* theta = pos * rope_scale * base^(-2i/n_rot) */
+    float   norm_eps;      /* RMSNorm or LayerNorm epsilon                      */
+    int32_t n_ctx_train;
+    int32_t n_token_types; /* BERT                                              */
+    int32_t pooling;       /* BERT: BK_POOL_MEAN / BK_POOL_CLS (from the file)  */
+} mdl_hparams;
+
+/* A weight tensor; buf == NULL when the file has no such (optional) tensor. */
+typedef struct mdl_layer {
+    bk_tensor attn_norm, attn_norm_b;     /* [n_embd] f32 (llama: RMS; bert: attn_output_norm) */
+    bk_tensor wq, wk, wv, wo;             /* [out][n_embd] any weight type                     */
+    bk_tensor bq, bk, bv, bo;             /* [out] f32 (qwen2, bert)                           */
+    bk_tensor ffn_norm, ffn_norm_b;       /* [n_embd] f32 (bert: layer_output_norm)            */
+    bk_tensor ffn_gate, ffn_up, ffn_down; /* [n_ff][n_embd], [n_embd][n_ff]                    */
+    bk_tensor ffn_up_b, ffn_down_b;       /* bert                                              */
+} mdl_layer;
+
+typedef struct mdl_load_params {
+    uint32_t        n_ctx;     /* per sequence; 0 = from the file, capped at 4096 */
+    uint32_t        n_seq_max; /* KV cache slots; 0 = 1                           */
+    uint32_t        n_batch;   /* tokens per forward pass (ubatch); 0 = 512       */
+    vki_type        kv_type;   /* VKI_TYPE_F32 (default) or VKI_TYPE_F16          */
+    vki_progress_cb progress;
+    void           *progress_user;
+} mdl_load_params;
+
+typedef struct mdl_model mdl_model;
+
+/* Maps the file's tensors and uploads them to `be` (borrowed; it must outlive
+ * the model), then allocates the KV cache and scratch. The file must stay
+ * open while the model lives (the CPU backend may borrow its mapping).
+ * NOT_FOUND (missing tensor), BAD_FILE (wrong shape), UNSUPPORTED (arch or
+ * type), OUT_OF_(DEVICE_)MEMORY, CANCELLED (progress returned false). */
+vki_status mdl_load(const vki_model_file *f, bk_backend *be, const mdl_load_params *p, mdl_model **out);
+void       mdl_destroy(mdl_model *m);
+
+mdl_arch           mdl_get_arch(const mdl_model *m);
+const mdl_hparams *mdl_get_hparams(const mdl_model *m);
+bk_backend        *mdl_backend(const mdl_model *m);
+int32_t            mdl_n_ctx(const mdl_model *m);
+int32_t            mdl_n_seq_max(const mdl_model *m);
+int32_t            mdl_n_batch(const mdl_model *m);
+uint64_t           mdl_n_params(const mdl_model *m);
+uint64_t           mdl_weight_bytes(const mdl_model *m); /* as stored on the backend */
+
+/* ----- decoder (llama.c) ----- */
+
+/* Tokens to append to one sequence's KV cache. */
+typedef struct mdl_span {
+    int32_t        seq;      /* KV slot, < n_seq_max; each at most once per call */
+    int32_t        n_tokens; /* >= 1                                             */
+    const int32_t *tokens;   /* [n_tokens]                                       */
+} mdl_span;
+
+/* Evaluates all spans in batched passes of at most n_batch tokens (a prompt
+ * is one pass when it fits), appending to each sequence's cache, and writes
+ * the logits of each span's last token to logits [n_spans][n_vocab].
+ * INVALID_ARGUMENT (bad seq/token id, context full), backend errors. */
+vki_status llama_decode(mdl_model *m, const mdl_span *spans, int32_t n_spans, float *logits);
+
+/* Number of positions sequence `seq` holds; clearing forgets them. */
+int32_t mdl_kv_seq_len(const mdl_model *m, int32_t seq);
+void    mdl_kv_seq_clear(mdl_model *m, int32_t seq);
+/* Keeps positions [0, n) of seq (for reusing a shared prompt prefix). */
+void    mdl_kv_seq_truncate(mdl_model *m, int32_t seq, int32_t n);
+
+/* ----- encoder (bert.c) ----- */
+
+/* Embeds n_seq token sequences (already with [CLS]/[SEP]) into out
+ * [n_seq][n_embd], pooled with `pooling` (BK_POOL_MEAN/CLS) and, when
+ * normalize, L2-normalised. Sequences are packed into passes of at most
+ * n_batch tokens; each must fit n_ctx and n_batch. */
+vki_status bert_embed(mdl_model *m, const int32_t *const *ids, const int32_t *n_ids, int32_t n_seq,
+                      int pooling, bool normalize, float *out);
+
+/* ===== Internal to engine/models/ ======================================== */
+
+/* KV cache (kv_cache.c): per layer one K and one V tensor
+ * {head_dim, n_head_kv, n_ctx, n_seq} of kv_type. */
+typedef struct mdl_kv_cache {
+    vki_type   type;
+    int32_t    n_layer, n_ctx, n_seq;
+    bk_buffer **bufs;   /* [2 * n_layer]                      */
+    bk_tensor  *k, *v;  /* [n_layer]                          */
+    int32_t    *len;    /* [n_seq] positions held per sequence */
+} mdl_kv_cache;
+
+vki_status mdl_kv_create(bk_backend *be, const mdl_hparams *hp, vki_type type, int32_t n_ctx,
+                         int32_t n_seq, mdl_kv_cache *kv);
+void       mdl_kv_destroy(bk_backend *be, mdl_kv_cache *kv);
+/* Views of layer l, sequence s, positions [p0, p0+n): {head_dim, n_head_kv, n, 1}. */
+bk_tensor  mdl_kv_view(const bk_tensor *t, int32_t s, int32_t p0, int32_t n);
+
+/* Scratch activations for one pass of up to n_batch tokens and n_out outputs. */
+typedef struct mdl_scratch {
+    bk_buffer *buf;
+    bk_tensor  ids, pos, types, out_ids;        /* i32 [n_batch] ([n_out] for out_ids) */
+    bk_tensor  x, h, o;                         /* f32 [n_batch][n_embd]               */
+    bk_tensor  q, att;                          /* f32 [n_batch][n_head * head_dim]    */
+    bk_tensor  k, v;                            /* f32 [n_batch][n_head_kv * head_dim] */
+    bk_tensor  fa, fb, fc;                      /* f32 [n_batch][n_ff]                 */
+    bk_tensor  xo, ho;                          /* f32 [n_out][n_embd]                 */
+    bk_tensor  logits;                          /* f32 [n_out][n_vocab] (decoders)     */
+    bk_tensor  pooled;                          /* f32 [n_batch][n_embd] (encoders)    */
+} mdl_scratch;
+
+struct mdl_model {
+    mdl_arch     arch;
+    mdl_hparams  hp;
+    bk_backend  *be;
+    int32_t      n_ctx, n_seq_max, n_batch, n_out;
+    /* weights */
+    bk_tensor    tok_embd;           /* [n_vocab][n_embd]                         */
+    bk_tensor    pos_embd, type_embd; /* bert: [n_ctx_train][n_embd], [types][n_embd] */
+    bk_tensor    tok_norm, tok_norm_b; /* bert embeddings LayerNorm               */
+    bk_tensor    out_norm;           /* [n_embd] f32                              */
+    bk_tensor    output;             /* [n_vocab][n_embd]; = tok_embd when tied   */
+    mdl_layer   *layers;             /* [n_layer]                                 */
+    bk_buffer  **wbufs;              /* one buffer per uploaded tensor            */
+    int32_t      n_wbufs, cap_wbufs;
+    uint64_t     weight_bytes, n_params;
+    mdl_kv_cache kv;
+    mdl_scratch  sc;
+};
+
+/* The tensor if present, else NULL (for optional bias arguments). */
+static inline const bk_tensor *mdl_opt(const bk_tensor *t) { return t->buf ? t : NULL; }
+
+#endif
