@@ -1,0 +1,668 @@
+/*
+ * backend_cpu.c: the CPU backend behind bk_cpu_create: 64-byte aligned host
+ * buffers (or wrapped caller memory), eager op execution split over the
+ * thread pool, and the per-ISA kernel table chosen at creation. The math of
+ * each op must agree with ref.c, which the op tests check.
+ * Must not: allocate per op in the steady state (scratch is reused).
+ */
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu.h"
+#include "error.h"
+#include "ref.h"
+#include "util.h"
+
+typedef struct cpu_ctx {
+    cpu_pool          *pool;
+    const cpu_kernels *kern;
+    int                n_threads;
+    bool               in_pass;
+    char               name[96];
+    atomic_uint_least64_t mem_used;
+    uint8_t           *scratch; /* reused op scratch, 64-byte aligned */
+    size_t             scratch_size;
+} cpu_ctx;
+
+static cpu_ctx *ctx_of(bk_backend *be) { return be->ctx; }
+
+/* ===== Buffers =========================================================== */
+
+static vki_status cpu_buffer_create(bk_backend *be, uint64_t size, bk_buffer_usage usage, bk_buffer **out)
+{
+    (void)usage;
+    *out = NULL;
+    cpu_buffer *b = calloc(1, sizeof *b);
+    void *p = NULL;
+    uint64_t alloc = vki_align_up(size ? size : 1, 64);
+    if (!b || alloc < size || posix_memalign(&p, 64, (size_t)alloc) != 0) {
+        free(b);
+        return vki_fail(VKI_ERR_OUT_OF_MEMORY, "cpu: could not allocate a buffer of %llu bytes",
+                        (unsigned long long)size);
+    }
+    b->data = p;
+    b->size = size;
+    b->owned = true;
+    atomic_fetch_add(&ctx_of(be)->mem_used, alloc);
+    *out = (bk_buffer *)b;
+    return VKI_OK;
+}
+
+static void cpu_buffer_destroy(bk_backend *be, bk_buffer *buf)
+{
+    cpu_buffer *b = (cpu_buffer *)buf;
+    if (!b) return;
+    if (b->owned) {
+        free(b->data);
+        atomic_fetch_sub(&ctx_of(be)->mem_used, vki_align_up(b->size ? b->size : 1, 64));
+    }
+    free(b);
+}
+
+static vki_status cpu_buffer_from_host(bk_backend *be, void *ptr, uint64_t size, bk_buffer **out)
+{
+    (void)be;
+    *out = NULL;
+    if (!ptr) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "cpu: buffer_from_host with a NULL pointer");
+    cpu_buffer *b = calloc(1, sizeof *b);
+    if (!b) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "cpu: out of memory wrapping a host buffer");
+    cpu_buffer_wrap(b, ptr, size);
+    *out = (bk_buffer *)b;
+    return VKI_OK;
+}
+
+static void *cpu_buffer_host_ptr(bk_backend *be, bk_buffer *buf)
+{
+    (void)be;
+    return buf ? ((cpu_buffer *)buf)->data : NULL;
+}
+
+static vki_status tensor_range(bk_backend *be, const bk_tensor *t, uint64_t offs, uint64_t size, const char *what)
+{
+    const cpu_buffer *b = (const cpu_buffer *)t->buf;
+    uint64_t end;
+    if (ctx_of(be)->in_pass)
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "cpu: %s of '%s' between begin and end", what, t->name ? t->name : "");
+    if (!b || !vki_add_ok(t->offs, offs, &end) || !vki_add_ok(end, size, &end) || end > b->size)
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "cpu: %s of '%s': bytes [%llu, +%llu) past the buffer's %llu",
+                        what, t->name ? t->name : "", (unsigned long long)(t->offs + offs),
+                        (unsigned long long)size, (unsigned long long)(b ? b->size : 0));
+    return VKI_OK;
+}
+
+static vki_status cpu_tensor_set(bk_backend *be, const bk_tensor *t, const void *src, uint64_t offs, uint64_t size)
+{
+    VKI_TRY(tensor_range(be, t, offs, size, "tensor_set"));
+    memcpy((uint8_t *)cpu_tensor_data(t) + offs, src, (size_t)size);
+    return VKI_OK;
+}
+
+static vki_status cpu_tensor_get(bk_backend *be, const bk_tensor *t, void *dst, uint64_t offs, uint64_t size)
+{
+    VKI_TRY(tensor_range(be, t, offs, size, "tensor_get"));
+    memcpy(dst, (const uint8_t *)cpu_tensor_data(t) + offs, (size_t)size);
+    return VKI_OK;
+}
+
+/* Scratch shared by one op's threads; grows, never shrinks. */
+static void *scratch_get(cpu_ctx *c, size_t size)
+{
+    if (size > c->scratch_size) {
+        void *p = NULL;
+        size_t want = (size_t)vki_align_up(size + size / 4, 64);
+        if (posix_memalign(&p, 64, want) != 0) return NULL;
+        free(c->scratch);
+        c->scratch = p;
+        c->scratch_size = want;
+    }
+    return c->scratch;
+}
+
+/* ===== Row helpers ======================================================= */
+
+static int64_t n_rows(const bk_tensor *t) { return t->ne[1] * t->ne[2] * t->ne[3]; }
+
+static uint8_t *row_ptr(const bk_tensor *t, int64_t r)
+{
+    int64_t i1 = r % t->ne[1], i2 = (r / t->ne[1]) % t->ne[2], i3 = r / (t->ne[1] * t->ne[2]);
+    return (uint8_t *)cpu_tensor_data(t) + (uint64_t)i1 * t->nb[1] + (uint64_t)i2 * t->nb[2] +
+           (uint64_t)i3 * t->nb[3];
+}
+
+/* Rows are evenly spaced by nb[1] across dims 1..3. */
+static bool rows_uniform(const bk_tensor *t)
+{
+    return (t->ne[2] == 1 || t->nb[2] == t->nb[1] * (uint64_t)t->ne[1]) &&
+           (t->ne[3] == 1 || t->nb[3] == t->nb[2] * (uint64_t)t->ne[2]);
+}
+
+static void split(int64_t n, int ith, int nth, int64_t *r0, int64_t *r1)
+{
+    *r0 = n * ith / nth;
+    *r1 = n * (ith + 1) / nth;
+}
+
+/* ===== Row-wise ops ====================================================== */
+
+typedef struct row_task {
+    const bk_op       *op;
+    const cpu_kernels *kern;
+    float             *scratch; /* per-thread rows, stride scratch_stride floats */
+    int64_t            scratch_stride;
+} row_task;
+
+static float silu_f(float x) { return x / (1.0f + expf(-x)); }
+static float gelu_f(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+
+static void elementwise_rows(void *arg, int ith, int nth)
+{
+    const row_task *t = arg;
+    const bk_op *op = t->op;
+    const bk_tensor *d = op->dst, *a = op->src[0], *b = op->src[1];
+    int64_t n = a->ne[0], r0, r1;
+    split(n_rows(a), ith, nth, &r0, &r1);
+    bool bcast = b && n_rows(b) == 1;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = (const float *)row_ptr(a, r);
+        const float *y = b ? (const float *)row_ptr(b, bcast ? 0 : r) : NULL;
+        float *o = (float *)row_ptr(d, r);
+        switch (op->kind) {
+        case BK_OP_ADD:    for (int64_t i = 0; i < n; i++) o[i] = x[i] + y[i]; break;
+        case BK_OP_MUL:    for (int64_t i = 0; i < n; i++) o[i] = x[i] * y[i]; break;
+        case BK_OP_SCALE:  for (int64_t i = 0; i < n; i++) o[i] = x[i] * op->fp[0]; break;
+        case BK_OP_SILU:   for (int64_t i = 0; i < n; i++) o[i] = silu_f(x[i]); break;
+        case BK_OP_GELU:   for (int64_t i = 0; i < n; i++) o[i] = gelu_f(x[i]); break;
+        case BK_OP_SWIGLU: for (int64_t i = 0; i < n; i++) o[i] = silu_f(x[i]) * y[i]; break;
+        default: VKI_ASSERT(!"not elementwise");
+        }
+    }
+}
+
+static void norm_rows(void *arg, int ith, int nth)
+{
+    const row_task *t = arg;
+    const bk_op *op = t->op;
+    const bk_tensor *d = op->dst, *a = op->src[0];
+    const float *w = op->src[1] && op->kind != BK_OP_L2_NORM ? cpu_tensor_data(op->src[1]) : NULL;
+    const float *bias = op->src[2] && op->kind == BK_OP_LAYER_NORM ? cpu_tensor_data(op->src[2]) : NULL;
+    int64_t n = a->ne[0], r0, r1;
+    split(n_rows(a), ith, nth, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = (const float *)row_ptr(a, r);
+        float *o = (float *)row_ptr(d, r);
+        double mean = 0.0, sq = 0.0;
+        float scale;
+        if (op->kind == BK_OP_LAYER_NORM) {
+            for (int64_t i = 0; i < n; i++) mean += x[i];
+            mean /= (double)n;
+            for (int64_t i = 0; i < n; i++) sq += (x[i] - mean) * (x[i] - mean);
+            scale = (float)(1.0 / sqrt(sq / (double)n + op->fp[0]));
+        } else {
+            for (int64_t i = 0; i < n; i++) sq += (double)x[i] * x[i];
+            scale = op->kind == BK_OP_RMS_NORM ? (float)(1.0 / sqrt(sq / (double)n + op->fp[0]))
+                                               : (float)(1.0 / fmax(sqrt(sq), 1e-12));
+        }
+        float m = (float)mean;
+        for (int64_t i = 0; i < n; i++) {
+            float y = (x[i] - m) * scale;
+            if (w) y *= w[i];
+            if (bias) y += bias[i];
+            o[i] = y;
+        }
+    }
+}
+
+static void softmax_rows(void *arg, int ith, int nth)
+{
+    const row_task *t = arg;
+    const bk_op *op = t->op;
+    int64_t n = op->src[0]->ne[0], r0, r1;
+    float s = op->fp[0];
+    split(n_rows(op->src[0]), ith, nth, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++) {
+        const float *x = (const float *)row_ptr(op->src[0], r);
+        float *o = (float *)row_ptr(op->dst, r);
+        float mx = -INFINITY;
+        for (int64_t i = 0; i < n; i++) mx = fmaxf(mx, x[i] * s);
+        double sum = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            o[i] = expf(x[i] * s - mx);
+            sum += o[i];
+        }
+        t->kern->scale_f32(n, o, (float)(1.0 / sum));
+    }
+}
+
+static void rope_tokens(void *arg, int ith, int nth)
+{
+    const row_task *t = arg;
+    const bk_op *op = t->op;
+    const bk_tensor *a = op->src[0], *d = op->dst;
+    const int32_t *pos = cpu_tensor_data(op->src[1]);
+    int64_t hd = a->ne[0], nh = a->ne[1], n_rot = op->ip[0], half = n_rot / 2, t0, t1;
+    bool neox = op->ip[1] == BK_ROPE_NEOX;
+    float *cs = t->scratch + (size_t)ith * (size_t)t->scratch_stride; /* [half] cos, [half] sin */
+    split(a->ne[2], ith, nth, &t0, &t1);
+    for (int64_t tok = t0; tok < t1; tok++) {
+        /* Angles in double: pos * base^(-2i/n_rot) reaches 1e4+ radians,
+         * where float would lose the 1e-3 the reference allows. */
+        for (int64_t i = 0; i < half; i++) {
+            double theta = pos[tok] * (double)op->fp[1] * pow((double)op->fp[0], -2.0 * (double)i / (double)n_rot);
+            cs[i] = (float)cos(theta);
+            cs[half + i] = (float)sin(theta);
+        }
+        for (int64_t h = 0; h < nh; h++) {
+            const float *x = (const float *)row_ptr(a, tok * nh + h);
+            float *o = (float *)row_ptr(d, tok * nh + h);
+            for (int64_t i = 0; i < half; i++) {
+                int64_t i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+                float x0 = x[i0], x1 = x[i1];
+                o[i0] = x0 * cs[i] - x1 * cs[half + i];
+                o[i1] = x0 * cs[half + i] + x1 * cs[i];
+            }
+            if (o != x)
+                for (int64_t i = n_rot; i < hd; i++) o[i] = x[i];
+        }
+    }
+}
+
+static void cpy_rows(void *arg, int ith, int nth)
+{
+    const row_task *t = arg;
+    const bk_tensor *a = t->op->src[0], *d = t->op->dst;
+    int64_t n = bk_nelements(a), e0, e1;
+    split(n, ith, nth, &e0, &e1);
+    bool same_rows = a->ne[0] == d->ne[0];
+    int64_t e = e0;
+    while (e < e1) {
+        /* Walk a run that stays inside one row of both tensors. */
+        int64_t ia = e % a->ne[0], id = e % d->ne[0];
+        int64_t run = VKI_MIN(a->ne[0] - ia, d->ne[0] - id);
+        run = VKI_MIN(run, e1 - e);
+        const uint8_t *ps = row_ptr(a, e / a->ne[0]) + (uint64_t)ia * a->nb[0];
+        uint8_t *pd = row_ptr(d, e / d->ne[0]) + (uint64_t)id * d->nb[0];
+        if (a->type == d->type) {
+            memmove(pd, ps, (size_t)run * a->nb[0]);
+        } else if (a->type == VKI_TYPE_F32) {
+            for (int64_t i = 0; i < run; i++) ((uint16_t *)pd)[i] = vki_fp32_to_fp16(((const float *)ps)[i]);
+        } else {
+            for (int64_t i = 0; i < run; i++) ((float *)pd)[i] = vki_fp16_to_fp32(((const uint16_t *)ps)[i]);
+        }
+        e += run;
+        (void)same_rows;
+    }
+}
+
+static void get_rows_task(void *arg, int ith, int nth)
+{
+    const row_task *t = arg;
+    const bk_tensor *tab = t->op->src[0], *d = t->op->dst;
+    const int32_t *ids = cpu_tensor_data(t->op->src[1]);
+    int64_t n = tab->ne[0], r0, r1;
+    split(t->op->src[1]->ne[0], ith, nth, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *src = (const uint8_t *)cpu_tensor_data(tab) + (uint64_t)ids[r] * tab->nb[1];
+        float *o = (float *)row_ptr(d, r);
+        if (tab->type == VKI_TYPE_F32) memcpy(o, src, (size_t)n * sizeof(float));
+        else if (tab->type == VKI_TYPE_F16) for (int64_t i = 0; i < n; i++) o[i] = vki_fp16_to_fp32(((const uint16_t *)src)[i]);
+        else if (tab->type == VKI_TYPE_BF16) for (int64_t i = 0; i < n; i++) o[i] = vki_bf16_to_fp32(((const uint16_t *)src)[i]);
+        else vki_dequantize_row(tab->type, src, o, n);
+    }
+}
+
+/* Runs fn over the pool, or on the caller alone when the op is small
+ * enough that waking workers costs more than it saves. */
+static void run_rows(cpu_ctx *c, cpu_task_fn fn, row_task *t, int64_t work)
+{
+    if (work < 8192 || c->n_threads == 1) fn(t, 0, 1);
+    else cpu_pool_run(c->pool, fn, t);
+}
+
+/* ===== MATMUL ============================================================ */
+
+#define MM_RB 16 /* weight rows per work item */
+#define MM_CB 64 /* activation rows per work item */
+
+typedef struct mm_task {
+    const bk_op       *op;
+    const cpu_kernels *kern;
+    cpu_gemm_fn        gemm;   /* NULL: dequantize a weight row, then f32 dots */
+    const uint8_t     *w;
+    size_t             ws;
+    int64_t            k, m, n;
+    const uint8_t     *x;      /* prepared activations, n rows of xs bytes */
+    size_t             xs;
+    float             *d;      /* n rows of ds floats                      */
+    size_t             ds;
+    const float       *bias;
+    float             *wrow;   /* [n_threads][k] dequantized weight rows    */
+    int64_t            n_rb, n_cb;
+    atomic_int_fast64_t next;
+    /* activation preparation */
+    cpu_act            act;
+    const bk_tensor   *xt;
+} mm_task;
+
+static void mm_prepare(void *arg, int ith, int nth)
+{
+    mm_task *t = arg;
+    int64_t r0, r1;
+    split(t->n, ith, nth, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++) {
+        const float *src = (const float *)row_ptr(t->xt, r);
+        uint8_t *dst = (uint8_t *)t->x + (size_t)r * t->xs;
+        if (t->act == CPU_ACT_Q8_0) cpu_quantize_q8_0(src, dst, t->k);
+        else if (t->act == CPU_ACT_Q8_K) cpu_quantize_q8_K(src, dst, t->k);
+        else memcpy(dst, src, (size_t)t->k * sizeof(float));
+    }
+}
+
+static void mm_work(void *arg, int ith, int nth)
+{
+    mm_task *t = arg;
+    (void)nth;
+    int64_t item;
+    while ((item = atomic_fetch_add(&t->next, 1)) < t->n_rb * t->n_cb) {
+        int64_t rb = item % t->n_rb, cb = item / t->n_rb;
+        int64_t r_lo = rb * MM_RB, r_hi = VKI_MIN(t->m, r_lo + MM_RB);
+        int64_t c_lo = cb * MM_CB, c_hi = VKI_MIN(t->n, c_lo + MM_CB);
+        if (t->gemm) {
+            for (int64_t c = c_lo; c < c_hi; c += CPU_TILE_C) {
+                int nc = (int)VKI_MIN(CPU_TILE_C, c_hi - c);
+                for (int64_t r = r_lo; r < r_hi; r += CPU_TILE_R) {
+                    int nr = (int)VKI_MIN(CPU_TILE_R, r_hi - r);
+                    t->gemm(t->k, t->w + (size_t)r * t->ws, t->ws, nr, t->x + (size_t)c * t->xs, t->xs, nc,
+                            t->d + (size_t)c * t->ds + (size_t)r, t->ds);
+                }
+            }
+        } else {
+            float *wr = t->wrow + (size_t)ith * (size_t)t->k;
+            for (int64_t r = r_lo; r < r_hi; r++) {
+                vki_dequantize_row(t->op->src[0]->type, t->w + (size_t)r * t->ws, wr, t->k);
+                for (int64_t c = c_lo; c < c_hi; c++)
+                    t->d[(size_t)c * t->ds + (size_t)r] =
+                        t->kern->dot_f32(t->k, wr, (const float *)(t->x + (size_t)c * t->xs));
+            }
+        }
+        if (t->bias)
+            for (int64_t c = c_lo; c < c_hi; c++)
+                for (int64_t r = r_lo; r < r_hi; r++) t->d[(size_t)c * t->ds + (size_t)r] += t->bias[r];
+    }
+}
+
+static vki_status op_matmul(cpu_ctx *c, const bk_op *op)
+{
+    const bk_tensor *w = op->src[0], *x = op->src[1], *d = op->dst;
+    mm_task t = {.op = op, .kern = c->kern, .w = cpu_tensor_data(w), .ws = w->nb[1], .k = w->ne[0],
+                 .m = w->ne[1], .n = n_rows(x), .bias = op->src[2] ? cpu_tensor_data(op->src[2]) : NULL,
+                 .xt = x};
+    t.gemm = c->kern->gemm[w->type];
+    t.act = t.gemm ? cpu_act_for(w->type) : CPU_ACT_F32;
+    if (t.act == CPU_ACT_Q8_0 && t.k % QK8_0) t.gemm = NULL, t.act = CPU_ACT_F32;
+    if (t.act == CPU_ACT_Q8_K && t.k % QK_K) t.gemm = NULL, t.act = CPU_ACT_F32;
+    t.xs = t.act == CPU_ACT_Q8_0 ? (size_t)(t.k / QK8_0) * sizeof(block_q8_0)
+         : t.act == CPU_ACT_Q8_K ? (size_t)(t.k / QK_K) * sizeof(block_q8_K)
+                                 : (size_t)t.k * sizeof(float);
+    t.xs = (size_t)vki_align_up(t.xs, 64);
+    bool x_direct = t.act == CPU_ACT_F32 && rows_uniform(x) && x->nb[1] % sizeof(float) == 0;
+    bool d_direct = rows_uniform(d) && d->nb[1] % sizeof(float) == 0;
+
+    /* Scratch: [prepared x][dst rows if strided][per-thread weight row]. */
+    size_t x_bytes = x_direct ? 0 : (size_t)t.n * t.xs;
+    size_t d_bytes = d_direct ? 0 : (size_t)vki_align_up((uint64_t)t.n * (uint64_t)t.m * sizeof(float), 64);
+    size_t w_bytes = t.gemm ? 0 : (size_t)c->n_threads * (size_t)t.k * sizeof(float);
+    uint8_t *s = scratch_get(c, x_bytes + d_bytes + w_bytes + 64);
+    if (!s) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "MATMUL: no memory for %zu bytes of scratch", x_bytes + d_bytes + w_bytes);
+
+    if (x_direct) {
+        t.x = cpu_tensor_data(x);
+        t.xs = x->nb[1];
+    } else {
+        t.x = s;
+        if (t.n * t.k < 8192 || c->n_threads == 1) mm_prepare(&t, 0, 1);
+        else cpu_pool_run(c->pool, mm_prepare, &t);
+    }
+    if (d_direct) {
+        t.d = cpu_tensor_data(d);
+        t.ds = d->nb[1] / sizeof(float);
+    } else {
+        t.d = (float *)(s + x_bytes);
+        t.ds = (size_t)t.m;
+    }
+    t.wrow = (float *)(s + x_bytes + d_bytes);
+    t.n_rb = (t.m + MM_RB - 1) / MM_RB;
+    t.n_cb = (t.n + MM_CB - 1) / MM_CB;
+    atomic_init(&t.next, 0);
+    if (t.m * t.n * t.k < 32768 || c->n_threads == 1) mm_work(&t, 0, 1);
+    else cpu_pool_run(c->pool, mm_work, &t);
+
+    if (!d_direct)
+        for (int64_t r = 0; r < t.n; r++) memcpy(row_ptr(d, r), t.d + (size_t)r * t.ds, (size_t)t.m * sizeof(float));
+    return VKI_OK;
+}
+
+/* ===== ATTN ============================================================== */
+
+typedef struct attn_task {
+    const bk_op       *op;
+    const cpu_kernels *kern;
+    float             *acc; /* [n_threads][head_dim] */
+} attn_task;
+
+static void attn_work(void *arg, int ith, int nth)
+{
+    const attn_task *t = arg;
+    const bk_op *op = t->op;
+    const bk_tensor *q = op->src[0], *k = op->src[1], *v = op->src[2];
+    int64_t hd = q->ne[0], nh = q->ne[1], nq = q->ne[2], nkv = k->ne[2], group = nh / k->ne[1], p0, p1;
+    float *acc = t->acc + (size_t)ith * (size_t)hd;
+    float scale = op->fp[0];
+    bool k16 = k->type == VKI_TYPE_F16, v16 = v->type == VKI_TYPE_F16;
+    /* Work items are (query row, head) pairs, head fastest, so one thread's
+     * items share K/V rows for a whole GQA group. */
+    split(nq * nh, ith, nth, &p0, &p1);
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t i = p / nh, h = p % nh, kh = h / group;
+        int64_t n_vis = op->ip[0] ? VKI_MIN(nkv, (int64_t)op->ip[1] + i + 1) : nkv;
+        const float *qr = (const float *)((const uint8_t *)cpu_tensor_data(q) + (uint64_t)i * q->nb[2] + (uint64_t)h * q->nb[1]);
+        const uint8_t *kb = (const uint8_t *)cpu_tensor_data(k) + (uint64_t)kh * k->nb[1];
+        const uint8_t *vb = (const uint8_t *)cpu_tensor_data(v) + (uint64_t)kh * v->nb[1];
+        float mx = -INFINITY, sum = 0.0f;
+        memset(acc, 0, (size_t)hd * sizeof(float));
+        /* Online softmax: keep a running max and rescale the running sum
+         * when it grows, so one pass over K/V suffices. */
+        for (int64_t j = 0; j < n_vis; j++) {
+            const void *kr = kb + (uint64_t)j * k->nb[2];
+            float s = scale * (k16 ? t->kern->dot_f16(hd, kr, qr) : t->kern->dot_f32(hd, kr, qr));
+            float pj;
+            if (s > mx) {
+                float corr = expf(mx - s);
+                t->kern->scale_f32(hd, acc, corr);
+                sum *= corr;
+                mx = s;
+                pj = 1.0f;
+            } else {
+                pj = expf(s - mx);
+            }
+            sum += pj;
+            const void *vr = vb + (uint64_t)j * v->nb[2];
+            if (v16) t->kern->mad_f16(hd, acc, vr, pj);
+            else t->kern->mad_f32(hd, acc, vr, pj);
+        }
+        float *o = (float *)((uint8_t *)cpu_tensor_data(op->dst) + (uint64_t)i * op->dst->nb[2] + (uint64_t)h * op->dst->nb[1]);
+        float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+        for (int64_t e = 0; e < hd; e++) o[e] = acc[e] * inv;
+    }
+}
+
+static vki_status op_attn(cpu_ctx *c, const bk_op *op)
+{
+    int64_t hd = op->src[0]->ne[0];
+    float *acc = scratch_get(c, (size_t)c->n_threads * (size_t)hd * sizeof(float));
+    if (!acc) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "ATTN: no memory for scratch");
+    attn_task t = {.op = op, .kern = c->kern, .acc = acc};
+    int64_t work = op->src[0]->ne[1] * op->src[0]->ne[2] * op->src[1]->ne[2] * hd;
+    if (work < 16384 || c->n_threads == 1) attn_work(&t, 0, 1);
+    else cpu_pool_run(c->pool, attn_work, &t);
+    return VKI_OK;
+}
+
+/* ===== POOL ============================================================== */
+
+static void op_pool(const bk_op *op)
+{
+    const bk_tensor *a = op->src[0];
+    int64_t n = a->ne[0], used = op->ip[0] == BK_POOL_CLS ? 1 : a->ne[1];
+    float *o = (float *)row_ptr(op->dst, 0);
+    /* dst may alias row 0 of src: accumulate rows 1.. onto a copy of row 0. */
+    const float *x0 = (const float *)row_ptr(a, 0);
+    if (o != x0) memmove(o, x0, (size_t)n * sizeof(float));
+    for (int64_t r = 1; r < used; r++) {
+        const float *x = (const float *)row_ptr(a, r);
+        for (int64_t i = 0; i < n; i++) o[i] += x[i];
+    }
+    if (used > 1)
+        for (int64_t i = 0; i < n; i++) o[i] /= (float)used;
+}
+
+/* ===== The interface ===================================================== */
+
+static const char *cpu_name(bk_backend *be) { return ctx_of(be)->name; }
+
+static void cpu_destroy(bk_backend *be)
+{
+    if (!be) return;
+    cpu_ctx *c = be->ctx;
+    if (c) {
+        cpu_pool_destroy(c->pool);
+        free(c->scratch);
+        free(c);
+    }
+    free(be);
+}
+
+static bool cpu_supports_op(bk_backend *be, const bk_op *op)
+{
+    (void)be;
+    return cpu_op_check(op) == VKI_OK;
+}
+
+static vki_status cpu_begin(bk_backend *be)
+{
+    ctx_of(be)->in_pass = true;
+    return VKI_OK;
+}
+
+static vki_status cpu_end(bk_backend *be)
+{
+    ctx_of(be)->in_pass = false;
+    return VKI_OK;
+}
+
+static vki_status cpu_compute(bk_backend *be, const bk_op *op)
+{
+    cpu_ctx *c = ctx_of(be);
+    VKI_TRY(cpu_op_check(op));
+    row_task t = {.op = op, .kern = c->kern};
+    const bk_tensor *a = op->src[0];
+    int64_t work = bk_nelements(a);
+    switch (op->kind) {
+    case BK_OP_MATMUL: return op_matmul(c, op);
+    case BK_OP_ATTN:   return op_attn(c, op);
+    case BK_OP_POOL:   op_pool(op); return VKI_OK;
+    case BK_OP_GET_ROWS: {
+        const int32_t *ids = cpu_tensor_data(op->src[1]);
+        for (int64_t r = 0; r < op->src[1]->ne[0]; r++)
+            if (ids[r] < 0 || ids[r] >= a->ne[1])
+                return vki_fail(VKI_ERR_INVALID_ARGUMENT, "GET_ROWS: id %d at %lld is outside [0, %lld)", ids[r],
+                                (long long)r, (long long)a->ne[1]);
+        run_rows(c, get_rows_task, &t, op->src[1]->ne[0] * a->ne[0]);
+        return VKI_OK;
+    }
+    case BK_OP_ADD: case BK_OP_MUL: case BK_OP_SCALE: case BK_OP_SILU: case BK_OP_GELU: case BK_OP_SWIGLU:
+        run_rows(c, elementwise_rows, &t, work);
+        return VKI_OK;
+    case BK_OP_RMS_NORM: case BK_OP_LAYER_NORM: case BK_OP_L2_NORM:
+        run_rows(c, norm_rows, &t, work);
+        return VKI_OK;
+    case BK_OP_SOFTMAX:
+        run_rows(c, softmax_rows, &t, work);
+        return VKI_OK;
+    case BK_OP_CPY:
+        run_rows(c, cpy_rows, &t, work);
+        return VKI_OK;
+    case BK_OP_ROPE: {
+        t.scratch_stride = op->ip[0];
+        t.scratch = scratch_get(c, (size_t)c->n_threads * (size_t)op->ip[0] * sizeof(float));
+        if (!t.scratch) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "ROPE: no memory for scratch");
+        run_rows(c, rope_tokens, &t, work);
+        return VKI_OK;
+    }
+    default:
+        return vki_fail(VKI_ERR_UNSUPPORTED, "cpu: op %s is not implemented", bk_op_name(op->kind));
+    }
+}
+
+static uint64_t cpu_memory_used(bk_backend *be) { return atomic_load(&ctx_of(be)->mem_used); }
+
+static const bk_iface cpu_iface = {
+    .version = BK_IFACE_VERSION,
+    .name = cpu_name,
+    .destroy = cpu_destroy,
+    .buffer_create = cpu_buffer_create,
+    .buffer_destroy = cpu_buffer_destroy,
+    .buffer_from_host = cpu_buffer_from_host,
+    .buffer_host_ptr = cpu_buffer_host_ptr,
+    .tensor_set = cpu_tensor_set,
+    .tensor_get = cpu_tensor_get,
+    .supports_op = cpu_supports_op,
+    .begin = cpu_begin,
+    .compute = cpu_compute,
+    .end = cpu_end,
+    .memory_used = cpu_memory_used,
+};
+
+vki_status bk_cpu_create_isa(int n_threads, cpu_isa isa, bk_backend **out)
+{
+    *out = NULL;
+    if (!cpu_isa_available(isa))
+        return vki_fail(VKI_ERR_UNSUPPORTED, "cpu: ISA %s is not supported by this CPU/OS (best: %s)",
+                        cpu_isa_name(isa), cpu_isa_name(cpu_isa_best()));
+    if (n_threads < 0) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "cpu: n_threads %d is negative", n_threads);
+    bk_backend *be = calloc(1, sizeof *be);
+    cpu_ctx *c = calloc(1, sizeof *c);
+    vki_status st;
+    if (!be || !c) {
+        st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "cpu: out of memory creating the backend");
+        goto fail;
+    }
+    if ((st = cpu_pool_create(n_threads, &c->pool)) != VKI_OK) goto fail;
+    c->n_threads = cpu_pool_size(c->pool);
+    c->kern = cpu_kernels_get(isa);
+    atomic_init(&c->mem_used, 0);
+    snprintf(c->name, sizeof c->name, "cpu (%s%s, %d thread%s)", cpu_isa_name(isa),
+             isa == CPU_ISA_AVX512 && cpu_has_vnni() ? "+vnni" : "", c->n_threads, c->n_threads == 1 ? "" : "s");
+    be->iface = &cpu_iface;
+    be->ctx = c;
+    be->kind = VKI_BACKEND_CPU;
+    *out = be;
+    return VKI_OK;
+fail:
+    free(c);
+    free(be);
+    return st;
+}
+
+vki_status bk_cpu_create(int n_threads, bk_backend **out)
+{
+    const char *env = getenv("VKI_CPU_ISA");
+    cpu_isa isa = cpu_isa_best();
+    if (env && env[0] && !cpu_isa_parse(env, &isa)) {
+        *out = NULL;
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "VKI_CPU_ISA='%s': expected scalar, avx2, avx512 or neon", env);
+    }
+    return bk_cpu_create_isa(n_threads, isa, out);
+}

@@ -1,0 +1,123 @@
+/*
+ * cpu.h: internals of the CPU backend shared by its files and by the op
+ * tests: the host buffer, the per-ISA kernel table, ISA detection and the
+ * thread pool. Model code never includes this; it uses engine/backend.h.
+ * Must not: hold global mutable state other than the detected CPU features.
+ */
+#ifndef VKI_CPU_H
+#define VKI_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/backend.h"
+
+/* ===== Host buffers ===================================================== */
+
+/* What a bk_buffer* points to on the CPU backend (and for host tensors the
+ * reference computes on). data is 64-byte aligned when owned. */
+typedef struct cpu_buffer {
+    uint8_t *data;
+    uint64_t size;
+    bool     owned; /* false: wraps caller memory (mmap'd weights, test data) */
+} cpu_buffer;
+
+/* Makes b describe caller memory, so host tensors can point into it. */
+static inline bk_buffer *cpu_buffer_wrap(cpu_buffer *b, void *ptr, uint64_t size)
+{
+    b->data = (uint8_t *)ptr;
+    b->size = size;
+    b->owned = false;
+    return (bk_buffer *)b;
+}
+
+/* Host address of a tensor's element 0 (its buffer must be a cpu_buffer). */
+static inline void *cpu_tensor_data(const bk_tensor *t)
+{
+    return ((cpu_buffer *)t->buf)->data + t->offs;
+}
+
+/* ===== ISAs and kernels ================================================= */
+
+typedef enum cpu_isa {
+    CPU_ISA_SCALAR = 0,
+    CPU_ISA_AVX2   = 1, /* AVX2 + FMA + F16C                     */
+    CPU_ISA_AVX512 = 2, /* AVX-512 F/BW/VL/DQ (+VNNI when present) */
+    CPU_ISA_NEON   = 3, /* arm64 Advanced SIMD                    */
+    CPU_ISA_COUNT
+} cpu_isa;
+
+/* Largest weight-row x activation-row tile a gemm kernel is asked for. */
+#define CPU_TILE_R 4
+#define CPU_TILE_C 4
+
+/* How a matmul's activations are prepared for a weight type. */
+typedef enum cpu_act {
+    CPU_ACT_F32  = 0, /* f32 rows as given                       */
+    CPU_ACT_Q8_0 = 1, /* rows quantized to block_q8_0 (32 wide)  */
+    CPU_ACT_Q8_K = 2, /* rows quantized to block_q8_K (256 wide) */
+} cpu_act;
+
+/* d[c * ds + r] = dot(weight row r, activation row c) for r < nr <= CPU_TILE_R,
+ * c < nc <= CPU_TILE_C; k elements; ws/xs are byte strides of weight and
+ * prepared activation rows, ds the float stride of d. */
+typedef void (*cpu_gemm_fn)(int64_t k, const void *w, size_t ws, int nr,
+                            const void *x, size_t xs, int nc, float *d, size_t ds);
+
+typedef struct cpu_kernels {
+    cpu_isa     isa;
+    const char *name;
+    cpu_gemm_fn gemm[VKI_TYPE_COUNT]; /* NULL: the type goes the dequantize-a-row path */
+    /* Vector helpers for attention and the dequantize-a-row path. */
+    float (*dot_f32)(int64_t n, const float *a, const float *b);
+    float (*dot_f16)(int64_t n, const uint16_t *a, const float *b);      /* a f16 */
+    void  (*mad_f32)(int64_t n, float *y, const float *x, float s);      /* y += s x */
+    void  (*mad_f16)(int64_t n, float *y, const uint16_t *x, float s);   /* x f16 */
+    void  (*scale_f32)(int64_t n, float *y, float s);
+} cpu_kernels;
+
+/* Activation format a weight type's gemm kernel expects. */
+cpu_act cpu_act_for(vki_type wtype);
+/* Quantizes n floats (a multiple of 32 / 256) into block_q8_0 / block_q8_K.
+ * Every ISA uses these same scalar quantizers so their results agree. */
+void cpu_quantize_q8_0(const float *x, void *dst, int64_t n);
+void cpu_quantize_q8_K(const float *x, void *dst, int64_t n);
+
+/* Filled by each ISA file; unset entries stay as the scalar ones. */
+void cpu_kernels_init_scalar(cpu_kernels *k);
+void cpu_kernels_init_avx2(cpu_kernels *k);
+void cpu_kernels_init_avx512(cpu_kernels *k);
+void cpu_kernels_init_neon(cpu_kernels *k);
+
+/* ===== Dispatch (dispatch.c) ============================================= */
+
+/* Best ISA this CPU and OS support (CPUID + XGETBV on x86). */
+cpu_isa     cpu_isa_best(void);
+bool        cpu_isa_available(cpu_isa isa);
+const char *cpu_isa_name(cpu_isa isa);
+/* "scalar" | "avx2" | "avx512" | "neon" -> isa; false if unknown. */
+bool        cpu_isa_parse(const char *s, cpu_isa *out);
+/* The kernel table for isa (which must be available); static storage. */
+const cpu_kernels *cpu_kernels_get(cpu_isa isa);
+bool        cpu_has_vnni(void);
+
+/* bk_cpu_create with an explicit ISA (tests force each one). Fails with
+ * VKI_ERR_UNSUPPORTED when this CPU lacks it. bk_cpu_create uses
+ * VKI_CPU_ISA from the environment when set, else cpu_isa_best(). */
+vki_status bk_cpu_create_isa(int n_threads, cpu_isa isa, bk_backend **out);
+
+/* ===== Thread pool (threadpool.c) ======================================== */
+
+typedef struct cpu_pool cpu_pool;
+/* fn(ctx, ith, nth) runs once on each of nth threads; the caller is ith 0. */
+typedef void (*cpu_task_fn)(void *ctx, int ith, int nth);
+
+vki_status cpu_pool_create(int n_threads, cpu_pool **out);
+void       cpu_pool_destroy(cpu_pool *p); /* NULL-safe */
+int        cpu_pool_size(const cpu_pool *p);
+/* Runs fn on all threads and returns when every one has finished. */
+void       cpu_pool_run(cpu_pool *p, cpu_task_fn fn, void *ctx);
+/* Number of online cores. */
+int        cpu_core_count(void);
+
+#endif

@@ -1,0 +1,218 @@
+/*
+ * kernels_avx2.c: AVX2 + FMA + F16C kernels (compiled with those flags
+ * only; called only when dispatch.c found them). Tiles of up to 4 weight
+ * rows x 4 activation rows keep 16 accumulators in registers, so each
+ * loaded vector is used 4 times. Int8 dots use the abs/sign trick with
+ * maddubs (both operands within +-127, so no 16-bit overflow).
+ */
+#include <immintrin.h>
+
+#include "cpu.h"
+#include "kquants.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Loads 8 weights of type WT as floats. */
+INLINE __m256 load8_f32(const void *p, int64_t i) { return _mm256_loadu_ps((const float *)p + i); }
+INLINE __m256 load8_f16(const void *p, int64_t i)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+}
+INLINE __m256 load8_bf16(const void *p, int64_t i)
+{
+    __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+}
+
+/* ===== Float tiles ======================================================= */
+
+#define FLOAT_TILE(WT, LOAD, TO_F32)                                                              \
+    INLINE void tile_##WT(int64_t k, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,    \
+                          float *d, size_t ds, const int RM, const int RN)                        \
+    {                                                                                             \
+        __m256 acc[4][4];                                                                         \
+        for (int r = 0; r < RM; r++)                                                              \
+            for (int c = 0; c < RN; c++) acc[r][c] = _mm256_setzero_ps();                         \
+        int64_t i = 0;                                                                            \
+        for (; i + 8 <= k; i += 8) {                                                              \
+            __m256 xv[4];                                                                         \
+            for (int c = 0; c < RN; c++) xv[c] = _mm256_loadu_ps((const float *)(x + c * xs) + i); \
+            for (int r = 0; r < RM; r++) {                                                        \
+                __m256 wv = LOAD(w + r * ws, i);                                                  \
+                for (int c = 0; c < RN; c++) acc[r][c] = _mm256_fmadd_ps(wv, xv[c], acc[r][c]);   \
+            }                                                                                     \
+        }                                                                                         \
+        for (int r = 0; r < RM; r++)                                                              \
+            for (int c = 0; c < RN; c++) {                                                        \
+                float s = hsum8(acc[r][c]);                                                       \
+                for (int64_t j = i; j < k; j++)                                                   \
+                    s += TO_F32(w + r * ws, j) * ((const float *)(x + c * xs))[j];                \
+                d[c * ds + r] = s;                                                                \
+            }                                                                                     \
+    }
+
+INLINE float f32_at(const void *p, int64_t j) { return ((const float *)p)[j]; }
+INLINE float f16_at(const void *p, int64_t j) { return _cvtsh_ss(((const uint16_t *)p)[j]); }
+INLINE float bf16_at(const void *p, int64_t j) { return vki_bf16_to_fp32(((const uint16_t *)p)[j]); }
+
+FLOAT_TILE(f32, load8_f32, f32_at)
+FLOAT_TILE(f16, load8_f16, f16_at)
+FLOAT_TILE(bf16, load8_bf16, bf16_at)
+
+/* Expands a runtime (nr, nc) into calls of the constant-shaped tile so the
+ * compiler fully unrolls each one. */
+#define TILE_SWITCH(TILE, ...)                                                                  \
+    switch (nr * 8 + nc) {                                                                      \
+    case 1 * 8 + 1: TILE(__VA_ARGS__, 1, 1); break; case 1 * 8 + 2: TILE(__VA_ARGS__, 1, 2); break; \
+    case 1 * 8 + 3: TILE(__VA_ARGS__, 1, 3); break; case 1 * 8 + 4: TILE(__VA_ARGS__, 1, 4); break; \
+    case 2 * 8 + 1: TILE(__VA_ARGS__, 2, 1); break; case 2 * 8 + 2: TILE(__VA_ARGS__, 2, 2); break; \
+    case 2 * 8 + 3: TILE(__VA_ARGS__, 2, 3); break; case 2 * 8 + 4: TILE(__VA_ARGS__, 2, 4); break; \
+    case 3 * 8 + 1: TILE(__VA_ARGS__, 3, 1); break; case 3 * 8 + 2: TILE(__VA_ARGS__, 3, 2); break; \
+    case 3 * 8 + 3: TILE(__VA_ARGS__, 3, 3); break; case 3 * 8 + 4: TILE(__VA_ARGS__, 3, 4); break; \
+    case 4 * 8 + 1: TILE(__VA_ARGS__, 4, 1); break; case 4 * 8 + 2: TILE(__VA_ARGS__, 4, 2); break; \
+    case 4 * 8 + 3: TILE(__VA_ARGS__, 4, 3); break; case 4 * 8 + 4: TILE(__VA_ARGS__, 4, 4); break; \
+    default: break;                                                                             \
+    }
+
+#define GEMM_ENTRY(WT)                                                                          \
+    static void gemm_##WT(int64_t k, const void *w, size_t ws, int nr, const void *x, size_t xs, \
+                          int nc, float *d, size_t ds)                                          \
+    {                                                                                           \
+        TILE_SWITCH(tile_##WT, k, (const uint8_t *)w, ws, (const uint8_t *)x, xs, d, ds)        \
+    }
+
+GEMM_ENTRY(f32)
+GEMM_ENTRY(f16)
+GEMM_ENTRY(bf16)
+
+/* ===== Int8 tiles (Q8_0 / Q4_0 weights, Q8_0 activations) =============== */
+
+/* Sum of 32 int8 products as 8 int32 lanes, as floats. */
+INLINE __m256 dot32_i8(__m256i a, __m256i b)
+{
+    __m256i ax = _mm256_sign_epi8(a, a);
+    __m256i sy = _mm256_sign_epi8(b, a);
+    __m256i p16 = _mm256_maddubs_epi16(ax, sy);
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, _mm256_set1_epi16(1)));
+}
+
+INLINE __m256i unpack_q4_0(const block_q4_0 *b)
+{
+    __m128i q = _mm_loadu_si128((const __m128i *)b->qs);
+    __m256i v = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
+    v = _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+    return _mm256_sub_epi8(v, _mm256_set1_epi8(8));
+}
+
+#define INT8_TILE(WT, WBLOCK, UNPACK)                                                           \
+    INLINE void tile_##WT(int64_t k, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,  \
+                          float *d, size_t ds, const int RM, const int RN)                      \
+    {                                                                                           \
+        __m256 acc[4][4];                                                                       \
+        for (int r = 0; r < RM; r++)                                                            \
+            for (int c = 0; c < RN; c++) acc[r][c] = _mm256_setzero_ps();                       \
+        for (int64_t b = 0; b < k / 32; b++) {                                                  \
+            __m256i xq[4];                                                                      \
+            float xd[4];                                                                        \
+            for (int c = 0; c < RN; c++) {                                                      \
+                const block_q8_0 *xb = (const block_q8_0 *)(x + c * xs) + b;                    \
+                xq[c] = _mm256_loadu_si256((const __m256i *)xb->qs);                            \
+                xd[c] = _cvtsh_ss(xb->d);                                                       \
+            }                                                                                   \
+            for (int r = 0; r < RM; r++) {                                                      \
+                const WBLOCK *wb = (const WBLOCK *)(w + r * ws) + b;                            \
+                __m256i wq = UNPACK(wb);                                                        \
+                float wd = _cvtsh_ss(wb->d);                                                    \
+                for (int c = 0; c < RN; c++)                                                    \
+                    acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(wd * xd[c]), dot32_i8(wq, xq[c]), acc[r][c]); \
+            }                                                                                   \
+        }                                                                                       \
+        for (int r = 0; r < RM; r++)                                                            \
+            for (int c = 0; c < RN; c++) d[c * ds + r] = hsum8(acc[r][c]);                      \
+    }
+
+INLINE __m256i unpack_q8_0(const block_q8_0 *b) { return _mm256_loadu_si256((const __m256i *)b->qs); }
+
+INT8_TILE(q8_0, block_q8_0, unpack_q8_0)
+INT8_TILE(q4_0, block_q4_0, unpack_q4_0)
+GEMM_ENTRY(q8_0)
+GEMM_ENTRY(q4_0)
+
+/* ===== K-quants: integer C compiled for AVX2 ============================ */
+
+#define GEMM_FROM_DOT(fname, wtype, xtype, dotfn)                                              \
+    static void fname(int64_t k, const void *w, size_t ws, int nr, const void *x, size_t xs,  \
+                      int nc, float *d, size_t ds)                                             \
+    {                                                                                          \
+        for (int c = 0; c < nc; c++)                                                           \
+            for (int r = 0; r < nr; r++)                                                       \
+                d[(size_t)c * ds + (size_t)r] =                                                \
+                    dotfn(k, (const wtype *)((const uint8_t *)w + (size_t)r * ws),             \
+                          (const xtype *)((const uint8_t *)x + (size_t)c * xs));               \
+    }
+GEMM_FROM_DOT(gemm_q4_K, block_q4_K, block_q8_K, kq_dot_q4_K_q8_K)
+GEMM_FROM_DOT(gemm_q6_K, block_q6_K, block_q8_K, kq_dot_q6_K_q8_K)
+
+/* ===== Vector helpers ==================================================== */
+
+static float dot_f32(int64_t n, const float *a, const float *b)
+{
+    float d;
+    tile_f32(n, (const uint8_t *)a, 0, (const uint8_t *)b, 0, &d, 0, 1, 1);
+    return d;
+}
+
+static float dot_f16(int64_t n, const uint16_t *a, const float *b)
+{
+    float d;
+    tile_f16(n, (const uint8_t *)a, 0, (const uint8_t *)b, 0, &d, 0, 1, 1);
+    return d;
+}
+
+static void mad_f32(int64_t n, float *y, const float *x, float s)
+{
+    __m256 sv = _mm256_set1_ps(s);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(sv, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += s * x[i];
+}
+
+static void mad_f16(int64_t n, float *y, const uint16_t *x, float s)
+{
+    __m256 sv = _mm256_set1_ps(s);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(sv, load8_f16(x, i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] += s * _cvtsh_ss(x[i]);
+}
+
+static void scale_f32(int64_t n, float *y, float s)
+{
+    __m256 sv = _mm256_set1_ps(s);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(sv, _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] *= s;
+}
+
+void cpu_kernels_init_avx2(cpu_kernels *k)
+{
+    k->gemm[VKI_TYPE_F32] = gemm_f32;
+    k->gemm[VKI_TYPE_F16] = gemm_f16;
+    k->gemm[VKI_TYPE_BF16] = gemm_bf16;
+    k->gemm[VKI_TYPE_Q8_0] = gemm_q8_0;
+    k->gemm[VKI_TYPE_Q4_0] = gemm_q4_0;
+    k->gemm[VKI_TYPE_Q4_K] = gemm_q4_K;
+    k->gemm[VKI_TYPE_Q6_K] = gemm_q6_K;
+    k->dot_f32 = dot_f32;
+    k->dot_f16 = dot_f16;
+    k->mad_f32 = mad_f32;
+    k->mad_f16 = mad_f16;
+    k->scale_f32 = scale_f32;
+}

@@ -1,0 +1,208 @@
+/*
+ * kernels_avx512.c: AVX-512 kernels (F/BW/VL/DQ; VNNI int8 dots only when
+ * CPUID reports it). The table starts from the AVX2 one, so anything not
+ * here (K-quants) runs the AVX2 code. Float tiles are 4 weight rows x 4
+ * activation rows of 16-wide FMAs (16 of 32 zmm registers hold sums).
+ */
+#include <immintrin.h>
+
+#include "cpu.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE __m512 load16_f32(const void *p, int64_t i) { return _mm512_loadu_ps((const float *)p + i); }
+INLINE __m512 load16_f16(const void *p, int64_t i)
+{
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i)));
+}
+INLINE __m512 load16_bf16(const void *p, int64_t i)
+{
+    __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
+}
+/* Masked tails: lanes past k read as zero (and are never touched in memory). */
+INLINE __m512 loadm_f32(const void *p, int64_t i, __mmask16 m) { return _mm512_maskz_loadu_ps(m, (const float *)p + i); }
+INLINE __m512 loadm_f16(const void *p, int64_t i, __mmask16 m)
+{
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + i));
+}
+INLINE __m512 loadm_bf16(const void *p, int64_t i, __mmask16 m)
+{
+    __m512i h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + i));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
+}
+
+#define FLOAT_TILE(WT)                                                                            \
+    INLINE void tile_##WT(int64_t k, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,    \
+                          float *d, size_t ds, const int RM, const int RN)                        \
+    {                                                                                             \
+        __m512 acc[4][4];                                                                         \
+        for (int r = 0; r < RM; r++)                                                              \
+            for (int c = 0; c < RN; c++) acc[r][c] = _mm512_setzero_ps();                         \
+        int64_t i = 0;                                                                            \
+        for (; i + 16 <= k; i += 16) {                                                            \
+            __m512 xv[4];                                                                         \
+            for (int c = 0; c < RN; c++) xv[c] = _mm512_loadu_ps((const float *)(x + c * xs) + i); \
+            for (int r = 0; r < RM; r++) {                                                        \
+                __m512 wv = load16_##WT(w + r * ws, i);                                           \
+                for (int c = 0; c < RN; c++) acc[r][c] = _mm512_fmadd_ps(wv, xv[c], acc[r][c]);   \
+            }                                                                                     \
+        }                                                                                         \
+        if (i < k) {                                                                              \
+            __mmask16 m = (__mmask16)((1u << (k - i)) - 1);                                       \
+            __m512 xv[4];                                                                         \
+            for (int c = 0; c < RN; c++) xv[c] = loadm_f32(x + c * xs, i, m);                     \
+            for (int r = 0; r < RM; r++) {                                                        \
+                __m512 wv = loadm_##WT(w + r * ws, i, m);                                         \
+                for (int c = 0; c < RN; c++) acc[r][c] = _mm512_fmadd_ps(wv, xv[c], acc[r][c]);   \
+            }                                                                                     \
+        }                                                                                         \
+        for (int r = 0; r < RM; r++)                                                              \
+            for (int c = 0; c < RN; c++) d[c * ds + r] = _mm512_reduce_add_ps(acc[r][c]);         \
+    }
+
+FLOAT_TILE(f32)
+FLOAT_TILE(f16)
+FLOAT_TILE(bf16)
+
+#define TILE_SWITCH(TILE, ...)                                                                  \
+    switch (nr * 8 + nc) {                                                                      \
+    case 1 * 8 + 1: TILE(__VA_ARGS__, 1, 1); break; case 1 * 8 + 2: TILE(__VA_ARGS__, 1, 2); break; \
+    case 1 * 8 + 3: TILE(__VA_ARGS__, 1, 3); break; case 1 * 8 + 4: TILE(__VA_ARGS__, 1, 4); break; \
+    case 2 * 8 + 1: TILE(__VA_ARGS__, 2, 1); break; case 2 * 8 + 2: TILE(__VA_ARGS__, 2, 2); break; \
+    case 2 * 8 + 3: TILE(__VA_ARGS__, 2, 3); break; case 2 * 8 + 4: TILE(__VA_ARGS__, 2, 4); break; \
+    case 3 * 8 + 1: TILE(__VA_ARGS__, 3, 1); break; case 3 * 8 + 2: TILE(__VA_ARGS__, 3, 2); break; \
+    case 3 * 8 + 3: TILE(__VA_ARGS__, 3, 3); break; case 3 * 8 + 4: TILE(__VA_ARGS__, 3, 4); break; \
+    case 4 * 8 + 1: TILE(__VA_ARGS__, 4, 1); break; case 4 * 8 + 2: TILE(__VA_ARGS__, 4, 2); break; \
+    case 4 * 8 + 3: TILE(__VA_ARGS__, 4, 3); break; case 4 * 8 + 4: TILE(__VA_ARGS__, 4, 4); break; \
+    default: break;                                                                             \
+    }
+
+#define GEMM_ENTRY(WT)                                                                          \
+    static void gemm_##WT(int64_t k, const void *w, size_t ws, int nr, const void *x, size_t xs, \
+                          int nc, float *d, size_t ds)                                          \
+    {                                                                                           \
+        TILE_SWITCH(tile_##WT, k, (const uint8_t *)w, ws, (const uint8_t *)x, xs, d, ds)        \
+    }
+
+GEMM_ENTRY(f32)
+GEMM_ENTRY(f16)
+GEMM_ENTRY(bf16)
+
+/* ===== VNNI int8 tiles =================================================== */
+
+INLINE __m256i unpack_q8_0(const block_q8_0 *b) { return _mm256_loadu_si256((const __m256i *)b->qs); }
+INLINE __m256i unpack_q4_0(const block_q4_0 *b)
+{
+    __m128i q = _mm_loadu_si128((const __m128i *)b->qs);
+    __m256i v = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
+    v = _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+    return _mm256_sub_epi8(v, _mm256_set1_epi8(8));
+}
+
+/* vpdpbusd multiplies unsigned by signed bytes: move w's sign onto x. */
+#define INT8_TILE(WT, WBLOCK)                                                                   \
+    INLINE void tile_##WT(int64_t k, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,  \
+                          float *d, size_t ds, const int RM, const int RN)                      \
+    {                                                                                           \
+        __m256 acc[4][4];                                                                       \
+        for (int r = 0; r < RM; r++)                                                            \
+            for (int c = 0; c < RN; c++) acc[r][c] = _mm256_setzero_ps();                       \
+        for (int64_t b = 0; b < k / 32; b++) {                                                  \
+            __m256i xq[4];                                                                      \
+            float xd[4];                                                                        \
+            for (int c = 0; c < RN; c++) {                                                      \
+                const block_q8_0 *xb = (const block_q8_0 *)(x + c * xs) + b;                    \
+                xq[c] = _mm256_loadu_si256((const __m256i *)xb->qs);                            \
+                xd[c] = _cvtsh_ss(xb->d);                                                       \
+            }                                                                                   \
+            for (int r = 0; r < RM; r++) {                                                      \
+                const WBLOCK *wb = (const WBLOCK *)(w + r * ws) + b;                            \
+                __m256i wq = unpack_##WT(wb);                                                   \
+                __m256i aw = _mm256_sign_epi8(wq, wq);                                          \
+                float wd = _cvtsh_ss(wb->d);                                                    \
+                for (int c = 0; c < RN; c++) {                                                  \
+                    __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), aw,                 \
+                                                    _mm256_sign_epi8(xq[c], wq));               \
+                    acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(wd * xd[c]), _mm256_cvtepi32_ps(p), acc[r][c]); \
+                }                                                                               \
+            }                                                                                   \
+        }                                                                                       \
+        for (int r = 0; r < RM; r++)                                                            \
+            for (int c = 0; c < RN; c++) {                                                      \
+                __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[r][c]), _mm256_extractf128_ps(acc[r][c], 1)); \
+                s = _mm_add_ps(s, _mm_movehl_ps(s, s));                                         \
+                s = _mm_add_ss(s, _mm_movehdup_ps(s));                                          \
+                d[c * ds + r] = _mm_cvtss_f32(s);                                               \
+            }                                                                                   \
+    }
+
+INT8_TILE(q8_0, block_q8_0)
+INT8_TILE(q4_0, block_q4_0)
+GEMM_ENTRY(q8_0)
+GEMM_ENTRY(q4_0)
+
+/* ===== Vector helpers ==================================================== */
+
+static float dot_f32(int64_t n, const float *a, const float *b)
+{
+    float d;
+    tile_f32(n, (const uint8_t *)a, 0, (const uint8_t *)b, 0, &d, 0, 1, 1);
+    return d;
+}
+
+static float dot_f16(int64_t n, const uint16_t *a, const float *b)
+{
+    float d;
+    tile_f16(n, (const uint8_t *)a, 0, (const uint8_t *)b, 0, &d, 0, 1, 1);
+    return d;
+}
+
+static void mad_f32(int64_t n, float *y, const float *x, float s)
+{
+    __m512 sv = _mm512_set1_ps(s);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(sv, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(sv, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+static void mad_f16(int64_t n, float *y, const uint16_t *x, float s)
+{
+    __m512 sv = _mm512_set1_ps(s);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(sv, load16_f16(x, i), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(sv, loadm_f16(x, i, m), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+static void scale_f32(int64_t n, float *y, float s)
+{
+    __m512 sv = _mm512_set1_ps(s);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(sv, _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(sv, _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+void cpu_kernels_init_avx512(cpu_kernels *k)
+{
+    k->gemm[VKI_TYPE_F32] = gemm_f32;
+    k->gemm[VKI_TYPE_F16] = gemm_f16;
+    k->gemm[VKI_TYPE_BF16] = gemm_bf16;
+    if (cpu_has_vnni()) {
+        k->gemm[VKI_TYPE_Q8_0] = gemm_q8_0;
+        k->gemm[VKI_TYPE_Q4_0] = gemm_q4_0;
+    }
+    k->dot_f32 = dot_f32;
+    k->dot_f16 = dot_f16;
+    k->mad_f32 = mad_f32;
+    k->mad_f16 = mad_f16;
+    k->scale_f32 = scale_f32;
+}

@@ -1,0 +1,155 @@
+/*
+ * kernels_scalar.c: the portable kernels every ISA table starts from, and
+ * the activation quantizers all ISAs share (so integer dot products see the
+ * same inputs on every level). Plain C, no intrinsics.
+ */
+#include <math.h>
+
+#include "cpu.h"
+#include "kquants.h"
+#include "util.h"
+
+/* ===== Activation formats and quantizers ================================ */
+
+cpu_act cpu_act_for(vki_type wtype)
+{
+    switch (wtype) {
+    case VKI_TYPE_Q8_0:
+    case VKI_TYPE_Q4_0: return CPU_ACT_Q8_0;
+    case VKI_TYPE_Q4_K:
+    case VKI_TYPE_Q6_K: return CPU_ACT_Q8_K;
+    default:            return CPU_ACT_F32;
+    }
+}
+
+void cpu_quantize_q8_0(const float *x, void *dst, int64_t n)
+{
+    block_q8_0 *y = dst;
+    for (int64_t b = 0; b < n / QK8_0; b++, x += QK8_0) {
+        float amax = 0.0f;
+        for (int i = 0; i < QK8_0; i++) amax = fmaxf(amax, fabsf(x[i]));
+        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[b].d = vki_fp32_to_fp16(d);
+        for (int i = 0; i < QK8_0; i++) y[b].qs[i] = (int8_t)lrintf(x[i] * id);
+    }
+}
+
+void cpu_quantize_q8_K(const float *x, void *dst, int64_t n)
+{
+    block_q8_K *y = dst;
+    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K) {
+        float amax = 0.0f;
+        for (int i = 0; i < QK_K; i++) amax = fmaxf(amax, fabsf(x[i]));
+        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[b].d = d;
+        for (int i = 0; i < QK_K; i++) {
+            long q = lrintf(x[i] * id);
+            y[b].qs[i] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+        }
+        for (int g = 0; g < QK_K / 16; g++) {
+            int s = 0;
+            for (int i = 0; i < 16; i++) s += y[b].qs[16 * g + i];
+            y[b].bsums[g] = (int16_t)s;
+        }
+    }
+}
+
+/* ===== Dot products ====================================================== */
+
+static float dot_f32(int64_t n, const float *a, const float *b)
+{
+    float s = 0.0f;
+    for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+static float dot_f16(int64_t n, const uint16_t *a, const float *b)
+{
+    float s = 0.0f;
+    for (int64_t i = 0; i < n; i++) s += vki_fp16_to_fp32(a[i]) * b[i];
+    return s;
+}
+
+static float dot_bf16(int64_t n, const uint16_t *a, const float *b)
+{
+    float s = 0.0f;
+    for (int64_t i = 0; i < n; i++) s += vki_bf16_to_fp32(a[i]) * b[i];
+    return s;
+}
+
+static float dot_q8_0(int64_t n, const block_q8_0 *w, const block_q8_0 *x)
+{
+    float s = 0.0f;
+    for (int64_t b = 0; b < n / QK8_0; b++) {
+        int32_t si = 0;
+        for (int i = 0; i < QK8_0; i++) si += w[b].qs[i] * x[b].qs[i];
+        s += vki_fp16_to_fp32(w[b].d) * vki_fp16_to_fp32(x[b].d) * (float)si;
+    }
+    return s;
+}
+
+static float dot_q4_0(int64_t n, const block_q4_0 *w, const block_q8_0 *x)
+{
+    float s = 0.0f;
+    for (int64_t b = 0; b < n / QK4_0; b++) {
+        int32_t si = 0;
+        for (int i = 0; i < QK4_0 / 2; i++) {
+            si += ((w[b].qs[i] & 0xF) - 8) * x[b].qs[i];
+            si += ((w[b].qs[i] >> 4) - 8) * x[b].qs[i + QK4_0 / 2];
+        }
+        s += vki_fp16_to_fp32(w[b].d) * vki_fp16_to_fp32(x[b].d) * (float)si;
+    }
+    return s;
+}
+
+static void mad_f32(int64_t n, float *y, const float *x, float s)
+{
+    for (int64_t i = 0; i < n; i++) y[i] += s * x[i];
+}
+
+static void mad_f16(int64_t n, float *y, const uint16_t *x, float s)
+{
+    for (int64_t i = 0; i < n; i++) y[i] += s * vki_fp16_to_fp32(x[i]);
+}
+
+static void scale_f32(int64_t n, float *y, float s)
+{
+    for (int64_t i = 0; i < n; i++) y[i] *= s;
+}
+
+/* ===== Tiles from dots =================================================== */
+
+#define GEMM_FROM_DOT(fname, wtype, xtype, dotfn)                                              \
+    static void fname(int64_t k, const void *w, size_t ws, int nr, const void *x, size_t xs,  \
+                      int nc, float *d, size_t ds)                                             \
+    {                                                                                          \
+        for (int c = 0; c < nc; c++)                                                           \
+            for (int r = 0; r < nr; r++)                                                       \
+                d[(size_t)c * ds + (size_t)r] =                                                \
+                    dotfn(k, (const wtype *)((const uint8_t *)w + (size_t)r * ws),             \
+                          (const xtype *)((const uint8_t *)x + (size_t)c * xs));               \
+    }
+
+GEMM_FROM_DOT(gemm_f32, float, float, dot_f32)
+GEMM_FROM_DOT(gemm_f16, uint16_t, float, dot_f16)
+GEMM_FROM_DOT(gemm_bf16, uint16_t, float, dot_bf16)
+GEMM_FROM_DOT(gemm_q8_0, block_q8_0, block_q8_0, dot_q8_0)
+GEMM_FROM_DOT(gemm_q4_0, block_q4_0, block_q8_0, dot_q4_0)
+GEMM_FROM_DOT(gemm_q4_K, block_q4_K, block_q8_K, kq_dot_q4_K_q8_K)
+GEMM_FROM_DOT(gemm_q6_K, block_q6_K, block_q8_K, kq_dot_q6_K_q8_K)
+
+void cpu_kernels_init_scalar(cpu_kernels *k)
+{
+    k->gemm[VKI_TYPE_F32] = gemm_f32;
+    k->gemm[VKI_TYPE_F16] = gemm_f16;
+    k->gemm[VKI_TYPE_BF16] = gemm_bf16;
+    k->gemm[VKI_TYPE_Q8_0] = gemm_q8_0;
+    k->gemm[VKI_TYPE_Q4_0] = gemm_q4_0;
+    k->gemm[VKI_TYPE_Q4_K] = gemm_q4_K;
+    k->gemm[VKI_TYPE_Q6_K] = gemm_q6_K;
+    k->dot_f32 = dot_f32;
+    k->dot_f16 = dot_f16;
+    k->mad_f32 = mad_f32;
+    k->mad_f16 = mad_f16;
+    k->scale_f32 = scale_f32;
+}

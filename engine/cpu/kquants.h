@@ -1,0 +1,85 @@
+/*
+ * kquants.h: dot products of K-quant weight blocks with block_q8_K
+ * activations, in plain integer C. Included by kernels_scalar.c and by the
+ * SIMD files (where the compiler vectorises the integer loops with that
+ * file's ISA flags). Exact integer sums; one float multiply per sub-block.
+ */
+#ifndef VKI_CPU_KQUANTS_H
+#define VKI_CPU_KQUANTS_H
+
+#include "loader/types.h"
+#include "util.h"
+
+/* The 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K block. */
+static inline void kq_scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t *m)
+{
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+static inline float kq_dot_q4_K_q8_K(int64_t k, const block_q4_K *w, const block_q8_K *x)
+{
+    float sum = 0.0f;
+    for (int64_t b = 0; b < k / QK_K; b++) {
+        const uint8_t *qs = w[b].qs;
+        const int8_t *xq = x[b].qs;
+        int32_t sumi = 0, summ = 0;
+        for (int j = 0; j < QK_K / 64; j++) {
+            uint8_t sc0, m0, sc1, m1;
+            kq_scale_min_k4(2 * j, w[b].scales, &sc0, &m0);
+            kq_scale_min_k4(2 * j + 1, w[b].scales, &sc1, &m1);
+            int32_t lo = 0, hi = 0;
+            for (int l = 0; l < 32; l++) {
+                lo += (qs[l] & 0xF) * xq[l];
+                hi += (qs[l] >> 4) * xq[l + 32];
+            }
+            sumi += sc0 * lo + sc1 * hi;
+            summ += m0 * (x[b].bsums[4 * j] + x[b].bsums[4 * j + 1]) + m1 * (x[b].bsums[4 * j + 2] + x[b].bsums[4 * j + 3]);
+            qs += 32;
+            xq += 64;
+        }
+        sum += x[b].d * (vki_fp16_to_fp32(w[b].d) * (float)sumi - vki_fp16_to_fp32(w[b].dmin) * (float)summ);
+    }
+    return sum;
+}
+
+static inline float kq_dot_q6_K_q8_K(int64_t k, const block_q6_K *w, const block_q8_K *x)
+{
+    float sum = 0.0f;
+    for (int64_t b = 0; b < k / QK_K; b++) {
+        const uint8_t *ql = w[b].ql, *qh = w[b].qh;
+        const int8_t *sc = w[b].scales, *xq = x[b].qs;
+        int32_t sumi = 0;
+        for (int half = 0; half < 2; half++) {
+            /* 16-element groups l in [0,16) and [16,32) of each of the four
+             * 32-wide quarter rows use scales sc[is + 2q]. */
+            for (int is = 0; is < 2; is++) {
+                int32_t s[4] = {0, 0, 0, 0};
+                for (int l = 16 * is; l < 16 * is + 16; l++) {
+                    int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                    int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                    int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                    int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                    s[0] += q1 * xq[l];
+                    s[1] += q2 * xq[l + 32];
+                    s[2] += q3 * xq[l + 64];
+                    s[3] += q4 * xq[l + 96];
+                }
+                for (int q = 0; q < 4; q++) sumi += sc[is + 2 * q] * s[q];
+            }
+            ql += 64;
+            qh += 32;
+            sc += 8;
+            xq += 128;
+        }
+        sum += x[b].d * vki_fp16_to_fp32(w[b].d) * (float)sumi;
+    }
+    return sum;
+}
+
+#endif

@@ -1,0 +1,133 @@
+/*
+ * threadpool.c: the CPU backend's workers. One job at a time: the caller
+ * publishes (fn, ctx) under a new generation number, runs its own share as
+ * thread 0 and waits for the others. Workers spin briefly on the generation
+ * (ops come back to back in a forward pass) and then sleep on a condvar.
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "cpu.h"
+#include "error.h"
+
+/* About 50 us of polling before sleeping: long enough to bridge the gap
+ * between consecutive ops, short enough not to burn a core when idle. */
+#define POOL_SPIN 20000
+
+typedef struct pool_worker {
+    cpu_pool *pool;
+    int       ith;
+    pthread_t thread;
+} pool_worker;
+
+struct cpu_pool {
+    int           n_threads;
+    pool_worker  *workers;   /* [n_threads - 1]; worker i is thread i + 1 */
+    int           n_started;
+    cpu_task_fn   fn;
+    void         *ctx;
+    atomic_uint   generation; /* bumped for each job                  */
+    atomic_int    n_done;     /* workers finished with this generation */
+    atomic_bool   stop;
+    pthread_mutex_t mutex;
+    pthread_cond_t  cond;
+};
+
+int cpu_core_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static void *worker_main(void *arg)
+{
+    pool_worker *w = arg;
+    cpu_pool *p = w->pool;
+    unsigned seen = 0;
+    for (;;) {
+        unsigned gen;
+        int spins = 0;
+        while ((gen = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen &&
+               !atomic_load_explicit(&p->stop, memory_order_acquire)) {
+            if (++spins < POOL_SPIN) continue;
+            pthread_mutex_lock(&p->mutex);
+            while (atomic_load(&p->generation) == seen && !atomic_load(&p->stop))
+                pthread_cond_wait(&p->cond, &p->mutex);
+            pthread_mutex_unlock(&p->mutex);
+        }
+        if (atomic_load(&p->stop)) return NULL;
+        seen = gen;
+        p->fn(p->ctx, w->ith, p->n_threads);
+        atomic_fetch_add_explicit(&p->n_done, 1, memory_order_acq_rel);
+    }
+}
+
+vki_status cpu_pool_create(int n_threads, cpu_pool **out)
+{
+    *out = NULL;
+    if (n_threads <= 0) n_threads = cpu_core_count();
+    if (n_threads > 512)
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "cpu pool: %d threads requested, at most 512", n_threads);
+    cpu_pool *p = calloc(1, sizeof *p);
+    if (!p) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "cpu pool: out of memory");
+    p->n_threads = n_threads;
+    pthread_mutex_init(&p->mutex, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    atomic_init(&p->generation, 0);
+    atomic_init(&p->n_done, 0);
+    atomic_init(&p->stop, false);
+    if (n_threads > 1) {
+        p->workers = calloc((size_t)n_threads - 1, sizeof *p->workers);
+        if (!p->workers) goto fail;
+        for (int i = 0; i < n_threads - 1; i++) {
+            p->workers[i].pool = p;
+            p->workers[i].ith = i + 1;
+            if (pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i]) != 0) goto fail;
+            p->n_started++;
+        }
+    }
+    *out = p;
+    return VKI_OK;
+fail:
+    cpu_pool_destroy(p);
+    return vki_fail(VKI_ERR_OUT_OF_MEMORY, "cpu pool: could not start %d worker threads", n_threads - 1);
+}
+
+void cpu_pool_destroy(cpu_pool *p)
+{
+    if (!p) return;
+    pthread_mutex_lock(&p->mutex);
+    atomic_store(&p->stop, true);
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->mutex);
+    for (int i = 0; i < p->n_started; i++) pthread_join(p->workers[i].thread, NULL);
+    pthread_mutex_destroy(&p->mutex);
+    pthread_cond_destroy(&p->cond);
+    free(p->workers);
+    free(p);
+}
+
+int cpu_pool_size(const cpu_pool *p) { return p->n_threads; }
+
+void cpu_pool_run(cpu_pool *p, cpu_task_fn fn, void *ctx)
+{
+    if (p->n_threads == 1) {
+        fn(ctx, 0, 1);
+        return;
+    }
+    p->fn = fn;
+    p->ctx = ctx;
+    atomic_store_explicit(&p->n_done, 0, memory_order_relaxed);
+    /* The mutex orders the bump against a worker that is about to sleep. */
+    pthread_mutex_lock(&p->mutex);
+    atomic_fetch_add_explicit(&p->generation, 1, memory_order_acq_rel);
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->mutex);
+    fn(ctx, 0, p->n_threads);
+    int spins = 0;
+    while (atomic_load_explicit(&p->n_done, memory_order_acquire) < p->n_threads - 1)
+        if (++spins > POOL_SPIN) sched_yield();
+}
