@@ -1,0 +1,152 @@
+/*
+ * bpe.c: byte-level BPE (gpt-2, llama-3, qwen2, deepseek, falcon, ...): the
+ * pre-tokenizer splits the text into words; each word's bytes start as
+ * byte-symbol tokens and merge by rank (lowest first, leftmost on ties)
+ * through a priority queue with lazy invalidation, O(n log n) per word.
+ * Also the GPT-2 byte <-> code point table.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "tok_internal.h"
+
+/* GPT-2's bytes_to_unicode(): printable Latin-1 bytes stand for
+ * themselves, the other 68 map to U+0100.. in byte order. */
+uint32_t tok_byte_to_cp(uint8_t b)
+{
+    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174) return b;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < b; i++)
+        if (!((i >= 33 && i <= 126) || (i >= 161 && i <= 172) || i >= 174)) k++;
+    return 256 + k;
+}
+
+int tok_cp_to_byte(uint32_t cp)
+{
+    if (cp < 256) {
+        uint8_t b = (uint8_t)cp;
+        return ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174) ? (int)cp : -1;
+    }
+    if (cp >= 256 + 68) return -1;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < 256; i++)
+        if (!((i >= 33 && i <= 126) || (i >= 161 && i <= 172) || i >= 174) && k++ == cp - 256) return (int)i;
+    return -1;
+}
+
+typedef struct bpe_sym { int32_t id, prev, next; } bpe_sym;
+typedef struct bpe_bigram { int32_t rank, left, lid, rid; } bpe_bigram;
+
+static bool bg_before(const bpe_bigram *a, const bpe_bigram *b)
+{
+    return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
+}
+
+typedef struct bpe_heap { bpe_bigram *v; size_t n; } bpe_heap;
+
+static void heap_push(bpe_heap *h, bpe_bigram x)
+{
+    size_t i = h->n++;
+    while (i > 0 && bg_before(&x, &h->v[(i - 1) / 2])) {
+        h->v[i] = h->v[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h->v[i] = x;
+}
+
+static bpe_bigram heap_pop(bpe_heap *h)
+{
+    bpe_bigram top = h->v[0], x = h->v[--h->n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= h->n) break;
+        if (c + 1 < h->n && bg_before(&h->v[c + 1], &h->v[c])) c++;
+        if (!bg_before(&h->v[c], &x)) break;
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    if (h->n) h->v[i] = x;
+    return top;
+}
+
+static void try_bigram(const vki_tokenizer *t, bpe_sym *sym, bpe_heap *h, int32_t l, int32_t r)
+{
+    if (l < 0 || r < 0) return;
+    int32_t res;
+    int32_t rank = tok_merge_rank(t, sym[l].id, sym[r].id, &res);
+    if (rank >= 0) heap_push(h, (bpe_bigram){rank, l, sym[l].id, sym[r].id});
+}
+
+/* One pre-tokenized word: bytes w[0..n). */
+static vki_status encode_word(const vki_tokenizer *t, const uint8_t *w, size_t n, tok_scratch *s,
+                              tok_ids *out)
+{
+    if (t->ignore_merges || n == 1) {
+        /* llama-3 (HF ignore_merges): a word that is itself a token wins */
+        if (!tok_grow((void **)&s->buf, &s->buf_cap, n * 2)) goto oom;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) k += (size_t)uc_encode(tok_byte_to_cp(w[i]), s->buf + k);
+        int32_t id = tok_find(t, s->buf, k);
+        if (id >= 0) return tok_ids_push(out, id);
+    }
+    /* every bigram can sit in the heap at most once per merge that creates
+     * it; 3n bounds the live entries (n initial + 2 per merge) */
+    if (!tok_grow(&s->sym, &s->sym_cap, n * sizeof(bpe_sym)) ||
+        !tok_grow(&s->heap, &s->heap_cap, 3 * n * sizeof(bpe_bigram)))
+        goto oom;
+    bpe_sym *sym = s->sym;
+    bpe_heap h = {s->heap, 0};
+    for (size_t i = 0; i < n; i++)
+        sym[i] = (bpe_sym){t->byte_id[w[i]], (int32_t)i - 1, i + 1 == n ? -1 : (int32_t)i + 1};
+    for (size_t i = 1; i < n; i++) try_bigram(t, sym, &h, (int32_t)i - 1, (int32_t)i);
+    while (h.n) {
+        bpe_bigram bg = heap_pop(&h);
+        bpe_sym *l = &sym[bg.left];
+        if (l->id != bg.lid || l->next < 0 || sym[l->next].id != bg.rid) continue; /* stale */
+        int32_t res, r = l->next;
+        tok_merge_rank(t, bg.lid, bg.rid, &res);
+        l->id = res;
+        l->next = sym[r].next;
+        sym[r].id = -2; /* merged away */
+        if (l->next >= 0) sym[l->next].prev = bg.left;
+        try_bigram(t, sym, &h, l->prev, bg.left);
+        try_bigram(t, sym, &h, bg.left, l->next);
+    }
+    for (int32_t i = 0; i != -1; i = sym[i].next) {
+        /* a byte with no byte token (a vocabulary without the full 256)
+         * becomes the unknown token when there is one */
+        int32_t id = sym[i].id >= 0 ? sym[i].id : t->unk;
+        if (id >= 0) VKI_TRY(tok_ids_push(out, id));
+    }
+    return VKI_OK;
+oom:
+    return vki_fail(VKI_ERR_OUT_OF_MEMORY, "tokenizer: out of memory for a word of %zu bytes", n);
+}
+
+vki_status tok_bpe_encode(const vki_tokenizer *t, const char *text, size_t len, tok_scratch *s,
+                          tok_ids *out)
+{
+    if (len == 0) return VKI_OK;
+    if (!tok_grow((void **)&s->cps, &s->cps_cap, len * sizeof *s->cps) ||
+        !tok_grow((void **)&s->offs, &s->offs_cap, (len + 1) * sizeof *s->offs))
+        return vki_fail(VKI_ERR_OUT_OF_MEMORY, "tokenizer: out of memory for %zu bytes of text", len);
+    /* invalid bytes become UC_INVALID code points (category "other") and
+     * keep their byte, so the byte-level encoding round-trips them */
+    int64_t n = 0;
+    const uint8_t *u = (const uint8_t *)text;
+    for (size_t i = 0; i < len;) {
+        int l;
+        s->cps[n] = uc_decode(u + i, len - i, &l);
+        s->offs[n++] = i;
+        i += (size_t)l;
+    }
+    s->offs[n] = len;
+    VKI_TRY(tok_pretokenize(t->re, t->n_re, s->cps, n, s));
+    for (int64_t k = 0; k < s->a.n; k++) {
+        size_t a = s->offs[s->a.v[k].a], b = s->offs[s->a.v[k].b];
+        VKI_TRY(encode_word(t, u + a, b - a, s, out));
+    }
+    return VKI_OK;
+}

@@ -1,0 +1,117 @@
+/*
+ * tok_internal.h: what the tokenizer's files share: the vocabulary tables
+ * (built by vocab.c), the pre-tokenizer regex engine (pretokenize.c) and the
+ * per-family encoders (spm.c, bpe.c, wordpiece.c).
+ * Must not: be included outside engine/tokenizer/.
+ */
+#ifndef VKI_TOK_INTERNAL_H
+#define VKI_TOK_INTERNAL_H
+
+#include "tokenizer.h"
+#include "unicode.h"
+
+/* token types as GGUF stores them (tokenizer.ggml.token_type) */
+enum {
+    TOK_TYPE_NORMAL = 1, TOK_TYPE_UNKNOWN = 2, TOK_TYPE_CONTROL = 3,
+    TOK_TYPE_USER_DEFINED = 4, TOK_TYPE_UNUSED = 5, TOK_TYPE_BYTE = 6,
+};
+
+typedef struct tok_entry {
+    uint32_t off, len;   /* bytes in vki_tokenizer.text */
+    float    score;      /* SPM merge priority (higher first)        */
+    int32_t  type;       /* TOK_TYPE_*                                */
+} tok_entry;
+
+typedef struct tok_merge {
+    uint64_t key;        /* (left id << 32) | right id; 0 = empty slot */
+    int32_t  rank;       /* lower merges first                         */
+    int32_t  result;     /* id of left+right                           */
+} tok_merge;
+
+/* ----- growable id list ----- */
+typedef struct tok_ids { int32_t *v; int32_t n, cap; } tok_ids;
+vki_status tok_ids_push(tok_ids *l, int32_t id);
+
+/* ----- regex pre-tokenizer (pretokenize.c) ----- */
+typedef struct tok_regex tok_regex;
+vki_status tok_regex_compile(const char *pattern, size_t len, tok_regex **out);
+void       tok_regex_destroy(tok_regex *re);
+
+/* A half-open range of code points of the text being split. */
+typedef struct tok_span { int64_t a, b; } tok_span;
+typedef struct tok_spans { tok_span *v; int64_t n, cap; } tok_spans;
+
+/* Scratch the splitter reuses within one encode call (never shared). */
+typedef struct tok_scratch {
+    int64_t  *stack; int64_t stack_cap;  /* backtracking (pc, pos) pairs   */
+    tok_spans a, b;                      /* pieces, ping-pong per regex    */
+    uint32_t *cps;   size_t   cps_cap;   /* [n] code points                */
+    size_t   *offs;  size_t   offs_cap;  /* [n+1] their byte offsets        */
+    void     *sym;   size_t   sym_cap;   /* merge symbols (bytes)          */
+    void     *heap;  size_t   heap_cap;  /* merge queue (bytes)            */
+    char     *buf;   size_t   buf_cap;   /* byte-level text of one word    */
+} tok_scratch;
+/* Grows *p to hold `need` bytes; false when out of memory. */
+bool tok_grow(void **p, size_t *cap, size_t need);
+void tok_scratch_free(tok_scratch *s);
+
+/* Splits cps[0..n) by each regex in turn ("Isolated" behaviour: matches and
+ * the gaps between them both become pieces). Result in s->a. */
+vki_status tok_pretokenize(tok_regex *const *res, int n_res, const uint32_t *cps, int64_t n,
+                           tok_scratch *s);
+
+/* ----- the tokenizer ----- */
+#define TOK_MAX_REGEX 6
+
+struct vki_tokenizer {
+    vki_tok_kind kind;
+    int32_t      n_vocab;
+    char        *text;        /* all token texts, back to back                 */
+    tok_entry   *tokens;      /* [n_vocab]                                     */
+    int32_t     *hash;        /* [hash_cap] token ids, -1 = empty              */
+    uint32_t     hash_cap;
+    tok_merge   *merges;      /* [merge_cap] open addressing                   */
+    uint32_t     merge_cap;
+    int32_t      n_merges;
+
+    int32_t bos, eos, unk, pad, sep, cls, eot, eom; /* -1 = none */
+    bool    add_bos, add_eos;
+    bool    add_space_prefix; /* SPM: prepend ' ' at text start / after special */
+    bool    ignore_merges;    /* BPE: a word that is a token is emitted whole   */
+    bool    wpm_phantom;      /* WordPiece vocab in GGUF form: '▁' marks a word
+                                 start, continuations carry no "##"            */
+    bool    wpm_lowercase;
+
+    int32_t  byte_id[256];    /* SPM <0xNN> / BPE byte-symbol token, -1 = none */
+    uint8_t  *eog;            /* [n_vocab] 1 = ends generation                 */
+    int32_t  *specials;       /* ids matched inside text, longest first        */
+    int32_t   n_specials;
+
+    char      pre_name[64];
+    tok_regex *re[TOK_MAX_REGEX];
+    int        n_re;
+};
+
+static inline const char *tok_text(const vki_tokenizer *t, int32_t id) { return t->text + t->tokens[id].off; }
+/* id of the token with exactly these bytes, or -1 */
+int32_t tok_find(const vki_tokenizer *t, const char *s, size_t n);
+/* merge of (left, right): rank or -1; *result gets the merged id */
+int32_t tok_merge_rank(const vki_tokenizer *t, int32_t left, int32_t right, int32_t *result);
+
+/* vocab.c: reads tokens, types, scores, merges, special ids from metadata */
+vki_status tok_vocab_load(vki_tokenizer *t, const vki_model_file *f, const char *model);
+/* pretokenize.c: selects the regex list from tokenizer.ggml.pre or the HF regex */
+vki_status tok_pre_select(vki_tokenizer *t, const vki_model_file *f);
+
+/* GPT-2's byte <-> printable code point mapping used by byte-level BPE */
+uint32_t tok_byte_to_cp(uint8_t b);
+int      tok_cp_to_byte(uint32_t cp); /* -1 when cp is not one of the 256 */
+
+/* Encoders for one run of plain text (special tokens already split off). */
+vki_status tok_spm_encode(const vki_tokenizer *t, const char *text, size_t len, bool prefix_space,
+                          tok_ids *out);
+vki_status tok_bpe_encode(const vki_tokenizer *t, const char *text, size_t len, tok_scratch *s,
+                          tok_ids *out);
+vki_status tok_wpm_encode(const vki_tokenizer *t, const char *text, size_t len, tok_ids *out);
+
+#endif
