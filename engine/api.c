@@ -274,6 +274,9 @@ vki_status vki_generate_ids(vki_model *md, const int32_t *ids, int32_t n_ids, co
 
     vki_detok dt;
     vki_detok_init(&dt, md->tok);
+    /* SPM drops the leading space of the first piece of a text; generated
+     * text continues the prompt's text unless the prompt is only BOS. */
+    if (n_ids > 1 || ids[0] != vki_tokenizer_bos(md->tok)) dt.n_pushed = n_ids;
     const int32_t max_gen = gp.n_predict > 0 ? gp.n_predict : INT32_MAX;
     for (;;) {
         vki_token_event ev = {0};
