@@ -1,0 +1,693 @@
+/*
+ * test_ops.c: every backend op x backend x type x shape against the scalar
+ * reference (engine/cpu/ref.c), in the manner of ggml's test-backend-ops.
+ * Backends: the CPU backend forced to each ISA this machine has, and the
+ * Vulkan backend (validation on) when it is built and a device exists.
+ * Inputs are surrounded by NaN bytes (0xFF) so any read outside a tensor
+ * poisons the result; outputs start as NaN so any unwritten element fails,
+ * and every byte of the output buffer outside the tensor must stay 0xFF.
+ * Usage: test_ops [-o OP] [-b BACKEND-prefix] [--list]
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/backend.h"
+#include "engine/cpu/cpu.h"
+#include "engine/cpu/ref.h"
+#include "error.h"
+#include "test_util.h"
+#include "util.h"
+
+#define PAD 64          /* NaN bytes before and after every tensor */
+#define MAX_CASES 1024
+
+/* ===== Case description ================================================== */
+
+typedef enum fill_kind { FILL_RAND = 0, FILL_IDS, FILL_POS } fill_kind;
+
+typedef struct tt {
+    vki_type  type;
+    int64_t   ne[4];
+    uint64_t  nb[4];
+    uint64_t  size;   /* bytes of its buffer (PAD + span + PAD) */
+    fill_kind fill;
+    int32_t   fill_max; /* ids/positions are drawn from [0, fill_max) */
+} tt;
+
+typedef struct test_case {
+    bk_op_kind kind;
+    char       desc[160];
+    int        n_src;
+    tt         src[3];
+    bool       has_src[3];
+    tt         dst;
+    bool       inplace; /* dst is src0's tensor in src0's buffer */
+    int32_t    ip[4];
+    float      fp[4];
+    double     max_nmse;
+} test_case;
+
+static test_case g_cases[MAX_CASES];
+static int g_n_cases;
+
+/* A tensor of type t, shape ne, rows padded by pad1 bytes and dim-2 slices
+ * by pad2 more bytes (views into something larger: strided rows, KV caches). */
+static tt tt_make(vki_type t, int64_t ne0, int64_t ne1, int64_t ne2, int64_t ne3, uint64_t pad1, uint64_t pad2)
+{
+    tt x = {.type = t, .ne = {ne0, ne1, ne2, ne3}};
+    const vki_type_traits *tr = vki_type_get(t);
+    VKI_ASSERT(tr && tr->block_size && ne0 % tr->block_size == 0);
+    x.nb[0] = tr->type_size;
+    x.nb[1] = (uint64_t)(ne0 / tr->block_size) * tr->type_size + pad1;
+    x.nb[2] = x.nb[1] * (uint64_t)ne1 + pad2;
+    x.nb[3] = x.nb[2] * (uint64_t)ne2;
+    x.size = PAD + x.nb[3] * (uint64_t)ne3 + PAD;
+    return x;
+}
+
+static tt tt_vec(vki_type t, int64_t n) { return tt_make(t, n, 1, 1, 1, 0, 0); }
+
+static test_case *add_case(bk_op_kind k, double max_nmse, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static test_case *add_case(bk_op_kind k, double max_nmse, const char *fmt, ...)
+{
+    VKI_ASSERT(g_n_cases < MAX_CASES);
+    test_case *c = &g_cases[g_n_cases++];
+    memset(c, 0, sizeof *c);
+    c->kind = k;
+    c->max_nmse = max_nmse;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = snprintf(c->desc, sizeof c->desc, "%s(", bk_op_name(k));
+    vsnprintf(c->desc + n, sizeof c->desc - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    strcat(c->desc, ")");
+    return c;
+}
+
+static void set_src(test_case *c, int i, tt t)
+{
+    c->src[i] = t;
+    c->has_src[i] = true;
+    if (i + 1 > c->n_src) c->n_src = i + 1;
+}
+
+/* ===== Tolerances ========================================================
+ * NMSE = sum (out - ref)^2 / sum ref^2, as test-backend-ops computes it.
+ * - Float math in float vs the double reference: relative rounding ~1e-7
+ *   per element, growing like sqrt(k) in sums of k terms: 1e-8 leaves
+ *   room for k = 4096 sums and expf/erff.
+ * - Weight types whose kernels quantize the activations to 8 bits (Q8_0,
+ *   Q4_0 per 32; Q4_K, Q6_K per 256): each activation gets an error of up to
+ *   d/2 with d = max|x|/127, a variance of (1/127)^2/12 = 5.2e-6 against
+ *   var(x) = 1/3 for uniform [-1, 1] inputs: NMSE ~1.6e-5 in the dot. The
+ *   bound is 2e-4 (about 12x) because K-quant blocks are 8x wider, so their
+ *   max is larger relative to the rms.
+ * - Ops that only move or convert data (GET_ROWS, CPY) must be exact up to
+ *   the conversion both sides share: 1e-12.
+ */
+#define NMSE_FLOAT 1e-8
+#define NMSE_ACTQ  2e-4
+#define NMSE_EXACT 1e-12
+
+static double matmul_nmse(vki_type t)
+{
+    switch (t) {
+    case VKI_TYPE_Q8_0: case VKI_TYPE_Q4_0: case VKI_TYPE_Q4_K: case VKI_TYPE_Q6_K: return NMSE_ACTQ;
+    default: return NMSE_FLOAT;
+    }
+}
+
+/* ===== Case tables ======================================================= */
+
+static const vki_type weight_types[] = {
+    VKI_TYPE_F32, VKI_TYPE_F16, VKI_TYPE_BF16, VKI_TYPE_Q8_0, VKI_TYPE_Q4_0, VKI_TYPE_Q4_K, VKI_TYPE_Q6_K,
+    VKI_TYPE_Q4_1, VKI_TYPE_Q5_0, VKI_TYPE_Q5_1, VKI_TYPE_Q2_K, VKI_TYPE_Q3_K, VKI_TYPE_Q5_K,
+};
+
+static void cases_matmul(void)
+{
+    for (size_t ti = 0; ti < VKI_COUNT(weight_types); ti++) {
+        vki_type t = weight_types[ti];
+        const vki_type_traits *tr = vki_type_get(t);
+        if (!tr || !tr->block_size) continue;
+        int64_t bs = tr->block_size;
+        /* k: one block, a few blocks (odd counts), a long row; m/n: 1, 33,
+         * odd, and n > 64 to cross the activation tiling. */
+        int64_t shapes[][3] = {
+            {bs == 1 ? 1 : bs, 1, 1},
+            {bs == 1 ? 33 : 3 * bs, 33, 1},
+            {bs == 1 ? 100 : 9 * bs, 67, 5},
+            {bs == 1 ? 257 : (bs == 256 ? 2 * bs : 9 * bs), 19, 67},
+        };
+        for (size_t s = 0; s < VKI_COUNT(shapes); s++) {
+            int64_t k = shapes[s][0], m = shapes[s][1], n = shapes[s][2];
+            test_case *c = add_case(BK_OP_MATMUL, matmul_nmse(t), "w=%s,k=%lld,m=%lld,n=%lld", tr->name,
+                                    (long long)k, (long long)m, (long long)n);
+            set_src(c, 0, tt_make(t, k, m, 1, 1, 0, 0));
+            set_src(c, 1, tt_make(VKI_TYPE_F32, k, n, 1, 1, 0, 0));
+            c->dst = tt_make(VKI_TYPE_F32, m, n, 1, 1, 0, 0);
+        }
+        /* bias, strided activations and output (views of wider rows), 3-D x */
+        int64_t k = bs == 1 ? 64 : (bs == 256 ? 256 : 4 * bs);
+        test_case *c = add_case(BK_OP_MATMUL, matmul_nmse(t), "w=%s,k=%lld,m=37,n=2x3,bias,views", tr->name, (long long)k);
+        set_src(c, 0, tt_make(t, k, 37, 1, 1, 0, 0));
+        set_src(c, 1, tt_make(VKI_TYPE_F32, k, 2, 3, 1, 16, 32));
+        set_src(c, 2, tt_vec(VKI_TYPE_F32, 37));
+        c->dst = tt_make(VKI_TYPE_F32, 37, 2, 3, 1, 12, 0);
+    }
+    /* A weight over 128 MiB: backends must split bindings at
+     * maxStorageBufferRange. One token keeps it quick. */
+    test_case *c = add_case(BK_OP_MATMUL, NMSE_FLOAT, "w=F32,k=4096,m=8448,n=1,over-128MiB");
+    set_src(c, 0, tt_make(VKI_TYPE_F32, 4096, 8448, 1, 1, 0, 0));
+    set_src(c, 1, tt_vec(VKI_TYPE_F32, 4096));
+    c->dst = tt_vec(VKI_TYPE_F32, 8448);
+}
+
+static void cases_get_rows(void)
+{
+    for (size_t ti = 0; ti < VKI_COUNT(weight_types); ti++) {
+        vki_type t = weight_types[ti];
+        const vki_type_traits *tr = vki_type_get(t);
+        if (!tr || !tr->block_size) continue;
+        int64_t bs = tr->block_size;
+        int64_t shapes[][3] = {{bs == 1 ? 1 : bs, 1, 1}, {bs == 1 ? 33 : 3 * bs, 40, 7}};
+        for (size_t s = 0; s < VKI_COUNT(shapes); s++) {
+            int64_t d = shapes[s][0], rows = shapes[s][1], n = shapes[s][2];
+            test_case *c = add_case(BK_OP_GET_ROWS, NMSE_EXACT, "t=%s,d=%lld,rows=%lld,n=%lld%s", tr->name,
+                                    (long long)d, (long long)rows, (long long)n, s ? ",dst-view" : "");
+            set_src(c, 0, tt_make(t, d, rows, 1, 1, 0, 0));
+            set_src(c, 1, tt_vec(VKI_TYPE_I32, n));
+            c->src[1].fill = FILL_IDS;
+            c->src[1].fill_max = (int32_t)rows;
+            c->dst = tt_make(VKI_TYPE_F32, d, n, 1, 1, s ? 8 : 0, 0);
+        }
+    }
+    test_case *c = add_case(BK_OP_GET_ROWS, NMSE_EXACT, "t=F16,d=1024,rows=70000,n=5,over-128MiB");
+    set_src(c, 0, tt_make(VKI_TYPE_F16, 1024, 70000, 1, 1, 0, 0));
+    set_src(c, 1, tt_vec(VKI_TYPE_I32, 5));
+    c->src[1].fill = FILL_IDS;
+    c->src[1].fill_max = 70000;
+    c->dst = tt_make(VKI_TYPE_F32, 1024, 5, 1, 1, 0, 0);
+}
+
+static const int64_t eshapes[][3] = {{1, 1, 1}, {33, 7, 1}, {1000, 3, 1}, {64, 5, 3}};
+
+static void cases_elementwise(void)
+{
+    bk_op_kind un[] = {BK_OP_SCALE, BK_OP_SILU, BK_OP_GELU, BK_OP_SOFTMAX, BK_OP_L2_NORM};
+    for (size_t o = 0; o < VKI_COUNT(un); o++)
+        for (size_t s = 0; s < VKI_COUNT(eshapes); s++) {
+            const int64_t *e = eshapes[s];
+            test_case *c = add_case(un[o], NMSE_FLOAT, "ne=%lldx%lldx%lld", (long long)e[0], (long long)e[1], (long long)e[2]);
+            set_src(c, 0, tt_make(VKI_TYPE_F32, e[0], e[1], e[2], 1, 0, 0));
+            c->dst = tt_make(VKI_TYPE_F32, e[0], e[1], e[2], 1, 0, 0);
+            c->fp[0] = un[o] == BK_OP_SOFTMAX ? 0.125f * 8 : 0.37f;
+        }
+    bk_op_kind bin[] = {BK_OP_ADD, BK_OP_MUL, BK_OP_SWIGLU};
+    for (size_t o = 0; o < VKI_COUNT(bin); o++)
+        for (size_t s = 0; s < VKI_COUNT(eshapes); s++)
+            for (int mode = 0; mode < 3; mode++) { /* 0 same shape, 1 broadcast row, 2 in place + views */
+                if (mode == 1 && bin[o] == BK_OP_SWIGLU) continue;
+                const int64_t *e = eshapes[s];
+                test_case *c = add_case(bin[o], NMSE_FLOAT, "ne=%lldx%lldx%lld%s", (long long)e[0], (long long)e[1],
+                                        (long long)e[2], mode == 1 ? ",bcast" : mode == 2 ? ",inplace,views" : "");
+                uint64_t p1 = mode == 2 ? 20 : 0, p2 = mode == 2 ? 8 : 0;
+                set_src(c, 0, tt_make(VKI_TYPE_F32, e[0], e[1], e[2], 1, p1, p2));
+                set_src(c, 1, mode == 1 ? tt_vec(VKI_TYPE_F32, e[0]) : tt_make(VKI_TYPE_F32, e[0], e[1], e[2], 1, p1, 0));
+                c->dst = c->src[0];
+                c->inplace = mode == 2;
+            }
+}
+
+static void cases_norm(void)
+{
+    const int64_t shapes[][2] = {{1, 1}, {33, 7}, {4096, 2}, {384, 9}};
+    for (int kind = 0; kind < 2; kind++)
+        for (size_t s = 0; s < VKI_COUNT(shapes); s++)
+            for (int wmode = 0; wmode < 3; wmode++) {
+                if (kind == 0 && wmode == 2) continue;
+                bk_op_kind k = kind ? BK_OP_LAYER_NORM : BK_OP_RMS_NORM;
+                int64_t n = shapes[s][0], r = shapes[s][1];
+                test_case *c = add_case(k, NMSE_FLOAT, "ne=%lldx%lld%s", (long long)n, (long long)r,
+                                        wmode == 0 ? "" : wmode == 1 ? ",w" : ",w,b");
+                set_src(c, 0, tt_make(VKI_TYPE_F32, n, r, 1, 1, 0, 0));
+                if (wmode >= 1) set_src(c, 1, tt_vec(VKI_TYPE_F32, n));
+                if (wmode >= 2) set_src(c, 2, tt_vec(VKI_TYPE_F32, n));
+                c->dst = tt_make(VKI_TYPE_F32, n, r, 1, 1, 0, 0);
+                c->fp[0] = 1e-5f;
+            }
+}
+
+static void cases_rope(void)
+{
+    struct { int64_t hd, nh, nt; int n_rot, mode; float base, fscale; bool inplace; } rs[] = {
+        {64, 4, 7, 64, BK_ROPE_NORMAL, 10000.0f, 1.0f, false},
+        {64, 4, 7, 64, BK_ROPE_NEOX, 10000.0f, 1.0f, true},
+        {128, 3, 5, 64, BK_ROPE_NEOX, 1000000.0f, 0.25f, false},
+        {32, 8, 1, 16, BK_ROPE_NORMAL, 10000.0f, 0.5f, true},
+        {2, 1, 1, 2, BK_ROPE_NORMAL, 10000.0f, 1.0f, false},
+    };
+    for (size_t i = 0; i < VKI_COUNT(rs); i++) {
+        test_case *c = add_case(BK_OP_ROPE, NMSE_FLOAT, "hd=%lld,nh=%lld,nt=%lld,n_rot=%d,%s,base=%g,scale=%g%s",
+                                (long long)rs[i].hd, (long long)rs[i].nh, (long long)rs[i].nt, rs[i].n_rot,
+                                rs[i].mode == BK_ROPE_NEOX ? "neox" : "normal", rs[i].base, rs[i].fscale,
+                                rs[i].inplace ? ",inplace" : "");
+        set_src(c, 0, tt_make(VKI_TYPE_F32, rs[i].hd, rs[i].nh, rs[i].nt, 1, rs[i].inplace ? 8 : 0, 0));
+        set_src(c, 1, tt_vec(VKI_TYPE_I32, rs[i].nt));
+        c->src[1].fill = FILL_POS;
+        c->src[1].fill_max = 4096;
+        c->dst = rs[i].inplace ? c->src[0] : tt_make(VKI_TYPE_F32, rs[i].hd, rs[i].nh, rs[i].nt, 1, 0, 0);
+        c->inplace = rs[i].inplace;
+        c->ip[0] = rs[i].n_rot;
+        c->ip[1] = rs[i].mode;
+        c->fp[0] = rs[i].base;
+        c->fp[1] = rs[i].fscale;
+    }
+}
+
+static void cases_cpy(void)
+{
+    vki_type ts[] = {VKI_TYPE_F32, VKI_TYPE_F16};
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++) {
+            test_case *c = add_case(BK_OP_CPY, NMSE_EXACT, "%s->%s,33x7", vki_type_name(ts[a]), vki_type_name(ts[b]));
+            set_src(c, 0, tt_make(ts[a], 33, 7, 1, 1, 0, 0));
+            c->dst = tt_make(ts[b], 33, 7, 1, 1, 0, 0);
+            /* KV cache write: {hd, n_kv_head, n_tok} into a cache view whose
+             * token stride is wider (more positions allocated). */
+            c = add_case(BK_OP_CPY, NMSE_EXACT, "%s->%s,kv-view", vki_type_name(ts[a]), vki_type_name(ts[b]));
+            set_src(c, 0, tt_make(ts[a], 64, 2, 5, 1, 0, 0));
+            c->dst = tt_make(ts[b], 64, 2, 5, 1, 0, 256);
+            /* Same element count, different shape: flattening order. */
+            c = add_case(BK_OP_CPY, NMSE_EXACT, "%s->%s,64x4x3->256x3", vki_type_name(ts[a]), vki_type_name(ts[b]));
+            set_src(c, 0, tt_make(ts[a], 64, 4, 3, 1, 4, 0));
+            c->dst = tt_make(ts[b], 256, 3, 1, 1, 0, 0);
+        }
+}
+
+static void cases_attn(void)
+{
+    struct { int64_t hd, nh, nkvh, nq, nkv, n_ctx; int causal, pos0; vki_type kv; } as[] = {
+        {64, 4, 4, 1, 33, 64, 1, 32, VKI_TYPE_F16},  /* decode step, MHA       */
+        {64, 8, 2, 7, 7, 16, 1, 0, VKI_TYPE_F32},    /* prompt, GQA 4:1        */
+        {32, 4, 2, 5, 40, 48, 1, 35, VKI_TYPE_F16},  /* chunked prefill        */
+        {64, 4, 4, 9, 9, 9, 0, 0, VKI_TYPE_F32},     /* encoder, non-causal    */
+        {80, 6, 3, 3, 100, 128, 0, 0, VKI_TYPE_F16}, /* head_dim 80, odd sizes */
+        {1, 1, 1, 1, 1, 1, 1, 0, VKI_TYPE_F32},      /* smallest               */
+    };
+    for (size_t i = 0; i < VKI_COUNT(as); i++) {
+        test_case *c = add_case(BK_OP_ATTN, NMSE_FLOAT, "hd=%lld,nh=%lld,nkvh=%lld,nq=%lld,nkv=%lld,%s,pos0=%d,kv=%s",
+                                (long long)as[i].hd, (long long)as[i].nh, (long long)as[i].nkvh, (long long)as[i].nq,
+                                (long long)as[i].nkv, as[i].causal ? "causal" : "full", as[i].pos0,
+                                vki_type_name(as[i].kv));
+        set_src(c, 0, tt_make(VKI_TYPE_F32, as[i].hd, as[i].nh, as[i].nq, 1, 0, 0));
+        /* K/V are the first nkv positions of a cache of n_ctx: the rest of
+         * the buffer is NaN, so reading past nkv fails the test. */
+        tt kv = tt_make(as[i].kv, as[i].hd, as[i].nkvh, as[i].n_ctx, 1, 0, 0);
+        kv.ne[2] = as[i].nkv;
+        set_src(c, 1, kv);
+        set_src(c, 2, kv);
+        c->dst = tt_make(VKI_TYPE_F32, as[i].hd, as[i].nh, as[i].nq, 1, 0, 0);
+        c->ip[0] = as[i].causal;
+        c->ip[1] = as[i].pos0;
+        c->fp[0] = 1.0f / sqrtf((float)as[i].hd);
+    }
+}
+
+static void cases_pool(void)
+{
+    const int64_t shapes[][2] = {{384, 7}, {33, 1}, {1, 5}};
+    for (int mode = 0; mode < 2; mode++)
+        for (size_t s = 0; s < VKI_COUNT(shapes); s++) {
+            test_case *c = add_case(BK_OP_POOL, NMSE_FLOAT, "%s,d=%lld,n_tok=%lld", mode ? "cls" : "mean",
+                                    (long long)shapes[s][0], (long long)shapes[s][1]);
+            set_src(c, 0, tt_make(VKI_TYPE_F32, shapes[s][0], shapes[s][1], 1, 1, 0, 0));
+            c->dst = tt_make(VKI_TYPE_F32, shapes[s][0], 1, 1, 1, 0, 0);
+            c->ip[0] = mode ? BK_POOL_CLS : BK_POOL_MEAN;
+        }
+}
+
+/* ===== Data ============================================================== */
+
+/* Host bytes of one tensor's buffer: NaN everywhere, then its elements. */
+static uint8_t *make_data(const tt *t, uint64_t *seed)
+{
+    uint8_t *buf = malloc((size_t)t->size);
+    if (!buf) return NULL;
+    memset(buf, 0xFF, (size_t)t->size);
+    const vki_type_traits *tr = vki_type_get(t->type);
+    int64_t n0 = t->ne[0];
+    float *row = malloc((size_t)n0 * sizeof(float));
+    if (!row) { free(buf); return NULL; }
+    for (int64_t i3 = 0; i3 < t->ne[3]; i3++)
+        for (int64_t i2 = 0; i2 < t->ne[2]; i2++)
+            for (int64_t i1 = 0; i1 < t->ne[1]; i1++) {
+                uint8_t *p = buf + PAD + (uint64_t)i1 * t->nb[1] + (uint64_t)i2 * t->nb[2] + (uint64_t)i3 * t->nb[3];
+                if (t->type == VKI_TYPE_I32) {
+                    for (int64_t i = 0; i < n0; i++)
+                        ((int32_t *)p)[i] = (int32_t)(test_rand_u64(seed) % (uint64_t)t->fill_max);
+                    if (t->fill == FILL_POS && n0 > 1) /* an increasing run, like a real prompt */
+                        for (int64_t i = 1; i < n0; i++) ((int32_t *)p)[i] = ((int32_t *)p)[0] + (int32_t)i;
+                    continue;
+                }
+                for (int64_t i = 0; i < n0; i++) row[i] = test_rand_f32(seed, -1.0f, 1.0f);
+                if (t->type == VKI_TYPE_F32) memcpy(p, row, (size_t)n0 * 4);
+                else if (t->type == VKI_TYPE_F16) for (int64_t i = 0; i < n0; i++) ((uint16_t *)p)[i] = vki_fp32_to_fp16(row[i]);
+                else if (t->type == VKI_TYPE_BF16) for (int64_t i = 0; i < n0; i++) ((uint16_t *)p)[i] = vki_fp32_to_bf16(row[i]);
+                else if (!vki_quantize_row(t->type, row, p, n0)) {
+                    (void)tr;
+                    free(row);
+                    free(buf);
+                    return NULL;
+                }
+            }
+    free(row);
+    return buf;
+}
+
+/* Marks the bytes a tensor's elements occupy. */
+static void mark_elements(const tt *t, uint8_t *mask)
+{
+    const vki_type_traits *tr = vki_type_get(t->type);
+    uint64_t row_bytes = (uint64_t)(t->ne[0] / tr->block_size) * tr->type_size;
+    for (int64_t i3 = 0; i3 < t->ne[3]; i3++)
+        for (int64_t i2 = 0; i2 < t->ne[2]; i2++)
+            for (int64_t i1 = 0; i1 < t->ne[1]; i1++)
+                memset(mask + PAD + (uint64_t)i1 * t->nb[1] + (uint64_t)i2 * t->nb[2] + (uint64_t)i3 * t->nb[3], 1,
+                       (size_t)row_bytes);
+}
+
+static float elem_f32(const tt *t, const uint8_t *buf, int64_t i0, int64_t r)
+{
+    int64_t i1 = r % t->ne[1], i2 = (r / t->ne[1]) % t->ne[2], i3 = r / (t->ne[1] * t->ne[2]);
+    const uint8_t *p = buf + PAD + (uint64_t)i1 * t->nb[1] + (uint64_t)i2 * t->nb[2] + (uint64_t)i3 * t->nb[3] +
+                       (uint64_t)i0 * t->nb[0];
+    if (t->type == VKI_TYPE_F16) return vki_fp16_to_fp32(*(const uint16_t *)p);
+    float f;
+    memcpy(&f, p, 4);
+    return f;
+}
+
+static bk_tensor tensor_of(const tt *t, bk_buffer *buf)
+{
+    bk_tensor x = {.type = t->type, .buf = buf, .offs = PAD};
+    memcpy(x.ne, t->ne, sizeof x.ne);
+    memcpy(x.nb, t->nb, sizeof x.nb);
+    return x;
+}
+
+/* The whole buffer as bytes, for raw uploads and read-backs. */
+static bk_tensor raw_of(uint64_t size, bk_buffer *buf)
+{
+    bk_tensor x = {.type = VKI_TYPE_I8, .ne = {(int64_t)size, 1, 1, 1}, .nb = {1, size, size, size}, .buf = buf};
+    return x;
+}
+
+/* ===== Backends ========================================================== */
+
+typedef struct backend_entry {
+    char        name[32];
+    bk_backend *be;
+} backend_entry;
+
+static int make_backends(backend_entry *out, const char *filter)
+{
+    int n = 0;
+    for (int isa = 0; isa < CPU_ISA_COUNT; isa++) {
+        char name[32];
+        snprintf(name, sizeof name, "cpu-%s", cpu_isa_name((cpu_isa)isa));
+        if (filter && strncmp(name, filter, strlen(filter)) != 0) continue;
+        if (!cpu_isa_available((cpu_isa)isa)) {
+            printf("backend %s: skipped (this CPU lacks %s)\n", name, cpu_isa_name((cpu_isa)isa));
+            continue;
+        }
+        bk_backend *be = NULL;
+        if (bk_cpu_create_isa(2, (cpu_isa)isa, &be) != VKI_OK) {
+            printf("backend %s: cannot be created: %s\n", name, vki_last_error());
+            vki_test_failures++;
+            continue;
+        }
+        snprintf(out[n].name, sizeof out[n].name, "%s", name);
+        out[n++].be = be;
+    }
+    if (!filter || strncmp("vulkan", filter, strlen(filter)) == 0) {
+#ifdef VKI_HAVE_VULKAN
+        bk_vk_params p = {.device = -1, .validation = true};
+        bk_backend *be = NULL;
+        vki_status st = bk_vk_create(&p, &be);
+        if (st == VKI_OK) {
+            snprintf(out[n].name, sizeof out[n].name, "vulkan");
+            out[n++].be = be;
+        } else {
+            printf("backend vulkan: skipped (%s: %s)\n", vki_status_str(st), vki_last_error());
+        }
+#else
+        printf("backend vulkan: skipped (engine/vulkan does not provide bk_vk_create in this build)\n");
+#endif
+    }
+    return n;
+}
+
+/* ===== Running one case on one backend =================================== */
+
+typedef struct case_data {
+    uint8_t *host[3];   /* inputs as generated                        */
+    uint8_t *ref_out;   /* output buffer after the reference ran       */
+    uint8_t *mask;      /* bytes of the output's elements              */
+    const tt *out_tt;
+    uint64_t out_size;
+    int      out_src;   /* -1: dst has its own buffer; 0: in place     */
+} case_data;
+
+typedef enum { RES_PASS, RES_FAIL, RES_UNSUPPORTED } result;
+
+static result run_on_backend(const test_case *c, const case_data *cd, backend_entry *b, double *nmse_out)
+{
+    bk_backend *be = b->be;
+    bk_buffer *bufs[4] = {0};
+    bk_tensor ts[4];
+    result res = RES_FAIL;
+    uint8_t *out = NULL;
+    for (int i = 0; i < c->n_src; i++) {
+        if (!c->has_src[i]) continue;
+        if (be->iface->buffer_create(be, c->src[i].size, BK_BUFFER_COMPUTE, &bufs[i]) != VKI_OK) {
+            printf("  %s [%s]: buffer_create failed: %s\n", c->desc, b->name, vki_last_error());
+            goto done;
+        }
+        ts[i] = tensor_of(&c->src[i], bufs[i]);
+    }
+    if (c->inplace) {
+        ts[3] = ts[0];
+    } else {
+        if (be->iface->buffer_create(be, c->dst.size, BK_BUFFER_COMPUTE, &bufs[3]) != VKI_OK) {
+            printf("  %s [%s]: buffer_create failed: %s\n", c->desc, b->name, vki_last_error());
+            goto done;
+        }
+        ts[3] = tensor_of(&c->dst, bufs[3]);
+    }
+    bk_op op = {.kind = c->kind, .dst = &ts[3]};
+    for (int i = 0; i < c->n_src; i++) op.src[i] = c->has_src[i] ? &ts[i] : NULL;
+    memcpy(op.ip, c->ip, sizeof op.ip);
+    memcpy(op.fp, c->fp, sizeof op.fp);
+    if (!be->iface->supports_op(be, &op)) {
+        res = RES_UNSUPPORTED;
+        goto done;
+    }
+    for (int i = 0; i < c->n_src; i++) {
+        if (!c->has_src[i]) continue;
+        bk_tensor raw = raw_of(c->src[i].size, bufs[i]);
+        if (be->iface->tensor_set(be, &raw, cd->host[i], 0, c->src[i].size) != VKI_OK) {
+            printf("  %s [%s]: tensor_set failed: %s\n", c->desc, b->name, vki_last_error());
+            goto done;
+        }
+    }
+    bk_buffer *obuf = c->inplace ? bufs[0] : bufs[3];
+    if (!c->inplace) {
+        uint8_t *nan = malloc((size_t)cd->out_size);
+        if (!nan) goto done;
+        memset(nan, 0xFF, (size_t)cd->out_size);
+        bk_tensor raw = raw_of(cd->out_size, obuf);
+        vki_status st = be->iface->tensor_set(be, &raw, nan, 0, cd->out_size);
+        free(nan);
+        if (st != VKI_OK) goto done;
+    }
+    vki_status st = bk_begin(be);
+    if (st == VKI_OK) st = bk_compute(be, &op);
+    vki_status st2 = bk_end(be);
+    if (st != VKI_OK || st2 != VKI_OK) {
+        printf("  %s [%s]: FAIL: compute returned %s: %s\n", c->desc, b->name,
+               vki_status_str(st != VKI_OK ? st : st2), vki_last_error());
+        goto done;
+    }
+    out = malloc((size_t)cd->out_size);
+    bk_tensor raw = raw_of(cd->out_size, obuf);
+    if (!out || be->iface->tensor_get(be, &raw, out, 0, cd->out_size) != VKI_OK) {
+        printf("  %s [%s]: tensor_get failed: %s\n", c->desc, b->name, vki_last_error());
+        goto done;
+    }
+    /* Sentinels: every byte outside the output's elements is unchanged. */
+    const uint8_t *before = c->inplace ? cd->host[0] : NULL;
+    for (uint64_t i = 0; i < cd->out_size; i++) {
+        if (cd->mask[i]) continue;
+        uint8_t want = before ? before[i] : 0xFF;
+        if (out[i] != want) {
+            printf("  %s [%s]: FAIL: byte %llu outside the output changed (0x%02x, expected 0x%02x)\n", c->desc,
+                   b->name, (unsigned long long)i, out[i], want);
+            goto done;
+        }
+    }
+    const tt *o = cd->out_tt;
+    double err = 0.0, sum = 0.0;
+    int64_t rows = o->ne[1] * o->ne[2] * o->ne[3];
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < o->ne[0]; i++) {
+            float got = elem_f32(o, out, i, r), want = elem_f32(o, cd->ref_out, i, r);
+            if (!isfinite(got)) {
+                printf("  %s [%s]: FAIL: element (%lld, row %lld) is %g (reference %g)\n", c->desc, b->name,
+                       (long long)i, (long long)r, got, want);
+                goto done;
+            }
+            err += ((double)got - want) * ((double)got - want);
+            sum += (double)want * want;
+        }
+    double nmse = sum > 0 ? err / sum : err;
+    *nmse_out = nmse;
+    if (nmse > c->max_nmse) {
+        printf("  %s [%s]: FAIL: nmse %.3g > %.3g\n", c->desc, b->name, nmse, c->max_nmse);
+        goto done;
+    }
+    res = RES_PASS;
+done:
+    free(out);
+    for (int i = 0; i < 4; i++)
+        if (bufs[i]) be->iface->buffer_destroy(be, bufs[i]);
+    return res;
+}
+
+/* Builds inputs and the reference output for a case. */
+static bool prepare_case(const test_case *c, case_data *cd, uint64_t seed)
+{
+    memset(cd, 0, sizeof *cd);
+    cpu_buffer hb[4];
+    bk_tensor ts[4];
+    for (int i = 0; i < c->n_src; i++) {
+        if (!c->has_src[i]) continue;
+        if (!(cd->host[i] = make_data(&c->src[i], &seed))) {
+            printf("  %s: cannot build input %d (%s): %s\n", c->desc, i, vki_type_name(c->src[i].type), vki_last_error());
+            return false;
+        }
+    }
+    cd->out_tt = c->inplace ? &c->src[0] : &c->dst;
+    cd->out_size = cd->out_tt->size;
+    cd->ref_out = malloc((size_t)cd->out_size);
+    cd->mask = calloc(1, (size_t)cd->out_size);
+    if (!cd->ref_out || !cd->mask) return false;
+    if (c->inplace) memcpy(cd->ref_out, cd->host[0], (size_t)cd->out_size);
+    else memset(cd->ref_out, 0xFF, (size_t)cd->out_size);
+    mark_elements(cd->out_tt, cd->mask);
+    /* The reference runs on copies so in-place ops leave host[] intact. */
+    uint8_t *copies[3] = {0};
+    bool ok = true;
+    for (int i = 0; i < c->n_src && ok; i++) {
+        if (!c->has_src[i]) continue;
+        if (i == 0 && c->inplace) {
+            ts[0] = tensor_of(&c->src[0], cpu_buffer_wrap(&hb[0], cd->ref_out, cd->out_size));
+            continue;
+        }
+        copies[i] = malloc((size_t)c->src[i].size);
+        if (!copies[i]) { ok = false; break; }
+        memcpy(copies[i], cd->host[i], (size_t)c->src[i].size);
+        ts[i] = tensor_of(&c->src[i], cpu_buffer_wrap(&hb[i], copies[i], c->src[i].size));
+    }
+    if (ok) {
+        ts[3] = c->inplace ? ts[0] : tensor_of(&c->dst, cpu_buffer_wrap(&hb[3], cd->ref_out, cd->out_size));
+        bk_op op = {.kind = c->kind, .dst = &ts[3]};
+        for (int i = 0; i < c->n_src; i++) op.src[i] = c->has_src[i] ? &ts[i] : NULL;
+        memcpy(op.ip, c->ip, sizeof op.ip);
+        memcpy(op.fp, c->fp, sizeof op.fp);
+        vki_status st = cpu_ref_compute(&op);
+        if (st != VKI_OK) {
+            printf("  %s: reference failed: %s\n", c->desc, vki_last_error());
+            ok = false;
+        }
+    }
+    for (int i = 0; i < 3; i++) free(copies[i]);
+    return ok;
+}
+
+static void free_case(case_data *cd)
+{
+    for (int i = 0; i < 3; i++) free(cd->host[i]);
+    free(cd->ref_out);
+    free(cd->mask);
+}
+
+/* ===== Main ============================================================== */
+
+int main(int argc, char **argv)
+{
+    const char *op_filter = NULL, *be_filter = NULL;
+    bool list = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-o") && i + 1 < argc) op_filter = argv[++i];
+        else if (!strcmp(argv[i], "-b") && i + 1 < argc) be_filter = argv[++i];
+        else if (!strcmp(argv[i], "--list")) list = true;
+        else {
+            fprintf(stderr, "usage: %s [-o OP] [-b BACKEND] [--list]\n", argv[0]);
+            return 2;
+        }
+    }
+    cases_matmul();
+    cases_get_rows();
+    cases_elementwise();
+    cases_norm();
+    cases_rope();
+    cases_cpy();
+    cases_attn();
+    cases_pool();
+
+    if (list) {
+        for (int i = 0; i < g_n_cases; i++)
+            if (!op_filter || !strcmp(op_filter, bk_op_name(g_cases[i].kind))) printf("%s\n", g_cases[i].desc);
+        return 0;
+    }
+    backend_entry bes[8];
+    int n_be = make_backends(bes, be_filter);
+    if (n_be == 0) test_skip("no backend matches '%s' on this machine", be_filter ? be_filter : "");
+    int pass[8] = {0}, fail[8] = {0}, unsup[8] = {0};
+    for (int ci = 0; ci < g_n_cases; ci++) {
+        const test_case *c = &g_cases[ci];
+        if (op_filter && strcmp(op_filter, bk_op_name(c->kind))) continue;
+        case_data cd;
+        if (!prepare_case(c, &cd, 0x9e3779b97f4a7c15ull ^ (uint64_t)(ci + 1))) {
+            vki_test_failures++;
+            free_case(&cd);
+            continue;
+        }
+        for (int b = 0; b < n_be; b++) {
+            double nmse = 0.0;
+            result r = run_on_backend(c, &cd, &bes[b], &nmse);
+            if (r == RES_PASS) {
+                pass[b]++;
+                printf("  %s [%s]: OK (nmse %.2g)\n", c->desc, bes[b].name, nmse);
+            } else if (r == RES_UNSUPPORTED) {
+                unsup[b]++;
+                printf("  %s: not supported [%s]\n", c->desc, bes[b].name);
+            } else {
+                fail[b]++;
+                vki_test_failures++;
+            }
+        }
+        free_case(&cd);
+    }
+    for (int b = 0; b < n_be; b++) {
+        printf("%s (%s): %d passed, %d failed, %d not supported\n", bes[b].name, bk_name(bes[b].be), pass[b],
+               fail[b], unsup[b]);
+        if (pass[b] == 0 && fail[b] == 0) printf("  (nothing ran on %s)\n", bes[b].name);
+        bk_destroy(bes[b].be);
+    }
+    return test_finish("test_ops");
+}
