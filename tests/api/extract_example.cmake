@@ -1,0 +1,18 @@
+# Writes the usage example from the comment at the top of vkinfer.h (the
+# lines between " * Usage" and " * Errors:") as C code into OUT.
+file(STRINGS ${HEADER} lines)
+set(on OFF)
+set(code "/* generated from include/vkinfer.h by extract_example.cmake */\n")
+foreach(l IN LISTS lines)
+  if(l MATCHES "^ \\* Errors:")
+    break()
+  endif()
+  if(on)
+    string(REGEX REPLACE "^ \\*( |$)" "" l "${l}")
+    string(APPEND code "${l}\n")
+  endif()
+  if(l MATCHES "^ \\* Usage")
+    set(on ON)
+  endif()
+endforeach()
+file(WRITE ${OUT} "${code}")
