@@ -1,0 +1,351 @@
+/*
+ * device.c: the Vulkan instance (with validation and a message counter when
+ * asked), the physical-device list and choice (discrete > integrated >
+ * virtual > CPU driver, overridable by index or name), the logical device
+ * and its compute queue, and vk_check, the one VkResult -> vki_status path.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "error.h"
+#include "util.h"
+#include "vk_internal.h"
+
+vki_status vk_check(VkResult r, const char *call)
+{
+    switch (r) {
+    case VK_SUCCESS: return VKI_OK;
+    case VK_ERROR_OUT_OF_HOST_MEMORY:
+        return vki_fail(VKI_ERR_OUT_OF_MEMORY, "vulkan: %s: out of host memory", call);
+    case VK_ERROR_OUT_OF_DEVICE_MEMORY:
+        return vki_fail(VKI_ERR_OUT_OF_DEVICE_MEMORY, "vulkan: %s: out of device memory", call);
+    case VK_ERROR_DEVICE_LOST:
+        return vki_fail(VKI_ERR_DEVICE_LOST, "vulkan: %s: device lost", call);
+    case VK_TIMEOUT: return vki_fail(VKI_ERR_TIMEOUT, "vulkan: %s: timed out", call);
+    case VK_ERROR_INITIALIZATION_FAILED:
+    case VK_ERROR_INCOMPATIBLE_DRIVER:
+    case VK_ERROR_EXTENSION_NOT_PRESENT:
+    case VK_ERROR_LAYER_NOT_PRESENT:
+    case VK_ERROR_FEATURE_NOT_PRESENT:
+        return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: %s failed (VkResult %d)", call, (int)r);
+    default: return vki_fail(VKI_ERR_INTERNAL, "vulkan: %s failed (VkResult %d)", call, (int)r);
+    }
+}
+
+static uint64_t env_u64(const char *name)
+{
+    const char *s = getenv(name);
+    return s && *s ? strtoull(s, NULL, 0) : 0;
+}
+
+void vk_debug_read(vk_debug *d)
+{
+    d->max_alloc = env_u64("VKI_VK_MAX_ALLOC");
+    d->max_range = env_u64("VKI_VK_MAX_RANGE");
+    d->staging = env_u64("VKI_VK_STAGING");
+    d->no_subgroup = env_u64("VKI_VK_DISABLE_SUBGROUP") != 0;
+}
+
+/* ===== Instance ========================================================== */
+
+static VKAPI_ATTR VkBool32 VKAPI_CALL on_message(VkDebugUtilsMessageSeverityFlagBitsEXT sev,
+                                                 VkDebugUtilsMessageTypeFlagsEXT type,
+                                                 const VkDebugUtilsMessengerCallbackDataEXT *data, void *user)
+{
+    (void)type;
+    vk_ctx *c = user;
+    if (sev & (VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT)) {
+        atomic_fetch_add(&c->n_validation, 1);
+        fprintf(stderr, "vkinfer: vulkan validation: %s\n", data->pMessage);
+    }
+    return VK_FALSE;
+}
+
+static bool layer_present(const char *name)
+{
+    uint32_t n = 0;
+    if (vkEnumerateInstanceLayerProperties(&n, NULL) != VK_SUCCESS || !n) return false;
+    VkLayerProperties *l = calloc(n, sizeof(*l));
+    bool found = false;
+    if (l && vkEnumerateInstanceLayerProperties(&n, l) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n; i++) found |= strcmp(l[i].layerName, name) == 0;
+    free(l);
+    return found;
+}
+
+/* c may be NULL (device listing): then no validation. */
+static vki_status instance_create(vk_ctx *c, bool validation, VkInstance *out)
+{
+    const char *layer = "VK_LAYER_KHRONOS_validation";
+    const char *ext = VK_EXT_DEBUG_UTILS_EXTENSION_NAME;
+    bool val = validation && layer_present(layer);
+    if (validation && !val)
+        fprintf(stderr, "vkinfer: validation requested but %s is not installed; running without it\n", layer);
+    VkApplicationInfo app = {.sType = VK_STRUCTURE_TYPE_APPLICATION_INFO, .pApplicationName = "vkinfer",
+                             .pEngineName = "vkinfer", .apiVersion = VK_API_VERSION_1_2};
+    VkDebugUtilsMessengerCreateInfoEXT mci = {
+        .sType = VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT,
+        .messageSeverity = VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT,
+        .messageType = VK_DEBUG_UTILS_MESSAGE_TYPE_GENERAL_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_TYPE_VALIDATION_BIT_EXT |
+                       VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT,
+        .pfnUserCallback = on_message, .pUserData = c};
+    VkInstanceCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO, .pApplicationInfo = &app};
+    if (val) {
+        ci.enabledLayerCount = 1;
+        ci.ppEnabledLayerNames = &layer;
+        ci.enabledExtensionCount = 1;
+        ci.ppEnabledExtensionNames = &ext;
+        ci.pNext = &mci; /* also catches messages from vkCreateInstance itself */
+    }
+    VkResult r = vkCreateInstance(&ci, NULL, out);
+    if (r != VK_SUCCESS) {
+        vk_check(r, "vkCreateInstance");
+        return vki_fail_prefix(VKI_ERR_UNSUPPORTED, "no usable Vulkan driver");
+    }
+    if (c && val) {
+        PFN_vkCreateDebugUtilsMessengerEXT fn =
+            (PFN_vkCreateDebugUtilsMessengerEXT)vkGetInstanceProcAddr(*out, "vkCreateDebugUtilsMessengerEXT");
+        if (!fn || fn(*out, &mci, NULL, &c->msgr) != VK_SUCCESS) {
+            vkDestroyInstance(*out, NULL);
+            *out = VK_NULL_HANDLE;
+            return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: vkCreateDebugUtilsMessengerEXT failed");
+        }
+        c->validation = true;
+    }
+    return VKI_OK;
+}
+
+/* ===== Device description ================================================ */
+
+static bool has_ext(const VkExtensionProperties *e, uint32_t n, const char *name)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (strcmp(e[i].extensionName, name) == 0) return true;
+    return false;
+}
+
+static void describe(VkPhysicalDevice pd, int index, bk_vk_device_info *d)
+{
+    memset(d, 0, sizeof(*d));
+    d->index = index;
+    uint32_t n_ext = 0;
+    vkEnumerateDeviceExtensionProperties(pd, NULL, &n_ext, NULL);
+    VkExtensionProperties *ext = calloc(n_ext ? n_ext : 1, sizeof(*ext));
+    if (ext) vkEnumerateDeviceExtensionProperties(pd, NULL, &n_ext, ext);
+    else n_ext = 0;
+    d->has_memory_budget = has_ext(ext, n_ext, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+    d->integer_dot = has_ext(ext, n_ext, "VK_KHR_shader_integer_dot_product");
+    d->coopmat = has_ext(ext, n_ext, "VK_KHR_cooperative_matrix");
+    d->push_descriptor = has_ext(ext, n_ext, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
+    free(ext);
+
+    VkPhysicalDeviceDriverProperties drv = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
+    VkPhysicalDeviceSubgroupProperties sg = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES, .pNext = &drv};
+    VkPhysicalDeviceMaintenance3Properties m3 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES, .pNext = &sg};
+    VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &m3};
+    vkGetPhysicalDeviceProperties2(pd, &p2);
+    const VkPhysicalDeviceProperties *p = &p2.properties;
+    snprintf(d->name, sizeof(d->name), "%s", p->deviceName);
+    snprintf(d->driver, sizeof(d->driver), "%s %s", drv.driverName, drv.driverInfo);
+    static const char *const types[] = {"other", "integrated", "discrete", "virtual", "cpu"};
+    static const int32_t scores[] = {0, 3, 4, 2, 1};
+    int ti = p->deviceType <= VK_PHYSICAL_DEVICE_TYPE_CPU ? (int)p->deviceType : 0;
+    d->type = types[ti];
+    d->score = scores[ti];
+    d->api_version = p->apiVersion;
+    d->driver_version = p->driverVersion;
+    d->vendor_id = p->vendorID;
+    d->device_id = p->deviceID;
+    d->subgroup_size = sg.subgroupSize;
+    d->subgroup_arithmetic = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                             (sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
+    d->max_storage_buffer_range = p->limits.maxStorageBufferRange;
+    d->max_memory_allocation_size = m3.maxMemoryAllocationSize;
+    d->max_shared_memory = p->limits.maxComputeSharedMemorySize;
+
+    VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+    VkPhysicalDeviceVulkan11Features f11 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES, .pNext = &f12};
+    VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f11};
+    vkGetPhysicalDeviceFeatures2(pd, &f2);
+    d->fp16 = f12.shaderFloat16;
+    d->int8 = f12.shaderInt8;
+    d->storage_16bit = f11.storageBuffer16BitAccess;
+
+    VkPhysicalDeviceMemoryBudgetPropertiesEXT bud = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT};
+    VkPhysicalDeviceMemoryProperties2 mp2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2,
+                                             .pNext = d->has_memory_budget ? &bud : NULL};
+    vkGetPhysicalDeviceMemoryProperties2(pd, &mp2);
+    const VkPhysicalDeviceMemoryProperties *mp = &mp2.memoryProperties;
+    d->n_heaps = (int32_t)VKI_MIN(mp->memoryHeapCount, BK_VK_MAX_HEAPS);
+    int best = -1;
+    for (int i = 0; i < d->n_heaps; i++) {
+        d->heap_size[i] = mp->memoryHeaps[i].size;
+        d->heap_device_local[i] = mp->memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT;
+        if (d->heap_device_local[i] && (best < 0 || d->heap_size[i] > d->heap_size[best])) best = i;
+    }
+    if (best < 0 && d->n_heaps) best = 0;
+    if (best >= 0)
+        d->budget = d->has_memory_budget && bud.heapBudget[best] ? bud.heapBudget[best] : d->heap_size[best];
+}
+
+static vki_status enumerate(VkInstance inst, VkPhysicalDevice **pds, uint32_t *n)
+{
+    *pds = NULL;
+    *n = 0;
+    VK_TRY(vkEnumeratePhysicalDevices(inst, n, NULL));
+    if (!*n) return VKI_OK;
+    *pds = calloc(*n, sizeof(**pds));
+    if (!*pds) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "vulkan: out of memory listing devices");
+    VkResult r = vkEnumeratePhysicalDevices(inst, n, *pds);
+    if (r != VK_SUCCESS && r != VK_INCOMPLETE) {
+        free(*pds);
+        *pds = NULL;
+        return vk_check(r, "vkEnumeratePhysicalDevices");
+    }
+    return VKI_OK;
+}
+
+vki_status bk_vk_list_devices(bk_vk_device_info **out, int *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    VkInstance inst = VK_NULL_HANDLE;
+    VkPhysicalDevice *pds = NULL;
+    uint32_t n = 0;
+    VKI_TRY(instance_create(NULL, false, &inst));
+    vki_status st = enumerate(inst, &pds, &n);
+    if (st != VKI_OK) goto fail;
+    if (n) {
+        *out = calloc(n, sizeof(**out));
+        if (!*out) { st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "vulkan: out of memory listing devices"); goto fail; }
+        for (uint32_t i = 0; i < n; i++) describe(pds[i], (int)i, &(*out)[i]);
+        *n_out = (int)n;
+    }
+fail:
+    free(pds);
+    vkDestroyInstance(inst, NULL);
+    return st;
+}
+
+static int best_device(const bk_vk_device_info *d, int n)
+{
+    int best = -1;
+    for (int i = 0; i < n; i++) {
+        if (d[i].api_version < VK_API_VERSION_1_2) continue;
+        if (best < 0 || d[i].score > d[best].score ||
+            (d[i].score == d[best].score && d[i].budget > d[best].budget)) best = i;
+    }
+    return best;
+}
+
+static bool contains_nocase(const char *hay, const char *needle)
+{
+    size_t nl = strlen(needle);
+    for (; *hay; hay++)
+        if (strncasecmp(hay, needle, nl) == 0) return true;
+    return nl == 0;
+}
+
+vki_status bk_vk_find_device(const char *spec, int32_t *out)
+{
+    *out = -1;
+    if (!spec || !*spec || strcmp(spec, "auto") == 0 || strcmp(spec, "-1") == 0) return VKI_OK;
+    char *end;
+    long idx = strtol(spec, &end, 10);
+    bk_vk_device_info *d;
+    int n;
+    VKI_TRY(bk_vk_list_devices(&d, &n));
+    vki_status st = VKI_OK;
+    if (*end == '\0') {
+        if (idx < 0 || idx >= n) st = vki_fail(VKI_ERR_NOT_FOUND, "vulkan: device %ld does not exist (%d devices)", idx, n);
+        else *out = (int32_t)idx;
+    } else {
+        int found = -1;
+        for (int i = 0; i < n && found < 0; i++)
+            if (contains_nocase(d[i].name, spec)) found = i;
+        if (found < 0) st = vki_fail(VKI_ERR_NOT_FOUND, "vulkan: no device name contains '%s' (%d devices)", spec, n);
+        else *out = found;
+    }
+    free(d);
+    return st;
+}
+
+/* ===== Logical device ==================================================== */
+
+vki_status vk_device_init(vk_ctx *c, const bk_vk_params *p)
+{
+    VkPhysicalDevice *pds = NULL;
+    bk_vk_device_info *infos = NULL;
+    uint32_t n = 0;
+    vki_status st = instance_create(c, p->validation, &c->inst);
+    if (st != VKI_OK) return st;
+    if ((st = enumerate(c->inst, &pds, &n)) != VKI_OK) goto fail;
+    if (!n) { st = vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: no devices found"); goto fail; }
+    infos = calloc(n, sizeof(*infos));
+    if (!infos) { st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "vulkan: out of memory"); goto fail; }
+    for (uint32_t i = 0; i < n; i++) describe(pds[i], (int)i, &infos[i]);
+    int pick = p->device;
+    if (pick < 0) pick = best_device(infos, (int)n);
+    if (pick < 0) { st = vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: no device supports Vulkan 1.2 (%u devices)", n); goto fail; }
+    if (pick >= (int)n) { st = vki_fail(VKI_ERR_NOT_FOUND, "vulkan: device %d does not exist (%u devices)", pick, n); goto fail; }
+    if (infos[pick].api_version < VK_API_VERSION_1_2) {
+        st = vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: device %d (%s) supports Vulkan %u.%u, need 1.2", pick,
+                      infos[pick].name, VK_API_VERSION_MAJOR(infos[pick].api_version),
+                      VK_API_VERSION_MINOR(infos[pick].api_version));
+        goto fail;
+    }
+    c->pdev = pds[pick];
+    c->info = infos[pick];
+    vkGetPhysicalDeviceProperties(c->pdev, &c->props);
+    vkGetPhysicalDeviceMemoryProperties(c->pdev, &c->mem_props);
+    snprintf(c->name, sizeof(c->name), "Vulkan: %s (%s)", c->info.name, c->info.type);
+    c->use_subgroup = c->info.subgroup_arithmetic && !c->dbg.no_subgroup && c->info.subgroup_size >= 4;
+
+    /* A compute queue; prefer one without graphics (AMD's async compute). */
+    uint32_t nq = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(c->pdev, &nq, NULL);
+    VkQueueFamilyProperties qf[16];
+    nq = VKI_MIN(nq, 16u);
+    vkGetPhysicalDeviceQueueFamilyProperties(c->pdev, &nq, qf);
+    int fam = -1;
+    for (uint32_t i = 0; i < nq; i++) {
+        if (!(qf[i].queueFlags & VK_QUEUE_COMPUTE_BIT)) continue;
+        if (fam < 0 || ((qf[fam].queueFlags & VK_QUEUE_GRAPHICS_BIT) && !(qf[i].queueFlags & VK_QUEUE_GRAPHICS_BIT)))
+            fam = (int)i;
+    }
+    if (fam < 0) { st = vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: %s has no compute queue", c->info.name); goto fail; }
+    c->qfam = (uint32_t)fam;
+
+    float prio = 1.0f;
+    VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, .queueFamilyIndex = c->qfam,
+                                   .queueCount = 1, .pQueuePriorities = &prio};
+    const char *exts[2];
+    uint32_t n_ext = 0;
+    if (c->info.has_memory_budget) exts[n_ext++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
+    VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .queueCreateInfoCount = 1,
+                              .pQueueCreateInfos = &qci, .enabledExtensionCount = n_ext, .ppEnabledExtensionNames = exts};
+    VkResult r = vkCreateDevice(c->pdev, &dci, NULL, &c->dev);
+    if (r != VK_SUCCESS) { st = vk_check(r, "vkCreateDevice"); goto fail; }
+    vkGetDeviceQueue(c->dev, c->qfam, 0, &c->queue);
+fail:
+    free(pds);
+    free(infos);
+    return st;
+}
+
+void vk_device_deinit(vk_ctx *c)
+{
+    if (c->dev) vkDestroyDevice(c->dev, NULL);
+    c->dev = VK_NULL_HANDLE;
+    if (c->msgr) {
+        PFN_vkDestroyDebugUtilsMessengerEXT fn =
+            (PFN_vkDestroyDebugUtilsMessengerEXT)vkGetInstanceProcAddr(c->inst, "vkDestroyDebugUtilsMessengerEXT");
+        if (fn) fn(c->inst, c->msgr, NULL);
+        c->msgr = VK_NULL_HANDLE;
+    }
+    if (c->inst) vkDestroyInstance(c->inst, NULL);
+    c->inst = VK_NULL_HANDLE;
+}

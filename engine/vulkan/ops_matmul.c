@@ -1,0 +1,83 @@
+/*
+ * ops_matmul.c: recording MATMUL. Up to 8 activation rows use matvec.comp
+ * (decode: memory-bound, one pass over the weights); more use the tiled
+ * matmul.comp (prompts, batches: compute-bound). A weight larger than one
+ * binding (maxStorageBufferRange) is split by rows into several dispatches
+ * that each write their own columns of dst.
+ */
+#include <stddef.h>
+#include <stdio.h>
+
+#include "error.h"
+#include "util.h"
+#include "vk_internal.h"
+
+/* The byte geometry shaders/common/types.glsl hard-codes. */
+_Static_assert(sizeof(block_q4_0) == 18 && offsetof(block_q4_0, qs) == 2, "types.glsl Q4_0");
+_Static_assert(sizeof(block_q8_0) == 34 && offsetof(block_q8_0, qs) == 2, "types.glsl Q8_0");
+_Static_assert(sizeof(block_q4_K) == 144 && offsetof(block_q4_K, dmin) == 2 && offsetof(block_q4_K, scales) == 4 &&
+               offsetof(block_q4_K, qs) == 16, "types.glsl Q4_K");
+_Static_assert(sizeof(block_q6_K) == 210 && offsetof(block_q6_K, qh) == 128 && offsetof(block_q6_K, scales) == 192 &&
+               offsetof(block_q6_K, d) == 208, "types.glsl Q6_K");
+
+const char *vk_weight_suffix(vki_type t);
+
+#define MATVEC_MAX_N 8 /* NCOLS in matvec.comp: one pass covers 8 rows */
+
+vki_status vk_ops_matmul(vk_ctx *c, const bk_op *op, bool record)
+{
+    const bk_tensor *d = op->dst, *w = op->src[0], *x = op->src[1], *bias = op->src[2];
+    const char *sfx = vk_weight_suffix(w->type);
+    if (!sfx) return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: MATMUL: weight type %s has no kernel", vki_type_name(w->type));
+    int64_t n = x->ne[1] * x->ne[2] * x->ne[3];
+    vk_binding b[4];
+    vk_push_matmul p = {.k = (uint32_t)w->ne[0], .n = (uint32_t)n, .x_ne1 = (uint32_t)x->ne[1],
+                        .x_ne2 = (uint32_t)x->ne[2], .d_ne1 = (uint32_t)d->ne[1], .d_ne2 = (uint32_t)d->ne[2]};
+    VKI_TRY(vk_bind_tensor(c, x, false, 4, &b[1], &p.x));
+    VKI_TRY(vk_bind_tensor(c, d, true, 4, &b[2], &p.d));
+    if (bias) {
+        vk_push_tensor pb;
+        VKI_TRY(vk_bind_tensor(c, bias, false, 4, &b[3], &pb));
+        p.bias_offs = pb.offs;
+        p.has_bias = 1;
+    } else {
+        b[3] = b[1];
+    }
+    bool vec = n <= MATVEC_MAX_N;
+    char variant[32];
+    snprintf(variant, sizeof(variant), "%s_%s%s", vec ? "matvec" : "matmul", sfx, vec && c->use_subgroup ? "_sg" : "");
+
+    uint64_t row_bytes = w->nb[1];
+    uint64_t rows_per = VKI_MAX((c->max_range - c->align) / row_bytes, 1);
+    for (int64_t r0 = 0; r0 < w->ne[1];) {
+        int64_t m = VKI_MIN((int64_t)rows_per, w->ne[1] - r0);
+        bk_tensor win = bk_tensor_rows(w, 1, r0, m);
+        int pc = vk_piece_at(win.buf, win.offs);
+        uint64_t piece_end = win.buf->pieces[pc].base + win.buf->pieces[pc].size;
+        if (win.offs + vk_tensor_span(&win) > piece_end && piece_end > win.offs + row_bytes) {
+            m = (int64_t)((piece_end - win.offs) / row_bytes);
+            win = bk_tensor_rows(w, 1, r0, m);
+        }
+        char what[96];
+        snprintf(what, sizeof(what), "weight '%s' rows %lld..%lld", w->name ? w->name : "?", (long long)r0,
+                 (long long)(r0 + m));
+        VKI_TRY(vk_bind(c, win.buf, win.offs, vk_tensor_span(&win), false, what, &b[0]));
+        p.w_boffs = (uint32_t)b[0].delta;
+        p.w_nb1 = (uint32_t)row_bytes;
+        p.m = (uint32_t)m;
+        p.row0 = (uint32_t)r0;
+        if (record) {
+            if (vec) {
+                uint32_t gx, gy;
+                vk_groups_2d((uint64_t)m, &gx, &gy);
+                VKI_TRY(vk_dispatch(c, variant, 64, 0, b, 4, &p, sizeof(p), gx, gy,
+                                    (uint32_t)((n + MATVEC_MAX_N - 1) / MATVEC_MAX_N)));
+            } else {
+                VKI_TRY(vk_dispatch(c, variant, 256, 0, b, 4, &p, sizeof(p), (uint32_t)((m + 63) / 64),
+                                    (uint32_t)((n + 63) / 64), 1));
+            }
+        }
+        r0 += m;
+    }
+    return VKI_OK;
+}

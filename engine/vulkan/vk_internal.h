@@ -1,0 +1,191 @@
+/*
+ * vk_internal.h: the Vulkan backend's own state, shared by device.c,
+ * memory.c, pipeline.c, cmd.c, ops_*.c and backend_vk.c. Nothing outside
+ * engine/vulkan includes it. Must not: contain GLSL or know about models.
+ */
+#ifndef VKI_VK_INTERNAL_H
+#define VKI_VK_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <vulkan/vulkan.h>
+
+#include "engine/backend.h"
+#include "engine/vulkan/backend_vk.h"
+#include "engine/vulkan/push.h"
+
+#define VK_MAX_BINDINGS 5   /* the one descriptor-set layout: bindings 0..4, storage buffers */
+#define VK_STAGING_SLOTS 2
+
+/* Knobs read once at device creation (engine/vulkan/README.md lists them). */
+typedef struct vk_debug {
+    uint64_t max_alloc;      /* VKI_VK_MAX_ALLOC: lower maxMemoryAllocationSize (bytes) */
+    uint64_t max_range;      /* VKI_VK_MAX_RANGE: lower maxStorageBufferRange (bytes)    */
+    uint64_t staging;        /* VKI_VK_STAGING: bytes per staging slot                   */
+    bool     no_subgroup;    /* VKI_VK_DISABLE_SUBGROUP=1                                */
+} vk_debug;
+
+typedef struct vk_free_range { uint64_t offs, size; } vk_free_range;
+
+/* One VkDeviceMemory that buffers are suballocated from (first fit). */
+typedef struct vk_block {
+    VkDeviceMemory   mem;
+    uint64_t         size;
+    vk_free_range   *free;   /* sorted by offs, coalesced */
+    int              n_free, cap_free;
+    int              n_live;
+    struct vk_block *next;
+} vk_block;
+
+/* A bk_buffer is one or more pieces, each a VkBuffer no larger than the
+ * allocation limit; a tensor must lie inside one piece. */
+typedef struct vk_piece {
+    VkBuffer  buf;
+    vk_block *block;
+    uint64_t  block_offs; /* where in block->mem       */
+    uint64_t  base, size; /* bytes [base, base+size) of the bk_buffer */
+} vk_piece;
+
+struct bk_buffer {
+    uint64_t        size;
+    bk_buffer_usage usage;
+    int             n_pieces;
+    vk_piece       *pieces;
+};
+
+/* A byte range of one VkBuffer as a descriptor binds it. */
+typedef struct vk_binding {
+    VkBuffer buf;
+    uint64_t offs, range; /* offs aligned to minStorageBufferOffsetAlignment */
+    uint64_t delta;       /* bytes from offs to what the kernel addresses    */
+    bool     write;
+} vk_binding;
+
+typedef struct vk_pipeline {
+    const char *variant;
+    uint32_t    spec[2];
+    VkPipeline  pipe;
+} vk_pipeline;
+
+typedef struct vk_staging_slot {
+    VkBuffer        buf;
+    VkDeviceMemory  mem;
+    void           *map;
+    VkCommandBuffer cb;
+    VkFence         fence;
+    bool            busy;
+} vk_staging_slot;
+
+typedef struct vk_range { VkBuffer buf; uint64_t lo, hi; bool write; } vk_range;
+
+typedef struct vk_ctx {
+    vk_debug  dbg;
+    char      name[320];
+    /* instance and device */
+    VkInstance               inst;
+    VkDebugUtilsMessengerEXT msgr;
+    bool                     validation;
+    atomic_uint_fast64_t     n_validation;
+    VkPhysicalDevice         pdev;
+    bk_vk_device_info        info;
+    VkPhysicalDeviceProperties props;
+    VkPhysicalDeviceMemoryProperties mem_props;
+    VkDevice                 dev;
+    VkQueue                  queue;
+    uint32_t                 qfam;
+    bool                     use_subgroup;
+    /* memory */
+    uint64_t  max_alloc, max_range, align, block_size;
+    uint32_t  mt_device, mt_host;
+    uint64_t  budget, device_bytes, buffer_bytes, staging_bytes;
+    vk_block *blocks;
+    uint32_t  n_blocks;
+    vk_staging_slot staging[VK_STAGING_SLOTS];
+    uint64_t  staging_size;
+    int       staging_next;
+    VkBuffer  dummy;           /* bound to unused binding slots */
+    VkDeviceMemory dummy_mem;
+    /* pipelines */
+    VkPipelineCache       pcache;
+    char                  pcache_path[512];
+    VkDescriptorSetLayout dsl;
+    VkPipelineLayout      layout;
+    vk_pipeline          *pipes;
+    int                   n_pipes, cap_pipes;
+    /* command recording for one forward pass */
+    VkCommandPool     cmd_pool;
+    VkCommandBuffer   cb;
+    VkFence           fence;
+    bool              recording;
+    VkDescriptorPool *dpools;
+    int               n_dpools, cur_dpool;
+    vk_range         *hazards; /* ranges touched since the last barrier */
+    int               n_hazards, cap_hazards;
+    uint64_t          n_dispatch, n_barrier;
+} vk_ctx;
+
+/* ===== device.c ===== */
+/* Maps a VkResult to a status, naming the call: the one vk_check path. */
+vki_status vk_check(VkResult r, const char *call);
+#define VK_TRY(call) do { VkResult vk_try_r_ = (call); \
+    if (vk_try_r_ != VK_SUCCESS) return vk_check(vk_try_r_, #call); } while (0)
+vki_status vk_device_init(vk_ctx *c, const bk_vk_params *p);
+void       vk_device_deinit(vk_ctx *c);
+void       vk_debug_read(vk_debug *d);
+
+/* ===== memory.c ===== */
+vki_status vk_memory_init(vk_ctx *c, uint64_t vram_budget);
+void       vk_memory_deinit(vk_ctx *c);
+vki_status vk_buffer_create(vk_ctx *c, uint64_t size, bk_buffer_usage usage, bk_buffer **out);
+void       vk_buffer_destroy(vk_ctx *c, bk_buffer *b);
+vki_status vk_upload(vk_ctx *c, bk_buffer *b, uint64_t offs, const void *src, uint64_t size,
+                     bk_progress_cb cb, void *user);
+vki_status vk_download(vk_ctx *c, bk_buffer *b, uint64_t offs, void *dst, uint64_t size);
+/* Binds bytes [offs, offs+size) of b; fails when they straddle pieces or
+ * exceed maxStorageBufferRange. what names the tensor for the message. */
+vki_status vk_bind(vk_ctx *c, bk_buffer *b, uint64_t offs, uint64_t size, bool write, const char *what,
+                   vk_binding *out);
+/* Byte extent of a tensor's elements from t->offs (rows contiguous). */
+uint64_t vk_tensor_span(const bk_tensor *t);
+/* The piece holding byte offs of b (its index), or -1. */
+int vk_piece_at(const bk_buffer *b, uint64_t offs);
+
+/* ===== pipeline.c ===== */
+vki_status vk_pipeline_init(vk_ctx *c);
+void       vk_pipeline_deinit(vk_ctx *c);
+/* The pipeline of variant with spec constants {spec0 (workgroup), spec1}. */
+vki_status vk_pipeline_get(vk_ctx *c, const char *variant, uint32_t spec0, uint32_t spec1, VkPipeline *out);
+/* The default spec constants of a variant (create_all uses them). */
+void vk_pipeline_defaults(const char *variant, uint32_t *spec0, uint32_t *spec1);
+
+/* ===== cmd.c ===== */
+vki_status vk_cmd_init(vk_ctx *c);
+void       vk_cmd_deinit(vk_ctx *c);
+vki_status vk_cmd_begin(vk_ctx *c);
+vki_status vk_cmd_end(vk_ctx *c);
+/* Records one dispatch of groups (x, y, z); bindings fill slots 0..n-1. A
+ * barrier goes in first when a binding overlaps a range a previous dispatch
+ * of this pass wrote (or writes one it read). */
+vki_status vk_dispatch(vk_ctx *c, const char *variant, uint32_t spec0, uint32_t spec1, const vk_binding *b,
+                       int n, const void *push, uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz);
+/* Splits n linear workgroups into x <= 65535 and y. */
+void vk_groups_2d(uint64_t n, uint32_t *gx, uint32_t *gy);
+/* A one-off command buffer on the queue, waited for (uploads use their own ring). */
+vki_status vk_submit_wait(vk_ctx *c, VkCommandBuffer cb, VkFence fence);
+/* A full memory barrier: every earlier write visible to every later access. */
+void vk_barrier_all(VkCommandBuffer cb);
+
+/* ===== ops_*.c ===== */
+/* Checks op against what the kernels handle; the reason via vki_fail. */
+vki_status vk_op_check(vk_ctx *c, const bk_op *op);
+vki_status vk_op_record(vk_ctx *c, const bk_op *op);
+vki_status vk_ops_basic(vk_ctx *c, const bk_op *op, bool record);
+vki_status vk_ops_matmul(vk_ctx *c, const bk_op *op, bool record);
+vki_status vk_ops_attn(vk_ctx *c, const bk_op *op, bool record);
+/* Binding of a whole tensor (every element) and its push-constant view in
+ * units of elem_bytes. */
+vki_status vk_bind_tensor(vk_ctx *c, const bk_tensor *t, bool write, uint32_t elem_bytes, vk_binding *b,
+                          vk_push_tensor *pt);
+
+#endif

@@ -1,0 +1,115 @@
+// dequant.glsl: the one place weights are decoded, in registers, for every
+// kernel (matvec, matmul, get_rows). The including shader declares
+//   buffer { uint wdata[]; }
+// and defines exactly one of A_F32, A_F16, A_BF16, A_Q8_0, A_Q4_0, A_Q4_K, A_Q6_K.
+// dq4(row, k): elements k..k+3 (k % 4 == 0) of the row at byte address row.
+// dq1(row, k): one element (plain types only; for rows not a multiple of 4).
+#include "types.glsl"
+
+uint w_u8(uint b) { return (wdata[b >> 2] >> ((b & 3u) * 8u)) & 0xFFu; }
+uint w_u16(uint b) { return (wdata[b >> 2] >> ((b & 2u) * 8u)) & 0xFFFFu; } // b even
+// Four bytes at any alignment. The second word is read only when the bytes
+// straddle it, so nothing past the data is touched.
+uint w_u32(uint b)
+{
+    uint sh = (b & 3u) * 8u;
+    uint w0 = wdata[b >> 2];
+    return sh == 0u ? w0 : (w0 >> sh) | (wdata[(b >> 2) + 1u] << (32u - sh));
+}
+float w_f16(uint b) { return unpackHalf2x16(w_u16(b)).x; }
+vec4 u8x4(uint q) { return vec4(q & 0xFFu, (q >> 8) & 0xFFu, (q >> 16) & 0xFFu, q >> 24); }
+vec4 nib_lo(uint q) { return vec4(q & 0xFu, (q >> 8) & 0xFu, (q >> 16) & 0xFu, (q >> 24) & 0xFu); }
+vec4 nib_hi(uint q) { return nib_lo(q >> 4); }
+
+#if defined(A_F32)
+#define A_PLAIN 1 // any row length; dq1 exists
+#define A_BLOCK 1u
+#define A_BYTES 4u
+vec4 dq4(uint row, uint k)
+{
+    uint i = (row >> 2) + k;
+    return vec4(uintBitsToFloat(wdata[i]), uintBitsToFloat(wdata[i + 1u]),
+                uintBitsToFloat(wdata[i + 2u]), uintBitsToFloat(wdata[i + 3u]));
+}
+float dq1(uint row, uint k) { return uintBitsToFloat(wdata[(row >> 2) + k]); }
+#elif defined(A_F16)
+#define A_PLAIN 1 // any row length; dq1 exists
+#define A_BLOCK 1u
+#define A_BYTES 2u
+vec4 dq4(uint row, uint k)
+{
+    return vec4(unpackHalf2x16(w_u32(row + 2u * k)), unpackHalf2x16(w_u32(row + 2u * k + 4u)));
+}
+float dq1(uint row, uint k) { return w_f16(row + 2u * k); }
+#elif defined(A_BF16)
+#define A_PLAIN 1 // any row length; dq1 exists
+#define A_BLOCK 1u
+#define A_BYTES 2u
+vec2 bf16x2(uint q) { return vec2(uintBitsToFloat(q << 16), uintBitsToFloat(q & 0xFFFF0000u)); }
+vec4 dq4(uint row, uint k) { return vec4(bf16x2(w_u32(row + 2u * k)), bf16x2(w_u32(row + 2u * k + 4u))); }
+float dq1(uint row, uint k) { return uintBitsToFloat(w_u16(row + 2u * k) << 16); }
+#elif defined(A_Q8_0)
+#define A_BLOCK 32u
+#define A_BYTES Q8_0_BYTES
+vec4 dq4(uint row, uint k)
+{
+    uint blk = row + (k / 32u) * Q8_0_BYTES;
+    uint q = w_u32(blk + Q8_0_QS + (k % 32u));
+    ivec4 v = ivec4(int(q << 24) >> 24, int(q << 16) >> 24, int(q << 8) >> 24, int(q) >> 24);
+    return w_f16(blk) * vec4(v);
+}
+#elif defined(A_Q4_0)
+#define A_BLOCK 32u
+#define A_BYTES Q4_0_BYTES
+vec4 dq4(uint row, uint k)
+{
+    uint blk = row + (k / 32u) * Q4_0_BYTES;
+    uint j = k % 32u; // element j sits in byte j % 16, low nibble for j < 16
+    uint q = w_u32(blk + Q4_0_QS + (j & 15u));
+    vec4 v = j < 16u ? nib_lo(q) : nib_hi(q);
+    return w_f16(blk) * (v - 8.0);
+}
+#elif defined(A_Q4_K)
+#define A_BLOCK 256u
+#define A_BYTES Q4_K_BYTES
+vec4 dq4(uint row, uint k)
+{
+    uint blk = row + (k / 256u) * Q4_K_BYTES;
+    uint j = k % 256u;
+    uint is = j / 32u; // sub-block: 6-bit scale and min packed in scales[12]
+    uint sb = blk + Q4_K_SCALES;
+    uint sc, mn;
+    if (is < 4u) {
+        sc = w_u8(sb + is) & 63u;
+        mn = w_u8(sb + is + 4u) & 63u;
+    } else {
+        sc = (w_u8(sb + is + 4u) & 0xFu) | ((w_u8(sb + is - 4u) >> 6) << 4);
+        mn = (w_u8(sb + is + 4u) >> 4) | ((w_u8(sb + is) >> 6) << 4);
+    }
+    // 64 elements share 32 bytes of qs: the first 32 low nibbles, then high.
+    uint l = j % 64u;
+    uint q = w_u32(blk + Q4_K_QS + (j / 64u) * 32u + (l & 31u));
+    vec4 v = l < 32u ? nib_lo(q) : nib_hi(q);
+    return w_f16(blk) * float(sc) * v - w_f16(blk + Q4_K_DMIN) * float(mn);
+}
+#elif defined(A_Q6_K)
+#define A_BLOCK 256u
+#define A_BYTES Q6_K_BYTES
+vec4 dq4(uint row, uint k)
+{
+    uint blk = row + (k / 256u) * Q6_K_BYTES;
+    uint j = k % 256u;
+    uint h = j / 128u, r = j % 128u, qd = r / 32u, l = r % 32u;
+    // quarter qd of a 128-half: low/high nibbles of ql[l] and ql[l+32],
+    // two high bits each from qh[l] at bit 2*qd.
+    uint ql = w_u32(blk + h * 64u + l + (qd & 1u) * 32u);
+    uint qh = w_u32(blk + Q6_K_QH + h * 32u + l);
+    vec4 lo = qd < 2u ? nib_lo(ql) : nib_hi(ql);
+    vec4 hi = nib_lo(qh >> (2u * qd)) ; // bits 2qd..2qd+1 (masked below)
+    hi = vec4(uvec4(hi) & 3u);
+    int sc = int(w_u8(blk + Q6_K_SCALES + h * 8u + l / 16u + 2u * qd) << 24) >> 24;
+    return w_f16(blk + Q6_K_D) * float(sc) * (lo + 16.0 * hi - 32.0);
+}
+#else
+#error "define one A_* weight type"
+#endif

@@ -1,0 +1,23 @@
+# variants.cmake: every SPIR-V blob the engine embeds, one line each.
+# Types change declarations, so they are -D variants; workgroup sizes and op
+# selectors are spec constants (see engine/vulkan/pipeline.c).
+foreach(t F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K)
+  string(TOLOWER ${t} lt)
+  vki_shader(NAME matvec_${lt} SRC matvec.comp DEFINES A_${t}=1)
+  vki_shader(NAME matmul_${lt} SRC matmul.comp DEFINES A_${t}=1)
+  vki_shader(NAME get_rows_${lt} SRC get_rows.comp DEFINES A_${t}=1)
+  if(VKI_GLSL_SUBGROUP_ARITHMETIC)
+    vki_shader(NAME matvec_${lt}_sg SRC matvec.comp DEFINES A_${t}=1 USE_SUBGROUP=1)
+  endif()
+endforeach()
+vki_shader(NAME eltwise SRC eltwise.comp)
+vki_shader(NAME cpy_f32_f32 SRC cpy.comp)
+vki_shader(NAME cpy_f32_f16 SRC cpy.comp DEFINES DST_F16=1)
+vki_shader(NAME cpy_f16_f32 SRC cpy.comp DEFINES SRC_F16=1)
+vki_shader(NAME cpy_f16_f16 SRC cpy.comp DEFINES SRC_F16=1 DST_F16=1)
+vki_shader(NAME norm SRC norm.comp)
+vki_shader(NAME softmax SRC softmax.comp)
+vki_shader(NAME rope SRC rope.comp)
+vki_shader(NAME pool SRC pool.comp)
+vki_shader(NAME attn_f32 SRC attn.comp)
+vki_shader(NAME attn_f16 SRC attn.comp DEFINES KV_F16=1)
