@@ -1,0 +1,51 @@
+#!/bin/bash
+# test_cli.sh: `vkinfer run --json` and `vkinfer embed --json` end to end on
+# the shared models, checked against the float64 references by python3.
+set -u
+S=${VKI_SHARED_DIR:-../shared}
+[ -f "$S/models/stories260K.gguf" ] || { echo "SKIPPED: $S/models/stories260K.gguf is absent"; exit 77; }
+command -v python3 >/dev/null || { echo "SKIPPED: python3 is absent"; exit 77; }
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail=0
+
+"$VKINFER" run -m "$S/models/stories260K.gguf" -p "Once upon a time" -n 20 --temp 0 --json --backend cpu \
+    --threads 2 >"$T/run.json" 2>"$T/run.err" || { echo "vkinfer run failed:"; cat "$T/run.err"; exit 1; }
+"$VKINFER" run -m "$S/models/stories260K.gguf" --ids 1,403,407,261,378 -n 20 --temp 0 --json --backend cpu \
+    >"$T/ids.json" 2>"$T/ids.err" || { echo "vkinfer run --ids failed:"; cat "$T/ids.err"; exit 1; }
+"$VKINFER" embed -m "$S/models/synthetic-bert-mini-f32.gguf" --json --backend cpu \
+    "The quick brown fox jumps over the lazy dog." >"$T/embed.json" 2>"$T/embed.err" \
+    || { echo "vkinfer embed failed:"; cat "$T/embed.err"; exit 1; }
+
+python3 - "$T" "$S" <<'PY' || fail=1
+import json, math, sys
+t, s = sys.argv[1], sys.argv[2]
+ref = json.load(open(s + "/reference/stories260K.greedy.json"))["cases"][1]
+for name in ("run.json", "ids.json"):
+    out = json.load(open(t + "/" + name))
+    assert out["prompt_ids"] == ref["prompt_ids_with_bos"], (name, out["prompt_ids"])
+    ids = [st["id"] for st in out["steps"]]
+    assert ids == ref["greedy_ids"][:20], (name, ids)
+    for st, rt in zip(out["steps"], ref["top5_per_step"]):
+        assert len(st["top5"]) == 5
+        for (i, l), (ri, rl) in zip(st["top5"], rt):
+            assert abs(l - rl) <= 1e-3 * max(1, abs(rl)), (name, l, rl)
+    assert out["text"] == "".join(st["text"] for st in out["steps"])
+    assert ref["greedy_text"].startswith(out["text"]), (out["text"], ref["greedy_text"])
+    tm = out["timings"]
+    assert all(k in tm for k in ("prompt_ms", "gen_ms", "prompt_tok_s", "gen_tok_s"))
+emb = json.load(open(t + "/embed.json"))
+want = json.load(open(s + "/reference/synthetic.json"))["models"]["synthetic-bert-mini-f32.gguf"]["cases"][0]["embedding"]
+got = emb["embeddings"][0]
+assert emb["dim"] == len(want) == len(got)
+cos = sum(a * b for a, b in zip(got, want)) / math.sqrt(sum(a * a for a in got) * sum(b * b for b in want))
+assert cos >= 0.9999, cos
+print("vkinfer run/embed --json: ok (embedding cosine %.7f)" % cos)
+PY
+
+# errors are one line on stderr and exit 1
+"$VKINFER" run -m "$T/missing.gguf" -p x 2>"$T/err" && fail=1
+[ "$(wc -l <"$T/err")" = 1 ] && grep -q "missing.gguf" "$T/err" || { echo "bad error output:"; cat "$T/err"; fail=1; }
+"$VKINFER" run -m "$S/models/stories260K.gguf" --ids 1,x 2>"$T/err" && fail=1
+grep -q "ids" "$T/err" || { echo "bad --ids error:"; cat "$T/err"; fail=1; }
+exit $fail
