@@ -89,11 +89,11 @@ vki_status tok_spm_encode(const vki_tokenizer *t, const char *text, size_t len, 
                           tok_ids *out)
 {
     /* escape: ' ' -> U+2581 (3 bytes) */
-    size_t n_sp = prefix_space ? 1 : 0;
+    size_t n_sp = 0;
     for (size_t i = 0; i < len; i++) n_sp += text[i] == ' ';
-    if (len + n_sp * 2 + 1 > UINT32_MAX / 2)
+    if (len + n_sp * 2 + 3 > UINT32_MAX / 2)
         return vki_fail(VKI_ERR_INVALID_ARGUMENT, "tokenizer: text of %zu bytes is too long", len);
-    size_t n = len + n_sp * 2;
+    size_t n = len + n_sp * 2 + (prefix_space ? 3 : 0);
     if (n == 0) return VKI_OK;
     char *s = malloc(n);
     spm_sym *sym = malloc(n * sizeof *sym);

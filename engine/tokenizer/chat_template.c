@@ -1,0 +1,285 @@
+/*
+ * chat_template.c: native renderers for the common chat-template families
+ * and their recognition from the Jinja template text, following what each
+ * model's own template produces (and llama.cpp's llm_chat_detect_template
+ * for the markers). Must not: evaluate Jinja or guess an unknown template.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_template.h"
+#include "error.h"
+#include "util.h"
+
+static const char *const names[] = {
+    "unknown", "chatml", "qwen", "llama2", "llama3", "mistral", "phi3", "gemma", "zephyr",
+};
+
+const char *vki_chat_family_name(vki_chat_family fam)
+{
+    return (unsigned)fam < VKI_COUNT(names) ? names[fam] : "unknown";
+}
+
+vki_chat_family vki_chat_family_from_name(const char *name)
+{
+    if (!name) return VKI_CHAT_UNKNOWN;
+    for (size_t i = 1; i < VKI_COUNT(names); i++)
+        if (strcmp(name, names[i]) == 0) return (vki_chat_family)i;
+    /* common aliases */
+    if (!strcmp(name, "llama-2")) return VKI_CHAT_LLAMA2;
+    if (!strcmp(name, "llama-3")) return VKI_CHAT_LLAMA3;
+    if (!strcmp(name, "mistral-instruct") || !strcmp(name, "mistral-v1")) return VKI_CHAT_MISTRAL;
+    if (!strcmp(name, "phi-3")) return VKI_CHAT_PHI3;
+    return VKI_CHAT_UNKNOWN;
+}
+
+static bool has(const char *s, size_t n, const char *what)
+{
+    size_t m = strlen(what);
+    if (m > n) return false;
+    for (size_t i = 0; i + m <= n; i++)
+        if (s[i] == what[0] && memcmp(s + i, what, m) == 0) return true;
+    return false;
+}
+
+/* Qwen2's template writes this system turn when the conversation has none.
+ * TODO(#3): Qwen2.5's longer default sentence is not rendered yet. */
+static const char QWEN_SYS_2[] = "You are a helpful assistant.";
+
+vki_chat_family vki_chat_detect(const char *t, size_t n)
+{
+    if (!t) return VKI_CHAT_UNKNOWN;
+    if (has(t, n, "<|im_start|>"))
+        return has(t, n, "<|im_start|>system\\n") || has(t, n, "<|im_start|>system\n") ? (has(t, n, QWEN_SYS_2) ? VKI_CHAT_QWEN : VKI_CHAT_CHATML)
+                                                                                       : VKI_CHAT_CHATML;
+    if (has(t, n, "<|start_header_id|>") && has(t, n, "<|end_header_id|>")) return VKI_CHAT_LLAMA3;
+    if (has(t, n, "<start_of_turn>")) return VKI_CHAT_GEMMA;
+    if (has(t, n, "<|assistant|>") && has(t, n, "<|end|>")) return VKI_CHAT_PHI3;
+    if (has(t, n, "<|user|>") && has(t, n, "<|assistant|>")) return VKI_CHAT_ZEPHYR;
+    if (has(t, n, "[INST]")) return has(t, n, "<<SYS>>") ? VKI_CHAT_LLAMA2 : VKI_CHAT_MISTRAL;
+    return VKI_CHAT_UNKNOWN;
+}
+
+/* ----- output buffer ----- */
+typedef struct sbuf { char *p; size_t n, cap; bool oom; } sbuf;
+
+static void put(sbuf *b, const char *s, size_t n)
+{
+    if (b->oom) return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + n + 1) cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) { b->oom = true; return; }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = 0;
+}
+
+static void puts_(sbuf *b, const char *s) { put(b, s, strlen(s)); }
+
+/* Jinja's |trim and Python's str.strip(): ASCII whitespace at both ends */
+static void put_trim(sbuf *b, const char *s)
+{
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\n' || s[n - 1] == '\t' || s[n - 1] == '\r')) n--;
+    while (n && (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r')) { s++; n--; }
+    put(b, s, n);
+}
+
+static bool is_role(const char *r, const char *what) { return r && strcmp(r, what) == 0; }
+
+vki_status vki_chat_render(vki_chat_family fam, const vki_chat_msg *msgs, size_t n,
+                           bool add_generation_prompt, const char *bos, const char *eos, char **out)
+{
+    *out = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!msgs[i].role || !msgs[i].content)
+            return vki_fail(VKI_ERR_INVALID_ARGUMENT, "chat template: message %zu has no role or content", i);
+        if (!is_role(msgs[i].role, "system") && !is_role(msgs[i].role, "user") && !is_role(msgs[i].role, "assistant"))
+            return vki_fail(VKI_ERR_INVALID_ARGUMENT, "chat template: message %zu has role '%s' (system, user or assistant expected)",
+                            i, msgs[i].role);
+    }
+    sbuf b = {0};
+    put(&b, "", 0);
+    switch (fam) {
+    case VKI_CHAT_CHATML:
+    case VKI_CHAT_QWEN:
+        if (fam == VKI_CHAT_QWEN && (n == 0 || !is_role(msgs[0].role, "system"))) {
+            puts_(&b, "<|im_start|>system\n");
+            puts_(&b, QWEN_SYS_2);
+            puts_(&b, "<|im_end|>\n");
+        }
+        for (size_t i = 0; i < n; i++) {
+            puts_(&b, "<|im_start|>");
+            puts_(&b, msgs[i].role);
+            puts_(&b, "\n");
+            puts_(&b, msgs[i].content);
+            puts_(&b, "<|im_end|>\n");
+        }
+        if (add_generation_prompt) puts_(&b, "<|im_start|>assistant\n");
+        break;
+    case VKI_CHAT_LLAMA3:
+        /* Meta's template: bos, then each turn with its content trimmed */
+        puts_(&b, bos ? bos : "<|begin_of_text|>");
+        for (size_t i = 0; i < n; i++) {
+            puts_(&b, "<|start_header_id|>");
+            puts_(&b, msgs[i].role);
+            puts_(&b, "<|end_header_id|>\n\n");
+            put_trim(&b, msgs[i].content);
+            puts_(&b, "<|eot_id|>");
+        }
+        if (add_generation_prompt) puts_(&b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+        break;
+    case VKI_CHAT_LLAMA2: {
+        /* Meta's llama-2 template: the system prompt goes inside the first
+         * [INST] block; each user turn opens with bos, each answer ends with
+         * eos; there is no separate generation prompt */
+        size_t i = 0;
+        const char *sys = NULL;
+        if (n && is_role(msgs[0].role, "system")) { sys = msgs[0].content; i = 1; }
+        bool first = true;
+        for (; i < n; i++) {
+            if (is_role(msgs[i].role, "user")) {
+                puts_(&b, bos ? bos : "<s>");
+                puts_(&b, "[INST] ");
+                if (first && sys) {
+                    puts_(&b, "<<SYS>>\n");
+                    puts_(&b, sys);
+                    puts_(&b, "\n<</SYS>>\n\n");
+                }
+                put_trim(&b, msgs[i].content);
+                puts_(&b, " [/INST]");
+            } else if (is_role(msgs[i].role, "assistant")) {
+                puts_(&b, " ");
+                put_trim(&b, msgs[i].content);
+                puts_(&b, " ");
+                puts_(&b, eos ? eos : "</s>");
+            } else {
+                free(b.p);
+                return vki_fail(VKI_ERR_INVALID_ARGUMENT, "chat template llama2: a system message is only allowed first (message %zu)", i);
+            }
+            first = false;
+        }
+        break;
+    }
+    case VKI_CHAT_MISTRAL: {
+        /* Mistral-7B-Instruct: bos once, [INST] .. [/INST] per user turn,
+         * answers followed by eos. Its template has no system role; like
+         * llama.cpp we put a system message before the first user text. */
+        puts_(&b, bos ? bos : "<s>");
+        const char *sys = NULL;
+        for (size_t i = 0; i < n; i++) {
+            if (is_role(msgs[i].role, "system")) { sys = msgs[i].content; continue; }
+            if (is_role(msgs[i].role, "user")) {
+                puts_(&b, "[INST] ");
+                if (sys) { puts_(&b, sys); puts_(&b, "\n\n"); sys = NULL; }
+                puts_(&b, msgs[i].content);
+                puts_(&b, " [/INST]");
+            } else {
+                puts_(&b, msgs[i].content);
+                puts_(&b, eos ? eos : "</s>");
+            }
+        }
+        break;
+    }
+    case VKI_CHAT_PHI3:
+        for (size_t i = 0; i < n; i++) {
+            puts_(&b, "<|");
+            puts_(&b, msgs[i].role);
+            puts_(&b, "|>\n");
+            puts_(&b, msgs[i].content);
+            puts_(&b, "<|end|>\n");
+        }
+        if (add_generation_prompt) puts_(&b, "<|assistant|>\n");
+        else puts_(&b, eos ? eos : "<|endoftext|>");
+        break;
+    case VKI_CHAT_GEMMA: {
+        /* Gemma: "assistant" is "model"; no system role, so (as llama.cpp
+         * does) a system message is prepended to the first user turn */
+        puts_(&b, bos ? bos : "<bos>");
+        const char *sys = NULL;
+        for (size_t i = 0; i < n; i++) {
+            if (is_role(msgs[i].role, "system")) { sys = msgs[i].content; continue; }
+            bool user = is_role(msgs[i].role, "user");
+            puts_(&b, user ? "<start_of_turn>user\n" : "<start_of_turn>model\n");
+            if (user && sys) { put_trim(&b, sys); puts_(&b, "\n\n"); sys = NULL; }
+            put_trim(&b, msgs[i].content);
+            puts_(&b, "<end_of_turn>\n");
+        }
+        if (add_generation_prompt) puts_(&b, "<start_of_turn>model\n");
+        break;
+    }
+    case VKI_CHAT_ZEPHYR:
+        for (size_t i = 0; i < n; i++) {
+            puts_(&b, "<|");
+            puts_(&b, msgs[i].role);
+            puts_(&b, "|>\n");
+            puts_(&b, msgs[i].content);
+            puts_(&b, eos ? eos : "</s>");
+            puts_(&b, "\n");
+        }
+        if (add_generation_prompt) puts_(&b, "<|assistant|>\n");
+        break;
+    default:
+        free(b.p);
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "chat template: no family given");
+    }
+    if (b.oom) {
+        free(b.p);
+        return vki_fail(VKI_ERR_OUT_OF_MEMORY, "chat template: out of memory");
+    }
+    *out = b.p;
+    return VKI_OK;
+}
+
+/* The text of special token `key` (an id key) as a NUL-terminated copy. */
+static char *token_text(const vki_model_file *f, const char *key)
+{
+    uint32_t id;
+    const vki_kv *toks = vki_file_find_kv(f, "tokenizer.ggml.tokens");
+    if (!vki_file_get_u32(f, key, &id) || !toks || toks->type != VKI_KV_ARRAY ||
+        toks->v.arr.elem != VKI_KV_STRING || id >= toks->v.arr.n)
+        return NULL;
+    vki_str s = toks->v.arr.items[id].v.s;
+    char *c = malloc(s.n + 1);
+    if (c) {
+        memcpy(c, s.p, s.n);
+        c[s.n] = 0;
+    }
+    return c;
+}
+
+vki_status vki_chat_apply(const vki_model_file *f, const char *name, const vki_chat_msg *msgs, size_t n,
+                          bool add_generation_prompt, char **out)
+{
+    *out = NULL;
+    vki_chat_family fam;
+    if (name) {
+        fam = vki_chat_family_from_name(name);
+        if (fam == VKI_CHAT_UNKNOWN)
+            return vki_fail(VKI_ERR_INVALID_ARGUMENT, "chat template '%s' is not one of chatml, qwen, llama2, llama3, "
+                            "mistral, phi3, gemma, zephyr", name);
+    } else {
+        vki_str t;
+        if (!vki_file_get_str(f, "tokenizer.chat_template", &t))
+            return vki_fail(VKI_ERR_NOT_FOUND, "%s: no tokenizer.chat_template; name a template (chatml, llama3, ...)",
+                            vki_file_path(f));
+        fam = vki_chat_detect(t.p, (size_t)t.n);
+        if (fam == VKI_CHAT_UNKNOWN)
+            return vki_fail(VKI_ERR_UNSUPPORTED, "%s: chat template not recognised (%llu bytes starting '%.60s'); "
+                            "name one of chatml, qwen, llama2, llama3, mistral, phi3, gemma, zephyr",
+                            vki_file_path(f), (unsigned long long)t.n, t.p);
+    }
+    char *bos = token_text(f, "tokenizer.ggml.bos_token_id");
+    char *eos = token_text(f, "tokenizer.ggml.eos_token_id");
+    vki_status st = vki_chat_render(fam, msgs, n, add_generation_prompt, bos, eos, out);
+    free(bos);
+    free(eos);
+    return st;
+}
