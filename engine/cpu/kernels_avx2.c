@@ -146,7 +146,71 @@ INT8_TILE(q4_0, block_q4_0, unpack_q4_0)
 GEMM_ENTRY(q8_0)
 GEMM_ENTRY(q4_0)
 
-/* ===== K-quants: integer C compiled for AVX2 ============================ */
+/* ===== K-quants (Q8_K activations) ======================================
+ * maddubs takes the unsigned weight codes (Q4_K 0..15, Q6_K 0..63) against
+ * signed activations (|x| <= 127: at most 63*127*2 per int16 lane, no
+ * saturation); the per-16/32 scales are applied with madd_epi16 and the
+ * offsets (Q4_K mins, Q6_K's -32) come from the activation block sums. */
+
+static float dot_q4_K(int64_t k, const block_q4_K *w, const block_q8_K *x)
+{
+    __m256 acc = _mm256_setzero_ps();
+    float acc_m = 0.0f;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int64_t b = 0; b < k / QK_K; b++) {
+        uint8_t sc[8], mn[8];
+        for (int j = 0; j < 8; j++) kq_scale_min_k4(j, w[b].scales, &sc[j], &mn[j]);
+        int32_t summ = 0;
+        for (int j = 0; j < 8; j++) summ += mn[j] * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * j));
+            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)(x[b].qs + 64 * j));
+            __m256i x1 = _mm256_loadu_si256((const __m256i *)(x[b].qs + 64 * j + 32));
+            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x0), _mm256_set1_epi16(sc[2 * j]));
+            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x1), _mm256_set1_epi16(sc[2 * j + 1]));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+        }
+        float dx = x[b].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dx * _cvtsh_ss(w[b].d)), _mm256_cvtepi32_ps(sumi), acc);
+        acc_m += dx * _cvtsh_ss(w[b].dmin) * (float)summ;
+    }
+    return hsum8(acc) - acc_m;
+}
+
+static float dot_q6_K(int64_t k, const block_q6_K *w, const block_q8_K *x)
+{
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+    for (int64_t b = 0; b < k / QK_K; b++) {
+        const int8_t *sc = w[b].scales;
+        int32_t corr = 0;
+        for (int g = 0; g < 16; g++) corr += sc[g] * x[b].bsums[g];
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = w[b].ql + 64 * h, *qh = w[b].qh + 32 * h;
+            const int8_t *xq = x[b].qs + 128 * h, *s = sc + 8 * h;
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4));
+            for (int i = 0; i < 4; i++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + 32 * i));
+                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(s[2 * i + 1]), _mm_set1_epi16(s[2 * i]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[i], xv), scv));
+            }
+        }
+        /* codes are stored +32: subtract 32 * sum(scale_g * sum(x in g)) */
+        float dd = x[b].d * _cvtsh_ss(w[b].d);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(sumi), acc);
+        acc = _mm256_add_ps(acc, _mm256_setr_ps(-dd * 32.0f * (float)corr, 0, 0, 0, 0, 0, 0, 0));
+    }
+    return hsum8(acc);
+}
 
 #define GEMM_FROM_DOT(fname, wtype, xtype, dotfn)                                              \
     static void fname(int64_t k, const void *w, size_t ws, int nr, const void *x, size_t xs,  \
@@ -158,8 +222,8 @@ GEMM_ENTRY(q4_0)
                     dotfn(k, (const wtype *)((const uint8_t *)w + (size_t)r * ws),             \
                           (const xtype *)((const uint8_t *)x + (size_t)c * xs));               \
     }
-GEMM_FROM_DOT(gemm_q4_K, block_q4_K, block_q8_K, kq_dot_q4_K_q8_K)
-GEMM_FROM_DOT(gemm_q6_K, block_q6_K, block_q8_K, kq_dot_q6_K_q8_K)
+GEMM_FROM_DOT(gemm_q4_K, block_q4_K, block_q8_K, dot_q4_K)
+GEMM_FROM_DOT(gemm_q6_K, block_q6_K, block_q8_K, dot_q6_K)
 
 /* ===== Vector helpers ==================================================== */
 
