@@ -116,9 +116,12 @@ static vki_status encode_word(const vki_tokenizer *t, const uint8_t *w, size_t n
     }
     for (int32_t i = 0; i != -1; i = sym[i].next) {
         /* a byte with no byte token (a vocabulary without the full 256)
-         * becomes the unknown token when there is one */
+         * becomes the unknown token; without one it cannot be encoded */
         int32_t id = sym[i].id >= 0 ? sym[i].id : t->unk;
-        if (id >= 0) VKI_TRY(tok_ids_push(out, id));
+        if (id < 0)
+            return vki_fail(VKI_ERR_UNSUPPORTED, "tokenizer: byte 0x%02X has no token in this vocabulary and there is "
+                            "no unknown token", w[i]);
+        VKI_TRY(tok_ids_push(out, id));
     }
     return VKI_OK;
 oom:

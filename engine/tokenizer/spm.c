@@ -106,12 +106,15 @@ vki_status tok_spm_encode(const vki_tokenizer *t, const char *text, size_t len, 
         if (text[i] == ' ') { memcpy(s + k, "\xe2\x96\x81", 3); k += 3; }
         else s[k++] = text[i];
     }
-    /* one symbol per UTF-8 character; an invalid lead byte is a symbol of
-     * its own and a truncated sequence is cut at the end of the text */
+    /* one symbol per UTF-8 character; each byte of invalid UTF-8 is a
+     * symbol of its own. (llama.cpp takes the length from the lead byte
+     * alone, which can swallow the first byte of a following U+2581 and
+     * then cannot give the text back; valid text is split the same way.) */
     int32_t ns = 0;
     for (size_t off = 0; off < n;) {
-        size_t l = (size_t)uc_seq_len((uint8_t)s[off]);
-        if (l > n - off) l = n - off;
+        int dl;
+        uc_decode((const uint8_t *)s + off, n - off, &dl);
+        size_t l = (size_t)dl;
         sym[ns] = (spm_sym){ns - 1, off + l == n ? -1 : ns + 1, (uint32_t)off, (uint32_t)l};
         ns++;
         off += l;

@@ -53,7 +53,10 @@ static inline bool tt_check_decode(const vki_tokenizer *t, const char *text, siz
     if (s != VKI_OK) return false;
     bool ok = true;
     if (expect_identity && (whole_len != len || memcmp(whole, text, len) != 0)) {
-        CHECKF(false, "%s: round trip differs: got '%s' (%zu bytes), expected %zu bytes", label, whole, whole_len, len);
+        size_t at = 0;
+        while (at < whole_len && at < len && whole[at] == text[at]) at++;
+        CHECKF(false, "%s: round trip differs: %zu bytes back for %zu, first difference at byte %zu", label,
+               whole_len, len, at);
         ok = false;
     }
     /* streaming: one id at a time into a growing buffer */
