@@ -275,7 +275,6 @@ static void cpy_rows(void *arg, int ith, int nth)
     const bk_tensor *a = t->op->src[0], *d = t->op->dst;
     int64_t n = bk_nelements(a), e0, e1;
     split(n, ith, nth, &e0, &e1);
-    bool same_rows = a->ne[0] == d->ne[0];
     int64_t e = e0;
     while (e < e1) {
         /* Walk a run that stays inside one row of both tensors. */
@@ -292,7 +291,6 @@ static void cpy_rows(void *arg, int ith, int nth)
             for (int64_t i = 0; i < run; i++) ((float *)pd)[i] = vki_fp16_to_fp32(((const uint16_t *)ps)[i]);
         }
         e += run;
-        (void)same_rows;
     }
 }
 

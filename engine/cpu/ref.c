@@ -282,7 +282,7 @@ static void ref_rope(const bk_op *op, float *row)
 {
     const bk_tensor *a = op->src[0];
     const int32_t *pos = cpu_tensor_data(op->src[1]);
-    int64_t hd = a->ne[0], n_rot = op->ip[0], half = n_rot / 2;
+    int64_t n_rot = op->ip[0], half = n_rot / 2;
     for (int64_t r = 0; r < n_rows(a); r++) {
         int64_t tok = r / a->ne[1];
         cpu_ref_row_f32(a, r, row);
@@ -294,7 +294,6 @@ static void ref_rope(const bk_op *op, float *row)
             row[i0] = (float)(x0 * cos(theta) - x1 * sin(theta));
             row[i1] = (float)(x0 * sin(theta) + x1 * cos(theta));
         }
-        (void)hd;
         write_row_f32(op->dst, r, row);
     }
 }
