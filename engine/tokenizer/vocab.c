@@ -268,7 +268,7 @@ vki_status tok_vocab_load(vki_tokenizer *t, const vki_model_file *f, const char 
      * of the chat families (as llama.cpp detects them) */
     static const char *const eog_text[] = {
         "<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "<EOT>",
-        "<|end_of_text|>", "<|eom_id|>", "<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>",
+        "<|end_of_text|>", "<|eom_id|>", ("<\xef\xbd\x9c" "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>"),
     };
     for (size_t i = 0; i < VKI_COUNT(eog_text); i++) {
         int32_t id = tok_find(t, eog_text[i], strlen(eog_text[i]));
