@@ -104,6 +104,7 @@ typedef struct upload {
     void                 *user;
     void                 *stage;   /* host staging for converted/permuted rows */
     uint64_t              stage_size;
+    bk_buffer            *probe;   /* f32 [max(n_embd, n_ff, n_vocab, q)] for supports_op */
 } upload;
 
 #define STAGE_BYTES (8u << 20)
@@ -129,13 +130,16 @@ static vki_status keep_buffer(mdl_model *m, bk_buffer *b)
     return VKI_OK;
 }
 
-/* Whether the backend multiplies / gathers with weights of this type. */
-static bool weight_type_ok(bk_backend *be, const bk_tensor *w, bool gather)
+/* Whether the backend multiplies / gathers with weight w (which has its
+ * buffer): asked with small real activation tensors in u->probe, because a
+ * backend may check every tensor it is shown. */
+static bool weight_type_ok(upload *u, const bk_tensor *w, bool gather)
 {
+    bk_backend *be = u->m->be;
     int64_t ne_x[2] = {w->ne[0], 1}, ne_d[2] = {gather ? w->ne[0] : w->ne[1], 1}, one = 1;
-    bk_tensor x = bk_tensor_make(VKI_TYPE_F32, 2, ne_x, NULL, 0);
-    bk_tensor d = bk_tensor_make(VKI_TYPE_F32, 2, ne_d, NULL, 0);
-    bk_tensor ids = bk_tensor_make(VKI_TYPE_I32, 1, &one, NULL, 0);
+    bk_tensor x = bk_tensor_make(VKI_TYPE_F32, 2, ne_x, u->probe, 0);
+    bk_tensor d = bk_tensor_make(VKI_TYPE_F32, 2, ne_d, u->probe, 0);
+    bk_tensor ids = bk_tensor_make(VKI_TYPE_I32, 1, &one, u->probe, 0);
     bk_op op = {.kind = gather ? BK_OP_GET_ROWS : BK_OP_MATMUL, .dst = &d,
                 .src = {w, gather ? &ids : &x, NULL}};
     return be->iface->supports_op(be, &op);
@@ -143,10 +147,28 @@ static bool weight_type_ok(bk_backend *be, const bk_tensor *w, bool gather)
 
 enum { T_REQUIRED = 1, T_F32 = 2, T_GATHER = 4, T_MATMUL = 8 };
 
+/* Every use the flags name (a tied embedding is both gathered and multiplied). */
+static bool uses_ok(upload *u, const bk_tensor *t, int flags)
+{
+    return (!(flags & T_GATHER) || weight_type_ok(u, t, true)) && (!(flags & T_MATMUL) || weight_type_ok(u, t, false));
+}
+
 /* Finds `name`, checks its shape against ne[0..n_dims), uploads it into its
  * own buffer and describes it in *out. Absent optional tensors leave *out
  * zeroed. T_F32: converted to f32 (norms and biases: the ops want f32).
  * T_GATHER / T_MATMUL: converted to f32 when the backend lacks the type. */
+static vki_status load_tensor(upload *u, const char *name, int n_dims, const int64_t *ne, int flags, bk_tensor *out);
+
+/* The backend lacks the stored type for this use: drop the buffer just made
+ * (the last one kept) and load the tensor again as f32. */
+static vki_status retry_as_f32(upload *u, const char *name, int n_dims, const int64_t *ne, int flags,
+                               bk_tensor *out)
+{
+    bk_backend *be = u->m->be;
+    be->iface->buffer_destroy(be, u->m->wbufs[--u->m->n_wbufs]);
+    return load_tensor(u, name, n_dims, ne, (flags & T_REQUIRED) | T_F32, out);
+}
+
 static vki_status load_tensor(upload *u, const char *name, int n_dims, const int64_t *ne, int flags, bk_tensor *out)
 {
     const vki_model_file *f = u->f;
@@ -175,10 +197,6 @@ static vki_status load_tensor(upload *u, const char *name, int n_dims, const int
     bk_tensor t = bk_tensor_make(ti->type, n_dims, ne, NULL, 0);
     t.name = ti->name;
     bool convert = (flags & T_F32) && ti->type != VKI_TYPE_F32;
-    if (!convert && (flags & (T_GATHER | T_MATMUL)) && !weight_type_ok(be, &t, (flags & T_GATHER) != 0)) {
-        /* A second use of the same tensor (tied output) may need the other op. */
-        convert = ti->type != VKI_TYPE_F32;
-    }
     if (convert) {
         t = bk_tensor_make(VKI_TYPE_F32, n_dims, ne, NULL, 0);
         t.name = ti->name;
@@ -201,6 +219,8 @@ static vki_status load_tensor(upload *u, const char *name, int n_dims, const int
             return s;
         }
         t.buf = b;
+        if (!uses_ok(u, &t, flags))
+            return retry_as_f32(u, name, n_dims, ne, flags, out);
         VKI_TRY(report(u, ti->bytes));
     } else {
         s = be->iface->buffer_create(be, bytes, BK_BUFFER_WEIGHTS, &b);
@@ -211,6 +231,8 @@ static vki_status load_tensor(upload *u, const char *name, int n_dims, const int
             return s;
         }
         t.buf = b;
+        if (!convert && !uses_ok(u, &t, flags))
+            return retry_as_f32(u, name, n_dims, ne, flags, out);
         const uint64_t dst_row = bytes / (uint64_t)n_rows;
         if (!convert && !permute) {
             for (uint64_t off = 0; off < bytes; off += STAGE_BYTES) {
@@ -263,6 +285,8 @@ static vki_status load_weights(upload *u)
     char name[96];
     const int R = T_REQUIRED;
 
+    const int64_t widest = VKI_MAX(VKI_MAX(E, F), VKI_MAX(V, Q));
+    VKI_TRY(m->be->iface->buffer_create(m->be, (uint64_t)widest * 4u, BK_BUFFER_COMPUTE, &u->probe));
     bool tied = !bert && !vki_file_find_tensor(u->f, "output.weight");
     VKI_TRY(load_tensor(u, "token_embd.weight", 2, (int64_t[]){E, V}, R | T_GATHER | (tied ? T_MATMUL : 0),
                         &m->tok_embd));
@@ -415,10 +439,12 @@ vki_status mdl_load(const vki_model_file *f, bk_backend *be, const mdl_load_para
         goto fail;
     }
     free(u.stage);
+    be->iface->buffer_destroy(be, u.probe);
     *out = m;
     return VKI_OK;
 fail:
     free(u.stage);
+    if (u.probe) be->iface->buffer_destroy(be, u.probe);
     mdl_destroy(m);
     return s;
 }

@@ -9,8 +9,10 @@
  * reference's own, so the only error is arithmetic: F32 sums (1e-3, observed
  * ~1e-5); F16 weights: a backend may round activations to f16 for the dot
  * products (2^-11 relative per element, ~1e-3 on the logits after 4 layers;
- * allowed 1e-2); Q8_0/Q4_0: a backend may quantize activations to Q8_0
- * blocks (max/254 per element, ~0.6% relative per dot product; allowed 5e-2).
+ * allowed 1e-2); Q8_0/Q4_0: backends quantize each matmul's activations to
+ * Q8_0 blocks as llama.cpp does (max/254 per element, ~0.5% relative per dot
+ * product); through 4 layers x 7 matmuls of random, untrained weights this
+ * reaches ~0.2 on logits of ~5 at worst (RMS ~0.05 on the CPU), so 0.25.
  * Encoders: cosine >= 0.9999 to the reference embedding, with the
  * reference's ids and through vki_embed on the texts.
  * Usage: test_synthetic [--backend cpu|vulkan]. */
@@ -21,7 +23,7 @@ static double tolerance_for(const char *name)
 {
     if (strstr(name, "f32")) return 1e-3;
     if (strstr(name, "f16")) return 1e-2;
-    return 5e-2; /* q8_0, q4_0 */
+    return 0.25; /* q8_0, q4_0 */
 }
 
 static void test_decoder(const char *name, const cJSON *cases, bk_backend *be)
@@ -44,8 +46,8 @@ static void test_decoder(const char *name, const cJSON *cases, bk_backend *be)
     const bool exact = tol <= 1e-3;
     const int32_t nv = mdl_get_hparams(m)->n_vocab;
     float *logits = malloc(sizeof *logits * (size_t)nv);
-    double worst = 0;
-    int compared = 0;
+    double worst = 0, sq = 0;
+    int compared = 0, n_err = 0;
     const cJSON *c;
     cJSON_ArrayForEach(c, cases) {
         int32_t n_p;
@@ -72,6 +74,8 @@ static void test_decoder(const char *name, const cJSON *cases, bk_backend *be)
                         int32_t id = (int32_t)cJSON_GetArrayItem(pr, 0)->valuedouble;
                         double err = fabs(logits[id] - cJSON_GetArrayItem(pr, 1)->valuedouble);
                         if (err > worst) worst = err;
+                        sq += err * err;
+                        n_err++;
                         CHECKF(err <= tol, "%s prompt %d step %d: logit of %d off by %.3g > %.3g", name, n_p, t, id,
                                err, tol);
                     }
@@ -94,7 +98,8 @@ static void test_decoder(const char *name, const cJSON *cases, bk_backend *be)
         }
         free(pids);
     }
-    printf("%-34s %d steps, worst top-5 logit error %.2e (tolerance %.0e)\n", name, compared, worst, tol);
+    printf("%-34s %d steps, top-5 logit error worst %.2e, rms %.2e (tolerance %.2g)\n", name, compared, worst,
+           sqrt(sq / (n_err ? n_err : 1)), tol);
     free(logits);
     mdl_destroy(m);
     vki_file_close(f);
