@@ -1,0 +1,776 @@
+/*
+ * hf_json.c: Hugging Face side files mapped onto the GGUF description, so an
+ * HF folder and its GGUF conversion look the same to the engine.
+ * Owns the mapping; must not touch tensor data (only names and flags).
+ *
+ * config.json -> general.architecture ("llama" for llama and mistral, "qwen2",
+ *   "bert") and <arch>.block_count (num_hidden_layers), .context_length
+ *   (max_position_embeddings), .embedding_length (hidden_size),
+ *   .feed_forward_length (intermediate_size), .attention.head_count
+ *   (num_attention_heads), .attention.head_count_kv (num_key_value_heads,
+ *   default head_count; not for bert), .attention.layer_norm_rms_epsilon
+ *   (rms_norm_eps) or .attention.layer_norm_epsilon (layer_norm_eps, bert),
+ *   .rope.freq_base (rope_theta), .rope.dimension_count (llama: head_dim or
+ *   hidden_size / heads), .rope.scaling.type/.factor (rope_scaling),
+ *   bert.attention.causal = false.
+ * 1_Pooling/config.json (sentence-transformers) -> bert.pooling_type
+ *   (1 mean, 2 cls, 3 last token).
+ * tokenizer.json (+ tokenizer_config.json) -> tokenizer.ggml.model: "llama"
+ *   for SPM-style vocabularies (BPE with byte_fallback or Unigram), "gpt2" for
+ *   byte-level BPE, "bert" for WordPiece; .tokens (by id, holes filled with
+ *   "[PAD<id>]"), .scores (Unigram scores; for SPM-style BPE -(merge rank + 1)
+ *   for merge results and -1e9 for the rest, so that bigram-by-score merging
+ *   reproduces BPE order), .token_type (1 normal, 2 unknown, 3 control for
+ *   special added tokens, 4 user-defined for other added tokens, 6 byte
+ *   "<0xNN>"), .merges ("left right" strings, gpt2 only), .bos/.eos/
+ *   .unknown/.padding/.cls/.seperator/.mask _token_id (from the named tokens
+ *   in tokenizer_config.json; bert gets cls/sep/unk/pad/mask only),
+ *   .add_bos_token/.add_eos_token (tokenizer_config.json, else the
+ *   TemplateProcessing post-processor), .add_space_prefix (llama: a Prepend
+ *   "▁" normalizer or Metaspace prepend), .lowercase (bert normalizer),
+ *   tokenizer.chat_template, tokenizer.hf.pre_regex (every Split regex of the
+ *   pre-tokenizer, in order), tokenizer.hf.ignore_merges (model.ignore_merges)
+ *   and tokenizer.ggml.pre = "gpt-2" for a bare ByteLevel pre-tokenizer.
+ * Tensor names: see hf_tensor_name(); llama q/k get rope_permute_heads.
+ */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "loader/file_impl.h"
+#include "util.h"
+
+#define HF_MAX_VOCAB (1 << 24)
+
+/* ===== kv helpers ======================================================== */
+
+static vki_status put(vki_model_file *f, const char *key, vki_kv kv)
+{
+    char *k = ld_strdup(&f->arena, key, strlen(key));
+    if (!k) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", f->path);
+    kv.key = (vki_str){k, strlen(k)};
+    return ld_set_kv(f, &kv);
+}
+
+static vki_status put_u32(vki_model_file *f, const char *key, uint32_t v)
+{
+    return put(f, key, (vki_kv){.type = VKI_KV_U32, .v.u = v});
+}
+
+static vki_status put_f32(vki_model_file *f, const char *key, float v)
+{
+    return put(f, key, (vki_kv){.type = VKI_KV_F32, .v.f = v});
+}
+
+static vki_status put_bool(vki_model_file *f, const char *key, bool v)
+{
+    return put(f, key, (vki_kv){.type = VKI_KV_BOOL, .v.u = v});
+}
+
+static vki_status put_str(vki_model_file *f, const char *key, const char *s, size_t n)
+{
+    char *v = ld_strdup(&f->arena, s, n);
+    if (!v) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", f->path);
+    return put(f, key, (vki_kv){.type = VKI_KV_STRING, .v.s = {v, n}});
+}
+
+static vki_kv *new_array(vki_model_file *f, vki_kv_type elem, uint64_t n, vki_kv *kv)
+{
+    *kv = (vki_kv){.type = VKI_KV_ARRAY};
+    kv->v.arr.elem = elem;
+    kv->v.arr.n = n;
+    kv->v.arr.items = n ? ld_alloc(&f->arena, n * sizeof(vki_kv)) : NULL;
+    if (n && kv->v.arr.items)
+        for (uint64_t i = 0; i < n; i++) kv->v.arr.items[i].type = elem;
+    return n && !kv->v.arr.items ? NULL : kv;
+}
+
+static char *arch_key(char *buf, size_t cap, const char *arch, const char *suffix)
+{
+    snprintf(buf, cap, "%s.%s", arch, suffix);
+    return buf;
+}
+
+/* A JSON number as an integer in [lo, hi]. */
+static bool jint(const cJSON *j, double lo, double hi, int64_t *out)
+{
+    if (!cJSON_IsNumber(j) || floor(j->valuedouble) != j->valuedouble || j->valuedouble < lo || j->valuedouble > hi)
+        return false;
+    *out = (int64_t)j->valuedouble;
+    return true;
+}
+
+/* ===== config.json ======================================================= */
+
+static vki_status cfg_u32(vki_model_file *f, const char *src, const cJSON *root, const char *hf, const char *arch,
+                          const char *suffix, bool required)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, hf);
+    int64_t v;
+    if (!j) {
+        if (required) return vki_fail(VKI_ERR_BAD_FILE, "%s: \"%s\" is missing", src, hf);
+        return VKI_OK;
+    }
+    if (!jint(j, 0, 4294967295.0, &v))
+        return vki_fail(VKI_ERR_BAD_FILE, "%s: \"%s\" is not an integer in [0, 2^32)", src, hf);
+    char key[128];
+    return put_u32(f, arch_key(key, sizeof key, arch, suffix), (uint32_t)v);
+}
+
+static vki_status cfg_f32(vki_model_file *f, const char *src, const cJSON *root, const char *hf, const char *arch,
+                          const char *suffix)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, hf);
+    if (!j || cJSON_IsNull(j)) return VKI_OK;
+    if (!cJSON_IsNumber(j)) return vki_fail(VKI_ERR_BAD_FILE, "%s: \"%s\" is not a number", src, hf);
+    char key[128];
+    return put_f32(f, arch_key(key, sizeof key, arch, suffix), (float)j->valuedouble);
+}
+
+vki_status hf_map_config(vki_model_file *f, const char *src, const char *text, size_t len)
+{
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    vki_status s = VKI_OK;
+    if (!cJSON_IsObject(root)) {
+        s = vki_fail(VKI_ERR_BAD_FILE, "%s: not a JSON object", src);
+        goto done;
+    }
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(root, "model_type");
+    if (!cJSON_IsString(mt)) {
+        s = vki_fail(VKI_ERR_BAD_FILE, "%s: \"model_type\" is missing", src);
+        goto done;
+    }
+    const char *arch;
+    if (!strcmp(mt->valuestring, "llama") || !strcmp(mt->valuestring, "mistral")) arch = "llama";
+    else if (!strcmp(mt->valuestring, "qwen2")) arch = "qwen2";
+    else if (!strcmp(mt->valuestring, "bert")) arch = "bert";
+    else {
+        s = vki_fail(VKI_ERR_UNSUPPORTED, "%s: model_type '%.64s' is not supported (expected llama, mistral, qwen2 or bert)",
+                     src, mt->valuestring);
+        goto done;
+    }
+    const bool bert = !strcmp(arch, "bert");
+    char key[128];
+    if ((s = put_str(f, "general.architecture", arch, strlen(arch))) != VKI_OK) goto done;
+    if ((s = cfg_u32(f, src, root, "num_hidden_layers", arch, "block_count", true)) != VKI_OK) goto done;
+    if ((s = cfg_u32(f, src, root, "max_position_embeddings", arch, "context_length", false)) != VKI_OK) goto done;
+    if ((s = cfg_u32(f, src, root, "hidden_size", arch, "embedding_length", true)) != VKI_OK) goto done;
+    if ((s = cfg_u32(f, src, root, "intermediate_size", arch, "feed_forward_length", true)) != VKI_OK) goto done;
+    if ((s = cfg_u32(f, src, root, "num_attention_heads", arch, "attention.head_count", true)) != VKI_OK) goto done;
+    if (bert) {
+        if ((s = cfg_f32(f, src, root, "layer_norm_eps", arch, "attention.layer_norm_epsilon")) != VKI_OK) goto done;
+        if ((s = put_bool(f, "bert.attention.causal", false)) != VKI_OK) goto done;
+    } else {
+        const cJSON *kvh = cJSON_GetObjectItemCaseSensitive(root, "num_key_value_heads");
+        const char *hf_kv = cJSON_IsNumber(kvh) ? "num_key_value_heads" : "num_attention_heads";
+        if ((s = cfg_u32(f, src, root, hf_kv, arch, "attention.head_count_kv", true)) != VKI_OK) goto done;
+        if ((s = cfg_f32(f, src, root, "rms_norm_eps", arch, "attention.layer_norm_rms_epsilon")) != VKI_OK) goto done;
+        if ((s = cfg_f32(f, src, root, "rope_theta", arch, "rope.freq_base")) != VKI_OK) goto done;
+    }
+    if (!strcmp(arch, "llama")) {
+        /* convert_hf_to_gguf writes the rotary width for llama: head_dim, or
+         * hidden_size / heads */
+        uint32_t n_embd = 0, n_head = 0;
+        vki_file_get_u32(f, "llama.embedding_length", &n_embd);
+        vki_file_get_u32(f, "llama.attention.head_count", &n_head);
+        const cJSON *hd = cJSON_GetObjectItemCaseSensitive(root, "head_dim");
+        int64_t v;
+        if (jint(hd, 1, 65536, &v)) s = put_u32(f, "llama.rope.dimension_count", (uint32_t)v);
+        else if (n_head) s = put_u32(f, "llama.rope.dimension_count", n_embd / n_head);
+        if (s != VKI_OK) goto done;
+    }
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
+    if (cJSON_IsObject(rs)) {
+        const cJSON *ty = cJSON_GetObjectItemCaseSensitive(rs, "type");
+        if (!ty) ty = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
+        const cJSON *fa = cJSON_GetObjectItemCaseSensitive(rs, "factor");
+        if (cJSON_IsString(ty) && cJSON_IsNumber(fa)) {
+            if ((s = put_str(f, arch_key(key, sizeof key, arch, "rope.scaling.type"), ty->valuestring,
+                             strlen(ty->valuestring))) != VKI_OK)
+                goto done;
+            if ((s = put_f32(f, arch_key(key, sizeof key, arch, "rope.scaling.factor"), (float)fa->valuedouble)) != VKI_OK)
+                goto done;
+        }
+    }
+done:
+    cJSON_Delete(root);
+    return s;
+}
+
+vki_status hf_map_pooling(vki_model_file *f, const char *src, const char *text, size_t len)
+{
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    vki_status s = VKI_OK;
+    if (!cJSON_IsObject(root)) {
+        s = vki_fail(VKI_ERR_BAD_FILE, "%s: not a JSON object", src);
+        goto done;
+    }
+    uint32_t type = 0;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "pooling_mode_mean_tokens"))) type = 1;
+    else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "pooling_mode_cls_token"))) type = 2;
+    else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "pooling_mode_lasttoken"))) type = 3;
+    if (type) {
+        vki_str a;
+        if (vki_file_get_str(f, "general.architecture", &a) && a.n == 4 && !memcmp(a.p, "bert", 4))
+            s = put_u32(f, "bert.pooling_type", type);
+    }
+done:
+    cJSON_Delete(root);
+    return s;
+}
+
+/* ===== tokenizer.json ==================================================== */
+
+/* String -> id hash over the vocabulary: merges and special tokens look ids
+ * up by text, and a linear cJSON lookup would make that quadratic. */
+typedef struct tok_map { uint64_t cap; int32_t *slot; const char **text; } tok_map;
+
+static uint64_t fnv(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+static int32_t tok_find(const tok_map *m, const char *s)
+{
+    if (!m->cap || !s) return -1;
+    for (uint64_t h = fnv(s) & (m->cap - 1);; h = (h + 1) & (m->cap - 1)) {
+        int32_t v = m->slot[h];
+        if (v < 0) return -1;
+        if (!strcmp(m->text[v], s)) return v;
+    }
+}
+
+static void tok_put(tok_map *m, const char *s, int32_t id)
+{
+    uint64_t h = fnv(s) & (m->cap - 1);
+    while (m->slot[h] >= 0) h = (h + 1) & (m->cap - 1);
+    m->slot[h] = id;
+}
+
+/* The text of a special token named in tokenizer_config.json: a string or
+ * an object {"content": ...}. */
+static const char *special_text(const cJSON *cfg, const char *name)
+{
+    const cJSON *j = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, name) : NULL;
+    if (cJSON_IsString(j)) return j->valuestring;
+    if (cJSON_IsObject(j)) {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "content");
+        if (cJSON_IsString(c)) return c->valuestring;
+    }
+    return NULL;
+}
+
+/* Every Split regex of a pre-tokenizer (alone or inside a Sequence). */
+static int collect_regex(const cJSON *pt, const char **out, int cap, bool *bare_bytelevel)
+{
+    int n = 0;
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(pt, "type");
+    if (!cJSON_IsString(type)) return 0;
+    if (!strcmp(type->valuestring, "Sequence")) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(pt, "pretokenizers");
+        const cJSON *e;
+        cJSON_ArrayForEach(e, list) {
+            bool dummy;
+            n += collect_regex(e, out + n, cap - n, &dummy);
+        }
+    } else if (!strcmp(type->valuestring, "Split")) {
+        const cJSON *pat = cJSON_GetObjectItemCaseSensitive(pt, "pattern");
+        const cJSON *rx = pat ? cJSON_GetObjectItemCaseSensitive(pat, "Regex") : NULL;
+        if (cJSON_IsString(rx) && n < cap) out[n++] = rx->valuestring;
+    } else if (!strcmp(type->valuestring, "ByteLevel")) {
+        const cJSON *ur = cJSON_GetObjectItemCaseSensitive(pt, "use_regex");
+        *bare_bytelevel = !ur || cJSON_IsTrue(ur);
+    }
+    return n;
+}
+
+/* True when a normalizer or pre-tokenizer prepends "▁" (SPM's space prefix). */
+static bool prepends_space(const cJSON *j)
+{
+    if (!j) return false;
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
+    if (cJSON_IsString(type)) {
+        if (!strcmp(type->valuestring, "Prepend")) return true;
+        if (!strcmp(type->valuestring, "Metaspace")) {
+            const cJSON *ps = cJSON_GetObjectItemCaseSensitive(j, "prepend_scheme");
+            const cJSON *ap = cJSON_GetObjectItemCaseSensitive(j, "add_prefix_space");
+            return cJSON_IsTrue(ap) || (cJSON_IsString(ps) && strcmp(ps->valuestring, "never"));
+        }
+    }
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(j, "normalizers");
+    if (!list) list = cJSON_GetObjectItemCaseSensitive(j, "pretokenizers");
+    const cJSON *e;
+    cJSON_ArrayForEach(e, list) if (prepends_space(e)) return true;
+    return false;
+}
+
+/* add_bos/add_eos from a TemplateProcessing post-processor's "single". */
+static void template_adds(const cJSON *pp, const char *bos, const char *eos, int *add_bos, int *add_eos)
+{
+    const cJSON *type = pp ? cJSON_GetObjectItemCaseSensitive(pp, "type") : NULL;
+    if (!cJSON_IsString(type)) return;
+    if (!strcmp(type->valuestring, "Sequence")) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(pp, "processors")) template_adds(e, bos, eos, add_bos, add_eos);
+        return;
+    }
+    if (strcmp(type->valuestring, "TemplateProcessing")) return;
+    const cJSON *single = cJSON_GetObjectItemCaseSensitive(pp, "single");
+    const int n = cJSON_GetArraySize(single);
+    if (n == 0) return;
+    const cJSON *first = cJSON_GetArrayItem(single, 0), *last = cJSON_GetArrayItem(single, n - 1);
+    const cJSON *fs = cJSON_GetObjectItemCaseSensitive(first, "SpecialToken");
+    const cJSON *ls = cJSON_GetObjectItemCaseSensitive(last, "SpecialToken");
+    const cJSON *fid = fs ? cJSON_GetObjectItemCaseSensitive(fs, "id") : NULL;
+    const cJSON *lid = ls ? cJSON_GetObjectItemCaseSensitive(ls, "id") : NULL;
+    *add_bos = cJSON_IsString(fid) && bos && !strcmp(fid->valuestring, bos);
+    *add_eos = cJSON_IsString(lid) && eos && !strcmp(lid->valuestring, eos);
+}
+
+typedef struct tok_build {
+    vki_model_file *f;
+    const char     *src;
+    int32_t         n;       /* vocabulary size (max id + 1)            */
+    const char    **text;    /* [n] token text (cJSON-owned or arena)   */
+    int32_t        *type;    /* [n] GGUF token types                    */
+    float          *score;   /* [n]                                     */
+    tok_map         map;
+} tok_build;
+
+static vki_status set_token(tok_build *b, int64_t id, const char *text)
+{
+    if (id < 0 || id >= b->n)
+        return vki_fail(VKI_ERR_BAD_FILE, "%s: token '%.64s' has id %lld outside 0..%d", b->src, text, (long long)id,
+                        b->n - 1);
+    if (b->text[id] && strcmp(b->text[id], text))
+        return vki_fail(VKI_ERR_BAD_FILE, "%s: id %lld names both '%.64s' and '%.64s'", b->src, (long long)id,
+                        b->text[id], text);
+    b->text[id] = text;
+    return VKI_OK;
+}
+
+static vki_status write_tokens(tok_build *b, const char *model)
+{
+    vki_model_file *f = b->f;
+    vki_kv toks, types, scores;
+    if (!new_array(f, VKI_KV_STRING, (uint64_t)b->n, &toks) || !new_array(f, VKI_KV_I32, (uint64_t)b->n, &types) ||
+        !new_array(f, VKI_KV_F32, (uint64_t)b->n, &scores))
+        return vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory for %d tokens", b->src, b->n);
+    for (int32_t i = 0; i < b->n; i++) {
+        char pad[32];
+        const char *t = b->text[i];
+        if (!t) {
+            snprintf(pad, sizeof pad, "[PAD%d]", i);
+            t = pad;
+        }
+        size_t n = strlen(t);
+        char *c = ld_strdup(&f->arena, t, n);
+        if (!c) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", b->src);
+        toks.v.arr.items[i].v.s = (vki_str){c, n};
+        types.v.arr.items[i].v.i = b->text[i] ? b->type[i] : 5; /* holes: unused */
+        scores.v.arr.items[i].v.f = b->score[i];
+    }
+    VKI_TRY(put_str(f, "tokenizer.ggml.model", model, strlen(model)));
+    VKI_TRY(put(f, "tokenizer.ggml.tokens", toks));
+    VKI_TRY(put(f, "tokenizer.ggml.token_type", types));
+    if (!strcmp(model, "llama")) VKI_TRY(put(f, "tokenizer.ggml.scores", scores));
+    return VKI_OK;
+}
+
+vki_status hf_map_tokenizer(vki_model_file *f, const char *src, const char *text, size_t len,
+                            const char *config_text, size_t config_len)
+{
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    cJSON *cfg = config_text ? cJSON_ParseWithLength(config_text, config_len) : NULL;
+    tok_build b = {.f = f, .src = src};
+    char **merge_buf = NULL;
+    uint64_t n_merge_buf = 0;
+    vki_status s = VKI_OK;
+    const cJSON *model = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "model") : NULL;
+    const cJSON *mtype = model ? cJSON_GetObjectItemCaseSensitive(model, "type") : NULL;
+    const cJSON *vocab = model ? cJSON_GetObjectItemCaseSensitive(model, "vocab") : NULL;
+    if (!cJSON_IsString(mtype) || !vocab) {
+        s = vki_fail(VKI_ERR_BAD_FILE, "%s: no model.type and model.vocab", src);
+        goto done;
+    }
+    const bool unigram = !strcmp(mtype->valuestring, "Unigram");
+    const bool wordpiece = !strcmp(mtype->valuestring, "WordPiece");
+    const bool bpe = !strcmp(mtype->valuestring, "BPE");
+    if (!unigram && !wordpiece && !bpe) {
+        s = vki_fail(VKI_ERR_UNSUPPORTED, "%s: tokenizer model type '%.32s' is not supported", src, mtype->valuestring);
+        goto done;
+    }
+    if (unigram ? !cJSON_IsArray(vocab) : !cJSON_IsObject(vocab)) {
+        s = vki_fail(VKI_ERR_BAD_FILE, "%s: model.vocab has the wrong JSON type for %s", src, mtype->valuestring);
+        goto done;
+    }
+    /* vocabulary size: the largest id over vocab and added_tokens, + 1 */
+    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
+    int64_t max_id = -1, id;
+    const cJSON *e;
+    int64_t count = 0;
+    cJSON_ArrayForEach(e, vocab) {
+        count++;
+        if (unigram) max_id = count - 1;
+        else if (!jint(e, 0, HF_MAX_VOCAB - 1, &id)) {
+            s = vki_fail(VKI_ERR_BAD_FILE, "%s: token '%.64s' has no valid id", src, e->string ? e->string : "");
+            goto done;
+        } else if (id > max_id) max_id = id;
+    }
+    cJSON_ArrayForEach(e, added) {
+        if (jint(cJSON_GetObjectItemCaseSensitive(e, "id"), 0, HF_MAX_VOCAB - 1, &id) && id > max_id) max_id = id;
+    }
+    if (max_id < 0 || max_id >= HF_MAX_VOCAB) {
+        s = vki_fail(VKI_ERR_BAD_FILE, "%s: empty vocabulary", src);
+        goto done;
+    }
+    b.n = (int32_t)max_id + 1;
+    b.text = calloc((size_t)b.n, sizeof *b.text);
+    b.type = calloc((size_t)b.n, sizeof *b.type);
+    b.score = calloc((size_t)b.n, sizeof *b.score);
+    b.map.cap = 64;
+    while (b.map.cap < (uint64_t)b.n * 2) b.map.cap *= 2;
+    b.map.slot = malloc(b.map.cap * sizeof *b.map.slot);
+    if (!b.text || !b.type || !b.score || !b.map.slot) {
+        s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory for %d tokens", src, b.n);
+        goto done;
+    }
+    memset(b.map.slot, 0xff, b.map.cap * sizeof *b.map.slot);
+    b.map.text = b.text;
+    int64_t i = 0;
+    cJSON_ArrayForEach(e, vocab) {
+        const char *t;
+        float sc = 0.0f;
+        if (unigram) {
+            const cJSON *p = cJSON_GetArrayItem(e, 0), *q = cJSON_GetArrayItem(e, 1);
+            if (!cJSON_IsString(p) || !cJSON_IsNumber(q)) {
+                s = vki_fail(VKI_ERR_BAD_FILE, "%s: Unigram vocab entry %lld is not [piece, score]", src, (long long)i);
+                goto done;
+            }
+            t = p->valuestring;
+            sc = (float)q->valuedouble;
+            id = i;
+        } else {
+            t = e->string;
+            id = (int64_t)e->valuedouble;
+        }
+        if ((s = set_token(&b, id, t)) != VKI_OK) goto done;
+        b.type[id] = 1;
+        b.score[id] = sc;
+        i++;
+    }
+    cJSON_ArrayForEach(e, added) {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "content");
+        if (!cJSON_IsString(c) || !jint(cJSON_GetObjectItemCaseSensitive(e, "id"), 0, HF_MAX_VOCAB - 1, &id)) {
+            s = vki_fail(VKI_ERR_BAD_FILE, "%s: added_tokens entry without content or id", src);
+            goto done;
+        }
+        if ((s = set_token(&b, id, c->valuestring)) != VKI_OK) goto done;
+        b.type[id] = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "special")) ? 3 : 4;
+    }
+    for (int32_t k = 0; k < b.n; k++)
+        if (b.text[k] && tok_find(&b.map, b.text[k]) < 0) tok_put(&b.map, b.text[k], k);
+
+    const cJSON *bf = cJSON_GetObjectItemCaseSensitive(model, "byte_fallback");
+    const bool spm = unigram || (bpe && cJSON_IsTrue(bf));
+    const char *gmodel = wordpiece ? "bert" : spm ? "llama" : "gpt2";
+
+    const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
+    if (cJSON_IsString(unk) && (id = tok_find(&b.map, unk->valuestring)) >= 0) b.type[id] = 2;
+    if (unigram && jint(cJSON_GetObjectItemCaseSensitive(model, "unk_id"), 0, b.n - 1, &id)) b.type[id] = 2;
+    if (spm) {
+        for (int32_t k = 0; k < b.n; k++) {
+            const char *t = b.text[k];
+            if (t && strlen(t) == 6 && !strncmp(t, "<0x", 3) && t[5] == '>') b.type[k] = 6;
+        }
+    }
+
+    /* merges: "a b" strings or ["a", "b"] pairs */
+    const cJSON *merges = bpe ? cJSON_GetObjectItemCaseSensitive(model, "merges") : NULL;
+    const int n_merges = cJSON_GetArraySize(merges);
+    if (bpe) {
+        if (spm) {
+            for (int32_t k = 0; k < b.n; k++) b.score[k] = -1e9f;
+        } else {
+            merge_buf = calloc((size_t)VKI_MAX(n_merges, 1), sizeof *merge_buf);
+            if (!merge_buf) {
+                s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory for merges", src);
+                goto done;
+            }
+        }
+        int r = 0;
+        char *joined = NULL;
+        cJSON_ArrayForEach(e, merges) {
+            const char *l, *rt;
+            char *sp = NULL;
+            if (cJSON_IsString(e)) {
+                sp = strchr(e->valuestring + (e->valuestring[0] ? 1 : 0), ' ');
+                if (!sp) {
+                    s = vki_fail(VKI_ERR_BAD_FILE, "%s: merge %d ('%.64s') has no space", src, r, e->valuestring);
+                    break;
+                }
+                l = e->valuestring;
+                rt = sp + 1;
+            } else if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 && cJSON_IsString(cJSON_GetArrayItem(e, 0)) &&
+                       cJSON_IsString(cJSON_GetArrayItem(e, 1))) {
+                l = cJSON_GetArrayItem(e, 0)->valuestring;
+                rt = cJSON_GetArrayItem(e, 1)->valuestring;
+            } else {
+                s = vki_fail(VKI_ERR_BAD_FILE, "%s: merge %d is neither \"a b\" nor [a, b]", src, r);
+                break;
+            }
+            const size_t nl = sp ? (size_t)(sp - l) : strlen(l), nr = strlen(rt);
+            joined = malloc(nl + nr + 2);
+            if (!joined) {
+                s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory for merges", src);
+                break;
+            }
+            if (spm) {
+                memcpy(joined, l, nl);
+                memcpy(joined + nl, rt, nr + 1);
+                int32_t t = tok_find(&b.map, joined);
+                if (t >= 0 && b.score[t] == -1e9f) b.score[t] = -(float)(r + 1);
+                free(joined);
+            } else {
+                memcpy(joined, l, nl);
+                joined[nl] = ' ';
+                memcpy(joined + nl + 1, rt, nr + 1);
+                merge_buf[n_merge_buf++] = joined;
+            }
+            joined = NULL;
+            r++;
+        }
+        if (s != VKI_OK) goto done;
+        if (!spm) {
+            vki_kv mk;
+            if (!new_array(f, VKI_KV_STRING, n_merge_buf, &mk) && n_merge_buf) {
+                s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory for merges", src);
+                goto done;
+            }
+            for (uint64_t k = 0; k < n_merge_buf; k++) {
+                size_t n = strlen(merge_buf[k]);
+                char *c = ld_strdup(&f->arena, merge_buf[k], n);
+                if (!c) {
+                    s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", src);
+                    goto done;
+                }
+                mk.v.arr.items[k].v.s = (vki_str){c, n};
+            }
+            if ((s = put(f, "tokenizer.ggml.merges", mk)) != VKI_OK) goto done;
+        }
+        const cJSON *im = cJSON_GetObjectItemCaseSensitive(model, "ignore_merges");
+        if (cJSON_IsBool(im) && (s = put_bool(f, "tokenizer.hf.ignore_merges", cJSON_IsTrue(im))) != VKI_OK) goto done;
+    }
+    if ((s = write_tokens(&b, gmodel)) != VKI_OK) goto done;
+
+    /* special tokens */
+    static const struct { const char *cfg, *key; bool bert; bool other; } specials[] = {
+        {"bos_token", "tokenizer.ggml.bos_token_id", false, true},
+        {"eos_token", "tokenizer.ggml.eos_token_id", false, true},
+        {"unk_token", "tokenizer.ggml.unknown_token_id", true, true},
+        {"pad_token", "tokenizer.ggml.padding_token_id", true, true},
+        {"cls_token", "tokenizer.ggml.cls_token_id", true, false},
+        {"sep_token", "tokenizer.ggml.seperator_token_id", true, false},
+        {"mask_token", "tokenizer.ggml.mask_token_id", true, false},
+    };
+    for (size_t k = 0; k < VKI_COUNT(specials); k++) {
+        if (wordpiece ? !specials[k].bert : !specials[k].other) continue;
+        const char *t = special_text(cfg, specials[k].cfg);
+        if (!t && !strcmp(specials[k].cfg, "unk_token") && cJSON_IsString(unk)) t = unk->valuestring;
+        int32_t tid = tok_find(&b.map, t);
+        if (tid >= 0 && (s = put_u32(f, specials[k].key, (uint32_t)tid)) != VKI_OK) goto done;
+    }
+    /* HF adds exactly what the post-processor says: nothing unless told */
+    int add_bos = 0, add_eos = 0;
+    template_adds(cJSON_GetObjectItemCaseSensitive(root, "post_processor"), special_text(cfg, "bos_token"),
+                  special_text(cfg, "eos_token"), &add_bos, &add_eos);
+    const cJSON *ab = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "add_bos_token") : NULL;
+    const cJSON *ae = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "add_eos_token") : NULL;
+    if (cJSON_IsBool(ab)) add_bos = cJSON_IsTrue(ab);
+    if (cJSON_IsBool(ae)) add_eos = cJSON_IsTrue(ae);
+    if (!wordpiece) {
+        if (add_bos >= 0 && (s = put_bool(f, "tokenizer.ggml.add_bos_token", add_bos)) != VKI_OK) goto done;
+        if (add_eos >= 0 && (s = put_bool(f, "tokenizer.ggml.add_eos_token", add_eos)) != VKI_OK) goto done;
+    }
+    if (spm) {
+        bool prefix = prepends_space(cJSON_GetObjectItemCaseSensitive(root, "normalizer")) ||
+                      prepends_space(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"));
+        if ((s = put_bool(f, "tokenizer.ggml.add_space_prefix", prefix)) != VKI_OK) goto done;
+    }
+    if (wordpiece) {
+        const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
+        const cJSON *lc = norm ? cJSON_GetObjectItemCaseSensitive(norm, "lowercase") : NULL;
+        if (cJSON_IsBool(lc) && (s = put_bool(f, "tokenizer.ggml.lowercase", cJSON_IsTrue(lc))) != VKI_OK) goto done;
+    }
+    /* chat template: a string, or a list of {name, template} (take "default") */
+    const cJSON *ct = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "chat_template") : NULL;
+    if (cJSON_IsArray(ct)) {
+        const cJSON *pick = NULL;
+        cJSON_ArrayForEach(e, ct) {
+            const cJSON *nm = cJSON_GetObjectItemCaseSensitive(e, "name");
+            if (cJSON_IsString(nm) && !strcmp(nm->valuestring, "default")) pick = e;
+        }
+        ct = pick ? cJSON_GetObjectItemCaseSensitive(pick, "template") : NULL;
+    }
+    if (cJSON_IsString(ct) && (s = put_str(f, "tokenizer.chat_template", ct->valuestring, strlen(ct->valuestring))) != VKI_OK)
+        goto done;
+    /* pre-tokenizer */
+    if (bpe && !spm) {
+        const char *rx[16];
+        bool bare = false;
+        int n_rx = collect_regex(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), rx, 16, &bare);
+        if (n_rx > 0) {
+            vki_kv a;
+            if (!new_array(f, VKI_KV_STRING, (uint64_t)n_rx, &a)) {
+                s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", src);
+                goto done;
+            }
+            for (int k = 0; k < n_rx; k++) {
+                char *c = ld_strdup(&f->arena, rx[k], strlen(rx[k]));
+                if (!c) {
+                    s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", src);
+                    goto done;
+                }
+                a.v.arr.items[k].v.s = (vki_str){c, strlen(c)};
+            }
+            if ((s = put(f, "tokenizer.hf.pre_regex", a)) != VKI_OK) goto done;
+        } else if (bare && (s = put_str(f, "tokenizer.ggml.pre", "gpt-2", 5)) != VKI_OK) {
+            goto done;
+        }
+    }
+done:
+    for (uint64_t k = 0; k < n_merge_buf; k++) free(merge_buf[k]);
+    free(merge_buf);
+    free(b.text);
+    free(b.type);
+    free(b.score);
+    free(b.map.slot);
+    cJSON_Delete(cfg);
+    cJSON_Delete(root);
+    return s;
+}
+
+/* ===== Tensor names ====================================================== */
+
+typedef struct name_rule { const char *hf, *gguf; } name_rule;
+
+/* Per-layer suffixes (after "model.layers.N." / "encoder.layer.N."). */
+static const name_rule llama_layer[] = {
+    {"self_attn.q_proj", "attn_q"},      {"self_attn.k_proj", "attn_k"},     {"self_attn.v_proj", "attn_v"},
+    {"self_attn.o_proj", "attn_output"}, {"mlp.gate_proj", "ffn_gate"},      {"mlp.up_proj", "ffn_up"},
+    {"mlp.down_proj", "ffn_down"},       {"input_layernorm", "attn_norm"},   {"post_attention_layernorm", "ffn_norm"},
+};
+static const name_rule llama_top[] = {
+    {"model.embed_tokens", "token_embd"}, {"model.norm", "output_norm"}, {"lm_head", "output"},
+};
+static const name_rule bert_layer[] = {
+    {"attention.self.query", "attn_q"},        {"attention.self.key", "attn_k"},
+    {"attention.self.value", "attn_v"},        {"attention.output.dense", "attn_output"},
+    {"attention.output.LayerNorm", "attn_output_norm"}, {"intermediate.dense", "ffn_up"},
+    {"output.dense", "ffn_down"},              {"output.LayerNorm", "layer_output_norm"},
+};
+static const name_rule bert_top[] = {
+    {"embeddings.word_embeddings", "token_embd"},      {"embeddings.position_embeddings", "position_embd"},
+    {"embeddings.token_type_embeddings", "token_types"}, {"embeddings.LayerNorm", "token_embd_norm"},
+};
+
+/* ".weight"/".bias" (LayerNorm's old "gamma"/"beta" too) -> GGUF suffix. */
+static const char *param_suffix(const char *p)
+{
+    if (!strcmp(p, "weight") || !strcmp(p, "gamma")) return "weight";
+    if (!strcmp(p, "bias") || !strcmp(p, "beta")) return "bias";
+    return NULL;
+}
+
+static bool match_rule(const name_rule *rules, size_t n, const char *s, const char *blk, char *out, size_t cap)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(rules[i].hf);
+        if (strncmp(s, rules[i].hf, l) || s[l] != '.') continue;
+        const char *suf = param_suffix(s + l + 1);
+        if (!suf) return false;
+        int w = blk ? snprintf(out, cap, "blk.%s.%s.%s", blk, rules[i].gguf, suf)
+                    : snprintf(out, cap, "%s.%s", rules[i].gguf, suf);
+        return w > 0 && (size_t)w < cap;
+    }
+    return false;
+}
+
+bool hf_tensor_name(const char *arch, const char *hf, char *out, size_t cap)
+{
+    const bool bert = !strcmp(arch, "bert");
+    const char *layer_prefix = bert ? "encoder.layer." : "model.layers.";
+    if (bert && !strncmp(hf, "bert.", 5)) hf += 5;
+    const size_t lp = strlen(layer_prefix);
+    if (!strncmp(hf, layer_prefix, lp)) {
+        const char *p = hf + lp;
+        char blk[16];
+        size_t k = 0;
+        while (p[k] >= '0' && p[k] <= '9' && k < 8) k++;
+        if (k == 0 || p[k] != '.') return false;
+        memcpy(blk, p, k);
+        blk[k] = '\0';
+        return bert ? match_rule(bert_layer, VKI_COUNT(bert_layer), p + k + 1, blk, out, cap)
+                    : match_rule(llama_layer, VKI_COUNT(llama_layer), p + k + 1, blk, out, cap);
+    }
+    return bert ? match_rule(bert_top, VKI_COUNT(bert_top), hf, NULL, out, cap)
+                : match_rule(llama_top, VKI_COUNT(llama_top), hf, NULL, out, cap);
+}
+
+/* Tensors a GGUF conversion leaves out (derived buffers, unused heads). */
+static bool dropped(const char *arch, const char *hf)
+{
+    if (strstr(hf, "rotary_emb.inv_freq") || strstr(hf, "position_ids")) return true;
+    if (!strcmp(arch, "bert") && (!strncmp(hf, "pooler.", 7) || !strncmp(hf, "bert.pooler.", 12) ||
+                                  !strncmp(hf, "cls.", 4)))
+        return true;
+    return false;
+}
+
+vki_status hf_map_tensors(vki_model_file *f)
+{
+    vki_str a;
+    if (!vki_file_get_str(f, "general.architecture", &a)) return VKI_OK;
+    char arch[32];
+    snprintf(arch, sizeof arch, "%.*s", (int)VKI_MIN(a.n, 31), a.p);
+    uint32_t n_head = 0, n_head_kv = 0;
+    char key[128];
+    vki_file_get_u32(f, arch_key(key, sizeof key, arch, "attention.head_count"), &n_head);
+    vki_file_get_u32(f, arch_key(key, sizeof key, arch, "attention.head_count_kv"), &n_head_kv);
+
+    vki_tensor_info *old = f->tensors;
+    const int64_t n_old = f->n_tensors;
+    f->tensors = NULL;
+    f->n_tensors = f->cap_tensors = 0;
+    f->weight_bytes = 0;
+    free(f->tensor_index.slot);
+    f->tensor_index = (ld_index){0, NULL};
+    vki_status s = VKI_OK;
+    for (int64_t i = 0; i < n_old && s == VKI_OK; i++) {
+        vki_tensor_info t = old[i];
+        if (dropped(arch, t.name)) continue;
+        char name[256];
+        if (hf_tensor_name(arch, t.name, name, sizeof name)) {
+            if (!(t.name = ld_strdup(&f->arena, name, strlen(name)))) {
+                s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", f->path);
+                break;
+            }
+            /* GGUF's llama conversion interleaves the rotary halves of q/k
+             * rows; the engine reads GGUF order (bias vectors are not
+             * marked: see vki_tensor_source_row) */
+            if (!strcmp(arch, "llama") && t.n_dims == 2) {
+                size_t n = strlen(name);
+                if (n > 14 && !strcmp(name + n - 14, ".attn_q.weight")) t.rope_permute_heads = (int32_t)n_head;
+                if (n > 14 && !strcmp(name + n - 14, ".attn_k.weight")) t.rope_permute_heads = (int32_t)n_head_kv;
+            }
+        }
+        s = ld_add_tensor(f, &t);
+    }
+    free(old);
+    return s;
+}
