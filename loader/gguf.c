@@ -227,9 +227,13 @@ static vki_status read_tensor_info(rd *r, uint64_t i)
     }
     VKI_TRY(get_u32(r, &type, "a tensor's type"));
     const vki_type_traits *tr = vki_type_get((int)VKI_MIN(type, (uint32_t)INT32_MAX));
-    if (!tr->block_size)
-        return vki_fail(VKI_ERR_UNSUPPORTED, "%s: tensor '%s' has unknown type %s", PATH(r), t.name,
-                        vki_type_name((int)VKI_MIN(type, (uint32_t)INT32_MAX)));
+    if (!tr->block_size) {
+        const char *tn = vki_type_name((int)VKI_MIN(type, (uint32_t)INT32_MAX));
+        if (!strncmp(tn, "type ", 5))
+            return vki_fail(VKI_ERR_UNSUPPORTED, "%s: tensor '%s' has unknown type id %u", PATH(r), t.name, type);
+        return vki_fail(VKI_ERR_UNSUPPORTED, "%s: tensor '%s' has unsupported type %s (id %u)", PATH(r), t.name, tn,
+                        type);
+    }
     t.type = (vki_type)type;
     if (t.ne[0] % tr->block_size)
         return vki_fail(VKI_ERR_BAD_FILE, "%s: tensor '%s' has %lld elements per row, not a multiple of the %s block "
