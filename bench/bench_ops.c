@@ -3,12 +3,14 @@
  * Mat-vec (decode) per weight type in GB/s of weight bytes read, mat-mat
  * (prompt) in GFLOP/s, attention in us/run, through the real backend path
  * (threads, activation quantization). Results to stdout as a markdown
- * table; the median of -r runs after one warmup run.
- * Usage: vkinfer-bench-ops [-t THREADS] [-r REPS] [-i scalar|avx2|avx512]
+ * table; the median of -r runs after one warmup run, and the fastest run
+ * (on a shared, loaded machine the minimum is the steadier figure).
+ * Usage: vkinfer-bench-ops [-t THREADS] [-r REPS] [-i ISA] [-o matvec|matmul|attn] [-T TYPE]
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "engine/backend.h"
 #include "engine/cpu/cpu.h"
@@ -23,13 +25,14 @@ static int cmp_double(const void *a, const void *b)
 typedef struct bench_ctx {
     bk_backend *be;
     int         reps;
+    double      min_ms; /* fastest run of the last time_op */
 } bench_ctx;
 
 /* Median milliseconds of reps runs of op (after a warmup). */
 static double time_op(bench_ctx *b, const bk_op *op)
 {
-    double t[64];
-    int reps = b->reps > 64 ? 64 : b->reps;
+    double t[256];
+    int reps = b->reps > 256 ? 256 : b->reps;
     bk_compute(b->be, op);
     for (int i = 0; i < reps; i++) {
         double t0 = vki_time_ms();
@@ -40,6 +43,7 @@ static double time_op(bench_ctx *b, const bk_op *op)
         t[i] = vki_time_ms() - t0;
     }
     qsort(t, (size_t)reps, sizeof t[0], cmp_double);
+    b->min_ms = t[0];
     return t[reps / 2];
 }
 
@@ -78,8 +82,10 @@ static void bench_matmul(bench_ctx *b, vki_type t, int64_t k, int64_t m, int64_t
     bk_op op = {.kind = BK_OP_MATMUL, .dst = &d, .src = {&w, &x, NULL}};
     double ms = time_op(b, &op);
     double gbs = (double)bk_nbytes(&w) / (ms * 1e6), gflops = 2.0 * (double)k * (double)m * (double)n / (ms * 1e6);
-    printf("| %-22s | %-5s | %-6s | %5lld x %5lld x %4lld | %9.1f | %7.1f | %8.1f |\n", bk_name(be), vki_type_name(t), label,
-           (long long)k, (long long)m, (long long)n, ms * 1000.0, gbs, gflops);
+    double mn = b->min_ms;
+    printf("| %-22s | %-5s | %-6s | %5lld x %5lld x %4lld | %9.1f | %7.1f | %8.1f | %9.1f | %7.1f | %8.1f |\n", bk_name(be),
+           vki_type_name(t), label, (long long)k, (long long)m, (long long)n, ms * 1000.0, gbs, gflops, mn * 1000.0,
+           (double)bk_nbytes(&w) / (mn * 1e6), 2.0 * (double)k * (double)m * (double)n / (mn * 1e6));
 done:
     be->iface->buffer_destroy(be, wb);
     be->iface->buffer_destroy(be, xb);
@@ -103,8 +109,9 @@ static void bench_attn(bench_ctx *b, int64_t nq, int64_t nkv)
                     .fp = {0.125f}};
         double ms = time_op(b, &op);
         double flops = 4.0 * (double)hd * (double)nh * (double)nq * (double)nkv * (nq > 1 ? 0.5 : 1.0);
-        printf("| %-22s | f16kv | attn   | q%4lld kv%5lld h8/4 d64 | %9.1f | %7s | %8.1f |\n", bk_name(be),
-               (long long)nq, (long long)nkv, ms * 1000.0, "", flops / (ms * 1e6));
+        printf("| %-22s | f16kv | attn   | q%4lld kv%5lld h8/4 d64 | %9.1f | %7s | %8.1f | %9.1f | %7s | %8.1f |\n",
+               bk_name(be), (long long)nq, (long long)nkv, ms * 1000.0, "", flops / (ms * 1e6), b->min_ms * 1000.0, "",
+               flops / (b->min_ms * 1e6));
     }
     be->iface->buffer_destroy(be, qb);
     be->iface->buffer_destroy(be, kb);
@@ -112,22 +119,30 @@ static void bench_attn(bench_ctx *b, int64_t nq, int64_t nkv)
     be->iface->buffer_destroy(be, ob);
 }
 
+static bool want_test(const char *only, const char *name) { return !only || !strcmp(only, name); }
+static bool want_type(const char *only, vki_type t) { return !only || !strcasecmp(only, vki_type_name(t)); }
+
 int main(int argc, char **argv)
 {
     int n_threads = 2, reps = 5;
-    const char *isa_arg = NULL;
+    const char *isa_arg = NULL, *only_test = NULL, *only_type = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc) n_threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-i") && i + 1 < argc) isa_arg = argv[++i];
+        else if (!strcmp(argv[i], "-o") && i + 1 < argc) only_test = argv[++i];
+        else if (!strcmp(argv[i], "-T") && i + 1 < argc) only_type = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [-t THREADS] [-r REPS] [-i scalar|avx2|avx512]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-t THREADS] [-r REPS] [-i scalar|avx2|avx512] [-o matvec|matmul|attn] [-T TYPE]\n",
+                    argv[0]);
             return 2;
         }
     }
     if (reps < 1) reps = 1;
-    printf("| backend                | type  | test   | k x m x n            |   us/run |    GB/s |  GFLOP/s |\n");
-    printf("|------------------------|-------|--------|----------------------|----------|---------|----------|\n");
+    printf("| backend                | type  | test   | k x m x n            |   us/run |    GB/s |  GFLOP/s "
+           "| min us/run | max GB/s | max GFLOP/s |\n");
+    printf("|------------------------|-------|--------|----------------------|----------|---------|----------"
+           "|-----------|---------|----------|\n");
     for (int isa = 0; isa < CPU_ISA_COUNT; isa++) {
         cpu_isa want;
         if (isa_arg && (!cpu_isa_parse(isa_arg, &want) || want != (cpu_isa)isa)) continue;
@@ -141,11 +156,17 @@ int main(int argc, char **argv)
         const vki_type types[] = {VKI_TYPE_F32, VKI_TYPE_F16, VKI_TYPE_BF16, VKI_TYPE_Q8_0, VKI_TYPE_Q4_0,
                                   VKI_TYPE_Q4_K, VKI_TYPE_Q6_K};
         /* Mat-vec on a weight too big for the caches: decode is memory bound. */
-        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) bench_matmul(&b, types[t], 4096, 8192, 1, "matvec");
+        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+            if (want_test(only_test, "matvec") && want_type(only_type, types[t]))
+                bench_matmul(&b, types[t], 4096, 8192, 1, "matvec");
         /* Mat-mat at the 40M llama's FFN shape and a 512-token prompt. */
-        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) bench_matmul(&b, types[t], 512, 1408, 512, "matmul");
-        bench_attn(&b, 1, 512);
-        bench_attn(&b, 512, 512);
+        for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+            if (want_test(only_test, "matmul") && want_type(only_type, types[t]))
+                bench_matmul(&b, types[t], 512, 1408, 512, "matmul");
+        if (want_test(only_test, "attn") && !only_type) {
+            bench_attn(&b, 1, 512);
+            bench_attn(&b, 512, 512);
+        }
         bk_destroy(b.be);
     }
     return 0;

@@ -391,9 +391,132 @@ static void mm_work(void *arg, int ith, int nth)
     }
 }
 
+
+/* ===== MATMUL, packed path ===============================================
+ * For many activation rows: weights are converted to f32 panels once per
+ * work item and reused against every activation group, so a quantized
+ * weight is dequantized once per matmul instead of once per dot, and the
+ * ISA's register-tiled kernel runs from unit-stride, zero-padded memory. */
+
+#define MMP_MIN_N  8 /* activation rows from which packing beats the dot tiles */
+#define MMP_PANELS 2 /* weight panels per work item (packed once, reused for every group) */
+
+typedef struct mmp_task {
+    const cpu_kernels *kern;
+    vki_type           wtype;
+    const uint8_t     *w;
+    size_t             ws;
+    int64_t            k, m, n;
+    const bk_tensor   *xt;
+    float             *xp;  /* [n_groups][k][mm_nr] packed activations            */
+    float             *wp;  /* [n_threads][MMP_PANELS][k][mm_mr] packed weights   */
+    float             *tmp; /* [n_threads][k] one converted weight row            */
+    float             *d;   /* n rows of ds floats                                */
+    size_t             ds;
+    const float       *bias;
+    int64_t            n_groups, n_rb, n_cc, cc_len;
+    atomic_int_fast64_t next;
+} mmp_task;
+
+static void mmp_pack_x(void *arg, int ith, int nth)
+{
+    mmp_task *t = arg;
+    int nr = t->kern->mm_nr;
+    int64_t g0, g1;
+    split(t->n_groups, ith, nth, &g0, &g1);
+    for (int64_t g = g0; g < g1; g++) {
+        float *dst = t->xp + (size_t)g * (size_t)t->k * (size_t)nr;
+        for (int c = 0; c < nr; c++) {
+            int64_t row = g * nr + c;
+            const float *src = row < t->n ? (const float *)row_ptr(t->xt, row) : NULL;
+            for (int64_t i = 0; i < t->k; i++) dst[(size_t)i * (size_t)nr + (size_t)c] = src ? src[i] : 0.0f;
+        }
+    }
+}
+
+static void mmp_work(void *arg, int ith, int nth)
+{
+    mmp_task *t = arg;
+    (void)nth;
+    const cpu_kernels *kn = t->kern;
+    int64_t mr = kn->mm_mr, nr = kn->mm_nr, k = t->k, item;
+    float *wp = t->wp + (size_t)ith * MMP_PANELS * (size_t)(mr * k);
+    float *tmp = t->tmp + (size_t)ith * (size_t)k;
+    while ((item = atomic_fetch_add(&t->next, 1)) < t->n_rb * t->n_cc) {
+        int64_t rb = item / t->n_cc, cc = item % t->n_cc;
+        int64_t r_lo = rb * MMP_PANELS * mr;
+        int np = 0;
+        for (; np < MMP_PANELS && r_lo + np * mr < t->m; np++) {
+            int64_t r = r_lo + np * mr;
+            bool ok = kn->mm_pack_w(t->wtype, k, t->w + (size_t)r * t->ws, t->ws, (int)VKI_MIN(mr, t->m - r),
+                                    wp + (size_t)(np * mr * k), tmp);
+            VKI_ASSERT(ok); /* op_matmul only sends types the loader dequantizes */
+        }
+        int64_t g_hi = VKI_MIN(t->n_groups, (cc + 1) * t->cc_len);
+        for (int64_t g = cc * t->cc_len; g < g_hi; g++) {
+            const float *xg = t->xp + (size_t)(g * k * nr);
+            int nc = (int)VKI_MIN(nr, t->n - g * nr);
+            for (int p = 0; p < np; p++) {
+                int64_t r = r_lo + p * mr;
+                kn->mm_kernel(k, wp + (size_t)(p * mr * k), (int)VKI_MIN(mr, t->m - r), xg, nc,
+                              t->bias ? t->bias + r : NULL, t->d + (size_t)(g * nr) * t->ds + (size_t)r, t->ds);
+            }
+        }
+    }
+}
+
+static vki_status op_matmul_packed(cpu_ctx *c, const bk_op *op)
+{
+    const bk_tensor *w = op->src[0], *x = op->src[1], *d = op->dst;
+    const cpu_kernels *kn = c->kern;
+    mmp_task t = {.kern = kn, .wtype = w->type, .w = cpu_tensor_data(w), .ws = w->nb[1], .k = w->ne[0],
+                  .m = w->ne[1], .n = n_rows(x), .xt = x, .bias = op->src[2] ? cpu_tensor_data(op->src[2]) : NULL};
+    int nth = c->n_threads;
+    t.n_groups = (t.n + kn->mm_nr - 1) / kn->mm_nr;
+    t.n_rb = (t.m + MMP_PANELS * kn->mm_mr - 1) / (MMP_PANELS * kn->mm_mr);
+    /* Too few weight blocks to keep every thread busy: also split the
+     * activation groups (each piece repacks its weights, a small cost). */
+    t.n_cc = t.n_rb >= 4 * nth ? 1 : VKI_MIN(t.n_groups, (4 * nth + t.n_rb - 1) / t.n_rb);
+    t.cc_len = (t.n_groups + t.n_cc - 1) / t.n_cc;
+    t.n_cc = (t.n_groups + t.cc_len - 1) / t.cc_len;
+    bool d_direct = rows_uniform(d) && d->nb[1] % sizeof(float) == 0;
+
+    size_t x_bytes = (size_t)vki_align_up((uint64_t)t.n_groups * (uint64_t)kn->mm_nr * (uint64_t)t.k * 4, 64);
+    size_t w_bytes = (size_t)vki_align_up((uint64_t)nth * MMP_PANELS * (uint64_t)kn->mm_mr * (uint64_t)t.k * 4, 64);
+    size_t r_bytes = (size_t)vki_align_up((uint64_t)nth * (uint64_t)t.k * 4, 64);
+    size_t d_bytes = d_direct ? 0 : (size_t)vki_align_up((uint64_t)t.n * (uint64_t)t.m * sizeof(float), 64);
+    uint8_t *s = scratch_get(c, x_bytes + w_bytes + r_bytes + d_bytes);
+    if (!s)
+        return vki_fail(VKI_ERR_OUT_OF_MEMORY, "MATMUL: no memory for %zu bytes of packing scratch",
+                        x_bytes + w_bytes + r_bytes + d_bytes);
+    t.xp = (float *)s;
+    t.wp = (float *)(s + x_bytes);
+    t.tmp = (float *)(s + x_bytes + w_bytes);
+    if (d_direct) {
+        t.d = cpu_tensor_data(d);
+        t.ds = d->nb[1] / sizeof(float);
+    } else {
+        t.d = (float *)(s + x_bytes + w_bytes + r_bytes);
+        t.ds = (size_t)t.m;
+    }
+    atomic_init(&t.next, 0);
+    if (nth == 1) {
+        mmp_pack_x(&t, 0, 1);
+        mmp_work(&t, 0, 1);
+    } else {
+        cpu_pool_run(c->pool, mmp_pack_x, &t);
+        cpu_pool_run(c->pool, mmp_work, &t);
+    }
+    if (!d_direct)
+        for (int64_t r = 0; r < t.n; r++) memcpy(row_ptr(d, r), t.d + (size_t)r * t.ds, (size_t)t.m * sizeof(float));
+    return VKI_OK;
+}
+
 static vki_status op_matmul(cpu_ctx *c, const bk_op *op)
 {
     const bk_tensor *w = op->src[0], *x = op->src[1], *d = op->dst;
+    if (c->kern->mm_mr && n_rows(x) >= MMP_MIN_N && vki_type_get(w->type)->supported)
+        return op_matmul_packed(c, op);
     mm_task t = {.op = op, .kern = c->kern, .w = cpu_tensor_data(w), .ws = w->nb[1], .k = w->ne[0],
                  .m = w->ne[1], .n = n_rows(x), .bias = op->src[2] ? cpu_tensor_data(op->src[2]) : NULL,
                  .xt = x};

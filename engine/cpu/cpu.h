@@ -74,6 +74,21 @@ typedef struct cpu_kernels {
     void  (*mad_f32)(int64_t n, float *y, const float *x, float s);      /* y += s x */
     void  (*mad_f16)(int64_t n, float *y, const uint16_t *x, float s);   /* x f16 */
     void  (*scale_f32)(int64_t n, float *y, float s);
+    /* Packed mat-mat for many activation rows (optional; mm_mr == 0: none).
+     * Weights of any type are converted to f32 panels of mm_mr rows laid out
+     * [k][mm_mr]; activations are packed by the backend into groups of mm_nr
+     * rows laid out [k][mm_nr] (zero-padded). One kernel call multiplies one
+     * weight panel by one activation group; loads are unit-stride and the
+     * accumulators never leave registers. */
+    int   mm_mr, mm_nr;
+    /* Packs weight rows [0, nrows) (nrows <= mm_mr) of w (row stride ws
+     * bytes) into dst [k][mm_mr], zero rows past nrows; tmp holds k floats.
+     * False when the type has no f32 conversion. */
+    bool  (*mm_pack_w)(vki_type t, int64_t k, const void *w, size_t ws, int nrows, float *dst, float *tmp);
+    /* d[c * ds + r] = bias[r] (or 0) + sum_i wp[i][r] * xp[i][c] for
+     * r < nrows, c < nc; wp is one packed panel, xp one packed group. */
+    void  (*mm_kernel)(int64_t k, const float *wp, int nrows, const float *xp, int nc, const float *bias,
+                       float *d, size_t ds);
 } cpu_kernels;
 
 /* Activation format a weight type's gemm kernel expects. */
