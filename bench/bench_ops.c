@@ -5,7 +5,7 @@
  * (threads, activation quantization). Results to stdout as a markdown
  * table; the median of -r runs after one warmup run, and the fastest run
  * (on a shared, loaded machine the minimum is the steadier figure).
- * Usage: vkinfer-bench-ops [-t THREADS] [-r REPS] [-i ISA] [-o matvec|matmul|attn] [-T TYPE]
+ * Usage: vkinfer-bench-ops [-t THREADS] [-r REPS] [-i ISA] [-o matvec|matmul|attn] [-T TYPE] [-S KxMxN]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,14 +126,18 @@ int main(int argc, char **argv)
 {
     int n_threads = 2, reps = 5;
     const char *isa_arg = NULL, *only_test = NULL, *only_type = NULL;
+    long long sk = 0, sm = 0, sn = 0; /* -S KxMxN: one custom matmul shape instead of the defaults */
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc) n_threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-i") && i + 1 < argc) isa_arg = argv[++i];
         else if (!strcmp(argv[i], "-o") && i + 1 < argc) only_test = argv[++i];
         else if (!strcmp(argv[i], "-T") && i + 1 < argc) only_type = argv[++i];
+        else if (!strcmp(argv[i], "-S") && i + 1 < argc && sscanf(argv[i + 1], "%lldx%lldx%lld", &sk, &sm, &sn) == 3 &&
+                 sk > 0 && sm > 0 && sn > 0)
+            i++;
         else {
-            fprintf(stderr, "usage: %s [-t THREADS] [-r REPS] [-i scalar|avx2|avx512] [-o matvec|matmul|attn] [-T TYPE]\n",
+            fprintf(stderr, "usage: %s [-t THREADS] [-r REPS] [-i scalar|avx2|avx512] [-o matvec|matmul|attn] [-T TYPE] [-S KxMxN]\n",
                     argv[0]);
             return 2;
         }
@@ -156,6 +160,12 @@ int main(int argc, char **argv)
         const vki_type types[] = {VKI_TYPE_F32, VKI_TYPE_F16, VKI_TYPE_BF16, VKI_TYPE_Q8_0, VKI_TYPE_Q4_0,
                                   VKI_TYPE_Q4_K, VKI_TYPE_Q6_K};
         /* Mat-vec on a weight too big for the caches: decode is memory bound. */
+        if (sk) {
+            for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
+                if (want_type(only_type, types[t])) bench_matmul(&b, types[t], sk, sm, sn, "custom");
+            bk_destroy(b.be);
+            continue;
+        }
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
             if (want_test(only_test, "matvec") && want_type(only_type, types[t]))
                 bench_matmul(&b, types[t], 4096, 8192, 1, "matvec");

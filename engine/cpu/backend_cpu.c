@@ -512,6 +512,37 @@ static vki_status op_matmul_packed(cpu_ctx *c, const bk_op *op)
     return VKI_OK;
 }
 
+
+/* ===== MATMUL, one activation row ======================================== */
+
+typedef struct gv_task {
+    cpu_gemv_fn    gemv;
+    const uint8_t *w;
+    size_t         ws;
+    int64_t        k, m;
+    const void    *x;       /* one prepared activation row       */
+    float         *d;
+    const float   *bias;
+    uint8_t       *scratch; /* [n_threads][scratch_stride] bytes */
+    size_t         scratch_stride;
+} gv_task;
+
+static void gv_work(void *arg, int ith, int nth)
+{
+    const gv_task *t = arg;
+    /* Row ranges in multiples of 16 so no two threads write one cache
+     * line of d. */
+    int64_t n16 = (t->m + 15) / 16, r0, r1;
+    split(n16, ith, nth, &r0, &r1);
+    r0 *= 16;
+    r1 = VKI_MIN(t->m, r1 * 16);
+    if (r0 >= r1) return;
+    t->gemv(t->k, t->w + (size_t)r0 * t->ws, t->ws, r1 - r0, t->x, t->d + r0,
+            t->scratch + (size_t)ith * t->scratch_stride);
+    if (t->bias)
+        for (int64_t r = r0; r < r1; r++) t->d[r] += t->bias[r];
+}
+
 static vki_status op_matmul(cpu_ctx *c, const bk_op *op)
 {
     const bk_tensor *w = op->src[0], *x = op->src[1], *d = op->dst;
@@ -535,6 +566,9 @@ static vki_status op_matmul(cpu_ctx *c, const bk_op *op)
     size_t x_bytes = x_direct ? 0 : (size_t)t.n * t.xs;
     size_t d_bytes = d_direct ? 0 : (size_t)vki_align_up((uint64_t)t.n * (uint64_t)t.m * sizeof(float), 64);
     size_t w_bytes = t.gemm ? 0 : (size_t)c->n_threads * (size_t)t.k * sizeof(float);
+    cpu_gemv_fn gemv = t.n == 1 && t.gemm ? c->kern->gemv[w->type] : NULL;
+    size_t gv_stride = (size_t)vki_align_up(CPU_GEMV_SCRATCH(t.k), 64);
+    if (gemv) w_bytes = (size_t)c->n_threads * gv_stride;
     uint8_t *s = scratch_get(c, x_bytes + d_bytes + w_bytes + 64);
     if (!s) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "MATMUL: no memory for %zu bytes of scratch", x_bytes + d_bytes + w_bytes);
 
@@ -554,6 +588,14 @@ static vki_status op_matmul(cpu_ctx *c, const bk_op *op)
         t.ds = (size_t)t.m;
     }
     t.wrow = (float *)(s + x_bytes + d_bytes);
+    if (gemv) {
+        gv_task g = {.gemv = gemv, .w = t.w, .ws = t.ws, .k = t.k, .m = t.m, .x = t.x, .d = t.d, .bias = t.bias,
+                     .scratch = s + x_bytes + d_bytes, .scratch_stride = gv_stride};
+        if (t.m * t.k < 65536 || c->n_threads == 1) gv_work(&g, 0, 1);
+        else cpu_pool_run(c->pool, gv_work, &g);
+        if (!d_direct) memcpy(row_ptr(d, 0), t.d, (size_t)t.m * sizeof(float));
+        return VKI_OK;
+    }
     t.n_rb = (t.m + MM_RB - 1) / MM_RB;
     t.n_cb = (t.n + MM_CB - 1) / MM_CB;
     atomic_init(&t.next, 0);

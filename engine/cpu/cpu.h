@@ -64,10 +64,19 @@ typedef enum cpu_act {
 typedef void (*cpu_gemm_fn)(int64_t k, const void *w, size_t ws, int nr,
                             const void *x, size_t xs, int nc, float *d, size_t ds);
 
+/* Mat-vec: d[r] = dot(weight row r, x) for r < nrows, x one activation row
+ * prepared as for the gemm (cpu_act_for). Called once per thread for its
+ * whole row range so per-call set-up (re-laying x out) is amortised; scratch
+ * holds CPU_GEMV_SCRATCH(k) bytes, 64-byte aligned, private to the call. */
+typedef void (*cpu_gemv_fn)(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, float *d,
+                            void *scratch);
+#define CPU_GEMV_SCRATCH(k) ((size_t)(k) * 2 + 1024)
+
 typedef struct cpu_kernels {
     cpu_isa     isa;
     const char *name;
     cpu_gemm_fn gemm[VKI_TYPE_COUNT]; /* NULL: the type goes the dequantize-a-row path */
+    cpu_gemv_fn gemv[VKI_TYPE_COUNT]; /* optional one-activation-row kernels (decode) */
     /* Vector helpers for attention and the dequantize-a-row path. */
     float (*dot_f32)(int64_t n, const float *a, const float *b);
     float (*dot_f16)(int64_t n, const uint16_t *a, const float *b);      /* a f16 */

@@ -5,6 +5,7 @@
  * activation rows of 16-wide FMAs (16 of 32 zmm registers hold sums).
  */
 #include <immintrin.h>
+#include <string.h>
 
 #include "cpu.h"
 #include "loader/types.h"
@@ -143,6 +144,125 @@ INT8_TILE(q4_0, block_q4_0)
 GEMM_ENTRY(q8_0)
 GEMM_ENTRY(q4_0)
 
+
+/* ===== VNNI mat-vec (Q8_0 / Q4_0) ========================================
+ * Decode reads every weight once, so the kernel must retire a 32-weight
+ * block in about a cycle to keep up with memory. Two blocks share one zmm
+ * vpdpbusd; weights enter as unsigned bytes (Q8_0 codes + 128, Q4_0 raw
+ * nibbles) against signed activations, and the offset (128 or 8 times the
+ * block's activation sum) is taken off once per 16 blocks in float. Weight
+ * scales for 16 blocks come in with one gather. The activation row is
+ * re-laid out once per call: codes contiguous (Q4_0: in nibble order),
+ * scales and offset terms as floats, zero-padded to 16 blocks. */
+
+#define P8(a, b) a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b
+#define P4(a, b) a, a, a, a, b, b, b, b, a, a, a, a, b, b, b, b
+/* Lane -> block-within-pair of the scale vector, for pair p of a group. */
+static const int32_t gv_perm_q8[8][16] __attribute__((aligned(64))) = {
+    {P8(0, 1)}, {P8(2, 3)}, {P8(4, 5)}, {P8(6, 7)}, {P8(8, 9)}, {P8(10, 11)}, {P8(12, 13)}, {P8(14, 15)}};
+static const int32_t gv_perm_q4[8][16] __attribute__((aligned(64))) = {
+    {P4(0, 1)}, {P4(2, 3)}, {P4(4, 5)}, {P4(6, 7)}, {P4(8, 9)}, {P4(10, 11)}, {P4(12, 13)}, {P4(14, 15)}};
+
+/* x (block_q8_0 [nb]) -> xq [nbp * 32] codes, xd [nbp] scales, corr [nbp]
+ * offset terms; nbp = nb rounded up to 16. */
+static void gv_layout_x(const block_q8_0 *x, int64_t nb, int q4, int8_t *xq, float *xd, float *corr)
+{
+    int64_t nbp = (nb + 15) & ~(int64_t)15;
+    float off = q4 ? 8.0f : 128.0f;
+    for (int64_t b = 0; b < nbp; b++) {
+        int8_t *dst = xq + (b & ~(int64_t)1) * 32 + (b & 1) * 16; /* Q4_0 pair order: lo0 lo1 hi0 hi1 */
+        if (b >= nb) {
+            memset(q4 ? dst : xq + b * 32, 0, 16);
+            memset(q4 ? dst + 32 : xq + b * 32 + 16, 0, 16);
+            xd[b] = corr[b] = 0.0f;
+            continue;
+        }
+        int32_t sum = 0;
+        for (int i = 0; i < QK8_0; i++) sum += x[b].qs[i];
+        if (q4) {
+            memcpy(dst, x[b].qs, 16);
+            memcpy(dst + 32, x[b].qs + 16, 16);
+        } else {
+            memcpy(xq + b * 32, x[b].qs, 32);
+        }
+        xd[b] = _cvtsh_ss(x[b].d);
+        corr[b] = off * (float)sum * xd[b];
+    }
+}
+
+/* Bytes ahead of the current block each row stream prefetches: enough to
+ * cover memory latency at the kernel's consumption rate. */
+#define GV_PREFETCH 1024
+
+INLINE void gv_rows(const int Q4, const int R, int64_t nb, const uint8_t *w, size_t ws, const int8_t *xq,
+                    const float *xd, const float *corr, float *d)
+{
+    const int BS = Q4 ? (int)sizeof(block_q4_0) : (int)sizeof(block_q8_0);
+    const __m512i gidx = _mm512_mullo_epi32(_mm512_set1_epi32(BS),
+                                            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    const __m512i bias8 = _mm512_set1_epi8((char)0x80);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m512 acc[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < nb; g += 16) {
+        int n = (int)(nb - g < 16 ? nb - g : 16);
+        __mmask16 gm = (__mmask16)(n == 16 ? 0xFFFF : (1u << n) - 1);
+        __m512 xdv = _mm512_loadu_ps(xd + g), cv = _mm512_loadu_ps(corr + g);
+        __m512 s[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+            __m512i h = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), gm, gidx, w + (size_t)r * ws + (size_t)g * BS, 1);
+            __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h));
+            s[r] = _mm512_mul_ps(dw, xdv);
+            acc[r] = _mm512_fnmadd_ps(dw, cv, acc[r]);
+        }
+        for (int p = 0; 2 * p < n; p++) {
+            __m512i xv = _mm512_loadu_si512(xq + (g + 2 * p) * 32);
+            __m512i perm = _mm512_load_si512(Q4 ? gv_perm_q4[p] : gv_perm_q8[p]);
+            bool two = 2 * p + 1 < n;
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+                const uint8_t *b0 = w + (size_t)r * ws + (size_t)(g + 2 * p) * BS + 2; /* codes follow the f16 scale */
+                _mm_prefetch((const char *)b0 + GV_PREFETCH, _MM_HINT_T0);
+                __m512i wv;
+                if (Q4) {
+                    __m256i t = two ? _mm256_loadu2_m128i((const __m128i *)(b0 + BS), (const __m128i *)b0)
+                                    : _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)b0));
+                    __m256i lo = _mm256_and_si256(t, m4), hi = _mm256_and_si256(_mm256_srli_epi16(t, 4), m4);
+                    wv = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+                } else {
+                    __m256i lo = _mm256_loadu_si256((const __m256i *)b0);
+                    wv = two ? _mm512_inserti64x4(_mm512_castsi256_si512(lo), _mm256_loadu_si256((const __m256i *)(b0 + BS)), 1)
+                             : _mm512_zextsi256_si512(lo);
+                    wv = _mm512_xor_si512(wv, bias8);
+                }
+                __m512i dp = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, xv);
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), _mm512_permutexvar_ps(perm, s[r]), acc[r]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) d[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+#define GEMV_ENTRY(WT, Q4)                                                                        \
+    static void gemv_##WT(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, float *d,  \
+                          void *scratch)                                                          \
+    {                                                                                             \
+        int64_t nb = k / 32, nbp = (nb + 15) & ~(int64_t)15;                                      \
+        int8_t *xq = scratch;                                                                     \
+        float *xd = (float *)(xq + nbp * 32), *corr = xd + nbp;                                   \
+        gv_layout_x(x, nb, Q4, xq, xd, corr);                                                     \
+        const uint8_t *wr = w;                                                                    \
+        int64_t r = 0;                                                                            \
+        for (; r + 4 <= nrows; r += 4) gv_rows(Q4, 4, nb, wr + (size_t)r * ws, ws, xq, xd, corr, d + r); \
+        for (; r < nrows; r++) gv_rows(Q4, 1, nb, wr + (size_t)r * ws, ws, xq, xd, corr, d + r);  \
+    }
+
+GEMV_ENTRY(q8_0, 0)
+GEMV_ENTRY(q4_0, 1)
+
 /* ===== Vector helpers ==================================================== */
 
 static float dot_f32(int64_t n, const float *a, const float *b)
@@ -274,6 +394,8 @@ void cpu_kernels_init_avx512(cpu_kernels *k)
     if (cpu_has_vnni()) {
         k->gemm[VKI_TYPE_Q8_0] = gemm_q8_0;
         k->gemm[VKI_TYPE_Q4_0] = gemm_q4_0;
+        k->gemv[VKI_TYPE_Q8_0] = gemv_q8_0;
+        k->gemv[VKI_TYPE_Q4_0] = gemv_q4_0;
     }
     k->dot_f32 = dot_f32;
     k->dot_f16 = dot_f16;

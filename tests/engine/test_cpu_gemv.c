@@ -1,0 +1,163 @@
+/*
+ * test_cpu_gemv.c: the CPU kernels the ISA test's 4x4 tiles do not reach:
+ * each level's mat-vec kernels (gemv) and its packed mat-mat (mm_pack_w +
+ * mm_kernel), against the scalar gemm on the same prepared inputs. Shapes
+ * cover full 16-block groups, odd block counts, row counts that are not
+ * multiples of the unroll, partial panels and partial activation groups.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/cpu/cpu.h"
+#include "error.h"
+#include "test_util.h"
+#include "util.h"
+
+static const vki_type types[] = {VKI_TYPE_F32, VKI_TYPE_F16, VKI_TYPE_BF16, VKI_TYPE_Q8_0,
+                                 VKI_TYPE_Q4_0, VKI_TYPE_Q4_K, VKI_TYPE_Q6_K};
+
+typedef struct inputs {
+    int64_t  k, rows, cols;
+    size_t   ws, xs;
+    float   *wf, *xf; /* dequantized weights and raw activations, for magnitudes */
+    uint8_t *w, *x;   /* weights in type t; activations prepared for t's gemm */
+} inputs;
+
+static void make_inputs(inputs *in, vki_type t, int64_t k, int64_t rows, int64_t cols, uint64_t *seed)
+{
+    cpu_act act = cpu_act_for(t);
+    in->k = k, in->rows = rows, in->cols = cols;
+    in->ws = (size_t)vki_row_bytes(t, k);
+    in->xs = act == CPU_ACT_Q8_0 ? (size_t)(k / QK8_0) * sizeof(block_q8_0)
+           : act == CPU_ACT_Q8_K ? (size_t)(k / QK_K) * sizeof(block_q8_K) : (size_t)k * sizeof(float);
+    in->wf = malloc((size_t)(rows * k) * sizeof(float));
+    in->xf = malloc((size_t)(cols * k) * sizeof(float));
+    in->w = malloc(in->ws * (size_t)rows);
+    in->x = malloc(in->xs * (size_t)cols);
+    VKI_ASSERT(in->wf && in->xf && in->w && in->x);
+    for (int64_t i = 0; i < rows * k; i++) in->wf[i] = test_rand_f32(seed, -1.0f, 1.0f);
+    for (int64_t i = 0; i < cols * k; i++) in->xf[i] = test_rand_f32(seed, -1.0f, 1.0f);
+    for (int64_t r = 0; r < rows; r++) {
+        bool ok = t == VKI_TYPE_F32 ? (memcpy(in->w + r * in->ws, in->wf + r * k, in->ws), true)
+                                    : vki_quantize_row(t, in->wf + r * k, in->w + r * in->ws, k);
+        CHECKF(ok, "quantize %s", vki_type_name(t));
+        vki_dequantize_row(t, in->w + r * in->ws, in->wf + r * k, k);
+    }
+    for (int64_t c = 0; c < cols; c++) {
+        if (act == CPU_ACT_Q8_0) cpu_quantize_q8_0(in->xf + c * k, in->x + c * in->xs, k);
+        else if (act == CPU_ACT_Q8_K) cpu_quantize_q8_K(in->xf + c * k, in->x + c * in->xs, k);
+        else memcpy(in->x + c * in->xs, in->xf + c * k, in->xs);
+    }
+}
+
+static void free_inputs(inputs *in)
+{
+    free(in->wf); free(in->xf); free(in->w); free(in->x);
+}
+
+/* Float summation order is all that may differ (integer block sums are
+ * exact), so results agree within 1e-5 of sum |w_i x_i|. */
+static bool close_enough(const inputs *in, int64_t r, int64_t c, float got, float want)
+{
+    double mag = 0;
+    for (int64_t i = 0; i < in->k; i++) mag += fabs((double)in->wf[r * in->k + i] * in->xf[c * in->k + i]);
+    return fabs((double)got - want) <= 1e-5 * mag + 1e-6;
+}
+
+static void check_gemv(const cpu_kernels *ref, const cpu_kernels *fast, vki_type t, int64_t k, int64_t rows,
+                       uint64_t *seed)
+{
+    inputs in;
+    make_inputs(&in, t, k, rows, 1, seed);
+    float *want = malloc((size_t)rows * sizeof(float)), *got = malloc((size_t)(rows + 1) * sizeof(float));
+    void *scratch = NULL;
+    VKI_ASSERT(want && got && posix_memalign(&scratch, 64, CPU_GEMV_SCRATCH(k)) == 0);
+    for (int64_t r = 0; r < rows; r++) ref->gemm[t](k, in.w + r * in.ws, in.ws, 1, in.x, in.xs, 1, want + r, 1);
+    for (int64_t r = 0; r <= rows; r++) got[r] = NAN;
+    fast->gemv[t](k, in.w, in.ws, rows, in.x, got, scratch);
+    for (int64_t r = 0; r < rows; r++)
+        CHECKF(close_enough(&in, r, 0, got[r], want[r]), "%s gemv %s k=%lld rows=%lld row %lld: %.7g vs scalar %.7g",
+               fast->name, vki_type_name(t), (long long)k, (long long)rows, (long long)r, got[r], want[r]);
+    CHECKF(isnan(got[rows]), "%s gemv %s k=%lld wrote past row %lld", fast->name, vki_type_name(t), (long long)k,
+           (long long)rows);
+    free(want); free(got); free(scratch);
+    free_inputs(&in);
+}
+
+/* One weight panel of nrows rows against one activation group of nc rows,
+ * through the ISA's own packing, with and without a bias. */
+static void check_mm(const cpu_kernels *ref, const cpu_kernels *fast, vki_type t, int64_t k, int nrows, int nc,
+                     bool bias, uint64_t *seed)
+{
+    int mr = fast->mm_mr, nr = fast->mm_nr;
+    inputs in;
+    make_inputs(&in, t, k, nrows, nc, seed);
+    float *wp = malloc((size_t)(mr * k) * sizeof(float)), *tmp = malloc((size_t)(16 * k + 64) * sizeof(float));
+    float *xp = calloc((size_t)(nr * k), sizeof(float)), *b = malloc((size_t)mr * sizeof(float));
+    size_t ds = (size_t)mr + 3;
+    float *got = malloc((size_t)nr * ds * sizeof(float));
+    VKI_ASSERT(wp && tmp && xp && b && got);
+    for (int r = 0; r < mr; r++) b[r] = bias ? test_rand_f32(seed, -1.0f, 1.0f) : 0.0f;
+    for (int c = 0; c < nc; c++)
+        for (int64_t i = 0; i < k; i++) xp[i * nr + c] = in.xf[c * k + i];
+    for (size_t i = 0; i < (size_t)nr * ds; i++) got[i] = NAN;
+    CHECKF(fast->mm_pack_w(t, k, in.w, in.ws, nrows, wp, tmp), "%s mm_pack_w %s", fast->name, vki_type_name(t));
+    fast->mm_kernel(k, wp, nrows, xp, nc, bias ? b : NULL, got, ds);
+    /* The packed path multiplies dequantized weights by float activations,
+     * so its oracle is the f32 dot of the dequantized rows. */
+    const cpu_kernels *oracle = ref;
+    for (int c = 0; c < nr; c++)
+        for (int r = 0; r < (int)ds; r++) {
+            float g = got[(size_t)c * ds + (size_t)r];
+            if (c >= nc || r >= nrows) {
+                CHECKF(isnan(g), "%s mm %s %dx%d wrote outside at (%d,%d)", fast->name, vki_type_name(t), nrows, nc, r, c);
+                continue;
+            }
+            float want = b[r] + oracle->dot_f32(k, in.wf + r * k, in.xf + c * k);
+            CHECKF(close_enough(&in, r, c, g, want), "%s mm %s k=%lld tile %dx%d (%d,%d): %.7g vs %.7g", fast->name,
+                   vki_type_name(t), (long long)k, nrows, nc, r, c, g, want);
+        }
+    free(wp); free(tmp); free(xp); free(b); free(got);
+    free_inputs(&in);
+}
+
+int main(void)
+{
+    const cpu_kernels *ref = cpu_kernels_get(CPU_ISA_SCALAR);
+    int n_checked = 0;
+    for (int isa = 1; isa < CPU_ISA_COUNT; isa++) {
+        if (!cpu_isa_available((cpu_isa)isa)) {
+            printf("%s: skipped (not available on this CPU)\n", cpu_isa_name((cpu_isa)isa));
+            continue;
+        }
+        const cpu_kernels *fast = cpu_kernels_get((cpu_isa)isa);
+        uint64_t seed = 99 + (uint64_t)isa;
+        int n_gemv = 0, n_mm = 0;
+        for (size_t ti = 0; ti < VKI_COUNT(types); ti++) {
+            vki_type t = types[ti];
+            int64_t bs = vki_type_get(t)->block_size;
+            if (fast->gemv[t]) {
+                /* 1, 3, 16, 17, 44 and 131 blocks of 32 (or 256) */
+                int64_t nbs[] = {1, 3, 16, 17, 44, 131};
+                int64_t rows[] = {1, 3, 4, 5, 33};
+                for (size_t i = 0; i < VKI_COUNT(nbs); i++)
+                    for (size_t j = 0; j < VKI_COUNT(rows); j++) check_gemv(ref, fast, t, nbs[i] * bs, rows[j], &seed);
+                n_gemv++;
+            }
+            if (fast->mm_mr) {
+                int64_t ks[] = {bs == 1 ? 1 : bs, bs == 1 ? 257 : 3 * bs};
+                int shapes[][2] = {{1, 1}, {fast->mm_mr, fast->mm_nr}, {fast->mm_mr - 1, fast->mm_nr - 1},
+                                   {fast->mm_mr / 2 + 1, 3}};
+                for (size_t i = 0; i < VKI_COUNT(ks); i++)
+                    for (size_t s = 0; s < VKI_COUNT(shapes); s++)
+                        check_mm(ref, fast, t, ks[i], shapes[s][0], shapes[s][1], s & 1, &seed);
+                n_mm++;
+            }
+        }
+        printf("%s: %d gemv and %d packed mat-mat types checked against scalar\n", fast->name, n_gemv, n_mm);
+        n_checked++;
+    }
+    if (n_checked == 0) test_skip("only the scalar kernels exist on this CPU: nothing to compare");
+    return test_finish("test_cpu_gemv");
+}
