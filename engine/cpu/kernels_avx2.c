@@ -6,6 +6,7 @@
  * maddubs (both operands within +-127, so no 16-bit overflow).
  */
 #include <immintrin.h>
+#include <string.h>
 
 #include "cpu.h"
 #include "kquants.h"
@@ -225,6 +226,78 @@ static float dot_q6_K(int64_t k, const block_q6_K *w, const block_q8_K *x)
 GEMM_FROM_DOT(gemm_q4_K, block_q4_K, block_q8_K, dot_q4_K)
 GEMM_FROM_DOT(gemm_q6_K, block_q6_K, block_q8_K, dot_q6_K)
 
+
+/* ===== Packed f32 mat-mat ================================================
+ * Micro-tile: 16 weight rows (two ymm of lanes) x 6 activation rows = 12
+ * accumulators + 2 weight vectors + 1 broadcast of the 16 ymm registers;
+ * 12 FMAs per 8 loads keep both FMA ports fed. */
+
+#define MM_MR 16
+#define MM_NR 6
+
+static bool mm_pack_w(vki_type t, int64_t k, const void *w, size_t ws, int nrows, float *dst, float *tmp)
+{
+    for (int r = 0; r < MM_MR; r++) {
+        if (r >= nrows) {
+            for (int64_t i = 0; i < k; i++) dst[(size_t)i * MM_MR + (size_t)r] = 0.0f;
+            continue;
+        }
+        const uint8_t *row = (const uint8_t *)w + (size_t)r * ws;
+        const float *src = tmp;
+        int64_t i = 0;
+        if (t == VKI_TYPE_F32) {
+            src = (const float *)row;
+        } else if (t == VKI_TYPE_F16) {
+            for (; i + 8 <= k; i += 8) _mm256_storeu_ps(tmp + i, load8_f16(row, i));
+            for (; i < k; i++) tmp[i] = f16_at(row, i);
+        } else if (t == VKI_TYPE_BF16) {
+            for (; i + 8 <= k; i += 8) _mm256_storeu_ps(tmp + i, load8_bf16(row, i));
+            for (; i < k; i++) tmp[i] = bf16_at(row, i);
+        } else if (!vki_dequantize_row(t, row, tmp, k)) {
+            return false;
+        }
+        for (i = 0; i < k; i++) dst[(size_t)i * MM_MR + (size_t)r] = src[i];
+    }
+    return true;
+}
+
+static void mm_kernel(int64_t k, const float *wp, int nrows, const float *xp, int nc, const float *bias, float *d,
+                      size_t ds)
+{
+    __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+    float bt[MM_MR] = {0};
+    if (bias) {
+        for (int r = 0; r < nrows; r++) bt[r] = bias[r];
+        b0 = _mm256_loadu_ps(bt);
+        b1 = _mm256_loadu_ps(bt + 8);
+    }
+    __m256 a0[MM_NR], a1[MM_NR];
+#pragma GCC unroll 6
+    for (int c = 0; c < MM_NR; c++) a0[c] = b0, a1[c] = b1;
+    for (int64_t i = 0; i < k; i++, wp += MM_MR, xp += MM_NR) {
+        __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + 8);
+#pragma GCC unroll 6
+        for (int c = 0; c < MM_NR; c++) {
+            __m256 xb = _mm256_broadcast_ss(xp + c);
+            a0[c] = _mm256_fmadd_ps(w0, xb, a0[c]);
+            a1[c] = _mm256_fmadd_ps(w1, xb, a1[c]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int c = 0; c < MM_NR; c++) {
+        if (c >= nc) break;
+        if (nrows == MM_MR) {
+            _mm256_storeu_ps(d + (size_t)c * ds, a0[c]);
+            _mm256_storeu_ps(d + (size_t)c * ds + 8, a1[c]);
+        } else {
+            float out[MM_MR];
+            _mm256_storeu_ps(out, a0[c]);
+            _mm256_storeu_ps(out + 8, a1[c]);
+            memcpy(d + (size_t)c * ds, out, (size_t)nrows * sizeof(float));
+        }
+    }
+}
+
 /* ===== Vector helpers ==================================================== */
 
 static float dot_f32(int64_t n, const float *a, const float *b)
@@ -274,6 +347,10 @@ void cpu_kernels_init_avx2(cpu_kernels *k)
     k->gemm[VKI_TYPE_Q4_0] = gemm_q4_0;
     k->gemm[VKI_TYPE_Q4_K] = gemm_q4_K;
     k->gemm[VKI_TYPE_Q6_K] = gemm_q6_K;
+    k->mm_mr = MM_MR;
+    k->mm_nr = MM_NR;
+    k->mm_pack_w = mm_pack_w;
+    k->mm_kernel = mm_kernel;
     k->dot_f32 = dot_f32;
     k->dot_f16 = dot_f16;
     k->mad_f32 = mad_f32;
