@@ -615,6 +615,8 @@ typedef struct attn_task {
     float             *acc; /* [n_threads][head_dim] */
 } attn_task;
 
+#define ATTN_BLOCK 64 /* keys scored per softmax step */
+
 static void attn_work(void *arg, int ith, int nth)
 {
     const attn_task *t = arg;
@@ -633,27 +635,33 @@ static void attn_work(void *arg, int ith, int nth)
         const float *qr = (const float *)((const uint8_t *)cpu_tensor_data(q) + (uint64_t)i * q->nb[2] + (uint64_t)h * q->nb[1]);
         const uint8_t *kb = (const uint8_t *)cpu_tensor_data(k) + (uint64_t)kh * k->nb[1];
         const uint8_t *vb = (const uint8_t *)cpu_tensor_data(v) + (uint64_t)kh * v->nb[1];
-        float mx = -INFINITY, sum = 0.0f;
+        float mx = -INFINITY, sum = 0.0f, sc[ATTN_BLOCK];
         memset(acc, 0, (size_t)hd * sizeof(float));
-        /* Online softmax: keep a running max and rescale the running sum
-         * when it grows, so one pass over K/V suffices. */
-        for (int64_t j = 0; j < n_vis; j++) {
-            const void *kr = kb + (uint64_t)j * k->nb[2];
-            float s = scale * (k16 ? t->kern->dot_f16(hd, kr, qr) : t->kern->dot_f32(hd, kr, qr));
-            float pj;
-            if (s > mx) {
-                float corr = expf(mx - s);
-                t->kern->scale_f32(hd, acc, corr);
-                sum *= corr;
-                mx = s;
-                pj = 1.0f;
-            } else {
-                pj = expf(s - mx);
+        /* Online softmax over blocks of keys: scores for a block, one
+         * rescale of the running sum when the block raises the max, the
+         * block's exps in one vector call, then the weighted V rows. */
+        for (int64_t j0 = 0; j0 < n_vis; j0 += ATTN_BLOCK) {
+            int nb = (int)VKI_MIN(ATTN_BLOCK, n_vis - j0);
+            float bm = -INFINITY;
+            for (int jj = 0; jj < nb; jj++) {
+                const void *kr = kb + (uint64_t)(j0 + jj) * k->nb[2];
+                sc[jj] = scale * (k16 ? t->kern->dot_f16(hd, kr, qr) : t->kern->dot_f32(hd, kr, qr));
+                bm = fmaxf(bm, sc[jj]);
             }
-            sum += pj;
-            const void *vr = vb + (uint64_t)j * v->nb[2];
-            if (v16) t->kern->mad_f16(hd, acc, vr, pj);
-            else t->kern->mad_f32(hd, acc, vr, pj);
+            if (bm > mx) {
+                if (mx != -INFINITY) {
+                    float corr = expf(mx - bm);
+                    t->kern->scale_f32(hd, acc, corr);
+                    sum *= corr;
+                }
+                mx = bm;
+            }
+            sum += t->kern->exp_sum_f32(nb, sc, mx);
+            for (int jj = 0; jj < nb; jj++) {
+                const void *vr = vb + (uint64_t)(j0 + jj) * v->nb[2];
+                if (v16) t->kern->mad_f16(hd, acc, vr, sc[jj]);
+                else t->kern->mad_f32(hd, acc, vr, sc[jj]);
+            }
         }
         float *o = (float *)((uint8_t *)cpu_tensor_data(op->dst) + (uint64_t)i * op->dst->nb[2] + (uint64_t)h * op->dst->nb[1]);
         float inv = sum > 0.0f ? 1.0f / sum : 0.0f;

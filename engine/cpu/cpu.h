@@ -83,6 +83,8 @@ typedef struct cpu_kernels {
     void  (*mad_f32)(int64_t n, float *y, const float *x, float s);      /* y += s x */
     void  (*mad_f16)(int64_t n, float *y, const uint16_t *x, float s);   /* x f16 */
     void  (*scale_f32)(int64_t n, float *y, float s);
+    /* y[i] = exp(y[i] - m) for softmax; returns the sum of the new y. */
+    float (*exp_sum_f32)(int64_t n, float *y, float m);
     /* Packed mat-mat for many activation rows (optional; mm_mr == 0: none).
      * Weights of any type are converted to f32 panels of mm_mr rows laid out
      * [k][mm_mr]; activations are packed by the backend into groups of mm_nr

@@ -382,6 +382,43 @@ static void mm_kernel(int64_t k, const float *wp, int nrows, const float *xp, in
         }
 }
 
+/* exp(x) to about 1 ulp: x = n ln2 + r with |r| <= ln2/2, a degree-6
+ * Taylor polynomial for e^r (error r^7/7! < 1.3e-7), and vscalefps for
+ * the 2^n, which also takes care of underflow to zero. */
+INLINE __m512 exp16(__m512 x)
+{
+    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720.0f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+static float exp_sum_f32(int64_t n, float *y, float m)
+{
+    __m512 mv = _mm512_set1_ps(m), sum = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(y + i), mv));
+        _mm512_storeu_ps(y + i, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    if (i < n) {
+        __mmask16 msk = (__mmask16)((1u << (n - i)) - 1);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(msk, y + i), mv));
+        _mm512_mask_storeu_ps(y + i, msk, e);
+        sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(msk, e));
+    }
+    return _mm512_reduce_add_ps(sum);
+}
+
 void cpu_kernels_init_avx512(cpu_kernels *k)
 {
     k->mm_mr = MM_MR;
@@ -402,4 +439,5 @@ void cpu_kernels_init_avx512(cpu_kernels *k)
     k->mad_f32 = mad_f32;
     k->mad_f16 = mad_f16;
     k->scale_f32 = scale_f32;
+    k->exp_sum_f32 = exp_sum_f32;
 }

@@ -117,6 +117,13 @@ static void scale_f32(int64_t n, float *y, float s)
     for (int64_t i = 0; i < n; i++) y[i] *= s;
 }
 
+static float exp_sum_f32(int64_t n, float *y, float m)
+{
+    float s = 0.0f;
+    for (int64_t i = 0; i < n; i++) s += y[i] = expf(y[i] - m);
+    return s;
+}
+
 /* ===== Tiles from dots =================================================== */
 
 #define GEMM_FROM_DOT(fname, wtype, xtype, dotfn)                                              \
@@ -152,4 +159,5 @@ void cpu_kernels_init_scalar(cpu_kernels *k)
     k->mad_f32 = mad_f32;
     k->mad_f16 = mad_f16;
     k->scale_f32 = scale_f32;
+    k->exp_sum_f32 = exp_sum_f32;
 }

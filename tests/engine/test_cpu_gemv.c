@@ -3,7 +3,8 @@
  * each level's mat-vec kernels (gemv) and its packed mat-mat (mm_pack_w +
  * mm_kernel), against the scalar gemm on the same prepared inputs. Shapes
  * cover full 16-block groups, odd block counts, row counts that are not
- * multiples of the unroll, partial panels and partial activation groups.
+ * multiples of the unroll, partial panels and partial activation groups;
+ * and the softmax exp helper against libm's expf.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -122,6 +123,26 @@ static void check_mm(const cpu_kernels *ref, const cpu_kernels *fast, vki_type t
     free_inputs(&in);
 }
 
+static void check_exp(const cpu_kernels *fast, int64_t n, uint64_t *seed)
+{
+    float *y = malloc((size_t)(n + 1) * sizeof(float)), *x = malloc((size_t)n * sizeof(float));
+    VKI_ASSERT(y && x);
+    for (int64_t i = 0; i < n; i++) x[i] = y[i] = test_rand_f32(seed, -120.0f, 3.0f);
+    y[n] = -1.0f;
+    double want_sum = 0.0;
+    float got_sum = fast->exp_sum_f32(n, y, 2.5f);
+    for (int64_t i = 0; i < n; i++) {
+        float want = expf(x[i] - 2.5f);
+        want_sum += want;
+        CHECKF(fabsf(y[i] - want) <= 4e-7f * want + 1e-37f, "%s exp_sum_f32 n=%lld at %lld: exp(%g) = %.9g vs %.9g",
+               fast->name, (long long)n, (long long)i, x[i] - 2.5f, y[i], want);
+    }
+    CHECKF(fabs(got_sum - want_sum) <= 1e-6 * want_sum + 1e-30, "%s exp_sum_f32 n=%lld sum %.9g vs %.9g", fast->name,
+           (long long)n, got_sum, want_sum);
+    CHECKF(y[n] == -1.0f, "%s exp_sum_f32 n=%lld wrote past the end", fast->name, (long long)n);
+    free(y); free(x);
+}
+
 int main(void)
 {
     const cpu_kernels *ref = cpu_kernels_get(CPU_ISA_SCALAR);
@@ -155,6 +176,8 @@ int main(void)
                 n_mm++;
             }
         }
+        int64_t ns[] = {1, 15, 16, 17, 64, 333};
+        for (size_t i = 0; i < VKI_COUNT(ns); i++) check_exp(fast, ns[i], &seed);
         printf("%s: %d gemv and %d packed mat-mat types checked against scalar\n", fast->name, n_gemv, n_mm);
         n_checked++;
     }
