@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/api_internal.h"
 #include "engine/backend.h"
 #include "engine/models/model.h"
 #include "engine/models/sampler.h"
@@ -146,6 +147,9 @@ int32_t     vki_model_n_embd(const vki_model *md) { return md ? mdl_get_hparams(
 int32_t     vki_model_n_ctx(const vki_model *md) { return md ? mdl_n_ctx(md->m) : 0; }
 bool        vki_model_is_embedding(const vki_model *md) { return md && mdl_get_arch(md->m) == MDL_ARCH_BERT; }
 uint64_t    vki_model_memory_bytes(const vki_model *md) { return md ? md->be->iface->memory_used(md->be) : 0; }
+
+bk_backend *api_model_backend(const vki_model *md) { return md ? md->be : NULL; }
+mdl_model  *api_model_mdl(const vki_model *md) { return md ? md->m : NULL; }
 
 /* ===== Tokens ============================================================ */
 

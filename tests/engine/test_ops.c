@@ -17,6 +17,9 @@
 #include "engine/backend.h"
 #include "engine/cpu/cpu.h"
 #include "engine/cpu/ref.h"
+#ifdef VKI_HAVE_VULKAN
+#include "engine/vulkan/backend_vk.h"
+#endif
 #include "error.h"
 #include "test_util.h"
 #include "util.h"
@@ -687,6 +690,15 @@ int main(int argc, char **argv)
         printf("%s (%s): %d passed, %d failed, %d not supported\n", bes[b].name, bk_name(bes[b].be), pass[b],
                fail[b], unsup[b]);
         if (pass[b] == 0 && fail[b] == 0) printf("  (nothing ran on %s)\n", bes[b].name);
+#ifdef VKI_HAVE_VULKAN
+        /* Every op ran with the validation layer on: it must have said nothing. */
+        if (bes[b].be->kind == VKI_BACKEND_VULKAN) {
+            if (!bk_vk_validation_active(bes[b].be))
+                printf("  note: validation layer not installed; messages not checked\n");
+            CHECKF(bk_vk_validation_count(bes[b].be) == 0, "vulkan: %llu validation messages",
+                   (unsigned long long)bk_vk_validation_count(bes[b].be));
+        }
+#endif
         bk_destroy(bes[b].be);
     }
     return test_finish("test_ops");

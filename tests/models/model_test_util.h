@@ -1,6 +1,7 @@
 /* model_test_util.h: what the model tests share: the --backend argument
  * (a Vulkan run skips only when no Vulkan device can be created, and fails
- * on wrong results), reading reference JSON, and comparisons. */
+ * on wrong results; Vulkan runs have the validation layer on and must end
+ * with no message), reading reference JSON, and comparisons. */
 #ifndef VKI_MODEL_TEST_UTIL_H
 #define VKI_MODEL_TEST_UTIL_H
 
@@ -9,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/api_internal.h"
 #include "engine/backend.h"
+#include "engine/vulkan/backend_vk.h"
 #include "test_util.h"
 
 static inline vki_backend_kind mt_backend_arg(int argc, char **argv)
@@ -31,17 +34,39 @@ static inline vki_backend_kind mt_backend_arg(int argc, char **argv)
     return k;
 }
 
-/* A backend of the kind asked for, 2 CPU threads (the machine's cores). */
+/* A backend of the kind asked for, 2 CPU threads (the machine's cores);
+ * Vulkan with the validation layer on. */
 static inline bk_backend *mt_backend_create(vki_backend_kind k)
 {
     bk_backend *be = NULL;
-    bk_vk_params vp = {.device = -1};
+    bk_vk_params vp = {.device = -1, .validation = true};
     vki_status s = k == VKI_BACKEND_VULKAN ? bk_vk_create(&vp, &be) : bk_cpu_create(2, &be);
     if (s != VKI_OK) {
         fprintf(stderr, "backend: %s: %s\n", vki_status_str(s), vki_last_error());
         exit(1);
     }
     return be;
+}
+
+/* Engine params for public-API runs: 2 threads, Vulkan validation on. */
+static inline vki_engine_params mt_engine_params(void)
+{
+    vki_engine_params ep = vki_engine_default_params();
+    ep.n_threads = 2;
+    ep.vk_validation = true;
+    return ep;
+}
+
+/* Fails the test when a Vulkan backend's validation layer said anything. */
+static inline void mt_check_validation(bk_backend *be, const char *what)
+{
+    if (!be || be->kind != VKI_BACKEND_VULKAN) return;
+    if (!bk_vk_validation_active(be)) {
+        printf("note: %s: validation layer not installed; messages not checked\n", what);
+        return;
+    }
+    CHECKF(bk_vk_validation_count(be) == 0, "%s: %llu Vulkan validation messages", what,
+           (unsigned long long)bk_vk_validation_count(be));
 }
 
 static inline cJSON *mt_load_json(const char *rel)

@@ -85,6 +85,7 @@ int main(int argc, char **argv)
     free(logits);
     mdl_destroy(m);
     vki_file_close(f);
+    mt_check_validation(be, "test_batch");
     bk_destroy(be);
     cJSON_Delete(ref);
     return test_finish("test_batch");

@@ -37,8 +37,7 @@ int main(int argc, char **argv)
     const char *model_path = test_shared_path("models/stories260K.gguf");
     cJSON *ref = mt_load_json("reference/stories260K.greedy.json");
 
-    vki_engine_params ep = vki_engine_default_params();
-    ep.n_threads = 2;
+    vki_engine_params ep = mt_engine_params();
     vki_engine *eng = NULL;
     vki_model *model = NULL;
     CHECK(vki_engine_create(&ep, &eng) == VKI_OK);
@@ -138,6 +137,7 @@ int main(int argc, char **argv)
         CHECK(vki_embed(model, texts, 1, NULL, e) == VKI_ERR_INVALID_ARGUMENT && strstr(vki_last_error(), "generation"));
     }
     free(got);
+    mt_check_validation(api_model_backend(model), "stories260K");
     vki_model_destroy(model);
     vki_engine_destroy(eng);
     cJSON_Delete(ref);

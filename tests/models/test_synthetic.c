@@ -170,6 +170,7 @@ static void test_encoder(const char *name, const cJSON *spec, bk_backend *be, vk
             double cs = mt_cosine(got + (size_t)i * E, want + (size_t)i * E, E);
             CHECKF(cs >= 0.9999, "%s text %d via vki_embed: cosine %.6f", name, i, cs);
         }
+        mt_check_validation(api_model_backend(pm), name);
         vki_model_destroy(pm);
     }
     printf("%-34s %d texts, worst cosine %.7f\n", name, n, worst);
@@ -187,8 +188,7 @@ int main(int argc, char **argv)
     vki_backend_kind kind = mt_backend_arg(argc, argv);
     cJSON *ref = mt_load_json("reference/synthetic.json");
     bk_backend *be = mt_backend_create(kind);
-    vki_engine_params ep = vki_engine_default_params();
-    ep.n_threads = 2;
+    vki_engine_params ep = mt_engine_params();
     vki_engine *eng = NULL;
     CHECK(vki_engine_create(&ep, &eng) == VKI_OK);
     const cJSON *models = cJSON_GetObjectItem(ref, "models"), *mj;
@@ -201,6 +201,7 @@ int main(int argc, char **argv)
     }
     CHECK(n_models >= 7);
     vki_engine_destroy(eng);
+    mt_check_validation(be, "test_synthetic");
     bk_destroy(be);
     cJSON_Delete(ref);
     return test_finish("test_synthetic");

@@ -1,0 +1,17 @@
+/*
+ * api_internal.h: what engine/api.c offers inside the project beyond the
+ * public header: the backend a vki_model runs on, for tests that assert on
+ * backend state (Vulkan validation messages, memory figures).
+ * Must not: be installed or included by include/vkinfer.h.
+ */
+#ifndef VKI_API_INTERNAL_H
+#define VKI_API_INTERNAL_H
+
+#include "engine/backend.h"
+#include "engine/models/model.h"
+
+/* The backend and the model on it; valid until vki_model_destroy. NULL for NULL. */
+bk_backend *api_model_backend(const vki_model *md);
+mdl_model  *api_model_mdl(const vki_model *md);
+
+#endif
