@@ -14,6 +14,7 @@
 #include "engine/models/model.h"
 #include "engine/models/sampler.h"
 #include "engine/tokenizer/tokenizer.h"
+#include "engine/vulkan/backend_vk.h"
 #include "error.h"
 #include "util.h"
 
@@ -76,6 +77,18 @@ void vki_engine_destroy(vki_engine *eng) { free(eng); }
 
 /* ===== Models ============================================================ */
 
+static bool has_gpu(void)
+{
+    bk_vk_device_info *devs = NULL;
+    int n = 0;
+    bool gpu = false;
+    if (bk_vk_list_devices(&devs, &n) == VKI_OK)
+        for (int i = 0; i < n; i++) gpu |= strcmp(devs[i].type, "cpu") != 0;
+    free(devs);
+    vki_clear_error();
+    return gpu;
+}
+
 static vki_status create_backend(const vki_engine *eng, vki_backend_kind kind, bk_backend **out)
 {
     bk_vk_params vp = {.device = eng->p.vk_device, .vram_budget = eng->p.vram_budget,
@@ -86,7 +99,12 @@ static vki_status create_backend(const vki_engine *eng, vki_backend_kind kind, b
     case VKI_BACKEND_VULKAN:
         return bk_vk_create(&vp, out);
     case VKI_BACKEND_AUTO:
-        if (bk_vk_create(&vp, out) == VKI_OK) return VKI_OK;
+        /* A Vulkan driver that runs on the CPU (lavapipe, SwiftShader) is far
+         * slower than our own CPU backend: auto takes Vulkan only for a real
+         * GPU, or for the device the caller named. */
+        if (eng->p.vk_device >= 0 || has_gpu()) {
+            if (bk_vk_create(&vp, out) == VKI_OK) return VKI_OK;
+        }
         return bk_cpu_create(eng->p.n_threads, out);
     }
     return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_model_load: backend %d is not auto, cpu or vulkan", (int)kind);
@@ -146,7 +164,12 @@ int32_t     vki_model_n_vocab(const vki_model *md) { return md ? mdl_get_hparams
 int32_t     vki_model_n_embd(const vki_model *md) { return md ? mdl_get_hparams(md->m)->n_embd : 0; }
 int32_t     vki_model_n_ctx(const vki_model *md) { return md ? mdl_n_ctx(md->m) : 0; }
 bool        vki_model_is_embedding(const vki_model *md) { return md && mdl_get_arch(md->m) == MDL_ARCH_BERT; }
-uint64_t    vki_model_memory_bytes(const vki_model *md) { return md ? md->be->iface->memory_used(md->be) : 0; }
+/* Backend buffers (weights copied in, KV cache, scratch) plus the weights
+ * the CPU reads in place from the mapping: they occupy memory too. */
+uint64_t vki_model_memory_bytes(const vki_model *md)
+{
+    return md ? md->be->iface->memory_used(md->be) + mdl_borrowed_bytes(md->m) : 0;
+}
 
 bk_backend *api_model_backend(const vki_model *md) { return md ? md->be : NULL; }
 mdl_model  *api_model_mdl(const vki_model *md) { return md ? md->m : NULL; }

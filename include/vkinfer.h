@@ -97,7 +97,8 @@ typedef struct vki_engine vki_engine;
 typedef struct vki_model  vki_model;
 
 typedef enum vki_backend_kind {
-    VKI_BACKEND_AUTO   = 0, /* the best Vulkan device if there is one, else the CPU */
+    VKI_BACKEND_AUTO   = 0, /* a Vulkan GPU if there is one, else the CPU backend (a
+                               Vulkan driver running on the CPU is not chosen) */
     VKI_BACKEND_CPU    = 1,
     VKI_BACKEND_VULKAN = 2,
 } vki_backend_kind;
@@ -158,7 +159,9 @@ VKI_API int32_t     vki_model_n_vocab(const vki_model *model);
 VKI_API int32_t     vki_model_n_embd(const vki_model *model);
 VKI_API int32_t     vki_model_n_ctx(const vki_model *model);
 VKI_API bool        vki_model_is_embedding(const vki_model *model);
-/* Bytes the loaded model holds on its backend: weights + KV cache + scratch. */
+/* Bytes the loaded model holds on its backend: weights + KV cache + scratch.
+ * Vulkan: the device memory held for them (allocation blocks included);
+ * CPU: its buffers plus the weights read in place from the file mapping. */
 VKI_API uint64_t    vki_model_memory_bytes(const vki_model *model);
 
 /* ===== Tokens ========================================================== */

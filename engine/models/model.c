@@ -221,6 +221,7 @@ static vki_status load_tensor(upload *u, const char *name, int n_dims, const int
         t.buf = b;
         if (!uses_ok(u, &t, flags))
             return retry_as_f32(u, name, n_dims, ne, flags, out);
+        u->m->borrowed_bytes += bytes;
         VKI_TRY(report(u, ti->bytes));
     } else {
         s = be->iface->buffer_create(be, bytes, BK_BUFFER_WEIGHTS, &b);
@@ -469,3 +470,4 @@ int32_t            mdl_n_seq_max(const mdl_model *m) { return m->n_seq_max; }
 int32_t            mdl_n_batch(const mdl_model *m) { return m->n_batch; }
 uint64_t           mdl_n_params(const mdl_model *m) { return m->n_params; }
 uint64_t           mdl_weight_bytes(const mdl_model *m) { return m->weight_bytes; }
+uint64_t           mdl_borrowed_bytes(const mdl_model *m) { return m->borrowed_bytes; }

@@ -70,6 +70,9 @@ int32_t            mdl_n_seq_max(const mdl_model *m);
 int32_t            mdl_n_batch(const mdl_model *m);
 uint64_t           mdl_n_params(const mdl_model *m);
 uint64_t           mdl_weight_bytes(const mdl_model *m); /* as stored on the backend */
+/* Bytes of weights the backend reads in place from the file mapping (no
+ * backend buffer holds them, so memory_used leaves them out). */
+uint64_t           mdl_borrowed_bytes(const mdl_model *m);
 
 /* ----- decoder (llama.c) ----- */
 
@@ -147,6 +150,8 @@ struct mdl_model {
     bk_buffer  **wbufs;              /* one buffer per uploaded tensor            */
     int32_t      n_wbufs, cap_wbufs;
     uint64_t     weight_bytes, n_params;
+    uint64_t     borrowed_bytes;     /* weights read in place from the file mapping
+                                        (CPU): in weight_bytes, not in memory_used */
     mdl_kv_cache kv;
     mdl_scratch  sc;
 };

@@ -68,7 +68,10 @@ static bool vk_supports_op(bk_backend *be, const bk_op *op) { return vk_op_check
 static vki_status vk_begin(bk_backend *be) { return vk_cmd_begin(ctx_of(be)); }
 static vki_status vk_compute(bk_backend *be, const bk_op *op) { return vk_op_record(ctx_of(be), op); }
 static vki_status vk_end(bk_backend *be) { return vk_cmd_end(ctx_of(be)); }
-static uint64_t vk_memory_used(bk_backend *be) { return ctx_of(be)->buffer_bytes; }
+/* The device memory held for buffers (their blocks), not the bytes asked
+ * for: that is what counts against the budget and what a scheduler must
+ * plan with. The staging ring is host memory and reported apart. */
+static uint64_t vk_memory_used(bk_backend *be) { return ctx_of(be)->device_bytes; }
 
 static const bk_iface vk_iface = {
     .version = BK_IFACE_VERSION,

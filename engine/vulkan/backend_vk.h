@@ -60,8 +60,9 @@ vki_status bk_vk_tensor_set_progress(bk_backend *be, const bk_tensor *t, const v
                                      uint64_t size, bk_progress_cb cb, void *user);
 
 typedef struct bk_vk_memory_stats {
-    uint64_t buffers;      /* bytes of live bk_buffers (= memory_used)           */
-    uint64_t device;       /* bytes of VkDeviceMemory blocks held for them       */
+    uint64_t buffers;      /* bytes of live bk_buffers as asked for               */
+    uint64_t device;       /* bytes of VkDeviceMemory blocks held for them
+                              (= memory_used)                                    */
     uint64_t staging;      /* host-visible staging ring                          */
     uint64_t budget;       /* the budget allocations are checked against         */
     uint32_t n_blocks;

@@ -118,14 +118,26 @@ static void block_destroy(vk_ctx *c, vk_block *b)
     free(b);
 }
 
-/* Suballocates size bytes (aligned) from a block, making a new block (at
- * least block_size, at most max_alloc) when none has room. */
+/* Size of a new block for a request of size bytes. Blocks grow with what is
+ * already held (1/32 of it, from 256 KiB up to block_size), so the free
+ * tail of the newest block, the memory held but unused, stays under ~3% of
+ * the total plus 256 KiB: memory_used reports held blocks, and one backend
+ * serves one model, so a fixed 256 MiB block would be charged in full to a
+ * 1 MiB model. Requests over half a block get a block of their own. */
+static uint64_t block_size_for(const vk_ctx *c, uint64_t size)
+{
+    if (size > c->block_size / 2) return vki_align_up(size, 4096);
+    uint64_t bs = VKI_MIN(VKI_MAX(c->device_bytes / 32, 256 * 1024ull), c->block_size);
+    return vki_align_up(VKI_MAX(bs, size), 4096);
+}
+
+/* Suballocates size bytes (aligned) from a block, making a new block
+ * (block_size_for, at most max_alloc) when none has room. */
 static vki_status suballoc(vk_ctx *c, uint64_t size, uint64_t align, vk_block **ob, uint64_t *offs)
 {
     for (vk_block *b = c->blocks; b; b = b->next)
         if (block_take(b, size, align, offs)) { *ob = b; return VKI_OK; }
-    uint64_t bs = size > c->block_size / 2 ? vki_align_up(size, 4096) : c->block_size;
-    bs = VKI_MIN(bs, c->max_alloc);
+    uint64_t bs = VKI_MIN(block_size_for(c, size), c->max_alloc);
     if (bs < size) return vki_fail(VKI_ERR_INTERNAL, "vulkan: piece of %llu bytes over the allocation limit",
                                    (unsigned long long)size);
     vk_block *b = calloc(1, sizeof(*b));
@@ -386,8 +398,9 @@ vki_status vk_memory_init(vk_ctx *c, uint64_t vram_budget)
     c->max_range = c->props.limits.maxStorageBufferRange;
     if (c->dbg.max_range) c->max_range = VKI_MIN(c->max_range, VKI_MAX(c->dbg.max_range, 4096));
     c->max_range = c->max_range / c->align * c->align;
-    /* 256 MiB blocks (ggml uses up to 1 GiB): big enough that a model needs
-     * a handful, small enough not to strand much of a budget. */
+    /* Blocks of up to 256 MiB (ggml uses up to 1 GiB): big enough that a
+     * large model needs a few dozen, small enough not to strand much of a
+     * budget; smaller models get smaller blocks (block_size_for). */
     c->budget = c->info.budget;
     if (vram_budget && vram_budget < c->budget) c->budget = vram_budget;
     c->block_size = VKI_MIN(VKI_MIN(256 * MIB, c->max_alloc), VKI_MAX(c->budget / 8, 16 * MIB));
