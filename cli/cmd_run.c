@@ -309,6 +309,7 @@ int cmd_run(int argc, char **argv)
         fputs("}\n", f);
     } else {
         fputc('\n', stdout);
+        fflush(stdout);
         fprintf(stderr, "vkinfer: prompt %d tokens in %.1f ms (%.1f tok/s); generated %d tokens in %.1f ms (%.1f tok/s)\n",
                 stats.n_prompt, stats.prompt_ms, pp_tps, stats.n_generated, stats.gen_ms, tg_tps);
     }
