@@ -59,6 +59,9 @@ vki_status vk_cmd_begin(vk_ctx *c)
     for (int i = 0; i < c->n_dpools; i++) VK_TRY(vkResetDescriptorPool(c->dev, c->dpools[i], 0));
     c->cur_dpool = 0;
     c->n_hazards = 0;
+    c->n_gather = 0;
+    /* The previous pass's fence was waited on: no kernel uses the words. */
+    for (int i = 0; i < VK_STATUS_WORDS; i++) c->status_map[i] = 0;
     VK_TRY(vkResetCommandBuffer(c->cb, 0));
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
                                    .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
@@ -84,8 +87,24 @@ vki_status vk_cmd_end(vk_ctx *c)
     if (!c->recording) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vulkan: end without begin");
     c->recording = false;
     vk_barrier_all(c->cb); /* results visible to readback copies */
+    if (c->n_gather) { /* the status words visible to the host after the fence */
+        VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+                              .dstAccessMask = VK_ACCESS_HOST_READ_BIT};
+        vkCmdPipelineBarrier(c->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0,
+                             NULL, 0, NULL);
+    }
     VK_TRY(vkEndCommandBuffer(c->cb));
-    return vk_submit_wait(c, c->cb, c->fence);
+    VKI_TRY(vk_submit_wait(c, c->cb, c->fence));
+    if (c->status_map[VK_STATUS_FLAG]) {
+        /* A kernel met bad input. GET_ROWS wrote zeros for that row, so
+         * nothing unwritten or out of bounds was read; the pass still fails,
+         * as the CPU backend's does. */
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT,
+                        "vulkan: GET_ROWS (number %u of the pass): id %d at index %u is outside the table's rows [0, %u)",
+                        c->status_map[VK_STATUS_TAG] + 1, (int32_t)c->status_map[VK_STATUS_ID],
+                        c->status_map[VK_STATUS_INDEX], c->status_map[VK_STATUS_ROWS]);
+    }
+    return VKI_OK;
 }
 
 void vk_groups_2d(uint64_t n, uint32_t *gx, uint32_t *gy)
@@ -127,9 +146,13 @@ static bool overlaps(const vk_range *r, const vk_binding *b)
     return r->buf == b->buf && r->lo < b->offs + b->range && b->offs < r->hi;
 }
 
-/* True when b conflicts with a range touched since the last barrier. */
+/* True when b conflicts with a range touched since the last barrier. The
+ * status words are exempt: kernels only claim them with an atomic
+ * compare-and-swap (the first report wins) and the host reads them after
+ * the fence, so no dispatch orders against another through them. */
 static bool hazard(const vk_ctx *c, const vk_binding *b)
 {
+    if (b->buf == c->status) return false;
     for (int i = 0; i < c->n_hazards; i++)
         if ((b->write || c->hazards[i].write) && overlaps(&c->hazards[i], b)) return true;
     return false;
@@ -177,7 +200,8 @@ vki_status vk_dispatch(vk_ctx *c, const char *variant, uint32_t spec0, uint32_t 
         c->n_hazards = 0;
         c->n_barrier++;
     }
-    for (int i = 0; i < n; i++) VKI_TRY(track(c, &b[i]));
+    for (int i = 0; i < n; i++)
+        if (b[i].buf != c->status) VKI_TRY(track(c, &b[i]));
 
     uint8_t pc[128] = {0};
     memcpy(pc, push, push_size);

@@ -445,7 +445,26 @@ vki_status vk_memory_init(vk_ctx *c, uint64_t vram_budget)
     VKI_TRY(alloc_memory(c, req.size, c->mt_device, &c->dummy_mem));
     c->staging_bytes += req.size;
     VK_TRY(vkBindBufferMemory(c->dev, c->dummy, c->dummy_mem, 0));
+
+    /* The status words: host-visible so end() reads them without a copy. */
+    bi.size = 256;
+    VK_TRY(vkCreateBuffer(c->dev, &bi, NULL, &c->status));
+    vkGetBufferMemoryRequirements(c->dev, c->status, &req);
+    int st = find_type(c, req.memoryTypeBits, VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT, 0);
+    if (st < 0) return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: no host-visible memory for storage buffers on %s", c->info.name);
+    VKI_TRY(alloc_memory(c, req.size, (uint32_t)st, &c->status_mem));
+    c->staging_bytes += req.size;
+    VK_TRY(vkBindBufferMemory(c->dev, c->status, c->status_mem, 0));
+    void *map = NULL;
+    VK_TRY(vkMapMemory(c->dev, c->status_mem, 0, VK_WHOLE_SIZE, 0, &map));
+    c->status_map = map;
+    for (int i = 0; i < VK_STATUS_WORDS; i++) c->status_map[i] = 0;
     return VKI_OK;
+}
+
+vk_binding vk_status_binding(const vk_ctx *c)
+{
+    return (vk_binding){.buf = c->status, .offs = 0, .range = 256, .delta = 0, .write = true};
 }
 
 void vk_memory_deinit(vk_ctx *c)
@@ -466,6 +485,11 @@ void vk_memory_deinit(vk_ctx *c)
     }
     if (c->dummy_mem) vkFreeMemory(c->dev, c->dummy_mem, NULL);
     c->dummy_mem = VK_NULL_HANDLE;
+    if (c->status) vkDestroyBuffer(c->dev, c->status, NULL);
+    if (c->status_mem) vkFreeMemory(c->dev, c->status_mem, NULL); /* unmaps */
+    c->status = VK_NULL_HANDLE;
+    c->status_mem = VK_NULL_HANDLE;
+    c->status_map = NULL;
     while (c->blocks) {
         vk_block *b = c->blocks;
         c->blocks = b->next;

@@ -183,9 +183,11 @@ static vki_status op_get_rows(vk_ctx *c, const bk_op *op, bool record)
     if (!sfx) return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: GET_ROWS: table type %s has no kernel", vki_type_name(tab->type));
     if (d->ne[2] * d->ne[3] != 1 && (d->nb[2] != d->nb[1] * (uint64_t)d->ne[1] || d->nb[3] != d->nb[2] * (uint64_t)d->ne[2]))
         return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: GET_ROWS: dst rows must be evenly strided");
-    vk_binding b[3];
+    vk_binding b[4];
     vk_push_tensor pi;
-    vk_push_get_rows p = {.ne0 = (uint32_t)tab->ne[0], .n_ids = (uint32_t)ids->ne[0]};
+    vk_push_get_rows p = {.ne0 = (uint32_t)tab->ne[0], .n_ids = (uint32_t)ids->ne[0], .n_rows = (uint32_t)tab->ne[1],
+                          .tag = c->n_gather};
+    b[3] = vk_status_binding(c);
     VKI_TRY(vk_bind_tensor(c, ids, false, 4, &b[1], &pi));
     VKI_TRY(vk_bind_tensor(c, d, true, 4, &b[2], &p.d));
     p.ids_offs = pi.offs;
@@ -213,10 +215,11 @@ static vki_status op_get_rows(vk_ctx *c, const bk_op *op, bool record)
             snprintf(v, sizeof(v), "get_rows_%s", sfx);
             uint32_t gx, gy;
             vk_groups_2d(p.n_ids, &gx, &gy);
-            VKI_TRY(vk_dispatch(c, v, 64, 0, b, 3, &p, sizeof(p), gx, gy, 1));
+            VKI_TRY(vk_dispatch(c, v, 64, 0, b, 4, &p, sizeof(p), gx, gy, 1));
         }
         r0 += n;
     }
+    if (record) c->n_gather++;
     return VKI_OK;
 }
 

@@ -52,13 +52,16 @@ typedef struct vk_push_rope {
 } vk_push_rope;
 
 /* GET_ROWS: dst row r = table row ids[r] when it lies in [row0, row1) (a
- * table larger than one binding is bound window by window). */
+ * table larger than one binding is bound window by window). An id outside
+ * [0, n_rows) gets a row of zeros from the row0 == 0 dispatch and is
+ * reported through the status words with the tag. */
 typedef struct vk_push_get_rows {
     uint32_t       ne0, n_ids;
     uint32_t       t_boffs, t_nb1;   /* bytes                                  */
     uint32_t       row0, row1;       /* table rows present in this binding     */
     uint32_t       ids_offs;
     vk_push_tensor d;
+    uint32_t       n_rows, tag;      /* rows of the whole table; GET_ROWS number in the pass */
 } vk_push_get_rows;
 
 /* MATMUL: dst[n][m] = x[n][k] . W[m][k]^T (+ bias[m]); this dispatch covers

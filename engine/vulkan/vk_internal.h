@@ -106,6 +106,11 @@ typedef struct vk_ctx {
     int       staging_next;
     VkBuffer  dummy;           /* bound to unused binding slots */
     VkDeviceMemory dummy_mem;
+    /* Host-visible words kernels report bad input through (VK_STATUS_*):
+     * GET_ROWS ids outside the table. Cleared at begin, read after the fence. */
+    VkBuffer  status;
+    VkDeviceMemory status_mem;
+    volatile uint32_t *status_map;
     /* pipelines */
     VkPipelineCache       pcache;
     char                  pcache_path[512];
@@ -123,7 +128,11 @@ typedef struct vk_ctx {
     vk_range         *hazards; /* ranges touched since the last barrier */
     int               n_hazards, cap_hazards;
     uint64_t          n_dispatch, n_barrier;
+    uint32_t          n_gather;  /* GET_ROWS dispatches recorded in this pass */
 } vk_ctx;
+
+/* The status words (vk_ctx.status), mirrored by shaders/get_rows.comp. */
+enum { VK_STATUS_FLAG = 0, VK_STATUS_ID, VK_STATUS_INDEX, VK_STATUS_ROWS, VK_STATUS_TAG, VK_STATUS_WORDS };
 
 /* ===== device.c ===== */
 /* Maps a VkResult to a status, naming the call: the one vk_check path. */
@@ -146,6 +155,8 @@ vki_status vk_download(vk_ctx *c, bk_buffer *b, uint64_t offs, void *dst, uint64
  * exceed maxStorageBufferRange. what names the tensor for the message. */
 vki_status vk_bind(vk_ctx *c, bk_buffer *b, uint64_t offs, uint64_t size, bool write, const char *what,
                    vk_binding *out);
+/* The status buffer as a binding (written with atomics, never hazard-tracked). */
+vk_binding vk_status_binding(const vk_ctx *c);
 /* Byte extent of a tensor's elements from t->offs (rows contiguous). */
 uint64_t vk_tensor_span(const bk_tensor *t);
 /* The piece holding byte offs of b (its index), or -1. */

@@ -18,7 +18,7 @@ layout(push_constant) uniform push_t {
 } p;
 #elif defined(PUSH_GET_ROWS)
 layout(push_constant) uniform push_t {
-    uint ne0, n_ids, t_boffs, t_nb1, row0, row1, ids_offs; tensor_t d;
+    uint ne0, n_ids, t_boffs, t_nb1, row0, row1, ids_offs; tensor_t d; uint n_rows, tag;
 } p;
 #elif defined(PUSH_MATMUL)
 layout(push_constant) uniform push_t {
