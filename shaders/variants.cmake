@@ -1,7 +1,7 @@
 # variants.cmake: every SPIR-V blob the engine embeds, one line each.
 # Types change declarations, so they are -D variants; workgroup sizes and op
 # selectors are spec constants (see engine/vulkan/pipeline.c).
-foreach(t F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K)
+foreach(t F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K)
   string(TOLOWER ${t} lt)
   vki_shader(NAME matvec_${lt} SRC matvec.comp DEFINES A_${t}=1)
   vki_shader(NAME matmul_${lt} SRC matmul.comp DEFINES A_${t}=1)

@@ -166,7 +166,13 @@ static const char *type_suffix(vki_type t)
     case VKI_TYPE_BF16: return "bf16";
     case VKI_TYPE_Q8_0: return "q8_0";
     case VKI_TYPE_Q4_0: return "q4_0";
+    case VKI_TYPE_Q4_1: return "q4_1";
+    case VKI_TYPE_Q5_0: return "q5_0";
+    case VKI_TYPE_Q5_1: return "q5_1";
+    case VKI_TYPE_Q2_K: return "q2_k";
+    case VKI_TYPE_Q3_K: return "q3_k";
     case VKI_TYPE_Q4_K: return "q4_k";
+    case VKI_TYPE_Q5_K: return "q5_k";
     case VKI_TYPE_Q6_K: return "q6_k";
     default: return NULL;
     }

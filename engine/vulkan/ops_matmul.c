@@ -17,6 +17,16 @@ _Static_assert(sizeof(block_q4_0) == 18 && offsetof(block_q4_0, qs) == 2, "types
 _Static_assert(sizeof(block_q8_0) == 34 && offsetof(block_q8_0, qs) == 2, "types.glsl Q8_0");
 _Static_assert(sizeof(block_q4_K) == 144 && offsetof(block_q4_K, dmin) == 2 && offsetof(block_q4_K, scales) == 4 &&
                offsetof(block_q4_K, qs) == 16, "types.glsl Q4_K");
+_Static_assert(sizeof(block_q4_1) == 20 && offsetof(block_q4_1, m) == 2 && offsetof(block_q4_1, qs) == 4, "types.glsl Q4_1");
+_Static_assert(sizeof(block_q5_0) == 22 && offsetof(block_q5_0, qh) == 2 && offsetof(block_q5_0, qs) == 6, "types.glsl Q5_0");
+_Static_assert(sizeof(block_q5_1) == 24 && offsetof(block_q5_1, m) == 2 && offsetof(block_q5_1, qh) == 4 &&
+               offsetof(block_q5_1, qs) == 8, "types.glsl Q5_1");
+_Static_assert(sizeof(block_q2_K) == 84 && offsetof(block_q2_K, qs) == 16 && offsetof(block_q2_K, d) == 80 &&
+               offsetof(block_q2_K, dmin) == 82, "types.glsl Q2_K");
+_Static_assert(sizeof(block_q3_K) == 110 && offsetof(block_q3_K, qs) == 32 && offsetof(block_q3_K, scales) == 96 &&
+               offsetof(block_q3_K, d) == 108, "types.glsl Q3_K");
+_Static_assert(sizeof(block_q5_K) == 176 && offsetof(block_q5_K, dmin) == 2 && offsetof(block_q5_K, scales) == 4 &&
+               offsetof(block_q5_K, qh) == 16 && offsetof(block_q5_K, qs) == 48, "types.glsl Q5_K");
 _Static_assert(sizeof(block_q6_K) == 210 && offsetof(block_q6_K, qh) == 128 && offsetof(block_q6_K, scales) == 192 &&
                offsetof(block_q6_K, d) == 208, "types.glsl Q6_K");
 

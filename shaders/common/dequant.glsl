@@ -1,7 +1,9 @@
 // dequant.glsl: the one place weights are decoded, in registers, for every
 // kernel (matvec, matmul, get_rows). The including shader declares
 //   buffer { uint wdata[]; }
-// and defines exactly one of A_F32, A_F16, A_BF16, A_Q8_0, A_Q4_0, A_Q4_K, A_Q6_K.
+// and defines exactly one of A_F32, A_F16, A_BF16, A_Q8_0, A_Q4_0, A_Q4_1,
+// A_Q5_0, A_Q5_1, A_Q2_K, A_Q3_K, A_Q4_K, A_Q5_K, A_Q6_K. Each mirrors the
+// scalar reference in loader/quants.c.
 // dq4(row, k): elements k..k+3 (k % 4 == 0) of the row at byte address row.
 // dq1(row, k): one element (plain types only; for rows not a multiple of 4).
 #include "types.glsl"
@@ -20,6 +22,18 @@ float w_f16(uint b) { return unpackHalf2x16(w_u16(b)).x; }
 vec4 u8x4(uint q) { return vec4(q & 0xFFu, (q >> 8) & 0xFFu, (q >> 16) & 0xFFu, q >> 24); }
 vec4 nib_lo(uint q) { return vec4(q & 0xFu, (q >> 8) & 0xFu, (q >> 16) & 0xFu, (q >> 24) & 0xFu); }
 vec4 nib_hi(uint q) { return nib_lo(q >> 4); }
+// Bits j..j+3 of qh (the fifth bit of elements j..j+3 in Q5_0/Q5_1), times 16.
+vec4 bit5(uint qh, uint j) { return vec4(uvec4(qh >> j, qh >> (j + 1u), qh >> (j + 2u), qh >> (j + 3u)) & 1u) * 16.0; }
+// The 2-bit fields at bit shift of four bytes (Q2_K/Q3_K planes).
+vec4 crumbs(uint q, uint shift) { return vec4(uvec4(q >> shift, q >> (shift + 8u), q >> (shift + 16u), q >> (shift + 24u)) & 3u); }
+// ggml's get_scale_min_k4: 6-bit scale and min of sub-block is (0..7) from
+// the 12 scale bytes at sb (Q4_K, Q5_K).
+uvec2 scale_min_k4(uint sb, uint is)
+{
+    if (is < 4u) return uvec2(w_u8(sb + is) & 63u, w_u8(sb + is + 4u) & 63u);
+    return uvec2((w_u8(sb + is + 4u) & 0xFu) | ((w_u8(sb + is - 4u) >> 6) << 4),
+                 (w_u8(sb + is + 4u) >> 4) | ((w_u8(sb + is) >> 6) << 4));
+}
 
 #if defined(A_F32)
 #define A_PLAIN 1 // any row length; dq1 exists
@@ -69,6 +83,90 @@ vec4 dq4(uint row, uint k)
     vec4 v = j < 16u ? nib_lo(q) : nib_hi(q);
     return w_f16(blk) * (v - 8.0);
 }
+#elif defined(A_Q4_1)
+#define A_BLOCK 32u
+#define A_BYTES Q4_1_BYTES
+vec4 dq4(uint row, uint k)
+{
+    uint blk = row + (k / 32u) * Q4_1_BYTES;
+    uint j = k % 32u; // as Q4_0: element j in byte j % 16, low nibble for j < 16
+    uint q = w_u32(blk + Q4_1_QS + (j & 15u));
+    vec4 v = j < 16u ? nib_lo(q) : nib_hi(q);
+    return w_f16(blk) * v + w_f16(blk + Q4_1_M);
+}
+#elif defined(A_Q5_0)
+#define A_BLOCK 32u
+#define A_BYTES Q5_0_BYTES
+vec4 dq4(uint row, uint k)
+{
+    uint blk = row + (k / 32u) * Q5_0_BYTES;
+    uint j = k % 32u; // low four bits as Q4_0, the fifth is bit j of qh
+    uint q = w_u32(blk + Q5_0_QS + (j & 15u));
+    vec4 v = (j < 16u ? nib_lo(q) : nib_hi(q)) + bit5(w_u32(blk + Q5_0_QH), j);
+    return w_f16(blk) * (v - 16.0);
+}
+#elif defined(A_Q5_1)
+#define A_BLOCK 32u
+#define A_BYTES Q5_1_BYTES
+vec4 dq4(uint row, uint k)
+{
+    uint blk = row + (k / 32u) * Q5_1_BYTES;
+    uint j = k % 32u;
+    uint q = w_u32(blk + Q5_1_QS + (j & 15u));
+    vec4 v = (j < 16u ? nib_lo(q) : nib_hi(q)) + bit5(w_u32(blk + Q5_1_QH), j);
+    return w_f16(blk) * v + w_f16(blk + Q5_1_M);
+}
+#elif defined(A_Q2_K)
+#define A_BLOCK 256u
+#define A_BYTES Q2_K_BYTES
+vec4 dq4(uint row, uint k)
+{
+    uint blk = row + (k / 256u) * Q2_K_BYTES;
+    uint j = k % 256u;
+    // Per 128-element half: 32 bytes of qs hold four 2-bit planes; element
+    // j takes byte j % 32 of its half at shift 2 * (j % 128 / 32). Sub-block
+    // j / 16 has a 4-bit scale (low) and min (high) in scales[j / 16].
+    uint q = w_u32(blk + Q2_K_QS + (j / 128u) * 32u + (j % 32u));
+    vec4 v = crumbs(q, 2u * ((j % 128u) / 32u));
+    uint sc = w_u8(blk + j / 16u);
+    return w_f16(blk + Q2_K_D) * float(sc & 0xFu) * v - w_f16(blk + Q2_K_DMIN) * float(sc >> 4);
+}
+#elif defined(A_Q3_K)
+#define A_BLOCK 256u
+#define A_BYTES Q3_K_BYTES
+vec4 dq4(uint row, uint k)
+{
+    uint blk = row + (k / 256u) * Q3_K_BYTES;
+    uint j = k % 256u;
+    // Low two bits as Q2_K's planes; the third (subtract 4 when clear) is
+    // bit j / 32 of hmask[j % 32]. Sub-block s = j / 16 has a signed 6-bit
+    // scale: low nibble in scales[s % 8] (high nibble for s >= 8), high two
+    // bits in scales[8 + s % 4] at bit 2 * (s / 4).
+    uint q = w_u32(blk + Q3_K_QS + (j / 128u) * 32u + (j % 32u));
+    vec4 lo = crumbs(q, 2u * ((j % 128u) / 32u));
+    uint hm = w_u32(blk + (j % 32u)) >> (j / 32u);
+    vec4 hi = vec4(uvec4(hm, hm >> 8, hm >> 16, hm >> 24) & 1u);
+    uint s = j / 16u, sb = blk + Q3_K_SCALES;
+    uint sl = s < 8u ? (w_u8(sb + s) & 0xFu) : (w_u8(sb + s - 8u) >> 4);
+    uint sh = (w_u8(sb + 8u + s % 4u) >> (2u * (s / 4u))) & 3u;
+    float sc = float(int(sl | (sh << 4)) - 32);
+    return w_f16(blk + Q3_K_D) * sc * (lo - 4.0 + 4.0 * hi);
+}
+#elif defined(A_Q5_K)
+#define A_BLOCK 256u
+#define A_BYTES Q5_K_BYTES
+vec4 dq4(uint row, uint k)
+{
+    uint blk = row + (k / 256u) * Q5_K_BYTES;
+    uint j = k % 256u;
+    // As Q4_K, plus a fifth bit: bit j / 32 of qh[j % 32].
+    uvec2 sm = scale_min_k4(blk + Q5_K_SCALES, j / 32u);
+    uint l = j % 64u;
+    uint q = w_u32(blk + Q5_K_QS + (j / 64u) * 32u + (l & 31u));
+    uint h = w_u32(blk + Q5_K_QH + (j % 32u)) >> (j / 32u);
+    vec4 v = (l < 32u ? nib_lo(q) : nib_hi(q)) + 16.0 * vec4(uvec4(h, h >> 8, h >> 16, h >> 24) & 1u);
+    return w_f16(blk) * float(sm.x) * v - w_f16(blk + Q5_K_DMIN) * float(sm.y);
+}
 #elif defined(A_Q4_K)
 #define A_BLOCK 256u
 #define A_BYTES Q4_K_BYTES
@@ -76,21 +174,12 @@ vec4 dq4(uint row, uint k)
 {
     uint blk = row + (k / 256u) * Q4_K_BYTES;
     uint j = k % 256u;
-    uint is = j / 32u; // sub-block: 6-bit scale and min packed in scales[12]
-    uint sb = blk + Q4_K_SCALES;
-    uint sc, mn;
-    if (is < 4u) {
-        sc = w_u8(sb + is) & 63u;
-        mn = w_u8(sb + is + 4u) & 63u;
-    } else {
-        sc = (w_u8(sb + is + 4u) & 0xFu) | ((w_u8(sb + is - 4u) >> 6) << 4);
-        mn = (w_u8(sb + is + 4u) >> 4) | ((w_u8(sb + is) >> 6) << 4);
-    }
+    uvec2 sm = scale_min_k4(blk + Q4_K_SCALES, j / 32u); // sub-block of 32
     // 64 elements share 32 bytes of qs: the first 32 low nibbles, then high.
     uint l = j % 64u;
     uint q = w_u32(blk + Q4_K_QS + (j / 64u) * 32u + (l & 31u));
     vec4 v = l < 32u ? nib_lo(q) : nib_hi(q);
-    return w_f16(blk) * float(sc) * v - w_f16(blk + Q4_K_DMIN) * float(mn);
+    return w_f16(blk) * float(sm.x) * v - w_f16(blk + Q4_K_DMIN) * float(sm.y);
 }
 #elif defined(A_Q6_K)
 #define A_BLOCK 256u
