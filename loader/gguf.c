@@ -28,9 +28,14 @@ static vki_status truncated(rd *r, const char *what, uint64_t need)
                     (unsigned long long)(r->size - r->pos));
 }
 
+/* dst is zeroed on failure too: callers never see an unset value, and the
+ * compiler can tell. */
 static vki_status get(rd *r, void *dst, uint64_t n, const char *what)
 {
-    if (r->size - r->pos < n) return truncated(r, what, n);
+    if (r->size - r->pos < n) {
+        memset(dst, 0, n);
+        return truncated(r, what, n);
+    }
     memcpy(dst, r->p + r->pos, n);
     r->pos += n;
     return VKI_OK;
@@ -44,6 +49,7 @@ static vki_status get_u64(rd *r, uint64_t *v, const char *what) { return get(r, 
 static vki_status get_str(rd *r, vki_str *s, const char *what)
 {
     uint64_t n;
+    *s = (vki_str){NULL, 0};
     const uint64_t at = r->pos;
     VKI_TRY(get_u64(r, &n, what));
     if (n > r->size - r->pos)
