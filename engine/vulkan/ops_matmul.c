@@ -33,6 +33,18 @@ _Static_assert(sizeof(block_q6_K) == 210 && offsetof(block_q6_K, qh) == 128 && o
 const char *vk_weight_suffix(vki_type t);
 
 #define MATVEC_MAX_N 8 /* NCOLS in matvec.comp: one pass covers 8 rows */
+#define MATVEC_WG 64
+
+/* Weight rows per matvec workgroup: enough threads per row for a row of k
+ * elements (4 per thread per step, at least 4 steps), never fewer than
+ * one subgroup per row when the subgroup reduction is used. */
+static uint32_t matvec_rows(const vk_ctx *c, int64_t k)
+{
+    uint32_t tpr = MATVEC_WG;
+    while (tpr > 4 && (int64_t)tpr * 16 > k) tpr /= 2;
+    if (c->use_subgroup) tpr = VKI_MAX(tpr, VKI_MIN(c->info.subgroup_size, (uint32_t)MATVEC_WG));
+    return MATVEC_WG / tpr;
+}
 
 vki_status vk_ops_matmul(vk_ctx *c, const bk_op *op, bool record)
 {
@@ -54,6 +66,7 @@ vki_status vk_ops_matmul(vk_ctx *c, const bk_op *op, bool record)
         b[3] = b[1];
     }
     bool vec = n <= MATVEC_MAX_N;
+    uint32_t nrows = vec ? matvec_rows(c, w->ne[0]) : 1;
     char variant[32];
     snprintf(variant, sizeof(variant), "%s_%s%s", vec ? "matvec" : "matmul", sfx, vec && c->use_subgroup ? "_sg" : "");
 
@@ -79,8 +92,8 @@ vki_status vk_ops_matmul(vk_ctx *c, const bk_op *op, bool record)
         if (record) {
             if (vec) {
                 uint32_t gx, gy;
-                vk_groups_2d((uint64_t)m, &gx, &gy);
-                VKI_TRY(vk_dispatch(c, variant, 64, 0, b, 4, &p, sizeof(p), gx, gy,
+                vk_groups_2d(((uint64_t)m + nrows - 1) / nrows, &gx, &gy);
+                VKI_TRY(vk_dispatch(c, variant, MATVEC_WG, nrows, b, 4, &p, sizeof(p), gx, gy,
                                     (uint32_t)((n + MATVEC_MAX_N - 1) / MATVEC_MAX_N)));
             } else {
                 VKI_TRY(vk_dispatch(c, variant, 256, 0, b, 4, &p, sizeof(p), (uint32_t)((m + 63) / 64),
