@@ -21,6 +21,7 @@ typedef struct cpu_ctx {
     const cpu_kernels *kern;
     int                n_threads;
     bool               in_pass;
+    bool               no_mq;   /* VKI_CPU_NO_MQ set: quantized mat-mat via f32 panels (for comparisons) */
     char               name[96];
     atomic_uint_least64_t mem_used;
     uint8_t           *scratch; /* reused op scratch, 64-byte aligned */
@@ -513,6 +514,140 @@ static vki_status op_matmul_packed(cpu_ctx *c, const bk_op *op)
 }
 
 
+/* ===== MATMUL, integer packed path =======================================
+ * Quantized weights against many activation rows: activations are
+ * quantized to Q8_0 once and packed into groups; each work item unpacks its
+ * weight panels to integer codes and float scales once (mq.h) and runs the
+ * ISA's integer tile over every group, so no weight is ever widened to
+ * f32 and the inner loop is int8 dot products. */
+
+#define MQ_ITEM_ROWS 64 /* weight rows per work item */
+
+typedef struct mq_task {
+    const cpu_kernels *kern;
+    vki_type           wtype;
+    mq_fmt             fmt;
+    const uint8_t     *w;
+    size_t             ws;
+    int64_t            k, m, n;
+    const bk_tensor   *xt;
+    uint8_t           *xp;     /* [n_groups][gbytes] packed activations      */
+    size_t             gbytes;
+    uint8_t           *wp;     /* [n_threads][panels][pbytes] packed weights */
+    size_t             pbytes;
+    int                panels; /* weight panels per work item                */
+    uint8_t           *tmp;    /* [n_threads][tmp_stride]                    */
+    size_t             tmp_stride;
+    float             *d;
+    size_t             ds;
+    const float       *bias;
+    int64_t            n_groups, n_rb, n_cc, cc_len;
+    atomic_int_fast64_t next;
+} mq_task;
+
+static void mq_pack_x(void *arg, int ith, int nth)
+{
+    mq_task *t = arg;
+    int nr = t->kern->mq_nr;
+    size_t rb = (size_t)(t->k / QK8_0) * sizeof(block_q8_0);
+    uint8_t *q = t->tmp + (size_t)ith * t->tmp_stride;
+    const block_q8_0 *rows[32];
+    int64_t g0, g1;
+    split(t->n_groups, ith, nth, &g0, &g1);
+    for (int64_t g = g0; g < g1; g++) {
+        int nc = (int)VKI_MIN(nr, t->n - g * nr);
+        for (int c = 0; c < nc; c++) {
+            cpu_quantize_q8_0((const float *)row_ptr(t->xt, g * nr + c), q + (size_t)c * rb, t->k);
+            rows[c] = (const block_q8_0 *)(q + (size_t)c * rb);
+        }
+        mq_pack_group(&t->fmt, t->k, rows, nc, nr, t->xp + (size_t)g * t->gbytes);
+    }
+}
+
+static void mq_work(void *arg, int ith, int nth)
+{
+    mq_task *t = arg;
+    (void)nth;
+    const cpu_kernels *kn = t->kern;
+    int64_t mr = kn->mq_mr, nr = kn->mq_nr, item;
+    uint8_t *wp = t->wp + (size_t)ith * (size_t)t->panels * t->pbytes;
+    uint8_t *tmp = t->tmp + (size_t)ith * t->tmp_stride;
+    while ((item = atomic_fetch_add(&t->next, 1)) < t->n_rb * t->n_cc) {
+        int64_t rb = item / t->n_cc, cc = item % t->n_cc;
+        int64_t r_lo = rb * t->panels * mr;
+        int np = 0;
+        for (; np < t->panels && r_lo + np * mr < t->m; np++) {
+            int64_t r = r_lo + np * mr;
+            mq_pack_panel(t->wtype, &t->fmt, t->k, t->w + (size_t)r * t->ws, t->ws, (int)VKI_MIN(mr, t->m - r),
+                          (int)mr, wp + (size_t)np * t->pbytes, tmp);
+        }
+        int64_t g_hi = VKI_MIN(t->n_groups, (cc + 1) * t->cc_len);
+        for (int64_t g = cc * t->cc_len; g < g_hi; g++) {
+            int nc = (int)VKI_MIN(nr, t->n - g * nr);
+            for (int p = 0; p < np; p++) {
+                int64_t r = r_lo + p * mr;
+                kn->mq_kernel(&t->fmt, t->k, wp + (size_t)p * t->pbytes, (int)VKI_MIN(mr, t->m - r),
+                              t->xp + (size_t)g * t->gbytes, nc, t->bias ? t->bias + r : NULL,
+                              t->d + (size_t)(g * nr) * t->ds + (size_t)r, t->ds);
+            }
+        }
+    }
+}
+
+static vki_status op_matmul_mq(cpu_ctx *c, const bk_op *op, const mq_fmt *fmt)
+{
+    const bk_tensor *w = op->src[0], *x = op->src[1], *d = op->dst;
+    const cpu_kernels *kn = c->kern;
+    mq_task t = {.kern = kn, .wtype = w->type, .fmt = *fmt, .w = cpu_tensor_data(w), .ws = w->nb[1], .k = w->ne[0],
+                 .m = w->ne[1], .n = n_rows(x), .xt = x, .bias = op->src[2] ? cpu_tensor_data(op->src[2]) : NULL};
+    int nth = c->n_threads, mr = kn->mq_mr, nr = kn->mq_nr;
+    VKI_ASSERT(nr <= 32);
+    t.panels = VKI_MAX(1, MQ_ITEM_ROWS / mr);
+    t.gbytes = (size_t)vki_align_up(mq_group_bytes(fmt, t.k, nr), 64);
+    t.pbytes = (size_t)vki_align_up(mq_panel_bytes(fmt, t.k, mr), 64);
+    size_t qrows = (size_t)nr * (size_t)(t.k / QK8_0) * sizeof(block_q8_0);
+    size_t drow = (size_t)t.k + 2 * (size_t)(t.k / fmt->bl) * sizeof(float);
+    t.tmp_stride = (size_t)vki_align_up(VKI_MAX(qrows, drow), 64);
+    t.n_groups = (t.n + nr - 1) / nr;
+    t.n_rb = (t.m + (int64_t)t.panels * mr - 1) / ((int64_t)t.panels * mr);
+    /* As in the f32 packed path: split the groups too when there are too
+     * few weight blocks for every thread. */
+    t.n_cc = t.n_rb >= 4 * nth ? 1 : VKI_MIN(t.n_groups, (4 * nth + t.n_rb - 1) / t.n_rb);
+    t.cc_len = (t.n_groups + t.n_cc - 1) / t.n_cc;
+    t.n_cc = (t.n_groups + t.cc_len - 1) / t.cc_len;
+    bool d_direct = rows_uniform(d) && d->nb[1] % sizeof(float) == 0;
+
+    size_t x_bytes = (size_t)t.n_groups * t.gbytes;
+    size_t w_bytes = (size_t)nth * (size_t)t.panels * t.pbytes;
+    size_t r_bytes = (size_t)nth * t.tmp_stride;
+    size_t d_bytes = d_direct ? 0 : (size_t)vki_align_up((uint64_t)t.n * (uint64_t)t.m * sizeof(float), 64);
+    uint8_t *s = scratch_get(c, x_bytes + w_bytes + r_bytes + d_bytes);
+    if (!s)
+        return vki_fail(VKI_ERR_OUT_OF_MEMORY, "MATMUL: no memory for %zu bytes of integer packing scratch",
+                        x_bytes + w_bytes + r_bytes + d_bytes);
+    t.xp = s;
+    t.wp = s + x_bytes;
+    t.tmp = s + x_bytes + w_bytes;
+    if (d_direct) {
+        t.d = cpu_tensor_data(d);
+        t.ds = d->nb[1] / sizeof(float);
+    } else {
+        t.d = (float *)(s + x_bytes + w_bytes + r_bytes);
+        t.ds = (size_t)t.m;
+    }
+    atomic_init(&t.next, 0);
+    if (nth == 1) {
+        mq_pack_x(&t, 0, 1);
+        mq_work(&t, 0, 1);
+    } else {
+        cpu_pool_run(c->pool, mq_pack_x, &t);
+        cpu_pool_run(c->pool, mq_work, &t);
+    }
+    if (!d_direct)
+        for (int64_t r = 0; r < t.n; r++) memcpy(row_ptr(d, r), t.d + (size_t)r * t.ds, (size_t)t.m * sizeof(float));
+    return VKI_OK;
+}
+
 /* ===== MATMUL, one activation row ======================================== */
 
 typedef struct gv_task {
@@ -546,6 +681,10 @@ static void gv_work(void *arg, int ith, int nth)
 static vki_status op_matmul(cpu_ctx *c, const bk_op *op)
 {
     const bk_tensor *w = op->src[0], *x = op->src[1], *d = op->dst;
+    mq_fmt fmt;
+    if (c->kern->mq_mr && n_rows(x) >= MMP_MIN_N && w->ne[0] % QK8_0 == 0 &&
+        mq_format(w->type, c->kern->mq_signed_q8, &fmt) && w->ne[0] % fmt.bl == 0 && !c->no_mq)
+        return op_matmul_mq(c, op, &fmt);
     if (c->kern->mm_mr && n_rows(x) >= MMP_MIN_N && vki_type_get(w->type)->supported)
         return op_matmul_packed(c, op);
     mm_task t = {.op = op, .kern = c->kern, .w = cpu_tensor_data(w), .ws = w->nb[1], .k = w->ne[0],
@@ -813,6 +952,7 @@ vki_status bk_cpu_create_isa(int n_threads, cpu_isa isa, bk_backend **out)
     if ((st = cpu_pool_create(n_threads, &c->pool)) != VKI_OK) goto fail;
     c->n_threads = cpu_pool_size(c->pool);
     c->kern = cpu_kernels_get(isa);
+    c->no_mq = getenv("VKI_CPU_NO_MQ") && getenv("VKI_CPU_NO_MQ")[0];
     atomic_init(&c->mem_used, 0);
     snprintf(c->name, sizeof c->name, "cpu (%s%s, %d thread%s)", cpu_isa_name(isa),
              isa == CPU_ISA_AVX512 && cpu_has_vnni() ? "+vnni" : "", c->n_threads, c->n_threads == 1 ? "" : "s");

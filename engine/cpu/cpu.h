@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "engine/backend.h"
+#include "mq.h"
 
 /* ===== Host buffers ===================================================== */
 
@@ -100,6 +101,16 @@ typedef struct cpu_kernels {
      * r < nrows, c < nc; wp is one packed panel, xp one packed group. */
     void  (*mm_kernel)(int64_t k, const float *wp, int nrows, const float *xp, int nc, const float *bias,
                        float *d, size_t ds);
+    /* Integer packed mat-mat for quantized weights (optional; mq_mr == 0:
+     * none): weights packed by mq_pack_panel into panels of mq_mr rows,
+     * activations quantized to Q8_0 and packed by mq_pack_group into groups
+     * of mq_nr rows (layouts in mq.h). d[c * ds + r] = bias[r] (or 0) +
+     * dot(weight row r, activation row c) for r < nrows, c < nc.
+     * mq_signed_q8: this level reads Q8_0 codes as signed bytes. */
+    int   mq_mr, mq_nr;
+    bool  mq_signed_q8;
+    void  (*mq_kernel)(const mq_fmt *f, int64_t k, const uint8_t *wp, int nrows, const uint8_t *xp, int nc,
+                       const float *bias, float *d, size_t ds);
 } cpu_kernels;
 
 /* Activation format a weight type's gemm kernel expects. */

@@ -298,6 +298,87 @@ static void mm_kernel(int64_t k, const float *wp, int nrows, const float *xp, in
     }
 }
 
+/* ===== Integer packed mat-mat ============================================
+ * Layouts in mq.h; lanes are weight rows, 8 rows (one ymm) x 4 columns.
+ * maddubs multiplies unsigned codes by signed activations into int16
+ * pairs: Q4 codes (<= 15) and Q6_K codes (<= 63) cannot saturate
+ * (63 * 127 * 2 < 32767); Q8_0 comes as signed codes, whose sign moves onto
+ * the activation (|w| <= 128: 128 * 127 * 2 < 32767). */
+
+#define MQ_MR 8
+#define MQ_NR 4
+
+INLINE void mq_tile(int64_t k, const uint8_t *wp, int nrows, const uint8_t *xp, int nc, const float *bias, float *d,
+                    size_t ds, const int BL, const int MIN, const int SIGNED)
+{
+    int64_t nbl = k / BL;
+    const float *wsc = (const float *)(wp + (size_t)k * MQ_MR), *wmn = wsc + nbl * MQ_MR;
+    const float *xd = (const float *)(xp + (size_t)k * MQ_NR);
+    const uint8_t *xa = (const uint8_t *)(xd + nbl * MQ_NR);
+    float bt[MQ_MR] = {0};
+    if (bias)
+        for (int r = 0; r < nrows; r++) bt[r] = bias[r];
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 f[MQ_NR];
+#pragma GCC unroll 4
+    for (int c = 0; c < MQ_NR; c++) f[c] = _mm256_loadu_ps(bt);
+    for (int64_t b = 0; b < nbl; b++) {
+        __m256i acc[MQ_NR];
+        const uint8_t *xab = xa + (size_t)b * MQ_NR * 4;
+#pragma GCC unroll 4
+        for (int c = 0; c < MQ_NR; c++) {
+            int32_t a;
+            memcpy(&a, xab + 4 * c, 4);
+            acc[c] = MIN ? _mm256_setzero_si256() : _mm256_set1_epi32(a);
+        }
+        const uint8_t *wq = wp + (size_t)b * BL * MQ_MR, *xq = xp + (size_t)b * BL * MQ_NR;
+#pragma GCC unroll 8
+        for (int s = 0; s < BL / 4; s++) {
+            __m256i w = _mm256_loadu_si256((const __m256i *)(wq + s * 4 * MQ_MR));
+            __m256i aw = SIGNED ? _mm256_sign_epi8(w, w) : w;
+#pragma GCC unroll 4
+            for (int c = 0; c < MQ_NR; c++) {
+                int32_t v;
+                memcpy(&v, xq + (s * MQ_NR + c) * 4, 4);
+                __m256i xb = _mm256_set1_epi32(v);
+                if (SIGNED) xb = _mm256_sign_epi8(xb, w);
+                acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xb), ones));
+            }
+        }
+        __m256 sv = _mm256_loadu_ps(wsc + b * MQ_MR);
+#pragma GCC unroll 4
+        for (int c = 0; c < MQ_NR; c++)
+            f[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[c]), _mm256_mul_ps(sv, _mm256_set1_ps(xd[b * MQ_NR + c])), f[c]);
+        if (MIN) {
+            __m256 mv = _mm256_loadu_ps(wmn + b * MQ_MR);
+#pragma GCC unroll 4
+            for (int c = 0; c < MQ_NR; c++) {
+                float a;
+                memcpy(&a, xab + 4 * c, 4);
+                f[c] = _mm256_fnmadd_ps(mv, _mm256_set1_ps(a), f[c]);
+            }
+        }
+    }
+    for (int c = 0; c < nc && c < MQ_NR; c++) {
+        if (nrows == MQ_MR) {
+            _mm256_storeu_ps(d + (size_t)c * ds, f[c]);
+        } else {
+            float out[MQ_MR];
+            _mm256_storeu_ps(out, f[c]);
+            memcpy(d + (size_t)c * ds, out, (size_t)nrows * sizeof(float));
+        }
+    }
+}
+
+static void mq_kernel(const mq_fmt *f, int64_t k, const uint8_t *wp, int nrows, const uint8_t *xp, int nc,
+                      const float *bias, float *d, size_t ds)
+{
+    if (f->has_min) mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 32, 1, 0);
+    else if (f->bl == 16) mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 16, 0, 0);
+    else if (f->is_signed) mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 32, 0, 1);
+    else mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 32, 0, 0);
+}
+
 /* ===== Vector helpers ==================================================== */
 
 static float dot_f32(int64_t n, const float *a, const float *b)
@@ -351,6 +432,10 @@ void cpu_kernels_init_avx2(cpu_kernels *k)
     k->mm_nr = MM_NR;
     k->mm_pack_w = mm_pack_w;
     k->mm_kernel = mm_kernel;
+    k->mq_mr = MQ_MR;
+    k->mq_nr = MQ_NR;
+    k->mq_signed_q8 = true;
+    k->mq_kernel = mq_kernel;
     k->dot_f32 = dot_f32;
     k->dot_f16 = dot_f16;
     k->mad_f32 = mad_f32;

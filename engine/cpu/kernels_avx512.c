@@ -382,6 +382,89 @@ static void mm_kernel(int64_t k, const float *wp, int nrows, const float *xp, in
         }
 }
 
+/* ===== Integer packed mat-mat (VNNI) =====================================
+ * Layouts in mq.h. Lanes are weight rows: one vpdpbusd multiplies four
+ * codes of 16 rows by four broadcast activation codes of one column. A tile
+ * is 32 rows (two zmm) x 6 columns: 12 int32 sums for the current block and
+ * 12 float sums, so each step does 12 vpdpbusd for 2 loads and 6
+ * broadcasts, and each block ends with one convert and two float ops per
+ * sum. The integer sums start at the column's -off * sum p, which folds the
+ * unsigned-code offset in for free. */
+
+#define MQ_MR 32
+#define MQ_NR 6
+
+INLINE void mq_tile(int64_t k, const uint8_t *wp, int nrows, const uint8_t *xp, int nc, const float *bias, float *d,
+                    size_t ds, const int BL, const int MIN)
+{
+    int64_t nbl = k / BL;
+    const float *wsc = (const float *)(wp + (size_t)k * MQ_MR), *wmn = wsc + nbl * MQ_MR;
+    const float *xd = (const float *)(xp + (size_t)k * MQ_NR);
+    const uint8_t *xa = (const uint8_t *)(xd + nbl * MQ_NR);
+    __mmask16 m0 = nrows >= 16 ? 0xFFFF : (__mmask16)((1u << nrows) - 1);
+    __mmask16 m1 = nrows >= 32 ? 0xFFFF : nrows > 16 ? (__mmask16)((1u << (nrows - 16)) - 1) : 0;
+    __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    __m512 b1 = bias ? _mm512_maskz_loadu_ps(m1, bias + 16) : _mm512_setzero_ps();
+    __m512 f0[MQ_NR], f1[MQ_NR];
+#pragma GCC unroll 6
+    for (int c = 0; c < MQ_NR; c++) f0[c] = b0, f1[c] = b1;
+    for (int64_t b = 0; b < nbl; b++) {
+        __m512i i0[MQ_NR], i1[MQ_NR];
+        const uint8_t *xab = xa + (size_t)b * MQ_NR * 4;
+#pragma GCC unroll 6
+        for (int c = 0; c < MQ_NR; c++) {
+            int32_t a;
+            memcpy(&a, xab + 4 * c, 4);
+            i0[c] = i1[c] = MIN ? _mm512_setzero_si512() : _mm512_set1_epi32(a);
+        }
+        const uint8_t *wq = wp + (size_t)b * BL * MQ_MR, *xq = xp + (size_t)b * BL * MQ_NR;
+#pragma GCC unroll 8
+        for (int s = 0; s < BL / 4; s++) {
+            __m512i w0 = _mm512_loadu_si512(wq + s * 4 * MQ_MR), w1 = _mm512_loadu_si512(wq + s * 4 * MQ_MR + 64);
+#pragma GCC unroll 6
+            for (int c = 0; c < MQ_NR; c++) {
+                int32_t v;
+                memcpy(&v, xq + (s * MQ_NR + c) * 4, 4);
+                __m512i xb = _mm512_set1_epi32(v);
+                i0[c] = _mm512_dpbusd_epi32(i0[c], w0, xb);
+                i1[c] = _mm512_dpbusd_epi32(i1[c], w1, xb);
+            }
+        }
+        __m512 s0 = _mm512_loadu_ps(wsc + b * MQ_MR), s1 = _mm512_loadu_ps(wsc + b * MQ_MR + 16);
+#pragma GCC unroll 6
+        for (int c = 0; c < MQ_NR; c++) {
+            __m512 xdv = _mm512_set1_ps(xd[b * MQ_NR + c]);
+            f0[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i0[c]), _mm512_mul_ps(s0, xdv), f0[c]);
+            f1[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1[c]), _mm512_mul_ps(s1, xdv), f1[c]);
+        }
+        if (MIN) {
+            __m512 n0 = _mm512_loadu_ps(wmn + b * MQ_MR), n1 = _mm512_loadu_ps(wmn + b * MQ_MR + 16);
+#pragma GCC unroll 6
+            for (int c = 0; c < MQ_NR; c++) {
+                float a;
+                memcpy(&a, xab + 4 * c, 4);
+                __m512 av = _mm512_set1_ps(a);
+                f0[c] = _mm512_fnmadd_ps(n0, av, f0[c]);
+                f1[c] = _mm512_fnmadd_ps(n1, av, f1[c]);
+            }
+        }
+    }
+#pragma GCC unroll 6
+    for (int c = 0; c < MQ_NR; c++)
+        if (c < nc) {
+            _mm512_mask_storeu_ps(d + (size_t)c * ds, m0, f0[c]);
+            _mm512_mask_storeu_ps(d + (size_t)c * ds + 16, m1, f1[c]);
+        }
+}
+
+static void mq_kernel(const mq_fmt *f, int64_t k, const uint8_t *wp, int nrows, const uint8_t *xp, int nc,
+                      const float *bias, float *d, size_t ds)
+{
+    if (f->has_min) mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 32, 1);
+    else if (f->bl == 16) mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 16, 0);
+    else mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 32, 0);
+}
+
 /* exp(x) to about 1 ulp: x = n ln2 + r with |r| <= ln2/2, a degree-6
  * Taylor polynomial for e^r (error r^7/7! < 1.3e-7), and vscalefps for
  * the 2^n, which also takes care of underflow to zero. */
@@ -433,6 +516,10 @@ void cpu_kernels_init_avx512(cpu_kernels *k)
         k->gemm[VKI_TYPE_Q4_0] = gemm_q4_0;
         k->gemv[VKI_TYPE_Q8_0] = gemv_q8_0;
         k->gemv[VKI_TYPE_Q4_0] = gemv_q4_0;
+        k->mq_mr = MQ_MR;
+        k->mq_nr = MQ_NR;
+        k->mq_signed_q8 = false;
+        k->mq_kernel = mq_kernel;
     }
     k->dot_f32 = dot_f32;
     k->dot_f16 = dot_f16;

@@ -1,7 +1,8 @@
 /*
  * test_cpu_gemv.c: the CPU kernels the ISA test's 4x4 tiles do not reach:
  * each level's mat-vec kernels (gemv) and its packed mat-mat (mm_pack_w +
- * mm_kernel), against the scalar gemm on the same prepared inputs. Shapes
+ * mm_kernel) and integer mat-mat (mq_kernel on mq.h's packing), against
+ * the scalar gemm or a double dot of dequantized inputs. Shapes
  * cover full 16-block groups, odd block counts, row counts that are not
  * multiples of the unroll, partial panels and partial activation groups;
  * and the softmax exp helper against libm's expf.
@@ -123,6 +124,58 @@ static void check_mm(const cpu_kernels *ref, const cpu_kernels *fast, vki_type t
     free_inputs(&in);
 }
 
+/* The integer packed mat-mat: weights through mq_pack_panel, activations
+ * quantized to Q8_0 and packed by mq_pack_group, one panel x one group.
+ * Oracle: the dot, in double, of the reference-dequantized weight row and
+ * the dequantized Q8_0 activation row. Integer block sums are exact, so
+ * only the float products of block scales and their summation may differ:
+ * within 1e-5 of sum |w_i x_i|. */
+static void check_mq(const cpu_kernels *fast, vki_type t, int64_t k, int nrows, int nc, bool bias, uint64_t *seed)
+{
+    mq_fmt f;
+    VKI_ASSERT(mq_format(t, fast->mq_signed_q8, &f));
+    int mr = fast->mq_mr, nr = fast->mq_nr;
+    inputs in;
+    make_inputs(&in, t, k, nrows, nc, seed);
+    size_t qb = (size_t)(k / QK8_0) * sizeof(block_q8_0);
+    uint8_t *xq = malloc(qb * (size_t)nc), *wp = NULL, *xp = NULL;
+    uint8_t *tmp = malloc((size_t)k + 2 * (size_t)(k / f.bl) * sizeof(float) + 64);
+    float *xdq = malloc((size_t)(nc * k) * sizeof(float)), *b = malloc((size_t)mr * sizeof(float));
+    size_t ds = (size_t)mr + 3;
+    float *got = malloc((size_t)nr * ds * sizeof(float));
+    const block_q8_0 *rows[32];
+    VKI_ASSERT(xq && tmp && xdq && b && got && nr <= 32);
+    VKI_ASSERT(posix_memalign((void **)&wp, 64, mq_panel_bytes(&f, k, mr)) == 0);
+    VKI_ASSERT(posix_memalign((void **)&xp, 64, mq_group_bytes(&f, k, nr)) == 0);
+    for (int c = 0; c < nc; c++) {
+        cpu_quantize_q8_0(in.xf + c * k, xq + (size_t)c * qb, k);
+        vki_dequantize_row(VKI_TYPE_Q8_0, xq + (size_t)c * qb, xdq + c * k, k);
+        rows[c] = (const block_q8_0 *)(xq + (size_t)c * qb);
+    }
+    for (int r = 0; r < mr; r++) b[r] = bias ? test_rand_f32(seed, -1.0f, 1.0f) : 0.0f;
+    for (size_t i = 0; i < (size_t)nr * ds; i++) got[i] = NAN;
+    mq_pack_panel(t, &f, k, in.w, in.ws, nrows, mr, wp, tmp);
+    mq_pack_group(&f, k, rows, nc, nr, xp);
+    fast->mq_kernel(&f, k, wp, nrows, xp, nc, bias ? b : NULL, got, ds);
+    for (int c = 0; c < nr; c++)
+        for (int r = 0; r < (int)ds; r++) {
+            float g = got[(size_t)c * ds + (size_t)r];
+            if (c >= nc || r >= nrows) {
+                CHECKF(isnan(g), "%s mq %s %dx%d wrote outside at (%d,%d)", fast->name, vki_type_name(t), nrows, nc, r, c);
+                continue;
+            }
+            double want = b[r], mag = 0;
+            for (int64_t i = 0; i < k; i++) {
+                want += (double)in.wf[r * k + i] * xdq[c * k + i];
+                mag += fabs((double)in.wf[r * k + i] * xdq[c * k + i]);
+            }
+            CHECKF(fabs(g - want) <= 1e-5 * mag + 1e-6, "%s mq %s k=%lld tile %dx%d (%d,%d): %.7g vs %.7g", fast->name,
+                   vki_type_name(t), (long long)k, nrows, nc, r, c, g, want);
+        }
+    free(xq); free(tmp); free(xdq); free(b); free(got); free(wp); free(xp);
+    free_inputs(&in);
+}
+
 static void check_exp(const cpu_kernels *fast, int64_t n, uint64_t *seed)
 {
     float *y = malloc((size_t)(n + 1) * sizeof(float)), *x = malloc((size_t)n * sizeof(float));
@@ -176,9 +229,24 @@ int main(void)
                 n_mm++;
             }
         }
+        int n_mq = 0;
+        for (size_t ti = 0; ti < VKI_COUNT(types) && fast->mq_mr; ti++) {
+            vki_type t = types[ti];
+            mq_fmt f;
+            if (!mq_format(t, fast->mq_signed_q8, &f)) continue;
+            int64_t bs = vki_type_get(t)->block_size;
+            int64_t ks[] = {bs, 3 * bs, bs == 32 ? 9 * bs : 2 * bs};
+            int shapes[][2] = {{1, 1}, {fast->mq_mr, fast->mq_nr}, {fast->mq_mr - 1, fast->mq_nr - 1},
+                               {fast->mq_mr / 2 + 1, 3}};
+            for (size_t i = 0; i < VKI_COUNT(ks); i++)
+                for (size_t sh = 0; sh < VKI_COUNT(shapes); sh++)
+                    check_mq(fast, t, ks[i], shapes[sh][0], shapes[sh][1], sh & 1, &seed);
+            n_mq++;
+        }
         int64_t ns[] = {1, 15, 16, 17, 64, 333};
         for (size_t i = 0; i < VKI_COUNT(ns); i++) check_exp(fast, ns[i], &seed);
-        printf("%s: %d gemv and %d packed mat-mat types checked against scalar\n", fast->name, n_gemv, n_mm);
+        printf("%s: %d gemv, %d packed f32 mat-mat and %d integer mat-mat types checked\n", fast->name, n_gemv,
+               n_mm, n_mq);
         n_checked++;
     }
     if (n_checked == 0) test_skip("only the scalar kernels exist on this CPU: nothing to compare");
