@@ -26,6 +26,16 @@ bool cli_arg_str(int argc, char **argv, int *i, const char **out);
 bool cli_arg_int(int argc, char **argv, int *i, long lo, long hi, long *out);
 bool cli_arg_float(int argc, char **argv, int *i, double *out);
 
+/* Parses the value of --backend (cpu | vulkan | auto). */
+bool cli_arg_backend(int argc, char **argv, int *i, vki_backend_kind *out);
+
+/* Creates the engine and loads the model, with a progress bar when stderr is
+ * a terminal, and says on stderr which backend `auto` picked. On failure
+ * prints the one-line error, leaves both handles NULL (nothing to free) and
+ * returns false. */
+bool cli_load_model(const char *path, const vki_engine_params *ep, vki_model_params *mp,
+                    vki_engine **eng, vki_model **model);
+
 /* Writes s as a JSON string literal (with quotes) to f. */
 void cli_json_string(FILE *f, const char *s, size_t len);
 

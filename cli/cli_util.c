@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int cli_error(const char *fmt, ...)
 {
@@ -88,4 +89,48 @@ void cli_json_string(FILE *f, const char *s, size_t len)
         }
     }
     fputc('"', f);
+}
+
+bool cli_arg_backend(int argc, char **argv, int *i, vki_backend_kind *out)
+{
+    const char *s;
+    if (!cli_arg_str(argc, argv, i, &s)) return false;
+    if (!strcmp(s, "cpu")) *out = VKI_BACKEND_CPU;
+    else if (!strcmp(s, "vulkan")) *out = VKI_BACKEND_VULKAN;
+    else if (!strcmp(s, "auto")) *out = VKI_BACKEND_AUTO;
+    else {
+        cli_error("option --backend: '%s' is not cpu, vulkan or auto", s);
+        return false;
+    }
+    return true;
+}
+
+static bool on_progress(float p, void *user)
+{
+    (void)user;
+    int w = 40, done = (int)(p * (float)w + 0.5f);
+    fprintf(stderr, "\rloading [%.*s%*s] %3d%%", done, "########################################", w - done, "",
+            (int)(p * 100.0f + 0.5f));
+    if (p >= 1.0f) fputc('\n', stderr);
+    return true;
+}
+
+bool cli_load_model(const char *path, const vki_engine_params *ep, vki_model_params *mp,
+                    vki_engine **eng, vki_model **model)
+{
+    vki_status s;
+    *model = NULL;
+    if ((s = vki_engine_create(ep, eng)) != VKI_OK) {
+        cli_status_error(s, "engine");
+        return false;
+    }
+    if (isatty(STDERR_FILENO)) mp->progress = on_progress;
+    if ((s = vki_model_load(*eng, path, mp, model)) != VKI_OK) {
+        cli_status_error(s, path);
+        vki_engine_destroy(*eng);
+        *eng = NULL;
+        return false;
+    }
+    if (mp->backend == VKI_BACKEND_AUTO) fprintf(stderr, "vkinfer: backend: %s\n", vki_model_backend_name(*model));
+    return true;
 }

@@ -2,7 +2,6 @@
  * model, as lines of numbers or one JSON object {"dim":N,"embeddings":[...]}. */
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 
@@ -15,16 +14,6 @@ const char cmd_embed_help[] =
     "  --backend B           cpu | vulkan | auto (default auto: Vulkan if a device works, else CPU)\n"
     "  --threads N           CPU threads (default: all cores)\n"
     "  --json                print {\"dim\":N,\"embeddings\":[[...],...]}\n";
-
-static bool on_progress(float p, void *user)
-{
-    (void)user;
-    int w = 40, done = (int)(p * (float)w + 0.5f);
-    fprintf(stderr, "\rloading [%.*s%*s] %3d%%", done, "########################################", w - done, "",
-            (int)(p * 100.0f + 0.5f));
-    if (p >= 1.0f) fputc('\n', stderr);
-    return true;
-}
 
 int cmd_embed(int argc, char **argv)
 {
@@ -60,14 +49,7 @@ int cmd_embed(int argc, char **argv)
         } else if (!strcmp(a, "--no-normalize")) {
             xp.normalize = false;
         } else if (!strcmp(a, "--backend")) {
-            if (!cli_arg_str(argc, argv, &i, &sv)) goto done;
-            if (!strcmp(sv, "cpu")) mp.backend = VKI_BACKEND_CPU;
-            else if (!strcmp(sv, "vulkan")) mp.backend = VKI_BACKEND_VULKAN;
-            else if (!strcmp(sv, "auto")) mp.backend = VKI_BACKEND_AUTO;
-            else {
-                cli_error("option --backend: '%s' is not cpu, vulkan or auto", sv);
-                goto done;
-            }
+            if (!cli_arg_backend(argc, argv, &i, &mp.backend)) goto done;
         } else if (!strcmp(a, "--threads") || !strcmp(a, "-t")) {
             if (!cli_arg_int(argc, argv, &i, 1, 1024, &lv)) goto done;
             ep.n_threads = (int32_t)lv;
@@ -91,16 +73,7 @@ int cmd_embed(int argc, char **argv)
         goto done;
     }
     vki_status s;
-    if ((s = vki_engine_create(&ep, &eng)) != VKI_OK) {
-        cli_status_error(s, "engine");
-        goto done;
-    }
-    if (isatty(STDERR_FILENO)) mp.progress = on_progress;
-    if ((s = vki_model_load(eng, model_path, &mp, &model)) != VKI_OK) {
-        cli_status_error(s, model_path);
-        goto done;
-    }
-    if (mp.backend == VKI_BACKEND_AUTO) fprintf(stderr, "vkinfer: backend: %s\n", vki_model_backend_name(model));
+    if (!cli_load_model(model_path, &ep, &mp, &eng, &model)) goto done;
     if (!vki_model_is_embedding(model)) {
         cli_error("%s: this is a generation model (%s); use vkinfer run", model_path, vki_model_arch(model));
         goto done;

@@ -3,7 +3,6 @@
  * ids, per-step top-5 logits and timings (--json). */
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 
@@ -71,25 +70,6 @@ static bool on_token(const vki_token_event *ev, void *user)
     memcpy(st->top_ids, ev->top_ids, sizeof st->top_ids);
     memcpy(st->top_logits, ev->top_logits, sizeof st->top_logits);
     rs->n++;
-    return true;
-}
-
-static bool on_progress(float p, void *user)
-{
-    (void)user;
-    int w = 40, done = (int)(p * (float)w + 0.5f);
-    fprintf(stderr, "\rloading [%.*s%*s] %3d%%", done, "########################################", w - done, "",
-            (int)(p * 100.0f + 0.5f));
-    if (p >= 1.0f) fputc('\n', stderr);
-    return true;
-}
-
-static bool parse_backend(const char *s, vki_backend_kind *out)
-{
-    if (!strcmp(s, "cpu")) *out = VKI_BACKEND_CPU;
-    else if (!strcmp(s, "vulkan")) *out = VKI_BACKEND_VULKAN;
-    else if (!strcmp(s, "auto")) *out = VKI_BACKEND_AUTO;
-    else return false;
     return true;
 }
 
@@ -191,11 +171,7 @@ int cmd_run(int argc, char **argv)
             if (!cli_arg_int(argc, argv, &i, 0, 1 << 20, &lv)) goto out;
             mp.n_ctx = (uint32_t)lv;
         } else if (!strcmp(a, "--backend")) {
-            if (!cli_arg_str(argc, argv, &i, &sv)) goto out;
-            if (!parse_backend(sv, &mp.backend)) {
-                cli_error("option --backend: '%s' is not cpu, vulkan or auto", sv);
-                goto out;
-            }
+            if (!cli_arg_backend(argc, argv, &i, &mp.backend)) goto out;
         } else if (!strcmp(a, "--threads") || !strcmp(a, "-t")) {
             if (!cli_arg_int(argc, argv, &i, 1, 1024, &lv)) goto out;
             ep.n_threads = (int32_t)lv;
@@ -222,16 +198,7 @@ int cmd_run(int argc, char **argv)
     int32_t *ids = NULL, n_ids = 0;
     run_state rs = {.json = json};
     vki_status s;
-    if ((s = vki_engine_create(&ep, &eng)) != VKI_OK) {
-        cli_status_error(s, "engine");
-        goto out;
-    }
-    if (isatty(STDERR_FILENO)) mp.progress = on_progress;
-    if ((s = vki_model_load(eng, model_path, &mp, &model)) != VKI_OK) {
-        cli_status_error(s, model_path);
-        goto done;
-    }
-    if (mp.backend == VKI_BACKEND_AUTO) fprintf(stderr, "vkinfer: backend: %s\n", vki_model_backend_name(model));
+    if (!cli_load_model(model_path, &ep, &mp, &eng, &model)) goto out;
     if (vki_model_is_embedding(model)) {
         cli_error("%s: this is an embedding model (%s); use vkinfer embed", model_path, vki_model_arch(model));
         goto done;
