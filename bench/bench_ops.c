@@ -1,12 +1,13 @@
 /*
  * bench_ops.c: vkinfer-bench-ops, the CPU backend's op microbenchmark.
  * Mat-vec (decode) per weight type in GB/s of weight bytes read, mat-mat
- * (prompt) in GFLOP/s, attention in us/run, through the real backend path
+ * (prompt) in GFLOP/s, attention and thread-pool dispatch in us/run, through the real backend path
  * (threads, activation quantization). Results to stdout as a markdown
  * table; the median of -r runs after one warmup run, and the fastest run
  * (on a shared, loaded machine the minimum is the steadier figure).
- * Usage: vkinfer-bench-ops [-t THREADS] [-r REPS] [-i ISA] [-o matvec|matmul|attn] [-T TYPE] [-S KxMxN]
+ * Usage: vkinfer-bench-ops [-t THREADS] [-r REPS] [-i ISA] [-o matvec|matmul|attn|dispatch] [-T TYPE] [-S KxMxN]
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,37 @@ static void bench_attn(bench_ctx *b, int64_t nq, int64_t nkv)
     be->iface->buffer_destroy(be, ob);
 }
 
+static void empty_task(void *ctx, int ith, int nth)
+{
+    (void)ith, (void)nth;
+    atomic_fetch_add((atomic_int *)ctx, 1);
+}
+
+/* Cost of one thread-pool dispatch (publish, run an empty share on every
+ * thread, wait): the floor under every op a decode step splits. Median of
+ * reps batches of 10000 back-to-back dispatches. */
+static void bench_dispatch(int n_threads, int reps, const char *name)
+{
+    cpu_pool *pool = NULL;
+    if (cpu_pool_create(n_threads, &pool) != VKI_OK) {
+        fprintf(stderr, "bench: %s\n", vki_last_error());
+        return;
+    }
+    atomic_int hits;
+    atomic_init(&hits, 0);
+    double t[256];
+    reps = reps > 256 ? 256 : reps;
+    for (int r = 0; r < reps; r++) {
+        double t0 = vki_time_ms();
+        for (int i = 0; i < 10000; i++) cpu_pool_run(pool, empty_task, &hits);
+        t[r] = (vki_time_ms() - t0) * 1000.0 / 10000.0;
+    }
+    qsort(t, (size_t)reps, sizeof t[0], cmp_double);
+    printf("| %-22s | -     | dispatch | %d threads            | %8.2f |       - |        - | %9.2f |       - |        - |\n",
+           name, cpu_pool_size(pool), t[reps / 2], t[0]);
+    cpu_pool_destroy(pool);
+}
+
 static bool want_test(const char *only, const char *name) { return !only || !strcmp(only, name); }
 static bool want_type(const char *only, vki_type t) { return !only || !strcasecmp(only, vki_type_name(t)); }
 
@@ -137,7 +169,7 @@ int main(int argc, char **argv)
                  sk > 0 && sm > 0 && sn > 0)
             i++;
         else {
-            fprintf(stderr, "usage: %s [-t THREADS] [-r REPS] [-i scalar|avx2|avx512] [-o matvec|matmul|attn] [-T TYPE] [-S KxMxN]\n",
+            fprintf(stderr, "usage: %s [-t THREADS] [-r REPS] [-i scalar|avx2|avx512] [-o matvec|matmul|attn|dispatch] [-T TYPE] [-S KxMxN]\n",
                     argv[0]);
             return 2;
         }
@@ -173,6 +205,8 @@ int main(int argc, char **argv)
         for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)
             if (want_test(only_test, "matmul") && want_type(only_type, types[t]))
                 bench_matmul(&b, types[t], 512, 1408, 512, "matmul");
+        if (want_test(only_test, "dispatch") && !only_type && isa == (int)cpu_isa_best())
+            bench_dispatch(n_threads, reps, b.be->iface->name(b.be));
         if (want_test(only_test, "attn") && !only_type) {
             bench_attn(&b, 1, 512);
             bench_attn(&b, 512, 512);

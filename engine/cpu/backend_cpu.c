@@ -785,7 +785,7 @@ static void attn_work(void *arg, int ith, int nth)
             for (int jj = 0; jj < nb; jj++) {
                 const void *kr = kb + (uint64_t)(j0 + jj) * k->nb[2];
                 sc[jj] = scale * (k16 ? t->kern->dot_f16(hd, kr, qr) : t->kern->dot_f32(hd, kr, qr));
-                bm = fmaxf(bm, sc[jj]);
+                bm = sc[jj] > bm ? sc[jj] : bm; /* fmaxf is a libm call here */
             }
             if (bm > mx) {
                 if (mx != -INFINITY) {

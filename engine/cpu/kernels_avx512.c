@@ -263,6 +263,145 @@ INLINE void gv_rows(const int Q4, const int R, int64_t nb, const uint8_t *w, siz
 GEMV_ENTRY(q8_0, 0)
 GEMV_ENTRY(q4_0, 1)
 
+/* ===== VNNI mat-vec (Q4_K / Q6_K) ========================================
+ * Against Q8_K activations. Codes go in unsigned (Q4_K nibbles, Q6_K 6-bit
+ * codes stored +32) and each vpdpbusd sums four of them per int32 lane;
+ * lanes are then multiplied by their sub-block scale (vpmulld with a
+ * vpermd-spread copy of the block's scales) and summed as integers for the
+ * whole 256-block, leaving one convert and fma per block and row. The
+ * offsets (Q4_K mins, Q6_K's 32) come from the activation block sums.
+ * Q4_K keeps two sub-blocks in one 32-byte run (low/high nibbles), so the
+ * activation row is re-laid out once per call to match; Q6_K's 64-byte
+ * code vectors follow element order and need no re-layout. */
+
+static const int32_t kq_perm4[4][16] __attribute__((aligned(64))) = {
+    {0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2}, {1, 1, 1, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3},
+    {4, 4, 4, 4, 4, 4, 4, 4, 6, 6, 6, 6, 6, 6, 6, 6}, {5, 5, 5, 5, 5, 5, 5, 5, 7, 7, 7, 7, 7, 7, 7, 7}};
+static const int32_t kq_perm6[4][16] __attribute__((aligned(64))) = {
+    {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3}, {4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7},
+    {8, 8, 8, 8, 9, 9, 9, 9, 10, 10, 10, 10, 11, 11, 11, 11},
+    {12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15}};
+
+/* Q4_K activation layout per block: codes in the order lo(qs[0..63]),
+ * hi(qs[0..63]), lo(qs[64..127]), hi(qs[64..127]) use, then 16 int32 with
+ * lanes 8..15 the sums of each 32-element sub-block (lanes 0..7 zero). */
+#define KQ4_XBYTES (QK_K + 64)
+
+static void kq4_layout_x(const block_q8_K *x, int64_t nb, uint8_t *dst)
+{
+    static const int src[8] = {0, 64, 32, 96, 128, 192, 160, 224};
+    for (int64_t b = 0; b < nb; b++, dst += KQ4_XBYTES) {
+        for (int i = 0; i < 8; i++) memcpy(dst + 32 * i, x[b].qs + src[i], 32);
+        int32_t sums[16] = {0};
+        for (int j = 0; j < 8; j++) sums[8 + j] = x[b].bsums[2 * j] + x[b].bsums[2 * j + 1];
+        memcpy(dst + QK_K, sums, 64);
+    }
+}
+
+INLINE void kq4_rows(const int R, int64_t nb, const uint8_t *w, size_t ws, const uint8_t *xl, const block_q8_K *x,
+                     float *d)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512 acc[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++, xl += KQ4_XBYTES) {
+        __m512i xv[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) xv[i] = _mm512_loadu_si512(xl + 64 * i);
+        __m512i xs = _mm512_loadu_si512(xl + QK_K);
+        float xd = x[b].d;
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const block_q4_K *wb = (const block_q4_K *)(w + (size_t)r * ws) + b;
+            _mm_prefetch((const char *)wb + 1024, _MM_HINT_T0);
+            uint32_t u[4];
+            memcpy(u, wb->scales, 12);
+            /* bytes 0..7: the 6-bit scales, 8..15: the 6-bit mins */
+            u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+            uint32_t m1 = u[1] & 0x3f3f3f3f;
+            u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+            u[2] = m1;
+            u[0] &= 0x3f3f3f3f;
+            __m512i sm = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)u));
+            __m512i qa = _mm512_loadu_si512(wb->qs), qb = _mm512_loadu_si512(wb->qs + 64);
+            __m512i q[4] = {_mm512_and_si512(qa, m4), _mm512_and_si512(_mm512_srli_epi16(qa, 4), m4),
+                            _mm512_and_si512(qb, m4), _mm512_and_si512(_mm512_srli_epi16(qb, 4), m4)};
+            __m512i sumi = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++) {
+                __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[i], xv[i]);
+                __m512i sc = _mm512_permutexvar_epi32(_mm512_load_si512(kq_perm4[i]), sm);
+                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, sc));
+            }
+            __m512i summ = _mm512_mullo_epi32(sm, xs);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(xd * _cvtsh_ss(wb->d)), acc[r]);
+            acc[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ), _mm512_set1_ps(xd * _cvtsh_ss(wb->dmin)), acc[r]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) d[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+static void gemv_q4_K(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, float *d, void *scratch)
+{
+    int64_t nb = k / QK_K, r = 0;
+    kq4_layout_x(x, nb, scratch);
+    for (; r + 4 <= nrows; r += 4) kq4_rows(4, nb, (const uint8_t *)w + (size_t)r * ws, ws, scratch, x, d + r);
+    for (; r < nrows; r++) kq4_rows(1, nb, (const uint8_t *)w + (size_t)r * ws, ws, scratch, x, d + r);
+}
+
+INLINE void kq6_rows(const int R, int64_t nb, const uint8_t *w, size_t ws, const block_q8_K *x, float *d)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(0x03);
+    __m512 acc[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m512i xv[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) xv[i] = _mm512_loadu_si512(x[b].qs + 64 * i);
+        __m512i bs = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)x[b].bsums));
+        float xd = x[b].d;
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const block_q6_K *wb = (const block_q6_K *)(w + (size_t)r * ws) + b;
+            _mm_prefetch((const char *)wb + 1024, _MM_HINT_T0);
+            __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)wb->scales));
+            __m512i sumi = _mm512_setzero_si512();
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                __m512i l = _mm512_loadu_si512(wb->ql + 64 * h);
+                __m256i hb = _mm256_loadu_si256((const __m256i *)(wb->qh + 32 * h));
+                /* high bits for elements 0..63: qh, qh >> 2; for 64..127: qh >> 4, qh >> 6 */
+                __m512i h01 = _mm512_inserti64x4(_mm512_castsi256_si512(hb), _mm256_srli_epi16(hb, 2), 1);
+                __m512i h23 = _mm512_srli_epi16(h01, 4);
+                __m512i q0 = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_slli_epi16(_mm512_and_si512(h01, m3), 4));
+                __m512i q1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                             _mm512_slli_epi16(_mm512_and_si512(h23, m3), 4));
+                __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q0, xv[2 * h]);
+                __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q1, xv[2 * h + 1]);
+                __m512i s0 = _mm512_permutexvar_epi32(_mm512_load_si512(kq_perm6[2 * h]), sc);
+                __m512i s1 = _mm512_permutexvar_epi32(_mm512_load_si512(kq_perm6[2 * h + 1]), sc);
+                sumi = _mm512_add_epi32(sumi, _mm512_add_epi32(_mm512_mullo_epi32(p0, s0), _mm512_mullo_epi32(p1, s1)));
+            }
+            /* codes are stored +32: take off 32 * sum_g scale_g * bsum_g */
+            sumi = _mm512_sub_epi32(sumi, _mm512_slli_epi32(_mm512_mullo_epi32(sc, bs), 5));
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(xd * _cvtsh_ss(wb->d)), acc[r]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) d[r] = _mm512_reduce_add_ps(acc[r]);
+}
+
+static void gemv_q6_K(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, float *d, void *scratch)
+{
+    (void)scratch;
+    int64_t nb = k / QK_K, r = 0;
+    for (; r + 4 <= nrows; r += 4) kq6_rows(4, nb, (const uint8_t *)w + (size_t)r * ws, ws, x, d + r);
+    for (; r < nrows; r++) kq6_rows(1, nb, (const uint8_t *)w + (size_t)r * ws, ws, x, d + r);
+}
+
 /* ===== Vector helpers ==================================================== */
 
 static float dot_f32(int64_t n, const float *a, const float *b)
@@ -516,6 +655,8 @@ void cpu_kernels_init_avx512(cpu_kernels *k)
         k->gemm[VKI_TYPE_Q4_0] = gemm_q4_0;
         k->gemv[VKI_TYPE_Q8_0] = gemv_q8_0;
         k->gemv[VKI_TYPE_Q4_0] = gemv_q4_0;
+        k->gemv[VKI_TYPE_Q4_K] = gemv_q4_K;
+        k->gemv[VKI_TYPE_Q6_K] = gemv_q6_K;
         k->mq_mr = MQ_MR;
         k->mq_nr = MQ_NR;
         k->mq_signed_q8 = false;

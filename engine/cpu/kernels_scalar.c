@@ -22,15 +22,31 @@ cpu_act cpu_act_for(vki_type wtype)
     }
 }
 
+/* Round to nearest even for |v| < 2^22, as lrintf does in the default
+ * rounding mode, without the libm call (so the loops vectorise): after
+ * adding 1.5 * 2^23 no fraction bits are left. Exact because we do not
+ * build with -ffast-math, so the two adds are kept. */
+static inline int32_t round_ne(float v) { return (int32_t)((v + 12582912.0f) - 12582912.0f); }
+
+/* The max of |x| over n floats; NaNs are skipped, as fmaxf does. */
+static inline float abs_max(const float *x, int n)
+{
+    float amax = 0.0f;
+    for (int i = 0; i < n; i++) {
+        float a = fabsf(x[i]);
+        amax = a > amax ? a : amax;
+    }
+    return amax;
+}
+
 void cpu_quantize_q8_0(const float *x, void *dst, int64_t n)
 {
     block_q8_0 *y = dst;
     for (int64_t b = 0; b < n / QK8_0; b++, x += QK8_0) {
-        float amax = 0.0f;
-        for (int i = 0; i < QK8_0; i++) amax = fmaxf(amax, fabsf(x[i]));
+        float amax = abs_max(x, QK8_0);
         float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         y[b].d = vki_fp32_to_fp16(d);
-        for (int i = 0; i < QK8_0; i++) y[b].qs[i] = (int8_t)lrintf(x[i] * id);
+        for (int i = 0; i < QK8_0; i++) y[b].qs[i] = (int8_t)round_ne(x[i] * id);
     }
 }
 
@@ -38,12 +54,11 @@ void cpu_quantize_q8_K(const float *x, void *dst, int64_t n)
 {
     block_q8_K *y = dst;
     for (int64_t b = 0; b < n / QK_K; b++, x += QK_K) {
-        float amax = 0.0f;
-        for (int i = 0; i < QK_K; i++) amax = fmaxf(amax, fabsf(x[i]));
+        float amax = abs_max(x, QK_K);
         float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         y[b].d = d;
         for (int i = 0; i < QK_K; i++) {
-            long q = lrintf(x[i] * id);
+            int32_t q = round_ne(x[i] * id);
             y[b].qs[i] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
         }
         for (int g = 0; g < QK_K / 16; g++) {

@@ -31,6 +31,7 @@ struct cpu_pool {
     void         *ctx;
     atomic_uint   generation; /* bumped for each job                  */
     atomic_int    n_done;     /* workers finished with this generation */
+    atomic_int    n_sleeping; /* workers in (or about to enter) cond_wait */
     atomic_bool   stop;
     pthread_mutex_t mutex;
     pthread_cond_t  cond;
@@ -53,9 +54,14 @@ static void *worker_main(void *arg)
         while ((gen = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen &&
                !atomic_load_explicit(&p->stop, memory_order_acquire)) {
             if (++spins < POOL_SPIN) continue;
+            /* Announce the sleep before the last look at the generation;
+             * cpu_pool_run bumps it before reading n_sleeping (both seq_cst),
+             * so either it sees us and broadcasts, or we see its bump. */
             pthread_mutex_lock(&p->mutex);
+            atomic_fetch_add(&p->n_sleeping, 1);
             while (atomic_load(&p->generation) == seen && !atomic_load(&p->stop))
                 pthread_cond_wait(&p->cond, &p->mutex);
+            atomic_fetch_sub(&p->n_sleeping, 1);
             pthread_mutex_unlock(&p->mutex);
         }
         if (atomic_load(&p->stop)) return NULL;
@@ -78,6 +84,7 @@ vki_status cpu_pool_create(int n_threads, cpu_pool **out)
     pthread_cond_init(&p->cond, NULL);
     atomic_init(&p->generation, 0);
     atomic_init(&p->n_done, 0);
+    atomic_init(&p->n_sleeping, 0);
     atomic_init(&p->stop, false);
     if (n_threads > 1) {
         p->workers = calloc((size_t)n_threads - 1, sizeof *p->workers);
@@ -121,11 +128,14 @@ void cpu_pool_run(cpu_pool *p, cpu_task_fn fn, void *ctx)
     p->fn = fn;
     p->ctx = ctx;
     atomic_store_explicit(&p->n_done, 0, memory_order_relaxed);
-    /* The mutex orders the bump against a worker that is about to sleep. */
-    pthread_mutex_lock(&p->mutex);
-    atomic_fetch_add_explicit(&p->generation, 1, memory_order_acq_rel);
-    pthread_cond_broadcast(&p->cond);
-    pthread_mutex_unlock(&p->mutex);
+    /* Workers spinning on the generation need no syscall: the mutex and
+     * broadcast (futex calls) are paid only when one has gone to sleep. */
+    atomic_fetch_add(&p->generation, 1);
+    if (atomic_load(&p->n_sleeping) > 0) {
+        pthread_mutex_lock(&p->mutex);
+        pthread_cond_broadcast(&p->cond);
+        pthread_mutex_unlock(&p->mutex);
+    }
     fn(ctx, 0, p->n_threads);
     int spins = 0;
     while (atomic_load_explicit(&p->n_done, memory_order_acquire) < p->n_threads - 1)
