@@ -515,6 +515,9 @@ void tok_scratch_free(tok_scratch *s)
     free(s->sym);
     free(s->heap);
     free(s->buf);
+    free(s->na);
+    free(s->nb);
+    free(s->norm);
     memset(s, 0, sizeof *s);
 }
 

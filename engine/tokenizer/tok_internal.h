@@ -50,6 +50,9 @@ typedef struct tok_scratch {
     void     *sym;   size_t   sym_cap;   /* merge symbols (bytes)          */
     void     *heap;  size_t   heap_cap;  /* merge queue (bytes)            */
     char     *buf;   size_t   buf_cap;   /* byte-level text of one word    */
+    uint32_t *na;    size_t   na_cap;    /* normalizer code points, ping   */
+    uint32_t *nb;    size_t   nb_cap;    /* normalizer code points, pong   */
+    char     *norm;  size_t   norm_cap;  /* normalized text (UTF-8)        */
 } tok_scratch;
 /* Grows *p to hold `need` bytes; false when out of memory. */
 bool tok_grow(void **p, size_t *cap, size_t need);
@@ -59,6 +62,37 @@ void tok_scratch_free(tok_scratch *s);
  * the gaps between them both become pieces). Result in s->a. */
 vki_status tok_pretokenize(tok_regex *const *res, int n_res, const uint32_t *cps, int64_t n,
                            tok_scratch *s);
+
+/* ----- normalizers (normalize.c) ----- */
+typedef enum tok_norm_kind {
+    TN_NFD = 1, TN_NFC, TN_NFKD, TN_NFKC, TN_LOWERCASE, TN_STRIP_ACCENTS, TN_STRIP, TN_REPLACE, TN_PREPEND,
+} tok_norm_kind;
+
+typedef struct tok_norm {
+    tok_norm_kind kind;
+    bool      left, right;           /* TN_STRIP: which ends              */
+    uint32_t *from; size_t n_from;   /* TN_REPLACE pattern (code points)  */
+    uint32_t *to;   size_t n_to;     /* TN_REPLACE content, TN_PREPEND    */
+} tok_norm;
+
+/* Invalid UTF-8 bytes travel through normalization as these values (one
+ * per byte, past U+10FFFF): inert starters that encode back to the byte. */
+#define TOK_BYTE_MARK 0x110000u
+
+/* One Unicode normalization form over code points: full decomposition
+ * (compat for NFK*), canonical ordering, then canonical composition for
+ * NFC/NFKC. in and out must not overlap. *out grows as needed; *n_out gets
+ * the count. */
+vki_status tok_normalize_cps(tok_norm_kind form, const uint32_t *in, size_t n, uint32_t **out, size_t *cap,
+                             size_t *n_out);
+/* Reads tokenizer.hf.normalizer (see normalize.c for the step format);
+ * UNSUPPORTED for a step this tokenizer does not implement. */
+vki_status tok_norm_load(vki_tokenizer *t, const vki_model_file *f);
+void       tok_norm_free(vki_tokenizer *t);
+/* Applies the tokenizer's steps to text[0..len); *out is `text` itself when
+ * nothing changes, else s->norm. */
+vki_status tok_normalize(const vki_tokenizer *t, const char *text, size_t len, tok_scratch *s,
+                         const char **out, size_t *out_len);
 
 /* ----- the tokenizer ----- */
 #define TOK_MAX_REGEX 6
@@ -86,6 +120,9 @@ struct vki_tokenizer {
     uint8_t  *eog;            /* [n_vocab] 1 = ends generation                 */
     int32_t  *specials;       /* ids matched inside text, longest first        */
     int32_t   n_specials;
+
+    tok_norm *norm;           /* [n_norm] HF normalizer steps, in order       */
+    int       n_norm;
 
     char      pre_name[64];
     tok_regex *re[TOK_MAX_REGEX];

@@ -44,6 +44,7 @@ void vki_tokenizer_destroy(vki_tokenizer *t)
 {
     if (!t) return;
     for (int i = 0; i < t->n_re; i++) tok_regex_destroy(t->re[i]);
+    tok_norm_free(t);
     free(t->text);
     free(t->tokens);
     free(t->hash);
@@ -75,6 +76,8 @@ vki_status vki_tokenizer_create(const vki_model_file *f, vki_tokenizer **out)
     }
 #undef IS
     st = tok_vocab_load(t, f, NULL);
+    if (st != VKI_OK) goto fail;
+    st = tok_norm_load(t, f);
     if (st != VKI_OK) goto fail;
     if (t->kind == VKI_TOK_BPE) {
         st = tok_pre_select(t, f);
@@ -127,6 +130,8 @@ static int32_t special_at(const vki_tokenizer *t, const char *s, size_t n, bool 
 static vki_status encode_run(const vki_tokenizer *t, const char *s, size_t n, bool prev_special,
                              tok_scratch *sc, tok_ids *out)
 {
+    /* HF normalizes each run between added tokens, then splits it */
+    VKI_TRY(tok_normalize(t, s, n, sc, &s, &n));
     switch (t->kind) {
     case VKI_TOK_SPM: return tok_spm_encode(t, s, n, t->add_space_prefix && prev_special, out);
     case VKI_TOK_BPE: return tok_bpe_encode(t, s, n, sc, out);

@@ -138,3 +138,70 @@ int uc_nfd(uint32_t cp, uint32_t out[8])
     out[0] = cp;
     return 1;
 }
+
+static int lookup_decomp(const uc_decomp *index, int n_index, const uint32_t *data, uint32_t cp,
+                         uint32_t out[UC_MAX_DECOMP])
+{
+    int lo = 0, hi = n_index - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (index[mid].cp == cp) {
+            uint32_t n = index[mid].n > UC_MAX_DECOMP ? UC_MAX_DECOMP : index[mid].n;
+            for (uint32_t i = 0; i < n; i++) out[i] = data[index[mid].off + i];
+            return (int)n;
+        }
+        if (index[mid].cp < cp) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return 0;
+}
+
+int uc_decompose(uint32_t cp, bool compat, uint32_t out[UC_MAX_DECOMP])
+{
+    /* below U+00A0 nothing decomposes, canonically or otherwise */
+    if (cp < 0xA0 || cp >= 0x110000) { out[0] = cp; return 1; }
+    if (cp >= 0xAC00 && cp <= 0xD7A3) {
+        uint32_t s = cp - 0xAC00;
+        out[0] = 0x1100 + s / 588;
+        out[1] = 0x1161 + (s % 588) / 28;
+        if (s % 28 == 0) return 2;
+        out[2] = 0x11A7 + s % 28;
+        return 3;
+    }
+    int n = compat ? lookup_decomp(uc_nfkd_index, uc_n_nfkd, uc_nfkd_data, cp, out) : 0;
+    if (!n) n = lookup_decomp(uc_nfd_index, uc_n_nfd, uc_nfd_data, cp, out);
+    if (!n) { out[0] = cp; n = 1; }
+    return n;
+}
+
+uint8_t uc_ccc(uint32_t cp)
+{
+    if (cp < 0x300 || cp >= 0x110000) return 0;
+    int lo = 0, hi = uc_n_ccc_runs - 1;
+    while (lo < hi) {
+        int mid = (lo + hi + 1) / 2;
+        if (uc_ccc_runs[mid].start <= cp) lo = mid;
+        else hi = mid - 1;
+    }
+    return uc_ccc_runs[lo].ccc;
+}
+
+uint32_t uc_compose(uint32_t a, uint32_t b)
+{
+    /* Hangul (Unicode 3.12): L + V -> LV, LV + T -> LVT */
+    if (a >= 0x1100 && a < 0x1113 && b >= 0x1161 && b < 0x1176)
+        return 0xAC00 + ((a - 0x1100) * 21 + (b - 0x1161)) * 28;
+    if (a >= 0xAC00 && a <= 0xD7A3 && (a - 0xAC00) % 28 == 0 && b > 0x11A7 && b < 0x11C3)
+        return a + (b - 0x11A7);
+    if (b < 0x300) return 0; /* no non-Hangul pair has its second part below U+0300 */
+    uint64_t key = (uint64_t)a << 21 | b;
+    int lo = 0, hi = uc_n_comp - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        uint64_t k = (uint64_t)uc_comp_pairs[mid].a << 21 | uc_comp_pairs[mid].b;
+        if (k == key) return uc_comp_pairs[mid].c;
+        if (k < key) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return 0;
+}
