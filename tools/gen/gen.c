@@ -1,8 +1,10 @@
 /*
- * gen.c: vkinfer-gen, which writes GGUF models with deterministic random
- * weights: a llama-family decoder with an SPM byte-fallback vocabulary (or
- * the vocabulary of another GGUF) and a BERT encoder with a WordPiece
- * vocabulary. For tests, benchmarks and the quick start; never at run time.
+ * gen.c: vkinfer-gen, which writes models with deterministic random weights:
+ * a llama-family decoder (llama, or qwen2 with NeoX RoPE and q/k/v biases)
+ * with an SPM byte-fallback vocabulary (or the vocabulary of another GGUF)
+ * and a BERT encoder with a WordPiece vocabulary, as a GGUF file or as a
+ * Hugging Face folder (gen_hf.c) holding the same weights. For tests,
+ * benchmarks and the quick start; never at run time.
  */
 #include <math.h>
 #include <stdio.h>
@@ -10,31 +12,36 @@
 #include <string.h>
 
 #include "error.h"
+#include "gen.h"
 #include "loader/gguf.h"
 #include "loader/model_file.h"
 #include "util.h"
 
 static const char usage[] =
-    "usage: vkinfer-gen [--preset NAME] [options] -o OUT.gguf\n"
-    "Writes a GGUF model with deterministic (seeded) random weights.\n"
+    "usage: vkinfer-gen [--preset NAME] [options] -o OUT\n"
+    "Writes a model with deterministic (seeded) random weights: a GGUF file, or with\n"
+    "--format hf a Hugging Face folder holding the same weights for the same seed and shape.\n"
     "\n"
     "  --preset NAME     default (llama, 256 wide, 4 layers, ~3.7M params, F32; the quick start's model)\n"
     "                    tiny (llama, 64 wide, 2 layers), bench100m (llama, 768 wide, 12 layers,\n"
     "                    ffn 2048, vocab 32000, ~110M params, Q8_0), bert-mini (bert, 128 wide, 3 layers)\n"
-    "  --arch A          llama | bert\n"
+    "  --arch A          llama | qwen2 (NeoX RoPE, q/k/v biases, rope base 1e6; SPM vocabulary, not\n"
+    "                    Qwen's byte-level BPE) | bert\n"
     "  --n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N --n-vocab N --n-ctx N\n"
-    "  --type T          weight type of the 2-D matrices: F32 F16 Q8_0 Q4_0 Q4_K Q6_K (norms stay F32;\n"
-    "                    a matrix whose rows are not a multiple of the block size falls back to Q8_0/F16)\n"
-    "  --vocab-from F    take the tokenizer (tokenizer.* keys) from the GGUF file F\n"
+    "  --type T          weight type of the 2-D matrices: F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K (norms and\n"
+    "                    biases stay F32, rounded through F16/BF16 for those types as a conversion of such\n"
+    "                    a checkpoint gives; a matrix whose rows are not a multiple of the block size falls\n"
+    "                    back to Q8_0/F16). With --format hf: the checkpoint dtype, F32, F16 or BF16\n"
+    "  --qkv-bias        llama: attention biases on q/k/v/o (HF attention_bias)\n"
+    "  --tied            decoders: no output matrix, logits from the token embeddings\n"
+    "  --vocab-from F    take the tokenizer (tokenizer.* keys) from the GGUF file F (GGUF output only)\n"
+    "  --format F        gguf (default) or hf: OUT is a folder with config.json, model.safetensors,\n"
+    "                    tokenizer.json and tokenizer_config.json (llama q/k rows in HF rotate-half\n"
+    "                    order; torch shapes)\n"
+    "  --shard-mb N      hf: split the weights into shards of at most N MiB with\n"
+    "                    model.safetensors.index.json\n"
     "  --seed N          random seed (default 1)\n"
-    "  -o OUT            output file\n";
-
-typedef struct gen_cfg {
-    const char *arch, *out, *vocab_from;
-    int n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab, n_ctx;
-    vki_type type;
-    uint64_t seed;
-} gen_cfg;
+    "  -o OUT            output file (folder for --format hf)\n";
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -50,32 +57,75 @@ static float rng_f32(uint64_t *s) { return (float)((rng_next(s) >> 40) * (1.0 / 
 
 /* ===== Vocabularies ====================================================== */
 
-typedef struct vocab { char **text; float *score; int32_t *type; int n, cap; } vocab;
-
-static void vocab_add(vocab *v, const char *t, float score, int32_t type)
+static uint64_t fnv(const char *s)
 {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+    return h;
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n);
+    if (!q) {
+        fprintf(stderr, "vkinfer-gen: out of memory\n");
+        exit(1);
+    }
+    return q;
+}
+
+int32_t gen_vocab_find(const gen_vocab *v, const char *t)
+{
+    if (!v->map_cap) return -1;
+    for (uint64_t h = fnv(t) & (v->map_cap - 1);; h = (h + 1) & (v->map_cap - 1)) {
+        const int32_t id = v->map[h];
+        if (id < 0) return -1;
+        if (!strcmp(v->text[id], t)) return id;
+    }
+}
+
+static void map_put(gen_vocab *v, int32_t id)
+{
+    uint64_t h = fnv(v->text[id]) & (v->map_cap - 1);
+    while (v->map[h] >= 0) h = (h + 1) & (v->map_cap - 1);
+    v->map[h] = id;
+}
+
+/* Appends a token unless its text is already there: a tokenizer.json vocab
+ * is keyed by text, so a vocabulary with repeated pieces has no HF form. */
+static void vocab_add(gen_vocab *v, const char *t, float score, int32_t type)
+{
+    if (gen_vocab_find(v, t) >= 0) return;
     if (v->n == v->cap) {
         v->cap = v->cap ? v->cap * 2 : 1024;
-        v->text = realloc(v->text, (size_t)v->cap * sizeof *v->text);
-        v->score = realloc(v->score, (size_t)v->cap * sizeof *v->score);
-        v->type = realloc(v->type, (size_t)v->cap * sizeof *v->type);
-        if (!v->text || !v->score || !v->type) {
-            fprintf(stderr, "vkinfer-gen: out of memory\n");
-            exit(1);
-        }
+        v->text = xrealloc(v->text, (size_t)v->cap * sizeof *v->text);
+        v->score = xrealloc(v->score, (size_t)v->cap * sizeof *v->score);
+        v->type = xrealloc(v->type, (size_t)v->cap * sizeof *v->type);
     }
-    v->text[v->n] = strdup(t);
+    if ((uint64_t)v->n * 2 >= v->map_cap) {
+        free(v->map);
+        v->map_cap = v->map_cap ? v->map_cap * 2 : 4096;
+        v->map = xrealloc(NULL, v->map_cap * sizeof *v->map);
+        memset(v->map, 0xff, v->map_cap * sizeof *v->map);
+        for (int32_t i = 0; i < v->n; i++) map_put(v, i);
+    }
+    if (!(v->text[v->n] = strdup(t))) {
+        fprintf(stderr, "vkinfer-gen: out of memory\n");
+        exit(1);
+    }
     v->score[v->n] = score;
     v->type[v->n] = type;
+    map_put(v, v->n);
     v->n++;
 }
 
-static void vocab_free(vocab *v)
+static void vocab_free(gen_vocab *v)
 {
     for (int i = 0; i < v->n; i++) free(v->text[i]);
     free(v->text);
     free(v->score);
     free(v->type);
+    free(v->map);
 }
 
 static const char *const words[] = {
@@ -87,7 +137,7 @@ static const char *const words[] = {
 /* SPM with byte fallback: <unk> <s> </s>, the 256 byte tokens, printable
  * ASCII, "▁"-prefixed letters and words, then letter pairs and triples until
  * n_vocab. Scores fall with the index so that earlier pieces merge first. */
-static void spm_vocab(vocab *v, int n)
+static void spm_vocab(gen_vocab *v, int n)
 {
     vocab_add(v, "<unk>", 0, 2);
     vocab_add(v, "<s>", 0, 3);
@@ -131,7 +181,7 @@ static void spm_vocab(vocab *v, int n)
 
 /* WordPiece: the five specials, letters and digits, "##" continuations,
  * words, then letter pairs. */
-static void wpm_vocab(vocab *v, int n)
+static void wpm_vocab(gen_vocab *v, int n)
 {
     static const char *const sp[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
     for (int i = 0; i < 5; i++) vocab_add(v, sp[i], 0, i == 1 ? 2 : 3);
@@ -159,7 +209,15 @@ static void wpm_vocab(vocab *v, int n)
 
 /* ===== Tensors =========================================================== */
 
-typedef struct gen { gen_cfg c; gguf_writer *w; uint64_t rng; uint64_t params; } gen;
+typedef struct gen {
+    gen_cfg      c;
+    gguf_writer *w;        /* GGUF output                                    */
+    hf_tensor   *hf;       /* HF output: [n_hf] tensors, written at the end  */
+    int          n_hf, cap_hf;
+    gen_vocab    vocab;    /* the generated vocabulary (HF output needs it)  */
+    uint64_t     rng;
+    uint64_t     params;
+} gen;
 
 static vki_type fit_type(vki_type t, int64_t ne0)
 {
@@ -168,34 +226,94 @@ static vki_type fit_type(vki_type t, int64_t ne0)
     return VKI_TYPE_F16;
 }
 
-/* A [ne0, ne1] tensor: weights uniform in +-scale, or 1 +- scale for norms
- * (`center`); 2-D matrices get the chosen type, vectors stay F32. */
-static vki_status tensor(gen *g, const char *name, int64_t ne0, int64_t ne1, float scale, float center)
+/* convert_hf_to_gguf.py's LlamaModel.permute views the q/k rows of each head
+ * as (2, hd/2) and transposes them to (hd/2, 2): GGUF row h*hd + 2*i + j is
+ * HF row h*hd + j*hd/2 + i. This is where GGUF row r goes in an HF checkpoint. */
+static int64_t hf_row_of(int64_t r, int64_t n_rows, int heads)
+{
+    if (heads <= 0) return r;
+    const int64_t hd = n_rows / heads, h = r / hd, w = r % hd;
+    return h * hd + (w % 2) * (hd / 2) + w / 2;
+}
+
+static vki_status add_hf(gen *g, const char *name, int64_t ne0, int64_t ne1, const float *v, int permute_heads)
+{
+    const vki_type t = g->c.type;
+    const uint64_t es = vki_type_get(t)->type_size;
+    hf_tensor x = {.name = strdup(name), .n_dims = ne1 > 1 ? 2 : 1, .type = t};
+    x.shape[0] = ne1 > 1 ? ne1 : ne0;
+    x.shape[1] = ne1 > 1 ? ne0 : 1;
+    x.bytes = (uint64_t)(ne0 * ne1) * es;
+    x.data = malloc(x.bytes);
+    if (!x.name || !x.data) {
+        free(x.name);
+        free(x.data);
+        return vki_fail(VKI_ERR_OUT_OF_MEMORY, "vkinfer-gen: out of memory for %s", name);
+    }
+    if (ne1 > 1) {
+        for (int64_t r = 0; r < ne1; r++)
+            vki_quantize_row(t, v + r * ne0, x.data + (uint64_t)hf_row_of(r, ne1, permute_heads) * ne0 * es, ne0);
+    } else {
+        /* a q/k bias vector is permuted element by element, as its rows would be */
+        for (int64_t i = 0; i < ne0; i++)
+            vki_quantize_row(t, v + i, x.data + (uint64_t)hf_row_of(i, ne0, permute_heads) * es, 1);
+    }
+    if (g->n_hf == g->cap_hf) {
+        g->cap_hf = g->cap_hf ? 2 * g->cap_hf : 64;
+        g->hf = xrealloc(g->hf, (size_t)g->cap_hf * sizeof *g->hf);
+    }
+    g->hf[g->n_hf++] = x;
+    return VKI_OK;
+}
+
+/* A [ne0, ne1] tensor named `name` in GGUF and `hf` in an HF checkpoint:
+ * weights uniform in +-scale, or 1 +- scale for norms (`center`). GGUF: 2-D
+ * matrices get the chosen type, vectors stay F32. An F16/BF16 model rounds
+ * every value through its type first, so that the GGUF holds exactly what a
+ * conversion of the F16/BF16 HF checkpoint holds. `permute_heads`: llama q/k
+ * (HF rows in rotate-half order). */
+static vki_status tensor(gen *g, const char *name, const char *hf, int64_t ne0, int64_t ne1, float scale, float center,
+                         int permute_heads)
 {
     const bool matrix = ne1 > 1;
     const vki_type t = matrix ? fit_type(g->c.type, ne0) : VKI_TYPE_F32;
+    const bool round16 = g->c.type == VKI_TYPE_F16 || g->c.type == VKI_TYPE_BF16;
     const uint64_t rb = vki_row_bytes(t, ne0);
-    float *row = malloc((size_t)ne0 * sizeof *row);
-    uint8_t *data = malloc(rb * (uint64_t)ne1);
-    if (!row || !data) {
-        free(row);
+    float *v = malloc((size_t)(ne0 * ne1) * sizeof *v);
+    uint8_t *data = g->c.hf ? NULL : malloc(rb * (uint64_t)ne1);
+    uint16_t h;
+    if (!v || (!g->c.hf && !data)) {
+        free(v);
         free(data);
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "vkinfer-gen: out of memory for %s", name);
     }
     for (int64_t r = 0; r < ne1; r++) {
-        for (int64_t i = 0; i < ne0; i++) row[i] = center + scale * rng_f32(&g->rng);
-        vki_quantize_row(t, row, data + (uint64_t)r * rb, ne0);
+        float *row = v + r * ne0;
+        for (int64_t i = 0; i < ne0; i++) {
+            row[i] = center + scale * rng_f32(&g->rng);
+            if (round16) {
+                vki_quantize_row(g->c.type, &row[i], &h, 1);
+                vki_dequantize_row(g->c.type, &h, &row[i], 1);
+            }
+        }
+        if (data) vki_quantize_row(t, row, data + (uint64_t)r * rb, ne0);
     }
-    const int64_t ne[2] = {ne0, ne1};
-    vki_status s = gguf_write_tensor(g->w, name, t, matrix ? 2 : 1, ne, data);
+    vki_status s;
+    if (g->c.hf) {
+        s = add_hf(g, hf, ne0, ne1, v, permute_heads);
+    } else {
+        const int64_t ne[2] = {ne0, ne1};
+        s = gguf_write_tensor(g->w, name, t, matrix ? 2 : 1, ne, data);
+    }
     g->params += (uint64_t)(ne0 * ne1);
-    free(row);
+    free(v);
     free(data);
     return s;
 }
 
-static vki_status write_vocab(gen *g, const vocab *v, bool spm)
+static vki_status write_vocab(gen *g, const gen_vocab *v, bool spm)
 {
+    if (g->c.hf) return VKI_OK; /* tokenizer.json is written with the folder */
     VKI_TRY(gguf_write_str(g->w, "tokenizer.ggml.model", spm ? "llama" : "bert"));
     VKI_TRY(gguf_write_arr_str(g->w, "tokenizer.ggml.tokens", (const char *const *)v->text, (uint64_t)v->n));
     if (spm) VKI_TRY(gguf_write_arr_f32(g->w, "tokenizer.ggml.scores", v->score, (uint64_t)v->n));
@@ -238,115 +356,178 @@ done:
     return s;
 }
 
-static vki_status gen_llama(gen *g)
+static vki_status put_u32(gen *g, const char *suffix, uint32_t v)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", g->c.arch, suffix);
+    return g->c.hf ? VKI_OK : gguf_write_u32(g->w, key, v);
+}
+
+static vki_status put_f32(gen *g, const char *suffix, float v)
+{
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", g->c.arch, suffix);
+    return g->c.hf ? VKI_OK : gguf_write_f32(g->w, key, v);
+}
+
+/* One tensor per layer: GGUF "blk.L.<gguf>", HF "<hf_layer>.L.<hf>". */
+#define T(gguf, hf, ne0, ne1, sc, ce, perm)                                                      \
+    do {                                                                                          \
+        snprintf(key, sizeof key, "blk.%d.%s", l, gguf);                                          \
+        snprintf(hkey, sizeof hkey, "%s.%d.%s", hf_layer, l, hf);                                 \
+        VKI_TRY(tensor(g, key, hkey, ne0, ne1, sc, ce, perm));                                    \
+    } while (0)
+
+/* llama and qwen2; the HF names are LlamaForCausalLM's and Qwen2ForCausalLM's. */
+static vki_status gen_decoder(gen *g)
 {
     const gen_cfg *c = &g->c;
-    char key[128];
+    const bool qwen2 = !strcmp(c->arch, "qwen2");
+    const char *hf_layer = "model.layers";
+    char key[128], hkey[160];
     const int n_embd_kv = c->n_embd / c->n_head * c->n_head_kv;
-    VKI_TRY(gguf_write_str(g->w, "general.architecture", "llama"));
-    VKI_TRY(gguf_write_str(g->w, "general.name", "vkinfer-gen llama"));
-    VKI_TRY(gguf_write_u32(g->w, "llama.context_length", (uint32_t)c->n_ctx));
-    VKI_TRY(gguf_write_u32(g->w, "llama.embedding_length", (uint32_t)c->n_embd));
-    VKI_TRY(gguf_write_u32(g->w, "llama.block_count", (uint32_t)c->n_layer));
-    VKI_TRY(gguf_write_u32(g->w, "llama.feed_forward_length", (uint32_t)c->n_ff));
-    VKI_TRY(gguf_write_u32(g->w, "llama.attention.head_count", (uint32_t)c->n_head));
-    VKI_TRY(gguf_write_u32(g->w, "llama.attention.head_count_kv", (uint32_t)c->n_head_kv));
-    VKI_TRY(gguf_write_u32(g->w, "llama.rope.dimension_count", (uint32_t)(c->n_embd / c->n_head)));
-    VKI_TRY(gguf_write_f32(g->w, "llama.attention.layer_norm_rms_epsilon", 1e-5f));
-    VKI_TRY(gguf_write_f32(g->w, "llama.rope.freq_base", 10000.0f));
+    if (!c->hf) {
+        VKI_TRY(gguf_write_str(g->w, "general.architecture", c->arch));
+        VKI_TRY(gguf_write_str(g->w, "general.name", qwen2 ? "vkinfer-gen qwen2" : "vkinfer-gen llama"));
+    }
+    VKI_TRY(put_u32(g, "context_length", (uint32_t)c->n_ctx));
+    VKI_TRY(put_u32(g, "embedding_length", (uint32_t)c->n_embd));
+    VKI_TRY(put_u32(g, "block_count", (uint32_t)c->n_layer));
+    VKI_TRY(put_u32(g, "feed_forward_length", (uint32_t)c->n_ff));
+    VKI_TRY(put_u32(g, "attention.head_count", (uint32_t)c->n_head));
+    VKI_TRY(put_u32(g, "attention.head_count_kv", (uint32_t)c->n_head_kv));
+    /* convert_hf_to_gguf writes the rotary width for llama, not for qwen2 */
+    if (!qwen2) VKI_TRY(put_u32(g, "rope.dimension_count", (uint32_t)(c->n_embd / c->n_head)));
+    VKI_TRY(put_f32(g, "attention.layer_norm_rms_epsilon", qwen2 ? 1e-6f : 1e-5f));
+    VKI_TRY(put_f32(g, "rope.freq_base", qwen2 ? 1000000.0f : 10000.0f));
     int n_vocab = c->n_vocab;
     if (c->vocab_from) {
         VKI_TRY(copy_vocab(g, c->vocab_from, &n_vocab));
     } else {
-        vocab v = {0};
-        spm_vocab(&v, c->n_vocab);
-        n_vocab = v.n;
-        vki_status s = write_vocab(g, &v, true);
-        vocab_free(&v);
-        VKI_TRY(s);
+        spm_vocab(&g->vocab, c->n_vocab);
+        n_vocab = g->vocab.n;
+        VKI_TRY(write_vocab(g, &g->vocab, true));
     }
     const float a = 1.0f / sqrtf((float)c->n_embd), af = 1.0f / sqrtf((float)c->n_ff);
-    VKI_TRY(tensor(g, "token_embd.weight", c->n_embd, n_vocab, 1.0f, 0.0f));
-    VKI_TRY(tensor(g, "output_norm.weight", c->n_embd, 1, 0.1f, 1.0f));
-    VKI_TRY(tensor(g, "output.weight", c->n_embd, n_vocab, a, 0.0f));
+    /* GGUF's llama conversion permutes q/k for its interleaved RoPE; qwen2
+     * uses NeoX RoPE and is stored as HF has it */
+    const int pq = qwen2 ? 0 : c->n_head, pk = qwen2 ? 0 : c->n_head_kv;
+    const bool bias = qwen2 || c->qkv_bias;
+    VKI_TRY(tensor(g, "token_embd.weight", "model.embed_tokens.weight", c->n_embd, n_vocab, 1.0f, 0.0f, 0));
+    VKI_TRY(tensor(g, "output_norm.weight", "model.norm.weight", c->n_embd, 1, 0.1f, 1.0f, 0));
+    if (!c->tied) VKI_TRY(tensor(g, "output.weight", "lm_head.weight", c->n_embd, n_vocab, a, 0.0f, 0));
     for (int l = 0; l < c->n_layer; l++) {
-#define T(nm, ne0, ne1, sc, ce) \
-    do { snprintf(key, sizeof key, "blk.%d." nm, l); VKI_TRY(tensor(g, key, ne0, ne1, sc, ce)); } while (0)
-        T("attn_norm.weight", c->n_embd, 1, 0.1f, 1.0f);
-        T("attn_q.weight", c->n_embd, c->n_embd, a, 0.0f);
-        T("attn_k.weight", c->n_embd, n_embd_kv, a, 0.0f);
-        T("attn_v.weight", c->n_embd, n_embd_kv, a, 0.0f);
-        T("attn_output.weight", c->n_embd, c->n_embd, a, 0.0f);
-        T("ffn_norm.weight", c->n_embd, 1, 0.1f, 1.0f);
-        T("ffn_gate.weight", c->n_embd, c->n_ff, a, 0.0f);
-        T("ffn_up.weight", c->n_embd, c->n_ff, a, 0.0f);
-        T("ffn_down.weight", c->n_ff, c->n_embd, af, 0.0f);
+        T("attn_norm.weight", "input_layernorm.weight", c->n_embd, 1, 0.1f, 1.0f, 0);
+        T("attn_q.weight", "self_attn.q_proj.weight", c->n_embd, c->n_embd, a, 0.0f, pq);
+        T("attn_k.weight", "self_attn.k_proj.weight", c->n_embd, n_embd_kv, a, 0.0f, pk);
+        T("attn_v.weight", "self_attn.v_proj.weight", c->n_embd, n_embd_kv, a, 0.0f, 0);
+        T("attn_output.weight", "self_attn.o_proj.weight", c->n_embd, c->n_embd, a, 0.0f, 0);
+        if (bias) {
+            T("attn_q.bias", "self_attn.q_proj.bias", c->n_embd, 1, 0.05f, 0.0f, pq);
+            T("attn_k.bias", "self_attn.k_proj.bias", n_embd_kv, 1, 0.05f, 0.0f, pk);
+            T("attn_v.bias", "self_attn.v_proj.bias", n_embd_kv, 1, 0.05f, 0.0f, 0);
+            /* LlamaAttention puts attention_bias on o_proj too; Qwen2 does not */
+            if (!qwen2) T("attn_output.bias", "self_attn.o_proj.bias", c->n_embd, 1, 0.05f, 0.0f, 0);
+        }
+        T("ffn_norm.weight", "post_attention_layernorm.weight", c->n_embd, 1, 0.1f, 1.0f, 0);
+        T("ffn_gate.weight", "mlp.gate_proj.weight", c->n_embd, c->n_ff, a, 0.0f, 0);
+        T("ffn_up.weight", "mlp.up_proj.weight", c->n_embd, c->n_ff, a, 0.0f, 0);
+        T("ffn_down.weight", "mlp.down_proj.weight", c->n_ff, c->n_embd, af, 0.0f, 0);
     }
     return VKI_OK;
 }
 
+/* BertModel's names (no "bert." prefix, as sentence-transformers saves it). */
 static vki_status gen_bert(gen *g)
 {
     const gen_cfg *c = &g->c;
-    char key[128];
-    VKI_TRY(gguf_write_str(g->w, "general.architecture", "bert"));
-    VKI_TRY(gguf_write_str(g->w, "general.name", "vkinfer-gen bert"));
-    VKI_TRY(gguf_write_u32(g->w, "bert.context_length", (uint32_t)c->n_ctx));
-    VKI_TRY(gguf_write_u32(g->w, "bert.embedding_length", (uint32_t)c->n_embd));
-    VKI_TRY(gguf_write_u32(g->w, "bert.block_count", (uint32_t)c->n_layer));
-    VKI_TRY(gguf_write_u32(g->w, "bert.feed_forward_length", (uint32_t)c->n_ff));
-    VKI_TRY(gguf_write_u32(g->w, "bert.attention.head_count", (uint32_t)c->n_head));
-    VKI_TRY(gguf_write_f32(g->w, "bert.attention.layer_norm_epsilon", 1e-12f));
-    VKI_TRY(gguf_write_bool(g->w, "bert.attention.causal", false));
-    VKI_TRY(gguf_write_u32(g->w, "bert.pooling_type", 1));
-    VKI_TRY(gguf_write_u32(g->w, "tokenizer.ggml.token_type_count", 2));
-    vocab v = {0};
-    wpm_vocab(&v, c->n_vocab);
-    const int n_vocab = v.n;
-    vki_status s = write_vocab(g, &v, false);
-    vocab_free(&v);
-    VKI_TRY(s);
+    const char *hf_layer = "encoder.layer";
+    char key[128], hkey[160];
+    if (!c->hf) {
+        VKI_TRY(gguf_write_str(g->w, "general.architecture", "bert"));
+        VKI_TRY(gguf_write_str(g->w, "general.name", "vkinfer-gen bert"));
+        VKI_TRY(gguf_write_bool(g->w, "bert.attention.causal", false));
+        VKI_TRY(gguf_write_u32(g->w, "bert.pooling_type", 1));
+        VKI_TRY(gguf_write_u32(g->w, "tokenizer.ggml.token_type_count", 2));
+    }
+    VKI_TRY(put_u32(g, "context_length", (uint32_t)c->n_ctx));
+    VKI_TRY(put_u32(g, "embedding_length", (uint32_t)c->n_embd));
+    VKI_TRY(put_u32(g, "block_count", (uint32_t)c->n_layer));
+    VKI_TRY(put_u32(g, "feed_forward_length", (uint32_t)c->n_ff));
+    VKI_TRY(put_u32(g, "attention.head_count", (uint32_t)c->n_head));
+    VKI_TRY(put_f32(g, "attention.layer_norm_epsilon", 1e-12f));
+    wpm_vocab(&g->vocab, c->n_vocab);
+    const int n_vocab = g->vocab.n;
+    VKI_TRY(write_vocab(g, &g->vocab, false));
     const float a = 1.0f / sqrtf((float)c->n_embd), af = 1.0f / sqrtf((float)c->n_ff);
-    VKI_TRY(tensor(g, "token_embd.weight", c->n_embd, n_vocab, 0.5f, 0.0f));
-    VKI_TRY(tensor(g, "token_types.weight", c->n_embd, 2, 0.5f, 0.0f));
-    VKI_TRY(tensor(g, "position_embd.weight", c->n_embd, c->n_ctx, 0.5f, 0.0f));
-    VKI_TRY(tensor(g, "token_embd_norm.weight", c->n_embd, 1, 0.1f, 1.0f));
-    VKI_TRY(tensor(g, "token_embd_norm.bias", c->n_embd, 1, 0.1f, 0.0f));
+    VKI_TRY(tensor(g, "token_embd.weight", "embeddings.word_embeddings.weight", c->n_embd, n_vocab, 0.5f, 0.0f, 0));
+    VKI_TRY(tensor(g, "token_types.weight", "embeddings.token_type_embeddings.weight", c->n_embd, 2, 0.5f, 0.0f, 0));
+    VKI_TRY(tensor(g, "position_embd.weight", "embeddings.position_embeddings.weight", c->n_embd, c->n_ctx, 0.5f,
+                   0.0f, 0));
+    VKI_TRY(tensor(g, "token_embd_norm.weight", "embeddings.LayerNorm.weight", c->n_embd, 1, 0.1f, 1.0f, 0));
+    VKI_TRY(tensor(g, "token_embd_norm.bias", "embeddings.LayerNorm.bias", c->n_embd, 1, 0.1f, 0.0f, 0));
     for (int l = 0; l < c->n_layer; l++) {
-        static const char *const proj[] = {"attn_q", "attn_k", "attn_v", "attn_output"};
+        static const char *const proj[][2] = {{"attn_q", "attention.self.query"},
+                                              {"attn_k", "attention.self.key"},
+                                              {"attn_v", "attention.self.value"},
+                                              {"attn_output", "attention.output.dense"}};
+        char gn[64], hn[96];
         for (int p = 0; p < 4; p++) {
-            snprintf(key, sizeof key, "blk.%d.%s.weight", l, proj[p]);
-            VKI_TRY(tensor(g, key, c->n_embd, c->n_embd, a, 0.0f));
-            snprintf(key, sizeof key, "blk.%d.%s.bias", l, proj[p]);
-            VKI_TRY(tensor(g, key, c->n_embd, 1, 0.05f, 0.0f));
+            snprintf(gn, sizeof gn, "%s.weight", proj[p][0]);
+            snprintf(hn, sizeof hn, "%s.weight", proj[p][1]);
+            T(gn, hn, c->n_embd, c->n_embd, a, 0.0f, 0);
+            snprintf(gn, sizeof gn, "%s.bias", proj[p][0]);
+            snprintf(hn, sizeof hn, "%s.bias", proj[p][1]);
+            T(gn, hn, c->n_embd, 1, 0.05f, 0.0f, 0);
         }
-        T("attn_output_norm.weight", c->n_embd, 1, 0.1f, 1.0f);
-        T("attn_output_norm.bias", c->n_embd, 1, 0.1f, 0.0f);
-        T("ffn_up.weight", c->n_embd, c->n_ff, a, 0.0f);
-        T("ffn_up.bias", c->n_ff, 1, 0.05f, 0.0f);
-        T("ffn_down.weight", c->n_ff, c->n_embd, af, 0.0f);
-        T("ffn_down.bias", c->n_embd, 1, 0.05f, 0.0f);
-        T("layer_output_norm.weight", c->n_embd, 1, 0.1f, 1.0f);
-        T("layer_output_norm.bias", c->n_embd, 1, 0.1f, 0.0f);
-#undef T
+        T("attn_output_norm.weight", "attention.output.LayerNorm.weight", c->n_embd, 1, 0.1f, 1.0f, 0);
+        T("attn_output_norm.bias", "attention.output.LayerNorm.bias", c->n_embd, 1, 0.1f, 0.0f, 0);
+        T("ffn_up.weight", "intermediate.dense.weight", c->n_embd, c->n_ff, a, 0.0f, 0);
+        T("ffn_up.bias", "intermediate.dense.bias", c->n_ff, 1, 0.05f, 0.0f, 0);
+        T("ffn_down.weight", "output.dense.weight", c->n_ff, c->n_embd, af, 0.0f, 0);
+        T("ffn_down.bias", "output.dense.bias", c->n_embd, 1, 0.05f, 0.0f, 0);
+        T("layer_output_norm.weight", "output.LayerNorm.weight", c->n_embd, 1, 0.1f, 1.0f, 0);
+        T("layer_output_norm.bias", "output.LayerNorm.bias", c->n_embd, 1, 0.1f, 0.0f, 0);
+    }
+    /* BertModel's pooler, which a GGUF conversion drops: last, so that the
+     * weights before it come from the same random stream in both formats */
+    if (c->hf) {
+        VKI_TRY(tensor(g, "", "pooler.dense.weight", c->n_embd, c->n_embd, a, 0.0f, 0));
+        VKI_TRY(tensor(g, "", "pooler.dense.bias", c->n_embd, 1, 0.05f, 0.0f, 0));
     }
     return VKI_OK;
 }
+#undef T
 
 /* ===== Command line ====================================================== */
 
+/* Sets the model shape and type; output options are left alone. */
 static bool preset(gen_cfg *c, const char *name)
 {
-    if (!strcmp(name, "default"))
-        *c = (gen_cfg){"llama", c->out, c->vocab_from, 256, 4, 8, 4, 768, 1024, 512, VKI_TYPE_F32, c->seed};
-    else if (!strcmp(name, "tiny"))
-        *c = (gen_cfg){"llama", c->out, c->vocab_from, 64, 2, 4, 2, 128, 512, 128, VKI_TYPE_F32, c->seed};
-    else if (!strcmp(name, "bench100m"))
-        *c = (gen_cfg){"llama", c->out, c->vocab_from, 768, 12, 12, 12, 2048, 32000, 2048, VKI_TYPE_Q8_0, c->seed};
-    else if (!strcmp(name, "bert-mini"))
-        *c = (gen_cfg){"bert", c->out, c->vocab_from, 128, 3, 4, 4, 512, 4096, 512, VKI_TYPE_F32, c->seed};
-    else return false;
-    return true;
+    static const struct {
+        const char *name, *arch;
+        int n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab, n_ctx;
+        vki_type type;
+    } p[] = {
+        {"default", "llama", 256, 4, 8, 4, 768, 1024, 512, VKI_TYPE_F32},
+        {"tiny", "llama", 64, 2, 4, 2, 128, 512, 128, VKI_TYPE_F32},
+        {"bench100m", "llama", 768, 12, 12, 12, 2048, 32000, 2048, VKI_TYPE_Q8_0},
+        {"bert-mini", "bert", 128, 3, 4, 4, 512, 4096, 512, VKI_TYPE_F32},
+    };
+    for (size_t i = 0; i < VKI_COUNT(p); i++) {
+        if (strcmp(name, p[i].name)) continue;
+        c->arch = p[i].arch;
+        c->n_embd = p[i].n_embd;
+        c->n_layer = p[i].n_layer;
+        c->n_head = p[i].n_head;
+        c->n_head_kv = p[i].n_head_kv;
+        c->n_ff = p[i].n_ff;
+        c->n_vocab = p[i].n_vocab;
+        c->n_ctx = p[i].n_ctx;
+        c->type = p[i].type;
+        return true;
+    }
+    return false;
 }
 
 static bool parse_int(const char *s, int lo, int hi, int *out)
@@ -356,6 +537,17 @@ static bool parse_int(const char *s, int lo, int hi, int *out)
     if (!*s || *end || v < lo || v > hi) return false;
     *out = (int)v;
     return true;
+}
+
+static void gen_free(gen *g)
+{
+    gguf_writer_destroy(g->w);
+    for (int i = 0; i < g->n_hf; i++) {
+        free(g->hf[i].name);
+        free(g->hf[i].data);
+    }
+    free(g->hf);
+    vocab_free(&g->vocab);
 }
 
 int main(int argc, char **argv)
@@ -371,6 +563,10 @@ int main(int argc, char **argv)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(usage, stdout);
             return 0;
+        }
+        if (!strcmp(a, "--qkv-bias") || !strcmp(a, "--tied")) {
+            *(!strcmp(a, "--tied") ? &c.tied : &c.qkv_bias) = true;
+            continue;
         }
         if (!v) {
             fprintf(stderr, "vkinfer-gen: option %s needs a value (see --help)\n", a);
@@ -388,21 +584,34 @@ int main(int argc, char **argv)
                 return 1;
             }
         } else if (!strcmp(a, "--arch")) {
-            if (strcmp(v, "llama") && strcmp(v, "bert")) {
-                fprintf(stderr, "vkinfer-gen: --arch must be llama or bert\n");
+            if (strcmp(v, "llama") && strcmp(v, "qwen2") && strcmp(v, "bert")) {
+                fprintf(stderr, "vkinfer-gen: --arch must be llama, qwen2 or bert\n");
                 return 1;
             }
             c.arch = v;
         } else if (!strcmp(a, "--type")) {
-            static const vki_type ok[] = {VKI_TYPE_F32, VKI_TYPE_F16, VKI_TYPE_Q8_0, VKI_TYPE_Q4_0, VKI_TYPE_Q4_K,
-                                          VKI_TYPE_Q6_K};
+            static const vki_type ok[] = {VKI_TYPE_F32, VKI_TYPE_F16, VKI_TYPE_BF16, VKI_TYPE_Q8_0,
+                                          VKI_TYPE_Q4_0, VKI_TYPE_Q4_K, VKI_TYPE_Q6_K};
             bool found = false;
             for (size_t k = 0; k < VKI_COUNT(ok); k++)
                 if (!strcmp(v, vki_type_name(ok[k]))) { c.type = ok[k]; found = true; }
             if (!found) {
-                fprintf(stderr, "vkinfer-gen: --type must be F32, F16, Q8_0, Q4_0, Q4_K or Q6_K\n");
+                fprintf(stderr, "vkinfer-gen: --type must be F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K\n");
                 return 1;
             }
+        } else if (!strcmp(a, "--format")) {
+            if (strcmp(v, "gguf") && strcmp(v, "hf")) {
+                fprintf(stderr, "vkinfer-gen: --format must be gguf or hf\n");
+                return 1;
+            }
+            c.hf = !strcmp(v, "hf");
+        } else if (!strcmp(a, "--shard-mb")) {
+            int mb;
+            if (!parse_int(v, 1, 1 << 20, &mb)) {
+                fprintf(stderr, "vkinfer-gen: --shard-mb: '%s' is not an integer in [1, 1048576]\n", v);
+                return 1;
+            }
+            c.shard_bytes = (uint64_t)mb << 20;
         } else if (!strcmp(a, "--vocab-from")) {
             c.vocab_from = v;
         } else if (!strcmp(a, "--seed")) {
@@ -415,7 +624,7 @@ int main(int argc, char **argv)
         }
     }
     if (!c.out) {
-        fprintf(stderr, "vkinfer-gen: no output file (-o OUT.gguf)\n");
+        fprintf(stderr, "vkinfer-gen: no output file (-o OUT)\n");
         return 1;
     }
     if (c.n_embd % c.n_head || c.n_head % c.n_head_kv || (c.n_embd / c.n_head) % 2) {
@@ -423,19 +632,35 @@ int main(int argc, char **argv)
                 c.n_embd, c.n_head, c.n_head, c.n_head_kv);
         return 1;
     }
-    gen g = {.c = c, .w = gguf_writer_create(32), .rng = c.seed * 0x9E3779B97F4A7C15ull + 1};
-    if (!g.w) {
+    if (c.hf && c.type != VKI_TYPE_F32 && c.type != VKI_TYPE_F16 && c.type != VKI_TYPE_BF16) {
+        fprintf(stderr, "vkinfer-gen: --format hf holds F32, F16 or BF16 weights, not %s\n", vki_type_name(c.type));
+        return 1;
+    }
+    if (c.hf && c.vocab_from) {
+        fprintf(stderr, "vkinfer-gen: --vocab-from works with GGUF output only\n");
+        return 1;
+    }
+    if (!c.hf && c.shard_bytes) {
+        fprintf(stderr, "vkinfer-gen: --shard-mb needs --format hf\n");
+        return 1;
+    }
+    if (!strcmp(c.arch, "bert") && (c.qkv_bias || c.tied)) {
+        fprintf(stderr, "vkinfer-gen: --qkv-bias and --tied are for decoders (llama, qwen2)\n");
+        return 1;
+    }
+    gen g = {.c = c, .rng = c.seed * 0x9E3779B97F4A7C15ull + 1};
+    if (!c.hf && !(g.w = gguf_writer_create(32))) {
         fprintf(stderr, "vkinfer-gen: out of memory\n");
         return 1;
     }
-    vki_status s = !strcmp(c.arch, "bert") ? gen_bert(&g) : gen_llama(&g);
-    if (s == VKI_OK) s = gguf_writer_save(g.w, c.out);
-    gguf_writer_destroy(g.w);
+    vki_status s = !strcmp(c.arch, "bert") ? gen_bert(&g) : gen_decoder(&g);
+    if (s == VKI_OK) s = c.hf ? hf_write_folder(&c, g.hf, g.n_hf, &g.vocab) : gguf_writer_save(g.w, c.out);
+    gen_free(&g);
     if (s != VKI_OK) {
         fprintf(stderr, "vkinfer-gen: %s\n", vki_last_error());
         return 1;
     }
-    fprintf(stderr, "vkinfer-gen: wrote %s (%s, %.2fM parameters, %s matrices)\n", c.out, c.arch,
-            (double)g.params / 1e6, vki_type_name(c.type));
+    fprintf(stderr, "vkinfer-gen: wrote %s (%s, %.2fM parameters, %s %s)\n", c.out, c.arch, (double)g.params / 1e6,
+            vki_type_name(c.type), c.hf ? "HF folder" : "matrices");
     return 0;
 }
