@@ -1,20 +1,25 @@
 #version 450
-// attn.comp: fused flash-style ATTN for one sequence. One workgroup per
-// (query row, head) walks the visible keys in blocks of WG: each thread
-// scores one key, the block's max/sum update a running (online) softmax,
-// and each thread accumulates head_dim / WG output dims in registers. GQA:
-// head h reads kv head h / (n_head / n_kv_head). Causal: query i sees keys
-// j <= q_pos0 + i. K/V are f32 or (KV_F16) f16 halves in uint words.
-// On RDNA3 a multi-query variant (several query rows per workgroup sharing
-// each K/V block through LDS) is the next step for prompts.
+// attn.comp: fused flash-style ATTN for one sequence. A workgroup takes QR
+// rows (spec constant 1, 1..4) that share one kv head: (query row, head)
+// pairs of the n_head / n_kv_head heads in the group, query-major. It walks
+// the keys visible to any of them in blocks of WG: each thread reads one
+// key once and scores it against all QR queries (kept in shared memory),
+// the block's max/sum update each row's running (online) softmax, and each
+// thread accumulates head_dim / WG output dims of every row, reading each
+// V element once for the QR rows. So K/V traffic per row falls by QR: GQA
+// decode shares it across the heads of a group, prompts across query rows.
+// Causal: query i sees keys j <= q_pos0 + i. K/V are f32 or (KV_F16) f16.
 #extension GL_GOOGLE_include_directive : require
 #define PUSH_ATTN
 #include "push.glsl"
 
 layout(constant_id = 0) const uint WG = 64;
+layout(constant_id = 1) const uint QR_SPEC = 1; // 0 counts as 1
 layout(local_size_x_id = 0) in;
 #define HD_MAX 256u
+#define QR_MAX 4u
 #define PER_THREAD (HD_MAX / 32u) // enough for WG >= 32
+const uint QR = QR_SPEC == 0u ? 1u : QR_SPEC;
 
 layout(binding = 0) readonly buffer Q { float q[]; };
 #ifdef KV_F16
@@ -30,72 +35,109 @@ float load_v(uint i) { return vb[i]; }
 #endif
 layout(binding = 3) writeonly buffer D { float d[]; };
 
-shared float qs[HD_MAX];
-shared float ps[WG];
-shared float red[WG];
+shared float qs[QR_MAX][HD_MAX];
+shared float ps[QR_MAX][WG];
+shared float red[QR_MAX][WG];
 
-float wg_reduce(float v, bool is_max)
+// Reduces v[r] over the workgroup for every row r at once (max or sum).
+void wg_reduce(inout float v[QR_MAX], bool is_max)
 {
     uint tid = gl_LocalInvocationID.x;
-    red[tid] = v;
+    for (uint r = 0u; r < QR; r++) red[r][tid] = v[r];
     barrier();
     for (uint s = WG / 2u; s > 0u; s >>= 1) {
-        if (tid < s) red[tid] = is_max ? max(red[tid], red[tid + s]) : red[tid] + red[tid + s];
+        if (tid < s)
+            for (uint r = 0u; r < QR; r++)
+                red[r][tid] = is_max ? max(red[r][tid], red[r][tid + s]) : red[r][tid] + red[r][tid + s];
         barrier();
     }
-    float r = red[0];
+    for (uint r = 0u; r < QR; r++) v[r] = red[r][0];
     barrier();
-    return r;
 }
 
 void main()
 {
+    uint gsz = p.n_head / p.n_kv_head;  // heads per kv head
+    uint per_kh = p.n_q * gsz;          // rows that read one kv head
+    uint blocks = (per_kh + QR - 1u) / QR;
     uint g = group_id();
-    if (g >= p.n_q * p.n_head) return;
-    uint qi = g / p.n_head, h = g % p.n_head;
-    uint kh = h / (p.n_head / p.n_kv_head);
+    if (g >= blocks * p.n_kv_head) return; // uniform across the workgroup
+    uint kh = g / blocks, f0 = (g % blocks) * QR;
     uint tid = gl_LocalInvocationID.x;
-    uint n_vis = p.causal != 0u ? min(p.n_kv, p.q_pos0 + qi + 1u) : p.n_kv;
 
-    uint qo = p.q_offs + qi * p.q_nb2 + h * p.q_nb1;
-    for (uint e = tid; e < p.hd; e += WG) qs[e] = q[qo + e];
+    // Row r is flattened index f0 + r; a row past the end repeats the last
+    // one (same keys, so the softmax stays defined) and is not written.
+    uint qi[QR_MAX], hh[QR_MAX], n_vis[QR_MAX];
+    uint n_max = 0u;
+    for (uint r = 0u; r < QR; r++) {
+        uint f = min(f0 + r, per_kh - 1u);
+        qi[r] = f / gsz;
+        hh[r] = kh * gsz + f % gsz;
+        n_vis[r] = p.causal != 0u ? min(p.n_kv, p.q_pos0 + qi[r] + 1u) : p.n_kv;
+        n_max = max(n_max, n_vis[r]);
+        uint qo = p.q_offs + qi[r] * p.q_nb2 + hh[r] * p.q_nb1;
+        for (uint e = tid; e < p.hd; e += WG) qs[r][e] = q[qo + e];
+    }
     barrier();
 
-    float o[PER_THREAD];
-    for (uint i = 0u; i < PER_THREAD; i++) o[i] = 0.0;
-    float m = -1.0 / 0.0, l = 0.0;
+    float o[QR_MAX][PER_THREAD];
+    float m[QR_MAX], l[QR_MAX];
+    for (uint r = 0u; r < QR; r++) {
+        for (uint i = 0u; i < PER_THREAD; i++) o[r][i] = 0.0;
+        m[r] = -1.0 / 0.0;
+        l[r] = 0.0;
+    }
     uint kbase = p.k_offs + kh * p.k_nb1, vbase = p.v_offs + kh * p.v_nb1;
 
-    for (uint j0 = 0u; j0 < n_vis; j0 += WG) {
+    for (uint j0 = 0u; j0 < n_max; j0 += WG) {
         uint j = j0 + tid;
-        float s = -1.0 / 0.0;
-        if (j < n_vis) {
+        float s[QR_MAX], bm[QR_MAX], pj[QR_MAX];
+        for (uint r = 0u; r < QR; r++) s[r] = 0.0;
+        if (j < n_max) {
             uint ko = kbase + j * p.k_nb2;
-            float dot_ = 0.0;
-            for (uint e = 0u; e < p.hd; e++) dot_ += qs[e] * load_k(ko + e);
-            s = dot_ * p.scale;
+            for (uint e = 0u; e < p.hd; e++) {
+                float kv = load_k(ko + e);
+                for (uint r = 0u; r < QR; r++) s[r] += qs[r][e] * kv;
+            }
         }
-        // j0 < n_vis, so the block max is finite and alpha below is defined.
-        float m_new = max(m, wg_reduce(s, true));
-        float alpha = exp(m - m_new);
-        float pj = j < n_vis ? exp(s - m_new) : 0.0;
-        ps[tid] = pj;
-        l = l * alpha + wg_reduce(pj, false); // its barriers also publish ps
-        uint cnt = min(WG, n_vis - j0);
+        for (uint r = 0u; r < QR; r++) {
+            s[r] = j < n_vis[r] ? s[r] * p.scale : -1.0 / 0.0;
+            bm[r] = s[r];
+        }
+        wg_reduce(bm, true);
+        // Every row sees key 0 in the first block, so m is finite from then
+        // on and alpha below is defined even for a block a row cannot see.
+        float alpha[QR_MAX];
+        for (uint r = 0u; r < QR; r++) {
+            float m_new = max(m[r], bm[r]);
+            alpha[r] = exp(m[r] - m_new);
+            pj[r] = j < n_vis[r] ? exp(s[r] - m_new) : 0.0;
+            ps[r][tid] = pj[r];
+            m[r] = m_new;
+        }
+        wg_reduce(pj, false); // its barriers also publish ps
+        for (uint r = 0u; r < QR; r++) l[r] = l[r] * alpha[r] + pj[r];
+        uint cnt = min(WG, n_max - j0);
         for (uint i = 0u; i < PER_THREAD; i++) {
             uint e = tid + i * WG;
             if (e >= p.hd) break;
-            float acc = o[i] * alpha;
-            for (uint jj = 0u; jj < cnt; jj++) acc += ps[jj] * load_v(vbase + (j0 + jj) * p.v_nb2 + e);
-            o[i] = acc;
+            float acc[QR_MAX];
+            for (uint r = 0u; r < QR; r++) acc[r] = o[r][i] * alpha[r];
+            for (uint jj = 0u; jj < cnt; jj++) {
+                float vv = load_v(vbase + (j0 + jj) * p.v_nb2 + e);
+                for (uint r = 0u; r < QR; r++) acc[r] += ps[r][jj] * vv;
+            }
+            for (uint r = 0u; r < QR; r++) o[r][i] = acc[r];
         }
-        m = m_new;
         barrier(); // ps is rewritten by the next block
     }
-    uint od = p.d_offs + qi * p.d_nb2 + h * p.d_nb1;
-    for (uint i = 0u; i < PER_THREAD; i++) {
-        uint e = tid + i * WG;
-        if (e >= p.hd) break;
-        d[od + e] = o[i] / l;
+    for (uint r = 0u; r < QR; r++) {
+        if (f0 + r >= per_kh) break;
+        uint od = p.d_offs + qi[r] * p.d_nb2 + hh[r] * p.d_nb1;
+        for (uint i = 0u; i < PER_THREAD; i++) {
+            uint e = tid + i * WG;
+            if (e >= p.hd) break;
+            d[od + e] = o[r][i] / l[r];
+        }
     }
 }

@@ -1,13 +1,15 @@
 /*
  * ops_attn.c: recording the fused ATTN op (attn.comp): one workgroup per
- * (query row, head), online softmax over the visible keys, GQA and causal
- * masking from the push constants, f32 or f16 K/V views.
+ * up to 4 (query row, head) pairs that share a kv head, online softmax
+ * over the visible keys, GQA and causal masking from the push constants,
+ * f32 or f16 K/V views.
  */
 #include "error.h"
 #include "util.h"
 #include "vk_internal.h"
 
 #define ATTN_HD_MAX 256 /* HD_MAX in attn.comp */
+#define ATTN_QR_MAX 4   /* QR_MAX in attn.comp */
 
 vki_status vk_ops_attn(vk_ctx *c, const bk_op *op, bool record)
 {
@@ -33,7 +35,11 @@ vki_status vk_ops_attn(vk_ctx *c, const bk_op *op, bool record)
         .d_offs = pd.offs, .d_nb1 = pd.nb1, .d_nb2 = pd.nb2,
         .scale = op->fp[0], .causal = op->ip[0] ? 1u : 0u, .q_pos0 = (uint32_t)op->ip[1]};
     if (!record) return VKI_OK;
+    /* Rows per workgroup sharing one kv head's K/V reads: up to 4, fewer
+     * when there are fewer (decode without GQA: 1, nothing repeated). */
+    uint64_t per_kh = (uint64_t)p.n_q * (p.n_head / p.n_kv_head);
+    uint32_t qr = per_kh >= ATTN_QR_MAX ? ATTN_QR_MAX : per_kh >= 2 ? 2 : 1;
     uint32_t gx, gy;
-    vk_groups_2d((uint64_t)p.n_q * p.n_head, &gx, &gy);
-    return vk_dispatch(c, kb == 2 ? "attn_f16" : "attn_f32", 64, 0, b, 4, &p, sizeof(p), gx, gy, 1);
+    vk_groups_2d((per_kh + qr - 1) / qr * p.n_kv_head, &gx, &gy);
+    return vk_dispatch(c, kb == 2 ? "attn_f16" : "attn_f32", 64, qr, b, 4, &p, sizeof(p), gx, gy, 1);
 }

@@ -300,6 +300,8 @@ static void cases_attn(void)
         {64, 4, 4, 9, 9, 9, 0, 0, VKI_TYPE_F32},     /* encoder, non-causal    */
         {80, 6, 3, 3, 100, 128, 0, 0, VKI_TYPE_F16}, /* head_dim 80, odd sizes */
         {1, 1, 1, 1, 1, 1, 1, 0, VKI_TYPE_F32},      /* smallest               */
+        {64, 4, 2, 1, 50, 64, 1, 49, VKI_TYPE_F16},  /* decode, GQA 2:1        */
+        {48, 3, 1, 1, 70, 80, 1, 69, VKI_TYPE_F32},  /* decode, 3 heads per kv */
     };
     for (size_t i = 0; i < VKI_COUNT(as); i++) {
         test_case *c = add_case(BK_OP_ATTN, NMSE_FLOAT, "hd=%lld,nh=%lld,nkvh=%lld,nq=%lld,nkv=%lld,%s,pos0=%d,kv=%s",
