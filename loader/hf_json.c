@@ -28,10 +28,16 @@
  *   .add_bos_token/.add_eos_token (tokenizer_config.json, else the
  *   TemplateProcessing post-processor), .add_space_prefix (llama: a Prepend
  *   "▁" normalizer or Metaspace prepend), .lowercase (bert normalizer),
- *   tokenizer.chat_template, tokenizer.hf.pre_regex (every Split regex of the
- *   pre-tokenizer, in order), tokenizer.hf.ignore_merges (model.ignore_merges)
- *   and tokenizer.ggml.pre = "gpt-2" for a bare ByteLevel pre-tokenizer.
- * Tensor names: see hf_tensor_name(); llama q/k get rope_permute_heads.
+ *   tokenizer.chat_template, tokenizer.hf.pre_regex (the pre-tokenizer's
+ *   Split regexes, Digits and ByteLevel-with-regex as patterns, in order),
+ *   tokenizer.hf.ignore_merges (model.ignore_merges), tokenizer.ggml.pre =
+ *   "gpt-2" for a bare ByteLevel pre-tokenizer, and tokenizer.hf.normalizer
+ *   (the normalizer's steps; format in engine/tokenizer/normalize.c; SPM's
+ *   Prepend '▁' and Replace ' ' -> '▁' are the tokenizer's own behaviour and
+ *   are not listed). Normalizer, pre-tokenizer and decoder types that are not
+ *   mapped are refused with UNSUPPORTED, never skipped.
+ * Tensor names: see hf_tensor_name(); llama q/k weights and biases get
+ * rope_permute_heads (qwen2's do not).
  */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -265,28 +271,200 @@ static const char *special_text(const cJSON *cfg, const char *name)
     return NULL;
 }
 
-/* Every Split regex of a pre-tokenizer (alone or inside a Sequence). */
-static int collect_regex(const cJSON *pt, const char **out, int cap, bool *bare_bytelevel)
+/* ----- normalizer, pre-tokenizer, decoder: mapped or refused -------------
+ * Every component type is either mapped onto metadata the tokenizer applies
+ * or refused with UNSUPPORTED: a tokenizer that silently skipped a step would
+ * give different ids than the model was trained with. */
+
+typedef struct pipe_map {
+    const char *src;
+    bool        spm, wordpiece, gpt2;  /* the family (tokenizer.ggml.model)   */
+    bool        escaped;               /* SPM: the ' ' -> '▁' step was seen   */
+    int         lowercase;             /* BertNormalizer lowercase, -1 = none */
+    bool        bert_pre;              /* a BertPreTokenizer was seen         */
+    bool        bytelevel_regex;       /* a ByteLevel with use_regex           */
+    int         n_rx;
+    const char *rx[16];                /* Split regexes in order (gpt2)       */
+    char        steps[64][256];        /* tokenizer.hf.normalizer entries     */
+    int         n_steps;
+} pipe_map;
+
+/* GPT-2's split pattern, as HF's ByteLevel pre-tokenizer runs it */
+static const char rx_bytelevel[] =
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+
+static const char *jtype(const cJSON *j)
 {
-    int n = 0;
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(pt, "type");
-    if (!cJSON_IsString(type)) return 0;
-    if (!strcmp(type->valuestring, "Sequence")) {
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(pt, "pretokenizers");
+    const cJSON *t = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, "type") : NULL;
+    return cJSON_IsString(t) ? t->valuestring : NULL;
+}
+
+static const char *jstr(const cJSON *j, const char *key)
+{
+    const cJSON *v = cJSON_IsObject(j) ? cJSON_GetObjectItemCaseSensitive(j, key) : NULL;
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static vki_status add_step(pipe_map *m, const char *a, const char *b, const char *c)
+{
+    if (m->n_steps == 64)
+        return vki_fail(VKI_ERR_UNSUPPORTED, "%s: more than 64 normalizer steps", m->src);
+    if (strchr(b ? b : "", 0x1f) || strchr(c ? c : "", 0x1f))
+        return vki_fail(VKI_ERR_UNSUPPORTED, "%s: a %s normalizer argument holds U+001F, which the mapping reserves",
+                        m->src, a);
+    int n = snprintf(m->steps[m->n_steps], sizeof m->steps[0], "%s%s%s%s%s", a, b ? "\x1f" : "", b ? b : "",
+                     c ? "\x1f" : "", c ? c : "");
+    if (n < 0 || (size_t)n >= sizeof m->steps[0])
+        return vki_fail(VKI_ERR_UNSUPPORTED, "%s: %s normalizer arguments longer than %zu bytes", m->src, a,
+                        sizeof m->steps[0] - 16);
+    m->n_steps++;
+    return VKI_OK;
+}
+
+static vki_status map_normalizer(pipe_map *m, const cJSON *j)
+{
+    if (!j || cJSON_IsNull(j)) return VKI_OK;
+    const char *type = jtype(j);
+    if (!type) return vki_fail(VKI_ERR_BAD_FILE, "%s: normalizer without a \"type\"", m->src);
+    if (!strcmp(type, "Sequence")) {
         const cJSON *e;
-        cJSON_ArrayForEach(e, list) {
-            bool dummy;
-            n += collect_regex(e, out + n, cap - n, &dummy);
-        }
-    } else if (!strcmp(type->valuestring, "Split")) {
-        const cJSON *pat = cJSON_GetObjectItemCaseSensitive(pt, "pattern");
-        const cJSON *rx = pat ? cJSON_GetObjectItemCaseSensitive(pat, "Regex") : NULL;
-        if (cJSON_IsString(rx) && n < cap) out[n++] = rx->valuestring;
-    } else if (!strcmp(type->valuestring, "ByteLevel")) {
-        const cJSON *ur = cJSON_GetObjectItemCaseSensitive(pt, "use_regex");
-        *bare_bytelevel = !ur || cJSON_IsTrue(ur);
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "normalizers")) VKI_TRY(map_normalizer(m, e));
+        return VKI_OK;
     }
-    return n;
+    /* the forms, lowercase and accent stripping commute with SPM's
+     * ' ' -> '▁' escape (none of them touches either character) */
+    if (!strcmp(type, "NFC") || !strcmp(type, "NFD") || !strcmp(type, "NFKC") || !strcmp(type, "NFKD") ||
+        !strcmp(type, "Lowercase") || !strcmp(type, "StripAccents"))
+        return add_step(m, type, NULL, NULL);
+    if (!strcmp(type, "BertNormalizer")) {
+        /* wordpiece.c runs BERT's normalizer with clean_text and
+         * handle_chinese_chars on and accents stripped iff lowercase */
+        const cJSON *ct = cJSON_GetObjectItemCaseSensitive(j, "clean_text");
+        const cJSON *hc = cJSON_GetObjectItemCaseSensitive(j, "handle_chinese_chars");
+        const cJSON *sa = cJSON_GetObjectItemCaseSensitive(j, "strip_accents");
+        const cJSON *lc = cJSON_GetObjectItemCaseSensitive(j, "lowercase");
+        const bool lower = !cJSON_IsFalse(lc);
+        if (!m->wordpiece || cJSON_IsFalse(ct) || cJSON_IsFalse(hc) || (cJSON_IsBool(sa) && cJSON_IsTrue(sa) != lower))
+            return vki_fail(VKI_ERR_UNSUPPORTED, "%s: BertNormalizer is supported for WordPiece with clean_text, "
+                            "handle_chinese_chars and strip_accents null or equal to lowercase", m->src);
+        m->lowercase = lower;
+        return VKI_OK;
+    }
+    if (!strcmp(type, "Strip")) {
+        if (m->escaped)
+            return vki_fail(VKI_ERR_UNSUPPORTED, "%s: a Strip normalizer after the ' ' -> '\xe2\x96\x81' escape", m->src);
+        const cJSON *l = cJSON_GetObjectItemCaseSensitive(j, "strip_left");
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(j, "strip_right");
+        return add_step(m, "Strip", cJSON_IsTrue(l) ? "1" : "0", cJSON_IsTrue(r) ? "1" : "0");
+    }
+    if (!strcmp(type, "Replace")) {
+        const cJSON *pat = cJSON_GetObjectItemCaseSensitive(j, "pattern");
+        const char *lit = jstr(pat, "String"), *content = jstr(j, "content");
+        if (!lit || !content || !lit[0])
+            return vki_fail(VKI_ERR_UNSUPPORTED, "%s: Replace normalizer with a %s pattern; only a non-empty literal "
+                            "{\"String\": ...} is supported", m->src, jstr(pat, "Regex") ? "Regex" : "missing");
+        if (m->spm && !strcmp(lit, " ") && !strcmp(content, "\xe2\x96\x81")) {
+            m->escaped = true; /* spm.c escapes spaces itself */
+            return VKI_OK;
+        }
+        if (m->escaped)
+            return vki_fail(VKI_ERR_UNSUPPORTED, "%s: a Replace normalizer after the ' ' -> '\xe2\x96\x81' escape", m->src);
+        return add_step(m, "Replace", lit, content);
+    }
+    if (!strcmp(type, "Prepend")) {
+        const char *pre = jstr(j, "prepend");
+        if (!pre) return vki_fail(VKI_ERR_BAD_FILE, "%s: Prepend normalizer without \"prepend\"", m->src);
+        /* SPM's dummy prefix: tokenizer.ggml.add_space_prefix */
+        if (m->spm && !strcmp(pre, "\xe2\x96\x81")) return VKI_OK;
+        if (m->escaped)
+            return vki_fail(VKI_ERR_UNSUPPORTED, "%s: a Prepend normalizer after the ' ' -> '\xe2\x96\x81' escape", m->src);
+        return add_step(m, "Prepend", pre, NULL);
+    }
+    return vki_fail(VKI_ERR_UNSUPPORTED, "%s: normalizer type '%.40s' is not supported (Sequence, NFC, NFD, NFKC, NFKD, "
+                    "Lowercase, StripAccents, Strip, Replace with a literal, Prepend, BertNormalizer are)", m->src, type);
+}
+
+static vki_status map_pretok(pipe_map *m, const cJSON *j)
+{
+    if (!j || cJSON_IsNull(j)) return VKI_OK;
+    const char *type = jtype(j);
+    if (!type) return vki_fail(VKI_ERR_BAD_FILE, "%s: pre_tokenizer without a \"type\"", m->src);
+    if (!strcmp(type, "Sequence")) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "pretokenizers")) VKI_TRY(map_pretok(m, e));
+        return VKI_OK;
+    }
+    const char *rx = NULL;
+    if (m->gpt2 && !strcmp(type, "Split")) {
+        const char *beh = jstr(j, "behavior");
+        rx = jstr(cJSON_GetObjectItemCaseSensitive(j, "pattern"), "Regex");
+        if (!rx || (beh && strcmp(beh, "Isolated")) || cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "invert")))
+            return vki_fail(VKI_ERR_UNSUPPORTED, "%s: Split pre-tokenizer with %s, behavior '%.20s'%s; only a Regex "
+                            "pattern, Isolated, not inverted is supported", m->src, rx ? "a Regex" : "a String pattern",
+                            beh ? beh : "?", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "invert")) ? ", inverted" : "");
+    } else if (m->gpt2 && !strcmp(type, "Digits")) {
+        rx = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "individual_digits")) ? "\\p{N}" : "\\p{N}+";
+    } else if (m->gpt2 && !strcmp(type, "ByteLevel")) {
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "add_prefix_space")))
+            return vki_fail(VKI_ERR_UNSUPPORTED, "%s: ByteLevel pre-tokenizer with add_prefix_space is not supported",
+                            m->src);
+        const cJSON *ur = cJSON_GetObjectItemCaseSensitive(j, "use_regex");
+        if (ur && !cJSON_IsTrue(ur)) return VKI_OK;
+        m->bytelevel_regex = true;
+        rx = rx_bytelevel;
+    } else if (m->spm && !strcmp(type, "Metaspace")) {
+        /* llama's SPM treats '▁' runs like any text; a Metaspace that
+         * splits words at '▁' (its default) would change the ids */
+        const char *rep = jstr(j, "replacement");
+        if ((rep && strcmp(rep, "\xe2\x96\x81")) || !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(j, "split")))
+            return vki_fail(VKI_ERR_UNSUPPORTED, "%s: Metaspace pre-tokenizer that splits at '\xe2\x96\x81' (split "
+                            "absent or true) or replaces with another character is not supported", m->src);
+        m->escaped = true;
+        return VKI_OK;
+    } else if (m->wordpiece && !strcmp(type, "BertPreTokenizer")) {
+        m->bert_pre = true;
+        return VKI_OK;
+    } else {
+        return vki_fail(VKI_ERR_UNSUPPORTED, "%s: pre-tokenizer type '%.40s' is not supported for a %s vocabulary "
+                        "(byte-level BPE: Split, Digits, ByteLevel; SPM: Metaspace; WordPiece: BertPreTokenizer)",
+                        m->src, type, m->spm ? "SPM" : m->wordpiece ? "WordPiece" : "byte-level BPE");
+    }
+    if (m->n_rx == (int)VKI_COUNT(m->rx))
+        return vki_fail(VKI_ERR_UNSUPPORTED, "%s: more than %d pre-tokenizer patterns", m->src, (int)VKI_COUNT(m->rx));
+    m->rx[m->n_rx++] = rx;
+    return VKI_OK;
+}
+
+static vki_status check_decoder(pipe_map *m, const cJSON *j)
+{
+    if (!j || cJSON_IsNull(j)) return VKI_OK;
+    const char *type = jtype(j);
+    if (!type) return vki_fail(VKI_ERR_BAD_FILE, "%s: decoder without a \"type\"", m->src);
+    if (!strcmp(type, "Sequence")) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "decoders")) VKI_TRY(check_decoder(m, e));
+        return VKI_OK;
+    }
+    if (m->gpt2 && !strcmp(type, "ByteLevel")) return VKI_OK;
+    if (m->wordpiece && !strcmp(type, "WordPiece")) {
+        const char *pre = jstr(j, "prefix");
+        if (!pre || !strcmp(pre, "##")) return VKI_OK;
+    }
+    if (m->spm) {
+        if (!strcmp(type, "Metaspace") || !strcmp(type, "ByteFallback") || !strcmp(type, "Fuse")) return VKI_OK;
+        const char *lit = jstr(cJSON_GetObjectItemCaseSensitive(j, "pattern"), "String");
+        if (!strcmp(type, "Replace") && lit && !strcmp(lit, "\xe2\x96\x81") && jstr(j, "content") &&
+            !strcmp(jstr(j, "content"), " "))
+            return VKI_OK;
+        /* the leading space of the dummy prefix: tokenizer.c strips it */
+        const cJSON *start = cJSON_GetObjectItemCaseSensitive(j, "start");
+        const cJSON *stop = cJSON_GetObjectItemCaseSensitive(j, "stop");
+        if (!strcmp(type, "Strip") && jstr(j, "content") && !strcmp(jstr(j, "content"), " ") && cJSON_IsNumber(start) &&
+            start->valuedouble <= 1 && cJSON_IsNumber(stop) && stop->valuedouble == 0)
+            return VKI_OK;
+    }
+    return vki_fail(VKI_ERR_UNSUPPORTED, "%s: decoder '%.40s' (with these settings) is not supported for a %s vocabulary",
+                    m->src, type, m->spm ? "SPM" : m->wordpiece ? "WordPiece" : "byte-level BPE");
 }
 
 /* True when a normalizer or pre-tokenizer prepends "▁" (SPM's space prefix). */
@@ -390,6 +568,7 @@ vki_status hf_map_tokenizer(vki_model_file *f, const char *src, const char *text
     tok_build b = {.f = f, .src = src};
     char **merge_buf = NULL;
     uint64_t n_merge_buf = 0;
+    pipe_map *pm = NULL;
     vki_status s = VKI_OK;
     const cJSON *model = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "model") : NULL;
     const cJSON *mtype = model ? cJSON_GetObjectItemCaseSensitive(model, "type") : NULL;
@@ -602,11 +781,6 @@ vki_status hf_map_tokenizer(vki_model_file *f, const char *src, const char *text
                       prepends_space(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"));
         if ((s = put_bool(f, "tokenizer.ggml.add_space_prefix", prefix)) != VKI_OK) goto done;
     }
-    if (wordpiece) {
-        const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
-        const cJSON *lc = norm ? cJSON_GetObjectItemCaseSensitive(norm, "lowercase") : NULL;
-        if (cJSON_IsBool(lc) && (s = put_bool(f, "tokenizer.ggml.lowercase", cJSON_IsTrue(lc))) != VKI_OK) goto done;
-    }
     /* chat template: a string, or a list of {name, template} (take "default") */
     const cJSON *ct = cfg ? cJSON_GetObjectItemCaseSensitive(cfg, "chat_template") : NULL;
     if (cJSON_IsArray(ct)) {
@@ -619,31 +793,65 @@ vki_status hf_map_tokenizer(vki_model_file *f, const char *src, const char *text
     }
     if (cJSON_IsString(ct) && (s = put_str(f, "tokenizer.chat_template", ct->valuestring, strlen(ct->valuestring))) != VKI_OK)
         goto done;
-    /* pre-tokenizer */
-    if (bpe && !spm) {
-        const char *rx[16];
-        bool bare = false;
-        int n_rx = collect_regex(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), rx, 16, &bare);
-        if (n_rx > 0) {
-            vki_kv a;
-            if (!new_array(f, VKI_KV_STRING, (uint64_t)n_rx, &a)) {
+    /* normalizer, pre-tokenizer, decoder */
+    pm = calloc(1, sizeof *pm);
+    if (!pm) {
+        s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", src);
+        goto done;
+    }
+    *pm = (pipe_map){.src = src, .spm = spm, .wordpiece = wordpiece, .gpt2 = bpe && !spm, .lowercase = -1};
+    if ((s = map_normalizer(pm, cJSON_GetObjectItemCaseSensitive(root, "normalizer"))) != VKI_OK ||
+        (s = map_pretok(pm, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"))) != VKI_OK ||
+        (s = check_decoder(pm, cJSON_GetObjectItemCaseSensitive(root, "decoder"))) != VKI_OK)
+        goto done;
+    if (spm && !pm->escaped) {
+        s = vki_fail(VKI_ERR_UNSUPPORTED, "%s: an SPM-style vocabulary whose normalizer and pre-tokenizer never map "
+                     "' ' to '\xe2\x96\x81' is not supported", src);
+        goto done;
+    }
+    if (wordpiece && !pm->bert_pre) {
+        s = vki_fail(VKI_ERR_UNSUPPORTED, "%s: a WordPiece tokenizer without BertPreTokenizer is not supported", src);
+        goto done;
+    }
+    if (pm->lowercase >= 0 && (s = put_bool(f, "tokenizer.ggml.lowercase", pm->lowercase)) != VKI_OK) goto done;
+    if (pm->n_steps > 0) {
+        vki_kv a;
+        if (!new_array(f, VKI_KV_STRING, (uint64_t)pm->n_steps, &a)) {
+            s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", src);
+            goto done;
+        }
+        for (int k = 0; k < pm->n_steps; k++) {
+            size_t n = strlen(pm->steps[k]);
+            char *c = ld_strdup(&f->arena, pm->steps[k], n);
+            if (!c) {
                 s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", src);
                 goto done;
             }
-            for (int k = 0; k < n_rx; k++) {
-                char *c = ld_strdup(&f->arena, rx[k], strlen(rx[k]));
-                if (!c) {
-                    s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", src);
-                    goto done;
-                }
-                a.v.arr.items[k].v.s = (vki_str){c, strlen(c)};
-            }
-            if ((s = put(f, "tokenizer.hf.pre_regex", a)) != VKI_OK) goto done;
-        } else if (bare && (s = put_str(f, "tokenizer.ggml.pre", "gpt-2", 5)) != VKI_OK) {
+            a.v.arr.items[k].v.s = (vki_str){c, n};
+        }
+        if ((s = put(f, "tokenizer.hf.normalizer", a)) != VKI_OK) goto done;
+    }
+    /* a bare ByteLevel is GPT-2's family; anything else runs its patterns */
+    if (pm->gpt2 && pm->n_rx == 1 && pm->bytelevel_regex) {
+        if ((s = put_str(f, "tokenizer.ggml.pre", "gpt-2", 5)) != VKI_OK) goto done;
+    } else if (pm->gpt2 && pm->n_rx > 0) {
+        vki_kv a;
+        if (!new_array(f, VKI_KV_STRING, (uint64_t)pm->n_rx, &a)) {
+            s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", src);
             goto done;
         }
+        for (int k = 0; k < pm->n_rx; k++) {
+            char *c = ld_strdup(&f->arena, pm->rx[k], strlen(pm->rx[k]));
+            if (!c) {
+                s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", src);
+                goto done;
+            }
+            a.v.arr.items[k].v.s = (vki_str){c, strlen(c)};
+        }
+        if ((s = put(f, "tokenizer.hf.pre_regex", a)) != VKI_OK) goto done;
     }
 done:
+    free(pm);
     for (uint64_t k = 0; k < n_merge_buf; k++) free(merge_buf[k]);
     free(merge_buf);
     free(b.text);
@@ -732,6 +940,12 @@ static bool dropped(const char *arch, const char *hf)
     return false;
 }
 
+static bool ends_with(const char *s, const char *suffix)
+{
+    const size_t n = strlen(s), k = strlen(suffix);
+    return n > k && !strcmp(s + n - k, suffix);
+}
+
 vki_status hf_map_tensors(vki_model_file *f)
 {
     vki_str a;
@@ -761,12 +975,14 @@ vki_status hf_map_tensors(vki_model_file *f)
                 break;
             }
             /* GGUF's llama conversion interleaves the rotary halves of q/k
-             * rows; the engine reads GGUF order (bias vectors are not
-             * marked: see vki_tensor_source_row) */
-            if (!strcmp(arch, "llama") && t.n_dims == 2) {
-                size_t n = strlen(name);
-                if (n > 14 && !strcmp(name + n - 14, ".attn_q.weight")) t.rope_permute_heads = (int32_t)n_head;
-                if (n > 14 && !strcmp(name + n - 14, ".attn_k.weight")) t.rope_permute_heads = (int32_t)n_head_kv;
+             * rows, and of their bias elements (convert_hf_to_gguf permutes
+             * "q_proj.weight" and "q_proj.bias" alike); the engine reads
+             * GGUF order. qwen2 (NeoX RoPE) is converted unpermuted. */
+            if (!strcmp(arch, "llama") && t.n_dims <= 2) {
+                if (ends_with(name, ".attn_q.weight") || ends_with(name, ".attn_q.bias"))
+                    t.rope_permute_heads = (int32_t)n_head;
+                if (ends_with(name, ".attn_k.weight") || ends_with(name, ".attn_k.bias"))
+                    t.rope_permute_heads = (int32_t)n_head_kv;
             }
         }
         s = ld_add_tensor(f, &t);
