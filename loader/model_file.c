@@ -496,17 +496,21 @@ uint64_t vki_file_weight_bytes(const vki_model_file *f) { return f->weight_bytes
 /* ===== Rows ============================================================== */
 
 /* convert_hf_to_gguf.py's LlamaModel.permute reshapes the [n_rows] rows of
- * q/k as (n_head, 2, head_dim/2) and swaps the two middle axes, so GGUF row
- * h*hd + 2*i + j comes from HF row h*hd + j*(hd/2) + i. */
-int64_t vki_tensor_source_row(const vki_tensor_info *t, int64_t r)
+ * q/k (or the elements of their biases) as (n_head, 2, head_dim/2) and swaps
+ * the two middle axes, so GGUF row h*hd + 2*i + j comes from HF row
+ * h*hd + j*(hd/2) + i. */
+static int64_t rope_source(int64_t r, int64_t n_rows, int64_t n_head)
 {
-    const int64_t n_head = t->rope_permute_heads;
-    const int64_t n_rows = t->ne[1];
     if (n_head <= 0 || n_rows % n_head) return r;
     const int64_t hd = n_rows / n_head;
     if (hd % 2) return r;
     const int64_t h = r / hd, w = r % hd, i = w / 2, j = w % 2;
     return h * hd + j * (hd / 2) + i;
+}
+
+int64_t vki_tensor_source_row(const vki_tensor_info *t, int64_t r)
+{
+    return t->n_dims >= 2 ? rope_source(r, t->ne[1], t->rope_permute_heads) : r;
 }
 
 vki_status vki_tensor_dequant_row(const vki_tensor_info *t, int64_t row, float *dst)
@@ -518,6 +522,20 @@ vki_status vki_tensor_dequant_row(const vki_tensor_info *t, int64_t row, float *
     if (!vki_type_get(t->type)->supported)
         return vki_fail(VKI_ERR_UNSUPPORTED, "tensor '%s': type %s has no dequantizer", t->name,
                         vki_type_name(t->type));
+    if (t->n_dims == 1 && t->rope_permute_heads > 0) {
+        /* a permuted bias: element by element, so only for element types */
+        const vki_type_traits *tr = vki_type_get(t->type);
+        if (tr->block_size != 1)
+            return vki_fail(VKI_ERR_UNSUPPORTED, "tensor '%s': a rotary-permuted vector of type %s (block size %u)",
+                            t->name, vki_type_name(t->type), (unsigned)tr->block_size);
+        for (int64_t i = 0; i < t->ne[0]; i++) {
+            const int64_t src = rope_source(i, t->ne[0], t->rope_permute_heads);
+            if (!vki_dequantize_row(t->type, (const uint8_t *)t->data + (uint64_t)src * tr->type_size, dst + i, 1))
+                return vki_fail(VKI_ERR_UNSUPPORTED, "tensor '%s': cannot dequantize type %s", t->name,
+                                vki_type_name(t->type));
+        }
+        return VKI_OK;
+    }
     const uint64_t rb = vki_row_bytes(t->type, t->ne[0]);
     const int64_t src = row < t->ne[1] ? vki_tensor_source_row(t, row) : row;
     if (!vki_dequantize_row(t->type, (const uint8_t *)t->data + (uint64_t)src * rb, dst, t->ne[0]))

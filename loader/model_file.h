@@ -51,7 +51,9 @@ typedef struct vki_tensor_info {
     int32_t     file_idx; /* which file of a sharded model                       */
     /* HF llama checkpoints store q/k rows in rotate-half order; GGUF's are
      * interleaved. When set, row r of the [ne1 rows] matrix is source row
-     * perm(r) for `rope_permute_heads` heads (see vki_tensor_source_row()). */
+     * perm(r) for `rope_permute_heads` heads (see vki_tensor_source_row());
+     * for a 1-D tensor (a q/k bias) the elements are permuted the same way,
+     * which vki_tensor_dequant_row() applies. */
     int32_t     rope_permute_heads;
 } vki_tensor_info;
 
@@ -94,7 +96,7 @@ const vki_tensor_info *vki_file_find_tensor(const vki_model_file *f, const char 
 /* Sum of all tensor bytes. */
 uint64_t               vki_file_weight_bytes(const vki_model_file *f);
 /* Dequantizes row `row` (of ne[0] elements) of a tensor into dst, applying
- * rope_permute_heads. Returns VKI_ERR_UNSUPPORTED for types without a
+ * rope_permute_heads (to rows, or to the elements of a 1-D tensor). Returns VKI_ERR_UNSUPPORTED for types without a
  * dequantizer, with the type's name in the message. */
 vki_status vki_tensor_dequant_row(const vki_tensor_info *t, int64_t row, float *dst);
 /* The stored row that holds logical row r (identity unless rope_permute_heads). */

@@ -196,12 +196,14 @@ static vki_status load_tensor(upload *u, const char *name, int n_dims, const int
 
     bk_tensor t = bk_tensor_make(ti->type, n_dims, ne, NULL, 0);
     t.name = ti->name;
-    bool convert = (flags & T_F32) && ti->type != VKI_TYPE_F32;
+    const bool permute = ti->rope_permute_heads > 0;
+    /* a permuted vector (an HF llama q/k bias) is reordered element by
+     * element, which only the dequantizing path does */
+    bool convert = ((flags & T_F32) && ti->type != VKI_TYPE_F32) || (permute && ti->n_dims == 1);
     if (convert) {
         t = bk_tensor_make(VKI_TYPE_F32, n_dims, ne, NULL, 0);
         t.name = ti->name;
     }
-    const bool permute = ti->rope_permute_heads > 0;
     const uint64_t bytes = bk_nbytes(&t);
     const int64_t n_rows = bk_nelements(&t) / t.ne[0];
     const uint64_t src_row = vki_row_bytes(ti->type, ti->ne[0]);
