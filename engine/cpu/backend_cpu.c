@@ -782,9 +782,17 @@ static void attn_work(void *arg, int ith, int nth)
         for (int64_t j0 = 0; j0 < n_vis; j0 += ATTN_BLOCK) {
             int nb = (int)VKI_MIN(ATTN_BLOCK, n_vis - j0);
             float bm = -INFINITY;
+            const uint8_t *kr0 = kb + (uint64_t)j0 * k->nb[2];
+            if (t->kern->dot_rows) {
+                t->kern->dot_rows(hd, kr0, k->nb[2], nb, k16, qr, sc);
+            } else {
+                for (int jj = 0; jj < nb; jj++) {
+                    const void *kr = kr0 + (uint64_t)jj * k->nb[2];
+                    sc[jj] = k16 ? t->kern->dot_f16(hd, kr, qr) : t->kern->dot_f32(hd, kr, qr);
+                }
+            }
             for (int jj = 0; jj < nb; jj++) {
-                const void *kr = kb + (uint64_t)(j0 + jj) * k->nb[2];
-                sc[jj] = scale * (k16 ? t->kern->dot_f16(hd, kr, qr) : t->kern->dot_f32(hd, kr, qr));
+                sc[jj] *= scale;
                 bm = sc[jj] > bm ? sc[jj] : bm; /* fmaxf is a libm call here */
             }
             if (bm > mx) {
@@ -796,10 +804,15 @@ static void attn_work(void *arg, int ith, int nth)
                 mx = bm;
             }
             sum += t->kern->exp_sum_f32(nb, sc, mx);
-            for (int jj = 0; jj < nb; jj++) {
-                const void *vr = vb + (uint64_t)(j0 + jj) * v->nb[2];
-                if (v16) t->kern->mad_f16(hd, acc, vr, sc[jj]);
-                else t->kern->mad_f32(hd, acc, vr, sc[jj]);
+            const uint8_t *vr0 = vb + (uint64_t)j0 * v->nb[2];
+            if (t->kern->mad_rows) {
+                t->kern->mad_rows(hd, acc, vr0, v->nb[2], nb, v16, sc);
+            } else {
+                for (int jj = 0; jj < nb; jj++) {
+                    const void *vr = vr0 + (uint64_t)jj * v->nb[2];
+                    if (v16) t->kern->mad_f16(hd, acc, vr, sc[jj]);
+                    else t->kern->mad_f32(hd, acc, vr, sc[jj]);
+                }
             }
         }
         float *o = (float *)((uint8_t *)cpu_tensor_data(op->dst) + (uint64_t)i * op->dst->nb[2] + (uint64_t)h * op->dst->nb[1]);

@@ -86,6 +86,11 @@ typedef struct cpu_kernels {
     void  (*scale_f32)(int64_t n, float *y, float s);
     /* y[i] = exp(y[i] - m) for softmax; returns the sum of the new y. */
     float (*exp_sum_f32)(int64_t n, float *y, float m);
+    /* Attention over a block of keys (optional; NULL: the per-row helpers
+     * above). out[j] = dot(row j, q) for j < nrows; y += sum_j p[j] * row j.
+     * Rows are n f32 (or, f16, half) values at byte stride rs. */
+    void  (*dot_rows)(int64_t n, const void *rows, size_t rs, int nrows, bool f16, const float *q, float *out);
+    void  (*mad_rows)(int64_t n, float *y, const void *rows, size_t rs, int nrows, bool f16, const float *p);
     /* Packed mat-mat for many activation rows (optional; mm_mr == 0: none).
      * Weights of any type are converted to f32 panels of mm_mr rows laid out
      * [k][mm_mr]; activations are packed by the backend into groups of mm_nr

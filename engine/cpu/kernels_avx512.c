@@ -604,6 +604,93 @@ static void mq_kernel(const mq_fmt *f, int64_t k, const uint8_t *wp, int nrows, 
     else mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 32, 0);
 }
 
+/* ===== Attention key blocks ==============================================
+ * Scores for 16 keys at once: 16 accumulators over the head dimension,
+ * then one transpose-and-add tree (45 shuffles and adds) turns them into a
+ * vector of 16 dots, instead of 16 full horizontal reductions. The weighted
+ * V sum keeps up to 128 output floats in registers across the whole key
+ * block instead of loading and storing them per key. */
+
+INLINE __m512 load16_kv(const uint8_t *row, int64_t i, __mmask16 m, const int F16)
+{
+    return F16 ? loadm_f16(row, i, m) : loadm_f32(row, i, m);
+}
+
+/* out lane 4i + r = total of a[4i + r] */
+INLINE __m512 sum16x16(const __m512 *a)
+{
+    __m512 u[8], v[4];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        u[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]), _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        __m512d x = _mm512_castps_pd(u[2 * i]), y = _mm512_castps_pd(u[2 * i + 1]);
+        v[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)), _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+    }
+    __m512 x01 = _mm512_add_ps(_mm512_shuffle_f32x4(v[0], v[1], 0x44), _mm512_shuffle_f32x4(v[0], v[1], 0xEE));
+    __m512 x23 = _mm512_add_ps(_mm512_shuffle_f32x4(v[2], v[3], 0x44), _mm512_shuffle_f32x4(v[2], v[3], 0xEE));
+    return _mm512_add_ps(_mm512_shuffle_f32x4(x01, x23, 0x88), _mm512_shuffle_f32x4(x01, x23, 0xDD));
+}
+
+INLINE void dot_rows_t(int64_t n, const uint8_t *rows, size_t rs, int nrows, const float *q, float *out, const int F16)
+{
+    for (int j0 = 0; j0 < nrows; j0 += 16) {
+        int nj = nrows - j0 < 16 ? nrows - j0 : 16;
+        const uint8_t *r[16];
+        for (int j = 0; j < 16; j++) r[j] = rows + (size_t)(j0 + (j < nj ? j : 0)) * rs; /* tail: repeat a row */
+        __m512 a[16];
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) a[j] = _mm512_setzero_ps();
+        for (int64_t i = 0; i < n; i += 16) {
+            __mmask16 m = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+            __m512 qv = _mm512_maskz_loadu_ps(m, q + i);
+#pragma GCC unroll 16
+            for (int j = 0; j < 16; j++) a[j] = _mm512_fmadd_ps(load16_kv(r[j], i, m, F16), qv, a[j]);
+        }
+        _mm512_mask_storeu_ps(out + j0, (__mmask16)((1u << nj) - 1), sum16x16(a));
+    }
+}
+
+static void dot_rows(int64_t n, const void *rows, size_t rs, int nrows, bool f16, const float *q, float *out)
+{
+    if (f16) dot_rows_t(n, rows, rs, nrows, q, out, 1);
+    else dot_rows_t(n, rows, rs, nrows, q, out, 0);
+}
+
+INLINE void mad_rows_t(int64_t n, float *y, const uint8_t *rows, size_t rs, int nrows, const float *p, const int F16)
+{
+    for (int64_t i0 = 0; i0 < n; i0 += 128) {
+        int nv = (int)((n - i0 + 15) / 16 < 8 ? (n - i0 + 15) / 16 : 8);
+        /* mask of the last vector, partial only in the last chunk */
+        __mmask16 mt = n - i0 < 128 && (n - i0) % 16 ? (__mmask16)((1u << ((n - i0) % 16)) - 1) : 0xFFFF;
+        __m512 acc[8];
+        for (int v = 0; v < nv; v++) acc[v] = _mm512_maskz_loadu_ps(v == nv - 1 ? mt : 0xFFFF, y + i0 + 16 * v);
+        if (nv == 8 && mt == 0xFFFF) {
+            for (int j = 0; j < nrows; j++) {
+                __m512 pv = _mm512_set1_ps(p[j]);
+                const uint8_t *row = rows + (size_t)j * rs;
+#pragma GCC unroll 8
+                for (int v = 0; v < 8; v++) acc[v] = _mm512_fmadd_ps(pv, load16_kv(row, i0 + 16 * v, 0xFFFF, F16), acc[v]);
+            }
+        } else {
+            for (int j = 0; j < nrows; j++) {
+                __m512 pv = _mm512_set1_ps(p[j]);
+                const uint8_t *row = rows + (size_t)j * rs;
+                for (int v = 0; v < nv; v++)
+                    acc[v] = _mm512_fmadd_ps(pv, load16_kv(row, i0 + 16 * v, v == nv - 1 ? mt : 0xFFFF, F16), acc[v]);
+            }
+        }
+        for (int v = 0; v < nv; v++) _mm512_mask_storeu_ps(y + i0 + 16 * v, v == nv - 1 ? mt : 0xFFFF, acc[v]);
+    }
+}
+
+static void mad_rows(int64_t n, float *y, const void *rows, size_t rs, int nrows, bool f16, const float *p)
+{
+    if (f16) mad_rows_t(n, y, rows, rs, nrows, p, 1);
+    else mad_rows_t(n, y, rows, rs, nrows, p, 0);
+}
+
 /* exp(x) to about 1 ulp: x = n ln2 + r with |r| <= ln2/2, a degree-6
  * Taylor polynomial for e^r (error r^7/7! < 1.3e-7), and vscalefps for
  * the 2^n, which also takes care of underflow to zero. */
@@ -668,4 +755,6 @@ void cpu_kernels_init_avx512(cpu_kernels *k)
     k->mad_f16 = mad_f16;
     k->scale_f32 = scale_f32;
     k->exp_sum_f32 = exp_sum_f32;
+    k->dot_rows = dot_rows;
+    k->mad_rows = mad_rows;
 }

@@ -2,7 +2,8 @@
  * test_cpu_gemv.c: the CPU kernels the ISA test's 4x4 tiles do not reach:
  * each level's mat-vec kernels (gemv) and its packed mat-mat (mm_pack_w +
  * mm_kernel) and integer mat-mat (mq_kernel on mq.h's packing), against
- * the scalar gemm or a double dot of dequantized inputs. Shapes
+ * the scalar gemm or a double dot of dequantized inputs, and the attention
+ * key-block helpers (dot_rows, mad_rows). Shapes
  * cover full 16-block groups, odd block counts, row counts that are not
  * multiples of the unroll, partial panels and partial activation groups;
  * and the softmax exp helper against libm's expf.
@@ -196,6 +197,50 @@ static void check_exp(const cpu_kernels *fast, int64_t n, uint64_t *seed)
     free(y); free(x);
 }
 
+/* The attention key-block helpers against double sums: n head-dim values
+ * (tails of 1..15, more than one 128-wide chunk) and key counts around
+ * the 16-key tree, f32 and f16 rows, rows at a stride wider than n. */
+static void check_rows(const cpu_kernels *fast, int64_t n, int nrows, bool f16, uint64_t *seed)
+{
+    size_t rs = (size_t)(n + 5) * (f16 ? 2 : 4);
+    uint8_t *rows = malloc(rs * (size_t)nrows);
+    float *q = malloc((size_t)n * sizeof(float)), *p = malloc((size_t)nrows * sizeof(float));
+    float *out = malloc((size_t)(nrows + 1) * sizeof(float)), *y = malloc((size_t)(n + 1) * sizeof(float));
+    double *yw = malloc((size_t)n * sizeof(double));
+    VKI_ASSERT(rows && q && p && out && y && yw);
+    for (int j = 0; j < nrows; j++)
+        for (int64_t i = 0; i < n; i++) {
+            float v = test_rand_f32(seed, -1.0f, 1.0f);
+            if (f16) ((uint16_t *)(rows + (size_t)j * rs))[i] = vki_fp32_to_fp16(v);
+            else ((float *)(rows + (size_t)j * rs))[i] = v;
+        }
+    for (int64_t i = 0; i < n; i++) q[i] = test_rand_f32(seed, -1.0f, 1.0f);
+    for (int j = 0; j < nrows; j++) p[j] = test_rand_f32(seed, 0.0f, 1.0f);
+    for (int64_t i = 0; i <= n; i++) y[i] = i < n ? test_rand_f32(seed, -1.0f, 1.0f) : -7.0f;
+    for (int64_t i = 0; i < n; i++) yw[i] = y[i];
+    out[nrows] = -7.0f;
+    fast->dot_rows(n, rows, rs, nrows, f16, q, out);
+    fast->mad_rows(n, y, rows, rs, nrows, f16, p);
+    for (int j = 0; j < nrows; j++) {
+        double want = 0, mag = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const uint8_t *r = rows + (size_t)j * rs;
+            double v = f16 ? vki_fp16_to_fp32(((const uint16_t *)r)[i]) : ((const float *)r)[i];
+            want += v * q[i];
+            mag += fabs(v * q[i]);
+            yw[i] += p[j] * v;
+        }
+        CHECKF(fabs(out[j] - want) <= 1e-5 * mag + 1e-6, "%s dot_rows %s n=%lld rows=%d row %d: %.7g vs %.7g",
+               fast->name, f16 ? "f16" : "f32", (long long)n, nrows, j, out[j], want);
+    }
+    for (int64_t i = 0; i < n; i++)
+        CHECKF(fabs(y[i] - yw[i]) <= 1e-5 * (1 + nrows), "%s mad_rows %s n=%lld rows=%d at %lld: %.7g vs %.7g",
+               fast->name, f16 ? "f16" : "f32", (long long)n, nrows, (long long)i, y[i], yw[i]);
+    CHECKF(out[nrows] == -7.0f && y[n] == -7.0f, "%s dot_rows/mad_rows n=%lld rows=%d wrote past the end",
+           fast->name, (long long)n, nrows);
+    free(rows); free(q); free(p); free(out); free(y); free(yw);
+}
+
 int main(void)
 {
     const cpu_kernels *ref = cpu_kernels_get(CPU_ISA_SCALAR);
@@ -242,6 +287,13 @@ int main(void)
                 for (size_t sh = 0; sh < VKI_COUNT(shapes); sh++)
                     check_mq(fast, t, ks[i], shapes[sh][0], shapes[sh][1], sh & 1, &seed);
             n_mq++;
+        }
+        if (fast->dot_rows) {
+            int64_t hds[] = {1, 16, 64, 80, 128, 200, 256};
+            int nks[] = {1, 15, 16, 17, 64};
+            for (size_t i = 0; i < VKI_COUNT(hds); i++)
+                for (size_t j = 0; j < VKI_COUNT(nks); j++)
+                    for (int f16 = 0; f16 < 2; f16++) check_rows(fast, hds[i], nks[j], f16, &seed);
         }
         int64_t ns[] = {1, 15, 16, 17, 64, 333};
         for (size_t i = 0; i < VKI_COUNT(ns); i++) check_exp(fast, ns[i], &seed);
