@@ -3,7 +3,8 @@
  * only; called only when dispatch.c found them). Tiles of up to 4 weight
  * rows x 4 activation rows keep 16 accumulators in registers, so each
  * loaded vector is used 4 times. Int8 dots use the abs/sign trick with
- * maddubs (both operands within +-127, so no 16-bit overflow).
+ * maddubs (both operands within +-127, so no 16-bit overflow). Also the
+ * mat-vec for Q8_0/Q4_0 and the integer packed mat-mat (mq.h layouts).
  */
 #include <immintrin.h>
 #include <string.h>
@@ -146,6 +147,72 @@ INT8_TILE(q8_0, block_q8_0, unpack_q8_0)
 INT8_TILE(q4_0, block_q4_0, unpack_q4_0)
 GEMM_ENTRY(q8_0)
 GEMM_ENTRY(q4_0)
+
+/* ===== Mat-vec (Q8_0 / Q4_0) =============================================
+ * Decode reads each weight once, so per block and row the work is one load,
+ * the unpack, maddubs + madd and one fma, with four rows sharing every
+ * activation load. Q4_0 nibbles enter unsigned (0..15, no sign fix-up);
+ * their -8 offset is folded in as an int32 vector per block holding
+ * -8 * sum(x codes) in lane 0, computed once per call. Activation scales
+ * are converted from f16 once per call as well. */
+
+#define GV_PREFETCH 1024
+
+INLINE void gv_rows(const int Q4, const int R, int64_t nb, const uint8_t *w, size_t ws, const block_q8_0 *x,
+                    const float *xd, const int32_t *xo, float *d)
+{
+    const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(0x0F);
+    const int BS = Q4 ? (int)sizeof(block_q4_0) : (int)sizeof(block_q8_0);
+    __m256 acc[4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i xv = _mm256_loadu_si256((const __m256i *)x[b].qs);
+        __m256i no = Q4 ? _mm256_loadu_si256((const __m256i *)(xo + 8 * b)) : _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const uint8_t *wb = w + (size_t)r * ws + (size_t)b * BS;
+            _mm_prefetch((const char *)wb + GV_PREFETCH, _MM_HINT_T0);
+            uint16_t h;
+            memcpy(&h, wb, 2);
+            __m256i p;
+            if (Q4) {
+                __m128i q = _mm_loadu_si128((const __m128i *)(wb + 2));
+                __m256i wq = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
+                p = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(wq, xv), ones), no);
+            } else {
+                __m256i wq = _mm256_loadu_si256((const __m256i *)(wb + 2));
+                p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(wq, wq), _mm256_sign_epi8(xv, wq)), ones);
+            }
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(_cvtsh_ss(h) * xd[b]), acc[r]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) d[r] = hsum8(acc[r]);
+}
+
+#define GEMV_ENTRY(WT, Q4)                                                                                \
+    static void gemv_##WT(int64_t k, const void *w, size_t ws, int64_t nrows, const void *xv, float *d,  \
+                          void *scratch)                                                                  \
+    {                                                                                                     \
+        const block_q8_0 *x = xv;                                                                         \
+        int64_t nb = k / 32, r = 0;                                                                       \
+        int32_t *xo = scratch;                                                                            \
+        float *xd = (float *)(xo + 8 * nb);                                                               \
+        for (int64_t b = 0; b < nb; b++) {                                                                \
+            int32_t sum = 0;                                                                              \
+            for (int i = 0; i < QK8_0; i++) sum += x[b].qs[i];                                            \
+            memset(xo + 8 * b, 0, 32);                                                                    \
+            xo[8 * b] = -8 * sum;                                                                         \
+            xd[b] = _cvtsh_ss(x[b].d);                                                                    \
+        }                                                                                                 \
+        const uint8_t *wr = w;                                                                            \
+        for (; r + 4 <= nrows; r += 4) gv_rows(Q4, 4, nb, wr + (size_t)r * ws, ws, x, xd, xo, d + r);     \
+        for (; r < nrows; r++) gv_rows(Q4, 1, nb, wr + (size_t)r * ws, ws, x, xd, xo, d + r);             \
+    }
+
+GEMV_ENTRY(q8_0, 0)
+GEMV_ENTRY(q4_0, 1)
 
 /* ===== K-quants (Q8_K activations) ======================================
  * maddubs takes the unsigned weight codes (Q4_K 0..15, Q6_K 0..63) against
@@ -428,6 +495,8 @@ void cpu_kernels_init_avx2(cpu_kernels *k)
     k->gemm[VKI_TYPE_Q4_0] = gemm_q4_0;
     k->gemm[VKI_TYPE_Q4_K] = gemm_q4_K;
     k->gemm[VKI_TYPE_Q6_K] = gemm_q6_K;
+    k->gemv[VKI_TYPE_Q8_0] = gemv_q8_0;
+    k->gemv[VKI_TYPE_Q4_0] = gemv_q4_0;
     k->mm_mr = MM_MR;
     k->mm_nr = MM_NR;
     k->mm_pack_w = mm_pack_w;
