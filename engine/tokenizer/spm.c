@@ -4,6 +4,10 @@
  * U+2581 when asked), adjacent pieces merge by the score of the merged
  * token (highest first, leftmost on ties) through a priority queue, and
  * pieces that are not tokens fall back to <0xNN> byte tokens.
+ * Speed: the text is cut where no merge can ever cross (between two
+ * characters that no vocabulary token holds side by side, a set built once
+ * per tokenizer), and each segment is merged on its own: same ids, small
+ * queues. tok_spm_encode_whole keeps the one-queue form for tests.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -85,8 +89,101 @@ static vki_status emit_piece(const vki_tokenizer *t, const char *p, uint32_t n, 
     return VKI_OK;
 }
 
-vki_status tok_spm_encode(const vki_tokenizer *t, const char *text, size_t len, bool prefix_space,
-                          tok_ids *out)
+/* ===== Pairs that a merge can join ======================================== */
+
+/* A character (one UTF-8 sequence, or one invalid byte) as its bytes packed
+ * big-endian: distinct characters get distinct keys. */
+static uint32_t pack_char(const uint8_t *p, int n)
+{
+    uint32_t k = 0;
+    for (int i = 0; i < n; i++) k = k << 8 | p[i];
+    return k;
+}
+
+static uint32_t hash_pair(uint64_t k)
+{
+    k ^= k >> 31;
+    k *= 0x9e3779b97f4a7c15ull;
+    k ^= k >> 29;
+    return (uint32_t)k;
+}
+
+/* Keys are pair + 1, so 0 marks an empty slot (no packed pair is ~0). */
+static bool pair_insert(uint64_t *set, uint32_t mask, uint64_t key)
+{
+    key += 1;
+    for (uint32_t i = hash_pair(key) & mask;; i = (i + 1) & mask) {
+        if (set[i] == key) return false;
+        if (set[i] == 0) { set[i] = key; return true; }
+    }
+}
+
+static bool pair_joinable(const vki_tokenizer *t, uint32_t a, uint32_t b)
+{
+    uint64_t key = ((uint64_t)a << 32 | b) + 1;
+    uint32_t mask = t->spm_pair_cap - 1;
+    for (uint32_t i = hash_pair(key) & mask;; i = (i + 1) & mask) {
+        if (t->spm_pairs[i] == key) return true;
+        if (t->spm_pairs[i] == 0) return false;
+    }
+}
+
+vki_status tok_spm_prepare(vki_tokenizer *t)
+{
+    /* every adjacent character pair inside any token (any type: the merge
+     * loop looks merged text up among all tokens) */
+    uint64_t n_pairs = 0;
+    for (int32_t id = 0; id < t->n_vocab; id++) n_pairs += t->tokens[id].len;
+    uint32_t cap = 64;
+    while (cap < n_pairs * 2 && cap < (1u << 30)) cap <<= 1;
+    t->spm_pairs = calloc(cap, sizeof *t->spm_pairs);
+    if (!t->spm_pairs) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "tokenizer: out of memory for %u character pairs", cap);
+    t->spm_pair_cap = cap;
+    for (int32_t id = 0; id < t->n_vocab; id++) {
+        const uint8_t *p = (const uint8_t *)tok_text(t, id);
+        uint32_t n = t->tokens[id].len, prev = 0;
+        bool have_prev = false;
+        for (uint32_t i = 0; i < n;) {
+            int l;
+            uc_decode(p + i, n - i, &l);
+            uint32_t c = pack_char(p + i, l);
+            if (have_prev) pair_insert(t->spm_pairs, cap - 1, (uint64_t)prev << 32 | c);
+            prev = c;
+            have_prev = true;
+            i += (uint32_t)l;
+        }
+    }
+    return VKI_OK;
+}
+
+/* ===== Encoding ========================================================== */
+
+/* Merges the symbols first..last (linked, first.prev = last.next = -1) and
+ * appends their ids. */
+static vki_status merge_segment(spm_ctx *c, int32_t first, tok_ids *out)
+{
+    spm_sym *sym = c->sym;
+    c->heap.n = 0;
+    for (int32_t i = first; sym[i].next >= 0; i = sym[i].next)
+        if (!try_bigram(c, i, sym[i].next)) goto oom;
+    while (c->heap.n) {
+        spm_bigram bg = heap_pop(&c->heap);
+        spm_sym *l = &sym[bg.left], *r = &sym[bg.right];
+        if (l->n == 0 || r->n == 0 || l->n + r->n != bg.size) continue; /* stale */
+        l->n += r->n;
+        r->n = 0;
+        l->next = r->next;
+        if (r->next >= 0) sym[r->next].prev = bg.left;
+        if (!try_bigram(c, l->prev, bg.left) || !try_bigram(c, bg.left, l->next)) goto oom;
+    }
+    for (int32_t i = first; i != -1; i = sym[i].next) VKI_TRY(emit_piece(c->t, c->s + sym[i].off, sym[i].n, out));
+    return VKI_OK;
+oom:
+    return vki_fail(VKI_ERR_OUT_OF_MEMORY, "tokenizer: out of memory merging");
+}
+
+static vki_status spm_encode(const vki_tokenizer *t, const char *text, size_t len, bool prefix_space, bool whole,
+                             tok_ids *out)
 {
     /* escape: ' ' -> U+2581 (3 bytes) */
     size_t n_sp = 0;
@@ -109,32 +206,27 @@ vki_status tok_spm_encode(const vki_tokenizer *t, const char *text, size_t len, 
     /* one symbol per UTF-8 character; each byte of invalid UTF-8 is a
      * symbol of its own. (llama.cpp takes the length from the lead byte
      * alone, which can swallow the first byte of a following U+2581 and
-     * then cannot give the text back; valid text is split the same way.) */
-    int32_t ns = 0;
+     * then cannot give the text back; valid text is split the same way.)
+     * A segment ends where the next character can never join this one. */
+    int32_t ns = 0, seg = 0;
+    uint32_t prev = 0;
     for (size_t off = 0; off < n;) {
         int dl;
         uc_decode((const uint8_t *)s + off, n - off, &dl);
-        size_t l = (size_t)dl;
-        sym[ns] = (spm_sym){ns - 1, off + l == n ? -1 : ns + 1, (uint32_t)off, (uint32_t)l};
+        uint32_t ch = pack_char((const uint8_t *)s + off, dl);
+        if (ns > seg && !whole && !pair_joinable(t, prev, ch)) {
+            sym[ns - 1].next = -1;
+            st = merge_segment(&c, seg, out);
+            if (st != VKI_OK) goto done;
+            seg = ns;
+        }
+        sym[ns] = (spm_sym){ns == seg ? -1 : ns - 1, ns + 1, (uint32_t)off, (uint32_t)dl};
+        prev = ch;
         ns++;
-        off += l;
+        off += (size_t)dl;
     }
-    for (int32_t i = 1; i < ns; i++)
-        if (!try_bigram(&c, i - 1, i)) goto oom;
-    while (c.heap.n) {
-        spm_bigram bg = heap_pop(&c.heap);
-        spm_sym *l = &sym[bg.left], *r = &sym[bg.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != bg.size) continue; /* stale */
-        l->n += r->n;
-        r->n = 0;
-        l->next = r->next;
-        if (r->next >= 0) sym[r->next].prev = bg.left;
-        if (!try_bigram(&c, l->prev, bg.left) || !try_bigram(&c, bg.left, l->next)) goto oom;
-    }
-    for (int32_t i = 0; i != -1; i = sym[i].next) {
-        st = emit_piece(t, s + sym[i].off, sym[i].n, out);
-        if (st != VKI_OK) break;
-    }
+    sym[ns - 1].next = -1;
+    st = merge_segment(&c, seg, out);
     goto done;
 oom:
     st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "tokenizer: out of memory for %zu bytes of text", len);
@@ -143,4 +235,15 @@ done:
     free(sym);
     free(s);
     return st;
+}
+
+vki_status tok_spm_encode(const vki_tokenizer *t, const char *text, size_t len, bool prefix_space, tok_ids *out)
+{
+    return spm_encode(t, text, len, prefix_space, t->spm_pairs == NULL, out);
+}
+
+vki_status tok_spm_encode_whole(const vki_tokenizer *t, const char *text, size_t len, bool prefix_space,
+                                tok_ids *out)
+{
+    return spm_encode(t, text, len, prefix_space, true, out);
 }

@@ -121,6 +121,8 @@ struct vki_tokenizer {
     int32_t  *specials;       /* ids matched inside text, longest first        */
     int32_t   n_specials;
 
+    uint64_t *spm_pairs;      /* [spm_pair_cap] SPM: joinable char pairs + 1  */
+    uint32_t  spm_pair_cap;
     tok_norm *norm;           /* [n_norm] HF normalizer steps, in order       */
     int       n_norm;
 
@@ -147,6 +149,12 @@ int      tok_cp_to_byte(uint32_t cp); /* -1 when cp is not one of the 256 */
 /* Encoders for one run of plain text (special tokens already split off). */
 vki_status tok_spm_encode(const vki_tokenizer *t, const char *text, size_t len, bool prefix_space,
                           tok_ids *out);
+/* SPM over the whole text in one queue (the form before segmenting), kept
+ * as the reference for the differential test. */
+vki_status tok_spm_encode_whole(const vki_tokenizer *t, const char *text, size_t len, bool prefix_space,
+                                tok_ids *out);
+/* Builds the set of character pairs that occur inside tokens (SPM cuts). */
+vki_status tok_spm_prepare(vki_tokenizer *t);
 vki_status tok_bpe_encode(const vki_tokenizer *t, const char *text, size_t len, tok_scratch *s,
                           tok_ids *out);
 vki_status tok_wpm_encode(const vki_tokenizer *t, const char *text, size_t len, tok_ids *out);

@@ -45,6 +45,7 @@ void vki_tokenizer_destroy(vki_tokenizer *t)
     if (!t) return;
     for (int i = 0; i < t->n_re; i++) tok_regex_destroy(t->re[i]);
     tok_norm_free(t);
+    free(t->spm_pairs);
     free(t->text);
     free(t->tokens);
     free(t->hash);
@@ -79,6 +80,10 @@ vki_status vki_tokenizer_create(const vki_model_file *f, vki_tokenizer **out)
     if (st != VKI_OK) goto fail;
     st = tok_norm_load(t, f);
     if (st != VKI_OK) goto fail;
+    if (t->kind == VKI_TOK_SPM) {
+        st = tok_spm_prepare(t);
+        if (st != VKI_OK) goto fail;
+    }
     if (t->kind == VKI_TOK_BPE) {
         st = tok_pre_select(t, f);
         if (st != VKI_OK) goto fail;
