@@ -56,8 +56,11 @@ static expect expected(const vki_model_file *f, bool bert, int64_t n_ctx, int64_
 
 static void check_model(const char *dir, const char *file, vki_engine *eng, vki_backend_kind kind, int *n_checked)
 {
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/%s", dir, file) >= (int)sizeof path) {
+        CHECKF(0, "%s/%s: path too long", dir, file);
+        return;
+    }
     vki_model_file *f = NULL;
     if (vki_file_open(path, &f) != VKI_OK) {
         CHECKF(0, "%s: %s", file, vki_last_error());
