@@ -6,8 +6,9 @@
  * only the loader's reordering of llama q/k rows and biases can differ);
  * BERT embeddings with cosine >= 0.99999. Cases: llama GQA (F32, with
  * attention biases, F16 sharded, BF16), qwen2 (NeoX RoPE, q/k/v biases, tied
- * embeddings) and BERT (F32, F16).
- * Usage: test_hf_e2e --gen PATH/vkinfer-gen [--backend cpu|vulkan]. */
+ * embeddings) and BERT (F32, F16); with --shared-vocab instead, a llama
+ * with stories260K's trained SPM vocabulary (skipped without ../shared).
+ * Usage: test_hf_e2e --gen PATH/vkinfer-gen [--backend cpu|vulkan] [--shared-vocab]. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -119,6 +120,8 @@ static void check_decoder(const char *name, vki_model *a, vki_model *b)
         CHECKF(sa == VKI_OK && sb == VKI_OK, "%s: generate: %s", name, vki_last_error());
         CHECKF(ra.n == N_PREDICT && rb.n == N_PREDICT, "%s: %d and %d tokens generated", name, ra.n, rb.n);
         CHECKF(!memcmp(ra.ids, rb.ids, sizeof ra.ids), "%s: text %d: greedy ids differ", name, k);
+        if (memcmp(ra.ids, rb.ids, sizeof ra.ids))
+            for (int32_t t = 0; t < N_PREDICT; t++) printf("  step %d: GGUF %d, HF %d\n", t, ra.ids[t], rb.ids[t]);
         double worst = 0;
         for (int32_t t = 0; t < ra.n && t < rb.n; t++) worst = fmax(worst, rel_err(rb.top[t], ra.top[t], 5));
         CHECKF(worst <= 1e-5, "%s: text %d: top-5 logits differ by %.3g relative", name, k, worst);
@@ -209,13 +212,17 @@ static void run_case(vki_engine *eng, const hf_case *c)
 
 int main(int argc, char **argv)
 {
-    for (int i = 1; i + 1 < argc; i++)
-        if (!strcmp(argv[i], "--gen")) gen_path = argv[i + 1];
+    bool shared_vocab = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--gen") && i + 1 < argc) gen_path = argv[i + 1];
+        if (!strcmp(argv[i], "--shared-vocab")) shared_vocab = true;
+    }
     if (!gen_path) {
-        fprintf(stderr, "usage: test_hf_e2e --gen PATH/vkinfer-gen [--backend cpu|vulkan]\n");
+        fprintf(stderr, "usage: test_hf_e2e --gen PATH/vkinfer-gen [--backend cpu|vulkan] [--shared-vocab]\n");
         return 2;
     }
     backend = mt_backend_arg(argc, argv);
+    const char *vocab_path = shared_vocab ? test_shared_path("models/stories260K.gguf") : NULL;
     snprintf(work, sizeof work, "%s/vki_hf_e2e_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(work)) {
         fprintf(stderr, "mkdtemp %s failed\n", work);
@@ -224,7 +231,15 @@ int main(int argc, char **argv)
     vki_engine_params ep = mt_engine_params();
     vki_engine *eng = NULL;
     CHECKF(vki_engine_create(&ep, &eng) == VKI_OK, "engine: %s", vki_last_error());
-    for (int i = 0; eng && i < (int)VKI_COUNT(cases); i++) run_case(eng, &cases[i]);
+    if (shared_vocab) {
+        /* a trained SPM vocabulary (real scores) through tokenizer.json merges */
+        static char args[1200];
+        snprintf(args, sizeof args, "--preset tiny --seed 10 --vocab-from '%s'", vocab_path);
+        const hf_case c = {"llama-stories260k-vocab", args, NULL, false};
+        if (eng) run_case(eng, &c);
+    } else {
+        for (int i = 0; eng && i < (int)VKI_COUNT(cases); i++) run_case(eng, &cases[i]);
+    }
     vki_engine_destroy(eng);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", work);

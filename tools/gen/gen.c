@@ -34,7 +34,8 @@ static const char usage[] =
     "                    back to Q8_0/F16). With --format hf: the checkpoint dtype, F32, F16 or BF16\n"
     "  --qkv-bias        llama: attention biases on q/k/v/o (HF attention_bias)\n"
     "  --tied            decoders: no output matrix, logits from the token embeddings\n"
-    "  --vocab-from F    take the tokenizer (tokenizer.* keys) from the GGUF file F (GGUF output only)\n"
+    "  --vocab-from F    take the tokenizer (tokenizer.* keys) from the GGUF file F (an SPM \"llama\"\n"
+    "                    vocabulary for --format hf, written as BPE merges in score order)\n"
     "  --format F        gguf (default) or hf: OUT is a folder with config.json, model.safetensors,\n"
     "                    tokenizer.json and tokenizer_config.json (llama q/k rows in HF rotate-half\n"
     "                    order; torch shapes)\n"
@@ -139,6 +140,9 @@ static const char *const words[] = {
  * n_vocab. Scores fall with the index so that earlier pieces merge first. */
 static void spm_vocab(gen_vocab *v, int n)
 {
+    v->unk = 0;
+    v->bos = 1;
+    v->eos = 2;
     vocab_add(v, "<unk>", 0, 2);
     vocab_add(v, "<s>", 0, 3);
     vocab_add(v, "</s>", 0, 3);
@@ -356,6 +360,51 @@ done:
     return s;
 }
 
+/* Reads another GGUF's SPM vocabulary for an HF tokenizer.json: texts must
+ * be unique (tokenizer.json keys its vocab by text). */
+static vki_status read_vocab(gen *g, const char *path, int *n_vocab)
+{
+    vki_model_file *f = NULL;
+    VKI_TRY(vki_file_open(path, &f));
+    vki_status s = VKI_OK;
+    vki_str model = {0};
+    const vki_kv *toks = vki_file_find_kv(f, "tokenizer.ggml.tokens");
+    const vki_kv *scores = vki_file_find_kv(f, "tokenizer.ggml.scores");
+    const vki_kv *types = vki_file_find_kv(f, "tokenizer.ggml.token_type");
+    if (!vki_file_get_str(f, "tokenizer.ggml.model", &model) || model.n != 5 || memcmp(model.p, "llama", 5) || !toks ||
+        toks->type != VKI_KV_ARRAY || toks->v.arr.elem != VKI_KV_STRING || toks->v.arr.n == 0) {
+        s = vki_fail(VKI_ERR_UNSUPPORTED, "%s: --format hf takes only an SPM (\"llama\") vocabulary with tokens", path);
+        goto done;
+    }
+    const uint64_t n = toks->v.arr.n;
+    const bool sc = scores && scores->v.arr.elem == VKI_KV_F32 && scores->v.arr.n == n;
+    const bool ty = types && types->v.arr.elem == VKI_KV_I32 && types->v.arr.n == n;
+    for (uint64_t i = 0; i < n && s == VKI_OK; i++) {
+        const vki_str t = toks->v.arr.items[i].v.s;
+        char *z = malloc(t.n + 1);
+        if (!z) {
+            s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "vkinfer-gen: out of memory");
+            break;
+        }
+        memcpy(z, t.p, t.n);
+        z[t.n] = '\0';
+        vocab_add(&g->vocab, z, sc ? (float)scores->v.arr.items[i].v.f : -(float)i,
+                  ty ? (int32_t)types->v.arr.items[i].v.i : 1);
+        if ((uint64_t)g->vocab.n != i + 1)
+            s = vki_fail(VKI_ERR_UNSUPPORTED, "%s: token %llu ('%.64s') repeats an earlier piece", path,
+                         (unsigned long long)i, z);
+        free(z);
+    }
+    uint32_t id;
+    g->vocab.unk = vki_file_get_u32(f, "tokenizer.ggml.unknown_token_id", &id) && id < n ? (int32_t)id : 0;
+    g->vocab.bos = vki_file_get_u32(f, "tokenizer.ggml.bos_token_id", &id) && id < n ? (int32_t)id : 1;
+    g->vocab.eos = vki_file_get_u32(f, "tokenizer.ggml.eos_token_id", &id) && id < n ? (int32_t)id : 2;
+    *n_vocab = g->vocab.n;
+done:
+    vki_file_close(f);
+    return s;
+}
+
 static vki_status put_u32(gen *g, const char *suffix, uint32_t v)
 {
     char key[128];
@@ -402,7 +451,7 @@ static vki_status gen_decoder(gen *g)
     VKI_TRY(put_f32(g, "rope.freq_base", qwen2 ? 1000000.0f : 10000.0f));
     int n_vocab = c->n_vocab;
     if (c->vocab_from) {
-        VKI_TRY(copy_vocab(g, c->vocab_from, &n_vocab));
+        VKI_TRY(c->hf ? read_vocab(g, c->vocab_from, &n_vocab) : copy_vocab(g, c->vocab_from, &n_vocab));
     } else {
         spm_vocab(&g->vocab, c->n_vocab);
         n_vocab = g->vocab.n;
@@ -634,10 +683,6 @@ int main(int argc, char **argv)
     }
     if (c.hf && c.type != VKI_TYPE_F32 && c.type != VKI_TYPE_F16 && c.type != VKI_TYPE_BF16) {
         fprintf(stderr, "vkinfer-gen: --format hf holds F32, F16 or BF16 weights, not %s\n", vki_type_name(c.type));
-        return 1;
-    }
-    if (c.hf && c.vocab_from) {
-        fprintf(stderr, "vkinfer-gen: --vocab-from works with GGUF output only\n");
         return 1;
     }
     if (!c.hf && c.shard_bytes) {

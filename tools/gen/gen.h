@@ -33,6 +33,7 @@ typedef struct gen_vocab {
     int       n, cap;
     uint64_t  map_cap; /* text -> id hash (open addressing, -1 = empty) */
     int32_t  *map;
+    int32_t   unk, bos, eos; /* SPM special ids */
 } gen_vocab;
 
 int32_t gen_vocab_find(const gen_vocab *v, const char *text); /* -1 when absent */

@@ -369,7 +369,7 @@ static vki_status tokenizer_spm(const gen_cfg *c, const gen_vocab *v)
     cJSON_AddItemToArray(nl, prep);
     cJSON_AddItemToArray(nl, replace(" ", "\xe2\x96\x81"));
     cJSON_AddNullToObject(j, "pre_tokenizer");
-    cJSON_AddItemToObject(j, "post_processor", template(v, "<s>", NULL));
+    cJSON_AddItemToObject(j, "post_processor", template(v, v->text[v->bos], NULL));
     cJSON *dec = cJSON_AddObjectToObject(j, "decoder");
     cJSON_AddStringToObject(dec, "type", "Sequence");
     cJSON *dl = cJSON_AddArrayToObject(dec, "decoders");
@@ -384,7 +384,7 @@ static vki_status tokenizer_spm(const gen_cfg *c, const gen_vocab *v)
     cJSON *m = cJSON_AddObjectToObject(j, "model");
     cJSON_AddStringToObject(m, "type", "BPE");
     cJSON_AddNullToObject(m, "dropout");
-    cJSON_AddStringToObject(m, "unk_token", "<unk>");
+    cJSON_AddStringToObject(m, "unk_token", v->text[v->unk]);
     cJSON_AddNullToObject(m, "continuing_subword_prefix");
     cJSON_AddNullToObject(m, "end_of_word_suffix");
     cJSON_AddBoolToObject(m, "fuse_unk", true);
@@ -411,16 +411,16 @@ static vki_status tokenizer_spm(const gen_cfg *c, const gen_vocab *v)
         cJSON_DeleteItemFromObject(a, "id");
         cJSON_AddItemToObject(atd, id, a);
     }
-    cJSON_AddStringToObject(tc, "bos_token", "<s>");
+    cJSON_AddStringToObject(tc, "bos_token", v->text[v->bos]);
     cJSON_AddBoolToObject(tc, "clean_up_tokenization_spaces", false);
-    cJSON_AddStringToObject(tc, "eos_token", "</s>");
+    cJSON_AddStringToObject(tc, "eos_token", v->text[v->eos]);
     cJSON_AddBoolToObject(tc, "legacy", false);
     cJSON_AddNumberToObject(tc, "model_max_length", c->n_ctx);
     cJSON_AddNullToObject(tc, "pad_token");
     cJSON_AddStringToObject(tc, "padding_side", "right");
     cJSON_AddObjectToObject(tc, "sp_model_kwargs");
     cJSON_AddStringToObject(tc, "tokenizer_class", "LlamaTokenizer");
-    cJSON_AddStringToObject(tc, "unk_token", "<unk>");
+    cJSON_AddStringToObject(tc, "unk_token", v->text[v->unk]);
     cJSON_AddBoolToObject(tc, "use_default_system_prompt", false);
     return write_json(c->out, "tokenizer_config.json", tc);
 }
