@@ -3,6 +3,8 @@
  * pre-tokenizer splits the text into words; each word's bytes start as
  * byte-symbol tokens and merge by rank (lowest first, leftmost on ties)
  * through a priority queue with lazy invalidation, O(n log n) per word.
+ * Words repeat, so each encode call keeps a word -> ids cache (per call, so
+ * a tokenizer shared by threads needs no lock).
  * Also the GPT-2 byte <-> code point table.
  */
 #include <stdlib.h>
@@ -128,6 +130,88 @@ oom:
     return vki_fail(VKI_ERR_OUT_OF_MEMORY, "tokenizer: out of memory for a word of %zu bytes", n);
 }
 
+/* ===== Per-call word cache =============================================== */
+
+#define BPE_CACHE_MAX_WORD    64        /* longer words are rare repeats   */
+#define BPE_CACHE_MAX_ENTRIES (1 << 16) /* bounds the memory of one call   */
+
+typedef struct bpe_entry { uint32_t hash, key_off, key_len, ids_off, n_ids; } bpe_entry;
+
+struct tok_bpe_cache {
+    uint32_t  *slot;    uint32_t cap;              /* [cap] entry index + 1, 0 = empty */
+    bpe_entry *ent;     uint32_t n_ent, ent_cap;
+    char      *keys;    size_t   n_keys, keys_cap; /* word bytes, back to back         */
+    int32_t   *ids;     size_t   n_ids, ids_cap;   /* their ids, back to back          */
+};
+
+void tok_bpe_cache_free(struct tok_bpe_cache *c)
+{
+    if (!c) return;
+    free(c->slot);
+    free(c->ent);
+    free(c->keys);
+    free(c->ids);
+    free(c);
+}
+
+static uint32_t word_hash(const uint8_t *w, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ w[i]) * 16777619u;
+    return h;
+}
+
+/* The cached entry for w, or NULL; *slot_out gets the slot to insert at. */
+static const bpe_entry *cache_find(const struct tok_bpe_cache *c, const uint8_t *w, size_t n, uint32_t h,
+                                   uint32_t *slot_out)
+{
+    uint32_t mask = c->cap - 1;
+    for (uint32_t i = h & mask;; i = (i + 1) & mask) {
+        uint32_t e = c->slot[i];
+        if (e == 0) { *slot_out = i; return NULL; }
+        const bpe_entry *x = &c->ent[e - 1];
+        if (x->hash == h && x->key_len == n && memcmp(c->keys + x->key_off, w, n) == 0) return x;
+    }
+}
+
+static bool cache_rehash(struct tok_bpe_cache *c, uint32_t cap)
+{
+    uint32_t *slot = calloc(cap, sizeof *slot);
+    if (!slot) return false;
+    for (uint32_t e = 0; e < c->n_ent; e++) {
+        uint32_t i = c->ent[e].hash & (cap - 1);
+        while (slot[i]) i = (i + 1) & (cap - 1);
+        slot[i] = e + 1;
+    }
+    free(c->slot);
+    c->slot = slot;
+    c->cap = cap;
+    return true;
+}
+
+/* Remembers ids[0..n) for w; a failed allocation only skips the entry. */
+static void cache_put(struct tok_bpe_cache *c, const uint8_t *w, size_t len, uint32_t h, uint32_t slot,
+                      const int32_t *ids, int32_t n)
+{
+    if (c->n_ent >= BPE_CACHE_MAX_ENTRIES) return;
+    size_t ent_bytes = c->ent_cap * sizeof *c->ent, ids_bytes = c->ids_cap * sizeof *c->ids;
+    if (!tok_grow((void **)&c->ent, &ent_bytes, (c->n_ent + 1) * sizeof *c->ent) ||
+        !tok_grow((void **)&c->keys, &c->keys_cap, c->n_keys + len) ||
+        !tok_grow((void **)&c->ids, &ids_bytes, (c->n_ids + (size_t)n) * sizeof *c->ids))
+        return;
+    c->ent_cap = (uint32_t)(ent_bytes / sizeof *c->ent);
+    c->ids_cap = ids_bytes / sizeof *c->ids;
+    c->ent[c->n_ent] = (bpe_entry){h, (uint32_t)c->n_keys, (uint32_t)len, (uint32_t)c->n_ids, (uint32_t)n};
+    memcpy(c->keys + c->n_keys, w, len);
+    memcpy(c->ids + c->n_ids, ids, (size_t)n * sizeof *ids);
+    c->n_keys += len;
+    c->n_ids += (size_t)n;
+    c->slot[slot] = ++c->n_ent;
+    if (c->n_ent * 2 > c->cap) cache_rehash(c, c->cap * 2); /* on failure the table just fills up more */
+}
+
+/* ===== Encoding ========================================================== */
+
 vki_status tok_bpe_encode(const vki_tokenizer *t, const char *text, size_t len, tok_scratch *s,
                           tok_ids *out)
 {
@@ -147,9 +231,29 @@ vki_status tok_bpe_encode(const vki_tokenizer *t, const char *text, size_t len, 
     }
     s->offs[n] = len;
     VKI_TRY(tok_pretokenize(t->re, t->n_re, s->cps, n, s));
+    if (!s->cache && !s->no_cache) {
+        s->cache = calloc(1, sizeof *s->cache);
+        if (s->cache && !cache_rehash(s->cache, 1024)) {
+            free(s->cache);
+            s->cache = NULL;
+        }
+    }
+    struct tok_bpe_cache *c = s->cache; /* NULL (out of memory): no caching */
     for (int64_t k = 0; k < s->a.n; k++) {
         size_t a = s->offs[s->a.v[k].a], b = s->offs[s->a.v[k].b];
+        if (!c || b - a > BPE_CACHE_MAX_WORD) {
+            VKI_TRY(encode_word(t, u + a, b - a, s, out));
+            continue;
+        }
+        uint32_t h = word_hash(u + a, b - a), slot;
+        const bpe_entry *e = cache_find(c, u + a, b - a, h, &slot);
+        if (e) {
+            for (uint32_t i = 0; i < e->n_ids; i++) VKI_TRY(tok_ids_push(out, c->ids[e->ids_off + i]));
+            continue;
+        }
+        int32_t before = out->n;
         VKI_TRY(encode_word(t, u + a, b - a, s, out));
+        cache_put(c, u + a, b - a, h, slot, out->v + before, out->n - before);
     }
     return VKI_OK;
 }

@@ -518,6 +518,7 @@ void tok_scratch_free(tok_scratch *s)
     free(s->na);
     free(s->nb);
     free(s->norm);
+    tok_bpe_cache_free(s->cache);
     memset(s, 0, sizeof *s);
 }
 

@@ -53,7 +53,10 @@ typedef struct tok_scratch {
     uint32_t *na;    size_t   na_cap;    /* normalizer code points, ping   */
     uint32_t *nb;    size_t   nb_cap;    /* normalizer code points, pong   */
     char     *norm;  size_t   norm_cap;  /* normalized text (UTF-8)        */
+    struct tok_bpe_cache *cache;         /* BPE: word -> ids of this call  */
+    bool      no_cache;                  /* tests: encode every word afresh */
 } tok_scratch;
+void tok_bpe_cache_free(struct tok_bpe_cache *c);
 /* Grows *p to hold `need` bytes; false when out of memory. */
 bool tok_grow(void **p, size_t *cap, size_t need);
 void tok_scratch_free(tok_scratch *s);
