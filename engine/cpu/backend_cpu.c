@@ -140,12 +140,6 @@ static bool rows_uniform(const bk_tensor *t)
            (t->ne[3] == 1 || t->nb[3] == t->nb[2] * (uint64_t)t->ne[2]);
 }
 
-static void split(int64_t n, int ith, int nth, int64_t *r0, int64_t *r1)
-{
-    *r0 = n * ith / nth;
-    *r1 = n * (ith + 1) / nth;
-}
-
 /* ===== Row-wise ops ====================================================== */
 
 typedef struct row_task {
@@ -153,6 +147,7 @@ typedef struct row_task {
     const cpu_kernels *kern;
     float             *scratch; /* per-thread rows, stride scratch_stride floats */
     int64_t            scratch_stride;
+    cpu_chunks         ch;      /* rows (tokens for ROPE, elements for CPY) */
 } row_task;
 
 static float silu_f(float x) { return x / (1.0f + expf(-x)); }
@@ -160,13 +155,12 @@ static float gelu_f(float x) { return 0.5f * x * (1.0f + erff(x * 0.707106781186
 
 static void elementwise_rows(void *arg, int ith, int nth)
 {
-    const row_task *t = arg;
+    row_task *t = arg;
     const bk_op *op = t->op;
     const bk_tensor *d = op->dst, *a = op->src[0], *b = op->src[1];
-    int64_t n = a->ne[0], r0, r1;
-    split(n_rows(a), ith, nth, &r0, &r1);
+    int64_t n = a->ne[0], r;
     bool bcast = b && n_rows(b) == 1;
-    for (int64_t r = r0; r < r1; r++) {
+    for (cpu_chunk_it it = {0, 0}; cpu_chunk_each(&t->ch, &it, &r);) {
         const float *x = (const float *)row_ptr(a, r);
         const float *y = b ? (const float *)row_ptr(b, bcast ? 0 : r) : NULL;
         float *o = (float *)row_ptr(d, r);
@@ -184,14 +178,13 @@ static void elementwise_rows(void *arg, int ith, int nth)
 
 static void norm_rows(void *arg, int ith, int nth)
 {
-    const row_task *t = arg;
+    row_task *t = arg;
     const bk_op *op = t->op;
     const bk_tensor *d = op->dst, *a = op->src[0];
     const float *w = op->src[1] && op->kind != BK_OP_L2_NORM ? cpu_tensor_data(op->src[1]) : NULL;
     const float *bias = op->src[2] && op->kind == BK_OP_LAYER_NORM ? cpu_tensor_data(op->src[2]) : NULL;
-    int64_t n = a->ne[0], r0, r1;
-    split(n_rows(a), ith, nth, &r0, &r1);
-    for (int64_t r = r0; r < r1; r++) {
+    int64_t n = a->ne[0], r;
+    for (cpu_chunk_it it = {0, 0}; cpu_chunk_each(&t->ch, &it, &r);) {
         const float *x = (const float *)row_ptr(a, r);
         float *o = (float *)row_ptr(d, r);
         double mean = 0.0, sq = 0.0;
@@ -218,12 +211,11 @@ static void norm_rows(void *arg, int ith, int nth)
 
 static void softmax_rows(void *arg, int ith, int nth)
 {
-    const row_task *t = arg;
+    row_task *t = arg;
     const bk_op *op = t->op;
-    int64_t n = op->src[0]->ne[0], r0, r1;
+    int64_t n = op->src[0]->ne[0], r;
     float s = op->fp[0];
-    split(n_rows(op->src[0]), ith, nth, &r0, &r1);
-    for (int64_t r = r0; r < r1; r++) {
+    for (cpu_chunk_it it = {0, 0}; cpu_chunk_each(&t->ch, &it, &r);) {
         const float *x = (const float *)row_ptr(op->src[0], r);
         float *o = (float *)row_ptr(op->dst, r);
         float mx = -INFINITY;
@@ -239,15 +231,14 @@ static void softmax_rows(void *arg, int ith, int nth)
 
 static void rope_tokens(void *arg, int ith, int nth)
 {
-    const row_task *t = arg;
+    row_task *t = arg;
     const bk_op *op = t->op;
     const bk_tensor *a = op->src[0], *d = op->dst;
     const int32_t *pos = cpu_tensor_data(op->src[1]);
-    int64_t hd = a->ne[0], nh = a->ne[1], n_rot = op->ip[0], half = n_rot / 2, t0, t1;
+    int64_t hd = a->ne[0], nh = a->ne[1], n_rot = op->ip[0], half = n_rot / 2, tok;
     bool neox = op->ip[1] == BK_ROPE_NEOX;
     float *cs = t->scratch + (size_t)ith * (size_t)t->scratch_stride; /* [half] cos, [half] sin */
-    split(a->ne[2], ith, nth, &t0, &t1);
-    for (int64_t tok = t0; tok < t1; tok++) {
+    for (cpu_chunk_it it = {0, 0}; cpu_chunk_each(&t->ch, &it, &tok);) {
         /* Angles in double: pos * base^(-2i/n_rot) reaches 1e4+ radians,
          * where float would lose the 1e-3 the reference allows. */
         for (int64_t i = 0; i < half; i++) {
@@ -272,37 +263,36 @@ static void rope_tokens(void *arg, int ith, int nth)
 
 static void cpy_rows(void *arg, int ith, int nth)
 {
-    const row_task *t = arg;
+    row_task *t = arg;
     const bk_tensor *a = t->op->src[0], *d = t->op->dst;
-    int64_t n = bk_nelements(a), e0, e1;
-    split(n, ith, nth, &e0, &e1);
-    int64_t e = e0;
-    while (e < e1) {
-        /* Walk a run that stays inside one row of both tensors. */
-        int64_t ia = e % a->ne[0], id = e % d->ne[0];
-        int64_t run = VKI_MIN(a->ne[0] - ia, d->ne[0] - id);
-        run = VKI_MIN(run, e1 - e);
-        const uint8_t *ps = row_ptr(a, e / a->ne[0]) + (uint64_t)ia * a->nb[0];
-        uint8_t *pd = row_ptr(d, e / d->ne[0]) + (uint64_t)id * d->nb[0];
-        if (a->type == d->type) {
-            memmove(pd, ps, (size_t)run * a->nb[0]);
-        } else if (a->type == VKI_TYPE_F32) {
-            for (int64_t i = 0; i < run; i++) ((uint16_t *)pd)[i] = vki_fp32_to_fp16(((const float *)ps)[i]);
-        } else {
-            for (int64_t i = 0; i < run; i++) ((float *)pd)[i] = vki_fp16_to_fp32(((const uint16_t *)ps)[i]);
+    int64_t e0, e1;
+    while (cpu_chunk_next(&t->ch, &e0, &e1)) {
+        for (int64_t e = e0; e < e1;) {
+            /* Walk a run that stays inside one row of both tensors. */
+            int64_t ia = e % a->ne[0], id = e % d->ne[0];
+            int64_t run = VKI_MIN(a->ne[0] - ia, d->ne[0] - id);
+            run = VKI_MIN(run, e1 - e);
+            const uint8_t *ps = row_ptr(a, e / a->ne[0]) + (uint64_t)ia * a->nb[0];
+            uint8_t *pd = row_ptr(d, e / d->ne[0]) + (uint64_t)id * d->nb[0];
+            if (a->type == d->type) {
+                memmove(pd, ps, (size_t)run * a->nb[0]);
+            } else if (a->type == VKI_TYPE_F32) {
+                for (int64_t i = 0; i < run; i++) ((uint16_t *)pd)[i] = vki_fp32_to_fp16(((const float *)ps)[i]);
+            } else {
+                for (int64_t i = 0; i < run; i++) ((float *)pd)[i] = vki_fp16_to_fp32(((const uint16_t *)ps)[i]);
+            }
+            e += run;
         }
-        e += run;
     }
 }
 
 static void get_rows_task(void *arg, int ith, int nth)
 {
-    const row_task *t = arg;
+    row_task *t = arg;
     const bk_tensor *tab = t->op->src[0], *d = t->op->dst;
     const int32_t *ids = cpu_tensor_data(t->op->src[1]);
-    int64_t n = tab->ne[0], r0, r1;
-    split(t->op->src[1]->ne[0], ith, nth, &r0, &r1);
-    for (int64_t r = r0; r < r1; r++) {
+    int64_t n = tab->ne[0], r;
+    for (cpu_chunk_it it = {0, 0}; cpu_chunk_each(&t->ch, &it, &r);) {
         const uint8_t *src = (const uint8_t *)cpu_tensor_data(tab) + (uint64_t)ids[r] * tab->nb[1];
         float *o = (float *)row_ptr(d, r);
         if (tab->type == VKI_TYPE_F32) memcpy(o, src, (size_t)n * sizeof(float));
@@ -314,9 +304,11 @@ static void get_rows_task(void *arg, int ith, int nth)
 
 /* Runs fn over the pool, or on the caller alone when the op is small
  * enough that waking workers costs more than it saves. */
-static void run_rows(cpu_ctx *c, cpu_task_fn fn, row_task *t, int64_t work)
+static void run_rows(cpu_ctx *c, cpu_task_fn fn, row_task *t, int64_t work, int64_t n_items)
 {
-    if (work < 8192 || c->n_threads == 1) fn(t, 0, 1);
+    bool alone = work < 8192 || c->n_threads == 1;
+    cpu_chunks_init(&t->ch, n_items, alone ? 1 : c->n_threads, 1);
+    if (alone) fn(t, 0, 1);
     else cpu_pool_run(c->pool, fn, t);
 }
 
@@ -343,14 +335,14 @@ typedef struct mm_task {
     /* activation preparation */
     cpu_act            act;
     const bk_tensor   *xt;
+    cpu_chunks         ch;     /* activation rows to prepare              */
 } mm_task;
 
 static void mm_prepare(void *arg, int ith, int nth)
 {
     mm_task *t = arg;
-    int64_t r0, r1;
-    split(t->n, ith, nth, &r0, &r1);
-    for (int64_t r = r0; r < r1; r++) {
+    int64_t r;
+    for (cpu_chunk_it it = {0, 0}; cpu_chunk_each(&t->ch, &it, &r);) {
         const float *src = (const float *)row_ptr(t->xt, r);
         uint8_t *dst = (uint8_t *)t->x + (size_t)r * t->xs;
         if (t->act == CPU_ACT_Q8_0) cpu_quantize_q8_0(src, dst, t->k);
@@ -417,15 +409,15 @@ typedef struct mmp_task {
     const float       *bias;
     int64_t            n_groups, n_rb, n_cc, cc_len;
     atomic_int_fast64_t next;
+    cpu_chunks         ch;  /* activation groups to pack                      */
 } mmp_task;
 
 static void mmp_pack_x(void *arg, int ith, int nth)
 {
     mmp_task *t = arg;
     int nr = t->kern->mm_nr;
-    int64_t g0, g1;
-    split(t->n_groups, ith, nth, &g0, &g1);
-    for (int64_t g = g0; g < g1; g++) {
+    int64_t g;
+    for (cpu_chunk_it it = {0, 0}; cpu_chunk_each(&t->ch, &it, &g);) {
         float *dst = t->xp + (size_t)g * (size_t)t->k * (size_t)nr;
         for (int c = 0; c < nr; c++) {
             int64_t row = g * nr + c;
@@ -501,6 +493,7 @@ static vki_status op_matmul_packed(cpu_ctx *c, const bk_op *op)
         t.ds = (size_t)t.m;
     }
     atomic_init(&t.next, 0);
+    cpu_chunks_init(&t.ch, t.n_groups, nth, 1);
     if (nth == 1) {
         mmp_pack_x(&t, 0, 1);
         mmp_work(&t, 0, 1);
@@ -543,6 +536,7 @@ typedef struct mq_task {
     const float       *bias;
     int64_t            n_groups, n_rb, n_cc, cc_len;
     atomic_int_fast64_t next;
+    cpu_chunks         ch;     /* activation groups to pack                  */
 } mq_task;
 
 static void mq_pack_x(void *arg, int ith, int nth)
@@ -552,9 +546,8 @@ static void mq_pack_x(void *arg, int ith, int nth)
     size_t rb = (size_t)(t->k / QK8_0) * sizeof(block_q8_0);
     uint8_t *q = t->tmp + (size_t)ith * t->tmp_stride;
     const block_q8_0 *rows[32];
-    int64_t g0, g1;
-    split(t->n_groups, ith, nth, &g0, &g1);
-    for (int64_t g = g0; g < g1; g++) {
+    int64_t g;
+    for (cpu_chunk_it it = {0, 0}; cpu_chunk_each(&t->ch, &it, &g);) {
         int nc = (int)VKI_MIN(nr, t->n - g * nr);
         for (int c = 0; c < nc; c++) {
             cpu_quantize_q8_0((const float *)row_ptr(t->xt, g * nr + c), q + (size_t)c * rb, t->k);
@@ -636,6 +629,7 @@ static vki_status op_matmul_mq(cpu_ctx *c, const bk_op *op, const mq_fmt *fmt)
         t.ds = (size_t)t.m;
     }
     atomic_init(&t.next, 0);
+    cpu_chunks_init(&t.ch, t.n_groups, nth, 1);
     if (nth == 1) {
         mq_pack_x(&t, 0, 1);
         mq_work(&t, 0, 1);
@@ -660,22 +654,22 @@ typedef struct gv_task {
     const float   *bias;
     uint8_t       *scratch; /* [n_threads][scratch_stride] bytes */
     size_t         scratch_stride;
+    cpu_chunks     ch;      /* rows, in whole 16-row units        */
 } gv_task;
 
 static void gv_work(void *arg, int ith, int nth)
 {
-    const gv_task *t = arg;
-    /* Row ranges in multiples of 16 so no two threads write one cache
+    gv_task *t = arg;
+    (void)nth;
+    int64_t r0, r1;
+    /* Chunks are whole 16-row units, so no two threads write one cache
      * line of d. */
-    int64_t n16 = (t->m + 15) / 16, r0, r1;
-    split(n16, ith, nth, &r0, &r1);
-    r0 *= 16;
-    r1 = VKI_MIN(t->m, r1 * 16);
-    if (r0 >= r1) return;
-    t->gemv(t->k, t->w + (size_t)r0 * t->ws, t->ws, r1 - r0, t->x, t->d + r0,
-            t->scratch + (size_t)ith * t->scratch_stride);
-    if (t->bias)
-        for (int64_t r = r0; r < r1; r++) t->d[r] += t->bias[r];
+    while (cpu_chunk_next(&t->ch, &r0, &r1)) {
+        t->gemv(t->k, t->w + (size_t)r0 * t->ws, t->ws, r1 - r0, t->x, t->d + r0,
+                t->scratch + (size_t)ith * t->scratch_stride);
+        if (t->bias)
+            for (int64_t r = r0; r < r1; r++) t->d[r] += t->bias[r];
+    }
 }
 
 static vki_status op_matmul(cpu_ctx *c, const bk_op *op)
@@ -716,7 +710,9 @@ static vki_status op_matmul(cpu_ctx *c, const bk_op *op)
         t.xs = x->nb[1];
     } else {
         t.x = s;
-        if (t.n * t.k < 8192 || c->n_threads == 1) mm_prepare(&t, 0, 1);
+        bool alone = t.n * t.k < 8192 || c->n_threads == 1;
+        cpu_chunks_init(&t.ch, t.n, alone ? 1 : c->n_threads, 1);
+        if (alone) mm_prepare(&t, 0, 1);
         else cpu_pool_run(c->pool, mm_prepare, &t);
     }
     if (d_direct) {
@@ -730,7 +726,9 @@ static vki_status op_matmul(cpu_ctx *c, const bk_op *op)
     if (gemv) {
         gv_task g = {.gemv = gemv, .w = t.w, .ws = t.ws, .k = t.k, .m = t.m, .x = t.x, .d = t.d, .bias = t.bias,
                      .scratch = s + x_bytes + d_bytes, .scratch_stride = gv_stride};
-        if (t.m * t.k < 65536 || c->n_threads == 1) gv_work(&g, 0, 1);
+        bool alone = t.m * t.k < 65536 || c->n_threads == 1;
+        cpu_chunks_init(&g.ch, t.m, alone ? 1 : c->n_threads, 16);
+        if (alone) gv_work(&g, 0, 1);
         else cpu_pool_run(c->pool, gv_work, &g);
         if (!d_direct) memcpy(row_ptr(d, 0), t.d, (size_t)t.m * sizeof(float));
         return VKI_OK;
@@ -752,23 +750,23 @@ typedef struct attn_task {
     const bk_op       *op;
     const cpu_kernels *kern;
     float             *acc; /* [n_threads][head_dim] */
+    cpu_chunks         ch;  /* (query row, head) pairs */
 } attn_task;
 
 #define ATTN_BLOCK 64 /* keys scored per softmax step */
 
 static void attn_work(void *arg, int ith, int nth)
 {
-    const attn_task *t = arg;
+    attn_task *t = arg;
     const bk_op *op = t->op;
     const bk_tensor *q = op->src[0], *k = op->src[1], *v = op->src[2];
-    int64_t hd = q->ne[0], nh = q->ne[1], nq = q->ne[2], nkv = k->ne[2], group = nh / k->ne[1], p0, p1;
+    int64_t hd = q->ne[0], nh = q->ne[1], nkv = k->ne[2], group = nh / k->ne[1], p;
     float *acc = t->acc + (size_t)ith * (size_t)hd;
     float scale = op->fp[0];
     bool k16 = k->type == VKI_TYPE_F16, v16 = v->type == VKI_TYPE_F16;
     /* Work items are (query row, head) pairs, head fastest, so one thread's
      * items share K/V rows for a whole GQA group. */
-    split(nq * nh, ith, nth, &p0, &p1);
-    for (int64_t p = p0; p < p1; p++) {
+    for (cpu_chunk_it it = {0, 0}; cpu_chunk_each(&t->ch, &it, &p);) {
         int64_t i = p / nh, h = p % nh, kh = h / group;
         int64_t n_vis = op->ip[0] ? VKI_MIN(nkv, (int64_t)op->ip[1] + i + 1) : nkv;
         const float *qr = (const float *)((const uint8_t *)cpu_tensor_data(q) + (uint64_t)i * q->nb[2] + (uint64_t)h * q->nb[1]);
@@ -828,7 +826,9 @@ static vki_status op_attn(cpu_ctx *c, const bk_op *op)
     if (!acc) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "ATTN: no memory for scratch");
     attn_task t = {.op = op, .kern = c->kern, .acc = acc};
     int64_t work = op->src[0]->ne[1] * op->src[0]->ne[2] * op->src[1]->ne[2] * hd;
-    if (work < 16384 || c->n_threads == 1) attn_work(&t, 0, 1);
+    bool alone = work < 16384 || c->n_threads == 1;
+    cpu_chunks_init(&t.ch, op->src[0]->ne[1] * op->src[0]->ne[2], alone ? 1 : c->n_threads, 1);
+    if (alone) attn_work(&t, 0, 1);
     else cpu_pool_run(c->pool, attn_work, &t);
     return VKI_OK;
 }
@@ -902,26 +902,26 @@ static vki_status cpu_compute(bk_backend *be, const bk_op *op)
             if (ids[r] < 0 || ids[r] >= a->ne[1])
                 return vki_fail(VKI_ERR_INVALID_ARGUMENT, "GET_ROWS: id %d at %lld is outside [0, %lld)", ids[r],
                                 (long long)r, (long long)a->ne[1]);
-        run_rows(c, get_rows_task, &t, op->src[1]->ne[0] * a->ne[0]);
+        run_rows(c, get_rows_task, &t, op->src[1]->ne[0] * a->ne[0], op->src[1]->ne[0]);
         return VKI_OK;
     }
     case BK_OP_ADD: case BK_OP_MUL: case BK_OP_SCALE: case BK_OP_SILU: case BK_OP_GELU: case BK_OP_SWIGLU:
-        run_rows(c, elementwise_rows, &t, work);
+        run_rows(c, elementwise_rows, &t, work, n_rows(a));
         return VKI_OK;
     case BK_OP_RMS_NORM: case BK_OP_LAYER_NORM: case BK_OP_L2_NORM:
-        run_rows(c, norm_rows, &t, work);
+        run_rows(c, norm_rows, &t, work, n_rows(a));
         return VKI_OK;
     case BK_OP_SOFTMAX:
-        run_rows(c, softmax_rows, &t, work);
+        run_rows(c, softmax_rows, &t, work, n_rows(a));
         return VKI_OK;
     case BK_OP_CPY:
-        run_rows(c, cpy_rows, &t, work);
+        run_rows(c, cpy_rows, &t, work, work);
         return VKI_OK;
     case BK_OP_ROPE: {
         t.scratch_stride = op->ip[0];
         t.scratch = scratch_get(c, (size_t)c->n_threads * (size_t)op->ip[0] * sizeof(float));
         if (!t.scratch) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "ROPE: no memory for scratch");
-        run_rows(c, rope_tokens, &t, work);
+        run_rows(c, rope_tokens, &t, work, a->ne[2]);
         return VKI_OK;
     }
     default:

@@ -7,6 +7,7 @@
 #ifndef VKI_CPU_H
 #define VKI_CPU_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -151,14 +152,56 @@ vki_status bk_cpu_create_isa(int n_threads, cpu_isa isa, bk_backend **out);
 /* ===== Thread pool (threadpool.c) ======================================== */
 
 typedef struct cpu_pool cpu_pool;
-/* fn(ctx, ith, nth) runs once on each of nth threads; the caller is ith 0. */
+/* fn(ctx, ith, nth) runs at most once on each of nth threads (ith < nth
+ * unique per run); the caller always runs it as ith 0, workers only if they
+ * arrive before the caller's own run returns. So fn must hand out its work
+ * dynamically (cpu_chunk_next), never by a static split over nth. */
 typedef void (*cpu_task_fn)(void *ctx, int ith, int nth);
 
 vki_status cpu_pool_create(int n_threads, cpu_pool **out);
 void       cpu_pool_destroy(cpu_pool *p); /* NULL-safe */
 int        cpu_pool_size(const cpu_pool *p);
-/* Runs fn on all threads and returns when every one has finished. */
+/* Runs fn as described above; returns when every thread that ran it has
+ * finished. */
 void       cpu_pool_run(cpu_pool *p, cpu_task_fn fn, void *ctx);
+/* Work of n items handed out in chunks to whichever threads run a job. */
+typedef struct cpu_chunks {
+    atomic_int_fast64_t next;
+    int64_t             n, size;
+} cpu_chunks;
+
+/* About 4 chunks per thread, each a multiple of align items. */
+static inline void cpu_chunks_init(cpu_chunks *c, int64_t n, int nth, int64_t align)
+{
+    int64_t units = (n + align - 1) / align, per = (units + 4 * nth - 1) / (4 * nth);
+    atomic_init(&c->next, 0);
+    c->n = n;
+    c->size = (per > 0 ? per : 1) * align;
+}
+
+/* Claims the next chunk [*i0, *i1); false when none is left. */
+static inline bool cpu_chunk_next(cpu_chunks *c, int64_t *i0, int64_t *i1)
+{
+    int64_t k = atomic_fetch_add(&c->next, 1);
+    if (k * c->size >= c->n) return false;
+    *i0 = k * c->size;
+    *i1 = *i0 + c->size < c->n ? *i0 + c->size : c->n;
+    return true;
+}
+
+/* One item at a time over claimed chunks:
+ *   for (cpu_chunk_it it = {0, 0}; cpu_chunk_each(&ch, &it, &i);) ... */
+typedef struct cpu_chunk_it {
+    int64_t i, end;
+} cpu_chunk_it;
+
+static inline bool cpu_chunk_each(cpu_chunks *c, cpu_chunk_it *it, int64_t *item)
+{
+    if (it->i >= it->end && !cpu_chunk_next(c, &it->i, &it->end)) return false;
+    *item = it->i++;
+    return true;
+}
+
 /* Number of online cores. */
 int        cpu_core_count(void);
 

@@ -1,8 +1,11 @@
 /*
  * threadpool.c: the CPU backend's workers. One job at a time: the caller
- * publishes (fn, ctx) under a new generation number, runs its own share as
- * thread 0 and waits for the others. Workers spin briefly on the generation
- * (ops come back to back in a forward pass) and then sleep on a condvar.
+ * publishes (fn, ctx) under a new generation number, runs fn as thread 0,
+ * then closes the job and waits only for the workers that joined it. Jobs
+ * hand out their work in chunks claimed by whoever runs, so a worker that
+ * is descheduled or asleep (a loaded machine) never holds up an op: the
+ * caller does its share. Workers spin briefly on the generation (ops come
+ * back to back in a forward pass) and then sleep on a condvar.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -29,8 +32,8 @@ struct cpu_pool {
     int           n_started;
     cpu_task_fn   fn;
     void         *ctx;
-    atomic_uint   generation; /* bumped for each job                  */
-    atomic_int    n_done;     /* workers finished with this generation */
+    atomic_uint   state;      /* generation << 1 | 1 while the job is open */
+    atomic_int    n_active;   /* workers inside fn (or about to decide)    */
     atomic_int    n_sleeping; /* workers in (or about to enter) cond_wait */
     atomic_bool   stop;
     pthread_mutex_t mutex;
@@ -49,25 +52,29 @@ static void *worker_main(void *arg)
     cpu_pool *p = w->pool;
     unsigned seen = 0;
     for (;;) {
-        unsigned gen;
+        unsigned st;
         int spins = 0;
-        while ((gen = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen &&
-               !atomic_load_explicit(&p->stop, memory_order_acquire)) {
+        while (((st = atomic_load(&p->state)) >> 1) == seen && !atomic_load_explicit(&p->stop, memory_order_acquire)) {
             if (++spins < POOL_SPIN) continue;
-            /* Announce the sleep before the last look at the generation;
-             * cpu_pool_run bumps it before reading n_sleeping (both seq_cst),
-             * so either it sees us and broadcasts, or we see its bump. */
+            /* Announce the sleep before the last look at the state;
+             * cpu_pool_run publishes before reading n_sleeping (both
+             * seq_cst), so either it sees us and broadcasts, or we see it. */
             pthread_mutex_lock(&p->mutex);
             atomic_fetch_add(&p->n_sleeping, 1);
-            while (atomic_load(&p->generation) == seen && !atomic_load(&p->stop))
+            while ((atomic_load(&p->state) >> 1) == seen && !atomic_load(&p->stop))
                 pthread_cond_wait(&p->cond, &p->mutex);
             atomic_fetch_sub(&p->n_sleeping, 1);
             pthread_mutex_unlock(&p->mutex);
         }
         if (atomic_load(&p->stop)) return NULL;
-        seen = gen;
-        p->fn(p->ctx, w->ith, p->n_threads);
-        atomic_fetch_add_explicit(&p->n_done, 1, memory_order_acq_rel);
+        seen = st >> 1;
+        if (!(st & 1)) continue; /* closed before we got here */
+        /* Join, then check the job is still the open one: the caller closes
+         * before it reads n_active (seq_cst), so either it waits for us or
+         * we see the close and leave without touching fn/ctx. */
+        atomic_fetch_add(&p->n_active, 1);
+        if (atomic_load(&p->state) == st) p->fn(p->ctx, w->ith, p->n_threads);
+        atomic_fetch_sub(&p->n_active, 1);
     }
 }
 
@@ -82,8 +89,8 @@ vki_status cpu_pool_create(int n_threads, cpu_pool **out)
     p->n_threads = n_threads;
     pthread_mutex_init(&p->mutex, NULL);
     pthread_cond_init(&p->cond, NULL);
-    atomic_init(&p->generation, 0);
-    atomic_init(&p->n_done, 0);
+    atomic_init(&p->state, 0);
+    atomic_init(&p->n_active, 0);
     atomic_init(&p->n_sleeping, 0);
     atomic_init(&p->stop, false);
     if (n_threads > 1) {
@@ -127,17 +134,18 @@ void cpu_pool_run(cpu_pool *p, cpu_task_fn fn, void *ctx)
     }
     p->fn = fn;
     p->ctx = ctx;
-    atomic_store_explicit(&p->n_done, 0, memory_order_relaxed);
-    /* Workers spinning on the generation need no syscall: the mutex and
+    unsigned gen = (atomic_load_explicit(&p->state, memory_order_relaxed) >> 1) + 1;
+    atomic_store(&p->state, gen << 1 | 1);
+    /* Workers spinning on the state need no syscall: the mutex and
      * broadcast (futex calls) are paid only when one has gone to sleep. */
-    atomic_fetch_add(&p->generation, 1);
     if (atomic_load(&p->n_sleeping) > 0) {
         pthread_mutex_lock(&p->mutex);
         pthread_cond_broadcast(&p->cond);
         pthread_mutex_unlock(&p->mutex);
     }
     fn(ctx, 0, p->n_threads);
+    atomic_store(&p->state, gen << 1);
     int spins = 0;
-    while (atomic_load_explicit(&p->n_done, memory_order_acquire) < p->n_threads - 1)
+    while (atomic_load(&p->n_active) > 0)
         if (++spins > POOL_SPIN) sched_yield();
 }
