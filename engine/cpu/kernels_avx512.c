@@ -658,30 +658,51 @@ static void dot_rows(int64_t n, const void *rows, size_t rs, int nrows, bool f16
     else dot_rows_t(n, rows, rs, nrows, q, out, 0);
 }
 
+/* NV full vectors (NV * 16 <= 128 values) held in registers over all rows. */
+INLINE void mad_rows_nv(float *y, const uint8_t *rows, size_t rs, int nrows, const float *p, const int NV,
+                        const int F16)
+{
+    __m512 acc[8];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; v++) acc[v] = _mm512_loadu_ps(y + 16 * v);
+    for (int j = 0; j < nrows; j++) {
+        __m512 pv = _mm512_set1_ps(p[j]);
+        const uint8_t *row = rows + (size_t)j * rs;
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) acc[v] = _mm512_fmadd_ps(pv, load16_kv(row, 16 * v, 0xFFFF, F16), acc[v]);
+    }
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; v++) _mm512_storeu_ps(y + 16 * v, acc[v]);
+}
+
 INLINE void mad_rows_t(int64_t n, float *y, const uint8_t *rows, size_t rs, int nrows, const float *p, const int F16)
 {
-    for (int64_t i0 = 0; i0 < n; i0 += 128) {
-        int nv = (int)((n - i0 + 15) / 16 < 8 ? (n - i0 + 15) / 16 : 8);
-        /* mask of the last vector, partial only in the last chunk */
-        __mmask16 mt = n - i0 < 128 && (n - i0) % 16 ? (__mmask16)((1u << ((n - i0) % 16)) - 1) : 0xFFFF;
-        __m512 acc[8];
-        for (int v = 0; v < nv; v++) acc[v] = _mm512_maskz_loadu_ps(v == nv - 1 ? mt : 0xFFFF, y + i0 + 16 * v);
-        if (nv == 8 && mt == 0xFFFF) {
-            for (int j = 0; j < nrows; j++) {
-                __m512 pv = _mm512_set1_ps(p[j]);
-                const uint8_t *row = rows + (size_t)j * rs;
-#pragma GCC unroll 8
-                for (int v = 0; v < 8; v++) acc[v] = _mm512_fmadd_ps(pv, load16_kv(row, i0 + 16 * v, 0xFFFF, F16), acc[v]);
-            }
-        } else {
-            for (int j = 0; j < nrows; j++) {
-                __m512 pv = _mm512_set1_ps(p[j]);
-                const uint8_t *row = rows + (size_t)j * rs;
-                for (int v = 0; v < nv; v++)
-                    acc[v] = _mm512_fmadd_ps(pv, load16_kv(row, i0 + 16 * v, v == nv - 1 ? mt : 0xFFFF, F16), acc[v]);
-            }
+    const size_t es = F16 ? 2 : 4;
+    int64_t i0 = 0;
+    for (; i0 + 16 <= n; i0 += 128) {
+        int nv = (int)((n - i0) / 16 < 8 ? (n - i0) / 16 : 8);
+        const uint8_t *r0 = rows + (size_t)i0 * es;
+        switch (nv) {
+        case 8: mad_rows_nv(y + i0, r0, rs, nrows, p, 8, F16); break;
+        case 7: mad_rows_nv(y + i0, r0, rs, nrows, p, 7, F16); break;
+        case 6: mad_rows_nv(y + i0, r0, rs, nrows, p, 6, F16); break;
+        case 5: mad_rows_nv(y + i0, r0, rs, nrows, p, 5, F16); break;
+        case 4: mad_rows_nv(y + i0, r0, rs, nrows, p, 4, F16); break;
+        case 3: mad_rows_nv(y + i0, r0, rs, nrows, p, 3, F16); break;
+        case 2: mad_rows_nv(y + i0, r0, rs, nrows, p, 2, F16); break;
+        default: mad_rows_nv(y + i0, r0, rs, nrows, p, 1, F16); break;
         }
-        for (int v = 0; v < nv; v++) _mm512_mask_storeu_ps(y + i0 + 16 * v, v == nv - 1 ? mt : 0xFFFF, acc[v]);
+        if (nv < 8) {
+            i0 += 16 * nv;
+            break;
+        }
+    }
+    if (i0 < n) { /* the last 1..15 values */
+        __mmask16 m = (__mmask16)((1u << (n - i0)) - 1);
+        __m512 acc = _mm512_maskz_loadu_ps(m, y + i0);
+        for (int j = 0; j < nrows; j++)
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(p[j]), load16_kv(rows + (size_t)j * rs, i0, m, F16), acc);
+        _mm512_mask_storeu_ps(y + i0, m, acc);
     }
 }
 
