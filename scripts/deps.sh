@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(build-essential cmake git pkg-config python3
       libvulkan-dev glslc glslang-tools spirv-tools
       libcjson-dev libmicrohttpd-dev libyaml-dev
-      mesa-vulkan-drivers vulkan-validationlayers vulkan-tools)
+      mesa-vulkan-drivers vulkan-validationlayers vulkan-tools
+      gcc-aarch64-linux-gnu qemu-user)
 [ "${VKI_DEPS_EXTRA:-}" ] && pkgs+=(${VKI_DEPS_EXTRA})
 missing=()
 for p in "${pkgs[@]}"; do
