@@ -345,7 +345,7 @@ static void mm_prepare(void *arg, int ith, int nth)
     for (cpu_chunk_it it = {0, 0}; cpu_chunk_each(&t->ch, &it, &r);) {
         const float *src = (const float *)row_ptr(t->xt, r);
         uint8_t *dst = (uint8_t *)t->x + (size_t)r * t->xs;
-        if (t->act == CPU_ACT_Q8_0) cpu_quantize_q8_0(src, dst, t->k);
+        if (t->act == CPU_ACT_Q8_0) t->kern->quantize_q8_0(src, dst, t->k);
         else if (t->act == CPU_ACT_Q8_K) cpu_quantize_q8_K(src, dst, t->k);
         else memcpy(dst, src, (size_t)t->k * sizeof(float));
     }
@@ -550,7 +550,7 @@ static void mq_pack_x(void *arg, int ith, int nth)
     for (cpu_chunk_it it = {0, 0}; cpu_chunk_each(&t->ch, &it, &g);) {
         int nc = (int)VKI_MIN(nr, t->n - g * nr);
         for (int c = 0; c < nc; c++) {
-            cpu_quantize_q8_0((const float *)row_ptr(t->xt, g * nr + c), q + (size_t)c * rb, t->k);
+            t->kern->quantize_q8_0((const float *)row_ptr(t->xt, g * nr + c), q + (size_t)c * rb, t->k);
             rows[c] = (const block_q8_0 *)(q + (size_t)c * rb);
         }
         mq_pack_group(&t->fmt, t->k, rows, nc, nr, t->xp + (size_t)g * t->gbytes);

@@ -87,6 +87,9 @@ typedef struct cpu_kernels {
     void  (*scale_f32)(int64_t n, float *y, float s);
     /* y[i] = exp(y[i] - m) for softmax; returns the sum of the new y. */
     float (*exp_sum_f32)(int64_t n, float *y, float m);
+    /* The activation quantizer cpu_quantize_q8_0, bit for bit (a level may
+     * only vectorise it, never change a result). */
+    void  (*quantize_q8_0)(const float *x, void *dst, int64_t n);
     /* Attention over a block of keys (optional; NULL: the per-row helpers
      * above). out[j] = dot(row j, q) for j < nrows; y += sum_j p[j] * row j.
      * Rows are n f32 (or, f16, half) values at byte stride rs. */

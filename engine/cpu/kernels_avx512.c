@@ -604,6 +604,28 @@ static void mq_kernel(const mq_fmt *f, int64_t k, const uint8_t *wp, int nrows, 
     else mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 32, 0);
 }
 
+/* ===== Activation quantizer =============================================
+ * cpu_quantize_q8_0 bit for bit: the same float max (NaN lanes dropped,
+ * as the scalar compare does), the same d and 1/d, and vcvtps2dq rounds to
+ * nearest even under the default MXCSR exactly as the scalar's magic-number
+ * rounding does; vpmovdb truncates like the (int8_t) cast. */
+static void quantize_q8_0(const float *x, void *dst, int64_t n)
+{
+    block_q8_0 *y = dst;
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    for (int64_t b = 0; b < n / QK8_0; b++, x += QK8_0) {
+        __m512 a = _mm512_loadu_ps(x), c = _mm512_loadu_ps(x + 16);
+        __m512 m = _mm512_max_ps(_mm512_andnot_ps(sign, a), _mm512_setzero_ps());
+        m = _mm512_max_ps(_mm512_andnot_ps(sign, c), m);
+        float amax = _mm512_reduce_max_ps(m);
+        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[b].d = vki_fp32_to_fp16(d);
+        __m512 iv = _mm512_set1_ps(id);
+        _mm_storeu_si128((__m128i *)y[b].qs, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(a, iv))));
+        _mm_storeu_si128((__m128i *)(y[b].qs + 16), _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(c, iv))));
+    }
+}
+
 /* ===== Attention key blocks ==============================================
  * Scores for 16 keys at once: 16 accumulators over the head dimension,
  * then one transpose-and-add tree (45 shuffles and adds) turns them into a
@@ -776,6 +798,7 @@ void cpu_kernels_init_avx512(cpu_kernels *k)
     k->mad_f16 = mad_f16;
     k->scale_f32 = scale_f32;
     k->exp_sum_f32 = exp_sum_f32;
+    k->quantize_q8_0 = quantize_q8_0;
     k->dot_rows = dot_rows;
     k->mad_rows = mad_rows;
 }

@@ -175,4 +175,5 @@ void cpu_kernels_init_scalar(cpu_kernels *k)
     k->mad_f16 = mad_f16;
     k->scale_f32 = scale_f32;
     k->exp_sum_f32 = exp_sum_f32;
+    k->quantize_q8_0 = cpu_quantize_q8_0;
 }

@@ -241,6 +241,30 @@ static void check_rows(const cpu_kernels *fast, int64_t n, int nrows, bool f16, 
     free(rows); free(q); free(p); free(out); free(y); free(yw);
 }
 
+/* A level's Q8_0 activation quantizer must give the scalar one's bytes:
+ * rows of several magnitudes, zero blocks, a block with one huge value,
+ * NaN-free. */
+static void check_quantize(const cpu_kernels *fast, uint64_t *seed)
+{
+    enum { N = 32 * 64 };
+    float *x = malloc(N * sizeof(float));
+    block_q8_0 *a = malloc(N / 32 * sizeof(block_q8_0)), *b = malloc(N / 32 * sizeof(block_q8_0));
+    VKI_ASSERT(x && a && b);
+    for (int rep = 0; rep < 20; rep++) {
+        float scale = rep < 10 ? (float)(1 << rep) * 1e-3f : 1e3f / (float)(rep - 9);
+        for (int i = 0; i < N; i++) x[i] = test_rand_f32(seed, -scale, scale);
+        for (int i = 0; i < 32; i++) x[32 + i] = 0.0f;               /* an all-zero block */
+        x[64 + rep] = 1e30f;                                          /* one dominating value */
+        for (int i = 0; i < 31; i++) x[96 + i] = (float)(i - 16) + 0.5f; /* d = 1: exact ties */
+        x[127] = 127.0f;
+        cpu_quantize_q8_0(x, a, N);
+        fast->quantize_q8_0(x, b, N);
+        CHECKF(memcmp(a, b, N / 32 * sizeof(block_q8_0)) == 0, "%s quantize_q8_0 differs from scalar (rep %d)",
+               fast->name, rep);
+    }
+    free(x); free(a); free(b);
+}
+
 int main(void)
 {
     const cpu_kernels *ref = cpu_kernels_get(CPU_ISA_SCALAR);
@@ -288,6 +312,7 @@ int main(void)
                     check_mq(fast, t, ks[i], shapes[sh][0], shapes[sh][1], sh & 1, &seed);
             n_mq++;
         }
+        check_quantize(fast, &seed);
         if (fast->dot_rows) {
             int64_t hds[] = {1, 16, 64, 80, 128, 200, 256};
             int nks[] = {1, 15, 16, 17, 64};
