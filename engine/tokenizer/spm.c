@@ -128,17 +128,25 @@ static bool pair_joinable(const vki_tokenizer *t, uint32_t a, uint32_t b)
     }
 }
 
+static bool pairs_rehash(vki_tokenizer *t, uint32_t cap)
+{
+    uint64_t *set = calloc(cap, sizeof *set);
+    if (!set) return false;
+    for (uint32_t i = 0; i < t->spm_pair_cap; i++)
+        if (t->spm_pairs[i]) pair_insert(set, cap - 1, t->spm_pairs[i] - 1);
+    free(t->spm_pairs);
+    t->spm_pairs = set;
+    t->spm_pair_cap = cap;
+    return true;
+}
+
 vki_status tok_spm_prepare(vki_tokenizer *t)
 {
     /* every adjacent character pair inside any token (any type: the merge
-     * loop looks merged text up among all tokens) */
-    uint64_t n_pairs = 0;
-    for (int32_t id = 0; id < t->n_vocab; id++) n_pairs += t->tokens[id].len;
-    uint32_t cap = 64;
-    while (cap < n_pairs * 2 && cap < (1u << 30)) cap <<= 1;
-    t->spm_pairs = calloc(cap, sizeof *t->spm_pairs);
-    if (!t->spm_pairs) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "tokenizer: out of memory for %u character pairs", cap);
-    t->spm_pair_cap = cap;
+     * loop looks merged text up among all tokens); the table grows with the
+     * distinct pairs (llama-2's 32k tokens hold 3.5k: 64 KiB) */
+    uint32_t n_set = 0;
+    if (!pairs_rehash(t, 1024)) goto oom;
     for (int32_t id = 0; id < t->n_vocab; id++) {
         const uint8_t *p = (const uint8_t *)tok_text(t, id);
         uint32_t n = t->tokens[id].len, prev = 0;
@@ -147,13 +155,17 @@ vki_status tok_spm_prepare(vki_tokenizer *t)
             int l;
             uc_decode(p + i, n - i, &l);
             uint32_t c = pack_char(p + i, l);
-            if (have_prev) pair_insert(t->spm_pairs, cap - 1, (uint64_t)prev << 32 | c);
+            if (have_prev && pair_insert(t->spm_pairs, t->spm_pair_cap - 1, (uint64_t)prev << 32 | c) &&
+                ++n_set * 2 > t->spm_pair_cap && !pairs_rehash(t, t->spm_pair_cap * 2))
+                goto oom;
             prev = c;
             have_prev = true;
             i += (uint32_t)l;
         }
     }
     return VKI_OK;
+oom:
+    return vki_fail(VKI_ERR_OUT_OF_MEMORY, "tokenizer: out of memory for %u character pairs", n_set);
 }
 
 /* ===== Encoding ========================================================== */

@@ -2,7 +2,9 @@
  * tokenizer.h: text <-> token ids for SPM (llama-2/mistral), byte-level BPE
  * (gpt-2, llama-3, qwen2, deepseek, ...) and WordPiece (BERT family), built
  * from GGUF `tokenizer.ggml.*` metadata (HF tokenizer.json is mapped onto the
- * same keys by the loader), plus streaming detokenization.
+ * same keys by the loader), plus streaming detokenization. HF normalizer
+ * steps (NFC/NFD/NFKC/NFKD, Lowercase, ...) come as tokenizer.hf.normalizer
+ * and run on each text run between special tokens (normalize.c).
  * Owns: vocabulary tables, merge ranks. Must not: know about backends.
  */
 #ifndef VKI_TOKENIZER_H
