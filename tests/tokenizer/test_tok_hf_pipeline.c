@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <sys/stat.h>
 
+#include "loader/file_impl.h"
 #include "tok_test_util.h"
 
 /* GPT-2's bytes_to_unicode(), written out independently of bpe.c */
@@ -133,6 +134,28 @@ static void expect_refused(const char *name, char kind, const char *norm, const 
     vki_tokenizer_destroy(t);
 }
 
+/* A file whose tokenizer.hf.normalizer (GGUF or mapped) holds `step`:
+ * the tokenizer must refuse it by name, not skip it. */
+static void expect_step_refused(const char *dir, const char *step)
+{
+    vki_model_file *f = NULL;
+    vki_tokenizer *t = NULL;
+    CHECK(vki_file_open(dir, &f) == VKI_OK);
+    if (!f) return;
+    vki_kv kv = {.key = {"tokenizer.hf.normalizer", strlen("tokenizer.hf.normalizer")}, .type = VKI_KV_ARRAY};
+    vki_kv item = {.type = VKI_KV_STRING, .v.s = {step, strlen(step)}};
+    kv.v.arr.elem = VKI_KV_STRING;
+    kv.v.arr.n = 1;
+    kv.v.arr.items = &item;
+    CHECK(ld_set_kv(f, &kv) == VKI_OK);
+    vki_status s = vki_tokenizer_create(f, &t);
+    CHECKF(s == VKI_ERR_UNSUPPORTED && strstr(vki_last_error(), "Nfkc2"),
+           "step '%s': status %s, message '%s'", step, vki_status_str(s), vki_last_error());
+    printf("metadata step refused: %s\n", vki_last_error());
+    vki_tokenizer_destroy(t);
+    vki_file_close(f);
+}
+
 int main(void)
 {
     const char *bd = getenv("VKI_BUILD_DIR");
@@ -193,6 +216,7 @@ int main(void)
     }
 
     /* refused, each with a message naming what */
+    expect_step_refused(write_tok("meta", 'b', NULL, bytelevel, NULL), "Nfkc2");
     expect_refused("precompiled", 'b', "{\"type\":\"Precompiled\",\"precompiled_charsmap\":\"\"}", bytelevel, NULL,
                    "Precompiled");
     expect_refused("replace_regex", 'b', "{\"type\":\"Replace\",\"pattern\":{\"Regex\":\" +\"},\"content\":\" \"}",
