@@ -150,7 +150,6 @@ typedef struct row_task {
     cpu_chunks         ch;      /* rows (tokens for ROPE, elements for CPY) */
 } row_task;
 
-static float silu_f(float x) { return x / (1.0f + expf(-x)); }
 static float gelu_f(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
 
 static void elementwise_rows(void *arg, int ith, int nth)
@@ -168,9 +167,9 @@ static void elementwise_rows(void *arg, int ith, int nth)
         case BK_OP_ADD:    for (int64_t i = 0; i < n; i++) o[i] = x[i] + y[i]; break;
         case BK_OP_MUL:    for (int64_t i = 0; i < n; i++) o[i] = x[i] * y[i]; break;
         case BK_OP_SCALE:  for (int64_t i = 0; i < n; i++) o[i] = x[i] * op->fp[0]; break;
-        case BK_OP_SILU:   for (int64_t i = 0; i < n; i++) o[i] = silu_f(x[i]); break;
+        case BK_OP_SILU:   t->kern->swiglu_f32(n, o, x, NULL); break;
         case BK_OP_GELU:   for (int64_t i = 0; i < n; i++) o[i] = gelu_f(x[i]); break;
-        case BK_OP_SWIGLU: for (int64_t i = 0; i < n; i++) o[i] = silu_f(x[i]) * y[i]; break;
+        case BK_OP_SWIGLU: t->kern->swiglu_f32(n, o, x, y); break;
         default: VKI_ASSERT(!"not elementwise");
         }
     }

@@ -87,6 +87,9 @@ typedef struct cpu_kernels {
     void  (*scale_f32)(int64_t n, float *y, float s);
     /* y[i] = exp(y[i] - m) for softmax; returns the sum of the new y. */
     float (*exp_sum_f32)(int64_t n, float *y, float m);
+    /* o[i] = silu(x[i]) * y[i] (y NULL: silu(x[i])), silu(x) = x / (1 + e^-x);
+     * o may alias x or y. */
+    void  (*swiglu_f32)(int64_t n, float *o, const float *x, const float *y);
     /* The activation quantizer cpu_quantize_q8_0, bit for bit (a level may
      * only vectorise it, never change a result). */
     void  (*quantize_q8_0)(const float *x, void *dst, int64_t n);

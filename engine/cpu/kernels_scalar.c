@@ -132,6 +132,14 @@ static void scale_f32(int64_t n, float *y, float s)
     for (int64_t i = 0; i < n; i++) y[i] *= s;
 }
 
+static void swiglu_f32(int64_t n, float *o, const float *x, const float *y)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float s = x[i] / (1.0f + expf(-x[i]));
+        o[i] = y ? s * y[i] : s;
+    }
+}
+
 static float exp_sum_f32(int64_t n, float *y, float m)
 {
     float s = 0.0f;
@@ -176,4 +184,5 @@ void cpu_kernels_init_scalar(cpu_kernels *k)
     k->scale_f32 = scale_f32;
     k->exp_sum_f32 = exp_sum_f32;
     k->quantize_q8_0 = cpu_quantize_q8_0;
+    k->swiglu_f32 = swiglu_f32;
 }

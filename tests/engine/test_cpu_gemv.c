@@ -265,6 +265,29 @@ static void check_quantize(const cpu_kernels *fast, uint64_t *seed)
     free(x); free(a); free(b);
 }
 
+/* silu and swiglu against libm in double: exp16's ~1 ulp plus a division
+ * and a multiply stay within 4e-7 relative. Inputs span the range where
+ * float e^-x overflows (x < -88.7): there silu gives -0, as with libm's
+ * expf, an absolute error below 1e-36. */
+static void check_swiglu(const cpu_kernels *fast, int64_t n, uint64_t *seed)
+{
+    float *x = malloc((size_t)n * sizeof(float)), *y = malloc((size_t)n * sizeof(float));
+    float *o = malloc((size_t)(n + 1) * sizeof(float));
+    VKI_ASSERT(x && y && o);
+    for (int64_t i = 0; i < n; i++) x[i] = test_rand_f32(seed, -100.0f, 30.0f), y[i] = test_rand_f32(seed, -2.0f, 2.0f);
+    for (int with_y = 0; with_y < 2; with_y++) {
+        o[n] = -7.0f;
+        fast->swiglu_f32(n, o, x, with_y ? y : NULL);
+        for (int64_t i = 0; i < n; i++) {
+            double want = x[i] / (1.0 + exp(-(double)x[i])) * (with_y ? y[i] : 1.0);
+            CHECKF(fabs(o[i] - want) <= 4e-7 * fabs(want) + 1e-36, "%s swiglu%s n=%lld at %lld: x=%g: %.9g vs %.9g",
+                   fast->name, with_y ? "" : "(silu)", (long long)n, (long long)i, x[i], o[i], want);
+        }
+        CHECKF(o[n] == -7.0f, "%s swiglu n=%lld wrote past the end", fast->name, (long long)n);
+    }
+    free(x); free(y); free(o);
+}
+
 int main(void)
 {
     const cpu_kernels *ref = cpu_kernels_get(CPU_ISA_SCALAR);
@@ -313,6 +336,8 @@ int main(void)
             n_mq++;
         }
         check_quantize(fast, &seed);
+        for (int64_t n = 1; n <= 67; n += 33) check_swiglu(fast, n, &seed);
+        check_swiglu(fast, 4096, &seed);
         if (fast->dot_rows) {
             int64_t hds[] = {1, 16, 64, 80, 128, 200, 256};
             int nks[] = {1, 15, 16, 17, 64};
