@@ -1,8 +1,10 @@
 /*
- * kernels_avx512.c: AVX-512 kernels (F/BW/VL/DQ; VNNI int8 dots only when
- * CPUID reports it). The table starts from the AVX2 one, so anything not
- * here (K-quants) runs the AVX2 code. Float tiles are 4 weight rows x 4
- * activation rows of 16-wide FMAs (16 of 32 zmm registers hold sums).
+ * kernels_avx512.c: AVX-512 kernels (F/BW/VL/DQ; the int8 kernels, which use
+ * vpdpbusd, only when CPUID reports VNNI). The table starts from the AVX2
+ * one, so anything not set here (K-quant gemm tiles, every int8 kernel on
+ * a CPU without VNNI) runs the AVX2 code. Sections: float tiles, VNNI
+ * tiles and mat-vecs, packed f32 and integer mat-mat, attention helpers,
+ * the activation quantizer and exp-based helpers.
  */
 #include <immintrin.h>
 #include <string.h>
