@@ -482,8 +482,69 @@ static const float *row_to_f32(vki_type t, int64_t k, const uint8_t *row, float 
     }
 }
 
+/* In-register 16 x 16 transpose: r[j] holds row j on entry, column j on
+ * exit (unpacks within 128-bit lanes, then a 4 x 4 transpose of lanes). */
+INLINE void transpose16(__m512 r[16])
+{
+    __m512 t[16];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
+        __m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
+        r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+    }
+    /* r[4i + e], lane L: rows 4i..4i+3 of column 4L + e */
+#pragma GCC unroll 4
+    for (int e = 0; e < 4; e++) {
+        __m512 t0 = _mm512_shuffle_f32x4(r[e], r[4 + e], 0x44), t1 = _mm512_shuffle_f32x4(r[e], r[4 + e], 0xEE);
+        __m512 t2 = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], 0x44), t3 = _mm512_shuffle_f32x4(r[8 + e], r[12 + e], 0xEE);
+        t[e] = _mm512_shuffle_f32x4(t0, t2, 0x88);
+        t[4 + e] = _mm512_shuffle_f32x4(t0, t2, 0xDD);
+        t[8 + e] = _mm512_shuffle_f32x4(t1, t3, 0x88);
+        t[12 + e] = _mm512_shuffle_f32x4(t1, t3, 0xDD);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+/* Float weights go into the panel 16 x 16 at a time through registers,
+ * instead of one scalar store per weight at a 128-byte stride. */
+INLINE void pack_float_rows(int64_t k, const uint8_t *w, size_t ws, int nrows, float *dst, const int T)
+{
+    for (int h = 0; h < MM_MR; h += 16)
+        for (int64_t i0 = 0; i0 < k; i0 += 16) {
+            __mmask16 m = k - i0 >= 16 ? 0xFFFF : (__mmask16)((1u << (k - i0)) - 1);
+            __m512 r[16];
+#pragma GCC unroll 16
+            for (int j = 0; j < 16; j++) {
+                const uint8_t *row = w + (size_t)(h + j) * ws;
+                r[j] = h + j >= nrows ? _mm512_setzero_ps()
+                     : T == 0        ? loadm_f32(row, i0, m)
+                     : T == 1        ? loadm_f16(row, i0, m)
+                                     : loadm_bf16(row, i0, m);
+            }
+            transpose16(r);
+            int nc = (int)(k - i0 < 16 ? k - i0 : 16);
+            for (int c = 0; c < nc; c++) _mm512_storeu_ps(dst + (size_t)(i0 + c) * MM_MR + h, r[c]);
+        }
+}
+
 static bool mm_pack_w(vki_type t, int64_t k, const void *w, size_t ws, int nrows, float *dst, float *tmp)
 {
+    switch (t) {
+    case VKI_TYPE_F32: pack_float_rows(k, w, ws, nrows, dst, 0); return true;
+    case VKI_TYPE_F16: pack_float_rows(k, w, ws, nrows, dst, 1); return true;
+    case VKI_TYPE_BF16: pack_float_rows(k, w, ws, nrows, dst, 2); return true;
+    default: break;
+    }
     for (int r = 0; r < MM_MR; r++) {
         if (r >= nrows) {
             for (int64_t i = 0; i < k; i++) dst[(size_t)i * MM_MR + (size_t)r] = 0.0f;
