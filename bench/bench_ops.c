@@ -126,9 +126,10 @@ static void empty_task(void *ctx, int ith, int nth)
     atomic_fetch_add((atomic_int *)ctx, 1);
 }
 
-/* Cost of one thread-pool dispatch (publish, run an empty share on every
- * thread, wait): the floor under every op a decode step splits. Median of
- * reps batches of 10000 back-to-back dispatches. */
+/* Cost of one thread-pool dispatch as the caller sees it (publish, run an
+ * empty job, close it, wait for the workers that joined): the floor under
+ * every op a decode step splits. Median of reps batches of 10000
+ * back-to-back dispatches. */
 static void bench_dispatch(int n_threads, int reps, const char *name)
 {
     cpu_pool *pool = NULL;
