@@ -1,0 +1,29 @@
+/*
+ * tile.h: the dispatch every ISA's tiled float GEMM shares: a runtime (nr, nc)
+ * becomes a call of the constant-shaped tile, so the compiler fully unrolls
+ * each shape. Included by kernels_<isa>.c after they define tile_<type>.
+ */
+#ifndef VKI_CPU_TILE_H
+#define VKI_CPU_TILE_H
+
+#define TILE_SWITCH(TILE, ...)                                                                  \
+    switch (nr * 8 + nc) {                                                                      \
+    case 1 * 8 + 1: TILE(__VA_ARGS__, 1, 1); break; case 1 * 8 + 2: TILE(__VA_ARGS__, 1, 2); break; \
+    case 1 * 8 + 3: TILE(__VA_ARGS__, 1, 3); break; case 1 * 8 + 4: TILE(__VA_ARGS__, 1, 4); break; \
+    case 2 * 8 + 1: TILE(__VA_ARGS__, 2, 1); break; case 2 * 8 + 2: TILE(__VA_ARGS__, 2, 2); break; \
+    case 2 * 8 + 3: TILE(__VA_ARGS__, 2, 3); break; case 2 * 8 + 4: TILE(__VA_ARGS__, 2, 4); break; \
+    case 3 * 8 + 1: TILE(__VA_ARGS__, 3, 1); break; case 3 * 8 + 2: TILE(__VA_ARGS__, 3, 2); break; \
+    case 3 * 8 + 3: TILE(__VA_ARGS__, 3, 3); break; case 3 * 8 + 4: TILE(__VA_ARGS__, 3, 4); break; \
+    case 4 * 8 + 1: TILE(__VA_ARGS__, 4, 1); break; case 4 * 8 + 2: TILE(__VA_ARGS__, 4, 2); break; \
+    case 4 * 8 + 3: TILE(__VA_ARGS__, 4, 3); break; case 4 * 8 + 4: TILE(__VA_ARGS__, 4, 4); break; \
+    default: break;                                                                             \
+    }
+
+#define GEMM_ENTRY(WT)                                                                          \
+    static void gemm_##WT(int64_t k, const void *w, size_t ws, int nr, const void *x, size_t xs, \
+                          int nc, float *d, size_t ds)                                          \
+    {                                                                                           \
+        TILE_SWITCH(tile_##WT, k, (const uint8_t *)w, ws, (const uint8_t *)x, xs, d, ds)        \
+    }
+
+#endif
