@@ -384,6 +384,53 @@ static void mm_work(void *arg, int ith, int nth)
 }
 
 
+/* ===== MATMUL, shared by the packed paths ================================ */
+
+/* Splits the activation groups into n_cc pieces of cc_len when there are too
+ * few weight blocks (n_rb) to keep every thread busy; each piece repacks its
+ * weights, a small cost. */
+static void mm_split_groups(int64_t n_groups, int64_t n_rb, int nth, int64_t *n_cc, int64_t *cc_len)
+{
+    int64_t cc = n_rb >= 4 * nth ? 1 : VKI_MIN(n_groups, (4 * nth + n_rb - 1) / n_rb);
+    *cc_len = (n_groups + cc - 1) / cc;
+    *n_cc = (n_groups + *cc_len - 1) / *cc_len;
+}
+
+/* Where a packed matmul writes: straight into dst when its rows are evenly
+ * strided floats, else into scratch (out_bytes of it) copied back at the end. */
+static size_t mm_out_bytes(const bk_tensor *d, int64_t n, int64_t m)
+{
+    bool direct = rows_uniform(d) && d->nb[1] % sizeof(float) == 0;
+    return direct ? 0 : (size_t)vki_align_up((uint64_t)n * (uint64_t)m * sizeof(float), 64);
+}
+
+static void mm_out_init(const bk_tensor *d, int64_t m, uint8_t *scratch, size_t out_bytes, float **out, size_t *ds)
+{
+    if (out_bytes == 0) {
+        *out = cpu_tensor_data(d);
+        *ds = d->nb[1] / sizeof(float);
+    } else {
+        *out = (float *)scratch;
+        *ds = (size_t)m;
+    }
+}
+
+/* Packs the activations, then multiplies: on the caller alone or on the pool;
+ * then copies an indirect result into dst. */
+static void mm_run(cpu_ctx *c, cpu_task_fn pack_x, cpu_task_fn work, void *task, const bk_tensor *d,
+                   int64_t n, int64_t m, const float *out, size_t ds, size_t out_bytes)
+{
+    if (c->n_threads == 1) {
+        pack_x(task, 0, 1);
+        work(task, 0, 1);
+    } else {
+        cpu_pool_run(c->pool, pack_x, task);
+        cpu_pool_run(c->pool, work, task);
+    }
+    if (out_bytes)
+        for (int64_t r = 0; r < n; r++) memcpy(row_ptr(d, r), out + (size_t)r * ds, (size_t)m * sizeof(float));
+}
+
 /* ===== MATMUL, packed path ===============================================
  * For many activation rows: weights are converted to f32 panels once per
  * work item and reused against every activation group, so a quantized
@@ -466,17 +513,12 @@ static vki_status op_matmul_packed(cpu_ctx *c, const bk_op *op)
     int nth = c->n_threads;
     t.n_groups = (t.n + kn->mm_nr - 1) / kn->mm_nr;
     t.n_rb = (t.m + MMP_PANELS * kn->mm_mr - 1) / (MMP_PANELS * kn->mm_mr);
-    /* Too few weight blocks to keep every thread busy: also split the
-     * activation groups (each piece repacks its weights, a small cost). */
-    t.n_cc = t.n_rb >= 4 * nth ? 1 : VKI_MIN(t.n_groups, (4 * nth + t.n_rb - 1) / t.n_rb);
-    t.cc_len = (t.n_groups + t.n_cc - 1) / t.n_cc;
-    t.n_cc = (t.n_groups + t.cc_len - 1) / t.cc_len;
-    bool d_direct = rows_uniform(d) && d->nb[1] % sizeof(float) == 0;
+    mm_split_groups(t.n_groups, t.n_rb, nth, &t.n_cc, &t.cc_len);
 
     size_t x_bytes = (size_t)vki_align_up((uint64_t)t.n_groups * (uint64_t)kn->mm_nr * (uint64_t)t.k * 4, 64);
     size_t w_bytes = (size_t)vki_align_up((uint64_t)nth * MMP_PANELS * (uint64_t)kn->mm_mr * (uint64_t)t.k * 4, 64);
     size_t r_bytes = (size_t)vki_align_up((uint64_t)nth * (uint64_t)t.k * 4, 64);
-    size_t d_bytes = d_direct ? 0 : (size_t)vki_align_up((uint64_t)t.n * (uint64_t)t.m * sizeof(float), 64);
+    size_t d_bytes = mm_out_bytes(d, t.n, t.m);
     uint8_t *s = scratch_get(c, x_bytes + w_bytes + r_bytes + d_bytes);
     if (!s)
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "MATMUL: no memory for %zu bytes of packing scratch",
@@ -484,24 +526,10 @@ static vki_status op_matmul_packed(cpu_ctx *c, const bk_op *op)
     t.xp = (float *)s;
     t.wp = (float *)(s + x_bytes);
     t.tmp = (float *)(s + x_bytes + w_bytes);
-    if (d_direct) {
-        t.d = cpu_tensor_data(d);
-        t.ds = d->nb[1] / sizeof(float);
-    } else {
-        t.d = (float *)(s + x_bytes + w_bytes + r_bytes);
-        t.ds = (size_t)t.m;
-    }
+    mm_out_init(d, t.m, s + x_bytes + w_bytes + r_bytes, d_bytes, &t.d, &t.ds);
     atomic_init(&t.next, 0);
     cpu_chunks_init(&t.ch, t.n_groups, nth, 1);
-    if (nth == 1) {
-        mmp_pack_x(&t, 0, 1);
-        mmp_work(&t, 0, 1);
-    } else {
-        cpu_pool_run(c->pool, mmp_pack_x, &t);
-        cpu_pool_run(c->pool, mmp_work, &t);
-    }
-    if (!d_direct)
-        for (int64_t r = 0; r < t.n; r++) memcpy(row_ptr(d, r), t.d + (size_t)r * t.ds, (size_t)t.m * sizeof(float));
+    mm_run(c, mmp_pack_x, mmp_work, &t, d, t.n, t.m, t.d, t.ds, d_bytes);
     return VKI_OK;
 }
 
@@ -602,17 +630,12 @@ static vki_status op_matmul_mq(cpu_ctx *c, const bk_op *op, const mq_fmt *fmt)
     t.tmp_stride = (size_t)vki_align_up(VKI_MAX(qrows, drow), 64);
     t.n_groups = (t.n + nr - 1) / nr;
     t.n_rb = (t.m + (int64_t)t.panels * mr - 1) / ((int64_t)t.panels * mr);
-    /* As in the f32 packed path: split the groups too when there are too
-     * few weight blocks for every thread. */
-    t.n_cc = t.n_rb >= 4 * nth ? 1 : VKI_MIN(t.n_groups, (4 * nth + t.n_rb - 1) / t.n_rb);
-    t.cc_len = (t.n_groups + t.n_cc - 1) / t.n_cc;
-    t.n_cc = (t.n_groups + t.cc_len - 1) / t.cc_len;
-    bool d_direct = rows_uniform(d) && d->nb[1] % sizeof(float) == 0;
+    mm_split_groups(t.n_groups, t.n_rb, nth, &t.n_cc, &t.cc_len);
 
     size_t x_bytes = (size_t)t.n_groups * t.gbytes;
     size_t w_bytes = (size_t)nth * (size_t)t.panels * t.pbytes;
     size_t r_bytes = (size_t)nth * t.tmp_stride;
-    size_t d_bytes = d_direct ? 0 : (size_t)vki_align_up((uint64_t)t.n * (uint64_t)t.m * sizeof(float), 64);
+    size_t d_bytes = mm_out_bytes(d, t.n, t.m);
     uint8_t *s = scratch_get(c, x_bytes + w_bytes + r_bytes + d_bytes);
     if (!s)
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "MATMUL: no memory for %zu bytes of integer packing scratch",
@@ -620,24 +643,10 @@ static vki_status op_matmul_mq(cpu_ctx *c, const bk_op *op, const mq_fmt *fmt)
     t.xp = s;
     t.wp = s + x_bytes;
     t.tmp = s + x_bytes + w_bytes;
-    if (d_direct) {
-        t.d = cpu_tensor_data(d);
-        t.ds = d->nb[1] / sizeof(float);
-    } else {
-        t.d = (float *)(s + x_bytes + w_bytes + r_bytes);
-        t.ds = (size_t)t.m;
-    }
+    mm_out_init(d, t.m, s + x_bytes + w_bytes + r_bytes, d_bytes, &t.d, &t.ds);
     atomic_init(&t.next, 0);
     cpu_chunks_init(&t.ch, t.n_groups, nth, 1);
-    if (nth == 1) {
-        mq_pack_x(&t, 0, 1);
-        mq_work(&t, 0, 1);
-    } else {
-        cpu_pool_run(c->pool, mq_pack_x, &t);
-        cpu_pool_run(c->pool, mq_work, &t);
-    }
-    if (!d_direct)
-        for (int64_t r = 0; r < t.n; r++) memcpy(row_ptr(d, r), t.d + (size_t)r * t.ds, (size_t)t.m * sizeof(float));
+    mm_run(c, mq_pack_x, mq_work, &t, d, t.n, t.m, t.d, t.ds, d_bytes);
     return VKI_OK;
 }
 

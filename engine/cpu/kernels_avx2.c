@@ -427,19 +427,8 @@ static void mq_kernel(const mq_fmt *f, int64_t k, const uint8_t *wp, int nrows, 
 
 /* ===== Vector helpers ==================================================== */
 
-static float dot_f32(int64_t n, const float *a, const float *b)
-{
-    float d;
-    tile_f32(n, (const uint8_t *)a, 0, (const uint8_t *)b, 0, &d, 0, 1, 1);
-    return d;
-}
-
-static float dot_f16(int64_t n, const uint16_t *a, const float *b)
-{
-    float d;
-    tile_f16(n, (const uint8_t *)a, 0, (const uint8_t *)b, 0, &d, 0, 1, 1);
-    return d;
-}
+DOT_ENTRY(f32, float)
+DOT_ENTRY(f16, uint16_t)
 
 static void mad_f32(int64_t n, float *y, const float *x, float s)
 {

@@ -387,19 +387,8 @@ static void gemv_q6_K(int64_t k, const void *w, size_t ws, int64_t nrows, const 
 
 /* ===== Vector helpers ==================================================== */
 
-static float dot_f32(int64_t n, const float *a, const float *b)
-{
-    float d;
-    tile_f32(n, (const uint8_t *)a, 0, (const uint8_t *)b, 0, &d, 0, 1, 1);
-    return d;
-}
-
-static float dot_f16(int64_t n, const uint16_t *a, const float *b)
-{
-    float d;
-    tile_f16(n, (const uint8_t *)a, 0, (const uint8_t *)b, 0, &d, 0, 1, 1);
-    return d;
-}
+DOT_ENTRY(f32, float)
+DOT_ENTRY(f16, uint16_t)
 
 static void mad_f32(int64_t n, float *y, const float *x, float s)
 {

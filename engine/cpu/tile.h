@@ -1,7 +1,8 @@
 /*
  * tile.h: the dispatch every ISA's tiled float GEMM shares: a runtime (nr, nc)
  * becomes a call of the constant-shaped tile, so the compiler fully unrolls
- * each shape. Included by kernels_<isa>.c after they define tile_<type>.
+ * each shape, and a dot product is the 1x1 tile. Included by kernels_<isa>.c,
+ * whose tile_<type> functions the macros call.
  */
 #ifndef VKI_CPU_TILE_H
 #define VKI_CPU_TILE_H
@@ -24,6 +25,15 @@
                           int nc, float *d, size_t ds)                                          \
     {                                                                                           \
         TILE_SWITCH(tile_##WT, k, (const uint8_t *)w, ws, (const uint8_t *)x, xs, d, ds)        \
+    }
+
+/* One dot product as the 1x1 tile. */
+#define DOT_ENTRY(WT, ET)                                                                       \
+    static float dot_##WT(int64_t n, const ET *a, const float *b)                               \
+    {                                                                                           \
+        float d;                                                                                \
+        tile_##WT(n, (const uint8_t *)a, 0, (const uint8_t *)b, 0, &d, 0, 1, 1);                \
+        return d;                                                                               \
     }
 
 #endif
