@@ -11,8 +11,8 @@
 
 #include "engine/api_internal.h"
 #include "engine/backend.h"
+#include "engine/gen_seq.h"
 #include "engine/models/model.h"
-#include "engine/models/sampler.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "engine/vulkan/backend_vk.h"
 #include "error.h"
@@ -171,8 +171,11 @@ uint64_t vki_model_memory_bytes(const vki_model *md)
     return md ? md->be->iface->memory_used(md->be) + mdl_borrowed_bytes(md->m) : 0;
 }
 
-bk_backend *api_model_backend(const vki_model *md) { return md ? md->be : NULL; }
-mdl_model  *api_model_mdl(const vki_model *md) { return md ? md->m : NULL; }
+bk_backend           *api_model_backend(const vki_model *md) { return md ? md->be : NULL; }
+mdl_model            *api_model_mdl(const vki_model *md) { return md ? md->m : NULL; }
+const vki_tokenizer  *api_model_tokenizer(const vki_model *md) { return md ? md->tok : NULL; }
+const vki_model_file *api_model_file(const vki_model *md) { return md ? md->file : NULL; }
+float                *api_model_logits(vki_model *md) { return md ? md->logits : NULL; }
 
 /* ===== Tokens ============================================================ */
 
@@ -205,149 +208,39 @@ int32_t vki_token_eos(const vki_model *md) { return md ? vki_tokenizer_eos(md->t
 
 /* ===== Generation ======================================================== */
 
-/* Growable text: what was decoded but not yet delivered (held back because
- * it may be the start of a stop string). */
-typedef struct text_buf { char *p; size_t n, cap; } text_buf;
-
-static bool tb_reserve(text_buf *t, size_t extra)
-{
-    if (t->n + extra + 1 <= t->cap) return true;
-    size_t cap = VKI_MAX(t->cap * 2, t->n + extra + 64);
-    char *np = realloc(t->p, cap);
-    if (!np) return false;
-    t->p = np;
-    t->cap = cap;
-    return true;
-}
-
-/* Appends the detokenizer's output for one push (id >= 0) or the final flush. */
-static vki_status tb_detok(text_buf *t, vki_detok *d, int32_t id)
-{
-    int32_t want = 64;
-    for (;;) {
-        if (!tb_reserve(t, (size_t)want)) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "generate: out of memory for text");
-        int32_t r = id >= 0 ? vki_detok_push(d, id, t->p + t->n, want) : vki_detok_finish(d, t->p + t->n, want);
-        if (r >= 0) {
-            t->n += (size_t)r;
-            t->p[t->n] = '\0';
-            return VKI_OK;
-        }
-        want = -r;
-    }
-}
-
-/* Where the first complete stop string starts in s[0..n), or -1. */
-static ptrdiff_t find_stop(const char *s, size_t n, const char *const *stop)
-{
-    ptrdiff_t best = -1;
-    for (size_t i = 0; stop && stop[i]; i++) {
-        size_t sl = strlen(stop[i]);
-        if (!sl || sl > n) continue;
-        for (size_t p = 0; p + sl <= n; p++)
-            if (!memcmp(s + p, stop[i], sl)) {
-                if (best < 0 || (ptrdiff_t)p < best) best = (ptrdiff_t)p;
-                break;
-            }
-    }
-    return best;
-}
-
-/* Length of the longest suffix of s[0..n) that begins some stop string. */
-static size_t stop_prefix_len(const char *s, size_t n, const char *const *stop)
-{
-    size_t best = 0;
-    for (size_t i = 0; stop && stop[i]; i++) {
-        size_t sl = strlen(stop[i]);
-        for (size_t k = VKI_MIN(sl - (sl > 0), n); k > best; k--)
-            if (!memcmp(s + n - k, stop[i], k)) {
-                best = k;
-                break;
-            }
-    }
-    return best;
-}
-
 vki_status vki_generate_ids(vki_model *md, const int32_t *ids, int32_t n_ids, const vki_generate_params *params,
                             vki_token_cb cb, void *user, vki_generate_stats *stats)
 {
     if (!md) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_generate: model is NULL");
     vki_generate_params gp = params ? *params : vki_generate_default_params();
-    vki_generate_stats st = {0};
-    if (stats) *stats = st;
+    if (stats) memset(stats, 0, sizeof *stats);
     if (vki_model_is_embedding(md))
         return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_generate: %s is an embedding model; use vki_embed",
                         vki_file_path(md->file));
-    const int32_t n_ctx = mdl_n_ctx(md->m), n_vocab = mdl_get_hparams(md->m)->n_vocab;
-    if (n_ids < 1 || !ids)
-        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_generate: the prompt has no tokens");
-    if (n_ids >= n_ctx)
-        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_generate: the prompt has %d tokens; the context holds %d",
-                        n_ids, n_ctx);
-    if (gp.n_predict < 0) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_generate: n_predict %d < 0", gp.n_predict);
-
-    smp_sampler *smp = NULL;
-    text_buf held = {0};
-    vki_status s = smp_create(&gp, n_vocab, &smp);
+    gen_seq g;
+    vki_status s = gen_seq_init(&g, md->tok, &gp, ids, n_ids, mdl_get_hparams(md->m)->n_vocab, mdl_n_ctx(md->m));
     if (s != VKI_OK) return s;
-    for (int32_t i = 0; i < n_ids; i++) smp_accept(smp, ids[i]);
-    st.n_prompt = n_ids;
 
     mdl_kv_seq_clear(md->m, 0);
     double t0 = vki_time_ms();
     mdl_span span = {.seq = 0, .n_tokens = n_ids, .tokens = ids};
     if ((s = llama_decode(md->m, &span, 1, md->logits)) != VKI_OK) goto done;
     double t1 = vki_time_ms();
-    st.prompt_ms = t1 - t0;
-
-    vki_detok dt;
-    vki_detok_init(&dt, md->tok);
-    /* SPM drops the leading space of the first piece of a text; generated
-     * text continues the prompt's text unless the prompt is only BOS. */
-    if (n_ids > 1 || ids[0] != vki_tokenizer_bos(md->tok)) dt.n_pushed = n_ids;
-    const int32_t max_gen = gp.n_predict > 0 ? gp.n_predict : INT32_MAX;
+    g.st.prompt_ms = t1 - t0;
     for (;;) {
-        vki_token_event ev = {0};
-        smp_top_k(md->logits, n_vocab, 5, ev.top_ids, ev.top_logits);
-        int32_t id = smp_sample(smp, md->logits);
-        smp_accept(smp, id);
-        st.n_generated++;
-        bool eog = !gp.ignore_eos && vki_tokenizer_is_eog(md->tok, id);
-        bool last = eog || st.n_generated >= max_gen || mdl_kv_seq_len(md->m, 0) >= n_ctx;
-        if (!eog && (s = tb_detok(&held, &dt, id)) != VKI_OK) goto done;
-        if (last && (s = tb_detok(&held, &dt, -1)) != VKI_OK) goto done;
-        if (!tb_reserve(&held, 1)) {
-            s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "generate: out of memory for text");
-            goto done;
-        }
-        held.p[held.n] = '\0';
-        size_t emit = held.n;
-        ptrdiff_t at = find_stop(held.p, held.n, gp.stop);
-        if (at >= 0) {
-            emit = (size_t)at;
-            last = true;
-            st.stopped_by_string = true;
-        } else if (!last) {
-            emit = held.n - stop_prefix_len(held.p, held.n, gp.stop);
-        }
-        st.stopped_by_eos = eog;
-        /* Deliver held[0..emit) as this token's text, keep the rest. */
-        char saved = held.p[emit];
-        held.p[emit] = '\0';
-        ev.id = id;
-        ev.text = held.p;
+        vki_token_event ev;
+        bool last;
+        if ((s = gen_seq_step(&g, md->logits, mdl_kv_seq_len(md->m, 0), &ev, &last)) != VKI_OK) goto done;
         bool go_on = cb ? cb(&ev, user) : true;
-        held.p[emit] = saved;
-        memmove(held.p, held.p + emit, held.n - emit + 1);
-        held.n -= emit;
         if (!go_on || last) break;
+        int32_t id = ev.id;
         span = (mdl_span){.seq = 0, .n_tokens = 1, .tokens = &id};
         if ((s = llama_decode(md->m, &span, 1, md->logits)) != VKI_OK) goto done;
     }
-    st.gen_ms = vki_time_ms() - t1;
+    g.st.gen_ms = vki_time_ms() - t1;
 done:
-    free(held.p);
-    smp_destroy(smp);
-    if (stats) *stats = st;
+    if (stats) *stats = g.st;
+    gen_seq_deinit(&g);
     return s;
 }
 

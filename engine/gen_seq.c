@@ -1,0 +1,142 @@
+/*
+ * gen_seq.c: one sequence's sampling, detokenization and stop-string logic
+ * (see gen_seq.h). Text is delivered only once it cannot be the start of a
+ * stop string, so a stop string never reaches the caller, even in pieces.
+ */
+#include "engine/gen_seq.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "util.h"
+
+static bool text_reserve(gen_text *t, size_t extra)
+{
+    if (t->n + extra + 1 <= t->cap) return true;
+    size_t cap = VKI_MAX(t->cap * 2, t->n + extra + 64);
+    char *np = realloc(t->p, cap);
+    if (!np) return false;
+    t->p = np;
+    t->cap = cap;
+    return true;
+}
+
+/* Appends the detokenizer's output for one push (id >= 0) or the final flush. */
+static vki_status text_detok(gen_text *t, vki_detok *d, int32_t id)
+{
+    int32_t want = 64;
+    for (;;) {
+        if (!text_reserve(t, (size_t)want)) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "generate: out of memory for text");
+        int32_t r = id >= 0 ? vki_detok_push(d, id, t->p + t->n, want) : vki_detok_finish(d, t->p + t->n, want);
+        if (r >= 0) {
+            t->n += (size_t)r;
+            t->p[t->n] = '\0';
+            return VKI_OK;
+        }
+        want = -r;
+    }
+}
+
+/* Where the first complete stop string starts in s[0..n), or -1. */
+static ptrdiff_t find_stop(const char *s, size_t n, const char *const *stop)
+{
+    ptrdiff_t best = -1;
+    for (size_t i = 0; stop && stop[i]; i++) {
+        size_t sl = strlen(stop[i]);
+        if (!sl || sl > n) continue;
+        for (size_t p = 0; p + sl <= n; p++)
+            if (!memcmp(s + p, stop[i], sl)) {
+                if (best < 0 || (ptrdiff_t)p < best) best = (ptrdiff_t)p;
+                break;
+            }
+    }
+    return best;
+}
+
+/* Length of the longest suffix of s[0..n) that begins some stop string. */
+static size_t stop_prefix_len(const char *s, size_t n, const char *const *stop)
+{
+    size_t best = 0;
+    for (size_t i = 0; stop && stop[i]; i++) {
+        size_t sl = strlen(stop[i]);
+        for (size_t k = VKI_MIN(sl - (sl > 0), n); k > best; k--)
+            if (!memcmp(s + n - k, stop[i], k)) {
+                best = k;
+                break;
+            }
+    }
+    return best;
+}
+
+vki_status gen_seq_init(gen_seq *g, const vki_tokenizer *tok, const vki_generate_params *gp, const int32_t *ids,
+                        int32_t n_ids, int32_t n_vocab, int32_t n_ctx)
+{
+    memset(g, 0, sizeof *g);
+    if (n_ids < 1 || !ids) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_generate: the prompt has no tokens");
+    if (n_ids >= n_ctx)
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_generate: the prompt has %d tokens; the context holds %d",
+                        n_ids, n_ctx);
+    if (gp->n_predict < 0) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_generate: n_predict %d < 0", gp->n_predict);
+    VKI_TRY(smp_create(gp, n_vocab, &g->smp));
+    g->tok = tok;
+    g->gp = *gp;
+    g->n_vocab = n_vocab;
+    g->n_ctx = n_ctx;
+    g->max_gen = gp->n_predict > 0 ? gp->n_predict : INT32_MAX;
+    for (int32_t i = 0; i < n_ids; i++) smp_accept(g->smp, ids[i]);
+    g->st.n_prompt = n_ids;
+    vki_detok_init(&g->dt, tok);
+    /* SPM drops the leading space of the first piece of a text; generated
+     * text continues the prompt's text unless the prompt is only BOS. */
+    if (n_ids > 1 || ids[0] != vki_tokenizer_bos(tok)) g->dt.n_pushed = n_ids;
+    return VKI_OK;
+}
+
+void gen_seq_deinit(gen_seq *g)
+{
+    if (!g) return;
+    smp_destroy(g->smp);
+    free(g->held.p);
+    free(g->out.p);
+    memset(g, 0, sizeof *g);
+}
+
+vki_status gen_seq_step(gen_seq *g, float *logits, int32_t kv_len, vki_token_event *ev, bool *last_out)
+{
+    vki_status s;
+    memset(ev, 0, sizeof *ev);
+    smp_top_k(logits, g->n_vocab, 5, ev->top_ids, ev->top_logits);
+    int32_t id = smp_sample(g->smp, logits);
+    smp_accept(g->smp, id);
+    g->st.n_generated++;
+    bool eog = !g->gp.ignore_eos && vki_tokenizer_is_eog(g->tok, id);
+    bool last = eog || g->st.n_generated >= g->max_gen || kv_len >= g->n_ctx;
+    if (!eog && (s = text_detok(&g->held, &g->dt, id)) != VKI_OK) return s;
+    if (last && (s = text_detok(&g->held, &g->dt, -1)) != VKI_OK) return s;
+    if (!text_reserve(&g->held, 1)) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "generate: out of memory for text");
+    g->held.p[g->held.n] = '\0';
+    size_t emit = g->held.n;
+    ptrdiff_t at = find_stop(g->held.p, g->held.n, g->gp.stop);
+    if (at >= 0) {
+        emit = (size_t)at;
+        last = true;
+        g->st.stopped_by_string = true;
+    } else if (!last) {
+        emit = g->held.n - stop_prefix_len(g->held.p, g->held.n, g->gp.stop);
+    }
+    g->st.stopped_by_eos = eog;
+    /* Move held[0..emit) into out as this token's text, keep the rest. */
+    g->out.n = 0;
+    if (!text_reserve(&g->out, emit)) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "generate: out of memory for text");
+    memcpy(g->out.p, g->held.p, emit);
+    g->out.p[emit] = '\0';
+    g->out.n = emit;
+    memmove(g->held.p, g->held.p + emit, g->held.n - emit + 1);
+    g->held.n -= emit;
+    ev->id = id;
+    ev->text = g->out.p;
+    *last_out = last;
+    return VKI_OK;
+}

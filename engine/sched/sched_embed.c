@@ -1,0 +1,149 @@
+/*
+ * sched_embed.c: the embedding worker: dynamic batching. The first request
+ * in an empty batch waits up to embed_wait_ms for company, or less when the
+ * queued tokens already fill the budget; then every request that fits the
+ * budget (most urgent first) goes through one bert_embed, and each gets its
+ * rows back. A request larger than the budget goes alone.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/api_internal.h"
+#include "engine/sched/sched_internal.h"
+#include "error.h"
+#include "util.h"
+
+/* The submit time of the oldest queued request (model mu held). */
+static double oldest_submit(const sched_model *m)
+{
+    double t = 0;
+    for (int p = 0; p < SCHED_N_PRIO; p++)
+        if (m->head[p] && (t == 0 || m->head[p]->t_submit < t)) t = m->head[p]->t_submit;
+    return t;
+}
+
+static int64_t request_tokens(const sched_request *r)
+{
+    int64_t n = 0;
+    for (int32_t i = 0; i < r->n_texts; i++) n += r->n_eids[i];
+    return n;
+}
+
+/* Takes the next batch off the queue into batch[] (model mu held). */
+static int32_t take_batch(sched_model *m, int64_t budget, sched_request ***batch, int32_t *cap)
+{
+    int32_t n = 0;
+    int64_t tokens = 0;
+    sched_request *r;
+    while ((r = sched_pop(m))) {
+        int64_t t = request_tokens(r);
+        if (n > 0 && tokens + t > budget) {
+            sched_push_front(m, r);
+            break;
+        }
+        if (n == *cap) {
+            int32_t nc = *cap ? *cap * 2 : 16;
+            sched_request **nb = realloc(*batch, sizeof *nb * (size_t)nc);
+            if (!nb) {
+                sched_push_front(m, r);
+                break;
+            }
+            *batch = nb;
+            *cap = nc;
+        }
+        sched_admit(m, r);
+        (*batch)[n++] = r;
+        tokens += t;
+    }
+    return n;
+}
+
+/* Embeds the live requests of batch[0..n) in one bert_embed call. */
+static void run_batch(sched_model *m, sched_request **batch, int32_t n)
+{
+    mdl_model *mm = api_model_mdl(m->md);
+    const int32_t dim = vki_model_n_embd(m->md);
+    double now = vki_time_ms();
+    int32_t n_seq = 0, live = 0;
+    for (int32_t k = 0; k < n; k++) {
+        vki_status st = sched_check(batch[k], now);
+        if (st != VKI_OK) {
+            sched_finish(m, batch[k], st, st == VKI_ERR_TIMEOUT ? "the request's deadline passed"
+                                                                : "the request was cancelled");
+            batch[k] = NULL;
+            continue;
+        }
+        batch[live++] = batch[k];
+        n_seq += batch[k]->n_texts;
+    }
+    if (!live) return;
+    const int32_t **ids = malloc(sizeof *ids * (size_t)n_seq);
+    int32_t *n_ids = malloc(sizeof *n_ids * (size_t)n_seq);
+    float *out = malloc(sizeof *out * (size_t)n_seq * (size_t)dim);
+    vki_status st = VKI_OK;
+    if (!ids || !n_ids || !out) {
+        st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "embeddings: out of memory for a batch of %d texts", n_seq);
+    } else {
+        int32_t j = 0;
+        for (int32_t k = 0; k < live; k++)
+            for (int32_t t = 0; t < batch[k]->n_texts; t++, j++) {
+                ids[j] = batch[k]->eids[t];
+                n_ids[j] = batch[k]->n_eids[t];
+            }
+        st = bert_embed(mm, (const int32_t *const *)ids, n_ids, n_seq, mdl_get_hparams(mm)->pooling, true, out);
+    }
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", st != VKI_OK ? vki_last_error() : "");
+    pthread_mutex_lock(&m->st_mu);
+    m->st.steps++;
+    m->st.step_seqs += (uint64_t)n_seq;
+    pthread_mutex_unlock(&m->st_mu);
+    size_t row = 0;
+    for (int32_t k = 0; k < live; k++) {
+        sched_request *r = batch[k];
+        if (st == VKI_OK)
+            memcpy(r->emb, out + row * (size_t)dim, sizeof *out * (size_t)r->n_texts * (size_t)dim);
+        row += (size_t)r->n_texts;
+        sched_finish(m, r, st, msg);
+    }
+    free(ids);
+    free(n_ids);
+    free(out);
+}
+
+void sched_embed_worker(sched_model *m)
+{
+    const mdl_model *mm = api_model_mdl(m->md);
+    const int64_t budget = m->s->p.embed_token_budget ? m->s->p.embed_token_budget : mdl_n_batch(mm);
+    sched_request **batch = NULL;
+    int32_t cap = 0;
+    pthread_mutex_lock(&m->mu);
+    for (;;) {
+        double now = vki_time_ms();
+        sched_purge(m, now);
+        if (atomic_load(&m->stop)) break;
+        double first = oldest_submit(m);
+        if (first == 0) {
+            pthread_cond_wait(&m->cv, &m->mu);
+            continue;
+        }
+        double until = first + m->s->p.embed_wait_ms;
+        if (m->queued_tokens < budget && now < until) {
+            sched_cond_wait_until(&m->cv, &m->mu, until);
+            continue;
+        }
+        int32_t n = take_batch(m, budget, &batch, &cap);
+        if (!n) { /* out of memory for the batch list: let time pass */
+            sched_cond_wait_until(&m->cv, &m->mu, now + 10);
+            continue;
+        }
+        m->n_active = n;
+        pthread_mutex_unlock(&m->mu);
+        run_batch(m, batch, n);
+        pthread_mutex_lock(&m->mu);
+        m->n_active = 0;
+    }
+    pthread_mutex_unlock(&m->mu);
+    free(batch);
+}

@@ -1,0 +1,413 @@
+/*
+ * sched_request.c: requests from submit to release: tokenizing and checking
+ * the input, the bounded per-model priority queue (three FIFO classes), the
+ * ETA a full queue answers with, the output the workers append to, and the
+ * two holds (caller, scheduler) that decide when a request is freed.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/api_internal.h"
+#include "engine/models/sampler.h"
+#include "engine/sched/sched_internal.h"
+#include "error.h"
+#include "util.h"
+
+/* Before anything was measured, a request is assumed to take this long. */
+#define SCHED_DEFAULT_SERVICE_MS 1000.0
+/* Weight of the newest service time in the moving average. */
+#define SCHED_EMA_ALPHA 0.2
+
+static void request_free(sched_request *r)
+{
+    free(r->ids);
+    for (size_t i = 0; r->stops && r->stops[i]; i++) free(r->stops[i]);
+    free(r->stops);
+    for (int32_t i = 0; r->eids && i < r->n_texts; i++) free(r->eids[i]);
+    free(r->eids);
+    free(r->n_eids);
+    free(r->text);
+    free(r->emb);
+    free(r->err);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free(r);
+}
+
+/* Drops one hold; frees on the last. */
+static void request_unref(sched_request *r)
+{
+    pthread_mutex_lock(&r->mu);
+    bool last = --r->refs == 0;
+    pthread_mutex_unlock(&r->mu);
+    if (last) request_free(r);
+}
+
+static sched_request *request_new(sched_prio prio, double deadline_ms)
+{
+    sched_request *r = calloc(1, sizeof *r);
+    if (!r) return NULL;
+    pthread_mutex_init(&r->mu, NULL);
+    sched_cond_init(&r->cv);
+    r->refs = 2;
+    r->prio = prio;
+    r->deadline_ms = deadline_ms;
+    r->t_submit = vki_time_ms();
+    atomic_init(&r->cancel, false);
+    return r;
+}
+
+/* Tokenizes text with the model's tokenizer into a malloc'd array. */
+static vki_status tokenize(const vki_model *md, const char *text, bool add_special, bool parse_special,
+                           int32_t **ids, int32_t *n)
+{
+    size_t len = strlen(text);
+    int32_t k = vki_tokenize(md, text, len, NULL, 0, add_special, parse_special);
+    if (k == INT32_MIN) return VKI_ERR_INVALID_ARGUMENT;
+    k = k < 0 ? -k : k;
+    *ids = malloc(sizeof **ids * (size_t)(k ? k : 1));
+    if (!*ids) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "tokenize: out of memory");
+    if (k && vki_tokenize(md, text, len, *ids, k, add_special, parse_special) != k) {
+        free(*ids);
+        *ids = NULL;
+        return vki_fail(VKI_ERR_INTERNAL, "tokenize: the token count changed between two calls");
+    }
+    *n = k;
+    return VKI_OK;
+}
+
+/* The model at index i when it can take a request of this kind. */
+static vki_status usable_model(scheduler *s, int32_t i, sched_kind kind, sched_model **out)
+{
+    if (!s || i < 0 || i >= s->n_models) return vki_fail(VKI_ERR_NOT_FOUND, "no model with index %d", i);
+    sched_model *m = s->models[i];
+    pthread_mutex_lock(&m->mu);
+    sched_state st = m->state;
+    pthread_mutex_unlock(&m->mu);
+    if (st != SCHED_READY)
+        return vki_fail(VKI_ERR_UNSUPPORTED, "model '%s' is %s, not ready", m->id, sched_state_name(st));
+    if (m->kind != kind)
+        return vki_fail(VKI_ERR_UNSUPPORTED, "model '%s' is a %s model; this request needs a %s model", m->id,
+                        sched_kind_name(m->kind), sched_kind_name(kind));
+    *out = m;
+    return VKI_OK;
+}
+
+/* Queues r, or refuses with QUEUE_FULL and the ETA. Takes over r either way. */
+static vki_status enqueue(sched_model *m, sched_request *r, sched_request **out, double *eta_s)
+{
+    const scheduler *s = m->s;
+    pthread_mutex_lock(&m->mu);
+    int32_t queued = 0;
+    for (int p = 0; p < SCHED_N_PRIO; p++) queued += m->n_queued[p];
+    vki_status st = VKI_OK;
+    if (atomic_load(&m->stop)) {
+        st = vki_fail(VKI_ERR_CANCELLED, "the scheduler is shutting down");
+    } else if (queued >= s->p.max_queue) {
+        pthread_mutex_lock(&m->st_mu);
+        double svc = m->st.service_ema_ms > 0 ? m->st.service_ema_ms : SCHED_DEFAULT_SERVICE_MS;
+        m->st.rejected_full++;
+        pthread_mutex_unlock(&m->st_mu);
+        /* Everything queued and running must pass through n_slots slots. */
+        double eta = svc * (double)(queued + m->n_active) / (double)VKI_MAX(m->n_slots, 1) / 1e3;
+        if (eta_s) *eta_s = eta;
+        st = vki_fail(VKI_ERR_QUEUE_FULL, "the queue of model '%s' is full (%d requests); retry in about %.1f s",
+                      m->id, queued, eta);
+    } else {
+        r->next = NULL;
+        if (m->tail[r->prio]) m->tail[r->prio]->next = r;
+        else m->head[r->prio] = r;
+        m->tail[r->prio] = r;
+        m->n_queued[r->prio]++;
+        for (int32_t i = 0; i < r->n_texts; i++) m->queued_tokens += r->n_eids[i];
+        pthread_cond_broadcast(&m->cv);
+    }
+    pthread_mutex_unlock(&m->mu);
+    if (st != VKI_OK) {
+        request_free(r);
+        return st;
+    }
+    *out = r;
+    return VKI_OK;
+}
+
+vki_status sched_submit_generate(scheduler *s, int32_t model, const char *prompt, const vki_generate_params *gp,
+                                 sched_prio prio, double deadline_ms, sched_request **out, double *eta_s)
+{
+    if (!out || !prompt || (unsigned)prio >= SCHED_N_PRIO)
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "sched_submit_generate: out or prompt is NULL, or bad priority");
+    *out = NULL;
+    if (eta_s) *eta_s = 0;
+    sched_model *m;
+    VKI_TRY(usable_model(s, model, SCHED_KIND_CHAT, &m));
+    vki_generate_params p = gp ? *gp : vki_generate_default_params();
+    smp_sampler *smp = NULL;
+    VKI_TRY(smp_create(&p, vki_model_n_vocab(m->md), &smp)); /* refuse bad sampling values now */
+    smp_destroy(smp);
+    if (p.n_predict < 0) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "n_predict %d < 0", p.n_predict);
+    sched_request *r = request_new(prio, deadline_ms);
+    if (!r) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_submit_generate: out of memory");
+    vki_status st = tokenize(m->md, prompt, p.add_special, p.parse_special, &r->ids, &r->n_ids);
+    if (st != VKI_OK) goto fail;
+    const int32_t n_ctx = vki_model_n_ctx(m->md);
+    if (r->n_ids < 1) {
+        st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "the prompt has no tokens");
+        goto fail;
+    }
+    if (r->n_ids >= n_ctx) {
+        st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "the prompt has %d tokens; the context of model '%s' holds %d",
+                      r->n_ids, m->id, n_ctx);
+        goto fail;
+    }
+    size_t n_stop = 0;
+    while (p.stop && p.stop[n_stop]) n_stop++;
+    r->stops = calloc(n_stop + 1, sizeof *r->stops);
+    if (!r->stops) goto oom;
+    for (size_t i = 0; i < n_stop; i++)
+        if (!(r->stops[i] = strdup(p.stop[i]))) goto oom;
+    p.stop = (const char *const *)r->stops;
+    r->gp = p;
+    r->res.n_prompt = r->n_ids;
+    return enqueue(m, r, out, eta_s);
+oom:
+    st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_submit_generate: out of memory");
+fail:
+    request_free(r);
+    return st;
+}
+
+vki_status sched_submit_embed(scheduler *s, int32_t model, const char *const *texts, int32_t n_texts,
+                              sched_prio prio, double deadline_ms, sched_request **out, double *eta_s)
+{
+    if (!out || !texts || n_texts < 1 || (unsigned)prio >= SCHED_N_PRIO)
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "sched_submit_embed: no texts, or bad priority");
+    *out = NULL;
+    if (eta_s) *eta_s = 0;
+    sched_model *m;
+    VKI_TRY(usable_model(s, model, SCHED_KIND_EMBEDDING, &m));
+    sched_request *r = request_new(prio, deadline_ms);
+    if (!r) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_submit_embed: out of memory");
+    vki_status st;
+    r->embed = true;
+    r->eids = calloc((size_t)n_texts, sizeof *r->eids);
+    r->n_eids = calloc((size_t)n_texts, sizeof *r->n_eids);
+    r->dim = vki_model_n_embd(m->md);
+    r->emb = malloc(sizeof *r->emb * (size_t)n_texts * (size_t)r->dim);
+    if (!r->eids || !r->n_eids || !r->emb) {
+        request_free(r);
+        return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_submit_embed: out of memory");
+    }
+    r->n_texts = n_texts;
+    const mdl_model *mm = api_model_mdl(m->md);
+    const int32_t limit = VKI_MIN(mdl_n_ctx(mm), mdl_n_batch(mm));
+    for (int32_t i = 0; i < n_texts; i++) {
+        if (!texts[i]) {
+            st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "text %d is NULL", i);
+            goto fail;
+        }
+        if ((st = tokenize(m->md, texts[i], true, false, &r->eids[i], &r->n_eids[i])) != VKI_OK) goto fail;
+        if (r->n_eids[i] > limit) {
+            st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "input %d has %d tokens; model '%s' takes at most %d", i,
+                          r->n_eids[i], m->id, limit);
+            goto fail;
+        }
+        r->res.n_prompt += r->n_eids[i];
+    }
+    return enqueue(m, r, out, eta_s);
+fail:
+    request_free(r);
+    return st;
+}
+
+/* ===== Queue (model mu held) ============================================== */
+
+sched_request *sched_pop(sched_model *m)
+{
+    for (int p = 0; p < SCHED_N_PRIO; p++) {
+        sched_request *r = m->head[p];
+        if (!r) continue;
+        m->head[p] = r->next;
+        if (!r->next) m->tail[p] = NULL;
+        r->next = NULL;
+        m->n_queued[p]--;
+        for (int32_t i = 0; i < r->n_texts; i++) m->queued_tokens -= r->n_eids[i];
+        return r;
+    }
+    return NULL;
+}
+
+void sched_push_front(sched_model *m, sched_request *r)
+{
+    r->next = m->head[r->prio];
+    m->head[r->prio] = r;
+    if (!m->tail[r->prio]) m->tail[r->prio] = r;
+    m->n_queued[r->prio]++;
+    for (int32_t i = 0; i < r->n_texts; i++) m->queued_tokens += r->n_eids[i];
+}
+
+vki_status sched_check(const sched_request *r, double now)
+{
+    if (atomic_load(&r->cancel)) return VKI_ERR_CANCELLED;
+    if (r->deadline_ms > 0 && now >= r->deadline_ms) return VKI_ERR_TIMEOUT;
+    return VKI_OK;
+}
+
+static const char *end_message(vki_status st)
+{
+    return st == VKI_ERR_TIMEOUT ? "the request's deadline passed" : "the request was cancelled";
+}
+
+void sched_purge(sched_model *m, double now)
+{
+    const bool stopping = atomic_load(&m->stop);
+    for (int p = 0; p < SCHED_N_PRIO; p++) {
+        sched_request **link = &m->head[p], *prev = NULL;
+        while (*link) {
+            sched_request *r = *link;
+            vki_status st = stopping ? VKI_ERR_CANCELLED : sched_check(r, now);
+            if (st == VKI_OK) {
+                prev = r;
+                link = &r->next;
+                continue;
+            }
+            *link = r->next;
+            if (m->tail[p] == r) m->tail[p] = prev;
+            m->n_queued[p]--;
+            for (int32_t i = 0; i < r->n_texts; i++) m->queued_tokens -= r->n_eids[i];
+            sched_finish(m, r, st, stopping ? "the server is shutting down" : end_message(st));
+        }
+    }
+}
+
+void sched_admit(sched_model *m, sched_request *r)
+{
+    r->t_start = vki_time_ms();
+    uint64_t order = atomic_fetch_add(&m->s->order, 1) + 1;
+    pthread_mutex_lock(&r->mu);
+    r->res.start_order = order;
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* ===== Output ============================================================ */
+
+void sched_emit(sched_model *m, sched_request *r, const char *text, size_t len, double now)
+{
+    bool first;
+    pthread_mutex_lock(&r->mu);
+    first = r->res.n_generated == 0;
+    if (r->n_text + len + 1 > r->cap_text) {
+        size_t cap = VKI_MAX(r->cap_text * 2, r->n_text + len + 256);
+        char *np = realloc(r->text, cap);
+        if (np) {
+            r->text = np;
+            r->cap_text = cap;
+        } else {
+            len = 0; /* the text is lost, the count is not; the caller sees a short text */
+        }
+    }
+    if (len) {
+        memcpy(r->text + r->n_text, text, len);
+        r->n_text += len;
+        r->text[r->n_text] = '\0';
+    }
+    r->res.n_generated++;
+    if (first) r->res.ttft_ms = now - r->t_submit;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    pthread_mutex_lock(&m->st_mu);
+    m->st.generated_tokens++;
+    if (first) sched_histo_add(&m->st.ttft, (now - r->t_submit) / 1e3);
+    pthread_mutex_unlock(&m->st_mu);
+}
+
+void sched_finish(sched_model *m, sched_request *r, vki_status st, const char *msg)
+{
+    double now = vki_time_ms();
+    pthread_mutex_lock(&m->st_mu);
+    switch (st) {
+    case VKI_OK:
+        m->st.finished_ok++;
+        m->st.prompt_tokens += (uint64_t)r->res.n_prompt;
+        sched_histo_add(&m->st.request, (now - r->t_submit) / 1e3);
+        if (r->t_start > 0) {
+            double svc = now - r->t_start;
+            m->st.service_ema_ms = m->st.service_ema_ms > 0
+                                       ? (1 - SCHED_EMA_ALPHA) * m->st.service_ema_ms + SCHED_EMA_ALPHA * svc
+                                       : svc;
+        }
+        break;
+    case VKI_ERR_CANCELLED: m->st.cancelled++; break;
+    case VKI_ERR_TIMEOUT: m->st.timed_out++; break;
+    default: m->st.failed++; break;
+    }
+    pthread_mutex_unlock(&m->st_mu);
+    pthread_mutex_lock(&r->mu);
+    r->res.done = true;
+    r->res.status = st;
+    if (st != VKI_OK) {
+        r->err = strdup(msg && msg[0] ? msg : vki_status_str(st));
+        r->res.error = r->err ? r->err : vki_status_str(st);
+    }
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    request_unref(r);
+}
+
+/* ===== The caller's side ================================================= */
+
+vki_status sched_request_poll(sched_request *r, size_t from, int timeout_ms, char **chunk, size_t *chunk_len,
+                              sched_result *res)
+{
+    *chunk = NULL;
+    *chunk_len = 0;
+    double until = vki_time_ms() + timeout_ms;
+    pthread_mutex_lock(&r->mu);
+    while (!r->res.done && r->n_text <= from && timeout_ms != 0) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&r->cv, &r->mu);
+        } else {
+            if (vki_time_ms() >= until) break;
+            sched_cond_wait_until(&r->cv, &r->mu, until);
+        }
+    }
+    vki_status st = VKI_OK;
+    if (r->n_text > from) {
+        size_t n = r->n_text - from;
+        *chunk = malloc(n + 1);
+        if (*chunk) {
+            memcpy(*chunk, r->text + from, n);
+            (*chunk)[n] = '\0';
+            *chunk_len = n;
+        } else {
+            st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_request_poll: out of memory");
+        }
+    }
+    *res = r->res;
+    pthread_mutex_unlock(&r->mu);
+    return st;
+}
+
+const float *sched_request_embeddings(sched_request *r, int32_t *n_texts, int32_t *dim)
+{
+    pthread_mutex_lock(&r->mu);
+    bool ok = r->embed && r->res.done && r->res.status == VKI_OK;
+    pthread_mutex_unlock(&r->mu);
+    if (n_texts) *n_texts = ok ? r->n_texts : 0;
+    if (dim) *dim = ok ? r->dim : 0;
+    return ok ? r->emb : NULL;
+}
+
+void sched_request_cancel(sched_request *r)
+{
+    if (r) atomic_store(&r->cancel, true);
+}
+
+void sched_request_release(sched_request *r)
+{
+    if (!r) return;
+    atomic_store(&r->cancel, true); /* nobody is left to read what it would produce */
+    request_unref(r);
+}
