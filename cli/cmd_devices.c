@@ -36,11 +36,13 @@ static void print_json(const bk_vk_device_info *d, int n, int best)
             printf("%s{\"size\": %llu, \"device_local\": %s}", h ? ", " : "", (unsigned long long)d[i].heap_size[h],
                    d[i].heap_device_local[h] ? "true" : "false");
         printf("], \"budget\": %llu, \"memory_budget_ext\": %s, \"subgroup_size\": %u, \"subgroup_arithmetic\": %s, "
-               "\"fp16\": %s, \"int8\": %s, \"integer_dot\": %s, \"coopmat\": %s, "
+               "\"fp16\": %s, \"int8\": %s, \"integer_dot\": %s, \"coopmat\": %s, \"transfer_queue\": %s, "
+               "\"timestamps\": %s, "
                "\"max_storage_buffer_range\": %llu, \"max_memory_allocation_size\": %llu}",
                (unsigned long long)d[i].budget, d[i].has_memory_budget ? "true" : "false", d[i].subgroup_size,
                d[i].subgroup_arithmetic ? "true" : "false", d[i].fp16 ? "true" : "false", d[i].int8 ? "true" : "false",
                d[i].integer_dot ? "true" : "false", d[i].coopmat ? "true" : "false",
+               d[i].transfer_queue ? "true" : "false", d[i].timestamps ? "true" : "false",
                (unsigned long long)d[i].max_storage_buffer_range, (unsigned long long)d[i].max_memory_allocation_size);
     }
     printf("], \"best\": %d}\n", best);
@@ -82,6 +84,8 @@ int cmd_devices(int argc, char **argv)
             printf("   subgroup %u%s, fp16 %s, int8 %s, integer dot %s, coopmat %s\n", d[i].subgroup_size,
                    d[i].subgroup_arithmetic ? " (arithmetic)" : "", d[i].fp16 ? "yes" : "no", d[i].int8 ? "yes" : "no",
                    d[i].integer_dot ? "yes" : "no", d[i].coopmat ? "yes" : "no");
+            printf("   transfer queue %s, timestamps %s\n", d[i].transfer_queue ? "yes (uploads use it)" : "no",
+                   d[i].timestamps ? "yes" : "no");
             printf("   maxStorageBufferRange %.0f MiB, maxMemoryAllocationSize %.2f GiB, shared memory %u KiB\n",
                    (double)d[i].max_storage_buffer_range / 1048576.0, gib(d[i].max_memory_allocation_size),
                    d[i].max_shared_memory / 1024);

@@ -1,8 +1,12 @@
 #version 450
 // matvec.comp: MATMUL for few activation rows (decode). A workgroup covers
-// NROWS weight rows (spec constant 1) and NCOLS activation rows; WG / NROWS
-// threads share a weight row, so each weight byte is read once per NCOLS
-// columns; weights are dequantized in registers (dequant.glsl).
+// NROWS weight rows and NCOLS activation rows (spec constant 1 holds both:
+// NROWS | NCOLS << 8); WG / NROWS threads share a weight row, so each weight
+// byte is read once per NCOLS columns; weights are dequantized in registers
+// (dequant.glsl). NCOLS is a constant so every per-column array is indexed
+// by unrolled constants: a loop to a run-time column count would index them
+// dynamically, which puts them in scratch memory on GPUs and in per-lane
+// gathers on a CPU driver (it cost lavapipe 2x).
 // Memory-bound: per token it reads the weights once (e.g. 3.9 GB for a 7B
 // Q4_0), so on RDNA3 (960 GB/s) the ceiling is ~250 tokens/s for that model.
 // Several rows per workgroup keep short rows (k = 256..1024) from leaving
@@ -16,10 +20,10 @@
 #include "push.glsl"
 
 layout(constant_id = 0) const uint WG = 64;
-layout(constant_id = 1) const uint NROWS_SPEC = 1; // 0 counts as 1
+layout(constant_id = 1) const uint SHAPE = 0x101u; // NROWS | NCOLS << 8; 0 counts as 1
 layout(local_size_x_id = 0) in;
-#define NCOLS 8u
-const uint NROWS = NROWS_SPEC == 0u ? 1u : NROWS_SPEC;
+const uint NROWS = (SHAPE & 0xFFu) == 0u ? 1u : (SHAPE & 0xFFu);
+const uint NCOLS = (SHAPE >> 8) == 0u ? 1u : (SHAPE >> 8);
 const uint TPR = WG / NROWS; // threads per weight row (a power of two)
 
 layout(binding = 0) readonly buffer W { uint wdata[]; };
@@ -44,23 +48,29 @@ void main()
 
     uint xo[NCOLS];
     float acc[NCOLS];
-    for (uint c = 0u; c < NCOLS; c++) {
-        xo[c] = c < ncol ? x_row(col0 + c) : 0u;
+    for (uint c = 0u; c < NCOLS; c++) { // columns past n repeat the last one: no branch in the loop
+        xo[c] = x_row(min(col0 + c, p.n - 1u));
         acc[c] = 0.0;
     }
-    uint k4 = live ? p.k / 4u : 0u;
-    for (uint g = lane; g < k4; g += TPR) {
-        vec4 w = dq4(wrow, 4u * g);
-        for (uint c = 0u; c < ncol; c++) {
-            uint o = xo[c] + 4u * g;
-            acc[c] += dot(w, vec4(x[o], x[o + 1u], x[o + 2u], x[o + 3u]));
+    // Chunks of 16 elements: one scale read and four words of quants per
+    // chunk (dq16); consecutive lanes take consecutive chunks.
+    uint k16 = live ? p.k / 16u : 0u;
+    for (uint g = lane; g < k16; g += TPR) {
+        vec4 w[4];
+        dq16(wrow, 16u * g, w);
+        for (uint c = 0u; c < NCOLS; c++) {
+            uint o = xo[c] + 16u * g;
+            float s = 0.0;
+            for (uint i = 0u; i < 4u; i++)
+                s += dot(w[i], vec4(x[o + 4u * i], x[o + 4u * i + 1u], x[o + 4u * i + 2u], x[o + 4u * i + 3u]));
+            acc[c] += s;
         }
     }
 #ifdef A_PLAIN
-    // Plain types allow any k: the last k % 4 elements.
-    for (uint e = 4u * k4 + lane; live && e < p.k; e += TPR) {
+    // Plain types allow any k: the last k % 16 elements.
+    for (uint e = 16u * k16 + lane; live && e < p.k; e += TPR) {
         float w = dq1(wrow, e);
-        for (uint c = 0u; c < ncol; c++) acc[c] += w * x[xo[c] + e];
+        for (uint c = 0u; c < NCOLS; c++) acc[c] += w * x[xo[c] + e];
     }
 #endif
 

@@ -20,6 +20,7 @@ static void vk_destroy(bk_backend *be)
     vk_ctx *c = ctx_of(be);
     if (c) {
         if (c->dev) vkDeviceWaitIdle(c->dev);
+        vk_profile_deinit(c);
         vk_pipeline_deinit(c);
         vk_memory_deinit(c);
         vk_cmd_deinit(c);
@@ -111,6 +112,7 @@ vki_status bk_vk_create(const bk_vk_params *params, bk_backend **out)
     if ((st = vk_cmd_init(c)) != VKI_OK) goto fail;
     if ((st = vk_memory_init(c, p->vram_budget)) != VKI_OK) goto fail;
     if ((st = vk_pipeline_init(c)) != VKI_OK) goto fail;
+    if ((st = vk_profile_init(c)) != VKI_OK) goto fail;
     *out = be;
     return VKI_OK;
 fail:

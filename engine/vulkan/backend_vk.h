@@ -34,6 +34,8 @@ typedef struct bk_vk_device_info {
     bool     integer_dot;          /* VK_KHR_shader_integer_dot_product                   */
     bool     coopmat;              /* VK_KHR_cooperative_matrix                           */
     bool     push_descriptor;      /* VK_KHR_push_descriptor                              */
+    bool     transfer_queue;       /* a queue family for transfers only (DMA engine)      */
+    bool     timestamps;           /* compute queue writes timestamps (VKI_VK_PROFILE)    */
     uint64_t max_storage_buffer_range, max_memory_allocation_size;
     uint32_t max_shared_memory;
     int32_t  score;                /* higher = preferred by device = -1                  */

@@ -69,6 +69,7 @@ vki_status vk_cmd_begin(vk_ctx *c)
     /* Uploads and earlier passes finished (their fences were waited on); this
      * makes their writes visible to the shaders of this pass. */
     vk_barrier_all(c->cb);
+    vk_profile_begin(c);
     c->recording = true;
     return VKI_OK;
 }
@@ -95,6 +96,7 @@ vki_status vk_cmd_end(vk_ctx *c)
     }
     VK_TRY(vkEndCommandBuffer(c->cb));
     VKI_TRY(vk_submit_wait(c, c->cb, c->fence));
+    vk_profile_end(c);
     if (c->status_map[VK_STATUS_FLAG]) {
         /* A kernel met bad input. GET_ROWS wrote zeros for that row, so
          * nothing unwritten or out of bounds was read; the pass still fails,
@@ -203,12 +205,14 @@ vki_status vk_dispatch(vk_ctx *c, const char *variant, uint32_t spec0, uint32_t 
     for (int i = 0; i < n; i++)
         if (b[i].buf != c->status) VKI_TRY(track(c, &b[i]));
 
+    vk_profile_before_dispatch(c);
     uint8_t pc[128] = {0};
     memcpy(pc, push, push_size);
     vkCmdBindPipeline(c->cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
     vkCmdBindDescriptorSets(c->cb, VK_PIPELINE_BIND_POINT_COMPUTE, c->layout, 0, 1, &set, 0, NULL);
     vkCmdPushConstants(c->cb, c->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, 128, pc);
     vkCmdDispatch(c->cb, gx, gy, gz);
+    vk_profile_after_dispatch(c, variant);
     c->n_dispatch++;
     return VKI_OK;
 }

@@ -47,6 +47,8 @@ void vk_debug_read(vk_debug *d)
     d->max_range = env_u64("VKI_VK_MAX_RANGE");
     d->staging = env_u64("VKI_VK_STAGING");
     d->no_subgroup = env_u64("VKI_VK_DISABLE_SUBGROUP") != 0;
+    d->no_transfer_queue = env_u64("VKI_VK_NO_TRANSFER_QUEUE") != 0;
+    d->profile = env_u64("VKI_VK_PROFILE") != 0;
 }
 
 /* ===== Instance ========================================================== */
@@ -127,6 +129,17 @@ static bool has_ext(const VkExtensionProperties *e, uint32_t n, const char *name
     return false;
 }
 
+/* A family that transfers but neither computes nor draws: a DMA engine
+ * (AMD's SDMA), which copies weights in while the compute queue serves. */
+static int transfer_family(const VkQueueFamilyProperties *qf, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if ((qf[i].queueFlags & VK_QUEUE_TRANSFER_BIT) && qf[i].queueCount > 0 &&
+            !(qf[i].queueFlags & (VK_QUEUE_GRAPHICS_BIT | VK_QUEUE_COMPUTE_BIT)))
+            return (int)i;
+    return -1;
+}
+
 static void describe(VkPhysicalDevice pd, int index, bk_vk_device_info *d)
 {
     memset(d, 0, sizeof(*d));
@@ -189,6 +202,14 @@ static void describe(VkPhysicalDevice pd, int index, bk_vk_device_info *d)
     if (best < 0 && d->n_heaps) best = 0;
     if (best >= 0)
         d->budget = d->has_memory_budget && bud.heapBudget[best] ? bud.heapBudget[best] : d->heap_size[best];
+
+    uint32_t nq = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(pd, &nq, NULL);
+    VkQueueFamilyProperties qf[16];
+    nq = VKI_MIN(nq, 16u);
+    vkGetPhysicalDeviceQueueFamilyProperties(pd, &nq, qf);
+    d->transfer_queue = transfer_family(qf, nq) >= 0;
+    d->timestamps = p->limits.timestampComputeAndGraphics && p->limits.timestampPeriod > 0;
 }
 
 static vki_status enumerate(VkInstance inst, VkPhysicalDevice **pds, uint32_t *n)
@@ -319,17 +340,30 @@ vki_status vk_device_init(vk_ctx *c, const bk_vk_params *p)
     if (fam < 0) { st = vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: %s has no compute queue", c->info.name); goto fail; }
     c->qfam = (uint32_t)fam;
 
+    /* Uploads go to a dedicated transfer family where there is one; else
+     * to the compute queue. Either way memory.c runs the same code. */
+    int xfam = c->dbg.no_transfer_queue ? -1 : transfer_family(qf, nq);
+    c->xfam = xfam >= 0 ? (uint32_t)xfam : c->qfam;
+
     float prio = 1.0f;
-    VkDeviceQueueCreateInfo qci = {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, .queueFamilyIndex = c->qfam,
-                                   .queueCount = 1, .pQueuePriorities = &prio};
+    VkDeviceQueueCreateInfo qci[2] = {
+        {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, .queueFamilyIndex = c->qfam, .queueCount = 1,
+         .pQueuePriorities = &prio},
+        {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, .queueFamilyIndex = c->xfam, .queueCount = 1,
+         .pQueuePriorities = &prio}};
     const char *exts[2];
     uint32_t n_ext = 0;
     if (c->info.has_memory_budget) exts[n_ext++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
-    VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .queueCreateInfoCount = 1,
-                              .pQueueCreateInfos = &qci, .enabledExtensionCount = n_ext, .ppEnabledExtensionNames = exts};
+    VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .queueCreateInfoCount = c->xfam != c->qfam ? 2 : 1,
+                              .pQueueCreateInfos = qci, .enabledExtensionCount = n_ext, .ppEnabledExtensionNames = exts};
     VkResult r = vkCreateDevice(c->pdev, &dci, NULL, &c->dev);
     if (r != VK_SUCCESS) { st = vk_check(r, "vkCreateDevice"); goto fail; }
     vkGetDeviceQueue(c->dev, c->qfam, 0, &c->queue);
+    vkGetDeviceQueue(c->dev, c->xfam, 0, &c->xqueue);
+    if (c->xfam != c->qfam) {
+        size_t l = strlen(c->name);
+        snprintf(c->name + l, sizeof(c->name) - l, " + transfer queue");
+    }
 fail:
     free(pds);
     free(infos);

@@ -166,10 +166,28 @@ static vki_status suballoc(vk_ctx *c, uint64_t size, uint64_t align, vk_block **
 static const VkBufferUsageFlags buf_usage =
     VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
 
+/* Device buffers are shared by the compute and the transfer queue without
+ * ownership transfers: concurrent sharing costs nothing measurable for
+ * buffers, and the host orders the two queues through fences anyway (an
+ * upload is waited for before a pass may use it). */
+static void set_sharing(const vk_ctx *c, VkBufferCreateInfo *bi, uint32_t fams[2])
+{
+    if (c->xfam == c->qfam) {
+        bi->sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+        return;
+    }
+    fams[0] = c->qfam;
+    fams[1] = c->xfam;
+    bi->sharingMode = VK_SHARING_MODE_CONCURRENT;
+    bi->queueFamilyIndexCount = 2;
+    bi->pQueueFamilyIndices = fams;
+}
+
 static vki_status piece_create(vk_ctx *c, vk_piece *p)
 {
-    VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = p->size, .usage = buf_usage,
-                             .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
+    VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = p->size, .usage = buf_usage};
+    uint32_t fams[2];
+    set_sharing(c, &bi, fams);
     VK_TRY(vkCreateBuffer(c->dev, &bi, NULL, &p->buf));
     VkMemoryRequirements req;
     vkGetBufferMemoryRequirements(c->dev, p->buf, &req);
@@ -318,7 +336,7 @@ static vki_status slot_copy(vk_ctx *c, vk_staging_slot *s, VkBuffer dev, uint64_
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
                                    .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};
     VK_TRY(vkBeginCommandBuffer(s->cb, &bi));
-    vk_barrier_all(s->cb); /* order against earlier compute passes on this queue */
+    vk_barrier_all(s->cb); /* order against earlier copies (and passes, when this is the compute queue) */
     VkBufferCopy r = {.srcOffset = up ? 0 : dev_offs, .dstOffset = up ? dev_offs : 0, .size = n};
     vkCmdCopyBuffer(s->cb, up ? s->buf : dev, up ? dev : s->buf, 1, &r);
     if (!up) {
@@ -328,7 +346,7 @@ static vki_status slot_copy(vk_ctx *c, vk_staging_slot *s, VkBuffer dev, uint64_
     }
     VK_TRY(vkEndCommandBuffer(s->cb));
     VkSubmitInfo si = {.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO, .commandBufferCount = 1, .pCommandBuffers = &s->cb};
-    VK_TRY(vkQueueSubmit(c->queue, 1, &si, s->fence));
+    VK_TRY(vkQueueSubmit(c->xqueue, 1, &si, s->fence));
     s->busy = true;
     return VKI_OK;
 }
@@ -415,6 +433,10 @@ vki_status vk_memory_init(vk_ctx *c, uint64_t vram_budget)
     c->mt_host = (uint32_t)h;
 
     c->staging_size = c->dbg.staging ? vki_align_up(c->dbg.staging, 256) : 8 * MIB;
+    VkCommandPoolCreateInfo pci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
+                                   .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
+                                   .queueFamilyIndex = c->xfam};
+    VK_TRY(vkCreateCommandPool(c->dev, &pci, NULL, &c->xfer_pool));
     for (int i = 0; i < VK_STAGING_SLOTS; i++) {
         vk_staging_slot *s = &c->staging[i];
         VkBufferCreateInfo bi = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO, .size = c->staging_size,
@@ -430,7 +452,7 @@ vki_status vk_memory_init(vk_ctx *c, uint64_t vram_budget)
         VK_TRY(vkBindBufferMemory(c->dev, s->buf, s->mem, 0));
         VK_TRY(vkMapMemory(c->dev, s->mem, 0, VK_WHOLE_SIZE, 0, &s->map));
         VkCommandBufferAllocateInfo ai = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
-                                          .commandPool = c->cmd_pool, .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+                                          .commandPool = c->xfer_pool, .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
                                           .commandBufferCount = 1};
         VK_TRY(vkAllocateCommandBuffers(c->dev, &ai, &s->cb));
         VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
@@ -478,6 +500,8 @@ void vk_memory_deinit(vk_ctx *c)
         if (s->mem) vkFreeMemory(c->dev, s->mem, NULL);
         memset(s, 0, sizeof(*s));
     }
+    if (c->xfer_pool) vkDestroyCommandPool(c->dev, c->xfer_pool, NULL); /* frees the slots' buffers */
+    c->xfer_pool = VK_NULL_HANDLE;
     c->staging_bytes = 0;
     if (c->dummy) {
         vkDestroyBuffer(c->dev, c->dummy, NULL);

@@ -32,7 +32,7 @@ _Static_assert(sizeof(block_q6_K) == 210 && offsetof(block_q6_K, qh) == 128 && o
 
 const char *vk_weight_suffix(vki_type t);
 
-#define MATVEC_MAX_N 8 /* NCOLS in matvec.comp: one pass covers 8 rows */
+#define MATVEC_MAX_N 8 /* the largest NCOLS of matvec.comp */
 #define MATVEC_WG 64
 
 /* Weight rows per matvec workgroup: enough threads per row for a row of k
@@ -67,6 +67,10 @@ vki_status vk_ops_matmul(vk_ctx *c, const bk_op *op, bool record)
     }
     bool vec = n <= MATVEC_MAX_N;
     uint32_t nrows = vec ? matvec_rows(c, w->ne[0]) : 1;
+    /* Activation rows per workgroup: the next power of two, so a pipeline
+     * exists for 1, 2, 4 and 8 (spec constant 1 = nrows | ncols << 8). */
+    uint32_t ncols = 1;
+    while (vec && ncols < n) ncols *= 2;
     char variant[32];
     snprintf(variant, sizeof(variant), "%s_%s%s", vec ? "matvec" : "matmul", sfx, vec && c->use_subgroup ? "_sg" : "");
 
@@ -93,8 +97,8 @@ vki_status vk_ops_matmul(vk_ctx *c, const bk_op *op, bool record)
             if (vec) {
                 uint32_t gx, gy;
                 vk_groups_2d(((uint64_t)m + nrows - 1) / nrows, &gx, &gy);
-                VKI_TRY(vk_dispatch(c, variant, MATVEC_WG, nrows, b, 4, &p, sizeof(p), gx, gy,
-                                    (uint32_t)((n + MATVEC_MAX_N - 1) / MATVEC_MAX_N)));
+                VKI_TRY(vk_dispatch(c, variant, MATVEC_WG, nrows | ncols << 8, b, 4, &p, sizeof(p), gx, gy,
+                                    (uint32_t)((n + ncols - 1) / ncols)));
             } else {
                 VKI_TRY(vk_dispatch(c, variant, 256, 0, b, 4, &p, sizeof(p), (uint32_t)((m + 63) / 64),
                                     (uint32_t)((n + 63) / 64), 1));

@@ -24,6 +24,8 @@ typedef struct vk_debug {
     uint64_t max_range;      /* VKI_VK_MAX_RANGE: lower maxStorageBufferRange (bytes)    */
     uint64_t staging;        /* VKI_VK_STAGING: bytes per staging slot                   */
     bool     no_subgroup;    /* VKI_VK_DISABLE_SUBGROUP=1                                */
+    bool     no_transfer_queue; /* VKI_VK_NO_TRANSFER_QUEUE=1: uploads on the compute queue */
+    bool     profile;        /* VKI_VK_PROFILE=1: per-variant GPU times at destroy       */
 } vk_debug;
 
 typedef struct vk_free_range { uint64_t offs, size; } vk_free_range;
@@ -92,8 +94,10 @@ typedef struct vk_ctx {
     VkPhysicalDeviceProperties props;
     VkPhysicalDeviceMemoryProperties mem_props;
     VkDevice                 dev;
-    VkQueue                  queue;
+    VkQueue                  queue;   /* compute */
     uint32_t                 qfam;
+    VkQueue                  xqueue;  /* uploads/readbacks: a transfer-only family, or = queue */
+    uint32_t                 xfam;
     bool                     use_subgroup;
     /* memory */
     uint64_t  max_alloc, max_range, align, block_size;
@@ -101,6 +105,7 @@ typedef struct vk_ctx {
     uint64_t  budget, device_bytes, buffer_bytes, staging_bytes;
     vk_block *blocks;
     uint32_t  n_blocks;
+    VkCommandPool   xfer_pool;  /* on xfam, for the staging slots */
     vk_staging_slot staging[VK_STAGING_SLOTS];
     uint64_t  staging_size;
     int       staging_next;
@@ -129,6 +134,7 @@ typedef struct vk_ctx {
     int               n_hazards, cap_hazards;
     uint64_t          n_dispatch, n_barrier;
     uint32_t          n_gather;  /* GET_ROWS dispatches recorded in this pass */
+    struct vk_profile *prof;     /* VKI_VK_PROFILE, else NULL */
 } vk_ctx;
 
 /* The status words (vk_ctx.status), mirrored by shaders/get_rows.comp. */
@@ -186,6 +192,15 @@ void vk_groups_2d(uint64_t n, uint32_t *gx, uint32_t *gy);
 vki_status vk_submit_wait(vk_ctx *c, VkCommandBuffer cb, VkFence fence);
 /* A full memory barrier: every earlier write visible to every later access. */
 void vk_barrier_all(VkCommandBuffer cb);
+
+/* ===== profile.c ===== (no-ops unless VKI_VK_PROFILE=1) */
+typedef struct vk_profile vk_profile;
+vki_status vk_profile_init(vk_ctx *c);
+void       vk_profile_deinit(vk_ctx *c); /* prints the table */
+void       vk_profile_begin(vk_ctx *c);
+void       vk_profile_before_dispatch(vk_ctx *c);
+void       vk_profile_after_dispatch(vk_ctx *c, const char *variant);
+void       vk_profile_end(vk_ctx *c); /* after the pass's fence */
 
 /* ===== ops_*.c ===== */
 /* Checks op against what the kernels handle; the reason via vki_fail. */

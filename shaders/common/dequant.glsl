@@ -6,6 +6,9 @@
 // scalar reference in loader/quants.c.
 // dq4(row, k): elements k..k+3 (k % 4 == 0) of the row at byte address row.
 // dq1(row, k): one element (plain types only; for rows not a multiple of 4).
+// dq16(row, k, v): elements k..k+15 (k % 16 == 0) into v[0..3]. The types
+// that decode-time bandwidth matters for read their 16 bytes of quants in
+// four words and their scale once; the others fall back to four dq4.
 #include "types.glsl"
 
 uint w_u8(uint b) { return (wdata[b >> 2] >> ((b & 3u) * 8u)) & 0xFFu; }
@@ -18,7 +21,18 @@ uint w_u32(uint b)
     uint w0 = wdata[b >> 2];
     return sh == 0u ? w0 : (w0 >> sh) | (wdata[(b >> 2) + 1u] << (32u - sh));
 }
+// Sixteen bytes at any alignment: four words, plus a fifth and a shift
+// when b is not a multiple of 4 (Q4_0/Q8_0 blocks are 18/34 bytes).
+uvec4 w_u32x4(uint b)
+{
+    uint i = b >> 2, sh = (b & 3u) * 8u;
+    uvec4 q = uvec4(wdata[i], wdata[i + 1u], wdata[i + 2u], wdata[i + 3u]);
+    if (sh == 0u) return q;
+    uvec4 n = uvec4(q.yzw, wdata[i + 4u]);
+    return (q >> sh) | (n << (32u - sh));
+}
 float w_f16(uint b) { return unpackHalf2x16(w_u16(b)).x; }
+vec4 i8x4(uint q) { return vec4(ivec4(int(q << 24) >> 24, int(q << 16) >> 24, int(q << 8) >> 24, int(q) >> 24)); }
 vec4 u8x4(uint q) { return vec4(q & 0xFFu, (q >> 8) & 0xFFu, (q >> 16) & 0xFFu, q >> 24); }
 vec4 nib_lo(uint q) { return vec4(q & 0xFu, (q >> 8) & 0xFu, (q >> 16) & 0xFu, (q >> 24) & 0xFu); }
 vec4 nib_hi(uint q) { return nib_lo(q >> 4); }
@@ -55,6 +69,13 @@ vec4 dq4(uint row, uint k)
     return vec4(unpackHalf2x16(w_u32(row + 2u * k)), unpackHalf2x16(w_u32(row + 2u * k + 4u)));
 }
 float dq1(uint row, uint k) { return w_f16(row + 2u * k); }
+#define HAVE_DQ16
+void dq16(uint row, uint k, out vec4 v[4])
+{
+    uvec4 a = w_u32x4(row + 2u * k), b = w_u32x4(row + 2u * k + 16u);
+    v[0] = vec4(unpackHalf2x16(a.x), unpackHalf2x16(a.y)); v[1] = vec4(unpackHalf2x16(a.z), unpackHalf2x16(a.w));
+    v[2] = vec4(unpackHalf2x16(b.x), unpackHalf2x16(b.y)); v[3] = vec4(unpackHalf2x16(b.z), unpackHalf2x16(b.w));
+}
 #elif defined(A_BF16)
 #define A_PLAIN 1 // any row length; dq1 exists
 #define A_BLOCK 1u
@@ -68,9 +89,15 @@ float dq1(uint row, uint k) { return uintBitsToFloat(w_u16(row + 2u * k) << 16);
 vec4 dq4(uint row, uint k)
 {
     uint blk = row + (k / 32u) * Q8_0_BYTES;
-    uint q = w_u32(blk + Q8_0_QS + (k % 32u));
-    ivec4 v = ivec4(int(q << 24) >> 24, int(q << 16) >> 24, int(q << 8) >> 24, int(q) >> 24);
-    return w_f16(blk) * vec4(v);
+    return w_f16(blk) * i8x4(w_u32(blk + Q8_0_QS + (k % 32u)));
+}
+#define HAVE_DQ16
+void dq16(uint row, uint k, out vec4 v[4])
+{
+    uint blk = row + (k / 32u) * Q8_0_BYTES;
+    uvec4 q = w_u32x4(blk + Q8_0_QS + (k % 32u));
+    float d = w_f16(blk);
+    v[0] = d * i8x4(q.x); v[1] = d * i8x4(q.y); v[2] = d * i8x4(q.z); v[3] = d * i8x4(q.w);
 }
 #elif defined(A_Q4_0)
 #define A_BLOCK 32u
@@ -82,6 +109,15 @@ vec4 dq4(uint row, uint k)
     uint q = w_u32(blk + Q4_0_QS + (j & 15u));
     vec4 v = j < 16u ? nib_lo(q) : nib_hi(q);
     return w_f16(blk) * (v - 8.0);
+}
+#define HAVE_DQ16
+void dq16(uint row, uint k, out vec4 v[4])
+{
+    uint blk = row + (k / 32u) * Q4_0_BYTES;
+    uvec4 q = w_u32x4(blk + Q4_0_QS) >> ((k & 16u) >> 2); // high nibbles for the second half
+    float d = w_f16(blk);
+    v[0] = d * (nib_lo(q.x) - 8.0); v[1] = d * (nib_lo(q.y) - 8.0);
+    v[2] = d * (nib_lo(q.z) - 8.0); v[3] = d * (nib_lo(q.w) - 8.0);
 }
 #elif defined(A_Q4_1)
 #define A_BLOCK 32u
@@ -181,6 +217,16 @@ vec4 dq4(uint row, uint k)
     vec4 v = l < 32u ? nib_lo(q) : nib_hi(q);
     return w_f16(blk) * float(sm.x) * v - w_f16(blk + Q4_K_DMIN) * float(sm.y);
 }
+#define HAVE_DQ16
+void dq16(uint row, uint k, out vec4 v[4])
+{
+    uint blk = row + (k / 256u) * Q4_K_BYTES;
+    uint j = k % 256u, l = j % 64u;
+    uvec2 sm = scale_min_k4(blk + Q4_K_SCALES, j / 32u);
+    uvec4 q = w_u32x4(blk + Q4_K_QS + (j / 64u) * 32u + (l & 31u)) >> (l < 32u ? 0u : 4u);
+    float a = w_f16(blk) * float(sm.x), b = w_f16(blk + Q4_K_DMIN) * float(sm.y);
+    v[0] = a * nib_lo(q.x) - b; v[1] = a * nib_lo(q.y) - b; v[2] = a * nib_lo(q.z) - b; v[3] = a * nib_lo(q.w) - b;
+}
 #elif defined(A_Q6_K)
 #define A_BLOCK 256u
 #define A_BYTES Q6_K_BYTES
@@ -199,6 +245,26 @@ vec4 dq4(uint row, uint k)
     int sc = int(w_u8(blk + Q6_K_SCALES + h * 8u + l / 16u + 2u * qd) << 24) >> 24;
     return w_f16(blk + Q6_K_D) * float(sc) * (lo + 16.0 * hi - 32.0);
 }
+#define HAVE_DQ16
+void dq16(uint row, uint k, out vec4 v[4])
+{
+    uint blk = row + (k / 256u) * Q6_K_BYTES;
+    uint j = k % 256u;
+    uint h = j / 128u, r = j % 128u, qd = r / 32u, l = r % 32u; // l is 0 or 16: one scale
+    uvec4 ql = w_u32x4(blk + h * 64u + l + (qd & 1u) * 32u) >> (qd < 2u ? 0u : 4u);
+    uvec4 qh = (w_u32x4(blk + Q6_K_QH + h * 32u + l) >> (2u * qd)) & 0x03030303u;
+    int sc = int(w_u8(blk + Q6_K_SCALES + h * 8u + l / 16u + 2u * qd) << 24) >> 24;
+    float d = w_f16(blk + Q6_K_D) * float(sc);
+    v[0] = d * (nib_lo(ql.x) + 16.0 * u8x4(qh.x) - 32.0); v[1] = d * (nib_lo(ql.y) + 16.0 * u8x4(qh.y) - 32.0);
+    v[2] = d * (nib_lo(ql.z) + 16.0 * u8x4(qh.z) - 32.0); v[3] = d * (nib_lo(ql.w) + 16.0 * u8x4(qh.w) - 32.0);
+}
 #else
 #error "define one A_* weight type"
+#endif
+
+#ifndef HAVE_DQ16
+void dq16(uint row, uint k, out vec4 v[4])
+{
+    for (uint i = 0u; i < 4u; i++) v[i] = dq4(row, k + 4u * i);
+}
 #endif
