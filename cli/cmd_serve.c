@@ -1,0 +1,207 @@
+/* cmd_serve.c: `vkinfer serve`: the OpenAI-compatible HTTP server (server/)
+ * over the scheduler (engine/sched/), from -m MODEL and/or a YAML config.
+ * Models load in the background; the URL is printed at once. SIGINT or
+ * SIGTERM stops it cleanly: in-flight requests are cancelled, all freed. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+const char cmd_serve_help[] =
+    "serve models over HTTP (OpenAI-compatible: /v1/completions, /v1/chat/completions, /v1/embeddings)\n"
+    "usage: vkinfer serve (-m MODEL | --config FILE) [options]\n"
+    "  -m, --model PATH      a model to serve (repeatable; GGUF, .safetensors or HF folder)\n"
+    "  --id NAME             the id of the preceding -m model (default: its file name)\n"
+    "  --config FILE         YAML config: server{host,port,api_key_env,max_body,max_queue},\n"
+    "                        device{prefer,vram_budget}, models[{id,path,kind,priority,n_ctx,n_seq_max}]\n"
+    "  --host H              listen address (default 127.0.0.1)\n"
+    "  --port P              port (default 8080; 0 = any free port, printed)\n"
+    "  --backend B           cpu | vulkan | auto (default auto)\n"
+    "  --threads N           CPU threads (default: all cores)\n"
+    "  --parallel N          sequences decoded together per chat model (default 4)\n"
+    "  -c, --ctx N           context length per sequence (default: the model's, at most 4096)\n"
+    "  --max-queue N         queued requests per model before 429 (default 64)\n"
+    "  --api-key-env VAR     require \"Authorization: Bearer $VAR\" on every route but /health\n"
+    "  --chat-template NAME  chat template family for the -m models (default: the model's own)\n"
+    "Routes: GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions,\n"
+    "POST /v1/embeddings, GET /metrics (Prometheus).\n";
+
+#ifdef VKI_HAVE_SERVER
+#include "engine/vulkan/backend_vk.h"
+#include "server/server.h"
+
+/* A vram_budget given as a share: of the largest budget a device reports. */
+static uint64_t vram_from_fraction(double frac)
+{
+    bk_vk_device_info *devs = NULL;
+    int n = 0;
+    uint64_t best = 0;
+    if (bk_vk_list_devices(&devs, &n) == VKI_OK)
+        for (int i = 0; i < n; i++)
+            if (devs[i].budget > best) best = devs[i].budget;
+    free(devs);
+    return (uint64_t)((double)best * frac);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    srv_config cfg;
+    srv_config_init(&cfg);
+    const char *config_path = NULL, *sv, *tmpl = NULL;
+    long lv;
+    int rc = 1;
+    int32_t host_set = 0, port = -1, backend_set = 0, n_par = 0, n_ctx = 0, max_queue = 0, threads = 0;
+    char *host = NULL, *key_env = NULL;
+    vki_backend_kind backend = VKI_BACKEND_AUTO;
+    scheduler *s = NULL;
+    srv_server *srv = NULL;
+    char err[1024];
+    srv_config cli = {0}; /* models from -m, kept apart until the file is read */
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            if (!cli_arg_str(argc, argv, &i, &sv)) goto out;
+            if (srv_config_add_model(&cli, NULL, sv) != VKI_OK) goto oom;
+        } else if (!strcmp(a, "--id")) {
+            if (!cli_arg_str(argc, argv, &i, &sv)) goto out;
+            if (!cli.n_models) {
+                cli_error("serve: --id names the preceding -m model; give -m first");
+                goto out;
+            }
+            char *id = strdup(sv);
+            if (!id) goto oom;
+            free(cli.models[cli.n_models - 1].id);
+            cli.models[cli.n_models - 1].id = id;
+        } else if (!strcmp(a, "--config")) {
+            if (!cli_arg_str(argc, argv, &i, &config_path)) goto out;
+        } else if (!strcmp(a, "--host")) {
+            if (!cli_arg_str(argc, argv, &i, &sv)) goto out;
+            free(host);
+            if (!(host = strdup(sv))) goto oom;
+            host_set = 1;
+        } else if (!strcmp(a, "--port")) {
+            if (!cli_arg_int(argc, argv, &i, 0, 65535, &lv)) goto out;
+            port = (int32_t)lv;
+        } else if (!strcmp(a, "--backend")) {
+            if (!cli_arg_backend(argc, argv, &i, &backend)) goto out;
+            backend_set = 1;
+        } else if (!strcmp(a, "--threads") || !strcmp(a, "-t")) {
+            if (!cli_arg_int(argc, argv, &i, 1, 1024, &lv)) goto out;
+            threads = (int32_t)lv;
+        } else if (!strcmp(a, "--parallel") || !strcmp(a, "-np")) {
+            if (!cli_arg_int(argc, argv, &i, 1, 256, &lv)) goto out;
+            n_par = (int32_t)lv;
+        } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
+            if (!cli_arg_int(argc, argv, &i, 0, 1 << 20, &lv)) goto out;
+            n_ctx = (int32_t)lv;
+        } else if (!strcmp(a, "--max-queue")) {
+            if (!cli_arg_int(argc, argv, &i, 1, 1 << 20, &lv)) goto out;
+            max_queue = (int32_t)lv;
+        } else if (!strcmp(a, "--api-key-env")) {
+            if (!cli_arg_str(argc, argv, &i, &sv)) goto out;
+            free(key_env);
+            if (!(key_env = strdup(sv))) goto oom;
+        } else if (!strcmp(a, "--chat-template")) {
+            if (!cli_arg_str(argc, argv, &i, &tmpl)) goto out;
+        } else {
+            cli_error("serve: unknown option '%s' (see vkinfer serve --help)", a);
+            goto out;
+        }
+    }
+    if (config_path && srv_config_load(&cfg, config_path, err, sizeof err) != VKI_OK) {
+        cli_error("%s", err);
+        goto out;
+    }
+    /* The command line wins over the file. */
+    for (int32_t i = 0; i < cli.n_models; i++) {
+        if (srv_config_add_model(&cfg, cli.models[i].id, cli.models[i].path) != VKI_OK) goto oom;
+        srv_model_cfg *m = &cfg.models[cfg.n_models - 1];
+        if (tmpl && !(m->chat_template = strdup(tmpl))) goto oom;
+    }
+    if (host_set) {
+        free(cfg.host);
+        cfg.host = host;
+        host = NULL;
+    }
+    if (key_env) {
+        free(cfg.api_key_env);
+        cfg.api_key_env = key_env;
+        key_env = NULL;
+    }
+    if (port >= 0) cfg.port = port;
+    if (backend_set) cfg.prefer = backend;
+    if (threads) cfg.n_threads = threads;
+    if (max_queue) cfg.max_queue = max_queue;
+    for (int32_t i = 0; i < cfg.n_models; i++) {
+        if (n_par) cfg.models[i].n_seq_max = (uint32_t)n_par;
+        if (n_ctx) cfg.models[i].n_ctx = (uint32_t)n_ctx;
+    }
+    if (srv_config_resolve(&cfg, err, sizeof err) != VKI_OK) {
+        cli_error("serve: %s", err);
+        goto out;
+    }
+
+    /* Signals are taken by sigwait below: block them before any thread starts. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    sched_params sp = sched_default_params();
+    sp.engine.n_threads = cfg.n_threads;
+    sp.engine.vram_budget = cfg.vram_fraction > 0 && cfg.prefer != VKI_BACKEND_CPU ? vram_from_fraction(cfg.vram_fraction)
+                                                                                  : cfg.vram_budget;
+    sp.max_queue = cfg.max_queue;
+    if (sched_create(&sp, &s) != VKI_OK) {
+        cli_status_error(VKI_ERR_INVALID_ARGUMENT, "serve");
+        goto out;
+    }
+    for (int32_t i = 0; i < cfg.n_models; i++) {
+        const srv_model_cfg *m = &cfg.models[i];
+        sched_model_params mp = {.id = m->id, .path = m->path, .kind = m->kind, .mp = vki_model_default_params()};
+        mp.mp.backend = cfg.prefer;
+        mp.mp.n_ctx = m->n_ctx;
+        mp.mp.n_seq_max = m->kind == SCHED_KIND_CHAT ? (m->n_seq_max ? m->n_seq_max : 4) : 1;
+        if (sched_add_model(s, &mp) != VKI_OK) {
+            cli_status_error(VKI_ERR_INVALID_ARGUMENT, "serve");
+            goto out;
+        }
+    }
+    if (srv_start(&cfg, s, &srv, err, sizeof err) != VKI_OK) {
+        cli_error("serve: %s", err);
+        goto out;
+    }
+    const char *shown = strchr(cfg.host, ':') ? "[::1]" : strcmp(cfg.host, "0.0.0.0") ? cfg.host : "127.0.0.1";
+    printf("vkinfer: serving on http://%s:%u (models load in the background; GET /health says when ready)\n", shown,
+           srv_port(srv));
+    printf("  curl http://%s:%u/v1/completions -H 'Content-Type: application/json' \\\n"
+           "    -d '{\"model\":\"%s\",\"prompt\":\"Once upon a time\",\"max_tokens\":32}'\n",
+           shown, srv_port(srv), cfg.models[0].id);
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    fprintf(stderr, "vkinfer: %s: stopping (in-flight requests are cancelled)\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    rc = 0;
+    goto out;
+oom:
+    cli_error("serve: out of memory");
+out:
+    srv_stop(srv);
+    sched_destroy(s);
+    srv_config_deinit(&cfg);
+    srv_config_deinit(&cli);
+    free(host);
+    free(key_env);
+    return rc;
+}
+#else
+int cmd_serve(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    return cli_error("serve: this vkinfer was built without libmicrohttpd/libyaml (see scripts/deps.sh)");
+}
+#endif

@@ -1,0 +1,377 @@
+/*
+ * config.c: the YAML configuration file through libyaml's document API (so
+ * every node carries its line and column for the error message), plus the
+ * defaults and the model-kind detection shared with the command line.
+ */
+#include "server/config.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "error.h"
+#include "loader/model_file.h"
+
+void srv_config_init(srv_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->host = strdup("127.0.0.1");
+    c->port = 8080;
+    c->max_body = 1u << 20;
+    c->max_queue = 64;
+    c->prefer = VKI_BACKEND_AUTO;
+}
+
+static void model_cfg_free(srv_model_cfg *m)
+{
+    free(m->id);
+    free(m->path);
+    free(m->chat_template);
+}
+
+void srv_config_deinit(srv_config *c)
+{
+    if (!c) return;
+    free(c->host);
+    free(c->api_key_env);
+    for (int32_t i = 0; i < c->n_models; i++) model_cfg_free(&c->models[i]);
+    free(c->models);
+    memset(c, 0, sizeof *c);
+}
+
+bool srv_parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || v < 0) return false;
+    static const struct { const char *suffix; double mult; } units[] = {
+        {"", 1},         {"B", 1},           {"k", 1e3},         {"K", 1e3},       {"KB", 1e3},
+        {"KiB", 1024.0}, {"M", 1e6},         {"MB", 1e6},        {"MiB", 1048576.0}, {"G", 1e9},
+        {"GB", 1e9},     {"GiB", 1073741824.0}, {"T", 1e12},     {"TB", 1e12},     {"TiB", 1099511627776.0},
+    };
+    while (*end == ' ') end++;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (!strcmp(end, units[i].suffix)) {
+            double b = v * units[i].mult;
+            if (b > 1.8e19) return false;
+            *out = (uint64_t)b;
+            return true;
+        }
+    return false;
+}
+
+/* ===== YAML walking ====================================================== */
+
+typedef struct cfg_ctx {
+    const char    *file;
+    yaml_document_t *doc;
+    char          *err;
+    size_t         err_size;
+    char           dir[4096]; /* the file's folder, for relative model paths */
+} cfg_ctx;
+
+static vki_status node_fail(cfg_ctx *x, const yaml_node_t *n, const char *fmt, ...) VKI_PRINTF(3, 4);
+static vki_status node_fail(cfg_ctx *x, const yaml_node_t *n, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(x->err, x->err_size, "%s:%zu:%zu: %s", x->file, n->start_mark.line + 1, n->start_mark.column + 1, msg);
+    return VKI_ERR_BAD_FILE;
+}
+
+static const char *node_kind(const yaml_node_t *n)
+{
+    switch (n->type) {
+    case YAML_SCALAR_NODE: return "a scalar";
+    case YAML_SEQUENCE_NODE: return "a list";
+    case YAML_MAPPING_NODE: return "a mapping";
+    default: return "nothing";
+    }
+}
+
+static const char *scalar(const yaml_node_t *n) { return (const char *)n->data.scalar.value; }
+
+static vki_status get_string(cfg_ctx *x, const yaml_node_t *n, const char *key, char **out)
+{
+    if (n->type != YAML_SCALAR_NODE || !scalar(n)[0])
+        return node_fail(x, n, "%s: expected a non-empty string, found %s", key, node_kind(n));
+    char *s = strdup(scalar(n));
+    if (!s) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "config: out of memory");
+    free(*out);
+    *out = s;
+    return VKI_OK;
+}
+
+static vki_status get_int(cfg_ctx *x, const yaml_node_t *n, const char *key, long lo, long hi, long *out)
+{
+    if (n->type == YAML_SCALAR_NODE) {
+        char *end;
+        errno = 0;
+        long v = strtol(scalar(n), &end, 10);
+        if (!errno && end != scalar(n) && !*end && v >= lo && v <= hi) {
+            *out = v;
+            return VKI_OK;
+        }
+    }
+    return node_fail(x, n, "%s: expected an integer in [%ld, %ld], found '%s'", key, lo, hi,
+                     n->type == YAML_SCALAR_NODE ? scalar(n) : node_kind(n));
+}
+
+static vki_status get_size(cfg_ctx *x, const yaml_node_t *n, const char *key, uint64_t *out)
+{
+    if (n->type == YAML_SCALAR_NODE && srv_parse_size(scalar(n), out)) return VKI_OK;
+    return node_fail(x, n, "%s: expected a size such as 1048576, 64KiB or 1MiB, found '%s'", key,
+                     n->type == YAML_SCALAR_NODE ? scalar(n) : node_kind(n));
+}
+
+typedef vki_status (*pair_fn)(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void *user);
+
+/* Calls fn for each key of mapping n; `what` names the mapping in messages. */
+static vki_status each_pair(cfg_ctx *x, yaml_node_t *n, const char *what, pair_fn fn, void *user)
+{
+    if (n->type != YAML_MAPPING_NODE) return node_fail(x, n, "%s: expected a mapping, found %s", what, node_kind(n));
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
+        yaml_node_t *k = yaml_document_get_node(x->doc, p->key), *v = yaml_document_get_node(x->doc, p->value);
+        if (!k || !v) continue;
+        if (k->type != YAML_SCALAR_NODE) return node_fail(x, k, "%s: expected a key name, found %s", what, node_kind(k));
+        VKI_TRY(fn(x, scalar(k), k, v, user));
+    }
+    return VKI_OK;
+}
+
+static vki_status server_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void *user)
+{
+    srv_config *c = user;
+    long lv;
+    uint64_t sz;
+    if (!strcmp(key, "host")) return get_string(x, v, "server.host", &c->host);
+    if (!strcmp(key, "api_key_env")) return get_string(x, v, "server.api_key_env", &c->api_key_env);
+    if (!strcmp(key, "port")) {
+        VKI_TRY(get_int(x, v, "server.port", 0, 65535, &lv));
+        c->port = (int32_t)lv;
+    } else if (!strcmp(key, "max_queue")) {
+        VKI_TRY(get_int(x, v, "server.max_queue", 1, 1 << 20, &lv));
+        c->max_queue = (int32_t)lv;
+    } else if (!strcmp(key, "threads")) {
+        VKI_TRY(get_int(x, v, "server.threads", 0, 1024, &lv));
+        c->n_threads = (int32_t)lv;
+    } else if (!strcmp(key, "max_body")) {
+        VKI_TRY(get_size(x, v, "server.max_body", &sz));
+        if (sz < 64) return node_fail(x, v, "server.max_body: expected at least 64 bytes");
+        c->max_body = (size_t)sz;
+    } else {
+        return node_fail(x, k, "server: unknown key '%s' (expected host, port, api_key_env, max_body, max_queue, "
+                               "threads)", key);
+    }
+    return VKI_OK;
+}
+
+static vki_status device_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void *user)
+{
+    srv_config *c = user;
+    if (!strcmp(key, "prefer")) {
+        const char *s = v->type == YAML_SCALAR_NODE ? scalar(v) : "";
+        if (!strcmp(s, "auto")) c->prefer = VKI_BACKEND_AUTO;
+        else if (!strcmp(s, "cpu")) c->prefer = VKI_BACKEND_CPU;
+        else if (!strcmp(s, "vulkan") || !strcmp(s, "gpu")) c->prefer = VKI_BACKEND_VULKAN;
+        else return node_fail(x, v, "device.prefer: expected auto, cpu or vulkan, found '%s'", s[0] ? s : node_kind(v));
+    } else if (!strcmp(key, "vram_budget")) {
+        const char *s = v->type == YAML_SCALAR_NODE ? scalar(v) : "";
+        size_t n = strlen(s);
+        if (n > 1 && s[n - 1] == '%') {
+            char *end;
+            double f = strtod(s, &end);
+            if (end != s + n - 1 || f <= 0 || f > 100)
+                return node_fail(x, v, "device.vram_budget: expected a percentage in (0, 100], found '%s'", s);
+            c->vram_fraction = f / 100.0;
+            c->vram_budget = 0;
+        } else {
+            VKI_TRY(get_size(x, v, "device.vram_budget", &c->vram_budget));
+            c->vram_fraction = 0;
+        }
+    } else {
+        return node_fail(x, k, "device: unknown key '%s' (expected prefer, vram_budget)", key);
+    }
+    return VKI_OK;
+}
+
+static vki_status model_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void *user)
+{
+    srv_model_cfg *m = user;
+    long lv;
+    if (!strcmp(key, "id")) return get_string(x, v, "models[].id", &m->id);
+    if (!strcmp(key, "path")) return get_string(x, v, "models[].path", &m->path);
+    if (!strcmp(key, "chat_template")) return get_string(x, v, "models[].chat_template", &m->chat_template);
+    if (!strcmp(key, "kind")) {
+        if (v->type != YAML_SCALAR_NODE || !sched_kind_parse(scalar(v), &m->kind))
+            return node_fail(x, v, "models[].kind: expected chat or embedding, found '%s'",
+                             v->type == YAML_SCALAR_NODE ? scalar(v) : node_kind(v));
+        m->has_kind = true;
+    } else if (!strcmp(key, "priority")) {
+        if (v->type != YAML_SCALAR_NODE || !sched_prio_parse(scalar(v), &m->priority))
+            return node_fail(x, v, "models[].priority: expected interactive, normal or batch, found '%s'",
+                             v->type == YAML_SCALAR_NODE ? scalar(v) : node_kind(v));
+        m->has_priority = true;
+    } else if (!strcmp(key, "n_ctx")) {
+        VKI_TRY(get_int(x, v, "models[].n_ctx", 0, 1 << 20, &lv));
+        m->n_ctx = (uint32_t)lv;
+    } else if (!strcmp(key, "n_seq_max")) {
+        VKI_TRY(get_int(x, v, "models[].n_seq_max", 1, 256, &lv));
+        m->n_seq_max = (uint32_t)lv;
+    } else if (!strcmp(key, "keep_alive") || !strcmp(key, "fallback") || !strcmp(key, "pin")) {
+        /* Residency settings of DESIGN.md's sketch: accepted so such files
+         * load, not acted on until the residency manager exists. */
+        fprintf(stderr, "vkinfer: %s:%zu:%zu: models[].%s is not implemented yet (ignored)\n", x->file,
+                k->start_mark.line + 1, k->start_mark.column + 1, key);
+    } else {
+        return node_fail(x, k, "models[]: unknown key '%s' (expected id, path, kind, priority, n_ctx, n_seq_max, "
+                               "chat_template)", key);
+    }
+    return VKI_OK;
+}
+
+static vki_status add_model_node(cfg_ctx *x, srv_config *c, yaml_node_t *n)
+{
+    srv_model_cfg m = {0};
+    vki_status s = each_pair(x, n, "models[]", model_pair, &m);
+    if (s == VKI_OK && !m.path) s = node_fail(x, n, "models[]: expected a 'path' key");
+    if (s == VKI_OK && m.path[0] != '/' && x->dir[0]) {
+        char *full = malloc(strlen(x->dir) + strlen(m.path) + 2);
+        if (!full) s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "config: out of memory");
+        else {
+            sprintf(full, "%s/%s", x->dir, m.path);
+            free(m.path);
+            m.path = full;
+        }
+    }
+    if (s == VKI_OK) {
+        s = srv_config_add_model(c, m.id, m.path);
+        if (s == VKI_OK) {
+            srv_model_cfg *d = &c->models[c->n_models - 1];
+            d->has_kind = m.has_kind;
+            d->kind = m.kind;
+            d->has_priority = m.has_priority;
+            d->priority = m.priority;
+            d->n_ctx = m.n_ctx;
+            d->n_seq_max = m.n_seq_max;
+            d->chat_template = m.chat_template;
+            m.chat_template = NULL;
+        }
+    }
+    model_cfg_free(&m);
+    return s;
+}
+
+static vki_status top_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void *user)
+{
+    srv_config *c = user;
+    if (!strcmp(key, "server")) return each_pair(x, v, "server", server_pair, c);
+    if (!strcmp(key, "device")) return each_pair(x, v, "device", device_pair, c);
+    if (!strcmp(key, "models")) {
+        if (v->type != YAML_SEQUENCE_NODE) return node_fail(x, v, "models: expected a list, found %s", node_kind(v));
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++)
+            VKI_TRY(add_model_node(x, c, yaml_document_get_node(x->doc, *it)));
+        return VKI_OK;
+    }
+    return node_fail(x, k, "unknown top-level key '%s' (expected server, device, models)", key);
+}
+
+vki_status srv_config_load(srv_config *c, const char *path, char *err, size_t err_size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
+        return VKI_ERR_NOT_FOUND;
+    }
+    cfg_ctx x = {.file = path, .err = err, .err_size = err_size};
+    char tmp[sizeof x.dir];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    snprintf(x.dir, sizeof x.dir, "%s", dirname(tmp));
+    yaml_parser_t p;
+    yaml_document_t doc;
+    vki_status s = VKI_OK;
+    yaml_parser_initialize(&p);
+    yaml_parser_set_input_file(&p, f);
+    if (!yaml_parser_load(&p, &doc)) {
+        snprintf(err, err_size, "%s:%zu:%zu: %s%s%s", path, p.problem_mark.line + 1, p.problem_mark.column + 1,
+                 p.problem ? p.problem : "malformed YAML", p.context ? " " : "", p.context ? p.context : "");
+        yaml_parser_delete(&p);
+        fclose(f);
+        return VKI_ERR_BAD_FILE;
+    }
+    x.doc = &doc;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root) {
+        snprintf(err, err_size, "%s:1:1: the file is empty (expected a mapping with server, device, models)", path);
+        s = VKI_ERR_BAD_FILE;
+    } else {
+        s = each_pair(&x, root, "the top level", top_pair, c);
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&p);
+    fclose(f);
+    return s;
+}
+
+vki_status srv_config_add_model(srv_config *c, const char *id, const char *path)
+{
+    srv_model_cfg *nm = realloc(c->models, sizeof *nm * (size_t)(c->n_models + 1));
+    if (!nm) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "config: out of memory");
+    c->models = nm;
+    srv_model_cfg *m = &c->models[c->n_models];
+    memset(m, 0, sizeof *m);
+    m->path = strdup(path);
+    if (id) {
+        m->id = strdup(id);
+    } else {
+        /* "dir/stories260K.gguf" -> "stories260K" */
+        const char *b = strrchr(path, '/');
+        b = b ? b + 1 : path;
+        const char *dot = strrchr(b, '.');
+        m->id = dot && dot != b ? strndup(b, (size_t)(dot - b)) : strdup(b);
+    }
+    if (!m->path || !m->id) {
+        model_cfg_free(m);
+        return vki_fail(VKI_ERR_OUT_OF_MEMORY, "config: out of memory");
+    }
+    c->n_models++;
+    return VKI_OK;
+}
+
+vki_status srv_config_resolve(srv_config *c, char *err, size_t err_size)
+{
+    if (!c->n_models) {
+        snprintf(err, err_size, "no models: give -m MODEL or a config file with a models list");
+        return VKI_ERR_INVALID_ARGUMENT;
+    }
+    for (int32_t i = 0; i < c->n_models; i++) {
+        srv_model_cfg *m = &c->models[i];
+        for (int32_t j = 0; j < i; j++)
+            if (!strcmp(c->models[j].id, m->id)) {
+                snprintf(err, err_size, "model id '%s' is used twice", m->id);
+                return VKI_ERR_INVALID_ARGUMENT;
+            }
+        if (m->has_kind) continue;
+        /* Reading the header is cheap (the file is mapped, not loaded). */
+        vki_model_file *f = NULL;
+        vki_status s = vki_file_open(m->path, &f);
+        if (s != VKI_OK) {
+            /* The load will fail with the same message; /health reports it. */
+            m->kind = SCHED_KIND_CHAT;
+            continue;
+        }
+        const char *arch = vki_file_arch(f);
+        m->kind = strstr(arch, "bert") ? SCHED_KIND_EMBEDDING : SCHED_KIND_CHAT;
+        m->has_kind = true;
+        vki_file_close(f);
+    }
+    return VKI_OK;
+}

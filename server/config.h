@@ -1,0 +1,62 @@
+/*
+ * config.h: the server's configuration: defaults, the YAML file (DESIGN.md's
+ * sketch: server{...}, device{...}, models[...]) and command-line overrides.
+ * A malformed file is refused with file:line:column and what was expected.
+ * Owns: every string in srv_config. Must not: start anything.
+ */
+#ifndef VKI_SRV_CONFIG_H
+#define VKI_SRV_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/sched/sched.h"
+#include "vkinfer.h"
+
+typedef struct srv_model_cfg {
+    char      *id, *path;
+    bool       has_kind;      /* else detected from the file's architecture  */
+    sched_kind kind;
+    bool       has_priority;  /* else the route's default class              */
+    sched_prio priority;
+    uint32_t   n_ctx;         /* 0 = from the model                          */
+    uint32_t   n_seq_max;     /* sequences decoded together; 0 = 4           */
+    char      *chat_template; /* family name; NULL = the model's own         */
+} srv_model_cfg;
+
+typedef struct srv_config {
+    char            *host;          /* default 127.0.0.1                          */
+    int32_t          port;          /* 0 = any free port                          */
+    char            *api_key_env;   /* environment variable holding the key; NULL = no auth */
+    size_t           max_body;      /* bytes; default 1 MiB                       */
+    int32_t          max_queue;     /* per model; default 64                      */
+    vki_backend_kind prefer;
+    uint64_t         vram_budget;   /* bytes; 0 = all                             */
+    double           vram_fraction; /* "90%": of the chosen device's budget; 0 = unused */
+    int32_t          n_threads;     /* 0 = all cores                              */
+    srv_model_cfg   *models;
+    int32_t          n_models;
+} srv_config;
+
+void srv_config_init(srv_config *c);
+void srv_config_deinit(srv_config *c);
+
+/* Reads a YAML file into c (on top of what c holds). Relative model paths
+ * are taken from the file's folder. On failure writes
+ * "FILE:LINE:COL: what was wrong, what was expected" to err and returns
+ * VKI_ERR_BAD_FILE (or NOT_FOUND when the file cannot be opened). */
+vki_status srv_config_load(srv_config *c, const char *path, char *err, size_t err_size);
+
+/* Appends a model (strings copied). id NULL = the file name without extension. */
+vki_status srv_config_add_model(srv_config *c, const char *id, const char *path);
+
+/* Fills kind for models that did not name one, from each file's
+ * architecture (bert-family = embedding); checks ids are unique.
+ * Writes the problem to err on failure. */
+vki_status srv_config_resolve(srv_config *c, char *err, size_t err_size);
+
+/* Parses "123", "64KiB", "1MiB", "2GiB", "1.5GB" into bytes; false if not a size. */
+bool srv_parse_size(const char *s, uint64_t *out);
+
+#endif

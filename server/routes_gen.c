@@ -1,0 +1,469 @@
+/*
+ * routes_gen.c: POST /v1/completions and POST /v1/chat/completions: the
+ * OpenAI request fields (each refused by name when wrong), the chat template
+ * from the model, and the answer as one JSON object or, with stream: true,
+ * as Server-Sent Events in OpenAI's chunk shape ending with data: [DONE].
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/api_internal.h"
+#include "engine/tokenizer/chat_template.h"
+#include "server/srv_internal.h"
+#include "util.h"
+
+#define MAX_STOPS 16
+/* How often a waiting handler looks whether its client went away. */
+#define POLL_MS 100
+
+/* ===== Request fields ===================================================== */
+
+typedef struct gen_fields {
+    vki_generate_params gp;
+    const char         *stops[MAX_STOPS + 1]; /* borrowed from the JSON tree */
+    bool                stream;
+} gen_fields;
+
+/* A number field in [lo, hi]; absent or null leaves *v. false = queued 400. */
+static bool num_field(srv_conn *cn, const cJSON *body, const char *name, double lo, double hi, bool integer,
+                      double *v, enum MHD_Result *ret)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(body, name);
+    if (!j || cJSON_IsNull(j)) return true;
+    if (!cJSON_IsNumber(j) || j->valuedouble < lo || j->valuedouble > hi ||
+        (integer && j->valuedouble != (double)(long long)j->valuedouble)) {
+        *ret = srv_send_error(cn, 400, "invalid_field", 0, "%s: expected %s in [%g, %g]", name,
+                              integer ? "an integer" : "a number", lo, hi);
+        return false;
+    }
+    *v = j->valuedouble;
+    return true;
+}
+
+static bool parse_fields(srv_conn *cn, const cJSON *body, bool chat, gen_fields *f, enum MHD_Result *ret)
+{
+    static atomic_uint_fast64_t seed_counter;
+    vki_generate_params *gp = &f->gp;
+    *gp = vki_generate_default_params();
+    /* OpenAI's defaults: temperature 1 and no other filter. */
+    gp->temperature = 1.0f;
+    gp->top_p = 1.0f;
+    gp->top_k = 0;
+    gp->min_p = 0.0f;
+    gp->n_predict = chat ? 0 : 16;
+    gp->seed = (uint64_t)time(NULL) * 6364136223846793005ull + atomic_fetch_add(&seed_counter, 1);
+    double v;
+    const char *mt = chat && cJSON_GetObjectItemCaseSensitive(body, "max_completion_tokens") ? "max_completion_tokens"
+                                                                                             : "max_tokens";
+    if (!num_field(cn, body, "n", 1, 1, true, &v, ret)) return false; /* one choice per request */
+    v = gp->n_predict;
+    if (!num_field(cn, body, mt, 1, 1 << 20, true, &v, ret)) return false;
+    gp->n_predict = (int32_t)v;
+    v = gp->temperature;
+    if (!num_field(cn, body, "temperature", 0, 2, false, &v, ret)) return false;
+    gp->temperature = (float)v;
+    v = gp->top_p;
+    if (!num_field(cn, body, "top_p", 1e-9, 1, false, &v, ret)) return false;
+    gp->top_p = (float)v;
+    v = gp->top_k;
+    if (!num_field(cn, body, "top_k", 0, 1 << 20, true, &v, ret)) return false;
+    gp->top_k = (int32_t)v;
+    v = gp->min_p;
+    if (!num_field(cn, body, "min_p", 0, 1, false, &v, ret)) return false;
+    gp->min_p = (float)v;
+    v = gp->presence_penalty;
+    if (!num_field(cn, body, "presence_penalty", -2, 2, false, &v, ret)) return false;
+    gp->presence_penalty = (float)v;
+    v = gp->frequency_penalty;
+    if (!num_field(cn, body, "frequency_penalty", -2, 2, false, &v, ret)) return false;
+    gp->frequency_penalty = (float)v;
+    v = -1;
+    if (!num_field(cn, body, "seed", -9.007199254740992e15, 9.007199254740992e15, true, &v, ret)) return false;
+    if (v != -1 || cJSON_GetObjectItemCaseSensitive(body, "seed")) gp->seed = (uint64_t)(int64_t)v;
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(body, "stop");
+    int n_stop = 0;
+    if (cJSON_IsString(j)) {
+        f->stops[n_stop++] = j->valuestring;
+    } else if (cJSON_IsArray(j)) {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, j) {
+            if (!cJSON_IsString(it) || !it->valuestring[0] || n_stop == MAX_STOPS) {
+                *ret = srv_send_error(cn, 400, "invalid_field", 0, "stop: expected a string or up to %d non-empty "
+                                      "strings", MAX_STOPS);
+                return false;
+            }
+            f->stops[n_stop++] = it->valuestring;
+        }
+    } else if (j && !cJSON_IsNull(j)) {
+        *ret = srv_send_error(cn, 400, "invalid_field", 0, "stop: expected a string or an array of strings");
+        return false;
+    }
+    f->stops[n_stop] = NULL;
+    gp->stop = n_stop ? f->stops : NULL;
+    j = cJSON_GetObjectItemCaseSensitive(body, "stream");
+    if (j && !cJSON_IsNull(j) && !cJSON_IsBool(j)) {
+        *ret = srv_send_error(cn, 400, "invalid_field", 0, "stream: expected true or false");
+        return false;
+    }
+    f->stream = cJSON_IsTrue(j);
+    j = cJSON_GetObjectItemCaseSensitive(body, "ignore_eos");
+    if (j && !cJSON_IsNull(j) && !cJSON_IsBool(j)) {
+        *ret = srv_send_error(cn, 400, "invalid_field", 0, "ignore_eos: expected true or false");
+        return false;
+    }
+    gp->ignore_eos = cJSON_IsTrue(j);
+    return true;
+}
+
+/* The prompt of a completion: a string, or an array holding one string. */
+static const char *completion_prompt(srv_conn *cn, const cJSON *body, enum MHD_Result *ret)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(body, "prompt");
+    if (cJSON_IsArray(j) && cJSON_GetArraySize(j) == 1) j = cJSON_GetArrayItem(j, 0);
+    if (!cJSON_IsString(j)) {
+        *ret = srv_send_error(cn, 400, "invalid_field", 0, "prompt: %s", !j ? "required"
+                              : cJSON_IsArray(j) ? "arrays of several prompts are not supported; send one string"
+                                                 : "expected a string");
+        return NULL;
+    }
+    return j->valuestring;
+}
+
+/* Renders the chat messages with the model's template into *prompt. */
+static bool chat_prompt(srv_conn *cn, const cJSON *body, int32_t model, vki_generate_params *gp, char **prompt,
+                        enum MHD_Result *ret)
+{
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
+    int n = cJSON_GetArraySize(msgs);
+    if (!cJSON_IsArray(msgs) || n < 1) {
+        *ret = srv_send_error(cn, 400, "invalid_field", 0, "messages: expected a non-empty array of {role, content}");
+        return false;
+    }
+    vki_chat_msg *m = calloc((size_t)n, sizeof *m);
+    char **owned = calloc((size_t)n, sizeof *owned);
+    bool ok = m && owned;
+    for (int i = 0; ok && i < n; i++) {
+        const cJSON *it = cJSON_GetArrayItem(msgs, i);
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(it, "role"), *c = cJSON_GetObjectItemCaseSensitive(it, "content");
+        if (!cJSON_IsString(role) || (strcmp(role->valuestring, "system") && strcmp(role->valuestring, "user") &&
+                                      strcmp(role->valuestring, "assistant") && strcmp(role->valuestring, "developer"))) {
+            *ret = srv_send_error(cn, 400, "invalid_field", 0,
+                                  "messages[%d].role: expected \"system\", \"user\" or \"assistant\"", i);
+            ok = false;
+            break;
+        }
+        m[i].role = strcmp(role->valuestring, "developer") ? role->valuestring : "system";
+        if (cJSON_IsString(c)) {
+            m[i].content = c->valuestring;
+        } else if (!c || cJSON_IsNull(c)) {
+            m[i].content = "";
+        } else if (cJSON_IsArray(c)) {
+            /* content parts: the text ones, joined */
+            size_t len = 0;
+            const cJSON *part;
+            cJSON_ArrayForEach(part, c) {
+                const cJSON *t = cJSON_GetObjectItemCaseSensitive(part, "text");
+                const cJSON *ty = cJSON_GetObjectItemCaseSensitive(part, "type");
+                if (!cJSON_IsString(t) || !cJSON_IsString(ty) || strcmp(ty->valuestring, "text")) {
+                    *ret = srv_send_error(cn, 400, "invalid_field", 0,
+                                          "messages[%d].content: only {\"type\":\"text\",\"text\":...} parts are "
+                                          "supported", i);
+                    ok = false;
+                    break;
+                }
+                len += strlen(t->valuestring);
+            }
+            if (!ok) break;
+            owned[i] = calloc(len + 1, 1);
+            if (!owned[i]) {
+                ok = false;
+                *ret = srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
+                break;
+            }
+            cJSON_ArrayForEach(part, c) strcat(owned[i], cJSON_GetObjectItemCaseSensitive(part, "text")->valuestring);
+            m[i].content = owned[i];
+        } else {
+            *ret = srv_send_error(cn, 400, "invalid_field", 0, "messages[%d].content: expected a string", i);
+            ok = false;
+        }
+    }
+    if (ok) {
+        const vki_model *md = sched_model_handle(cn->srv->s, model);
+        const char *tmpl = cn->srv->cfg->models[model].chat_template;
+        vki_status s = vki_chat_apply(api_model_file(md), tmpl, m, (size_t)n, true, prompt);
+        /* A model without a template gets ChatML, as llama.cpp's server does. */
+        if (s == VKI_ERR_NOT_FOUND && !tmpl) s = vki_chat_apply(api_model_file(md), "chatml", m, (size_t)n, true, prompt);
+        if (s != VKI_OK) {
+            *ret = srv_send_error(cn, 400, "chat_template", 0, "%s (set chat_template for this model, or use "
+                                  "/v1/completions)", vki_last_error());
+            ok = false;
+        } else {
+            /* The rendered text carries its own special tokens, BOS included when the family writes it. */
+            char bos[64];
+            int32_t nb = vki_token_bos(md) >= 0 ? vki_token_to_piece(md, vki_token_bos(md), bos, sizeof bos - 1) : 0;
+            bos[nb > 0 ? nb : 0] = '\0';
+            gp->parse_special = true;
+            gp->add_special = !(nb > 0 && !strncmp(*prompt, bos, (size_t)nb));
+        }
+    }
+    for (int i = 0; owned && i < n; i++) free(owned[i]);
+    free(owned);
+    free(m);
+    return ok;
+}
+
+/* ===== Answers ============================================================ */
+
+typedef struct gen_job {
+    srv_server            *srv;
+    struct MHD_Connection *c;
+    sched_request         *r;
+    bool                   chat;
+    char                   id[48];
+    char                  *model;
+    size_t                 have;   /* text bytes already sent              */
+    bool                   sent_role;
+    char                  *out;    /* SSE bytes not yet handed to MHD      */
+    size_t                 n_out, cap_out, pos_out;
+    int                    phase;  /* 0 text, 1 [DONE] next, 2 ended       */
+} gen_job;
+
+static const char *finish_reason(const sched_result *res)
+{
+    return res->stopped_by_eos || res->stopped_by_string ? "stop" : "length";
+}
+
+static cJSON *usage_json(const sched_result *res)
+{
+    cJSON *u = cJSON_CreateObject();
+    cJSON_AddNumberToObject(u, "prompt_tokens", res->n_prompt);
+    cJSON_AddNumberToObject(u, "completion_tokens", res->n_generated);
+    cJSON_AddNumberToObject(u, "total_tokens", res->n_prompt + res->n_generated);
+    return u;
+}
+
+/* The envelope every answer and chunk shares. */
+static cJSON *envelope(const gen_job *j, const char *object)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", j->id);
+    cJSON_AddStringToObject(o, "object", object);
+    cJSON_AddNumberToObject(o, "created", (double)time(NULL));
+    cJSON_AddStringToObject(o, "model", j->model);
+    return o;
+}
+
+/* One chunk: text (may be NULL) and, at the end, the finish reason. */
+static cJSON *chunk_json(gen_job *j, const char *text, const sched_result *end)
+{
+    cJSON *o = envelope(j, j->chat ? "chat.completion.chunk" : "text_completion");
+    cJSON *ch = cJSON_AddArrayToObject(o, "choices"), *c = cJSON_CreateObject();
+    cJSON_AddItemToArray(ch, c);
+    cJSON_AddNumberToObject(c, "index", 0);
+    if (j->chat) {
+        cJSON *d = cJSON_AddObjectToObject(c, "delta");
+        if (!j->sent_role) cJSON_AddStringToObject(d, "role", "assistant");
+        j->sent_role = true;
+        if (text) cJSON_AddStringToObject(d, "content", text);
+    } else {
+        cJSON_AddStringToObject(c, "text", text ? text : "");
+        cJSON_AddNullToObject(c, "logprobs");
+    }
+    if (end) cJSON_AddStringToObject(c, "finish_reason", finish_reason(end));
+    else cJSON_AddNullToObject(c, "finish_reason");
+    if (end) cJSON_AddItemToObject(o, "usage", usage_json(end));
+    return o;
+}
+
+static bool out_append(gen_job *j, const char *a, const char *b, const char *c)
+{
+    size_t n = strlen(a) + strlen(b) + strlen(c);
+    if (j->n_out + n + 1 > j->cap_out) {
+        size_t cap = VKI_MAX(j->cap_out * 2, j->n_out + n + 256);
+        char *no = realloc(j->out, cap);
+        if (!no) return false;
+        j->out = no;
+        j->cap_out = cap;
+    }
+    j->n_out += (size_t)sprintf(j->out + j->n_out, "%s%s%s", a, b, c);
+    return true;
+}
+
+static bool out_event(gen_job *j, cJSON *o)
+{
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    bool ok = s && out_append(j, "data: ", s, "\n\n");
+    free(s);
+    return ok;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    gen_job *j = cls;
+    while (j->pos_out == j->n_out) {
+        j->pos_out = j->n_out = 0;
+        if (j->phase == 2) return MHD_CONTENT_READER_END_OF_STREAM;
+        if (j->phase == 1) {
+            out_append(j, "data: [DONE]\n\n", "", "");
+            j->phase = 2;
+            continue;
+        }
+        char *chunk = NULL;
+        size_t n = 0;
+        sched_result res;
+        if (sched_request_poll(j->r, j->have, POLL_MS, &chunk, &n, &res) != VKI_OK) return MHD_CONTENT_READER_END_WITH_ERROR;
+        if (chunk) {
+            j->have += n;
+            bool ok = out_event(j, chunk_json(j, chunk, NULL));
+            free(chunk);
+            if (!ok) return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        if (res.done) {
+            if (res.status == VKI_OK) {
+                out_event(j, chunk_json(j, NULL, &res));
+            } else {
+                cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
+                cJSON_AddStringToObject(e, "message", res.error ? res.error : vki_status_str(res.status));
+                cJSON_AddStringToObject(e, "type", res.status == VKI_ERR_TIMEOUT ? "timeout_error" : "server_error");
+                cJSON_AddStringToObject(e, "code", vki_status_str(res.status));
+                out_event(j, o);
+            }
+            j->phase = 1;
+        } else if (!chunk && srv_client_gone(j->c)) {
+            sched_request_cancel(j->r);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+    }
+    size_t n = VKI_MIN(max, j->n_out - j->pos_out);
+    memcpy(buf, j->out + j->pos_out, n);
+    j->pos_out += n;
+    return (ssize_t)n;
+}
+
+static void job_free(void *cls)
+{
+    gen_job *j = cls;
+    if (!j) return;
+    sched_request_release(j->r);
+    free(j->model);
+    free(j->out);
+    free(j);
+}
+
+/* Waits until the request has text (stream) or is done; false when the
+ * client went away (the request is cancelled then). */
+static bool wait_for(gen_job *j, bool any_text, char **text, size_t *n_text, sched_result *res)
+{
+    for (;;) {
+        char *chunk = NULL;
+        size_t n = 0;
+        if (sched_request_poll(j->r, *n_text, POLL_MS, &chunk, &n, res) != VKI_OK) return false;
+        if (chunk) {
+            char *nt = realloc(*text, *n_text + n + 1);
+            if (!nt) {
+                free(chunk);
+                return false;
+            }
+            memcpy(nt + *n_text, chunk, n + 1);
+            *text = nt;
+            *n_text += n;
+            free(chunk);
+        }
+        if (res->done || (any_text && res->n_generated > 0)) return true;
+        if (srv_client_gone(j->c)) {
+            sched_request_cancel(j->r);
+            return false;
+        }
+    }
+}
+
+enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
+{
+    enum MHD_Result ret = MHD_NO;
+    int32_t model = srv_pick_model(cn, body, SCHED_KIND_CHAT, &ret);
+    if (model < 0) return ret;
+    gen_fields f;
+    sched_prio prio;
+    double deadline;
+    if (!parse_fields(cn, body, chat, &f, &ret)) return ret;
+    if (!srv_parse_common(cn, body, model, SCHED_PRIO_INTERACTIVE, &prio, &deadline, &ret)) return ret;
+    char *rendered = NULL;
+    const char *prompt = NULL;
+    if (chat) {
+        if (!chat_prompt(cn, body, model, &f.gp, &rendered, &ret)) return ret;
+        prompt = rendered;
+    } else if (!(prompt = completion_prompt(cn, body, &ret))) {
+        return ret;
+    }
+    gen_job *j = calloc(1, sizeof *j);
+    sched_model_info info;
+    sched_model_get_info(cn->srv->s, model, &info);
+    if (!j || !(j->model = strdup(info.id))) {
+        free(j);
+        free(rendered);
+        return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
+    }
+    j->srv = cn->srv;
+    j->c = cn->c;
+    j->chat = chat;
+    snprintf(j->id, sizeof j->id, "%s-%llu", chat ? "chatcmpl" : "cmpl",
+             (unsigned long long)atomic_fetch_add(&cn->srv->next_id, 1) + 1);
+    double eta = 0;
+    vki_status s = sched_submit_generate(cn->srv->s, model, prompt, &f.gp, prio, deadline, &j->r, &eta);
+    free(rendered);
+    if (s != VKI_OK) {
+        job_free(j);
+        return srv_send_status(cn, s, vki_last_error(), eta);
+    }
+    char *text = NULL;
+    size_t n_text = 0;
+    sched_result res;
+    if (!wait_for(j, f.stream, &text, &n_text, &res)) {
+        free(text);
+        job_free(j);
+        return MHD_NO; /* the client is gone: close */
+    }
+    if (res.done && res.status != VKI_OK) {
+        ret = srv_send_status(cn, res.status, res.error, 0);
+        free(text);
+        job_free(j);
+        return ret;
+    }
+    if (f.stream) {
+        /* Headers go out with the first text; the rest follows as it comes. */
+        j->have = n_text;
+        if (n_text && !out_event(j, chunk_json(j, text, NULL))) j->phase = 2;
+        free(text);
+        struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, j, job_free);
+        if (!r) {
+            job_free(j);
+            return MHD_NO;
+        }
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        ret = MHD_queue_response(cn->c, 200, r);
+        MHD_destroy_response(r);
+        srv_count(cn->srv, cn->route, 200);
+        return ret;
+    }
+    cJSON *o = envelope(j, chat ? "chat.completion" : "text_completion");
+    cJSON *ch = cJSON_AddArrayToObject(o, "choices"), *c = cJSON_CreateObject();
+    cJSON_AddItemToArray(ch, c);
+    cJSON_AddNumberToObject(c, "index", 0);
+    if (chat) {
+        cJSON *msg = cJSON_AddObjectToObject(c, "message");
+        cJSON_AddStringToObject(msg, "role", "assistant");
+        cJSON_AddStringToObject(msg, "content", text ? text : "");
+    } else {
+        cJSON_AddStringToObject(c, "text", text ? text : "");
+        cJSON_AddNullToObject(c, "logprobs");
+    }
+    cJSON_AddStringToObject(c, "finish_reason", finish_reason(&res));
+    cJSON_AddItemToObject(o, "usage", usage_json(&res));
+    free(text);
+    job_free(j);
+    return srv_send_json(cn, 200, o);
+}

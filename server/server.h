@@ -1,0 +1,29 @@
+/*
+ * server.h: the HTTP face: an OpenAI-compatible server over a scheduler
+ * (libmicrohttpd, one thread per connection; JSON through cJSON).
+ * Routes: GET /health, GET /v1/models, POST /v1/completions,
+ * POST /v1/chat/completions, POST /v1/embeddings, GET /metrics.
+ * Must not: run kernels (everything goes through engine/sched/).
+ */
+#ifndef VKI_SERVER_H
+#define VKI_SERVER_H
+
+#include <stdint.h>
+
+#include "engine/sched/sched.h"
+#include "server/config.h"
+
+typedef struct srv_server srv_server;
+
+/* Starts listening on cfg->host:cfg->port (0 = a free port) and serving
+ * requests for the models in `s`. cfg and s are borrowed and must outlive the
+ * server. Writes the problem to err on failure (port taken, bad host, no key
+ * in the api_key_env variable). */
+vki_status srv_start(const srv_config *cfg, scheduler *s, srv_server **out, char *err, size_t err_size);
+/* The port the server listens on. */
+uint16_t   srv_port(const srv_server *srv);
+/* Cancels what is in flight (sched_shutdown), then stops the listener and
+ * waits for every connection to end, and frees the server. NULL is a no-op. */
+void       srv_stop(srv_server *srv);
+
+#endif

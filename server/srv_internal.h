@@ -1,0 +1,89 @@
+/*
+ * srv_internal.h: what the server's files share: the server and connection
+ * state, the route table, the one status -> HTTP table, and the response
+ * helpers. http.c owns the daemon and the request lifecycle; routes_gen.c
+ * the generation routes (JSON and SSE); routes_info.c the others.
+ */
+#ifndef VKI_SRV_INTERNAL_H
+#define VKI_SRV_INTERNAL_H
+
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "server/server.h"
+
+typedef enum srv_route {
+    SRV_ROUTE_HEALTH = 0,
+    SRV_ROUTE_MODELS,
+    SRV_ROUTE_COMPLETIONS,
+    SRV_ROUTE_CHAT,
+    SRV_ROUTE_EMBEDDINGS,
+    SRV_ROUTE_METRICS,
+    SRV_ROUTE_OTHER,      /* unknown paths, counted together */
+    SRV_N_ROUTES,
+} srv_route;
+
+extern const char *const srv_route_path[SRV_N_ROUTES];
+
+/* The HTTP statuses the server answers with, for the counters. */
+#define SRV_N_CODES 11
+extern const int srv_codes[SRV_N_CODES];
+
+struct srv_server {
+    const srv_config     *cfg;
+    scheduler            *s;
+    struct MHD_Daemon    *d;
+    char                 *api_key;    /* NULL = no auth                   */
+    uint16_t              port;
+    time_t                created;
+    atomic_uint_fast64_t  next_id;    /* response ids                     */
+    atomic_uint_fast64_t  count[SRV_N_ROUTES][SRV_N_CODES];
+};
+
+/* One request's state across the handler calls. */
+typedef struct srv_conn {
+    srv_server            *srv;
+    struct MHD_Connection *c;
+    srv_route              route;
+    char                  *body;
+    size_t                 n_body, cap_body;
+    bool                   too_big;
+    bool                   answered; /* a response was queued early */
+} srv_conn;
+
+/* ----- http.c ----- */
+
+/* Queues a JSON response (takes `json`, a cJSON tree) and counts it. */
+enum MHD_Result srv_send_json(srv_conn *cn, unsigned status, cJSON *json);
+/* Queues an OpenAI error {"error":{"message","type","code"}}. retry_after > 0
+ * adds Retry-After (seconds). */
+enum MHD_Result srv_send_error(srv_conn *cn, unsigned status, const char *code, int retry_after, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* The error response for a failed scheduler call (the one status table). */
+enum MHD_Result srv_send_status(srv_conn *cn, vki_status s, const char *msg, double eta_s);
+/* Counts a response sent by other means (streams). */
+void            srv_count(srv_server *srv, srv_route route, unsigned status);
+/* True when the client closed its side of the connection. */
+bool            srv_client_gone(struct MHD_Connection *c);
+
+/* Finds the model a request names (or the first of `kind` when it names
+ * none) and checks it can serve; on failure queues the error response and
+ * returns -1 with *ret set. */
+int32_t srv_pick_model(srv_conn *cn, const cJSON *body, sched_kind kind, enum MHD_Result *ret);
+/* Reads "priority" and "timeout" (vkinfer extensions); false after
+ * queueing a 400. */
+bool    srv_parse_common(srv_conn *cn, const cJSON *body, int32_t model, sched_prio route_default, sched_prio *prio,
+                         double *deadline_ms, enum MHD_Result *ret);
+
+/* ----- routes ----- */
+
+enum MHD_Result srv_route_health(srv_conn *cn);
+enum MHD_Result srv_route_models(srv_conn *cn);
+enum MHD_Result srv_route_metrics(srv_conn *cn);
+enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body);
+enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat);
+
+#endif
