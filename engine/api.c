@@ -89,7 +89,7 @@ static bool has_gpu(void)
     return gpu;
 }
 
-static vki_status create_backend(const vki_engine *eng, vki_backend_kind kind, bk_backend **out)
+static vki_status create_backend_kind(const vki_engine *eng, vki_backend_kind kind, bk_backend **out)
 {
     bk_vk_params vp = {.device = eng->p.vk_device, .vram_budget = eng->p.vram_budget,
                        .validation = eng->p.vk_validation};
@@ -108,6 +108,18 @@ static vki_status create_backend(const vki_engine *eng, vki_backend_kind kind, b
         return bk_cpu_create(eng->p.n_threads, out);
     }
     return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_model_load: backend %d is not auto, cpu or vulkan", (int)kind);
+}
+
+/* VKI_CHECK_RESULTS=1 wraps the backend so every op is compared with the
+ * scalar reference (engine/backend_check.c): a debugging mode for kernels. */
+static vki_status create_backend(const vki_engine *eng, vki_backend_kind kind, bk_backend **out)
+{
+    VKI_TRY(create_backend_kind(eng, kind, out));
+    const char *chk = getenv("VKI_CHECK_RESULTS");
+    if (!chk || !*chk || strcmp(chk, "0") == 0) return VKI_OK;
+    bk_backend *inner = *out;
+    *out = NULL;
+    return bk_check_create(inner, out);
 }
 
 vki_status vki_model_load(vki_engine *eng, const char *path, const vki_model_params *params, vki_model **out)

@@ -146,6 +146,20 @@ struct bk_backend {
     vki_backend_kind kind;
 };
 
+/* Wraps inner (taking ownership, also on failure) so that every op is run
+ * as its own pass and compared with the scalar CPU reference on the same
+ * inputs; ops past tolerance are reported on stderr, a summary at destroy
+ * (engine/backend_check.c). The api layer applies it when the environment
+ * has VKI_CHECK_RESULTS=1. */
+vki_status bk_check_create(bk_backend *inner, bk_backend **out);
+/* Ops checked and ops past tolerance so far (0 for a backend that is not a
+ * checking wrapper). */
+uint64_t bk_check_op_count(bk_backend *be);
+/* The backend a checking wrapper wraps; be itself for any other backend
+ * (backend-specific calls such as bk_vk_* need the real one). */
+bk_backend *bk_check_inner(bk_backend *be);
+uint64_t bk_check_bad_count(bk_backend *be);
+
 /* ===== Helpers over the interface (engine/backend.c) ===================== */
 
 /* A contiguous tensor of type t and shape ne[0..n_dims) at buf+offs. */

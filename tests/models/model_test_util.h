@@ -60,6 +60,7 @@ static inline vki_engine_params mt_engine_params(void)
 /* Fails the test when a Vulkan backend's validation layer said anything. */
 static inline void mt_check_validation(bk_backend *be, const char *what)
 {
+    be = bk_check_inner(be); /* VKI_CHECK_RESULTS wraps the Vulkan backend */
     if (!be || be->kind != VKI_BACKEND_VULKAN) return;
     if (!bk_vk_validation_active(be)) {
         printf("note: %s: validation layer not installed; messages not checked\n", what);
