@@ -103,4 +103,9 @@ static inline uint16_t vki_fp32_to_bf16(float f)
 /* Milliseconds from a monotonic clock. */
 double vki_time_ms(void);
 
+/* Copies in[0..n) to out as valid UTF-8: each broken part (the "maximal
+ * subpart" rule Python and browsers use) becomes one U+FFFD. out must hold
+ * 3*n bytes; returns the bytes written (no NUL). */
+size_t vki_utf8_sanitize(const char *in, size_t n, char *out);
+
 #endif

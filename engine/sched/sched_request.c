@@ -293,26 +293,29 @@ void sched_admit(sched_model *m, sched_request *r)
 
 /* ===== Output ============================================================ */
 
+/* Appends text to r's output as valid UTF-8: clients get JSON, and a model
+ * can emit byte tokens that do not form characters. */
+static bool append_utf8(sched_request *r, const char *text, size_t len)
+{
+    if (r->n_text + 3 * len + 1 > r->cap_text) {
+        size_t cap = VKI_MAX(r->cap_text * 2, r->n_text + 3 * len + 256);
+        char *np = realloc(r->text, cap);
+        if (!np) return false;
+        r->text = np;
+        r->cap_text = cap;
+    }
+    r->n_text += vki_utf8_sanitize(text, len, r->text + r->n_text);
+    r->text[r->n_text] = '\0';
+    return true;
+}
+
 void sched_emit(sched_model *m, sched_request *r, const char *text, size_t len, double now)
 {
     bool first;
     pthread_mutex_lock(&r->mu);
     first = r->res.n_generated == 0;
-    if (r->n_text + len + 1 > r->cap_text) {
-        size_t cap = VKI_MAX(r->cap_text * 2, r->n_text + len + 256);
-        char *np = realloc(r->text, cap);
-        if (np) {
-            r->text = np;
-            r->cap_text = cap;
-        } else {
-            len = 0; /* the text is lost, the count is not; the caller sees a short text */
-        }
-    }
-    if (len) {
-        memcpy(r->text + r->n_text, text, len);
-        r->n_text += len;
-        r->text[r->n_text] = '\0';
-    }
+    /* Out of memory loses the text, not the count: the caller sees a short text. */
+    if (len) (void)append_utf8(r, text, len);
     r->res.n_generated++;
     if (first) r->res.ttft_ms = now - r->t_submit;
     pthread_cond_broadcast(&r->cv);
