@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
 # run.sh: the quick start's main job. Installs what is missing, builds (the
 # build also generates the small default model with our own generator), and
-# runs it with --backend auto: a Vulkan GPU if there is one, else the CPU.
-# Extra arguments go to `vkinfer run` (e.g. -m your.gguf -p "Hello").
+# serves it over HTTP (OpenAI-compatible) with --backend auto: a Vulkan GPU if
+# there is one, else the CPU. Extra arguments go to `vkinfer serve` (e.g.
+# -m your.gguf, --config serve.yaml); VKI_PORT sets the port (default 8080).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 bash scripts/build.sh build
 . scripts/env.sh
-model=build/models/default.gguf
+port="${VKI_PORT:-8080}"
 if [ $# -eq 0 ]; then
-  set -- -m "$model" -p "Once upon a time" -n 32
+  set -- -m build/models/default.gguf --id default
 fi
-exec ./build/cli/vkinfer run --backend auto "$@"
+url="http://127.0.0.1:$port"
+cat <<MSG
+vkinfer: starting the server on $url (Ctrl-C stops it). Try:
+  curl $url/health
+  curl $url/v1/completions -H 'Content-Type: application/json' \\
+    -d '{"prompt":"Once upon a time","max_tokens":32}'
+  curl -N $url/v1/chat/completions -H 'Content-Type: application/json' \\
+    -d '{"messages":[{"role":"user","content":"Tell me a story"}],"stream":true}'
+MSG
+exec ./build/cli/vkinfer serve --backend auto --port "$port" "$@"
