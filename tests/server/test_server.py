@@ -286,6 +286,12 @@ def test_second_server(exe, model, tmp):
     env = dict(os.environ, VKI_TEST_KEY="sekrit")
     s = Server(exe, ["--config", cfg], env=env)
     auth = {"Authorization": "Bearer sekrit"}
+    t0 = time.time()
+    while time.time() - t0 < 60:  # "slow" loads; "pending" never does
+        st, js, _, _ = s.request("GET", "/health")
+        if js["models"][0]["state"] == "ready":
+            break
+        time.sleep(0.02)
     # The FIFO blocks its loader in open(): that model stays "loading".
     st, js, _, _ = s.request("GET", "/health")
     check(st == 503 and js["status"] == "loading", "health while loading: %s %s" % (st, js))
