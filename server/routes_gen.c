@@ -190,6 +190,11 @@ static bool chat_prompt(srv_conn *cn, const cJSON *body, int32_t model, vki_gene
     }
     if (ok) {
         const vki_model *md = sched_model_handle(cn->srv->s, model);
+        if (!md) {
+            *ret = srv_send_error(cn, 503, "model_failed", 0, "the model stopped serving");
+            ok = false;
+            goto done;
+        }
         const char *tmpl = cn->srv->cfg->models[model].chat_template;
         vki_status s = vki_chat_apply(api_model_file(md), tmpl, m, (size_t)n, true, prompt);
         /* A model without a template gets ChatML, as llama.cpp's server does. */
@@ -207,6 +212,7 @@ static bool chat_prompt(srv_conn *cn, const cJSON *body, int32_t model, vki_gene
             gp->add_special = !(nb > 0 && !strncmp(*prompt, bos, (size_t)nb));
         }
     }
+done:
     for (int i = 0; owned && i < n; i++) free(owned[i]);
     free(owned);
     free(m);
