@@ -237,6 +237,23 @@ def test_errors(s):
     check(r.status == 413 and error_of(js).get("code") == "body_too_large", "chunked body over max_body: %s" % r.status)
 
 
+def test_garbage(s):
+    """Random and hostile bodies on every POST route: always a 4xx, never a crash."""
+    import random
+    rng = random.Random(1234)
+    samples = [b"", b"null", b"{}", b'{"prompt":null}', b'{"prompt":{"a":1}}', b'{"messages":"hi"}',
+               b'{"messages":[null]}', b'{"messages":[{"role":"user","content":[{"type":"image"}]}]}',
+               b'{"input":[]}', b'{"input":[null]}', b'{"prompt":"x","max_tokens":1e300}',
+               b'{"prompt":"x","stop":["' + b"s" * 100 + b'"],"seed":-1}', b'{"prompt":"\ud800"}',
+               b'\xff\xfe\x00', b'{"prompt":"x",' * 50, b"[" * 5000]
+    samples += [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200))) for _ in range(20)]
+    for path in ("/v1/completions", "/v1/chat/completions", "/v1/embeddings"):
+        for body in samples:
+            st, js, payload, _ = s.request("POST", path, raw=body)
+            check(400 <= st < 500 or (st == 200 and js), "%s %r -> %s %s" % (path, body[:40], st, payload[:120]))
+    check(s.request("GET", "/health")[0] == 200, "alive after garbage")
+
+
 def test_concurrent(s, n=8):
     prompts = ["story %d about a %s" % (i, w) for i, w in enumerate("cat dog owl fox bee ant elk yak".split())][:n]
     bodies = [{"model": "default", "prompt": p, "max_tokens": 20 + 3 * i, "temperature": 0}
@@ -423,6 +440,7 @@ def main():
         s.model = a.model
         test_routes(s, bert, a.vkinfer)
         test_errors(s)
+        test_garbage(s)
         test_concurrent(s)
         test_metrics(s)
         s.stop()
