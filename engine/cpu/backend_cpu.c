@@ -437,7 +437,16 @@ static void mm_run(cpu_ctx *c, cpu_task_fn pack_x, cpu_task_fn work, void *task,
  * weight is dequantized once per matmul instead of once per dot, and the
  * ISA's register-tiled kernel runs from unit-stride, zero-padded memory. */
 
-#define MMP_MIN_N  8 /* activation rows from which packing beats the dot tiles */
+/* Activation rows from which packing beats the dot tiles. Packing has a
+ * fixed cost per call that 8 rows do not repay: 512x1408 with 8 rows (a
+ * continuous-batching decode step) took Q4_0 ~85 us on the dot tiles vs
+ * ~150-290 us packed, F16 63 vs 182; at 16 rows Q8_0 and Q4_K pay off
+ * packed, Q4_0 and F16 not yet (2 threads, AVX-512). -DVKI_MMP_MIN_N=
+ * moves it for such measurements. */
+#ifndef VKI_MMP_MIN_N
+#define VKI_MMP_MIN_N 16
+#endif
+#define MMP_MIN_N  VKI_MMP_MIN_N
 #define MMP_PANELS 2 /* weight panels per work item (packed once, reused for every group) */
 
 typedef struct mmp_task {

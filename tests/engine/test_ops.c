@@ -171,13 +171,13 @@ static void cases_matmul(void)
         set_src(c, 1, tt_make(VKI_TYPE_F32, k, 2, 3, 1, 16, 32));
         set_src(c, 2, tt_vec(VKI_TYPE_F32, 37));
         c->dst = tt_make(VKI_TYPE_F32, 37, 2, 3, 1, 12, 0);
-        /* the same with 2x5 rows: the CPU's packed mat-mat paths (8+ rows)
+        /* the same with 2x9 rows: the CPU's packed mat-mat paths (16+ rows)
          * with a bias and a strided output */
-        c = add_case(BK_OP_MATMUL, matmul_nmse(t), "w=%s,k=%lld,m=37,n=2x5,bias,views", tr->name, (long long)k);
+        c = add_case(BK_OP_MATMUL, matmul_nmse(t), "w=%s,k=%lld,m=37,n=2x9,bias,views", tr->name, (long long)k);
         set_src(c, 0, tt_make(t, k, 37, 1, 1, 0, 0));
-        set_src(c, 1, tt_make(VKI_TYPE_F32, k, 2, 5, 1, 16, 32));
+        set_src(c, 1, tt_make(VKI_TYPE_F32, k, 2, 9, 1, 16, 32));
         set_src(c, 2, tt_vec(VKI_TYPE_F32, 37));
-        c->dst = tt_make(VKI_TYPE_F32, 37, 2, 5, 1, 12, 0);
+        c->dst = tt_make(VKI_TYPE_F32, 37, 2, 9, 1, 12, 0);
     }
     /* A weight over 128 MiB: backends must split bindings at
      * maxStorageBufferRange. One token keeps it quick. */
