@@ -32,6 +32,9 @@ static const char usage[] =
     "  --backend B        cpu | vulkan (default cpu)\n"
     "  --threads N        CPU threads (default: all cores)\n"
     "  --embd-len N       tokens per text for embedding models (default 32)\n"
+    "  --parallel N       also tg with N sequences decoded together, one token each\n"
+    "                     per step (continuous batching, as the server runs it);\n"
+    "                     reports the aggregate tokens/s\n"
     "  --membw            measure memory bandwidth (triad) and report tg against its bound\n"
     "  --json, -o FMT     output: md (default), csv, json\n";
 
@@ -140,32 +143,37 @@ static double bytes_per_token(const vki_model_file *f)
     return total;
 }
 
-static vki_status bench_decoder(mdl_model *m, const char *test, int n_tok, bool pp, int reps, result *r)
+/* pp: one pass of n_tok prompt tokens. tg: n_tok steps of one token for
+ * each of n_par sequences (one llama_decode with n_par spans per step);
+ * t/s counts the tokens of all sequences. */
+static vki_status bench_decoder(mdl_model *m, const char *test, int n_tok, bool pp, int n_par, int reps, result *r)
 {
     const int32_t nv = mdl_get_hparams(m)->n_vocab;
-    int32_t *toks = malloc(sizeof *toks * (size_t)(n_tok > 0 ? n_tok : 1));
-    float *logits = malloc(sizeof *logits * (size_t)nv);
+    int32_t *toks = malloc(sizeof *toks * (size_t)(n_tok > 0 ? n_tok : 1) * (size_t)n_par);
+    float *logits = malloc(sizeof *logits * (size_t)nv * (size_t)n_par);
+    mdl_span *sp = malloc(sizeof *sp * (size_t)n_par);
     double *tps = malloc(sizeof *tps * (size_t)reps);
     vki_status s = VKI_OK;
-    if (!toks || !logits || !tps) {
+    if (!toks || !logits || !sp || !tps) {
         s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "bench: out of memory");
         goto done;
     }
-    for (int i = 0; i < n_tok; i++) toks[i] = rand_token(nv);
+    for (int i = 0; i < n_tok * n_par; i++) toks[i] = rand_token(nv);
     for (int rep = -1; rep < reps; rep++) { /* rep -1: warmup */
-        mdl_kv_seq_clear(m, 0);
+        for (int q = 0; q < n_par; q++) mdl_kv_seq_clear(m, q);
         double t0 = vki_time_ms();
         if (pp) {
-            mdl_span sp = {.seq = 0, .n_tokens = n_tok, .tokens = toks};
-            if ((s = llama_decode(m, &sp, 1, logits)) != VKI_OK) goto done;
+            sp[0] = (mdl_span){.seq = 0, .n_tokens = n_tok, .tokens = toks};
+            if ((s = llama_decode(m, sp, 1, logits)) != VKI_OK) goto done;
         } else {
             for (int i = 0; i < (rep < 0 ? VKI_MIN(n_tok, 8) : n_tok); i++) {
-                mdl_span sp = {.seq = 0, .n_tokens = 1, .tokens = &toks[i]};
-                if ((s = llama_decode(m, &sp, 1, logits)) != VKI_OK) goto done;
+                for (int q = 0; q < n_par; q++)
+                    sp[q] = (mdl_span){.seq = q, .n_tokens = 1, .tokens = &toks[(size_t)q * (size_t)n_tok + (size_t)i]};
+                if ((s = llama_decode(m, sp, n_par, logits)) != VKI_OK) goto done;
             }
         }
         double ms = vki_time_ms() - t0;
-        if (rep >= 0) tps[rep] = n_tok * 1000.0 / ms;
+        if (rep >= 0) tps[rep] = (double)n_tok * (pp ? 1 : n_par) * 1000.0 / ms;
         fprintf(stderr, ".");
     }
     snprintf(r->test, sizeof r->test, "%s", test);
@@ -173,6 +181,7 @@ static vki_status bench_decoder(mdl_model *m, const char *test, int n_tok, bool 
 done:
     free(toks);
     free(logits);
+    free(sp);
     free(tps);
     return s;
 }
@@ -282,7 +291,7 @@ static void print_results(const result *rs, int n, const char *fmt, double membw
 int main(int argc, char **argv)
 {
     const char *models[16];
-    int n_models = 0, n_pp = 512, n_tg = 128, reps = 5, threads = 0, embd_len = 32;
+    int n_models = 0, n_pp = 512, n_tg = 128, reps = 5, threads = 0, embd_len = 32, n_par = 1;
     bool membw_on = false;
     const char *fmt = "md";
     vki_backend_kind kind = VKI_BACKEND_CPU;
@@ -305,6 +314,9 @@ int main(int argc, char **argv)
             i++;
         } else if ((!strcmp(a, "--threads") || !strcmp(a, "-t")) && v) {
             threads = atoi(v);
+            i++;
+        } else if (!strcmp(a, "--parallel") && v) {
+            n_par = atoi(v);
             i++;
         } else if (!strcmp(a, "--embd-len") && v) {
             embd_len = atoi(v);
@@ -329,7 +341,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    if (reps < 1 || n_pp < 0 || n_tg < 0 || embd_len < 3 || threads < 0 ||
+    if (reps < 1 || n_pp < 0 || n_tg < 0 || embd_len < 3 || threads < 0 || n_par < 1 || n_par > 64 ||
         (strcmp(fmt, "md") && strcmp(fmt, "csv") && strcmp(fmt, "json"))) {
         fprintf(stderr, "vkinfer-bench: bad option value\n%s", usage);
         return 1;
@@ -353,7 +365,8 @@ int main(int argc, char **argv)
         vki_status s = vki_file_open(models[mi], &f);
         if (s == VKI_OK) s = kind == VKI_BACKEND_VULKAN ? bk_vk_create(&vp, &be) : bk_cpu_create(threads, &be);
         if (s == VKI_OK) {
-            mdl_load_params lp = {.n_batch = (uint32_t)VKI_MAX(n_pp, 1), .n_ctx = (uint32_t)VKI_MAX(n_pp, n_tg) + 8};
+            mdl_load_params lp = {.n_batch = (uint32_t)VKI_MAX(VKI_MAX(n_pp, n_par), 1),
+                                  .n_ctx = (uint32_t)VKI_MAX(n_pp, n_tg) + 8, .n_seq_max = (uint32_t)n_par};
             s = mdl_load(f, be, &lp, &m);
         }
         if (s != VKI_OK) {
@@ -381,15 +394,20 @@ int main(int argc, char **argv)
             if (n_pp > 0 && n_rs < 64) {
                 rs[n_rs] = base;
                 snprintf(test, sizeof test, "pp%d", n_pp);
-                if ((s = bench_decoder(m, test, n_pp, true, reps, &rs[n_rs])) == VKI_OK) n_rs++;
+                if ((s = bench_decoder(m, test, n_pp, true, 1, reps, &rs[n_rs])) == VKI_OK) n_rs++;
             }
             if (n_tg > 0 && s == VKI_OK && n_rs < 64) {
                 rs[n_rs] = base;
                 snprintf(test, sizeof test, "tg%d", n_tg);
-                if ((s = bench_decoder(m, test, n_tg, false, reps, &rs[n_rs])) == VKI_OK) {
+                if ((s = bench_decoder(m, test, n_tg, false, 1, reps, &rs[n_rs])) == VKI_OK) {
                     if (membw > 0) rs[n_rs].bound = membw * 1e9 / bytes_per_token(f);
                     n_rs++;
                 }
+            }
+            if (n_tg > 0 && n_par > 1 && s == VKI_OK && n_rs < 64) {
+                rs[n_rs] = base;
+                snprintf(test, sizeof test, "tg%d x%d seq", n_tg, n_par);
+                if ((s = bench_decoder(m, test, n_tg, false, n_par, reps, &rs[n_rs])) == VKI_OK) n_rs++;
             }
         }
         fputc('\n', stderr);

@@ -662,11 +662,14 @@ static vki_status op_matmul_mq(cpu_ctx *c, const bk_op *op, const mq_fmt *fmt)
 /* ===== MATMUL, one activation row ======================================== */
 
 typedef struct gv_task {
-    cpu_gemv_fn    gemv;
+    cpu_gemv_fn    gemv;    /* one activation row, or            */
+    cpu_gemvn_fn   gemvn;   /* ncols rows at byte stride xs      */
+    int            ncols;
+    size_t         xs, ds;  /* ds: float stride of d's rows      */
     const uint8_t *w;
     size_t         ws;
     int64_t        k, m;
-    const void    *x;       /* one prepared activation row       */
+    const void    *x;       /* prepared activation row(s)        */
     float         *d;
     const float   *bias;
     uint8_t       *scratch; /* [n_threads][scratch_stride] bytes */
@@ -682,10 +685,14 @@ static void gv_work(void *arg, int ith, int nth)
     /* Chunks are whole 16-row units, so no two threads write one cache
      * line of d. */
     while (cpu_chunk_next(&t->ch, &r0, &r1)) {
-        t->gemv(t->k, t->w + (size_t)r0 * t->ws, t->ws, r1 - r0, t->x, t->d + r0,
-                t->scratch + (size_t)ith * t->scratch_stride);
+        uint8_t *scratch = t->scratch + (size_t)ith * t->scratch_stride;
+        if (t->gemvn)
+            t->gemvn(t->k, t->w + (size_t)r0 * t->ws, t->ws, r1 - r0, t->x, t->xs, t->ncols, t->d + r0, t->ds, scratch);
+        else
+            t->gemv(t->k, t->w + (size_t)r0 * t->ws, t->ws, r1 - r0, t->x, t->d + r0, scratch);
         if (t->bias)
-            for (int64_t r = r0; r < r1; r++) t->d[r] += t->bias[r];
+            for (int c = 0; c < (t->gemvn ? t->ncols : 1); c++)
+                for (int64_t r = r0; r < r1; r++) t->d[(size_t)c * t->ds + r] += t->bias[r];
     }
 }
 
@@ -717,8 +724,9 @@ static vki_status op_matmul(cpu_ctx *c, const bk_op *op)
     size_t d_bytes = d_direct ? 0 : (size_t)vki_align_up((uint64_t)t.n * (uint64_t)t.m * sizeof(float), 64);
     size_t w_bytes = t.gemm ? 0 : (size_t)c->n_threads * (size_t)t.k * sizeof(float);
     cpu_gemv_fn gemv = t.n == 1 && t.gemm ? c->kern->gemv[w->type] : NULL;
-    size_t gv_stride = (size_t)vki_align_up(CPU_GEMV_SCRATCH(t.k), 64);
-    if (gemv) w_bytes = (size_t)c->n_threads * gv_stride;
+    cpu_gemvn_fn gemvn = t.n > 1 && t.n <= CPU_GEMVN_MAX && t.gemm ? c->kern->gemvn[w->type] : NULL;
+    size_t gv_stride = (size_t)vki_align_up(CPU_GEMV_SCRATCH(t.k) * (gemvn ? (size_t)t.n : 1), 64);
+    if (gemv || gemvn) w_bytes = (size_t)c->n_threads * gv_stride;
     uint8_t *s = scratch_get(c, x_bytes + d_bytes + w_bytes + 64);
     if (!s) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "MATMUL: no memory for %zu bytes of scratch", x_bytes + d_bytes + w_bytes);
 
@@ -740,14 +748,16 @@ static vki_status op_matmul(cpu_ctx *c, const bk_op *op)
         t.ds = (size_t)t.m;
     }
     t.wrow = (float *)(s + x_bytes + d_bytes);
-    if (gemv) {
-        gv_task g = {.gemv = gemv, .w = t.w, .ws = t.ws, .k = t.k, .m = t.m, .x = t.x, .d = t.d, .bias = t.bias,
-                     .scratch = s + x_bytes + d_bytes, .scratch_stride = gv_stride};
+    if (gemv || gemvn) {
+        gv_task g = {.gemv = gemv, .gemvn = gemvn, .ncols = (int)t.n, .xs = t.xs, .ds = t.ds, .w = t.w, .ws = t.ws,
+                     .k = t.k, .m = t.m, .x = t.x, .d = t.d, .bias = t.bias, .scratch = s + x_bytes + d_bytes,
+                     .scratch_stride = gv_stride};
         bool alone = t.m * t.k < 65536 || c->n_threads == 1;
         cpu_chunks_init(&g.ch, t.m, alone ? 1 : c->n_threads, 16);
         if (alone) gv_work(&g, 0, 1);
         else cpu_pool_run(c->pool, gv_work, &g);
-        if (!d_direct) memcpy(row_ptr(d, 0), t.d, (size_t)t.m * sizeof(float));
+        if (!d_direct)
+            for (int64_t r = 0; r < t.n; r++) memcpy(row_ptr(d, r), t.d + (size_t)r * t.ds, (size_t)t.m * sizeof(float));
         return VKI_OK;
     }
     t.n_rb = (t.m + MM_RB - 1) / MM_RB;

@@ -74,11 +74,21 @@ typedef void (*cpu_gemv_fn)(int64_t k, const void *w, size_t ws, int64_t nrows, 
                             void *scratch);
 #define CPU_GEMV_SCRATCH(k) ((size_t)(k) * 2 + 1024)
 
+/* Mat-vec for a few activation rows (continuous batching: one row per
+ * sequence): d[c * ds + r] = dot(weight row r, activation row c) for
+ * c < ncols <= CPU_GEMVN_MAX, rows of x prepared as for the gemm at byte
+ * stride xs. Each weight block is decoded once for all columns. scratch
+ * holds ncols * CPU_GEMV_SCRATCH(k) bytes, private to the call. */
+typedef void (*cpu_gemvn_fn)(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, size_t xs,
+                             int ncols, float *d, size_t ds, void *scratch);
+#define CPU_GEMVN_MAX 8
+
 typedef struct cpu_kernels {
     cpu_isa     isa;
     const char *name;
     cpu_gemm_fn gemm[VKI_TYPE_COUNT]; /* NULL: the type goes the dequantize-a-row path */
     cpu_gemv_fn gemv[VKI_TYPE_COUNT]; /* optional one-activation-row kernels (decode) */
+    cpu_gemvn_fn gemvn[VKI_TYPE_COUNT]; /* optional 2..CPU_GEMVN_MAX-row kernels (batched decode) */
     /* Vector helpers for attention and the dequantize-a-row path. */
     float (*dot_f32)(int64_t n, const float *a, const float *b);
     float (*dot_f16)(int64_t n, const uint16_t *a, const float *b);      /* a f16 */

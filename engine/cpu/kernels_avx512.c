@@ -246,6 +246,113 @@ INLINE void gv_rows(const int Q4, const int R, int64_t nb, const uint8_t *w, siz
 GEMV_ENTRY(q8_0, 0)
 GEMV_ENTRY(q4_0, 1)
 
+/* The same for C activation columns at once (C <= 4): each pair of weight
+ * blocks is decoded once and fed to C vpdpbusd; R = 2 rows keep the
+ * accumulators and per-column scales (2 x 4 each) in registers. */
+INLINE void gv_rows_cols(const int Q4, const int R, const int C, int64_t nb, const uint8_t *w, size_t ws,
+                         int8_t *const *xq, float *const *xd, float *const *corr, float *d, size_t ds)
+{
+    const int BS = Q4 ? (int)sizeof(block_q4_0) : (int)sizeof(block_q8_0);
+    const __m512i gidx = _mm512_mullo_epi32(_mm512_set1_epi32(BS),
+                                            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    const __m512i bias8 = _mm512_set1_epi8((char)0x80);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m512 acc[2][4];
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < nb; g += 16) {
+        int n = (int)(nb - g < 16 ? nb - g : 16);
+        __mmask16 gm = (__mmask16)(n == 16 ? 0xFFFF : (1u << n) - 1);
+        __m512 s[2][4];
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) {
+            __m512i h = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), gm, gidx, w + (size_t)r * ws + (size_t)g * BS, 1);
+            __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h));
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++) {
+                s[r][c] = _mm512_mul_ps(dw, _mm512_loadu_ps(xd[c] + g));
+                acc[r][c] = _mm512_fnmadd_ps(dw, _mm512_loadu_ps(corr[c] + g), acc[r][c]);
+            }
+        }
+        for (int p = 0; 2 * p < n; p++) {
+            __m512i perm = _mm512_load_si512(Q4 ? gv_perm_q4[p] : gv_perm_q8[p]);
+            bool two = 2 * p + 1 < n;
+            __m512i xv[4];
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++) xv[c] = _mm512_loadu_si512(xq[c] + (g + 2 * p) * 32);
+#pragma GCC unroll 2
+            for (int r = 0; r < R; r++) {
+                const uint8_t *b0 = w + (size_t)r * ws + (size_t)(g + 2 * p) * BS + 2;
+                _mm_prefetch((const char *)b0 + GV_PREFETCH, _MM_HINT_T0);
+                __m512i wv;
+                if (Q4) {
+                    __m256i t = two ? _mm256_loadu2_m128i((const __m128i *)(b0 + BS), (const __m128i *)b0)
+                                    : _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)b0));
+                    __m256i lo = _mm256_and_si256(t, m4), hi = _mm256_and_si256(_mm256_srli_epi16(t, 4), m4);
+                    wv = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+                } else {
+                    __m256i lo = _mm256_loadu_si256((const __m256i *)b0);
+                    wv = two ? _mm512_inserti64x4(_mm512_castsi256_si512(lo), _mm256_loadu_si256((const __m256i *)(b0 + BS)), 1)
+                             : _mm512_zextsi256_si512(lo);
+                    wv = _mm512_xor_si512(wv, bias8);
+                }
+#pragma GCC unroll 4
+                for (int c = 0; c < C; c++) {
+                    __m512i dp = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, xv[c]);
+                    acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), _mm512_permutexvar_ps(perm, s[r][c]), acc[r][c]);
+                }
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) d[(size_t)c * ds + r] = _mm512_reduce_add_ps(acc[r][c]);
+}
+
+/* Columns in groups of four (C is a compile-time constant in each call, so
+ * the unrolled loops keep everything in registers). */
+INLINE void gv_cols(const int Q4, int64_t nb, const uint8_t *w, size_t ws, int64_t nrows, int8_t *const *xq,
+                    float *const *xd, float *const *corr, int nc, float *d, size_t ds)
+{
+    for (int c0 = 0; c0 < nc; c0 += 4) {
+        int c = nc - c0 < 4 ? nc - c0 : 4;
+        for (int64_t r = 0; r < nrows; r += 2) {
+            const uint8_t *wr = w + (size_t)r * ws;
+            float *dr = d + (size_t)c0 * ds + r;
+            bool two = r + 1 < nrows;
+#define GV_CASE(CC)                                                                                        \
+    case CC:                                                                                               \
+        if (two) gv_rows_cols(Q4, 2, CC, nb, wr, ws, xq + c0, xd + c0, corr + c0, dr, ds);                \
+        else gv_rows_cols(Q4, 1, CC, nb, wr, ws, xq + c0, xd + c0, corr + c0, dr, ds);                    \
+        break;
+            switch (c) { GV_CASE(1) GV_CASE(2) GV_CASE(3) GV_CASE(4) }
+#undef GV_CASE
+        }
+    }
+}
+
+#define GEMVN_ENTRY(WT, Q4)                                                                       \
+    static void gemvn_##WT(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, size_t xs, \
+                           int ncols, float *d, size_t ds, void *scratch)                          \
+    {                                                                                             \
+        int64_t nb = k / 32, nbp = (nb + 15) & ~(int64_t)15;                                      \
+        int8_t *xq[CPU_GEMVN_MAX];                                                                \
+        float *xd[CPU_GEMVN_MAX], *corr[CPU_GEMVN_MAX];                                           \
+        for (int c = 0; c < ncols; c++) {                                                         \
+            xq[c] = (int8_t *)scratch + (size_t)c * CPU_GEMV_SCRATCH(k);                          \
+            xd[c] = (float *)(xq[c] + nbp * 32);                                                  \
+            corr[c] = xd[c] + nbp;                                                                \
+            gv_layout_x((const block_q8_0 *)((const uint8_t *)x + (size_t)c * xs), nb, Q4, xq[c], xd[c], corr[c]); \
+        }                                                                                         \
+        gv_cols(Q4, nb, w, ws, nrows, xq, xd, corr, ncols, d, ds);                                \
+    }
+
+GEMVN_ENTRY(q8_0, 0)
+GEMVN_ENTRY(q4_0, 1)
+
 /* ===== VNNI mat-vec (Q4_K / Q6_K) ========================================
  * Against Q8_K activations. Codes go in unsigned (Q4_K nibbles, Q6_K 6-bit
  * codes stored +32) and each vpdpbusd sums four of them per int32 lane;
@@ -832,6 +939,8 @@ void cpu_kernels_init_avx512(cpu_kernels *k)
         k->gemm[VKI_TYPE_Q4_0] = gemm_q4_0;
         k->gemv[VKI_TYPE_Q8_0] = gemv_q8_0;
         k->gemv[VKI_TYPE_Q4_0] = gemv_q4_0;
+        k->gemvn[VKI_TYPE_Q8_0] = gemvn_q8_0;
+        k->gemvn[VKI_TYPE_Q4_0] = gemvn_q4_0;
         k->gemv[VKI_TYPE_Q4_K] = gemv_q4_K;
         k->gemv[VKI_TYPE_Q6_K] = gemv_q6_K;
         k->mq_mr = MQ_MR;
