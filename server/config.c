@@ -284,6 +284,35 @@ static vki_status top_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_nod
     return node_fail(x, k, "unknown top-level key '%s' (expected server, device, models)", key);
 }
 
+vki_status srv_config_parse(srv_config *c, const char *name, const char *dir, const char *text, size_t len, char *err,
+                            size_t err_size)
+{
+    cfg_ctx x = {.file = name, .err = err, .err_size = err_size};
+    snprintf(x.dir, sizeof x.dir, "%s", dir);
+    yaml_parser_t p;
+    yaml_document_t doc;
+    vki_status s = VKI_OK;
+    yaml_parser_initialize(&p);
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+    if (!yaml_parser_load(&p, &doc)) {
+        snprintf(err, err_size, "%s:%zu:%zu: %s%s%s", name, p.problem_mark.line + 1, p.problem_mark.column + 1,
+                 p.problem ? p.problem : "malformed YAML", p.context ? " " : "", p.context ? p.context : "");
+        yaml_parser_delete(&p);
+        return VKI_ERR_BAD_FILE;
+    }
+    x.doc = &doc;
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root) {
+        snprintf(err, err_size, "%s:1:1: the file is empty (expected a mapping with server, device, models)", name);
+        s = VKI_ERR_BAD_FILE;
+    } else {
+        s = each_pair(&x, root, "the top level", top_pair, c);
+    }
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&p);
+    return s;
+}
+
 vki_status srv_config_load(srv_config *c, const char *path, char *err, size_t err_size)
 {
     FILE *f = fopen(path, "rb");
@@ -291,33 +320,37 @@ vki_status srv_config_load(srv_config *c, const char *path, char *err, size_t er
         snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
         return VKI_ERR_NOT_FOUND;
     }
-    cfg_ctx x = {.file = path, .err = err, .err_size = err_size};
-    char tmp[sizeof x.dir];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    snprintf(x.dir, sizeof x.dir, "%s", dirname(tmp));
-    yaml_parser_t p;
-    yaml_document_t doc;
-    vki_status s = VKI_OK;
-    yaml_parser_initialize(&p);
-    yaml_parser_set_input_file(&p, f);
-    if (!yaml_parser_load(&p, &doc)) {
-        snprintf(err, err_size, "%s:%zu:%zu: %s%s%s", path, p.problem_mark.line + 1, p.problem_mark.column + 1,
-                 p.problem ? p.problem : "malformed YAML", p.context ? " " : "", p.context ? p.context : "");
-        yaml_parser_delete(&p);
-        fclose(f);
+    /* Config files are small: read whole, so parsing works from memory
+     * (the fuzz target feeds srv_config_parse directly). */
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len == cap) {
+            cap = cap ? cap * 2 : 4096;
+            char *nt = cap <= (64u << 20) ? realloc(text, cap) : NULL;
+            if (!nt) {
+                free(text);
+                fclose(f);
+                snprintf(err, err_size, "%s: too large or out of memory", path);
+                return VKI_ERR_BAD_FILE;
+            }
+            text = nt;
+        }
+        size_t n = fread(text + len, 1, cap - len, f);
+        len += n;
+        if (n == 0) break;
+    }
+    bool failed = ferror(f);
+    fclose(f);
+    if (failed) {
+        free(text);
+        snprintf(err, err_size, "%s: read error", path);
         return VKI_ERR_BAD_FILE;
     }
-    x.doc = &doc;
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (!root) {
-        snprintf(err, err_size, "%s:1:1: the file is empty (expected a mapping with server, device, models)", path);
-        s = VKI_ERR_BAD_FILE;
-    } else {
-        s = each_pair(&x, root, "the top level", top_pair, c);
-    }
-    yaml_document_delete(&doc);
-    yaml_parser_delete(&p);
-    fclose(f);
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    vki_status s = srv_config_parse(c, path, dirname(tmp), text, len, err, err_size);
+    free(text);
     return s;
 }
 

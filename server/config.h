@@ -47,6 +47,10 @@ void srv_config_deinit(srv_config *c);
  * "FILE:LINE:COL: what was wrong, what was expected" to err and returns
  * VKI_ERR_BAD_FILE (or NOT_FOUND when the file cannot be opened). */
 vki_status srv_config_load(srv_config *c, const char *path, char *err, size_t err_size);
+/* The same from text[len] in memory; name is used in messages, dir for
+ * relative model paths. */
+vki_status srv_config_parse(srv_config *c, const char *name, const char *dir, const char *text, size_t len, char *err,
+                            size_t err_size);
 
 /* Appends a model (strings copied). id NULL = the file name without extension. */
 vki_status srv_config_add_model(srv_config *c, const char *id, const char *path);
