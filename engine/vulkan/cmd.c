@@ -1,7 +1,8 @@
 /*
  * cmd.c: recording one forward pass into a command buffer. begin() resets
- * the descriptor pools and opens the buffer; each dispatch gets a fresh
- * descriptor set and a barrier only when it touches memory an earlier
+ * the descriptor pools and opens the buffer; each dispatch pushes its
+ * buffers (VK_KHR_push_descriptor) or, without it, gets a fresh descriptor
+ * set, and a barrier only when it touches memory an earlier
  * dispatch of the pass wrote (read-after-write, write-after-write) or reads
  * that it now writes (write-after-read); end() submits and waits on a fence.
  */
@@ -179,10 +180,10 @@ vki_status vk_dispatch(vk_ctx *c, const char *variant, uint32_t spec0, uint32_t 
     VKI_ASSERT(c->recording && n <= VK_MAX_BINDINGS && push_size <= 128);
     VkPipeline pipe;
     VKI_TRY(vk_pipeline_get(c, variant, spec0, spec1, &pipe));
-    VkDescriptorSet set;
-    VKI_TRY(alloc_set(c, &set));
     VkDescriptorBufferInfo bi[VK_MAX_BINDINGS];
     VkWriteDescriptorSet w[VK_MAX_BINDINGS];
+    VkDescriptorSet set = VK_NULL_HANDLE;
+    if (!c->use_push) VKI_TRY(alloc_set(c, &set));
     for (int i = 0; i < VK_MAX_BINDINGS; i++) {
         bi[i] = i < n ? (VkDescriptorBufferInfo){b[i].buf, b[i].offs, b[i].range}
                       : (VkDescriptorBufferInfo){c->dummy, 0, VK_WHOLE_SIZE};
@@ -190,7 +191,7 @@ vki_status vk_dispatch(vk_ctx *c, const char *variant, uint32_t spec0, uint32_t 
                                       .dstBinding = (uint32_t)i, .descriptorCount = 1,
                                       .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, .pBufferInfo = &bi[i]};
     }
-    vkUpdateDescriptorSets(c->dev, VK_MAX_BINDINGS, w, 0, NULL);
+    if (!c->use_push) vkUpdateDescriptorSets(c->dev, VK_MAX_BINDINGS, w, 0, NULL);
 
     bool need = false;
     for (int i = 0; i < n && !need; i++) need = hazard(c, &b[i]);
@@ -209,7 +210,10 @@ vki_status vk_dispatch(vk_ctx *c, const char *variant, uint32_t spec0, uint32_t 
     uint8_t pc[128] = {0};
     memcpy(pc, push, push_size);
     vkCmdBindPipeline(c->cb, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
-    vkCmdBindDescriptorSets(c->cb, VK_PIPELINE_BIND_POINT_COMPUTE, c->layout, 0, 1, &set, 0, NULL);
+    if (c->use_push)
+        c->push_set(c->cb, VK_PIPELINE_BIND_POINT_COMPUTE, c->layout, 0, VK_MAX_BINDINGS, w);
+    else
+        vkCmdBindDescriptorSets(c->cb, VK_PIPELINE_BIND_POINT_COMPUTE, c->layout, 0, 1, &set, 0, NULL);
     vkCmdPushConstants(c->cb, c->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, 128, pc);
     vkCmdDispatch(c->cb, gx, gy, gz);
     vk_profile_after_dispatch(c, variant);

@@ -48,6 +48,7 @@ void vk_debug_read(vk_debug *d)
     d->staging = env_u64("VKI_VK_STAGING");
     d->no_subgroup = env_u64("VKI_VK_DISABLE_SUBGROUP") != 0;
     d->no_transfer_queue = env_u64("VKI_VK_NO_TRANSFER_QUEUE") != 0;
+    d->no_push_descriptor = env_u64("VKI_VK_NO_PUSH_DESCRIPTOR") != 0;
     d->profile = env_u64("VKI_VK_PROFILE") != 0;
 }
 
@@ -354,12 +355,22 @@ vki_status vk_device_init(vk_ctx *c, const bk_vk_params *p)
     const char *exts[2];
     uint32_t n_ext = 0;
     if (c->info.has_memory_budget) exts[n_ext++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
+    /* Push descriptors: a dispatch's buffers go into the command buffer
+     * directly instead of a descriptor set allocated and written per
+     * dispatch (host time per dispatch matters for small models on fast
+     * GPUs, where a token is ~1 ms and a pass has ~150 dispatches). */
+    c->use_push = c->info.push_descriptor && !c->dbg.no_push_descriptor;
+    if (c->use_push) exts[n_ext++] = VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME;
     VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .queueCreateInfoCount = c->xfam != c->qfam ? 2 : 1,
                               .pQueueCreateInfos = qci, .enabledExtensionCount = n_ext, .ppEnabledExtensionNames = exts};
     VkResult r = vkCreateDevice(c->pdev, &dci, NULL, &c->dev);
     if (r != VK_SUCCESS) { st = vk_check(r, "vkCreateDevice"); goto fail; }
     vkGetDeviceQueue(c->dev, c->qfam, 0, &c->queue);
     vkGetDeviceQueue(c->dev, c->xfam, 0, &c->xqueue);
+    if (c->use_push) {
+        c->push_set = (PFN_vkCmdPushDescriptorSetKHR)vkGetDeviceProcAddr(c->dev, "vkCmdPushDescriptorSetKHR");
+        c->use_push = c->push_set != NULL;
+    }
     if (c->xfam != c->qfam) {
         size_t l = strlen(c->name);
         snprintf(c->name + l, sizeof(c->name) - l, " + transfer queue");

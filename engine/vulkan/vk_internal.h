@@ -26,6 +26,7 @@ typedef struct vk_debug {
     bool     no_subgroup;    /* VKI_VK_DISABLE_SUBGROUP=1                                */
     bool     no_transfer_queue; /* VKI_VK_NO_TRANSFER_QUEUE=1: uploads on the compute queue */
     bool     profile;        /* VKI_VK_PROFILE=1: per-variant GPU times at destroy       */
+    bool     no_push_descriptor; /* VKI_VK_NO_PUSH_DESCRIPTOR=1: descriptor sets from pools */
 } vk_debug;
 
 typedef struct vk_free_range { uint64_t offs, size; } vk_free_range;
@@ -99,6 +100,8 @@ typedef struct vk_ctx {
     VkQueue                  xqueue;  /* uploads/readbacks: a transfer-only family, or = queue */
     uint32_t                 xfam;
     bool                     use_subgroup;
+    bool                     use_push;  /* VK_KHR_push_descriptor: no descriptor sets */
+    PFN_vkCmdPushDescriptorSetKHR push_set;
     /* memory */
     uint64_t  max_alloc, max_range, align, block_size;
     uint32_t  mt_device, mt_host;
