@@ -14,7 +14,8 @@ const char cmd_serve_help[] =
     "  -m, --model PATH      a model to serve (repeatable; GGUF, .safetensors or HF folder)\n"
     "  --id NAME             the id of the preceding -m model (default: its file name)\n"
     "  --config FILE         YAML config: server{host,port,api_key_env,max_body,max_queue},\n"
-    "                        device{prefer,vram_budget}, models[{id,path,kind,priority,n_ctx,n_seq_max}]\n"
+    "                        device{prefer,vram_budget}, models[{id,path,kind,priority,n_ctx,n_seq_max,\n"
+    "                        keep_alive,pin,fallback}]\n"
     "  --host H              listen address (default 127.0.0.1)\n"
     "  --port P              port (default 8080; 0 = any free port, printed)\n"
     "  --backend B           cpu | vulkan | auto (default auto)\n"
@@ -28,21 +29,7 @@ const char cmd_serve_help[] =
     "POST /v1/embeddings, GET /metrics (Prometheus).\n";
 
 #ifdef VKI_HAVE_SERVER
-#include "engine/vulkan/backend_vk.h"
 #include "server/server.h"
-
-/* A vram_budget given as a share: of the largest budget a device reports. */
-static uint64_t vram_from_fraction(double frac)
-{
-    bk_vk_device_info *devs = NULL;
-    int n = 0;
-    uint64_t best = 0;
-    if (bk_vk_list_devices(&devs, &n) == VKI_OK)
-        for (int i = 0; i < n; i++)
-            if (devs[i].budget > best) best = devs[i].budget;
-    free(devs);
-    return (uint64_t)((double)best * frac);
-}
 
 int cmd_serve(int argc, char **argv)
 {
@@ -152,8 +139,8 @@ int cmd_serve(int argc, char **argv)
 
     sched_params sp = sched_default_params();
     sp.engine.n_threads = cfg.n_threads;
-    sp.engine.vram_budget = cfg.vram_fraction > 0 && cfg.prefer != VKI_BACKEND_CPU ? vram_from_fraction(cfg.vram_fraction)
-                                                                                  : cfg.vram_budget;
+    sp.engine.vram_budget = cfg.vram_budget;
+    sp.vram_fraction = cfg.vram_fraction;
     sp.max_queue = cfg.max_queue;
     if (sched_create(&sp, &s) != VKI_OK) {
         cli_status_error(VKI_ERR_INVALID_ARGUMENT, "serve");
@@ -165,6 +152,10 @@ int cmd_serve(int argc, char **argv)
         mp.mp.backend = cfg.prefer;
         mp.mp.n_ctx = m->n_ctx;
         mp.mp.n_seq_max = m->kind == SCHED_KIND_CHAT ? (m->n_seq_max ? m->n_seq_max : 4) : 1;
+        mp.has_keep_alive = m->has_keep_alive;
+        mp.keep_alive_ms = m->keep_alive_ms;
+        mp.pin = m->pin;
+        mp.fallback_cpu = m->fallback_cpu;
         if (sched_add_model(s, &mp) != VKI_OK) {
             cli_status_error(VKI_ERR_INVALID_ARGUMENT, "serve");
             goto out;

@@ -2,6 +2,10 @@
  * config.c: the YAML configuration file through libyaml's document API (so
  * every node carries its line and column for the error message), plus the
  * defaults and the model-kind detection shared with the command line.
+ * Residency keys (engine/sched/README.md): device.vram_budget ("1GiB" or
+ * "90%" of the device's budget), and per model keep_alive ("10m"; "0"
+ * unloads when idle; "-1" or absent keeps it), pin (never evicted) and
+ * fallback ([cpu]: load on the CPU when the GPU budget cannot hold it).
  */
 #include "server/config.h"
 
@@ -61,6 +65,30 @@ bool srv_parse_size(const char *s, uint64_t *out)
             if (b > 1.8e19) return false;
             *out = (uint64_t)b;
             return true;
+        }
+    return false;
+}
+
+bool srv_parse_duration(const char *s, double *ms, bool *forever)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || !(v == v)) return false;
+    *forever = false;
+    if (v < 0) {
+        if (v != -1 || *end) return false;
+        *forever = true;
+        *ms = 0;
+        return true;
+    }
+    static const struct { const char *suffix; double mult; } units[] = {
+        {"", 1e3}, {"ms", 1}, {"s", 1e3}, {"m", 60e3}, {"h", 3600e3},
+    };
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (!strcmp(end, units[i].suffix)) {
+            *ms = v * units[i].mult;
+            return *ms < 1e15;
         }
     return false;
 }
@@ -226,14 +254,31 @@ static vki_status model_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_n
     } else if (!strcmp(key, "n_seq_max")) {
         VKI_TRY(get_int(x, v, "models[].n_seq_max", 1, 256, &lv));
         m->n_seq_max = (uint32_t)lv;
-    } else if (!strcmp(key, "keep_alive") || !strcmp(key, "fallback") || !strcmp(key, "pin")) {
-        /* Residency settings of DESIGN.md's sketch: accepted so such files
-         * load, not acted on until the residency manager exists. */
-        fprintf(stderr, "vkinfer: %s:%zu:%zu: models[].%s is not implemented yet (ignored)\n", x->file,
-                k->start_mark.line + 1, k->start_mark.column + 1, key);
+    } else if (!strcmp(key, "keep_alive")) {
+        bool forever;
+        if (v->type != YAML_SCALAR_NODE || !srv_parse_duration(scalar(v), &m->keep_alive_ms, &forever))
+            return node_fail(x, v, "models[].keep_alive: expected a duration such as 10m, 30s, 0 (unload when idle) "
+                                   "or -1 (never), found '%s'", v->type == YAML_SCALAR_NODE ? scalar(v) : node_kind(v));
+        m->has_keep_alive = !forever;
+    } else if (!strcmp(key, "pin")) {
+        const char *t = v->type == YAML_SCALAR_NODE ? scalar(v) : "";
+        if (!strcmp(t, "true")) m->pin = true;
+        else if (!strcmp(t, "false")) m->pin = false;
+        else return node_fail(x, v, "models[].pin: expected true or false, found '%s'", t[0] ? t : node_kind(v));
+    } else if (!strcmp(key, "fallback")) {
+        if (v->type != YAML_SEQUENCE_NODE) return node_fail(x, v, "models[].fallback: expected a list such as [cpu], found %s", node_kind(v));
+        m->fallback_cpu = false;
+        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+            yaml_node_t *e = yaml_document_get_node(x->doc, *it);
+            if (!e || e->type != YAML_SCALAR_NODE || strcmp(scalar(e), "cpu"))
+                return node_fail(x, e ? e : v, "models[].fallback: only 'cpu' is supported (falling back to another "
+                                               "model id is not implemented), found '%s'",
+                                 e && e->type == YAML_SCALAR_NODE ? scalar(e) : "a non-scalar");
+            m->fallback_cpu = true;
+        }
     } else {
         return node_fail(x, k, "models[]: unknown key '%s' (expected id, path, kind, priority, n_ctx, n_seq_max, "
-                               "chat_template)", key);
+                               "chat_template, keep_alive, pin, fallback)", key);
     }
     return VKI_OK;
 }
@@ -264,6 +309,10 @@ static vki_status add_model_node(cfg_ctx *x, srv_config *c, yaml_node_t *n)
             d->n_seq_max = m.n_seq_max;
             d->chat_template = m.chat_template;
             m.chat_template = NULL;
+            d->has_keep_alive = m.has_keep_alive;
+            d->keep_alive_ms = m.keep_alive_ms;
+            d->pin = m.pin;
+            d->fallback_cpu = m.fallback_cpu;
         }
     }
     model_cfg_free(&m);

@@ -23,6 +23,10 @@ typedef struct srv_model_cfg {
     uint32_t   n_ctx;         /* 0 = from the model                          */
     uint32_t   n_seq_max;     /* sequences decoded together; 0 = 4           */
     char      *chat_template; /* family name; NULL = the model's own         */
+    bool       has_keep_alive; /* keep_alive given and not -1 (forever)     */
+    double     keep_alive_ms;  /* idle time before unloading; 0 = at once   */
+    bool       pin;            /* never evicted                              */
+    bool       fallback_cpu;   /* fallback: [cpu]                            */
 } srv_model_cfg;
 
 typedef struct srv_config {
@@ -59,6 +63,10 @@ vki_status srv_config_add_model(srv_config *c, const char *id, const char *path)
  * architecture (bert-family = embedding); checks ids are unique.
  * Writes the problem to err on failure. */
 vki_status srv_config_resolve(srv_config *c, char *err, size_t err_size);
+
+/* Parses a keep_alive: "-1" (forever: *forever true), "0", "30s", "10m",
+ * "1h", "500ms", or a plain number of seconds; false if none of these. */
+bool srv_parse_duration(const char *s, double *ms, bool *forever);
 
 /* Parses "123", "64KiB", "1MiB", "2GiB", "1.5GB" into bytes; false if not a size. */
 bool srv_parse_size(const char *s, uint64_t *out);

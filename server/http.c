@@ -164,7 +164,9 @@ int32_t srv_pick_model(srv_conn *cn, const cJSON *body, sched_kind kind, enum MH
         *ret = srv_send_error(cn, 503, "model_failed", 0, "model '%s' failed to load: %s", info.id, info.error);
         return -1;
     }
-    if (info.state != SCHED_READY) {
+    /* An unloaded model takes requests (they wait while it loads); only a
+     * model whose file is still being opened cannot tokenize them yet. */
+    if (!info.can_queue) {
         *ret = srv_send_error(cn, 503, "model_loading", 1, "model '%s' is %s; retry shortly", info.id,
                               sched_state_name(info.state));
         return -1;

@@ -189,16 +189,17 @@ static bool chat_prompt(srv_conn *cn, const cJSON *body, int32_t model, vki_gene
         }
     }
     if (ok) {
-        const vki_model *md = sched_model_handle(cn->srv->s, model);
-        if (!md) {
+        const vki_model_file *file = sched_model_file(cn->srv->s, model);
+        const vki_tokenizer *tok = sched_model_tokenizer(cn->srv->s, model);
+        if (!file || !tok) {
             *ret = srv_send_error(cn, 503, "model_failed", 0, "the model stopped serving");
             ok = false;
             goto done;
         }
         const char *tmpl = cn->srv->cfg->models[model].chat_template;
-        vki_status s = vki_chat_apply(api_model_file(md), tmpl, m, (size_t)n, true, prompt);
+        vki_status s = vki_chat_apply(file, tmpl, m, (size_t)n, true, prompt);
         /* A model without a template gets ChatML, as llama.cpp's server does. */
-        if (s == VKI_ERR_NOT_FOUND && !tmpl) s = vki_chat_apply(api_model_file(md), "chatml", m, (size_t)n, true, prompt);
+        if (s == VKI_ERR_NOT_FOUND && !tmpl) s = vki_chat_apply(file, "chatml", m, (size_t)n, true, prompt);
         if (s != VKI_OK) {
             *ret = srv_send_error(cn, 400, "chat_template", 0, "%s (set chat_template for this model, or use "
                                   "/v1/completions)", vki_last_error());
@@ -206,7 +207,7 @@ static bool chat_prompt(srv_conn *cn, const cJSON *body, int32_t model, vki_gene
         } else {
             /* The rendered text carries its own special tokens, BOS included when the family writes it. */
             char bos[64];
-            int32_t nb = vki_token_bos(md) >= 0 ? vki_token_to_piece(md, vki_token_bos(md), bos, sizeof bos - 1) : 0;
+            int32_t nb = vki_tokenizer_bos(tok) >= 0 ? vki_tokenizer_piece(tok, vki_tokenizer_bos(tok), bos, sizeof bos - 1, false) : 0;
             bos[nb > 0 ? nb : 0] = '\0';
             gp->parse_special = true;
             gp->add_special = !(nb > 0 && !strncmp(*prompt, bos, (size_t)nb));

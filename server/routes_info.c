@@ -1,6 +1,7 @@
 /*
- * routes_info.c: GET /health (200 once every model is ready, else 503 with
- * each model's state), GET /v1/models, GET /metrics (Prometheus text) and
+ * routes_info.c: GET /health (200 once every model can take requests and
+ * the start-up loads are done, else 503; each model's state: unloaded,
+ * loading, resident-gpu, resident-cpu, failed), GET /v1/models, GET /metrics (Prometheus text) and
  * POST /v1/embeddings (OpenAI shape, dynamically batched by the scheduler).
  */
 #include <stdarg.h>
@@ -18,13 +19,18 @@ enum MHD_Result srv_route_health(srv_conn *cn)
     bool loading = false, failed = false;
     for (int32_t i = 0; i < sched_n_models(s); i++) {
         sched_model_info info;
+        sched_stats st;
         sched_model_get_info(s, i, &info);
-        loading |= info.state == SCHED_LOADING || info.state == SCHED_UNLOADED;
+        sched_model_get_stats(s, i, &st);
+        /* Loads on demand later are normal service; the first ones are start-up. */
+        loading |= (!info.can_queue && info.state != SCHED_FAILED) ||
+                   (info.state == SCHED_LOADING && st.loads == 0 && !info.error[0]);
         failed |= info.state == SCHED_FAILED;
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "id", info.id);
         cJSON_AddStringToObject(m, "state", sched_state_name(info.state));
-        if (info.state == SCHED_FAILED) cJSON_AddStringToObject(m, "error", info.error);
+        if (sched_state_resident(info.state)) cJSON_AddStringToObject(m, "backend", info.backend);
+        if (info.error[0]) cJSON_AddStringToObject(m, "error", info.error);
         cJSON_AddItemToArray(arr, m);
     }
     cJSON_AddStringToObject(o, "status", loading ? "loading" : failed ? "failed" : "ok");
@@ -48,11 +54,18 @@ enum MHD_Result srv_route_models(srv_conn *cn)
         cJSON_AddStringToObject(m, "owned_by", "vkinfer");
         cJSON_AddStringToObject(m, "kind", sched_kind_name(info.kind));
         cJSON_AddStringToObject(m, "state", sched_state_name(info.state));
-        if (info.state == SCHED_READY) {
+        if (sched_state_resident(info.state)) {
             cJSON_AddNumberToObject(m, "n_ctx", info.n_ctx);
             cJSON_AddNumberToObject(m, "n_seq_max", info.n_seq_max);
             cJSON_AddStringToObject(m, "backend", info.backend);
+            cJSON_AddNumberToObject(m, "resident_bytes", (double)info.bytes);
         }
+        cJSON_AddNumberToObject(m, "estimated_bytes", (double)info.est_bytes);
+        cJSON_AddBoolToObject(m, "pin", info.pin);
+        cJSON_AddNumberToObject(m, "keep_alive_s", info.keep_alive_ms < 0 ? -1 : info.keep_alive_ms / 1e3);
+        cJSON *fb = cJSON_AddArrayToObject(m, "fallback");
+        if (info.fallback_cpu) cJSON_AddItemToArray(fb, cJSON_CreateString("cpu"));
+        if (info.error[0]) cJSON_AddStringToObject(m, "error", info.error);
         cJSON_AddItemToArray(arr, m);
     }
     return srv_send_json(cn, 200, o);
@@ -195,8 +208,20 @@ enum MHD_Result srv_route_metrics(srv_conn *cn)
         "# TYPE vkinfer_time_to_first_token_seconds histogram\n"
         "# HELP vkinfer_token_latency_seconds Decode step time, per generated token.\n"
         "# TYPE vkinfer_token_latency_seconds histogram\n"
-        "# TYPE vkinfer_request_duration_seconds histogram\n";
+        "# TYPE vkinfer_request_duration_seconds histogram\n"
+        "# HELP vkinfer_model_loads_total Loads that succeeded (GPU or CPU); evictions unload for another model, "
+        "idle unloads follow keep_alive, fallbacks loaded on the CPU as the GPU was full, refused loads had neither room nor fallback.\n"
+        "# TYPE vkinfer_model_loads_total counter\n# TYPE vkinfer_model_evictions_total counter\n"
+        "# TYPE vkinfer_model_idle_unloads_total counter\n# TYPE vkinfer_model_fallbacks_total counter\n"
+        "# TYPE vkinfer_model_refused_loads_total counter\n"
+        "# HELP vkinfer_model_resident_bytes Memory the model holds on its backend (0 when unloaded).\n"
+        "# TYPE vkinfer_model_resident_bytes gauge\n"
+        "# TYPE vkinfer_device_budget_bytes gauge\n# TYPE vkinfer_device_used_bytes gauge\n";
     mprintf(&b, "%s", heads);
+    sched_resid_info ri;
+    sched_get_resid_info(srv->s, &ri);
+    mprintf(&b, "vkinfer_device_budget_bytes %llu\nvkinfer_device_used_bytes %llu\n", (unsigned long long)ri.budget,
+            (unsigned long long)ri.used);
     for (int32_t i = 0; i < sched_n_models(srv->s); i++) {
         sched_model_info info;
         sched_stats st;
@@ -225,6 +250,16 @@ enum MHD_Result srv_route_metrics(srv_conn *cn)
                 id, (unsigned long long)st.rejected_full, id, (unsigned long long)st.prompt_tokens, id,
                 (unsigned long long)st.generated_tokens, id, (unsigned long long)st.steps, id,
                 (unsigned long long)st.step_seqs, id, st.service_ema_ms / 1e3);
+        mprintf(&b,
+                "vkinfer_model_loads_total{model=\"%s\"} %llu\n"
+                "vkinfer_model_evictions_total{model=\"%s\"} %llu\n"
+                "vkinfer_model_idle_unloads_total{model=\"%s\"} %llu\n"
+                "vkinfer_model_fallbacks_total{model=\"%s\"} %llu\n"
+                "vkinfer_model_refused_loads_total{model=\"%s\"} %llu\n"
+                "vkinfer_model_resident_bytes{model=\"%s\"} %llu\n",
+                id, (unsigned long long)st.loads, id, (unsigned long long)st.evictions, id,
+                (unsigned long long)st.idle_unloads, id, (unsigned long long)st.fallbacks, id,
+                (unsigned long long)st.refused_loads, id, (unsigned long long)info.bytes);
         histo(&b, "vkinfer_time_to_first_token_seconds", id, &st.ttft);
         histo(&b, "vkinfer_token_latency_seconds", id, &st.token_latency);
         histo(&b, "vkinfer_request_duration_seconds", id, &st.request);

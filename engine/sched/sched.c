@@ -1,8 +1,9 @@
 /*
- * sched.c: the scheduler object: models by id, the thread that loads each
- * one and then runs its worker, model states, shutdown, and the counters.
- * Requests and queues are in sched_request.c, the workers in sched_gen.c
- * and sched_embed.c.
+ * sched.c: the scheduler object: models by id, the thread of each model
+ * (open the header, then load / serve / unload as demand, budget and
+ * keep_alive say), model states, shutdown, and the counters. Requests and
+ * queues are in sched_request.c, the workers in sched_gen.c and
+ * sched_embed.c, budget and eviction in sched_resid.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -12,18 +13,21 @@
 
 #include "engine/api_internal.h"
 #include "engine/sched/sched_internal.h"
+#include "engine/tokenizer/tokenizer.h"
 #include "error.h"
+#include "loader/model_file.h"
 #include "util.h"
 
 const double sched_bucket_s[SCHED_N_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                 0.1,    0.25,  0.5,    1.0,   2.5,  5.0,  10.0};
 
 static const char *const prio_names[SCHED_N_PRIO] = {"interactive", "normal", "batch"};
-static const char *const state_names[] = {"unloaded", "loading", "ready", "failed"};
+static const char *const state_names[] = {"unloaded", "loading", "resident-gpu", "resident-cpu", "failed"};
 static const char *const kind_names[] = {"chat", "embedding"};
 
 const char *sched_prio_name(sched_prio p) { return (unsigned)p < SCHED_N_PRIO ? prio_names[p] : "?"; }
 const char *sched_state_name(sched_state s) { return (unsigned)s < VKI_COUNT(state_names) ? state_names[s] : "?"; }
+bool sched_state_resident(sched_state s) { return s == SCHED_RESIDENT_GPU || s == SCHED_RESIDENT_CPU; }
 const char *sched_kind_name(sched_kind k) { return (unsigned)k < VKI_COUNT(kind_names) ? kind_names[k] : "?"; }
 
 bool sched_prio_parse(const char *name, sched_prio *out)
@@ -86,10 +90,11 @@ vki_status sched_create(const sched_params *p, scheduler **out)
     if (!out) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "sched_create: out is NULL");
     *out = NULL;
     sched_params sp = p ? *p : sched_default_params();
-    if (sp.max_queue < 0 || sp.embed_wait_ms < 0 || sp.embed_token_budget < 0)
+    if (sp.max_queue < 0 || sp.embed_wait_ms < 0 || sp.embed_token_budget < 0 || sp.vram_fraction < 0 ||
+        sp.vram_fraction > 1)
         return vki_fail(VKI_ERR_INVALID_ARGUMENT, "sched_create: max_queue, embed_wait_ms and embed_token_budget "
-                                                  "must be >= 0 (got %d, %g, %d)",
-                        sp.max_queue, sp.embed_wait_ms, sp.embed_token_budget);
+                                                  "must be >= 0 and vram_fraction in [0, 1] (got %d, %g, %d, %g)",
+                        sp.max_queue, sp.embed_wait_ms, sp.embed_token_budget, sp.vram_fraction);
     if (!sp.max_queue) sp.max_queue = 64;
     if (sp.embed_wait_ms == 0) sp.embed_wait_ms = 5;
     scheduler *s = calloc(1, sizeof *s);
@@ -105,65 +110,167 @@ vki_status sched_create(const sched_params *p, scheduler **out)
     return VKI_OK;
 }
 
-/* ===== Loading =========================================================== */
+/* ===== The model thread ================================================== */
 
-/* A load in progress stops when the scheduler shuts down. */
-static bool on_progress(float progress, void *user)
+/* Copies msg into m->error, cut to fit (a refusal lists every resident model). */
+static void set_error(sched_model *m, const char *msg)
 {
-    (void)progress;
-    const sched_model *m = user;
-    return !atomic_load(&m->stop);
+    size_t n = msg ? strlen(msg) : 0;
+    if (n >= sizeof m->error) n = sizeof m->error - 1;
+    if (n) memcpy(m->error, msg, n);
+    m->error[n] = '\0';
 }
 
-static void set_failed(sched_model *m, const char *msg)
+static void set_state(sched_model *m, sched_state st, const char *msg)
 {
     pthread_mutex_lock(&m->mu);
-    m->state = SCHED_FAILED;
-    snprintf(m->error, sizeof m->error, "%s", msg);
+    m->state = st;
+    set_error(m, msg);
     pthread_cond_broadcast(&m->state_cv);
     pthread_mutex_unlock(&m->mu);
+}
+
+/* Opens the header and tokenizer, which stay for the model's life; after
+ * this requests can queue. */
+static vki_status open_front(sched_model *m, char *msg, size_t size)
+{
+    vki_status st = vki_file_open(m->path, &m->file);
+    if (st == VKI_OK && (st = vki_tokenizer_create(m->file, &m->tok)) != VKI_OK) vki_fail_prefix(st, "%s", m->path);
+    if (st != VKI_OK) {
+        snprintf(msg, size, "%s: %s", vki_status_str(st), vki_last_error());
+        return st;
+    }
+    bool emb = !strcmp(vki_file_arch(m->file), "bert");
+    if (emb != (m->kind == SCHED_KIND_EMBEDDING)) {
+        snprintf(msg, size, "%s is a%s model (%s), but the model is configured as kind %s", m->path,
+                 emb ? "n embedding" : " generation", vki_file_arch(m->file), sched_kind_name(m->kind));
+        return VKI_ERR_INVALID_ARGUMENT;
+    }
+    sched_resid_estimate(m);
+    pthread_mutex_lock(&m->mu);
+    m->can_queue = true;
+    pthread_mutex_unlock(&m->mu);
+    return VKI_OK;
+}
+
+static int32_t n_queued(const sched_model *m) { return m->n_queued[0] + m->n_queued[1] + m->n_queued[2]; }
+
+/* Ends every queued request with st (a refused load: the requests asked for it). */
+static void fail_queued(sched_model *m, vki_status st, const char *msg)
+{
+    pthread_mutex_lock(&m->mu);
+    sched_request *r;
+    while ((r = sched_pop(m))) sched_finish(m, r, st, msg);
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* Unloads after the worker returned (evicted, or keep_alive passed). */
+static void unload(sched_model *m)
+{
+    pthread_mutex_lock(&m->mu);
+    bool evicted = m->evict;
+    vki_model *md = m->md;
+    m->md = NULL;
+    m->evict = false;
+    pthread_mutex_unlock(&m->mu);
+    vki_model_destroy(md);
+    sched_resid_release(m);
+    pthread_mutex_lock(&m->st_mu);
+    if (evicted) m->st.evictions++;
+    else m->st.idle_unloads++;
+    pthread_mutex_unlock(&m->st_mu);
+    set_state(m, SCHED_UNLOADED, NULL);
 }
 
 static void *model_thread(void *arg)
 {
     sched_model *m = arg;
-    vki_model_params mp = m->mp;
-    mp.progress = on_progress;
-    mp.progress_user = m;
-    double t0 = vki_time_ms();
-    vki_model *md = NULL;
-    vki_status s = vki_model_load(m->s->eng, m->path, &mp, &md);
-    if (s != VKI_OK) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s: %s", vki_status_str(s), vki_last_error());
-        set_failed(m, msg);
+    char msg[2048];
+    vki_status st = open_front(m, msg, sizeof msg);
+    if (st != VKI_OK) {
+        set_state(m, SCHED_FAILED, msg);
         return NULL;
     }
-    bool emb = vki_model_is_embedding(md);
-    if (emb != (m->kind == SCHED_KIND_EMBEDDING)) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s is a%s model (%s), but the model is configured as kind %s", m->path,
-                 emb ? "n embedding" : " generation", vki_model_arch(md), sched_kind_name(m->kind));
-        vki_model_destroy(md);
-        set_failed(m, msg);
-        return NULL;
+    /* At start: load what fits without evicting, unless keep_alive 0 says
+     * it would be unloaded at once. */
+    bool at_start = !m->on_demand && !(m->has_keep_alive && m->keep_alive_ms <= 0);
+    set_state(m, at_start ? SCHED_LOADING : SCHED_UNLOADED, NULL);
+    for (;;) {
+        pthread_mutex_lock(&m->mu);
+        while (!atomic_load(&m->stop) && !at_start && !n_queued(m)) pthread_cond_wait(&m->cv, &m->mu);
+        bool stop = atomic_load(&m->stop);
+        if (!stop) {
+            m->state = SCHED_LOADING;
+            pthread_cond_broadcast(&m->state_cv);
+        }
+        pthread_mutex_unlock(&m->mu);
+        if (stop) break;
+        double t0 = vki_time_ms();
+        vki_model *md = NULL;
+        bool on_gpu = false;
+        st = sched_resid_load(m, !at_start, &md, &on_gpu);
+        snprintf(msg, sizeof msg, "%s", st == VKI_OK ? "" : vki_last_error());
+        if (st != VKI_OK && at_start && st == VKI_ERR_OUT_OF_DEVICE_MEMORY) {
+            at_start = false; /* the first request loads it, evicting if it must */
+            set_state(m, SCHED_UNLOADED, msg);
+            continue;
+        }
+        at_start = false;
+        if (st == VKI_ERR_CANCELLED && atomic_load(&m->stop)) break;
+        if (st == VKI_ERR_OUT_OF_DEVICE_MEMORY) {
+            /* No room now: these requests fail, a later one tries again. */
+            fail_queued(m, st, msg);
+            set_state(m, SCHED_UNLOADED, msg);
+            continue;
+        }
+        if (st != VKI_OK) {
+            char full[2048 + 32];
+            snprintf(full, sizeof full, "%s: %s", vki_status_str(st), msg);
+            set_state(m, SCHED_FAILED, full);
+            fail_queued(m, st, full);
+            break;
+        }
+        pthread_mutex_lock(&m->mu);
+        m->md = md;
+        m->n_slots = m->kind == SCHED_KIND_EMBEDDING ? 1 : mdl_n_seq_max(api_model_mdl(md));
+        m->load_ms = vki_time_ms() - t0;
+        m->t_used = vki_time_ms();
+        m->evict = false;
+        m->state = on_gpu ? SCHED_RESIDENT_GPU : SCHED_RESIDENT_CPU;
+        m->error[0] = '\0';
+        pthread_cond_broadcast(&m->state_cv);
+        pthread_mutex_unlock(&m->mu);
+        if (m->kind == SCHED_KIND_EMBEDDING) sched_embed_worker(m);
+        else sched_gen_worker(m);
+        if (atomic_load(&m->stop)) break;
+        pthread_mutex_lock(&m->mu);
+        bool failed = m->state == SCHED_FAILED; /* the worker could not start */
+        pthread_mutex_unlock(&m->mu);
+        if (failed) break;
+        unload(m);
     }
-    pthread_mutex_lock(&m->mu);
-    m->md = md;
-    m->n_slots = emb ? 1 : mdl_n_seq_max(api_model_mdl(md));
-    m->load_ms = vki_time_ms() - t0;
-    m->state = SCHED_READY;
-    pthread_cond_broadcast(&m->state_cv);
-    pthread_mutex_unlock(&m->mu);
-    if (emb) sched_embed_worker(m);
-    else sched_gen_worker(m);
     return NULL;
+}
+
+bool sched_idle_wait(sched_model *m)
+{
+    if (m->evict) return true;
+    if (!m->has_keep_alive) {
+        pthread_cond_wait(&m->cv, &m->mu);
+        return false;
+    }
+    double until = m->t_used + m->keep_alive_ms;
+    if (vki_time_ms() >= until) return true;
+    sched_cond_wait_until(&m->cv, &m->mu, until);
+    return false;
 }
 
 static void model_free(sched_model *m)
 {
     if (!m) return;
     vki_model_destroy(m->md);
+    vki_tokenizer_destroy(m->tok);
+    vki_file_close(m->file);
     pthread_mutex_destroy(&m->mu);
     pthread_mutex_destroy(&m->st_mu);
     pthread_cond_destroy(&m->cv);
@@ -190,6 +297,12 @@ vki_status sched_add_model(scheduler *s, const sched_model_params *p)
     m->path = strdup(p->path);
     m->kind = p->kind;
     m->mp = p->mp;
+    m->has_keep_alive = p->has_keep_alive;
+    m->keep_alive_ms = p->keep_alive_ms < 0 ? 0 : p->keep_alive_ms;
+    m->pin = p->pin;
+    m->fallback_cpu = p->fallback_cpu;
+    m->on_demand = p->on_demand;
+    m->t_used = m->t_freq = vki_time_ms();
     m->state = SCHED_LOADING;
     m->n_slots = 1;
     atomic_init(&m->stop, false);
@@ -239,6 +352,8 @@ void sched_destroy(scheduler *s)
     for (int32_t i = 0; i < s->n_models; i++) model_free(s->models[i]);
     free(s->models);
     vki_engine_destroy(s->eng);
+    pthread_mutex_destroy(&s->res_mu);
+    pthread_cond_destroy(&s->res_cv);
     free(s);
 }
 
@@ -263,9 +378,16 @@ void sched_model_get_info(const scheduler *s, int32_t i, sched_model_info *out)
     out->path = m->path;
     out->kind = m->kind;
     out->state = m->state;
-    snprintf(out->error, sizeof out->error, "%s", m->error);
+    memcpy(out->error, m->error, sizeof out->error);
+    out->can_queue = m->can_queue;
+    out->pin = m->pin;
+    out->fallback_cpu = m->fallback_cpu;
+    out->keep_alive_ms = m->has_keep_alive ? m->keep_alive_ms : -1;
     out->load_ms = m->load_ms;
+    out->idle_ms = vki_time_ms() - m->t_used;
+    out->est_bytes = m->est_bytes;
     if (m->md) {
+        out->bytes = vki_model_memory_bytes(m->md);
         out->n_ctx = vki_model_n_ctx(m->md);
         out->n_seq_max = mdl_n_seq_max(api_model_mdl(m->md));
         snprintf(out->backend, sizeof out->backend, "%s", vki_model_backend_name(m->md));
@@ -284,20 +406,55 @@ bool sched_wait_loaded(scheduler *s, int timeout_ms)
             if (timeout_ms < 0) pthread_cond_wait(&m->state_cv, &m->mu);
             else sched_cond_wait_until(&m->state_cv, &m->mu, until);
         }
-        all &= m->state == SCHED_READY;
+        all &= sched_state_resident(m->state);
         pthread_mutex_unlock(&m->mu);
     }
     return all;
 }
 
-const vki_model *sched_model_handle(const scheduler *s, int32_t i)
+bool sched_wait_state(scheduler *s, int32_t i, sched_state want, int timeout_ms)
+{
+    if (!s || i < 0 || i >= s->n_models) return false;
+    sched_model *m = s->models[i];
+    double until = vki_time_ms() + timeout_ms;
+    pthread_mutex_lock(&m->mu);
+    while (m->state != want && (timeout_ms < 0 || vki_time_ms() < until)) {
+        if (timeout_ms < 0) pthread_cond_wait(&m->state_cv, &m->mu);
+        else sched_cond_wait_until(&m->state_cv, &m->mu, until);
+    }
+    bool ok = m->state == want;
+    pthread_mutex_unlock(&m->mu);
+    return ok;
+}
+
+const vki_model_file *sched_model_file(const scheduler *s, int32_t i)
 {
     if (!s || i < 0 || i >= s->n_models) return NULL;
     sched_model *m = s->models[i];
     pthread_mutex_lock(&m->mu);
-    const vki_model *md = m->state == SCHED_READY ? m->md : NULL;
+    const vki_model_file *f = m->can_queue ? m->file : NULL;
     pthread_mutex_unlock(&m->mu);
-    return md;
+    return f;
+}
+
+const vki_tokenizer *sched_model_tokenizer(const scheduler *s, int32_t i)
+{
+    if (!s || i < 0 || i >= s->n_models) return NULL;
+    sched_model *m = s->models[i];
+    pthread_mutex_lock(&m->mu);
+    const vki_tokenizer *t = m->can_queue ? m->tok : NULL;
+    pthread_mutex_unlock(&m->mu);
+    return t;
+}
+
+void sched_get_resid_info(scheduler *s, sched_resid_info *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!s) return;
+    pthread_mutex_lock(&s->res_mu);
+    out->budget = s->budget;
+    for (int32_t i = 0; i < s->n_models; i++) out->used += s->models[i]->gpu_bytes;
+    pthread_mutex_unlock(&s->res_mu);
 }
 
 void sched_model_get_stats(scheduler *s, int32_t i, sched_stats *out)

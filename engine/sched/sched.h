@@ -2,6 +2,10 @@
  * sched.h: the scheduler. It owns the loaded models (by id), loads them on
  * background threads (unloaded -> loading -> ready | failed), and serves each
  * from its own worker thread with a bounded three-class priority queue.
+ * A model is loaded when it is first asked for (or at start when it fits),
+ * on the GPU while the device budget allows, evicting idle models by a
+ * score (sched_resid.c), else on the CPU when it may fall back; keep_alive
+ * unloads idle models.
  * Generation is continuously batched: up to n_seq_max sequences decode
  * together in one llama_decode, a new request joins at the next step and a
  * finished one leaves. Embeddings are batched dynamically: a few ms or a
@@ -19,6 +23,8 @@
 
 #include "vkinfer.h"
 
+typedef struct vki_model_file vki_model_file; /* loader/model_file.h       */
+typedef struct vki_tokenizer  vki_tokenizer;  /* engine/tokenizer/tokenizer.h */
 typedef struct scheduler     scheduler;
 typedef struct sched_request sched_request;
 
@@ -30,16 +36,20 @@ typedef enum sched_prio {
 } sched_prio;
 
 typedef enum sched_state {
-    SCHED_UNLOADED = 0,
-    SCHED_LOADING  = 1,
-    SCHED_READY    = 2,
-    SCHED_FAILED   = 3,
+    SCHED_UNLOADED     = 0, /* not in memory; a request loads it            */
+    SCHED_LOADING      = 1,
+    SCHED_RESIDENT_GPU = 2, /* serving from the Vulkan backend              */
+    SCHED_RESIDENT_CPU = 3, /* serving from the CPU backend (asked, or fallback) */
+    SCHED_FAILED       = 4, /* the file cannot be served; see the error     */
 } sched_state;
+
+/* True for the two resident states. */
+bool sched_state_resident(sched_state s);
 
 typedef enum sched_kind { SCHED_KIND_CHAT = 0, SCHED_KIND_EMBEDDING = 1 } sched_kind;
 
 const char *sched_prio_name(sched_prio p);   /* "interactive", "normal", "batch" */
-const char *sched_state_name(sched_state s); /* "unloaded", "loading", ...       */
+const char *sched_state_name(sched_state s); /* "unloaded", "resident-gpu", ...  */
 const char *sched_kind_name(sched_kind k);   /* "chat", "embedding"              */
 /* Parse the names above; false when the text is none of them. */
 bool sched_prio_parse(const char *name, sched_prio *out);
@@ -50,6 +60,9 @@ typedef struct sched_params {
     int32_t max_queue;          /* queued (not yet running) requests per model; 0 = 64      */
     double  embed_wait_ms;      /* how long a lone embedding request waits for company; 0 = 5 */
     int32_t embed_token_budget; /* tokens per embedding batch; 0 = the model's n_batch       */
+    double  vram_fraction;      /* share of the device's budget models may use; 0 = all. The
+                                   budget is the device's (VK_EXT_memory_budget or heap size),
+                                   times this, lowered to engine.vram_budget when that is set */
 } sched_params;
 
 sched_params sched_default_params(void);
@@ -59,6 +72,12 @@ typedef struct sched_model_params {
     const char      *path;     /* copied                                                */
     sched_kind       kind;     /* the load fails when the file is the other kind         */
     vki_model_params mp;       /* backend, n_ctx, n_seq_max (progress is the scheduler's) */
+    bool             has_keep_alive; /* else the model stays loaded once loaded            */
+    double           keep_alive_ms;  /* idle time before it is unloaded; 0 = as soon as idle */
+    bool             pin;            /* never evicted for another model                    */
+    bool             fallback_cpu;   /* load on the CPU when the GPU budget cannot hold it */
+    bool             on_demand;      /* not loaded at start: the first request loads it
+                                        (implied by a keep_alive of 0)                   */
 } sched_model_params;
 
 /* Creates a scheduler with no models. INVALID_ARGUMENT, OUT_OF_MEMORY. */
@@ -71,7 +90,10 @@ void       sched_destroy(scheduler *s);
  * wake its waiting connections before it stops them. Idempotent. */
 void       sched_shutdown(scheduler *s);
 
-/* Adds a model and starts loading it on its own thread; returns at once.
+/* Adds a model and starts its thread, which reads the file's header and
+ * tokenizer (then requests can queue) and loads the model at once when it
+ * fits the budget without evicting anything (unless on_demand or a
+ * keep_alive of 0); otherwise the first request loads it. Returns at once.
  * Not thread-safe against other calls: add every model before serving.
  * INVALID_ARGUMENT (duplicate or empty id), OUT_OF_MEMORY. */
 vki_status sched_add_model(scheduler *s, const sched_model_params *mp);
@@ -84,28 +106,47 @@ typedef struct sched_model_info {
     const char *id, *path;  /* valid until sched_destroy                         */
     sched_kind  kind;
     sched_state state;
-    char        error[512]; /* why it failed (state FAILED)                      */
-    double      load_ms;    /* how long the load took (READY)                    */
-    int32_t     n_ctx, n_seq_max; /* READY                                       */
-    char        backend[128];     /* READY                                       */
+    char        error[1024]; /* why it failed (FAILED), or why the last load did not
+                               happen (UNLOADED after a refused load); else ""   */
+    bool        can_queue;  /* requests are accepted (header and tokenizer read) */
+    bool        pin, fallback_cpu;
+    double      keep_alive_ms; /* -1 = forever                                   */
+    double      load_ms;    /* how long the last load took                       */
+    double      idle_ms;    /* since the last request started or ended           */
+    uint64_t    est_bytes;  /* estimated device bytes (sched_resid.c)            */
+    uint64_t    bytes;      /* resident: what it holds on its backend; else 0    */
+    int32_t     n_ctx, n_seq_max; /* resident                                    */
+    char        backend[128];     /* resident                                    */
 } sched_model_info;
 
 void sched_model_get_info(const scheduler *s, int32_t i, sched_model_info *out);
 /* Waits up to timeout_ms (-1: forever) until no model is loading; true when
- * every model is READY. */
+ * every model is resident. */
 bool sched_wait_loaded(scheduler *s, int timeout_ms);
-/* The loaded model, NULL unless READY. Valid until sched_destroy; the caller
- * may use the const calls (tokenize, token pieces) from any thread. */
-const vki_model *sched_model_handle(const scheduler *s, int32_t i);
+/* Waits up to timeout_ms (-1: forever) until model i is in state `want`. */
+bool sched_wait_state(scheduler *s, int32_t i, sched_state want, int timeout_ms);
+/* The model's file (metadata, chat template) and tokenizer, which stay open
+ * while the weights come and go: NULL until info.can_queue. Valid until
+ * sched_destroy; the const calls may be used from any thread. */
+const vki_model_file *sched_model_file(const scheduler *s, int32_t i);
+const vki_tokenizer  *sched_model_tokenizer(const scheduler *s, int32_t i);
+
+/* The device budget and what is held against it. */
+typedef struct sched_resid_info {
+    uint64_t budget;   /* bytes; 0 when there is no Vulkan device          */
+    uint64_t used;     /* bytes held or reserved by GPU-resident models    */
+} sched_resid_info;
+void sched_get_resid_info(scheduler *s, sched_resid_info *out);
 
 /* ===== Requests ========================================================== */
 
-/* Submits a generation. The prompt is tokenized here (gp->add_special,
+/* Submits a generation to a model that can queue (any state but FAILED once
+ * its header is read; an unloaded model starts loading). The prompt is tokenized here (gp->add_special,
  * gp->parse_special), so a prompt that does not fit the context fails now.
  * deadline_ms: on the vki_time_ms clock, 0 = none. On success *out holds a
  * request the caller must sched_request_release. On VKI_ERR_QUEUE_FULL
  * *eta_s says when to retry (from measured service times).
- * NOT_FOUND (index), UNSUPPORTED (not READY, or an embedding model),
+ * NOT_FOUND (index), UNSUPPORTED (failed or still opening, or an embedding model),
  * INVALID_ARGUMENT, QUEUE_FULL, CANCELLED (shutting down), OUT_OF_MEMORY. */
 vki_status sched_submit_generate(scheduler *s, int32_t model, const char *prompt, const vki_generate_params *gp,
                                  sched_prio prio, double deadline_ms, sched_request **out, double *eta_s);
@@ -166,6 +207,11 @@ typedef struct sched_stats {
     sched_histo token_latency;     /* per generated token: its decode step      */
     sched_histo request;           /* submit -> done, successful requests       */
     double      service_ema_ms;    /* start -> done, moving average             */
+    uint64_t    loads;             /* loads that succeeded (GPU or CPU)         */
+    uint64_t    evictions;         /* unloaded to make room for another model   */
+    uint64_t    idle_unloads;      /* unloaded by keep_alive                    */
+    uint64_t    fallbacks;         /* loaded on the CPU because the GPU was full */
+    uint64_t    refused_loads;     /* loads refused: no room and no fallback    */
 } sched_stats;
 
 void sched_model_get_stats(scheduler *s, int32_t i, sched_stats *out);

@@ -125,7 +125,8 @@ void sched_embed_worker(sched_model *m)
         if (atomic_load(&m->stop)) break;
         double first = oldest_submit(m);
         if (first == 0) {
-            pthread_cond_wait(&m->cv, &m->mu);
+            /* Nothing queued or running: wait, or give the memory back. */
+            if (sched_idle_wait(m)) break;
             continue;
         }
         double until = first + m->s->p.embed_wait_ms;
@@ -143,6 +144,7 @@ void sched_embed_worker(sched_model *m)
         run_batch(m, batch, n);
         pthread_mutex_lock(&m->mu);
         m->n_active = 0;
+        m->t_used = vki_time_ms();
     }
     pthread_mutex_unlock(&m->mu);
     free(batch);

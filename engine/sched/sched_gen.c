@@ -31,6 +31,7 @@ static void slot_end(sched_model *m, mdl_model *mm, gen_slot *sl, int32_t i, vki
     sl->r = NULL;
     pthread_mutex_lock(&m->mu);
     m->n_active--;
+    m->t_used = vki_time_ms();
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -57,6 +58,7 @@ void sched_gen_worker(sched_model *m)
         pthread_mutex_unlock(&m->mu);
         goto out;
     }
+    bool unload = false;
     for (;;) {
         pthread_mutex_lock(&m->mu);
         for (;;) {
@@ -72,11 +74,12 @@ void sched_gen_worker(sched_model *m)
                 m->n_active++;
             }
             if (m->n_active > 0) break;
-            pthread_cond_wait(&m->cv, &m->mu);
+            /* Nothing queued or running: wait, or give the memory back. */
+            if ((unload = sched_idle_wait(m))) break;
         }
         bool stop = atomic_load(&m->stop);
         pthread_mutex_unlock(&m->mu);
-        if (stop) break;
+        if (stop || unload) break;
 
         /* Who takes part in this step. */
         double now = vki_time_ms();

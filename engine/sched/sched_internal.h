@@ -2,8 +2,10 @@
  * sched_internal.h: the structures shared by sched.c (models, queues,
  * requests, counters) and the two workers, sched_gen.c (continuous
  * batching) and sched_embed.c (dynamic batching).
- * Locks: a model's `mu` guards its queue and state and may be held while
- * taking `st_mu` (counters) or a request's `mu`; never the other way round.
+ * Locks: the scheduler's `res_mu` (device accounting) may be held while
+ * taking a model's `mu`; a model's `mu` guards its queue and state and may
+ * be held while taking `st_mu` (counters) or a request's `mu`; never the
+ * other way round.
  */
 #ifndef VKI_SCHED_INTERNAL_H
 #define VKI_SCHED_INTERNAL_H
@@ -44,15 +46,27 @@ struct sched_model {
     char             *id, *path;
     sched_kind        kind;
     vki_model_params  mp;
-    pthread_t         thread;   /* loads, then runs the worker             */
+    bool              has_keep_alive, pin, fallback_cpu, on_demand;
+    double            keep_alive_ms;
+    vki_model_file   *file;     /* header + tokenizer, open from the first  */
+    vki_tokenizer    *tok;      /* moment to sched_destroy (can_queue)       */
+    bool              can_queue;
+    int32_t           n_ctx, n_batch, n_embd, n_vocab; /* as mdl_load will set them */
+    uint64_t          est_bytes; /* device bytes estimate (sched_resid.c)     */
+    pthread_t         thread;   /* loads, runs the worker, unloads; repeats  */
     bool              thread_started;
     pthread_mutex_t   mu;
     pthread_cond_t    cv;       /* queue changed, or stop                  */
     pthread_cond_t    state_cv; /* state changed                           */
     sched_state       state;
-    char              error[512];
+    char              error[1024];
     double            load_ms;
-    vki_model        *md;       /* READY: owned                            */
+    vki_model        *md;       /* resident: owned                          */
+    bool              evict;    /* another model asked for the room (mu)    */
+    double            t_used;   /* last admission or end (mu)               */
+    double            freq;     /* admissions, decayed (sched_resid.c) (mu) */
+    double            t_freq;   /* when freq was last decayed (mu)          */
+    uint64_t          gpu_bytes; /* held or reserved on the device (res_mu)  */
     sched_request    *head[SCHED_N_PRIO], *tail[SCHED_N_PRIO];
     int32_t           n_queued[SCHED_N_PRIO];
     int64_t           queued_tokens; /* embeddings: tokens waiting           */
@@ -70,6 +84,10 @@ struct scheduler {
     int32_t          n_models;
     atomic_uint_fast64_t order;  /* admission counter                       */
     bool             shut;
+    bool             has_gpu;    /* AUTO models go to Vulkan (as api.c decides) */
+    uint64_t         budget;     /* device bytes models may hold; 0 = no device */
+    pthread_mutex_t  res_mu;     /* gpu_bytes of every model                    */
+    pthread_cond_t   res_cv;     /* a model unloaded or refused to             */
 };
 
 /* ----- sched.c, for the workers ----- */
@@ -97,8 +115,47 @@ void            sched_cond_init(pthread_cond_t *cv);
 /* Waits on cv until the vki_time_ms time abs_ms (or a signal). */
 void            sched_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, double abs_ms);
 
-/* The worker loops; return when m->stop is set, with nothing left. */
+/* Called by an idle worker (model mu held, nothing queued or running):
+ * waits for work and returns true when the model should unload now
+ * (evicted, or keep_alive passed). */
+bool           sched_idle_wait(sched_model *m);
+
+/* The worker loops; return when m->stop is set or the model is to be
+ * unloaded (sched_idle_wait), with nothing running. */
 void sched_gen_worker(sched_model *m);
 void sched_embed_worker(sched_model *m);
+
+/* ----- sched_resid.c ----- */
+
+/* Reads what the file says about shapes and fills m->n_ctx, n_batch,
+ * n_embd, n_vocab and est_bytes. */
+void       sched_resid_estimate(sched_model *m);
+/* Where the budget comes from: the device list (as api.c chooses). */
+void       sched_resid_init(scheduler *s);
+/* Loads m's model (on m's thread, no lock held). GPU models reserve their
+ * estimate against the budget first; when it does not fit and may_evict,
+ * idle unpinned models are asked to unload, lowest score first; when it
+ * still does not fit, a model with fallback_cpu loads on the CPU. Without
+ * may_evict a load that does not fit returns VKI_ERR_OUT_OF_DEVICE_MEMORY
+ * at once. On success *on_gpu says where it went. */
+vki_status sched_resid_load(sched_model *m, bool may_evict, vki_model **out, bool *on_gpu);
+/* Gives back m's device bytes after its model was destroyed. */
+void       sched_resid_release(sched_model *m);
+/* One resident model as the eviction score sees it. */
+typedef struct sched_resid_cand {
+    bool     evictable;   /* GPU-resident, not pinned, nothing queued or running */
+    double   idle_s;      /* since its last request started or ended             */
+    double   freq;        /* admissions, halving every 10 minutes                */
+    double   reload_ms;   /* its last load time                                  */
+    uint64_t bytes;       /* device bytes it holds                               */
+} sched_resid_cand;
+/* The value of keeping c resident (the formula is at its definition). */
+double     sched_resid_score(const sched_resid_cand *c);
+/* Chooses evictable candidates, lowest score first, until their bytes reach
+ * need: writes their indices to order[] and returns how many (0 when need
+ * is 0), or -1 when all evictable ones together are not enough. */
+int32_t    sched_resid_pick(const sched_resid_cand *c, int32_t n, uint64_t need, int32_t *order);
+/* Counts an admission in m's decayed frequency (model mu held). */
+void       sched_resid_touch(sched_model *m, double now);
 
 #endif

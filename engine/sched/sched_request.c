@@ -13,6 +13,7 @@
 #include "engine/api_internal.h"
 #include "engine/models/sampler.h"
 #include "engine/sched/sched_internal.h"
+#include "engine/tokenizer/tokenizer.h"
 #include "error.h"
 #include "util.h"
 
@@ -60,22 +61,16 @@ static sched_request *request_new(sched_prio prio, double deadline_ms)
     return r;
 }
 
-/* Tokenizes text with the model's tokenizer into a malloc'd array. */
-static vki_status tokenize(const vki_model *md, const char *text, bool add_special, bool parse_special,
+/* Tokenizes text with the model's tokenizer (open while the weights come
+ * and go) into a malloc'd array. */
+static vki_status tokenize(const sched_model *m, const char *text, bool add_special, bool parse_special,
                            int32_t **ids, int32_t *n)
 {
-    size_t len = strlen(text);
-    int32_t k = vki_tokenize(md, text, len, NULL, 0, add_special, parse_special);
-    if (k == INT32_MIN) return VKI_ERR_INVALID_ARGUMENT;
-    k = k < 0 ? -k : k;
-    *ids = malloc(sizeof **ids * (size_t)(k ? k : 1));
-    if (!*ids) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "tokenize: out of memory");
-    if (k && vki_tokenize(md, text, len, *ids, k, add_special, parse_special) != k) {
-        free(*ids);
-        *ids = NULL;
-        return vki_fail(VKI_ERR_INTERNAL, "tokenize: the token count changed between two calls");
+    VKI_TRY(vki_tokenizer_encode(m->tok, text, strlen(text), add_special, parse_special, ids, n));
+    if (!*ids) {
+        *ids = malloc(sizeof **ids);
+        if (!*ids) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "tokenize: out of memory");
     }
-    *n = k;
     return VKI_OK;
 }
 
@@ -86,9 +81,11 @@ static vki_status usable_model(scheduler *s, int32_t i, sched_kind kind, sched_m
     sched_model *m = s->models[i];
     pthread_mutex_lock(&m->mu);
     sched_state st = m->state;
+    bool can_queue = m->can_queue;
     pthread_mutex_unlock(&m->mu);
-    if (st != SCHED_READY)
-        return vki_fail(VKI_ERR_UNSUPPORTED, "model '%s' is %s, not ready", m->id, sched_state_name(st));
+    if (st == SCHED_FAILED || !can_queue)
+        return vki_fail(VKI_ERR_UNSUPPORTED, "model '%s' is %s%s", m->id, sched_state_name(st),
+                        st == SCHED_FAILED ? "" : " (its file is still being opened)");
     if (m->kind != kind)
         return vki_fail(VKI_ERR_UNSUPPORTED, "model '%s' is a %s model; this request needs a %s model", m->id,
                         sched_kind_name(m->kind), sched_kind_name(kind));
@@ -145,14 +142,14 @@ vki_status sched_submit_generate(scheduler *s, int32_t model, const char *prompt
     VKI_TRY(usable_model(s, model, SCHED_KIND_CHAT, &m));
     vki_generate_params p = gp ? *gp : vki_generate_default_params();
     smp_sampler *smp = NULL;
-    VKI_TRY(smp_create(&p, vki_model_n_vocab(m->md), &smp)); /* refuse bad sampling values now */
+    VKI_TRY(smp_create(&p, m->n_vocab, &smp)); /* refuse bad sampling values now */
     smp_destroy(smp);
     if (p.n_predict < 0) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "n_predict %d < 0", p.n_predict);
     sched_request *r = request_new(prio, deadline_ms);
     if (!r) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_submit_generate: out of memory");
-    vki_status st = tokenize(m->md, prompt, p.add_special, p.parse_special, &r->ids, &r->n_ids);
+    vki_status st = tokenize(m, prompt, p.add_special, p.parse_special, &r->ids, &r->n_ids);
     if (st != VKI_OK) goto fail;
-    const int32_t n_ctx = vki_model_n_ctx(m->md);
+    const int32_t n_ctx = m->n_ctx;
     if (r->n_ids < 1) {
         st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "the prompt has no tokens");
         goto fail;
@@ -194,21 +191,20 @@ vki_status sched_submit_embed(scheduler *s, int32_t model, const char *const *te
     r->embed = true;
     r->eids = calloc((size_t)n_texts, sizeof *r->eids);
     r->n_eids = calloc((size_t)n_texts, sizeof *r->n_eids);
-    r->dim = vki_model_n_embd(m->md);
+    r->dim = m->n_embd;
     r->emb = malloc(sizeof *r->emb * (size_t)n_texts * (size_t)r->dim);
     if (!r->eids || !r->n_eids || !r->emb) {
         request_free(r);
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_submit_embed: out of memory");
     }
     r->n_texts = n_texts;
-    const mdl_model *mm = api_model_mdl(m->md);
-    const int32_t limit = VKI_MIN(mdl_n_ctx(mm), mdl_n_batch(mm));
+    const int32_t limit = VKI_MIN(m->n_ctx, m->n_batch);
     for (int32_t i = 0; i < n_texts; i++) {
         if (!texts[i]) {
             st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "text %d is NULL", i);
             goto fail;
         }
-        if ((st = tokenize(m->md, texts[i], true, false, &r->eids[i], &r->n_eids[i])) != VKI_OK) goto fail;
+        if ((st = tokenize(m, texts[i], true, false, &r->eids[i], &r->n_eids[i])) != VKI_OK) goto fail;
         if (r->n_eids[i] > limit) {
             st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "input %d has %d tokens; model '%s' takes at most %d", i,
                           r->n_eids[i], m->id, limit);
@@ -285,6 +281,8 @@ void sched_purge(sched_model *m, double now)
 void sched_admit(sched_model *m, sched_request *r)
 {
     r->t_start = vki_time_ms();
+    sched_resid_touch(m, r->t_start);
+    m->evict = false; /* it has work again: the load that asked looks elsewhere */
     uint64_t order = atomic_fetch_add(&m->s->order, 1) + 1;
     pthread_mutex_lock(&r->mu);
     r->res.start_order = order;

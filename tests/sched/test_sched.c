@@ -290,7 +290,7 @@ static void test_errors_shutdown(const char *path)
     sched_model_get_info(s, sched_find(s, "wrong-kind"), &info);
     CHECKF(info.state == SCHED_FAILED && strstr(info.error, "embedding"), "%s", info.error);
     sched_model_get_info(s, 0, &info);
-    CHECK(info.state == SCHED_READY && info.n_ctx == 64 && sched_model_handle(s, 0) != NULL);
+    CHECK(info.state == SCHED_RESIDENT_CPU && info.n_ctx == 64 && sched_model_file(s, 0) != NULL && sched_model_tokenizer(s, 0) != NULL);
     CHECK(sched_find(s, "nope") == -1);
 
     sched_request *r = NULL;

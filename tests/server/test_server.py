@@ -111,7 +111,7 @@ def join_stream(events, chat):
 
 def test_routes(s, shared_bert, exe):
     js = s.wait_ready()
-    check(js["status"] == "ok" and all(m["state"] == "ready" for m in js["models"]), "health: %s" % js)
+    check(js["status"] == "ok" and all(m["state"].startswith("resident-") for m in js["models"]), "health: %s" % js)
     st, js, _, _ = s.request("GET", "/v1/models")
     ids = [m["id"] for m in js["data"]]
     check(st == 200 and js["object"] == "list" and "default" in ids, "models: %s" % js)
@@ -299,14 +299,16 @@ def test_second_server(exe, model, tmp):
                 "device: {prefer: cpu}\n"
                 "models:\n"
                 "  - id: slow\n    path: %s\n    kind: chat\n    n_ctx: 4096\n    n_seq_max: 1\n"
-                "  - id: pending\n    path: pending.gguf\n    kind: chat\n" % model)
+                "  - id: pending\n    path: pending.gguf\n    kind: chat\n"
+                "  - id: idle\n    path: %s\n    kind: chat\n    n_ctx: 256\n    keep_alive: 0\n"
+                "    pin: false\n    fallback: [cpu]\n" % (model, model))
     env = dict(os.environ, VKI_TEST_KEY="sekrit")
     s = Server(exe, ["--config", cfg], env=env)
     auth = {"Authorization": "Bearer sekrit"}
     t0 = time.time()
     while time.time() - t0 < 60:  # "slow" loads; "pending" never does
         st, js, _, _ = s.request("GET", "/health")
-        if js["models"][0]["state"] == "ready":
+        if js["models"][0]["state"] == "resident-cpu":
             break
         time.sleep(0.02)
     # The FIFO blocks its loader in open(): that model stays "loading".
@@ -385,6 +387,25 @@ def test_second_server(exe, model, tmp):
     check(st == 503 and js["status"] == "failed" and "error" in js["models"][1], "health after failed load: %s" % js)
     st, js, _, _ = s.request("POST", "/v1/completions", {"model": "pending", "prompt": "x"}, headers=auth)
     check(st == 503 and error_of(js).get("code") == "model_failed", "failed model: %s %s" % (st, js))
+    # keep_alive 0: unloaded until asked for, loaded by the request, unloaded when idle.
+    st, js, _, _ = s.request("GET", "/v1/models", headers=auth)
+    idle = [m for m in js["data"] if m["id"] == "idle"][0]
+    check(idle["state"] == "unloaded" and idle["keep_alive_s"] == 0 and idle["fallback"] == ["cpu"]
+          and idle["pin"] is False and idle["estimated_bytes"] > 0, "idle model listed: %s" % idle)
+    st, js, _, _ = s.request("POST", "/v1/completions", {"model": "idle", "prompt": "x", "max_tokens": 2},
+                             headers=auth)
+    check(st == 200 and js["usage"]["completion_tokens"] == 2, "request loads the unloaded model: %s %s" % (st, js))
+    t0 = time.time()
+    while time.time() - t0 < 10:
+        st, js, _, _ = s.request("GET", "/health")
+        if js["models"][2]["state"] == "unloaded":
+            break
+        time.sleep(0.02)
+    check(js["models"][2]["state"] == "unloaded", "keep_alive 0 unloads when idle: %s" % js)
+    _, _, text, _ = s.request("GET", "/metrics", headers=auth)
+    check(re.search(r'vkinfer_model_loads_total\{model="idle"\} 1\b', text) and
+          re.search(r'vkinfer_model_idle_unloads_total\{model="idle"\} 1\b', text) and
+          re.search(r'vkinfer_model_resident_bytes\{model="idle"\} 0\b', text), "residency counters for idle")
     # Shutdown with a request in flight: it ends, the process exits 0.
     th = threading.Thread(target=lambda: queued.update(r=s.request("POST", "/v1/completions", long, headers=auth)))
     th.start()
@@ -404,6 +425,9 @@ def test_bad_configs(exe, tmp):
         ("models:\n  - path: a.gguf\n    kind: robot\n", r":3:11: models\[\].kind: expected chat or embedding"),
         ("device: {prefer: tpu}\n", r":1:18: device.prefer: expected auto, cpu or vulkan"),
         ("device: {vram_budget: 150%}\n", r":1:23: device.vram_budget: expected a percentage"),
+        ("models:\n  - path: a.gguf\n    keep_alive: soon\n", r":3:17: models\[\].keep_alive: expected a duration"),
+        ("models:\n  - path: a.gguf\n    pin: maybe\n", r":3:10: models\[\].pin: expected true or false"),
+        ("models:\n  - path: a.gguf\n    fallback: [cpu, other]\n", r":3:21: models\[\].fallback: only 'cpu'"),
         ("- just a list\n", r":1:1: the top level: expected a mapping"),
     ]
     for i, (text, pattern) in enumerate(cases):

@@ -1,0 +1,320 @@
+/*
+ * sched_resid.c: residency: the device budget, the estimate of a model's
+ * device bytes before it loads, the eviction score, and the load itself
+ * (reserve, evict idle models, fall back to the CPU). Runs on the loading
+ * model's thread; eviction is a request to the victim's own thread, which
+ * unloads when its worker is idle, so a model with work is never evicted.
+ * Must not: block a caller's thread (only model threads come here).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/api_internal.h"
+#include "engine/sched/sched_internal.h"
+#include "engine/vulkan/backend_vk.h"
+#include "error.h"
+#include "loader/model_file.h"
+#include "util.h"
+
+#define MIB (1024.0 * 1024.0)
+/* The Vulkan backend's host-visible staging ring: two 8 MiB slots per
+ * backend (engine/vulkan/memory.c), checked against the same budget. */
+#define SCHED_STAGING_BYTES (16ull << 20)
+/* Frequency is a count of admissions that halves every 10 minutes. */
+#define SCHED_FREQ_HALF_LIFE_MS 600000.0
+/* How long a load waits for evicted models to unload before it looks again. */
+#define SCHED_EVICT_POLL_MS 100.0
+
+/* ===== Budget and estimate =============================================== */
+
+void sched_resid_init(scheduler *s)
+{
+    bk_vk_device_info *devs = NULL;
+    int n = 0;
+    uint64_t dev = 0;
+    if (bk_vk_list_devices(&devs, &n) == VKI_OK) {
+        /* The device bk_vk_create will pick: the one named, else the best score. */
+        int best = -1;
+        for (int i = 0; i < n; i++) {
+            if (s->p.engine.vk_device >= 0 ? devs[i].index == s->p.engine.vk_device
+                                           : best < 0 || devs[i].score > devs[best].score)
+                best = i;
+            s->has_gpu |= strcmp(devs[i].type, "cpu") != 0;
+        }
+        if (best >= 0) dev = devs[best].budget;
+        s->has_gpu |= s->p.engine.vk_device >= 0;
+    }
+    free(devs);
+    vki_clear_error();
+    if (dev && s->p.vram_fraction > 0) dev = (uint64_t)((double)dev * s->p.vram_fraction);
+    if (dev && s->p.engine.vram_budget && s->p.engine.vram_budget < dev) dev = s->p.engine.vram_budget;
+    s->budget = dev;
+    /* Each model's backend checks its own allocations against the same figure. */
+    s->p.engine.vram_budget = dev;
+}
+
+static uint32_t arch_u32(const vki_model_file *f, const char *key, uint32_t dflt)
+{
+    uint32_t v;
+    return vki_file_get_arch_u32(f, key, &v) ? v : dflt;
+}
+
+/*
+ * The estimate of a model's device bytes, taken before it loads:
+ *   weights  the file's tensor bytes (stored on the device as in the file)
+ * + KV       2 (K, V) x n_layer x n_ctx x n_seq_max x n_head_kv x head_dim x 4 (f32)
+ * + scratch  4 x n_batch x (4 n_embd + 2 n_ff + n_vocab)  activations, logits
+ *          + 4 x n_head x n_batch x n_ctx                 attention scores
+ * + staging  16 MiB (the backend's upload ring)
+ * n_ctx and n_batch follow mdl_load's rules. After the load the measured
+ * figure (vki_model_memory_bytes + staging) replaces it.
+ */
+void sched_resid_estimate(sched_model *m)
+{
+    const vki_model_file *f = m->file;
+    const bool bert = !strcmp(vki_file_arch(f), "bert");
+    const uint64_t n_embd = arch_u32(f, "embedding_length", 0), n_layer = arch_u32(f, "block_count", 0);
+    const uint64_t n_ff = arch_u32(f, "feed_forward_length", 0), n_head = VKI_MAX(arch_u32(f, "attention.head_count", 1), 1);
+    const uint64_t n_head_kv = arch_u32(f, "attention.head_count_kv", (uint32_t)n_head);
+    const uint64_t head_dim = arch_u32(f, "attention.key_length", (uint32_t)(n_embd / n_head));
+    const uint32_t n_ctx_train = arch_u32(f, "context_length", 2048);
+    uint32_t n_ctx = m->mp.n_ctx ? m->mp.n_ctx : VKI_MIN(n_ctx_train, 4096u);
+    if (bert && n_ctx > n_ctx_train) n_ctx = n_ctx_train;
+    uint32_t n_batch = VKI_MIN(512u, n_ctx);
+    if (bert) n_batch = VKI_MAX(n_batch, VKI_MIN(2048u, 4 * n_ctx));
+    const uint64_t n_seq = m->mp.n_seq_max ? m->mp.n_seq_max : 1;
+    const vki_tensor_info *te = vki_file_find_tensor(f, "token_embd.weight");
+    int32_t n_vocab = te ? (int32_t)te->ne[1] : 0;
+    if (n_vocab <= 0) n_vocab = vki_tokenizer_n_vocab(m->tok);
+    m->n_ctx = (int32_t)n_ctx;
+    m->n_batch = (int32_t)n_batch;
+    m->n_embd = (int32_t)n_embd;
+    m->n_vocab = n_vocab;
+    uint64_t kv = bert ? 0 : 2 * n_layer * n_ctx * n_seq * n_head_kv * head_dim * 4;
+    uint64_t scratch = 4 * (uint64_t)n_batch * (4 * n_embd + 2 * n_ff + (uint64_t)n_vocab) +
+                       4 * n_head * (uint64_t)n_batch * n_ctx;
+    m->est_bytes = vki_file_weight_bytes(f) + kv + scratch + SCHED_STAGING_BYTES;
+}
+
+/* ===== Eviction score ==================================================== */
+
+/*
+ * The value of keeping a resident model; the lowest is evicted first:
+ *
+ *   value = (1 + freq) x (reload_ms + 50) / ((1 + idle_s / 60) x (1 + MiB))
+ *
+ * freq: admissions, halving every 10 minutes (frequency); idle_s: seconds
+ * since its last request started or ended (recency: an hour idle divides
+ * the value by 61); reload_ms: its measured load time (what evicting it
+ * costs the next request; 50 ms keeps instant loads from scoring 0); MiB:
+ * its device bytes (evicting a large model frees more for the same loss).
+ * With equal use this is LRU; pinned and busy models are never candidates.
+ */
+double sched_resid_score(const sched_resid_cand *c)
+{
+    return (1.0 + c->freq) * (c->reload_ms + 50.0) / ((1.0 + c->idle_s / 60.0) * (1.0 + (double)c->bytes / MIB));
+}
+
+int32_t sched_resid_pick(const sched_resid_cand *c, int32_t n, uint64_t need, int32_t *order)
+{
+    int32_t k = 0;
+    for (int32_t i = 0; i < n; i++)
+        if (c[i].evictable) order[k++] = i;
+    /* insertion sort by score: n is the number of models */
+    for (int32_t i = 1; i < k; i++) {
+        int32_t v = order[i], j = i;
+        while (j > 0 && sched_resid_score(&c[order[j - 1]]) > sched_resid_score(&c[v])) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = v;
+    }
+    uint64_t freed = 0;
+    for (int32_t i = 0; i < k; i++) {
+        if (freed >= need) return i;
+        freed += c[order[i]].bytes;
+    }
+    return freed >= need ? k : -1;
+}
+
+static double decayed_freq(const sched_model *m, double now)
+{
+    return m->freq * exp2(-(now - m->t_freq) / SCHED_FREQ_HALF_LIFE_MS);
+}
+
+void sched_resid_touch(sched_model *m, double now)
+{
+    m->freq = decayed_freq(m, now) + 1.0;
+    m->t_freq = now;
+    m->t_used = now;
+}
+
+/* ===== Loading =========================================================== */
+
+/* A load in progress stops when the scheduler shuts down. */
+static bool on_progress(float progress, void *user)
+{
+    (void)progress;
+    const sched_model *m = user;
+    return !atomic_load(&m->stop);
+}
+
+static vki_status load_on(sched_model *m, vki_backend_kind kind, vki_model **out)
+{
+    vki_model_params mp = m->mp;
+    mp.backend = kind;
+    mp.progress = on_progress;
+    mp.progress_user = m;
+    return vki_model_load(m->s->eng, m->path, &mp, out);
+}
+
+static uint64_t used_bytes(const scheduler *s)
+{
+    uint64_t u = 0;
+    for (int32_t i = 0; i < s->n_models; i++) u += s->models[i]->gpu_bytes;
+    return u;
+}
+
+/* Writes "a 45 MiB (busy), b 30 MiB (pinned)" for the refusal message (res_mu held). */
+static void describe_resident(const scheduler *s, const sched_model *self, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int32_t i = 0; i < s->n_models && n < size; i++) {
+        sched_model *o = s->models[i];
+        if (o == self || !o->gpu_bytes) continue;
+        pthread_mutex_lock(&o->mu);
+        int32_t queued = o->n_queued[0] + o->n_queued[1] + o->n_queued[2];
+        const char *why = o->state == SCHED_LOADING ? "loading" : o->pin ? "pinned" : queued || o->n_active ? "busy" : "idle";
+        pthread_mutex_unlock(&o->mu);
+        n += (size_t)snprintf(buf + n, size - n, "%s%s %.0f MiB (%s)", n ? ", " : "", o->id, (double)o->gpu_bytes / MIB,
+                              why);
+    }
+    if (!n) snprintf(buf, size, "nothing");
+}
+
+/* Reserves m's estimate against the budget, evicting when may_evict (res_mu
+ * taken here). OUT_OF_DEVICE_MEMORY with the reason when it cannot fit. */
+static vki_status reserve(sched_model *m, bool may_evict)
+{
+    scheduler *s = m->s;
+    const uint64_t need = m->est_bytes;
+    sched_resid_cand *c = calloc((size_t)s->n_models, sizeof *c);
+    int32_t *order = calloc((size_t)s->n_models, sizeof *order);
+    vki_status st = VKI_OK;
+    if (!c || !order) {
+        st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "model '%s': out of memory for the residency plan", m->id);
+        goto out;
+    }
+    pthread_mutex_lock(&s->res_mu);
+    for (;;) {
+        if (atomic_load(&m->stop)) {
+            st = vki_fail(VKI_ERR_CANCELLED, "the scheduler is shutting down");
+            break;
+        }
+        const uint64_t used = used_bytes(s);
+        if (used + need <= s->budget) {
+            m->gpu_bytes = need;
+            break;
+        }
+        const double now = vki_time_ms();
+        for (int32_t i = 0; i < s->n_models; i++) {
+            sched_model *o = s->models[i];
+            pthread_mutex_lock(&o->mu);
+            int32_t queued = o->n_queued[0] + o->n_queued[1] + o->n_queued[2];
+            c[i] = (sched_resid_cand){.evictable = o != m && o->state == SCHED_RESIDENT_GPU && !o->pin && !queued &&
+                                                   !o->n_active && o->gpu_bytes,
+                                      .idle_s = (now - o->t_used) / 1e3, .freq = decayed_freq(o, now),
+                                      .reload_ms = o->load_ms, .bytes = o->gpu_bytes};
+            pthread_mutex_unlock(&o->mu);
+        }
+        const uint64_t deficit = used + need - s->budget;
+        int32_t k = may_evict && need <= s->budget ? sched_resid_pick(c, s->n_models, deficit, order) : -1;
+        if (k < 0) {
+            char held[1024];
+            describe_resident(s, m, held, sizeof held);
+            st = vki_fail(VKI_ERR_OUT_OF_DEVICE_MEMORY,
+                          "model '%s' needs about %.0f MiB of device memory; the budget is %.0f MiB and %.0f MiB of it "
+                          "is held by: %s; %s",
+                          m->id, (double)need / MIB, (double)s->budget / MIB, (double)used / MIB, held,
+                          !may_evict ? "not loaded at start (a request loads it)"
+                                     : "no idle unpinned model can be evicted to make room");
+            break;
+        }
+        for (int32_t j = 0; j < k; j++) {
+            sched_model *o = s->models[order[j]];
+            pthread_mutex_lock(&o->mu);
+            o->evict = true;
+            pthread_cond_broadcast(&o->cv);
+            pthread_mutex_unlock(&o->mu);
+        }
+        /* The victims unload on their own threads and signal res_cv; then look again
+         * (one may have taken a request meanwhile and stayed). */
+        sched_cond_wait_until(&s->res_cv, &s->res_mu, now + SCHED_EVICT_POLL_MS);
+    }
+    pthread_mutex_unlock(&s->res_mu);
+out:
+    free(c);
+    free(order);
+    return st;
+}
+
+void sched_resid_release(sched_model *m)
+{
+    pthread_mutex_lock(&m->s->res_mu);
+    m->gpu_bytes = 0;
+    pthread_cond_broadcast(&m->s->res_cv);
+    pthread_mutex_unlock(&m->s->res_mu);
+}
+
+static void count(sched_model *m, uint64_t *field)
+{
+    pthread_mutex_lock(&m->st_mu);
+    (*field)++;
+    pthread_mutex_unlock(&m->st_mu);
+}
+
+vki_status sched_resid_load(sched_model *m, bool may_evict, vki_model **out, bool *on_gpu)
+{
+    scheduler *s = m->s;
+    *out = NULL;
+    *on_gpu = false;
+    const bool gpu = s->budget > 0 && (m->mp.backend == VKI_BACKEND_VULKAN ||
+                                       (m->mp.backend == VKI_BACKEND_AUTO && s->has_gpu));
+    if (!gpu) {
+        vki_status st = load_on(m, m->mp.backend == VKI_BACKEND_VULKAN ? VKI_BACKEND_VULKAN : VKI_BACKEND_CPU, out);
+        if (st == VKI_OK) count(m, &m->st.loads);
+        return st;
+    }
+    vki_status st = reserve(m, may_evict);
+    if (st == VKI_OK) {
+        st = load_on(m, VKI_BACKEND_VULKAN, out);
+        if (st == VKI_OK) {
+            pthread_mutex_lock(&s->res_mu);
+            m->gpu_bytes = vki_model_memory_bytes(*out) + SCHED_STAGING_BYTES;
+            pthread_mutex_unlock(&s->res_mu);
+            *on_gpu = true;
+            count(m, &m->st.loads);
+            return VKI_OK;
+        }
+        sched_resid_release(m);
+        /* The driver's figure can be below the one reported (other processes). */
+        if (st != VKI_ERR_OUT_OF_DEVICE_MEMORY && !(st == VKI_ERR_UNSUPPORTED && m->mp.backend == VKI_BACKEND_AUTO))
+            return st;
+    }
+    if (st == VKI_ERR_CANCELLED || !may_evict) return st;
+    if (!m->fallback_cpu && !(st == VKI_ERR_UNSUPPORTED && m->mp.backend == VKI_BACKEND_AUTO)) {
+        count(m, &m->st.refused_loads);
+        char why[1536];
+        snprintf(why, sizeof why, "%s", vki_last_error());
+        return vki_fail(st, "%s, and it has no CPU fallback (fallback: [cpu])", why);
+    }
+    st = load_on(m, VKI_BACKEND_CPU, out);
+    if (st == VKI_OK) {
+        count(m, &m->st.loads);
+        count(m, &m->st.fallbacks);
+    }
+    return st;
+}
