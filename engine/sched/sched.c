@@ -101,11 +101,14 @@ vki_status sched_create(const sched_params *p, scheduler **out)
     if (!s) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_create: out of memory");
     s->p = sp;
     atomic_init(&s->order, 0);
-    vki_status st = vki_engine_create(&sp.engine, &s->eng);
+    sched_resid_init(s);
+    vki_status st = vki_engine_create(&s->p.engine, &s->eng);
     if (st != VKI_OK) {
         free(s);
         return st;
     }
+    pthread_mutex_init(&s->res_mu, NULL);
+    sched_cond_init(&s->res_cv);
     *out = s;
     return VKI_OK;
 }
@@ -218,9 +221,10 @@ static void *model_thread(void *arg)
         at_start = false;
         if (st == VKI_ERR_CANCELLED && atomic_load(&m->stop)) break;
         if (st == VKI_ERR_OUT_OF_DEVICE_MEMORY) {
-            /* No room now: these requests fail, a later one tries again. */
-            fail_queued(m, st, msg);
+            /* No room now: these requests fail, a later one tries again.
+             * The state first, so whoever sees a request end sees why. */
             set_state(m, SCHED_UNLOADED, msg);
+            fail_queued(m, st, msg);
             continue;
         }
         if (st != VKI_OK) {

@@ -65,11 +65,12 @@ static uint32_t arch_u32(const vki_model_file *f, const char *key, uint32_t dflt
  * The estimate of a model's device bytes, taken before it loads:
  *   weights  the file's tensor bytes (stored on the device as in the file)
  * + KV       2 (K, V) x n_layer x n_ctx x n_seq_max x n_head_kv x head_dim x 4 (f32)
- * + scratch  4 x n_batch x (4 n_embd + 2 n_ff + n_vocab)  activations, logits
- *          + 4 x n_head x n_batch x n_ctx                 attention scores
+ * + scratch  4 x n_batch x (3 n_embd + 2 n_head head_dim + 2 n_head_kv head_dim + 3 n_ff)
+ *          + 4 x n_seq_max x (2 n_embd + n_vocab)            (the last rows, logits)
  * + staging  16 MiB (the backend's upload ring)
- * n_ctx and n_batch follow mdl_load's rules. After the load the measured
- * figure (vki_model_memory_bytes + staging) replaces it.
+ * n_ctx, n_batch and the scratch plan follow mdl_load (engine/models/model.c);
+ * on lavapipe it is within a few % of the measured figure. After the load
+ * the measured figure (vki_model_memory_bytes + staging) replaces it.
  */
 void sched_resid_estimate(sched_model *m)
 {
@@ -93,8 +94,9 @@ void sched_resid_estimate(sched_model *m)
     m->n_embd = (int32_t)n_embd;
     m->n_vocab = n_vocab;
     uint64_t kv = bert ? 0 : 2 * n_layer * n_ctx * n_seq * n_head_kv * head_dim * 4;
-    uint64_t scratch = 4 * (uint64_t)n_batch * (4 * n_embd + 2 * n_ff + (uint64_t)n_vocab) +
-                       4 * n_head * (uint64_t)n_batch * n_ctx;
+    const uint64_t q = n_head * head_dim, kvw = n_head_kv * head_dim;
+    uint64_t scratch = 4 * (uint64_t)n_batch * (3 * n_embd + 2 * q + 2 * kvw + 3 * n_ff) +
+                       (bert ? 4 * (uint64_t)n_batch * n_embd : 4 * n_seq * (2 * n_embd + (uint64_t)n_vocab));
     m->est_bytes = vki_file_weight_bytes(f) + kv + scratch + SCHED_STAGING_BYTES;
 }
 
