@@ -302,21 +302,27 @@ vki_status sched_resid_load(sched_model *m, bool may_evict, vki_model **out, boo
             return VKI_OK;
         }
         sched_resid_release(m);
-        /* The driver's figure can be below the one reported (other processes). */
+        /* The driver may refuse what the budget allowed (other processes use the
+         * device too): that is no room, as when the estimate does not fit. */
         if (st != VKI_ERR_OUT_OF_DEVICE_MEMORY && !(st == VKI_ERR_UNSUPPORTED && m->mp.backend == VKI_BACKEND_AUTO))
             return st;
     }
-    if (st == VKI_ERR_CANCELLED || !may_evict) return st;
-    if (!m->fallback_cpu && !(st == VKI_ERR_UNSUPPORTED && m->mp.backend == VKI_BACKEND_AUTO)) {
-        count(m, &m->st.refused_loads);
-        char why[1536];
-        snprintf(why, sizeof why, "%s", vki_last_error());
-        return vki_fail(st, "%s, and it has no CPU fallback (fallback: [cpu])", why);
+    if (st == VKI_ERR_CANCELLED) return st;
+    /* auto with no usable Vulkan device: the CPU, as vki_model_load's auto does. */
+    const bool no_vulkan = st == VKI_ERR_UNSUPPORTED && m->mp.backend == VKI_BACKEND_AUTO;
+    if (!no_vulkan) {
+        if (!may_evict) return st; /* at start: the first request tries again, evicting if it must */
+        if (!m->fallback_cpu) {
+            count(m, &m->st.refused_loads);
+            char why[1536];
+            snprintf(why, sizeof why, "%s", vki_last_error());
+            return vki_fail(st, "%s, and it has no CPU fallback (fallback: [cpu])", why);
+        }
     }
     st = load_on(m, VKI_BACKEND_CPU, out);
     if (st == VKI_OK) {
         count(m, &m->st.loads);
-        count(m, &m->st.fallbacks);
+        if (!no_vulkan) count(m, &m->st.fallbacks);
     }
     return st;
 }
