@@ -149,8 +149,10 @@ static vki_status open_front(sched_model *m, char *msg, size_t size)
                  emb ? "n embedding" : " generation", vki_file_arch(m->file), sched_kind_name(m->kind));
         return VKI_ERR_INVALID_ARGUMENT;
     }
-    sched_resid_estimate(m);
+    sched_shape sh;
+    sched_resid_estimate(m->file, m->tok, &m->mp, &sh);
     pthread_mutex_lock(&m->mu);
+    m->shape = sh;
     m->can_queue = true;
     pthread_mutex_unlock(&m->mu);
     return VKI_OK;
@@ -177,12 +179,27 @@ static void unload(sched_model *m)
     m->evict = false;
     pthread_mutex_unlock(&m->mu);
     vki_model_destroy(md);
-    sched_resid_release(m);
+    sched_resid_release(m, &m->gpu_bytes);
     pthread_mutex_lock(&m->st_mu);
     if (evicted) m->st.evictions++;
     else m->st.idle_unloads++;
     pthread_mutex_unlock(&m->st_mu);
     set_state(m, SCHED_UNLOADED, NULL);
+}
+
+/* Makes md the model's and says so (its thread, no lock held). */
+static void install(sched_model *m, vki_model *md, bool on_gpu, double load_ms)
+{
+    pthread_mutex_lock(&m->mu);
+    m->md = md;
+    m->n_slots = m->kind == SCHED_KIND_EMBEDDING ? 1 : mdl_n_seq_max(api_model_mdl(md));
+    m->load_ms = load_ms;
+    m->t_used = vki_time_ms();
+    m->evict = false;
+    m->state = on_gpu ? SCHED_RESIDENT_GPU : SCHED_RESIDENT_CPU;
+    m->error[0] = '\0';
+    pthread_cond_broadcast(&m->state_cv);
+    pthread_mutex_unlock(&m->mu);
 }
 
 static void *model_thread(void *arg)
@@ -195,70 +212,69 @@ static void *model_thread(void *arg)
         return NULL;
     }
     /* At start: load what fits without evicting, unless keep_alive 0 says
-     * it would be unloaded at once. */
-    bool at_start = !m->on_demand && !(m->has_keep_alive && m->keep_alive_ms <= 0);
+     * it would be unloaded at once. After a swap that drained: load now. */
+    bool at_start = !m->on_demand && !(m->has_keep_alive && m->keep_alive_ms <= 0), load_now = at_start;
     set_state(m, at_start ? SCHED_LOADING : SCHED_UNLOADED, NULL);
     for (;;) {
         pthread_mutex_lock(&m->mu);
-        while (!atomic_load(&m->stop) && !at_start && !n_queued(m)) pthread_cond_wait(&m->cv, &m->mu);
-        bool stop = atomic_load(&m->stop);
-        if (!stop) {
-            m->state = SCHED_LOADING;
-            pthread_cond_broadcast(&m->state_cv);
-        }
+        while (!atomic_load(&m->stop) && !load_now && !n_queued(m) && m->swap < SCHED_SWAP_READY)
+            pthread_cond_wait(&m->cv, &m->mu);
+        const bool stop = atomic_load(&m->stop), swap = m->swap >= SCHED_SWAP_READY;
         pthread_mutex_unlock(&m->mu);
         if (stop) break;
-        double t0 = vki_time_ms();
         vki_model *md = NULL;
         bool on_gpu = false;
-        st = sched_resid_load(m, !at_start, &md, &on_gpu);
-        snprintf(msg, sizeof msg, "%s", st == VKI_OK ? "" : vki_last_error());
-        if (st != VKI_OK && at_start && st == VKI_ERR_OUT_OF_DEVICE_MEMORY) {
-            at_start = false; /* the first request loads it, evicting if it must */
-            set_state(m, SCHED_UNLOADED, msg);
-            continue;
+        double load_ms = 0;
+        if (swap) {
+            /* A reload finished: the old model (if any) goes; the new one is
+             * loaded already, or loads at the next turn. */
+            load_now = !sched_swap_apply(m, &md, &on_gpu, &load_ms);
+            if (load_now) continue;
+        } else {
+            set_state(m, SCHED_LOADING, NULL);
+            double t0 = vki_time_ms();
+            st = sched_resid_load(m, !at_start, &md, &on_gpu);
+            load_ms = vki_time_ms() - t0;
+            snprintf(msg, sizeof msg, "%s", st == VKI_OK ? "" : vki_last_error());
+            const bool was_start = at_start;
+            at_start = load_now = false;
+            if (st != VKI_OK && was_start && st == VKI_ERR_OUT_OF_DEVICE_MEMORY) {
+                set_state(m, SCHED_UNLOADED, msg); /* the first request loads it, evicting if it must */
+                continue;
+            }
+            if (st == VKI_ERR_CANCELLED && atomic_load(&m->stop)) break;
+            if (st == VKI_ERR_OUT_OF_DEVICE_MEMORY) {
+                /* No room now: these requests fail, a later one tries again.
+                 * The state first, so whoever sees a request end sees why. */
+                set_state(m, SCHED_UNLOADED, msg);
+                fail_queued(m, st, msg);
+                continue;
+            }
+            if (st != VKI_OK) {
+                char full[2048 + 32];
+                snprintf(full, sizeof full, "%s: %s", vki_status_str(st), msg);
+                set_state(m, SCHED_FAILED, full);
+                fail_queued(m, st, full);
+                break;
+            }
         }
-        at_start = false;
-        if (st == VKI_ERR_CANCELLED && atomic_load(&m->stop)) break;
-        if (st == VKI_ERR_OUT_OF_DEVICE_MEMORY) {
-            /* No room now: these requests fail, a later one tries again.
-             * The state first, so whoever sees a request end sees why. */
-            set_state(m, SCHED_UNLOADED, msg);
-            fail_queued(m, st, msg);
-            continue;
-        }
-        if (st != VKI_OK) {
-            char full[2048 + 32];
-            snprintf(full, sizeof full, "%s: %s", vki_status_str(st), msg);
-            set_state(m, SCHED_FAILED, full);
-            fail_queued(m, st, full);
-            break;
-        }
-        pthread_mutex_lock(&m->mu);
-        m->md = md;
-        m->n_slots = m->kind == SCHED_KIND_EMBEDDING ? 1 : mdl_n_seq_max(api_model_mdl(md));
-        m->load_ms = vki_time_ms() - t0;
-        m->t_used = vki_time_ms();
-        m->evict = false;
-        m->state = on_gpu ? SCHED_RESIDENT_GPU : SCHED_RESIDENT_CPU;
-        m->error[0] = '\0';
-        pthread_cond_broadcast(&m->state_cv);
-        pthread_mutex_unlock(&m->mu);
+        install(m, md, on_gpu, load_ms);
         if (m->kind == SCHED_KIND_EMBEDDING) sched_embed_worker(m);
         else sched_gen_worker(m);
         if (atomic_load(&m->stop)) break;
         pthread_mutex_lock(&m->mu);
-        bool failed = m->state == SCHED_FAILED; /* the worker could not start */
+        const bool failed = m->state == SCHED_FAILED; /* the worker could not start */
+        const bool swapping = m->swap >= SCHED_SWAP_READY; /* the next turn switches */
         pthread_mutex_unlock(&m->mu);
         if (failed) break;
-        unload(m);
+        if (!swapping) unload(m);
     }
     return NULL;
 }
 
 bool sched_idle_wait(sched_model *m)
 {
-    if (m->evict) return true;
+    if (m->evict || m->swap >= SCHED_SWAP_READY) return true;
     if (!m->has_keep_alive) {
         pthread_cond_wait(&m->cv, &m->mu);
         return false;
@@ -272,6 +288,7 @@ bool sched_idle_wait(sched_model *m)
 static void model_free(sched_model *m)
 {
     if (!m) return;
+    sched_swap_free(m);
     vki_model_destroy(m->md);
     vki_tokenizer_destroy(m->tok);
     vki_file_close(m->file);
@@ -341,6 +358,11 @@ void sched_shutdown(scheduler *s)
         sched_model *m = s->models[i];
         if (m->thread_started) pthread_join(m->thread, NULL);
         m->thread_started = false;
+        /* Before any model is freed: a swap's reservation reads them all. */
+        pthread_mutex_lock(&m->mu);
+        bool swap_started = m->swap_started;
+        pthread_mutex_unlock(&m->mu);
+        if (swap_started) sched_swap_join(m);
         /* A model whose load failed never ran a worker; nothing is queued on it. */
         pthread_mutex_lock(&m->mu);
         sched_purge(m, 1e300);
@@ -384,12 +406,13 @@ void sched_model_get_info(const scheduler *s, int32_t i, sched_model_info *out)
     out->state = m->state;
     memcpy(out->error, m->error, sizeof out->error);
     out->can_queue = m->can_queue;
+    out->reloading = m->swap != SCHED_SWAP_NONE;
     out->pin = m->pin;
     out->fallback_cpu = m->fallback_cpu;
     out->keep_alive_ms = m->has_keep_alive ? m->keep_alive_ms : -1;
     out->load_ms = m->load_ms;
     out->idle_ms = vki_time_ms() - m->t_used;
-    out->est_bytes = m->est_bytes;
+    out->est_bytes = m->shape.est_bytes;
     if (m->md) {
         out->bytes = vki_model_memory_bytes(m->md);
         out->n_ctx = vki_model_n_ctx(m->md);

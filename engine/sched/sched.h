@@ -109,6 +109,7 @@ typedef struct sched_model_info {
     char        error[1024]; /* why it failed (FAILED), or why the last load did not
                                happen (UNLOADED after a refused load); else ""   */
     bool        can_queue;  /* requests are accepted (header and tokenizer read) */
+    bool        reloading;  /* a sched_reload_model is in progress               */
     bool        pin, fallback_cpu;
     double      keep_alive_ms; /* -1 = forever                                   */
     double      load_ms;    /* how long the last load took                       */
@@ -120,6 +121,20 @@ typedef struct sched_model_info {
 } sched_model_info;
 
 void sched_model_get_info(const scheduler *s, int32_t i, sched_model_info *out);
+/* Replaces model i's file by path, keeping its id and settings; returns at
+ * once. When the model is resident and the budget holds both, the new one
+ * loads beside the old, which keeps serving; then the old one admits
+ * nothing more, finishes what it runs, and the new one takes over (no
+ * request waits for a load). Otherwise the old one drains and unloads
+ * first, then the new one loads (evicting if it must) while requests wait
+ * in the queue. The new file must be the same kind with the same
+ * tokenizer: queued requests keep their token ids (ids outside the new
+ * vocabulary, or embeddings of another width, fail). A reload that fails
+ * leaves the old model serving, with the reason in info.error.
+ * NOT_FOUND, INVALID_ARGUMENT (no path, or a reload in progress),
+ * UNSUPPORTED (the model failed or is still being opened), OUT_OF_MEMORY. */
+vki_status sched_reload_model(scheduler *s, int32_t i, const char *path);
+
 /* Waits up to timeout_ms (-1: forever) until no model is loading; true when
  * every model is resident. */
 bool sched_wait_loaded(scheduler *s, int timeout_ms);
@@ -212,6 +227,7 @@ typedef struct sched_stats {
     uint64_t    idle_unloads;      /* unloaded by keep_alive                    */
     uint64_t    fallbacks;         /* loaded on the CPU because the GPU was full */
     uint64_t    refused_loads;     /* loads refused: no room and no fallback    */
+    uint64_t    swaps;             /* reloads applied (sched_reload_model)      */
 } sched_stats;
 
 void sched_model_get_stats(scheduler *s, int32_t i, sched_stats *out);

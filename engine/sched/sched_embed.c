@@ -68,9 +68,13 @@ static void run_batch(sched_model *m, sched_request **batch, int32_t n)
     int32_t n_seq = 0, live = 0;
     for (int32_t k = 0; k < n; k++) {
         vki_status st = sched_check(batch[k], now);
+        if (st == VKI_OK && batch[k]->dim != dim)
+            st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "the model was reloaded with embeddings of %d, not %d, values", dim,
+                          batch[k]->dim);
         if (st != VKI_OK) {
-            sched_finish(m, batch[k], st, st == VKI_ERR_TIMEOUT ? "the request's deadline passed"
-                                                                : "the request was cancelled");
+            sched_finish(m, batch[k], st, st == VKI_ERR_TIMEOUT     ? "the request's deadline passed"
+                                          : st == VKI_ERR_CANCELLED ? "the request was cancelled"
+                                                                    : vki_last_error());
             batch[k] = NULL;
             continue;
         }
@@ -123,6 +127,7 @@ void sched_embed_worker(sched_model *m)
         double now = vki_time_ms();
         sched_purge(m, now);
         if (atomic_load(&m->stop)) break;
+        if (m->swap >= SCHED_SWAP_READY) break; /* a reload switches now (nothing runs here) */
         double first = oldest_submit(m);
         if (first == 0) {
             /* Nothing queued or running: wait, or give the memory back. */

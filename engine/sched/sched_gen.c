@@ -64,7 +64,8 @@ void sched_gen_worker(sched_model *m)
         for (;;) {
             sched_purge(m, vki_time_ms());
             if (atomic_load(&m->stop)) break;
-            for (int32_t i = 0; i < n_slots; i++) {
+            /* A reload is ready (or must drain): admit nothing more, finish what runs. */
+            for (int32_t i = 0; i < n_slots && m->swap < SCHED_SWAP_READY; i++) {
                 if (slots[i].r) continue;
                 sched_request *r = sched_pop(m);
                 if (!r) break;
@@ -95,7 +96,15 @@ void sched_gen_worker(sched_model *m)
             }
             if (sl->fresh) {
                 mdl_kv_seq_clear(mm, i);
-                st = gen_seq_init(&sl->g, tok, &sl->r->gp, sl->r->ids, sl->r->n_ids, n_vocab, n_ctx);
+                st = VKI_OK;
+                /* Tokenized before a reload switched files: the ids must still be tokens. */
+                for (int32_t k = 0; k < sl->r->n_ids && st == VKI_OK; k++)
+                    if (sl->r->ids[k] < 0 || sl->r->ids[k] >= n_vocab)
+                        st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "token %d is outside the vocabulary of %d "
+                                      "(the model was reloaded from a file with another tokenizer)",
+                                      sl->r->ids[k], n_vocab);
+                if (st == VKI_OK)
+                    st = gen_seq_init(&sl->g, tok, &sl->r->gp, sl->r->ids, sl->r->n_ids, n_vocab, n_ctx);
                 if (st != VKI_OK) {
                     sched_finish(m, sl->r, st, vki_last_error());
                     sl->r = NULL;

@@ -17,6 +17,20 @@
 
 typedef struct sched_model sched_model;
 
+/* What a model file says before it loads (sched_resid_estimate). */
+typedef struct sched_shape {
+    int32_t  n_ctx, n_batch, n_embd, n_vocab; /* as mdl_load will set them */
+    uint64_t est_bytes;                       /* device bytes estimate      */
+} sched_shape;
+
+/* Where a reload (sched_swap.c) stands (model mu). */
+typedef enum sched_swap_state {
+    SCHED_SWAP_NONE = 0,
+    SCHED_SWAP_LOADING,  /* the new file is being opened / loaded beside the old one   */
+    SCHED_SWAP_READY,    /* the new model is loaded: drain the old one, then switch      */
+    SCHED_SWAP_DRAIN,    /* no room for both (or nothing loaded): drain, then load anew  */
+} sched_swap_state;
+
 struct sched_request {
     pthread_mutex_t mu;       /* guards the output half and refs           */
     pthread_cond_t  cv;       /* signalled on new text and on done         */
@@ -51,8 +65,26 @@ struct sched_model {
     vki_model_file   *file;     /* header + tokenizer, open from the first  */
     vki_tokenizer    *tok;      /* moment to sched_destroy (can_queue)       */
     bool              can_queue;
-    int32_t           n_ctx, n_batch, n_embd, n_vocab; /* as mdl_load will set them */
-    uint64_t          est_bytes; /* device bytes estimate (sched_resid.c)     */
+    sched_shape       shape;
+    /* swap (sched_swap.c): the new file's parts until the switch (mu) */
+    sched_swap_state  swap;
+    pthread_t         swap_thread;
+    bool              swap_started;
+    char             *swap_path;
+    vki_model_file   *swap_file;
+    vki_tokenizer    *swap_tok;
+    sched_shape       swap_shape;
+    vki_model        *swap_md;
+    bool              swap_on_gpu;
+    uint64_t          swap_gpu_bytes; /* (res_mu) */
+    double            swap_load_ms;
+    /* what the switches replaced, kept until sched_destroy: callers may hold them */
+    struct sched_retired {
+        char           *path;
+        vki_model_file *file;
+        vki_tokenizer  *tok;
+    }                *retired;
+    int32_t           n_retired;
     pthread_t         thread;   /* loads, runs the worker, unloads; repeats  */
     bool              thread_started;
     pthread_mutex_t   mu;
@@ -127,9 +159,19 @@ void sched_embed_worker(sched_model *m);
 
 /* ----- sched_resid.c ----- */
 
-/* Reads what the file says about shapes and fills m->n_ctx, n_batch,
- * n_embd, n_vocab and est_bytes. */
-void       sched_resid_estimate(sched_model *m);
+/* Reads what the file says about shapes (loaded with mp). */
+void       sched_resid_estimate(const vki_model_file *f, const vki_tokenizer *tok, const vki_model_params *mp,
+                                sched_shape *out);
+/* Reserves need bytes into *slot (m->gpu_bytes or m->swap_gpu_bytes)
+ * against the budget, evicting other idle models when may_evict.
+ * OUT_OF_DEVICE_MEMORY with the reason when it cannot fit. */
+vki_status sched_resid_reserve(sched_model *m, uint64_t need, uint64_t *slot, bool may_evict);
+/* True when m's model goes to the Vulkan backend under the budget. */
+bool       sched_resid_on_gpu(const sched_model *m);
+/* vki_model_load of path for m on backend kind (cancelled by m->stop). */
+vki_status sched_resid_load_file(sched_model *m, const char *path, vki_backend_kind kind, vki_model **out);
+/* The bytes a loaded GPU model holds against the budget. */
+uint64_t   sched_resid_gpu_bytes(const vki_model *md);
 /* Where the budget comes from: the device list (as api.c chooses). */
 void       sched_resid_init(scheduler *s);
 /* Loads m's model (on m's thread, no lock held). GPU models reserve their
@@ -139,8 +181,21 @@ void       sched_resid_init(scheduler *s);
  * may_evict a load that does not fit returns VKI_ERR_OUT_OF_DEVICE_MEMORY
  * at once. On success *on_gpu says where it went. */
 vki_status sched_resid_load(sched_model *m, bool may_evict, vki_model **out, bool *on_gpu);
-/* Gives back m's device bytes after its model was destroyed. */
-void       sched_resid_release(sched_model *m);
+/* Gives back *slot's device bytes (a model of m's was destroyed). */
+void       sched_resid_release(sched_model *m, uint64_t *slot);
+
+/* ----- sched_swap.c ----- */
+
+/* On m's thread with no worker running (old model, if any, in m->md):
+ * applies a finished swap. READY: the old model is destroyed, the new one
+ * takes its place; returns true (a model is resident, run the worker).
+ * DRAIN: the old model (if any) is unloaded and the new file becomes the
+ * model's; returns false (load it). */
+bool       sched_swap_apply(sched_model *m, vki_model **md, bool *on_gpu, double *load_ms);
+/* Joins the swap thread (shutdown, after m->stop is set). */
+void       sched_swap_join(sched_model *m);
+/* Frees what swaps left: an unapplied new model, the retired files (sched_destroy). */
+void       sched_swap_free(sched_model *m);
 /* One resident model as the eviction score sees it. */
 typedef struct sched_resid_cand {
     bool     evictable;   /* GPU-resident, not pinned, nothing queued or running */

@@ -63,10 +63,10 @@ static sched_request *request_new(sched_prio prio, double deadline_ms)
 
 /* Tokenizes text with the model's tokenizer (open while the weights come
  * and go) into a malloc'd array. */
-static vki_status tokenize(const sched_model *m, const char *text, bool add_special, bool parse_special,
+static vki_status tokenize(const vki_tokenizer *tok, const char *text, bool add_special, bool parse_special,
                            int32_t **ids, int32_t *n)
 {
-    VKI_TRY(vki_tokenizer_encode(m->tok, text, strlen(text), add_special, parse_special, ids, n));
+    VKI_TRY(vki_tokenizer_encode(tok, text, strlen(text), add_special, parse_special, ids, n));
     if (!*ids) {
         *ids = malloc(sizeof **ids);
         if (!*ids) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "tokenize: out of memory");
@@ -74,14 +74,18 @@ static vki_status tokenize(const sched_model *m, const char *text, bool add_spec
     return VKI_OK;
 }
 
-/* The model at index i when it can take a request of this kind. */
-static vki_status usable_model(scheduler *s, int32_t i, sched_kind kind, sched_model **out)
+/* The model at index i when it can take a request of this kind, with its
+ * tokenizer and shape as they are now (a swap retires, never frees, them). */
+static vki_status usable_model(scheduler *s, int32_t i, sched_kind kind, sched_model **out,
+                               const vki_tokenizer **tok, sched_shape *shape)
 {
     if (!s || i < 0 || i >= s->n_models) return vki_fail(VKI_ERR_NOT_FOUND, "no model with index %d", i);
     sched_model *m = s->models[i];
     pthread_mutex_lock(&m->mu);
     sched_state st = m->state;
     bool can_queue = m->can_queue;
+    *tok = m->tok;
+    *shape = m->shape;
     pthread_mutex_unlock(&m->mu);
     if (st == SCHED_FAILED || !can_queue)
         return vki_fail(VKI_ERR_UNSUPPORTED, "model '%s' is %s%s", m->id, sched_state_name(st),
@@ -139,17 +143,19 @@ vki_status sched_submit_generate(scheduler *s, int32_t model, const char *prompt
     *out = NULL;
     if (eta_s) *eta_s = 0;
     sched_model *m;
-    VKI_TRY(usable_model(s, model, SCHED_KIND_CHAT, &m));
+    const vki_tokenizer *tok;
+    sched_shape sh;
+    VKI_TRY(usable_model(s, model, SCHED_KIND_CHAT, &m, &tok, &sh));
     vki_generate_params p = gp ? *gp : vki_generate_default_params();
     smp_sampler *smp = NULL;
-    VKI_TRY(smp_create(&p, m->n_vocab, &smp)); /* refuse bad sampling values now */
+    VKI_TRY(smp_create(&p, sh.n_vocab, &smp)); /* refuse bad sampling values now */
     smp_destroy(smp);
     if (p.n_predict < 0) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "n_predict %d < 0", p.n_predict);
     sched_request *r = request_new(prio, deadline_ms);
     if (!r) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_submit_generate: out of memory");
-    vki_status st = tokenize(m, prompt, p.add_special, p.parse_special, &r->ids, &r->n_ids);
+    vki_status st = tokenize(tok, prompt, p.add_special, p.parse_special, &r->ids, &r->n_ids);
     if (st != VKI_OK) goto fail;
-    const int32_t n_ctx = m->n_ctx;
+    const int32_t n_ctx = sh.n_ctx;
     if (r->n_ids < 1) {
         st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "the prompt has no tokens");
         goto fail;
@@ -184,27 +190,29 @@ vki_status sched_submit_embed(scheduler *s, int32_t model, const char *const *te
     *out = NULL;
     if (eta_s) *eta_s = 0;
     sched_model *m;
-    VKI_TRY(usable_model(s, model, SCHED_KIND_EMBEDDING, &m));
+    const vki_tokenizer *tok;
+    sched_shape sh;
+    VKI_TRY(usable_model(s, model, SCHED_KIND_EMBEDDING, &m, &tok, &sh));
     sched_request *r = request_new(prio, deadline_ms);
     if (!r) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_submit_embed: out of memory");
     vki_status st;
     r->embed = true;
     r->eids = calloc((size_t)n_texts, sizeof *r->eids);
     r->n_eids = calloc((size_t)n_texts, sizeof *r->n_eids);
-    r->dim = m->n_embd;
+    r->dim = sh.n_embd;
     r->emb = malloc(sizeof *r->emb * (size_t)n_texts * (size_t)r->dim);
     if (!r->eids || !r->n_eids || !r->emb) {
         request_free(r);
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_submit_embed: out of memory");
     }
     r->n_texts = n_texts;
-    const int32_t limit = VKI_MIN(m->n_ctx, m->n_batch);
+    const int32_t limit = VKI_MIN(sh.n_ctx, sh.n_batch);
     for (int32_t i = 0; i < n_texts; i++) {
         if (!texts[i]) {
             st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "text %d is NULL", i);
             goto fail;
         }
-        if ((st = tokenize(m, texts[i], true, false, &r->eids[i], &r->n_eids[i])) != VKI_OK) goto fail;
+        if ((st = tokenize(tok, texts[i], true, false, &r->eids[i], &r->n_eids[i])) != VKI_OK) goto fail;
         if (r->n_eids[i] > limit) {
             st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "input %d has %d tokens; model '%s' takes at most %d", i,
                           r->n_eids[i], m->id, limit);

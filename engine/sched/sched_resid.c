@@ -72,32 +72,32 @@ static uint32_t arch_u32(const vki_model_file *f, const char *key, uint32_t dflt
  * on lavapipe it is within a few % of the measured figure. After the load
  * the measured figure (vki_model_memory_bytes + staging) replaces it.
  */
-void sched_resid_estimate(sched_model *m)
+void sched_resid_estimate(const vki_model_file *f, const vki_tokenizer *tok, const vki_model_params *mp,
+                          sched_shape *out)
 {
-    const vki_model_file *f = m->file;
     const bool bert = !strcmp(vki_file_arch(f), "bert");
     const uint64_t n_embd = arch_u32(f, "embedding_length", 0), n_layer = arch_u32(f, "block_count", 0);
     const uint64_t n_ff = arch_u32(f, "feed_forward_length", 0), n_head = VKI_MAX(arch_u32(f, "attention.head_count", 1), 1);
     const uint64_t n_head_kv = arch_u32(f, "attention.head_count_kv", (uint32_t)n_head);
     const uint64_t head_dim = arch_u32(f, "attention.key_length", (uint32_t)(n_embd / n_head));
     const uint32_t n_ctx_train = arch_u32(f, "context_length", 2048);
-    uint32_t n_ctx = m->mp.n_ctx ? m->mp.n_ctx : VKI_MIN(n_ctx_train, 4096u);
+    uint32_t n_ctx = mp->n_ctx ? mp->n_ctx : VKI_MIN(n_ctx_train, 4096u);
     if (bert && n_ctx > n_ctx_train) n_ctx = n_ctx_train;
     uint32_t n_batch = VKI_MIN(512u, n_ctx);
     if (bert) n_batch = VKI_MAX(n_batch, VKI_MIN(2048u, 4 * n_ctx));
-    const uint64_t n_seq = m->mp.n_seq_max ? m->mp.n_seq_max : 1;
+    const uint64_t n_seq = mp->n_seq_max ? mp->n_seq_max : 1;
     const vki_tensor_info *te = vki_file_find_tensor(f, "token_embd.weight");
     int32_t n_vocab = te ? (int32_t)te->ne[1] : 0;
-    if (n_vocab <= 0) n_vocab = vki_tokenizer_n_vocab(m->tok);
-    m->n_ctx = (int32_t)n_ctx;
-    m->n_batch = (int32_t)n_batch;
-    m->n_embd = (int32_t)n_embd;
-    m->n_vocab = n_vocab;
+    if (n_vocab <= 0) n_vocab = vki_tokenizer_n_vocab(tok);
+    out->n_ctx = (int32_t)n_ctx;
+    out->n_batch = (int32_t)n_batch;
+    out->n_embd = (int32_t)n_embd;
+    out->n_vocab = n_vocab;
     uint64_t kv = bert ? 0 : 2 * n_layer * n_ctx * n_seq * n_head_kv * head_dim * 4;
     const uint64_t q = n_head * head_dim, kvw = n_head_kv * head_dim;
     uint64_t scratch = 4 * (uint64_t)n_batch * (3 * n_embd + 2 * q + 2 * kvw + 3 * n_ff) +
                        (bert ? 4 * (uint64_t)n_batch * n_embd : 4 * n_seq * (2 * n_embd + (uint64_t)n_vocab));
-    m->est_bytes = vki_file_weight_bytes(f) + kv + scratch + SCHED_STAGING_BYTES;
+    out->est_bytes = vki_file_weight_bytes(f) + kv + scratch + SCHED_STAGING_BYTES;
 }
 
 /* ===== Eviction score ==================================================== */
@@ -163,19 +163,32 @@ static bool on_progress(float progress, void *user)
     return !atomic_load(&m->stop);
 }
 
-static vki_status load_on(sched_model *m, vki_backend_kind kind, vki_model **out)
+vki_status sched_resid_load_file(sched_model *m, const char *path, vki_backend_kind kind, vki_model **out)
 {
     vki_model_params mp = m->mp;
     mp.backend = kind;
     mp.progress = on_progress;
     mp.progress_user = m;
-    return vki_model_load(m->s->eng, m->path, &mp, out);
+    return vki_model_load(m->s->eng, path, &mp, out);
+}
+
+static vki_status load_on(sched_model *m, vki_backend_kind kind, vki_model **out)
+{
+    return sched_resid_load_file(m, m->path, kind, out);
+}
+
+uint64_t sched_resid_gpu_bytes(const vki_model *md) { return vki_model_memory_bytes(md) + SCHED_STAGING_BYTES; }
+
+bool sched_resid_on_gpu(const sched_model *m)
+{
+    return m->s->budget > 0 &&
+           (m->mp.backend == VKI_BACKEND_VULKAN || (m->mp.backend == VKI_BACKEND_AUTO && m->s->has_gpu));
 }
 
 static uint64_t used_bytes(const scheduler *s)
 {
     uint64_t u = 0;
-    for (int32_t i = 0; i < s->n_models; i++) u += s->models[i]->gpu_bytes;
+    for (int32_t i = 0; i < s->n_models; i++) u += s->models[i]->gpu_bytes + s->models[i]->swap_gpu_bytes;
     return u;
 }
 
@@ -186,7 +199,7 @@ static void describe_resident(const scheduler *s, const sched_model *self, char 
     buf[0] = '\0';
     for (int32_t i = 0; i < s->n_models && n < size; i++) {
         sched_model *o = s->models[i];
-        if (o == self || !o->gpu_bytes) continue;
+        if (o == self || !o->gpu_bytes) continue; /* (a swap in flight is its model's business) */
         pthread_mutex_lock(&o->mu);
         int32_t queued = o->n_queued[0] + o->n_queued[1] + o->n_queued[2];
         const char *why = o->state == SCHED_LOADING ? "loading" : o->pin ? "pinned" : queued || o->n_active ? "busy" : "idle";
@@ -197,12 +210,9 @@ static void describe_resident(const scheduler *s, const sched_model *self, char 
     if (!n) snprintf(buf, size, "nothing");
 }
 
-/* Reserves m's estimate against the budget, evicting when may_evict (res_mu
- * taken here). OUT_OF_DEVICE_MEMORY with the reason when it cannot fit. */
-static vki_status reserve(sched_model *m, bool may_evict)
+vki_status sched_resid_reserve(sched_model *m, uint64_t need, uint64_t *slot, bool may_evict)
 {
     scheduler *s = m->s;
-    const uint64_t need = m->est_bytes;
     sched_resid_cand *c = calloc((size_t)s->n_models, sizeof *c);
     int32_t *order = calloc((size_t)s->n_models, sizeof *order);
     vki_status st = VKI_OK;
@@ -218,7 +228,7 @@ static vki_status reserve(sched_model *m, bool may_evict)
         }
         const uint64_t used = used_bytes(s);
         if (used + need <= s->budget) {
-            m->gpu_bytes = need;
+            *slot = need;
             break;
         }
         const double now = vki_time_ms();
@@ -227,7 +237,7 @@ static vki_status reserve(sched_model *m, bool may_evict)
             pthread_mutex_lock(&o->mu);
             int32_t queued = o->n_queued[0] + o->n_queued[1] + o->n_queued[2];
             c[i] = (sched_resid_cand){.evictable = o != m && o->state == SCHED_RESIDENT_GPU && !o->pin && !queued &&
-                                                   !o->n_active && o->gpu_bytes,
+                                                   !o->n_active && o->gpu_bytes && o->swap == SCHED_SWAP_NONE,
                                       .idle_s = (now - o->t_used) / 1e3, .freq = decayed_freq(o, now),
                                       .reload_ms = o->load_ms, .bytes = o->gpu_bytes};
             pthread_mutex_unlock(&o->mu);
@@ -263,10 +273,10 @@ out:
     return st;
 }
 
-void sched_resid_release(sched_model *m)
+void sched_resid_release(sched_model *m, uint64_t *slot)
 {
     pthread_mutex_lock(&m->s->res_mu);
-    m->gpu_bytes = 0;
+    *slot = 0;
     pthread_cond_broadcast(&m->s->res_cv);
     pthread_mutex_unlock(&m->s->res_mu);
 }
@@ -283,25 +293,23 @@ vki_status sched_resid_load(sched_model *m, bool may_evict, vki_model **out, boo
     scheduler *s = m->s;
     *out = NULL;
     *on_gpu = false;
-    const bool gpu = s->budget > 0 && (m->mp.backend == VKI_BACKEND_VULKAN ||
-                                       (m->mp.backend == VKI_BACKEND_AUTO && s->has_gpu));
-    if (!gpu) {
+    if (!sched_resid_on_gpu(m)) {
         vki_status st = load_on(m, m->mp.backend == VKI_BACKEND_VULKAN ? VKI_BACKEND_VULKAN : VKI_BACKEND_CPU, out);
         if (st == VKI_OK) count(m, &m->st.loads);
         return st;
     }
-    vki_status st = reserve(m, may_evict);
+    vki_status st = sched_resid_reserve(m, m->shape.est_bytes, &m->gpu_bytes, may_evict);
     if (st == VKI_OK) {
         st = load_on(m, VKI_BACKEND_VULKAN, out);
         if (st == VKI_OK) {
             pthread_mutex_lock(&s->res_mu);
-            m->gpu_bytes = vki_model_memory_bytes(*out) + SCHED_STAGING_BYTES;
+            m->gpu_bytes = sched_resid_gpu_bytes(*out);
             pthread_mutex_unlock(&s->res_mu);
             *on_gpu = true;
             count(m, &m->st.loads);
             return VKI_OK;
         }
-        sched_resid_release(m);
+        sched_resid_release(m, &m->gpu_bytes);
         /* The driver may refuse what the budget allowed (other processes use the
          * device too): that is no room, as when the estimate does not fit. */
         if (st != VKI_ERR_OUT_OF_DEVICE_MEMORY && !(st == VKI_ERR_UNSUPPORTED && m->mp.backend == VKI_BACKEND_AUTO))

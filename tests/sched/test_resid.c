@@ -210,7 +210,7 @@ static void measure(const char *const *paths, int n, uint64_t *bytes)
 {
     scheduler *s = make(0);
     for (int i = 0; i < n; i++) {
-        char id[8];
+        char id[16];
         snprintf(id, sizeof id, "m%d", i);
         sched_model_params mp = model(id, paths[i], VKI_BACKEND_VULKAN);
         CHECK(sched_add_model(s, &mp) == VKI_OK);
