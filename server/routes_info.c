@@ -213,7 +213,7 @@ enum MHD_Result srv_route_metrics(srv_conn *cn)
         "idle unloads follow keep_alive, fallbacks loaded on the CPU as the GPU was full, refused loads had neither room nor fallback.\n"
         "# TYPE vkinfer_model_loads_total counter\n# TYPE vkinfer_model_evictions_total counter\n"
         "# TYPE vkinfer_model_idle_unloads_total counter\n# TYPE vkinfer_model_fallbacks_total counter\n"
-        "# TYPE vkinfer_model_refused_loads_total counter\n"
+        "# TYPE vkinfer_model_refused_loads_total counter\n# TYPE vkinfer_model_swaps_total counter\n"
         "# HELP vkinfer_model_resident_bytes Memory the model holds on its backend (0 when unloaded).\n"
         "# TYPE vkinfer_model_resident_bytes gauge\n"
         "# TYPE vkinfer_device_budget_bytes gauge\n# TYPE vkinfer_device_used_bytes gauge\n";
@@ -256,10 +256,12 @@ enum MHD_Result srv_route_metrics(srv_conn *cn)
                 "vkinfer_model_idle_unloads_total{model=\"%s\"} %llu\n"
                 "vkinfer_model_fallbacks_total{model=\"%s\"} %llu\n"
                 "vkinfer_model_refused_loads_total{model=\"%s\"} %llu\n"
+                "vkinfer_model_swaps_total{model=\"%s\"} %llu\n"
                 "vkinfer_model_resident_bytes{model=\"%s\"} %llu\n",
                 id, (unsigned long long)st.loads, id, (unsigned long long)st.evictions, id,
                 (unsigned long long)st.idle_unloads, id, (unsigned long long)st.fallbacks, id,
-                (unsigned long long)st.refused_loads, id, (unsigned long long)info.bytes);
+                (unsigned long long)st.refused_loads, id, (unsigned long long)st.swaps, id,
+                (unsigned long long)info.bytes);
         histo(&b, "vkinfer_time_to_first_token_seconds", id, &st.ttft);
         histo(&b, "vkinfer_token_latency_seconds", id, &st.token_latency);
         histo(&b, "vkinfer_request_duration_seconds", id, &st.request);
