@@ -308,9 +308,12 @@ vki_status sched_add_model(scheduler *s, const sched_model_params *p)
     if (sched_find(s, p->id) >= 0)
         return vki_fail(VKI_ERR_INVALID_ARGUMENT, "sched_add_model: model id '%s' is used twice", p->id);
     if (s->shut) return vki_fail(VKI_ERR_CANCELLED, "sched_add_model: the scheduler is shut down");
+    /* res_mu: the threads of the models added before read the list. */
+    pthread_mutex_lock(&s->res_mu);
     sched_model **nm = realloc(s->models, sizeof *nm * (size_t)(s->n_models + 1));
+    if (nm) s->models = nm;
+    pthread_mutex_unlock(&s->res_mu);
     if (!nm) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_add_model: out of memory");
-    s->models = nm;
     sched_model *m = calloc(1, sizeof *m);
     if (!m) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_add_model: out of memory");
     m->s = s;
@@ -335,12 +338,18 @@ vki_status sched_add_model(scheduler *s, const sched_model_params *p)
         model_free(m);
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_add_model: out of memory");
     }
+    /* Listed before its thread starts, so its reservations count for the others. */
+    pthread_mutex_lock(&s->res_mu);
+    s->models[s->n_models++] = m;
+    pthread_mutex_unlock(&s->res_mu);
     if (pthread_create(&m->thread, NULL, model_thread, m) != 0) {
+        pthread_mutex_lock(&s->res_mu);
+        s->n_models--;
+        pthread_mutex_unlock(&s->res_mu);
         model_free(m);
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_add_model: cannot start a thread for '%s'", p->id);
     }
     m->thread_started = true;
-    s->models[s->n_models++] = m;
     return VKI_OK;
 }
 

@@ -213,14 +213,10 @@ static void describe_resident(const scheduler *s, const sched_model *self, char 
 vki_status sched_resid_reserve(sched_model *m, uint64_t need, uint64_t *slot, bool may_evict)
 {
     scheduler *s = m->s;
-    sched_resid_cand *c = calloc((size_t)s->n_models, sizeof *c);
-    int32_t *order = calloc((size_t)s->n_models, sizeof *order);
+    sched_resid_cand *c = NULL;
+    int32_t *order = NULL;
     vki_status st = VKI_OK;
-    if (!c || !order) {
-        st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "model '%s': out of memory for the residency plan", m->id);
-        goto out;
-    }
-    pthread_mutex_lock(&s->res_mu);
+    pthread_mutex_lock(&s->res_mu); /* also guards s->models while models are added */
     for (;;) {
         if (atomic_load(&m->stop)) {
             st = vki_fail(VKI_ERR_CANCELLED, "the scheduler is shutting down");
@@ -232,6 +228,14 @@ vki_status sched_resid_reserve(sched_model *m, uint64_t need, uint64_t *slot, bo
             break;
         }
         const double now = vki_time_ms();
+        free(c);
+        free(order);
+        c = calloc((size_t)s->n_models, sizeof *c);
+        order = calloc((size_t)s->n_models, sizeof *order);
+        if (!c || !order) {
+            st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "model '%s': out of memory for the residency plan", m->id);
+            break;
+        }
         for (int32_t i = 0; i < s->n_models; i++) {
             sched_model *o = s->models[i];
             pthread_mutex_lock(&o->mu);
@@ -267,7 +271,6 @@ vki_status sched_resid_reserve(sched_model *m, uint64_t need, uint64_t *slot, bo
         sched_cond_wait_until(&s->res_cv, &s->res_mu, now + SCHED_EVICT_POLL_MS);
     }
     pthread_mutex_unlock(&s->res_mu);
-out:
     free(c);
     free(order);
     return st;
