@@ -239,7 +239,7 @@ static void *model_thread(void *arg)
             const bool was_start = at_start;
             at_start = load_now = false;
             if (st != VKI_OK && was_start && st == VKI_ERR_OUT_OF_DEVICE_MEMORY) {
-                set_state(m, SCHED_UNLOADED, msg); /* the first request loads it, evicting if it must */
+                set_state(m, SCHED_UNLOADED, NULL); /* not an error: the first request loads it, evicting */
                 continue;
             }
             if (st == VKI_ERR_CANCELLED && atomic_load(&m->stop)) break;

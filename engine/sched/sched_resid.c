@@ -255,8 +255,7 @@ vki_status sched_resid_reserve(sched_model *m, uint64_t need, uint64_t *slot, bo
                           "model '%s' needs about %.0f MiB of device memory; the budget is %.0f MiB and %.0f MiB of it "
                           "is held by: %s; %s",
                           m->id, (double)need / MIB, (double)s->budget / MIB, (double)used / MIB, held,
-                          !may_evict ? "not loaded at start (a request loads it)"
-                                     : "no idle unpinned model can be evicted to make room");
+                          !may_evict ? "it loads beside them only" : "no idle unpinned model can be evicted to make room");
             break;
         }
         for (int32_t j = 0; j < k; j++) {
