@@ -681,16 +681,27 @@ static void free_case(case_data *cd)
 
 /* ===== Main ============================================================== */
 
+/* True when desc contains one of the '|'-separated substrings of filter. */
+static bool desc_matches(const char *desc, const char *filter)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", filter);
+    for (char *save = NULL, *tok = strtok_r(buf, "|", &save); tok; tok = strtok_r(NULL, "|", &save))
+        if (strstr(desc, tok)) return true;
+    return false;
+}
+
 int main(int argc, char **argv)
 {
-    const char *op_filter = NULL, *be_filter = NULL;
+    const char *op_filter = NULL, *be_filter = NULL, *desc_filter = NULL;
     bool list = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc) op_filter = argv[++i];
+        else if (!strcmp(argv[i], "-f") && i + 1 < argc) desc_filter = argv[++i];
         else if (!strcmp(argv[i], "-b") && i + 1 < argc) be_filter = argv[++i];
         else if (!strcmp(argv[i], "--list")) list = true;
         else {
-            fprintf(stderr, "usage: %s [-o OP] [-b BACKEND] [--list]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-o OP] [-b BACKEND] [-f 'SUBSTR|SUBSTR...'] [--list]\n", argv[0]);
             return 2;
         }
     }
@@ -715,6 +726,7 @@ int main(int argc, char **argv)
     for (int ci = 0; ci < g_n_cases; ci++) {
         const test_case *c = &g_cases[ci];
         if (op_filter && strcmp(op_filter, bk_op_name(c->kind))) continue;
+        if (desc_filter && !desc_matches(c->desc, desc_filter)) continue;
         case_data cd;
         if (!prepare_case(c, &cd, 0x9e3779b97f4a7c15ull ^ (uint64_t)(ci + 1))) {
             vki_test_failures++;
