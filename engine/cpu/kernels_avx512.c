@@ -492,6 +492,143 @@ static void gemv_q6_K(int64_t k, const void *w, size_t ws, int64_t nrows, const 
     for (; r < nrows; r++) kq6_rows(1, nb, (const uint8_t *)w + (size_t)r * ws, ws, x, d + r);
 }
 
+/* Batched decode (2..8 activation rows): one weight row at a time, its
+ * block's codes and scales decoded once and reused by C <= 4 columns. */
+INLINE void kq4_cols(const int C, int64_t nb, const uint8_t *w, const uint8_t *const *xl,
+                     const block_q8_K *const *x, float *d, size_t ds)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512 acc[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const block_q4_K *wb = (const block_q4_K *)w + b;
+        _mm_prefetch((const char *)wb + 1024, _MM_HINT_T0);
+        uint32_t u[4];
+        memcpy(u, wb->scales, 12);
+        u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+        uint32_t m1 = u[1] & 0x3f3f3f3f;
+        u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+        u[2] = m1;
+        u[0] &= 0x3f3f3f3f;
+        __m512i sm = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)u));
+        __m512i qa = _mm512_loadu_si512(wb->qs), qb = _mm512_loadu_si512(wb->qs + 64);
+        __m512i q[4] = {_mm512_and_si512(qa, m4), _mm512_and_si512(_mm512_srli_epi16(qa, 4), m4),
+                        _mm512_and_si512(qb, m4), _mm512_and_si512(_mm512_srli_epi16(qb, 4), m4)};
+        __m512i sc[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) sc[i] = _mm512_permutexvar_epi32(_mm512_load_si512(kq_perm4[i]), sm);
+        float wd = _cvtsh_ss(wb->d), wm = _cvtsh_ss(wb->dmin);
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            const uint8_t *xc = xl[c] + (size_t)b * KQ4_XBYTES;
+            __m512i sumi = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++)
+                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q[i],
+                                                                                     _mm512_loadu_si512(xc + 64 * i)),
+                                                                 sc[i]));
+            __m512i summ = _mm512_mullo_epi32(sm, _mm512_loadu_si512(xc + QK_K));
+            float xd = x[c][b].d;
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(xd * wd), acc[c]);
+            acc[c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ), _mm512_set1_ps(xd * wm), acc[c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < C; c++) d[(size_t)c * ds] = _mm512_reduce_add_ps(acc[c]);
+}
+
+static void gemvn_q4_K(int64_t k, const void *w, size_t ws, int64_t nrows, const void *xv, size_t xs, int ncols,
+                       float *d, size_t ds, void *scratch)
+{
+    int64_t nb = k / QK_K;
+    const uint8_t *xl[CPU_GEMVN_MAX];
+    const block_q8_K *x[CPU_GEMVN_MAX];
+    for (int c = 0; c < ncols; c++) {
+        x[c] = (const block_q8_K *)((const uint8_t *)xv + (size_t)c * xs);
+        uint8_t *l = (uint8_t *)scratch + (size_t)c * CPU_GEMV_SCRATCH(k);
+        kq4_layout_x(x[c], nb, l);
+        xl[c] = l;
+    }
+    for (int c0 = 0; c0 < ncols; c0 += 4) {
+        int cn = ncols - c0 < 4 ? ncols - c0 : 4;
+        for (int64_t r = 0; r < nrows; r++) {
+            const uint8_t *wr = (const uint8_t *)w + (size_t)r * ws;
+            float *dr = d + (size_t)c0 * ds + r;
+            switch (cn) {
+            case 1: kq4_cols(1, nb, wr, xl + c0, x + c0, dr, ds); break;
+            case 2: kq4_cols(2, nb, wr, xl + c0, x + c0, dr, ds); break;
+            case 3: kq4_cols(3, nb, wr, xl + c0, x + c0, dr, ds); break;
+            default: kq4_cols(4, nb, wr, xl + c0, x + c0, dr, ds); break;
+            }
+        }
+    }
+}
+
+INLINE void kq6_cols(const int C, int64_t nb, const uint8_t *w, const block_q8_K *const *x, float *d, size_t ds)
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(0x03);
+    __m512 acc[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const block_q6_K *wb = (const block_q6_K *)w + b;
+        _mm_prefetch((const char *)wb + 1024, _MM_HINT_T0);
+        __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)wb->scales));
+        __m512i q[4], s[4];
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            __m512i l = _mm512_loadu_si512(wb->ql + 64 * h);
+            __m256i hb = _mm256_loadu_si256((const __m256i *)(wb->qh + 32 * h));
+            __m512i h01 = _mm512_inserti64x4(_mm512_castsi256_si512(hb), _mm256_srli_epi16(hb, 2), 1);
+            __m512i h23 = _mm512_srli_epi16(h01, 4);
+            q[2 * h] = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_slli_epi16(_mm512_and_si512(h01, m3), 4));
+            q[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                           _mm512_slli_epi16(_mm512_and_si512(h23, m3), 4));
+            s[2 * h] = _mm512_permutexvar_epi32(_mm512_load_si512(kq_perm6[2 * h]), sc);
+            s[2 * h + 1] = _mm512_permutexvar_epi32(_mm512_load_si512(kq_perm6[2 * h + 1]), sc);
+        }
+        float wd = _cvtsh_ss(wb->d);
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            const block_q8_K *xb = x[c] + b;
+            __m512i sumi = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int i = 0; i < 4; i++)
+                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q[i],
+                                                                                     _mm512_loadu_si512(xb->qs + 64 * i)),
+                                                                 s[i]));
+            __m512i bs = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)xb->bsums));
+            sumi = _mm512_sub_epi32(sumi, _mm512_slli_epi32(_mm512_mullo_epi32(sc, bs), 5));
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(xb->d * wd), acc[c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < C; c++) d[(size_t)c * ds] = _mm512_reduce_add_ps(acc[c]);
+}
+
+static void gemvn_q6_K(int64_t k, const void *w, size_t ws, int64_t nrows, const void *xv, size_t xs, int ncols,
+                       float *d, size_t ds, void *scratch)
+{
+    (void)scratch;
+    int64_t nb = k / QK_K;
+    const block_q8_K *x[CPU_GEMVN_MAX];
+    for (int c = 0; c < ncols; c++) x[c] = (const block_q8_K *)((const uint8_t *)xv + (size_t)c * xs);
+    for (int c0 = 0; c0 < ncols; c0 += 4) {
+        int cn = ncols - c0 < 4 ? ncols - c0 : 4;
+        for (int64_t r = 0; r < nrows; r++) {
+            const uint8_t *wr = (const uint8_t *)w + (size_t)r * ws;
+            float *dr = d + (size_t)c0 * ds + r;
+            switch (cn) {
+            case 1: kq6_cols(1, nb, wr, x + c0, dr, ds); break;
+            case 2: kq6_cols(2, nb, wr, x + c0, dr, ds); break;
+            case 3: kq6_cols(3, nb, wr, x + c0, dr, ds); break;
+            default: kq6_cols(4, nb, wr, x + c0, dr, ds); break;
+            }
+        }
+    }
+}
+
 /* ===== Vector helpers ==================================================== */
 
 DOT_ENTRY(f32, float)
@@ -942,7 +1079,9 @@ void cpu_kernels_init_avx512(cpu_kernels *k)
         k->gemvn[VKI_TYPE_Q8_0] = gemvn_q8_0;
         k->gemvn[VKI_TYPE_Q4_0] = gemvn_q4_0;
         k->gemv[VKI_TYPE_Q4_K] = gemv_q4_K;
+        k->gemvn[VKI_TYPE_Q4_K] = gemvn_q4_K;
         k->gemv[VKI_TYPE_Q6_K] = gemv_q6_K;
+        k->gemvn[VKI_TYPE_Q6_K] = gemvn_q6_K;
         k->mq_mr = MQ_MR;
         k->mq_nr = MQ_NR;
         k->mq_signed_q8 = false;
