@@ -177,78 +177,10 @@ static void gv_layout_x(const block_q8_0 *x, int64_t nb, int q4, int8_t *xq, flo
  * cover memory latency at the kernel's consumption rate. */
 #define GV_PREFETCH 1024
 
-INLINE void gv_rows(const int Q4, const int R, int64_t nb, const uint8_t *w, size_t ws, const int8_t *xq,
-                    const float *xd, const float *corr, float *d)
-{
-    const int BS = Q4 ? (int)sizeof(block_q4_0) : (int)sizeof(block_q8_0);
-    const __m512i gidx = _mm512_mullo_epi32(_mm512_set1_epi32(BS),
-                                            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-    const __m512i bias8 = _mm512_set1_epi8((char)0x80);
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m512 acc[4];
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
-    for (int64_t g = 0; g < nb; g += 16) {
-        int n = (int)(nb - g < 16 ? nb - g : 16);
-        __mmask16 gm = (__mmask16)(n == 16 ? 0xFFFF : (1u << n) - 1);
-        __m512 xdv = _mm512_loadu_ps(xd + g), cv = _mm512_loadu_ps(corr + g);
-        __m512 s[4];
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++) {
-            __m512i h = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), gm, gidx, w + (size_t)r * ws + (size_t)g * BS, 1);
-            __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h));
-            s[r] = _mm512_mul_ps(dw, xdv);
-            acc[r] = _mm512_fnmadd_ps(dw, cv, acc[r]);
-        }
-        for (int p = 0; 2 * p < n; p++) {
-            __m512i xv = _mm512_loadu_si512(xq + (g + 2 * p) * 32);
-            __m512i perm = _mm512_load_si512(Q4 ? gv_perm_q4[p] : gv_perm_q8[p]);
-            bool two = 2 * p + 1 < n;
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++) {
-                const uint8_t *b0 = w + (size_t)r * ws + (size_t)(g + 2 * p) * BS + 2; /* codes follow the f16 scale */
-                _mm_prefetch((const char *)b0 + GV_PREFETCH, _MM_HINT_T0);
-                __m512i wv;
-                if (Q4) {
-                    __m256i t = two ? _mm256_loadu2_m128i((const __m128i *)(b0 + BS), (const __m128i *)b0)
-                                    : _mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)b0));
-                    __m256i lo = _mm256_and_si256(t, m4), hi = _mm256_and_si256(_mm256_srli_epi16(t, 4), m4);
-                    wv = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-                } else {
-                    __m256i lo = _mm256_loadu_si256((const __m256i *)b0);
-                    wv = two ? _mm512_inserti64x4(_mm512_castsi256_si512(lo), _mm256_loadu_si256((const __m256i *)(b0 + BS)), 1)
-                             : _mm512_zextsi256_si512(lo);
-                    wv = _mm512_xor_si512(wv, bias8);
-                }
-                __m512i dp = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, xv);
-                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), _mm512_permutexvar_ps(perm, s[r]), acc[r]);
-            }
-        }
-    }
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++) d[r] = _mm512_reduce_add_ps(acc[r]);
-}
-
-#define GEMV_ENTRY(WT, Q4)                                                                        \
-    static void gemv_##WT(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, float *d,  \
-                          void *scratch)                                                          \
-    {                                                                                             \
-        int64_t nb = k / 32, nbp = (nb + 15) & ~(int64_t)15;                                      \
-        int8_t *xq = scratch;                                                                     \
-        float *xd = (float *)(xq + nbp * 32), *corr = xd + nbp;                                   \
-        gv_layout_x(x, nb, Q4, xq, xd, corr);                                                     \
-        const uint8_t *wr = w;                                                                    \
-        int64_t r = 0;                                                                            \
-        for (; r + 4 <= nrows; r += 4) gv_rows(Q4, 4, nb, wr + (size_t)r * ws, ws, xq, xd, corr, d + r); \
-        for (; r < nrows; r++) gv_rows(Q4, 1, nb, wr + (size_t)r * ws, ws, xq, xd, corr, d + r);  \
-    }
-
-GEMV_ENTRY(q8_0, 0)
-GEMV_ENTRY(q4_0, 1)
-
-/* The same for C activation columns at once (C <= 4): each pair of weight
- * blocks is decoded once and fed to C vpdpbusd; R = 2 rows keep the
- * accumulators and per-column scales (2 x 4 each) in registers. */
+/* R weight rows against C activation columns (R x C <= 8: the accumulators
+ * and per-column scales stay in registers): each pair of weight blocks is
+ * decoded once and fed to C vpdpbusd. Mat-vec runs 4 x 1, batched decode
+ * 2 x C. */
 INLINE void gv_rows_cols(const int Q4, const int R, const int C, int64_t nb, const uint8_t *w, size_t ws,
                          int8_t *const *xq, float *const *xd, float *const *corr, float *d, size_t ds)
 {
@@ -257,16 +189,16 @@ INLINE void gv_rows_cols(const int Q4, const int R, const int C, int64_t nb, con
                                             _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
     const __m512i bias8 = _mm512_set1_epi8((char)0x80);
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    __m512 acc[2][4];
-#pragma GCC unroll 2
+    __m512 acc[4][4];
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++) acc[r][c] = _mm512_setzero_ps();
     for (int64_t g = 0; g < nb; g += 16) {
         int n = (int)(nb - g < 16 ? nb - g : 16);
         __mmask16 gm = (__mmask16)(n == 16 ? 0xFFFF : (1u << n) - 1);
-        __m512 s[2][4];
-#pragma GCC unroll 2
+        __m512 s[4][4];
+#pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             __m512i h = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), gm, gidx, w + (size_t)r * ws + (size_t)g * BS, 1);
             __m512 dw = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(h));
@@ -282,9 +214,9 @@ INLINE void gv_rows_cols(const int Q4, const int R, const int C, int64_t nb, con
             __m512i xv[4];
 #pragma GCC unroll 4
             for (int c = 0; c < C; c++) xv[c] = _mm512_loadu_si512(xq[c] + (g + 2 * p) * 32);
-#pragma GCC unroll 2
+#pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
-                const uint8_t *b0 = w + (size_t)r * ws + (size_t)(g + 2 * p) * BS + 2;
+                const uint8_t *b0 = w + (size_t)r * ws + (size_t)(g + 2 * p) * BS + 2; /* codes follow the f16 scale */
                 _mm_prefetch((const char *)b0 + GV_PREFETCH, _MM_HINT_T0);
                 __m512i wv;
                 if (Q4) {
@@ -306,32 +238,51 @@ INLINE void gv_rows_cols(const int Q4, const int R, const int C, int64_t nb, con
             }
         }
     }
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++) d[(size_t)c * ds + r] = _mm512_reduce_add_ps(acc[r][c]);
 }
 
-/* Columns in groups of four (C is a compile-time constant in each call, so
- * the unrolled loops keep everything in registers). */
+#define GEMV_ENTRY(WT, Q4)                                                                        \
+    static void gemv_##WT(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, float *d,  \
+                          void *scratch)                                                          \
+    {                                                                                             \
+        int64_t nb = k / 32, nbp = (nb + 15) & ~(int64_t)15;                                      \
+        int8_t *xq = scratch;                                                                     \
+        float *xd = (float *)(xq + nbp * 32), *corr = xd + nbp;                                   \
+        gv_layout_x(x, nb, Q4, xq, xd, corr);                                                     \
+        const uint8_t *wr = w;                                                                    \
+        int64_t r = 0;                                                                            \
+        for (; r + 4 <= nrows; r += 4) gv_rows_cols(Q4, 4, 1, nb, wr + (size_t)r * ws, ws, &xq, &xd, &corr, d + r, 1); \
+        for (; r < nrows; r++) gv_rows_cols(Q4, 1, 1, nb, wr + (size_t)r * ws, ws, &xq, &xd, &corr, d + r, 1);  \
+    }
+
+GEMV_ENTRY(q8_0, 0)
+GEMV_ENTRY(q4_0, 1)
+
+/* Batched decode takes the columns in groups of four and runs CALL(CC)
+ * for each, with CC the group's column count as a literal: the kernels'
+ * column loops then unroll with constant bounds and stay in registers. */
+#define COL_GROUPS(nc, c0, CALL)                                                                   \
+    for (int c0 = 0; c0 < (nc); c0 += 4) {                                                         \
+        switch ((nc) - c0 < 4 ? (nc) - c0 : 4) {                                                   \
+        case 1: CALL(1); break;                                                                    \
+        case 2: CALL(2); break;                                                                    \
+        case 3: CALL(3); break;                                                                    \
+        default: CALL(4); break;                                                                   \
+        }                                                                                          \
+    }
+
 INLINE void gv_cols(const int Q4, int64_t nb, const uint8_t *w, size_t ws, int64_t nrows, int8_t *const *xq,
                     float *const *xd, float *const *corr, int nc, float *d, size_t ds)
 {
-    for (int c0 = 0; c0 < nc; c0 += 4) {
-        int c = nc - c0 < 4 ? nc - c0 : 4;
-        for (int64_t r = 0; r < nrows; r += 2) {
-            const uint8_t *wr = w + (size_t)r * ws;
-            float *dr = d + (size_t)c0 * ds + r;
-            bool two = r + 1 < nrows;
-#define GV_CASE(CC)                                                                                        \
-    case CC:                                                                                               \
-        if (two) gv_rows_cols(Q4, 2, CC, nb, wr, ws, xq + c0, xd + c0, corr + c0, dr, ds);                \
-        else gv_rows_cols(Q4, 1, CC, nb, wr, ws, xq + c0, xd + c0, corr + c0, dr, ds);                    \
-        break;
-            switch (c) { GV_CASE(1) GV_CASE(2) GV_CASE(3) GV_CASE(4) }
-#undef GV_CASE
-        }
-    }
+#define GV_CALL(CC)                                                                                \
+    for (int64_t r = 0; r < nrows; r += 2)                                                         \
+        if (r + 1 < nrows) gv_rows_cols(Q4, 2, CC, nb, w + (size_t)r * ws, ws, xq + c0, xd + c0, corr + c0, d + (size_t)c0 * ds + r, ds); \
+        else gv_rows_cols(Q4, 1, CC, nb, w + (size_t)r * ws, ws, xq + c0, xd + c0, corr + c0, d + (size_t)c0 * ds + r, ds)
+    COL_GROUPS(nc, c0, GV_CALL)
+#undef GV_CALL
 }
 
 #define GEMVN_ENTRY(WT, Q4)                                                                       \
@@ -388,42 +339,65 @@ static void kq4_layout_x(const block_q8_K *x, int64_t nb, uint8_t *dst)
     }
 }
 
+/* sum_i (q[i] . x[i]) * s[i] over four 64-byte code vectors: the integer
+ * dot of one K-quant block, each int32 lane weighted by its sub-block
+ * scale. The mat-vecs load x once per block for all their rows. */
+INLINE __m512i kq_dot(const __m512i q[4], const __m512i s[4], const __m512i x[4])
+{
+    __m512i sumi = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q[i], x[i]), s[i]));
+    return sumi;
+}
+
+INLINE void kq_load_x(const void *x, __m512i xv[4])
+{
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) xv[i] = _mm512_loadu_si512((const uint8_t *)x + 64 * i);
+}
+
+/* One Q4_K block: sm = its 6-bit scales (lanes 0..7) and mins (8..15) as
+ * int32, q = its codes as four 64-byte vectors of nibbles. */
+INLINE void kq4_decode(const block_q4_K *wb, __m512i *sm, __m512i q[4])
+{
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    uint32_t u[4];
+    memcpy(u, wb->scales, 12);
+    u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+    uint32_t m1 = u[1] & 0x3f3f3f3f;
+    u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+    u[2] = m1;
+    u[0] &= 0x3f3f3f3f;
+    *sm = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)u));
+    __m512i qa = _mm512_loadu_si512(wb->qs), qb = _mm512_loadu_si512(wb->qs + 64);
+    q[0] = _mm512_and_si512(qa, m4);
+    q[1] = _mm512_and_si512(_mm512_srli_epi16(qa, 4), m4);
+    q[2] = _mm512_and_si512(qb, m4);
+    q[3] = _mm512_and_si512(_mm512_srli_epi16(qb, 4), m4);
+}
+
 INLINE void kq4_rows(const int R, int64_t nb, const uint8_t *w, size_t ws, const uint8_t *xl, const block_q8_K *x,
                      float *d)
 {
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m512 acc[4];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++, xl += KQ4_XBYTES) {
         __m512i xv[4];
-#pragma GCC unroll 4
-        for (int i = 0; i < 4; i++) xv[i] = _mm512_loadu_si512(xl + 64 * i);
+        kq_load_x(xl, xv);
         __m512i xs = _mm512_loadu_si512(xl + QK_K);
         float xd = x[b].d;
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const block_q4_K *wb = (const block_q4_K *)(w + (size_t)r * ws) + b;
             _mm_prefetch((const char *)wb + 1024, _MM_HINT_T0);
-            uint32_t u[4];
-            memcpy(u, wb->scales, 12);
-            /* bytes 0..7: the 6-bit scales, 8..15: the 6-bit mins */
-            u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
-            uint32_t m1 = u[1] & 0x3f3f3f3f;
-            u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
-            u[2] = m1;
-            u[0] &= 0x3f3f3f3f;
-            __m512i sm = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)u));
-            __m512i qa = _mm512_loadu_si512(wb->qs), qb = _mm512_loadu_si512(wb->qs + 64);
-            __m512i q[4] = {_mm512_and_si512(qa, m4), _mm512_and_si512(_mm512_srli_epi16(qa, 4), m4),
-                            _mm512_and_si512(qb, m4), _mm512_and_si512(_mm512_srli_epi16(qb, 4), m4)};
-            __m512i sumi = _mm512_setzero_si512();
+            __m512i sm, q[4];
+            kq4_decode(wb, &sm, q);
+            __m512i sc[4];
 #pragma GCC unroll 4
-            for (int i = 0; i < 4; i++) {
-                __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[i], xv[i]);
-                __m512i sc = _mm512_permutexvar_epi32(_mm512_load_si512(kq_perm4[i]), sm);
-                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, sc));
-            }
+            for (int i = 0; i < 4; i++) sc[i] = _mm512_permutexvar_epi32(_mm512_load_si512(kq_perm4[i]), sm);
+            __m512i sumi = kq_dot(q, sc, xv);
             __m512i summ = _mm512_mullo_epi32(sm, xs);
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(xd * _cvtsh_ss(wb->d)), acc[r]);
             acc[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ), _mm512_set1_ps(xd * _cvtsh_ss(wb->dmin)), acc[r]);
@@ -441,40 +415,45 @@ static void gemv_q4_K(int64_t k, const void *w, size_t ws, int64_t nrows, const 
     for (; r < nrows; r++) kq4_rows(1, nb, (const uint8_t *)w + (size_t)r * ws, ws, scratch, x, d + r);
 }
 
-INLINE void kq6_rows(const int R, int64_t nb, const uint8_t *w, size_t ws, const block_q8_K *x, float *d)
+/* One Q6_K block: sc = its 16 signed scales as int32, q = its 6-bit codes
+ * (stored +32) in element order as four 64-byte vectors, s[i] = sc spread
+ * to the int32 lanes of q[i]'s dot products. */
+INLINE void kq6_decode(const block_q6_K *wb, __m512i *sc, __m512i q[4], __m512i s[4])
 {
     const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(0x03);
+    *sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)wb->scales));
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; h++) {
+        __m512i l = _mm512_loadu_si512(wb->ql + 64 * h);
+        __m256i hb = _mm256_loadu_si256((const __m256i *)(wb->qh + 32 * h));
+        /* high bits for elements 0..63: qh, qh >> 2; for 64..127: qh >> 4, qh >> 6 */
+        __m512i h01 = _mm512_inserti64x4(_mm512_castsi256_si512(hb), _mm256_srli_epi16(hb, 2), 1);
+        __m512i h23 = _mm512_srli_epi16(h01, 4);
+        q[2 * h] = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_slli_epi16(_mm512_and_si512(h01, m3), 4));
+        q[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                       _mm512_slli_epi16(_mm512_and_si512(h23, m3), 4));
+        s[2 * h] = _mm512_permutexvar_epi32(_mm512_load_si512(kq_perm6[2 * h]), *sc);
+        s[2 * h + 1] = _mm512_permutexvar_epi32(_mm512_load_si512(kq_perm6[2 * h + 1]), *sc);
+    }
+}
+
+INLINE void kq6_rows(const int R, int64_t nb, const uint8_t *w, size_t ws, const block_q8_K *x, float *d)
+{
     __m512 acc[4];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         __m512i xv[4];
-#pragma GCC unroll 4
-        for (int i = 0; i < 4; i++) xv[i] = _mm512_loadu_si512(x[b].qs + 64 * i);
+        kq_load_x(x[b].qs, xv);
         __m512i bs = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)x[b].bsums));
         float xd = x[b].d;
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const block_q6_K *wb = (const block_q6_K *)(w + (size_t)r * ws) + b;
             _mm_prefetch((const char *)wb + 1024, _MM_HINT_T0);
-            __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)wb->scales));
-            __m512i sumi = _mm512_setzero_si512();
-#pragma GCC unroll 2
-            for (int h = 0; h < 2; h++) {
-                __m512i l = _mm512_loadu_si512(wb->ql + 64 * h);
-                __m256i hb = _mm256_loadu_si256((const __m256i *)(wb->qh + 32 * h));
-                /* high bits for elements 0..63: qh, qh >> 2; for 64..127: qh >> 4, qh >> 6 */
-                __m512i h01 = _mm512_inserti64x4(_mm512_castsi256_si512(hb), _mm256_srli_epi16(hb, 2), 1);
-                __m512i h23 = _mm512_srli_epi16(h01, 4);
-                __m512i q0 = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_slli_epi16(_mm512_and_si512(h01, m3), 4));
-                __m512i q1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
-                                             _mm512_slli_epi16(_mm512_and_si512(h23, m3), 4));
-                __m512i p0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q0, xv[2 * h]);
-                __m512i p1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q1, xv[2 * h + 1]);
-                __m512i s0 = _mm512_permutexvar_epi32(_mm512_load_si512(kq_perm6[2 * h]), sc);
-                __m512i s1 = _mm512_permutexvar_epi32(_mm512_load_si512(kq_perm6[2 * h + 1]), sc);
-                sumi = _mm512_add_epi32(sumi, _mm512_add_epi32(_mm512_mullo_epi32(p0, s0), _mm512_mullo_epi32(p1, s1)));
-            }
+            __m512i sc, q[4], sq[4];
+            kq6_decode(wb, &sc, q, sq);
+            __m512i sumi = kq_dot(q, sq, xv);
             /* codes are stored +32: take off 32 * sum_g scale_g * bsum_g */
             sumi = _mm512_sub_epi32(sumi, _mm512_slli_epi32(_mm512_mullo_epi32(sc, bs), 5));
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(xd * _cvtsh_ss(wb->d)), acc[r]);
@@ -497,24 +476,14 @@ static void gemv_q6_K(int64_t k, const void *w, size_t ws, int64_t nrows, const 
 INLINE void kq4_cols(const int C, int64_t nb, const uint8_t *w, const uint8_t *const *xl,
                      const block_q8_K *const *x, float *d, size_t ds)
 {
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m512 acc[4];
 #pragma GCC unroll 4
     for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const block_q4_K *wb = (const block_q4_K *)w + b;
         _mm_prefetch((const char *)wb + 1024, _MM_HINT_T0);
-        uint32_t u[4];
-        memcpy(u, wb->scales, 12);
-        u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
-        uint32_t m1 = u[1] & 0x3f3f3f3f;
-        u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
-        u[2] = m1;
-        u[0] &= 0x3f3f3f3f;
-        __m512i sm = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)u));
-        __m512i qa = _mm512_loadu_si512(wb->qs), qb = _mm512_loadu_si512(wb->qs + 64);
-        __m512i q[4] = {_mm512_and_si512(qa, m4), _mm512_and_si512(_mm512_srli_epi16(qa, 4), m4),
-                        _mm512_and_si512(qb, m4), _mm512_and_si512(_mm512_srli_epi16(qb, 4), m4)};
+        __m512i sm, q[4];
+        kq4_decode(wb, &sm, q);
         __m512i sc[4];
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) sc[i] = _mm512_permutexvar_epi32(_mm512_load_si512(kq_perm4[i]), sm);
@@ -522,12 +491,9 @@ INLINE void kq4_cols(const int C, int64_t nb, const uint8_t *w, const uint8_t *c
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++) {
             const uint8_t *xc = xl[c] + (size_t)b * KQ4_XBYTES;
-            __m512i sumi = _mm512_setzero_si512();
-#pragma GCC unroll 4
-            for (int i = 0; i < 4; i++)
-                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q[i],
-                                                                                     _mm512_loadu_si512(xc + 64 * i)),
-                                                                 sc[i]));
+            __m512i xv[4];
+            kq_load_x(xc, xv);
+            __m512i sumi = kq_dot(q, sc, xv);
             __m512i summ = _mm512_mullo_epi32(sm, _mm512_loadu_si512(xc + QK_K));
             float xd = x[c][b].d;
             acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(xd * wd), acc[c]);
@@ -550,54 +516,30 @@ static void gemvn_q4_K(int64_t k, const void *w, size_t ws, int64_t nrows, const
         kq4_layout_x(x[c], nb, l);
         xl[c] = l;
     }
-    for (int c0 = 0; c0 < ncols; c0 += 4) {
-        int cn = ncols - c0 < 4 ? ncols - c0 : 4;
-        for (int64_t r = 0; r < nrows; r++) {
-            const uint8_t *wr = (const uint8_t *)w + (size_t)r * ws;
-            float *dr = d + (size_t)c0 * ds + r;
-            switch (cn) {
-            case 1: kq4_cols(1, nb, wr, xl + c0, x + c0, dr, ds); break;
-            case 2: kq4_cols(2, nb, wr, xl + c0, x + c0, dr, ds); break;
-            case 3: kq4_cols(3, nb, wr, xl + c0, x + c0, dr, ds); break;
-            default: kq4_cols(4, nb, wr, xl + c0, x + c0, dr, ds); break;
-            }
-        }
-    }
+#define KQ4_CALL(CC)                                                                               \
+    for (int64_t r = 0; r < nrows; r++)                                                            \
+        kq4_cols(CC, nb, (const uint8_t *)w + (size_t)r * ws, xl + c0, x + c0, d + (size_t)c0 * ds + r, ds)
+    COL_GROUPS(ncols, c0, KQ4_CALL)
+#undef KQ4_CALL
 }
 
 INLINE void kq6_cols(const int C, int64_t nb, const uint8_t *w, const block_q8_K *const *x, float *d, size_t ds)
 {
-    const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(0x03);
     __m512 acc[4];
 #pragma GCC unroll 4
     for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const block_q6_K *wb = (const block_q6_K *)w + b;
         _mm_prefetch((const char *)wb + 1024, _MM_HINT_T0);
-        __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)wb->scales));
-        __m512i q[4], s[4];
-#pragma GCC unroll 2
-        for (int h = 0; h < 2; h++) {
-            __m512i l = _mm512_loadu_si512(wb->ql + 64 * h);
-            __m256i hb = _mm256_loadu_si256((const __m256i *)(wb->qh + 32 * h));
-            __m512i h01 = _mm512_inserti64x4(_mm512_castsi256_si512(hb), _mm256_srli_epi16(hb, 2), 1);
-            __m512i h23 = _mm512_srli_epi16(h01, 4);
-            q[2 * h] = _mm512_or_si512(_mm512_and_si512(l, m4), _mm512_slli_epi16(_mm512_and_si512(h01, m3), 4));
-            q[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
-                                           _mm512_slli_epi16(_mm512_and_si512(h23, m3), 4));
-            s[2 * h] = _mm512_permutexvar_epi32(_mm512_load_si512(kq_perm6[2 * h]), sc);
-            s[2 * h + 1] = _mm512_permutexvar_epi32(_mm512_load_si512(kq_perm6[2 * h + 1]), sc);
-        }
+        __m512i sc, q[4], s[4];
+        kq6_decode(wb, &sc, q, s);
         float wd = _cvtsh_ss(wb->d);
 #pragma GCC unroll 4
         for (int c = 0; c < C; c++) {
             const block_q8_K *xb = x[c] + b;
-            __m512i sumi = _mm512_setzero_si512();
-#pragma GCC unroll 4
-            for (int i = 0; i < 4; i++)
-                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q[i],
-                                                                                     _mm512_loadu_si512(xb->qs + 64 * i)),
-                                                                 s[i]));
+            __m512i xv[4];
+            kq_load_x(xb->qs, xv);
+            __m512i sumi = kq_dot(q, s, xv);
             __m512i bs = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)xb->bsums));
             sumi = _mm512_sub_epi32(sumi, _mm512_slli_epi32(_mm512_mullo_epi32(sc, bs), 5));
             acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_set1_ps(xb->d * wd), acc[c]);
@@ -614,19 +556,11 @@ static void gemvn_q6_K(int64_t k, const void *w, size_t ws, int64_t nrows, const
     int64_t nb = k / QK_K;
     const block_q8_K *x[CPU_GEMVN_MAX];
     for (int c = 0; c < ncols; c++) x[c] = (const block_q8_K *)((const uint8_t *)xv + (size_t)c * xs);
-    for (int c0 = 0; c0 < ncols; c0 += 4) {
-        int cn = ncols - c0 < 4 ? ncols - c0 : 4;
-        for (int64_t r = 0; r < nrows; r++) {
-            const uint8_t *wr = (const uint8_t *)w + (size_t)r * ws;
-            float *dr = d + (size_t)c0 * ds + r;
-            switch (cn) {
-            case 1: kq6_cols(1, nb, wr, x + c0, dr, ds); break;
-            case 2: kq6_cols(2, nb, wr, x + c0, dr, ds); break;
-            case 3: kq6_cols(3, nb, wr, x + c0, dr, ds); break;
-            default: kq6_cols(4, nb, wr, x + c0, dr, ds); break;
-            }
-        }
-    }
+#define KQ6_CALL(CC)                                                                               \
+    for (int64_t r = 0; r < nrows; r++)                                                            \
+        kq6_cols(CC, nb, (const uint8_t *)w + (size_t)r * ws, x + c0, d + (size_t)c0 * ds + r, ds)
+    COL_GROUPS(ncols, c0, KQ6_CALL)
+#undef KQ6_CALL
 }
 
 /* ===== Vector helpers ==================================================== */
