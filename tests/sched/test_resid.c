@@ -14,6 +14,7 @@
 
 #include "engine/sched/sched_internal.h"
 #include "engine/vulkan/backend_vk.h"
+#include "sched_test_util.h"
 #include "test_util.h"
 #include "util.h"
 
@@ -63,32 +64,17 @@ static void test_score_order(void)
 
 /* ===== Helpers =========================================================== */
 
-static vki_generate_params greedy(int32_t n)
-{
-    vki_generate_params gp = vki_generate_default_params();
-    gp.temperature = 0;
-    gp.n_predict = n;
-    gp.ignore_eos = true;
-    return gp;
-}
-
 /* Submits one generation and waits for its end; returns its status. */
 static vki_status run_one(scheduler *s, int32_t model, int32_t n, char *err, size_t err_size)
 {
-    vki_generate_params gp = greedy(n);
+    vki_generate_params gp = st_greedy(n);
     sched_request *r = NULL;
     vki_status st = sched_submit_generate(s, model, "Once upon a time", &gp, SCHED_PRIO_NORMAL, 0, &r, NULL);
     if (st != VKI_OK) {
         snprintf(err, err_size, "submit: %s", vki_last_error());
         return st;
     }
-    sched_result res;
-    char *chunk;
-    size_t len;
-    do {
-        sched_request_poll(r, 0, -1, &chunk, &len, &res);
-        free(chunk);
-    } while (!res.done);
+    sched_result res = st_wait_done(r);
     snprintf(err, err_size, "%s", res.error ? res.error : "");
     if (res.status == VKI_OK && res.n_generated != n) st = VKI_ERR_INTERNAL;
     else st = res.status;
@@ -141,20 +127,14 @@ static void test_on_demand_cpu(const char *path)
     CHECK(info.can_queue && info.bytes == 0 && info.est_bytes > 0 && info.keep_alive_ms == 0);
     /* Three at once: the first starts the load, all wait in the queue, the
      * submit returns at once (the caller is never blocked by a load). */
-    vki_generate_params gp = greedy(4);
+    vki_generate_params gp = st_greedy(4);
     sched_request *r[3];
     double t0 = vki_time_ms();
     for (int i = 0; i < 3; i++)
         CHECK(sched_submit_generate(s, 0, "Once upon a time", &gp, SCHED_PRIO_NORMAL, 0, &r[i], NULL) == VKI_OK);
     double submit_ms = vki_time_ms() - t0;
     for (int i = 0; i < 3; i++) {
-        sched_result res;
-        char *chunk;
-        size_t len;
-        do {
-            sched_request_poll(r[i], 0, -1, &chunk, &len, &res);
-            free(chunk);
-        } while (!res.done);
+        sched_result res = st_wait_done(r[i]);
         CHECKF(res.status == VKI_OK && res.n_generated == 4, "request %d: %s", i, res.error ? res.error : "");
         sched_request_release(r[i]);
     }
@@ -195,15 +175,6 @@ static void test_on_demand_cpu(const char *path)
 
 /* ===== Vulkan: eviction, pins, fallback ================================== */
 
-static bool have_vulkan(void)
-{
-    bk_vk_params vp = {.device = -1};
-    bk_backend *be = NULL;
-    if (bk_vk_create(&vp, &be) != VKI_OK) return false;
-    bk_destroy(be);
-    return true;
-}
-
 /* What each model holds on the device once loaded (staging included),
  * beside the estimate taken before: loads them one at a time. */
 static void measure(const char *const *paths, int n, uint64_t *bytes)
@@ -232,18 +203,6 @@ static void measure(const char *const *paths, int n, uint64_t *bytes)
     }
     CHECK(ri.used == sum);
     sched_destroy(s);
-}
-
-/* Waits until r has produced a token (or ended). */
-static void wait_started(sched_request *r)
-{
-    sched_result res;
-    char *chunk;
-    size_t len;
-    do {
-        sched_request_poll(r, 0, 50, &chunk, &len, &res);
-        free(chunk);
-    } while (!res.done && res.n_generated == 0);
 }
 
 static void test_vulkan(const char *const paths[3])
@@ -299,13 +258,13 @@ static void test_vulkan(const char *const paths[3])
 
     /* C and D busy, A pinned: nothing can be evicted. F falls back to the
      * CPU; E, without a fallback, is refused with the reason. */
-    vki_generate_params block = greedy(0);
+    vki_generate_params block = st_greedy(0);
     sched_request *busy[2];
     const int busy_model[2] = {C, D};
     for (int k = 0; k < 2; k++) {
         CHECK(sched_submit_generate(s, busy_model[k], "Once", &block, SCHED_PRIO_NORMAL, 0, &busy[k], NULL) == VKI_OK);
         n_req[busy_model[k]]++;
-        wait_started(busy[k]);
+        st_wait_started(busy[k]);
     }
     vki_status sf = run_one(s, F, 3, err, sizeof err);
     n_req[F]++;
@@ -323,13 +282,7 @@ static void test_vulkan(const char *const paths[3])
     printf("  refused: %s\n", err);
     for (int k = 0; k < 2; k++) {
         sched_request_cancel(busy[k]);
-        sched_result res;
-        char *chunk;
-        size_t len;
-        do {
-            sched_request_poll(busy[k], 0, -1, &chunk, &len, &res);
-            free(chunk);
-        } while (!res.done);
+        sched_result res = st_wait_done(busy[k]);
         CHECK(res.status == VKI_ERR_CANCELLED || res.status == VKI_OK);
         sched_request_release(busy[k]);
     }
@@ -350,13 +303,7 @@ static void test_vulkan(const char *const paths[3])
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: test_resid DEFAULT_MODEL.gguf\n");
-        return 2;
-    }
-    FILE *f = fopen(argv[1], "rb");
-    if (!f) test_skip("%s is absent (it is built by the vki_default_model target)", argv[1]);
-    fclose(f);
+    st_model_arg(argc, argv, "test_resid");
     test_score_order();
     test_on_demand_cpu(argv[1]);
     const char *dir = getenv("VKI_SHARED_DIR");
@@ -372,7 +319,7 @@ int main(int argc, char **argv)
         if (g) fclose(g);
     }
     if (!all) printf("vulkan: skipped (the models of ../shared/models are absent)\n");
-    else if (!have_vulkan()) printf("vulkan: skipped (no Vulkan device can be created: %s)\n", vki_last_error());
+    else if (!st_have_vulkan()) printf("vulkan: skipped (no Vulkan device can be created: %s)\n", vki_last_error());
     else test_vulkan(paths);
     return test_finish("test_resid");
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "engine/sched/sched.h"
+#include "sched_test_util.h"
 #include "test_util.h"
 #include "util.h"
 
@@ -39,27 +40,6 @@ static done_req wait_done(sched_request *r)
     }
     if (!d.text) d.text = calloc(1, 1);
     return d;
-}
-
-/* Waits until r has produced at least one token (or ended). */
-static void wait_started(sched_request *r)
-{
-    sched_result res;
-    char *chunk;
-    size_t n;
-    do {
-        sched_request_poll(r, 0, 50, &chunk, &n, &res);
-        free(chunk);
-    } while (!res.done && res.n_generated == 0);
-}
-
-static vki_generate_params greedy(int32_t n)
-{
-    vki_generate_params gp = vki_generate_default_params();
-    gp.temperature = 0;
-    gp.n_predict = n;
-    gp.ignore_eos = true;
-    return gp;
 }
 
 static scheduler *make_sched(const char *path, int32_t max_queue, uint32_t n_seq, uint32_t n_ctx)
@@ -113,7 +93,7 @@ static void test_batching_matches_alone(const char *path)
     CHECK(vki_model_load(eng, path, &mp, &md) == VKI_OK);
     char *ref[N_PROMPTS];
     for (int i = 0; i < N_PROMPTS; i++) {
-        vki_generate_params gp = greedy(10 + 7 * i);
+        vki_generate_params gp = st_greedy(10 + 7 * i);
         acc_t a = {{0}, 0};
         CHECK(vki_generate(md, prompts[i], &gp, cb, &a, NULL) == VKI_OK);
         /* The scheduler hands out valid UTF-8 (the model emits byte tokens). */
@@ -126,10 +106,10 @@ static void test_batching_matches_alone(const char *path)
     scheduler *s = make_sched(path, 64, 4, 0);
     sched_request *rs[N_PROMPTS];
     for (int i = 0; i < N_PROMPTS; i++) {
-        vki_generate_params gp = greedy(10 + 7 * i);
+        vki_generate_params gp = st_greedy(10 + 7 * i);
         CHECK(sched_submit_generate(s, 0, prompts[i], &gp, SCHED_PRIO_NORMAL, 0, &rs[i], NULL) == VKI_OK);
         /* The later ones join while the first ones are mid-generation. */
-        if (i == 2) wait_started(rs[0]);
+        if (i == 2) st_wait_started(rs[0]);
     }
     for (int i = 0; i < N_PROMPTS; i++) {
         done_req d = wait_done(rs[i]);
@@ -157,10 +137,10 @@ static void test_batching_matches_alone(const char *path)
 static void test_priorities(const char *path)
 {
     scheduler *s = make_sched(path, 64, 1, 1024);
-    vki_generate_params block = greedy(0), quick = greedy(2);
+    vki_generate_params block = st_greedy(0), quick = st_greedy(2);
     sched_request *b, *r[4];
     CHECK(sched_submit_generate(s, 0, "block", &block, SCHED_PRIO_BATCH, 0, &b, NULL) == VKI_OK);
-    wait_started(b);
+    st_wait_started(b);
     const sched_prio order[4] = {SCHED_PRIO_BATCH, SCHED_PRIO_NORMAL, SCHED_PRIO_INTERACTIVE, SCHED_PRIO_NORMAL};
     for (int i = 0; i < 4; i++)
         CHECK(sched_submit_generate(s, 0, "p", &quick, order[i], 0, &r[i], NULL) == VKI_OK);
@@ -192,7 +172,7 @@ static void test_priorities(const char *path)
 static void test_queue_full(const char *path)
 {
     scheduler *s = make_sched(path, 2, 1, 1024);
-    vki_generate_params quick = greedy(8), block = greedy(0);
+    vki_generate_params quick = st_greedy(8), block = st_greedy(0);
     sched_request *r, *b, *q[2];
     double eta = -1;
     /* One finished request gives the service-time average something. */
@@ -204,7 +184,7 @@ static void test_queue_full(const char *path)
     sched_model_get_stats(s, 0, &st);
     CHECK(st.service_ema_ms > 0);
     CHECK(sched_submit_generate(s, 0, "block", &block, SCHED_PRIO_NORMAL, 0, &b, NULL) == VKI_OK);
-    wait_started(b);
+    st_wait_started(b);
     for (int i = 0; i < 2; i++)
         CHECK(sched_submit_generate(s, 0, "q", &quick, SCHED_PRIO_BATCH, 0, &q[i], NULL) == VKI_OK);
     double t0 = vki_time_ms();
@@ -236,7 +216,7 @@ static void test_queue_full(const char *path)
 static void test_deadline_cancel(const char *path)
 {
     scheduler *s = make_sched(path, 8, 1, 1024);
-    vki_generate_params block = greedy(0), quick = greedy(4);
+    vki_generate_params block = st_greedy(0), quick = st_greedy(4);
     sched_request *a, *q, *c;
     double now = vki_time_ms();
     CHECK(sched_submit_generate(s, 0, "a", &block, SCHED_PRIO_NORMAL, now + 30, &a, NULL) == VKI_OK);
@@ -294,7 +274,7 @@ static void test_errors_shutdown(const char *path)
     CHECK(sched_find(s, "nope") == -1);
 
     sched_request *r = NULL;
-    vki_generate_params gp = greedy(4);
+    vki_generate_params gp = st_greedy(4);
     CHECK(sched_submit_generate(s, 7, "x", &gp, SCHED_PRIO_NORMAL, 0, &r, NULL) == VKI_ERR_NOT_FOUND);
     CHECK(sched_submit_generate(s, 1, "x", &gp, SCHED_PRIO_NORMAL, 0, &r, NULL) == VKI_ERR_UNSUPPORTED);
     const char *texts[] = {"x"};
@@ -309,11 +289,11 @@ static void test_errors_shutdown(const char *path)
 
     /* Shutdown with one running and two queued: all end CANCELLED, and the
      * requests stay readable after the scheduler is gone. */
-    vki_generate_params block = greedy(0);
+    vki_generate_params block = st_greedy(0);
     sched_request *in[3];
     for (int i = 0; i < 3; i++)
         CHECK(sched_submit_generate(s, 0, "z", &block, SCHED_PRIO_NORMAL, 0, &in[i], NULL) == VKI_OK);
-    wait_started(in[0]);
+    st_wait_started(in[0]);
     sched_destroy(s);
     for (int i = 0; i < 3; i++) {
         done_req d = wait_done(in[i]);
@@ -384,13 +364,7 @@ static void test_embeddings(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: test_sched DEFAULT_MODEL.gguf\n");
-        return 2;
-    }
-    FILE *f = fopen(argv[1], "rb");
-    if (!f) test_skip("%s is absent (it is built by the vki_default_model target)", argv[1]);
-    fclose(f);
+    st_model_arg(argc, argv, "test_sched");
     test_batching_matches_alone(argv[1]);
     test_priorities(argv[1]);
     test_queue_full(argv[1]);

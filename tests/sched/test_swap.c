@@ -12,32 +12,12 @@
 
 #include "engine/sched/sched_internal.h"
 #include "engine/vulkan/backend_vk.h"
+#include "sched_test_util.h"
 #include "test_util.h"
 #include "util.h"
 
 #define MIB (1024.0 * 1024.0)
 #define N_REQ 6
-
-static vki_generate_params greedy(int32_t n)
-{
-    vki_generate_params gp = vki_generate_default_params();
-    gp.temperature = 0;
-    gp.n_predict = n;
-    gp.ignore_eos = true;
-    return gp;
-}
-
-static sched_result wait_done(sched_request *r)
-{
-    sched_result res;
-    char *chunk;
-    size_t len;
-    do {
-        sched_request_poll(r, 0, -1, &chunk, &len, &res);
-        free(chunk);
-    } while (!res.done);
-    return res;
-}
 
 static scheduler *make(const char *path, vki_backend_kind be, uint64_t budget)
 {
@@ -60,7 +40,7 @@ static scheduler *make(const char *path, vki_backend_kind be, uint64_t budget)
 static unsigned reload_under_load(scheduler *s, const char *to, const char *what)
 {
     sched_request *r[N_REQ];
-    vki_generate_params gp = greedy(6);
+    vki_generate_params gp = st_greedy(6);
     unsigned seen = 0;
     double t0 = vki_time_ms();
     CHECK(sched_submit_generate(s, 0, "Once upon a time", &gp, SCHED_PRIO_NORMAL, 0, &r[0], NULL) == VKI_OK);
@@ -82,7 +62,7 @@ static unsigned reload_under_load(scheduler *s, const char *to, const char *what
         nanosleep(&ts, NULL);
     }
     for (int i = 0; i < k; i++) {
-        sched_result res = wait_done(r[i]);
+        sched_result res = st_wait_done(r[i]);
         CHECKF(res.status == VKI_OK && res.n_generated == 6, "%s: request %d: %s", what, i,
                res.error ? res.error : "");
         sched_request_release(r[i]);
@@ -122,15 +102,6 @@ static void test_cpu(const char *path)
     sched_destroy(s);
 }
 
-static bool have_vulkan(void)
-{
-    bk_vk_params vp = {.device = -1};
-    bk_backend *be = NULL;
-    if (bk_vk_create(&vp, &be) != VKI_OK) return false;
-    bk_destroy(be);
-    return true;
-}
-
 static void test_vulkan(const char *from, const char *to)
 {
     /* Room for both: zero downtime. */
@@ -158,13 +129,7 @@ static void test_vulkan(const char *from, const char *to)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fprintf(stderr, "usage: test_swap DEFAULT_MODEL.gguf\n");
-        return 2;
-    }
-    FILE *f = fopen(argv[1], "rb");
-    if (!f) test_skip("%s is absent (it is built by the vki_default_model target)", argv[1]);
-    fclose(f);
+    st_model_arg(argc, argv, "test_swap");
     test_cpu(argv[1]);
     const char *dir = getenv("VKI_SHARED_DIR");
     char from[1024], to[1024];
@@ -172,7 +137,7 @@ int main(int argc, char **argv)
     snprintf(to, sizeof to, "%s/models/synthetic-llama-gqa-q8_0.gguf", dir && dir[0] ? dir : "../shared");
     FILE *a = fopen(from, "rb"), *b = fopen(to, "rb");
     if (!a || !b) printf("vulkan: skipped (the models of ../shared/models are absent)\n");
-    else if (!have_vulkan()) printf("vulkan: skipped (no Vulkan device can be created: %s)\n", vki_last_error());
+    else if (!st_have_vulkan()) printf("vulkan: skipped (no Vulkan device can be created: %s)\n", vki_last_error());
     else test_vulkan(from, to);
     if (a) fclose(a);
     if (b) fclose(b);
