@@ -60,6 +60,47 @@ static enum MHD_Result send_text(srv_conn *cn, unsigned status, char *text, cons
     return ret;
 }
 
+bool srv_buf_append(srv_buf *b, const void *data, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = VKI_MAX(b->cap * 2, b->n + n + 256);
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = true;
+            return false;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, data, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+    return true;
+}
+
+bool srv_buf_printf(srv_buf *b, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) return false;
+        if (b->p && b->n + (size_t)k < b->cap) {
+            b->n += (size_t)k;
+            return true;
+        }
+        size_t cap = VKI_MAX(b->cap * 2, b->n + (size_t)k + 256);
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = true;
+            return false;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+}
+
 enum MHD_Result srv_send_json(srv_conn *cn, unsigned status, cJSON *json)
 {
     char *text = json ? cJSON_PrintUnformatted(json) : NULL;
@@ -238,11 +279,11 @@ static enum MHD_Result dispatch(srv_conn *cn, const char *url, const char *metho
     default: break;
     }
     const char *end = NULL;
-    cJSON *body = cJSON_ParseWithLengthOpts(cn->body ? cn->body : "", cn->n_body, &end, false);
+    cJSON *body = cJSON_ParseWithLengthOpts(cn->body.p ? cn->body.p : "", cn->body.n, &end, false);
     if (!body || !cJSON_IsObject(body)) {
-        size_t at = body ? 0 : (size_t)(cJSON_GetErrorPtr() && cn->body ? cJSON_GetErrorPtr() - cn->body : 0);
+        size_t at = body ? 0 : (size_t)(cJSON_GetErrorPtr() && cn->body.p ? cJSON_GetErrorPtr() - cn->body.p : 0);
         cJSON_Delete(body);
-        if (!cn->n_body) return srv_send_error(cn, 400, "invalid_json", 0, "the body is empty; expected a JSON object");
+        if (!cn->body.n) return srv_send_error(cn, 400, "invalid_json", 0, "the body is empty; expected a JSON object");
         return srv_send_error(cn, 400, "invalid_json", 0, body ? "the body is not a JSON object"
                                                                 : "the body is not valid JSON (error near byte %zu)", at);
     }
@@ -281,21 +322,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (cn->answered || cn->too_big || cn->n_body + n > srv->cfg->max_body) {
+        if (cn->answered || cn->too_big || cn->body.n + n > srv->cfg->max_body) {
             cn->too_big = true; /* keep reading, drop the bytes, answer 413 at the end */
             return MHD_YES;
         }
-        if (cn->n_body + n + 1 > cn->cap_body) {
-            size_t cap = VKI_MAX(cn->cap_body * 2, cn->n_body + n + 1);
-            char *nb = realloc(cn->body, cap);
-            if (!nb) return MHD_NO;
-            cn->body = nb;
-            cn->cap_body = cap;
-        }
-        memcpy(cn->body + cn->n_body, upload, n);
-        cn->n_body += n;
-        cn->body[cn->n_body] = '\0';
-        return MHD_YES;
+        return srv_buf_append(&cn->body, upload, n) ? MHD_YES : MHD_NO;
     }
     if (cn->answered) return MHD_YES; /* the early 413 is on its way */
     return dispatch(cn, url, method);
@@ -308,7 +339,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     (void)toe;
     srv_conn *cn = *con_cls;
     if (!cn) return;
-    free(cn->body);
+    free(cn->body.p);
     free(cn);
     *con_cls = NULL;
 }

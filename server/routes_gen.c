@@ -231,8 +231,8 @@ typedef struct gen_job {
     char                  *model;
     size_t                 have;   /* text bytes already sent              */
     bool                   sent_role;
-    char                  *out;    /* SSE bytes not yet handed to MHD      */
-    size_t                 n_out, cap_out, pos_out;
+    srv_buf                out;    /* SSE bytes not yet handed to MHD      */
+    size_t                 pos_out;
     int                    phase;  /* 0 text, 1 [DONE] next, 2 ended       */
 } gen_job;
 
@@ -285,16 +285,7 @@ static cJSON *chunk_json(gen_job *j, const char *text, const sched_result *end)
 
 static bool out_append(gen_job *j, const char *a, const char *b, const char *c)
 {
-    size_t n = strlen(a) + strlen(b) + strlen(c);
-    if (j->n_out + n + 1 > j->cap_out) {
-        size_t cap = VKI_MAX(j->cap_out * 2, j->n_out + n + 256);
-        char *no = realloc(j->out, cap);
-        if (!no) return false;
-        j->out = no;
-        j->cap_out = cap;
-    }
-    j->n_out += (size_t)sprintf(j->out + j->n_out, "%s%s%s", a, b, c);
-    return true;
+    return srv_buf_printf(&j->out, "%s%s%s", a, b, c);
 }
 
 static bool out_event(gen_job *j, cJSON *o)
@@ -310,8 +301,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     gen_job *j = cls;
-    while (j->pos_out == j->n_out) {
-        j->pos_out = j->n_out = 0;
+    while (j->pos_out == j->out.n) {
+        j->pos_out = j->out.n = 0;
         if (j->phase == 2) return MHD_CONTENT_READER_END_OF_STREAM;
         if (j->phase == 1) {
             out_append(j, "data: [DONE]\n\n", "", "");
@@ -344,8 +335,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
     }
-    size_t n = VKI_MIN(max, j->n_out - j->pos_out);
-    memcpy(buf, j->out + j->pos_out, n);
+    size_t n = VKI_MIN(max, j->out.n - j->pos_out);
+    memcpy(buf, j->out.p + j->pos_out, n);
     j->pos_out += n;
     return (ssize_t)n;
 }
@@ -356,7 +347,7 @@ static void job_free(void *cls)
     if (!j) return;
     sched_request_release(j->r);
     free(j->model);
-    free(j->out);
+    free(j->out.p);
     free(j);
 }
 

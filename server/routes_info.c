@@ -4,7 +4,6 @@
  * loading, resident-gpu, resident-cpu, failed), GET /v1/models, GET /metrics (Prometheus text) and
  * POST /v1/embeddings (OpenAI shape, dynamically batched by the scheduler).
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,56 +142,30 @@ enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body)
 
 /* ===== /metrics =========================================================== */
 
-typedef struct mbuf { char *p; size_t n, cap; bool oom; } mbuf;
-
-static void mprintf(mbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void mprintf(mbuf *b, const char *fmt, ...)
-{
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) return;
-        if (b->p && b->n + (size_t)k < b->cap) {
-            b->n += (size_t)k;
-            return;
-        }
-        size_t cap = VKI_MAX(b->cap * 2, b->n + (size_t)k + 4096);
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = true;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-}
-
-static void histo(mbuf *b, const char *name, const char *model, const sched_histo *h)
+static void histo(srv_buf *b, const char *name, const char *model, const sched_histo *h)
 {
     uint64_t cum = 0;
     for (int k = 0; k < SCHED_N_BUCKETS; k++) {
         cum += h->bucket[k];
-        mprintf(b, "%s_bucket{model=\"%s\",le=\"%g\"} %llu\n", name, model, sched_bucket_s[k], (unsigned long long)cum);
+        srv_buf_printf(b, "%s_bucket{model=\"%s\",le=\"%g\"} %llu\n", name, model, sched_bucket_s[k], (unsigned long long)cum);
     }
-    mprintf(b, "%s_bucket{model=\"%s\",le=\"+Inf\"} %llu\n", name, model, (unsigned long long)h->count);
-    mprintf(b, "%s_sum{model=\"%s\"} %.6f\n%s_count{model=\"%s\"} %llu\n", name, model, h->sum_s, name, model,
+    srv_buf_printf(b, "%s_bucket{model=\"%s\",le=\"+Inf\"} %llu\n", name, model, (unsigned long long)h->count);
+    srv_buf_printf(b, "%s_sum{model=\"%s\"} %.6f\n%s_count{model=\"%s\"} %llu\n", name, model, h->sum_s, name, model,
             (unsigned long long)h->count);
 }
 
 enum MHD_Result srv_route_metrics(srv_conn *cn)
 {
     srv_server *srv = cn->srv;
-    mbuf b = {0};
-    mprintf(&b, "# HELP vkinfer_http_requests_total HTTP requests answered, by route and status.\n"
+    srv_buf b = {0};
+    srv_buf_printf(&b, "# HELP vkinfer_http_requests_total HTTP requests answered, by route and status.\n"
                 "# TYPE vkinfer_http_requests_total counter\n");
     /* This response counts itself, so a scrape sees its own route. */
     srv_count(srv, cn->route, 200);
     for (int r = 0; r < SRV_N_ROUTES; r++)
         for (int k = 0; k < SRV_N_CODES; k++) {
             uint64_t v = atomic_load(&srv->count[r][k]);
-            if (v) mprintf(&b, "vkinfer_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n", srv_route_path[r],
+            if (v) srv_buf_printf(&b, "vkinfer_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n", srv_route_path[r],
                            srv_codes[k], (unsigned long long)v);
         }
     static const char *const heads =
@@ -217,10 +190,10 @@ enum MHD_Result srv_route_metrics(srv_conn *cn)
         "# HELP vkinfer_model_resident_bytes Memory the model holds on its backend (0 when unloaded).\n"
         "# TYPE vkinfer_model_resident_bytes gauge\n"
         "# TYPE vkinfer_device_budget_bytes gauge\n# TYPE vkinfer_device_used_bytes gauge\n";
-    mprintf(&b, "%s", heads);
+    srv_buf_printf(&b, "%s", heads);
     sched_resid_info ri;
     sched_get_resid_info(srv->s, &ri);
-    mprintf(&b, "vkinfer_device_budget_bytes %llu\nvkinfer_device_used_bytes %llu\n", (unsigned long long)ri.budget,
+    srv_buf_printf(&b, "vkinfer_device_budget_bytes %llu\nvkinfer_device_used_bytes %llu\n", (unsigned long long)ri.budget,
             (unsigned long long)ri.used);
     for (int32_t i = 0; i < sched_n_models(srv->s); i++) {
         sched_model_info info;
@@ -229,18 +202,18 @@ enum MHD_Result srv_route_metrics(srv_conn *cn)
         sched_model_get_stats(srv->s, i, &st);
         const char *id = info.id;
         for (int k = SCHED_UNLOADED; k <= SCHED_FAILED; k++)
-            mprintf(&b, "vkinfer_model_state{model=\"%s\",state=\"%s\"} %d\n", id, sched_state_name((sched_state)k),
+            srv_buf_printf(&b, "vkinfer_model_state{model=\"%s\",state=\"%s\"} %d\n", id, sched_state_name((sched_state)k),
                     info.state == (sched_state)k);
         for (int p = 0; p < SCHED_N_PRIO; p++)
-            mprintf(&b, "vkinfer_queue_depth{model=\"%s\",priority=\"%s\"} %d\n", id, sched_prio_name((sched_prio)p),
+            srv_buf_printf(&b, "vkinfer_queue_depth{model=\"%s\",priority=\"%s\"} %d\n", id, sched_prio_name((sched_prio)p),
                     st.queued[p]);
-        mprintf(&b, "vkinfer_active_sequences{model=\"%s\"} %d\n", id, st.active);
+        srv_buf_printf(&b, "vkinfer_active_sequences{model=\"%s\"} %d\n", id, st.active);
         static const char *const outcomes[] = {"ok", "failed", "cancelled", "timeout"};
         const uint64_t counts[] = {st.finished_ok, st.failed, st.cancelled, st.timed_out};
         for (int k = 0; k < 4; k++)
-            mprintf(&b, "vkinfer_requests_finished_total{model=\"%s\",outcome=\"%s\"} %llu\n", id, outcomes[k],
+            srv_buf_printf(&b, "vkinfer_requests_finished_total{model=\"%s\",outcome=\"%s\"} %llu\n", id, outcomes[k],
                     (unsigned long long)counts[k]);
-        mprintf(&b,
+        srv_buf_printf(&b,
                 "vkinfer_queue_rejected_total{model=\"%s\"} %llu\n"
                 "vkinfer_prompt_tokens_total{model=\"%s\"} %llu\n"
                 "vkinfer_generated_tokens_total{model=\"%s\"} %llu\n"
@@ -250,7 +223,7 @@ enum MHD_Result srv_route_metrics(srv_conn *cn)
                 id, (unsigned long long)st.rejected_full, id, (unsigned long long)st.prompt_tokens, id,
                 (unsigned long long)st.generated_tokens, id, (unsigned long long)st.steps, id,
                 (unsigned long long)st.step_seqs, id, st.service_ema_ms / 1e3);
-        mprintf(&b,
+        srv_buf_printf(&b,
                 "vkinfer_model_loads_total{model=\"%s\"} %llu\n"
                 "vkinfer_model_evictions_total{model=\"%s\"} %llu\n"
                 "vkinfer_model_idle_unloads_total{model=\"%s\"} %llu\n"

@@ -43,18 +43,25 @@ struct srv_server {
     atomic_uint_fast64_t  count[SRV_N_ROUTES][SRV_N_CODES];
 };
 
+/* A growable text buffer: p[n] is '\0' once anything was added; oom says
+ * an append failed (what came before it stays). Freed with free(p). */
+typedef struct srv_buf { char *p; size_t n, cap; bool oom; } srv_buf;
+
 /* One request's state across the handler calls. */
 typedef struct srv_conn {
     srv_server            *srv;
     struct MHD_Connection *c;
     srv_route              route;
-    char                  *body;
-    size_t                 n_body, cap_body;
+    srv_buf                body;
     bool                   too_big;
     bool                   answered; /* a response was queued early */
 } srv_conn;
 
 /* ----- http.c ----- */
+
+/* Append n bytes / formatted text; false (and b->oom) when memory ran out. */
+bool srv_buf_append(srv_buf *b, const void *data, size_t n);
+bool srv_buf_printf(srv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Queues a JSON response (takes `json`, a cJSON tree) and counts it. */
 enum MHD_Result srv_send_json(srv_conn *cn, unsigned status, cJSON *json);
