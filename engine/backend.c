@@ -40,6 +40,13 @@ uint64_t bk_nbytes(const bk_tensor *t)
     return (uint64_t)(bk_nelements(t) / tr->block_size) * tr->type_size;
 }
 
+uint64_t bk_span(const bk_tensor *t)
+{
+    uint64_t s = vki_row_bytes(t->type, t->ne[0]);
+    for (int i = 1; i < 4; i++) s += (uint64_t)(t->ne[i] - 1) * t->nb[i];
+    return s;
+}
+
 bool bk_is_contiguous(const bk_tensor *t)
 {
     const vki_type_traits *tr = vki_type_get(t->type);

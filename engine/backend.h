@@ -168,6 +168,9 @@ bk_tensor bk_tensor_make(vki_type t, int n_dims, const int64_t *ne, bk_buffer *b
 bk_tensor bk_tensor_rows(const bk_tensor *t, int dim, int64_t r0, int64_t n);
 int64_t   bk_nelements(const bk_tensor *t);
 uint64_t  bk_nbytes(const bk_tensor *t);       /* bytes spanned by a contiguous tensor */
+/* Bytes from element 0 to the end of the last element, for any strides
+ * (what a copy or a binding of the tensor must cover). */
+uint64_t  bk_span(const bk_tensor *t);
 bool      bk_is_contiguous(const bk_tensor *t);
 
 static inline vki_status bk_begin(bk_backend *be) { return be->iface->begin(be); }

@@ -33,21 +33,12 @@ typedef struct chk_ctx {
 
 static chk_ctx *ctx_of(bk_backend *be) { return be->ctx; }
 
-/* Bytes from a tensor's element 0 to the end of its last element. */
-static uint64_t span_of(const bk_tensor *t)
-{
-    const vki_type_traits *tr = vki_type_get(t->type);
-    uint64_t end = (uint64_t)(t->ne[0] / tr->block_size) * tr->type_size;
-    for (int i = 1; i < 4; i++) end += (uint64_t)(t->ne[i] - 1) * t->nb[i];
-    return end;
-}
-
 /* A host copy of the bytes a tensor spans and a view of it. */
 typedef struct host_t { uint8_t *data; cpu_buffer cb; bk_tensor view; } host_t;
 
 static vki_status read_tensor(bk_backend *inner, const bk_tensor *t, host_t *h)
 {
-    uint64_t n = span_of(t);
+    uint64_t n = bk_span(t);
     h->data = malloc(n ? n : 1);
     if (!h->data) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "check: out of memory for %llu bytes", (unsigned long long)n);
     bk_tensor raw = {.type = VKI_TYPE_I8, .ne = {(int64_t)n, 1, 1, 1}, .nb = {1, n, n, n}, .buf = t->buf, .offs = t->offs};

@@ -275,13 +275,6 @@ int vk_piece_at(const bk_buffer *b, uint64_t offs)
     return -1;
 }
 
-uint64_t vk_tensor_span(const bk_tensor *t)
-{
-    uint64_t s = vki_row_bytes(t->type, t->ne[0]);
-    for (int i = 1; i < 4; i++) s += (uint64_t)(t->ne[i] - 1) * t->nb[i];
-    return s;
-}
-
 vki_status vk_bind(vk_ctx *c, bk_buffer *b, uint64_t offs, uint64_t size, bool write, const char *what,
                    vk_binding *out)
 {

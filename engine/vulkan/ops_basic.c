@@ -19,7 +19,7 @@ vki_status vk_bind_tensor(vk_ctx *c, const bk_tensor *t, bool write, uint32_t el
 {
     char what[96];
     snprintf(what, sizeof(what), "tensor '%s'", t->name ? t->name : "?");
-    VKI_TRY(vk_bind(c, t->buf, t->offs, vk_tensor_span(t), write, what, b));
+    VKI_TRY(vk_bind(c, t->buf, t->offs, bk_span(t), write, what, b));
     if (!pt) return VKI_OK;
     for (int i = 1; i < 4; i++)
         if (t->nb[i] % elem_bytes || t->nb[i] / elem_bytes > UINT32_MAX)
@@ -207,7 +207,7 @@ static vki_status op_get_rows(vk_ctx *c, const bk_op *op, bool record)
         /* A window may not cross a piece boundary: shrink it to end there. */
         int pc = vk_piece_at(win.buf, win.offs);
         uint64_t piece_end = win.buf->pieces[pc].base + win.buf->pieces[pc].size;
-        if (win.offs + vk_tensor_span(&win) > piece_end && piece_end > win.offs + row_bytes) {
+        if (win.offs + bk_span(&win) > piece_end && piece_end > win.offs + row_bytes) {
             n = (int64_t)((piece_end - win.offs) / row_bytes);
             win = bk_tensor_rows(tab, 1, r0, n);
         }

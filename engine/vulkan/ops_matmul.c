@@ -81,14 +81,14 @@ vki_status vk_ops_matmul(vk_ctx *c, const bk_op *op, bool record)
         bk_tensor win = bk_tensor_rows(w, 1, r0, m);
         int pc = vk_piece_at(win.buf, win.offs);
         uint64_t piece_end = win.buf->pieces[pc].base + win.buf->pieces[pc].size;
-        if (win.offs + vk_tensor_span(&win) > piece_end && piece_end > win.offs + row_bytes) {
+        if (win.offs + bk_span(&win) > piece_end && piece_end > win.offs + row_bytes) {
             m = (int64_t)((piece_end - win.offs) / row_bytes);
             win = bk_tensor_rows(w, 1, r0, m);
         }
         char what[96];
         snprintf(what, sizeof(what), "weight '%s' rows %lld..%lld", w->name ? w->name : "?", (long long)r0,
                  (long long)(r0 + m));
-        VKI_TRY(vk_bind(c, win.buf, win.offs, vk_tensor_span(&win), false, what, &b[0]));
+        VKI_TRY(vk_bind(c, win.buf, win.offs, bk_span(&win), false, what, &b[0]));
         p.w_boffs = (uint32_t)b[0].delta;
         p.w_nb1 = (uint32_t)row_bytes;
         p.m = (uint32_t)m;

@@ -166,8 +166,6 @@ vki_status vk_bind(vk_ctx *c, bk_buffer *b, uint64_t offs, uint64_t size, bool w
                    vk_binding *out);
 /* The status buffer as a binding (written with atomics, never hazard-tracked). */
 vk_binding vk_status_binding(const vk_ctx *c);
-/* Byte extent of a tensor's elements from t->offs (rows contiguous). */
-uint64_t vk_tensor_span(const bk_tensor *t);
 /* The piece holding byte offs of b (its index), or -1. */
 int vk_piece_at(const bk_buffer *b, uint64_t offs);
 
