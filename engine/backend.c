@@ -6,6 +6,7 @@
 static const char *const op_names[BK_OP_COUNT] = {
     "GET_ROWS", "MATMUL", "ADD", "MUL", "SCALE", "RMS_NORM", "LAYER_NORM", "ROPE",
     "SOFTMAX", "SILU", "GELU", "SWIGLU", "CPY", "ATTN", "POOL", "L2_NORM",
+    "SOFTCAP", "TOP_K", "GATHER_COLS", "MATMUL_ID", "MOE_SUM",
 };
 
 const char *bk_op_name(bk_op_kind k) { return (unsigned)k < BK_OP_COUNT ? op_names[k] : "?"; }
@@ -87,7 +88,14 @@ vki_status bk_layer_norm(bk_backend *be, const bk_tensor *dst, const bk_tensor *
 { return run(be, BK_OP_LAYER_NORM, dst, x, w, b, NULL, (float[4]){eps}); }
 vki_status bk_rope(bk_backend *be, const bk_tensor *dst, const bk_tensor *x, const bk_tensor *pos,
                    int n_rot, int mode, float freq_base, float freq_scale)
-{ return run(be, BK_OP_ROPE, dst, x, pos, NULL, (int32_t[4]){n_rot, mode}, (float[4]){freq_base, freq_scale}); }
+{ return run(be, BK_OP_ROPE, dst, x, pos, NULL, (int32_t[4]){n_rot, mode}, (float[4]){freq_base, freq_scale, 1.0f}); }
+vki_status bk_rope_ext(bk_backend *be, const bk_tensor *dst, const bk_tensor *x, const bk_tensor *pos,
+                       const bk_tensor *freq_div, int n_rot, int mode, float freq_base, float freq_scale,
+                       float mscale)
+{
+    return run(be, BK_OP_ROPE, dst, x, pos, freq_div, (int32_t[4]){n_rot, mode},
+               (float[4]){freq_base, freq_scale, mscale});
+}
 vki_status bk_softmax(bk_backend *be, const bk_tensor *dst, const bk_tensor *x, float scale)
 { return run(be, BK_OP_SOFTMAX, dst, x, NULL, NULL, NULL, (float[4]){scale}); }
 vki_status bk_silu(bk_backend *be, const bk_tensor *dst, const bk_tensor *x)
@@ -96,12 +104,33 @@ vki_status bk_gelu(bk_backend *be, const bk_tensor *dst, const bk_tensor *x)
 { return run(be, BK_OP_GELU, dst, x, NULL, NULL, NULL, NULL); }
 vki_status bk_swiglu(bk_backend *be, const bk_tensor *dst, const bk_tensor *gate, const bk_tensor *up)
 { return run(be, BK_OP_SWIGLU, dst, gate, up, NULL, NULL, NULL); }
+vki_status bk_glu(bk_backend *be, const bk_tensor *dst, const bk_tensor *gate, const bk_tensor *up, int act)
+{ return run(be, BK_OP_SWIGLU, dst, gate, up, NULL, (int32_t[4]){act}, NULL); }
 vki_status bk_cpy(bk_backend *be, const bk_tensor *dst, const bk_tensor *src)
 { return run(be, BK_OP_CPY, dst, src, NULL, NULL, NULL, NULL); }
 vki_status bk_attn(bk_backend *be, const bk_tensor *dst, const bk_tensor *q, const bk_tensor *k,
                    const bk_tensor *v, float scale, bool causal, int32_t q_pos0)
 { return run(be, BK_OP_ATTN, dst, q, k, v, (int32_t[4]){causal ? 1 : 0, q_pos0}, (float[4]){scale}); }
+vki_status bk_attn_ext(bk_backend *be, const bk_tensor *dst, const bk_tensor *q, const bk_tensor *k,
+                       const bk_tensor *v, float scale, bool causal, int32_t q_pos0, int32_t window,
+                       float softcap)
+{
+    return run(be, BK_OP_ATTN, dst, q, k, v, (int32_t[4]){causal ? 1 : 0, q_pos0, window},
+               (float[4]){scale, softcap});
+}
 vki_status bk_pool(bk_backend *be, const bk_tensor *dst, const bk_tensor *x, int mode)
 { return run(be, BK_OP_POOL, dst, x, NULL, NULL, (int32_t[4]){mode}, NULL); }
 vki_status bk_l2_norm(bk_backend *be, const bk_tensor *dst, const bk_tensor *x)
 { return run(be, BK_OP_L2_NORM, dst, x, NULL, NULL, NULL, NULL); }
+vki_status bk_softcap(bk_backend *be, const bk_tensor *dst, const bk_tensor *x, float cap)
+{ return run(be, BK_OP_SOFTCAP, dst, x, NULL, NULL, NULL, (float[4]){cap}); }
+vki_status bk_top_k(bk_backend *be, const bk_tensor *dst, const bk_tensor *x)
+{ return run(be, BK_OP_TOP_K, dst, x, NULL, NULL, NULL, NULL); }
+vki_status bk_gather_cols(bk_backend *be, const bk_tensor *dst, const bk_tensor *x, const bk_tensor *ids,
+                          bool normalize)
+{ return run(be, BK_OP_GATHER_COLS, dst, x, ids, NULL, (int32_t[4]){normalize ? 1 : 0}, NULL); }
+vki_status bk_matmul_id(bk_backend *be, const bk_tensor *dst, const bk_tensor *w, const bk_tensor *x,
+                        const bk_tensor *ids)
+{ return run(be, BK_OP_MATMUL_ID, dst, w, x, ids, NULL, NULL); }
+vki_status bk_moe_sum(bk_backend *be, const bk_tensor *dst, const bk_tensor *y, const bk_tensor *weights)
+{ return run(be, BK_OP_MOE_SUM, dst, y, weights, NULL, NULL, NULL); }

@@ -57,16 +57,22 @@ typedef enum bk_op_kind {
      * (ne = {head_dim, n_head, n_tok}); src1: i32 [n_tok] positions.
      * ip[0] = n_rot (dims rotated, even, <= head_dim), ip[1] = mode
      * (BK_ROPE_NORMAL: pairs (2i, 2i+1); BK_ROPE_NEOX: pairs (i, i + n_rot/2)),
-     * fp[0] = freq_base, fp[1] = freq_scale (1 = none). theta_i = pos *
-     * freq_scale * base^(-2i/n_rot). */
+     * fp[0] = freq_base, fp[1] = freq_scale (1 = none), fp[2] = mscale
+     * (multiplies cos and sin; 0 means 1: LongRoPE's attn_factor, YaRN's
+     * magnitude correction). Optional src2: f32 [n_rot/2] per-pair divisors
+     * of the frequency (llama-3 rope_freqs, LongRoPE factors, YaRN's ramp
+     * folded in by the model). theta_i = pos * freq_scale *
+     * base^(-2i/n_rot) / src2[i]. */
     BK_OP_ROPE,
     /* per row: dst = softmax(src0 * fp[0]). */
     BK_OP_SOFTMAX,
     /* dst = x * sigmoid(x). */
     BK_OP_SILU,
-    /* dst = 0.5 x (1 + erf(x / sqrt 2)) (exact GELU, as BERT uses). */
+    /* ip[0] = BK_ACT_GELU: dst = 0.5 x (1 + erf(x / sqrt 2)) (exact GELU,
+     * as BERT uses); BK_ACT_GELU_TANH: the tanh approximation (gemma). */
     BK_OP_GELU,
-    /* dst = silu(src0) * src1 (the gated FFN product). */
+    /* dst = act(src0) * src1 (the gated FFN product); ip[0] = act:
+     * BK_ACT_SILU (SwiGLU), BK_ACT_GELU_TANH (GeGLU, gemma), BK_ACT_GELU. */
     BK_OP_SWIGLU,
     /* dst = convert(src0): f32 -> f32/f16, same element count, any strides
      * on both sides (KV cache writes). */
@@ -77,18 +83,44 @@ typedef enum bk_op_kind {
      * multiple of n_kv_head: grouped-query attention).
      * dst: f32 {head_dim, n_head, n_q}. fp[0] = scale (usually 1/sqrt(hd)).
      * ip[0] = causal: query row i (absolute position ip[1] + i) sees kv
-     * positions j <= ip[1] + i; non-causal sees all n_kv. */
+     * positions j <= ip[1] + i; non-causal sees all n_kv.
+     * ip[2] = sliding window W (0 = none): query row i also sees only
+     * j > ip[1] + i - W (positions relative to the view's first row).
+     * fp[1] = logit softcap C (0 = none): score = C * tanh(score / C),
+     * applied to q.k * scale before the softmax (gemma2). */
     BK_OP_ATTN,
     /* Pool one sequence: src0 f32 [n_tok][d] -> dst f32 [1][d].
-     * ip[0] = BK_POOL_MEAN or BK_POOL_CLS (row 0). */
+     * ip[0] = BK_POOL_MEAN, BK_POOL_CLS (row 0) or BK_POOL_LAST. */
     BK_OP_POOL,
     /* per row: dst = src0 / max(||src0||_2, 1e-12). */
     BK_OP_L2_NORM,
+    /* dst = fp[0] * tanh(src0 / fp[0]) (final-logit softcapping); f32. */
+    BK_OP_SOFTCAP,
+    /* Mixture-of-experts routing, per row r of src0 f32 [n_rows][n_exp]:
+     * dst i32 [n_rows][k] = the indices of the k = dst->ne[0] largest
+     * values, largest first (ties: lower index first). */
+    BK_OP_TOP_K,
+    /* dst f32 [n_rows][k] = src0[r][src1[r][j]] (src0 f32 [n_rows][n],
+     * src1 i32 [n_rows][k]); ip[0] = 1: each row divided by its sum (the
+     * chosen experts' weights renormalised). */
+    BK_OP_GATHER_COLS,
+    /* Expert mat-mul. src0: weights {k, m, n_exp} of any weight type (one
+     * [m][k] matrix per expert); src1: f32 {k, 1 or n_used, n_tok}
+     * (activations, shared by every slot when ne[1] == 1); src2: i32
+     * {n_used, n_tok} expert ids. dst f32 {m, n_used, n_tok}:
+     * dst[t][s] = W[src2[t][s]] . src1[t][s or 0]. Only the chosen
+     * experts' weights are read. */
+    BK_OP_MATMUL_ID,
+    /* dst f32 {d, n_tok} = sum over s of src1[t][s] * src0[t][s] (src0 f32
+     * {d, n_used, n_tok}, src1 f32 {n_used, n_tok}): the weighted sum of
+     * the experts' outputs. */
+    BK_OP_MOE_SUM,
     BK_OP_COUNT
 } bk_op_kind;
 
 enum { BK_ROPE_NORMAL = 0, BK_ROPE_NEOX = 2 };
-enum { BK_POOL_MEAN = 0, BK_POOL_CLS = 1 };
+enum { BK_POOL_MEAN = 0, BK_POOL_CLS = 1, BK_POOL_LAST = 2 };
+enum { BK_ACT_SILU = 0, BK_ACT_GELU = 1, BK_ACT_GELU_TANH = 2 };
 
 typedef struct bk_op {
     bk_op_kind       kind;
@@ -189,13 +221,30 @@ vki_status bk_rms_norm(bk_backend *be, const bk_tensor *dst, const bk_tensor *x,
 vki_status bk_layer_norm(bk_backend *be, const bk_tensor *dst, const bk_tensor *x, const bk_tensor *w, const bk_tensor *b, float eps);
 vki_status bk_rope(bk_backend *be, const bk_tensor *dst, const bk_tensor *x, const bk_tensor *pos,
                    int n_rot, int mode, float freq_base, float freq_scale);
+/* ROPE with per-pair frequency divisors (NULL = none) and mscale. */
+vki_status bk_rope_ext(bk_backend *be, const bk_tensor *dst, const bk_tensor *x, const bk_tensor *pos,
+                       const bk_tensor *freq_div, int n_rot, int mode, float freq_base, float freq_scale,
+                       float mscale);
 vki_status bk_softmax(bk_backend *be, const bk_tensor *dst, const bk_tensor *x, float scale);
 vki_status bk_silu(bk_backend *be, const bk_tensor *dst, const bk_tensor *x);
 vki_status bk_gelu(bk_backend *be, const bk_tensor *dst, const bk_tensor *x);
 vki_status bk_swiglu(bk_backend *be, const bk_tensor *dst, const bk_tensor *gate, const bk_tensor *up);
+/* act(gate) * up with act one of BK_ACT_*. */
+vki_status bk_glu(bk_backend *be, const bk_tensor *dst, const bk_tensor *gate, const bk_tensor *up, int act);
 vki_status bk_cpy(bk_backend *be, const bk_tensor *dst, const bk_tensor *src);
 vki_status bk_attn(bk_backend *be, const bk_tensor *dst, const bk_tensor *q, const bk_tensor *k,
                    const bk_tensor *v, float scale, bool causal, int32_t q_pos0);
+/* ATTN with a sliding window (0 = none) and a logit softcap (0 = none). */
+vki_status bk_attn_ext(bk_backend *be, const bk_tensor *dst, const bk_tensor *q, const bk_tensor *k,
+                       const bk_tensor *v, float scale, bool causal, int32_t q_pos0, int32_t window,
+                       float softcap);
+vki_status bk_softcap(bk_backend *be, const bk_tensor *dst, const bk_tensor *x, float cap);
+vki_status bk_top_k(bk_backend *be, const bk_tensor *dst, const bk_tensor *x);
+vki_status bk_gather_cols(bk_backend *be, const bk_tensor *dst, const bk_tensor *x, const bk_tensor *ids,
+                          bool normalize);
+vki_status bk_matmul_id(bk_backend *be, const bk_tensor *dst, const bk_tensor *w, const bk_tensor *x,
+                        const bk_tensor *ids);
+vki_status bk_moe_sum(bk_backend *be, const bk_tensor *dst, const bk_tensor *y, const bk_tensor *weights);
 vki_status bk_pool(bk_backend *be, const bk_tensor *dst, const bk_tensor *x, int mode);
 vki_status bk_l2_norm(bk_backend *be, const bk_tensor *dst, const bk_tensor *x);
 

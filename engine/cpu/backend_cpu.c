@@ -151,6 +151,10 @@ typedef struct row_task {
 } row_task;
 
 static float gelu_f(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+static float gelu_tanh_f(float x)
+{
+    return 0.5f * x * (1.0f + tanhf(0.79788456080286535588f * (x + 0.044715f * x * x * x)));
+}
 
 static void elementwise_rows(void *arg, int ith, int nth)
 {
@@ -168,8 +172,20 @@ static void elementwise_rows(void *arg, int ith, int nth)
         case BK_OP_MUL:    for (int64_t i = 0; i < n; i++) o[i] = x[i] * y[i]; break;
         case BK_OP_SCALE:  for (int64_t i = 0; i < n; i++) o[i] = x[i] * op->fp[0]; break;
         case BK_OP_SILU:   t->kern->swiglu_f32(n, o, x, NULL); break;
-        case BK_OP_GELU:   for (int64_t i = 0; i < n; i++) o[i] = gelu_f(x[i]); break;
-        case BK_OP_SWIGLU: t->kern->swiglu_f32(n, o, x, y); break;
+        case BK_OP_GELU:
+            if (op->ip[0] == BK_ACT_GELU_TANH) for (int64_t i = 0; i < n; i++) o[i] = gelu_tanh_f(x[i]);
+            else for (int64_t i = 0; i < n; i++) o[i] = gelu_f(x[i]);
+            break;
+        case BK_OP_SWIGLU:
+            if (op->ip[0] == BK_ACT_GELU_TANH) for (int64_t i = 0; i < n; i++) o[i] = gelu_tanh_f(x[i]) * y[i];
+            else if (op->ip[0] == BK_ACT_GELU) for (int64_t i = 0; i < n; i++) o[i] = gelu_f(x[i]) * y[i];
+            else t->kern->swiglu_f32(n, o, x, y);
+            break;
+        case BK_OP_SOFTCAP: {
+            float cap = op->fp[0], inv = 1.0f / cap;
+            for (int64_t i = 0; i < n; i++) o[i] = cap * tanhf(x[i] * inv);
+            break;
+        }
         default: VKI_ASSERT(!"not elementwise");
         }
     }
@@ -236,14 +252,17 @@ static void rope_tokens(void *arg, int ith, int nth)
     const int32_t *pos = cpu_tensor_data(op->src[1]);
     int64_t hd = a->ne[0], nh = a->ne[1], n_rot = op->ip[0], half = n_rot / 2, tok;
     bool neox = op->ip[1] == BK_ROPE_NEOX;
+    const float *div = op->src[2] ? cpu_tensor_data(op->src[2]) : NULL;
+    double ms = op->fp[2] != 0.0f ? op->fp[2] : 1.0;
     float *cs = t->scratch + (size_t)ith * (size_t)t->scratch_stride; /* [half] cos, [half] sin */
     for (cpu_chunk_it it = {0, 0}; cpu_chunk_each(&t->ch, &it, &tok);) {
         /* Angles in double: pos * base^(-2i/n_rot) reaches 1e4+ radians,
          * where float would lose the 1e-3 the reference allows. */
         for (int64_t i = 0; i < half; i++) {
             double theta = pos[tok] * (double)op->fp[1] * pow((double)op->fp[0], -2.0 * (double)i / (double)n_rot);
-            cs[i] = (float)cos(theta);
-            cs[half + i] = (float)sin(theta);
+            if (div) theta /= div[i];
+            cs[i] = (float)(cos(theta) * ms);
+            cs[half + i] = (float)(sin(theta) * ms);
         }
         for (int64_t h = 0; h < nh; h++) {
             const float *x = (const float *)row_ptr(a, tok * nh + h);
@@ -771,6 +790,9 @@ static vki_status op_matmul(cpu_ctx *c, const bk_op *op)
     return VKI_OK;
 }
 
+/* MATMUL_ID runs each expert's rows through the ordinary MATMUL paths. */
+static vki_status mm_adapter(void *ctx, const bk_op *op) { return op_matmul(ctx, op); }
+
 /* ===== ATTN ============================================================== */
 
 typedef struct attn_task {
@@ -789,13 +811,14 @@ static void attn_work(void *arg, int ith, int nth)
     const bk_tensor *q = op->src[0], *k = op->src[1], *v = op->src[2];
     int64_t hd = q->ne[0], nh = q->ne[1], nkv = k->ne[2], group = nh / k->ne[1], p;
     float *acc = t->acc + (size_t)ith * (size_t)hd;
-    float scale = op->fp[0];
+    float scale = op->fp[0], cap = op->fp[1], inv_cap = cap > 0.0f ? 1.0f / cap : 0.0f;
     bool k16 = k->type == VKI_TYPE_F16, v16 = v->type == VKI_TYPE_F16;
     /* Work items are (query row, head) pairs, head fastest, so one thread's
      * items share K/V rows for a whole GQA group. */
     for (cpu_chunk_it it = {0, 0}; cpu_chunk_each(&t->ch, &it, &p);) {
         int64_t i = p / nh, h = p % nh, kh = h / group;
         int64_t n_vis = op->ip[0] ? VKI_MIN(nkv, (int64_t)op->ip[1] + i + 1) : nkv;
+        int64_t j_lo = op->ip[2] > 0 ? VKI_MAX(0, (int64_t)op->ip[1] + i - op->ip[2] + 1) : 0;
         const float *qr = (const float *)((const uint8_t *)cpu_tensor_data(q) + (uint64_t)i * q->nb[2] + (uint64_t)h * q->nb[1]);
         const uint8_t *kb = (const uint8_t *)cpu_tensor_data(k) + (uint64_t)kh * k->nb[1];
         const uint8_t *vb = (const uint8_t *)cpu_tensor_data(v) + (uint64_t)kh * v->nb[1];
@@ -804,7 +827,7 @@ static void attn_work(void *arg, int ith, int nth)
         /* Online softmax over blocks of keys: scores for a block, one
          * rescale of the running sum when the block raises the max, the
          * block's exps in one vector call, then the weighted V rows. */
-        for (int64_t j0 = 0; j0 < n_vis; j0 += ATTN_BLOCK) {
+        for (int64_t j0 = j_lo; j0 < n_vis; j0 += ATTN_BLOCK) {
             int nb = (int)VKI_MIN(ATTN_BLOCK, n_vis - j0);
             float bm = -INFINITY;
             const uint8_t *kr0 = kb + (uint64_t)j0 * k->nb[2];
@@ -818,6 +841,7 @@ static void attn_work(void *arg, int ith, int nth)
             }
             for (int jj = 0; jj < nb; jj++) {
                 sc[jj] *= scale;
+                if (cap > 0.0f) sc[jj] = cap * tanhf(sc[jj] * inv_cap);
                 bm = sc[jj] > bm ? sc[jj] : bm; /* fmaxf is a libm call here */
             }
             if (bm > mx) {
@@ -865,8 +889,12 @@ static vki_status op_attn(cpu_ctx *c, const bk_op *op)
 static void op_pool(const bk_op *op)
 {
     const bk_tensor *a = op->src[0];
-    int64_t n = a->ne[0], used = op->ip[0] == BK_POOL_CLS ? 1 : a->ne[1];
+    int64_t n = a->ne[0], used = op->ip[0] == BK_POOL_MEAN ? a->ne[1] : 1;
     float *o = (float *)row_ptr(op->dst, 0);
+    if (op->ip[0] == BK_POOL_LAST) {
+        memmove(o, row_ptr(a, a->ne[1] - 1), (size_t)n * sizeof(float));
+        return;
+    }
     /* dst may alias row 0 of src: accumulate rows 1.. onto a copy of row 0. */
     const float *x0 = (const float *)row_ptr(a, 0);
     if (o != x0) memmove(o, x0, (size_t)n * sizeof(float));
@@ -933,8 +961,13 @@ static vki_status cpu_compute(bk_backend *be, const bk_op *op)
         return VKI_OK;
     }
     case BK_OP_ADD: case BK_OP_MUL: case BK_OP_SCALE: case BK_OP_SILU: case BK_OP_GELU: case BK_OP_SWIGLU:
+    case BK_OP_SOFTCAP:
         run_rows(c, elementwise_rows, &t, work, n_rows(a));
         return VKI_OK;
+    case BK_OP_TOP_K: case BK_OP_GATHER_COLS: case BK_OP_MOE_SUM:
+        return cpu_moe_small_op(op);
+    case BK_OP_MATMUL_ID:
+        return cpu_moe_matmul_id(op, mm_adapter, c);
     case BK_OP_RMS_NORM: case BK_OP_LAYER_NORM: case BK_OP_L2_NORM:
         run_rows(c, norm_rows, &t, work, n_rows(a));
         return VKI_OK;

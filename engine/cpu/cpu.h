@@ -221,4 +221,14 @@ static inline bool cpu_chunk_each(cpu_chunks *c, cpu_chunk_it *it, int64_t *item
 /* Number of online cores. */
 int        cpu_core_count(void);
 
+/* ===== Mixture-of-experts ops (ops_moe.c) ============================== */
+
+/* Runs one MATMUL op (the backend's own fast path). */
+typedef vki_status (*cpu_mm_fn)(void *ctx, const bk_op *op);
+
+/* TOP_K, GATHER_COLS, MOE_SUM (checked ops). */
+vki_status cpu_moe_small_op(const bk_op *op);
+/* MATMUL_ID (a checked op): each expert's rows gathered, one mm() per expert. */
+vki_status cpu_moe_matmul_id(const bk_op *op, cpu_mm_fn mm, void *ctx);
+
 #endif

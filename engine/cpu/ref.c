@@ -95,7 +95,8 @@ vki_status cpu_op_check(const bk_op *op)
     VKI_TRY(check_tensor(op, a, "src0"));
     if (b) VKI_TRY(check_tensor(op, b, "src1"));
     if (c) VKI_TRY(check_tensor(op, c, "src2"));
-    if (op->kind != BK_OP_CPY) NEED_TYPE(d, VKI_TYPE_F32, "dst");
+    if (op->kind == BK_OP_TOP_K) NEED_TYPE(d, VKI_TYPE_I32, "dst");
+    else if (op->kind != BK_OP_CPY) NEED_TYPE(d, VKI_TYPE_F32, "dst");
 
     switch (op->kind) {
     case BK_OP_GET_ROWS:
@@ -138,6 +139,11 @@ vki_status cpu_op_check(const bk_op *op)
         NEED(b, "%s: src1 is required", name);
         NEED_TYPE(b, VKI_TYPE_F32, "src1");
         NEED(same_shape(a, b), "%s: src0 and src1 shapes differ", name);
+        NEED(op->ip[0] == BK_ACT_SILU || op->ip[0] == BK_ACT_GELU || op->ip[0] == BK_ACT_GELU_TANH,
+             "%s: activation %d is unknown", name, op->ip[0]);
+        /* fallthrough */
+    case BK_OP_SOFTCAP:
+        NEED(op->kind != BK_OP_SOFTCAP || op->fp[0] > 0.0f, "%s: cap %g must be positive", name, op->fp[0]);
         /* fallthrough */
     case BK_OP_SCALE:
     case BK_OP_SOFTMAX:
@@ -169,6 +175,11 @@ vki_status cpu_op_check(const bk_op *op)
         NEED(op->ip[0] > 0 && op->ip[0] % 2 == 0 && op->ip[0] <= a->ne[0],
              "%s: n_rot %d must be even and in (0, %lld]", name, op->ip[0], (long long)a->ne[0]);
         NEED(op->ip[1] == BK_ROPE_NORMAL || op->ip[1] == BK_ROPE_NEOX, "%s: mode %d is unknown", name, op->ip[1]);
+        if (c) {
+            NEED_TYPE(c, VKI_TYPE_F32, "src2 (frequency divisors)");
+            NEED(bk_nelements(c) == op->ip[0] / 2 && bk_is_contiguous(c), "%s: %lld frequency divisors for n_rot %d",
+                 name, (long long)bk_nelements(c), op->ip[0]);
+        }
         return VKI_OK;
     case BK_OP_CPY:
         NEED(a->type == VKI_TYPE_F32 || a->type == VKI_TYPE_F16, "%s: src0 must be f32 or f16, found %s", name,
@@ -189,12 +200,54 @@ vki_status cpu_op_check(const bk_op *op)
         NEED(a->ne[1] % b->ne[1] == 0, "%s: n_head %lld is not a multiple of n_kv_head %lld", name,
              (long long)a->ne[1], (long long)b->ne[1]);
         NEED(op->ip[1] >= 0, "%s: q_pos0 %d is negative", name, op->ip[1]);
+        NEED(op->ip[2] >= 0, "%s: window %d is negative", name, op->ip[2]);
+        NEED(op->fp[1] >= 0.0f, "%s: softcap %g is negative", name, op->fp[1]);
         return VKI_OK;
     case BK_OP_POOL:
         NEED_TYPE(a, VKI_TYPE_F32, "src0");
         NEED(a->ne[2] == 1 && a->ne[3] == 1 && d->ne[0] == a->ne[0] && n_rows(d) == 1,
              "%s: src0 must be [n_tok][d] and dst [1][d]", name);
-        NEED(op->ip[0] == BK_POOL_MEAN || op->ip[0] == BK_POOL_CLS, "%s: mode %d is unknown", name, op->ip[0]);
+        NEED(op->ip[0] == BK_POOL_MEAN || op->ip[0] == BK_POOL_CLS || op->ip[0] == BK_POOL_LAST,
+             "%s: mode %d is unknown", name, op->ip[0]);
+        return VKI_OK;
+    case BK_OP_TOP_K:
+        NEED_TYPE(a, VKI_TYPE_F32, "src0");
+        NEED(n_rows(d) == n_rows(a) && d->ne[0] <= a->ne[0], "%s: dst is %lldx%lld for src0 %lldx%lld", name,
+             (long long)d->ne[0], (long long)n_rows(d), (long long)a->ne[0], (long long)n_rows(a));
+        return VKI_OK;
+    case BK_OP_GATHER_COLS:
+        NEED(b, "%s: src1 (column ids) is required", name);
+        NEED_TYPE(a, VKI_TYPE_F32, "src0");
+        NEED_TYPE(b, VKI_TYPE_I32, "src1");
+        NEED(same_shape(b, d) && n_rows(a) == n_rows(d), "%s: dst must be [%lld][k] like src1", name,
+             (long long)n_rows(a));
+        return VKI_OK;
+    case BK_OP_MATMUL_ID:
+        NEED(b && c, "%s: activations and expert ids are required", name);
+        NEED_TYPE(b, VKI_TYPE_F32, "src1");
+        NEED_TYPE(c, VKI_TYPE_I32, "src2");
+        NEED(a->ne[3] == 1 && b->ne[3] == 1 && d->ne[3] == 1, "%s: tensors must be at most 3-D", name);
+        NEED(b->ne[0] == a->ne[0], "%s: activation width %lld != weight width %lld", name, (long long)b->ne[0],
+             (long long)a->ne[0]);
+        NEED(c->ne[2] == 1 && c->ne[3] == 1, "%s: ids must be [n_tok][n_used]", name);
+        NEED(d->ne[0] == a->ne[1] && d->ne[1] == c->ne[0] && d->ne[2] == c->ne[1],
+             "%s: dst is {%lld, %lld, %lld}, expected {%lld, %lld, %lld}", name, (long long)d->ne[0],
+             (long long)d->ne[1], (long long)d->ne[2], (long long)a->ne[1], (long long)c->ne[0], (long long)c->ne[1]);
+        NEED(b->ne[2] == c->ne[1] && (b->ne[1] == 1 || b->ne[1] == c->ne[0]),
+             "%s: activations must be {%lld, 1 or %lld, %lld}", name, (long long)a->ne[0], (long long)c->ne[0],
+             (long long)c->ne[1]);
+        if (a->type != VKI_TYPE_F32 && a->type != VKI_TYPE_F16 && a->type != VKI_TYPE_BF16 &&
+            !vki_type_get(a->type)->supported)
+            return vki_fail(VKI_ERR_UNSUPPORTED, "%s: weight type %s is not supported", name, vki_type_name(a->type));
+        return VKI_OK;
+    case BK_OP_MOE_SUM:
+        NEED(b, "%s: src1 (weights) is required", name);
+        NEED_TYPE(a, VKI_TYPE_F32, "src0");
+        NEED_TYPE(b, VKI_TYPE_F32, "src1");
+        NEED(a->ne[3] == 1 && d->ne[0] == a->ne[0] && n_rows(d) == a->ne[2], "%s: dst must be {%lld, %lld}", name,
+             (long long)a->ne[0], (long long)a->ne[2]);
+        NEED(b->ne[0] == a->ne[1] && n_rows(b) == a->ne[2], "%s: weights must be {%lld, %lld}", name,
+             (long long)a->ne[1], (long long)a->ne[2]);
         return VKI_OK;
     default:
         return vki_fail(VKI_ERR_UNSUPPORTED, "%s: not implemented", name);
@@ -205,6 +258,15 @@ vki_status cpu_op_check(const bk_op *op)
 
 static float silu(double x) { return (float)(x / (1.0 + exp(-x))); }
 static float gelu(double x) { return (float)(0.5 * x * (1.0 + erf(x / sqrt(2.0)))); }
+static float gelu_tanh(double x)
+{
+    return (float)(0.5 * x * (1.0 + tanh(0.79788456080286535588 * (x + 0.044715 * x * x * x))));
+}
+
+static double act(int kind, double x)
+{
+    return kind == BK_ACT_GELU ? gelu(x) : kind == BK_ACT_GELU_TANH ? gelu_tanh(x) : silu(x);
+}
 
 /* dst = f(src0 [, src1]) elementwise, row by row; src1 may be one broadcast row. */
 static void ref_unary_binary(const bk_op *op, float *ra, float *rb)
@@ -221,8 +283,9 @@ static void ref_unary_binary(const bk_op *op, float *ra, float *rb)
             case BK_OP_MUL:    ra[i] = (float)(x * rb[i]); break;
             case BK_OP_SCALE:  ra[i] = (float)(x * op->fp[0]); break;
             case BK_OP_SILU:   ra[i] = silu(x); break;
-            case BK_OP_GELU:   ra[i] = gelu(x); break;
-            case BK_OP_SWIGLU: ra[i] = (float)(silu(x) * (double)rb[i]); break;
+            case BK_OP_GELU:   ra[i] = op->ip[0] == BK_ACT_GELU_TANH ? gelu_tanh(x) : gelu(x); break;
+            case BK_OP_SWIGLU: ra[i] = (float)(act(op->ip[0], x) * (double)rb[i]); break;
+            case BK_OP_SOFTCAP: ra[i] = (float)(op->fp[0] * tanh(x / op->fp[0])); break;
             default: VKI_ASSERT(!"not elementwise");
             }
         }
@@ -282,17 +345,20 @@ static void ref_rope(const bk_op *op, float *row)
 {
     const bk_tensor *a = op->src[0];
     const int32_t *pos = cpu_tensor_data(op->src[1]);
+    const float *div = op->src[2] ? cpu_tensor_data(op->src[2]) : NULL;
+    double ms = op->fp[2] != 0.0f ? op->fp[2] : 1.0;
     int64_t n_rot = op->ip[0], half = n_rot / 2;
     for (int64_t r = 0; r < n_rows(a); r++) {
         int64_t tok = r / a->ne[1];
         cpu_ref_row_f32(a, r, row);
         for (int64_t i = 0; i < half; i++) {
             double theta = pos[tok] * (double)op->fp[1] * pow((double)op->fp[0], -2.0 * (double)i / (double)n_rot);
+            if (div) theta /= div[i];
             int64_t i0 = op->ip[1] == BK_ROPE_NEOX ? i : 2 * i;
             int64_t i1 = op->ip[1] == BK_ROPE_NEOX ? i + half : 2 * i + 1;
-            double x0 = row[i0], x1 = row[i1];
-            row[i0] = (float)(x0 * cos(theta) - x1 * sin(theta));
-            row[i1] = (float)(x0 * sin(theta) + x1 * cos(theta));
+            double x0 = row[i0], x1 = row[i1], c = cos(theta) * ms, sn = sin(theta) * ms;
+            row[i0] = (float)(x0 * c - x1 * sn);
+            row[i1] = (float)(x0 * sn + x1 * c);
         }
         write_row_f32(op->dst, r, row);
     }
@@ -365,25 +431,27 @@ static vki_status ref_attn(const bk_op *op)
     if (!qr || !kr || !s || !acc || !out) { st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "ATTN ref: out of memory"); goto fail; }
     for (int64_t i = 0; i < nq; i++) {
         int64_t n_vis = op->ip[0] ? VKI_MIN(nkv, (int64_t)op->ip[1] + i + 1) : nkv;
+        int64_t j0 = op->ip[2] > 0 ? VKI_MAX(0, (int64_t)op->ip[1] + i - op->ip[2] + 1) : 0;
         for (int64_t h = 0; h < nh; h++) {
             int64_t kh = h / group;
             cpu_ref_row_f32(q, i * nh + h, qr);
             double mx = -INFINITY, sum = 0;
-            for (int64_t j = 0; j < n_vis; j++) {
+            for (int64_t j = j0; j < n_vis; j++) {
                 cpu_ref_row_f32(k, j * k->ne[1] + kh, kr);
                 double dot = 0;
                 for (int64_t e = 0; e < hd; e++) dot += (double)qr[e] * kr[e];
                 s[j] = dot * op->fp[0];
+                if (op->fp[1] > 0.0f) s[j] = op->fp[1] * tanh(s[j] / op->fp[1]);
                 mx = fmax(mx, s[j]);
             }
             for (int64_t e = 0; e < hd; e++) acc[e] = 0;
-            for (int64_t j = 0; j < n_vis; j++) {
+            for (int64_t j = j0; j < n_vis; j++) {
                 double p = exp(s[j] - mx);
                 sum += p;
                 cpu_ref_row_f32(v, j * v->ne[1] + kh, kr);
                 for (int64_t e = 0; e < hd; e++) acc[e] += p * kr[e];
             }
-            for (int64_t e = 0; e < hd; e++) out[e] = n_vis ? (float)(acc[e] / sum) : 0.0f;
+            for (int64_t e = 0; e < hd; e++) out[e] = n_vis > j0 ? (float)(acc[e] / sum) : 0.0f;
             write_row_f32(op->dst, i * nh + h, out);
         }
     }
@@ -397,8 +465,8 @@ static void ref_pool(const bk_op *op, float *row, double *acc)
     const bk_tensor *a = op->src[0];
     int64_t n = a->ne[0], nt = a->ne[1];
     for (int64_t i = 0; i < n; i++) acc[i] = 0;
-    int64_t used = op->ip[0] == BK_POOL_CLS ? 1 : nt;
-    for (int64_t r = 0; r < used; r++) {
+    int64_t used = op->ip[0] == BK_POOL_MEAN ? nt : 1, first = op->ip[0] == BK_POOL_LAST ? nt - 1 : 0;
+    for (int64_t r = first; r < first + used; r++) {
         cpu_ref_row_f32(a, r, row);
         for (int64_t i = 0; i < n; i++) acc[i] += row[i];
     }
@@ -406,10 +474,106 @@ static void ref_pool(const bk_op *op, float *row, double *acc)
     write_row_f32(op->dst, 0, row);
 }
 
+/* Selection by repeated scans: k is a handful of experts. */
+static void ref_top_k(const bk_op *op, float *row)
+{
+    const bk_tensor *a = op->src[0], *d = op->dst;
+    int64_t n = a->ne[0], k = d->ne[0];
+    for (int64_t r = 0; r < n_rows(a); r++) {
+        cpu_ref_row_f32(a, r, row);
+        int32_t *o = (int32_t *)row_ptr(d, r);
+        for (int64_t j = 0; j < k; j++) {
+            int64_t best = -1;
+            for (int64_t i = 0; i < n; i++)
+                if (!isnan(row[i]) && (best < 0 || row[i] > row[best])) best = i;
+            if (best < 0) best = j; /* an all-NaN row: any ids, still in range */
+            o[j] = (int32_t)best;
+            row[best] = NAN;
+        }
+    }
+}
+
+static vki_status ref_gather_cols(const bk_op *op, float *row)
+{
+    const bk_tensor *a = op->src[0], *ids = op->src[1], *d = op->dst;
+    int64_t n = a->ne[0], k = d->ne[0];
+    double *w = malloc((size_t)k * sizeof *w);
+    if (!w) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "GATHER_COLS ref: out of memory");
+    for (int64_t r = 0; r < n_rows(a); r++) {
+        cpu_ref_row_f32(a, r, row);
+        const int32_t *id = (const int32_t *)row_ptr(ids, r);
+        double sum = 0;
+        for (int64_t j = 0; j < k; j++) {
+            if (id[j] < 0 || id[j] >= n) {
+                free(w);
+                return vki_fail(VKI_ERR_INVALID_ARGUMENT, "GATHER_COLS: id %d in row %lld is outside [0, %lld)",
+                                id[j], (long long)r, (long long)n);
+            }
+            w[j] = row[id[j]];
+            sum += w[j];
+        }
+        float *o = (float *)row_ptr(d, r);
+        for (int64_t j = 0; j < k; j++) o[j] = (float)(op->ip[0] ? w[j] / sum : w[j]);
+    }
+    free(w);
+    return VKI_OK;
+}
+
+static vki_status ref_matmul_id(const bk_op *op)
+{
+    const bk_tensor *w = op->src[0], *x = op->src[1], *ids = op->src[2], *d = op->dst;
+    int64_t k = w->ne[0], m = w->ne[1], n_used = ids->ne[0], n_tok = ids->ne[1];
+    vki_status st = VKI_OK;
+    float *wr = malloc((size_t)k * sizeof(float)), *xr = malloc((size_t)k * sizeof(float));
+    float *out = malloc((size_t)m * sizeof(float));
+    if (!wr || !xr || !out) { st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "MATMUL_ID ref: out of memory"); goto fail; }
+    for (int64_t t = 0; t < n_tok; t++) {
+        const int32_t *id = (const int32_t *)row_ptr(ids, t);
+        for (int64_t s = 0; s < n_used; s++) {
+            if (id[s] < 0 || id[s] >= w->ne[2]) {
+                st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "MATMUL_ID: expert %d for token %lld is outside [0, %lld)",
+                              id[s], (long long)t, (long long)w->ne[2]);
+                goto fail;
+            }
+            cpu_ref_row_f32(x, t * x->ne[1] + (x->ne[1] == 1 ? 0 : s), xr);
+            for (int64_t i = 0; i < m; i++) {
+                if (!cpu_ref_row_f32(w, (int64_t)id[s] * m + i, wr)) {
+                    st = vki_fail(VKI_ERR_UNSUPPORTED, "MATMUL_ID ref: cannot dequantize %s", vki_type_name(w->type));
+                    goto fail;
+                }
+                double acc = 0.0;
+                for (int64_t e = 0; e < k; e++) acc += (double)wr[e] * xr[e];
+                out[i] = (float)acc;
+            }
+            write_row_f32(d, t * n_used + s, out);
+        }
+    }
+fail:
+    free(wr); free(xr); free(out);
+    return st;
+}
+
+static void ref_moe_sum(const bk_op *op, float *row, double *acc)
+{
+    const bk_tensor *y = op->src[0], *wt = op->src[1];
+    int64_t n = y->ne[0], n_used = y->ne[1];
+    for (int64_t t = 0; t < y->ne[2]; t++) {
+        const float *w = (const float *)row_ptr(wt, t);
+        for (int64_t i = 0; i < n; i++) acc[i] = 0;
+        for (int64_t s = 0; s < n_used; s++) {
+            cpu_ref_row_f32(y, t * n_used + s, row);
+            for (int64_t i = 0; i < n; i++) acc[i] += (double)w[s] * row[i];
+        }
+        for (int64_t i = 0; i < n; i++) row[i] = (float)acc[i];
+        write_row_f32(op->dst, t, row);
+    }
+}
+
 vki_status cpu_ref_compute(const bk_op *op)
 {
     VKI_TRY(cpu_op_check(op));
     if (op->kind == BK_OP_MATMUL) return ref_matmul(op);
+    if (op->kind == BK_OP_MATMUL_ID) return ref_matmul_id(op);
     if (op->kind == BK_OP_ATTN) return ref_attn(op);
     if (op->kind == BK_OP_CPY) { ref_cpy(op); return VKI_OK; }
 
@@ -422,8 +586,12 @@ vki_status cpu_ref_compute(const bk_op *op)
     switch (op->kind) {
     case BK_OP_GET_ROWS:   st = ref_get_rows(op, s); break;
     case BK_OP_ADD: case BK_OP_MUL: case BK_OP_SCALE: case BK_OP_SILU: case BK_OP_GELU: case BK_OP_SWIGLU:
+    case BK_OP_SOFTCAP:
         ref_unary_binary(op, s, s + n);
         break;
+    case BK_OP_TOP_K:       ref_top_k(op, s); break;
+    case BK_OP_GATHER_COLS: st = ref_gather_cols(op, s); break;
+    case BK_OP_MOE_SUM:     ref_moe_sum(op, s, acc); break;
     case BK_OP_RMS_NORM: case BK_OP_LAYER_NORM: case BK_OP_L2_NORM:
         ref_norm(op, s, s + n, s + 2 * n);
         break;
