@@ -231,6 +231,42 @@ static vki_status op_get_rows(vk_ctx *c, const bk_op *op, bool record)
 
 /* ===== Dispatcher ======================================================== */
 
+/* Parameters of backend.h's newer op forms that no kernel implements yet:
+ * refused, so a model falls back or fails instead of computing the plain
+ * form and giving wrong numbers. */
+static vki_status refuse_new_params(const bk_op *op)
+{
+    const char *name = bk_op_name(op->kind);
+    switch (op->kind) {
+    case BK_OP_ROPE:
+        if (op->src[2])
+            return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: %s: frequency divisors (src2) are not implemented", name);
+        if (op->fp[2] != 0.0f && op->fp[2] != 1.0f)
+            return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: %s: mscale %g is not implemented", name, op->fp[2]);
+        return VKI_OK;
+    case BK_OP_ATTN:
+        if (op->ip[2] > 0)
+            return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: %s: sliding window %d is not implemented", name, op->ip[2]);
+        if (op->fp[1] > 0.0f)
+            return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: %s: logit softcap %g is not implemented", name, op->fp[1]);
+        return VKI_OK;
+    case BK_OP_GELU:
+        if (op->ip[0] == BK_ACT_GELU_TANH)
+            return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: %s: the tanh approximation is not implemented", name);
+        return VKI_OK;
+    case BK_OP_SWIGLU:
+        if (op->ip[0] != BK_ACT_SILU)
+            return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: %s: gate activation %d is not implemented", name, op->ip[0]);
+        return VKI_OK;
+    case BK_OP_POOL:
+        if (op->ip[0] != BK_POOL_MEAN && op->ip[0] != BK_POOL_CLS)
+            return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: %s: mode %d is not implemented", name, op->ip[0]);
+        return VKI_OK;
+    default:
+        return VKI_OK;
+    }
+}
+
 static vki_status run(vk_ctx *c, const bk_op *op, bool record)
 {
     VKI_TRY(cpu_op_check(op));
@@ -240,6 +276,7 @@ static vki_status run(vk_ctx *c, const bk_op *op, bool record)
             return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: %s: tensor '%s' has over 2^31 elements", bk_op_name(op->kind),
                             tname(t, "?"));
     }
+    VKI_TRY(refuse_new_params(op));
     switch (op->kind) {
     case BK_OP_ADD: case BK_OP_MUL: case BK_OP_SCALE: case BK_OP_SILU: case BK_OP_GELU: case BK_OP_SWIGLU:
         return op_eltwise(c, op, record);

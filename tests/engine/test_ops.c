@@ -350,13 +350,14 @@ static void cases_attn(void)
 static void cases_pool(void)
 {
     const int64_t shapes[][2] = {{384, 7}, {33, 1}, {1, 5}};
-    for (int mode = 0; mode < 2; mode++)
+    static const char *const names[] = {[BK_POOL_MEAN] = "mean", [BK_POOL_CLS] = "cls", [BK_POOL_LAST] = "last"};
+    for (int mode = 0; mode < 3; mode++)
         for (size_t s = 0; s < VKI_COUNT(shapes); s++) {
-            test_case *c = add_case(BK_OP_POOL, NMSE_FLOAT, "%s,d=%lld,n_tok=%lld", mode ? "cls" : "mean",
+            test_case *c = add_case(BK_OP_POOL, NMSE_FLOAT, "%s,d=%lld,n_tok=%lld", names[mode],
                                     (long long)shapes[s][0], (long long)shapes[s][1]);
             set_src(c, 0, tt_make(VKI_TYPE_F32, shapes[s][0], shapes[s][1], 1, 1, 0, 0));
             c->dst = tt_make(VKI_TYPE_F32, shapes[s][0], 1, 1, 1, 0, 0);
-            c->ip[0] = mode ? BK_POOL_CLS : BK_POOL_MEAN;
+            c->ip[0] = mode;
         }
 }
 
