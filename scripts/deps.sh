@@ -2,11 +2,20 @@
 # deps.sh: installs the Debian packages vkinfer needs that are missing.
 # Runs apt-get only when something is missing, so a second run is instant.
 set -euo pipefail
-pkgs=(build-essential cmake git pkg-config python3
-      libvulkan-dev glslc glslang-tools spirv-tools
-      libcjson-dev libmicrohttpd-dev libyaml-dev
-      mesa-vulkan-drivers vulkan-validationlayers vulkan-tools
-      gcc-aarch64-linux-gnu qemu-user)
+# Each package and who needs it; --no-install-recommends below, so every one
+# the build, the tests or the quick start uses is named (checked on a brand-new
+# bookworm root by scripts/fresh_check.sh):
+#   build: compiler, cmake, pkg-config, git (the build id), Vulkan headers and
+#          loader, glslc (shaders), libcjson, libmicrohttpd, libyaml
+#   tests: python3 (stdlib only), spirv-tools (spirv-val), lavapipe and the
+#          validation layers, the arm64 cross compiler with its C library
+#          (static, for test_cpu_neon_qemu) and qemu-user to run it
+#   quick start: curl, which run.sh's printed examples use
+pkgs=(build-essential cmake git pkg-config
+      libvulkan-dev glslc libcjson-dev libmicrohttpd-dev libyaml-dev
+      python3 spirv-tools mesa-vulkan-drivers vulkan-validationlayers
+      gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
+      curl)
 [ "${VKI_DEPS_EXTRA:-}" ] && pkgs+=(${VKI_DEPS_EXTRA})
 missing=()
 for p in "${pkgs[@]}"; do
