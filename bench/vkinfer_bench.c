@@ -206,7 +206,7 @@ static vki_status bench_encoder(mdl_model *m, int batch, int len, int reps, resu
     }
     for (int rep = -1; rep < reps; rep++) {
         double t0 = vki_time_ms();
-        if ((s = bert_embed(m, (const int32_t *const *)ids, n_ids, batch, mdl_get_hparams(m)->pooling, true, out)) !=
+        if ((s = mdl_embed(m, (const int32_t *const *)ids, n_ids, batch, mdl_get_hparams(m)->pooling, true, out)) !=
             VKI_OK)
             goto done;
         double ms = vki_time_ms() - t0;
@@ -383,7 +383,7 @@ int main(int argc, char **argv)
         base.params = (double)mdl_n_params(m);
         base.threads = threads ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN); /* 0 = all cores */
         fprintf(stderr, "%s", base.model);
-        if (mdl_get_arch(m) == MDL_ARCH_BERT) {
+        if (mdl_is_embedding(m)) {
             const int batches[3] = {1, 8, 32};
             for (int b = 0; b < 3 && s == VKI_OK && n_rs < 64; b++) {
                 rs[n_rs] = base;

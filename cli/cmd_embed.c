@@ -9,7 +9,7 @@ const char cmd_embed_help[] =
     "embed texts with a BERT-family model\n"
     "usage: vkinfer embed -m MODEL [options] TEXT...\n"
     "  -m, --model PATH      GGUF file, .safetensors or HF folder\n"
-    "  --pooling mean|cls    override the model's pooling (bert.pooling_type)\n"
+    "  --pooling mean|cls|last  override the model's pooling (<arch>.pooling_type)\n"
     "  --no-normalize        skip the L2 normalisation\n"
     "  --backend B           cpu | vulkan | auto (default auto: Vulkan if a device works, else CPU)\n"
     "  --threads N           CPU threads (default: all cores)\n"
@@ -42,8 +42,9 @@ int cmd_embed(int argc, char **argv)
             if (!cli_arg_str(argc, argv, &i, &sv)) goto done;
             if (!strcmp(sv, "mean")) xp.pooling = VKI_POOLING_MEAN;
             else if (!strcmp(sv, "cls")) xp.pooling = VKI_POOLING_CLS;
+            else if (!strcmp(sv, "last")) xp.pooling = VKI_POOLING_LAST;
             else {
-                cli_error("option --pooling: '%s' is not mean or cls", sv);
+                cli_error("option --pooling: '%s' is not mean, cls or last", sv);
                 goto done;
             }
         } else if (!strcmp(a, "--no-normalize")) {

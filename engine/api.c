@@ -175,7 +175,7 @@ const char *vki_model_backend_name(const vki_model *md) { return md ? bk_name(md
 int32_t     vki_model_n_vocab(const vki_model *md) { return md ? mdl_get_hparams(md->m)->n_vocab : 0; }
 int32_t     vki_model_n_embd(const vki_model *md) { return md ? mdl_get_hparams(md->m)->n_embd : 0; }
 int32_t     vki_model_n_ctx(const vki_model *md) { return md ? mdl_n_ctx(md->m) : 0; }
-bool        vki_model_is_embedding(const vki_model *md) { return md && mdl_get_arch(md->m) == MDL_ARCH_BERT; }
+bool        vki_model_is_embedding(const vki_model *md) { return md && mdl_is_embedding(md->m); }
 /* Backend buffers (weights copied in, KV cache, scratch) plus the weights
  * the CPU reads in place from the mapping: they occupy memory too. */
 uint64_t vki_model_memory_bytes(const vki_model *md)
@@ -278,7 +278,7 @@ vki_status vki_embed(vki_model *md, const char *const *texts, int32_t n_texts, c
     if (!md || (n_texts > 0 && (!texts || !out)) || n_texts < 0)
         return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_embed: model, texts or out is NULL");
     if (!vki_model_is_embedding(md))
-        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_embed: %s is a generation model (%s), not an encoder",
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_embed: %s is a generation model (%s), not an embedding model",
                         vki_file_path(md->file), vki_file_arch(md->file));
     vki_embed_params ep = params ? *params : vki_embed_default_params();
     int pooling;
@@ -286,8 +286,9 @@ vki_status vki_embed(vki_model *md, const char *const *texts, int32_t n_texts, c
     case VKI_POOLING_FROM_MODEL: pooling = mdl_get_hparams(md->m)->pooling; break;
     case VKI_POOLING_MEAN: pooling = BK_POOL_MEAN; break;
     case VKI_POOLING_CLS: pooling = BK_POOL_CLS; break;
+    case VKI_POOLING_LAST: pooling = BK_POOL_LAST; break;
     default:
-        return vki_fail(VKI_ERR_UNSUPPORTED, "vki_embed: pooling %d is not supported (from model, mean, cls)",
+        return vki_fail(VKI_ERR_UNSUPPORTED, "vki_embed: pooling %d is not supported (from model, mean, cls, last)",
                         (int)ep.pooling);
     }
     if (n_texts == 0) return VKI_OK;
@@ -306,7 +307,7 @@ vki_status vki_embed(vki_model *md, const char *const *texts, int32_t n_texts, c
         if ((s = vki_tokenizer_encode(md->tok, texts[i], strlen(texts[i]), true, false, &ids[i], &n_ids[i])) != VKI_OK)
             goto done;
     }
-    s = bert_embed(md->m, (const int32_t *const *)ids, n_ids, n_texts, pooling, ep.normalize, out);
+    s = mdl_embed(md->m, (const int32_t *const *)ids, n_ids, n_texts, pooling, ep.normalize, out);
 done:
     for (int32_t i = 0; ids && i < n_texts; i++) free(ids[i]);
     free(ids);

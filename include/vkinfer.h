@@ -126,6 +126,7 @@ typedef enum vki_pooling {
     VKI_POOLING_NONE       = 1,
     VKI_POOLING_MEAN       = 2,
     VKI_POOLING_CLS        = 3,
+    VKI_POOLING_LAST       = 4, /* the last token (decoder embedding models) */
 } vki_pooling;
 
 /* Called during a load with the fraction done in [0,1]; return false to

@@ -1,9 +1,10 @@
 /*
- * bert.c: the BERT-family encoder (bert, bge, MiniLM shapes): token +
- * absolute position + token-type embeddings, embeddings LayerNorm, post-LN
- * blocks with exact GELU, then mean or CLS pooling and optional L2
- * normalisation, for a batch of texts packed into one pass. Written only
- * against engine/backend.h.
+ * bert.c: the BERT-family encoders (bert, bge, MiniLM shapes; nomic-bert):
+ * token (+ absolute position) + token-type embeddings, embeddings
+ * LayerNorm, post-LN blocks with non-causal attention (nomic: NeoX RoPE on
+ * q/k) and an exact-GELU or gated (SwiGLU) FFN, then mean, CLS or last
+ * pooling and optional L2 normalisation, for a batch of texts packed into
+ * one pass. Written only against engine/backend.h.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -32,7 +33,7 @@ static vki_status forward(mdl_model *m, int32_t n_tok, const seg *segs, int32_t 
     const mdl_hparams *hp = &m->hp;
     mdl_scratch *sc = &m->sc;
     const int64_t hd = hp->head_dim, nh = hp->n_head, nkv = hp->n_head_kv;
-    const float kq_scale = 1.0f / sqrtf((float)hd);
+    const float kq_scale = hp->kq_scale;
     const float eps = hp->norm_eps;
 
     bk_tensor ids = bk_tensor_make(VKI_TYPE_I32, 1, (int64_t[]){n_tok}, sc->ids.buf, sc->ids.offs);
@@ -43,15 +44,17 @@ static vki_status forward(mdl_model *m, int32_t n_tok, const seg *segs, int32_t 
     bk_tensor att = rows2(&sc->att, 0, n_tok);
     bk_tensor q3 = view3(&q, hd, nh, n_tok), k3 = view3(&k, hd, nkv, n_tok), v3 = view3(&v, hd, nkv, n_tok);
     bk_tensor att3 = view3(&att, hd, nh, n_tok);
-    bk_tensor fa = rows2(&sc->fa, 0, n_tok), fb = rows2(&sc->fb, 0, n_tok);
+    bk_tensor fa = rows2(&sc->fa, 0, n_tok), fb = rows2(&sc->fb, 0, n_tok), fc = rows2(&sc->fc, 0, n_tok);
     bk_tensor pooled = rows2(&sc->pooled, 0, n_segs);
 
     vki_status s = bk_begin(be);
     if (s != VKI_OK) return s;
 
-    OP(bk_get_rows(be, &a, &m->tok_embd, &ids));
-    OP(bk_get_rows(be, &b, &m->pos_embd, &pos));
-    OP(bk_add(be, &c, &a, &b));
+    OP(bk_get_rows(be, &c, &m->tok_embd, &ids));
+    if (m->pos_embd.buf) {
+        OP(bk_get_rows(be, &b, &m->pos_embd, &pos));
+        OP(bk_add(be, &c, &c, &b));
+    }
     OP(bk_get_rows(be, &a, &m->type_embd, &typ));
     OP(bk_add(be, &b, &c, &a));
     OP(bk_layer_norm(be, &a, &b, &m->tok_norm, &m->tok_norm_b, eps));
@@ -61,6 +64,12 @@ static vki_status forward(mdl_model *m, int32_t n_tok, const seg *segs, int32_t 
         OP(bk_matmul(be, &q, &L->wq, &a, mdl_opt(&L->bq)));
         OP(bk_matmul(be, &k, &L->wk, &a, mdl_opt(&L->bk)));
         OP(bk_matmul(be, &v, &L->wv, &a, mdl_opt(&L->bv)));
+        if (hp->rope_mode == BK_ROPE_NEOX) { /* nomic-bert */
+            OP(bk_rope_ext(be, &q3, &q3, &pos, mdl_opt(&m->rope_div), hp->n_rot, hp->rope_mode, hp->rope_base,
+                           hp->rope_scale, hp->rope_mscale));
+            OP(bk_rope_ext(be, &k3, &k3, &pos, mdl_opt(&m->rope_div), hp->n_rot, hp->rope_mode, hp->rope_base,
+                           hp->rope_scale, hp->rope_mscale));
+        }
         for (int32_t i = 0; i < n_segs; i++) {
             bk_tensor qs = bk_tensor_rows(&q3, 2, segs[i].t0, segs[i].n);
             bk_tensor ks = bk_tensor_rows(&k3, 2, segs[i].t0, segs[i].n);
@@ -71,10 +80,16 @@ static vki_status forward(mdl_model *m, int32_t n_tok, const seg *segs, int32_t 
         OP(bk_matmul(be, &c, &L->wo, &att, mdl_opt(&L->bo)));
         OP(bk_add(be, &b, &a, &c));
         OP(bk_layer_norm(be, &a, &b, &L->attn_norm, mdl_opt(&L->attn_norm_b), eps));
-        /* b = a + Wdown·gelu(Wup·a); a = LN(b) */
+        /* b = a + Wdown·gelu(Wup·a) (gated: Wdown·(act(Wgate·a) * Wup·a)); a = LN(b) */
         OP(bk_matmul(be, &fa, &L->ffn_up, &a, mdl_opt(&L->ffn_up_b)));
-        OP(bk_gelu(be, &fb, &fa));
-        OP(bk_matmul(be, &c, &L->ffn_down, &fb, mdl_opt(&L->ffn_down_b)));
+        if (L->ffn_gate.buf) {
+            OP(bk_matmul(be, &fb, &L->ffn_gate, &a, NULL));
+            OP(bk_glu(be, &fc, &fb, &fa, hp->act));
+            OP(bk_matmul(be, &c, &L->ffn_down, &fc, mdl_opt(&L->ffn_down_b)));
+        } else {
+            OP(bk_gelu(be, &fb, &fa));
+            OP(bk_matmul(be, &c, &L->ffn_down, &fb, mdl_opt(&L->ffn_down_b)));
+        }
         OP(bk_add(be, &b, &a, &c));
         OP(bk_layer_norm(be, &a, &b, &L->ffn_norm, mdl_opt(&L->ffn_norm_b), eps));
     }
@@ -96,10 +111,10 @@ end:;
 vki_status bert_embed(mdl_model *m, const int32_t *const *ids, const int32_t *n_ids, int32_t n_seq,
                       int pooling, bool normalize, float *out)
 {
-    if (m->arch != MDL_ARCH_BERT)
-        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "embed: this is a generation model, not an encoder");
-    if (pooling != BK_POOL_MEAN && pooling != BK_POOL_CLS)
-        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "embed: pooling %d is not mean or CLS", pooling);
+    if (!m->hp.encoder)
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "embed: this is a decoder, not an encoder");
+    if (pooling != BK_POOL_MEAN && pooling != BK_POOL_CLS && pooling != BK_POOL_LAST)
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "embed: pooling %d is not mean, CLS or last", pooling);
     const int32_t max_len = VKI_MIN(m->n_ctx, m->n_batch), n_vocab = m->hp.n_vocab;
     for (int32_t i = 0; i < n_seq; i++) {
         if (n_ids[i] < 1 || n_ids[i] > max_len)

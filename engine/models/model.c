@@ -7,6 +7,7 @@
  */
 #include "model.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,17 +42,67 @@ static float opt_f32(const vki_model_file *f, const char *suffix, float dflt)
     return vki_file_get_arch_f32(f, suffix, &v) ? v : dflt;
 }
 
+/* The families: each one a row of flags over the shared decoder/encoder.
+ * Keys in the file can add to these (a sliding window, softcaps, experts). */
+typedef struct arch_desc {
+    const char *name;
+    mdl_arch    arch;
+    bool        encoder, qk_norm, post_norms, fused_qkv, fused_up, embd_scale;
+    int32_t     rope_mode, act;
+} arch_desc;
+
+static const arch_desc archs[] = {
+    {"llama",      MDL_ARCH_LLAMA,      .rope_mode = BK_ROPE_NORMAL},
+    {"mistral",    MDL_ARCH_LLAMA,      .rope_mode = BK_ROPE_NORMAL},
+    {"qwen2",      MDL_ARCH_QWEN2,      .rope_mode = BK_ROPE_NEOX},
+    {"qwen3",      MDL_ARCH_QWEN3,      .qk_norm = true, .rope_mode = BK_ROPE_NEOX},
+    {"qwen3moe",   MDL_ARCH_QWEN3MOE,   .qk_norm = true, .rope_mode = BK_ROPE_NEOX},
+    {"gemma2",     MDL_ARCH_GEMMA2,     .post_norms = true, .embd_scale = true, .rope_mode = BK_ROPE_NEOX,
+                                        .act = BK_ACT_GELU_TANH},
+    {"gemma3",     MDL_ARCH_GEMMA3,     .qk_norm = true, .post_norms = true, .embd_scale = true,
+                                        .rope_mode = BK_ROPE_NEOX, .act = BK_ACT_GELU_TANH},
+    {"phi3",       MDL_ARCH_PHI3,       .fused_qkv = true, .fused_up = true, .rope_mode = BK_ROPE_NEOX},
+    {"bert",       MDL_ARCH_BERT,       .encoder = true, .act = BK_ACT_GELU},
+    {"nomic-bert", MDL_ARCH_NOMIC_BERT, .encoder = true, .fused_qkv = true, .rope_mode = BK_ROPE_NEOX},
+};
+
+/* GGUF pooling_type: 0 none, 1 mean, 2 CLS, 3 last, 4 rank. */
+static vki_status pooling_from_file(const vki_model_file *f, bool encoder, int32_t *out)
+{
+    uint32_t pt;
+    if (!vki_file_get_arch_u32(f, "pooling_type", &pt)) pt = encoder ? 1 : 0;
+    switch (pt) {
+    case 0: *out = encoder ? BK_POOL_MEAN : -1; return VKI_OK;
+    case 1: *out = BK_POOL_MEAN; return VKI_OK;
+    case 2: *out = BK_POOL_CLS; return VKI_OK;
+    case 3: *out = BK_POOL_LAST; return VKI_OK;
+    default:
+        return vki_fail(VKI_ERR_UNSUPPORTED, "%s: %s.pooling_type %u is not supported (1 mean, 2 CLS, 3 last)",
+                        vki_file_path(f), vki_file_arch(f), pt);
+    }
+}
+
 static vki_status read_hparams(const vki_model_file *f, mdl_arch *arch, mdl_hparams *hp)
 {
     const char *a = vki_file_arch(f), *path = vki_file_path(f);
-    if (!strcmp(a, "llama") || !strcmp(a, "mistral")) *arch = MDL_ARCH_LLAMA;
-    else if (!strcmp(a, "qwen2")) *arch = MDL_ARCH_QWEN2;
-    else if (!strcmp(a, "bert")) *arch = MDL_ARCH_BERT;
-    else
-        return vki_fail(VKI_ERR_UNSUPPORTED, "%s: architecture '%s' is not supported (llama, mistral, qwen2, bert)",
+    const arch_desc *d = NULL;
+    for (size_t i = 0; i < VKI_COUNT(archs); i++)
+        if (!strcmp(a, archs[i].name)) d = &archs[i];
+    if (!d)
+        return vki_fail(VKI_ERR_UNSUPPORTED,
+                        "%s: architecture '%s' is not supported (llama, mistral, qwen2, qwen3, qwen3moe, gemma2, "
+                        "gemma3, phi3, bert, nomic-bert)",
                         path, a[0] ? a : "(general.architecture missing)");
+    *arch = d->arch;
 
     memset(hp, 0, sizeof *hp);
+    hp->encoder = d->encoder;
+    hp->qk_norm = d->qk_norm;
+    hp->post_norms = d->post_norms;
+    hp->fused_qkv = d->fused_qkv;
+    hp->fused_up = d->fused_up;
+    hp->act = d->act;
+    hp->rope_mode = d->rope_mode;
     VKI_TRY(need_u32(f, "embedding_length", &hp->n_embd));
     VKI_TRY(need_u32(f, "block_count", &hp->n_layer));
     VKI_TRY(need_u32(f, "feed_forward_length", &hp->n_ff));
@@ -65,32 +116,70 @@ static vki_status read_hparams(const vki_model_file *f, mdl_arch *arch, mdl_hpar
     if (hp->head_dim <= 0 || hp->head_dim % 2 != 0)
         return vki_fail(VKI_ERR_BAD_FILE, "%s: head dimension %d (embedding_length %d / head_count %d) is not even",
                         path, hp->head_dim, hp->n_embd, hp->n_head);
-
-    if (*arch == MDL_ARCH_BERT) {
-        hp->norm_eps = opt_f32(f, "attention.layer_norm_epsilon", 1e-12f);
-        uint32_t pt = 1;
-        vki_file_get_arch_u32(f, "pooling_type", &pt);
-        hp->pooling = pt == 2 ? BK_POOL_CLS : BK_POOL_MEAN;
-        if (pt != 1 && pt != 2)
-            return vki_fail(VKI_ERR_UNSUPPORTED, "%s: bert.pooling_type %u is not supported (1 mean, 2 CLS)", path, pt);
-        return VKI_OK;
-    }
-    if (!vki_file_get_arch_f32(f, "attention.layer_norm_rms_epsilon", &hp->norm_eps))
-        hp->norm_eps = 1e-5f;
+    int32_t v_dim = opt_u32(f, "attention.value_length", hp->head_dim);
+    if (v_dim != hp->head_dim)
+        return vki_fail(VKI_ERR_UNSUPPORTED, "%s: attention.value_length %d differs from key_length %d", path, v_dim,
+                        hp->head_dim);
+    VKI_TRY(pooling_from_file(f, hp->encoder, &hp->pooling));
+    hp->kq_scale = 1.0f / sqrtf((float)hp->head_dim);
+    hp->rope_mscale = 1.0f;
+    hp->rope_scale = 1.0f;
     hp->n_rot = opt_u32(f, "rope.dimension_count", hp->head_dim);
     if (hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0)
         return vki_fail(VKI_ERR_BAD_FILE, "%s: rope.dimension_count %d must be even and <= head dimension %d",
                         path, hp->n_rot, hp->head_dim);
     hp->rope_base = opt_f32(f, "rope.freq_base", 10000.0f);
-    hp->rope_scale = 1.0f;
-    float factor;
-    vki_str st = {0};
-    char key[128];
-    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
-    bool linear = vki_file_get_str(f, key, &st) && st.n == 6 && !memcmp(st.p, "linear", 6);
-    if (linear && vki_file_get_arch_f32(f, "rope.scaling.factor", &factor) && factor > 0.0f)
-        hp->rope_scale = 1.0f / factor;
-    hp->rope_mode = *arch == MDL_ARCH_QWEN2 ? BK_ROPE_NEOX : BK_ROPE_NORMAL;
+
+    if (hp->encoder) {
+        hp->norm_eps = opt_f32(f, "attention.layer_norm_epsilon", 1e-12f);
+        return VKI_OK;
+    }
+    if (!vki_file_get_arch_f32(f, "attention.layer_norm_rms_epsilon", &hp->norm_eps))
+        hp->norm_eps = 1e-5f;
+
+    /* Mixture of experts. */
+    hp->n_expert = opt_u32(f, "expert_count", 0);
+    if (hp->n_expert > 0) {
+        hp->n_expert_used = opt_u32(f, "expert_used_count", 0);
+        hp->n_ff_exp = opt_u32(f, "expert_feed_forward_length", hp->n_ff);
+        if (hp->n_expert_used < 1 || hp->n_expert_used > hp->n_expert)
+            return vki_fail(VKI_ERR_BAD_FILE, "%s: expert_used_count %d must be in 1..expert_count %d", path,
+                            hp->n_expert_used, hp->n_expert);
+        uint32_t shared = 0;
+        if (vki_file_get_arch_u32(f, "expert_shared_count", &shared) && shared > 0)
+            return vki_fail(VKI_ERR_UNSUPPORTED, "%s: %u shared experts (expert_shared_count) are not supported", path,
+                            shared);
+        char key[128];
+        snprintf(key, sizeof key, "%s.expert_weights_norm", a);
+        bool norm = true; /* qwen3moe: norm_topk_prob */
+        vki_file_get_bool(f, key, &norm);
+        hp->expert_norm = norm;
+        uint32_t gating;
+        if (vki_file_get_arch_u32(f, "expert_gating_func", &gating) && gating != 1)
+            return vki_fail(VKI_ERR_UNSUPPORTED, "%s: expert_gating_func %u is not supported (1 softmax)", path, gating);
+    } else if (*arch == MDL_ARCH_QWEN3MOE) {
+        return vki_fail(VKI_ERR_BAD_FILE, "%s: qwen3moe without %s.expert_count", path, a);
+    }
+
+    /* Sliding window, softcaps, embedding scale: the gemma families. Other
+     * files may name a window (mistral v0.1, phi3) that llama.cpp does not
+     * apply either; we follow it so the numbers agree. */
+    if (*arch == MDL_ARCH_GEMMA2 || *arch == MDL_ARCH_GEMMA3) {
+        hp->swa_window = opt_u32(f, "attention.sliding_window", 0);
+        hp->swa_pattern = *arch == MDL_ARCH_GEMMA2 ? 2 : opt_u32(f, "attention.sliding_window_pattern", 6);
+    }
+    hp->rope_base_swa = opt_f32(f, "rope.freq_base_swa", *arch == MDL_ARCH_GEMMA3 ? 10000.0f : hp->rope_base);
+    hp->attn_softcap = opt_f32(f, "attn_logit_softcapping", 0.0f);
+    hp->final_softcap = opt_f32(f, "final_logit_softcapping", 0.0f);
+    if (hp->attn_softcap < 0.0f || hp->final_softcap < 0.0f)
+        return vki_fail(VKI_ERR_BAD_FILE, "%s: negative logit softcapping", path);
+    if (d->embd_scale) hp->embd_scale = sqrtf((float)hp->n_embd);
+    float scale;
+    if (vki_file_get_arch_f32(f, "attention.scale", &scale) && scale > 0.0f) hp->kq_scale = scale;
+    else if ((*arch == MDL_ARCH_GEMMA2 && hp->n_layer == 46) || (*arch == MDL_ARCH_GEMMA3 && hp->n_layer == 62))
+        /* the 27B models scale queries by their query_pre_attn_scalar,
+         * n_embd / n_head, which the GGUF does not carry (as llama.cpp) */
+        hp->kq_scale = 1.0f / sqrtf((float)hp->n_embd / (float)hp->n_head);
     return VKI_OK;
 }
 
@@ -105,6 +194,7 @@ typedef struct upload {
     void                 *stage;   /* host staging for converted/permuted rows */
     uint64_t              stage_size;
     bk_buffer            *probe;   /* f32 [max(n_embd, n_ff, n_vocab, q)] for supports_op */
+    int64_t               slice_r0, slice_n; /* rows [r0, r0+n) of a fused 2-D tensor (n 0: all) */
 } upload;
 
 #define STAGE_BYTES (8u << 20)
@@ -133,24 +223,31 @@ static vki_status keep_buffer(mdl_model *m, bk_buffer *b)
 /* Whether the backend multiplies / gathers with weight w (which has its
  * buffer): asked with small real activation tensors in u->probe, because a
  * backend may check every tensor it is shown. */
-static bool weight_type_ok(upload *u, const bk_tensor *w, bool gather)
+enum { T_REQUIRED = 1, T_F32 = 2, T_GATHER = 4, T_MATMUL = 8, T_MATMUL_ID = 16 };
+
+static bool weight_type_ok(upload *u, const bk_tensor *w, int use)
 {
     bk_backend *be = u->m->be;
-    int64_t ne_x[2] = {w->ne[0], 1}, ne_d[2] = {gather ? w->ne[0] : w->ne[1], 1}, one = 1;
+    const bool gather = use == T_GATHER;
+    int64_t ne_x[2] = {w->ne[0], 1}, ne_d[2] = {gather ? w->ne[0] : w->ne[1], 1}, one[2] = {1, 1};
     bk_tensor x = bk_tensor_make(VKI_TYPE_F32, 2, ne_x, u->probe, 0);
     bk_tensor d = bk_tensor_make(VKI_TYPE_F32, 2, ne_d, u->probe, 0);
-    bk_tensor ids = bk_tensor_make(VKI_TYPE_I32, 1, &one, u->probe, 0);
-    bk_op op = {.kind = gather ? BK_OP_GET_ROWS : BK_OP_MATMUL, .dst = &d,
-                .src = {w, gather ? &ids : &x, NULL}};
+    bk_tensor ids = bk_tensor_make(VKI_TYPE_I32, use == T_MATMUL_ID ? 2 : 1, one, u->probe, 0);
+    if (use == T_MATMUL_ID) {
+        x = bk_tensor_make(VKI_TYPE_F32, 3, (int64_t[]){w->ne[0], 1, 1}, u->probe, 0);
+        d = bk_tensor_make(VKI_TYPE_F32, 3, (int64_t[]){w->ne[1], 1, 1}, u->probe, 0);
+    }
+    bk_op op = {.kind = gather ? BK_OP_GET_ROWS : use == T_MATMUL ? BK_OP_MATMUL : BK_OP_MATMUL_ID, .dst = &d,
+                .src = {w, gather ? &ids : &x, use == T_MATMUL_ID ? &ids : NULL}};
     return be->iface->supports_op(be, &op);
 }
-
-enum { T_REQUIRED = 1, T_F32 = 2, T_GATHER = 4, T_MATMUL = 8 };
 
 /* Every use the flags name (a tied embedding is both gathered and multiplied). */
 static bool uses_ok(upload *u, const bk_tensor *t, int flags)
 {
-    return (!(flags & T_GATHER) || weight_type_ok(u, t, true)) && (!(flags & T_MATMUL) || weight_type_ok(u, t, false));
+    return (!(flags & T_GATHER) || weight_type_ok(u, t, T_GATHER)) &&
+           (!(flags & T_MATMUL) || weight_type_ok(u, t, T_MATMUL)) &&
+           (!(flags & T_MATMUL_ID) || weight_type_ok(u, t, T_MATMUL_ID));
 }
 
 /* Finds `name`, checks its shape against ne[0..n_dims), uploads it into its
@@ -194,6 +291,16 @@ static vki_status load_tensor(upload *u, const char *name, int n_dims, const int
         return vki_fail(VKI_ERR_UNSUPPORTED, "%s: tensor '%s' has type %s, which vkinfer cannot read",
                         vki_file_path(f), name, vki_type_name(ti->type));
 
+    /* A slice of a fused tensor (phi3's Q|K|V, gate|up) becomes a weight of
+     * its own: every backend then sees ordinary contiguous matrices. */
+    const int64_t *ne_in = ne;
+    int64_t ne_s[4] = {ne[0], n_dims > 1 ? ne[1] : 1, n_dims > 2 ? ne[2] : 1, 1};
+    const int64_t row0 = u->slice_n > 0 ? u->slice_r0 : 0;
+    if (u->slice_n > 0) {
+        VKI_ASSERT(n_dims == 2 && row0 + u->slice_n <= ne[1] && ti->rope_permute_heads == 0);
+        ne_s[1] = u->slice_n;
+        ne = ne_s;
+    }
     bk_tensor t = bk_tensor_make(ti->type, n_dims, ne, NULL, 0);
     t.name = ti->name;
     const bool permute = ti->rope_permute_heads > 0;
@@ -207,14 +314,15 @@ static vki_status load_tensor(upload *u, const char *name, int n_dims, const int
     const uint64_t bytes = bk_nbytes(&t);
     const int64_t n_rows = bk_nelements(&t) / t.ne[0];
     const uint64_t src_row = vki_row_bytes(ti->type, ti->ne[0]);
+    const uint8_t *src = (const uint8_t *)ti->data + (uint64_t)row0 * src_row;
 
     bk_buffer *b = NULL;
     vki_status s;
     if (!convert && !permute && be->kind == VKI_BACKEND_CPU && be->iface->buffer_from_host &&
-        ((uintptr_t)ti->data % 32) == 0) {
+        ((uintptr_t)src % 32) == 0) {
         /* The CPU reads weights straight from the mapping: no copy, and the
          * page cache shares them between processes. */
-        s = be->iface->buffer_from_host(be, (void *)ti->data, ti->bytes, &b);
+        s = be->iface->buffer_from_host(be, (void *)src, bytes, &b);
         if (s != VKI_OK) return vki_fail_prefix(s, "%s: tensor '%s'", vki_file_path(f), name);
         if ((s = keep_buffer(u->m, b)) != VKI_OK) {
             be->iface->buffer_destroy(be, b);
@@ -222,9 +330,9 @@ static vki_status load_tensor(upload *u, const char *name, int n_dims, const int
         }
         t.buf = b;
         if (!uses_ok(u, &t, flags))
-            return retry_as_f32(u, name, n_dims, ne, flags, out);
+            return retry_as_f32(u, name, n_dims, ne_in, flags, out);
         u->m->borrowed_bytes += bytes;
-        VKI_TRY(report(u, ti->bytes));
+        VKI_TRY(report(u, bytes));
     } else {
         s = be->iface->buffer_create(be, bytes, BK_BUFFER_WEIGHTS, &b);
         if (s != VKI_OK)
@@ -235,12 +343,12 @@ static vki_status load_tensor(upload *u, const char *name, int n_dims, const int
         }
         t.buf = b;
         if (!convert && !uses_ok(u, &t, flags))
-            return retry_as_f32(u, name, n_dims, ne, flags, out);
+            return retry_as_f32(u, name, n_dims, ne_in, flags, out);
         const uint64_t dst_row = bytes / (uint64_t)n_rows;
         if (!convert && !permute) {
             for (uint64_t off = 0; off < bytes; off += STAGE_BYTES) {
                 uint64_t n = VKI_MIN((uint64_t)STAGE_BYTES, bytes - off);
-                VKI_TRY(be->iface->tensor_set(be, &t, (const uint8_t *)ti->data + off, off, n));
+                VKI_TRY(be->iface->tensor_set(be, &t, src + off, off, n));
                 VKI_TRY(report(u, n));
             }
         } else {
@@ -260,10 +368,10 @@ static vki_status load_tensor(upload *u, const char *name, int n_dims, const int
                 for (int64_t r = 0; r < nr; r++) {
                     uint8_t *dst = (uint8_t *)u->stage + (uint64_t)r * dst_row;
                     if (convert) {
-                        s = vki_tensor_dequant_row(ti, r0 + r, (float *)dst);
+                        s = vki_tensor_dequant_row(ti, row0 + r0 + r, (float *)dst);
                         if (s != VKI_OK) return vki_fail_prefix(s, "%s: tensor '%s'", vki_file_path(f), name);
                     } else {
-                        int64_t sr = vki_tensor_source_row(ti, r0 + r);
+                        int64_t sr = vki_tensor_source_row(ti, row0 + r0 + r);
                         memcpy(dst, (const uint8_t *)ti->data + (uint64_t)sr * src_row, dst_row);
                     }
                 }
@@ -278,23 +386,155 @@ static vki_status load_tensor(upload *u, const char *name, int n_dims, const int
     return VKI_OK;
 }
 
+/* ===== RoPE scaling ====================================================== */
+
+/* The per-pair frequency divisors and the cos/sin scale a file asks for:
+ * stored factors (llama-3 rope_freqs, phi3 LongRoPE long/short by context),
+ * or computed from the scaling keys (llama3 from an HF config, YaRN). A
+ * scaling type we do not know is refused: running it would be wrong. */
+static vki_status rope_setup(upload *u)
+{
+    mdl_model *m = u->m;
+    mdl_hparams *hp = &m->hp;
+    const vki_model_file *f = u->f;
+    const char *path = vki_file_path(f), *a = vki_file_arch(f);
+    const int32_t half = hp->n_rot / 2;
+    char key[128];
+    vki_str st = {0};
+    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+    char type[32] = "none";
+    if (vki_file_get_str(f, key, &st)) snprintf(type, sizeof type, "%.*s", (int)VKI_MIN(st.n, 31), st.p);
+    float factor = opt_f32(f, "rope.scaling.factor", 1.0f);
+    const int32_t n_orig = opt_u32(f, "rope.scaling.original_context_length", hp->n_ctx_train);
+    hp->rope_mscale = opt_f32(f, "rope.scaling.attn_factor", 1.0f);
+    if (!(factor > 0.0f)) return vki_fail(VKI_ERR_BAD_FILE, "%s: rope.scaling.factor %g is not positive", path, factor);
+
+    float *div = calloc((size_t)half, sizeof *div);
+    if (!div) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "model: out of memory");
+    bool have = false;
+    vki_status s = VKI_OK;
+    for (int32_t i = 0; i < half; i++) div[i] = 1.0f;
+
+    const char *stored = "rope_freqs.weight";
+    if (m->arch == MDL_ARCH_PHI3)
+        stored = m->n_ctx > n_orig ? "rope_factors_long.weight" : "rope_factors_short.weight";
+    const vki_tensor_info *ti = vki_file_find_tensor(f, stored);
+    if (ti) {
+        if (ti->ne[0] != half || ti->ne[1] != 1 || ti->ne[2] != 1) {
+            s = vki_fail(VKI_ERR_BAD_FILE, "%s: tensor '%s' has %lld values, expected n_rot/2 = %d", path, stored,
+                         (long long)ti->ne[0], half);
+            goto done;
+        }
+        if ((s = vki_tensor_dequant_row(ti, 0, div)) != VKI_OK) goto done;
+        u->done += ti->bytes;
+        have = true;
+    }
+    const double base = hp->rope_base;
+    if (!strcmp(type, "none") || !strcmp(type, "longrope")) {
+        /* LongRoPE's factors are the stored tensors above */
+    } else if (!strcmp(type, "linear")) {
+        hp->rope_scale = 1.0f / factor;
+    } else if (!strcmp(type, "llama3")) {
+        if (!ti) {
+            /* convert_hf_to_gguf's llama3 factors: long wavelengths divided
+             * by the factor, short ones kept, a smooth ramp between */
+            float lo = opt_f32(f, "rope.scaling.low_freq_factor", 1.0f);
+            float hi = opt_f32(f, "rope.scaling.high_freq_factor", 4.0f);
+            double lo_wl = n_orig / lo, hi_wl = n_orig / hi;
+            for (int32_t i = 0; i < half; i++) {
+                double freq = pow(base, -2.0 * i / hp->n_rot), wl = 2.0 * 3.14159265358979323846 / freq;
+                if (wl < hi_wl) div[i] = 1.0f;
+                else if (wl > lo_wl) div[i] = factor;
+                else {
+                    double sm = (n_orig / wl - lo) / (hi - lo);
+                    div[i] = (float)(1.0 / ((1.0 - sm) / factor + sm));
+                }
+            }
+            have = true;
+        }
+    } else if (!strcmp(type, "yarn")) {
+        /* YaRN mixes interpolated (theta * s) and extrapolated angles per
+         * pair by a ramp over the pairs' wavelengths: theta * (s (1 - r) + r),
+         * which is a divisor 1 / (s (1 - r) + r); magnitude 1 + 0.1 ln(1/s). */
+        const float fs = 1.0f / factor;
+        const float ext = opt_f32(f, "rope.scaling.yarn_ext_factor", 1.0f);
+        const float beta_fast = opt_f32(f, "rope.scaling.yarn_beta_fast", 32.0f);
+        const float beta_slow = opt_f32(f, "rope.scaling.yarn_beta_slow", 1.0f);
+        double corr[2];
+        for (int c = 0; c < 2; c++) {
+            double n_rot_c = c == 0 ? beta_fast : beta_slow;
+            corr[c] = hp->n_rot * log(n_orig / (n_rot_c * 2.0 * 3.14159265358979323846)) / (2.0 * log(base));
+        }
+        double lo = fmax(0.0, floor(corr[0])), hi = fmin(hp->n_rot - 1.0, ceil(corr[1]));
+        for (int32_t i = 0; i < half; i++) {
+            double y = (i - lo) / fmax(0.001, hi - lo);
+            double r = (1.0 - fmin(1.0, fmax(0.0, y))) * ext;
+            div[i] = (float)(div[i] / (fs * (1.0 - r) + r));
+        }
+        if (ext != 0.0f) hp->rope_mscale *= 1.0f + 0.1f * logf(1.0f / fs);
+        have = true;
+    } else {
+        s = vki_fail(VKI_ERR_UNSUPPORTED,
+                     "%s: %s = '%s' is not supported (none, linear, llama3, yarn, longrope): refusing to run it with "
+                     "the wrong positions",
+                     path, key, type);
+        goto done;
+    }
+    if (m->arch == MDL_ARCH_PHI3 && !ti && vki_file_find_tensor(f, "rope_factors_long.weight")) {
+        s = vki_fail(VKI_ERR_BAD_FILE, "%s: rope_factors_long.weight without rope_factors_short.weight", path);
+        goto done;
+    }
+    if (have) {
+        bk_backend *be = m->be;
+        bk_buffer *b;
+        if ((s = be->iface->buffer_create(be, (uint64_t)half * 4u, BK_BUFFER_WEIGHTS, &b)) != VKI_OK) goto done;
+        if ((s = keep_buffer(m, b)) != VKI_OK) {
+            be->iface->buffer_destroy(be, b);
+            goto done;
+        }
+        m->rope_div = bk_tensor_make(VKI_TYPE_F32, 1, (int64_t[]){half}, b, 0);
+        m->rope_div.name = "rope_divisors";
+        s = be->iface->tensor_set(be, &m->rope_div, div, 0, (uint64_t)half * 4u);
+    }
+done:
+    free(div);
+    return s;
+}
+
+/* ===== Weights =========================================================== */
+
+/* Rows [r0, r0 + n) of a fused 2-D tensor as their own weight. */
+static vki_status load_slice(upload *u, const char *name, const int64_t *ne, int flags, int64_t r0, int64_t n,
+                             bk_tensor *out)
+{
+    u->slice_r0 = r0;
+    u->slice_n = n;
+    vki_status s = load_tensor(u, name, 2, ne, flags, out);
+    u->slice_r0 = u->slice_n = 0;
+    return s;
+}
+
 static vki_status load_weights(upload *u)
 {
     mdl_model *m = u->m;
     const mdl_hparams *hp = &m->hp;
-    const int64_t E = hp->n_embd, V = hp->n_vocab, F = hp->n_ff;
+    const int64_t E = hp->n_embd, V = hp->n_vocab, F = hp->n_ff, X = hp->n_expert, FX = hp->n_ff_exp;
     const int64_t Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
-    const bool bert = m->arch == MDL_ARCH_BERT;
+    const bool enc = hp->encoder, bert = m->arch == MDL_ARCH_BERT;
     char name[96];
     const int R = T_REQUIRED;
 
-    const int64_t widest = VKI_MAX(VKI_MAX(E, F), VKI_MAX(V, Q));
+    const int64_t widest = VKI_MAX(VKI_MAX(VKI_MAX(E, F), VKI_MAX(V, Q)), VKI_MAX(X, FX));
     VKI_TRY(m->be->iface->buffer_create(m->be, (uint64_t)widest * 4u, BK_BUFFER_COMPUTE, &u->probe));
-    bool tied = !bert && !vki_file_find_tensor(u->f, "output.weight");
+    if (!enc) VKI_TRY(rope_setup(u));
+    else if (m->arch == MDL_ARCH_NOMIC_BERT) VKI_TRY(rope_setup(u));
+    bool tied = !enc && !vki_file_find_tensor(u->f, "output.weight");
     VKI_TRY(load_tensor(u, "token_embd.weight", 2, (int64_t[]){E, V}, R | T_GATHER | (tied ? T_MATMUL : 0),
                         &m->tok_embd));
-    if (bert) {
-        VKI_TRY(load_tensor(u, "position_embd.weight", 2, (int64_t[]){E, hp->n_ctx_train}, R | T_GATHER, &m->pos_embd));
+    if (enc) {
+        if (bert)
+            VKI_TRY(load_tensor(u, "position_embd.weight", 2, (int64_t[]){E, hp->n_ctx_train}, R | T_GATHER,
+                                &m->pos_embd));
         VKI_TRY(load_tensor(u, "token_types.weight", 2, (int64_t[]){E, hp->n_token_types}, R | T_GATHER, &m->type_embd));
         VKI_TRY(load_tensor(u, "token_embd_norm.weight", 1, &E, R | T_F32, &m->tok_norm));
         VKI_TRY(load_tensor(u, "token_embd_norm.bias", 1, &E, R | T_F32, &m->tok_norm_b));
@@ -306,58 +546,93 @@ static vki_status load_weights(upload *u)
     const int bias = bert ? R | T_F32 : T_F32; /* qwen2 has q/k/v biases, llama none */
     for (int32_t l = 0; l < hp->n_layer; l++) {
         mdl_layer *L = &m->layers[l];
-#define W(field, suffix, nd, flags, ...)                                                  \
-        do {                                                                              \
-            snprintf(name, sizeof name, "blk.%d.%s", (int)l, suffix);                      \
-            VKI_TRY(load_tensor(u, name, nd, (int64_t[]){__VA_ARGS__}, flags, &L->field)); \
-        } while (0)
-        W(wq, "attn_q.weight", 2, R | T_MATMUL, E, Q);
-        W(wk, "attn_k.weight", 2, R | T_MATMUL, E, KV);
-        W(wv, "attn_v.weight", 2, R | T_MATMUL, E, KV);
+#define NAME(suffix) (snprintf(name, sizeof name, "blk.%d.%s", (int)l, suffix), name)
+#define W(field, suffix, nd, flags, ...) \
+        VKI_TRY(load_tensor(u, NAME(suffix), nd, (int64_t[]){__VA_ARGS__}, flags, &L->field))
+        if (hp->fused_qkv) {
+            const int64_t ne[2] = {E, Q + 2 * KV};
+            VKI_TRY(load_slice(u, NAME("attn_qkv.weight"), ne, R | T_MATMUL, 0, Q, &L->wq));
+            VKI_TRY(load_slice(u, NAME("attn_qkv.weight"), ne, R | T_MATMUL, Q, KV, &L->wk));
+            VKI_TRY(load_slice(u, NAME("attn_qkv.weight"), ne, R | T_MATMUL, Q + KV, KV, &L->wv));
+        } else {
+            W(wq, "attn_q.weight", 2, R | T_MATMUL, E, Q);
+            W(wk, "attn_k.weight", 2, R | T_MATMUL, E, KV);
+            W(wv, "attn_v.weight", 2, R | T_MATMUL, E, KV);
+        }
         W(wo, "attn_output.weight", 2, R | T_MATMUL, Q, E);
         W(bq, "attn_q.bias", 1, bias, Q);
         W(bk, "attn_k.bias", 1, bias, KV);
         W(bv, "attn_v.bias", 1, bias, KV);
         W(bo, "attn_output.bias", 1, bert ? bias : T_F32, E);
-        W(ffn_up, "ffn_up.weight", 2, R | T_MATMUL, E, F);
-        W(ffn_down, "ffn_down.weight", 2, R | T_MATMUL, F, E);
-        if (bert) {
+        if (hp->qk_norm) {
+            W(q_norm, "attn_q_norm.weight", 1, R | T_F32, hp->head_dim);
+            W(k_norm, "attn_k_norm.weight", 1, R | T_F32, hp->head_dim);
+        }
+        if (hp->post_norms) {
+            W(post_attn_norm, "post_attention_norm.weight", 1, R | T_F32, E);
+            W(post_ffn_norm, "post_ffw_norm.weight", 1, R | T_F32, E);
+        }
+        if (X > 0) {
+            W(ffn_gate_inp, "ffn_gate_inp.weight", 2, R | T_MATMUL, E, X);
+            W(ffn_gate_exps, "ffn_gate_exps.weight", 3, R | T_MATMUL_ID, E, FX, X);
+            W(ffn_up_exps, "ffn_up_exps.weight", 3, R | T_MATMUL_ID, E, FX, X);
+            W(ffn_down_exps, "ffn_down_exps.weight", 3, R | T_MATMUL_ID, FX, E, X);
+        } else if (hp->fused_up) {
+            const int64_t ne[2] = {E, 2 * F};
+            VKI_TRY(load_slice(u, NAME("ffn_up.weight"), ne, R | T_MATMUL, 0, F, &L->ffn_gate));
+            VKI_TRY(load_slice(u, NAME("ffn_up.weight"), ne, R | T_MATMUL, F, F, &L->ffn_up));
+        } else {
+            W(ffn_up, "ffn_up.weight", 2, R | T_MATMUL, E, F);
+        }
+        if (X == 0) W(ffn_down, "ffn_down.weight", 2, R | T_MATMUL, F, E);
+        if (enc) {
             W(attn_norm, "attn_output_norm.weight", 1, R | T_F32, E);
-            W(attn_norm_b, "attn_output_norm.bias", 1, R | T_F32, E);
+            W(attn_norm_b, "attn_output_norm.bias", 1, bias, E);
             W(ffn_norm, "layer_output_norm.weight", 1, R | T_F32, E);
-            W(ffn_norm_b, "layer_output_norm.bias", 1, R | T_F32, E);
-            W(ffn_up_b, "ffn_up.bias", 1, R | T_F32, F);
-            W(ffn_down_b, "ffn_down.bias", 1, R | T_F32, E);
+            W(ffn_norm_b, "layer_output_norm.bias", 1, bias, E);
+            W(ffn_up_b, "ffn_up.bias", 1, bias, F);
+            W(ffn_down_b, "ffn_down.bias", 1, bias, E);
+            if (!bert) W(ffn_gate, "ffn_gate.weight", 2, R | T_MATMUL, E, F);
         } else {
             W(attn_norm, "attn_norm.weight", 1, R | T_F32, E);
             W(ffn_norm, "ffn_norm.weight", 1, R | T_F32, E);
-            W(ffn_gate, "ffn_gate.weight", 2, R | T_MATMUL, E, F);
+            if (X == 0 && !hp->fused_up) W(ffn_gate, "ffn_gate.weight", 2, R | T_MATMUL, E, F);
         }
 #undef W
+#undef NAME
     }
     return VKI_OK;
 }
 
 /* ===== Scratch =========================================================== */
 
-static vki_status scratch_create(mdl_model *m)
+/* Lays the scratch tensors out in one buffer (buf may be NULL: sizes only)
+ * and returns its bytes in *total. */
+static vki_status scratch_layout(mdl_model *m, bk_buffer *buf, uint64_t *total_out)
 {
     const mdl_hparams *hp = &m->hp;
     const int64_t nb = m->n_batch, no = m->n_out;
     const int64_t E = hp->n_embd, Q = (int64_t)hp->n_head * hp->head_dim, KV = (int64_t)hp->n_head_kv * hp->head_dim;
-    const bool bert = m->arch == MDL_ARCH_BERT;
+    const bool enc = hp->encoder, emb = hp->pooling >= 0;
+    /* MoE rows: every token routed to n_used experts; 1x1 when dense. */
+    const int64_t X = VKI_MAX(hp->n_expert, 1), U = VKI_MAX(hp->n_expert_used, 1);
+    const int64_t nx = hp->n_expert ? nb : 1, FX = hp->n_expert ? hp->n_ff_exp : 1, EX = hp->n_expert ? E : 1;
     mdl_scratch *sc = &m->sc;
     struct { bk_tensor *t; vki_type type; int64_t ne0, ne1; } plan[] = {
         {&sc->ids, VKI_TYPE_I32, nb, 1},       {&sc->pos, VKI_TYPE_I32, nb, 1},
-        {&sc->types, VKI_TYPE_I32, bert ? nb : 1, 1}, {&sc->out_ids, VKI_TYPE_I32, bert ? 1 : no, 1},
+        {&sc->types, VKI_TYPE_I32, enc ? nb : 1, 1}, {&sc->out_ids, VKI_TYPE_I32, enc ? 1 : no, 1},
         {&sc->x, VKI_TYPE_F32, E, nb},         {&sc->h, VKI_TYPE_F32, E, nb},
         {&sc->o, VKI_TYPE_F32, E, nb},         {&sc->q, VKI_TYPE_F32, Q, nb},
         {&sc->att, VKI_TYPE_F32, Q, nb},       {&sc->k, VKI_TYPE_F32, KV, nb},
         {&sc->v, VKI_TYPE_F32, KV, nb},        {&sc->fa, VKI_TYPE_F32, hp->n_ff, nb},
-        {&sc->fb, VKI_TYPE_F32, hp->n_ff, nb}, {&sc->fc, VKI_TYPE_F32, bert ? 1 : hp->n_ff, bert ? 1 : nb},
-        {&sc->xo, VKI_TYPE_F32, E, bert ? 1 : no}, {&sc->ho, VKI_TYPE_F32, E, bert ? 1 : no},
-        {&sc->logits, VKI_TYPE_F32, bert ? 1 : hp->n_vocab, bert ? 1 : no},
-        {&sc->pooled, VKI_TYPE_F32, bert ? E : 1, bert ? nb : 1},
+        {&sc->fb, VKI_TYPE_F32, hp->n_ff, nb}, {&sc->fc, VKI_TYPE_F32, hp->n_ff, nb},
+        {&sc->xo, VKI_TYPE_F32, E, enc ? 1 : no}, {&sc->ho, VKI_TYPE_F32, E, enc ? 1 : no},
+        {&sc->logits, VKI_TYPE_F32, enc ? 1 : hp->n_vocab, enc ? 1 : no},
+        {&sc->pooled, VKI_TYPE_F32, emb ? E : 1, emb ? nb : 1},
+        {&sc->rl, VKI_TYPE_F32, X, nx},        {&sc->rp, VKI_TYPE_F32, X, nx},
+        {&sc->eids, VKI_TYPE_I32, U, nx},      {&sc->ew, VKI_TYPE_F32, U, nx},
+        {&sc->eg, VKI_TYPE_F32, FX, nx * U},   {&sc->eu, VKI_TYPE_F32, FX, nx * U},
+        {&sc->eh, VKI_TYPE_F32, FX, nx * U},   {&sc->ed, VKI_TYPE_F32, EX, nx * U},
     };
     /* 256: the largest minStorageBufferOffsetAlignment Vulkan allows. */
     uint64_t offs[VKI_COUNT(plan)], total = 0;
@@ -368,12 +643,23 @@ static vki_status scratch_create(mdl_model *m)
             return vki_fail(VKI_ERR_INVALID_ARGUMENT, "model: scratch size overflows (n_batch %d)", m->n_batch);
         total = vki_align_up(total, 256);
     }
-    VKI_TRY(m->be->iface->buffer_create(m->be, total, BK_BUFFER_COMPUTE, &sc->buf));
     for (size_t i = 0; i < VKI_COUNT(plan); i++) {
         int64_t ne[2] = {plan[i].ne0, plan[i].ne1};
-        *plan[i].t = bk_tensor_make(plan[i].type, 2, ne, sc->buf, offs[i]);
+        *plan[i].t = bk_tensor_make(plan[i].type, 2, ne, buf, offs[i]);
     }
-    if (bert) {
+    *total_out = total;
+    return VKI_OK;
+}
+
+static vki_status scratch_create(mdl_model *m)
+{
+    uint64_t total;
+    VKI_TRY(scratch_layout(m, NULL, &total));
+    VKI_TRY(m->be->iface->buffer_create(m->be, total, BK_BUFFER_COMPUTE, &m->sc.buf));
+    VKI_TRY(scratch_layout(m, m->sc.buf, &total));
+    const int64_t nb = m->n_batch;
+    mdl_scratch *sc = &m->sc;
+    if (m->hp.encoder) {
         /* Token type 0 for every token: written once here. */
         int32_t *zeros = calloc((size_t)nb, sizeof *zeros);
         if (!zeros) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "model: out of memory");
@@ -386,6 +672,49 @@ static vki_status scratch_create(mdl_model *m)
 
 /* ===== Load / destroy ==================================================== */
 
+/* Hyperparameters, context, batch and outputs: what a load of f with p
+ * will allocate for (m->be is not used). */
+static vki_status plan_sizes(const vki_model_file *f, const mdl_load_params *p, mdl_model *m)
+{
+    VKI_TRY(read_hparams(f, &m->arch, &m->hp));
+    const vki_tensor_info *te = vki_file_find_tensor(f, "token_embd.weight");
+    if (!te) return vki_fail(VKI_ERR_NOT_FOUND, "%s: tensor 'token_embd.weight' is missing", vki_file_path(f));
+    m->hp.n_vocab = (int32_t)te->ne[1];
+    if (m->hp.encoder) {
+        const vki_tensor_info *tt = vki_file_find_tensor(f, "token_types.weight");
+        m->hp.n_token_types = tt ? (int32_t)tt->ne[1] : 2;
+    }
+    uint32_t n_ctx = p->n_ctx ? p->n_ctx : VKI_MIN((uint32_t)m->hp.n_ctx_train, 4096u);
+    if (m->hp.encoder && n_ctx > (uint32_t)m->hp.n_ctx_train) n_ctx = (uint32_t)m->hp.n_ctx_train;
+    if (n_ctx > (1u << 20)) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "model: n_ctx %u is larger than 2^20", n_ctx);
+    m->n_ctx = (int32_t)n_ctx;
+    m->n_seq_max = p->n_seq_max ? (int32_t)p->n_seq_max : 1;
+    m->n_batch = (int32_t)VKI_MIN(p->n_batch ? p->n_batch : 512u, n_ctx);
+    if (m->hp.encoder) m->n_batch = (int32_t)VKI_MAX((uint32_t)m->n_batch, VKI_MIN(2048u, 4 * n_ctx));
+    m->n_out = m->n_seq_max;
+    return VKI_OK;
+}
+
+vki_status mdl_estimate(const vki_model_file *f, const mdl_load_params *p, mdl_estimate_t *out)
+{
+    mdl_load_params dp = {0};
+    mdl_model m = {0};
+    memset(out, 0, sizeof *out);
+    VKI_TRY(plan_sizes(f, p ? p : &dp, &m));
+    const mdl_hparams *hp = &m.hp;
+    out->n_ctx = m.n_ctx;
+    out->n_batch = m.n_batch;
+    out->n_vocab = hp->n_vocab;
+    out->n_embd = hp->n_embd;
+    out->weights = vki_file_weight_bytes(f);
+    if (!hp->encoder) {
+        const uint64_t el = (p && p->kv_type == VKI_TYPE_F16) ? 2u : 4u;
+        out->kv = 2u * (uint64_t)hp->n_layer * (uint64_t)m.n_ctx * (uint64_t)m.n_seq_max * (uint64_t)hp->n_head_kv *
+                  (uint64_t)hp->head_dim * el;
+    }
+    return scratch_layout(&m, NULL, &out->scratch);
+}
+
 vki_status mdl_load(const vki_model_file *f, bk_backend *be, const mdl_load_params *p, mdl_model **out)
 {
     *out = NULL;
@@ -397,30 +726,7 @@ vki_status mdl_load(const vki_model_file *f, bk_backend *be, const mdl_load_para
     if (!m) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "model: out of memory");
     m->be = be;
     u.m = m;
-    if ((s = read_hparams(f, &m->arch, &m->hp)) != VKI_OK) goto fail;
-
-    const vki_tensor_info *te = vki_file_find_tensor(f, "token_embd.weight");
-    if (!te) {
-        s = vki_fail(VKI_ERR_NOT_FOUND, "%s: tensor 'token_embd.weight' is missing", vki_file_path(f));
-        goto fail;
-    }
-    m->hp.n_vocab = (int32_t)te->ne[1];
-    if (m->arch == MDL_ARCH_BERT) {
-        const vki_tensor_info *tt = vki_file_find_tensor(f, "token_types.weight");
-        m->hp.n_token_types = tt ? (int32_t)tt->ne[1] : 2;
-    }
-
-    uint32_t n_ctx = p->n_ctx ? p->n_ctx : VKI_MIN((uint32_t)m->hp.n_ctx_train, 4096u);
-    if (m->arch == MDL_ARCH_BERT && n_ctx > (uint32_t)m->hp.n_ctx_train) n_ctx = (uint32_t)m->hp.n_ctx_train;
-    if (n_ctx > (1u << 20)) {
-        s = vki_fail(VKI_ERR_INVALID_ARGUMENT, "model: n_ctx %u is larger than 2^20", n_ctx);
-        goto fail;
-    }
-    m->n_ctx = (int32_t)n_ctx;
-    m->n_seq_max = p->n_seq_max ? (int32_t)p->n_seq_max : 1;
-    m->n_batch = (int32_t)VKI_MIN(p->n_batch ? p->n_batch : 512u, n_ctx);
-    if (m->arch == MDL_ARCH_BERT) m->n_batch = (int32_t)VKI_MAX((uint32_t)m->n_batch, VKI_MIN(2048u, 4 * n_ctx));
-    m->n_out = m->n_seq_max;
+    if ((s = plan_sizes(f, p, m)) != VKI_OK) goto fail;
 
     m->layers = calloc((size_t)m->hp.n_layer, sizeof *m->layers);
     if (!m->layers) {
@@ -432,7 +738,7 @@ vki_status mdl_load(const vki_model_file *f, bk_backend *be, const mdl_load_para
         goto fail;
     }
     if ((s = load_weights(&u)) != VKI_OK) goto fail;
-    if (m->arch != MDL_ARCH_BERT) {
+    if (!m->hp.encoder) {
         vki_type kt = p->kv_type == VKI_TYPE_F16 ? VKI_TYPE_F16 : VKI_TYPE_F32;
         if ((s = mdl_kv_create(be, &m->hp, kt, m->n_ctx, m->n_seq_max, &m->kv)) != VKI_OK) goto fail;
     }
@@ -473,3 +779,14 @@ int32_t            mdl_n_batch(const mdl_model *m) { return m->n_batch; }
 uint64_t           mdl_n_params(const mdl_model *m) { return m->n_params; }
 uint64_t           mdl_weight_bytes(const mdl_model *m) { return m->weight_bytes; }
 uint64_t           mdl_borrowed_bytes(const mdl_model *m) { return m->borrowed_bytes; }
+
+bool mdl_is_embedding(const mdl_model *m) { return m->hp.pooling >= 0; }
+
+vki_status mdl_embed(mdl_model *m, const int32_t *const *ids, const int32_t *n_ids, int32_t n_seq, int pooling,
+                     bool normalize, float *out)
+{
+    if (!mdl_is_embedding(m))
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "embed: this is a generation model (no pooling type in the file)");
+    return m->hp.encoder ? bert_embed(m, ids, n_ids, n_seq, pooling, normalize, out)
+                         : llama_embed(m, ids, n_ids, n_seq, pooling, normalize, out);
+}

@@ -15,10 +15,18 @@
 #include "engine/backend.h"
 #include "loader/model_file.h"
 
+/* The families, each a row of model.c's architecture table: a decoder
+ * (llama.c) or an encoder (bert.c) configured by the feature flags below. */
 typedef enum mdl_arch {
-    MDL_ARCH_LLAMA = 0, /* llama, mistral: normal RoPE                         */
-    MDL_ARCH_QWEN2 = 1, /* NeoX RoPE, QKV biases                               */
-    MDL_ARCH_BERT  = 2, /* encoder: absolute positions, post-LN, GELU, pooling */
+    MDL_ARCH_LLAMA = 0,  /* llama, mistral: adjacent-pair RoPE (+ rope_freqs)  */
+    MDL_ARCH_QWEN2,      /* NeoX RoPE, QKV biases                              */
+    MDL_ARCH_BERT,       /* encoder: absolute positions, post-LN, GELU        */
+    MDL_ARCH_QWEN3,      /* q/k RMSNorm per head                               */
+    MDL_ARCH_QWEN3MOE,   /* qwen3 + mixture of experts                         */
+    MDL_ARCH_GEMMA2,     /* post-norms, GeGLU, softcaps, sliding window        */
+    MDL_ARCH_GEMMA3,     /* gemma2 - softcaps + q/k norms, local rope base     */
+    MDL_ARCH_PHI3,       /* fused qkv and gate|up, LongRoPE                    */
+    MDL_ARCH_NOMIC_BERT, /* encoder: NeoX RoPE, fused qkv, SwiGLU              */
 } mdl_arch;
 
 typedef struct mdl_hparams {
@@ -27,15 +35,42 @@ typedef struct mdl_hparams {
     int32_t n_rot;         /* RoPE dims (rope.dimension_count, else head_dim)  */
     int32_t rope_mode;     /* BK_ROPE_NORMAL or BK_ROPE_NEOX                    */
     float   rope_base, rope_scale; /* theta = pos * rope_scale * base^(-2i/n_rot) */
+    float   rope_mscale;   /* cos/sin multiplier (LongRoPE attn_factor, YaRN)   */
     float   norm_eps;      /* RMSNorm or LayerNorm epsilon                      */
     int32_t n_ctx_train;
     int32_t n_token_types; /* BERT                                              */
-    int32_t pooling;       /* BERT: BK_POOL_MEAN / BK_POOL_CLS (from the file)  */
+    int32_t pooling;       /* BK_POOL_*, or -1: a generation model              */
+    /* feature flags (from the architecture table and the file's keys)     */
+    bool    encoder;       /* non-causal, post-LN, pooled (bert.c)              */
+    bool    qk_norm;       /* RMSNorm of each q/k head before RoPE              */
+    bool    post_norms;    /* RMSNorm of the attention and FFN outputs          */
+    bool    fused_qkv;     /* attn_qkv: rows Q | K | V                          */
+    bool    fused_up;      /* ffn_up: rows gate | up                            */
+    int32_t act;           /* FFN gate activation, BK_ACT_*                      */
+    float   embd_scale;    /* token embeddings multiplied by it (0 = none)      */
+    float   kq_scale;      /* attention scale (1/sqrt(head_dim) by default)     */
+    float   attn_softcap, final_softcap; /* 0 = none                           */
+    int32_t swa_window;    /* sliding window of local layers (0 = none)         */
+    int32_t swa_pattern;   /* layer l is local when l % p < p - 1 (0: all)      */
+    float   rope_base_swa; /* local layers' RoPE base; their scale is 1         */
+    int32_t n_expert, n_expert_used, n_ff_exp; /* MoE (n_expert 0 = dense)    */
+    bool    expert_norm;   /* chosen experts' weights renormalised to sum 1     */
 } mdl_hparams;
+
+/* Whether layer l attends through the sliding window. */
+static inline bool mdl_layer_is_swa(const mdl_hparams *hp, int32_t l)
+{
+    return hp->swa_window > 0 && (hp->swa_pattern == 0 || l % hp->swa_pattern < hp->swa_pattern - 1);
+}
 
 /* A weight tensor; buf == NULL when the file has no such (optional) tensor. */
 typedef struct mdl_layer {
     bk_tensor attn_norm, attn_norm_b;     /* [n_embd] f32 (llama: RMS; bert: attn_output_norm) */
+    bk_tensor q_norm, k_norm;             /* [head_dim] f32 (qwen3, gemma3)                    */
+    bk_tensor post_attn_norm, post_ffn_norm; /* [n_embd] f32 (gemma)                           */
+    bk_tensor ffn_gate_inp;               /* [n_expert][n_embd] router (MoE)                   */
+    bk_tensor ffn_gate_exps, ffn_up_exps; /* {n_embd, n_ff_exp, n_expert}                      */
+    bk_tensor ffn_down_exps;              /* {n_ff_exp, n_embd, n_expert}                      */
     bk_tensor wq, wk, wv, wo;             /* [out][n_embd] any weight type                     */
     bk_tensor bq, bk, bv, bo;             /* [out] f32 (qwen2, bert)                           */
     bk_tensor ffn_norm, ffn_norm_b;       /* [n_embd] f32 (bert: layer_output_norm)            */
@@ -61,6 +96,15 @@ typedef struct mdl_model mdl_model;
  * type), OUT_OF_(DEVICE_)MEMORY, CANCELLED (progress returned false). */
 vki_status mdl_load(const vki_model_file *f, bk_backend *be, const mdl_load_params *p, mdl_model **out);
 void       mdl_destroy(mdl_model *m);
+
+/* What mdl_load(f, p) will allocate, from the metadata alone (the same
+ * size rules and scratch plan): weights as stored in the file, the KV
+ * cache, the scratch activations. BAD_FILE / UNSUPPORTED as mdl_load. */
+typedef struct mdl_estimate_t {
+    uint64_t weights, kv, scratch;
+    int32_t  n_ctx, n_batch, n_vocab, n_embd;
+} mdl_estimate_t;
+vki_status mdl_estimate(const vki_model_file *f, const mdl_load_params *p, mdl_estimate_t *out);
 
 mdl_arch           mdl_get_arch(const mdl_model *m);
 const mdl_hparams *mdl_get_hparams(const mdl_model *m);
@@ -95,14 +139,24 @@ void    mdl_kv_seq_clear(mdl_model *m, int32_t seq);
 /* Keeps positions [0, n) of seq (for reusing a shared prompt prefix). */
 void    mdl_kv_seq_truncate(mdl_model *m, int32_t seq, int32_t n);
 
-/* ----- encoder (bert.c) ----- */
+/* ----- embeddings (bert.c for encoders, llama.c for decoders) ----- */
 
-/* Embeds n_seq token sequences (already with [CLS]/[SEP]) into out
- * [n_seq][n_embd], pooled with `pooling` (BK_POOL_MEAN/CLS) and, when
- * normalize, L2-normalised. Sequences are packed into passes of at most
- * n_batch tokens; each must fit n_ctx and n_batch. */
+/* Whether the model produces embeddings: an encoder, or a decoder whose
+ * file names a pooling type (Qwen3-Embedding and the like). */
+bool mdl_is_embedding(const mdl_model *m);
+
+/* Embeds n_seq token sequences (with whatever special tokens the tokenizer
+ * added) into out [n_seq][n_embd], pooled with `pooling` (BK_POOL_*) and,
+ * when normalize, L2-normalised. Sequences are packed into passes of at
+ * most n_batch tokens; each must fit n_ctx and n_batch. Decoders embed the
+ * final normed hidden states with causal attention and leave the KV cache
+ * alone. */
+vki_status mdl_embed(mdl_model *m, const int32_t *const *ids, const int32_t *n_ids, int32_t n_seq,
+                     int pooling, bool normalize, float *out);
 vki_status bert_embed(mdl_model *m, const int32_t *const *ids, const int32_t *n_ids, int32_t n_seq,
                       int pooling, bool normalize, float *out);
+vki_status llama_embed(mdl_model *m, const int32_t *const *ids, const int32_t *n_ids, int32_t n_seq,
+                       int pooling, bool normalize, float *out);
 
 /* ===== Internal to engine/models/ ======================================== */
 
@@ -132,7 +186,12 @@ typedef struct mdl_scratch {
     bk_tensor  fa, fb, fc;                      /* f32 [n_batch][n_ff]                 */
     bk_tensor  xo, ho;                          /* f32 [n_out][n_embd]                 */
     bk_tensor  logits;                          /* f32 [n_out][n_vocab] (decoders)     */
-    bk_tensor  pooled;                          /* f32 [n_batch][n_embd] (encoders)    */
+    bk_tensor  pooled;                          /* f32 [n_batch][n_embd] (embeddings)  */
+    /* MoE: router logits and probabilities [n_batch][n_expert], the chosen
+     * experts [n_batch][n_used] (i32) and their weights, the experts' gate,
+     * up and product rows [n_batch * n_used][n_ff_exp] and outputs
+     * [n_batch * n_used][n_embd]. */
+    bk_tensor  rl, rp, eids, ew, eg, eu, eh, ed;
 } mdl_scratch;
 
 struct mdl_model {
@@ -145,6 +204,7 @@ struct mdl_model {
     bk_tensor    pos_embd, type_embd; /* bert: [n_ctx_train][n_embd], [types][n_embd] */
     bk_tensor    tok_norm, tok_norm_b; /* bert embeddings LayerNorm               */
     bk_tensor    out_norm;           /* [n_embd] f32                              */
+    bk_tensor    rope_div;           /* [n_rot/2] f32 frequency divisors, or none */
     bk_tensor    output;             /* [n_vocab][n_embd]; = tok_embd when tied   */
     mdl_layer   *layers;             /* [n_layer]                                 */
     bk_buffer  **wbufs;              /* one buffer per uploaded tensor            */

@@ -2,7 +2,7 @@
  * sched_embed.c: the embedding worker: dynamic batching. The first request
  * in an empty batch waits up to embed_wait_ms for company, or less when the
  * queued tokens already fill the budget; then every request that fits the
- * budget (most urgent first) goes through one bert_embed, and each gets its
+ * budget (most urgent first) goes through one mdl_embed, and each gets its
  * rows back. A request larger than the budget goes alone.
  */
 #include <stdio.h>
@@ -59,7 +59,7 @@ static int32_t take_batch(sched_model *m, int64_t budget, sched_request ***batch
     return n;
 }
 
-/* Embeds the live requests of batch[0..n) in one bert_embed call. */
+/* Embeds the live requests of batch[0..n) in one mdl_embed call. */
 static void run_batch(sched_model *m, sched_request **batch, int32_t n)
 {
     mdl_model *mm = api_model_mdl(m->md);
@@ -95,7 +95,7 @@ static void run_batch(sched_model *m, sched_request **batch, int32_t n)
                 ids[j] = batch[k]->eids[t];
                 n_ids[j] = batch[k]->n_eids[t];
             }
-        st = bert_embed(mm, (const int32_t *const *)ids, n_ids, n_seq, mdl_get_hparams(mm)->pooling, true, out);
+        st = mdl_embed(mm, (const int32_t *const *)ids, n_ids, n_seq, mdl_get_hparams(mm)->pooling, true, out);
     }
     char msg[512];
     snprintf(msg, sizeof msg, "%s", st != VKI_OK ? vki_last_error() : "");

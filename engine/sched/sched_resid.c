@@ -55,49 +55,29 @@ void sched_resid_init(scheduler *s)
     s->p.engine.vram_budget = dev;
 }
 
-static uint32_t arch_u32(const vki_model_file *f, const char *key, uint32_t dflt)
-{
-    uint32_t v;
-    return vki_file_get_arch_u32(f, key, &v) ? v : dflt;
-}
-
 /*
- * The estimate of a model's device bytes, taken before it loads:
- *   weights  the file's tensor bytes (stored on the device as in the file)
- * + KV       2 (K, V) x n_layer x n_ctx x n_seq_max x n_head_kv x head_dim x 4 (f32)
- * + scratch  4 x n_batch x (3 n_embd + 2 n_head head_dim + 2 n_head_kv head_dim + 3 n_ff)
- *          + 4 x n_seq_max x (2 n_embd + n_vocab)            (the last rows, logits)
- * + staging  16 MiB (the backend's upload ring)
- * n_ctx, n_batch and the scratch plan follow mdl_load (engine/models/model.c);
- * on lavapipe it is within a few % of the measured figure. After the load
- * the measured figure (vki_model_memory_bytes + staging) replaces it.
+ * The estimate of a model's device bytes, taken before it loads: what
+ * mdl_estimate says mdl_load will allocate (weights as stored in the file,
+ * the KV cache, the scratch plan, all from the metadata) plus the backend's
+ * 16 MiB upload ring. On lavapipe it is within a few % of the measured
+ * figure; after the load the measured figure (vki_model_memory_bytes +
+ * staging) replaces it. A file whose metadata mdl_load would refuse is
+ * estimated at its weight bytes (its load fails with the reason anyway).
  */
 void sched_resid_estimate(const vki_model_file *f, const vki_tokenizer *tok, const vki_model_params *mp,
                           sched_shape *out)
 {
-    const bool bert = !strcmp(vki_file_arch(f), "bert");
-    const uint64_t n_embd = arch_u32(f, "embedding_length", 0), n_layer = arch_u32(f, "block_count", 0);
-    const uint64_t n_ff = arch_u32(f, "feed_forward_length", 0), n_head = VKI_MAX(arch_u32(f, "attention.head_count", 1), 1);
-    const uint64_t n_head_kv = arch_u32(f, "attention.head_count_kv", (uint32_t)n_head);
-    const uint64_t head_dim = arch_u32(f, "attention.key_length", (uint32_t)(n_embd / n_head));
-    const uint32_t n_ctx_train = arch_u32(f, "context_length", 2048);
-    uint32_t n_ctx = mp->n_ctx ? mp->n_ctx : VKI_MIN(n_ctx_train, 4096u);
-    if (bert && n_ctx > n_ctx_train) n_ctx = n_ctx_train;
-    uint32_t n_batch = VKI_MIN(512u, n_ctx);
-    if (bert) n_batch = VKI_MAX(n_batch, VKI_MIN(2048u, 4 * n_ctx));
-    const uint64_t n_seq = mp->n_seq_max ? mp->n_seq_max : 1;
-    const vki_tensor_info *te = vki_file_find_tensor(f, "token_embd.weight");
-    int32_t n_vocab = te ? (int32_t)te->ne[1] : 0;
-    if (n_vocab <= 0) n_vocab = vki_tokenizer_n_vocab(tok);
-    out->n_ctx = (int32_t)n_ctx;
-    out->n_batch = (int32_t)n_batch;
-    out->n_embd = (int32_t)n_embd;
-    out->n_vocab = n_vocab;
-    uint64_t kv = bert ? 0 : 2 * n_layer * n_ctx * n_seq * n_head_kv * head_dim * 4;
-    const uint64_t q = n_head * head_dim, kvw = n_head_kv * head_dim;
-    uint64_t scratch = 4 * (uint64_t)n_batch * (3 * n_embd + 2 * q + 2 * kvw + 3 * n_ff) +
-                       (bert ? 4 * (uint64_t)n_batch * n_embd : 4 * n_seq * (2 * n_embd + (uint64_t)n_vocab));
-    out->est_bytes = vki_file_weight_bytes(f) + kv + scratch + SCHED_STAGING_BYTES;
+    mdl_load_params lp = {.n_ctx = mp->n_ctx, .n_seq_max = mp->n_seq_max};
+    mdl_estimate_t e;
+    if (mdl_estimate(f, &lp, &e) != VKI_OK) {
+        e = (mdl_estimate_t){.weights = vki_file_weight_bytes(f), .n_ctx = (int32_t)mp->n_ctx};
+        e.n_vocab = vki_tokenizer_n_vocab(tok);
+    }
+    out->n_ctx = e.n_ctx;
+    out->n_batch = e.n_batch;
+    out->n_embd = e.n_embd;
+    out->n_vocab = e.n_vocab > 0 ? e.n_vocab : vki_tokenizer_n_vocab(tok);
+    out->est_bytes = e.weights + e.kv + e.scratch + SCHED_STAGING_BYTES;
 }
 
 /* ===== Eviction score ==================================================== */

@@ -36,20 +36,27 @@ typedef struct expect {
     uint64_t weights, kv, scratch;
 } expect;
 
-static expect expected(const vki_model_file *f, bool bert, int64_t n_ctx, int64_t n_seq, int64_t nb, int64_t n_vocab)
+static expect expected(const vki_model_file *f, bool enc, int64_t n_ctx, int64_t n_seq, int64_t nb, int64_t n_vocab)
 {
     const int64_t E = arch_u32(f, "embedding_length", 0), L = arch_u32(f, "block_count", 0);
     const int64_t F = arch_u32(f, "feed_forward_length", 0), H = arch_u32(f, "attention.head_count", 1);
     const int64_t HKV = arch_u32(f, "attention.head_count_kv", H), hd = arch_u32(f, "attention.key_length", E / H);
+    const int64_t X = arch_u32(f, "expert_count", 0), U = arch_u32(f, "expert_used_count", 0);
+    const int64_t FX = arch_u32(f, "expert_feed_forward_length", F);
+    const bool emb = enc || arch_u32(f, "pooling_type", 0) > 0;
     const int64_t Q = H * hd, KV = HKV * hd, n_out = n_seq;
     expect e = {.weights = expected_weights(f)};
-    if (!bert) e.kv = 2u * (uint64_t)(L * n_ctx * KV * n_seq) * 4u;
-    /* model.h, mdl_scratch: ids, pos [nb]; types [nb] (bert); out_ids [n_out]
-     * (decoders); x, h, o [nb][E]; q, att [nb][Q]; k, v [nb][KV]; fa, fb
-     * [nb][F]; fc [nb][F] (decoders); xo, ho [n_out][E] and logits
-     * [n_out][n_vocab] (decoders); pooled [nb][E] (bert). i32 and f32 alike. */
-    int64_t el = 2 * nb + (bert ? nb : n_out) + 3 * nb * E + 2 * nb * Q + 2 * nb * KV + 2 * nb * F;
-    el += bert ? nb * E : nb * F + 2 * n_out * E + n_out * n_vocab;
+    if (!enc) e.kv = 2u * (uint64_t)(L * n_ctx * KV * n_seq) * 4u;
+    /* model.h, mdl_scratch: ids, pos [nb]; types [nb] (encoders); out_ids
+     * [n_out] (decoders); x, h, o [nb][E]; q, att [nb][Q]; k, v [nb][KV];
+     * fa, fb, fc [nb][F]; xo, ho [n_out][E] and logits [n_out][n_vocab]
+     * (decoders); pooled [nb][E] (embedding models); MoE: router logits and
+     * probabilities [nb][X], ids and weights [nb][U], gate/up/product
+     * [nb U][FX], outputs [nb U][E]. i32 and f32 alike. */
+    int64_t el = 2 * nb + (enc ? nb : n_out) + 3 * nb * E + 2 * nb * Q + 2 * nb * KV + 3 * nb * F;
+    if (!enc) el += 2 * n_out * E + n_out * n_vocab;
+    if (emb) el += nb * E;
+    if (X > 0) el += 2 * nb * X + 2 * nb * U + 3 * nb * U * FX + nb * U * E;
     e.scratch = (uint64_t)el * 4u;
     return e;
 }
@@ -66,7 +73,7 @@ static void check_model(const char *dir, const char *file, vki_engine *eng, vki_
         CHECKF(0, "%s: %s", file, vki_last_error());
         return;
     }
-    const bool bert = !strcmp(vki_file_arch(f), "bert");
+    const bool bert = !strcmp(vki_file_arch(f), "bert") || !strcmp(vki_file_arch(f), "nomic-bert");
     vki_model_params mp = vki_model_default_params();
     mp.backend = kind;
     mp.n_seq_max = bert ? 1 : 2; /* the KV cache scales with the sequences */
