@@ -2,7 +2,11 @@
  * kv_cache.c: the decoder's key/value cache. One K and one V buffer per
  * layer, laid out {head_dim, n_head_kv, n_ctx, n_seq} so that the rows of a
  * sequence are contiguous and a view of positions [0, n) is what BK_OP_ATTN
- * reads. f32 by default: the F32 reference runs have top-1/top-2 logit
+ * reads. Layers with a sliding window W keep at most 2W + n_batch rows per
+ * sequence: a query at p sees p - W < j <= p, so once a pass would run past
+ * the rows, only the last W - 1 positions are needed and move to the front
+ * (with 2W + n_batch rows the source and destination never overlap).
+ * f32 by default: the F32 reference runs have top-1/top-2 logit
  * margins down to 2e-4, which f16 keys (relative error ~5e-4) can flip.
  */
 #include <stdlib.h>
@@ -10,9 +14,10 @@
 
 #include "error.h"
 #include "model.h"
+#include "util.h"
 
 vki_status mdl_kv_create(bk_backend *be, const mdl_hparams *hp, vki_type type, int32_t n_ctx, int32_t n_seq,
-                         mdl_kv_cache *kv)
+                         int32_t n_batch, mdl_kv_cache *kv)
 {
     memset(kv, 0, sizeof *kv);
     kv->type = type;
@@ -23,12 +28,15 @@ vki_status mdl_kv_create(bk_backend *be, const mdl_hparams *hp, vki_type type, i
     kv->k = calloc((size_t)hp->n_layer, sizeof *kv->k);
     kv->v = calloc((size_t)hp->n_layer, sizeof *kv->v);
     kv->len = calloc((size_t)n_seq, sizeof *kv->len);
-    if (!kv->bufs || !kv->k || !kv->v || !kv->len) {
+    kv->base = calloc((size_t)n_seq, sizeof *kv->base);
+    kv->window = hp->swa_window;
+    kv->n_ctx_swa = hp->swa_window > 0 ? (int32_t)VKI_MIN((int64_t)n_ctx, 2 * (int64_t)hp->swa_window + n_batch) : n_ctx;
+    if (!kv->bufs || !kv->k || !kv->v || !kv->len || !kv->base) {
         mdl_kv_destroy(be, kv);
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "kv cache: out of memory for %d layers", hp->n_layer);
     }
-    const int64_t ne[4] = {hp->head_dim, hp->n_head_kv, n_ctx, n_seq};
     for (int32_t l = 0; l < hp->n_layer; l++) {
+        const int64_t ne[4] = {hp->head_dim, hp->n_head_kv, mdl_layer_is_swa(hp, l) ? kv->n_ctx_swa : n_ctx, n_seq};
         for (int kvi = 0; kvi < 2; kvi++) {
             bk_tensor t = bk_tensor_make(type, 4, ne, NULL, 0);
             bk_buffer **b = &kv->bufs[2 * l + kvi];
@@ -54,6 +62,7 @@ void mdl_kv_destroy(bk_backend *be, mdl_kv_cache *kv)
     free(kv->k);
     free(kv->v);
     free(kv->len);
+    free(kv->base);
     memset(kv, 0, sizeof *kv);
 }
 
@@ -70,10 +79,25 @@ int32_t mdl_kv_seq_len(const mdl_model *m, int32_t seq)
 
 void mdl_kv_seq_clear(mdl_model *m, int32_t seq)
 {
-    if (m->kv.len && seq >= 0 && seq < m->kv.n_seq) m->kv.len[seq] = 0;
+    if (m->kv.len && seq >= 0 && seq < m->kv.n_seq) m->kv.len[seq] = m->kv.base[seq] = 0;
 }
 
-void mdl_kv_seq_truncate(mdl_model *m, int32_t seq, int32_t n)
+int32_t mdl_kv_seq_truncate(mdl_model *m, int32_t seq, int32_t n)
 {
-    if (m->kv.len && seq >= 0 && seq < m->kv.n_seq && n >= 0 && n < m->kv.len[seq]) m->kv.len[seq] = n;
+    mdl_kv_cache *kv = &m->kv;
+    if (!kv->len || seq < 0 || seq >= kv->n_seq) return 0;
+    if (n >= 0 && n < kv->len[seq]) {
+        /* the next token at n needs local positions n - W + 1 .. n - 1 */
+        if (kv->window > 0 && n > 0 && n - kv->window + 1 < kv->base[seq]) n = 0;
+        kv->len[seq] = n;
+        if (n == 0) kv->base[seq] = 0;
+    }
+    return kv->len[seq];
+}
+
+int32_t mdl_kv_plan_base(const mdl_kv_cache *kv, int32_t seq, int32_t n)
+{
+    const int32_t len = kv->len[seq], base = kv->base[seq];
+    if (kv->window <= 0 || len + n - base <= kv->n_ctx_swa) return base;
+    return len - kv->window + 1;
 }

@@ -21,6 +21,7 @@
 /* One sequence's run of tokens inside a pass. */
 typedef struct seg {
     int32_t seq, t0, n, pos0; /* slot, first row in the pass, rows, first position */
+    int32_t base, old_base;   /* first position sliding-window layers hold after / before the pass */
 } seg;
 
 static bk_tensor view3(const bk_tensor *t2, int64_t ne0, int64_t ne1, int64_t n_tok)
@@ -111,8 +112,18 @@ static vki_status forward(mdl_model *m, int32_t n_tok, const seg *segs, int32_t 
         if (gen) {
             for (int32_t i = 0; i < n_segs; i++) {
                 const seg *g = &segs[i];
-                bk_tensor kd = mdl_kv_view(&m->kv.k[l], g->seq, g->pos0, g->n);
-                bk_tensor vd = mdl_kv_view(&m->kv.v[l], g->seq, g->pos0, g->n);
+                const int32_t base = swa ? g->base : 0;
+                if (swa && g->base != g->old_base && g->pos0 > g->base) {
+                    /* the window's last positions move to the front rows */
+                    const int32_t keep = g->pos0 - g->base, from = g->base - g->old_base;
+                    for (int kvi = 0; kvi < 2; kvi++) {
+                        const bk_tensor *t = kvi ? &m->kv.v[l] : &m->kv.k[l];
+                        bk_tensor src = mdl_kv_view(t, g->seq, from, keep), dst = mdl_kv_view(t, g->seq, 0, keep);
+                        OP(bk_cpy(be, &dst, &src));
+                    }
+                }
+                bk_tensor kd = mdl_kv_view(&m->kv.k[l], g->seq, g->pos0 - base, g->n);
+                bk_tensor vd = mdl_kv_view(&m->kv.v[l], g->seq, g->pos0 - base, g->n);
                 bk_tensor ks = bk_tensor_rows(&k3, 2, g->t0, g->n), vs = bk_tensor_rows(&v3, 2, g->t0, g->n);
                 OP(bk_cpy(be, &kd, &ks));
                 OP(bk_cpy(be, &vd, &vs));
@@ -122,9 +133,11 @@ static vki_status forward(mdl_model *m, int32_t n_tok, const seg *segs, int32_t 
             const seg *g = &segs[i];
             bk_tensor qs = bk_tensor_rows(&q3, 2, g->t0, g->n), os = bk_tensor_rows(&att3, 2, g->t0, g->n);
             if (gen) {
-                bk_tensor kc = mdl_kv_view(&m->kv.k[l], g->seq, 0, g->pos0 + g->n);
-                bk_tensor vc = mdl_kv_view(&m->kv.v[l], g->seq, 0, g->pos0 + g->n);
-                OP(bk_attn_ext(be, &os, &qs, &kc, &vc, hp->kq_scale, true, g->pos0, window, hp->attn_softcap));
+                const int32_t base = swa ? g->base : 0;
+                bk_tensor kc = mdl_kv_view(&m->kv.k[l], g->seq, 0, g->pos0 + g->n - base);
+                bk_tensor vc = mdl_kv_view(&m->kv.v[l], g->seq, 0, g->pos0 + g->n - base);
+                OP(bk_attn_ext(be, &os, &qs, &kc, &vc, hp->kq_scale, true, g->pos0 - base, window,
+                               hp->attn_softcap));
             } else {
                 bk_tensor ks = bk_tensor_rows(&k3, 2, g->t0, g->n), vs = bk_tensor_rows(&v3, 2, g->t0, g->n);
                 OP(bk_attn_ext(be, &os, &qs, &ks, &vs, hp->kq_scale, true, 0, window, hp->attn_softcap));
@@ -236,6 +249,8 @@ vki_status llama_decode(mdl_model *m, const mdl_span *spans, int32_t n_spans, fl
             g->t0 = n_tok;
             g->n = n;
             g->pos0 = m->kv.len[sp->seq];
+            g->old_base = m->kv.base[sp->seq];
+            g->base = mdl_kv_plan_base(&m->kv, sp->seq, n);
             for (int32_t t = 0; t < n; t++) {
                 ids[n_tok + t] = sp->tokens[off + t];
                 pos[n_tok + t] = g->pos0 + t;
@@ -254,7 +269,10 @@ vki_status llama_decode(mdl_model *m, const mdl_span *spans, int32_t n_spans, fl
         if (n_out && (s = be->iface->tensor_set(be, &m->sc.out_ids, out_ids, 0, (uint64_t)n_out * 4u)) != VKI_OK)
             goto done;
         if ((s = forward(m, n_tok, segs, n_segs, n_out, -1, false, NULL)) != VKI_OK) goto done;
-        for (int32_t i = 0; i < n_segs; i++) m->kv.len[segs[i].seq] += segs[i].n;
+        for (int32_t i = 0; i < n_segs; i++) {
+            m->kv.len[segs[i].seq] += segs[i].n;
+            m->kv.base[segs[i].seq] = segs[i].base;
+        }
         const uint64_t row = (uint64_t)n_vocab * 4u;
         for (int32_t r = 0; r < n_out; r++)
             if ((s = be->iface->tensor_get(be, &m->sc.logits, logits + (size_t)out_span[r] * (size_t)n_vocab,
@@ -298,7 +316,7 @@ vki_status llama_embed(mdl_model *m, const int32_t *const *ids, const int32_t *n
         int32_t n_tok = 0, n_segs = 0;
         while (first + n_segs < n_seq && n_tok + n_ids[first + n_segs] <= nb) {
             int32_t i = first + n_segs, n = n_ids[i];
-            segs[n_segs++] = (seg){0, n_tok, n, 0};
+            segs[n_segs++] = (seg){.t0 = n_tok, .n = n};
             for (int32_t t = 0; t < n; t++) {
                 tok[n_tok + t] = ids[i][t];
                 pos[n_tok + t] = t;

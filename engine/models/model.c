@@ -709,8 +709,11 @@ vki_status mdl_estimate(const vki_model_file *f, const mdl_load_params *p, mdl_e
     out->weights = vki_file_weight_bytes(f);
     if (!hp->encoder) {
         const uint64_t el = (p && p->kv_type == VKI_TYPE_F16) ? 2u : 4u;
-        out->kv = 2u * (uint64_t)hp->n_layer * (uint64_t)m.n_ctx * (uint64_t)m.n_seq_max * (uint64_t)hp->n_head_kv *
-                  (uint64_t)hp->head_dim * el;
+        const int64_t n_swa = hp->swa_window > 0 ? VKI_MIN((int64_t)m.n_ctx, 2 * (int64_t)hp->swa_window + m.n_batch)
+                                                 : m.n_ctx;
+        for (int32_t l = 0; l < hp->n_layer; l++)
+            out->kv += 2u * (uint64_t)(mdl_layer_is_swa(hp, l) ? n_swa : m.n_ctx) * (uint64_t)m.n_seq_max *
+                       (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim * el;
     }
     return scratch_layout(&m, NULL, &out->scratch);
 }
@@ -740,7 +743,7 @@ vki_status mdl_load(const vki_model_file *f, bk_backend *be, const mdl_load_para
     if ((s = load_weights(&u)) != VKI_OK) goto fail;
     if (!m->hp.encoder) {
         vki_type kt = p->kv_type == VKI_TYPE_F16 ? VKI_TYPE_F16 : VKI_TYPE_F32;
-        if ((s = mdl_kv_create(be, &m->hp, kt, m->n_ctx, m->n_seq_max, &m->kv)) != VKI_OK) goto fail;
+        if ((s = mdl_kv_create(be, &m->hp, kt, m->n_ctx, m->n_seq_max, m->n_batch, &m->kv)) != VKI_OK) goto fail;
     }
     if ((s = scratch_create(m)) != VKI_OK) goto fail;
     if (u.cb && !u.cb(1.0f, u.user)) {

@@ -136,8 +136,10 @@ vki_status llama_decode(mdl_model *m, const mdl_span *spans, int32_t n_spans, fl
 /* Number of positions sequence `seq` holds; clearing forgets them. */
 int32_t mdl_kv_seq_len(const mdl_model *m, int32_t seq);
 void    mdl_kv_seq_clear(mdl_model *m, int32_t seq);
-/* Keeps positions [0, n) of seq (for reusing a shared prompt prefix). */
-void    mdl_kv_seq_truncate(mdl_model *m, int32_t seq, int32_t n);
+/* Keeps positions [0, n) of seq (for reusing a shared prompt prefix) and
+ * returns how many are kept: 0 when sliding-window layers have already
+ * dropped positions the next token would need (the sequence is cleared). */
+int32_t mdl_kv_seq_truncate(mdl_model *m, int32_t seq, int32_t n);
 
 /* ----- embeddings (bert.c for encoders, llama.c for decoders) ----- */
 
@@ -161,17 +163,26 @@ vki_status llama_embed(mdl_model *m, const int32_t *const *ids, const int32_t *n
 /* ===== Internal to engine/models/ ======================================== */
 
 /* KV cache (kv_cache.c): per layer one K and one V tensor
- * {head_dim, n_head_kv, n_ctx, n_seq} of kv_type. */
+ * {head_dim, n_head_kv, rows, n_seq} of kv_type. Global layers hold n_ctx
+ * rows, positions [0, len). Sliding-window layers hold n_ctx_swa rows
+ * (bounded by the window), positions [base, len) at rows [0, len - base):
+ * when a pass would overflow, the last window - 1 positions move to the
+ * front (mdl_kv_plan_shift / the forward pass) and base advances. */
 typedef struct mdl_kv_cache {
     vki_type   type;
     int32_t    n_layer, n_ctx, n_seq;
+    int32_t    n_ctx_swa, window; /* rows of local layers; their window (0: none) */
     bk_buffer **bufs;   /* [2 * n_layer]                      */
     bk_tensor  *k, *v;  /* [n_layer]                          */
     int32_t    *len;    /* [n_seq] positions held per sequence */
+    int32_t    *base;   /* [n_seq] first position local layers hold */
 } mdl_kv_cache;
 
 vki_status mdl_kv_create(bk_backend *be, const mdl_hparams *hp, vki_type type, int32_t n_ctx,
-                         int32_t n_seq, mdl_kv_cache *kv);
+                         int32_t n_seq, int32_t n_batch, mdl_kv_cache *kv);
+/* For n new positions of seq starting at its len: the base the local
+ * layers will have after the pass (== kv->base[seq] when no shift). */
+int32_t    mdl_kv_plan_base(const mdl_kv_cache *kv, int32_t seq, int32_t n);
 void       mdl_kv_destroy(bk_backend *be, mdl_kv_cache *kv);
 /* Views of layer l, sequence s, positions [p0, p0+n): {head_dim, n_head_kv, n, 1}. */
 bk_tensor  mdl_kv_view(const bk_tensor *t, int32_t s, int32_t p0, int32_t n);

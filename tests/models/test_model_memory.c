@@ -46,7 +46,13 @@ static expect expected(const vki_model_file *f, bool enc, int64_t n_ctx, int64_t
     const bool emb = enc || arch_u32(f, "pooling_type", 0) > 0;
     const int64_t Q = H * hd, KV = HKV * hd, n_out = n_seq;
     expect e = {.weights = expected_weights(f)};
-    if (!enc) e.kv = 2u * (uint64_t)(L * n_ctx * KV * n_seq) * 4u;
+    /* gemma's local layers (l % p < p - 1) hold 2W + n_batch rows */
+    const int64_t W = strncmp(vki_file_arch(f), "gemma", 5) ? 0 : arch_u32(f, "attention.sliding_window", 0);
+    const int64_t P = !strcmp(vki_file_arch(f), "gemma2") ? 2 : arch_u32(f, "attention.sliding_window_pattern", 6);
+    for (int64_t l = 0; !enc && l < L; l++) {
+        int64_t rows = W > 0 && l % P < P - 1 ? (2 * W + nb < n_ctx ? 2 * W + nb : n_ctx) : n_ctx;
+        e.kv += 2u * (uint64_t)(rows * KV * n_seq) * 4u;
+    }
     /* model.h, mdl_scratch: ids, pos [nb]; types [nb] (encoders); out_ids
      * [n_out] (decoders); x, h, o [nb][E]; q, att [nb][Q]; k, v [nb][KV];
      * fa, fb, fc [nb][F]; xo, ho [n_out][E] and logits [n_out][n_vocab]
