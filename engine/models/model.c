@@ -707,6 +707,15 @@ vki_status mdl_estimate(const vki_model_file *f, const mdl_load_params *p, mdl_e
     out->n_vocab = hp->n_vocab;
     out->n_embd = hp->n_embd;
     out->weights = vki_file_weight_bytes(f);
+    out->arch = m.arch;
+    out->hp = m.hp;
+    out->n_ctx_swa = hp->swa_window > 0 ? (int32_t)VKI_MIN((int64_t)m.n_ctx, 2 * (int64_t)hp->swa_window + m.n_batch)
+                                        : m.n_ctx;
+    if (vki_file_find_tensor(f, "rope_freqs.weight")) out->rope_factors = "rope_freqs";
+    if (m.arch == MDL_ARCH_PHI3 && vki_file_find_tensor(f, "rope_factors_long.weight")) {
+        uint32_t orig = (uint32_t)opt_u32(f, "rope.scaling.original_context_length", hp->n_ctx_train);
+        out->rope_factors = (uint32_t)m.n_ctx > orig ? "rope_factors_long" : "rope_factors_short";
+    }
     if (!hp->encoder) {
         const uint64_t el = (p && p->kv_type == VKI_TYPE_F16) ? 2u : 4u;
         const int64_t n_swa = hp->swa_window > 0 ? VKI_MIN((int64_t)m.n_ctx, 2 * (int64_t)hp->swa_window + m.n_batch)

@@ -101,10 +101,19 @@ void       mdl_destroy(mdl_model *m);
  * size rules and scratch plan): weights as stored in the file, the KV
  * cache, the scratch activations. BAD_FILE / UNSUPPORTED as mdl_load. */
 typedef struct mdl_estimate_t {
-    uint64_t weights, kv, scratch;
-    int32_t  n_ctx, n_batch, n_vocab, n_embd;
+    uint64_t    weights, kv, scratch;
+    int32_t     n_ctx, n_batch, n_vocab, n_embd;
+    int32_t     n_ctx_swa;   /* rows of sliding-window layers' KV cache */
+    mdl_arch    arch;
+    mdl_hparams hp;          /* as the load will use them               */
+    const char *rope_factors; /* stored divisors the load uses, or NULL  */
 } mdl_estimate_t;
 vki_status mdl_estimate(const vki_model_file *f, const mdl_load_params *p, mdl_estimate_t *out);
+
+/* One line per feature the load of f with p will use (architecture, RoPE
+ * variant and scaling, q/k norms, window, softcaps, experts, pooling),
+ * written into buf (describe.c); the reason when the file cannot load. */
+vki_status mdl_describe(const vki_model_file *f, const mdl_load_params *p, char *buf, size_t size);
 
 mdl_arch           mdl_get_arch(const mdl_model *m);
 const mdl_hparams *mdl_get_hparams(const mdl_model *m);
