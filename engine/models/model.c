@@ -129,6 +129,21 @@ static vki_status read_hparams(const vki_model_file *f, mdl_arch *arch, mdl_hpar
         return vki_fail(VKI_ERR_BAD_FILE, "%s: rope.dimension_count %d must be even and <= head dimension %d",
                         path, hp->n_rot, hp->head_dim);
     hp->rope_base = opt_f32(f, "rope.freq_base", 10000.0f);
+    {
+        /* refused here, before any load: the positions would be wrong */
+        static const char *const known[] = {"none", "linear", "llama3", "yarn", "longrope"};
+        char key[128];
+        vki_str st = {0};
+        snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+        bool ok = !vki_file_get_str(f, key, &st);
+        for (size_t i = 0; !ok && i < VKI_COUNT(known); i++)
+            ok = st.n == strlen(known[i]) && !memcmp(st.p, known[i], st.n);
+        if (!ok)
+            return vki_fail(VKI_ERR_UNSUPPORTED,
+                            "%s: %s = '%.*s' is not supported (none, linear, llama3, yarn, longrope): refusing to run "
+                            "it with the wrong positions",
+                            path, key, (int)VKI_MIN(st.n, 64), st.p);
+    }
 
     if (hp->encoder) {
         hp->norm_eps = opt_f32(f, "attention.layer_norm_epsilon", 1e-12f);
