@@ -565,6 +565,34 @@ oom:
 #define RX_QWEN2 "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 /* CJK ideographs, U+0800..U+4E00 and Hangul, as llama.cpp writes them */
 #define RX_CJK "[\xe4\xb8\x80-\xe9\xbe\xa5\xe0\xa0\x80-\xe4\xb8\x80\xea\xb0\x80-\xed\x9f\xbf]+"
+/* deepseek-llm (DeepSeek LLM 7B/67B tokenizer.json, llama.cpp's
+ * DEEPSEEK_LLM): letters are an explicit list of cased-letter ranges, not
+ * \p{L} (U+00B5, U+00C0-U+00D6, ... Greek, Cyrillic, Armenian capitals,
+ * Georgian capitals, Cherokee, fullwidth A-Z a-z, Deseret, Osage, Old
+ * Hungarian, Warang Citi, Adlam); punctuation is ASCII !-/ :-~ plus
+ * fullwidth U+FF01-U+FF0F U+FF1A-U+FF5E, quotes U+2018-U+201F and
+ * U+3000-U+3002. Written from the code points, as UTF-8 escapes. */
+#define RX_DS_LETTERS \
+    "A-Za-z\xc2\xb5\xc3\x80-\xc3\x96\xc3\x98-\xc3\xb6\xc3\xb8-\xc6\xba\xc6\xbc-\xc6\xbf\xc7\x84-\xca"\
+    "\x93\xca\x95-\xca\xaf\xcd\xb0-\xcd\xb3\xcd\xb6-\xcd\xb7\xcd\xbb-\xcd\xbd\xcd\xbf\xce\x86\xce\x88"\
+    "-\xce\x8a\xce\x8c\xce\x8e-\xce\xa1\xce\xa3-\xcf\xb5\xcf\xb7-\xd2\x81\xd2\x8a-\xd4\xaf\xd4\xb1-"\
+    "\xd5\x96\xe1\x82\xa0-\xe1\x83\x85\xe1\x8e\xa0-\xe1\x8f\xb5\xe1\x8f\xb8-\xe1\x8f\xbd\xe1\xb2\x90-"\
+    "\xe1\xb2\xba\xe1\xb2\xbd-\xe1\xb2\xbf\xe1\xb4\x80-\xe1\xb4\xab\xe1\xb5\xab-\xe1\xb5\xb7\xe1\xb5"\
+    "\xb9-\xe1\xb6\x9a\xe1\xb8\x80-\xe1\xbc\x95\xe1\xbc\x98-\xe1\xbc\x9d\xe1\xbc\xa0-\xe1\xbd\x85\xe1"\
+    "\xbd\x88-\xe1\xbd\x8d\xe1\xbd\x90-\xe1\xbd\x97\xe1\xbd\x99\xe1\xbd\x9b\xe1\xbd\x9d\xe1\xbd\x9f-"\
+    "\xe1\xbd\xbd\xe1\xbe\x80-\xe1\xbe\xb4\xe1\xbe\xb6-\xe1\xbe\xbc\xe1\xbe\xbe\xe1\xbf\x82-\xe1\xbf"\
+    "\x84\xe1\xbf\x86-\xe1\xbf\x8c\xe1\xbf\x90-\xe1\xbf\x93\xe1\xbf\x96-\xe1\xbf\x9b\xe1\xbf\xa0-\xe1"\
+    "\xbf\xac\xe1\xbf\xb2-\xe1\xbf\xb4\xe1\xbf\xb6-\xe1\xbf\xbc\xe2\x84\x82\xe2\x84\x87\xe2\x84\x8a-"\
+    "\xe2\x84\x93\xe2\x84\x95\xe2\x84\x99-\xe2\x84\x9d\xe2\x84\xa4\xe2\x84\xa6\xe2\x84\xa8\xe2\x84"\
+    "\xaa-\xe2\x84\xad\xe2\x84\xaf-\xe2\x84\xb4\xe2\x84\xb9\xe2\x84\xbc-\xe2\x84\xbf\xe2\x85\x85-\xe2"\
+    "\x85\x89\xe2\x85\x8e\xe2\x86\x83-\xe2\x86\x84\xe2\xb0\x80-\xe2\xb1\xbb\xe2\xb1\xbe-\xe2\xb3\xa4"\
+    "\xe2\xb3\xab-\xe2\xb3\xae\xe2\xb3\xb2-\xe2\xb3\xb3\xea\x99\x80-\xea\x99\xad\xea\x9a\x80-\xea\x9a"\
+    "\x9b\xea\x9c\xa2-\xea\x9d\xaf\xea\x9d\xb1-\xea\x9e\x87\xea\x9e\x8b-\xea\x9e\x8e\xea\xad\xb0-\xea"\
+    "\xae\xbf\xef\xac\x80-\xef\xac\x86\xef\xac\x93-\xef\xac\x97\xef\xbc\xa1-\xef\xbc\xba\xef\xbd\x81-"\
+    "\xef\xbd\x9a\xf0\x90\x90\x80-\xf0\x90\x91\x8f\xf0\x90\x92\xb0-\xf0\x90\x93\x93\xf0\x90\x93\x98-"\
+    "\xf0\x90\x93\xbb\xf0\x90\xb2\x80-\xf0\x90\xb2\xb2\xf0\x90\xb3\x80-\xf0\x90\xb3\xb2\xf0\x91\xa2"\
+    "\xa0-\xf0\x91\xa3\x9f\xf0\x9e\xa4\x80-\xf0\x9e\xa5\x83"
+#define RX_DS_PUNCT "!-/:-~\xef\xbc\x81-\xef\xbc\x8f\xef\xbc\x9a-\xef\xbd\x9e\xe2\x80\x98-\xe2\x80\x9f\xe3\x80\x80-\xe3\x80\x82"
 
 typedef struct pre_family {
     const char *names;           /* '|'-separated tokenizer.ggml.pre values */
@@ -582,7 +610,10 @@ static const pre_family families[] = {
     {"qwen2|qwen3|stablelm2|hunyuan|deepseek-r1-qwen|megrez", false, {RX_QWEN2}},
     {"starcoder|refact|command-r|smollm|codeshell|exaone|minerva-7b", false, {"\\p{N}", RX_GPT2}},
     {"deepseek-coder", false, {"[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", RX_CJK, "\\p{N}"}},
+    {"deepseek-llm", false,
+     {"[\r\n]", "\\s?[" RX_DS_LETTERS "]+", "\\s?[" RX_DS_PUNCT "]+", "\\s+$", RX_CJK, "\\p{N}+"}},
     {"falcon", false, {"[\\p{P}\\$\\+<=>\\^~\\|`]+", RX_GPT2_BASE, "[0-9][0-9][0-9]"}},
+    /* last: also the split of a GGUF without tokenizer.ggml.pre */
     {"default", false, {"[\\p{P}\\$\\+<=>\\^~\\|]+", RX_GPT2_BASE, "\\p{N}+", "[0-9][0-9][0-9]"}},
 };
 
@@ -643,8 +674,18 @@ vki_status tok_pre_select(vki_tokenizer *t, const vki_model_file *f)
     }
     if (has_pre)
         return vki_fail(VKI_ERR_UNSUPPORTED, "%s: unknown pre-tokenizer tokenizer.ggml.pre = '%.*s' (known: gpt-2, llama3, qwen2, "
-                        "deepseek-coder, falcon, starcoder, refact, mpt, default, ...)",
+                        "deepseek-coder, deepseek-llm, falcon, starcoder, refact, mpt, default, ...)",
                         vki_file_path(f), (int)VKI_MIN(pre.n, 64), pre.p);
-    return vki_fail(VKI_ERR_UNSUPPORTED, "%s: BPE tokenizer without tokenizer.ggml.pre or tokenizer.hf.pre_regex; "
-                    "refusing to guess how to split words", vki_file_path(f));
+    if (vki_file_format_of(f) != VKI_FORMAT_GGUF)
+        return vki_fail(VKI_ERR_UNSUPPORTED, "%s: BPE tokenizer without a pre-tokenizer regex; refusing to guess how "
+                        "to split words", vki_file_path(f));
+    /* A GGUF from before tokenizer.ggml.pre existed: llama.cpp splits it
+     * with its default patterns and warns that output may suffer. Do the
+     * same, loudly: the split may not be the model's own. */
+    fprintf(stderr, "vkinfer: warning: %s: BPE tokenizer without tokenizer.ggml.pre; using the default pre-tokenizer "
+                    "(as llama.cpp does), which may not be the model's own: tokens and output quality can differ. "
+                    "Regenerate the GGUF with a current convert_hf_to_gguf.py\n", vki_file_path(f));
+    const pre_family *dflt = &families[VKI_COUNT(families) - 1];
+    snprintf(t->pre_name, sizeof t->pre_name, "default (no tokenizer.ggml.pre)");
+    return compile_list(t, dflt->rx, TOK_MAX_REGEX);
 }
