@@ -1,7 +1,7 @@
 /*
  * model_file.c: the vki_model_file API over every format: opening by path
  * (picking the reader), mappings, the metadata arena and name indexes, typed
- * getters, and row dequantization with the HF rope permutation.
+ * getters, and row reads (the HF rope permutation, stacked parts).
  * Must not: know about devices or copy tensor data out of the mappings.
  */
 #include <errno.h>
@@ -513,6 +513,24 @@ int64_t vki_tensor_source_row(const vki_tensor_info *t, int64_t r)
     return t->n_dims >= 2 ? rope_source(r, t->ne[1], t->rope_permute_heads) : r;
 }
 
+const void *vki_tensor_row_data(const vki_tensor_info *t, int64_t r)
+{
+    const uint64_t rb = vki_row_bytes(t->type, t->ne[0]);
+    if (t->n_parts > 0) {
+        const int64_t p = r / t->ne[1];
+        return p < t->n_parts ? (const uint8_t *)t->parts[p] + (uint64_t)(r % t->ne[1]) * rb : NULL;
+    }
+    const int64_t src = r < t->ne[1] ? vki_tensor_source_row(t, r) : r;
+    return (const uint8_t *)t->data + (uint64_t)src * rb;
+}
+
+vki_tensor_read vki_tensor_read_mode(const vki_tensor_info *t)
+{
+    if (t->n_dims == 1 && t->rope_permute_heads > 0) return VKI_TENSOR_READ_DEQUANT;
+    if (t->n_parts > 0 || t->rope_permute_heads > 0) return VKI_TENSOR_READ_ROWS;
+    return VKI_TENSOR_READ_DIRECT;
+}
+
 vki_status vki_tensor_dequant_row(const vki_tensor_info *t, int64_t row, float *dst)
 {
     const int64_t n_rows = t->ne[1] * t->ne[2] * t->ne[3];
@@ -534,12 +552,9 @@ vki_status vki_tensor_dequant_row(const vki_tensor_info *t, int64_t row, float *
                 return vki_fail(VKI_ERR_UNSUPPORTED, "tensor '%s': cannot dequantize type %s", t->name,
                                 vki_type_name(t->type));
         }
-        return VKI_OK;
-    }
-    const uint64_t rb = vki_row_bytes(t->type, t->ne[0]);
-    const int64_t src = row < t->ne[1] ? vki_tensor_source_row(t, row) : row;
-    if (!vki_dequantize_row(t->type, (const uint8_t *)t->data + (uint64_t)src * rb, dst, t->ne[0]))
+    } else if (!vki_dequantize_row(t->type, vki_tensor_row_data(t, row), dst, t->ne[0])) {
         return vki_fail(VKI_ERR_UNSUPPORTED, "tensor '%s': cannot dequantize type %s", t->name,
                         vki_type_name(t->type));
+    }
     return VKI_OK;
 }

@@ -47,7 +47,9 @@ typedef struct vki_tensor_info {
     int64_t     ne[4];    /* elements per dim, fastest first; unused dims = 1     */
     uint64_t    offset;   /* byte offset of the data in its file                 */
     uint64_t    bytes;    /* byte size of the data                               */
-    const void *data;     /* the data in the mapping; valid until close          */
+    const void *data;     /* the data in the mapping (or, for the few vectors an HF
+                             conversion derives, the loader's own memory); valid
+                             until close; NULL when n_parts > 0               */
     int32_t     file_idx; /* which file of a sharded model                       */
     /* HF llama checkpoints store q/k rows in rotate-half order; GGUF's are
      * interleaved. When set, row r of the [ne1 rows] matrix is source row
@@ -55,7 +57,21 @@ typedef struct vki_tensor_info {
      * for a 1-D tensor (a q/k bias) the elements are permuted the same way,
      * which vki_tensor_dequant_row() applies. */
     int32_t     rope_permute_heads;
+    /* A tensor the loader assembles from several stored ones (HF MoE experts,
+     * one [ne0, ne1] matrix per expert, stacked along ne[2]): part p holds
+     * logical rows [p*ne1, (p+1)*ne1) at parts[p], and data is NULL. */
+    int32_t            n_parts;
+    const void *const *parts;  /* [n_parts]                                  */
 } vki_tensor_info;
+
+/* How a consumer must read a tensor's values (vki_tensor_read_mode()). */
+typedef enum vki_tensor_read {
+    VKI_TENSOR_READ_DIRECT  = 0, /* data holds `bytes` in logical order: borrow or copy it whole */
+    VKI_TENSOR_READ_ROWS    = 1, /* rows are reordered or stacked: copy logical row r (of
+                                    vki_row_bytes(type, ne[0]) bytes) from vki_tensor_row_data() */
+    VKI_TENSOR_READ_DEQUANT = 2, /* a permuted vector (an HF llama q/k bias): read it as
+                                    f32 through vki_tensor_dequant_row() only */
+} vki_tensor_read;
 
 typedef struct vki_model_file vki_model_file;
 
@@ -95,11 +111,19 @@ const vki_tensor_info *vki_file_tensor(const vki_model_file *f, int64_t i);
 const vki_tensor_info *vki_file_find_tensor(const vki_model_file *f, const char *name);
 /* Sum of all tensor bytes. */
 uint64_t               vki_file_weight_bytes(const vki_model_file *f);
-/* Dequantizes row `row` (of ne[0] elements) of a tensor into dst, applying
- * rope_permute_heads (to rows, or to the elements of a 1-D tensor). Returns VKI_ERR_UNSUPPORTED for types without a
- * dequantizer, with the type's name in the message. */
+/* Dequantizes logical row `row` (of ne[0] elements; rows run over ne[1..3])
+ * of a tensor into dst, applying rope_permute_heads (to rows, or to the
+ * elements of a 1-D tensor) and parts. Returns
+ * VKI_ERR_UNSUPPORTED for types without a dequantizer, with the type's name
+ * in the message. */
 vki_status vki_tensor_dequant_row(const vki_tensor_info *t, int64_t row, float *dst);
-/* The stored row that holds logical row r (identity unless rope_permute_heads). */
+/* The stored row of `data` that holds logical row r of the first matrix
+ * (identity unless rope_permute_heads). Not for tensors with parts. */
 int64_t    vki_tensor_source_row(const vki_tensor_info *t, int64_t r);
+/* The stored bytes of logical row r (0 <= r < ne[1]*ne[2]*ne[3]) in the
+ * tensor's own type, after the rope permutation and the stacking of parts;
+ * valid until close. Not for VKI_TENSOR_READ_DEQUANT tensors. */
+const void *vki_tensor_row_data(const vki_tensor_info *t, int64_t r);
+vki_tensor_read vki_tensor_read_mode(const vki_tensor_info *t);
 
 #endif

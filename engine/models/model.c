@@ -1,6 +1,6 @@
 /*
  * model.c: from an opened model file to a model on a backend: the
- * architecture and hyperparameters from metadata, every weight found by its
+ * hyperparameters (hparams.c) and RoPE divisors (rope.c), every weight found by its
  * GGUF name and shape-checked, uploaded with a progress callback (or, on the
  * CPU, borrowed from the mapping without a copy), then the KV cache and the
  * scratch activations. Must not: run a forward pass (llama.c, bert.c).
@@ -14,189 +14,6 @@
 
 #include "error.h"
 #include "util.h"
-
-/* ===== Hyperparameters =================================================== */
-
-static vki_status need_u32(const vki_model_file *f, const char *suffix, int32_t *out)
-{
-    uint32_t v;
-    if (!vki_file_get_arch_u32(f, suffix, &v))
-        return vki_fail(VKI_ERR_BAD_FILE, "%s: metadata key '%s.%s' is missing or not an integer",
-                        vki_file_path(f), vki_file_arch(f), suffix);
-    if (v == 0 || v > (1u << 24))
-        return vki_fail(VKI_ERR_BAD_FILE, "%s: '%s.%s' is %u, expected 1..%u", vki_file_path(f),
-                        vki_file_arch(f), suffix, v, 1u << 24);
-    *out = (int32_t)v;
-    return VKI_OK;
-}
-
-static int32_t opt_u32(const vki_model_file *f, const char *suffix, int32_t dflt)
-{
-    uint32_t v;
-    return vki_file_get_arch_u32(f, suffix, &v) && v > 0 && v <= (1u << 24) ? (int32_t)v : dflt;
-}
-
-static float opt_f32(const vki_model_file *f, const char *suffix, float dflt)
-{
-    float v;
-    return vki_file_get_arch_f32(f, suffix, &v) ? v : dflt;
-}
-
-/* The families: each one a row of flags over the shared decoder/encoder.
- * Keys in the file can add to these (a sliding window, softcaps, experts). */
-typedef struct arch_desc {
-    const char *name;
-    mdl_arch    arch;
-    bool        encoder, qk_norm, post_norms, fused_qkv, fused_up, embd_scale;
-    int32_t     rope_mode, act;
-} arch_desc;
-
-static const arch_desc archs[] = {
-    {"llama",      MDL_ARCH_LLAMA,      .rope_mode = BK_ROPE_NORMAL},
-    {"mistral",    MDL_ARCH_LLAMA,      .rope_mode = BK_ROPE_NORMAL},
-    {"qwen2",      MDL_ARCH_QWEN2,      .rope_mode = BK_ROPE_NEOX},
-    {"qwen3",      MDL_ARCH_QWEN3,      .qk_norm = true, .rope_mode = BK_ROPE_NEOX},
-    {"qwen3moe",   MDL_ARCH_QWEN3MOE,   .qk_norm = true, .rope_mode = BK_ROPE_NEOX},
-    {"gemma2",     MDL_ARCH_GEMMA2,     .post_norms = true, .embd_scale = true, .rope_mode = BK_ROPE_NEOX,
-                                        .act = BK_ACT_GELU_TANH},
-    {"gemma3",     MDL_ARCH_GEMMA3,     .qk_norm = true, .post_norms = true, .embd_scale = true,
-                                        .rope_mode = BK_ROPE_NEOX, .act = BK_ACT_GELU_TANH},
-    {"phi3",       MDL_ARCH_PHI3,       .fused_qkv = true, .fused_up = true, .rope_mode = BK_ROPE_NEOX},
-    {"bert",       MDL_ARCH_BERT,       .encoder = true, .act = BK_ACT_GELU},
-    {"nomic-bert", MDL_ARCH_NOMIC_BERT, .encoder = true, .fused_qkv = true, .rope_mode = BK_ROPE_NEOX},
-};
-
-/* GGUF pooling_type: 0 none, 1 mean, 2 CLS, 3 last, 4 rank. */
-static vki_status pooling_from_file(const vki_model_file *f, bool encoder, int32_t *out)
-{
-    uint32_t pt;
-    if (!vki_file_get_arch_u32(f, "pooling_type", &pt)) pt = encoder ? 1 : 0;
-    switch (pt) {
-    case 0: *out = encoder ? BK_POOL_MEAN : -1; return VKI_OK;
-    case 1: *out = BK_POOL_MEAN; return VKI_OK;
-    case 2: *out = BK_POOL_CLS; return VKI_OK;
-    case 3: *out = BK_POOL_LAST; return VKI_OK;
-    default:
-        return vki_fail(VKI_ERR_UNSUPPORTED, "%s: %s.pooling_type %u is not supported (1 mean, 2 CLS, 3 last)",
-                        vki_file_path(f), vki_file_arch(f), pt);
-    }
-}
-
-static vki_status read_hparams(const vki_model_file *f, mdl_arch *arch, mdl_hparams *hp)
-{
-    const char *a = vki_file_arch(f), *path = vki_file_path(f);
-    const arch_desc *d = NULL;
-    for (size_t i = 0; i < VKI_COUNT(archs); i++)
-        if (!strcmp(a, archs[i].name)) d = &archs[i];
-    if (!d)
-        return vki_fail(VKI_ERR_UNSUPPORTED,
-                        "%s: architecture '%s' is not supported (llama, mistral, qwen2, qwen3, qwen3moe, gemma2, "
-                        "gemma3, phi3, bert, nomic-bert)",
-                        path, a[0] ? a : "(general.architecture missing)");
-    *arch = d->arch;
-
-    memset(hp, 0, sizeof *hp);
-    hp->encoder = d->encoder;
-    hp->qk_norm = d->qk_norm;
-    hp->post_norms = d->post_norms;
-    hp->fused_qkv = d->fused_qkv;
-    hp->fused_up = d->fused_up;
-    hp->act = d->act;
-    hp->rope_mode = d->rope_mode;
-    VKI_TRY(need_u32(f, "embedding_length", &hp->n_embd));
-    VKI_TRY(need_u32(f, "block_count", &hp->n_layer));
-    VKI_TRY(need_u32(f, "feed_forward_length", &hp->n_ff));
-    VKI_TRY(need_u32(f, "attention.head_count", &hp->n_head));
-    hp->n_head_kv = opt_u32(f, "attention.head_count_kv", hp->n_head);
-    hp->head_dim = opt_u32(f, "attention.key_length", hp->n_embd / hp->n_head);
-    hp->n_ctx_train = opt_u32(f, "context_length", 2048);
-    if (hp->n_head % hp->n_head_kv != 0)
-        return vki_fail(VKI_ERR_BAD_FILE, "%s: head_count %d is not a multiple of head_count_kv %d", path,
-                        hp->n_head, hp->n_head_kv);
-    if (hp->head_dim <= 0 || hp->head_dim % 2 != 0)
-        return vki_fail(VKI_ERR_BAD_FILE, "%s: head dimension %d (embedding_length %d / head_count %d) is not even",
-                        path, hp->head_dim, hp->n_embd, hp->n_head);
-    int32_t v_dim = opt_u32(f, "attention.value_length", hp->head_dim);
-    if (v_dim != hp->head_dim)
-        return vki_fail(VKI_ERR_UNSUPPORTED, "%s: attention.value_length %d differs from key_length %d", path, v_dim,
-                        hp->head_dim);
-    VKI_TRY(pooling_from_file(f, hp->encoder, &hp->pooling));
-    hp->kq_scale = 1.0f / sqrtf((float)hp->head_dim);
-    hp->rope_mscale = 1.0f;
-    hp->rope_scale = 1.0f;
-    hp->n_rot = opt_u32(f, "rope.dimension_count", hp->head_dim);
-    if (hp->n_rot > hp->head_dim || hp->n_rot % 2 != 0)
-        return vki_fail(VKI_ERR_BAD_FILE, "%s: rope.dimension_count %d must be even and <= head dimension %d",
-                        path, hp->n_rot, hp->head_dim);
-    hp->rope_base = opt_f32(f, "rope.freq_base", 10000.0f);
-    {
-        /* refused here, before any load: the positions would be wrong */
-        static const char *const known[] = {"none", "linear", "llama3", "yarn", "longrope"};
-        char key[128];
-        vki_str st = {0};
-        snprintf(key, sizeof key, "%s.rope.scaling.type", a);
-        bool ok = !vki_file_get_str(f, key, &st);
-        for (size_t i = 0; !ok && i < VKI_COUNT(known); i++)
-            ok = st.n == strlen(known[i]) && !memcmp(st.p, known[i], st.n);
-        if (!ok)
-            return vki_fail(VKI_ERR_UNSUPPORTED,
-                            "%s: %s = '%.*s' is not supported (none, linear, llama3, yarn, longrope): refusing to run "
-                            "it with the wrong positions",
-                            path, key, (int)VKI_MIN(st.n, 64), st.p);
-    }
-
-    if (hp->encoder) {
-        hp->norm_eps = opt_f32(f, "attention.layer_norm_epsilon", 1e-12f);
-        return VKI_OK;
-    }
-    if (!vki_file_get_arch_f32(f, "attention.layer_norm_rms_epsilon", &hp->norm_eps))
-        hp->norm_eps = 1e-5f;
-
-    /* Mixture of experts. */
-    hp->n_expert = opt_u32(f, "expert_count", 0);
-    if (hp->n_expert > 0) {
-        hp->n_expert_used = opt_u32(f, "expert_used_count", 0);
-        hp->n_ff_exp = opt_u32(f, "expert_feed_forward_length", hp->n_ff);
-        if (hp->n_expert_used < 1 || hp->n_expert_used > hp->n_expert)
-            return vki_fail(VKI_ERR_BAD_FILE, "%s: expert_used_count %d must be in 1..expert_count %d", path,
-                            hp->n_expert_used, hp->n_expert);
-        uint32_t shared = 0;
-        if (vki_file_get_arch_u32(f, "expert_shared_count", &shared) && shared > 0)
-            return vki_fail(VKI_ERR_UNSUPPORTED, "%s: %u shared experts (expert_shared_count) are not supported", path,
-                            shared);
-        char key[128];
-        snprintf(key, sizeof key, "%s.expert_weights_norm", a);
-        bool norm = true; /* qwen3moe: norm_topk_prob */
-        vki_file_get_bool(f, key, &norm);
-        hp->expert_norm = norm;
-        uint32_t gating;
-        if (vki_file_get_arch_u32(f, "expert_gating_func", &gating) && gating != 1)
-            return vki_fail(VKI_ERR_UNSUPPORTED, "%s: expert_gating_func %u is not supported (1 softmax)", path, gating);
-    } else if (*arch == MDL_ARCH_QWEN3MOE) {
-        return vki_fail(VKI_ERR_BAD_FILE, "%s: qwen3moe without %s.expert_count", path, a);
-    }
-
-    /* Sliding window, softcaps, embedding scale: the gemma families. Other
-     * files may name a window (mistral v0.1, phi3) that llama.cpp does not
-     * apply either; we follow it so the numbers agree. */
-    if (*arch == MDL_ARCH_GEMMA2 || *arch == MDL_ARCH_GEMMA3) {
-        hp->swa_window = opt_u32(f, "attention.sliding_window", 0);
-        hp->swa_pattern = *arch == MDL_ARCH_GEMMA2 ? 2 : opt_u32(f, "attention.sliding_window_pattern", 6);
-    }
-    hp->rope_base_swa = opt_f32(f, "rope.freq_base_swa", *arch == MDL_ARCH_GEMMA3 ? 10000.0f : hp->rope_base);
-    hp->attn_softcap = opt_f32(f, "attn_logit_softcapping", 0.0f);
-    hp->final_softcap = opt_f32(f, "final_logit_softcapping", 0.0f);
-    if (hp->attn_softcap < 0.0f || hp->final_softcap < 0.0f)
-        return vki_fail(VKI_ERR_BAD_FILE, "%s: negative logit softcapping", path);
-    if (d->embd_scale) hp->embd_scale = sqrtf((float)hp->n_embd);
-    float scale;
-    if (vki_file_get_arch_f32(f, "attention.scale", &scale) && scale > 0.0f) hp->kq_scale = scale;
-    else if ((*arch == MDL_ARCH_GEMMA2 && hp->n_layer == 46) || (*arch == MDL_ARCH_GEMMA3 && hp->n_layer == 62))
-        /* the 27B models scale queries by their query_pre_attn_scalar,
-         * n_embd / n_head, which the GGUF does not carry (as llama.cpp) */
-        hp->kq_scale = 1.0f / sqrtf((float)hp->n_embd / (float)hp->n_head);
-    return VKI_OK;
-}
 
 /* ===== Weight upload ===================================================== */
 
@@ -401,105 +218,20 @@ static vki_status load_tensor(upload *u, const char *name, int n_dims, const int
     return VKI_OK;
 }
 
-/* ===== RoPE scaling ====================================================== */
+/* ===== RoPE divisors ==================================================== */
 
-/* The per-pair frequency divisors and the cos/sin scale a file asks for:
- * stored factors (llama-3 rope_freqs, phi3 LongRoPE long/short by context),
- * or computed from the scaling keys (llama3 from an HF config, YaRN). A
- * scaling type we do not know is refused: running it would be wrong. */
+/* The divisors rope.c computes, uploaded as a small weight tensor. */
 static vki_status rope_setup(upload *u)
 {
     mdl_model *m = u->m;
-    mdl_hparams *hp = &m->hp;
-    const vki_model_file *f = u->f;
-    const char *path = vki_file_path(f), *a = vki_file_arch(f);
-    const int32_t half = hp->n_rot / 2;
-    char key[128];
-    vki_str st = {0};
-    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
-    char type[32] = "none";
-    if (vki_file_get_str(f, key, &st)) snprintf(type, sizeof type, "%.*s", (int)VKI_MIN(st.n, 31), st.p);
-    float factor = opt_f32(f, "rope.scaling.factor", 1.0f);
-    const int32_t n_orig = opt_u32(f, "rope.scaling.original_context_length", hp->n_ctx_train);
-    hp->rope_mscale = opt_f32(f, "rope.scaling.attn_factor", 1.0f);
-    if (!(factor > 0.0f)) return vki_fail(VKI_ERR_BAD_FILE, "%s: rope.scaling.factor %g is not positive", path, factor);
-
-    float *div = calloc((size_t)half, sizeof *div);
+    const int32_t half = m->hp.n_rot / 2;
+    float *div = calloc((size_t)VKI_MAX(half, 1), sizeof *div);
     if (!div) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "model: out of memory");
     bool have = false;
-    vki_status s = VKI_OK;
-    for (int32_t i = 0; i < half; i++) div[i] = 1.0f;
-
-    const char *stored = "rope_freqs.weight";
-    if (m->arch == MDL_ARCH_PHI3)
-        stored = m->n_ctx > n_orig ? "rope_factors_long.weight" : "rope_factors_short.weight";
-    const vki_tensor_info *ti = vki_file_find_tensor(f, stored);
-    if (ti) {
-        if (ti->ne[0] != half || ti->ne[1] != 1 || ti->ne[2] != 1) {
-            s = vki_fail(VKI_ERR_BAD_FILE, "%s: tensor '%s' has %lld values, expected n_rot/2 = %d", path, stored,
-                         (long long)ti->ne[0], half);
-            goto done;
-        }
-        if ((s = vki_tensor_dequant_row(ti, 0, div)) != VKI_OK) goto done;
-        u->done += ti->bytes;
-        have = true;
-    }
-    const double base = hp->rope_base;
-    if (!strcmp(type, "none") || !strcmp(type, "longrope")) {
-        /* LongRoPE's factors are the stored tensors above */
-    } else if (!strcmp(type, "linear")) {
-        hp->rope_scale = 1.0f / factor;
-    } else if (!strcmp(type, "llama3")) {
-        if (!ti) {
-            /* convert_hf_to_gguf's llama3 factors: long wavelengths divided
-             * by the factor, short ones kept, a smooth ramp between */
-            float lo = opt_f32(f, "rope.scaling.low_freq_factor", 1.0f);
-            float hi = opt_f32(f, "rope.scaling.high_freq_factor", 4.0f);
-            double lo_wl = n_orig / lo, hi_wl = n_orig / hi;
-            for (int32_t i = 0; i < half; i++) {
-                double freq = pow(base, -2.0 * i / hp->n_rot), wl = 2.0 * 3.14159265358979323846 / freq;
-                if (wl < hi_wl) div[i] = 1.0f;
-                else if (wl > lo_wl) div[i] = factor;
-                else {
-                    double sm = (n_orig / wl - lo) / (hi - lo);
-                    div[i] = (float)(1.0 / ((1.0 - sm) / factor + sm));
-                }
-            }
-            have = true;
-        }
-    } else if (!strcmp(type, "yarn")) {
-        /* YaRN mixes interpolated (theta * s) and extrapolated angles per
-         * pair by a ramp over the pairs' wavelengths: theta * (s (1 - r) + r),
-         * which is a divisor 1 / (s (1 - r) + r); magnitude 1 + 0.1 ln(1/s). */
-        const float fs = 1.0f / factor;
-        const float ext = opt_f32(f, "rope.scaling.yarn_ext_factor", 1.0f);
-        const float beta_fast = opt_f32(f, "rope.scaling.yarn_beta_fast", 32.0f);
-        const float beta_slow = opt_f32(f, "rope.scaling.yarn_beta_slow", 1.0f);
-        double corr[2];
-        for (int c = 0; c < 2; c++) {
-            double n_rot_c = c == 0 ? beta_fast : beta_slow;
-            corr[c] = hp->n_rot * log(n_orig / (n_rot_c * 2.0 * 3.14159265358979323846)) / (2.0 * log(base));
-        }
-        double lo = fmax(0.0, floor(corr[0])), hi = fmin(hp->n_rot - 1.0, ceil(corr[1]));
-        for (int32_t i = 0; i < half; i++) {
-            double y = (i - lo) / fmax(0.001, hi - lo);
-            double r = (1.0 - fmin(1.0, fmax(0.0, y))) * ext;
-            div[i] = (float)(div[i] / (fs * (1.0 - r) + r));
-        }
-        if (ext != 0.0f) hp->rope_mscale *= 1.0f + 0.1f * logf(1.0f / fs);
-        have = true;
-    } else {
-        s = vki_fail(VKI_ERR_UNSUPPORTED,
-                     "%s: %s = '%s' is not supported (none, linear, llama3, yarn, longrope): refusing to run it with "
-                     "the wrong positions",
-                     path, key, type);
-        goto done;
-    }
-    if (m->arch == MDL_ARCH_PHI3 && !ti && vki_file_find_tensor(f, "rope_factors_long.weight")) {
-        s = vki_fail(VKI_ERR_BAD_FILE, "%s: rope_factors_long.weight without rope_factors_short.weight", path);
-        goto done;
-    }
-    if (have) {
+    uint64_t stored = 0;
+    vki_status s = mdl_rope_divisors(u->f, m->arch, &m->hp, m->n_ctx, div, &have, &stored);
+    u->done += stored;
+    if (s == VKI_OK && have) {
         bk_backend *be = m->be;
         bk_buffer *b;
         if ((s = be->iface->buffer_create(be, (uint64_t)half * 4u, BK_BUFFER_WEIGHTS, &b)) != VKI_OK) goto done;
@@ -691,7 +423,7 @@ static vki_status scratch_create(mdl_model *m)
  * will allocate for (m->be is not used). */
 static vki_status plan_sizes(const vki_model_file *f, const mdl_load_params *p, mdl_model *m)
 {
-    VKI_TRY(read_hparams(f, &m->arch, &m->hp));
+    VKI_TRY(mdl_read_hparams(f, &m->arch, &m->hp));
     const vki_tensor_info *te = vki_file_find_tensor(f, "token_embd.weight");
     if (!te) return vki_fail(VKI_ERR_NOT_FOUND, "%s: tensor 'token_embd.weight' is missing", vki_file_path(f));
     m->hp.n_vocab = (int32_t)te->ne[1];
@@ -728,7 +460,7 @@ vki_status mdl_estimate(const vki_model_file *f, const mdl_load_params *p, mdl_e
                                         : m.n_ctx;
     if (vki_file_find_tensor(f, "rope_freqs.weight")) out->rope_factors = "rope_freqs";
     if (m.arch == MDL_ARCH_PHI3 && vki_file_find_tensor(f, "rope_factors_long.weight")) {
-        uint32_t orig = (uint32_t)opt_u32(f, "rope.scaling.original_context_length", hp->n_ctx_train);
+        uint32_t orig = (uint32_t)mdl_key_u32(f, "rope.scaling.original_context_length", hp->n_ctx_train);
         out->rope_factors = (uint32_t)m.n_ctx > orig ? "rope_factors_long" : "rope_factors_short";
     }
     if (!hp->encoder) {

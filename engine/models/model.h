@@ -171,6 +171,19 @@ vki_status llama_embed(mdl_model *m, const int32_t *const *ids, const int32_t *n
 
 /* ===== Internal to engine/models/ ======================================== */
 
+/* hparams.c: the architecture table and the metadata keys -> hparams
+ * (n_vocab, n_token_types are set by the caller from the tensors). */
+vki_status mdl_read_hparams(const vki_model_file *f, mdl_arch *arch, mdl_hparams *hp);
+/* "<arch>.<suffix>" as an integer in 1..2^24 / a float, else dflt. */
+int32_t    mdl_key_u32(const vki_model_file *f, const char *suffix, int32_t dflt);
+float      mdl_key_f32(const vki_model_file *f, const char *suffix, float dflt);
+
+/* rope.c: div [n_rot/2] gets the per-pair frequency divisors the file asks
+ * for at context n_ctx (*have false: none), hp->rope_scale and rope_mscale
+ * their values; *stored_bytes the bytes of a stored factor tensor read. */
+vki_status mdl_rope_divisors(const vki_model_file *f, mdl_arch arch, mdl_hparams *hp, int32_t n_ctx, float *div,
+                             bool *have, uint64_t *stored_bytes);
+
 /* KV cache (kv_cache.c): per layer one K and one V tensor
  * {head_dim, n_head_kv, rows, n_seq} of kv_type. Global layers hold n_ctx
  * rows, positions [0, len). Sliding-window layers hold n_ctx_swa rows
