@@ -3,17 +3,29 @@
  * HF folder and its GGUF conversion look the same to the engine.
  * Owns the mapping; must not touch tensor data (only names and flags).
  *
- * config.json -> general.architecture ("llama" for llama and mistral, "qwen2",
- *   "bert") and <arch>.block_count (num_hidden_layers), .context_length
- *   (max_position_embeddings), .embedding_length (hidden_size),
- *   .feed_forward_length (intermediate_size), .attention.head_count
- *   (num_attention_heads), .attention.head_count_kv (num_key_value_heads,
- *   default head_count; not for bert), .attention.layer_norm_rms_epsilon
- *   (rms_norm_eps) or .attention.layer_norm_epsilon (layer_norm_eps, bert),
- *   .rope.freq_base (rope_theta), .rope.dimension_count (llama: head_dim or
- *   hidden_size / heads), .rope.scaling.type/.factor (rope_scaling),
- *   bert.attention.causal = false.
- * 1_Pooling/config.json (sentence-transformers) -> bert.pooling_type
+ * config.json -> general.architecture (model_type llama and mistral ->
+ *   "llama", qwen2, qwen3, qwen3_moe -> "qwen3moe", gemma2, gemma3_text ->
+ *   "gemma3", phi3, bert, nomic_bert -> "nomic-bert") and <arch>.block_count
+ *   (num_hidden_layers), .context_length (max_position_embeddings),
+ *   .embedding_length (hidden_size), .feed_forward_length
+ *   (intermediate_size), .attention.head_count (num_attention_heads),
+ *   .attention.head_count_kv (num_key_value_heads, default head_count;
+ *   decoders), .attention.key_length/.value_length (head_dim),
+ *   .attention.layer_norm_rms_epsilon (rms_norm_eps) or
+ *   .attention.layer_norm_epsilon (layer_norm_eps, encoders), .rope.freq_base
+ *   (rope_theta), .rope.dimension_count (llama, phi3, or a partial rotary
+ *   factor: head_dim * partial_rotary_factor), the RoPE scaling (linear,
+ *   llama3, yarn, phi3's longrope: see map_rope_scaling; others refused),
+ *   experts (qwen3moe: expert_count, expert_used_count,
+ *   expert_feed_forward_length, expert_weights_norm), Gemma's sliding window
+ *   and pattern, softcaps, attention.scale (query_pre_attn_scalar^-1/2) and
+ *   rope.freq_base_swa, phi3's sliding window, attention.causal = false for
+ *   encoders. Both spellings of RoPE settings are read: transformers 5's
+ *   "rope_parameters" and the older "rope_theta"/"rope_scaling" (and
+ *   nomic-embed's own n_embd, rotary_emb_base, ...). Settings the engine does
+ *   not implement (an activation, Qwen's sliding window, dense layers in a
+ *   MoE, ...) are refused with UNSUPPORTED, never ignored.
+ * 1_Pooling/config.json (sentence-transformers) -> <bert|nomic-bert>.pooling_type
  *   (1 mean, 2 cls, 3 last token).
  * tokenizer.json (+ tokenizer_config.json) -> tokenizer.ggml.model: "llama"
  *   for SPM-style vocabularies (BPE with byte_fallback or Unigram), "gpt2" for
@@ -37,7 +49,9 @@
  *   are not listed). Normalizer, pre-tokenizer and decoder types that are not
  *   mapped are refused with UNSUPPORTED, never skipped.
  * Tensor names: see hf_tensor_name(); llama q/k weights and biases get
- * rope_permute_heads (qwen2's do not).
+ * rope_permute_heads (the NeoX-RoPE families' do not); Gemma's norm weights
+ * get + 1 (as convert_hf_to_gguf.py writes them); a MoE's per-expert
+ * matrices become one stacked tensor per layer (vki_tensor_info.parts).
  */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -111,29 +125,337 @@ static bool jint(const cJSON *j, double lo, double hi, int64_t *out)
 
 /* ===== config.json ======================================================= */
 
-static vki_status cfg_u32(vki_model_file *f, const char *src, const cJSON *root, const char *hf, const char *arch,
-                          const char *suffix, bool required)
+/* The architectures an HF model_type maps onto (GGUF names as llama.cpp's
+ * convert_hf_to_gguf.py writes them). */
+static const struct { const char *model_type, *arch; } hf_archs[] = {
+    {"llama", "llama"},        {"mistral", "llama"},       {"qwen2", "qwen2"},   {"qwen3", "qwen3"},
+    {"qwen3_moe", "qwen3moe"}, {"gemma2", "gemma2"},       {"gemma3_text", "gemma3"}, {"phi3", "phi3"},
+    {"bert", "bert"},          {"nomic_bert", "nomic-bert"},
+};
+
+typedef struct cfg {
+    vki_model_file *f;
+    const char     *src;  /* config.json's path, for messages */
+    const cJSON    *root;
+    const char     *arch;
+} cfg;
+
+/* root[a], else root[b] (older or custom-code spellings of the same key). */
+static const cJSON *jget(const cJSON *o, const char *a, const char *b)
 {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, hf);
+    const cJSON *j = cJSON_IsObject(o) && a ? cJSON_GetObjectItemCaseSensitive(o, a) : NULL;
+    if ((!j || cJSON_IsNull(j)) && b && cJSON_IsObject(o)) j = cJSON_GetObjectItemCaseSensitive(o, b);
+    return j && !cJSON_IsNull(j) ? j : NULL;
+}
+
+static double jnum(const cJSON *o, const char *a, const char *b, double dflt)
+{
+    const cJSON *j = jget(o, a, b);
+    return cJSON_IsNumber(j) ? j->valuedouble : dflt;
+}
+
+static vki_status cfg_u32(const cfg *c, const char *suffix, const char *hf, const char *alt, bool required)
+{
+    const cJSON *j = jget(c->root, hf, alt);
     int64_t v;
     if (!j) {
-        if (required) return vki_fail(VKI_ERR_BAD_FILE, "%s: \"%s\" is missing", src, hf);
+        if (required) return vki_fail(VKI_ERR_BAD_FILE, "%s: \"%s\" is missing", c->src, hf);
         return VKI_OK;
     }
     if (!jint(j, 0, 4294967295.0, &v))
-        return vki_fail(VKI_ERR_BAD_FILE, "%s: \"%s\" is not an integer in [0, 2^32)", src, hf);
+        return vki_fail(VKI_ERR_BAD_FILE, "%s: \"%s\" is not an integer in [0, 2^32)", c->src, j->string);
     char key[128];
-    return put_u32(f, arch_key(key, sizeof key, arch, suffix), (uint32_t)v);
+    return put_u32(c->f, arch_key(key, sizeof key, c->arch, suffix), (uint32_t)v);
 }
 
-static vki_status cfg_f32(vki_model_file *f, const char *src, const cJSON *root, const char *hf, const char *arch,
-                          const char *suffix)
+static vki_status cfg_f32(const cfg *c, const char *suffix, const char *hf, const char *alt)
 {
-    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, hf);
-    if (!j || cJSON_IsNull(j)) return VKI_OK;
-    if (!cJSON_IsNumber(j)) return vki_fail(VKI_ERR_BAD_FILE, "%s: \"%s\" is not a number", src, hf);
+    const cJSON *j = jget(c->root, hf, alt);
+    if (!j) return VKI_OK;
+    if (!cJSON_IsNumber(j)) return vki_fail(VKI_ERR_BAD_FILE, "%s: \"%s\" is not a number", c->src, j->string);
     char key[128];
-    return put_f32(f, arch_key(key, sizeof key, arch, suffix), (float)j->valuedouble);
+    return put_f32(c->f, arch_key(key, sizeof key, c->arch, suffix), (float)j->valuedouble);
+}
+
+static vki_status arch_u32(const cfg *c, const char *suffix, uint32_t v)
+{
+    char key[128];
+    return put_u32(c->f, arch_key(key, sizeof key, c->arch, suffix), v);
+}
+
+static vki_status arch_f32(const cfg *c, const char *suffix, double v)
+{
+    char key[128];
+    return put_f32(c->f, arch_key(key, sizeof key, c->arch, suffix), (float)v);
+}
+
+static vki_status arch_str(const cfg *c, const char *suffix, const char *v)
+{
+    char key[128];
+    return put_str(c->f, arch_key(key, sizeof key, c->arch, suffix), v, strlen(v));
+}
+
+/* A string setting that must have one of the values the engine implements
+ * (absent = dflt): anything else would run with wrong numbers. */
+static vki_status need_str(const cfg *c, const char *a, const char *b, const char *dflt, const char *ok1, const char *ok2)
+{
+    const cJSON *j = jget(c->root, a, b);
+    const char *v = cJSON_IsString(j) ? j->valuestring : j ? "(not a string)" : dflt;
+    if (!strcmp(v, ok1) || (ok2 && !strcmp(v, ok2))) return VKI_OK;
+    return vki_fail(VKI_ERR_UNSUPPORTED, "%s: \"%s\" is '%.40s'; %s supports only '%s'%s%s", c->src, j ? j->string : a,
+                    v, c->arch, ok1, ok2 ? " or " : "", ok2 ? ok2 : "");
+}
+
+/* A setting the engine does not implement must be absent, null, false, 0 or
+ * an empty list (or equal `ok` when it is a number). */
+static vki_status need_off(const cfg *c, const char *key, double ok)
+{
+    const cJSON *j = jget(c->root, key, NULL);
+    if (!j || cJSON_IsFalse(j) || (cJSON_IsArray(j) && cJSON_GetArraySize(j) == 0) ||
+        (cJSON_IsNumber(j) && j->valuedouble == ok))
+        return VKI_OK;
+    return vki_fail(VKI_ERR_UNSUPPORTED, "%s: \"%s\" = %s is not supported for %s", c->src, key,
+                    cJSON_IsNumber(j) ? "a number other than the default" : cJSON_IsTrue(j) ? "true" : "a value",
+                    c->arch);
+}
+
+/* ----- RoPE ---------------------------------------------------------------
+ * transformers 5 writes "rope_parameters" ({rope_type, rope_theta, factor,
+ * ...}, or one such object per layer type: "full_attention",
+ * "sliding_attention"); older configs have "rope_theta" and "rope_scaling"
+ * (its type under "type" or "rope_type") at the top level. */
+
+typedef struct rope_cfg {
+    const cJSON *p;     /* the parameter object, or NULL (no scaling)        */
+    const char  *type;  /* "default", "linear", "llama3", "yarn", ...        */
+    double       theta; /* 0 = not given                                      */
+} rope_cfg;
+
+static rope_cfg rope_of(const cJSON *root, const char *layer_type)
+{
+    rope_cfg r = {NULL, "default", 0};
+    const cJSON *rp = jget(root, "rope_parameters", NULL);
+    if (cJSON_IsObject(rp)) {
+        const cJSON *nested = jget(rp, layer_type ? layer_type : "full_attention", NULL);
+        if (cJSON_IsObject(nested)) rp = nested;
+        else if (jget(rp, "full_attention", "sliding_attention")) rp = NULL; /* that layer type has none */
+        r.p = rp;
+    } else if (layer_type && !strcmp(layer_type, "sliding_attention")) {
+        /* Gemma 3's local layers: rope_scaling is for the global ones */
+        r.theta = jnum(root, "rope_local_base_freq", NULL, 0);
+        return r;
+    } else {
+        r.p = jget(root, "rope_scaling", NULL);
+        if (!cJSON_IsObject(r.p)) r.p = NULL;
+    }
+    const cJSON *t = jget(r.p, "rope_type", "type");
+    if (cJSON_IsString(t)) r.type = t->valuestring;
+    r.theta = jnum(r.p, "rope_theta", NULL, jnum(root, "rope_theta", NULL, 0));
+    return r;
+}
+
+/* The scaling of the (global) RoPE as GGUF keys: <arch>.rope.scaling.type
+ * plus its parameters, as convert_hf_to_gguf.py writes them for "linear" and
+ * "yarn"; "llama3" as the keys the engine turns into rope_freqs (GGUF files
+ * carry rope_freqs.weight instead); Phi-3's "longrope" as llama.cpp's
+ * rope_factors_long/short.weight tensors, rope.scaling.attn_factor and
+ * original_context_length. Every other type is refused. */
+static vki_status map_rope_scaling(const cfg *c, const rope_cfg *r, uint32_t rope_dims)
+{
+    const char *ty = r->type;
+    const cJSON *p = r->p;
+    const double ctx = jnum(c->root, "max_position_embeddings", NULL, 0);
+    /* the pretraining context: inside the parameters, or at the top level (Phi-3) */
+    const double orig = jnum(c->root, "original_max_position_embeddings", NULL,
+                             jnum(p, "original_max_position_embeddings", NULL, 0));
+    if (!strcmp(ty, "default")) return VKI_OK;
+    if (!strcmp(ty, "linear")) {
+        const cJSON *fa = jget(p, "factor", NULL);
+        if (!cJSON_IsNumber(fa) || !(fa->valuedouble > 0))
+            return vki_fail(VKI_ERR_BAD_FILE, "%s: linear RoPE scaling without a positive \"factor\"", c->src);
+        VKI_TRY(arch_str(c, "rope.scaling.type", "linear"));
+        return arch_f32(c, "rope.scaling.factor", fa->valuedouble);
+    }
+    if (!strcmp(ty, "llama3")) {
+        const double fa = jnum(p, "factor", NULL, 0), lo = jnum(p, "low_freq_factor", NULL, 0),
+                     hi = jnum(p, "high_freq_factor", NULL, 0);
+        const double o = jnum(p, "original_max_position_embeddings", NULL, 0);
+        if (!(fa > 0) || !(lo > 0) || !(hi > lo) || !(o > 0))
+            return vki_fail(VKI_ERR_BAD_FILE, "%s: llama3 RoPE scaling needs factor > 0, 0 < low_freq_factor < "
+                            "high_freq_factor and original_max_position_embeddings", c->src);
+        VKI_TRY(arch_str(c, "rope.scaling.type", "llama3"));
+        VKI_TRY(arch_f32(c, "rope.scaling.factor", fa));
+        VKI_TRY(arch_f32(c, "rope.scaling.low_freq_factor", lo));
+        VKI_TRY(arch_f32(c, "rope.scaling.high_freq_factor", hi));
+        return arch_u32(c, "rope.scaling.original_context_length", (uint32_t)o);
+    }
+    if (!strcmp(ty, "yarn")) {
+        const double o = jnum(p, "original_max_position_embeddings", NULL, orig);
+        const double fa = jnum(p, "factor", NULL, o > 0 ? ctx / o : 0);
+        if (!(fa > 0) || !(o > 0))
+            return vki_fail(VKI_ERR_BAD_FILE, "%s: yarn RoPE scaling needs \"factor\" and "
+                            "\"original_max_position_embeddings\"", c->src);
+        /* DeepSeek's mscale pair, a given attention factor and untruncated
+         * correction ranges are computed differently from llama.cpp's YaRN */
+        if ((jnum(p, "mscale", NULL, 0) != 0 && jnum(p, "mscale_all_dim", NULL, 0) != 0) ||
+            jget(p, "attention_factor", NULL) || cJSON_IsFalse(jget(p, "truncate", NULL)))
+            return vki_fail(VKI_ERR_UNSUPPORTED, "%s: yarn RoPE scaling with mscale and mscale_all_dim, an explicit "
+                            "attention_factor or truncate = false is not supported", c->src);
+        VKI_TRY(arch_str(c, "rope.scaling.type", "yarn"));
+        VKI_TRY(arch_f32(c, "rope.scaling.factor", fa));
+        VKI_TRY(arch_u32(c, "rope.scaling.original_context_length", (uint32_t)o));
+        if (jget(p, "beta_fast", NULL)) VKI_TRY(arch_f32(c, "rope.scaling.yarn_beta_fast", jnum(p, "beta_fast", NULL, 32)));
+        if (jget(p, "beta_slow", NULL)) VKI_TRY(arch_f32(c, "rope.scaling.yarn_beta_slow", jnum(p, "beta_slow", NULL, 1)));
+        return VKI_OK;
+    }
+    if ((!strcmp(ty, "longrope") || !strcmp(ty, "su")) && !strcmp(c->arch, "phi3")) {
+        const cJSON *lf = jget(p, "long_factor", NULL), *sf = jget(p, "short_factor", NULL);
+        const int n = cJSON_GetArraySize(lf);
+        if (!cJSON_IsArray(lf) || !cJSON_IsArray(sf) || n != cJSON_GetArraySize(sf) || (uint32_t)n != rope_dims / 2 ||
+            !(orig > 0) || !(ctx > 0))
+            return vki_fail(VKI_ERR_BAD_FILE, "%s: longrope needs long_factor and short_factor of %u values each "
+                            "(rotary dimensions / 2) and original_max_position_embeddings", c->src, rope_dims / 2);
+        /* transformers' default attention factor (convert_hf_to_gguf's too) */
+        const double scale = ctx / orig;
+        const double attn = jnum(p, "attention_factor", NULL,
+                                 scale > 1.0 ? sqrt(1.0 + log(scale) / log(orig)) : 1.0);
+        const cJSON *lists[2] = {lf, sf};
+        const char *names[2] = {"rope_factors_long.weight", "rope_factors_short.weight"};
+        for (int k = 0; k < 2; k++) {
+            float *v = ld_alloc(&c->f->arena, (uint64_t)n * sizeof *v);
+            char *name = ld_strdup(&c->f->arena, names[k], strlen(names[k]));
+            if (!v || !name) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", c->src);
+            int i = 0;
+            const cJSON *e;
+            cJSON_ArrayForEach(e, lists[k]) {
+                if (!cJSON_IsNumber(e) || !(e->valuedouble > 0))
+                    return vki_fail(VKI_ERR_BAD_FILE, "%s: %s[%d] is not a positive number", c->src,
+                                    k ? "short_factor" : "long_factor", i);
+                v[i++] = (float)e->valuedouble;
+            }
+            vki_tensor_info t = {.name = name, .type = VKI_TYPE_F32, .n_dims = 1, .ne = {n, 1, 1, 1},
+                                 .bytes = (uint64_t)n * sizeof *v, .data = v};
+            VKI_TRY(ld_add_tensor(c->f, &t));
+        }
+        VKI_TRY(arch_u32(c, "rope.scaling.original_context_length", (uint32_t)orig));
+        return arch_f32(c, "rope.scaling.attn_factor", attn);
+    }
+    return vki_fail(VKI_ERR_UNSUPPORTED, "%s: RoPE scaling type '%.32s' is not supported for %s (linear, llama3, "
+                    "yarn%s are)", c->src, ty, c->arch, !strcmp(c->arch, "phi3") ? ", longrope" : "");
+}
+
+/* ----- per-family settings ------------------------------------------------ */
+
+/* Gemma's local/global layer pattern as llama.cpp's n_swa_pattern: layer i
+ * uses the sliding window when i % n < n - 1. From "layer_types" when given
+ * (the configured n if it reproduces them, else the smallest n that does),
+ * else "sliding_window_pattern". */
+static bool pattern_fits(const cJSON *lt, uint32_t n)
+{
+    uint32_t i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, lt) {
+        if (!strcmp(e->valuestring, "sliding_attention") != (i % n < n - 1)) return false;
+        i++;
+    }
+    return true;
+}
+
+static vki_status gemma_pattern(const cfg *c, uint32_t n_layer, uint32_t dflt, uint32_t *out)
+{
+    const cJSON *lt = jget(c->root, "layer_types", NULL);
+    *out = (uint32_t)jnum(c->root, "sliding_window_pattern", "_sliding_window_pattern", dflt);
+    if (!cJSON_IsArray(lt)) return VKI_OK;
+    if ((uint32_t)cJSON_GetArraySize(lt) != n_layer)
+        return vki_fail(VKI_ERR_BAD_FILE, "%s: \"layer_types\" has %d entries for %u layers", c->src,
+                        cJSON_GetArraySize(lt), n_layer);
+    int i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, lt) {
+        if (!cJSON_IsString(e) || (strcmp(e->valuestring, "sliding_attention") && strcmp(e->valuestring, "full_attention")))
+            return vki_fail(VKI_ERR_UNSUPPORTED, "%s: layer_types[%d] is not sliding_attention or full_attention",
+                            c->src, i);
+        i++;
+    }
+    if (*out > 0 && pattern_fits(lt, *out)) return VKI_OK;
+    for (uint32_t n = 1; n <= n_layer + 1; n++) {
+        if (pattern_fits(lt, n)) {
+            *out = n;
+            return VKI_OK;
+        }
+    }
+    return vki_fail(VKI_ERR_UNSUPPORTED, "%s: \"layer_types\" is not a repeating pattern of sliding layers followed by "
+                    "one full-attention layer", c->src);
+}
+
+static vki_status map_gemma(const cfg *c, uint32_t n_layer)
+{
+    const bool g3 = !strcmp(c->arch, "gemma3");
+    VKI_TRY(need_str(c, "hidden_activation", "hidden_act", "gelu_pytorch_tanh", "gelu_pytorch_tanh", NULL));
+    VKI_TRY(need_off(c, "use_bidirectional_attention", 0));
+    VKI_TRY(need_off(c, "attention_bias", 0));
+    VKI_TRY(cfg_u32(c, "attention.sliding_window", "sliding_window", NULL, true));
+    uint32_t pattern;
+    VKI_TRY(gemma_pattern(c, n_layer, g3 ? 6 : 2, &pattern));
+    VKI_TRY(arch_u32(c, "attention.sliding_window_pattern", pattern));
+    VKI_TRY(cfg_f32(c, "attn_logit_softcapping", "attn_logit_softcapping", NULL));
+    VKI_TRY(cfg_f32(c, "final_logit_softcapping", "final_logit_softcapping", NULL));
+    /* queries are scaled by query_pre_attn_scalar^-1/2, not head_dim^-1/2 */
+    const double qs = jnum(c->root, "query_pre_attn_scalar", NULL, 0);
+    if (qs > 0) VKI_TRY(arch_f32(c, "attention.scale", 1.0 / sqrt(qs)));
+    if (g3) {
+        /* local layers: their own base and no scaling */
+        rope_cfg local = rope_of(c->root, "sliding_attention");
+        const double base = local.theta ? local.theta : 10000.0;
+        if (strcmp(local.type, "default"))
+            return vki_fail(VKI_ERR_UNSUPPORTED, "%s: RoPE scaling '%.32s' on the sliding-window layers is not "
+                            "supported", c->src, local.type);
+        VKI_TRY(arch_f32(c, "rope.freq_base_swa", base));
+    }
+    return VKI_OK;
+}
+
+static vki_status map_moe(const cfg *c)
+{
+    VKI_TRY(cfg_u32(c, "expert_count", "num_experts", "num_local_experts", true));
+    VKI_TRY(cfg_u32(c, "expert_used_count", "num_experts_per_tok", NULL, true));
+    VKI_TRY(cfg_u32(c, "expert_feed_forward_length", "moe_intermediate_size", NULL, true));
+    /* every layer sparse: llama.cpp's qwen3moe has no dense layers */
+    VKI_TRY(need_off(c, "mlp_only_layers", 0));
+    VKI_TRY(need_off(c, "decoder_sparse_step", 1));
+    VKI_TRY(need_off(c, "shared_expert_intermediate_size", 0));
+    /* renormalise the chosen experts' weights; transformers' default is false */
+    char key[128];
+    return put_bool(c->f, arch_key(key, sizeof key, c->arch, "expert_weights_norm"),
+                    cJSON_IsTrue(jget(c->root, "norm_topk_prob", NULL)));
+}
+
+/* nomic-embed's own config (n_embd, rotary_emb_base, ...) or transformers'
+ * NomicBertConfig, under the restrictions convert_hf_to_gguf.py asserts. */
+static vki_status map_nomic(const cfg *c)
+{
+    VKI_TRY(need_off(c, "prenorm", 0));
+    VKI_TRY(need_off(c, "causal", 0));
+    VKI_TRY(need_off(c, "qkv_proj_bias", 0));
+    VKI_TRY(need_off(c, "mlp_fc1_bias", 0));
+    VKI_TRY(need_off(c, "mlp_fc2_bias", 0));
+    VKI_TRY(need_off(c, "rotary_emb_interleaved", 0));
+    VKI_TRY(need_off(c, "rotary_emb_scale_base", 0));
+    VKI_TRY(need_off(c, "rotary_scaling_factor", 0));
+    VKI_TRY(need_off(c, "moe_every_n_layers", 0));
+    VKI_TRY(need_off(c, "rotary_emb_fraction", 1));
+    VKI_TRY(need_str(c, "activation_function", NULL, "swiglu", "swiglu", NULL));
+    VKI_TRY(need_str(c, "hidden_act", NULL, "silu", "silu", NULL));
+    /* the HF config claims n_positions 8192 but trained 2048 (llama.cpp's note) */
+    const cJSON *ctx = jget(c->root, "max_trained_positions", NULL) ? jget(c->root, "max_trained_positions", NULL)
+                                                                    : jget(c->root, "max_position_embeddings", "n_positions");
+    int64_t v;
+    if (ctx && jint(ctx, 1, 1 << 24, &v)) VKI_TRY(arch_u32(c, "context_length", (uint32_t)v));
+    VKI_TRY(cfg_f32(c, "attention.layer_norm_epsilon", "layer_norm_eps", "layer_norm_epsilon"));
+    rope_cfg r = rope_of(c->root, NULL);
+    if (strcmp(r.type, "default"))
+        return vki_fail(VKI_ERR_UNSUPPORTED, "%s: RoPE scaling '%.32s' is not supported for nomic-bert", c->src, r.type);
+    return arch_f32(c, "rope.freq_base", r.theta ? r.theta : jnum(c->root, "rotary_emb_base", NULL, 1000.0));
 }
 
 vki_status hf_map_config(vki_model_file *f, const char *src, const char *text, size_t len)
@@ -149,58 +471,74 @@ vki_status hf_map_config(vki_model_file *f, const char *src, const char *text, s
         s = vki_fail(VKI_ERR_BAD_FILE, "%s: \"model_type\" is missing", src);
         goto done;
     }
-    const char *arch;
-    if (!strcmp(mt->valuestring, "llama") || !strcmp(mt->valuestring, "mistral")) arch = "llama";
-    else if (!strcmp(mt->valuestring, "qwen2")) arch = "qwen2";
-    else if (!strcmp(mt->valuestring, "bert")) arch = "bert";
-    else {
-        s = vki_fail(VKI_ERR_UNSUPPORTED, "%s: model_type '%.64s' is not supported (expected llama, mistral, qwen2 or bert)",
-                     src, mt->valuestring);
+    cfg c = {f, src, root, NULL};
+    for (size_t i = 0; i < VKI_COUNT(hf_archs); i++)
+        if (!strcmp(mt->valuestring, hf_archs[i].model_type)) c.arch = hf_archs[i].arch;
+    if (!c.arch) {
+        s = vki_fail(VKI_ERR_UNSUPPORTED, "%s: model_type '%.64s' is not supported (expected llama, mistral, qwen2, "
+                     "qwen3, qwen3_moe, gemma2, gemma3_text, phi3, bert or nomic_bert)", src, mt->valuestring);
         goto done;
     }
-    const bool bert = !strcmp(arch, "bert");
-    char key[128];
-    if ((s = put_str(f, "general.architecture", arch, strlen(arch))) != VKI_OK) goto done;
-    if ((s = cfg_u32(f, src, root, "num_hidden_layers", arch, "block_count", true)) != VKI_OK) goto done;
-    if ((s = cfg_u32(f, src, root, "max_position_embeddings", arch, "context_length", false)) != VKI_OK) goto done;
-    if ((s = cfg_u32(f, src, root, "hidden_size", arch, "embedding_length", true)) != VKI_OK) goto done;
-    if ((s = cfg_u32(f, src, root, "intermediate_size", arch, "feed_forward_length", true)) != VKI_OK) goto done;
-    if ((s = cfg_u32(f, src, root, "num_attention_heads", arch, "attention.head_count", true)) != VKI_OK) goto done;
+    const char *arch = c.arch;
+    const bool bert = !strcmp(arch, "bert"), nomic = !strcmp(arch, "nomic-bert"), encoder = bert || nomic;
+    const bool gemma = !strncmp(arch, "gemma", 5), phi3 = !strcmp(arch, "phi3");
+#define TRY(x) do { if ((s = (x)) != VKI_OK) goto done; } while (0)
+    TRY(put_str(f, "general.architecture", arch, strlen(arch)));
+    TRY(cfg_u32(&c, "block_count", "num_hidden_layers", "n_layer", true));
+    TRY(cfg_u32(&c, "context_length", "max_position_embeddings", "n_positions", false));
+    TRY(cfg_u32(&c, "embedding_length", "hidden_size", "n_embd", true));
+    TRY(cfg_u32(&c, "feed_forward_length", "intermediate_size", "n_inner", true));
+    TRY(cfg_u32(&c, "attention.head_count", "num_attention_heads", "n_head", true));
+    uint32_t n_embd = 0, n_head = 0, n_layer = 0;
+    vki_file_get_u32(f, arch_key((char[128]){0}, 128, arch, "embedding_length"), &n_embd);
+    vki_file_get_u32(f, arch_key((char[128]){0}, 128, arch, "attention.head_count"), &n_head);
+    vki_file_get_u32(f, arch_key((char[128]){0}, 128, arch, "block_count"), &n_layer);
     if (bert) {
-        if ((s = cfg_f32(f, src, root, "layer_norm_eps", arch, "attention.layer_norm_epsilon")) != VKI_OK) goto done;
-        if ((s = put_bool(f, "bert.attention.causal", false)) != VKI_OK) goto done;
+        TRY(cfg_f32(&c, "attention.layer_norm_epsilon", "layer_norm_eps", NULL));
+    } else if (nomic) {
+        TRY(map_nomic(&c));
     } else {
-        const cJSON *kvh = cJSON_GetObjectItemCaseSensitive(root, "num_key_value_heads");
-        const char *hf_kv = cJSON_IsNumber(kvh) ? "num_key_value_heads" : "num_attention_heads";
-        if ((s = cfg_u32(f, src, root, hf_kv, arch, "attention.head_count_kv", true)) != VKI_OK) goto done;
-        if ((s = cfg_f32(f, src, root, "rms_norm_eps", arch, "attention.layer_norm_rms_epsilon")) != VKI_OK) goto done;
-        if ((s = cfg_f32(f, src, root, "rope_theta", arch, "rope.freq_base")) != VKI_OK) goto done;
+        const cJSON *kvh = jget(root, "num_key_value_heads", NULL);
+        TRY(cfg_u32(&c, "attention.head_count_kv", kvh ? "num_key_value_heads" : "num_attention_heads", NULL, true));
+        TRY(cfg_f32(&c, "attention.layer_norm_rms_epsilon", "rms_norm_eps", NULL));
+        if (!gemma) TRY(need_str(&c, "hidden_act", NULL, "silu", "silu", NULL));
     }
-    if (!strcmp(arch, "llama")) {
-        /* convert_hf_to_gguf writes the rotary width for llama: head_dim, or
-         * hidden_size / heads */
-        uint32_t n_embd = 0, n_head = 0;
-        vki_file_get_u32(f, "llama.embedding_length", &n_embd);
-        vki_file_get_u32(f, "llama.attention.head_count", &n_head);
-        const cJSON *hd = cJSON_GetObjectItemCaseSensitive(root, "head_dim");
-        int64_t v;
-        if (jint(hd, 1, 65536, &v)) s = put_u32(f, "llama.rope.dimension_count", (uint32_t)v);
-        else if (n_head) s = put_u32(f, "llama.rope.dimension_count", n_embd / n_head);
-        if (s != VKI_OK) goto done;
+    if (encoder) {
+        char key[128];
+        TRY(put_bool(f, arch_key(key, sizeof key, arch, "attention.causal"), false));
+        goto done;
     }
-    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(root, "rope_scaling");
-    if (cJSON_IsObject(rs)) {
-        const cJSON *ty = cJSON_GetObjectItemCaseSensitive(rs, "type");
-        if (!ty) ty = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
-        const cJSON *fa = cJSON_GetObjectItemCaseSensitive(rs, "factor");
-        if (cJSON_IsString(ty) && cJSON_IsNumber(fa)) {
-            if ((s = put_str(f, arch_key(key, sizeof key, arch, "rope.scaling.type"), ty->valuestring,
-                             strlen(ty->valuestring))) != VKI_OK)
-                goto done;
-            if ((s = put_f32(f, arch_key(key, sizeof key, arch, "rope.scaling.factor"), (float)fa->valuedouble)) != VKI_OK)
-                goto done;
-        }
+    /* head_dim: the attention width when it is not hidden_size / heads */
+    int64_t hd = n_head ? n_embd / n_head : 0;
+    const cJSON *hdj = jget(root, "head_dim", NULL);
+    if (hdj && !jint(hdj, 2, 65536, &hd)) {
+        s = vki_fail(VKI_ERR_BAD_FILE, "%s: \"head_dim\" is not an integer in [2, 65536]", src);
+        goto done;
     }
+    if (hdj) {
+        TRY(arch_u32(&c, "attention.key_length", (uint32_t)hd));
+        TRY(arch_u32(&c, "attention.value_length", (uint32_t)hd));
+    }
+    rope_cfg rope = rope_of(root, gemma ? "full_attention" : NULL);
+    if (rope.theta) TRY(arch_f32(&c, "rope.freq_base", rope.theta));
+    /* the rotary width: all of head_dim unless partial_rotary_factor (Phi-3,
+     * Phi-4-mini); convert_hf_to_gguf writes it for llama and phi3 */
+    const double prf = jnum(rope.p, "partial_rotary_factor", NULL, jnum(root, "partial_rotary_factor", NULL, 1.0));
+    if (!(prf > 0 && prf <= 1)) {
+        s = vki_fail(VKI_ERR_BAD_FILE, "%s: partial_rotary_factor %g is not in (0, 1]", src, prf);
+        goto done;
+    }
+    const uint32_t rope_dims = (uint32_t)((double)hd * prf);
+    if (!strcmp(arch, "llama") || phi3 || prf != 1.0) TRY(arch_u32(&c, "rope.dimension_count", rope_dims));
+    TRY(map_rope_scaling(&c, &rope, rope_dims));
+    if (gemma) TRY(map_gemma(&c, n_layer));
+    if (!strcmp(arch, "qwen3moe")) TRY(map_moe(&c));
+    if (!strncmp(arch, "qwen", 4)) {
+        /* Qwen's optional sliding window (use_sliding_window) is not implemented */
+        TRY(need_off(&c, "use_sliding_window", 0));
+    }
+    if (phi3) TRY(cfg_u32(&c, "attention.sliding_window", "sliding_window", NULL, false));
+#undef TRY
 done:
     cJSON_Delete(root);
     return s;
@@ -218,11 +556,10 @@ vki_status hf_map_pooling(vki_model_file *f, const char *src, const char *text, 
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "pooling_mode_mean_tokens"))) type = 1;
     else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "pooling_mode_cls_token"))) type = 2;
     else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "pooling_mode_lasttoken"))) type = 3;
-    if (type) {
-        vki_str a;
-        if (vki_file_get_str(f, "general.architecture", &a) && a.n == 4 && !memcmp(a.p, "bert", 4))
-            s = put_u32(f, "bert.pooling_type", type);
-    }
+    vki_str a;
+    if (type && vki_file_get_str(f, "general.architecture", &a) &&
+        ((a.n == 4 && !memcmp(a.p, "bert", 4)) || (a.n == 10 && !memcmp(a.p, "nomic-bert", 10))))
+        s = put_u32(f, a.n == 4 ? "bert.pooling_type" : "nomic-bert.pooling_type", type);
 done:
     cJSON_Delete(root);
     return s;
@@ -872,6 +1209,14 @@ static const name_rule llama_layer[] = {
     {"self_attn.q_proj", "attn_q"},      {"self_attn.k_proj", "attn_k"},     {"self_attn.v_proj", "attn_v"},
     {"self_attn.o_proj", "attn_output"}, {"mlp.gate_proj", "ffn_gate"},      {"mlp.up_proj", "ffn_up"},
     {"mlp.down_proj", "ffn_down"},       {"input_layernorm", "attn_norm"},   {"post_attention_layernorm", "ffn_norm"},
+    {"self_attn.q_norm", "attn_q_norm"}, {"self_attn.k_norm", "attn_k_norm"}, /* qwen3 */
+    {"mlp.gate", "ffn_gate_inp"},                                             /* qwen3_moe's router */
+    {"self_attn.qkv_proj", "attn_qkv"},  {"mlp.gate_up_proj", "ffn_up"},      /* phi3: fused, Q|K|V and gate|up rows */
+};
+/* Gemma norms around both blocks; searched before llama_layer. */
+static const name_rule gemma_layer[] = {
+    {"post_attention_layernorm", "post_attention_norm"}, {"pre_feedforward_layernorm", "ffn_norm"},
+    {"post_feedforward_layernorm", "post_ffw_norm"},
 };
 static const name_rule llama_top[] = {
     {"model.embed_tokens", "token_embd"}, {"model.norm", "output_norm"}, {"lm_head", "output"},
@@ -886,6 +1231,15 @@ static const name_rule bert_top[] = {
     {"embeddings.word_embeddings", "token_embd"},      {"embeddings.position_embeddings", "position_embd"},
     {"embeddings.token_type_embeddings", "token_types"}, {"embeddings.LayerNorm", "token_embd_norm"},
 };
+/* nomic-embed's checkpoint names ("encoder.layers.N."; SwiGLU: fc11 up, fc12 gate). */
+static const name_rule nomic_layer[] = {
+    {"attn.Wqkv", "attn_qkv"}, {"attn.out_proj", "attn_output"}, {"mlp.fc11", "ffn_up"}, {"mlp.fc12", "ffn_gate"},
+    {"mlp.fc2", "ffn_down"},   {"norm1", "attn_output_norm"},    {"norm2", "layer_output_norm"},
+};
+static const name_rule nomic_top[] = {
+    {"embeddings.word_embeddings", "token_embd"}, {"embeddings.token_type_embeddings", "token_types"},
+    {"emb_ln", "token_embd_norm"},
+};
 
 /* ".weight"/".bias" (LayerNorm's old "gamma"/"beta" too) -> GGUF suffix. */
 static const char *param_suffix(const char *p)
@@ -895,24 +1249,25 @@ static const char *param_suffix(const char *p)
     return NULL;
 }
 
-static bool match_rule(const name_rule *rules, size_t n, const char *s, const char *blk, char *out, size_t cap)
+/* 1 matched and written, 0 no rule, -1 matched but unusable. */
+static int match_rule(const name_rule *rules, size_t n, const char *s, const char *blk, char *out, size_t cap)
 {
     for (size_t i = 0; i < n; i++) {
         size_t l = strlen(rules[i].hf);
         if (strncmp(s, rules[i].hf, l) || s[l] != '.') continue;
         const char *suf = param_suffix(s + l + 1);
-        if (!suf) return false;
+        if (!suf) return -1;
         int w = blk ? snprintf(out, cap, "blk.%s.%s.%s", blk, rules[i].gguf, suf)
                     : snprintf(out, cap, "%s.%s", rules[i].gguf, suf);
-        return w > 0 && (size_t)w < cap;
+        return w > 0 && (size_t)w < cap ? 1 : -1;
     }
-    return false;
+    return 0;
 }
 
 bool hf_tensor_name(const char *arch, const char *hf, char *out, size_t cap)
 {
-    const bool bert = !strcmp(arch, "bert");
-    const char *layer_prefix = bert ? "encoder.layer." : "model.layers.";
+    const bool bert = !strcmp(arch, "bert"), nomic = !strcmp(arch, "nomic-bert");
+    const char *layer_prefix = bert ? "encoder.layer." : nomic ? "encoder.layers." : "model.layers.";
     if (bert && !strncmp(hf, "bert.", 5)) hf += 5;
     const size_t lp = strlen(layer_prefix);
     if (!strncmp(hf, layer_prefix, lp)) {
@@ -923,11 +1278,16 @@ bool hf_tensor_name(const char *arch, const char *hf, char *out, size_t cap)
         if (k == 0 || p[k] != '.') return false;
         memcpy(blk, p, k);
         blk[k] = '\0';
-        return bert ? match_rule(bert_layer, VKI_COUNT(bert_layer), p + k + 1, blk, out, cap)
-                    : match_rule(llama_layer, VKI_COUNT(llama_layer), p + k + 1, blk, out, cap);
+        p += k + 1;
+        if (bert) return match_rule(bert_layer, VKI_COUNT(bert_layer), p, blk, out, cap) > 0;
+        if (nomic) return match_rule(nomic_layer, VKI_COUNT(nomic_layer), p, blk, out, cap) > 0;
+        int m = !strncmp(arch, "gemma", 5) ? match_rule(gemma_layer, VKI_COUNT(gemma_layer), p, blk, out, cap) : 0;
+        if (m == 0) m = match_rule(llama_layer, VKI_COUNT(llama_layer), p, blk, out, cap);
+        return m > 0;
     }
-    return bert ? match_rule(bert_top, VKI_COUNT(bert_top), hf, NULL, out, cap)
-                : match_rule(llama_top, VKI_COUNT(llama_top), hf, NULL, out, cap);
+    if (bert) return match_rule(bert_top, VKI_COUNT(bert_top), hf, NULL, out, cap) > 0;
+    if (nomic) return match_rule(nomic_top, VKI_COUNT(nomic_top), hf, NULL, out, cap) > 0;
+    return match_rule(llama_top, VKI_COUNT(llama_top), hf, NULL, out, cap) > 0;
 }
 
 /* Tensors a GGUF conversion leaves out (derived buffers, unused heads). */
@@ -937,6 +1297,7 @@ static bool dropped(const char *arch, const char *hf)
     if (!strcmp(arch, "bert") && (!strncmp(hf, "pooler.", 7) || !strncmp(hf, "bert.pooler.", 12) ||
                                   !strncmp(hf, "cls.", 4)))
         return true;
+    if (!strcmp(arch, "nomic-bert") && (!strncmp(hf, "pooler.", 7) || !strncmp(hf, "cls.", 4))) return true;
     return false;
 }
 
@@ -946,18 +1307,114 @@ static bool ends_with(const char *s, const char *suffix)
     return n > k && !strcmp(s + n - k, suffix);
 }
 
+/* ----- MoE experts ----------------------------------------------------------
+ * HF stores one matrix per expert, "model.layers.L.mlp.experts.E.gate_proj.weight"
+ * [n_ff_exp, n_embd]; GGUF has one blk.L.ffn_gate_exps.weight {n_embd,
+ * n_ff_exp, n_expert} per layer. The loader describes it as a tensor of
+ * n_expert parts (vki_tensor_info.parts), each part one expert's mapping. */
+
+static const char *const exp_proj[3] = {"gate_proj", "up_proj", "down_proj"};
+static const char *const exp_gguf[3] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
+
+static bool parse_uint(const char **p, uint32_t *out)
+{
+    uint64_t v = 0;
+    const char *s = *p;
+    while (*s >= '0' && *s <= '9' && v < (1u << 24)) v = v * 10 + (uint64_t)(*s++ - '0');
+    if (s == *p || (*s >= '0' && *s <= '9')) return false;
+    *p = s;
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* 1: an expert matrix (layer, expert, projection 0..2); 0: not an expert;
+ * -1: under "mlp.experts." but not one matrix per expert (transformers 5's
+ * in-memory fused layout, which save_pretrained does not write). */
+static int expert_name(const char *hf, uint32_t *layer, uint32_t *expert, int *proj)
+{
+    const char *p = hf;
+    if (strncmp(p, "model.layers.", 13)) return 0;
+    p += 13;
+    if (!parse_uint(&p, layer) || strncmp(p, ".mlp.experts.", 13)) return 0;
+    p += 13;
+    if (!parse_uint(&p, expert) || *p++ != '.') return -1;
+    for (int k = 0; k < 3; k++) {
+        const size_t l = strlen(exp_proj[k]);
+        if (!strncmp(p, exp_proj[k], l) && !strcmp(p + l, ".weight")) {
+            *proj = k;
+            return 1;
+        }
+    }
+    return -1;
+}
+
+/* Appends blk.L.ffn_*_exps.weight for every layer from ex[L][proj][E]. */
+static vki_status stack_experts(vki_model_file *f, const vki_tensor_info *ex, uint32_t n_layer, uint32_t n_expert)
+{
+    for (uint32_t l = 0; l < n_layer; l++) {
+        for (int k = 0; k < 3; k++) {
+            const vki_tensor_info *e = &ex[((size_t)l * 3 + (size_t)k) * n_expert];
+            if (!e[0].name) continue; /* a layer without experts: the engine says what is missing */
+            const void **parts = ld_alloc(&f->arena, (uint64_t)n_expert * sizeof *parts);
+            if (!parts) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", f->path);
+            uint64_t bytes = 0;
+            for (uint32_t i = 0; i < n_expert; i++) {
+                if (!e[i].name)
+                    return vki_fail(VKI_ERR_BAD_FILE, "%s: model.layers.%u.mlp.experts.%u.%s.weight is missing "
+                                    "(%u experts)", f->path, l, i, exp_proj[k], n_expert);
+                if (e[i].n_dims != 2 || e[i].type != e[0].type || e[i].ne[0] != e[0].ne[0] || e[i].ne[1] != e[0].ne[1])
+                    return vki_fail(VKI_ERR_BAD_FILE, "%s: expert %u of layer %u's %s has shape [%lld, %lld] %s, "
+                                    "expert 0's is [%lld, %lld] %s", f->path, i, l, exp_proj[k],
+                                    (long long)e[i].ne[1], (long long)e[i].ne[0], vki_type_name(e[i].type),
+                                    (long long)e[0].ne[1], (long long)e[0].ne[0], vki_type_name(e[0].type));
+                parts[i] = e[i].data;
+                bytes += e[i].bytes;
+            }
+            char name[96];
+            snprintf(name, sizeof name, "blk.%u.%s.weight", l, exp_gguf[k]);
+            vki_tensor_info t = {.type = e[0].type, .n_dims = 3, .ne = {e[0].ne[0], e[0].ne[1], n_expert, 1},
+                                 .offset = e[0].offset, .bytes = bytes, .file_idx = e[0].file_idx,
+                                 .n_parts = (int32_t)n_expert, .parts = (const void *const *)parts};
+            if (!(t.name = ld_strdup(&f->arena, name, strlen(name))))
+                return vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", f->path);
+            VKI_TRY(ld_add_tensor(f, &t));
+        }
+    }
+    return VKI_OK;
+}
+
+/* convert_hf_to_gguf adds 1 to Gemma's RMSNorm weights (HF computes
+ * x * (1 + w)); the engine reads GGUF's w + 1. Norms are small, so the
+ * sum is made here, as f32, in the loader's memory. */
+static vki_status plus_one(vki_model_file *f, vki_tensor_info *t)
+{
+    const int64_t n = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+    float *v = ld_alloc(&f->arena, (uint64_t)n * sizeof *v);
+    if (!v) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", f->path);
+    for (int64_t r = 0; r < n / t->ne[0]; r++)
+        VKI_TRY(vki_tensor_dequant_row(t, r, v + r * t->ne[0]));
+    for (int64_t i = 0; i < n; i++) v[i] += 1.0f;
+    t->type = VKI_TYPE_F32;
+    t->data = v;
+    t->bytes = (uint64_t)n * sizeof *v;
+    return VKI_OK;
+}
+
 vki_status hf_map_tensors(vki_model_file *f)
 {
     vki_str a;
     if (!vki_file_get_str(f, "general.architecture", &a)) return VKI_OK;
     char arch[32];
     snprintf(arch, sizeof arch, "%.*s", (int)VKI_MIN(a.n, 31), a.p);
-    uint32_t n_head = 0, n_head_kv = 0;
+    uint32_t n_head = 0, n_head_kv = 0, n_layer = 0, n_expert = 0;
     char key[128];
     vki_file_get_u32(f, arch_key(key, sizeof key, arch, "attention.head_count"), &n_head);
     vki_file_get_u32(f, arch_key(key, sizeof key, arch, "attention.head_count_kv"), &n_head_kv);
+    vki_file_get_u32(f, arch_key(key, sizeof key, arch, "block_count"), &n_layer);
+    vki_file_get_u32(f, arch_key(key, sizeof key, arch, "expert_count"), &n_expert);
+    const bool gemma = !strncmp(arch, "gemma", 5);
 
-    vki_tensor_info *old = f->tensors;
+    vki_tensor_info *old = f->tensors, *ex = NULL;
     const int64_t n_old = f->n_tensors;
     f->tensors = NULL;
     f->n_tensors = f->cap_tensors = 0;
@@ -965,9 +1422,31 @@ vki_status hf_map_tensors(vki_model_file *f)
     free(f->tensor_index.slot);
     f->tensor_index = (ld_index){0, NULL};
     vki_status s = VKI_OK;
+    if (n_expert > 0 && n_layer > 0 && !(ex = calloc((size_t)n_layer * 3 * n_expert, sizeof *ex)))
+        s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", f->path);
     for (int64_t i = 0; i < n_old && s == VKI_OK; i++) {
         vki_tensor_info t = old[i];
         if (dropped(arch, t.name)) continue;
+        uint32_t layer, expert;
+        int proj, e = expert_name(t.name, &layer, &expert, &proj);
+        if (e != 0 && !ex) {
+            s = vki_fail(VKI_ERR_BAD_FILE, "%s: expert tensor '%s' in a model without \"num_experts\"", f->path, t.name);
+            break;
+        }
+        if (e < 0) {
+            s = vki_fail(VKI_ERR_UNSUPPORTED, "%s: tensor '%s': experts are read one matrix per expert "
+                         "(mlp.experts.E.gate_proj.weight, ...)", f->path, t.name);
+            break;
+        }
+        if (e > 0) {
+            if (layer >= n_layer || expert >= n_expert) {
+                s = vki_fail(VKI_ERR_BAD_FILE, "%s: tensor '%s' is past %u layers of %u experts", f->path, t.name,
+                             n_layer, n_expert);
+                break;
+            }
+            ex[((size_t)layer * 3 + (size_t)proj) * n_expert + expert] = t;
+            continue;
+        }
         char name[256];
         if (hf_tensor_name(arch, t.name, name, sizeof name)) {
             if (!(t.name = ld_strdup(&f->arena, name, strlen(name)))) {
@@ -977,16 +1456,19 @@ vki_status hf_map_tensors(vki_model_file *f)
             /* GGUF's llama conversion interleaves the rotary halves of q/k
              * rows, and of their bias elements (convert_hf_to_gguf permutes
              * "q_proj.weight" and "q_proj.bias" alike); the engine reads
-             * GGUF order. qwen2 (NeoX RoPE) is converted unpermuted. */
+             * GGUF order. The NeoX-RoPE families are converted unpermuted. */
             if (!strcmp(arch, "llama") && t.n_dims <= 2) {
                 if (ends_with(name, ".attn_q.weight") || ends_with(name, ".attn_q.bias"))
                     t.rope_permute_heads = (int32_t)n_head;
                 if (ends_with(name, ".attn_k.weight") || ends_with(name, ".attn_k.bias"))
                     t.rope_permute_heads = (int32_t)n_head_kv;
             }
+            if (gemma && ends_with(name, "norm.weight") && (s = plus_one(f, &t)) != VKI_OK) break;
         }
         s = ld_add_tensor(f, &t);
     }
+    if (s == VKI_OK && ex) s = stack_experts(f, ex, n_layer, n_expert);
+    free(ex);
     free(old);
     return s;
 }
