@@ -28,8 +28,9 @@
  * 1_Pooling/config.json (sentence-transformers) -> <bert|nomic-bert>.pooling_type
  *   (1 mean, 2 cls, 3 last token).
  * tokenizer.json (+ tokenizer_config.json) -> tokenizer.ggml.model: "llama"
- *   for SPM-style vocabularies (BPE with byte_fallback or Unigram), "gpt2" for
- *   byte-level BPE, "bert" for WordPiece; .tokens (by id, holes filled with
+ *   for SPM-style BPE (byte_fallback), "t5" for Unigram (charsmap and
+ *   whitespace keys: see map_unigram), "gpt2" for byte-level BPE, "bert"
+ *   for WordPiece; .tokens (by id, holes filled with
  *   "[PAD<id>]"), .scores (Unigram scores; for SPM-style BPE -(merge rank + 1)
  *   for merge results and -1e9 for the rest, so that bigram-by-score merging
  *   reproduces BPE order), .token_type (1 normal, 2 unknown, 3 control for
@@ -847,6 +848,149 @@ static void template_adds(const cJSON *pp, const char *bos, const char *eos, int
     *add_eos = cJSON_IsString(lid) && eos && !strcmp(lid->valuestring, eos);
 }
 
+/* ----- Unigram: the charsmap and HF's whitespace rules ------------------
+ * A Unigram tokenizer.json becomes tokenizer.ggml.model = "t5" (ugm.c).
+ * The normalizer is [Precompiled] [steps normalize.c runs] [Replace(Regex
+ * " {2,}" -> " " or "▁")]; the pre-tokenizer is Metaspace, optionally after
+ * WhitespaceSplit. Written as tokenizer.ggml.precompiled_charsmap and
+ * tokenizer.hf.ugm_prepend/_whitespace_split/_collapse_spaces/
+ * _metaspace_split; anything else is refused. */
+
+static int b64_val(char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+}
+
+static vki_status put_charsmap(vki_model_file *f, const char *src, const char *b64)
+{
+    size_t n = strlen(b64);
+    while (n && b64[n - 1] == '=') n--;
+    vki_kv kv;
+    if (!new_array(f, VKI_KV_U8, n * 3 / 4, &kv) && n * 3 / 4)
+        return vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory for the charsmap", src);
+    uint32_t acc = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = b64_val(b64[i]);
+        if (v < 0)
+            return vki_fail(VKI_ERR_BAD_FILE, "%s: Precompiled precompiled_charsmap: byte %zu ('%c') is not base64", src,
+                            i, b64[i]);
+        acc = acc << 6 | (uint32_t)v;
+        if (i % 4 == 3 || i + 1 == n) {
+            /* a group of 4 characters is 3 bytes; a tail of 2 or 3 is 1 or 2 */
+            int chars = (int)(i % 4) + 1, bytes = chars == 4 ? 3 : chars - 1;
+            acc <<= 6 * (4 - chars);
+            for (int b = 0; b < bytes && k < kv.v.arr.n; b++) kv.v.arr.items[k++].v.u = (acc >> (16 - 8 * b)) & 0xff;
+            acc = 0;
+        }
+    }
+    kv.v.arr.n = k;
+    return put(f, "tokenizer.ggml.precompiled_charsmap", kv);
+}
+
+typedef struct ugm_map {
+    const cJSON *charsmap;     /* the Precompiled step (first), or NULL */
+    const cJSON *steps[64];    /* steps between it and the collapse      */
+    int          n_steps;
+    bool         collapse;     /* a trailing Replace(" {2,}")            */
+} ugm_map;
+
+static vki_status ugm_flatten(ugm_map *u, const char *src, const cJSON *j)
+{
+    if (!j || cJSON_IsNull(j)) return VKI_OK;
+    const char *type = jtype(j);
+    if (!type) return vki_fail(VKI_ERR_BAD_FILE, "%s: normalizer without a \"type\"", src);
+    if (!strcmp(type, "Sequence")) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(j, "normalizers")) VKI_TRY(ugm_flatten(u, src, e));
+        return VKI_OK;
+    }
+    if (u->collapse)
+        return vki_fail(VKI_ERR_UNSUPPORTED, "%s: Unigram normalizer '%.40s' after the Replace(\" {2,}\") collapse; "
+                        "only Precompiled, then other steps, then the collapse are supported", src, type);
+    if (!strcmp(type, "Precompiled")) {
+        if (u->charsmap || u->n_steps)
+            return vki_fail(VKI_ERR_UNSUPPORTED, "%s: a Precompiled normalizer that is not the first step", src);
+        u->charsmap = j;
+        return VKI_OK;
+    }
+    const char *rx = jstr(cJSON_GetObjectItemCaseSensitive(j, "pattern"), "Regex"), *content = jstr(j, "content");
+    if (!strcmp(type, "Replace") && rx && !strcmp(rx, " {2,}") && content &&
+        (!strcmp(content, " ") || !strcmp(content, "\xe2\x96\x81"))) {
+        /* runs of spaces become one; as ' ' or as '▁' alike, since
+         * Metaspace escapes ' ' before it looks at the first character */
+        u->collapse = true;
+        return VKI_OK;
+    }
+    if (u->n_steps == (int)VKI_COUNT(u->steps))
+        return vki_fail(VKI_ERR_UNSUPPORTED, "%s: more than %d normalizer steps", src, (int)VKI_COUNT(u->steps));
+    u->steps[u->n_steps++] = j;
+    return VKI_OK;
+}
+
+/* Metaspace's settings: replacement '▁', prepend_scheme (or the older
+ * add_prefix_space), split (default true). */
+static vki_status ugm_metaspace(vki_model_file *f, const char *src, const cJSON *j, bool *prefix)
+{
+    const char *rep = jstr(j, "replacement"), *ps = jstr(j, "prepend_scheme");
+    const cJSON *ap = cJSON_GetObjectItemCaseSensitive(j, "add_prefix_space");
+    const cJSON *split = cJSON_GetObjectItemCaseSensitive(j, "split");
+    if (rep && strcmp(rep, "\xe2\x96\x81"))
+        return vki_fail(VKI_ERR_UNSUPPORTED, "%s: Metaspace replacement '%.16s' (only '\xe2\x96\x81' is supported)",
+                        src, rep);
+    const char *scheme = ps ? ps : (!ap || cJSON_IsTrue(ap)) ? "always" : "never";
+    if (strcmp(scheme, "always") && strcmp(scheme, "first") && strcmp(scheme, "never"))
+        return vki_fail(VKI_ERR_UNSUPPORTED, "%s: Metaspace prepend_scheme '%.16s' (always, first, never are "
+                        "supported)", src, scheme);
+    *prefix = strcmp(scheme, "never") != 0;
+    VKI_TRY(put_str(f, "tokenizer.hf.ugm_prepend", scheme, strlen(scheme)));
+    return put_bool(f, "tokenizer.hf.ugm_metaspace_split", !cJSON_IsFalse(split));
+}
+
+static vki_status map_unigram(vki_model_file *f, pipe_map *pm, const cJSON *root)
+{
+    const char *src = pm->src;
+    ugm_map *u = calloc(1, sizeof *u);
+    if (!u) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", src);
+    vki_status s = ugm_flatten(u, src, cJSON_GetObjectItemCaseSensitive(root, "normalizer"));
+    if (s == VKI_OK && u->charsmap) {
+        const char *b64 = jstr(u->charsmap, "precompiled_charsmap");
+        if (!b64) s = vki_fail(VKI_ERR_BAD_FILE, "%s: Precompiled normalizer without precompiled_charsmap", src);
+        else if (b64[0]) s = put_charsmap(f, src, b64);
+    }
+    /* the steps between run as normalize.c steps (mapped as for any model) */
+    for (int i = 0; s == VKI_OK && i < u->n_steps; i++) s = map_normalizer(pm, u->steps[i]);
+    if (s == VKI_OK && pm->escaped)
+        s = vki_fail(VKI_ERR_UNSUPPORTED, "%s: a Unigram normalizer that replaces ' ' with '\xe2\x96\x81' before the "
+                     "Metaspace pre-tokenizer", src);
+    if (s == VKI_OK) s = put_bool(f, "tokenizer.hf.ugm_collapse_spaces", u->collapse);
+    free(u);
+    if (s != VKI_OK) return s;
+
+    const cJSON *pre = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), *meta = pre;
+    bool ws_split = false, prefix = false;
+    const char *type = jtype(pre);
+    if (type && !strcmp(type, "Sequence")) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(pre, "pretokenizers");
+        const int n = cJSON_GetArraySize(list);
+        const char *t0 = jtype(cJSON_GetArrayItem(list, 0));
+        ws_split = n == 2 && t0 && !strcmp(t0, "WhitespaceSplit");
+        meta = n == 1 ? cJSON_GetArrayItem(list, 0) : n == 2 && ws_split ? cJSON_GetArrayItem(list, 1) : NULL;
+    }
+    type = jtype(meta);
+    if (!type || strcmp(type, "Metaspace"))
+        return vki_fail(VKI_ERR_UNSUPPORTED, "%s: a Unigram pre-tokenizer other than Metaspace or [WhitespaceSplit, "
+                        "Metaspace] ('%.40s') is not supported", src, jtype(pre) ? jtype(pre) : "none");
+    VKI_TRY(ugm_metaspace(f, src, meta, &prefix));
+    VKI_TRY(put_bool(f, "tokenizer.hf.ugm_whitespace_split", ws_split));
+    /* decoders: Metaspace, or Replace/ByteFallback/Fuse/Strip (SPM's set) */
+    VKI_TRY(check_decoder(pm, cJSON_GetObjectItemCaseSensitive(root, "decoder")));
+    return put_bool(f, "tokenizer.ggml.add_space_prefix", prefix);
+}
+
 typedef struct tok_build {
     vki_model_file *f;
     const char     *src;
@@ -893,7 +1037,7 @@ static vki_status write_tokens(tok_build *b, const char *model)
     VKI_TRY(put_str(f, "tokenizer.ggml.model", model, strlen(model)));
     VKI_TRY(put(f, "tokenizer.ggml.tokens", toks));
     VKI_TRY(put(f, "tokenizer.ggml.token_type", types));
-    if (!strcmp(model, "llama")) VKI_TRY(put(f, "tokenizer.ggml.scores", scores));
+    if (!strcmp(model, "llama") || !strcmp(model, "t5")) VKI_TRY(put(f, "tokenizer.ggml.scores", scores));
     return VKI_OK;
 }
 
@@ -994,7 +1138,7 @@ vki_status hf_map_tokenizer(vki_model_file *f, const char *src, const char *text
 
     const cJSON *bf = cJSON_GetObjectItemCaseSensitive(model, "byte_fallback");
     const bool spm = unigram || (bpe && cJSON_IsTrue(bf));
-    const char *gmodel = wordpiece ? "bert" : spm ? "llama" : "gpt2";
+    const char *gmodel = wordpiece ? "bert" : unigram ? "t5" : spm ? "llama" : "gpt2";
 
     const cJSON *unk = cJSON_GetObjectItemCaseSensitive(model, "unk_token");
     if (cJSON_IsString(unk) && (id = tok_find(&b.map, unk->valuestring)) >= 0) b.type[id] = 2;
@@ -1113,7 +1257,7 @@ vki_status hf_map_tokenizer(vki_model_file *f, const char *src, const char *text
         if (add_bos >= 0 && (s = put_bool(f, "tokenizer.ggml.add_bos_token", add_bos)) != VKI_OK) goto done;
         if (add_eos >= 0 && (s = put_bool(f, "tokenizer.ggml.add_eos_token", add_eos)) != VKI_OK) goto done;
     }
-    if (spm) {
+    if (spm && !unigram) {
         bool prefix = prepends_space(cJSON_GetObjectItemCaseSensitive(root, "normalizer")) ||
                       prepends_space(cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"));
         if ((s = put_bool(f, "tokenizer.ggml.add_space_prefix", prefix)) != VKI_OK) goto done;
@@ -1137,11 +1281,13 @@ vki_status hf_map_tokenizer(vki_model_file *f, const char *src, const char *text
         goto done;
     }
     *pm = (pipe_map){.src = src, .spm = spm, .wordpiece = wordpiece, .gpt2 = bpe && !spm, .lowercase = -1};
-    if ((s = map_normalizer(pm, cJSON_GetObjectItemCaseSensitive(root, "normalizer"))) != VKI_OK ||
+    if (unigram) {
+        if ((s = map_unigram(f, pm, root)) != VKI_OK) goto done;
+    } else if ((s = map_normalizer(pm, cJSON_GetObjectItemCaseSensitive(root, "normalizer"))) != VKI_OK ||
         (s = map_pretok(pm, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"))) != VKI_OK ||
         (s = check_decoder(pm, cJSON_GetObjectItemCaseSensitive(root, "decoder"))) != VKI_OK)
         goto done;
-    if (spm && !pm->escaped) {
+    if (spm && !unigram && !pm->escaped) {
         s = vki_fail(VKI_ERR_UNSUPPORTED, "%s: an SPM-style vocabulary whose normalizer and pre-tokenizer never map "
                      "' ' to '\xe2\x96\x81' is not supported", src);
         goto done;

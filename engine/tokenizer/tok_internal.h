@@ -1,7 +1,7 @@
 /*
  * tok_internal.h: what the tokenizer's files share: the vocabulary tables
  * (built by vocab.c), the pre-tokenizer regex engine (pretokenize.c) and the
- * per-family encoders (spm.c, bpe.c, wordpiece.c).
+ * per-family encoders (spm.c, bpe.c, wordpiece.c, ugm.c).
  * Must not: be included outside engine/tokenizer/.
  */
 #ifndef VKI_TOK_INTERNAL_H
@@ -124,6 +124,10 @@ struct vki_tokenizer {
     int32_t  *specials;       /* ids matched inside text, longest first        */
     int32_t   n_specials;
 
+    struct tok_ugm *ugm;      /* UGM: piece trie, charsmap, whitespace rules  */
+    bool      strip_while_empty; /* decode: drop leading spaces until text
+                                    appears (SentencePiece's decoder), not
+                                    just the first piece's                  */
     uint64_t *spm_pairs;      /* [spm_pair_cap] SPM: joinable char pairs + 1  */
     uint32_t  spm_pair_cap;
     tok_norm *norm;           /* [n_norm] HF normalizer steps, in order       */
@@ -161,5 +165,15 @@ vki_status tok_spm_prepare(vki_tokenizer *t);
 vki_status tok_bpe_encode(const vki_tokenizer *t, const char *text, size_t len, tok_scratch *s,
                           tok_ids *out);
 vki_status tok_wpm_encode(const vki_tokenizer *t, const char *text, size_t len, tok_ids *out);
+
+/* ugm.c: SentencePiece unigram. prepare reads the charsmap and whitespace
+ * keys, fills llama.cpp's "t5" defaults and builds the piece trie; encode
+ * takes one raw run (it applies the charsmap, then the HF steps, itself);
+ * at_start: the run opens the text (HF prepend_scheme "first"). */
+typedef struct tok_ugm tok_ugm;
+vki_status tok_ugm_prepare(vki_tokenizer *t, const vki_model_file *f);
+void       tok_ugm_free(tok_ugm *u);
+vki_status tok_ugm_encode(const vki_tokenizer *t, const char *text, size_t len, bool at_start, tok_scratch *s,
+                          tok_ids *out);
 
 #endif

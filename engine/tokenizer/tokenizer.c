@@ -45,6 +45,7 @@ void vki_tokenizer_destroy(vki_tokenizer *t)
     if (!t) return;
     for (int i = 0; i < t->n_re; i++) tok_regex_destroy(t->re[i]);
     tok_norm_free(t);
+    tok_ugm_free(t->ugm);
     free(t->spm_pairs);
     free(t->text);
     free(t->tokens);
@@ -70,8 +71,9 @@ vki_status vki_tokenizer_create(const vki_model_file *f, vki_tokenizer **out)
     if (IS("llama")) t->kind = VKI_TOK_SPM;
     else if (IS("gpt2")) t->kind = VKI_TOK_BPE;
     else if (IS("bert")) t->kind = VKI_TOK_WPM;
+    else if (IS("t5")) t->kind = VKI_TOK_UGM;
     else {
-        st = vki_fail(VKI_ERR_UNSUPPORTED, "%s: tokenizer.ggml.model = '%.*s' is not supported (llama, gpt2, bert are)",
+        st = vki_fail(VKI_ERR_UNSUPPORTED, "%s: tokenizer.ggml.model = '%.*s' is not supported (llama, gpt2, bert, t5 are)",
                       vki_file_path(f), (int)VKI_MIN(model.n, 64), model.p);
         goto fail;
     }
@@ -82,6 +84,10 @@ vki_status vki_tokenizer_create(const vki_model_file *f, vki_tokenizer **out)
     if (st != VKI_OK) goto fail;
     if (t->kind == VKI_TOK_SPM) {
         st = tok_spm_prepare(t);
+        if (st != VKI_OK) goto fail;
+    }
+    if (t->kind == VKI_TOK_UGM) {
+        st = tok_ugm_prepare(t, f);
         if (st != VKI_OK) goto fail;
     }
     if (t->kind == VKI_TOK_BPE) {
@@ -103,7 +109,7 @@ vki_tok_kind vki_tokenizer_kind(const vki_tokenizer *t) { return t->kind; }
 
 const char *vki_tokenizer_kind_name(const vki_tokenizer *t)
 {
-    return t->kind == VKI_TOK_SPM ? "spm" : t->kind == VKI_TOK_BPE ? "bpe" : "wordpiece";
+    return t->kind == VKI_TOK_SPM ? "spm" : t->kind == VKI_TOK_BPE ? "bpe" : t->kind == VKI_TOK_UGM ? "ugm" : "wordpiece";
 }
 
 int32_t vki_tokenizer_n_vocab(const vki_tokenizer *t) { return t->n_vocab; }
@@ -132,15 +138,18 @@ static int32_t special_at(const vki_tokenizer *t, const char *s, size_t n, bool 
     return -1;
 }
 
-static vki_status encode_run(const vki_tokenizer *t, const char *s, size_t n, bool prev_special,
+static vki_status encode_run(const vki_tokenizer *t, const char *s, size_t n, bool prev_special, bool at_start,
                              tok_scratch *sc, tok_ids *out)
 {
+    /* UGM runs the charsmap before the HF steps: it normalizes itself */
+    if (t->kind == VKI_TOK_UGM) return tok_ugm_encode(t, s, n, at_start, sc, out);
     /* HF normalizes each run between added tokens, then splits it */
     VKI_TRY(tok_normalize(t, s, n, sc, &s, &n));
     switch (t->kind) {
     case VKI_TOK_SPM: return tok_spm_encode(t, s, n, t->add_space_prefix && prev_special, out);
     case VKI_TOK_BPE: return tok_bpe_encode(t, s, n, sc, out);
     case VKI_TOK_WPM: return tok_wpm_encode(t, s, n, out);
+    case VKI_TOK_UGM: break;
     }
     return vki_fail(VKI_ERR_INTERNAL, "tokenizer: bad kind %d", (int)t->kind);
 }
@@ -169,7 +178,7 @@ vki_status vki_tokenizer_encode(const vki_tokenizer *t, const char *text, size_t
         int32_t sp = first[(uint8_t)text[i]] ? special_at(t, text + i, len - i, parse_special) : -1;
         if (sp < 0) { i++; continue; }
         if (run < i) {
-            st = encode_run(t, text + run, i - run, prev_special, &sc, &out);
+            st = encode_run(t, text + run, i - run, prev_special, run == 0, &sc, &out);
             if (st != VKI_OK) break;
         }
         st = tok_ids_push(&out, sp);
@@ -177,7 +186,7 @@ vki_status vki_tokenizer_encode(const vki_tokenizer *t, const char *text, size_t
         i += t->tokens[sp].len;
         run = i;
     }
-    if (st == VKI_OK && run < len) st = encode_run(t, text + run, len - run, prev_special, &sc, &out);
+    if (st == VKI_OK && run < len) st = encode_run(t, text + run, len - run, prev_special, run == 0, &sc, &out);
     if (st == VKI_OK && add_special && t->add_eos && t->eos >= 0) st = tok_ids_push(&out, t->eos);
     tok_scratch_free(&sc);
     if (st != VKI_OK) {
@@ -213,7 +222,7 @@ int32_t vki_tokenizer_piece(const vki_tokenizer *t, int32_t id, char *buf, int32
         return copy_out(s, (int32_t)e->len, buf, size);
     }
     if (e->type == TOK_TYPE_USER_DEFINED) return copy_out(s, (int32_t)e->len, buf, size);
-    if (t->kind == VKI_TOK_SPM) {
+    if (t->kind == VKI_TOK_SPM || t->kind == VKI_TOK_UGM) {
         if (e->type == TOK_TYPE_BYTE && e->len == 6) {
             char b = (char)strtol(s + 3, NULL, 16);
             return copy_out(&b, 1, buf, size);
@@ -239,7 +248,7 @@ int32_t vki_tokenizer_piece(const vki_tokenizer *t, int32_t id, char *buf, int32
         memcpy(tmp + 1, s, e->len);
         return copy_out(tmp, (int32_t)e->len + 1, buf, size);
     }
-    /* SPM normal tokens and GGUF WordPiece: U+2581 -> ' ' */
+    /* SPM and UGM normal tokens and GGUF WordPiece: U+2581 -> ' ' */
     int32_t k = 0;
     for (uint32_t i = 0; i < e->len && k + 3 <= (int32_t)sizeof tmp;) {
         if (i + 3 <= e->len && memcmp(s + i, "\xe2\x96\x81", 3) == 0) { tmp[k++] = ' '; i += 3; }
@@ -252,7 +261,7 @@ int32_t vki_tokenizer_piece(const vki_tokenizer *t, int32_t id, char *buf, int32
  * of a text has none (SPM's dummy prefix, BERT's word start). */
 static bool strips_first_space(const vki_tokenizer *t)
 {
-    return (t->kind == VKI_TOK_SPM && t->add_space_prefix) || t->kind == VKI_TOK_WPM;
+    return ((t->kind == VKI_TOK_SPM || t->kind == VKI_TOK_UGM) && t->add_space_prefix) || t->kind == VKI_TOK_WPM;
 }
 
 vki_status vki_tokenizer_decode(const vki_tokenizer *t, const int32_t *ids, int32_t n_ids, bool special,
@@ -280,7 +289,7 @@ vki_status vki_tokenizer_decode(const vki_tokenizer *t, const int32_t *ids, int3
             memmove(s + n, s + n + 1, (size_t)k - 1);
             k--;
         }
-        if (k > 0 || (k == 0 && need > 0)) first = false;
+        if (k > 0 || (k == 0 && need > 0 && !t->strip_while_empty)) first = false;
         n += (size_t)k;
     }
     s[n] = 0;
@@ -335,7 +344,7 @@ int32_t vki_detok_push(vki_detok *d, int32_t id, char *out, int32_t size)
     memcpy(out, buf, (size_t)emit);
     memcpy(d->pending, buf + emit, (size_t)hold);
     d->n_pending = hold;
-    if (k > 0 || need > 0) d->n_pushed++;
+    if (k > 0 || (need > 0 && !t->strip_while_empty)) d->n_pushed++;
     if (buf != stack) free(buf);
     return emit;
 }

@@ -18,7 +18,8 @@
 
 typedef struct vki_tokenizer vki_tokenizer;
 
-typedef enum vki_tok_kind { VKI_TOK_SPM = 1, VKI_TOK_BPE = 2, VKI_TOK_WPM = 3 } vki_tok_kind;
+/* UGM: SentencePiece unigram (tokenizer.ggml.model "t5": T5, XLM-R, bge-m3) */
+typedef enum vki_tok_kind { VKI_TOK_SPM = 1, VKI_TOK_BPE = 2, VKI_TOK_WPM = 3, VKI_TOK_UGM = 4 } vki_tok_kind;
 
 /* Builds the tokenizer a model file declares. The tokenizer copies what it
  * needs: it does not borrow the file. BAD_FILE / UNSUPPORTED with a message. */
@@ -26,7 +27,7 @@ vki_status vki_tokenizer_create(const vki_model_file *f, vki_tokenizer **out);
 void       vki_tokenizer_destroy(vki_tokenizer *tok);
 
 vki_tok_kind vki_tokenizer_kind(const vki_tokenizer *tok);
-const char  *vki_tokenizer_kind_name(const vki_tokenizer *tok); /* "spm", "bpe", "wordpiece" */
+const char  *vki_tokenizer_kind_name(const vki_tokenizer *tok); /* "spm", "bpe", "wordpiece", "ugm" */
 int32_t      vki_tokenizer_n_vocab(const vki_tokenizer *tok);
 int32_t      vki_tokenizer_bos(const vki_tokenizer *tok);  /* -1 if none ([CLS] for WordPiece) */
 int32_t      vki_tokenizer_eos(const vki_tokenizer *tok);  /* -1 if none ([SEP] for WordPiece) */

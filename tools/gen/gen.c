@@ -3,8 +3,9 @@
  * a llama-family decoder (llama, or qwen2 with NeoX RoPE and q/k/v biases)
  * with an SPM byte-fallback vocabulary (or the vocabulary of another GGUF)
  * and a BERT encoder with a WordPiece vocabulary, as a GGUF file or as a
- * Hugging Face folder (gen_hf.c) holding the same weights. For tests,
- * benchmarks and the quick start; never at run time.
+ * Hugging Face folder (gen_hf.c) holding the same weights; and, as GGUF only,
+ * the qwen3, qwen3moe, gemma2, gemma3 and phi3 layouts llama.cpp writes. For
+ * tests, benchmarks and the quick start; never at run time.
  */
 #include <math.h>
 #include <stdio.h>
@@ -26,7 +27,12 @@ static const char usage[] =
     "                    tiny (llama, 64 wide, 2 layers), bench100m (llama, 768 wide, 12 layers,\n"
     "                    ffn 2048, vocab 32000, ~110M params, Q8_0), bert-mini (bert, 128 wide, 3 layers)\n"
     "  --arch A          llama | qwen2 (NeoX RoPE, q/k/v biases, rope base 1e6; SPM vocabulary, not\n"
-    "                    Qwen's byte-level BPE) | bert\n"
+    "                    Qwen's byte-level BPE) | bert; GGUF only: qwen3 (q/k norms) | qwen3moe (experts,\n"
+    "                    see below) | gemma2 (softcaps, sliding window on even layers) | gemma3 (q/k norms,\n"
+    "                    5 local layers per global one) | phi3 (fused Q|K|V and gate|up)\n"
+    "  --n-expert N --n-expert-used N --n-ff-exp N\n"
+    "                    qwen3moe: experts (default 8), experts per token (2), expert width (n_ff / 4)\n"
+    "  --sliding-window N  gemma2/gemma3: the local layers' window (default 4096 / 1024)\n"
     "  --n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N --n-vocab N --n-ctx N\n"
     "  --type T          weight type of the 2-D matrices: F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K (norms and\n"
     "                    biases stay F32, rounded through F16/BF16 for those types as a conversion of such\n"
@@ -548,6 +554,122 @@ static vki_status gen_bert(gen *g)
 }
 #undef T
 
+/* One [ne0, ne1] matrix per slab, ne2 slabs, as one 3-D GGUF tensor (experts). */
+static vki_status tensor3(gen *g, const char *name, int64_t ne0, int64_t ne1, int64_t ne2, float scale)
+{
+    const vki_type t = fit_type(g->c.type, ne0);
+    const uint64_t rb = vki_row_bytes(t, ne0);
+    float *row = malloc((size_t)ne0 * sizeof *row);
+    uint8_t *data = malloc(rb * (uint64_t)(ne1 * ne2));
+    if (!row || !data) {
+        free(row);
+        free(data);
+        return vki_fail(VKI_ERR_OUT_OF_MEMORY, "vkinfer-gen: out of memory for %s", name);
+    }
+    for (int64_t r = 0; r < ne1 * ne2; r++) {
+        for (int64_t i = 0; i < ne0; i++) row[i] = scale * rng_f32(&g->rng);
+        vki_quantize_row(t, row, data + (uint64_t)r * rb, ne0);
+    }
+    const int64_t ne[3] = {ne0, ne1, ne2};
+    vki_status s = gguf_write_tensor(g->w, name, t, 3, ne, data);
+    g->params += (uint64_t)(ne0 * ne1 * ne2);
+    free(row);
+    free(data);
+    return s;
+}
+
+/* qwen3, qwen3moe, gemma2, gemma3 and phi3 with the tensor names and keys
+ * llama.cpp's convert_hf_to_gguf.py writes (GGUF only). Gemma norm weights
+ * are stored as GGUF holds them (HF w + 1, so around 1). */
+static vki_status gen_family(gen *g)
+{
+    const gen_cfg *c = &g->c;
+    const char *a = c->arch;
+    const bool qwen3 = !strncmp(a, "qwen3", 5), moe = !strcmp(a, "qwen3moe"), gemma = !strncmp(a, "gemma", 5);
+    const bool gemma3 = !strcmp(a, "gemma3"), phi3 = !strcmp(a, "phi3");
+    const int hd = c->n_embd / c->n_head, q = c->n_embd, kv = hd * c->n_head_kv;
+    char key[128], name[128];
+    char gname[64];
+    snprintf(gname, sizeof gname, "vkinfer-gen %s", a);
+    VKI_TRY(gguf_write_str(g->w, "general.architecture", a));
+    VKI_TRY(gguf_write_str(g->w, "general.name", gname));
+    VKI_TRY(put_u32(g, "context_length", (uint32_t)c->n_ctx));
+    VKI_TRY(put_u32(g, "embedding_length", (uint32_t)c->n_embd));
+    VKI_TRY(put_u32(g, "block_count", (uint32_t)c->n_layer));
+    VKI_TRY(put_u32(g, "feed_forward_length", (uint32_t)c->n_ff));
+    VKI_TRY(put_u32(g, "attention.head_count", (uint32_t)c->n_head));
+    VKI_TRY(put_u32(g, "attention.head_count_kv", (uint32_t)c->n_head_kv));
+    VKI_TRY(put_u32(g, "attention.key_length", (uint32_t)hd));
+    VKI_TRY(put_u32(g, "attention.value_length", (uint32_t)hd));
+    VKI_TRY(put_f32(g, "attention.layer_norm_rms_epsilon", phi3 ? 1e-5f : 1e-6f));
+    VKI_TRY(put_f32(g, "rope.freq_base", qwen3 || gemma3 ? 1000000.0f : 10000.0f));
+    if (phi3) VKI_TRY(put_u32(g, "rope.dimension_count", (uint32_t)hd));
+    if (moe) {
+        VKI_TRY(put_u32(g, "expert_count", (uint32_t)c->n_expert));
+        VKI_TRY(put_u32(g, "expert_used_count", (uint32_t)c->n_expert_used));
+        VKI_TRY(put_u32(g, "expert_feed_forward_length", (uint32_t)c->n_ff_exp));
+    }
+    if (gemma) {
+        VKI_TRY(put_u32(g, "attention.sliding_window",
+                        (uint32_t)(c->sliding_window ? c->sliding_window : gemma3 ? 1024 : 4096)));
+        if (gemma3) {
+            VKI_TRY(put_f32(g, "rope.freq_base_swa", 10000.0f));
+        } else {
+            VKI_TRY(put_f32(g, "attn_logit_softcapping", 50.0f));
+            VKI_TRY(put_f32(g, "final_logit_softcapping", 30.0f));
+        }
+    }
+    spm_vocab(&g->vocab, c->n_vocab);
+    const int n_vocab = g->vocab.n;
+    VKI_TRY(write_vocab(g, &g->vocab, true));
+    const float s = 1.0f / sqrtf((float)c->n_embd), sf = 1.0f / sqrtf((float)c->n_ff);
+    /* gemma multiplies the embeddings by sqrt(n_embd) */
+    VKI_TRY(tensor(g, "token_embd.weight", "", c->n_embd, n_vocab, gemma ? s : 1.0f, 0.0f, 0));
+    VKI_TRY(tensor(g, "output_norm.weight", "", c->n_embd, 1, 0.1f, 1.0f, 0));
+    if (!gemma && !c->tied) VKI_TRY(tensor(g, "output.weight", "", c->n_embd, n_vocab, s, 0.0f, 0));
+#define L(suffix, ne0, ne1, sc, ce)                                       \
+    do {                                                                  \
+        snprintf(name, sizeof name, "blk.%d.%s", l, suffix);              \
+        VKI_TRY(tensor(g, name, "", ne0, ne1, sc, ce, 0));                \
+    } while (0)
+    for (int l = 0; l < c->n_layer; l++) {
+        L("attn_norm.weight", c->n_embd, 1, 0.1f, 1.0f);
+        if (phi3) {
+            L("attn_qkv.weight", c->n_embd, q + 2 * kv, s, 0.0f);
+        } else {
+            L("attn_q.weight", c->n_embd, q, s, 0.0f);
+            L("attn_k.weight", c->n_embd, kv, s, 0.0f);
+            L("attn_v.weight", c->n_embd, kv, s, 0.0f);
+        }
+        if (qwen3 || gemma3) {
+            L("attn_q_norm.weight", hd, 1, 0.1f, 1.0f);
+            L("attn_k_norm.weight", hd, 1, 0.1f, 1.0f);
+        }
+        L("attn_output.weight", q, c->n_embd, 1.0f / sqrtf((float)q), 0.0f);
+        if (gemma) L("post_attention_norm.weight", c->n_embd, 1, 0.1f, 1.0f);
+        L("ffn_norm.weight", c->n_embd, 1, 0.1f, 1.0f);
+        if (moe) {
+            L("ffn_gate_inp.weight", c->n_embd, c->n_expert, s, 0.0f);
+            snprintf(key, sizeof key, "blk.%d.ffn_gate_exps.weight", l);
+            VKI_TRY(tensor3(g, key, c->n_embd, c->n_ff_exp, c->n_expert, s));
+            snprintf(key, sizeof key, "blk.%d.ffn_up_exps.weight", l);
+            VKI_TRY(tensor3(g, key, c->n_embd, c->n_ff_exp, c->n_expert, s));
+            snprintf(key, sizeof key, "blk.%d.ffn_down_exps.weight", l);
+            VKI_TRY(tensor3(g, key, c->n_ff_exp, c->n_embd, c->n_expert, 1.0f / sqrtf((float)c->n_ff_exp)));
+        } else if (phi3) {
+            L("ffn_up.weight", c->n_embd, 2 * c->n_ff, s, 0.0f); /* gate rows, then up rows */
+            L("ffn_down.weight", c->n_ff, c->n_embd, sf, 0.0f);
+        } else {
+            L("ffn_gate.weight", c->n_embd, c->n_ff, s, 0.0f);
+            L("ffn_up.weight", c->n_embd, c->n_ff, s, 0.0f);
+            L("ffn_down.weight", c->n_ff, c->n_embd, sf, 0.0f);
+        }
+        if (gemma) L("post_ffw_norm.weight", c->n_embd, 1, 0.1f, 1.0f);
+    }
+#undef L
+    return VKI_OK;
+}
+
 /* ===== Command line ====================================================== */
 
 /* Sets the model shape and type; output options are left alone. */
@@ -608,7 +730,9 @@ int main(int argc, char **argv)
         int *ip = !strcmp(a, "--n-embd") ? &c.n_embd : !strcmp(a, "--n-layer") ? &c.n_layer
                 : !strcmp(a, "--n-head") ? &c.n_head : !strcmp(a, "--n-head-kv") ? &c.n_head_kv
                 : !strcmp(a, "--n-ff") ? &c.n_ff : !strcmp(a, "--n-vocab") ? &c.n_vocab
-                : !strcmp(a, "--n-ctx") ? &c.n_ctx : NULL;
+                : !strcmp(a, "--n-ctx") ? &c.n_ctx : !strcmp(a, "--n-expert") ? &c.n_expert
+                : !strcmp(a, "--n-expert-used") ? &c.n_expert_used : !strcmp(a, "--n-ff-exp") ? &c.n_ff_exp
+                : !strcmp(a, "--sliding-window") ? &c.sliding_window : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             fputs(usage, stdout);
             return 0;
@@ -633,8 +757,11 @@ int main(int argc, char **argv)
                 return 1;
             }
         } else if (!strcmp(a, "--arch")) {
-            if (strcmp(v, "llama") && strcmp(v, "qwen2") && strcmp(v, "bert")) {
-                fprintf(stderr, "vkinfer-gen: --arch must be llama, qwen2 or bert\n");
+            static const char *const archs[] = {"llama", "qwen2", "bert", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3"};
+            bool known = false;
+            for (size_t k = 0; k < VKI_COUNT(archs); k++) known |= !strcmp(v, archs[k]);
+            if (!known) {
+                fprintf(stderr, "vkinfer-gen: --arch must be llama, qwen2, bert, qwen3, qwen3moe, gemma2, gemma3 or phi3\n");
                 return 1;
             }
             c.arch = v;
@@ -693,12 +820,26 @@ int main(int argc, char **argv)
         fprintf(stderr, "vkinfer-gen: --qkv-bias and --tied are for decoders (llama, qwen2)\n");
         return 1;
     }
+    const bool family = strcmp(c.arch, "llama") && strcmp(c.arch, "qwen2") && strcmp(c.arch, "bert");
+    if (family && (c.hf || c.vocab_from || c.qkv_bias)) {
+        fprintf(stderr, "vkinfer-gen: --arch %s is written as GGUF only, without --vocab-from or --qkv-bias\n", c.arch);
+        return 1;
+    }
+    if (!strcmp(c.arch, "qwen3moe")) {
+        if (!c.n_expert) c.n_expert = 8;
+        if (!c.n_expert_used) c.n_expert_used = 2;
+        if (!c.n_ff_exp) c.n_ff_exp = VKI_MAX(c.n_ff / 4, 1);
+        if (c.n_expert_used > c.n_expert) {
+            fprintf(stderr, "vkinfer-gen: --n-expert-used %d exceeds --n-expert %d\n", c.n_expert_used, c.n_expert);
+            return 1;
+        }
+    }
     gen g = {.c = c, .rng = c.seed * 0x9E3779B97F4A7C15ull + 1};
     if (!c.hf && !(g.w = gguf_writer_create(32))) {
         fprintf(stderr, "vkinfer-gen: out of memory\n");
         return 1;
     }
-    vki_status s = !strcmp(c.arch, "bert") ? gen_bert(&g) : gen_decoder(&g);
+    vki_status s = !strcmp(c.arch, "bert") ? gen_bert(&g) : family ? gen_family(&g) : gen_decoder(&g);
     if (s == VKI_OK) s = c.hf ? hf_write_folder(&c, g.hf, g.n_hf, &g.vocab) : gguf_writer_save(g.w, c.out);
     gen_free(&g);
     if (s != VKI_OK) {

@@ -21,6 +21,8 @@ typedef struct gen_cfg {
     bool qkv_bias;       /* llama: attention_bias (q/k/v/o biases); qwen2 always has q/k/v */
     bool tied;           /* decoders: no output matrix (tie_word_embeddings)        */
     uint64_t shard_bytes; /* HF: largest shard (0 = one model.safetensors)          */
+    int n_expert, n_expert_used, n_ff_exp; /* qwen3moe                              */
+    int sliding_window;   /* gemma2/gemma3: 0 = the family's own (4096, 1024)      */
 } gen_cfg;
 
 /* A vocabulary in id order; texts are unique. Scores: SPM merge priority
