@@ -129,16 +129,18 @@ static vki_status load_tensor(upload *u, const char *name, int n_dims, const int
     int64_t ne_s[4] = {ne[0], n_dims > 1 ? ne[1] : 1, n_dims > 2 ? ne[2] : 1, 1};
     const int64_t row0 = u->slice_n > 0 ? u->slice_r0 : 0;
     if (u->slice_n > 0) {
-        VKI_ASSERT(n_dims == 2 && row0 + u->slice_n <= ne[1] && ti->rope_permute_heads == 0);
+        VKI_ASSERT(n_dims == 2 && row0 + u->slice_n <= ne[1]);
         ne_s[1] = u->slice_n;
         ne = ne_s;
     }
     bk_tensor t = bk_tensor_make(ti->type, n_dims, ne, NULL, 0);
     t.name = ti->name;
-    const bool permute = ti->rope_permute_heads > 0;
-    /* a permuted vector (an HF llama q/k bias) is reordered element by
-     * element, which only the dequantizing path does */
-    bool convert = ((flags & T_F32) && ti->type != VKI_TYPE_F32) || (permute && ti->n_dims == 1);
+    /* DIRECT: the stored bytes are the tensor; ROWS: rows are gathered
+     * (HF rope permutation, experts stacked from per-expert matrices);
+     * DEQUANT: element by element (a permuted HF q/k bias) */
+    const vki_tensor_read mode = vki_tensor_read_mode(ti);
+    const bool permute = mode != VKI_TENSOR_READ_DIRECT;
+    bool convert = ((flags & T_F32) && ti->type != VKI_TYPE_F32) || mode == VKI_TENSOR_READ_DEQUANT;
     if (convert) {
         t = bk_tensor_make(VKI_TYPE_F32, n_dims, ne, NULL, 0);
         t.name = ti->name;
@@ -146,7 +148,7 @@ static vki_status load_tensor(upload *u, const char *name, int n_dims, const int
     const uint64_t bytes = bk_nbytes(&t);
     const int64_t n_rows = bk_nelements(&t) / t.ne[0];
     const uint64_t src_row = vki_row_bytes(ti->type, ti->ne[0]);
-    const uint8_t *src = (const uint8_t *)ti->data + (uint64_t)row0 * src_row;
+    const uint8_t *src = ti->data ? (const uint8_t *)ti->data + (uint64_t)row0 * src_row : NULL;
 
     bk_buffer *b = NULL;
     vki_status s;
@@ -203,8 +205,7 @@ static vki_status load_tensor(upload *u, const char *name, int n_dims, const int
                         s = vki_tensor_dequant_row(ti, row0 + r0 + r, (float *)dst);
                         if (s != VKI_OK) return vki_fail_prefix(s, "%s: tensor '%s'", vki_file_path(f), name);
                     } else {
-                        int64_t sr = vki_tensor_source_row(ti, row0 + r0 + r);
-                        memcpy(dst, (const uint8_t *)ti->data + (uint64_t)sr * src_row, dst_row);
+                        memcpy(dst, vki_tensor_row_data(ti, row0 + r0 + r), dst_row);
                     }
                 }
                 VKI_TRY(be->iface->tensor_set(be, &t, u->stage, (uint64_t)r0 * dst_row, (uint64_t)nr * dst_row));
