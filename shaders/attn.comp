@@ -8,7 +8,10 @@
 // thread accumulates head_dim / WG output dims of every row, reading each
 // V element once for the QR rows. So K/V traffic per row falls by QR: GQA
 // decode shares it across the heads of a group, prompts across query rows.
-// Causal: query i sees keys j <= q_pos0 + i. K/V are f32 or (KV_F16) f16.
+// Causal: query i sees keys j <= q_pos0 + i; a sliding window W also hides
+// keys j <= q_pos0 + i - W (the walk starts at the first key any row sees).
+// A logit softcap C maps each scaled score s to C tanh(s / C). K/V are f32
+// or (KV_F16) f16.
 #extension GL_GOOGLE_include_directive : require
 #define PUSH_ATTN
 #include "push.glsl"
@@ -34,6 +37,7 @@ float load_k(uint i) { return kb[i]; }
 float load_v(uint i) { return vb[i]; }
 #endif
 layout(binding = 3) writeonly buffer D { float d[]; };
+#include "act.glsl"
 
 shared float qs[QR_MAX][HD_MAX];
 shared float ps[QR_MAX][WG];
@@ -67,14 +71,17 @@ void main()
 
     // Row r is flattened index f0 + r; a row past the end repeats the last
     // one (same keys, so the softmax stays defined) and is not written.
-    uint qi[QR_MAX], hh[QR_MAX], n_vis[QR_MAX];
-    uint n_max = 0u;
+    // Row r sees keys [j_lo[r], n_vis[r]), possibly none.
+    uint qi[QR_MAX], hh[QR_MAX], n_vis[QR_MAX], j_lo[QR_MAX];
+    uint n_max = 0u, j_min = p.n_kv;
     for (uint r = 0u; r < QR; r++) {
         uint f = min(f0 + r, per_kh - 1u);
         qi[r] = f / gsz;
         hh[r] = kh * gsz + f % gsz;
         n_vis[r] = p.causal != 0u ? min(p.n_kv, p.q_pos0 + qi[r] + 1u) : p.n_kv;
+        j_lo[r] = p.window != 0u && p.q_pos0 + qi[r] + 1u > p.window ? p.q_pos0 + qi[r] + 1u - p.window : 0u;
         n_max = max(n_max, n_vis[r]);
+        j_min = min(j_min, j_lo[r]);
         uint qo = p.q_offs + qi[r] * p.q_nb2 + hh[r] * p.q_nb1;
         for (uint e = tid; e < p.hd; e += WG) qs[r][e] = q[qo + e];
     }
@@ -89,7 +96,7 @@ void main()
     }
     uint kbase = p.k_offs + kh * p.k_nb1, vbase = p.v_offs + kh * p.v_nb1;
 
-    for (uint j0 = 0u; j0 < n_max; j0 += WG) {
+    for (uint j0 = j_min; j0 < n_max; j0 += WG) {
         uint j = j0 + tid;
         float s[QR_MAX], bm[QR_MAX], pj[QR_MAX];
         for (uint r = 0u; r < QR; r++) s[r] = 0.0;
@@ -100,18 +107,22 @@ void main()
                 for (uint r = 0u; r < QR; r++) s[r] += qs[r][e] * kv;
             }
         }
+        bool vis[QR_MAX];
         for (uint r = 0u; r < QR; r++) {
-            s[r] = j < n_vis[r] ? s[r] * p.scale : -1.0 / 0.0;
+            vis[r] = j >= j_lo[r] && j < n_vis[r];
+            float sc = s[r] * p.scale;
+            if (p.softcap > 0.0) sc = p.softcap * tanh_safe(sc / p.softcap);
+            s[r] = vis[r] ? sc : -1.0 / 0.0;
             bm[r] = s[r];
         }
         wg_reduce(bm, true);
-        // Every row sees key 0 in the first block, so m is finite from then
-        // on and alpha below is defined even for a block a row cannot see.
+        // A row that has seen no key yet (a window starting later than
+        // another row's) keeps m = -inf: alpha is 1 there, not exp(nan).
         float alpha[QR_MAX];
         for (uint r = 0u; r < QR; r++) {
             float m_new = max(m[r], bm[r]);
-            alpha[r] = exp(m[r] - m_new);
-            pj[r] = j < n_vis[r] ? exp(s[r] - m_new) : 0.0;
+            alpha[r] = isinf(m_new) ? 1.0 : exp(m[r] - m_new);
+            pj[r] = vis[r] ? exp(s[r] - m_new) : 0.0;
             ps[r][tid] = pj[r];
             m[r] = m_new;
         }
@@ -137,7 +148,7 @@ void main()
         for (uint i = 0u; i < PER_THREAD; i++) {
             uint e = tid + i * WG;
             if (e >= p.hd) break;
-            d[od + e] = o[r][i] / l[r];
+            d[od + e] = l[r] > 0.0 ? o[r][i] / l[r] : 0.0; // no visible key: zeros, as the reference
         }
     }
 }

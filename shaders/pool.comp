@@ -1,5 +1,6 @@
 #version 450
-// pool.comp: POOL (mean or CLS row) of one sequence, one thread per column.
+// pool.comp: POOL (mean, CLS = first row, or last row) of one sequence, one
+// thread per column. mode: BK_POOL_MEAN 0, BK_POOL_CLS 1, BK_POOL_LAST 2.
 #extension GL_GOOGLE_include_directive : require
 #define PUSH_POOL
 #include "push.glsl"
@@ -14,8 +15,8 @@ void main()
 {
     uint i = gl_GlobalInvocationID.x;
     if (i >= p.ne0) return;
-    uint used = p.mode == 1u ? 1u : p.n_tok;
+    uint used = p.mode == 0u ? p.n_tok : 1u, first = p.mode == 2u ? p.n_tok - 1u : 0u;
     float s = 0.0;
-    for (uint r = 0u; r < used; r++) s += a[p.a_offs + r * p.a_nb1 + i];
+    for (uint r = first; r < first + used; r++) s += a[p.a_offs + r * p.a_nb1 + i];
     d[p.d_offs + i] = s / float(used);
 }

@@ -1,7 +1,8 @@
 #version 450
 // rope.comp: ROPE, normal (pairs 2i, 2i+1) and NeoX (pairs i, i + n_rot/2),
-// one thread per pair; dims past n_rot are copied. In place is safe: each
-// thread reads both of its elements before writing them.
+// one thread per pair; dims past n_rot are copied. Optional per-pair
+// frequency divisors (binding 3, has_div) and mscale on cos and sin. In
+// place is safe: each thread reads both of its elements before writing.
 #extension GL_GOOGLE_include_directive : require
 #define PUSH_ROPE
 #include "push.glsl"
@@ -12,6 +13,7 @@ layout(local_size_x_id = 0) in;
 layout(binding = 0) readonly buffer A { float a[]; };
 layout(binding = 1) readonly buffer P { int pos[]; };
 layout(binding = 2) buffer D { float d[]; };
+layout(binding = 3) readonly buffer F { float fdiv[]; };
 
 void main()
 {
@@ -33,7 +35,8 @@ void main()
     float x0 = a[ia + i0], x1 = a[ia + i1];
     if (i < hr) {
         float theta = float(pos[p.pos_offs + tok]) * p.freq_scale * pow(p.freq_base, -2.0 * float(i) / float(p.n_rot));
-        float c = cos(theta), s = sin(theta);
+        if (p.has_div != 0u) theta /= fdiv[p.div_offs + i];
+        float c = cos(theta) * p.mscale, s = sin(theta) * p.mscale;
         d[id + i0] = x0 * c - x1 * s;
         d[id + i1] = x0 * s + x1 * c;
     } else {

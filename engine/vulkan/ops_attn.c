@@ -1,8 +1,8 @@
 /*
  * ops_attn.c: recording the fused ATTN op (attn.comp): one workgroup per
  * up to 4 (query row, head) pairs that share a kv head, online softmax
- * over the visible keys, GQA and causal masking from the push constants,
- * f32 or f16 K/V views.
+ * over the visible keys, GQA, causal and sliding-window masking and the
+ * logit softcap from the push constants, f32 or f16 K/V views.
  */
 #include "error.h"
 #include "util.h"
@@ -33,7 +33,8 @@ vki_status vk_ops_attn(vk_ctx *c, const bk_op *op, bool record)
         .k_offs = pk.offs, .k_nb1 = pk.nb1, .k_nb2 = pk.nb2,
         .v_offs = pv.offs, .v_nb1 = pv.nb1, .v_nb2 = pv.nb2,
         .d_offs = pd.offs, .d_nb1 = pd.nb1, .d_nb2 = pd.nb2,
-        .scale = op->fp[0], .causal = op->ip[0] ? 1u : 0u, .q_pos0 = (uint32_t)op->ip[1]};
+        .scale = op->fp[0], .causal = op->ip[0] ? 1u : 0u, .q_pos0 = (uint32_t)op->ip[1],
+        .window = (uint32_t)op->ip[2], .softcap = op->fp[1]};
     if (!record) return VKI_OK;
     /* Rows per workgroup sharing one kv head's K/V reads: up to 4, fewer
      * when there are fewer (decode without GQA: 1, nothing repeated). */

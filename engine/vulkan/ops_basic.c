@@ -1,7 +1,7 @@
 /*
  * ops_basic.c: recording the row-wise and elementwise ops (ADD, MUL, SCALE,
- * SILU, GELU, SWIGLU, CPY, RMS_NORM, LAYER_NORM, L2_NORM, SOFTMAX, ROPE,
- * POOL, GET_ROWS) and the op dispatcher. Each function validates and binds
+ * SILU, GELU, SWIGLU, SOFTCAP, CPY, RMS_NORM, LAYER_NORM, L2_NORM, SOFTMAX,
+ * ROPE, POOL, GET_ROWS) and the op dispatcher. Each function validates and binds
  * first; with record = false it stops there (supports_op).
  */
 #include <stdio.h>
@@ -49,14 +49,29 @@ static vki_status dispatch_linear(vk_ctx *c, const char *variant, uint32_t wg, u
 /* ===== Elementwise ======================================================= */
 
 /* OP spec constant values; eltwise.comp mirrors them. */
-enum { VK_OP_ADD = 0, VK_OP_MUL, VK_OP_SCALE, VK_OP_SILU, VK_OP_GELU, VK_OP_SWIGLU };
+enum {
+    VK_OP_ADD = 0, VK_OP_MUL, VK_OP_SCALE, VK_OP_SILU, VK_OP_GELU, VK_OP_SWIGLU,
+    VK_OP_GELU_TANH, VK_OP_GEGLU, VK_OP_GEGLU_TANH, VK_OP_SOFTCAP,
+};
+
+static uint32_t eltwise_code(const bk_op *op)
+{
+    switch (op->kind) {
+    case BK_OP_ADD:     return VK_OP_ADD;
+    case BK_OP_MUL:     return VK_OP_MUL;
+    case BK_OP_SCALE:   return VK_OP_SCALE;
+    case BK_OP_SILU:    return VK_OP_SILU;
+    case BK_OP_GELU:    return op->ip[0] == BK_ACT_GELU_TANH ? VK_OP_GELU_TANH : VK_OP_GELU;
+    case BK_OP_SOFTCAP: return VK_OP_SOFTCAP;
+    default: /* SWIGLU; cpu_op_check allowed only the three gates */
+        return op->ip[0] == BK_ACT_GELU ? VK_OP_GEGLU : op->ip[0] == BK_ACT_GELU_TANH ? VK_OP_GEGLU_TANH : VK_OP_SWIGLU;
+    }
+}
 
 static vki_status op_eltwise(vk_ctx *c, const bk_op *op, bool record)
 {
     const bk_tensor *d = op->dst, *a = op->src[0], *bt = op->src[1];
-    uint32_t code = op->kind == BK_OP_ADD ? VK_OP_ADD : op->kind == BK_OP_MUL ? VK_OP_MUL
-                  : op->kind == BK_OP_SCALE ? VK_OP_SCALE : op->kind == BK_OP_SILU ? VK_OP_SILU
-                  : op->kind == BK_OP_GELU ? VK_OP_GELU : VK_OP_SWIGLU;
+    uint32_t code = eltwise_code(op);
     vk_push_eltwise p = {.f0 = op->fp[0], .n = (uint32_t)bk_nelements(d)};
     ne_u32(d, p.ne);
     vk_binding b[3];
@@ -127,20 +142,28 @@ static vki_status op_rows(vk_ctx *c, const bk_op *op, bool record)
 
 static vki_status op_rope(vk_ctx *c, const bk_op *op, bool record)
 {
-    const bk_tensor *d = op->dst, *a = op->src[0], *pos = op->src[1];
+    const bk_tensor *d = op->dst, *a = op->src[0], *pos = op->src[1], *div = op->src[2];
     if (a->ne[0] % 2)
         return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: ROPE: head_dim %lld is odd", (long long)a->ne[0]);
     vk_push_rope p = {.n_rot = (uint32_t)op->ip[0], .mode = (uint32_t)op->ip[1], .freq_base = op->fp[0],
-                      .freq_scale = op->fp[1]};
+                      .freq_scale = op->fp[1], .mscale = op->fp[2] != 0.0f ? op->fp[2] : 1.0f};
     ne_u32(d, p.ne);
-    vk_binding b[3];
+    vk_binding b[4];
     vk_push_tensor pp;
     VKI_TRY(vk_bind_tensor(c, a, false, 4, &b[0], &p.a));
     VKI_TRY(vk_bind_tensor(c, pos, false, 4, &b[1], &pp));
     VKI_TRY(vk_bind_tensor(c, d, true, 4, &b[2], &p.d));
     p.pos_offs = pp.offs;
+    if (div) {
+        vk_push_tensor pf;
+        VKI_TRY(vk_bind_tensor(c, div, false, 4, &b[3], &pf));
+        p.div_offs = pf.offs;
+        p.has_div = 1;
+    } else {
+        b[3] = b[1];
+    }
     if (!record) return VKI_OK;
-    return dispatch_linear(c, "rope", 128, 0, b, 3, &p, sizeof(p), (uint64_t)a->ne[0] / 2 * a->ne[1] * a->ne[2]);
+    return dispatch_linear(c, "rope", 128, 0, b, 4, &p, sizeof(p), (uint64_t)a->ne[0] / 2 * a->ne[1] * a->ne[2]);
 }
 
 static vki_status op_pool(vk_ctx *c, const bk_op *op, bool record)
@@ -231,42 +254,6 @@ static vki_status op_get_rows(vk_ctx *c, const bk_op *op, bool record)
 
 /* ===== Dispatcher ======================================================== */
 
-/* Parameters of backend.h's newer op forms that no kernel implements yet:
- * refused, so a model falls back or fails instead of computing the plain
- * form and giving wrong numbers. */
-static vki_status refuse_new_params(const bk_op *op)
-{
-    const char *name = bk_op_name(op->kind);
-    switch (op->kind) {
-    case BK_OP_ROPE:
-        if (op->src[2])
-            return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: %s: frequency divisors (src2) are not implemented", name);
-        if (op->fp[2] != 0.0f && op->fp[2] != 1.0f)
-            return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: %s: mscale %g is not implemented", name, op->fp[2]);
-        return VKI_OK;
-    case BK_OP_ATTN:
-        if (op->ip[2] > 0)
-            return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: %s: sliding window %d is not implemented", name, op->ip[2]);
-        if (op->fp[1] > 0.0f)
-            return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: %s: logit softcap %g is not implemented", name, op->fp[1]);
-        return VKI_OK;
-    case BK_OP_GELU:
-        if (op->ip[0] == BK_ACT_GELU_TANH)
-            return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: %s: the tanh approximation is not implemented", name);
-        return VKI_OK;
-    case BK_OP_SWIGLU:
-        if (op->ip[0] != BK_ACT_SILU)
-            return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: %s: gate activation %d is not implemented", name, op->ip[0]);
-        return VKI_OK;
-    case BK_OP_POOL:
-        if (op->ip[0] != BK_POOL_MEAN && op->ip[0] != BK_POOL_CLS)
-            return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: %s: mode %d is not implemented", name, op->ip[0]);
-        return VKI_OK;
-    default:
-        return VKI_OK;
-    }
-}
-
 static vki_status run(vk_ctx *c, const bk_op *op, bool record)
 {
     VKI_TRY(cpu_op_check(op));
@@ -276,9 +263,9 @@ static vki_status run(vk_ctx *c, const bk_op *op, bool record)
             return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: %s: tensor '%s' has over 2^31 elements", bk_op_name(op->kind),
                             tname(t, "?"));
     }
-    VKI_TRY(refuse_new_params(op));
     switch (op->kind) {
     case BK_OP_ADD: case BK_OP_MUL: case BK_OP_SCALE: case BK_OP_SILU: case BK_OP_GELU: case BK_OP_SWIGLU:
+    case BK_OP_SOFTCAP:
         return op_eltwise(c, op, record);
     case BK_OP_CPY: return op_cpy(c, op, record);
     case BK_OP_RMS_NORM: case BK_OP_LAYER_NORM: case BK_OP_L2_NORM: case BK_OP_SOFTMAX:

@@ -16,8 +16,8 @@ typedef struct vk_push_tensor {
     uint32_t offs, nb1, nb2, nb3;
 } vk_push_tensor;
 
-/* ADD, MUL, SCALE, SILU, GELU, SWIGLU: dst = f(a [, b]) over ne[4] (all f32).
- * A broadcast b has nb1 = nb2 = nb3 = 0. */
+/* ADD, MUL, SCALE, SILU, GELU, SWIGLU, SOFTCAP: dst = f(a [, b]) over ne[4]
+ * (all f32). A broadcast b has nb1 = nb2 = nb3 = 0. */
 typedef struct vk_push_eltwise {
     uint32_t       ne[4];
     vk_push_tensor d, a, b;
@@ -49,6 +49,8 @@ typedef struct vk_push_rope {
     uint32_t       pos_offs; /* i32 [n_tok] */
     uint32_t       n_rot, mode;
     float          freq_base, freq_scale;
+    uint32_t       div_offs, has_div; /* f32 [n_rot/2] frequency divisors */
+    float          mscale;            /* multiplies cos and sin           */
 } vk_push_rope;
 
 /* GET_ROWS: dst row r = table row ids[r] when it lies in [row0, row1) (a
@@ -84,9 +86,11 @@ typedef struct vk_push_attn {
     uint32_t d_offs, d_nb1, d_nb2;
     float    scale;
     uint32_t causal, q_pos0;
+    uint32_t window;  /* sliding window W, 0 = none   */
+    float    softcap; /* logit softcap C, 0 = none    */
 } vk_push_attn;
 
-/* POOL: src [n_tok][ne0] -> dst [ne0]; mode BK_POOL_MEAN / BK_POOL_CLS. */
+/* POOL: src [n_tok][ne0] -> dst [ne0]; mode BK_POOL_MEAN / CLS / LAST. */
 typedef struct vk_push_pool {
     uint32_t ne0, n_tok, a_offs, a_nb1, d_offs, mode;
 } vk_push_pool;
@@ -99,5 +103,6 @@ _Static_assert(sizeof(vk_push_get_rows) <= 128, "push constants over the 128-byt
 _Static_assert(sizeof(vk_push_matmul) <= 128, "push constants over the 128-byte guarantee");
 _Static_assert(sizeof(vk_push_attn) <= 128, "push constants over the 128-byte guarantee");
 _Static_assert(sizeof(vk_push_pool) <= 128, "push constants over the 128-byte guarantee");
+
 
 #endif

@@ -15,6 +15,7 @@ layout(push_constant) uniform push_t {
 #elif defined(PUSH_ROPE)
 layout(push_constant) uniform push_t {
     uint ne0, ne1, ne2, ne3; tensor_t d, a; uint pos_offs, n_rot, mode; float freq_base, freq_scale;
+    uint div_offs, has_div; float mscale;
 } p;
 #elif defined(PUSH_GET_ROWS)
 layout(push_constant) uniform push_t {
@@ -28,7 +29,7 @@ layout(push_constant) uniform push_t {
 layout(push_constant) uniform push_t {
     uint hd, n_head, n_kv_head, n_q, n_kv;
     uint q_offs, q_nb1, q_nb2, k_offs, k_nb1, k_nb2, v_offs, v_nb1, v_nb2, d_offs, d_nb1, d_nb2;
-    float scale; uint causal, q_pos0;
+    float scale; uint causal, q_pos0, window; float softcap;
 } p;
 #elif defined(PUSH_POOL)
 layout(push_constant) uniform push_t { uint ne0, n_tok, a_offs, a_nb1, d_offs, mode; } p;

@@ -29,7 +29,10 @@
 
 /* ===== Case description ================================================== */
 
-typedef enum fill_kind { FILL_RAND = 0, FILL_IDS, FILL_POS } fill_kind;
+/* FILL_RAND: uniform [-1, 1]; FILL_IDS, FILL_POS: i32 in [0, fill_max),
+ * positions as an increasing run; FILL_DIV: f32 in [1, 40] (frequency
+ * divisors). */
+typedef enum fill_kind { FILL_RAND = 0, FILL_IDS, FILL_POS, FILL_DIV } fill_kind;
 
 typedef struct tt {
     vki_type  type;
@@ -234,6 +237,40 @@ static void cases_elementwise(void)
             c->dst = tt_make(VKI_TYPE_F32, e[0], e[1], e[2], 1, 0, 0);
             c->fp[0] = un[o] == BK_OP_SOFTMAX ? 0.125f * 8 : 0.37f;
         }
+    /* GELU's tanh approximation; SOFTCAP from nearly linear (30) to
+     * saturated (0.05: |x / cap| up to 20). */
+    for (size_t s = 0; s < VKI_COUNT(eshapes); s++) {
+        const int64_t *e = eshapes[s];
+        test_case *c = add_case(BK_OP_GELU, NMSE_FLOAT, "tanh,ne=%lldx%lldx%lld", (long long)e[0], (long long)e[1],
+                                (long long)e[2]);
+        set_src(c, 0, tt_make(VKI_TYPE_F32, e[0], e[1], e[2], 1, 0, 0));
+        c->dst = tt_make(VKI_TYPE_F32, e[0], e[1], e[2], 1, 0, 0);
+        c->ip[0] = BK_ACT_GELU_TANH;
+        const float caps[] = {30.0f, 1.0f, 0.05f};
+        for (size_t k = 0; k < VKI_COUNT(caps); k++) {
+            c = add_case(BK_OP_SOFTCAP, NMSE_FLOAT, "cap=%g,ne=%lldx%lldx%lld%s", caps[k], (long long)e[0],
+                         (long long)e[1], (long long)e[2], k == 1 ? ",inplace,views" : "");
+            set_src(c, 0, tt_make(VKI_TYPE_F32, e[0], e[1], e[2], 1, k == 1 ? 20 : 0, k == 1 ? 8 : 0));
+            c->dst = k == 1 ? c->src[0] : tt_make(VKI_TYPE_F32, e[0], e[1], e[2], 1, 0, 0);
+            c->inplace = k == 1;
+            c->fp[0] = caps[k];
+        }
+    }
+    /* The gated products with GELU gates (GeGLU), plain and in place. */
+    for (int act = BK_ACT_GELU; act <= BK_ACT_GELU_TANH; act++)
+        for (size_t s = 0; s < VKI_COUNT(eshapes); s++)
+            for (int mode = 0; mode < 2; mode++) {
+                const int64_t *e = eshapes[s];
+                test_case *c = add_case(BK_OP_SWIGLU, NMSE_FLOAT, "act=%s,ne=%lldx%lldx%lld%s",
+                                        act == BK_ACT_GELU ? "gelu" : "gelu_tanh", (long long)e[0], (long long)e[1],
+                                        (long long)e[2], mode ? ",inplace,views" : "");
+                uint64_t p1 = mode ? 20 : 0, p2 = mode ? 8 : 0;
+                set_src(c, 0, tt_make(VKI_TYPE_F32, e[0], e[1], e[2], 1, p1, p2));
+                set_src(c, 1, tt_make(VKI_TYPE_F32, e[0], e[1], e[2], 1, p1, 0));
+                c->dst = c->src[0];
+                c->inplace = mode;
+                c->ip[0] = act;
+            }
     bk_op_kind bin[] = {BK_OP_ADD, BK_OP_MUL, BK_OP_SWIGLU};
     for (size_t o = 0; o < VKI_COUNT(bin); o++)
         for (size_t s = 0; s < VKI_COUNT(eshapes); s++)
@@ -271,18 +308,27 @@ static void cases_norm(void)
 
 static void cases_rope(void)
 {
-    struct { int64_t hd, nh, nt; int n_rot, mode; float base, fscale; bool inplace; } rs[] = {
-        {64, 4, 7, 64, BK_ROPE_NORMAL, 10000.0f, 1.0f, false},
-        {64, 4, 7, 64, BK_ROPE_NEOX, 10000.0f, 1.0f, true},
-        {128, 3, 5, 64, BK_ROPE_NEOX, 1000000.0f, 0.25f, false},
-        {32, 8, 1, 16, BK_ROPE_NORMAL, 10000.0f, 0.5f, true},
-        {2, 1, 1, 2, BK_ROPE_NORMAL, 10000.0f, 1.0f, false},
+    /* div: per-pair frequency divisors (src2); mscale 0 means 1. */
+    struct { int64_t hd, nh, nt; int n_rot, mode; float base, fscale; bool inplace, div; float mscale; } rs[] = {
+        {64, 4, 7, 64, BK_ROPE_NORMAL, 10000.0f, 1.0f, false, false, 0.0f},
+        {64, 4, 7, 64, BK_ROPE_NEOX, 10000.0f, 1.0f, true, false, 0.0f},
+        {128, 3, 5, 64, BK_ROPE_NEOX, 1000000.0f, 0.25f, false, false, 0.0f},
+        {32, 8, 1, 16, BK_ROPE_NORMAL, 10000.0f, 0.5f, true, false, 0.0f},
+        {2, 1, 1, 2, BK_ROPE_NORMAL, 10000.0f, 1.0f, false, false, 0.0f},
+        {128, 4, 7, 128, BK_ROPE_NEOX, 500000.0f, 1.0f, false, true, 0.0f},  /* llama 3 rope_freqs */
+        {96, 3, 5, 96, BK_ROPE_NEOX, 10000.0f, 1.0f, true, true, 1.19f},     /* LongRoPE: factors, attn_factor */
+        {64, 2, 3, 32, BK_ROPE_NORMAL, 10000.0f, 0.5f, false, true, 0.7f},   /* partial rotation */
+        {64, 4, 1, 64, BK_ROPE_NEOX, 10000.0f, 1.0f, false, false, 1.25f},   /* mscale alone */
+        {2, 1, 1, 2, BK_ROPE_NORMAL, 10000.0f, 1.0f, false, true, 2.0f},
     };
     for (size_t i = 0; i < VKI_COUNT(rs); i++) {
-        test_case *c = add_case(BK_OP_ROPE, NMSE_FLOAT, "hd=%lld,nh=%lld,nt=%lld,n_rot=%d,%s,base=%g,scale=%g%s",
+        char extra[48] = "";
+        if (rs[i].div || rs[i].mscale != 0.0f)
+            snprintf(extra, sizeof extra, "%s,mscale=%g", rs[i].div ? ",div" : "", rs[i].mscale);
+        test_case *c = add_case(BK_OP_ROPE, NMSE_FLOAT, "hd=%lld,nh=%lld,nt=%lld,n_rot=%d,%s,base=%g,scale=%g%s%s",
                                 (long long)rs[i].hd, (long long)rs[i].nh, (long long)rs[i].nt, rs[i].n_rot,
                                 rs[i].mode == BK_ROPE_NEOX ? "neox" : "normal", rs[i].base, rs[i].fscale,
-                                rs[i].inplace ? ",inplace" : "");
+                                rs[i].inplace ? ",inplace" : "", extra);
         set_src(c, 0, tt_make(VKI_TYPE_F32, rs[i].hd, rs[i].nh, rs[i].nt, 1, rs[i].inplace ? 8 : 0, 0));
         set_src(c, 1, tt_vec(VKI_TYPE_I32, rs[i].nt));
         c->src[1].fill = FILL_POS;
@@ -293,6 +339,11 @@ static void cases_rope(void)
         c->ip[1] = rs[i].mode;
         c->fp[0] = rs[i].base;
         c->fp[1] = rs[i].fscale;
+        c->fp[2] = rs[i].mscale;
+        if (rs[i].div) {
+            set_src(c, 2, tt_vec(VKI_TYPE_F32, rs[i].n_rot / 2));
+            c->src[2].fill = FILL_DIV;
+        }
     }
 }
 
@@ -318,21 +369,40 @@ static void cases_cpy(void)
 
 static void cases_attn(void)
 {
-    struct { int64_t hd, nh, nkvh, nq, nkv, n_ctx; int causal, pos0; vki_type kv; } as[] = {
-        {64, 4, 4, 1, 33, 64, 1, 32, VKI_TYPE_F16},  /* decode step, MHA       */
-        {64, 8, 2, 7, 7, 16, 1, 0, VKI_TYPE_F32},    /* prompt, GQA 4:1        */
-        {32, 4, 2, 5, 40, 48, 1, 35, VKI_TYPE_F16},  /* chunked prefill        */
-        {64, 4, 4, 9, 9, 9, 0, 0, VKI_TYPE_F32},     /* encoder, non-causal    */
-        {80, 6, 3, 3, 100, 128, 0, 0, VKI_TYPE_F16}, /* head_dim 80, odd sizes */
-        {1, 1, 1, 1, 1, 1, 1, 0, VKI_TYPE_F32},      /* smallest               */
-        {64, 4, 2, 1, 50, 64, 1, 49, VKI_TYPE_F16},  /* decode, GQA 2:1        */
-        {48, 3, 1, 1, 70, 80, 1, 69, VKI_TYPE_F32},  /* decode, 3 heads per kv */
+    /* window: sliding window (0 = none); cap: logit softcap (0 = none). */
+    struct { int64_t hd, nh, nkvh, nq, nkv, n_ctx; int causal, pos0; vki_type kv; int window; float cap; } as[] = {
+        {64, 4, 4, 1, 33, 64, 1, 32, VKI_TYPE_F16, 0, 0},  /* decode step, MHA       */
+        {64, 8, 2, 7, 7, 16, 1, 0, VKI_TYPE_F32, 0, 0},    /* prompt, GQA 4:1        */
+        {32, 4, 2, 5, 40, 48, 1, 35, VKI_TYPE_F16, 0, 0},  /* chunked prefill        */
+        {64, 4, 4, 9, 9, 9, 0, 0, VKI_TYPE_F32, 0, 0},     /* encoder, non-causal    */
+        {80, 6, 3, 3, 100, 128, 0, 0, VKI_TYPE_F16, 0, 0}, /* head_dim 80, odd sizes */
+        {1, 1, 1, 1, 1, 1, 1, 0, VKI_TYPE_F32, 0, 0},      /* smallest               */
+        {64, 4, 2, 1, 50, 64, 1, 49, VKI_TYPE_F16, 0, 0},  /* decode, GQA 2:1        */
+        {48, 3, 1, 1, 70, 80, 1, 69, VKI_TYPE_F32, 0, 0},  /* decode, 3 heads per kv */
+        /* sliding windows (gemma 2/3, phi-3): smaller than the kv length,
+         * over whole key blocks, larger than it, on prompts (rows of one
+         * workgroup with different windows), decode and chunked prefill */
+        {64, 4, 2, 1, 200, 256, 1, 199, VKI_TYPE_F16, 16, 0},
+        {64, 4, 2, 1, 200, 256, 1, 199, VKI_TYPE_F32, 130, 0},
+        {64, 8, 2, 7, 7, 16, 1, 0, VKI_TYPE_F32, 3, 0},
+        {32, 4, 1, 33, 33, 40, 1, 0, VKI_TYPE_F16, 5, 0},
+        {32, 4, 2, 5, 40, 48, 1, 35, VKI_TYPE_F16, 1, 0},
+        {64, 4, 4, 9, 9, 9, 1, 0, VKI_TYPE_F32, 100, 0},
+        {64, 4, 4, 9, 9, 9, 0, 0, VKI_TYPE_F32, 4, 0},     /* non-causal, windowed   */
+        {64, 2, 2, 3, 20, 32, 0, 100, VKI_TYPE_F32, 5, 0}, /* window past every key: zeros */
+        /* logit softcap (gemma 2: 50; small caps saturate the scores) */
+        {64, 4, 2, 1, 50, 64, 1, 49, VKI_TYPE_F16, 0, 50.0f},
+        {64, 8, 2, 7, 7, 16, 1, 0, VKI_TYPE_F32, 0, 0.3f},
+        {80, 6, 3, 3, 100, 128, 0, 0, VKI_TYPE_F16, 0, 1.0f},
+        {128, 8, 4, 5, 100, 128, 1, 95, VKI_TYPE_F16, 64, 0.5f}, /* both (gemma 2 local layer) */
     };
     for (size_t i = 0; i < VKI_COUNT(as); i++) {
-        test_case *c = add_case(BK_OP_ATTN, NMSE_FLOAT, "hd=%lld,nh=%lld,nkvh=%lld,nq=%lld,nkv=%lld,%s,pos0=%d,kv=%s",
+        char extra[48] = "";
+        if (as[i].window || as[i].cap > 0.0f) snprintf(extra, sizeof extra, ",window=%d,softcap=%g", as[i].window, as[i].cap);
+        test_case *c = add_case(BK_OP_ATTN, NMSE_FLOAT, "hd=%lld,nh=%lld,nkvh=%lld,nq=%lld,nkv=%lld,%s,pos0=%d,kv=%s%s",
                                 (long long)as[i].hd, (long long)as[i].nh, (long long)as[i].nkvh, (long long)as[i].nq,
                                 (long long)as[i].nkv, as[i].causal ? "causal" : "full", as[i].pos0,
-                                vki_type_name(as[i].kv));
+                                vki_type_name(as[i].kv), extra);
         set_src(c, 0, tt_make(VKI_TYPE_F32, as[i].hd, as[i].nh, as[i].nq, 1, 0, 0));
         /* K/V are the first nkv positions of a cache of n_ctx: the rest of
          * the buffer is NaN, so reading past nkv fails the test. */
@@ -343,7 +413,9 @@ static void cases_attn(void)
         c->dst = tt_make(VKI_TYPE_F32, as[i].hd, as[i].nh, as[i].nq, 1, 0, 0);
         c->ip[0] = as[i].causal;
         c->ip[1] = as[i].pos0;
+        c->ip[2] = as[i].window;
         c->fp[0] = 1.0f / sqrtf((float)as[i].hd);
+        c->fp[1] = as[i].cap;
     }
 }
 
@@ -385,6 +457,8 @@ static uint8_t *make_data(const tt *t, uint64_t *seed)
                     continue;
                 }
                 for (int64_t i = 0; i < n0; i++) row[i] = test_rand_f32(seed, -1.0f, 1.0f);
+                if (t->fill == FILL_DIV)
+                    for (int64_t i = 0; i < n0; i++) row[i] = 20.5f + 19.5f * row[i];
                 if (t->type == VKI_TYPE_F32) memcpy(p, row, (size_t)n0 * 4);
                 else if (t->type == VKI_TYPE_F16) for (int64_t i = 0; i < n0; i++) ((uint16_t *)p)[i] = vki_fp32_to_fp16(row[i]);
                 else if (t->type == VKI_TYPE_BF16) for (int64_t i = 0; i < n0; i++) ((uint16_t *)p)[i] = vki_fp32_to_bf16(row[i]);
