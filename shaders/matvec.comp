@@ -12,11 +12,18 @@
 // Several rows per workgroup keep short rows (k = 256..1024) from leaving
 // most threads idle and cut the workgroup count, which is what a CPU
 // driver (lavapipe) pays for per group.
+// MATMUL_ID (decode of mixture-of-experts layers): the z dimension is the
+// (token, slot) pairs, NCOLS is 1, and each workgroup reads the rows of its
+// pair's expert; pairs whose expert is not bound in this dispatch leave.
 #extension GL_GOOGLE_include_directive : require
 #ifdef USE_SUBGROUP
 #extension GL_KHR_shader_subgroup_arithmetic : require
 #endif
+#ifdef MATMUL_ID
+#define PUSH_MATMUL_ID
+#else
 #define PUSH_MATMUL
+#endif
 #include "push.glsl"
 
 layout(constant_id = 0) const uint WG = 64;
@@ -29,12 +36,29 @@ const uint TPR = WG / NROWS; // threads per weight row (a power of two)
 layout(binding = 0) readonly buffer W { uint wdata[]; };
 layout(binding = 1) readonly buffer X { float x[]; };
 layout(binding = 2) writeonly buffer D { float d[]; };
+#ifdef MATMUL_ID
+layout(binding = 3) readonly buffer I { int ids[]; };
+layout(binding = 4) coherent buffer S { uint status[]; }; // flag, id, index, n_exp, tag
+#define STATUS_MATMUL_ID 2u // VK_STATUS_OP_MATMUL_ID
+#else
 layout(binding = 3) readonly buffer B { float bias[]; };
+#endif
 #include "dequant.glsl"
 
 shared float red[NCOLS * WG];
 
+#ifdef MATMUL_ID
+uint d_col; // dst element of weight row 0 for this workgroup's pair
+void store(uint c, uint row, float s) { d[d_col + row] = s; }
+#else
+uint col0; // first activation row of this workgroup
 uint x_row(uint j) { return row_offs(p.x, j, p.x_ne1, p.x_ne2); }
+void store(uint c, uint row, float s)
+{
+    if (p.has_bias != 0u) s += bias[p.bias_offs + p.row0 + row];
+    d[row_offs(p.d, col0 + c, p.d_ne1, p.d_ne2) + p.row0 + row] = s;
+}
+#endif
 
 void main()
 {
@@ -42,16 +66,42 @@ void main()
     uint lr = tid / TPR, lane = tid % TPR;
     uint row = group_id() * NROWS + lr;
     bool live = row < p.m; // not uniform: every thread still reaches the barriers
-    uint col0 = gl_WorkGroupID.z * NCOLS;
-    uint ncol = min(NCOLS, p.n - col0);
-    uint wrow = p.w_boffs + row * p.w_nb1;
-
     uint xo[NCOLS];
     float acc[NCOLS];
+#ifdef MATMUL_ID
+    uint pair = gl_WorkGroupID.z, t = pair / p.n_used, sl = pair % p.n_used;
+    int ex = ids[p.ids_offs + t * p.ids_nb1 + sl];
+    d_col = p.d_offs + t * p.d_nb2 + sl * p.d_nb1 + p.row0;
+    // Both exits are uniform over the workgroup (one pair). An expert id
+    // outside the table reads nothing: zeros, from the dispatches that
+    // bind expert 0, and a report that fails the pass.
+    if (ex < 0 || uint(ex) >= p.n_exp) {
+        if (p.e0 != 0u) return;
+        if (live && lane == 0u) store(0u, row, 0.0);
+        if (tid == 0u && atomicCompSwap(status[0], 0u, STATUS_MATMUL_ID) == 0u) {
+            status[1] = uint(ex);
+            status[2] = pair;
+            status[3] = p.n_exp;
+            status[4] = p.tag;
+        }
+        return;
+    }
+    if (uint(ex) < p.e0 || uint(ex) >= p.e1) return;
+    uint wrow = p.w_boffs + (uint(ex) - p.e0) * p.w_nb2 + row * p.w_nb1;
+    uint ncol = 1u;
+    for (uint c = 0u; c < NCOLS; c++) {
+        xo[c] = p.x_offs + t * p.x_nb2 + sl * p.x_nb1;
+        acc[c] = 0.0;
+    }
+#else
+    col0 = gl_WorkGroupID.z * NCOLS;
+    uint ncol = min(NCOLS, p.n - col0);
+    uint wrow = p.w_boffs + row * p.w_nb1;
     for (uint c = 0u; c < NCOLS; c++) { // columns past n repeat the last one: no branch in the loop
         xo[c] = x_row(min(col0 + c, p.n - 1u));
         acc[c] = 0.0;
     }
+#endif
     // Chunks of 16 elements: one scale read and four words of quants per
     // chunk (dq16); consecutive lanes take consecutive chunks.
     uint k16 = live ? p.k / 16u : 0u;
@@ -87,8 +137,7 @@ void main()
     for (uint c = lane; live && c < ncol; c += TPR) { // TPR may be under NCOLS
         float s = 0.0;
         for (uint i = 0u; i < per_row; i++) s += red[c * WG + lr * per_row + i];
-        if (p.has_bias != 0u) s += bias[p.bias_offs + p.row0 + row];
-        d[row_offs(p.d, col0 + c, p.d_ne1, p.d_ne2) + p.row0 + row] = s;
+        store(c, row, s);
     }
 #else
     for (uint c = 0u; c < NCOLS; c++) red[c * WG + tid] = acc[c];
@@ -99,9 +148,7 @@ void main()
         barrier();
     }
     for (uint c = lane; live && c < ncol; c += TPR) { // TPR may be under NCOLS
-        float s = red[c * WG + lr * TPR];
-        if (p.has_bias != 0u) s += bias[p.bias_offs + p.row0 + row];
-        d[row_offs(p.d, col0 + c, p.d_ne1, p.d_ne2) + p.row0 + row] = s;
+        store(c, row, red[c * WG + lr * TPR]);
     }
 #endif
 }

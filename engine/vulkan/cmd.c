@@ -61,6 +61,7 @@ vki_status vk_cmd_begin(vk_ctx *c)
     c->cur_dpool = 0;
     c->n_hazards = 0;
     c->n_gather = 0;
+    c->n_routed = 0;
     /* The previous pass's fence was waited on: no kernel uses the words. */
     for (int i = 0; i < VK_STATUS_WORDS; i++) c->status_map[i] = 0;
     VK_TRY(vkResetCommandBuffer(c->cb, 0));
@@ -89,7 +90,7 @@ vki_status vk_cmd_end(vk_ctx *c)
     if (!c->recording) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vulkan: end without begin");
     c->recording = false;
     vk_barrier_all(c->cb); /* results visible to readback copies */
-    if (c->n_gather) { /* the status words visible to the host after the fence */
+    if (c->n_gather || c->n_routed) { /* the status words visible to the host after the fence */
         VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER, .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
                               .dstAccessMask = VK_ACCESS_HOST_READ_BIT};
         vkCmdPipelineBarrier(c->cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0,
@@ -98,16 +99,28 @@ vki_status vk_cmd_end(vk_ctx *c)
     VK_TRY(vkEndCommandBuffer(c->cb));
     VKI_TRY(vk_submit_wait(c, c->cb, c->fence));
     vk_profile_end(c);
-    if (c->status_map[VK_STATUS_FLAG]) {
-        /* A kernel met bad input. GET_ROWS wrote zeros for that row, so
-         * nothing unwritten or out of bounds was read; the pass still fails,
-         * as the CPU backend's does. */
+    /* A kernel met bad input. It wrote zeros where the id would have led,
+     * so nothing unwritten or out of bounds was read; the pass still fails,
+     * as the CPU backend's does. */
+    volatile const uint32_t *w = c->status_map;
+    int32_t id = (int32_t)w[VK_STATUS_ID];
+    switch (w[VK_STATUS_FLAG]) {
+    case 0: return VKI_OK;
+    case VK_STATUS_OP_GET_ROWS:
         return vki_fail(VKI_ERR_INVALID_ARGUMENT,
                         "vulkan: GET_ROWS (number %u of the pass): id %d at index %u is outside the table's rows [0, %u)",
-                        c->status_map[VK_STATUS_TAG] + 1, (int32_t)c->status_map[VK_STATUS_ID],
-                        c->status_map[VK_STATUS_INDEX], c->status_map[VK_STATUS_ROWS]);
+                        w[VK_STATUS_TAG] + 1, id, w[VK_STATUS_INDEX], w[VK_STATUS_ROWS]);
+    case VK_STATUS_OP_MATMUL_ID:
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT,
+                        "vulkan: MATMUL_ID (MoE op number %u of the pass): expert %d for (token, slot) %u is outside "
+                        "[0, %u)", w[VK_STATUS_TAG] + 1, id, w[VK_STATUS_INDEX], w[VK_STATUS_ROWS]);
+    case VK_STATUS_OP_GATHER_COLS:
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT,
+                        "vulkan: GATHER_COLS (MoE op number %u of the pass): column id %d at index %u is outside "
+                        "[0, %u)", w[VK_STATUS_TAG] + 1, id, w[VK_STATUS_INDEX], w[VK_STATUS_ROWS]);
+    default:
+        return vki_fail(VKI_ERR_INTERNAL, "vulkan: unknown status flag %u", w[VK_STATUS_FLAG]);
     }
-    return VKI_OK;
 }
 
 void vk_groups_2d(uint64_t n, uint32_t *gx, uint32_t *gy)

@@ -201,8 +201,6 @@ static const char *type_suffix(vki_type t)
     }
 }
 
-/* Shared with ops_matmul.c through the variant name. */
-const char *vk_weight_suffix(vki_type t);
 const char *vk_weight_suffix(vki_type t) { return type_suffix(t); }
 
 static vki_status op_get_rows(vk_ctx *c, const bk_op *op, bool record)
@@ -275,6 +273,8 @@ static vki_status run(vk_ctx *c, const bk_op *op, bool record)
     case BK_OP_GET_ROWS: return op_get_rows(c, op, record);
     case BK_OP_MATMUL: return vk_ops_matmul(c, op, record);
     case BK_OP_ATTN: return vk_ops_attn(c, op, record);
+    case BK_OP_TOP_K: case BK_OP_GATHER_COLS: case BK_OP_MOE_SUM: case BK_OP_MATMUL_ID:
+        return vk_ops_moe(c, op, record);
     default: return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: %s has no kernel", bk_op_name(op->kind));
     }
 }

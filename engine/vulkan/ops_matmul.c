@@ -30,15 +30,13 @@ _Static_assert(sizeof(block_q5_K) == 176 && offsetof(block_q5_K, dmin) == 2 && o
 _Static_assert(sizeof(block_q6_K) == 210 && offsetof(block_q6_K, qh) == 128 && offsetof(block_q6_K, scales) == 192 &&
                offsetof(block_q6_K, d) == 208, "types.glsl Q6_K");
 
-const char *vk_weight_suffix(vki_type t);
-
 #define MATVEC_MAX_N 8 /* the largest NCOLS of matvec.comp */
 #define MATVEC_WG 64
 
 /* Weight rows per matvec workgroup: enough threads per row for a row of k
  * elements (4 per thread per step, at least 4 steps), never fewer than
  * one subgroup per row when the subgroup reduction is used. */
-static uint32_t matvec_rows(const vk_ctx *c, int64_t k)
+uint32_t vk_matvec_rows(const vk_ctx *c, int64_t k)
 {
     uint32_t tpr = MATVEC_WG;
     while (tpr > 4 && (int64_t)tpr * 16 > k) tpr /= 2;
@@ -66,7 +64,7 @@ vki_status vk_ops_matmul(vk_ctx *c, const bk_op *op, bool record)
         b[3] = b[1];
     }
     bool vec = n <= MATVEC_MAX_N;
-    uint32_t nrows = vec ? matvec_rows(c, w->ne[0]) : 1;
+    uint32_t nrows = vec ? vk_matvec_rows(c, w->ne[0]) : 1;
     /* Activation rows per workgroup: the next power of two, so a pipeline
      * exists for 1, 2, 4 and 8 (spec constant 1 = nrows | ncols << 8). */
     uint32_t ncols = 1;

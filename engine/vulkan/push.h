@@ -95,6 +95,53 @@ typedef struct vk_push_pool {
     uint32_t ne0, n_tok, a_offs, a_nb1, d_offs, mode;
 } vk_push_pool;
 
+/* A tensor's row decomposition next to its binding view: flattened row r
+ * is (r % ne1, r / ne1 % ne2, r / (ne1 * ne2)). */
+typedef struct vk_push_rows_of {
+    uint32_t       ne1, ne2;
+    vk_push_tensor t;
+} vk_push_rows_of;
+
+/* TOP_K (one workgroup per row): d i32 [n_rows][k] = the indices of the k
+ * largest of a f32 [n_rows][n]. */
+typedef struct vk_push_top_k {
+    uint32_t        n, k, n_rows;
+    vk_push_rows_of a, d;
+} vk_push_top_k;
+
+/* GATHER_COLS (one thread per row): d [n_rows][k] = a[r][ids[r][j]], each
+ * row divided by its sum when norm; an id outside [0, n) gives a row of
+ * zeros and is reported in the status words with the tag. */
+typedef struct vk_push_gather_cols {
+    uint32_t        n, k, n_rows, norm, tag;
+    vk_push_rows_of a, ids, d;
+} vk_push_gather_cols;
+
+/* MOE_SUM (one thread per output element): d [n_tok][ne0] = sum over s of
+ * w[t][s] * y[t][s][:], y {ne0, n_used, n_tok}. */
+typedef struct vk_push_moe_sum {
+    uint32_t        ne0, n_used, n_tok;
+    uint32_t        y_offs, y_nb1, y_nb2;
+    vk_push_rows_of w, d;
+} vk_push_moe_sum;
+
+/* MATMUL_ID: d[t][s][row0 + i] = W[ids[t][s]][row0 + i] . x[t][s or 0] for
+ * the experts [e0, e1) and the weight rows [row0, row0 + m) bound in this
+ * dispatch (expert e0's row row0 at byte w_boffs; a weight larger than one
+ * binding is bound window by window). x_nb1 = 0 shares one activation row
+ * among the slots. An expert id outside [0, n_exp) gives zeros (written by
+ * the dispatches with e0 = 0) and is reported with the tag. */
+typedef struct vk_push_matmul_id {
+    uint32_t k, m, row0;
+    uint32_t w_boffs, w_nb1, w_nb2;   /* bytes */
+    uint32_t e0, e1, n_exp;
+    uint32_t n_used, n_tok;
+    uint32_t x_offs, x_nb1, x_nb2;
+    uint32_t d_offs, d_nb1, d_nb2;
+    uint32_t ids_offs, ids_nb1;
+    uint32_t tag;
+} vk_push_matmul_id;
+
 _Static_assert(sizeof(vk_push_eltwise) <= 128, "push constants over the 128-byte guarantee");
 _Static_assert(sizeof(vk_push_cpy) <= 128, "push constants over the 128-byte guarantee");
 _Static_assert(sizeof(vk_push_rows) <= 128, "push constants over the 128-byte guarantee");
@@ -104,5 +151,9 @@ _Static_assert(sizeof(vk_push_matmul) <= 128, "push constants over the 128-byte 
 _Static_assert(sizeof(vk_push_attn) <= 128, "push constants over the 128-byte guarantee");
 _Static_assert(sizeof(vk_push_pool) <= 128, "push constants over the 128-byte guarantee");
 
+_Static_assert(sizeof(vk_push_top_k) <= 128, "push constants over the 128-byte guarantee");
+_Static_assert(sizeof(vk_push_gather_cols) <= 128, "push constants over the 128-byte guarantee");
+_Static_assert(sizeof(vk_push_moe_sum) <= 128, "push constants over the 128-byte guarantee");
+_Static_assert(sizeof(vk_push_matmul_id) <= 128, "push constants over the 128-byte guarantee");
 
 #endif

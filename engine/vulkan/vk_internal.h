@@ -115,7 +115,8 @@ typedef struct vk_ctx {
     VkBuffer  dummy;           /* bound to unused binding slots */
     VkDeviceMemory dummy_mem;
     /* Host-visible words kernels report bad input through (VK_STATUS_*):
-     * GET_ROWS ids outside the table. Cleared at begin, read after the fence. */
+     * GET_ROWS, MATMUL_ID and GATHER_COLS ids outside their tables. Cleared
+     * at begin, read after the fence. */
     VkBuffer  status;
     VkDeviceMemory status_mem;
     volatile uint32_t *status_map;
@@ -137,11 +138,16 @@ typedef struct vk_ctx {
     int               n_hazards, cap_hazards;
     uint64_t          n_dispatch, n_barrier;
     uint32_t          n_gather;  /* GET_ROWS dispatches recorded in this pass */
+    uint32_t          n_routed;  /* MATMUL_ID and GATHER_COLS ops recorded in this pass */
     struct vk_profile *prof;     /* VKI_VK_PROFILE, else NULL */
 } vk_ctx;
 
-/* The status words (vk_ctx.status), mirrored by shaders/get_rows.comp. */
+/* The status words (vk_ctx.status), mirrored by shaders/get_rows.comp,
+ * gather_cols.comp, matvec.comp and matmul.comp. The flag names the op
+ * that reported (VK_STATUS_OP_*); ROWS is the size of what the id indexes,
+ * TAG the op's number in the pass among those of its kind. */
 enum { VK_STATUS_FLAG = 0, VK_STATUS_ID, VK_STATUS_INDEX, VK_STATUS_ROWS, VK_STATUS_TAG, VK_STATUS_WORDS };
+enum { VK_STATUS_OP_GET_ROWS = 1, VK_STATUS_OP_MATMUL_ID = 2, VK_STATUS_OP_GATHER_COLS = 3 };
 
 /* ===== device.c ===== */
 /* Maps a VkResult to a status, naming the call: the one vk_check path. */
@@ -210,6 +216,12 @@ vki_status vk_op_record(vk_ctx *c, const bk_op *op);
 vki_status vk_ops_basic(vk_ctx *c, const bk_op *op, bool record);
 vki_status vk_ops_matmul(vk_ctx *c, const bk_op *op, bool record);
 vki_status vk_ops_attn(vk_ctx *c, const bk_op *op, bool record);
+/* TOP_K, GATHER_COLS, MOE_SUM, MATMUL_ID (ops_moe.c). */
+vki_status vk_ops_moe(vk_ctx *c, const bk_op *op, bool record);
+/* The variant suffix of a weight type ("q4_k"), or NULL without kernels. */
+const char *vk_weight_suffix(vki_type t);
+/* Weight rows per matvec workgroup for rows of k elements (ops_matmul.c). */
+uint32_t vk_matvec_rows(const vk_ctx *c, int64_t k);
 /* Binding of a whole tensor (every element) and its push-constant view in
  * units of elem_bytes. */
 vki_status vk_bind_tensor(vk_ctx *c, const bk_tensor *t, bool write, uint32_t elem_bytes, vk_binding *b,

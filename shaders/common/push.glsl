@@ -1,6 +1,7 @@
 // push.glsl: the push-constant blocks, mirroring engine/vulkan/push.h field
 // for field. A shader defines one PUSH_* selector before including this.
 struct tensor_t { uint offs, nb1, nb2, nb3; };
+struct rows_t { uint ne1, ne2; tensor_t t; }; // a tensor with its row decomposition
 
 #if defined(PUSH_ELTWISE)
 layout(push_constant) uniform push_t { uint ne0, ne1, ne2, ne3; tensor_t d, a, b; float f0; uint n; } p;
@@ -33,6 +34,17 @@ layout(push_constant) uniform push_t {
 } p;
 #elif defined(PUSH_POOL)
 layout(push_constant) uniform push_t { uint ne0, n_tok, a_offs, a_nb1, d_offs, mode; } p;
+#elif defined(PUSH_TOP_K)
+layout(push_constant) uniform push_t { uint n, k, n_rows; rows_t a, d; } p;
+#elif defined(PUSH_GATHER_COLS)
+layout(push_constant) uniform push_t { uint n, k, n_rows, norm, tag; rows_t a, ids, d; } p;
+#elif defined(PUSH_MOE_SUM)
+layout(push_constant) uniform push_t { uint ne0, n_used, n_tok, y_offs, y_nb1, y_nb2; rows_t w, d; } p;
+#elif defined(PUSH_MATMUL_ID)
+layout(push_constant) uniform push_t {
+    uint k, m, row0, w_boffs, w_nb1, w_nb2, e0, e1, n_exp, n_used, n_tok;
+    uint x_offs, x_nb1, x_nb2, d_offs, d_nb1, d_nb2, ids_offs, ids_nb1, tag;
+} p;
 #else
 #error "define one PUSH_* before including push.glsl"
 #endif

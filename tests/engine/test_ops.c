@@ -6,7 +6,7 @@
  * Inputs are surrounded by NaN bytes (0xFF) so any read outside a tensor
  * poisons the result; outputs start as NaN so any unwritten element fails,
  * and every byte of the output buffer outside the tensor must stay 0xFF.
- * Usage: test_ops [-o OP] [-b BACKEND-prefix] [--list]
+ * Usage: test_ops [-o 'OP|OP...'] [-b BACKEND-prefix] [-f 'SUBSTR|SUBSTR...'] [--list]
  */
 #include <math.h>
 #include <stdarg.h>
@@ -29,10 +29,12 @@
 
 /* ===== Case description ================================================== */
 
-/* FILL_RAND: uniform [-1, 1]; FILL_IDS, FILL_POS: i32 in [0, fill_max),
- * positions as an increasing run; FILL_DIV: f32 in [1, 40] (frequency
- * divisors). */
-typedef enum fill_kind { FILL_RAND = 0, FILL_IDS, FILL_POS, FILL_DIV } fill_kind;
+/* FILL_RAND: uniform [-1, 1]; FILL_IDS, FILL_POS, FILL_ROUTE: i32 in
+ * [0, fill_max), positions as an increasing run, routes as distinct ids per
+ * row (a token's experts); FILL_DIV: f32 in [1, 40] (frequency divisors);
+ * FILL_TIES: multiples of 1/4 in [-1, 1], so rows repeat values; FILL_PROB:
+ * f32 in [0.01, 1] (router probabilities). */
+typedef enum fill_kind { FILL_RAND = 0, FILL_IDS, FILL_POS, FILL_ROUTE, FILL_DIV, FILL_TIES, FILL_PROB } fill_kind;
 
 typedef struct tt {
     vki_type  type;
@@ -433,6 +435,94 @@ static void cases_pool(void)
         }
 }
 
+/* Mixture-of-experts routing: TOP_K with ties (multiples of 1/4), rows
+ * shorter than the workgroup and longer, k from 1 to the whole row. */
+static void cases_moe_route(void)
+{
+    const int64_t tk[][3] = {{4, 1, 1}, {8, 2, 7}, {60, 8, 64}, {128, 8, 33}, {128, 128, 3}, {300, 5, 2}, {1, 1, 5}};
+    for (size_t i = 0; i < VKI_COUNT(tk); i++)
+        for (int ties = 0; ties < 2; ties++) {
+            int64_t n = tk[i][0], k = tk[i][1], rows = tk[i][2];
+            test_case *c = add_case(BK_OP_TOP_K, NMSE_EXACT, "n=%lld,k=%lld,rows=%lld%s", (long long)n, (long long)k,
+                                    (long long)rows, ties ? ",ties,views" : "");
+            set_src(c, 0, tt_make(VKI_TYPE_F32, n, rows, 1, 1, ties ? 12 : 0, 0));
+            c->src[0].fill = ties ? FILL_TIES : FILL_RAND;
+            c->dst = tt_make(VKI_TYPE_I32, k, rows, 1, 1, ties ? 8 : 0, 0);
+        }
+    /* GATHER_COLS: the chosen experts' probabilities, renormalised or not. */
+    const int64_t gc[][3] = {{4, 1, 1}, {8, 2, 7}, {128, 8, 64}, {60, 4, 200}, {33, 3, 3}};
+    for (size_t i = 0; i < VKI_COUNT(gc); i++)
+        for (int norm = 0; norm < 2; norm++) {
+            int64_t n = gc[i][0], k = gc[i][1], rows = gc[i][2];
+            test_case *c = add_case(BK_OP_GATHER_COLS, NMSE_FLOAT, "n=%lld,k=%lld,rows=%lld%s", (long long)n,
+                                    (long long)k, (long long)rows, norm ? ",norm" : ",views");
+            set_src(c, 0, tt_make(VKI_TYPE_F32, n, rows, 1, 1, norm ? 0 : 20, 0));
+            c->src[0].fill = FILL_PROB;
+            set_src(c, 1, tt_make(VKI_TYPE_I32, k, rows, 1, 1, norm ? 0 : 4, 0));
+            c->src[1].fill = FILL_ROUTE;
+            c->src[1].fill_max = (int32_t)n;
+            c->dst = tt_make(VKI_TYPE_F32, k, rows, 1, 1, norm ? 0 : 8, 0);
+            c->ip[0] = norm;
+        }
+    /* MOE_SUM: d x n_used x n_tok. */
+    const int64_t ms[][3] = {{1, 1, 1}, {33, 2, 7}, {1000, 8, 3}, {64, 8, 64}, {2048, 2, 2}};
+    for (size_t i = 0; i < VKI_COUNT(ms); i++)
+        for (int views = 0; views < 2; views++) {
+            int64_t d = ms[i][0], nu = ms[i][1], nt = ms[i][2];
+            test_case *c = add_case(BK_OP_MOE_SUM, NMSE_FLOAT, "d=%lld,n_used=%lld,n_tok=%lld%s", (long long)d,
+                                    (long long)nu, (long long)nt, views ? ",views" : "");
+            set_src(c, 0, tt_make(VKI_TYPE_F32, d, nu, nt, 1, views ? 16 : 0, views ? 32 : 0));
+            set_src(c, 1, tt_make(VKI_TYPE_F32, nu, nt, 1, 1, views ? 4 : 0, 0));
+            c->src[1].fill = FILL_PROB;
+            c->dst = tt_make(VKI_TYPE_F32, d, nt, 1, 1, views ? 12 : 0, 0);
+        }
+}
+
+/* MATMUL_ID for every weight type: decode (1, 2, 7 tokens: one pair per
+ * workgroup) and prompts (64+ tokens: tiles per expert), 1/2/8 experts per
+ * token out of 4..128, activations shared by the slots or one per slot,
+ * m and k at 1, 3, 33 and odd multiples of the block. */
+static void cases_matmul_id(void)
+{
+    for (size_t ti = 0; ti < VKI_COUNT(weight_types); ti++) {
+        vki_type t = weight_types[ti];
+        const vki_type_traits *tr = vki_type_get(t);
+        if (!tr || !tr->block_size) continue;
+        int64_t bs = tr->block_size;
+        /* k, m, n_exp, n_used, n_tok, shared activations, ids (0 distinct
+         * per token, 1 random with repeats: an expert twice in a token) */
+        const int64_t sh[][7] = {
+            {bs == 1 ? 1 : bs, 1, 4, 1, 1, 0, 0},
+            {bs == 1 ? 33 : 3 * bs, 33, 8, 2, 2, 1, 0},
+            {bs == 1 ? 100 : (bs == 256 ? 2 * bs : 9 * bs), 67, 128, 8, 7, 0, 0},
+            {bs == 1 ? 48 : 2 * bs, 3, 16, 2, 64, 0, 0},
+            {bs == 1 ? 71 : bs, 19, 128, 8, 64, 1, 0},
+            {bs == 1 ? 16 : bs, 70, 4, 2, 200, 0, 0},
+            {bs == 1 ? 36 : bs, 9, 2, 4, 70, 0, 1},
+        };
+        /* 128 experts of 64 tokens is 128 workgroups of mostly empty tiles,
+         * seconds on lavapipe for a K-quant; the tiles' logic does not
+         * depend on the type, so a plain type, one of the 32-blocks and a
+         * K-quant run it. */
+        bool many = t == VKI_TYPE_F32 || t == VKI_TYPE_Q8_0 || t == VKI_TYPE_Q4_K;
+        for (size_t s = 0; s < VKI_COUNT(sh); s++) {
+            if (s == 4 && !many) continue;
+            int64_t k = sh[s][0], m = sh[s][1], ne = sh[s][2], nu = sh[s][3], nt = sh[s][4];
+            bool shared = sh[s][5], rep = sh[s][6];
+            test_case *c = add_case(BK_OP_MATMUL_ID, matmul_nmse(t), "w=%s,k=%lld,m=%lld,n_exp=%lld,n_used=%lld,n_tok=%lld%s%s",
+                                    tr->name, (long long)k, (long long)m, (long long)ne, (long long)nu, (long long)nt,
+                                    shared ? ",shared" : "", rep ? ",repeats" : "");
+            set_src(c, 0, tt_make(t, k, m, ne, 1, 0, 0));
+            /* per-slot activations as a view with padded rows and tokens */
+            set_src(c, 1, shared ? tt_make(VKI_TYPE_F32, k, 1, nt, 1, 0, 0) : tt_make(VKI_TYPE_F32, k, nu, nt, 1, 16, 32));
+            set_src(c, 2, tt_make(VKI_TYPE_I32, nu, nt, 1, 1, s == 2 ? 8 : 0, 0));
+            c->src[2].fill = rep ? FILL_IDS : FILL_ROUTE;
+            c->src[2].fill_max = (int32_t)ne;
+            c->dst = tt_make(VKI_TYPE_F32, m, nu, nt, 1, s == 3 ? 12 : 0, 0);
+        }
+    }
+}
+
 /* ===== Data ============================================================== */
 
 /* Host bytes of one tensor's buffer: NaN everywhere, then its elements. */
@@ -454,11 +544,22 @@ static uint8_t *make_data(const tt *t, uint64_t *seed)
                         ((int32_t *)p)[i] = (int32_t)(test_rand_u64(seed) % (uint64_t)t->fill_max);
                     if (t->fill == FILL_POS && n0 > 1) /* an increasing run, like a real prompt */
                         for (int64_t i = 1; i < n0; i++) ((int32_t *)p)[i] = ((int32_t *)p)[0] + (int32_t)i;
+                    if (t->fill == FILL_ROUTE) /* redraw until distinct: n0 is a handful of fill_max */
+                        for (int64_t i = 1; i < n0; i++)
+                            for (int64_t j = 0; j < i; j++)
+                                if (((int32_t *)p)[j] == ((int32_t *)p)[i]) {
+                                    ((int32_t *)p)[i] = (int32_t)(test_rand_u64(seed) % (uint64_t)t->fill_max);
+                                    j = -1;
+                                }
                     continue;
                 }
                 for (int64_t i = 0; i < n0; i++) row[i] = test_rand_f32(seed, -1.0f, 1.0f);
                 if (t->fill == FILL_DIV)
                     for (int64_t i = 0; i < n0; i++) row[i] = 20.5f + 19.5f * row[i];
+                if (t->fill == FILL_TIES)
+                    for (int64_t i = 0; i < n0; i++) row[i] = roundf(row[i] * 4.0f) / 4.0f;
+                if (t->fill == FILL_PROB)
+                    for (int64_t i = 0; i < n0; i++) row[i] = 0.505f + 0.495f * row[i];
                 if (t->type == VKI_TYPE_F32) memcpy(p, row, (size_t)n0 * 4);
                 else if (t->type == VKI_TYPE_F16) for (int64_t i = 0; i < n0; i++) ((uint16_t *)p)[i] = vki_fp32_to_fp16(row[i]);
                 else if (t->type == VKI_TYPE_BF16) for (int64_t i = 0; i < n0; i++) ((uint16_t *)p)[i] = vki_fp32_to_bf16(row[i]);
@@ -491,6 +592,7 @@ static float elem_f32(const tt *t, const uint8_t *buf, int64_t i0, int64_t r)
     const uint8_t *p = buf + PAD + (uint64_t)i1 * t->nb[1] + (uint64_t)i2 * t->nb[2] + (uint64_t)i3 * t->nb[3] +
                        (uint64_t)i0 * t->nb[0];
     if (t->type == VKI_TYPE_F16) return vki_fp16_to_fp32(*(const uint16_t *)p);
+    if (t->type == VKI_TYPE_I32) return (float)*(const int32_t *)p; /* ids: compared as values */
     float f;
     memcpy(&f, p, 4);
     return f;
@@ -695,6 +797,34 @@ static double matmul_norm(const test_case *c, const case_data *cd)
     return norm;
 }
 
+/* The same denominator for MATMUL_ID: each (token, slot) against the rows
+ * of its expert. Ids outside the table (none in the tables) count nothing. */
+static double matmul_id_norm(const test_case *c, const case_data *cd)
+{
+    const tt *w = &c->src[0], *x = &c->src[1], *ids = &c->src[2];
+    int64_t k = w->ne[0], m = w->ne[1], nu = ids->ne[0], nt = ids->ne[1];
+    float *wr = malloc((size_t)k * sizeof(float));
+    if (!wr) return 0.0;
+    double norm = 0.0;
+    for (int64_t t = 0; t < nt; t++)
+        for (int64_t s = 0; s < nu; s++) {
+            int32_t e = *(const int32_t *)(cd->host[2] + PAD + (uint64_t)t * ids->nb[1] + (uint64_t)s * 4);
+            if (e < 0 || e >= w->ne[2]) continue;
+            int64_t xr = t * x->ne[1] + (x->ne[1] == 1 ? 0 : s);
+            for (int64_t i = 0; i < m; i++) {
+                if (!vki_dequantize_row(w->type, cd->host[0] + PAD + (uint64_t)e * w->nb[2] + (uint64_t)i * w->nb[1],
+                                        wr, k))
+                    break;
+                for (int64_t j = 0; j < k; j++) {
+                    double v = (double)wr[j] * elem_f32(x, cd->host[1], j, xr);
+                    norm += v * v;
+                }
+            }
+        }
+    free(wr);
+    return norm;
+}
+
 /* Builds inputs and the reference output for a case. */
 static bool prepare_case(const test_case *c, case_data *cd, uint64_t seed)
 {
@@ -744,6 +874,7 @@ static bool prepare_case(const test_case *c, case_data *cd, uint64_t seed)
     }
     for (int i = 0; i < 3; i++) free(copies[i]);
     if (ok && c->kind == BK_OP_MATMUL) cd->norm = matmul_norm(c, cd);
+    if (ok && c->kind == BK_OP_MATMUL_ID) cd->norm = matmul_id_norm(c, cd);
     return ok;
 }
 
@@ -766,6 +897,16 @@ static bool desc_matches(const char *desc, const char *filter)
     return false;
 }
 
+/* True when name is one of the '|'-separated op names of filter. */
+static bool op_matches(const char *name, const char *filter)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", filter);
+    for (char *save = NULL, *tok = strtok_r(buf, "|", &save); tok; tok = strtok_r(NULL, "|", &save))
+        if (!strcmp(name, tok)) return true;
+    return false;
+}
+
 int main(int argc, char **argv)
 {
     const char *op_filter = NULL, *be_filter = NULL, *desc_filter = NULL;
@@ -776,7 +917,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "-b") && i + 1 < argc) be_filter = argv[++i];
         else if (!strcmp(argv[i], "--list")) list = true;
         else {
-            fprintf(stderr, "usage: %s [-o OP] [-b BACKEND] [-f 'SUBSTR|SUBSTR...'] [--list]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-o 'OP|OP...'] [-b BACKEND] [-f 'SUBSTR|SUBSTR...'] [--list]\n", argv[0]);
             return 2;
         }
     }
@@ -788,10 +929,12 @@ int main(int argc, char **argv)
     cases_cpy();
     cases_attn();
     cases_pool();
+    cases_moe_route();
+    cases_matmul_id();
 
     if (list) {
         for (int i = 0; i < g_n_cases; i++)
-            if (!op_filter || !strcmp(op_filter, bk_op_name(g_cases[i].kind))) printf("%s\n", g_cases[i].desc);
+            if (!op_filter || op_matches(bk_op_name(g_cases[i].kind), op_filter)) printf("%s\n", g_cases[i].desc);
         return 0;
     }
     backend_entry bes[8];
@@ -800,7 +943,7 @@ int main(int argc, char **argv)
     int pass[8] = {0}, fail[8] = {0}, unsup[8] = {0};
     for (int ci = 0; ci < g_n_cases; ci++) {
         const test_case *c = &g_cases[ci];
-        if (op_filter && strcmp(op_filter, bk_op_name(c->kind))) continue;
+        if (op_filter && !op_matches(bk_op_name(c->kind), op_filter)) continue;
         if (desc_filter && !desc_matches(c->desc, desc_filter)) continue;
         case_data cd;
         if (!prepare_case(c, &cd, 0x9e3779b97f4a7c15ull ^ (uint64_t)(ci + 1))) {
