@@ -176,9 +176,10 @@ done:
 
 /* The longest charsmap rule matching a prefix of s[0..n): its byte length
  * (0 when none) and replacement. SentencePiece takes the longest match
- * (Normalizer::NormalizePrefix); a NUL byte ends the search (the double
- * array uses label 0 for its own leaves). Out-of-range units end it too. */
-static size_t charsmap_match(const tok_ugm *u, const uint8_t *s, size_t n, const char **repl)
+ * (Normalizer::NormalizePrefix), HF's Precompiled the shortest; a NUL byte
+ * ends the search (the double array uses label 0 for its own leaves), and
+ * so do out-of-range units. */
+static size_t charsmap_match(const tok_ugm *u, const uint8_t *s, size_t n, bool shortest, const char **repl)
 {
     if (!u->n_xcda) return 0;
     uint32_t node = unit_offset(u->xcda[0]);
@@ -195,6 +196,7 @@ static size_t charsmap_match(const tok_ugm *u, const uint8_t *s, size_t n, const
         if (v >= u->n_repl) break;
         best = i + 1;
         *repl = u->repl + v;
+        if (shortest) break;
     }
     return best;
 }
@@ -319,13 +321,14 @@ static bool put(ugm_buf *b, const char *s, size_t n)
 
 static bool starts_meta(const char *s, size_t n) { return n >= 3 && memcmp(s, META, 3) == 0; }
 
-/* The charsmap over text: each position takes the longest rule, else the
- * character as it is, else (invalid UTF-8) U+FFFD for one byte. */
+/* SentencePiece's charsmap over text: each position takes the longest
+ * rule, else the character as it is, else (invalid UTF-8) U+FFFD for one
+ * byte. */
 static bool apply_charsmap(const tok_ugm *u, const char *text, size_t len, ugm_buf *out)
 {
     for (size_t i = 0; i < len;) {
         const char *rep;
-        size_t m = charsmap_match(u, (const uint8_t *)text + i, len - i, &rep);
+        size_t m = charsmap_match(u, (const uint8_t *)text + i, len - i, false, &rep);
         if (m) {
             if (!put(out, rep, strlen(rep))) return false;
             i += m;
@@ -337,6 +340,117 @@ static bool apply_charsmap(const tok_ugm *u, const char *text, size_t len, ugm_b
         i += (size_t)l;
     }
     return true;
+}
+
+/* ----- extended grapheme clusters (UAX #29), as far as HF's Precompiled
+ * needs them: it looks at whole clusters before single characters ----- */
+
+enum { GB_OTHER, GB_CR, GB_LF, GB_CONTROL, GB_EXTEND, GB_ZWJ, GB_PREPEND, GB_RI, GB_L, GB_V, GB_T, GB_LV, GB_LVT };
+
+static bool in(uint32_t c, uint32_t a, uint32_t b) { return c >= a && c <= b; }
+
+static int gb_class(uint32_t c)
+{
+    if (c == '\r') return GB_CR;
+    if (c == '\n') return GB_LF;
+    if (c == 0x200D) return GB_ZWJ;
+    if (c >= 0x110000) return GB_CONTROL;
+    if (in(c, 0x1100, 0x115F) || in(c, 0xA960, 0xA97C)) return GB_L;
+    if (in(c, 0x1160, 0x11A7) || in(c, 0xD7B0, 0xD7C6)) return GB_V;
+    if (in(c, 0x11A8, 0x11FF) || in(c, 0xD7CB, 0xD7FB)) return GB_T;
+    if (in(c, 0xAC00, 0xD7A3)) return (c - 0xAC00) % 28 == 0 ? GB_LV : GB_LVT;
+    if (in(c, 0x1F1E6, 0x1F1FF)) return GB_RI;
+    if (in(c, 0x0600, 0x0605) || c == 0x06DD || c == 0x070F || in(c, 0x0890, 0x0891) || c == 0x08E2 ||
+        c == 0x0D4E || c == 0x110BD || c == 0x110CD)
+        return GB_PREPEND;
+    /* Extend and SpacingMark join alike in extended clusters: marks, ZWNJ,
+     * halfwidth kana voicing marks, emoji modifiers, tags, Thai/Lao AM */
+    if (c == 0x200C || in(c, 0xFF9E, 0xFF9F) || in(c, 0x1F3FB, 0x1F3FF) || in(c, 0xE0020, 0xE007F) || c == 0x0E33 ||
+        c == 0x0EB3)
+        return GB_EXTEND;
+    uint16_t fl = uc_flags(c);
+    if (fl & UC_M) return GB_EXTEND;
+    if ((fl & (UC_CC | UC_CF)) || c == 0x2028 || c == 0x2029) return GB_CONTROL;
+    return GB_OTHER;
+}
+
+/* Extended_Pictographic, by its blocks (close enough for ZWJ sequences) */
+static bool ext_pict(uint32_t c)
+{
+    return c == 0xA9 || c == 0xAE || c == 0x203C || c == 0x2049 || c == 0x2122 || c == 0x2139 ||
+           in(c, 0x2194, 0x2199) || in(c, 0x21A9, 0x21AA) || in(c, 0x231A, 0x231B) || c == 0x2328 || c == 0x2388 ||
+           c == 0x23CF || in(c, 0x23E9, 0x23F3) || in(c, 0x23F8, 0x23FA) || c == 0x24C2 || in(c, 0x25AA, 0x25AB) ||
+           c == 0x25B6 || c == 0x25C0 || in(c, 0x25FB, 0x25FE) || in(c, 0x2600, 0x27BF) || in(c, 0x2934, 0x2935) ||
+           in(c, 0x2B05, 0x2B07) || in(c, 0x2B1B, 0x2B1C) || c == 0x2B50 || c == 0x2B55 || c == 0x3030 ||
+           c == 0x303D || c == 0x3297 || c == 0x3299 ||
+           (in(c, 0x1F000, 0x1FAFF) && !in(c, 0x1F1E6, 0x1F1FF) && !in(c, 0x1F3FB, 0x1F3FF)) || in(c, 0x1FC00, 0x1FFFD);
+}
+
+/* The end of the cluster that starts at s[i] (s is valid UTF-8). */
+static size_t grapheme_end(const char *s, size_t n, size_t i)
+{
+    int l;
+    uint32_t c = uc_decode((const uint8_t *)s + i, n - i, &l);
+    int prev = gb_class(c), n_ri = prev == GB_RI;
+    bool pict = ext_pict(c), pict_zwj = false; /* ExtPict Extend* [ZWJ] so far */
+    for (i += (size_t)l; i < n; i += (size_t)l) {
+        c = uc_decode((const uint8_t *)s + i, n - i, &l);
+        int cur = gb_class(c);
+        bool join;
+        if (prev == GB_CR) join = cur == GB_LF;                                         /* GB3, GB4 */
+        else if (prev == GB_CONTROL || prev == GB_LF) join = false;                     /* GB4 */
+        else if (cur == GB_CONTROL || cur == GB_CR || cur == GB_LF) join = false;       /* GB5 */
+        else if (prev == GB_L) join = cur == GB_L || cur == GB_V || cur == GB_LV || cur == GB_LVT; /* GB6 */
+        else join = false;
+        if (!join && prev != GB_CR && prev != GB_LF && prev != GB_CONTROL && cur != GB_CONTROL && cur != GB_CR &&
+            cur != GB_LF) {
+            if ((prev == GB_LV || prev == GB_V) && (cur == GB_V || cur == GB_T)) join = true; /* GB7 */
+            else if ((prev == GB_LVT || prev == GB_T) && cur == GB_T) join = true;           /* GB8 */
+            else if (cur == GB_EXTEND || cur == GB_ZWJ) join = true;                          /* GB9, GB9a */
+            else if (prev == GB_PREPEND) join = true;                                         /* GB9b */
+            else if (prev == GB_ZWJ && pict_zwj && ext_pict(c)) join = true;                  /* GB11 */
+            else if (prev == GB_RI && cur == GB_RI && n_ri % 2 == 1) join = true;             /* GB12, GB13 */
+        }
+        if (!join) break;
+        pict_zwj = pict && cur == GB_ZWJ;
+        if (cur != GB_EXTEND && cur != GB_ZWJ) pict = ext_pict(c);
+        n_ri = cur == GB_RI ? n_ri + 1 : 0;
+        prev = cur;
+    }
+    return i;
+}
+
+/* HF's Precompiled normalizer (spm_precompiled): a cluster under 6 bytes
+ * that starts with a rule becomes that rule's replacement, whole; any
+ * other cluster goes character by character. */
+static bool apply_charsmap_hf(const tok_ugm *u, const char *text, size_t len, ugm_buf *out)
+{
+    ugm_buf v = {0};
+    bool ok = true;
+    /* invalid UTF-8 first becomes U+FFFD (HF only ever sees valid text) */
+    for (size_t i = 0; i < len && ok;) {
+        int l;
+        uint32_t cp = uc_decode((const uint8_t *)text + i, len - i, &l);
+        ok = cp == UC_INVALID ? put(&v, "\xef\xbf\xbd", 3) : put(&v, text + i, (size_t)l);
+        i += (size_t)l;
+    }
+    for (size_t i = 0; i < v.n && ok;) {
+        size_t j = grapheme_end(v.p, v.n, i);
+        const char *rep;
+        if (j - i < 6 && charsmap_match(u, (const uint8_t *)v.p + i, j - i, true, &rep)) {
+            ok = put(out, rep, strlen(rep));
+            i = j;
+            continue;
+        }
+        while (i < j && ok) {
+            size_t l = (size_t)uc_seq_len((uint8_t)v.p[i]);
+            ok = charsmap_match(u, (const uint8_t *)v.p + i, l, true, &rep) ? put(out, rep, strlen(rep))
+                                                                            : put(out, v.p + i, l);
+            i += l;
+        }
+    }
+    free(v.p);
+    return ok;
 }
 
 /* SentencePiece's whitespace rules (Normalizer::Normalize) on normalized
@@ -492,7 +606,7 @@ vki_status tok_ugm_encode(const vki_tokenizer *t, const char *text, size_t len, 
     ugm_buf a = {0}, w = {0}, cuts = {0};
     ugm_lattice lat = {0};
     vki_status st = VKI_OK;
-    if (!apply_charsmap(u, text, len, &a)) goto oom;
+    if (!(u->hf ? apply_charsmap_hf(u, text, len, &a) : apply_charsmap(u, text, len, &a))) goto oom;
     /* HF normalizer steps that follow Precompiled (Strip, NFKC, ...) */
     const char *s = a.p ? a.p : "";
     size_t n = a.n;

@@ -160,6 +160,24 @@ TEXTS = [
     '\U0001f600' * 5,
     '日' * 20,
     'The year 1868, the Meiji era began; 明治元年.',
+    # grapheme clusters: HF's Precompiled maps whole clusters under 6 bytes
+    # and goes character by character otherwise; SentencePiece matches the
+    # longest rule at each position
+    'ｶﾞｷﾞｸﾞ ﾊﾟﾋﾟ ｳﾞ',
+    'Ａ\u0301 Ｂ\u0308 ｃ\u0327',
+    'e\u0301 o\u0302 u\u0308 n\u0303',
+    '\u1100\u1161\u11a8 \u1100\u1161 \u1112\u1161\u11ab\u1100\u1173\u11af',
+    '👩\u200d💻 🏳️\u200d🌈 ❤\ufe0f\u200d🔥',
+    '🇯🇵🇺🇸🇫🇷 🇩',
+    'क़ ख़ ग़ ज़',
+    'น้ำ กำ ลาว ຳ',
+    '\u0600١٢٣ \u06dd٤',
+    'a\u200db c\u200cd',
+    '1\ufe0f\u20e3 #\ufe0f\u20e3',
+    'ﬀ\u0301 ㍿\u0301 ①\u0301',
+    'ＡＢ\u0300\u0301 ½\u0301',
+    '\r\n\u0301 \n\u0308x',
+    '\u0915\u094d\u0937 \u0915\u094d\u200d\u0937',
 ]
 
 
