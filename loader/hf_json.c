@@ -1,7 +1,9 @@
 /*
  * hf_json.c: Hugging Face side files mapped onto the GGUF description, so an
  * HF folder and its GGUF conversion look the same to the engine.
- * Owns the mapping; must not touch tensor data (only names and flags).
+ * Owns the mapping; must not copy tensor data (only names, flags and the
+ * parts of stacked tensors), except the few small vectors a GGUF conversion
+ * derives (Gemma norms + 1, LongRoPE factors), which it makes in the arena.
  *
  * config.json -> general.architecture (model_type llama and mistral ->
  *   "llama", qwen2, qwen3, qwen3_moe -> "qwen3moe", gemma2, gemma3_text ->
