@@ -1,6 +1,7 @@
 /*
  * tokenizer.h: text <-> token ids for SPM (llama-2/mistral), byte-level BPE
- * (gpt-2, llama-3, qwen2, deepseek, ...) and WordPiece (BERT family), built
+ * (gpt-2, llama-3, qwen2, deepseek, ...), WordPiece (BERT family) and
+ * SentencePiece unigram (UGM: T5, XLM-R, bge-m3, multilingual-e5), built
  * from GGUF `tokenizer.ggml.*` metadata (HF tokenizer.json is mapped onto the
  * same keys by the loader), plus streaming detokenization. HF normalizer
  * steps (NFC/NFD/NFKC/NFKD, Lowercase, ...) come as tokenizer.hf.normalizer

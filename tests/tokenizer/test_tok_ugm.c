@@ -6,7 +6,8 @@
  * "ids_with_special", "decode"}]}. spm vectors keep special-token text as
  * text (SentencePiece never parses it); hf vectors split it out, as HF's
  * added tokens do. Each case checks the ids without and with special tokens,
- * the whole decode against "decode", and streaming decode against the whole.
+ * the whole decode against "decode", and streaming decode against the whole;
+ * then 300 random byte strings must encode and decode without error.
  * The vocabularies are fetched at test time (test_tok_ugm.sh).
  */
 #include <cjson/cJSON.h>
@@ -49,6 +50,39 @@ static bool check_ids(const vki_tokenizer *t, const char *text, bool add_special
     return false;
 }
 
+/* Random byte strings (invalid UTF-8, NULs, stray U+2581 bytes, spaces,
+ * special-token text): encoding succeeds, ids are in range, and streaming
+ * decode equals whole decode. */
+static void check_random(const vki_tokenizer *t, const char *model)
+{
+    static const char *const bits[] = {" ", "  ", "\xe2\x96\x81", "\xe2\x96", "\x81", "a", "\xef\xbd\x81", "\xcc\x81",
+                                       "\n", "\0", "</s>", "<unk>", "\xf0\x9f\x98\x80", "\xff", "\xe6\x97\xa5"};
+    uint64_t rng = 0x5eed0c0ffee;
+    for (int k = 0; k < 300; k++) {
+        char buf[256];
+        size_t n = 0, want = (size_t)(test_rand_u64(&rng) % 48);
+        while (n < want) {
+            uint64_t r = test_rand_u64(&rng);
+            const char *b = bits[r % VKI_COUNT(bits)];
+            size_t l = b[0] ? strlen(b) : 1;
+            if (r >> 60 == 0) { buf[n++] = (char)(r >> 8); continue; }
+            if (n + l > sizeof buf) break;
+            memcpy(buf + n, b, l);
+            n += l;
+        }
+        for (int ps = 0; ps < 2; ps++) {
+            int32_t *ids = NULL, n_ids = 0;
+            vki_status s = vki_tokenizer_encode(t, buf, n, ps, ps, &ids, &n_ids);
+            CHECKF(s == VKI_OK, "%s: random text %d: encode failed: %s", model, k, vki_last_error());
+            bool in_range = true;
+            for (int32_t i = 0; i < n_ids; i++) in_range &= ids[i] >= 0 && ids[i] < vki_tokenizer_n_vocab(t);
+            CHECKF(in_range, "%s: random text %d: an id outside the vocabulary", model, k);
+            if (s == VKI_OK && in_range) tt_check_decode(t, buf, n, ids, n_ids, false, model);
+            free(ids);
+        }
+    }
+}
+
 static int run_file(const char *mode, const char *model, const char *vectors, int *total, int *passed)
 {
     const bool hf = !strcmp(mode, "hf");
@@ -83,6 +117,7 @@ static int run_file(const char *mode, const char *model, const char *vectors, in
             free(ids);
             free(ids_sp);
         }
+        check_random(t, model);
     }
     printf("%s on %s: %d/%d cases match\n", vectors, model, n_pass, n_cases);
     CHECKF(n_cases >= 100, "%s: only %d cases read", vectors, n_cases);
