@@ -12,8 +12,10 @@
  * logit error); gemma 3e-3 (llama.cpp's fp16 GELU table carries ~1.7e-3);
  * Q8_0: llama.cpp quantizes activations to Q8_0 as our CPU backend does
  * (first-step logits agree to ~1e-6), but later steps differ by up to ~0.03
- * (gemma ~0.06): 0.04 (gemma 0.08); only the ids are asserted for Q8_0, up
- * to the first step whose margin is below twice that; the error is printed. Embedding models: cosine >= 0.9999 with the reference ids.
+ * (gemma ~0.06): 0.04 (gemma 0.08). The Vulkan kernels keep activations in
+ * f32: ~0.09 off (0.1), and on the MoE the router's choices flip, ~1.9 off
+ * (2.0). Only the ids are asserted for Q8_0, wherever the reference margin
+ * exceeds twice that; the error is printed. Embedding models: cosine >= 0.9999 with the reference ids.
  * Usage: test_arch --family NAME [--backend cpu|vulkan]. */
 #include "engine/models/model.h"
 #include "model_test_util.h"
@@ -103,8 +105,9 @@ static void check_case(const char *name, mdl_model *m, const cJSON *c, double to
 static void test_generation(const char *name, const cJSON *model, bk_backend *be)
 {
     const bool quant = !strstr(name, "f32");
-    const bool gemma = strstr(name, "gemma") != NULL;
-    const double tol = quant ? (gemma ? 0.08 : 0.04) : gemma ? 3e-3 : 1e-3;
+    const bool gemma = strstr(name, "gemma") != NULL, moe = strstr(name, "moe") != NULL;
+    const bool vk = be->kind == VKI_BACKEND_VULKAN || bk_check_inner(be)->kind == VKI_BACKEND_VULKAN;
+    const double tol = !quant ? (gemma ? 3e-3 : 1e-3) : !vk ? (gemma ? 0.08 : 0.04) : moe ? 2.0 : 0.1;
     /* the third run: passes of 4 tokens, so a sliding-window cache (2W + 4
      * rows) moves its window to the front many times within the cases */
     const char *sets[3][2] = {{"cases", "n_ctx"}, {"cases_long_ctx", "n_ctx_long"}, {"cases", "n_ctx"}};
