@@ -36,7 +36,19 @@ bool cli_arg_backend(int argc, char **argv, int *i, vki_backend_kind *out);
 bool cli_load_model(const char *path, const vki_engine_params *ep, vki_model_params *mp,
                     vki_engine **eng, vki_model **model);
 
-/* Writes s as a JSON string literal (with quotes) to f. */
+/* Writes s[0..len) as a JSON string literal (with quotes) to f. Like every
+ * byte vkinfer prints it is valid UTF-8: each broken part of s becomes one
+ * U+FFFD (the rule of engine/common/util.h, which the server follows too). */
 void cli_json_string(FILE *f, const char *s, size_t len);
+/* Writes s[0..len) to f as text, broken parts as U+FFFD (the same rule). */
+void cli_write_text(FILE *f, const char *s, size_t len);
+
+typedef struct vki_model_file vki_model_file;
+typedef struct vki_tokenizer  vki_tokenizer;
+/* Opens the tokenizer of a GGUF file, an HF folder or a tokenizer.json
+ * (read with the files beside it). On failure prints the one-line error,
+ * leaves both NULL and returns false. Close with vki_tokenizer_destroy
+ * and vki_file_close. */
+bool cli_open_tokenizer(const char *path, vki_model_file **file, vki_tokenizer **tok);
 
 #endif

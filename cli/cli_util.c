@@ -1,11 +1,16 @@
-/* cli_util.c: argument parsing and error printing shared by subcommands. */
+/* cli_util.c: argument parsing, error printing, valid-UTF-8 output and
+ * tokenizer opening shared by subcommands. */
 #include "cli.h"
 
 #include <errno.h>
+#include <libgen.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "engine/tokenizer/tokenizer.h"
+#include "util.h"
 
 int cli_error(const char *fmt, ...)
 {
@@ -17,7 +22,9 @@ int cli_error(const char *fmt, ...)
     /* One line, whatever the message held. */
     for (char *p = buf; *p; p++)
         if (*p == '\n' || *p == '\r') *p = ' ';
-    fprintf(stderr, "vkinfer: %s\n", buf);
+    fputs("vkinfer: ", stderr);
+    cli_write_text(stderr, buf, strlen(buf)); /* paths and file contents may hold any bytes */
+    fputc('\n', stderr);
     return 1;
 }
 
@@ -75,20 +82,67 @@ bool cli_arg_float(int argc, char **argv, int *i, double *out)
 void cli_json_string(FILE *f, const char *s, size_t len)
 {
     fputc('"', f);
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        switch (c) {
-        case '"':  fputs("\\\"", f); break;
-        case '\\': fputs("\\\\", f); break;
-        case '\n': fputs("\\n", f); break;
-        case '\r': fputs("\\r", f); break;
-        case '\t': fputs("\\t", f); break;
-        default:
-            if (c < 0x20) fprintf(f, "\\u%04x", c);
-            else fputc(c, f);
+    for (size_t i = 0; i < len;) {
+        int k = vki_utf8_next(s + i, len - i);
+        if (k < 0) { /* a broken part: one U+FFFD, as everywhere we print */
+            fputs("\xEF\xBF\xBD", f);
+            i += (size_t)-k;
+            continue;
         }
+        unsigned char c = (unsigned char)s[i];
+        if (k > 1) fwrite(s + i, 1, (size_t)k, f);
+        else if (c == '"') fputs("\\\"", f);
+        else if (c == '\\') fputs("\\\\", f);
+        else if (c == '\n') fputs("\\n", f);
+        else if (c == '\r') fputs("\\r", f);
+        else if (c == '\t') fputs("\\t", f);
+        else if (c < 0x20 || c == 0x7f) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+        i += (size_t)k;
     }
     fputc('"', f);
+}
+
+void cli_write_text(FILE *f, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        int k = vki_utf8_next(s + i, len - i);
+        if (k < 0) {
+            fputs("\xEF\xBF\xBD", f);
+            i += (size_t)-k;
+        } else {
+            fwrite(s + i, 1, (size_t)k, f);
+            i += (size_t)k;
+        }
+    }
+}
+
+bool cli_open_tokenizer(const char *path, vki_model_file **file, vki_tokenizer **tok)
+{
+    *file = NULL;
+    *tok = NULL;
+    /* The loader reads a lone .json as a safetensors index; a tokenizer.json
+     * is read through its folder, as a tokenizer-only folder (with the
+     * tokenizer_config.json beside it, which says BOS/EOS and the template). */
+    const char *open_as = path;
+    char dir[4096];
+    size_t n = strlen(path);
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (!strcmp(base, "tokenizer.json") && n < sizeof dir && access(path, R_OK) == 0) {
+        memcpy(dir, path, n + 1);
+        open_as = dirname(dir);
+    }
+    vki_status s = vki_file_open(open_as, file);
+    if (s == VKI_OK && (s = vki_tokenizer_create(*file, tok)) != VKI_OK) {
+        vki_file_close(*file);
+        *file = NULL;
+    }
+    if (s != VKI_OK) {
+        cli_status_error(s, path);
+        return false;
+    }
+    return true;
 }
 
 bool cli_arg_backend(int argc, char **argv, int *i, vki_backend_kind *out)

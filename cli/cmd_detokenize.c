@@ -41,13 +41,12 @@ int cmd_detokenize(int argc, char **argv)
     char *text = NULL;
     size_t len = 0;
     int rc = 1;
-    vki_status s = vki_file_open(model, &f);
-    if (s != VKI_OK) { rc = cli_status_error(s, model); goto done; }
-    s = vki_tokenizer_create(f, &t);
-    if (s != VKI_OK) { rc = cli_status_error(s, model); goto done; }
-    s = vki_tokenizer_decode(t, ids, n, special, &text, &len);
+    if (!cli_open_tokenizer(model, &f, &t)) goto done;
+    vki_status s = vki_tokenizer_decode(t, ids, n, special, &text, &len);
     if (s != VKI_OK) { rc = cli_status_error(s, "detokenize"); goto done; }
-    fwrite(text, 1, len, stdout);
+    /* ids can end inside a character or hold stray byte tokens: the text
+     * printed is valid UTF-8 all the same (broken parts as U+FFFD) */
+    cli_write_text(stdout, text, len);
     putchar('\n');
     rc = 0;
 done:

@@ -35,45 +35,6 @@ static const char *kv_type_name(vki_kv_type t)
     return (unsigned)t < VKI_COUNT(names) ? names[t] : "?";
 }
 
-/* JSON string of arbitrary bytes: invalid UTF-8 becomes U+FFFD per byte. */
-static void json_bytes(FILE *f, const char *s, uint64_t n)
-{
-    fputc('"', f);
-    const unsigned char *p = (const unsigned char *)s;
-    for (uint64_t i = 0; i < n;) {
-        unsigned c = p[i];
-        int len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-        bool ok = len > 0 && n - i >= (uint64_t)len;
-        for (int k = 1; ok && k < len; k++) ok = (p[i + k] & 0xC0) == 0x80;
-        if (ok && len == 2) ok = c >= 0xC2;
-        if (ok && len == 3) ok = !(c == 0xE0 && p[i + 1] < 0xA0) && !(c == 0xED && p[i + 1] >= 0xA0);
-        if (ok && len == 4) ok = !(c == 0xF0 && p[i + 1] < 0x90) && !(c == 0xF4 && p[i + 1] >= 0x90) && c <= 0xF4;
-        if (!ok) {
-            fputs("\\ufffd", f);
-            i++;
-            continue;
-        }
-        if (len > 1) {
-            fwrite(p + i, 1, (size_t)len, f);
-        } else if (c == '"' || c == '\\') {
-            fputc('\\', f);
-            fputc((int)c, f);
-        } else if (c == '\n') {
-            fputs("\\n", f);
-        } else if (c == '\t') {
-            fputs("\\t", f);
-        } else if (c == '\r') {
-            fputs("\\r", f);
-        } else if (c < 0x20 || c == 0x7f) {
-            fprintf(f, "\\u%04x", c);
-        } else {
-            fputc((int)c, f);
-        }
-        i += (uint64_t)len;
-    }
-    fputc('"', f);
-}
-
 static void json_float(FILE *f, double v, bool f32)
 {
     if (!isfinite(v)) fputs("null", f);
@@ -92,7 +53,7 @@ static void json_value(FILE *f, const vki_kv *kv)
     case VKI_KV_F32: json_float(f, kv->v.f, true); break;
     case VKI_KV_F64: json_float(f, kv->v.f, false); break;
     case VKI_KV_BOOL: fputs(kv->v.u ? "true" : "false", f); break;
-    case VKI_KV_STRING: json_bytes(f, kv->v.s.p, kv->v.s.n); break;
+    case VKI_KV_STRING: cli_json_string(f, kv->v.s.p, (size_t)kv->v.s.n); break;
     case VKI_KV_ARRAY:
         if (kv->v.arr.n > 16) {
             fprintf(f, "{\"array_of\":\"%s\",\"length\":%llu}", kv_type_name(kv->v.arr.elem),
@@ -115,12 +76,12 @@ static void print_json(const vki_model_file *mf)
     const char *arch = vki_file_arch(mf);
     fprintf(f, "{\"format\":\"%s\",\"version\":%u,\"architecture\":",
             vki_file_format_of(mf) == VKI_FORMAT_GGUF ? "gguf" : "safetensors", vki_file_version(mf));
-    json_bytes(f, arch, strlen(arch));
+    cli_json_string(f, arch, strlen(arch));
     fputs(",\"metadata\":{", f);
     for (int64_t i = 0; i < vki_file_n_kv(mf); i++) {
         const vki_kv *kv = vki_file_kv(mf, i);
         if (i) fputc(',', f);
-        json_bytes(f, kv->key.p, kv->key.n);
+        cli_json_string(f, kv->key.p, (size_t)kv->key.n);
         fputc(':', f);
         json_value(f, kv);
     }
@@ -129,7 +90,7 @@ static void print_json(const vki_model_file *mf)
         const vki_tensor_info *t = vki_file_tensor(mf, i);
         if (i) fputc(',', f);
         fputs("{\"name\":", f);
-        json_bytes(f, t->name, strlen(t->name));
+        cli_json_string(f, t->name, strlen(t->name));
         fprintf(f, ",\"type\":\"%s\",\"shape\":[", vki_type_name(t->type));
         for (int d = 0; d < t->n_dims; d++) fprintf(f, "%s%lld", d ? "," : "", (long long)t->ne[d]);
         fprintf(f, "],\"offset\":%llu,\"bytes\":%llu}", (unsigned long long)t->offset, (unsigned long long)t->bytes);

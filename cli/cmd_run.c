@@ -46,7 +46,7 @@ static bool on_token(const vki_token_event *ev, void *user)
 {
     run_state *rs = user;
     if (!rs->json) {
-        fputs(ev->text, stdout);
+        cli_write_text(stdout, ev->text, strlen(ev->text));
         fflush(stdout);
         return true;
     }
@@ -250,23 +250,17 @@ int cmd_run(int argc, char **argv)
             }
             fputs("]}", f);
         }
-        fputs("],\"text\":\"", f);
-        for (int32_t i = 0; i < rs.n; i++) {
-            /* the concatenated step texts, escaped piece by piece */
-            size_t len = strlen(rs.steps[i].text);
-            if (len) {
-                char *tmp = NULL;
-                size_t tl = 0;
-                FILE *mf = open_memstream(&tmp, &tl);
-                if (mf) {
-                    cli_json_string(mf, rs.steps[i].text, len);
-                    fclose(mf);
-                    fwrite(tmp + 1, 1, tl - 2, f); /* without the quotes */
-                    free(tmp);
-                }
-            }
-        }
-        fprintf(f, "\",\"timings\":{\"prompt_ms\":%.3f,\"gen_ms\":%.3f,\"prompt_tok_s\":%.3f,\"gen_tok_s\":%.3f},"
+        fputs("],\"text\":", f);
+        /* the step texts concatenated (each is whole characters, so the
+         * concatenation is the text as streamed) */
+        char *all = NULL;
+        size_t n_all = 0;
+        FILE *mf = open_memstream(&all, &n_all);
+        for (int32_t i = 0; mf && i < rs.n; i++) fputs(rs.steps[i].text, mf);
+        if (mf) fclose(mf);
+        cli_json_string(f, all ? all : "", all ? n_all : 0);
+        free(all);
+        fprintf(f, ",\"timings\":{\"prompt_ms\":%.3f,\"gen_ms\":%.3f,\"prompt_tok_s\":%.3f,\"gen_tok_s\":%.3f},"
                    "\"n_prompt\":%d,\"n_generated\":%d,\"stopped_by_eos\":%s,\"stopped_by_string\":%s,"
                    "\"backend\":",
                 stats.prompt_ms, stats.gen_ms, pp_tps, tg_tps, stats.n_prompt, stats.n_generated,

@@ -60,11 +60,8 @@ int cmd_tokenize(int argc, char **argv)
     vki_tokenizer *t = NULL;
     int32_t *ids = NULL, n = 0;
     int rc = 1;
-    vki_status s = vki_file_open(model, &f);
-    if (s != VKI_OK) { rc = cli_status_error(s, model); goto done; }
-    s = vki_tokenizer_create(f, &t);
-    if (s != VKI_OK) { rc = cli_status_error(s, model); goto done; }
-    s = vki_tokenizer_encode(t, file ? buf : text, file ? len : strlen(text), special, parse_special, &ids, &n);
+    if (!cli_open_tokenizer(model, &f, &t)) goto done;
+    vki_status s = vki_tokenizer_encode(t, file ? buf : text, file ? len : strlen(text), special, parse_special, &ids, &n);
     if (s != VKI_OK) { rc = cli_status_error(s, "tokenize"); goto done; }
     if (json) putchar('[');
     for (int32_t i = 0; i < n; i++) printf(json ? "%s%d" : "%s%d", i ? (json ? ", " : " ") : "", ids[i]);

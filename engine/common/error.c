@@ -1,4 +1,4 @@
-/* error.c: thread-local error messages and status names. */
+/* error.c: thread-local error messages, warnings and status names. */
 #include "error.h"
 
 #include <stdarg.h>
@@ -33,6 +33,26 @@ vki_status vki_fail_prefix(vki_status s, const char *fmt, ...)
     memcpy(old, g_err, sizeof old);
     snprintf(g_err, sizeof g_err, "%.400s: %.600s", prefix, old);
     return s;
+}
+
+static vki_warn_fn g_warn_fn;
+static void       *g_warn_user;
+
+void vki_set_warn_handler(vki_warn_fn fn, void *user)
+{
+    g_warn_fn = fn;
+    g_warn_user = user;
+}
+
+void vki_warn(const char *fmt, ...)
+{
+    char msg[VKI_ERR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (g_warn_fn) g_warn_fn(msg, g_warn_user);
+    else fprintf(stderr, "vkinfer: warning: %s\n", msg);
 }
 
 void vki_assert_fail(const char *expr, const char *file, int line)

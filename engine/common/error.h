@@ -1,6 +1,7 @@
 /*
  * error.h: the thread-local error message behind vki_last_error() and the
- * one helper every module uses to fail: vki_fail(status, fmt, ...).
+ * one helper every module uses to fail: vki_fail(status, fmt, ...); and
+ * vki_warn for what succeeds with a caveat.
  * VKI_ASSERT is for broken internal invariants only, never for input.
  */
 #ifndef VKI_ERROR_H
@@ -22,6 +23,16 @@ vki_status vki_fail(vki_status s, const char *fmt, ...) VKI_PRINTF(2, 3);
 vki_status vki_fail_prefix(vki_status s, const char *fmt, ...) VKI_PRINTF(2, 3);
 
 void vki_clear_error(void);
+
+/* Warnings: something works, but maybe not as its user expects (a GGUF
+ * without tokenizer.ggml.pre). They go to stderr as "vkinfer: warning: ..."
+ * unless a program routes them elsewhere (the server writes them into its
+ * log, so --log-format json stays one JSON object per line). */
+typedef void (*vki_warn_fn)(const char *msg, void *user);
+void vki_warn(const char *fmt, ...) VKI_PRINTF(1, 2);
+/* Routes every later warning to fn (NULL: stderr again). Process-wide:
+ * set it before starting threads that may warn, clear it after they end. */
+void vki_set_warn_handler(vki_warn_fn fn, void *user);
 
 _Noreturn void vki_assert_fail(const char *expr, const char *file, int line);
 

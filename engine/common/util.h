@@ -1,6 +1,6 @@
 /*
  * util.h: small helpers shared by every layer: checked size arithmetic,
- * half/bfloat16 conversion, a monotonic clock. Header-only, no state.
+ * half/bfloat16 conversion, a monotonic clock, the UTF-8 rule. No state.
  */
 #ifndef VKI_UTIL_H
 #define VKI_UTIL_H
@@ -103,9 +103,24 @@ static inline uint16_t vki_fp32_to_bf16(float f)
 /* Milliseconds from a monotonic clock. */
 double vki_time_ms(void);
 
-/* Copies in[0..n) to out as valid UTF-8: each broken part (the "maximal
- * subpart" rule Python and browsers use) becomes one U+FFFD. out must hold
+/* ----- UTF-8: the one rule for every byte vkinfer prints ------------------
+ * Model output is bytes (byte-fallback and byte-level tokens), but what we
+ * print (JSON, SSE, streamed text, logs) must be valid UTF-8. The rule,
+ * everywhere: a broken sequence becomes one U+FFFD per "maximal subpart"
+ * (Unicode 3.9, as Python's errors="replace" and browsers do); while text
+ * streams, a tail that is a valid start of a character still missing bytes
+ * is held back until the next bytes complete it (vki_utf8_incomplete_tail),
+ * so a character split across tokens arrives whole, never as U+FFFD. */
+
+/* The sequence at s[0..n) (n > 0): its length (1-4) when it is a valid
+ * character, else minus the length of the broken part that one U+FFFD
+ * replaces (at least 1). */
+int    vki_utf8_next(const char *s, size_t n);
+/* Copies in[0..n) to out as valid UTF-8 by the rule above. out must hold
  * 3*n bytes; returns the bytes written (no NUL). */
 size_t vki_utf8_sanitize(const char *in, size_t n, char *out);
+/* Bytes at the end of s[0..n) that begin a character and could still be
+ * completed by more bytes (0 when the end is complete, or broken for good). */
+size_t vki_utf8_incomplete_tail(const char *s, size_t n);
 
 #endif

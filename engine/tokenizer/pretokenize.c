@@ -682,9 +682,9 @@ vki_status tok_pre_select(vki_tokenizer *t, const vki_model_file *f)
     /* A GGUF from before tokenizer.ggml.pre existed: llama.cpp splits it
      * with its default patterns and warns that output may suffer. Do the
      * same, loudly: the split may not be the model's own. */
-    fprintf(stderr, "vkinfer: warning: %s: BPE tokenizer without tokenizer.ggml.pre; using the default pre-tokenizer "
-                    "(as llama.cpp does), which may not be the model's own: tokens and output quality can differ. "
-                    "Regenerate the GGUF with a current convert_hf_to_gguf.py\n", vki_file_path(f));
+    vki_warn("%s: BPE tokenizer without tokenizer.ggml.pre; using the default pre-tokenizer (as llama.cpp does), "
+             "which may not be the model's own: tokens and output quality can differ. Regenerate the GGUF with a "
+             "current convert_hf_to_gguf.py", vki_file_path(f));
     const pre_family *dflt = &families[VKI_COUNT(families) - 1];
     snprintf(t->pre_name, sizeof t->pre_name, "default (no tokenizer.ggml.pre)");
     return compile_list(t, dflt->rx, TOK_MAX_REGEX);

@@ -306,20 +306,6 @@ void vki_detok_init(vki_detok *d, const vki_tokenizer *tok)
     d->tok = tok;
 }
 
-/* Bytes at the end of s[0..n) that start a UTF-8 sequence still missing
- * continuation bytes (0 when the tail is complete or can never complete). */
-static int incomplete_tail(const char *s, int32_t n)
-{
-    for (int back = 1; back <= 3 && back <= n; back++) {
-        uint8_t b = (uint8_t)s[n - back];
-        if ((b & 0xC0) == 0x80) continue; /* continuation: look further back */
-        int need = uc_seq_len(b);
-        if (need == 1) return 0;          /* ASCII or an invalid lead: nothing to wait for */
-        return need > back ? back : 0;
-    }
-    return 0;
-}
-
 int32_t vki_detok_push(vki_detok *d, int32_t id, char *out, int32_t size)
 {
     const vki_tokenizer *t = d->tok;
@@ -335,7 +321,8 @@ int32_t vki_detok_push(vki_detok *d, int32_t id, char *out, int32_t size)
         k--;
     }
     int32_t total = d->n_pending + k;
-    int hold = incomplete_tail(buf, total);
+    /* the UTF-8 rule every printed text follows (engine/common/util.h) */
+    int32_t hold = (int32_t)vki_utf8_incomplete_tail(buf, (size_t)total);
     int32_t emit = total - hold;
     if (emit > size) {
         if (buf != stack) free(buf);

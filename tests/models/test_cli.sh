@@ -1,6 +1,8 @@
 #!/bin/bash
 # test_cli.sh: `vkinfer run --json` and `vkinfer embed --json` end to end on
-# the shared models, checked against the float64 references by python3.
+# the shared models, checked against the float64 references by python3;
+# `run --json` on every generation model parsed by a strict JSON decoder;
+# `tokenize`/`detokenize -m tokenizer.json`.
 set -u
 S=${VKI_SHARED_DIR:-../shared}
 [ -f "$S/models/stories260K.gguf" ] || { echo "SKIPPED: $S/models/stories260K.gguf is absent"; exit 77; }
@@ -42,6 +44,54 @@ cos = sum(a * b for a, b in zip(got, want)) / math.sqrt(sum(a * a for a in got) 
 assert cos >= 0.9999, cos
 print("vkinfer run/embed --json: ok (embedding cosine %.7f)" % cos)
 PY
+
+# every generation model in ../shared: `run --json` prints JSON that a strict
+# decoder accepts (valid UTF-8 included), whatever bytes the model emits.
+# Embedding models are skipped; so is an architecture this build does not
+# support yet, saying so.
+for m in "$S"/models/*.gguf; do
+    name=$(basename "$m")
+    "$VKINFER" run -m "$m" --ids 1 -n 24 --temp 0 --json --backend cpu --threads 2 >"$T/m.json" 2>"$T/m.err"
+    rc=$?
+    if [ $rc -ne 0 ] && grep -q "embedding model" "$T/m.err"; then
+        echo "run --json $name: skipped (an embedding model)"
+        continue
+    fi
+    if [ $rc -ne 0 ] && grep -q "not supported" "$T/m.err"; then
+        echo "run --json $name: skipped ($(head -c 200 "$T/m.err"))"
+        continue
+    fi
+    if [ $rc -ne 0 ]; then
+        echo "run --json $name failed:"; cat "$T/m.err"; fail=1; continue
+    fi
+    python3 - "$T/m.json" "$name" <<'PY' || fail=1
+import json, sys
+raw = open(sys.argv[1], "rb").read()
+try:
+    out = json.loads(raw.decode("utf-8"))  # strict: no errors= on the decode
+except (UnicodeDecodeError, ValueError) as e:
+    sys.exit("run --json %s: not strict UTF-8 JSON: %s" % (sys.argv[2], e))
+assert out["text"] == "".join(st["text"] for st in out["steps"]), sys.argv[2]
+assert out["n_generated"] == len(out["steps"]) > 0, sys.argv[2]
+print("run --json %s: %d steps, strict JSON" % (sys.argv[2], len(out["steps"])))
+PY
+done
+
+# tokenize / detokenize take a tokenizer.json as --help says (read with the
+# files beside it), and agree with the folder
+for d in tok-llama3-hf tok-bert-base-uncased; do
+    j="$S/vocab/$d/tokenizer.json"
+    [ -f "$j" ] || { echo "tokenizer.json $d: skipped ($j is absent)"; continue; }
+    text="Hello world, it's 2024!"
+    a=$("$VKINFER" tokenize -m "$j" -p "$text" 2>"$T/tok.err") || { echo "tokenize -m $j failed:"; cat "$T/tok.err"; fail=1; }
+    b=$("$VKINFER" tokenize -m "$S/vocab/$d" -p "$text")
+    [ -n "$a" ] && [ "$a" = "$b" ] || { echo "tokenize -m $j: '$a', the folder gives '$b'"; fail=1; }
+    back=$("$VKINFER" detokenize -m "$j" $a 2>"$T/tok.err") || { echo "detokenize -m $j failed:"; cat "$T/tok.err"; fail=1; }
+    fold=$("$VKINFER" detokenize -m "$S/vocab/$d" $a)
+    [ "$back" = "$fold" ] && [ -n "$back" ] || { echo "detokenize -m $j: '$back' vs '$fold'"; fail=1; }
+done
+"$VKINFER" tokenize -m "$T/nowhere/tokenizer.json" -p hi 2>"$T/err" && fail=1
+[ "$(wc -l <"$T/err")" = 1 ] && grep -q "nowhere/tokenizer.json" "$T/err" || { echo "bad error:"; cat "$T/err"; fail=1; }
 
 # errors are one line on stderr and exit 1
 "$VKINFER" run -m "$T/missing.gguf" -p x 2>"$T/err" && fail=1
