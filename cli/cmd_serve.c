@@ -1,7 +1,10 @@
 /* cmd_serve.c: `vkinfer serve`: the OpenAI-compatible HTTP server (server/)
  * over the scheduler (engine/sched/), from -m MODEL and/or a YAML config.
- * Models load in the background; the URL is printed at once. SIGINT or
- * SIGTERM stops it cleanly: in-flight requests are cancelled, all freed. */
+ * A -m model must open (header and tokenizer) or the server does not start;
+ * then models load in the background and the URL is printed at once, with
+ * examples for the kinds of model served. The log (server/log.h) goes to
+ * stderr. SIGINT or SIGTERM stops it cleanly: in-flight requests are
+ * cancelled, all freed. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +16,7 @@ const char cmd_serve_help[] =
     "usage: vkinfer serve (-m MODEL | --config FILE) [options]\n"
     "  -m, --model PATH      a model to serve (repeatable; GGUF, .safetensors or HF folder)\n"
     "  --id NAME             the id of the preceding -m model (default: its file name)\n"
-    "  --config FILE         YAML config: server{host,port,api_key_env,max_body,max_queue},\n"
+    "  --config FILE         YAML config: server{host,port,api_key_env,max_body,max_queue,log_format},\n"
     "                        device{prefer,vram_budget}, models[{id,path,kind,priority,n_ctx,n_seq_max,\n"
     "                        keep_alive,pin,fallback}]\n"
     "  --host H              listen address (default 127.0.0.1)\n"
@@ -25,11 +28,46 @@ const char cmd_serve_help[] =
     "  --max-queue N         queued requests per model before 429 (default 64)\n"
     "  --api-key-env VAR     require \"Authorization: Bearer $VAR\" on every route but /health\n"
     "  --chat-template NAME  chat template family for the -m models (default: the model's own)\n"
+    "  --log-format F        text (default) or json: one line per model state change and per request,\n"
+    "                        on stderr\n"
     "Routes: GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions,\n"
     "POST /v1/embeddings, GET /metrics (Prometheus).\n";
 
 #ifdef VKI_HAVE_SERVER
+#include "engine/tokenizer/tokenizer.h"
+#include "error.h"
 #include "server/server.h"
+
+static void ignore_warning(const char *msg, void *user)
+{
+    (void)msg;
+    (void)user;
+}
+
+/* The URL, then curl examples for each kind of model served (the first of
+ * each kind), so every example works as printed. */
+static void print_banner(const srv_config *cfg, unsigned port)
+{
+    const char *host = strchr(cfg->host, ':') ? "[::1]" : strcmp(cfg->host, "0.0.0.0") ? cfg->host : "127.0.0.1";
+    char auth[160] = "";
+    if (cfg->api_key_env) snprintf(auth, sizeof auth, " -H \"Authorization: Bearer $%.100s\"", cfg->api_key_env);
+    printf("vkinfer: serving on http://%s:%u (models load in the background; GET /health says when ready)\n", host,
+           port);
+    const srv_model_cfg *chat = NULL, *emb = NULL;
+    for (int32_t i = 0; i < cfg->n_models; i++) {
+        const srv_model_cfg *m = &cfg->models[i];
+        if (m->kind == SCHED_KIND_EMBEDDING && !emb) emb = m;
+        if (m->kind == SCHED_KIND_CHAT && !chat) chat = m;
+    }
+    const char *const fmt = "  curl http://%s:%u%s -H 'Content-Type: application/json'%s \\\n    -d '{\"model\":\"%s\",%s}'\n";
+    if (chat) {
+        printf(fmt, host, port, "/v1/completions", auth, chat->id, "\"prompt\":\"Once upon a time\",\"max_tokens\":32");
+        printf(fmt, host, port, "/v1/chat/completions", auth, chat->id,
+               "\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],\"max_tokens\":32");
+    }
+    if (emb) printf(fmt, host, port, "/v1/embeddings", auth, emb->id, "\"input\":\"hello world\"");
+    fflush(stdout);
+}
 
 int cmd_serve(int argc, char **argv)
 {
@@ -41,6 +79,9 @@ int cmd_serve(int argc, char **argv)
     int32_t host_set = 0, port = -1, backend_set = 0, n_par = 0, n_ctx = 0, max_queue = 0, threads = 0;
     char *host = NULL, *key_env = NULL;
     vki_backend_kind backend = VKI_BACKEND_AUTO;
+    bool log_format_set = false;
+    srv_log_format log_format = SRV_LOG_TEXT;
+    srv_log log = {0};
     scheduler *s = NULL;
     srv_server *srv = NULL;
     char err[1024];
@@ -91,6 +132,13 @@ int cmd_serve(int argc, char **argv)
             if (!(key_env = strdup(sv))) goto oom;
         } else if (!strcmp(a, "--chat-template")) {
             if (!cli_arg_str(argc, argv, &i, &tmpl)) goto out;
+        } else if (!strcmp(a, "--log-format")) {
+            if (!cli_arg_str(argc, argv, &i, &sv)) goto out;
+            if (!srv_parse_log_format(sv, &log_format)) {
+                cli_error("option --log-format: '%s' is not text or json", sv);
+                goto out;
+            }
+            log_format_set = true;
         } else {
             cli_error("serve: unknown option '%s' (see vkinfer serve --help)", a);
             goto out;
@@ -120,6 +168,21 @@ int cmd_serve(int argc, char **argv)
     if (backend_set) cfg.prefer = backend;
     if (threads) cfg.n_threads = threads;
     if (max_queue) cfg.max_queue = max_queue;
+    if (log_format_set) cfg.log_format = log_format;
+    srv_log_init(&log, stderr, cfg.log_format);
+    /* A model named on the command line that cannot even be opened is a
+     * mistake to report now, not a failed model to serve around (a config
+     * file's models keep the others serving; the log says which failed).
+     * Its warnings wait for the scheduler, which opens it again. */
+    vki_set_warn_handler(ignore_warning, NULL);
+    for (int32_t i = 0; i < cli.n_models; i++) {
+        vki_model_file *f = NULL;
+        vki_tokenizer *t = NULL;
+        if (!cli_open_tokenizer(cli.models[i].path, &f, &t)) goto out;
+        vki_tokenizer_destroy(t);
+        vki_file_close(f);
+    }
+    vki_set_warn_handler(srv_log_warning, &log); /* the tokenizers' warnings become log lines */
     for (int32_t i = 0; i < cfg.n_models; i++) {
         if (n_par) cfg.models[i].n_seq_max = (uint32_t)n_par;
         if (n_ctx) cfg.models[i].n_ctx = (uint32_t)n_ctx;
@@ -138,6 +201,8 @@ int cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     sched_params sp = sched_default_params();
+    sp.on_state = srv_log_model;
+    sp.on_state_user = &log;
     sp.engine.n_threads = cfg.n_threads;
     sp.engine.vram_budget = cfg.vram_budget;
     sp.vram_fraction = cfg.vram_fraction;
@@ -161,27 +226,24 @@ int cmd_serve(int argc, char **argv)
             goto out;
         }
     }
-    if (srv_start(&cfg, s, &srv, err, sizeof err) != VKI_OK) {
+    if (srv_start(&cfg, s, &log, &srv, err, sizeof err) != VKI_OK) {
         cli_error("serve: %s", err);
         goto out;
     }
-    const char *shown = strchr(cfg.host, ':') ? "[::1]" : strcmp(cfg.host, "0.0.0.0") ? cfg.host : "127.0.0.1";
-    printf("vkinfer: serving on http://%s:%u (models load in the background; GET /health says when ready)\n", shown,
-           srv_port(srv));
-    printf("  curl http://%s:%u/v1/completions -H 'Content-Type: application/json' \\\n"
-           "    -d '{\"model\":\"%s\",\"prompt\":\"Once upon a time\",\"max_tokens\":32}'\n",
-           shown, srv_port(srv), cfg.models[0].id);
-    fflush(stdout);
+    print_banner(&cfg, srv_port(srv));
+    srv_log_event(&log, "listening", "port %u, %d model%s", srv_port(srv), cfg.n_models, cfg.n_models == 1 ? "" : "s");
     int sig = 0;
     sigwait(&sigs, &sig);
-    fprintf(stderr, "vkinfer: %s: stopping (in-flight requests are cancelled)\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    srv_log_event(&log, "stopping", "%s: in-flight requests are cancelled", sig == SIGINT ? "SIGINT" : "SIGTERM");
     rc = 0;
     goto out;
 oom:
     cli_error("serve: out of memory");
 out:
     srv_stop(srv);
-    sched_destroy(s);
+    sched_destroy(s); /* the last state changes are logged: then the log goes */
+    vki_set_warn_handler(NULL, NULL);
+    srv_log_deinit(&log);
     srv_config_deinit(&cfg);
     srv_config_deinit(&cli);
     free(host);

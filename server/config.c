@@ -69,6 +69,14 @@ bool srv_parse_size(const char *s, uint64_t *out)
     return false;
 }
 
+bool srv_parse_log_format(const char *s, srv_log_format *out)
+{
+    if (!strcmp(s, "text")) *out = SRV_LOG_TEXT;
+    else if (!strcmp(s, "json")) *out = SRV_LOG_JSON;
+    else return false;
+    return true;
+}
+
 bool srv_parse_duration(const char *s, double *ms, bool *forever)
 {
     char *end;
@@ -191,13 +199,17 @@ static vki_status server_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_
     } else if (!strcmp(key, "threads")) {
         VKI_TRY(get_int(x, v, "server.threads", 0, 1024, &lv));
         c->n_threads = (int32_t)lv;
+    } else if (!strcmp(key, "log_format")) {
+        const char *f = v->type == YAML_SCALAR_NODE ? scalar(v) : "";
+        if (!srv_parse_log_format(f, &c->log_format))
+            return node_fail(x, v, "server.log_format: expected text or json, found '%s'", f[0] ? f : node_kind(v));
     } else if (!strcmp(key, "max_body")) {
         VKI_TRY(get_size(x, v, "server.max_body", &sz));
         if (sz < 64) return node_fail(x, v, "server.max_body: expected at least 64 bytes");
         c->max_body = (size_t)sz;
     } else {
         return node_fail(x, k, "server: unknown key '%s' (expected host, port, api_key_env, max_body, max_queue, "
-                               "threads)", key);
+                               "threads, log_format)", key);
     }
     return VKI_OK;
 }

@@ -14,6 +14,9 @@
 #include "engine/sched/sched.h"
 #include "vkinfer.h"
 
+/* How the server's log lines are written (server/log.h). */
+typedef enum srv_log_format { SRV_LOG_TEXT = 0, SRV_LOG_JSON = 1 } srv_log_format;
+
 typedef struct srv_model_cfg {
     char      *id, *path;
     bool       has_kind;      /* else detected from the file's architecture  */
@@ -39,6 +42,7 @@ typedef struct srv_config {
     uint64_t         vram_budget;   /* bytes; 0 = all                             */
     double           vram_fraction; /* "90%": of the chosen device's budget; 0 = unused */
     int32_t          n_threads;     /* 0 = all cores                              */
+    srv_log_format   log_format;    /* text (default) or json lines, on stderr    */
     srv_model_cfg   *models;
     int32_t          n_models;
 } srv_config;
@@ -70,5 +74,8 @@ bool srv_parse_duration(const char *s, double *ms, bool *forever);
 
 /* Parses "123", "64KiB", "1MiB", "2GiB", "1.5GB" into bytes; false if not a size. */
 bool srv_parse_size(const char *s, uint64_t *out);
+
+/* Parses "text" or "json"; false if neither. */
+bool srv_parse_log_format(const char *s, srv_log_format *out);
 
 #endif

@@ -41,6 +41,7 @@ bool srv_client_gone(struct MHD_Connection *c)
 
 static enum MHD_Result send_text(srv_conn *cn, unsigned status, char *text, const char *type, int retry_after)
 {
+    cn->log.status = status;
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(text);
@@ -101,9 +102,21 @@ bool srv_buf_printf(srv_buf *b, const char *fmt, ...)
     }
 }
 
+char *srv_json_print(const cJSON *json)
+{
+    char *raw = json ? cJSON_PrintUnformatted(json) : NULL;
+    if (!raw) return NULL;
+    /* cJSON escapes controls but copies other bytes as they are */
+    size_t n = strlen(raw);
+    char *text = malloc(3 * n + 1);
+    if (text) text[vki_utf8_sanitize(raw, n, text)] = '\0';
+    free(raw);
+    return text;
+}
+
 enum MHD_Result srv_send_json(srv_conn *cn, unsigned status, cJSON *json)
 {
-    char *text = json ? cJSON_PrintUnformatted(json) : NULL;
+    char *text = srv_json_print(json);
     cJSON_Delete(json);
     if (!text) return MHD_NO;
     return send_text(cn, status, text, "application/json", 0);
@@ -133,7 +146,7 @@ enum MHD_Result srv_send_error(srv_conn *cn, unsigned status, const char *code, 
     cJSON_AddStringToObject(e, "message", msg);
     cJSON_AddStringToObject(e, "type", error_type(status));
     cJSON_AddStringToObject(e, "code", code);
-    char *text = cJSON_PrintUnformatted(root);
+    char *text = srv_json_print(root);
     cJSON_Delete(root);
     if (!text) return MHD_NO;
     return send_text(cn, status, text, "application/json", retry_after);
@@ -196,6 +209,7 @@ int32_t srv_pick_model(srv_conn *cn, const cJSON *body, sched_kind kind, enum MH
     }
     sched_model_info info;
     sched_model_get_info(s, i, &info);
+    cn->log.model = info.id;
     if (info.kind != kind) {
         *ret = srv_send_error(cn, 400, "wrong_model_kind", 0, "model '%s' is a %s model; %s needs a %s model", info.id,
                               sched_kind_name(info.kind), srv_route_path[cn->route], sched_kind_name(kind));
@@ -309,6 +323,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         cn->srv = srv;
         cn->c = c;
         cn->route = find_route(url);
+        cn->n = atomic_fetch_add(&srv->next_id, 1) + 1;
+        cn->log = (srv_req_log){.prompt_tokens = -1, .completion_tokens = -1, .queue_ms = -1, .t0 = vki_time_ms()};
+        snprintf(cn->log.id, sizeof cn->log.id, "req-%llu", (unsigned long long)cn->n);
+        snprintf(cn->log.method, sizeof cn->log.method, "%s", method);
+        snprintf(cn->log.path, sizeof cn->log.path, "%s", url);
         *con_cls = cn;
         /* A declared body over the limit is refused before it is read. */
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -332,6 +351,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return dispatch(cn, url, method);
 }
 
+void srv_log_done(srv_server *srv, const srv_req_log *l)
+{
+    if (!srv->log) return;
+    srv_log_req r = {.id = l->id, .method = l->method, .path = l->path, .model = l->model,
+                     /* no answer was queued: the client left first (nginx's 499) */
+                     .status = l->status ? l->status : 499, .prompt_tokens = l->prompt_tokens,
+                     .completion_tokens = l->completion_tokens, .queue_ms = l->queue_ms,
+                     .total_ms = vki_time_ms() - l->t0};
+    srv_log_request(srv->log, &r);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
@@ -339,6 +369,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     (void)toe;
     srv_conn *cn = *con_cls;
     if (!cn) return;
+    if (!cn->streamed) srv_log_done(cn->srv, &cn->log);
     free(cn->body.p);
     free(cn);
     *con_cls = NULL;
@@ -346,7 +377,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 
 /* ===== Start and stop ===================================================== */
 
-vki_status srv_start(const srv_config *cfg, scheduler *s, srv_server **out, char *err, size_t err_size)
+vki_status srv_start(const srv_config *cfg, scheduler *s, srv_log *log, srv_server **out, char *err,
+                     size_t err_size)
 {
     *out = NULL;
     srv_server *srv = calloc(1, sizeof *srv);
@@ -356,6 +388,7 @@ vki_status srv_start(const srv_config *cfg, scheduler *s, srv_server **out, char
     }
     srv->cfg = cfg;
     srv->s = s;
+    srv->log = log;
     srv->created = time(NULL);
     if (cfg->api_key_env) {
         const char *k = getenv(cfg->api_key_env);

@@ -234,6 +234,8 @@ typedef struct gen_job {
     srv_buf                out;    /* SSE bytes not yet handed to MHD      */
     size_t                 pos_out;
     int                    phase;  /* 0 text, 1 [DONE] next, 2 ended       */
+    bool                   streaming; /* MHD owns it: log when it is freed */
+    srv_req_log            log;    /* a stream's log line, written at its end */
 } gen_job;
 
 static const char *finish_reason(const sched_result *res)
@@ -288,9 +290,17 @@ static bool out_append(gen_job *j, const char *a, const char *b, const char *c)
     return srv_buf_printf(&j->out, "%s%s%s", a, b, c);
 }
 
+/* The request's counts as the scheduler has them now. */
+static void log_counts(srv_req_log *l, const sched_result *res)
+{
+    l->prompt_tokens = res->n_prompt;
+    l->completion_tokens = res->n_generated;
+    if (res->start_order) l->queue_ms = res->queue_ms;
+}
+
 static bool out_event(gen_job *j, cJSON *o)
 {
-    char *s = cJSON_PrintUnformatted(o);
+    char *s = srv_json_print(o);
     cJSON_Delete(o);
     bool ok = s && out_append(j, "data: ", s, "\n\n");
     free(s);
@@ -313,6 +323,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         size_t n = 0;
         sched_result res;
         if (sched_request_poll(j->r, j->have, POLL_MS, &chunk, &n, &res) != VKI_OK) return MHD_CONTENT_READER_END_WITH_ERROR;
+        log_counts(&j->log, &res);
         if (chunk) {
             j->have += n;
             bool ok = out_event(j, chunk_json(j, chunk, NULL));
@@ -345,6 +356,7 @@ static void job_free(void *cls)
 {
     gen_job *j = cls;
     if (!j) return;
+    if (j->streaming) srv_log_done(j->srv, &j->log);
     sched_request_release(j->r);
     free(j->model);
     free(j->out.p);
@@ -407,8 +419,9 @@ enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
     j->srv = cn->srv;
     j->c = cn->c;
     j->chat = chat;
-    snprintf(j->id, sizeof j->id, "%s-%llu", chat ? "chatcmpl" : "cmpl",
-             (unsigned long long)atomic_fetch_add(&cn->srv->next_id, 1) + 1);
+    /* the response id is the request's, so the log line names it */
+    snprintf(j->id, sizeof j->id, "%s-%llu", chat ? "chatcmpl" : "cmpl", (unsigned long long)cn->n);
+    snprintf(cn->log.id, sizeof cn->log.id, "%s", j->id);
     double eta = 0;
     vki_status s = sched_submit_generate(cn->srv->s, model, prompt, &f.gp, prio, deadline, &j->r, &eta);
     free(rendered);
@@ -419,7 +432,9 @@ enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
     char *text = NULL;
     size_t n_text = 0;
     sched_result res;
-    if (!wait_for(j, f.stream, &text, &n_text, &res)) {
+    bool waited = wait_for(j, f.stream, &text, &n_text, &res);
+    log_counts(&cn->log, &res);
+    if (!waited) {
         free(text);
         job_free(j);
         return MHD_NO; /* the client is gone: close */
@@ -442,6 +457,10 @@ enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
         }
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        /* The stream outlives the handler: its line is written when it ends. */
+        cn->log.status = 200;
+        j->log = cn->log;
+        j->streaming = cn->streamed = true;
         ret = MHD_queue_response(cn->c, 200, r);
         MHD_destroy_response(r);
         srv_count(cn->srv, cn->route, 200);

@@ -107,6 +107,8 @@ enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body)
         size_t nc;
         sched_request_poll(r, 0, 100, &chunk, &nc, &res);
         free(chunk);
+        cn->log.prompt_tokens = res.n_prompt;
+        if (res.start_order) cn->log.queue_ms = res.queue_ms;
         if (res.done) break;
         if (srv_client_gone(cn->c)) {
             sched_request_release(r);
@@ -249,6 +251,7 @@ enum MHD_Result srv_route_metrics(srv_conn *cn)
         return MHD_NO;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4");
+    cn->log.status = 200;
     enum MHD_Result ret = MHD_queue_response(cn->c, 200, r);
     MHD_destroy_response(r);
     return ret;

@@ -12,15 +12,18 @@
 
 #include "engine/sched/sched.h"
 #include "server/config.h"
+#include "server/log.h"
 
 typedef struct srv_server srv_server;
 
 /* Starts listening on cfg->host:cfg->port (0 = a free port) and serving
  * requests for the models in `s`, which holds cfg's models in cfg's order
- * (per-model settings are looked up by index). cfg and s are borrowed and must outlive the
- * server. Writes the problem to err on failure (port taken, bad host, no key
- * in the api_key_env variable). */
-vki_status srv_start(const srv_config *cfg, scheduler *s, srv_server **out, char *err, size_t err_size);
+ * (per-model settings are looked up by index). Each answered request gets
+ * a line in `log` (NULL = none). cfg, s and log are borrowed and must
+ * outlive the server. Writes the problem to err on failure (port taken, bad
+ * host, no key in the api_key_env variable). */
+vki_status srv_start(const srv_config *cfg, scheduler *s, srv_log *log, srv_server **out, char *err,
+                     size_t err_size);
 /* The port the server listens on. */
 uint16_t   srv_port(const srv_server *srv);
 /* Cancels what is in flight (sched_shutdown), then stops the listener and

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <time.h>
 
+#include "server/log.h"
 #include "server/server.h"
 
 typedef enum srv_route {
@@ -37,15 +38,28 @@ struct srv_server {
     scheduler            *s;
     struct MHD_Daemon    *d;
     char                 *api_key;    /* NULL = no auth                   */
+    srv_log              *log;        /* borrowed; NULL = no log lines    */
     uint16_t              port;
     time_t                created;
-    atomic_uint_fast64_t  next_id;    /* response ids                     */
+    atomic_uint_fast64_t  next_id;    /* request and response ids         */
     atomic_uint_fast64_t  count[SRV_N_ROUTES][SRV_N_CODES];
 };
 
 /* A growable text buffer: p[n] is '\0' once anything was added; oom says
  * an append failed (what came before it stays). Freed with free(p). */
 typedef struct srv_buf { char *p; size_t n, cap; bool oom; } srv_buf;
+
+/* What the request's log line says (srv_log_request), filled as it goes. */
+typedef struct srv_req_log {
+    char        id[48];       /* "req-N"; the generation routes make it "cmpl-N" */
+    char        method[16];
+    char        path[256];
+    const char *model;        /* the model's id (valid until sched_destroy) */
+    unsigned    status;       /* 0 until an answer is queued                */
+    int32_t     prompt_tokens, completion_tokens; /* -1: none              */
+    double      queue_ms;     /* -1: did not queue                          */
+    double      t0;           /* vki_time_ms when the request arrived       */
+} srv_req_log;
 
 /* One request's state across the handler calls. */
 typedef struct srv_conn {
@@ -55,6 +69,9 @@ typedef struct srv_conn {
     srv_buf                body;
     bool                   too_big;
     bool                   answered; /* a response was queued early */
+    uint64_t               n;        /* its number (next_id)        */
+    srv_req_log            log;
+    bool                   streamed; /* the stream logs at its end, not the connection */
 } srv_conn;
 
 /* ----- http.c ----- */
@@ -62,6 +79,13 @@ typedef struct srv_conn {
 /* Append n bytes / formatted text; false (and b->oom) when memory ran out. */
 bool srv_buf_append(srv_buf *b, const void *data, size_t n);
 bool srv_buf_printf(srv_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The one way the server turns JSON into bytes: cJSON's text with every
+ * broken UTF-8 part (model bytes, file contents in errors) as U+FFFD, by the
+ * rule of engine/common/util.h. malloc'd; NULL when out of memory. */
+char *srv_json_print(const cJSON *json);
+/* Writes the request's log line (if the server logs). */
+void  srv_log_done(srv_server *srv, const srv_req_log *l);
 
 /* Queues a JSON response (takes `json`, a cJSON tree) and counts it. */
 enum MHD_Result srv_send_json(srv_conn *cn, unsigned status, cJSON *json);

@@ -131,6 +131,7 @@ static void set_state(sched_model *m, sched_state st, const char *msg)
     set_error(m, msg);
     pthread_cond_broadcast(&m->state_cv);
     pthread_mutex_unlock(&m->mu);
+    sched_notify(m);
 }
 
 /* Opens the header and tokenizer, which stay for the model's life; after
@@ -200,12 +201,14 @@ static void install(sched_model *m, vki_model *md, bool on_gpu, double load_ms)
     m->error[0] = '\0';
     pthread_cond_broadcast(&m->state_cv);
     pthread_mutex_unlock(&m->mu);
+    sched_notify(m);
 }
 
 static void *model_thread(void *arg)
 {
     sched_model *m = arg;
     char msg[2048];
+    sched_notify(m); /* loading: the header first */
     vki_status st = open_front(m, msg, sizeof msg);
     if (st != VKI_OK) {
         set_state(m, SCHED_FAILED, msg);
@@ -403,12 +406,10 @@ int32_t sched_find(const scheduler *s, const char *id)
     return -1;
 }
 
-void sched_model_get_info(const scheduler *s, int32_t i, sched_model_info *out)
+/* What m is now (model mu held). */
+static void fill_info(const sched_model *m, sched_model_info *out)
 {
     memset(out, 0, sizeof *out);
-    if (!s || i < 0 || i >= s->n_models) return;
-    sched_model *m = s->models[i];
-    pthread_mutex_lock(&m->mu);
     out->id = m->id;
     out->path = m->path;
     out->kind = m->kind;
@@ -428,7 +429,34 @@ void sched_model_get_info(const scheduler *s, int32_t i, sched_model_info *out)
         out->n_seq_max = mdl_n_seq_max(api_model_mdl(m->md));
         snprintf(out->backend, sizeof out->backend, "%s", vki_model_backend_name(m->md));
     }
+}
+
+void sched_model_get_info(const scheduler *s, int32_t i, sched_model_info *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!s || i < 0 || i >= s->n_models) return;
+    sched_model *m = s->models[i];
+    pthread_mutex_lock(&m->mu);
+    fill_info(m, out);
     pthread_mutex_unlock(&m->mu);
+}
+
+void sched_notify(sched_model *m)
+{
+    if (!m->s->p.on_state) return;
+    sched_model_info info;
+    pthread_mutex_lock(&m->mu);
+    const bool changed = !m->told || m->told_state != m->state || m->told_path != m->path ||
+                         strcmp(m->told_error, m->error) != 0;
+    if (changed) {
+        m->told = true;
+        m->told_state = m->state;
+        m->told_path = m->path;
+        memcpy(m->told_error, m->error, sizeof m->told_error);
+        fill_info(m, &info);
+    }
+    pthread_mutex_unlock(&m->mu);
+    if (changed) m->s->p.on_state(&info, m->s->p.on_state_user);
 }
 
 bool sched_wait_loaded(scheduler *s, int timeout_ms)

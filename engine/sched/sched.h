@@ -55,6 +55,8 @@ const char *sched_kind_name(sched_kind k);   /* "chat", "embedding"             
 bool sched_prio_parse(const char *name, sched_prio *out);
 bool sched_kind_parse(const char *name, sched_kind *out);
 
+typedef struct sched_model_info sched_model_info;
+
 typedef struct sched_params {
     vki_engine_params engine;
     int32_t max_queue;          /* queued (not yet running) requests per model; 0 = 64      */
@@ -63,6 +65,13 @@ typedef struct sched_params {
     double  vram_fraction;      /* share of the device's budget models may use; 0 = all. The
                                    budget is the device's (VK_EXT_memory_budget or heap size),
                                    times this, lowered to engine.vram_budget when that is set */
+    /* Called once per change of a model's state, error message or file
+     * (loading, resident with its backend and bytes, unloaded, failed and
+     * why, a reload that failed), with what sched_model_get_info says then.
+     * Runs on the scheduler's threads with no scheduler lock held; it may
+     * call sched_model_get_info but should return quickly. NULL = none. */
+    void  (*on_state)(const sched_model_info *info, void *user);
+    void   *on_state_user;
 } sched_params;
 
 sched_params sched_default_params(void);
@@ -102,7 +111,7 @@ int32_t sched_n_models(const scheduler *s);
 /* The index of model `id`, or -1. */
 int32_t sched_find(const scheduler *s, const char *id);
 
-typedef struct sched_model_info {
+struct sched_model_info {
     const char *id, *path;  /* valid until sched_destroy                         */
     sched_kind  kind;
     sched_state state;
@@ -118,7 +127,7 @@ typedef struct sched_model_info {
     uint64_t    bytes;      /* resident: what it holds on its backend; else 0    */
     int32_t     n_ctx, n_seq_max; /* resident                                    */
     char        backend[128];     /* resident                                    */
-} sched_model_info;
+};
 
 void sched_model_get_info(const scheduler *s, int32_t i, sched_model_info *out);
 /* Replaces model i's file by path, keeping its id and settings; returns at
@@ -180,6 +189,7 @@ typedef struct sched_result {
     int32_t     n_generated;
     bool        stopped_by_eos, stopped_by_string;
     uint64_t    start_order;   /* 0 while queued; then the order of admission */
+    double      queue_ms;      /* submit -> admission; 0 while queued        */
     double      ttft_ms;       /* submit -> first token (generation)         */
 } sched_result;
 

@@ -50,6 +50,9 @@ void sched_gen_worker(sched_model *m)
         m->state = SCHED_FAILED;
         snprintf(m->error, sizeof m->error, "out of memory for the generation worker");
         pthread_cond_broadcast(&m->state_cv);
+        pthread_mutex_unlock(&m->mu);
+        sched_notify(m);
+        pthread_mutex_lock(&m->mu);
         while (!atomic_load(&m->stop)) {
             sched_request *r;
             while ((r = sched_pop(m))) sched_finish(m, r, VKI_ERR_OUT_OF_MEMORY, m->error);

@@ -92,6 +92,11 @@ struct sched_model {
     pthread_cond_t    state_cv; /* state changed                           */
     sched_state       state;
     char              error[1024];
+    /* what the on_state hook was last told (mu): it hears each change once */
+    bool              told;
+    sched_state       told_state;
+    const char       *told_path;
+    char              told_error[1024];
     double            load_ms;
     vki_model        *md;       /* resident: owned                          */
     bool              evict;    /* another model asked for the room (mu)    */
@@ -146,6 +151,9 @@ void           sched_histo_add(sched_histo *h, double seconds);
 void            sched_cond_init(pthread_cond_t *cv);
 /* Waits on cv until the vki_time_ms time abs_ms (or a signal). */
 void            sched_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, double abs_ms);
+/* Calls the on_state hook when m's state, error or file changed since it
+ * was last told (no lock held; after the change is made and broadcast). */
+void            sched_notify(sched_model *m);
 
 /* Called by an idle worker (model mu held, nothing queued or running):
  * waits for work and returns true when the model should unload now

@@ -294,6 +294,7 @@ void sched_admit(sched_model *m, sched_request *r)
     uint64_t order = atomic_fetch_add(&m->s->order, 1) + 1;
     pthread_mutex_lock(&r->mu);
     r->res.start_order = order;
+    r->res.queue_ms = r->t_start - r->t_submit;
     pthread_mutex_unlock(&r->mu);
 }
 

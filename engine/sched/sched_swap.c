@@ -87,6 +87,7 @@ fail:
     m->swap = SCHED_SWAP_NONE;
     pthread_cond_broadcast(&m->state_cv);
     pthread_mutex_unlock(&m->mu);
+    sched_notify(m);
     return NULL;
 }
 
@@ -156,6 +157,7 @@ bool sched_swap_apply(sched_model *m, vki_model **md, bool *on_gpu, double *load
     if (!ready) m->state = SCHED_UNLOADED;
     pthread_cond_broadcast(&m->state_cv);
     pthread_mutex_unlock(&m->mu);
+    if (!ready) sched_notify(m); /* a ready one is told when it is installed */
     vki_model_destroy(old);
     pthread_mutex_lock(&m->s->res_mu);
     m->gpu_bytes = m->swap_gpu_bytes;

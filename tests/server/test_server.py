@@ -6,8 +6,10 @@ shared BERT model when ../shared is present), then checks every route, that
 an SSE stream reassembles to the non-stream text for greedy decoding, that
 embeddings match `vkinfer embed`, every error status (400 401 404 405 413 429
 503 504), 8 concurrent clients, client-disconnect cancellation, malformed
-config files (file:line:column), and a clean exit on SIGTERM (under ASan a
-leak makes that exit non-zero).
+config files (file:line:column), the log (one line per model state change
+and per request, text and --log-format json), that a -m model which cannot
+be opened stops the start, the start-up examples per kind of model, and a
+clean exit on SIGTERM (under ASan a leak makes that exit non-zero).
 Usage: test_server.py --vkinfer PATH --model default.gguf"""
 import argparse, http.client, json, os, re, signal, subprocess, sys, tempfile, threading, time
 
@@ -25,13 +27,28 @@ def check(cond, what):
 class Server:
     def __init__(self, exe, args, env=None):
         self.proc = subprocess.Popen([exe, "serve", "--port", "0", "--backend", "cpu", "--threads", "2"] + args,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        line = self.proc.stdout.readline()
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        line = self.proc.stdout.readline().decode()
         m = re.search(r"http://([^:]+):(\d+)", line)
         if not m:
             self.proc.kill()
             raise SystemExit("server did not start: %r %s" % (line, self.proc.stderr.read()))
         self.host, self.port = m.group(1), int(m.group(2))
+        # The log (stderr) and the rest of stdout are read as they come: a
+        # full pipe would stall the server's writes.
+        self.out, self.err = [line.encode()], []
+        self.readers = [threading.Thread(target=self._drain, args=(f, buf), daemon=True)
+                        for f, buf in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))]
+        for t in self.readers:
+            t.start()
+
+    @staticmethod
+    def _drain(f, buf):
+        for line in iter(f.readline, b""):
+            buf.append(line)
+
+    def stdout_text(self):
+        return b"".join(self.out).decode("utf-8")
 
     def request(self, method, path, body=None, headers=None, raw=None, timeout=60):
         c = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
@@ -81,13 +98,22 @@ class Server:
         raise SystemExit("server not ready: %s" % js)
 
     def stop(self):
+        """Stops the server; returns its log (stderr), which must be valid UTF-8."""
         self.proc.send_signal(signal.SIGTERM)
         try:
-            out, err = self.proc.communicate(timeout=60)
+            self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            out, err = self.proc.communicate()
+            self.proc.wait()
             check(False, "server did not exit within 60 s of SIGTERM")
+        for t in self.readers:
+            t.join(10)
+        raw = b"".join(self.err)
+        try:
+            err = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            check(False, "the log is not valid UTF-8: %s" % e)
+            err = raw.decode("utf-8", "replace")
         check(self.proc.returncode == 0, "server exit status %s; stderr:\n%s" % (self.proc.returncode, err[-3000:]))
         return err
 
@@ -306,6 +332,11 @@ def test_second_server(exe, model, tmp):
     s = Server(exe, ["--config", cfg], env=env)
     auth = {"Authorization": "Bearer sekrit"}
     t0 = time.time()
+    while "chat/completions" not in s.stdout_text() and time.time() - t0 < 10:
+        time.sleep(0.02)
+    check("/v1/chat/completions" in s.stdout_text() and "/v1/embeddings" not in s.stdout_text() and
+          "Bearer $VKI_TEST_KEY" in s.stdout_text(), "chat-only examples, with the key:\n%s" % s.stdout_text())
+    t0 = time.time()
     while time.time() - t0 < 60:  # "slow" loads; "pending" never does
         st, js, _, _ = s.request("GET", "/health")
         if js["models"][0]["state"] == "resident-cpu":
@@ -410,9 +441,87 @@ def test_second_server(exe, model, tmp):
     th = threading.Thread(target=lambda: queued.update(r=s.request("POST", "/v1/completions", long, headers=auth)))
     th.start()
     time.sleep(0.2)
-    s.stop()
+    log = s.stop()
     th.join(30)
+    # the config file's model that failed is in the log, and why; the others served
+    check(re.search(r"^\S+ model pending: failed: .*pending\.gguf", log, re.M), "log: pending failed:\n%s" % log[-2000:])
+    check(re.search(r"^\S+ model slow: resident-cpu on cpu", log, re.M), "log: slow resident")
+    idle = re.findall(r"^\S+ model idle: (\S+)", log, re.M)
+    check(idle == ["loading", "unloaded", "loading", "resident-cpu", "unloaded"], "log: idle's states %s" % idle)
+    check(re.search(r"^\S+ request \S+ POST /v1/completions model=slow status=504 .*total_ms=", log, re.M),
+          "log: the 504")
+    check(re.search(r"^\S+ request \S+ POST /v1/completions model=slow status=429 ", log, re.M), "log: the 429")
     check(queued["r"][0] in (200, 503), "in-flight request at shutdown answered: %s" % queued["r"][0])
+
+
+def test_logs(log):
+    """The first server's log (text): model states and one line per request."""
+    time_re = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"
+    lines = log.splitlines()
+    check(lines and all(re.match(time_re + " ", ln) for ln in lines),
+          "every log line starts with the time: %s" % [ln for ln in lines if not re.match(time_re, ln)][:3])
+    check(re.search(r"^\S+ model default: loading \S+default\.gguf$", log, re.M), "log: default loading")
+    check(re.search(r"^\S+ model default: resident-cpu on cpu .*, \d+\.\d MiB, loaded in [\d.]+ ms$", log, re.M),
+          "log: default resident, where and MiB")
+    req = r"^\S+ request (\S+) POST /v1/completions model=default status=200 prompt_tokens=(\d+) " \
+          r"completion_tokens=24 queue_ms=[\d.]+ total_ms=[\d.]+$"
+    ids = [m.group(1) for m in re.finditer(req, log, re.M)]
+    check(len(ids) >= 2 and all(i.startswith("cmpl-") for i in ids), "log: completions (stream and not) %s" % ids)
+    check(re.search(r"^\S+ request \S+ POST /v1/chat/completions model=default status=200 prompt_tokens=\d+ "
+                    r"completion_tokens=16 ", log, re.M), "log: chat")
+    check(re.search(r"^\S+ request req-\d+ POST /v1/completions model=- status=404 total_ms=", log, re.M),
+          "log: the unknown model's 404")
+    check(re.search(r"^\S+ request req-\d+ GET /v2/anything model=- status=404 ", log, re.M), "log: unknown route")
+    check(re.search(r"^\S+ request req-\d+ GET /health model=- status=200 ", log, re.M), "log: /health")
+    n_req = len(re.findall(r"^\S+ request ", log, re.M))
+    check(n_req > 100, "log: one line per request (%d)" % n_req)
+
+
+def test_start(exe, model, bert, tmp):
+    """A -m model that cannot be opened stops the start; the examples fit the models; --log-format json."""
+    for bad in ("/nonexistent.gguf", os.path.join(tmp, "garbage.gguf")):
+        if bad != "/nonexistent.gguf":
+            with open(bad, "wb") as f:
+                f.write(b"GGUF but not really")
+        t0 = time.time()
+        p = subprocess.run([exe, "serve", "-m", model, "-m", bad, "--port", "0"], capture_output=True, text=True,
+                           timeout=30)
+        check(p.returncode != 0 and bad in p.stderr and time.time() - t0 < 20,
+              "serve -m %s: rc %d, stderr %r" % (bad, p.returncode, p.stderr))
+        check("serving on" not in p.stdout, "no URL printed for a start that failed")
+    p = subprocess.run([exe, "serve", "-m", model, "--log-format", "yaml"], capture_output=True, text=True, timeout=30)
+    check(p.returncode == 1 and "--log-format" in p.stderr, "bad --log-format: %r" % p.stderr)
+    if not bert:
+        print("embedding-only server: skipped (../shared/models/synthetic-bert-mini-f32.gguf is absent)")
+        return
+    s = Server(exe, ["-m", bert, "--id", "emb", "--log-format", "json"])
+    s.wait_ready()
+    t0 = time.time()
+    while "/v1/embeddings" not in s.stdout_text() and time.time() - t0 < 10:
+        time.sleep(0.02)
+    banner = s.stdout_text()
+    check("/v1/embeddings" in banner and "/v1/completions" not in banner and "chat/completions" not in banner,
+          "embedding-only examples:\n%s" % banner)
+    st, js, _, _ = s.request("POST", "/v1/embeddings", {"input": "hello"})
+    check(st == 200, "embedding-only server answers")
+    s.request("POST", "/v1/completions", {"prompt": "x"})
+    log = s.stop()
+    events = []
+    for ln in log.splitlines():
+        try:
+            events.append(json.loads(ln))
+        except ValueError:
+            check(False, "--log-format json: not JSON: %r" % ln)
+    res = [e for e in events if e.get("event") == "model" and e.get("state") == "resident-cpu"]
+    check(res and res[0]["model"] == "emb" and res[0]["kind"] == "embedding" and res[0]["resident_mib"] > 0 and
+          res[0]["backend"].startswith("cpu"), "json log: resident: %s" % res)
+    reqs = [e for e in events if e.get("event") == "request"]
+    emb = [e for e in reqs if e["path"] == "/v1/embeddings"]
+    check(emb and emb[0]["status"] == 200 and emb[0]["model"] == "emb" and emb[0]["prompt_tokens"] > 0 and
+          emb[0]["queue_ms"] >= 0 and emb[0]["total_ms"] >= emb[0]["queue_ms"] and emb[0]["id"].startswith("req-"),
+          "json log: the embedding request: %s" % emb)
+    check(any(e["path"] == "/v1/completions" and e["status"] == 400 for e in reqs), "json log: the 400")
+    check(all(isinstance(e.get("time"), str) for e in events), "json log: every line has the time")
 
 
 def test_bad_configs(exe, tmp):
@@ -467,8 +576,11 @@ def main():
         test_garbage(s)
         test_concurrent(s)
         test_metrics(s)
-        s.stop()
+        check("/v1/completions" in s.stdout_text() and ("/v1/embeddings" in s.stdout_text()) == bool(bert),
+              "examples for the kinds served:\n%s" % s.stdout_text())
+        test_logs(s.stop())
         test_second_server(a.vkinfer, a.model, tmp)
+        test_start(a.vkinfer, a.model, bert, tmp)
     print("test_server: %s (%.1f s)" % ("passed" if not failures else "%d failures" % failures, time.time() - t0))
     return 1 if failures else 0
 
