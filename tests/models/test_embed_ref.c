@@ -18,8 +18,6 @@
 #define MIN_COSINE 0.9999
 #define MAX_IDS    512
 
-static vki_backend_kind backend;
-
 /* [n][dim] little-endian float16 -> float64; NULL when the size is wrong. */
 static double *read_f16(const char *path, size_t n_want)
 {
@@ -77,7 +75,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: test_embed_ref --model DIR --data DIR [--backend cpu|vulkan] [--stride N]\n");
         return 2;
     }
-    backend = mt_backend_arg(argc, argv);
+    const vki_backend_kind backend = mt_backend_arg(argc, argv);
 
     char path[1024];
     snprintf(path, sizeof path, "%s/sentences.json", data_dir);
