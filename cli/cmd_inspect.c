@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "engine/models/model.h"
 #include "loader/model_file.h"
 #include "util.h"
 
@@ -25,8 +26,6 @@ const char cmd_inspect_help[] =
     "\n"
     "A file that cannot be read exits with status 1 and one line on stderr.\n";
 
-#define INSPECT_MAX_CTX 4096 /* KV-cache estimate: the model context, capped */
-#define INSPECT_UBATCH 512   /* scratch estimate: tokens per forward pass     */
 
 static const char *kv_type_name(vki_kv_type t)
 {
@@ -109,16 +108,10 @@ static void human_bytes(char *buf, size_t cap, double b)
     snprintf(buf, cap, u ? "%.2f %s" : "%.0f %s", b, unit[u]);
 }
 
-static uint32_t arch_u32(const vki_model_file *mf, const char *suffix, uint32_t dflt)
-{
-    uint32_t v;
-    return vki_file_get_arch_u32(mf, suffix, &v) ? v : dflt;
-}
-
 static void print_human(const vki_model_file *mf)
 {
     const char *arch = vki_file_arch(mf);
-    char b1[32], b2[32], b3[32], b4[32];
+    char b1[32];
     printf("file:          %s\n", vki_file_path(mf));
     if (vki_file_format_of(mf) == VKI_FORMAT_GGUF) printf("format:        GGUF v%u\n", vki_file_version(mf));
     else printf("format:        safetensors\n");
@@ -172,26 +165,17 @@ static void print_human(const vki_model_file *mf)
                (long long)count_type[ty]);
     }
 
-    /* memory a load needs: weights + f16 KV cache at the model context
-     * (capped) + activations for one INSPECT_UBATCH-token pass */
-    const uint64_t weights = vki_file_weight_bytes(mf);
-    const uint64_t n_layer = arch_u32(mf, "block_count", 0), n_embd = arch_u32(mf, "embedding_length", 0);
-    const uint64_t n_head = arch_u32(mf, "attention.head_count", 1);
-    const uint64_t n_head_kv = arch_u32(mf, "attention.head_count_kv", (uint32_t)n_head);
-    const uint64_t n_ff = arch_u32(mf, "feed_forward_length", 0);
-    const uint64_t n_ctx = VKI_MIN(arch_u32(mf, "context_length", INSPECT_MAX_CTX), INSPECT_MAX_CTX);
-    const uint64_t n_vocab = toks && toks->type == VKI_KV_ARRAY ? toks->v.arr.n : 0;
-    const bool encoder = !strcmp(arch, "bert");
-    const uint64_t n_embd_kv = n_head ? n_embd / n_head * n_head_kv : n_embd;
-    const uint64_t kv = encoder ? 0 : 2 * n_layer * n_ctx * n_embd_kv * 2;
-    const uint64_t ub = VKI_MIN((uint64_t)INSPECT_UBATCH, n_ctx);
-    const uint64_t scratch = 4 * (n_vocab + ub * (4 * n_embd + 2 * n_ff) + n_head * ub * n_ctx);
-    human_bytes(b1, sizeof b1, (double)weights);
-    human_bytes(b2, sizeof b2, (double)kv);
-    human_bytes(b3, sizeof b3, (double)scratch);
-    human_bytes(b4, sizeof b4, (double)(weights + kv + scratch));
-    printf("memory a load needs: %s = weights %s + KV cache %s (f16, %llu tokens) + scratch %s\n", b4, b1, b2,
-           (unsigned long long)n_ctx, b3);
+    /* what a load will run and allocate, by the loader's own rules (the
+     * default context and batch; mdl_describe says why when it cannot) */
+    char desc[2048];
+    mdl_describe(mf, NULL, desc, sizeof desc);
+    printf("how vkinfer runs it (default n_ctx, one sequence):\n");
+    for (const char *p = desc; *p;) {
+        const char *nl = strchr(p, '\n');
+        int n = nl ? (int)(nl - p) : (int)strlen(p);
+        printf("  %.*s\n", n, p);
+        p += n + (nl ? 1 : 0);
+    }
 }
 
 int cmd_inspect(int argc, char **argv)
