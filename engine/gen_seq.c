@@ -127,12 +127,13 @@ vki_status gen_seq_step(gen_seq *g, float *logits, int32_t kv_len, vki_token_eve
         emit = g->held.n - stop_prefix_len(g->held.p, g->held.n, g->gp.stop);
     }
     g->st.stopped_by_eos = eog;
-    /* Move held[0..emit) into out as this token's text, keep the rest. */
+    /* Move held[0..emit) into out as this token's text, keep the rest; the
+     * detokenizer held back split characters, so what is broken here stays
+     * broken and becomes U+FFFD (vkinfer.h promises complete UTF-8). */
     g->out.n = 0;
-    if (!text_reserve(&g->out, emit)) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "generate: out of memory for text");
-    memcpy(g->out.p, g->held.p, emit);
-    g->out.p[emit] = '\0';
-    g->out.n = emit;
+    if (!text_reserve(&g->out, 3 * emit)) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "generate: out of memory for text");
+    g->out.n = vki_utf8_sanitize(g->held.p, emit, g->out.p);
+    g->out.p[g->out.n] = '\0';
     memmove(g->held.p, g->held.p + emit, g->held.n - emit + 1);
     g->held.n -= emit;
     ev->id = id;
