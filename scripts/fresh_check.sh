@@ -45,7 +45,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 mirror="${VKI_FRESH_MIRROR:-http://deb.debian.org/debian}"
-root="$(mktemp -d "$base/vkinfer-fresh.XXXXXX")"
+root="$(mktemp -d "$base/vkinfer-fresh.XXXXXX")"; chmod 755 "$root"
 logs="$root.logs"; mkdir -p "$logs"
 mounts=()
 cleanup() {
@@ -102,6 +102,7 @@ in_root=(chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb
 # 1. run.sh: the first build happens here; wait for the server's /health.
 # setsid, chroot, env and both bashes exec in turn, so $! ends as the server.
 echo "fresh_check: bash scripts/run.sh (log: $logs/run.log)" >&2
+: >"$logs/run.log"
 setsid "${in_root[@]}" 'cd /work/vkinfer && VKI_PORT=0 exec bash scripts/run.sh' >"$logs/run.log" 2>&1 &
 run_pid=$!
 run_status="" ; healthy=0
