@@ -51,7 +51,7 @@ shared float ws[BK][BM];
 shared float xs[BK][BN];
 
 #ifdef MATMUL_ID
-shared uint rank_end[WG]; // inclusive prefix sum of each thread's matches
+shared uint rank_end[2][WG]; // inclusive prefix sums of each thread's matches (ping-pong)
 shared uint pair_of[BN];  // the (token, slot) pair of each activation row of the tile
 
 int expert_at(uint q) { return ids[p.ids_offs + (q / p.n_used) * p.ids_nb1 + q % p.n_used]; }
@@ -80,10 +80,10 @@ uint count_routed(uint e, uint lo, uint hi, bool report)
 }
 
 // pair_of[0..] = the pairs of ranks [n0, n0 + BN) among those routed to e;
-// thread tid's first match has rank rank.
+// thread tid's first match has rank rank. The previous tile read pair_of
+// before its last barrier (tile() takes its output rows first).
 void gather_tile(uint e, uint lo, uint hi, uint rank, uint n0)
 {
-    barrier(); // the previous tile is done with pair_of
     for (uint q = lo; q < hi && rank < n0 + BN; q++) {
         if (expert_at(q) != int(e)) continue;
         if (rank >= n0) pair_of[rank - n0] = q;
@@ -109,6 +109,8 @@ void tile(uint m0, uint n0, uint n_here, uint wrow, bool w_ok, uint xrow, bool x
     uint tx = tid % 16u, ty = tid / 16u;
     // Loader role: row tid / 4 of each tile, BK / 4 consecutive k at lk.
     uint lr = tid / 4u, lk = (tid % 4u) * (BK / 4u);
+    uint orow[4]; // before the k loop: its last barrier frees pair_of for the next tile
+    for (uint j = 0u; j < 4u; j++) orow[j] = ty + 16u * j < n_here ? d_row(n0, ty + 16u * j) : 0u;
     float acc[4][4];
     for (uint i = 0u; i < 4u; i++)
         for (uint j = 0u; j < 4u; j++) acc[i][j] = 0.0;
@@ -146,9 +148,8 @@ void tile(uint m0, uint n0, uint n_here, uint wrow, bool w_ok, uint xrow, bool x
         barrier();
     }
     for (uint j = 0u; j < 4u; j++) {
-        uint jl = ty + 16u * j;
-        if (jl >= n_here) continue;
-        uint o = d_row(n0, jl);
+        if (ty + 16u * j >= n_here) continue;
+        uint o = orow[j];
         for (uint i = 0u; i < 4u; i++) {
             uint m = m0 + tx + 16u * i;
             if (m >= p.m) continue;
@@ -171,16 +172,16 @@ void main()
     uint n_pairs = p.n_used * p.n_tok, per = (n_pairs + WG - 1u) / WG;
     uint lo = min(tid * per, n_pairs), hi = min(lo + per, n_pairs);
     bool report = p.e0 == 0u && gl_WorkGroupID.x == 0u && gl_WorkGroupID.y == 0u && gl_WorkGroupID.z == 0u;
-    uint mine = count_routed(expert, lo, hi, report);
-    rank_end[tid] = mine;
+    uint mine = count_routed(expert, lo, hi, report), sum = mine, buf = 0u;
+    rank_end[0][tid] = mine;
     barrier();
     for (uint off = 1u; off < WG; off <<= 1) { // Hillis-Steele inclusive scan
-        uint v = tid >= off ? rank_end[tid - off] : 0u;
-        barrier();
-        rank_end[tid] += v;
+        if (tid >= off) sum += rank_end[buf][tid - off];
+        buf ^= 1u;
+        rank_end[buf][tid] = sum;
         barrier();
     }
-    uint total = rank_end[WG - 1u], rank0 = rank_end[tid] - mine;
+    uint total = rank_end[buf][WG - 1u], rank0 = sum - mine;
     uint wrow = p.w_boffs + (expert - p.e0) * p.w_nb2 + (m0 + lr) * p.w_nb1;
     // Tiles of BN routed pairs, strided over the y groups (the host sizes y
     // for one slot per token; a token routed twice to an expert only adds
