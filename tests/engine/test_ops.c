@@ -6,7 +6,9 @@
  * Inputs are surrounded by NaN bytes (0xFF) so any read outside a tensor
  * poisons the result; outputs start as NaN so any unwritten element fails,
  * and every byte of the output buffer outside the tensor must stay 0xFF.
- * Usage: test_ops [-o 'OP|OP...'] [-b BACKEND-prefix] [-f 'SUBSTR|SUBSTR...'] [--list]
+ * Usage: test_ops [-o 'OP|OP...'] [-x 'OP|OP...'] [-b BACKEND-prefix] [-f 'SUBSTR|SUBSTR...'] [--list]
+ * (-o: only these ops, -x: all but these, -f: cases whose description
+ * contains one of the substrings).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -912,17 +914,24 @@ static bool op_matches(const char *name, const char *filter)
     return false;
 }
 
+/* -o OPS keeps only those ops, -x OPS drops them (either may be NULL). */
+static bool op_selected(const char *name, const char *only, const char *skip)
+{
+    return (!only || op_matches(name, only)) && (!skip || !op_matches(name, skip));
+}
+
 int main(int argc, char **argv)
 {
-    const char *op_filter = NULL, *be_filter = NULL, *desc_filter = NULL;
+    const char *op_filter = NULL, *op_skip = NULL, *be_filter = NULL, *desc_filter = NULL;
     bool list = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc) op_filter = argv[++i];
+        else if (!strcmp(argv[i], "-x") && i + 1 < argc) op_skip = argv[++i];
         else if (!strcmp(argv[i], "-f") && i + 1 < argc) desc_filter = argv[++i];
         else if (!strcmp(argv[i], "-b") && i + 1 < argc) be_filter = argv[++i];
         else if (!strcmp(argv[i], "--list")) list = true;
         else {
-            fprintf(stderr, "usage: %s [-o 'OP|OP...'] [-b BACKEND] [-f 'SUBSTR|SUBSTR...'] [--list]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-o 'OP|OP...'] [-x 'OP|OP...'] [-b BACKEND] [-f 'SUBSTR|SUBSTR...'] [--list]\n", argv[0]);
             return 2;
         }
     }
@@ -939,7 +948,7 @@ int main(int argc, char **argv)
 
     if (list) {
         for (int i = 0; i < g_n_cases; i++)
-            if (!op_filter || op_matches(bk_op_name(g_cases[i].kind), op_filter)) printf("%s\n", g_cases[i].desc);
+            if (op_selected(bk_op_name(g_cases[i].kind), op_filter, op_skip)) printf("%s\n", g_cases[i].desc);
         return 0;
     }
     backend_entry bes[8];
@@ -948,7 +957,7 @@ int main(int argc, char **argv)
     int pass[8] = {0}, fail[8] = {0}, unsup[8] = {0};
     for (int ci = 0; ci < g_n_cases; ci++) {
         const test_case *c = &g_cases[ci];
-        if (op_filter && !op_matches(bk_op_name(c->kind), op_filter)) continue;
+        if (!op_selected(bk_op_name(c->kind), op_filter, op_skip)) continue;
         if (desc_filter && !desc_matches(c->desc, desc_filter)) continue;
         case_data cd;
         if (!prepare_case(c, &cd, 0x9e3779b97f4a7c15ull ^ (uint64_t)(ci + 1))) {
