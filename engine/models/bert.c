@@ -13,8 +13,6 @@
 #include "model.h"
 #include "util.h"
 
-typedef struct seg { int32_t t0, n; } seg;
-
 static bk_tensor rows2(const bk_tensor *t, int64_t r0, int64_t n) { return bk_tensor_rows(t, 1, r0, n); }
 
 static bk_tensor view3(const bk_tensor *t2, int64_t ne0, int64_t ne1, int64_t n_tok)
@@ -26,8 +24,8 @@ static bk_tensor view3(const bk_tensor *t2, int64_t ne0, int64_t ne1, int64_t n_
 
 /* One pass over n_tok packed tokens of n_segs texts; leaves the pooled (and
  * normalised) embeddings in *res ([n_segs][n_embd] rows of the scratch). */
-static vki_status forward(mdl_model *m, int32_t n_tok, const seg *segs, int32_t n_segs, int pooling, bool normalize,
-                          bk_tensor *res)
+vki_status bert_forward(mdl_model *m, int32_t n_tok, const mdl_seg *segs, int32_t n_segs, int pooling, bool normalize,
+                        bk_tensor *res)
 {
     bk_backend *be = m->be;
     const mdl_hparams *hp = &m->hp;
@@ -106,57 +104,4 @@ static vki_status forward(mdl_model *m, int32_t n_tok, const seg *segs, int32_t 
 end:;
     vki_status e = bk_end(be);
     return s != VKI_OK ? s : e;
-}
-
-vki_status bert_embed(mdl_model *m, const int32_t *const *ids, const int32_t *n_ids, int32_t n_seq,
-                      int pooling, bool normalize, float *out)
-{
-    if (!m->hp.encoder)
-        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "embed: this is a decoder, not an encoder");
-    if (pooling != BK_POOL_MEAN && pooling != BK_POOL_CLS && pooling != BK_POOL_LAST)
-        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "embed: pooling %d is not mean, CLS or last", pooling);
-    const int32_t max_len = VKI_MIN(m->n_ctx, m->n_batch), n_vocab = m->hp.n_vocab;
-    for (int32_t i = 0; i < n_seq; i++) {
-        if (n_ids[i] < 1 || n_ids[i] > max_len)
-            return vki_fail(VKI_ERR_INVALID_ARGUMENT, "embed: text %d has %d tokens, expected 1..%d", i, n_ids[i],
-                            max_len);
-        for (int32_t t = 0; t < n_ids[i]; t++)
-            if (ids[i][t] < 0 || ids[i][t] >= n_vocab)
-                return vki_fail(VKI_ERR_INVALID_ARGUMENT, "embed: text %d: token id %d is outside 0..%d", i,
-                                ids[i][t], n_vocab - 1);
-    }
-    const int32_t nb = m->n_batch, E = m->hp.n_embd;
-    int32_t *tok = malloc(sizeof *tok * (size_t)nb * 2);
-    seg *segs = malloc(sizeof *segs * (size_t)nb);
-    vki_status s = VKI_OK;
-    if (!tok || !segs) {
-        s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "embed: out of memory");
-        goto done;
-    }
-    int32_t *pos = tok + nb;
-    bk_backend *be = m->be;
-    for (int32_t first = 0; first < n_seq;) {
-        int32_t n_tok = 0, n_segs = 0;
-        while (first + n_segs < n_seq && n_tok + n_ids[first + n_segs] <= nb) {
-            int32_t i = first + n_segs, n = n_ids[i];
-            segs[n_segs++] = (seg){n_tok, n};
-            for (int32_t t = 0; t < n; t++) {
-                tok[n_tok + t] = ids[i][t];
-                pos[n_tok + t] = t;
-            }
-            n_tok += n;
-        }
-        bk_tensor res;
-        if ((s = be->iface->tensor_set(be, &m->sc.ids, tok, 0, (uint64_t)n_tok * 4u)) != VKI_OK) goto done;
-        if ((s = be->iface->tensor_set(be, &m->sc.pos, pos, 0, (uint64_t)n_tok * 4u)) != VKI_OK) goto done;
-        if ((s = forward(m, n_tok, segs, n_segs, pooling, normalize, &res)) != VKI_OK) goto done;
-        if ((s = be->iface->tensor_get(be, &res, out + (size_t)first * (size_t)E, 0,
-                                       (uint64_t)n_segs * (uint64_t)E * 4u)) != VKI_OK)
-            goto done;
-        first += n_segs;
-    }
-done:
-    free(tok);
-    free(segs);
-    return s;
 }

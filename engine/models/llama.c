@@ -18,12 +18,6 @@
 #include "model.h"
 #include "util.h"
 
-/* One sequence's run of tokens inside a pass. */
-typedef struct seg {
-    int32_t seq, t0, n, pos0; /* slot, first row in the pass, rows, first position */
-    int32_t base, old_base;   /* first position sliding-window layers hold after / before the pass */
-} seg;
-
 static bk_tensor view3(const bk_tensor *t2, int64_t ne0, int64_t ne1, int64_t n_tok)
 {
     return bk_tensor_make(t2->type, 3, (int64_t[]){ne0, ne1, n_tok}, t2->buf, t2->offs);
@@ -65,8 +59,8 @@ static vki_status moe_ffn(mdl_model *m, const mdl_layer *L, const bk_tensor *a, 
  * cache, attends over the cache, and leaves logits [n_out][n_vocab] (rows
  * out_ids) in the scratch. Embedding (pooling >= 0): each segment attends
  * over itself only, and the pooled rows [n_segs][n_embd] are left in *res. */
-static vki_status forward(mdl_model *m, int32_t n_tok, const seg *segs, int32_t n_segs, int32_t n_out, int pooling,
-                          bool normalize, bk_tensor *res)
+vki_status llama_forward(mdl_model *m, int32_t n_tok, const mdl_seg *segs, int32_t n_segs, int32_t n_out, int pooling,
+                         bool normalize, bk_tensor *res)
 {
     bk_backend *be = m->be;
     const mdl_hparams *hp = &m->hp;
@@ -111,7 +105,7 @@ static vki_status forward(mdl_model *m, int32_t n_tok, const seg *segs, int32_t 
         }
         if (gen) {
             for (int32_t i = 0; i < n_segs; i++) {
-                const seg *g = &segs[i];
+                const mdl_seg *g = &segs[i];
                 const int32_t base = swa ? g->base : 0;
                 if (swa && g->base != g->old_base && g->pos0 > g->base) {
                     /* the window's last positions move to the front rows */
@@ -130,7 +124,7 @@ static vki_status forward(mdl_model *m, int32_t n_tok, const seg *segs, int32_t 
             }
         }
         for (int32_t i = 0; i < n_segs; i++) {
-            const seg *g = &segs[i];
+            const mdl_seg *g = &segs[i];
             bk_tensor qs = bk_tensor_rows(&q3, 2, g->t0, g->n), os = bk_tensor_rows(&att3, 2, g->t0, g->n);
             if (gen) {
                 const int32_t base = swa ? g->base : 0;
@@ -226,7 +220,7 @@ vki_status llama_decode(mdl_model *m, const mdl_span *spans, int32_t n_spans, fl
 
     const int32_t nb = m->n_batch;
     int32_t *ids = malloc(sizeof *ids * (size_t)nb * 2);
-    seg *segs = malloc(sizeof *segs * (size_t)n_spans);
+    mdl_seg *segs = malloc(sizeof *segs * (size_t)n_spans);
     int32_t *out_ids = malloc(sizeof *out_ids * (size_t)n_spans * 2);
     vki_status s = VKI_OK;
     if (!ids || !segs || !out_ids) {
@@ -244,7 +238,7 @@ vki_status llama_decode(mdl_model *m, const mdl_span *spans, int32_t n_spans, fl
         while (si < n_spans && n_tok < nb) {
             const mdl_span *sp = &spans[si];
             int32_t n = VKI_MIN(sp->n_tokens - off, nb - n_tok);
-            seg *g = &segs[n_segs++];
+            mdl_seg *g = &segs[n_segs++];
             g->seq = sp->seq;
             g->t0 = n_tok;
             g->n = n;
@@ -268,7 +262,7 @@ vki_status llama_decode(mdl_model *m, const mdl_span *spans, int32_t n_spans, fl
         if ((s = be->iface->tensor_set(be, &m->sc.pos, pos, 0, (uint64_t)n_tok * 4u)) != VKI_OK) goto done;
         if (n_out && (s = be->iface->tensor_set(be, &m->sc.out_ids, out_ids, 0, (uint64_t)n_out * 4u)) != VKI_OK)
             goto done;
-        if ((s = forward(m, n_tok, segs, n_segs, n_out, -1, false, NULL)) != VKI_OK) goto done;
+        if ((s = llama_forward(m, n_tok, segs, n_segs, n_out, -1, false, NULL)) != VKI_OK) goto done;
         for (int32_t i = 0; i < n_segs; i++) {
             m->kv.len[segs[i].seq] += segs[i].n;
             m->kv.base[segs[i].seq] = segs[i].base;
@@ -283,57 +277,5 @@ done:
     free(ids);
     free(segs);
     free(out_ids);
-    return s;
-}
-
-vki_status llama_embed(mdl_model *m, const int32_t *const *ids, const int32_t *n_ids, int32_t n_seq, int pooling,
-                       bool normalize, float *out)
-{
-    if (m->hp.encoder) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "embed: this is an encoder, not a decoder");
-    if (pooling != BK_POOL_MEAN && pooling != BK_POOL_CLS && pooling != BK_POOL_LAST)
-        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "embed: pooling %d is not mean, CLS or last", pooling);
-    const int32_t max_len = VKI_MIN(m->n_ctx, m->n_batch), n_vocab = m->hp.n_vocab;
-    for (int32_t i = 0; i < n_seq; i++) {
-        if (n_ids[i] < 1 || n_ids[i] > max_len)
-            return vki_fail(VKI_ERR_INVALID_ARGUMENT, "embed: text %d has %d tokens, expected 1..%d", i, n_ids[i],
-                            max_len);
-        for (int32_t t = 0; t < n_ids[i]; t++)
-            if (ids[i][t] < 0 || ids[i][t] >= n_vocab)
-                return vki_fail(VKI_ERR_INVALID_ARGUMENT, "embed: text %d: token id %d is outside 0..%d", i,
-                                ids[i][t], n_vocab - 1);
-    }
-    const int32_t nb = m->n_batch, E = m->hp.n_embd;
-    int32_t *tok = malloc(sizeof *tok * (size_t)nb * 2);
-    seg *segs = malloc(sizeof *segs * (size_t)nb);
-    vki_status s = VKI_OK;
-    if (!tok || !segs) {
-        s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "embed: out of memory");
-        goto done;
-    }
-    int32_t *pos = tok + nb;
-    bk_backend *be = m->be;
-    for (int32_t first = 0; first < n_seq;) {
-        int32_t n_tok = 0, n_segs = 0;
-        while (first + n_segs < n_seq && n_tok + n_ids[first + n_segs] <= nb) {
-            int32_t i = first + n_segs, n = n_ids[i];
-            segs[n_segs++] = (seg){.t0 = n_tok, .n = n};
-            for (int32_t t = 0; t < n; t++) {
-                tok[n_tok + t] = ids[i][t];
-                pos[n_tok + t] = t;
-            }
-            n_tok += n;
-        }
-        bk_tensor res;
-        if ((s = be->iface->tensor_set(be, &m->sc.ids, tok, 0, (uint64_t)n_tok * 4u)) != VKI_OK) goto done;
-        if ((s = be->iface->tensor_set(be, &m->sc.pos, pos, 0, (uint64_t)n_tok * 4u)) != VKI_OK) goto done;
-        if ((s = forward(m, n_tok, segs, n_segs, 0, pooling, normalize, &res)) != VKI_OK) goto done;
-        if ((s = be->iface->tensor_get(be, &res, out + (size_t)first * (size_t)E, 0,
-                                       (uint64_t)n_segs * (uint64_t)E * 4u)) != VKI_OK)
-            goto done;
-        first += n_segs;
-    }
-done:
-    free(tok);
-    free(segs);
     return s;
 }

@@ -539,14 +539,3 @@ int32_t            mdl_n_batch(const mdl_model *m) { return m->n_batch; }
 uint64_t           mdl_n_params(const mdl_model *m) { return m->n_params; }
 uint64_t           mdl_weight_bytes(const mdl_model *m) { return m->weight_bytes; }
 uint64_t           mdl_borrowed_bytes(const mdl_model *m) { return m->borrowed_bytes; }
-
-bool mdl_is_embedding(const mdl_model *m) { return m->hp.pooling >= 0; }
-
-vki_status mdl_embed(mdl_model *m, const int32_t *const *ids, const int32_t *n_ids, int32_t n_seq, int pooling,
-                     bool normalize, float *out)
-{
-    if (!mdl_is_embedding(m))
-        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "embed: this is a generation model (no pooling type in the file)");
-    return m->hp.encoder ? bert_embed(m, ids, n_ids, n_seq, pooling, normalize, out)
-                         : llama_embed(m, ids, n_ids, n_seq, pooling, normalize, out);
-}

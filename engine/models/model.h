@@ -150,7 +150,7 @@ void    mdl_kv_seq_clear(mdl_model *m, int32_t seq);
  * dropped positions the next token would need (the sequence is cleared). */
 int32_t mdl_kv_seq_truncate(mdl_model *m, int32_t seq, int32_t n);
 
-/* ----- embeddings (bert.c for encoders, llama.c for decoders) ----- */
+/* ----- embeddings (embed.c; the passes in bert.c and llama.c) ----- */
 
 /* Whether the model produces embeddings: an encoder, or a decoder whose
  * file names a pooling type (Qwen3-Embedding and the like). */
@@ -164,12 +164,25 @@ bool mdl_is_embedding(const mdl_model *m);
  * alone. */
 vki_status mdl_embed(mdl_model *m, const int32_t *const *ids, const int32_t *n_ids, int32_t n_seq,
                      int pooling, bool normalize, float *out);
-vki_status bert_embed(mdl_model *m, const int32_t *const *ids, const int32_t *n_ids, int32_t n_seq,
-                      int pooling, bool normalize, float *out);
-vki_status llama_embed(mdl_model *m, const int32_t *const *ids, const int32_t *n_ids, int32_t n_seq,
-                       int pooling, bool normalize, float *out);
 
 /* ===== Internal to engine/models/ ======================================== */
+
+/* One sequence's run of tokens inside a pass. */
+typedef struct mdl_seg {
+    int32_t seq, t0, n, pos0; /* KV slot, first row in the pass, rows, first position */
+    int32_t base, old_base;   /* first position sliding-window layers hold after / before the pass */
+} mdl_seg;
+
+/* The forward passes over n_tok packed tokens (ids and positions already
+ * uploaded to the scratch). Decoders (llama.c): pooling < 0 generates
+ * (appends to the KV cache, leaves logits of the n_out out_ids rows);
+ * pooling >= 0 embeds (each segment attends to itself). Encoders (bert.c)
+ * always embed. Embeddings: the pooled (normalised) rows [n_segs][n_embd]
+ * are left in *res. */
+vki_status llama_forward(mdl_model *m, int32_t n_tok, const mdl_seg *segs, int32_t n_segs, int32_t n_out,
+                         int pooling, bool normalize, bk_tensor *res);
+vki_status bert_forward(mdl_model *m, int32_t n_tok, const mdl_seg *segs, int32_t n_segs, int pooling,
+                        bool normalize, bk_tensor *res);
 
 /* hparams.c: the architecture table and the metadata keys -> hparams
  * (n_vocab, n_token_types are set by the caller from the tensors). */

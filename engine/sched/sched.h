@@ -9,7 +9,7 @@
  * Generation is continuously batched: up to n_seq_max sequences decode
  * together in one llama_decode, a new request joins at the next step and a
  * finished one leaves. Embeddings are batched dynamically: a few ms or a
- * token budget, then one bert_embed for all. Requests carry a cancel flag and
+ * token budget, then one mdl_embed for all. Requests carry a cancel flag and
  * a deadline; a full queue refuses at once with an ETA.
  * Internal (not in vkinfer.h): see engine/sched/README.md for why.
  * Must not: parse HTTP or YAML; block the caller while a model loads.

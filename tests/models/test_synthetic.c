@@ -135,14 +135,14 @@ static void test_encoder(const char *name, const cJSON *spec, bk_backend *be, vk
     }
     double worst = 1;
     /* all texts packed in one pass */
-    vki_status s = bert_embed(m, (const int32_t *const *)ids, n_ids, n, pooling, true, got);
+    vki_status s = mdl_embed(m, (const int32_t *const *)ids, n_ids, n, pooling, true, got);
     CHECKF(s == VKI_OK, "%s: embed: %s", name, vki_last_error());
     for (int32_t i = 0; s == VKI_OK && i < n; i++) {
         double cs = mt_cosine(got + (size_t)i * E, want + (size_t)i * E, E);
         if (cs < worst) worst = cs;
         CHECKF(cs >= 0.9999, "%s text %d: cosine %.6f < 0.9999", name, i, cs);
         /* alone, the same text gives the same vector */
-        s = bert_embed(m, (const int32_t *const *)&ids[i], &n_ids[i], 1, pooling, true, one);
+        s = mdl_embed(m, (const int32_t *const *)&ids[i], &n_ids[i], 1, pooling, true, one);
         double self = 0;
         for (int32_t j = 0; j < E; j++) self += (double)one[j] * got[(size_t)i * E + j];
         CHECKF(s == VKI_OK && self > 0.999999, "%s text %d: batched vs alone cosine %.7f", name, i, self);

@@ -305,7 +305,7 @@ static void test_errors_shutdown(const char *path)
     }
 }
 
-/* Embeddings: requests submitted together share bert_embed calls and get
+/* Embeddings: requests submitted together share mdl_embed calls and get
  * what a lone vki_embed gives. */
 static void test_embeddings(void)
 {
@@ -353,7 +353,7 @@ static void test_embeddings(void)
     CHECKF(worst < 1e-5, "batched embeddings differ from lone ones by %g", worst);
     sched_stats st;
     sched_model_get_stats(s, 0, &st);
-    CHECKF(st.steps < 5, "5 requests took %llu bert_embed calls", (unsigned long long)st.steps);
+    CHECKF(st.steps < 5, "5 requests took %llu mdl_embed calls", (unsigned long long)st.steps);
     printf("embeddings: 5 requests in %llu batch(es), worst difference from lone runs %.2e\n",
            (unsigned long long)st.steps, worst);
     free(ref);
