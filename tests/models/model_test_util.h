@@ -70,6 +70,28 @@ static inline void mt_check_validation(bk_backend *be, const char *what)
            (unsigned long long)bk_vk_validation_count(be));
 }
 
+/* Opens ../shared/models/NAME and loads it on be with lp; false (and a
+ * failed check naming the step) when either fails. */
+static inline bool mt_open_model(const char *name, bk_backend *be, const mdl_load_params *lp, vki_model_file **f,
+                                 mdl_model **m)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "models/%s", name);
+    *f = NULL;
+    *m = NULL;
+    if (vki_file_open(test_shared_path(rel), f) != VKI_OK) {
+        CHECKF(0, "%s: open: %s", name, vki_last_error());
+        return false;
+    }
+    if (mdl_load(*f, be, lp, m) != VKI_OK) {
+        CHECKF(0, "%s: load: %s", name, vki_last_error());
+        vki_file_close(*f);
+        *f = NULL;
+        return false;
+    }
+    return true;
+}
+
 static inline cJSON *mt_load_json(const char *rel)
 {
     const char *path = test_shared_path(rel);

@@ -115,21 +115,11 @@ static void test_generation(const char *name, const cJSON *model, bk_backend *be
         if (k == 2 && !gemma) break;
         const cJSON *cases = cJSON_GetObjectItem(model, sets[k][0]);
         if (!cases) continue;
-        char rel[256];
-        snprintf(rel, sizeof rel, "models/%s", name);
-        vki_model_file *f = NULL;
-        mdl_model *m = NULL;
-        if (vki_file_open(test_shared_path(rel), &f) != VKI_OK) {
-            CHECKF(0, "%s: %s", name, vki_last_error());
-            return;
-        }
+        vki_model_file *f;
+        mdl_model *m;
         mdl_load_params lp = {.n_ctx = (uint32_t)cJSON_GetObjectItem(model, sets[k][1])->valuedouble, .n_seq_max = 1,
                               .n_batch = k == 2 ? 4 : 0};
-        if (mdl_load(f, be, &lp, &m) != VKI_OK) {
-            CHECKF(0, "%s: load: %s", name, vki_last_error());
-            vki_file_close(f);
-            return;
-        }
+        if (!mt_open_model(name, be, &lp, &f, &m)) return;
         stats st = {0};
         const cJSON *c;
         cJSON_ArrayForEach(c, cases) check_case(name, m, c, tol, quant, &st);
@@ -150,20 +140,10 @@ static void test_generation(const char *name, const cJSON *model, bk_backend *be
 
 static void test_embedding(const char *name, const cJSON *model, bk_backend *be)
 {
-    char rel[256];
-    snprintf(rel, sizeof rel, "models/%s", name);
-    vki_model_file *f = NULL;
-    mdl_model *m = NULL;
-    if (vki_file_open(test_shared_path(rel), &f) != VKI_OK) {
-        CHECKF(0, "%s: %s", name, vki_last_error());
-        return;
-    }
+    vki_model_file *f;
+    mdl_model *m;
     mdl_load_params lp = {.n_ctx = 256, .n_seq_max = 1};
-    if (mdl_load(f, be, &lp, &m) != VKI_OK) {
-        CHECKF(0, "%s: load: %s", name, vki_last_error());
-        vki_file_close(f);
-        return;
-    }
+    if (!mt_open_model(name, be, &lp, &f, &m)) return;
     CHECKF(mdl_is_embedding(m), "%s: not recognised as an embedding model", name);
     const char *pool = cJSON_GetStringValue(cJSON_GetObjectItem(model, "pooling"));
     const int want = !strcmp(pool, "last") ? BK_POOL_LAST : !strcmp(pool, "cls") ? BK_POOL_CLS : BK_POOL_MEAN;

@@ -28,20 +28,10 @@ static double tolerance_for(const char *name)
 
 static void test_decoder(const char *name, const cJSON *cases, bk_backend *be)
 {
-    char rel[256];
-    snprintf(rel, sizeof rel, "models/%s", name);
-    vki_model_file *f = NULL;
-    mdl_model *m = NULL;
-    if (vki_file_open(test_shared_path(rel), &f) != VKI_OK) {
-        CHECKF(0, "%s: %s", name, vki_last_error());
-        return;
-    }
+    vki_model_file *f;
+    mdl_model *m;
     mdl_load_params lp = {.n_ctx = 128, .n_seq_max = 1};
-    if (mdl_load(f, be, &lp, &m) != VKI_OK) {
-        CHECKF(0, "%s: %s", name, vki_last_error());
-        vki_file_close(f);
-        return;
-    }
+    if (!mt_open_model(name, be, &lp, &f, &m)) return;
     const double tol = tolerance_for(name);
     const bool exact = tol <= 1e-3;
     const int32_t nv = mdl_get_hparams(m)->n_vocab;
