@@ -3,7 +3,7 @@
 # Debian 12 (bookworm) root, the check to do before resolving an issue that
 # touches the build, the tests or the quick start. Not run by CI.
 #
-#   bash scripts/fresh_check.sh [--shared [DIR]] [--keep] [--root DIR]
+#   bash scripts/fresh_check.sh [--shared [DIR]] [--keep] [--root DIR] [--no-site-ca]
 #
 # It builds a minimal bookworm root with debootstrap under /var/tmp, clones
 # this repository's committed HEAD into it as /work/vkinfer (uncommitted
@@ -15,19 +15,22 @@
 #   2. bash scripts/test.sh,
 # and prints each command's exit status and ctest's summary lines. The root
 # is removed at the end unless --keep. Needs root (debootstrap, chroot,
-# mount), network access to deb.debian.org, and about 4 GB of disk.
-# VKI_FRESH_MIRROR picks another Debian mirror; VKI_JOBS is passed through.
+# mount), network access to deb.debian.org and PyPI, and about 4 GB of disk.
+# This machine's /usr/local/share/ca-certificates/*.crt are copied in unless
+# --no-site-ca. VKI_FRESH_MIRROR picks another Debian mirror; VKI_JOBS is
+# passed through.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
-shared=""; keep=0; base=/var/tmp
+shared=""; keep=0; base=/var/tmp; site_ca=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --shared)
       shared="$repo/../shared"
       if [ $# -gt 1 ] && [ "${2#-}" = "$2" ]; then shared="$2"; shift; fi ;;
     --keep) keep=1 ;;
+    --no-site-ca) site_ca=0 ;;
     --root) base="$2"; shift ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "fresh_check: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -80,6 +83,15 @@ deb $mirror bookworm-updates main
 deb http://deb.debian.org/debian-security bookworm-security main
 EOF
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# This site's own CA certificates (e.g. a TLS-inspecting egress proxy), which a
+# machine on this network needs to reach PyPI: they are not part of a fresh
+# install nor of what deps.sh installs. ca-certificates (installed by deps.sh)
+# adds them to the system bundle. --no-site-ca leaves them out.
+if [ "$site_ca" -eq 1 ] && compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+  echo "fresh_check: site CA certificates copied in: $(cd /usr/local/share/ca-certificates && echo *.crt)" >&2
+fi
 
 mount -t proc proc "$root/proc"; mounts+=("$root/proc")
 mount -t sysfs sysfs "$root/sys"; mounts+=("$root/sys")
@@ -139,9 +151,12 @@ echo
 echo "== fresh_check: $head; ../shared: ${shared:-absent} =="
 echo "bash scripts/run.sh:  exit $run_status ($run_how); /health $([ $healthy -eq 1 ] && echo "answered 200" || echo "never answered 200")"
 echo "bash scripts/test.sh: exit $test_status"
-awk '/^== the same tests under ASan/ { print "-- ASan + UBSan pass:" }
+awk 'function flush() { if (n) print "  skipped (" n "): " names; n = 0; names = "" }
+     /^== the same tests under ASan/ { print "-- ASan + UBSan pass:" }
      /tests passed, .* tests failed out of/ { print; next }
-     /^The following tests (FAILED|did not run):/ { list = 1; print; next }
-     list && /^[[:space:]]+[0-9]+ - / { print; next }
-     { list = 0 }' "$logs/test.log"
+     /^The following tests did not run:/ { list = "skip"; next }
+     /^The following tests FAILED:/ { flush(); list = "fail"; print; next }
+     list == "skip" && /^[[:space:]]+[0-9]+ - / { n++; names = names (n > 1 ? " " : "") $3; next }
+     list == "fail" && /^[[:space:]]+[0-9]+ - / { print; next }
+     { flush(); list = "" }' "$logs/test.log"
 [ "$healthy" -eq 1 ] && [ "$run_status" -eq 0 ] && [ "$test_status" -eq 0 ]
