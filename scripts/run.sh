@@ -3,7 +3,8 @@
 # build also generates the small default model with our own generator), and
 # serves it over HTTP (OpenAI-compatible) with --backend auto: a Vulkan GPU if
 # there is one, else the CPU. Extra arguments go to `vkinfer serve` (e.g.
-# -m your.gguf, --config serve.yaml); VKI_PORT sets the port (default 8080).
+# -m your.gguf, --config serve.yaml); VKI_PORT sets the port (default 8080;
+# 0: any free port, which the server prints).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -14,7 +15,10 @@ if [ $# -eq 0 ]; then
   set -- -m build/models/default.gguf --id default
 fi
 url="http://127.0.0.1:$port"
-cat <<MSG
+if [ "$port" = 0 ]; then
+  echo "vkinfer: starting the server on a free port; it prints its URL below (Ctrl-C stops it)."
+else
+  cat <<MSG
 vkinfer: starting the server on $url (Ctrl-C stops it). Try:
   curl $url/health
   curl $url/v1/completions -H 'Content-Type: application/json' \\
@@ -22,4 +26,5 @@ vkinfer: starting the server on $url (Ctrl-C stops it). Try:
   curl -N $url/v1/chat/completions -H 'Content-Type: application/json' \\
     -d '{"messages":[{"role":"user","content":"Tell me a story"}],"stream":true}'
 MSG
+fi
 exec ./build/cli/vkinfer serve --backend auto --port "$port" "$@"
