@@ -23,7 +23,77 @@ typedef struct gen_fields {
     vki_generate_params gp;
     const char         *stops[MAX_STOPS + 1]; /* borrowed from the JSON tree */
     bool                stream;
+    bool                include_usage; /* stream_options.include_usage    */
 } gen_fields;
+
+bool srv_check_fields(srv_conn *cn, const cJSON *body, const char *const *known, enum MHD_Result *ret)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, body) {
+        size_t k = 0;
+        while (known[k] && strcmp(known[k], it->string)) k++;
+        if (!known[k]) {
+            *ret = srv_send_error(cn, 400, "unsupported_field", 0, "%.64s: not a field %s takes (fields we do not "
+                                  "implement are refused, not ignored)", it->string, srv_route_path[cn->route]);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* An OpenAI field we do not implement: accepted only absent, null or with a
+ * value that asks for nothing (`neutral`, JSON texts, NULL-terminated), so
+ * it is never ignored silently. false = queued 400 naming it. */
+static bool neutral_field(srv_conn *cn, const cJSON *body, const char *name, const char *const *neutral,
+                          const char *why, enum MHD_Result *ret)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(body, name);
+    if (!j || cJSON_IsNull(j)) return true;
+    for (size_t k = 0; neutral[k]; k++) {
+        cJSON *n = cJSON_Parse(neutral[k]);
+        bool same = n && cJSON_Compare(j, n, true);
+        cJSON_Delete(n);
+        if (same) return true;
+    }
+    *ret = srv_send_error(cn, 400, "unsupported_field", 0, "%s: %s", name, why);
+    return false;
+}
+
+/* The fields each route reads; the rest are refused by name. Those that
+ * change nothing here (user, metadata, store, service_tier,
+ * parallel_tool_calls without tools) are accepted. */
+static const char *const chat_fields[] = {
+    "model", "messages", "n", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "min_p",
+    "presence_penalty", "frequency_penalty", "seed", "stop", "stream", "stream_options", "ignore_eos", "priority",
+    "timeout", "user", "metadata", "store", "service_tier", "parallel_tool_calls", "logprobs", "top_logprobs",
+    "response_format", "tools", "tool_choice", "functions", "function_call", "logit_bias", NULL};
+static const char *const completion_fields[] = {
+    "model", "prompt", "n", "max_tokens", "temperature", "top_p", "top_k", "min_p", "presence_penalty",
+    "frequency_penalty", "seed", "stop", "stream", "stream_options", "ignore_eos", "priority", "timeout", "user",
+    "logprobs", "echo", "suffix", "best_of", "logit_bias", NULL};
+
+static bool unsupported_fields(srv_conn *cn, const cJSON *body, bool chat, enum MHD_Result *ret)
+{
+    static const char *const none[] = {NULL}, *const no_false[] = {"false", NULL}, *const one[] = {"1", NULL},
+                             *const empty_obj[] = {"{}", NULL}, *const empty_arr[] = {"[]", NULL},
+                             *const text_fmt[] = {"{\"type\":\"text\"}", NULL},
+                             *const tc_none[] = {"\"none\"", NULL}, *const no_suffix[] = {"\"\"", NULL};
+    if (!srv_check_fields(cn, body, chat ? chat_fields : completion_fields, ret)) return false;
+    if (!neutral_field(cn, body, "logit_bias", empty_obj, "not supported (send {} or leave it out)", ret)) return false;
+    if (!chat)
+        return neutral_field(cn, body, "logprobs", none, "not supported (leave it out or null)", ret) &&
+               neutral_field(cn, body, "echo", no_false, "not supported (false or leave it out)", ret) &&
+               neutral_field(cn, body, "suffix", no_suffix, "not supported (leave it out)", ret) &&
+               neutral_field(cn, body, "best_of", one, "only 1 is supported", ret);
+    return neutral_field(cn, body, "logprobs", no_false, "not supported (false or leave it out)", ret) &&
+           neutral_field(cn, body, "top_logprobs", none, "not supported (leave it out)", ret) &&
+           neutral_field(cn, body, "response_format", text_fmt,
+                         "only {\"type\":\"text\"} is supported (no JSON mode or schemas)", ret) &&
+           neutral_field(cn, body, "tools", empty_arr, "tool calling is not supported", ret) &&
+           neutral_field(cn, body, "tool_choice", tc_none, "tool calling is not supported (\"none\" only)", ret) &&
+           neutral_field(cn, body, "functions", empty_arr, "function calling is not supported", ret) &&
+           neutral_field(cn, body, "function_call", tc_none, "function calling is not supported", ret);
+}
 
 /* A number field in [lo, hi]; absent or null leaves *v. false = queued 400. */
 static bool num_field(srv_conn *cn, const cJSON *body, const char *name, double lo, double hi, bool integer,
@@ -53,6 +123,7 @@ static bool parse_fields(srv_conn *cn, const cJSON *body, bool chat, gen_fields 
     gp->min_p = 0.0f;
     gp->n_predict = chat ? 0 : 16;
     gp->seed = (uint64_t)time(NULL) * 6364136223846793005ull + atomic_fetch_add(&seed_counter, 1);
+    if (!unsupported_fields(cn, body, chat, ret)) return false;
     double v;
     const char *mt = chat && cJSON_GetObjectItemCaseSensitive(body, "max_completion_tokens") ? "max_completion_tokens"
                                                                                              : "max_tokens";
@@ -107,6 +178,26 @@ static bool parse_fields(srv_conn *cn, const cJSON *body, bool chat, gen_fields 
         return false;
     }
     f->stream = cJSON_IsTrue(j);
+    /* stream_options: {include_usage}: a last chunk with no choices and the usage, as OpenAI sends it. */
+    j = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
+    f->include_usage = false;
+    if (j && !cJSON_IsNull(j)) {
+        const cJSON *iu = cJSON_GetObjectItemCaseSensitive(j, "include_usage"), *it;
+        if (!cJSON_IsObject(j) || (iu && !cJSON_IsNull(iu) && !cJSON_IsBool(iu))) {
+            *ret = srv_send_error(cn, 400, "invalid_field", 0, "stream_options: expected {\"include_usage\": bool}");
+            return false;
+        }
+        cJSON_ArrayForEach(it, j) if (strcmp(it->string, "include_usage")) {
+            *ret = srv_send_error(cn, 400, "unsupported_field", 0, "stream_options.%.64s: not supported "
+                                  "(include_usage only)", it->string);
+            return false;
+        }
+        if (!f->stream) {
+            *ret = srv_send_error(cn, 400, "invalid_field", 0, "stream_options: only allowed with stream: true");
+            return false;
+        }
+        f->include_usage = cJSON_IsTrue(iu);
+    }
     j = cJSON_GetObjectItemCaseSensitive(body, "ignore_eos");
     if (j && !cJSON_IsNull(j) && !cJSON_IsBool(j)) {
         *ret = srv_send_error(cn, 400, "invalid_field", 0, "ignore_eos: expected true or false");
@@ -231,6 +322,7 @@ typedef struct gen_job {
     char                  *model;
     size_t                 have;   /* text bytes already sent              */
     bool                   sent_role;
+    bool                   include_usage; /* a last chunk with the usage */
     srv_buf                out;    /* SSE bytes not yet handed to MHD      */
     size_t                 pos_out;
     int                    phase;  /* 0 text, 1 [DONE] next, 2 ended       */
@@ -333,6 +425,12 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         if (res.done) {
             if (res.status == VKI_OK) {
                 out_event(j, chunk_json(j, NULL, &res));
+                if (j->include_usage) {
+                    cJSON *o = envelope(j, j->chat ? "chat.completion.chunk" : "text_completion");
+                    cJSON_AddArrayToObject(o, "choices");
+                    cJSON_AddItemToObject(o, "usage", usage_json(&res));
+                    out_event(j, o);
+                }
             } else {
                 cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
                 cJSON_AddStringToObject(e, "message", res.error ? res.error : vki_status_str(res.status));
@@ -393,7 +491,7 @@ static bool wait_for(gen_job *j, bool any_text, char **text, size_t *n_text, sch
 enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
 {
     enum MHD_Result ret = MHD_NO;
-    int32_t model = srv_pick_model(cn, body, SCHED_KIND_CHAT, &ret);
+    int32_t model = srv_pick_serving(cn, body, SCHED_KIND_CHAT, &ret);
     if (model < 0) return ret;
     gen_fields f;
     sched_prio prio;
@@ -419,6 +517,7 @@ enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
     j->srv = cn->srv;
     j->c = cn->c;
     j->chat = chat;
+    j->include_usage = f.include_usage;
     /* the response id is the request's, so the log line names it */
     snprintf(j->id, sizeof j->id, "%s-%llu", chat ? "chatcmpl" : "cmpl", (unsigned long long)cn->n);
     snprintf(cn->log.id, sizeof cn->log.id, "%s", j->id);

@@ -1,8 +1,10 @@
 /*
- * routes_info.c: GET /health (200 once every model can take requests and
- * the start-up loads are done, else 503; each model's state: unloaded,
- * loading, resident-gpu, resident-cpu, failed), GET /v1/models, GET /metrics (Prometheus text) and
- * POST /v1/embeddings (OpenAI shape, dynamically batched by the scheduler).
+ * routes_info.c: GET /health (503 while the start-up loads run or when no
+ * model can serve; else 200, "ok" or "degraded" when a model failed or a
+ * pinned one is not resident; each model's state, and the loader's errors
+ * only for a client holding the key), GET /v1/models, GET /metrics
+ * (Prometheus text) and POST /v1/embeddings (OpenAI shape, dynamically
+ * batched by the scheduler, float or base64).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,11 +13,32 @@
 #include "server/srv_internal.h"
 #include "util.h"
 
+/* Constant-time comparison, so the key cannot be guessed byte by byte. */
+static bool key_matches(const char *a, const char *b)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    unsigned char d = (unsigned char)(na != nb);
+    for (size_t i = 0; i < na; i++) d |= (unsigned char)(a[i] ^ b[i % (nb ? nb : 1)]);
+    return d == 0;
+}
+
+/* Whether the request may see details: no key is set, or it sent the key. */
+static bool authorized(srv_conn *cn)
+{
+    if (!cn->srv->api_key) return true;
+    const char *h = MHD_lookup_connection_value(cn->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    return h && !strncmp(h, "Bearer ", 7) && key_matches(h + 7, cn->srv->api_key);
+}
+
+/* A model takes requests now: its file is open and it has not failed. */
+static bool serving(const sched_model_info *info) { return info->can_queue && info->state != SCHED_FAILED; }
+
 enum MHD_Result srv_route_health(srv_conn *cn)
 {
     scheduler *s = cn->srv->s;
+    bool details = authorized(cn);
     cJSON *o = cJSON_CreateObject(), *arr = cJSON_CreateArray();
-    bool loading = false, failed = false;
+    bool loading = false, any_serving = false, degraded = false;
     for (int32_t i = 0; i < sched_n_models(s); i++) {
         sched_model_info info;
         sched_stats st;
@@ -24,17 +47,79 @@ enum MHD_Result srv_route_health(srv_conn *cn)
         /* Loads on demand later are normal service; the first ones are start-up. */
         loading |= (!info.can_queue && info.state != SCHED_FAILED) ||
                    (info.state == SCHED_LOADING && st.loads == 0 && !info.error[0]);
-        failed |= info.state == SCHED_FAILED;
+        any_serving |= serving(&info);
+        /* A pinned model is meant to stay resident; one that is not, or any
+         * model that failed, leaves the server degraded (still serving). */
+        degraded |= info.state == SCHED_FAILED || (info.pin && !sched_state_resident(info.state) &&
+                                                    info.state != SCHED_LOADING);
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "id", info.id);
         cJSON_AddStringToObject(m, "state", sched_state_name(info.state));
+        /* Loader errors carry file paths: only for a client that holds the key. */
         if (sched_state_resident(info.state)) cJSON_AddStringToObject(m, "backend", info.backend);
-        if (info.error[0]) cJSON_AddStringToObject(m, "error", info.error);
+        if (details && info.error[0]) cJSON_AddStringToObject(m, "error", info.error);
         cJSON_AddItemToArray(arr, m);
     }
-    cJSON_AddStringToObject(o, "status", loading ? "loading" : failed ? "failed" : "ok");
+    /* 503 only while the start-up loads run or when nothing can serve. */
+    const char *status = loading ? "loading" : !any_serving ? "failed" : degraded ? "degraded" : "ok";
+    cJSON_AddStringToObject(o, "status", status);
     cJSON_AddItemToObject(o, "models", arr);
-    return srv_send_json(cn, loading || failed ? 503 : 200, o);
+    return srv_send_json(cn, loading || !any_serving ? 503 : 200, o);
+}
+
+int32_t srv_pick_serving(srv_conn *cn, const cJSON *body, sched_kind kind, enum MHD_Result *ret)
+{
+    const cJSON *jm = cJSON_GetObjectItemCaseSensitive(body, "model");
+    if (jm && !cJSON_IsNull(jm)) return srv_pick_model(cn, body, kind, ret);
+    scheduler *s = cn->srv->s;
+    int32_t pick = -1, first = -1;
+    for (int32_t k = 0; k < sched_n_models(s) && pick < 0; k++) {
+        sched_model_info info;
+        sched_model_get_info(s, k, &info);
+        if (info.kind != kind) continue;
+        if (first < 0) first = k;
+        if (serving(&info)) pick = k;
+    }
+    /* None serving: the first of the kind says why (or that there is none). */
+    if (pick < 0 && first < 0) return srv_pick_model(cn, body, kind, ret);
+    sched_model_info info;
+    sched_model_get_info(s, pick >= 0 ? pick : first, &info);
+    cJSON *named = cJSON_CreateObject();
+    if (!named || !cJSON_AddStringToObject(named, "model", info.id)) {
+        cJSON_Delete(named);
+        *ret = srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
+        return -1;
+    }
+    int32_t i = srv_pick_model(cn, named, kind, ret);
+    cJSON_Delete(named);
+    return i;
+}
+
+/* One model as GET /v1/models lists it and GET /v1/models/{id} answers. */
+static cJSON *model_json(const srv_server *srv, int32_t i)
+{
+    sched_model_info info;
+    sched_model_get_info(srv->s, i, &info);
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "id", info.id);
+    cJSON_AddStringToObject(m, "object", "model");
+    cJSON_AddNumberToObject(m, "created", (double)srv->created);
+    cJSON_AddStringToObject(m, "owned_by", "vkinfer");
+    cJSON_AddStringToObject(m, "kind", sched_kind_name(info.kind));
+    cJSON_AddStringToObject(m, "state", sched_state_name(info.state));
+    if (sched_state_resident(info.state)) {
+        cJSON_AddNumberToObject(m, "n_ctx", info.n_ctx);
+        cJSON_AddNumberToObject(m, "n_seq_max", info.n_seq_max);
+        cJSON_AddStringToObject(m, "backend", info.backend);
+        cJSON_AddNumberToObject(m, "resident_bytes", (double)info.bytes);
+    }
+    cJSON_AddNumberToObject(m, "estimated_bytes", (double)info.est_bytes);
+    cJSON_AddBoolToObject(m, "pin", info.pin);
+    cJSON_AddNumberToObject(m, "keep_alive_s", info.keep_alive_ms < 0 ? -1 : info.keep_alive_ms / 1e3);
+    cJSON *fb = cJSON_AddArrayToObject(m, "fallback");
+    if (info.fallback_cpu) cJSON_AddItemToArray(fb, cJSON_CreateString("cpu"));
+    if (info.error[0]) cJSON_AddStringToObject(m, "error", info.error);
+    return m;
 }
 
 enum MHD_Result srv_route_models(srv_conn *cn)
@@ -43,44 +128,79 @@ enum MHD_Result srv_route_models(srv_conn *cn)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "object", "list");
     cJSON *arr = cJSON_AddArrayToObject(o, "data");
-    for (int32_t i = 0; i < sched_n_models(s); i++) {
-        sched_model_info info;
-        sched_model_get_info(s, i, &info);
-        cJSON *m = cJSON_CreateObject();
-        cJSON_AddStringToObject(m, "id", info.id);
-        cJSON_AddStringToObject(m, "object", "model");
-        cJSON_AddNumberToObject(m, "created", (double)cn->srv->created);
-        cJSON_AddStringToObject(m, "owned_by", "vkinfer");
-        cJSON_AddStringToObject(m, "kind", sched_kind_name(info.kind));
-        cJSON_AddStringToObject(m, "state", sched_state_name(info.state));
-        if (sched_state_resident(info.state)) {
-            cJSON_AddNumberToObject(m, "n_ctx", info.n_ctx);
-            cJSON_AddNumberToObject(m, "n_seq_max", info.n_seq_max);
-            cJSON_AddStringToObject(m, "backend", info.backend);
-            cJSON_AddNumberToObject(m, "resident_bytes", (double)info.bytes);
-        }
-        cJSON_AddNumberToObject(m, "estimated_bytes", (double)info.est_bytes);
-        cJSON_AddBoolToObject(m, "pin", info.pin);
-        cJSON_AddNumberToObject(m, "keep_alive_s", info.keep_alive_ms < 0 ? -1 : info.keep_alive_ms / 1e3);
-        cJSON *fb = cJSON_AddArrayToObject(m, "fallback");
-        if (info.fallback_cpu) cJSON_AddItemToArray(fb, cJSON_CreateString("cpu"));
-        if (info.error[0]) cJSON_AddStringToObject(m, "error", info.error);
-        cJSON_AddItemToArray(arr, m);
-    }
+    for (int32_t i = 0; i < sched_n_models(s); i++) cJSON_AddItemToArray(arr, model_json(cn->srv, i));
     return srv_send_json(cn, 200, o);
+}
+
+enum MHD_Result srv_route_model(srv_conn *cn, const char *id)
+{
+    int32_t i = sched_find(cn->srv->s, id);
+    if (i < 0)
+        return srv_send_error(cn, 404, "model_not_found", 0, "model '%.256s' does not exist (GET /v1/models lists "
+                              "them)", id);
+    return srv_send_json(cn, 200, model_json(cn->srv, i));
+}
+
+/* OpenAI's encoding_format "base64": the row as little-endian float32
+ * bytes, base64 (RFC 4648, padded), as a JSON string. NULL when out of memory. */
+static cJSON *base64_floats(const float *v, int32_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t nb = (size_t)n * 4, at = 0;
+    unsigned char *raw = malloc(nb ? nb : 1);
+    char *out = malloc((nb + 2) / 3 * 4 + 1);
+    cJSON *j = NULL;
+    if (!raw || !out) goto done;
+    for (int32_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], 4);
+        for (int k = 0; k < 4; k++) raw[(size_t)i * 4 + (size_t)k] = (unsigned char)(u >> (8 * k));
+    }
+    for (size_t i = 0; i < nb; i += 3) {
+        uint32_t w = (uint32_t)raw[i] << 16 | (i + 1 < nb ? (uint32_t)raw[i + 1] << 8 : 0) |
+                     (i + 2 < nb ? raw[i + 2] : 0u);
+        out[at++] = tab[w >> 18 & 63];
+        out[at++] = tab[w >> 12 & 63];
+        out[at++] = i + 1 < nb ? tab[w >> 6 & 63] : '=';
+        out[at++] = i + 2 < nb ? tab[w & 63] : '=';
+    }
+    out[at] = '\0';
+    j = cJSON_CreateString(out);
+done:
+    free(raw);
+    free(out);
+    return j;
 }
 
 enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body)
 {
     enum MHD_Result ret = MHD_NO;
-    int32_t model = srv_pick_model(cn, body, SCHED_KIND_EMBEDDING, &ret);
+    static const char *const known[] = {"model", "input", "encoding_format", "dimensions", "user", "priority",
+                                        "timeout", NULL};
+    if (!srv_check_fields(cn, body, known, &ret)) return ret;
+    int32_t model = srv_pick_serving(cn, body, SCHED_KIND_EMBEDDING, &ret);
     if (model < 0) return ret;
     sched_prio prio;
     double deadline;
     if (!srv_parse_common(cn, body, model, SCHED_PRIO_NORMAL, &prio, &deadline, &ret)) return ret;
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(body, "encoding_format");
-    if (fmt && !cJSON_IsNull(fmt) && (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "float")))
-        return srv_send_error(cn, 400, "invalid_field", 0, "encoding_format: only \"float\" is supported");
+    bool b64 = cJSON_IsString(fmt) && !strcmp(fmt->valuestring, "base64");
+    if (fmt && !cJSON_IsNull(fmt) && !b64 && (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "float"))) {
+        if (cJSON_IsString(fmt))
+            return srv_send_error(cn, 400, "invalid_field", 0, "encoding_format: '%.64s' is not supported; expected "
+                                  "\"float\" or \"base64\"", fmt->valuestring);
+        return srv_send_error(cn, 400, "invalid_field", 0, "encoding_format: expected \"float\" or \"base64\"");
+    }
+    /* No model declares Matryoshka sizes yet, so the only width is the full
+     * one; it is checked once the model's width is known. */
+    double want_dim = 0;
+    const cJSON *jd = cJSON_GetObjectItemCaseSensitive(body, "dimensions");
+    if (jd && !cJSON_IsNull(jd)) {
+        if (!cJSON_IsNumber(jd) || jd->valuedouble < 1 || jd->valuedouble > 1 << 20 ||
+            jd->valuedouble != (double)(long long)jd->valuedouble)
+            return srv_send_error(cn, 400, "invalid_field", 0, "dimensions: expected an integer >= 1");
+        want_dim = jd->valuedouble;
+    }
     const cJSON *in = cJSON_GetObjectItemCaseSensitive(body, "input");
     int32_t n = cJSON_IsString(in) ? 1 : cJSON_IsArray(in) ? cJSON_GetArraySize(in) : 0;
     if (n < 1 || n > 2048)
@@ -124,6 +244,11 @@ enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body)
     const float *e = sched_request_embeddings(r, &n, &dim);
     sched_model_info info;
     sched_model_get_info(cn->srv->s, model, &info);
+    if (want_dim && want_dim != dim) {
+        sched_request_release(r);
+        return srv_send_error(cn, 400, "invalid_field", 0, "dimensions: model '%s' declares no Matryoshka sizes, so "
+                              "only its full width %d is accepted, not %.0f", info.id, dim, want_dim);
+    }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "object", "list");
     cJSON *arr = cJSON_AddArrayToObject(o, "data");
@@ -131,7 +256,8 @@ enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body)
         cJSON *d = cJSON_CreateObject();
         cJSON_AddStringToObject(d, "object", "embedding");
         cJSON_AddNumberToObject(d, "index", i);
-        cJSON_AddItemToObject(d, "embedding", cJSON_CreateFloatArray(e + (size_t)i * (size_t)dim, dim));
+        const float *row = e + (size_t)i * (size_t)dim;
+        cJSON_AddItemToObject(d, "embedding", b64 ? base64_floats(row, dim) : cJSON_CreateFloatArray(row, dim));
         cJSON_AddItemToArray(arr, d);
     }
     cJSON_AddStringToObject(o, "model", info.id);
@@ -170,6 +296,9 @@ enum MHD_Result srv_route_metrics(srv_conn *cn)
             if (v) srv_buf_printf(&b, "vkinfer_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n", srv_route_path[r],
                            srv_codes[k], (unsigned long long)v);
         }
+    srv_buf_printf(&b, "# HELP vkinfer_client_disconnects_total Clients that closed the connection before their answer "
+                "ended.\n# TYPE vkinfer_client_disconnects_total counter\nvkinfer_client_disconnects_total %llu\n",
+                (unsigned long long)atomic_load(&srv->disconnects));
     static const char *const heads =
         "# TYPE vkinfer_model_state gauge\n"
         "# HELP vkinfer_queue_depth Requests waiting, by model and priority class.\n# TYPE vkinfer_queue_depth gauge\n"

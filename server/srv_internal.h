@@ -109,10 +109,25 @@ int32_t srv_pick_model(srv_conn *cn, const cJSON *body, sched_kind kind, enum MH
 bool    srv_parse_common(srv_conn *cn, const cJSON *body, int32_t model, sched_prio route_default, sched_prio *prio,
                          double *deadline_ms, enum MHD_Result *ret);
 
+/* ----- routes_gen.c ----- */
+
+/* Refuses (a queued 400 naming it, false) any body field not in `known`
+ * (NULL-terminated): an OpenAI field we do not implement is never ignored. */
+bool srv_check_fields(srv_conn *cn, const cJSON *body, const char *const *known, enum MHD_Result *ret);
+
+/* ----- routes_info.c ----- */
+
+/* srv_pick_model, except that a request naming no model goes to the first
+ * model of `kind` that is serving (not the first configured when that one
+ * failed); when none serves, the first of the kind answers why. */
+int32_t srv_pick_serving(srv_conn *cn, const cJSON *body, sched_kind kind, enum MHD_Result *ret);
+
 /* ----- routes ----- */
 
 enum MHD_Result srv_route_health(srv_conn *cn);
 enum MHD_Result srv_route_models(srv_conn *cn);
+/* GET /v1/models/{id}: the object the list holds; 404 for an unknown id. */
+enum MHD_Result srv_route_model(srv_conn *cn, const char *id);
 enum MHD_Result srv_route_metrics(srv_conn *cn);
 enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body);
 enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat);

@@ -314,6 +314,35 @@ def test_metrics(s):
     check(m and n and int(m.group(1)) > int(n.group(1)), "some steps decoded several sequences")
 
 
+def test_degraded(exe, model, tmp):
+    """A model that fails leaves /health 200 "degraded" (no key set: the
+    error is shown), and a request naming no model goes to the chat model
+    that serves, not to the first configured one that failed."""
+    cfg = os.path.join(tmp, "degraded.yaml")
+    with open(cfg, "w") as f:
+        f.write("device: {prefer: cpu}\nmodels:\n"
+                "  - id: broken\n    path: %s\n    kind: chat\n"
+                "  - id: good\n    path: %s\n    kind: chat\n    n_ctx: 256\n"
+                % (os.path.join(tmp, "absent.gguf"), os.path.abspath(model)))
+    s = Server(exe, ["--config", cfg])
+    t0 = time.time()
+    while time.time() - t0 < 60:
+        st, js, _, _ = s.request("GET", "/health")
+        if js["status"] not in ("loading",):
+            break
+        time.sleep(0.02)
+    check(st == 200 and js["status"] == "degraded" and js["models"][0]["state"] == "failed" and
+          "absent.gguf" in js["models"][0].get("error", "") and js["models"][1]["state"].startswith("resident-"),
+          "health with one failed model: %s %s" % (st, js))
+    for path, body in (("/v1/completions", {"prompt": "x", "max_tokens": 1}),
+                       ("/v1/chat/completions", {"messages": [{"role": "user", "content": "x"}], "max_tokens": 1})):
+        st, js, _, _ = s.request("POST", path, body)
+        check(st == 200 and js["model"] == "good", "%s without a model: the serving one: %s %s" % (path, st, js))
+    st, js, _, _ = s.request("POST", "/v1/completions", {"model": "broken", "prompt": "x"})
+    check(st == 503 and error_of(js).get("code") == "model_failed", "the failed model named: %s %s" % (st, js))
+    s.stop()
+
+
 def test_second_server(exe, model, tmp):
     """auth, queue full (429 + Retry-After), timeout (504), loading/failed (503),
     client-disconnect cancellation, small max_body, shutdown with work in flight."""
@@ -402,7 +431,8 @@ def test_second_server(exe, model, tmp):
     check(re.search(r'vkinfer_requests_finished_total\{model="slow",outcome="cancelled"\} [1-9]', text),
           "the disconnected stream was cancelled")
     check(re.search(r'vkinfer_queue_rejected_total\{model="slow"\} 1', text), "one rejection counted")
-    # Feeding the FIFO garbage makes that load fail: 503 failed, with why.
+    # Feeding the FIFO garbage makes that load fail: /health says "degraded"
+    # (200: the other models serve), and why only to a client with the key.
     fd = os.open(fifo, os.O_WRONLY)  # unblocks the loader's open()
     try:
         os.write(fd, b"this is not a gguf file")
@@ -412,10 +442,17 @@ def test_second_server(exe, model, tmp):
     t0 = time.time()
     while time.time() - t0 < 10:
         st, js, _, _ = s.request("GET", "/health")
-        if js["status"] == "failed":
+        if js["status"] == "degraded":
             break
         time.sleep(0.02)
-    check(st == 503 and js["status"] == "failed" and "error" in js["models"][1], "health after failed load: %s" % js)
+    check(st == 200 and js["status"] == "degraded" and js["models"][1]["state"] == "failed" and
+          "error" not in js["models"][1] and "pending.gguf" not in json.dumps(js),
+          "health after failed load, no key: no loader error or path: %s %s" % (st, js))
+    st, js, _, _ = s.request("GET", "/health", headers=auth)
+    check(st == 200 and js["status"] == "degraded" and "pending.gguf" in js["models"][1].get("error", ""),
+          "health after failed load, with the key: the error: %s" % js)
+    st, js, _, _ = s.request("GET", "/health", headers={"Authorization": "Bearer wrong"})
+    check(st == 200 and "error" not in js["models"][1], "health with a wrong key: no details: %s" % js)
     st, js, _, _ = s.request("POST", "/v1/completions", {"model": "pending", "prompt": "x"}, headers=auth)
     check(st == 503 and error_of(js).get("code") == "model_failed", "failed model: %s %s" % (st, js))
     # keep_alive 0: unloaded until asked for, loaded by the request, unloaded when idle.
@@ -580,6 +617,7 @@ def main():
               "examples for the kinds served:\n%s" % s.stdout_text())
         test_logs(s.stop())
         test_second_server(a.vkinfer, a.model, tmp)
+        test_degraded(a.vkinfer, a.model, tmp)
         test_start(a.vkinfer, a.model, bert, tmp)
     print("test_server: %s (%.1f s)" % ("passed" if not failures else "%d failures" % failures, time.time() - t0))
     return 1 if failures else 0
