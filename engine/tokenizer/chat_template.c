@@ -63,7 +63,16 @@ vki_chat_family vki_chat_detect(const char *t, size_t n)
 }
 
 /* ----- output buffer ----- */
-typedef struct sbuf { char *p; size_t n, cap; bool oom; } sbuf;
+/* The text, and where the messages' content lies in it (spans may be NULL:
+ * not recorded). */
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+    bool oom;
+    vki_text_span *spans;
+    size_t n_spans, cap_spans;
+    bool record;
+} sbuf;
 
 static void put(sbuf *b, const char *s, size_t n)
 {
@@ -92,12 +101,42 @@ static void put_trim(sbuf *b, const char *s)
     put(b, s, n);
 }
 
+/* Message content: written as put/put_trim do, its range recorded. */
+static void content_span(sbuf *b, size_t from)
+{
+    if (!b->record || b->oom || b->n == from) return;
+    if (b->n_spans == b->cap_spans) {
+        size_t cap = b->cap_spans ? 2 * b->cap_spans : 8;
+        vki_text_span *p = realloc(b->spans, cap * sizeof *p);
+        if (!p) { b->oom = true; return; }
+        b->spans = p;
+        b->cap_spans = cap;
+    }
+    b->spans[b->n_spans++] = (vki_text_span){.off = from, .len = b->n - from};
+}
+
+static void put_content(sbuf *b, const char *s)
+{
+    size_t from = b->n;
+    puts_(b, s);
+    content_span(b, from);
+}
+
+static void put_content_trim(sbuf *b, const char *s)
+{
+    size_t from = b->n;
+    put_trim(b, s);
+    content_span(b, from);
+}
+
 static bool is_role(const char *r, const char *what) { return r && strcmp(r, what) == 0; }
 
-vki_status vki_chat_render(vki_chat_family fam, const vki_chat_msg *msgs, size_t n,
-                           bool add_generation_prompt, const char *bos, const char *eos, char **out)
+static vki_status render(vki_chat_family fam, const vki_chat_msg *msgs, size_t n, bool add_generation_prompt,
+                         const char *bos, const char *eos, char **out, vki_text_span **spans, size_t *n_spans)
 {
     *out = NULL;
+    if (spans) *spans = NULL;
+    if (n_spans) *n_spans = 0;
     for (size_t i = 0; i < n; i++) {
         if (!msgs[i].role || !msgs[i].content)
             return vki_fail(VKI_ERR_INVALID_ARGUMENT, "chat template: message %zu has no role or content", i);
@@ -105,7 +144,7 @@ vki_status vki_chat_render(vki_chat_family fam, const vki_chat_msg *msgs, size_t
             return vki_fail(VKI_ERR_INVALID_ARGUMENT, "chat template: message %zu has role '%s' (system, user or assistant expected)",
                             i, msgs[i].role);
     }
-    sbuf b = {0};
+    sbuf b = {.record = spans != NULL};
     put(&b, "", 0);
     switch (fam) {
     case VKI_CHAT_CHATML:
@@ -119,7 +158,7 @@ vki_status vki_chat_render(vki_chat_family fam, const vki_chat_msg *msgs, size_t
             puts_(&b, "<|im_start|>");
             puts_(&b, msgs[i].role);
             puts_(&b, "\n");
-            puts_(&b, msgs[i].content);
+            put_content(&b, msgs[i].content);
             puts_(&b, "<|im_end|>\n");
         }
         if (add_generation_prompt) puts_(&b, "<|im_start|>assistant\n");
@@ -131,7 +170,7 @@ vki_status vki_chat_render(vki_chat_family fam, const vki_chat_msg *msgs, size_t
             puts_(&b, "<|start_header_id|>");
             puts_(&b, msgs[i].role);
             puts_(&b, "<|end_header_id|>\n\n");
-            put_trim(&b, msgs[i].content);
+            put_content_trim(&b, msgs[i].content);
             puts_(&b, "<|eot_id|>");
         }
         if (add_generation_prompt) puts_(&b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
@@ -150,14 +189,14 @@ vki_status vki_chat_render(vki_chat_family fam, const vki_chat_msg *msgs, size_t
                 puts_(&b, "[INST] ");
                 if (first && sys) {
                     puts_(&b, "<<SYS>>\n");
-                    puts_(&b, sys);
+                    put_content(&b, sys);
                     puts_(&b, "\n<</SYS>>\n\n");
                 }
-                put_trim(&b, msgs[i].content);
+                put_content_trim(&b, msgs[i].content);
                 puts_(&b, " [/INST]");
             } else if (is_role(msgs[i].role, "assistant")) {
                 puts_(&b, " ");
-                put_trim(&b, msgs[i].content);
+                put_content_trim(&b, msgs[i].content);
                 puts_(&b, " ");
                 puts_(&b, eos ? eos : "</s>");
             } else {
@@ -178,11 +217,11 @@ vki_status vki_chat_render(vki_chat_family fam, const vki_chat_msg *msgs, size_t
             if (is_role(msgs[i].role, "system")) { sys = msgs[i].content; continue; }
             if (is_role(msgs[i].role, "user")) {
                 puts_(&b, "[INST] ");
-                if (sys) { puts_(&b, sys); puts_(&b, "\n\n"); sys = NULL; }
-                puts_(&b, msgs[i].content);
+                if (sys) { put_content(&b, sys); puts_(&b, "\n\n"); sys = NULL; }
+                put_content(&b, msgs[i].content);
                 puts_(&b, " [/INST]");
             } else {
-                puts_(&b, msgs[i].content);
+                put_content(&b, msgs[i].content);
                 puts_(&b, eos ? eos : "</s>");
             }
         }
@@ -193,7 +232,7 @@ vki_status vki_chat_render(vki_chat_family fam, const vki_chat_msg *msgs, size_t
             puts_(&b, "<|");
             puts_(&b, msgs[i].role);
             puts_(&b, "|>\n");
-            puts_(&b, msgs[i].content);
+            put_content(&b, msgs[i].content);
             puts_(&b, "<|end|>\n");
         }
         if (add_generation_prompt) puts_(&b, "<|assistant|>\n");
@@ -208,8 +247,8 @@ vki_status vki_chat_render(vki_chat_family fam, const vki_chat_msg *msgs, size_t
             if (is_role(msgs[i].role, "system")) { sys = msgs[i].content; continue; }
             bool user = is_role(msgs[i].role, "user");
             puts_(&b, user ? "<start_of_turn>user\n" : "<start_of_turn>model\n");
-            if (user && sys) { put_trim(&b, sys); puts_(&b, "\n\n"); sys = NULL; }
-            put_trim(&b, msgs[i].content);
+            if (user && sys) { put_content_trim(&b, sys); puts_(&b, "\n\n"); sys = NULL; }
+            put_content_trim(&b, msgs[i].content);
             puts_(&b, "<end_of_turn>\n");
         }
         if (add_generation_prompt) puts_(&b, "<start_of_turn>model\n");
@@ -220,7 +259,7 @@ vki_status vki_chat_render(vki_chat_family fam, const vki_chat_msg *msgs, size_t
             puts_(&b, "<|");
             puts_(&b, msgs[i].role);
             puts_(&b, "|>\n");
-            puts_(&b, msgs[i].content);
+            put_content(&b, msgs[i].content);
             puts_(&b, eos ? eos : "</s>");
             puts_(&b, "\n");
         }
@@ -228,14 +267,34 @@ vki_status vki_chat_render(vki_chat_family fam, const vki_chat_msg *msgs, size_t
         break;
     default:
         free(b.p);
+        free(b.spans);
         return vki_fail(VKI_ERR_INVALID_ARGUMENT, "chat template: no family given");
     }
     if (b.oom) {
         free(b.p);
+        free(b.spans);
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "chat template: out of memory");
     }
     *out = b.p;
+    if (spans) {
+        *spans = b.spans;
+        *n_spans = b.n_spans;
+    }
     return VKI_OK;
+}
+
+vki_status vki_chat_render(vki_chat_family fam, const vki_chat_msg *msgs, size_t n, bool add_generation_prompt,
+                           const char *bos, const char *eos, char **out)
+{
+    return render(fam, msgs, n, add_generation_prompt, bos, eos, out, NULL, NULL);
+}
+
+vki_status vki_chat_render_spans(vki_chat_family fam, const vki_chat_msg *msgs, size_t n, bool add_generation_prompt,
+                                 const char *bos, const char *eos, char **out, vki_text_span **spans,
+                                 size_t *n_spans)
+{
+    if (!spans || !n_spans) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_chat_render_spans: spans is NULL");
+    return render(fam, msgs, n, add_generation_prompt, bos, eos, out, spans, n_spans);
 }
 
 /* The text of special token `key` (an id key) as a NUL-terminated copy. */
@@ -255,10 +314,12 @@ static char *token_text(const vki_model_file *f, const char *key)
     return c;
 }
 
-vki_status vki_chat_apply(const vki_model_file *f, const char *name, const vki_chat_msg *msgs, size_t n,
-                          bool add_generation_prompt, char **out)
+vki_status vki_chat_apply_spans(const vki_model_file *f, const char *name, const vki_chat_msg *msgs, size_t n,
+                                bool add_generation_prompt, char **out, vki_text_span **spans, size_t *n_spans)
 {
     *out = NULL;
+    if (spans) *spans = NULL;
+    if (n_spans) *n_spans = 0;
     vki_chat_family fam;
     if (name) {
         fam = vki_chat_family_from_name(name);
@@ -278,8 +339,14 @@ vki_status vki_chat_apply(const vki_model_file *f, const char *name, const vki_c
     }
     char *bos = token_text(f, "tokenizer.ggml.bos_token_id");
     char *eos = token_text(f, "tokenizer.ggml.eos_token_id");
-    vki_status st = vki_chat_render(fam, msgs, n, add_generation_prompt, bos, eos, out);
+    vki_status st = render(fam, msgs, n, add_generation_prompt, bos, eos, out, spans, n_spans);
     free(bos);
     free(eos);
     return st;
+}
+
+vki_status vki_chat_apply(const vki_model_file *f, const char *name, const vki_chat_msg *msgs, size_t n,
+                          bool add_generation_prompt, char **out)
+{
+    return vki_chat_apply_spans(f, name, msgs, n, add_generation_prompt, out, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "engine/tokenizer/tokenizer.h"
 #include "loader/model_file.h"
 
 typedef enum vki_chat_family {
@@ -43,10 +44,22 @@ vki_chat_family vki_chat_family_from_name(const char *name);
 vki_status vki_chat_render(vki_chat_family fam, const vki_chat_msg *msgs, size_t n,
                            bool add_generation_prompt, const char *bos, const char *eos, char **out);
 
+/* vki_chat_render, and where the messages' content lies in *out: *spans
+ * (malloc'd, caller frees; NULL when none) sorted, *n_spans of them. Pass
+ * them to vki_tokenizer_encode_literal so the template's markers become
+ * special tokens and content stays text, whatever it holds. */
+vki_status vki_chat_render_spans(vki_chat_family fam, const vki_chat_msg *msgs, size_t n,
+                                 bool add_generation_prompt, const char *bos, const char *eos, char **out,
+                                 vki_text_span **spans, size_t *n_spans);
+
 /* Renders with the template the model file declares: `name` (may be NULL)
  * overrides, else tokenizer.chat_template is recognised. NOT_FOUND when the
  * file has no template, UNSUPPORTED when it is not one we know. */
 vki_status vki_chat_apply(const vki_model_file *f, const char *name, const vki_chat_msg *msgs, size_t n,
                           bool add_generation_prompt, char **out);
+/* vki_chat_apply with the content spans, as vki_chat_render_spans (spans and
+ * n_spans may be NULL: not recorded). */
+vki_status vki_chat_apply_spans(const vki_model_file *f, const char *name, const vki_chat_msg *msgs, size_t n,
+                                bool add_generation_prompt, char **out, vki_text_span **spans, size_t *n_spans);
 
 #endif

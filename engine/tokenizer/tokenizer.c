@@ -154,11 +154,10 @@ static vki_status encode_run(const vki_tokenizer *t, const char *s, size_t n, bo
     return vki_fail(VKI_ERR_INTERNAL, "tokenizer: bad kind %d", (int)t->kind);
 }
 
-vki_status vki_tokenizer_encode(const vki_tokenizer *t, const char *text, size_t len,
-                                bool add_special, bool parse_special, int32_t **ids, int32_t *n_ids)
+/* Both encodes: parse_special everywhere outside the literal spans. */
+static vki_status encode(const vki_tokenizer *t, const char *text, size_t len, bool add_special, bool parse_special,
+                         const vki_text_span *literal, size_t n_literal, int32_t **ids, int32_t *n_ids)
 {
-    if (!t || !ids || !n_ids || (!text && len))
-        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_tokenizer_encode: NULL argument");
     *ids = NULL;
     *n_ids = 0;
     tok_ids out = {0};
@@ -172,10 +171,14 @@ vki_status vki_tokenizer_encode(const vki_tokenizer *t, const char *text, size_t
         const tok_entry *e = &t->tokens[t->specials[k]];
         if (parse_special || e->type == TOK_TYPE_USER_DEFINED) first[(uint8_t)t->text[e->off]] = 1;
     }
-    size_t run = 0;
+    size_t run = 0, k = 0;
     bool prev_special = true; /* SPM: the text start counts as after a special */
     for (size_t i = 0; i < len && st == VKI_OK;) {
-        int32_t sp = first[(uint8_t)text[i]] ? special_at(t, text + i, len - i, parse_special) : -1;
+        /* A match must end where the region it starts in (literal or not) ends. */
+        while (k < n_literal && literal[k].off + literal[k].len <= i) k++;
+        bool in_lit = k < n_literal && literal[k].off <= i;
+        size_t end = in_lit ? literal[k].off + literal[k].len : k < n_literal ? literal[k].off : len;
+        int32_t sp = first[(uint8_t)text[i]] ? special_at(t, text + i, end - i, parse_special && !in_lit) : -1;
         if (sp < 0) { i++; continue; }
         if (run < i) {
             st = encode_run(t, text + run, i - run, prev_special, run == 0, &sc, &out);
@@ -200,6 +203,28 @@ vki_status vki_tokenizer_encode(const vki_tokenizer *t, const char *text, size_t
     *ids = out.v;
     *n_ids = out.n;
     return VKI_OK;
+}
+
+vki_status vki_tokenizer_encode(const vki_tokenizer *t, const char *text, size_t len,
+                                bool add_special, bool parse_special, int32_t **ids, int32_t *n_ids)
+{
+    if (!t || !ids || !n_ids || (!text && len))
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_tokenizer_encode: NULL argument");
+    return encode(t, text, len, add_special, parse_special, NULL, 0, ids, n_ids);
+}
+
+vki_status vki_tokenizer_encode_literal(const vki_tokenizer *t, const char *text, size_t len, bool add_special,
+                                        const vki_text_span *literal, size_t n_literal, int32_t **ids,
+                                        int32_t *n_ids)
+{
+    if (!t || !ids || !n_ids || (!text && len) || (!literal && n_literal))
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_tokenizer_encode_literal: NULL argument");
+    for (size_t k = 0; k < n_literal; k++)
+        if (literal[k].off > len || literal[k].len > len - literal[k].off ||
+            (k && literal[k].off < literal[k - 1].off + literal[k - 1].len))
+            return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_tokenizer_encode_literal: span %zu [%zu, +%zu) is out of "
+                            "order or past the text's %zu bytes", k, literal[k].off, literal[k].len, len);
+    return encode(t, text, len, add_special, true, literal, n_literal, ids, n_ids);
 }
 
 /* ===== Pieces and detokenization ========================================= */

@@ -42,6 +42,22 @@ vki_status vki_tokenizer_encode(const vki_tokenizer *tok, const char *text, size
                                 bool add_special, bool parse_special,
                                 int32_t **ids, int32_t *n_ids);
 
+/* A byte range [off, off + len) of a text. */
+typedef struct vki_text_span { size_t off, len; } vki_text_span;
+
+/* vki_tokenizer_encode with parse_special, except inside the `literal`
+ * spans (sorted by off, not overlapping): there special-token text is only
+ * text, and no special token that starts outside a span may reach into it.
+ * For a rendered chat prompt whose spans are the messages' content
+ * (vki_chat_render_spans): the template's markers become their tokens, a
+ * user's "</s>" or "<|im_end|>" stays characters. Runs between specials are
+ * formed over the whole text as in vki_tokenizer_encode, so with no
+ * special-token text in the spans the ids are those of parse_special.
+ * INVALID_ARGUMENT for spans out of order or past len. */
+vki_status vki_tokenizer_encode_literal(const vki_tokenizer *tok, const char *text, size_t len, bool add_special,
+                                        const vki_text_span *literal, size_t n_literal, int32_t **ids,
+                                        int32_t *n_ids);
+
 /* The bytes of one token as they appear in text (SPM '▁' -> ' ', byte
  * tokens <0xNN> -> that byte, BPE byte-level symbols -> bytes, WordPiece
  * '##' continuation handled by the decoder). Returns the byte count, or the
