@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,10 @@ void srv_config_init(srv_config *c)
     c->port = 8080;
     c->max_body = 1u << 20;
     c->max_queue = 64;
+    c->max_conns = 512;
+    c->max_conns_per_ip = 64;
+    c->header_timeout_ms = 10e3;
+    c->body_timeout_ms = 60e3;
     c->prefer = VKI_BACKEND_AUTO;
 }
 
@@ -52,7 +57,8 @@ bool srv_parse_size(const char *s, uint64_t *out)
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || v < 0) return false;
+    /* nan and inf parse as numbers; casting them to an integer is undefined */
+    if (errno || end == s || !isfinite(v) || v < 0) return false;
     static const struct { const char *suffix; double mult; } units[] = {
         {"", 1},         {"B", 1},           {"k", 1e3},         {"K", 1e3},       {"KB", 1e3},
         {"KiB", 1024.0}, {"M", 1e6},         {"MB", 1e6},        {"MiB", 1048576.0}, {"G", 1e9},
@@ -82,7 +88,7 @@ bool srv_parse_duration(const char *s, double *ms, bool *forever)
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || end == s || !(v == v)) return false;
+    if (errno || end == s || !isfinite(v)) return false;
     *forever = false;
     if (v < 0) {
         if (v != -1 || *end) return false;
@@ -96,7 +102,7 @@ bool srv_parse_duration(const char *s, double *ms, bool *forever)
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
         if (!strcmp(end, units[i].suffix)) {
             *ms = v * units[i].mult;
-            return *ms < 1e15;
+            return isfinite(*ms) && *ms < 1e15;
         }
     return false;
 }
@@ -168,6 +174,20 @@ static vki_status get_size(cfg_ctx *x, const yaml_node_t *n, const char *key, ui
                      n->type == YAML_SCALAR_NODE ? scalar(n) : node_kind(n));
 }
 
+/* A duration in (0, max_ms], such as 10s or 500ms. */
+static vki_status get_timeout(cfg_ctx *x, const yaml_node_t *n, const char *key, double max_ms, double *out)
+{
+    bool forever = false;
+    double ms = 0;
+    if (n->type == YAML_SCALAR_NODE && srv_parse_duration(scalar(n), &ms, &forever) && !forever && ms > 0 &&
+        ms <= max_ms) {
+        *out = ms;
+        return VKI_OK;
+    }
+    return node_fail(x, n, "%s: expected a duration in (0, %gs] such as 10s or 500ms, found '%s'", key, max_ms / 1e3,
+                     n->type == YAML_SCALAR_NODE ? scalar(n) : node_kind(n));
+}
+
 typedef vki_status (*pair_fn)(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void *user);
 
 /* Calls fn for each key of mapping n; `what` names the mapping in messages. */
@@ -205,11 +225,23 @@ static vki_status server_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_
             return node_fail(x, v, "server.log_format: expected text or json, found '%s'", f[0] ? f : node_kind(v));
     } else if (!strcmp(key, "max_body")) {
         VKI_TRY(get_size(x, v, "server.max_body", &sz));
-        if (sz < 64) return node_fail(x, v, "server.max_body: expected at least 64 bytes");
+        if (sz < 64 || sz > (1u << 30))
+            return node_fail(x, v, "server.max_body: expected 64 bytes to 1GiB, found '%s'", scalar(v));
         c->max_body = (size_t)sz;
+    } else if (!strcmp(key, "max_connections")) {
+        VKI_TRY(get_int(x, v, "server.max_connections", 1, 60000, &lv));
+        c->max_conns = (int32_t)lv;
+    } else if (!strcmp(key, "max_connections_per_ip")) {
+        VKI_TRY(get_int(x, v, "server.max_connections_per_ip", 1, 60000, &lv));
+        c->max_conns_per_ip = (int32_t)lv;
+    } else if (!strcmp(key, "header_timeout")) {
+        VKI_TRY(get_timeout(x, v, "server.header_timeout", 3600e3, &c->header_timeout_ms));
+    } else if (!strcmp(key, "body_timeout")) {
+        VKI_TRY(get_timeout(x, v, "server.body_timeout", 3600e3, &c->body_timeout_ms));
     } else {
         return node_fail(x, k, "server: unknown key '%s' (expected host, port, api_key_env, max_body, max_queue, "
-                               "threads, log_format)", key);
+                               "threads, log_format, max_connections, max_connections_per_ip, header_timeout, "
+                               "body_timeout)", key);
     }
     return VKI_OK;
 }
@@ -229,7 +261,7 @@ static vki_status device_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_
         if (n > 1 && s[n - 1] == '%') {
             char *end;
             double f = strtod(s, &end);
-            if (end != s + n - 1 || f <= 0 || f > 100)
+            if (end != s + n - 1 || !(f > 0 && f <= 100)) /* !(…) refuses nan */
                 return node_fail(x, v, "device.vram_budget: expected a percentage in (0, 100], found '%s'", s);
             c->vram_fraction = f / 100.0;
             c->vram_budget = 0;

@@ -36,7 +36,11 @@ typedef struct srv_config {
     char            *host;          /* default 127.0.0.1                          */
     int32_t          port;          /* 0 = any free port                          */
     char            *api_key_env;   /* environment variable holding the key; NULL = no auth */
-    size_t           max_body;      /* bytes; default 1 MiB                       */
+    size_t           max_body;      /* bytes, 64 B to 1 GiB; default 1 MiB        */
+    int32_t          max_conns;     /* open connections; default 512 (and a few more kept for /health) */
+    int32_t          max_conns_per_ip; /* per client address; default 64          */
+    double           header_timeout_ms; /* a request's headers must arrive within; default 10 s */
+    double           body_timeout_ms;   /* and its body within (from the same start); default 60 s */
     int32_t          max_queue;     /* per model; default 64                      */
     vki_backend_kind prefer;
     uint64_t         vram_budget;   /* bytes; 0 = all                             */

@@ -3,7 +3,12 @@
  * gathered across handler calls (with the size limit), routing, methods,
  * bearer-key auth, the one vki_status -> HTTP table, OpenAI-shaped errors,
  * and the per-route counters behind /metrics. Thread per connection, so a
- * handler may wait for the scheduler without stalling other clients.
+ * handler may wait for the scheduler without stalling other clients; what
+ * keeps slow clients from holding those threads: a per-address and a total
+ * connection limit (with a few slots past it that serve only /health), and
+ * a watchdog that closes a connection whose headers or body have not
+ * arrived by their absolute deadline (MHD's own timeout restarts with every
+ * byte). A body over max_body is cut off at the first byte past it.
  */
 #include <arpa/inet.h>
 #include <math.h>
@@ -13,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 #include "server/srv_internal.h"
@@ -135,6 +141,18 @@ static const char *error_type(unsigned status)
     }
 }
 
+/* The OpenAI error body, malloc'd (NULL when out of memory). */
+static char *error_text(unsigned status, const char *code, const char *msg)
+{
+    cJSON *root = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(root, "error");
+    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddStringToObject(e, "type", error_type(status));
+    cJSON_AddStringToObject(e, "code", code);
+    char *text = srv_json_print(root);
+    cJSON_Delete(root);
+    return text;
+}
+
 enum MHD_Result srv_send_error(srv_conn *cn, unsigned status, const char *code, int retry_after, const char *fmt, ...)
 {
     char msg[1024];
@@ -142,12 +160,7 @@ enum MHD_Result srv_send_error(srv_conn *cn, unsigned status, const char *code, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    cJSON *root = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(root, "error");
-    cJSON_AddStringToObject(e, "message", msg);
-    cJSON_AddStringToObject(e, "type", error_type(status));
-    cJSON_AddStringToObject(e, "code", code);
-    char *text = srv_json_print(root);
-    cJSON_Delete(root);
+    char *text = error_text(status, code, msg);
     if (!text) return MHD_NO;
     return send_text(cn, status, text, "application/json", retry_after);
 }
@@ -279,7 +292,8 @@ static enum MHD_Result dispatch(srv_conn *cn, const char *url, const char *metho
                               route_method[cn->route], method);
     if (srv->api_key && cn->route != SRV_ROUTE_HEALTH) {
         const char *h = MHD_lookup_connection_value(cn->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-        if (!h || strncmp(h, "Bearer ", 7) || !key_equal(h + 7, srv->api_key))
+        /* the scheme is case-insensitive (RFC 9110 11.1) */
+        if (!h || strncasecmp(h, "Bearer ", 7) || !key_equal(h + 7, srv->api_key))
             return srv_send_error(cn, 401, "invalid_api_key", 0, "%s",
                                   h ? "the bearer key is not valid" : "missing \"Authorization: Bearer KEY\" header");
     }
@@ -311,6 +325,154 @@ static enum MHD_Result dispatch(srv_conn *cn, const char *url, const char *metho
     return ret;
 }
 
+/* ===== Connections and their deadlines =================================== */
+
+/* How many connections past max_connections are kept for /health (and
+ * only for it), and how long such a connection may take over its headers. */
+#define RESERVE_CONNS 16
+#define RESERVE_HEADER_MS 2000.0
+/* How often the watchdog looks at the deadlines. */
+#define WATCHDOG_MS 100
+
+typedef enum sock_phase { SOCK_HEADERS = 0, SOCK_BODY, SOCK_ANSWER } sock_phase;
+
+/* One open connection (MHD's socket context), in srv->socks under socks_mu
+ * from MHD's STARTED notice to its CLOSED notice; MHD closes the socket
+ * only after CLOSED returns, so the watchdog may shut fd down while the
+ * entry is listed. */
+typedef struct srv_sock {
+    struct srv_sock *prev, *next;
+    int              fd;
+    double           t0;       /* vki_time_ms when the current request began to arrive */
+    sock_phase       phase;
+    bool             reserved; /* past max_connections: /health only */
+    bool             cut;      /* the watchdog shut it down          */
+} srv_sock;
+
+static srv_sock *conn_sock(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* Moves the connection's current request to `phase`; SOCK_HEADERS starts the
+ * next request's clock (keep-alive). */
+static void sock_set_phase(srv_server *srv, struct MHD_Connection *c, sock_phase phase)
+{
+    srv_sock *k = conn_sock(c);
+    if (!k) return;
+    pthread_mutex_lock(&srv->socks_mu);
+    k->phase = phase;
+    if (phase == SOCK_HEADERS) k->t0 = vki_time_ms();
+    pthread_mutex_unlock(&srv->socks_mu);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    srv_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        srv_sock *k = calloc(1, sizeof *k);
+        if (!k) return; /* no deadline for this one; MHD's idle timeout still applies */
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        k->fd = ci ? ci->connect_fd : -1;
+        k->t0 = vki_time_ms();
+        pthread_mutex_lock(&srv->socks_mu);
+        k->reserved = srv->n_socks >= srv->cfg->max_conns;
+        k->next = srv->socks;
+        if (srv->socks) srv->socks->prev = k;
+        srv->socks = k;
+        srv->n_socks++;
+        pthread_mutex_unlock(&srv->socks_mu);
+        *socket_context = k;
+        return;
+    }
+    srv_sock *k = *socket_context;
+    if (!k) return;
+    pthread_mutex_lock(&srv->socks_mu);
+    if (k->prev) k->prev->next = k->next;
+    else srv->socks = k->next;
+    if (k->next) k->next->prev = k->prev;
+    srv->n_socks--;
+    pthread_mutex_unlock(&srv->socks_mu);
+    free(k);
+    *socket_context = NULL;
+}
+
+/* Shuts down each connection whose headers or body are past their absolute
+ * deadline; its thread then sees the socket closed and MHD ends it. */
+static void *watchdog_main(void *arg)
+{
+    srv_server *srv = arg;
+    const srv_config *cfg = srv->cfg;
+    pthread_mutex_lock(&srv->socks_mu);
+    while (!srv->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += WATCHDOG_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&srv->socks_cv, &srv->socks_mu, &ts);
+        double now = vki_time_ms();
+        for (srv_sock *k = srv->socks; k; k = k->next) {
+            if (k->cut || k->fd < 0 || k->phase == SOCK_ANSWER) continue;
+            double limit = k->phase == SOCK_BODY ? cfg->body_timeout_ms : cfg->header_timeout_ms;
+            if (k->reserved) limit = VKI_MIN(limit, RESERVE_HEADER_MS);
+            if (now - k->t0 <= limit) continue;
+            shutdown(k->fd, SHUT_RDWR);
+            k->cut = true;
+            srv_log_debug(srv->log, "http", "closed a connection whose %s took over %.0f ms",
+                          k->phase == SOCK_BODY ? "body" : "headers", limit);
+        }
+    }
+    pthread_mutex_unlock(&srv->socks_mu);
+    return NULL;
+}
+
+/* Answers 413 on the socket itself and has MHD close the connection: MHD
+ * (0.9.75) cannot queue a response once it reads a body, and reading the
+ * rest of an endless chunked upload to answer at its end is what a client
+ * must not be able to make the server do. */
+static enum MHD_Result cut_body(srv_conn *cn)
+{
+    srv_server *srv = cn->srv;
+    char msg[128];
+    snprintf(msg, sizeof msg, "the body is over the limit of %zu bytes", srv->cfg->max_body);
+    char *text = error_text(413, "body_too_large", msg);
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(cn->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (text && ci) {
+        srv_buf b = {0};
+        srv_buf_printf(&b, "HTTP/1.1 413 Content Too Large\r\nContent-Type: application/json\r\nContent-Length: "
+                           "%zu\r\nConnection: close\r\n\r\n%s", strlen(text), text);
+        /* nothing else is being sent on it: one small write fits the socket buffer */
+        if (!b.oom && b.p && send(ci->connect_fd, b.p, b.n, MSG_NOSIGNAL | MSG_DONTWAIT) > 0) {
+            shutdown(ci->connect_fd, SHUT_WR);
+            cn->log.status = 413;
+            srv_count(srv, cn->route, 413);
+        }
+        free(b.p);
+    }
+    free(text);
+    cn->too_big = cn->answered = true;
+    return MHD_NO;
+}
+
+/* The first of several Content-Length headers that disagree, for a 400
+ * (RFC 9112 6.3: a framing no two readers may see alike). */
+typedef struct cl_seen { const char *first; bool conflict; } cl_seen;
+
+static enum MHD_Result each_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    cl_seen *s = cls;
+    if (!key || strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) return MHD_YES;
+    if (!s->first) s->first = value ? value : "";
+    else if (strcmp(s->first, value ? value : "")) s->conflict = true;
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
@@ -329,8 +491,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         snprintf(cn->log.method, sizeof cn->log.method, "%s", method);
         snprintf(cn->log.path, sizeof cn->log.path, "%s", url);
         *con_cls = cn;
+        /* Queued now, an answer makes MHD skip the body and close after it. */
+        srv_sock *k = conn_sock(c);
+        if (k && k->reserved && cn->route != SRV_ROUTE_HEALTH) {
+            cn->answered = true;
+            return srv_send_error(cn, 503, "too_many_connections", 1, "the server is at its limit of %d connections; "
+                                  "retry shortly", (int)srv->cfg->max_conns);
+        }
+        sock_set_phase(srv, c, SOCK_BODY);
+        cl_seen seen = {0};
+        MHD_get_connection_values(c, MHD_HEADER_KIND, each_header, &seen);
+        if (seen.conflict) {
+            cn->answered = true;
+            return srv_send_error(cn, 400, "invalid_request", 0, "conflicting Content-Length headers");
+        }
         /* A declared body over the limit is refused before it is read. */
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl = seen.first;
         if (cl && strtoull(cl, NULL, 10) > srv->cfg->max_body) {
             cn->too_big = cn->answered = true;
             return srv_send_error(cn, 413, "body_too_large", 0, "the body (%s bytes) is over the limit of %zu bytes",
@@ -341,13 +517,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (*upload_size) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (cn->answered || cn->too_big || cn->body.n + n > srv->cfg->max_body) {
-            cn->too_big = true; /* keep reading, drop the bytes, answer 413 at the end */
-            return MHD_YES;
-        }
+        if (cn->answered) return MHD_NO;
+        if (cn->body.n + n > srv->cfg->max_body) return cut_body(cn);
         return srv_buf_append(&cn->body, upload, n) ? MHD_YES : MHD_NO;
     }
-    if (cn->answered) return MHD_YES; /* the early 413 is on its way */
+    if (cn->answered) return MHD_YES; /* the early answer is on its way */
+    sock_set_phase(srv, c, SOCK_ANSWER);
     return dispatch(cn, url, method);
 }
 
@@ -364,11 +539,17 @@ void srv_log_done(srv_server *srv, const srv_req_log *l)
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)c;
-    (void)toe;
+    srv_server *srv = cls;
+    sock_set_phase(srv, c, SOCK_HEADERS);
     srv_conn *cn = *con_cls;
     if (!cn) return;
+    /* A client that closes early is normal traffic: counted, and logged
+     * only at debug level. */
+    if (toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT || toe == MHD_REQUEST_TERMINATED_READ_ERROR ||
+        (toe == MHD_REQUEST_TERMINATED_WITH_ERROR && !cn->too_big && srv_client_gone(c))) {
+        atomic_fetch_add(&srv->disconnects, 1);
+        srv_log_debug(srv->log, "http", "client disconnected: %s %s %s", cn->log.id, cn->log.method, cn->log.path);
+    }
     if (!cn->streamed) srv_log_done(cn->srv, &cn->log);
     free(cn->body.p);
     free(cn);
@@ -376,6 +557,41 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 }
 
 /* ===== Start and stop ===================================================== */
+
+/* MHD's messages. Those about one connection that a client closed, or that
+ * the limits refused, come with every such client: debug level only (the
+ * counters in /metrics have them); the rest are warnings. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    srv_server *srv = cls;
+    static const char *const per_connection[] = {
+        "Application reported internal error", "Closing connection (application", "Socket has been disconnected",
+        "Connection socket is closed", "Connection was closed by remote side", "Failed to send",
+        "Server reached connection limit", "Connection rejected by application", "Error processing request",
+    };
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) msg[--n] = '\0';
+    for (size_t i = 0; i < sizeof per_connection / sizeof per_connection[0]; i++)
+        if (!strncmp(msg, per_connection[i], strlen(per_connection[i]))) {
+            srv_log_debug(srv->log, "http", "%s", msg);
+            return;
+        }
+    if (srv->log) srv_log_event(srv->log, "warning", "http: %s", msg);
+    else fprintf(stderr, "http: %s\n", msg);
+}
+
+static void stop_watchdog(srv_server *srv)
+{
+    if (!srv->watchdog_started) return;
+    pthread_mutex_lock(&srv->socks_mu);
+    srv->stopping = true;
+    pthread_cond_signal(&srv->socks_cv);
+    pthread_mutex_unlock(&srv->socks_mu);
+    pthread_join(srv->watchdog, NULL);
+    srv->watchdog_started = false;
+}
 
 vki_status srv_start(const srv_config *cfg, scheduler *s, srv_log *log, srv_server **out, char *err,
                      size_t err_size)
@@ -390,13 +606,14 @@ vki_status srv_start(const srv_config *cfg, scheduler *s, srv_log *log, srv_serv
     srv->s = s;
     srv->log = log;
     srv->created = time(NULL);
+    pthread_mutex_init(&srv->socks_mu, NULL);
+    pthread_cond_init(&srv->socks_cv, NULL);
     if (cfg->api_key_env) {
         const char *k = getenv(cfg->api_key_env);
         if (!k || !k[0]) {
             snprintf(err, err_size, "api_key_env names %s, but that environment variable is empty or unset",
                      cfg->api_key_env);
-            free(srv);
-            return VKI_ERR_INVALID_ARGUMENT;
+            goto fail;
         }
         srv->api_key = strdup(k);
     }
@@ -406,26 +623,39 @@ vki_status srv_start(const srv_config *cfg, scheduler *s, srv_log *log, srv_serv
     int gai = getaddrinfo(cfg->host, port, &hints, &ai);
     if (gai != 0) {
         snprintf(err, err_size, "host '%s': %s", cfg->host, gai_strerror(gai));
-        free(srv->api_key);
-        free(srv);
-        return VKI_ERR_INVALID_ARGUMENT;
+        goto fail;
     }
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
-                     (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
-    srv->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_LIMIT, 512u,
-                              MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
+    if (pthread_create(&srv->watchdog, NULL, watchdog_main, srv)) {
+        freeaddrinfo(ai);
+        snprintf(err, err_size, "cannot start a thread");
+        goto fail;
+    }
+    srv->watchdog_started = true;
+    /* poll, not select: several hundred connections pass FD_SETSIZE's fds */
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+                     MHD_USE_ERROR_LOG | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+    /* the logger first, so it has every message */
+    srv->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
+                              MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+                              srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_CONNECTION_LIMIT,
+                              (unsigned)(cfg->max_conns + RESERVE_CONNS), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                              (unsigned)cfg->max_conns_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!srv->d) {
         snprintf(err, err_size, "cannot listen on %s:%d (port in use, or no permission?)", cfg->host, cfg->port);
-        free(srv->api_key);
-        free(srv);
-        return VKI_ERR_INVALID_ARGUMENT;
+        goto fail;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = di ? di->port : (uint16_t)cfg->port;
     *out = srv;
     return VKI_OK;
+fail:
+    stop_watchdog(srv);
+    pthread_cond_destroy(&srv->socks_cv);
+    pthread_mutex_destroy(&srv->socks_mu);
+    free(srv->api_key);
+    free(srv);
+    return VKI_ERR_INVALID_ARGUMENT;
 }
 
 uint16_t srv_port(const srv_server *srv) { return srv ? srv->port : 0; }
@@ -437,6 +667,9 @@ void srv_stop(srv_server *srv)
      * connection threads can be joined. */
     sched_shutdown(srv->s);
     MHD_stop_daemon(srv->d);
+    stop_watchdog(srv);
+    pthread_cond_destroy(&srv->socks_cv);
+    pthread_mutex_destroy(&srv->socks_mu);
     free(srv->api_key);
     free(srv);
 }

@@ -20,6 +20,8 @@ void srv_log_init(srv_log *l, FILE *f, srv_log_format format)
 {
     l->f = f;
     l->format = format;
+    const char *level = getenv("VKI_LOG_LEVEL");
+    l->debug = level && !strcmp(level, "debug");
     pthread_mutex_init(&l->mu, NULL);
 }
 
@@ -148,13 +150,8 @@ void srv_log_request(srv_log *l, const srv_log_req *r)
     put_text(l, &b);
 }
 
-void srv_log_event(srv_log *l, const char *event, const char *fmt, ...)
+static void log_event(srv_log *l, const char *event, const char *msg)
 {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     if (l->format == SRV_LOG_JSON) {
         cJSON *o = json_head(event);
         cJSON_AddStringToObject(o, "message", msg);
@@ -165,6 +162,27 @@ void srv_log_event(srv_log *l, const char *event, const char *fmt, ...)
     text_head(&b);
     srv_buf_printf(&b, "%s: %s", event, msg);
     put_text(l, &b);
+}
+
+void srv_log_event(srv_log *l, const char *event, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_event(l, event, msg);
+}
+
+void srv_log_debug(srv_log *l, const char *event, const char *fmt, ...)
+{
+    if (!l || !l->debug) return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_event(l, event, msg);
 }
 
 void srv_log_warning(const char *msg, void *user) { srv_log_event(user, "warning", "%s", msg); }

@@ -21,6 +21,7 @@ typedef struct srv_log {
     FILE           *f;      /* borrowed; stderr in `vkinfer serve` */
     srv_log_format  format;
     pthread_mutex_t mu;     /* one line at a time                  */
+    bool            debug;  /* VKI_LOG_LEVEL=debug: also srv_log_debug lines (read once at init) */
 } srv_log;
 
 void srv_log_init(srv_log *l, FILE *f, srv_log_format format);
@@ -50,5 +51,8 @@ void srv_log_warning(const char *msg, void *user);
 
 /* A server event ("listening", "stopping") with a free-form message. */
 void srv_log_event(srv_log *l, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The same, written only at debug level (per-connection noise such as a
+ * client that closed its connection early, which /metrics counts). */
+void srv_log_debug(srv_log *l, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

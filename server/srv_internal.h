@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <time.h>
@@ -43,6 +44,16 @@ struct srv_server {
     time_t                created;
     atomic_uint_fast64_t  next_id;    /* request and response ids         */
     atomic_uint_fast64_t  count[SRV_N_ROUTES][SRV_N_CODES];
+    atomic_uint_fast64_t  disconnects; /* clients gone before their answer ended */
+    /* The open connections (http.c's srv_sock list) and the watchdog that
+     * closes those past their header or body deadline. */
+    pthread_mutex_t       socks_mu;
+    pthread_cond_t        socks_cv;
+    struct srv_sock      *socks;
+    int32_t               n_socks;
+    bool                  stopping;
+    bool                  watchdog_started;
+    pthread_t             watchdog;
 };
 
 /* A growable text buffer: p[n] is '\0' once anything was added; oom says
