@@ -3,15 +3,17 @@
 
 Starts the server on a free port with the generated default model (and the
 shared BERT model when ../shared is present), then checks every route, that
-an SSE stream reassembles to the non-stream text for greedy decoding, that
-embeddings match `vkinfer embed`, every error status (400 401 404 405 413 429
-503 504), 8 concurrent clients, client-disconnect cancellation, malformed
+an SSE stream reassembles to the non-stream text for greedy decoding (and
+ends with a usage chunk on stream_options.include_usage), that embeddings
+match `vkinfer embed` (float and base64), fields we do not implement
+refused by name, /health "degraded" with one failed model, every error
+status (400 401 404 405 413 429 503 504), 8 concurrent clients, client-disconnect cancellation, malformed
 config files (file:line:column), the log (one line per model state change
 and per request, text and --log-format json), that a -m model which cannot
 be opened stops the start, the start-up examples per kind of model, and a
 clean exit on SIGTERM (under ASan a leak makes that exit non-zero).
 Usage: test_server.py --vkinfer PATH --model default.gguf"""
-import argparse, http.client, json, os, re, signal, subprocess, sys, tempfile, threading, time
+import argparse, base64, http.client, json, os, re, signal, struct, subprocess, sys, tempfile, threading, time
 
 failures = 0
 
@@ -183,6 +185,12 @@ def test_routes(s, shared_bert, exe):
     sc, finish, _ = join_stream(events, True)
     check(st == 200 and sc == ctext and finish == "length", "chat stream %r != %r" % (sc, ctext))
     check(json.loads(events[0])["choices"][0]["delta"].get("role") == "assistant", "first chunk has the role")
+    # stream_options.include_usage: a last chunk with no choices and the usage
+    for path, b in (("/v1/chat/completions", chat), ("/v1/completions", body)):
+        st, events = s.stream(path, dict(b, stream=True, stream_options={"include_usage": True}))
+        last = json.loads(events[-2]) if len(events) > 1 else {}
+        check(st == 200 and last.get("choices") == [] and last.get("usage", {}).get("completion_tokens") ==
+              b["max_tokens"], "%s include_usage: last chunk %s" % (path, events[-2:]))
 
     # seeded sampling repeats
     samp = dict(body, temperature=0.9, top_p=0.9, top_k=20, seed=42)
@@ -205,6 +213,20 @@ def test_routes(s, shared_bert, exe):
                                                             "encoding_format": "float"})
         check(st == 200 and len(js1["data"]) == 1 and
               max(abs(x - y) for x, y in zip(js1["data"][0]["embedding"], ref[0])) < 1e-5, "single string input")
+        # base64: the same float32 values, little-endian
+        st, jb, _, _ = s.request("POST", "/v1/embeddings", {"model": "embed", "input": texts,
+                                                           "encoding_format": "base64"})
+        if check(st == 200 and isinstance(jb["data"][0]["embedding"], str), "base64 embeddings: %s" % str(jb)[:200]):
+            for d, r in zip(jb["data"], ref):
+                raw = base64.b64decode(d["embedding"])
+                got = struct.unpack("<%df" % (len(raw) // 4), raw)
+                check(len(got) == len(r) and max(abs(x - y) for x, y in zip(got, r)) < 1e-5, "base64 = float")
+        for extra, field in (({"encoding_format": "int8"}, "int8"), ({"dimensions": 3}, "dimensions"),
+                             ({"frobnicate": 1}, "frobnicate")):
+            st, js, _, _ = s.request("POST", "/v1/embeddings", dict({"model": "embed", "input": "x"}, **extra))
+            check(st == 400 and field in error_of(js).get("message", ""), "embeddings %s: %s %s" % (extra, st, js))
+        st, js, _, _ = s.request("POST", "/v1/embeddings", {"model": "embed", "input": "x", "dimensions": len(ref[0])})
+        check(st == 200, "dimensions = the full width: %s %s" % (st, str(js)[:200]))
         st, js, _, _ = s.request("POST", "/v1/embeddings", {"model": "default", "input": "x"})
         check(st == 400 and "chat" in error_of(js).get("message", ""), "embeddings on a chat model: %s" % js)
         st, js, _, _ = s.request("POST", "/v1/embeddings", {"model": "embed", "input": [1, 2]})
@@ -234,6 +256,21 @@ def test_errors(s):
     err(400, "POST", "/v1/completions", {"prompt": "x", "priority": "urgent"}, field="priority")
     err(400, "POST", "/v1/completions", {"prompt": "a " * 3000}, field="context")
     err(400, "POST", "/v1/chat/completions", {"messages": []}, field="messages")
+    # fields we do not implement are refused by name; neutral values pass
+    for extra, field in (({"response_format": {"type": "json_object"}}, "response_format"),
+                         ({"tools": [{"type": "function"}]}, "tools"), ({"logprobs": True}, "logprobs"),
+                         ({"tool_choice": "auto"}, "tool_choice"), ({"frobnicate": 1}, "frobnicate"),
+                         ({"stream_options": {"include_usage": True}}, "stream_options")):
+        err(400, "POST", "/v1/chat/completions", dict({"messages": [{"role": "user", "content": "x"}]}, **extra),
+            field=field)
+    for extra, field in (({"echo": True}, "echo"), ({"best_of": 3}, "best_of"), ({"logprobs": 1}, "logprobs"),
+                         ({"suffix": "z"}, "suffix")):
+        err(400, "POST", "/v1/completions", dict({"prompt": "x"}, **extra), field=field)
+    st, js, _, _ = s.request("POST", "/v1/chat/completions",
+                             {"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 2,
+                              "user": "u", "metadata": {"a": "b"}, "response_format": {"type": "text"},
+                              "tools": [], "tool_choice": "none", "logprobs": False})
+    check(st == 200 and js["usage"]["completion_tokens"] <= 2, "neutral fields accepted: %s %s" % (st, js))
     err(400, "POST", "/v1/chat/completions", {"messages": [{"role": "wizard", "content": "x"}]}, field="role")
     err(404, "POST", "/v1/completions", {"model": "nope", "prompt": "x"}, field="nope")
     err(404, "GET", "/v2/anything")
