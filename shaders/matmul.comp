@@ -1,7 +1,8 @@
 #version 450
 // matmul.comp: tiled MATMUL for prompts and batches. A workgroup of 256
-// computes a 64 (weight rows) x 64 (activation rows) tile of dst; each
-// thread holds a 4x4 register block. Weight tiles are dequantized once into
+// computes a 64 (weight rows) x BN (activation rows) tile of dst, BN = 16 TN
+// with TN (spec constant 1; 0 counts as 4) 1, 2 or 4; each thread holds a
+// 4 x TN register block. Weight tiles are dequantized once into
 // shared memory (dequant.glsl) and reused by 64 activation rows, which is
 // what makes this compute-bound. Shared use: 2 x 32 x 64 floats = 16 KB
 // (see ws below; RDNA3 has 64 KB LDS per workgroup; a coopmat 16x16x16 f16
@@ -10,9 +11,11 @@
 // experts bound in this dispatch. A workgroup finds the (token, slot) pairs
 // routed to its expert (a scan of the ids with a prefix sum, so ranks follow
 // pair order and every workgroup of the expert agrees on them) and runs the
-// same tiles over them, 64 pairs at a time, gathering activation rows and
+// same tiles over them, BN pairs at a time, gathering activation rows and
 // scattering results through the pair list: only chosen experts' weights
-// are read, each once per 64 routed rows.
+// are read, each once per BN routed rows. The host picks BN from the rows
+// an expert gets on average (16 for a short prompt over many experts,
+// where 64-row tiles would be mostly empty).
 #extension GL_GOOGLE_include_directive : require
 #ifdef MATMUL_ID
 #define PUSH_MATMUL_ID
@@ -22,13 +25,17 @@
 #include "push.glsl"
 
 layout(local_size_x = 256) in;
+layout(constant_id = 1) const uint TN_SPEC = 4;
 #define WG 256u
 #define BM 64u
-#define BN 64u
+const uint TN = TN_SPEC == 0u ? 4u : TN_SPEC;
+const uint BN = 16u * TN;
 #ifdef MATMUL_ID
-#define BK 16u // 8 KB of tiles, so the pair tables below fit the 16 KB minimum too
+// The pair tables below take 2.3 KB of the 16 KB minimum: 64-row tiles
+// step k by 16 (8 KB of tiles), smaller ones by 32 (10 or 12 KB).
+const uint BK = TN == 4u ? 16u : 32u;
 #else
-#define BK 32u
+const uint BK = 32u;
 #endif
 
 layout(binding = 0) readonly buffer W { uint wdata[]; };
@@ -109,11 +116,11 @@ void tile(uint m0, uint n0, uint n_here, uint wrow, bool w_ok, uint xrow, bool x
     uint tx = tid % 16u, ty = tid / 16u;
     // Loader role: row tid / 4 of each tile, BK / 4 consecutive k at lk.
     uint lr = tid / 4u, lk = (tid % 4u) * (BK / 4u);
-    uint orow[4]; // before the k loop: its last barrier frees pair_of for the next tile
-    for (uint j = 0u; j < 4u; j++) orow[j] = ty + 16u * j < n_here ? d_row(n0, ty + 16u * j) : 0u;
-    float acc[4][4];
+    uint orow[TN]; // before the k loop: its last barrier frees pair_of for the next tile
+    for (uint j = 0u; j < TN; j++) orow[j] = ty + 16u * j < n_here ? d_row(n0, ty + 16u * j) : 0u;
+    float acc[4][TN];
     for (uint i = 0u; i < 4u; i++)
-        for (uint j = 0u; j < 4u; j++) acc[i][j] = 0.0;
+        for (uint j = 0u; j < TN; j++) acc[i][j] = 0.0;
 
     for (uint k0 = 0u; k0 < p.k; k0 += BK) {
         for (uint h = 0u; h < BK / 16u; h++) {
@@ -134,20 +141,20 @@ void tile(uint m0, uint n0, uint n_here, uint wrow, bool w_ok, uint xrow, bool x
             }
             for (uint e = 0u; e < 4u; e++) {
                 ws[kl + e][lr] = wv[e];
-                xs[kl + e][lr] = xv[e];
+                if (lr < BN) xs[kl + e][lr] = xv[e];
             }
         }
         barrier();
         for (uint kk = 0u; kk < BK; kk++) {
-            float a[4], b[4];
+            float a[4], b[TN];
             for (uint i = 0u; i < 4u; i++) a[i] = ws[kk][tx + 16u * i];
-            for (uint j = 0u; j < 4u; j++) b[j] = xs[kk][ty + 16u * j];
+            for (uint j = 0u; j < TN; j++) b[j] = xs[kk][ty + 16u * j];
             for (uint i = 0u; i < 4u; i++)
-                for (uint j = 0u; j < 4u; j++) acc[i][j] += a[i] * b[j];
+                for (uint j = 0u; j < TN; j++) acc[i][j] += a[i] * b[j];
         }
         barrier();
     }
-    for (uint j = 0u; j < 4u; j++) {
+    for (uint j = 0u; j < TN; j++) {
         if (ty + 16u * j >= n_here) continue;
         uint o = orow[j];
         for (uint i = 0u; i < 4u; i++) {
@@ -194,7 +201,7 @@ void main()
     }
 #else
     uint n0 = gl_WorkGroupID.y * BN;
-    bool x_ok = n0 + lr < p.n;
+    bool x_ok = lr < BN && n0 + lr < p.n;
     uint xrow = x_ok ? row_offs(p.x, n0 + lr, p.x_ne1, p.x_ne2) : 0u;
     tile(m0, n0, p.n - n0, p.w_boffs + (m0 + lr) * p.w_nb1, w_ok, xrow, x_ok);
 #endif

@@ -124,6 +124,14 @@ static vki_status op_matmul_id(vk_ctx *c, const bk_op *op, bool record)
     if (vec && n_pairs > 65535)
         return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: MATMUL_ID: %llu (token, slot) pairs", (unsigned long long)n_pairs);
     uint32_t nrows = vec ? vk_matvec_rows(c, w->ne[0]) : 1;
+    /* Tiles: 16 TN routed rows, TN from the rows an expert gets on average
+     * (a 64-token prompt over 128 experts of 8 gives 4: 64-row tiles would
+     * compute 16 times what is used); y groups for twice that average (an
+     * expert with more loops over its tiles; groups with none leave after
+     * scanning the ids). */
+    uint64_t avg = (n_pairs + (uint64_t)w->ne[2] - 1) / (uint64_t)w->ne[2];
+    uint32_t tn = avg <= 16 ? 1 : avg <= 32 ? 2 : 4, bn = 16 * tn;
+    uint32_t ty = (uint32_t)VKI_MIN((p.n_tok + bn - 1) / bn, VKI_MAX(1, (2 * avg + bn - 1) / bn));
     char variant[40];
     snprintf(variant, sizeof(variant), "%s_id_%s%s", vec ? "matvec" : "matmul", sfx, vec && c->use_subgroup ? "_sg" : "");
 
@@ -150,10 +158,8 @@ static vki_status op_matmul_id(vk_ctx *c, const bk_op *op, bool record)
                 VKI_TRY(vk_dispatch(c, variant, MATVEC_WG, nrows | 1u << 8, b, 5, &p, sizeof(p), gx, gy,
                                     (uint32_t)n_pairs));
             } else {
-                /* y: tiles of 64 routed pairs, enough for an expert chosen by
-                 * every token (the kernel loops if one is chosen twice). */
-                VKI_TRY(vk_dispatch(c, variant, 256, 0, b, 5, &p, sizeof(p), (uint32_t)((m + 63) / 64),
-                                    (p.n_tok + 63) / 64, (uint32_t)ne));
+                VKI_TRY(vk_dispatch(c, variant, 256, tn, b, 5, &p, sizeof(p), (uint32_t)((m + 63) / 64), ty,
+                                    (uint32_t)ne));
             }
         }
         if (r0 + m < w->ne[1]) {

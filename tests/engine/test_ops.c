@@ -501,19 +501,24 @@ static void cases_matmul_id(void)
             {bs == 1 ? 71 : bs, 19, 128, 8, 64, 1, 0},
             {bs == 1 ? 16 : bs, 70, 4, 2, 200, 0, 0},
             {bs == 1 ? 36 : bs, 9, 2, 4, 70, 0, 1},
+            {bs == 1 ? 40 : bs, 21, 8, 2, 100, 0, 0},
         };
-        /* 128 experts of 64 tokens is 128 workgroups of mostly empty tiles,
-         * seconds on lavapipe for a K-quant; the tiles' logic does not
-         * depend on the type, so a plain type, one of the 32-blocks and a
-         * K-quant run it. The second decode shape is one more mat-vec
-         * pipeline per type to compile (what dominates under ASan): only
+        /* The prompts' tiles are 16, 32 or 64 routed rows by the rows an
+         * expert gets on average: 8 and 4 (16 and 128 experts), 25 (the
+         * last shape), 100 and 140 (4 and 2 experts, the last with experts
+         * over the y groups' rows, so tiles loop). Each tile size is a
+         * pipeline to compile (what dominates under ASan) and 128 experts
+         * are seconds on lavapipe for a K-quant; the tiles' logic does not
+         * depend on the type, so every type runs the 64-row tiles and a
+         * plain type, one of the 32-blocks and a K-quant all three. The
+         * second decode shape is one more mat-vec pipeline per type: only
          * the types with their own 16-element decoders in matvec.comp run
          * it, as in cases_matmul. */
-        bool many = t == VKI_TYPE_F32 || t == VKI_TYPE_Q8_0 || t == VKI_TYPE_Q4_K;
+        bool all_tiles = t == VKI_TYPE_F32 || t == VKI_TYPE_Q8_0 || t == VKI_TYPE_Q4_K;
         bool own_decoder = t == VKI_TYPE_F32 || t == VKI_TYPE_F16 || t == VKI_TYPE_Q8_0 || t == VKI_TYPE_Q4_0 ||
                            t == VKI_TYPE_Q4_K || t == VKI_TYPE_Q6_K;
         for (size_t s = 0; s < VKI_COUNT(sh); s++) {
-            if ((s == 4 && !many) || (s == 1 && !own_decoder)) continue;
+            if (((s == 3 || s == 4 || s == 7) && !all_tiles) || (s == 1 && !own_decoder)) continue;
             int64_t k = sh[s][0], m = sh[s][1], ne = sh[s][2], nu = sh[s][3], nt = sh[s][4];
             bool shared = sh[s][5], rep = sh[s][6];
             test_case *c = add_case(BK_OP_MATMUL_ID, matmul_nmse(t), "w=%s,k=%lld,m=%lld,n_exp=%lld,n_used=%lld,n_tok=%lld%s%s",
