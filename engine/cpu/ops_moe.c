@@ -101,6 +101,7 @@ vki_status cpu_moe_matmul_id(const bk_op *op, cpu_mm_fn mm, void *ctx)
     const bk_tensor *w = op->src[0], *x = op->src[1], *ids = op->src[2], *d = op->dst;
     const int64_t k = w->ne[0], m = w->ne[1], n_exp = w->ne[2], n_used = ids->ne[0], n_tok = ids->ne[1];
     const int64_t total = n_used * n_tok;
+    if (total == 0) return VKI_OK; /* nothing routed: no scratch to size */
     vki_status s = VKI_OK;
     int64_t *start = calloc((size_t)n_exp + 1, sizeof *start);
     int64_t *order = malloc((size_t)total * sizeof *order);
