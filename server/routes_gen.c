@@ -223,7 +223,7 @@ static const char *completion_prompt(srv_conn *cn, const cJSON *body, enum MHD_R
 
 /* Renders the chat messages with the model's template into *prompt. */
 static bool chat_prompt(srv_conn *cn, const cJSON *body, int32_t model, vki_generate_params *gp, char **prompt,
-                        enum MHD_Result *ret)
+                        vki_text_span **spans, size_t *n_spans, enum MHD_Result *ret)
 {
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
     int n = cJSON_GetArraySize(msgs);
@@ -288,9 +288,12 @@ static bool chat_prompt(srv_conn *cn, const cJSON *body, int32_t model, vki_gene
             goto done;
         }
         const char *tmpl = cn->srv->cfg->models[model].chat_template;
-        vki_status s = vki_chat_apply(file, tmpl, m, (size_t)n, true, prompt);
+        /* The messages' content stays text (spans): a user's "<|im_end|>" must
+         * not become the control token; only the template's markers do. */
+        vki_status s = vki_chat_apply_spans(file, tmpl, m, (size_t)n, true, prompt, spans, n_spans);
         /* A model without a template gets ChatML, as llama.cpp's server does. */
-        if (s == VKI_ERR_NOT_FOUND && !tmpl) s = vki_chat_apply(file, "chatml", m, (size_t)n, true, prompt);
+        if (s == VKI_ERR_NOT_FOUND && !tmpl)
+            s = vki_chat_apply_spans(file, "chatml", m, (size_t)n, true, prompt, spans, n_spans);
         if (s != VKI_OK) {
             *ret = srv_send_error(cn, 400, "chat_template", 0, "%s (set chat_template for this model, or use "
                                   "/v1/completions)", vki_last_error());
@@ -500,8 +503,13 @@ enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
     if (!srv_parse_common(cn, body, model, SCHED_PRIO_INTERACTIVE, &prio, &deadline, &ret)) return ret;
     char *rendered = NULL;
     const char *prompt = NULL;
+    vki_text_span *spans = NULL;
+    size_t n_spans = 0;
     if (chat) {
-        if (!chat_prompt(cn, body, model, &f.gp, &rendered, &ret)) return ret;
+        if (!chat_prompt(cn, body, model, &f.gp, &rendered, &spans, &n_spans, &ret)) {
+            free(spans);
+            return ret;
+        }
         prompt = rendered;
     } else if (!(prompt = completion_prompt(cn, body, &ret))) {
         return ret;
@@ -512,6 +520,7 @@ enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
     if (!j || !(j->model = strdup(info.id))) {
         free(j);
         free(rendered);
+        free(spans);
         return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
     }
     j->srv = cn->srv;
@@ -522,8 +531,10 @@ enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
     snprintf(j->id, sizeof j->id, "%s-%llu", chat ? "chatcmpl" : "cmpl", (unsigned long long)cn->n);
     snprintf(cn->log.id, sizeof cn->log.id, "%s", j->id);
     double eta = 0;
-    vki_status s = sched_submit_generate(cn->srv->s, model, prompt, &f.gp, prio, deadline, &j->r, &eta);
+    vki_status s = sched_submit_generate_spans(cn->srv->s, model, prompt, spans, n_spans, &f.gp, prio, deadline,
+                                               &j->r, &eta);
     free(rendered);
+    free(spans);
     if (s != VKI_OK) {
         job_free(j);
         return srv_send_status(cn, s, vki_last_error(), eta);

@@ -25,6 +25,7 @@
 
 typedef struct vki_model_file vki_model_file; /* loader/model_file.h       */
 typedef struct vki_tokenizer  vki_tokenizer;  /* engine/tokenizer/tokenizer.h */
+typedef struct vki_text_span  vki_text_span;  /* engine/tokenizer/tokenizer.h */
 typedef struct scheduler     scheduler;
 typedef struct sched_request sched_request;
 
@@ -174,6 +175,12 @@ void sched_get_resid_info(scheduler *s, sched_resid_info *out);
  * INVALID_ARGUMENT, QUEUE_FULL, CANCELLED (shutting down), OUT_OF_MEMORY. */
 vki_status sched_submit_generate(scheduler *s, int32_t model, const char *prompt, const vki_generate_params *gp,
                                  sched_prio prio, double deadline_ms, sched_request **out, double *eta_s);
+/* The same for a rendered chat prompt: with gp->parse_special, special
+ * tokens are parsed everywhere but in the literal byte ranges (the messages'
+ * content, from vki_chat_apply_spans), which stay text whatever they hold. */
+vki_status sched_submit_generate_spans(scheduler *s, int32_t model, const char *prompt, const vki_text_span *literal,
+                                       size_t n_literal, const vki_generate_params *gp, sched_prio prio,
+                                       double deadline_ms, sched_request **out, double *eta_s);
 
 /* Submits texts to embed (tokenized here, each must fit the model). The
  * result is [n_texts][n_embd], L2-normalised, pooled as the model says.

@@ -64,9 +64,12 @@ static sched_request *request_new(sched_prio prio, double deadline_ms)
 /* Tokenizes text with the model's tokenizer (open while the weights come
  * and go) into a malloc'd array. */
 static vki_status tokenize(const vki_tokenizer *tok, const char *text, bool add_special, bool parse_special,
-                           int32_t **ids, int32_t *n)
+                           const vki_text_span *literal, size_t n_literal, int32_t **ids, int32_t *n)
 {
-    VKI_TRY(vki_tokenizer_encode(tok, text, strlen(text), add_special, parse_special, ids, n));
+    if (parse_special && n_literal > 0)
+        VKI_TRY(vki_tokenizer_encode_literal(tok, text, strlen(text), add_special, literal, n_literal, ids, n));
+    else
+        VKI_TRY(vki_tokenizer_encode(tok, text, strlen(text), add_special, parse_special, ids, n));
     if (!*ids) {
         *ids = malloc(sizeof **ids);
         if (!*ids) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "tokenize: out of memory");
@@ -138,6 +141,13 @@ static vki_status enqueue(sched_model *m, sched_request *r, sched_request **out,
 vki_status sched_submit_generate(scheduler *s, int32_t model, const char *prompt, const vki_generate_params *gp,
                                  sched_prio prio, double deadline_ms, sched_request **out, double *eta_s)
 {
+    return sched_submit_generate_spans(s, model, prompt, NULL, 0, gp, prio, deadline_ms, out, eta_s);
+}
+
+vki_status sched_submit_generate_spans(scheduler *s, int32_t model, const char *prompt, const vki_text_span *literal,
+                                       size_t n_literal, const vki_generate_params *gp, sched_prio prio,
+                                       double deadline_ms, sched_request **out, double *eta_s)
+{
     if (!out || !prompt || (unsigned)prio >= SCHED_N_PRIO)
         return vki_fail(VKI_ERR_INVALID_ARGUMENT, "sched_submit_generate: out or prompt is NULL, or bad priority");
     *out = NULL;
@@ -153,7 +163,7 @@ vki_status sched_submit_generate(scheduler *s, int32_t model, const char *prompt
     if (p.n_predict < 0) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "n_predict %d < 0", p.n_predict);
     sched_request *r = request_new(prio, deadline_ms);
     if (!r) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_submit_generate: out of memory");
-    vki_status st = tokenize(tok, prompt, p.add_special, p.parse_special, &r->ids, &r->n_ids);
+    vki_status st = tokenize(tok, prompt, p.add_special, p.parse_special, literal, n_literal, &r->ids, &r->n_ids);
     if (st != VKI_OK) goto fail;
     const int32_t n_ctx = sh.n_ctx;
     if (r->n_ids < 1) {
@@ -212,7 +222,7 @@ vki_status sched_submit_embed(scheduler *s, int32_t model, const char *const *te
             st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "text %d is NULL", i);
             goto fail;
         }
-        if ((st = tokenize(tok, texts[i], true, false, &r->eids[i], &r->n_eids[i])) != VKI_OK) goto fail;
+        if ((st = tokenize(tok, texts[i], true, false, NULL, 0, &r->eids[i], &r->n_eids[i])) != VKI_OK) goto fail;
         if (r->n_eids[i] > limit) {
             st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "input %d has %d tokens; model '%s' takes at most %d", i,
                           r->n_eids[i], m->id, limit);

@@ -236,6 +236,22 @@ def test_routes(s, shared_bert, exe):
     return text
 
 
+def test_special_text(s):
+    """Message content is text: a user's special-token text (the vocabulary's
+    BOS/EOS written out) costs the tokens of its characters, never one
+    control token each (issue 17: prompt injection)."""
+    def prompt_tokens(content):
+        st, js, _, _ = s.request("POST", "/v1/chat/completions", {
+            "model": "default", "messages": [{"role": "user", "content": content}], "max_tokens": 1, "temperature": 0})
+        check(st == 200, "chat for the special-token test: %s %s" % (st, js))
+        return js["usage"]["prompt_tokens"] if st == 200 else 0
+    base = prompt_tokens("x")
+    for sp in ("</s>", "<s>", "<|im_end|>", "<|im_start|>"):
+        n = prompt_tokens("x" + sp * 4)
+        # as control tokens the four would add exactly 4; as text each is several pieces
+        check(n > base + 4, "content %r x4 took %d prompt tokens over %d: parsed as special tokens?" % (sp, n - base, base))
+
+
 def test_errors(s):
     def err(st_expect, method, path, body=None, raw=None, headers=None, field=None):
         st, js, payload, r = s.request(method, path, body, raw=raw, headers=headers)
@@ -646,6 +662,7 @@ def main():
         s = Server(a.vkinfer, args)
         s.model = a.model
         test_routes(s, bert, a.vkinfer)
+        test_special_text(s)
         test_errors(s)
         test_garbage(s)
         test_concurrent(s)
