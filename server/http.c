@@ -271,6 +271,8 @@ static srv_route find_route(const char *url)
 {
     for (int r = 0; r < SRV_ROUTE_OTHER; r++)
         if (!strcmp(url, srv_route_path[r])) return (srv_route)r;
+    /* GET /v1/models/{id} (the SDK's models.retrieve) */
+    if (!strncmp(url, "/v1/models/", 11) && url[11]) return SRV_ROUTE_MODELS;
     return SRV_ROUTE_OTHER;
 }
 
@@ -302,7 +304,7 @@ static enum MHD_Result dispatch(srv_conn *cn, const char *url, const char *metho
                               srv->cfg->max_body);
     switch (cn->route) {
     case SRV_ROUTE_HEALTH: return srv_route_health(cn);
-    case SRV_ROUTE_MODELS: return srv_route_models(cn);
+    case SRV_ROUTE_MODELS: return cn->model_id[0] ? srv_route_model(cn, cn->model_id) : srv_route_models(cn);
     case SRV_ROUTE_METRICS: return srv_route_metrics(cn);
     default: break;
     }
@@ -485,6 +487,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         cn->srv = srv;
         cn->c = c;
         cn->route = find_route(url);
+        if (cn->route == SRV_ROUTE_MODELS && url[10] == '/') {
+            /* an id too long for any model is kept too long, so it is not found */
+            snprintf(cn->model_id, sizeof cn->model_id, "%s", url + 11);
+        }
         cn->n = atomic_fetch_add(&srv->next_id, 1) + 1;
         cn->log = (srv_req_log){.prompt_tokens = -1, .completion_tokens = -1, .queue_ms = -1, .t0 = vki_time_ms()};
         snprintf(cn->log.id, sizeof cn->log.id, "req-%llu", (unsigned long long)cn->n);

@@ -83,6 +83,7 @@ typedef struct srv_conn {
     uint64_t               n;        /* its number (next_id)        */
     srv_req_log            log;
     bool                   streamed; /* the stream logs at its end, not the connection */
+    char                   model_id[256]; /* GET /v1/models/{id}: the id ("" for the list) */
 } srv_conn;
 
 /* ----- http.c ----- */

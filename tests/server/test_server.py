@@ -155,7 +155,13 @@ def test_routes(s, shared_bert, exe):
     stext, finish, usage = join_stream(events, False)
     check(st == 200 and stext == text, "stream text %r != %r" % (stext, text))
     check(finish == "length" and usage["completion_tokens"] == 24, "stream end %s %s" % (finish, usage))
-    check(len(events) > 3, "stream came in several chunks (%d)" % len(events))
+    # a tiny model makes its 24 tokens faster than the stream is read, so
+    # chunks may coalesce: at least one text chunk, the usage/finish one, [DONE]
+    check(len(events) >= 3, "stream came in chunks (%d)" % len(events))
+    st, js, _, _ = s.request("GET", "/v1/models/default")
+    check(st == 200 and js.get("id") == "default" and js.get("object") == "model", "models/default: %s %s" % (st, js))
+    st, js, _, _ = s.request("GET", "/v1/models/nope")
+    check(st == 404 and "nope" in error_of(js).get("message", ""), "models/nope: %s %s" % (st, js))
 
     # the same text as `vkinfer run` greedy
     # the same text as `vkinfer run` (which prints the raw bytes; the server
@@ -439,8 +445,11 @@ def test_second_server(exe, model, tmp):
     check(st == 200, "good key: %s" % st)
     # max_body from the config (4 KiB)
     c = http.client.HTTPConnection(s.host, s.port, timeout=60)
-    c.request("POST", "/v1/completions", body=iter([b'{"prompt":"', b"a" * 5000, b'"}']),
-              headers=dict(auth, **{"Content-Type": "application/json"}), encode_chunked=True)
+    try:
+        c.request("POST", "/v1/completions", body=iter([b'{"prompt":"', b"a" * 5000, b'"}']),
+                  headers=dict(auth, **{"Content-Type": "application/json"}), encode_chunked=True)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the server answers 413 and closes as soon as the limit passes; the answer is still there to read
     r = c.getresponse()
     r.read()
     c.close()
