@@ -152,11 +152,12 @@ echo "== fresh_check: $head; ../shared: ${shared:-absent} =="
 echo "bash scripts/run.sh:  exit $run_status ($run_how); /health $([ $healthy -eq 1 ] && echo "answered 200" || echo "never answered 200")"
 echo "bash scripts/test.sh: exit $test_status"
 awk 'function flush() { if (n) print "  skipped (" n "): " names; n = 0; names = "" }
-     /^== the same tests under ASan/ { print "-- ASan + UBSan pass:" }
+     /^== the same tests under ASan/ { flush(); list = ""; print "-- ASan + UBSan pass:"; next }
      /tests passed, .* tests failed out of/ { print; next }
      /^The following tests did not run:/ { list = "skip"; next }
      /^The following tests FAILED:/ { flush(); list = "fail"; print; next }
      list == "skip" && /^[[:space:]]+[0-9]+ - / { n++; names = names (n > 1 ? " " : "") $3; next }
      list == "fail" && /^[[:space:]]+[0-9]+ - / { print; next }
-     { flush(); list = "" }' "$logs/test.log"
+     { flush(); list = "" }
+     END { flush() }' "$logs/test.log"
 [ "$healthy" -eq 1 ] && [ "$run_status" -eq 0 ] && [ "$test_status" -eq 0 ]
