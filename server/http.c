@@ -548,11 +548,15 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     srv_server *srv = cls;
     sock_set_phase(srv, c, SOCK_HEADERS);
     srv_conn *cn = *con_cls;
-    if (!cn) return;
+    const bool aborted = toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT || toe == MHD_REQUEST_TERMINATED_READ_ERROR;
+    if (!cn) {
+        /* gone before its handler ran (mid-headers or mid-body): still a disconnect */
+        if (aborted) atomic_fetch_add(&srv->disconnects, 1);
+        return;
+    }
     /* A client that closes early is normal traffic: counted, and logged
      * only at debug level. */
-    if (toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT || toe == MHD_REQUEST_TERMINATED_READ_ERROR ||
-        (toe == MHD_REQUEST_TERMINATED_WITH_ERROR && !cn->too_big && srv_client_gone(c))) {
+    if (aborted || (toe == MHD_REQUEST_TERMINATED_WITH_ERROR && !cn->too_big && srv_client_gone(c))) {
         atomic_fetch_add(&srv->disconnects, 1);
         srv_log_debug(srv->log, "http", "client disconnected: %s %s %s", cn->log.id, cn->log.method, cn->log.path);
     }
