@@ -623,6 +623,17 @@ def test_start(exe, model, bert, tmp):
     check(all(isinstance(e.get("time"), str) for e in events), "json log: every line has the time")
 
 
+def expect_refused_configs(exe, tmp, cases, name):
+    """Each (yaml text, stderr pattern after the file's path): serve exits 1 naming file:line:column."""
+    for i, (text, pattern) in enumerate(cases):
+        path = os.path.join(tmp, "%s%d.yaml" % (name, i))
+        with open(path, "w") as f:
+            f.write(text)
+        p = subprocess.run([exe, "serve", "--config", path], capture_output=True, text=True, timeout=30)
+        check(p.returncode == 1 and re.search(re.escape(path) + pattern, p.stderr),
+              "%s config %d: rc %d, stderr %r (expected %s)" % (name, i, p.returncode, p.stderr, pattern))
+
+
 def test_bad_configs(exe, tmp):
     cases = [
         ("server: {host: [1, 2\n", r":\d+:\d+: did not find expected"),
@@ -638,13 +649,7 @@ def test_bad_configs(exe, tmp):
         ("models:\n  - path: a.gguf\n    fallback: [cpu, other]\n", r":3:21: models\[\].fallback: only 'cpu'"),
         ("- just a list\n", r":1:1: the top level: expected a mapping"),
     ]
-    for i, (text, pattern) in enumerate(cases):
-        path = os.path.join(tmp, "bad%d.yaml" % i)
-        with open(path, "w") as f:
-            f.write(text)
-        p = subprocess.run([exe, "serve", "--config", path], capture_output=True, text=True, timeout=30)
-        check(p.returncode == 1 and re.search(re.escape(path) + pattern, p.stderr),
-              "bad config %d: rc %d, stderr %r (expected %s)" % (i, p.returncode, p.stderr, pattern))
+    expect_refused_configs(exe, tmp, cases, "bad")
     p = subprocess.run([exe, "serve", "--help"], capture_output=True, text=True)
     check(p.returncode == 0 and "--port" in p.stdout and "--config" in p.stdout, "serve --help")
     p = subprocess.run([exe, "serve"], capture_output=True, text=True)
