@@ -58,14 +58,10 @@ vki_status mdl_describe(const vki_model_file *f, const mdl_load_params *p, char 
         hp->head_dim, hp->kq_scale, hp->qk_norm ? ", q/k RMSNorm per head" : "",
         hp->fused_qkv ? ", fused qkv" : "");
     if (!hp->encoder || hp->rope_mode == BK_ROPE_NEOX) {
-        char key[128], type[32] = "none";
-        vki_str st = {0};
-        snprintf(key, sizeof key, "%s.rope.scaling.type", vki_file_arch(f));
-        if (vki_file_get_str(f, key, &st)) snprintf(type, sizeof type, "%.*s", (int)VKI_MIN(st.n, 31), st.p);
         put(&o, "rope:          %s pairs, %d of %d dims, base %g", hp->rope_mode == BK_ROPE_NEOX ? "NeoX" : "adjacent",
             hp->n_rot, hp->head_dim, hp->rope_base);
         if (e.rope_factors) put(&o, ", per-pair factors from %s", e.rope_factors);
-        if (strcmp(type, "none")) put(&o, ", scaling %s", type);
+        if (hp->rope_scaling != MDL_ROPE_SCALING_NONE) put(&o, ", scaling %s", mdl_rope_scaling_name[hp->rope_scaling]);
         float af;
         if (vki_file_get_arch_f32(f, "rope.scaling.attn_factor", &af) && af != 1.0f) put(&o, ", attn factor %g", af);
         put(&o, "\n");

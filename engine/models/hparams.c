@@ -46,6 +46,8 @@ typedef struct arch_desc {
     int32_t     rope_mode, act;
 } arch_desc;
 
+const char *const mdl_rope_scaling_name[MDL_ROPE_SCALING_COUNT] = {"none", "linear", "llama3", "yarn", "longrope"};
+
 static const arch_desc archs[] = {
     {"llama",      MDL_ARCH_LLAMA,      .rope_mode = BK_ROPE_NORMAL},
     {"mistral",    MDL_ARCH_LLAMA,      .rope_mode = BK_ROPE_NORMAL},
@@ -126,13 +128,15 @@ vki_status mdl_read_hparams(const vki_model_file *f, mdl_arch *arch, mdl_hparams
     hp->rope_base = mdl_key_f32(f, "rope.freq_base", 10000.0f);
     {
         /* refused here, before any load: the positions would be wrong */
-        static const char *const known[] = {"none", "linear", "llama3", "yarn", "longrope"};
         char key[128];
         vki_str st = {0};
         snprintf(key, sizeof key, "%s.rope.scaling.type", a);
         bool ok = !vki_file_get_str(f, key, &st);
-        for (size_t i = 0; !ok && i < VKI_COUNT(known); i++)
-            ok = st.n == strlen(known[i]) && !memcmp(st.p, known[i], st.n);
+        for (int32_t i = 0; !ok && i < MDL_ROPE_SCALING_COUNT; i++)
+            if (st.n == strlen(mdl_rope_scaling_name[i]) && !memcmp(st.p, mdl_rope_scaling_name[i], st.n)) {
+                hp->rope_scaling = i;
+                ok = true;
+            }
         if (!ok)
             return vki_fail(VKI_ERR_UNSUPPORTED,
                             "%s: %s = '%.*s' is not supported (none, linear, llama3, yarn, longrope): refusing to run "

@@ -36,6 +36,7 @@ typedef struct mdl_hparams {
     int32_t rope_mode;     /* BK_ROPE_NORMAL or BK_ROPE_NEOX                    */
     float   rope_base, rope_scale; /* theta = pos * rope_scale * base^(-2i/n_rot) */
     float   rope_mscale;   /* cos/sin multiplier (LongRoPE attn_factor, YaRN)   */
+    int32_t rope_scaling;  /* MDL_ROPE_SCALING_*                                */
     float   norm_eps;      /* RMSNorm or LayerNorm epsilon                      */
     int32_t n_ctx_train;
     int32_t n_token_types; /* BERT                                              */
@@ -56,6 +57,12 @@ typedef struct mdl_hparams {
     int32_t n_expert, n_expert_used, n_ff_exp; /* MoE (n_expert 0 = dense)    */
     bool    expert_norm;   /* chosen experts' weights renormalised to sum 1     */
 } mdl_hparams;
+
+/* <arch>.rope.scaling.type, read once with the hyperparameters (names in
+ * mdl_rope_scaling_name). */
+enum { MDL_ROPE_SCALING_NONE = 0, MDL_ROPE_SCALING_LINEAR, MDL_ROPE_SCALING_LLAMA3, MDL_ROPE_SCALING_YARN,
+       MDL_ROPE_SCALING_LONGROPE, MDL_ROPE_SCALING_COUNT };
+extern const char *const mdl_rope_scaling_name[MDL_ROPE_SCALING_COUNT];
 
 /* Whether layer l attends through the sliding window. */
 static inline bool mdl_layer_is_swa(const mdl_hparams *hp, int32_t l)

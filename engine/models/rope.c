@@ -20,13 +20,8 @@
 vki_status mdl_rope_divisors(const vki_model_file *f, mdl_arch arch, mdl_hparams *hp, int32_t n_ctx, float *div,
                              bool *have_out, uint64_t *stored_bytes)
 {
-    const char *path = vki_file_path(f), *a = vki_file_arch(f);
-    const int32_t half = hp->n_rot / 2;
-    char key[128];
-    vki_str st = {0};
-    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
-    char type[32] = "none";
-    if (vki_file_get_str(f, key, &st)) snprintf(type, sizeof type, "%.*s", (int)VKI_MIN(st.n, 31), st.p);
+    const char *path = vki_file_path(f);
+    const int32_t half = hp->n_rot / 2, type = hp->rope_scaling;
     float factor = mdl_key_f32(f, "rope.scaling.factor", 1.0f);
     const int32_t n_orig = mdl_key_u32(f, "rope.scaling.original_context_length", hp->n_ctx_train);
     hp->rope_mscale = mdl_key_f32(f, "rope.scaling.attn_factor", 1.0f);
@@ -48,11 +43,11 @@ vki_status mdl_rope_divisors(const vki_model_file *f, mdl_arch arch, mdl_hparams
         have = true;
     }
     const double base = hp->rope_base;
-    if (!strcmp(type, "none") || !strcmp(type, "longrope")) {
+    if (type == MDL_ROPE_SCALING_NONE || type == MDL_ROPE_SCALING_LONGROPE) {
         /* LongRoPE's factors are the stored tensors above */
-    } else if (!strcmp(type, "linear")) {
+    } else if (type == MDL_ROPE_SCALING_LINEAR) {
         hp->rope_scale = 1.0f / factor;
-    } else if (!strcmp(type, "llama3")) {
+    } else if (type == MDL_ROPE_SCALING_LLAMA3) {
         if (!ti) {
             /* convert_hf_to_gguf's llama3 factors: long wavelengths divided
              * by the factor, short ones kept, a smooth ramp between */
@@ -70,7 +65,7 @@ vki_status mdl_rope_divisors(const vki_model_file *f, mdl_arch arch, mdl_hparams
             }
             have = true;
         }
-    } else if (!strcmp(type, "yarn")) {
+    } else { /* MDL_ROPE_SCALING_YARN: mdl_read_hparams refused every other type */
         /* YaRN mixes interpolated (theta * s) and extrapolated angles per
          * pair by a ramp over the pairs' wavelengths: theta * (s (1 - r) + r),
          * which is a divisor 1 / (s (1 - r) + r); magnitude 1 + 0.1 ln(1/s). */
@@ -91,9 +86,6 @@ vki_status mdl_rope_divisors(const vki_model_file *f, mdl_arch arch, mdl_hparams
         }
         if (ext != 0.0f) hp->rope_mscale *= 1.0f + 0.1f * logf(1.0f / fs);
         have = true;
-    } else {
-        /* mdl_read_hparams refuses unknown types before any load */
-        return vki_fail(VKI_ERR_UNSUPPORTED, "%s: %s = '%s' is not supported", path, key, type);
     }
     if (arch == MDL_ARCH_PHI3 && !ti && vki_file_find_tensor(f, "rope_factors_long.weight"))
         return vki_fail(VKI_ERR_BAD_FILE, "%s: rope_factors_long.weight without rope_factors_short.weight", path);
