@@ -135,8 +135,6 @@ GEMM_ENTRY(q4_0)
  * -8 * sum(x codes) in lane 0, computed once per call. Activation scales
  * are converted from f16 once per call as well. */
 
-#define GV_PREFETCH 1024
-
 INLINE void gv_rows(const int Q4, const int R, int64_t nb, const uint8_t *w, size_t ws, const block_q8_0 *x,
                     const float *xd, const int32_t *xo, float *d)
 {
@@ -151,7 +149,7 @@ INLINE void gv_rows(const int Q4, const int R, int64_t nb, const uint8_t *w, siz
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const uint8_t *wb = w + (size_t)r * ws + (size_t)b * BS;
-            _mm_prefetch((const char *)wb + GV_PREFETCH, _MM_HINT_T0);
+            _mm_prefetch((const char *)wb + (size_t)R * ws, _MM_HINT_T0); /* see CPU_PREFETCH_SPAN */
             uint16_t h;
             memcpy(&h, wb, 2);
             __m256i p;

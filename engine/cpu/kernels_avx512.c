@@ -173,10 +173,6 @@ static void gv_layout_x(const block_q8_0 *x, int64_t nb, int q4, int8_t *xq, flo
     }
 }
 
-/* Bytes ahead of the current block each row stream prefetches: enough to
- * cover memory latency at the kernel's consumption rate. */
-#define GV_PREFETCH 1024
-
 /* R weight rows against C activation columns (R x C <= 8: the accumulators
  * and per-column scales stay in registers): each pair of weight blocks is
  * decoded once and fed to C vpdpbusd. Mat-vec runs 4 x 1, batched decode
@@ -217,7 +213,7 @@ INLINE void gv_rows_cols(const int Q4, const int R, const int C, int64_t nb, con
 #pragma GCC unroll 4
             for (int r = 0; r < R; r++) {
                 const uint8_t *b0 = w + (size_t)r * ws + (size_t)(g + 2 * p) * BS + 2; /* codes follow the f16 scale */
-                _mm_prefetch((const char *)b0 + GV_PREFETCH, _MM_HINT_T0);
+                CPU_PREFETCH_SPAN(b0 + (size_t)R * ws, Q4 ? 1 : 2 * BS); /* a Q4_0 pair (36 bytes) needs one line */
                 __m512i wv;
                 if (Q4) {
                     __m256i t = two ? _mm256_loadu2_m128i((const __m128i *)(b0 + BS), (const __m128i *)b0)
@@ -391,7 +387,7 @@ INLINE void kq4_rows(const int R, int64_t nb, const uint8_t *w, size_t ws, const
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const block_q4_K *wb = (const block_q4_K *)(w + (size_t)r * ws) + b;
-            _mm_prefetch((const char *)wb + 1024, _MM_HINT_T0);
+            CPU_PREFETCH_SPAN((const char *)wb + (size_t)R * ws, sizeof *wb);
             __m512i sm, q[4];
             kq4_decode(wb, &sm, q);
             __m512i sc[4];
@@ -450,7 +446,7 @@ INLINE void kq6_rows(const int R, int64_t nb, const uint8_t *w, size_t ws, const
 #pragma GCC unroll 4
         for (int r = 0; r < R; r++) {
             const block_q6_K *wb = (const block_q6_K *)(w + (size_t)r * ws) + b;
-            _mm_prefetch((const char *)wb + 1024, _MM_HINT_T0);
+            CPU_PREFETCH_SPAN((const char *)wb + (size_t)R * ws, sizeof *wb);
             __m512i sc, q[4], sq[4];
             kq6_decode(wb, &sc, q, sq);
             __m512i sumi = kq_dot(q, sq, xv);
@@ -473,7 +469,7 @@ static void gemv_q6_K(int64_t k, const void *w, size_t ws, int64_t nrows, const 
 
 /* Batched decode (2..8 activation rows): one weight row at a time, its
  * block's codes and scales decoded once and reused by C <= 4 columns. */
-INLINE void kq4_cols(const int C, int64_t nb, const uint8_t *w, const uint8_t *const *xl,
+INLINE void kq4_cols(const int C, int64_t nb, const uint8_t *w, size_t ws, const uint8_t *const *xl,
                      const block_q8_K *const *x, float *d, size_t ds)
 {
     __m512 acc[4];
@@ -481,7 +477,7 @@ INLINE void kq4_cols(const int C, int64_t nb, const uint8_t *w, const uint8_t *c
     for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const block_q4_K *wb = (const block_q4_K *)w + b;
-        _mm_prefetch((const char *)wb + 1024, _MM_HINT_T0);
+        CPU_PREFETCH_SPAN((const char *)wb + ws, sizeof *wb);
         __m512i sm, q[4];
         kq4_decode(wb, &sm, q);
         __m512i sc[4];
@@ -518,19 +514,19 @@ static void gemvn_q4_K(int64_t k, const void *w, size_t ws, int64_t nrows, const
     }
 #define KQ4_CALL(CC)                                                                               \
     for (int64_t r = 0; r < nrows; r++)                                                            \
-        kq4_cols(CC, nb, (const uint8_t *)w + (size_t)r * ws, xl + c0, x + c0, d + (size_t)c0 * ds + r, ds)
+        kq4_cols(CC, nb, (const uint8_t *)w + (size_t)r * ws, ws, xl + c0, x + c0, d + (size_t)c0 * ds + r, ds)
     COL_GROUPS(ncols, c0, KQ4_CALL)
 #undef KQ4_CALL
 }
 
-INLINE void kq6_cols(const int C, int64_t nb, const uint8_t *w, const block_q8_K *const *x, float *d, size_t ds)
+INLINE void kq6_cols(const int C, int64_t nb, const uint8_t *w, size_t ws, const block_q8_K *const *x, float *d, size_t ds)
 {
     __m512 acc[4];
 #pragma GCC unroll 4
     for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const block_q6_K *wb = (const block_q6_K *)w + b;
-        _mm_prefetch((const char *)wb + 1024, _MM_HINT_T0);
+        CPU_PREFETCH_SPAN((const char *)wb + ws, sizeof *wb);
         __m512i sc, q[4], s[4];
         kq6_decode(wb, &sc, q, s);
         float wd = _cvtsh_ss(wb->d);
@@ -558,7 +554,7 @@ static void gemvn_q6_K(int64_t k, const void *w, size_t ws, int64_t nrows, const
     for (int c = 0; c < ncols; c++) x[c] = (const block_q8_K *)((const uint8_t *)xv + (size_t)c * xs);
 #define KQ6_CALL(CC)                                                                               \
     for (int64_t r = 0; r < nrows; r++)                                                            \
-        kq6_cols(CC, nb, (const uint8_t *)w + (size_t)r * ws, x + c0, d + (size_t)c0 * ds + r, ds)
+        kq6_cols(CC, nb, (const uint8_t *)w + (size_t)r * ws, ws, x + c0, d + (size_t)c0 * ds + r, ds)
     COL_GROUPS(ncols, c0, KQ6_CALL)
 #undef KQ6_CALL
 }
