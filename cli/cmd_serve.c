@@ -5,9 +5,11 @@
  * examples for the kinds of model served. The log (server/log.h) goes to
  * stderr. SIGINT or SIGTERM stops it cleanly: in-flight requests are
  * cancelled, all freed. */
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
@@ -17,8 +19,8 @@ const char cmd_serve_help[] =
     "  -m, --model PATH      a model to serve (repeatable; GGUF, .safetensors or HF folder)\n"
     "  --id NAME             the id of the preceding -m model (default: its file name)\n"
     "  --config FILE         YAML config: server{host,port,api_key_env,max_body,max_queue,log_format},\n"
-    "                        device{prefer,vram_budget}, models[{id,path,kind,priority,n_ctx,n_seq_max,\n"
-    "                        keep_alive,pin,fallback}]\n"
+    "                        device{prefer,vram_budget}, warmup{enabled,interval,threshold,state_dir},\n"
+    "                        models[{id,path,kind,priority,n_ctx,n_seq_max,keep_alive,pin,fallback}]\n"
     "  --host H              listen address (default 127.0.0.1)\n"
     "  --port P              port (default 8080; 0 = any free port, printed)\n"
     "  --backend B           cpu | vulkan | auto (default auto)\n"
@@ -30,6 +32,9 @@ const char cmd_serve_help[] =
     "  --chat-template NAME  chat template family for the -m models (default: the model's own)\n"
     "  --log-format F        text (default) or json: one line per model state change and per request,\n"
     "                        on stderr\n"
+    "  --state-dir DIR       where the usage history for warm-up is kept (default $XDG_STATE_HOME/vkinfer,\n"
+    "                        else ~/.local/state/vkinfer; \"\" = none)\n"
+    "  --no-warmup           load models on demand only (no loads ahead of predicted use)\n"
     "Routes: GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions,\n"
     "POST /v1/embeddings, GET /metrics (Prometheus).\n";
 
@@ -42,6 +47,42 @@ static void ignore_warning(const char *msg, void *user)
 {
     (void)msg;
     (void)user;
+}
+
+/* mkdir -p, private: the history says when each model is used. */
+static bool make_dirs(char *path)
+{
+    for (char *p = path + 1;; p++) {
+        if (*p != '/' && *p) continue;
+        char c = *p;
+        *p = '\0';
+        bool ok = mkdir(path, 0700) == 0 || errno == EEXIST;
+        *p = c;
+        if (!ok) return false;
+        if (!c) return true;
+    }
+}
+
+/* The warm-up history file, its folder created; NULL when none is kept
+ * (state_dir "", no home) or the folder cannot be made (logged: the server
+ * runs on, loading on demand as before). */
+static char *state_history_path(const srv_config *cfg, srv_log *log)
+{
+    char dir[4096];
+    const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+    if (cfg->state_dir) snprintf(dir, sizeof dir, "%s", cfg->state_dir);
+    else if (xdg && xdg[0] == '/') snprintf(dir, sizeof dir, "%s/vkinfer", xdg);
+    else if (home && home[0] == '/') snprintf(dir, sizeof dir, "%s/.local/state/vkinfer", home);
+    else dir[0] = '\0';
+    if (!dir[0]) return NULL;
+    if (!make_dirs(dir)) {
+        srv_log_event(log, "warmup", "cannot create %s (%s): no usage history is kept", dir, strerror(errno));
+        return NULL;
+    }
+    size_t n = strlen(dir) + sizeof "/usage.json";
+    char *path = malloc(n);
+    if (path) snprintf(path, n, "%s/usage.json", dir);
+    return path;
 }
 
 /* The URL, then curl examples for each kind of model served (the first of
@@ -77,7 +118,8 @@ int cmd_serve(int argc, char **argv)
     long lv;
     int rc = 1;
     int32_t host_set = 0, port = -1, backend_set = 0, n_par = 0, n_ctx = 0, max_queue = 0, threads = 0;
-    char *host = NULL, *key_env = NULL;
+    char *host = NULL, *key_env = NULL, *state_dir = NULL;
+    bool no_warmup = false;
     vki_backend_kind backend = VKI_BACKEND_AUTO;
     bool log_format_set = false;
     srv_log_format log_format = SRV_LOG_TEXT;
@@ -132,6 +174,12 @@ int cmd_serve(int argc, char **argv)
             if (!(key_env = strdup(sv))) goto oom;
         } else if (!strcmp(a, "--chat-template")) {
             if (!cli_arg_str(argc, argv, &i, &tmpl)) goto out;
+        } else if (!strcmp(a, "--state-dir")) {
+            if (!cli_arg_str(argc, argv, &i, &sv)) goto out;
+            free(state_dir);
+            if (!(state_dir = strdup(sv))) goto oom;
+        } else if (!strcmp(a, "--no-warmup")) {
+            no_warmup = true;
         } else if (!strcmp(a, "--log-format")) {
             if (!cli_arg_str(argc, argv, &i, &sv)) goto out;
             if (!srv_parse_log_format(sv, &log_format)) {
@@ -164,6 +212,12 @@ int cmd_serve(int argc, char **argv)
         cfg.api_key_env = key_env;
         key_env = NULL;
     }
+    if (state_dir) {
+        free(cfg.state_dir);
+        cfg.state_dir = state_dir;
+        state_dir = NULL;
+    }
+    if (no_warmup) cfg.warmup = false;
     if (port >= 0) cfg.port = port;
     if (backend_set) cfg.prefer = backend;
     if (threads) cfg.n_threads = threads;
@@ -207,7 +261,16 @@ int cmd_serve(int argc, char **argv)
     sp.engine.vram_budget = cfg.vram_budget;
     sp.vram_fraction = cfg.vram_fraction;
     sp.max_queue = cfg.max_queue;
-    if (sched_create(&sp, &s) != VKI_OK) {
+    sp.warmup = cfg.warmup;
+    sp.warm_interval_s = cfg.warm_interval_ms / 1e3;
+    sp.warm_threshold = cfg.warm_threshold;
+    sp.on_warm = srv_log_warm;
+    sp.on_warm_user = &log;
+    char *history = state_history_path(&cfg, &log);
+    sp.warm_state_path = history;
+    vki_status cst = sched_create(&sp, &s);
+    free(history);
+    if (cst != VKI_OK) {
         cli_status_error(VKI_ERR_INVALID_ARGUMENT, "serve");
         goto out;
     }
@@ -248,6 +311,7 @@ out:
     srv_config_deinit(&cli);
     free(host);
     free(key_env);
+    free(state_dir);
     return rc;
 }
 #else

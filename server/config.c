@@ -33,6 +33,9 @@ void srv_config_init(srv_config *c)
     c->header_timeout_ms = 10e3;
     c->body_timeout_ms = 60e3;
     c->prefer = VKI_BACKEND_AUTO;
+    c->warmup = true;
+    c->warm_interval_ms = 300e3;
+    c->warm_threshold = 0.5;
 }
 
 static void model_cfg_free(srv_model_cfg *m)
@@ -47,6 +50,7 @@ void srv_config_deinit(srv_config *c)
     if (!c) return;
     free(c->host);
     free(c->api_key_env);
+    free(c->state_dir);
     for (int32_t i = 0; i < c->n_models; i++) model_cfg_free(&c->models[i]);
     free(c->models);
     memset(c, 0, sizeof *c);
@@ -246,6 +250,39 @@ static vki_status server_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_
     return VKI_OK;
 }
 
+static vki_status warmup_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void *user)
+{
+    srv_config *c = user;
+    const char *t = v->type == YAML_SCALAR_NODE ? scalar(v) : "";
+    if (!strcmp(key, "enabled")) {
+        if (!strcmp(t, "true")) c->warmup = true;
+        else if (!strcmp(t, "false")) c->warmup = false;
+        else return node_fail(x, v, "warmup.enabled: expected true or false, found '%s'", t[0] ? t : node_kind(v));
+    } else if (!strcmp(key, "interval")) {
+        VKI_TRY(get_timeout(x, v, "warmup.interval", 86400e3, &c->warm_interval_ms));
+        if (c->warm_interval_ms < 1e3) return node_fail(x, v, "warmup.interval: expected at least 1s, found '%s'", t);
+    } else if (!strcmp(key, "threshold")) {
+        char *end = NULL;
+        double p = t[0] ? strtod(t, &end) : NAN;
+        if (!end || *end || !(p > 0 && p <= 1))
+            return node_fail(x, v, "warmup.threshold: expected a probability in (0, 1], found '%s'", t[0] ? t : node_kind(v));
+        c->warm_threshold = p;
+    } else if (!strcmp(key, "state_dir")) {
+        if (v->type != YAML_SCALAR_NODE)
+            return node_fail(x, v, "warmup.state_dir: expected a folder, or \"\" to keep no history, found %s",
+                             node_kind(v));
+        char *d = malloc(strlen(x->dir) + strlen(t) + 2);
+        if (!d) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "config: out of memory");
+        if (t[0] && t[0] != '/' && x->dir[0]) sprintf(d, "%s/%s", x->dir, t);
+        else strcpy(d, t);
+        free(c->state_dir);
+        c->state_dir = d;
+    } else {
+        return node_fail(x, k, "warmup: unknown key '%s' (expected enabled, interval, threshold, state_dir)", key);
+    }
+    return VKI_OK;
+}
+
 static vki_status device_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void *user)
 {
     srv_config *c = user;
@@ -368,13 +405,14 @@ static vki_status top_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_nod
     srv_config *c = user;
     if (!strcmp(key, "server")) return each_pair(x, v, "server", server_pair, c);
     if (!strcmp(key, "device")) return each_pair(x, v, "device", device_pair, c);
+    if (!strcmp(key, "warmup")) return each_pair(x, v, "warmup", warmup_pair, c);
     if (!strcmp(key, "models")) {
         if (v->type != YAML_SEQUENCE_NODE) return node_fail(x, v, "models: expected a list, found %s", node_kind(v));
         for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++)
             VKI_TRY(add_model_node(x, c, yaml_document_get_node(x->doc, *it)));
         return VKI_OK;
     }
-    return node_fail(x, k, "unknown top-level key '%s' (expected server, device, models)", key);
+    return node_fail(x, k, "unknown top-level key '%s' (expected server, device, warmup, models)", key);
 }
 
 vki_status srv_config_parse(srv_config *c, const char *name, const char *dir, const char *text, size_t len, char *err,

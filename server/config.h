@@ -47,6 +47,15 @@ typedef struct srv_config {
     double           vram_fraction; /* "90%": of the chosen device's budget; 0 = unused */
     int32_t          n_threads;     /* 0 = all cores                              */
     srv_log_format   log_format;    /* text (default) or json lines, on stderr    */
+    /* warmup: {enabled, interval, threshold, state_dir}: the usage history
+     * lives in state_dir (NULL = $XDG_STATE_HOME/vkinfer, else
+     * ~/.local/state/vkinfer; "" = none kept; relative to the
+     * config file's folder); with enabled (the default)
+     * models are loaded ahead of their predicted use. */
+    bool             warmup;
+    double           warm_interval_ms; /* default 5 min                         */
+    double           warm_threshold;   /* default 0.5                           */
+    char            *state_dir;
     srv_model_cfg   *models;
     int32_t          n_models;
 } srv_config;

@@ -122,6 +122,24 @@ void srv_log_model(const sched_model_info *info, void *user)
     put_text(l, &b);
 }
 
+void srv_log_warm(const sched_warm_event *ev, void *user)
+{
+    srv_log *l = user;
+    if (l->format == SRV_LOG_JSON) {
+        cJSON *o = json_head("warmup");
+        cJSON_AddStringToObject(o, "model", ev->model);
+        cJSON_AddStringToObject(o, "action", ev->action);
+        cJSON_AddNumberToObject(o, "p", (double)(int64_t)(ev->p * 100 + 0.5) / 100);
+        cJSON_AddStringToObject(o, "reason", ev->reason);
+        put_json(l, o);
+        return;
+    }
+    srv_buf b = {0};
+    text_head(&b);
+    srv_buf_printf(&b, "warm-up: %s %s: %s", ev->action, ev->model, ev->reason);
+    put_text(l, &b);
+}
+
 void srv_log_request(srv_log *l, const srv_log_req *r)
 {
     if (l->format == SRV_LOG_JSON) {

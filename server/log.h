@@ -31,6 +31,8 @@ void srv_log_deinit(srv_log *l);
  * with where and how many MiB when resident, the load time, and why when
  * failed or refused. */
 void srv_log_model(const sched_model_info *info, void *user);
+/* The scheduler's on_warm hook: one line per warm-up decision and its reason. */
+void srv_log_warm(const sched_warm_event *ev, void *user);
 
 /* One answered request. Counts are -1 where the route has none. */
 typedef struct srv_log_req {

@@ -109,6 +109,16 @@ vki_status sched_create(const sched_params *p, scheduler **out)
     }
     pthread_mutex_init(&s->res_mu, NULL);
     sched_cond_init(&s->res_cv);
+    s->p.warm_state_path = NULL; /* the caller's string; ours is warm_path */
+    if (sp.warm_state_path && !(s->warm_path = strdup(sp.warm_state_path))) {
+        vki_engine_destroy(s->eng);
+        pthread_mutex_destroy(&s->res_mu);
+        pthread_cond_destroy(&s->res_cv);
+        free(s);
+        return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_create: out of memory");
+    }
+    sched_warm_init(s);
+    sched_warm_start(s);
     *out = s;
     return VKI_OK;
 }
@@ -202,6 +212,7 @@ static void install(sched_model *m, vki_model *md, bool on_gpu, double load_ms)
     pthread_cond_broadcast(&m->state_cv);
     pthread_mutex_unlock(&m->mu);
     sched_notify(m);
+    sched_warm_note_load(m, load_ms);
 }
 
 static void *model_thread(void *arg)
@@ -220,8 +231,13 @@ static void *model_thread(void *arg)
     set_state(m, at_start ? SCHED_LOADING : SCHED_UNLOADED, NULL);
     for (;;) {
         pthread_mutex_lock(&m->mu);
-        while (!atomic_load(&m->stop) && !load_now && !n_queued(m) && m->swap < SCHED_SWAP_READY)
+        while (!atomic_load(&m->stop) && !load_now && !m->preload && !n_queued(m) && m->swap < SCHED_SWAP_READY)
             pthread_cond_wait(&m->cv, &m->mu);
+        /* Warm-up loads as at start: beside what is resident, never
+         * evicting (the planner made the room it decided on), and a load
+         * that does not fit is no error. */
+        if (m->preload && !n_queued(m)) at_start = load_now = true;
+        m->preload = false;
         const bool stop = atomic_load(&m->stop), swap = m->swap >= SCHED_SWAP_READY;
         pthread_mutex_unlock(&m->mu);
         if (stop) break;
@@ -359,6 +375,7 @@ vki_status sched_add_model(scheduler *s, const sched_model_params *p)
 void sched_shutdown(scheduler *s)
 {
     if (!s || s->shut) return;
+    sched_warm_stop(s);
     for (int32_t i = 0; i < s->n_models; i++) {
         sched_model *m = s->models[i];
         pthread_mutex_lock(&m->mu);
@@ -392,6 +409,7 @@ void sched_destroy(scheduler *s)
     vki_engine_destroy(s->eng);
     pthread_mutex_destroy(&s->res_mu);
     pthread_cond_destroy(&s->res_cv);
+    sched_warm_free(s);
     free(s);
 }
 

@@ -58,6 +58,14 @@ bool sched_kind_parse(const char *name, sched_kind *out);
 
 typedef struct sched_model_info sched_model_info;
 
+/* One warm-up decision, for the log (sched_params.on_warm). */
+typedef struct sched_warm_event {
+    const char *model;
+    const char *action; /* "preload" or "skip" (wanted, but not now)           */
+    double      p;      /* predicted chance of a request in the coming interval */
+    const char *reason; /* why, with the figures                               */
+} sched_warm_event;
+
 typedef struct sched_params {
     vki_engine_params engine;
     int32_t max_queue;          /* queued (not yet running) requests per model; 0 = 64      */
@@ -73,6 +81,19 @@ typedef struct sched_params {
      * call sched_model_get_info but should return quickly. NULL = none. */
     void  (*on_state)(const sched_model_info *info, void *user);
     void   *on_state_user;
+    /* Warm-up (sched_warm.c): requests and loads are recorded in a usage
+     * history by hour of the week; with `warmup` a thread plans every
+     * warm_interval_s (0 = 300) and loads ahead the models whose chance of
+     * a request in the coming interval reaches warm_threshold (0 = 0.5),
+     * evicting only idle, unpinned models the history finds colder. */
+    bool        warmup;
+    double      warm_interval_s;
+    double      warm_threshold;
+    const char *warm_state_path;  /* history file (copied); NULL = not kept     */
+    double    (*clock_s)(void *user); /* wall clock, unix s; NULL = the system's */
+    void       *clock_user;
+    void      (*on_warm)(const sched_warm_event *ev, void *user); /* may be NULL */
+    void       *on_warm_user;
 } sched_params;
 
 sched_params sched_default_params(void);
@@ -144,6 +165,12 @@ void sched_model_get_info(const scheduler *s, int32_t i, sched_model_info *out);
  * NOT_FOUND, INVALID_ARGUMENT (no path, or a reload in progress),
  * UNSUPPORTED (the model failed or is still being opened), OUT_OF_MEMORY. */
 vki_status sched_reload_model(scheduler *s, int32_t i, const char *path);
+
+/* Runs the warm-up planner once now (the thread does it every interval):
+ * preloads what it decides, telling on_warm. For tests with an injected
+ * clock, and for a caller that wants a plan at once. INVALID_ARGUMENT,
+ * OUT_OF_MEMORY. */
+vki_status sched_warm_tick(scheduler *s);
 
 /* Waits up to timeout_ms (-1: forever) until no model is loading; true when
  * every model is resident. */

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 
 #include "engine/sched/sched.h"
+#include "engine/sched/warmup.h"
 
 typedef struct sched_model sched_model;
 
@@ -100,6 +101,7 @@ struct sched_model {
     double            load_ms;
     vki_model        *md;       /* resident: owned                          */
     bool              evict;    /* another model asked for the room (mu)    */
+    bool              preload;  /* warm-up asks for a load ahead of use (mu) */
     double            t_used;   /* last admission or end (mu)               */
     double            freq;     /* admissions, decayed (sched_resid.c) (mu) */
     double            t_freq;   /* when freq was last decayed (mu)          */
@@ -125,6 +127,13 @@ struct scheduler {
     uint64_t         budget;     /* device bytes models may hold; 0 = no device */
     pthread_mutex_t  res_mu;     /* gpu_bytes of every model                    */
     pthread_cond_t   res_cv;     /* a model unloaded or refused to             */
+    /* warm-up (sched_warm.c) */
+    pthread_mutex_t  warm_mu;    /* the history, dirty, stop                   */
+    pthread_cond_t   warm_cv;
+    warm_history     warm;
+    char            *warm_path;  /* the history file; NULL = memory only       */
+    bool             warm_dirty, warm_stop, warm_started;
+    pthread_t        warm_thread;
 };
 
 /* ----- sched.c, for the workers ----- */
@@ -191,6 +200,16 @@ void       sched_resid_init(scheduler *s);
 vki_status sched_resid_load(sched_model *m, bool may_evict, vki_model **out, bool *on_gpu);
 /* Gives back *slot's device bytes (a model of m's was destroyed). */
 void       sched_resid_release(sched_model *m, uint64_t *slot);
+
+/* ----- sched_warm.c ----- */
+
+void sched_warm_init(scheduler *s);  /* in create: the history file read     */
+void sched_warm_start(scheduler *s); /* the planner's thread, when p.warmup  */
+void sched_warm_stop(scheduler *s);  /* joins it and saves the history        */
+void sched_warm_free(scheduler *s);
+/* Records a request submitted to m / a load of m (any thread, no lock held). */
+void sched_warm_note_request(sched_model *m);
+void sched_warm_note_load(sched_model *m, double load_ms);
 
 /* ----- sched_swap.c ----- */
 

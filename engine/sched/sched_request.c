@@ -134,6 +134,7 @@ static vki_status enqueue(sched_model *m, sched_request *r, sched_request **out,
         request_free(r);
         return st;
     }
+    sched_warm_note_request(m);
     *out = r;
     return VKI_OK;
 }

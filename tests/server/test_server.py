@@ -648,12 +648,35 @@ def test_bad_configs(exe, tmp):
         ("models:\n  - path: a.gguf\n    pin: maybe\n", r":3:10: models\[\].pin: expected true or false"),
         ("models:\n  - path: a.gguf\n    fallback: [cpu, other]\n", r":3:21: models\[\].fallback: only 'cpu'"),
         ("- just a list\n", r":1:1: the top level: expected a mapping"),
+        ("warmup: {threshold: 2}\n", r":1:21: warmup.threshold: expected a probability"),
+        ("warmup: {colour: red}\n", r":1:10: warmup: unknown key 'colour'"),
+        ("warmup: {enabled: sometimes}\n", r":1:19: warmup.enabled: expected true or false"),
+        ("warmup: {interval: 10ms}\n", r":1:20: warmup.interval: expected at least 1s"),
     ]
     expect_refused_configs(exe, tmp, cases, "bad")
     p = subprocess.run([exe, "serve", "--help"], capture_output=True, text=True)
     check(p.returncode == 0 and "--port" in p.stdout and "--config" in p.stdout, "serve --help")
     p = subprocess.run([exe, "serve"], capture_output=True, text=True)
     check(p.returncode == 1 and "no models" in p.stderr, "serve without models: %r" % p.stderr)
+
+
+def test_usage_history(tmp):
+    """The warm-up usage history is written at shutdown into the state folder
+    (XDG_STATE_HOME, set by ctest), with the requests the server took."""
+    state = os.environ.get("XDG_STATE_HOME")
+    if not state:
+        print("usage history: not checked (XDG_STATE_HOME unset: run under ctest)")
+        return
+    path = os.path.join(state, "vkinfer", "usage.json")
+    try:
+        with open(path) as f:
+            h = json.load(f)
+    except (OSError, ValueError) as e:
+        check(False, "usage history %s: %s" % (path, e))
+        return
+    m = h.get("models", {}).get("default", {})
+    check(h.get("version") == 1 and m.get("requests", 0) > 0 and len(m.get("hours", [])) == 168,
+          "usage history records the default model's requests: %r" % {k: m.get(k) for k in ("requests", "load_ms")})
 
 
 def main():
@@ -684,6 +707,7 @@ def main():
         check("/v1/completions" in s.stdout_text() and ("/v1/embeddings" in s.stdout_text()) == bool(bert),
               "examples for the kinds served:\n%s" % s.stdout_text())
         test_logs(s.stop())
+        test_usage_history(tmp)
         test_second_server(a.vkinfer, a.model, tmp)
         test_degraded(a.vkinfer, a.model, tmp)
         test_start(a.vkinfer, a.model, bert, tmp)
