@@ -138,6 +138,7 @@ static void set_state(sched_model *m, sched_state st, const char *msg)
 {
     pthread_mutex_lock(&m->mu);
     m->state = st;
+    if (st == SCHED_FAILED && m->fail_status == VKI_OK) m->fail_status = VKI_ERR_INTERNAL;
     set_error(m, msg);
     pthread_cond_broadcast(&m->state_cv);
     pthread_mutex_unlock(&m->mu);
@@ -152,12 +153,14 @@ static vki_status open_front(sched_model *m, char *msg, size_t size)
     if (st == VKI_OK && (st = vki_tokenizer_create(m->file, &m->tok)) != VKI_OK) vki_fail_prefix(st, "%s", m->path);
     if (st != VKI_OK) {
         snprintf(msg, size, "%s: %s", vki_status_str(st), vki_last_error());
+        m->fail_status = st;
         return st;
     }
     bool emb = !strcmp(vki_file_arch(m->file), "bert");
     if (emb != (m->kind == SCHED_KIND_EMBEDDING)) {
         snprintf(msg, size, "%s is a%s model (%s), but the model is configured as kind %s", m->path,
                  emb ? "n embedding" : " generation", vki_file_arch(m->file), sched_kind_name(m->kind));
+        m->fail_status = VKI_ERR_INVALID_ARGUMENT;
         return VKI_ERR_INVALID_ARGUMENT;
     }
     sched_shape sh;
@@ -184,18 +187,21 @@ static void fail_queued(sched_model *m, vki_status st, const char *msg)
 static void unload(sched_model *m)
 {
     pthread_mutex_lock(&m->mu);
-    bool evicted = m->evict;
+    bool evicted = m->evict, broken = m->brk_unload;
     vki_model *md = m->md;
     m->md = NULL;
-    m->evict = false;
+    m->evict = m->brk_unload = false;
     pthread_mutex_unlock(&m->mu);
     vki_model_destroy(md);
     sched_resid_release(m, &m->gpu_bytes);
     pthread_mutex_lock(&m->st_mu);
-    if (evicted) m->st.evictions++;
+    if (broken) m->st.breaker_reloads++;
+    else if (evicted) m->st.evictions++;
     else m->st.idle_unloads++;
     pthread_mutex_unlock(&m->st_mu);
-    set_state(m, SCHED_UNLOADED, NULL);
+    /* After a breaker opened, the half-open probe reloads it. */
+    set_state(m, SCHED_UNLOADED, broken ? "unloaded: its circuit breaker opened; the next request after the "
+                                          "recovery time reloads it" : NULL);
 }
 
 /* Makes md the model's and says so (its thread, no lock held). */
@@ -252,7 +258,10 @@ static void *model_thread(void *arg)
         } else {
             set_state(m, SCHED_LOADING, NULL);
             double t0 = vki_time_ms();
-            st = sched_resid_load(m, !at_start, &md, &on_gpu);
+            if (sched_breaker_test_fail(m, true))
+                st = vki_fail(VKI_ERR_DEVICE_LOST, "injected load failure (test_fail.loads, for tests)");
+            else
+                st = sched_resid_load(m, !at_start, &md, &on_gpu);
             load_ms = vki_time_ms() - t0;
             snprintf(msg, sizeof msg, "%s", st == VKI_OK ? "" : vki_last_error());
             const bool was_start = at_start;
@@ -272,6 +281,28 @@ static void *model_thread(void *arg)
             if (st != VKI_OK) {
                 char full[2048 + 32];
                 snprintf(full, sizeof full, "%s: %s", vki_status_str(st), msg);
+                /* A file that cannot be read or is not supported fails at once;
+                 * a device or internal failure counts on the breaker, and the
+                 * model stays unloaded (the next request tries again) until the
+                 * breaker says it failed for good. */
+                sched_breaker_verdict v = SCHED_BREAKER_DEAD;
+                const bool transient = st != VKI_ERR_BAD_FILE && sched_breaker_counts(st);
+                if (transient) v = sched_breaker_record(m);
+                if (v != SCHED_BREAKER_DEAD) {
+                    vki_status end = v == SCHED_BREAKER_TRIP ? VKI_ERR_DEVICE_LOST : st;
+                    if (v == SCHED_BREAKER_TRIP)
+                        snprintf(full, sizeof full, "model '%s' is unavailable: its circuit breaker opened after "
+                                 "repeated failures (last: %s: %.1900s)", m->id, vki_status_str(st), msg);
+                    set_state(m, SCHED_UNLOADED, full);
+                    fail_queued(m, end, full);
+                    continue;
+                }
+                if (transient)
+                    snprintf(full, sizeof full, "model '%s' failed: reloaded after its circuit breaker opened, "
+                             "it failed again (%s: %.1900s)", m->id, vki_status_str(st), msg);
+                pthread_mutex_lock(&m->mu);
+                m->fail_status = transient ? VKI_ERR_DEVICE_LOST : st;
+                pthread_mutex_unlock(&m->mu);
                 set_state(m, SCHED_FAILED, full);
                 fail_queued(m, st, full);
                 break;
@@ -308,6 +339,7 @@ static void model_free(sched_model *m)
 {
     if (!m) return;
     sched_swap_free(m);
+    sched_fb_free(m);
     vki_model_destroy(m->md);
     vki_tokenizer_destroy(m->tok);
     vki_file_close(m->file);
@@ -345,6 +377,9 @@ vki_status sched_add_model(scheduler *s, const sched_model_params *p)
     m->pin = p->pin;
     m->fallback_cpu = p->fallback_cpu;
     m->on_demand = p->on_demand;
+    sched_breaker_init(&m->brk, &p->fb.breaker);
+    m->test_fail_loads = p->fb.test_fail_loads > 0 ? p->fb.test_fail_loads : 0;
+    m->test_fail_steps = p->fb.test_fail_steps > 0 ? p->fb.test_fail_steps : 0;
     m->t_used = m->t_freq = vki_time_ms();
     m->state = SCHED_LOADING;
     m->n_slots = 1;
@@ -353,7 +388,7 @@ vki_status sched_add_model(scheduler *s, const sched_model_params *p)
     pthread_mutex_init(&m->st_mu, NULL);
     sched_cond_init(&m->cv);
     sched_cond_init(&m->state_cv);
-    if (!m->id || !m->path) {
+    if (!m->id || !m->path || !sched_fb_copy(m, &p->fb)) {
         model_free(m);
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_add_model: out of memory");
     }
@@ -447,6 +482,15 @@ static void fill_info(const sched_model *m, sched_model_info *out)
         out->n_seq_max = mdl_n_seq_max(api_model_mdl(m->md));
         snprintf(out->backend, sizeof out->backend, "%s", vki_model_backend_name(m->md));
     }
+    out->fail_status = m->state == SCHED_FAILED ? m->fail_status : VKI_OK;
+    double now = sched_breaker_clock(m->s);
+    sched_model *mm = (sched_model *)m; /* the breaker turns half-open lazily */
+    pthread_mutex_lock(&mm->st_mu);
+    out->breaker = sched_breaker_at(&mm->brk, now);
+    out->breaker_retry_s = out->breaker == SCHED_BREAKER_OPEN ? (mm->brk.opened_at + mm->brk.p.recovery_ms - now) / 1e3 : 0;
+    out->breaker_failures = sched_breaker_recent(&mm->brk, now);
+    out->breaker_trips = mm->brk.trips;
+    pthread_mutex_unlock(&mm->st_mu);
 }
 
 void sched_model_get_info(const scheduler *s, int32_t i, sched_model_info *out)

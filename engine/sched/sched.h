@@ -66,6 +66,50 @@ typedef struct sched_warm_event {
     const char *reason; /* why, with the figures                               */
 } sched_warm_event;
 
+/* ===== Circuit breakers and fallback (sched_breaker.c, sched_fallback.c) === */
+
+typedef enum sched_breaker_state {
+    SCHED_BREAKER_CLOSED    = 0, /* serving                                         */
+    SCHED_BREAKER_OPEN      = 1, /* refusing at once until the recovery time passed  */
+    SCHED_BREAKER_HALF_OPEN = 2, /* one probe request may try; it decides            */
+} sched_breaker_state;
+const char *sched_breaker_state_name(sched_breaker_state b); /* "closed", "open", "half-open" */
+
+/* When a model's breaker opens: `failures` failures (loads that failed,
+ * failed decode steps or embedding batches, a request's internal error)
+ * within `window_ms`. It stays open `recovery_ms`, then lets one probe
+ * through. 0 = the defaults: 5, 60 s, 30 s. */
+typedef struct sched_breaker_params {
+    int32_t failures;
+    double  window_ms, recovery_ms;
+} sched_breaker_params;
+
+/* The capability bits a model declares (config) for fallback scoring. */
+enum { SCHED_CAP_CHAT = 1u << 0, SCHED_CAP_EMBEDDING = 1u << 1, SCHED_CAP_TOOLS = 1u << 2, SCHED_CAP_JSON = 1u << 3 };
+
+/* How a fallback candidate is scored (sched_fallback_score): the declared
+ * compatibility, the capability overlap, and how well it meets the request.
+ * All 0 = 0.4 / 0.4 / 0.2. */
+typedef struct sched_fb_weights {
+    double declared, capabilities, request;
+} sched_fb_weights;
+
+/* A model's fallback settings (sched_model_params.fb); strings are copied. */
+typedef struct sched_fb_params {
+    const char *const *chain;     /* other model ids tried in order, NULL-terminated; NULL = none  */
+    bool               auto_candidates; /* then every other model of the kind, best score first */
+    uint32_t           caps;      /* SCHED_CAP_* it declares (its kind is added)                    */
+    const char        *languages; /* comma-separated ("en,de"); NULL = none declared               */
+    const char *const *compat_ids; /* the declared compatibility matrix's row: ids ...            */
+    const double      *compat;     /* ... and their scores in [0, 1]                               */
+    int32_t            n_compat;
+    sched_breaker_params breaker;
+    /* For tests only: the next N loads / decode steps (or embedding batches)
+     * of this model fail as a device would. 0 = never (the normal case). */
+    int32_t            test_fail_loads, test_fail_steps;
+} sched_fb_params;
+
+
 typedef struct sched_params {
     vki_engine_params engine;
     int32_t max_queue;          /* queued (not yet running) requests per model; 0 = 64      */
@@ -94,6 +138,11 @@ typedef struct sched_params {
     void       *clock_user;
     void      (*on_warm)(const sched_warm_event *ev, void *user); /* may be NULL */
     void       *on_warm_user;
+    /* The circuit breakers' clock in ms (tests inject one); NULL = vki_time_ms. */
+    double (*breaker_clock)(void *user);
+    void   *breaker_clock_user;
+    sched_fb_weights fb_weights;  /* 0 = 0.4 / 0.4 / 0.2                                  */
+    double           fb_min_score; /* automatic candidates below this are not tried; 0 = 0.5 */
 } sched_params;
 
 sched_params sched_default_params(void);
@@ -109,6 +158,7 @@ typedef struct sched_model_params {
     bool             fallback_cpu;   /* load on the CPU when the GPU budget cannot hold it */
     bool             on_demand;      /* not loaded at start: the first request loads it
                                         (implied by a keep_alive of 0)                   */
+    sched_fb_params  fb;             /* fallback chain, capabilities, breaker            */
 } sched_model_params;
 
 /* Creates a scheduler with no models. INVALID_ARGUMENT, OUT_OF_MEMORY. */
@@ -149,6 +199,11 @@ struct sched_model_info {
     uint64_t    bytes;      /* resident: what it holds on its backend; else 0    */
     int32_t     n_ctx, n_seq_max; /* resident                                    */
     char        backend[128];     /* resident                                    */
+    vki_status  fail_status;      /* FAILED: why (NOT_FOUND: the file is missing) */
+    sched_breaker_state breaker;
+    double      breaker_retry_s;  /* open: until the probe may try               */
+    int32_t     breaker_failures; /* failures in the window now                   */
+    uint64_t    breaker_trips;    /* times it opened                              */
 };
 
 void sched_model_get_info(const scheduler *s, int32_t i, sched_model_info *out);
@@ -190,6 +245,46 @@ typedef struct sched_resid_info {
 } sched_resid_info;
 void sched_get_resid_info(scheduler *s, sched_resid_info *out);
 
+/* What a request needs of a fallback candidate (sched_fallback_candidates). */
+typedef struct sched_needs {
+    uint32_t caps;     /* SCHED_CAP_* the request uses (beyond its kind)           */
+    int32_t  n_tokens; /* prompt + completion tokens it expects; 0 = unknown        */
+    int32_t  n_embd;   /* embeddings: the width it must keep (exact); 0 = any        */
+} sched_needs;
+
+/* One model as sched_fallback_score sees it. */
+typedef struct sched_fb_model {
+    sched_kind  kind;
+    uint32_t    caps;      /* declared SCHED_CAP_* (the kind's own bit included) */
+    const char *languages; /* comma-separated; NULL = none                     */
+    int32_t     n_ctx;     /* 0 = not known yet                                */
+    int32_t     n_embd;    /* embedding width; 0 = not known yet                */
+} sched_fb_model;
+
+/* The score of serving `need` (of a request for `from`) on `to`, in [0, 1]:
+ * w.declared x declared (the matrix's entry) + w.capabilities x overlap
+ * (Jaccard of capability bits and languages, averaged with the share of
+ * from's context to has) + w.request x the share of the request's needs to
+ * meets (capabilities asked, context for n_tokens). -1 when `to` cannot
+ * serve it at all: another kind, or embeddings of another width. */
+double  sched_fallback_score(const sched_fb_model *from, const sched_fb_model *to, double declared,
+                             const sched_needs *need, const sched_fb_weights *w);
+/* Where a request for model i may go when i cannot serve it, in order: its
+ * chain (ids that exist, are not i and can serve the kind), then, with
+ * auto_candidates, the other models scoring at least fb_min_score, best
+ * first. Writes up to max indices and their scores (chain entries too);
+ * returns how many. */
+int32_t sched_fallback_candidates(scheduler *s, int32_t i, const sched_needs *need, int32_t *out, double *score,
+                                  int32_t max);
+/* A model's fallback chain as configured (for /v1/models): entry k of its
+ * explicit chain, NULL past the end. Valid until sched_destroy. */
+const char *sched_fallback_chain_id(const scheduler *s, int32_t i, int32_t k);
+/* The expected time in ms from submitting a request to model i now to its
+ * end: the measured service time (moving average) times the rounds of
+ * slots the requests ahead fill, plus the last load time when the model is
+ * not resident. 0 when nothing was measured yet (no estimate). */
+double  sched_eta_ms(scheduler *s, int32_t i);
+
 /* ===== Requests ========================================================== */
 
 /* Submits a generation to a model that can queue (any state but FAILED once
@@ -199,7 +294,9 @@ void sched_get_resid_info(scheduler *s, sched_resid_info *out);
  * request the caller must sched_request_release. On VKI_ERR_QUEUE_FULL
  * *eta_s says when to retry (from measured service times).
  * NOT_FOUND (index), UNSUPPORTED (failed or still opening, or an embedding model),
- * INVALID_ARGUMENT, QUEUE_FULL, CANCELLED (shutting down), OUT_OF_MEMORY. */
+ * INVALID_ARGUMENT, QUEUE_FULL, CANCELLED (shutting down), OUT_OF_MEMORY,
+ * DEVICE_LOST with *eta_s > 0 (the model's circuit breaker is open, or its
+ * half-open probe is running: retry after *eta_s). */
 vki_status sched_submit_generate(scheduler *s, int32_t model, const char *prompt, const vki_generate_params *gp,
                                  sched_prio prio, double deadline_ms, sched_request **out, double *eta_s);
 /* The same for a rendered chat prompt: with gp->parse_special, special
@@ -272,6 +369,8 @@ typedef struct sched_stats {
     uint64_t    fallbacks;         /* loaded on the CPU because the GPU was full */
     uint64_t    refused_loads;     /* loads refused: no room and no fallback    */
     uint64_t    swaps;             /* reloads applied (sched_reload_model)      */
+    uint64_t    breaker_failures;  /* failures the breaker counted              */
+    uint64_t    breaker_reloads;   /* unloaded when the breaker opened (reloaded by the probe) */
 } sched_stats;
 
 void sched_model_get_stats(scheduler *s, int32_t i, sched_stats *out);

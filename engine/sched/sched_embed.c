@@ -59,8 +59,9 @@ static int32_t take_batch(sched_model *m, int64_t budget, sched_request ***batch
     return n;
 }
 
-/* Embeds the live requests of batch[0..n) in one mdl_embed call. */
-static void run_batch(sched_model *m, sched_request **batch, int32_t n)
+/* Embeds the live requests of batch[0..n) in one mdl_embed call; true when
+ * its failure opened the breaker (or failed the model): the worker returns. */
+static bool run_batch(sched_model *m, sched_request **batch, int32_t n)
 {
     mdl_model *mm = api_model_mdl(m->md);
     const int32_t dim = vki_model_n_embd(m->md);
@@ -81,7 +82,7 @@ static void run_batch(sched_model *m, sched_request **batch, int32_t n)
         batch[live++] = batch[k];
         n_seq += batch[k]->n_texts;
     }
-    if (!live) return;
+    if (!live) return false;
     const int32_t **ids = malloc(sizeof *ids * (size_t)n_seq);
     int32_t *n_ids = malloc(sizeof *n_ids * (size_t)n_seq);
     float *out = malloc(sizeof *out * (size_t)n_seq * (size_t)dim);
@@ -95,7 +96,9 @@ static void run_batch(sched_model *m, sched_request **batch, int32_t n)
                 ids[j] = batch[k]->eids[t];
                 n_ids[j] = batch[k]->n_eids[t];
             }
-        st = mdl_embed(mm, (const int32_t *const *)ids, n_ids, n_seq, mdl_get_hparams(mm)->pooling, true, out);
+        st = sched_breaker_test_fail(m, false)
+                 ? vki_fail(VKI_ERR_DEVICE_LOST, "injected step failure (test_fail.steps, for tests)")
+                 : mdl_embed(mm, (const int32_t *const *)ids, n_ids, n_seq, mdl_get_hparams(mm)->pooling, true, out);
     }
     char msg[512];
     snprintf(msg, sizeof msg, "%s", st != VKI_OK ? vki_last_error() : "");
@@ -114,6 +117,8 @@ static void run_batch(sched_model *m, sched_request **batch, int32_t n)
     free(ids);
     free(n_ids);
     free(out);
+    char why[1024];
+    return st != VKI_OK && sched_breaker_step_failed(m, st, msg, why, sizeof why);
 }
 
 void sched_embed_worker(sched_model *m)
@@ -146,10 +151,11 @@ void sched_embed_worker(sched_model *m)
         }
         m->n_active = n;
         pthread_mutex_unlock(&m->mu);
-        run_batch(m, batch, n);
+        bool broke = run_batch(m, batch, n);
         pthread_mutex_lock(&m->mu);
         m->n_active = 0;
         m->t_used = vki_time_ms();
+        if (broke) break;
     }
     pthread_mutex_unlock(&m->mu);
     free(batch);

@@ -35,6 +35,13 @@ static void slot_end(sched_model *m, mdl_model *mm, gen_slot *sl, int32_t i, vki
     pthread_mutex_unlock(&m->mu);
 }
 
+/* The breaker opened (or the model failed): whatever still runs ends with why. */
+static void end_all(sched_model *m, mdl_model *mm, gen_slot *slots, int32_t n_slots, const char *why)
+{
+    for (int32_t i = 0; i < n_slots; i++)
+        if (slots[i].r) slot_end(m, mm, &slots[i], i, VKI_ERR_DEVICE_LOST, why);
+}
+
 void sched_gen_worker(sched_model *m)
 {
     mdl_model *mm = api_model_mdl(m->md);
@@ -125,15 +132,22 @@ void sched_gen_worker(sched_model *m)
         if (!n_spans) continue;
 
         double t0 = vki_time_ms();
-        vki_status st = llama_decode(mm, spans, n_spans, logits);
+        vki_status st = sched_breaker_test_fail(m, false)
+                            ? vki_fail(VKI_ERR_DEVICE_LOST, "injected step failure (test_fail.steps, for tests)")
+                            : llama_decode(mm, spans, n_spans, logits);
         double t1 = vki_time_ms();
         if (st != VKI_OK) {
             /* A failed pass leaves every cache in this step unknown: end them all. */
-            char msg[512];
+            char msg[512], why[1024];
             snprintf(msg, sizeof msg, "%s", vki_last_error());
             for (int32_t k = 0; k < n_spans; k++) slot_end(m, mm, &slots[span_slot[k]], span_slot[k], st, msg);
+            if (sched_breaker_step_failed(m, st, msg, why, sizeof why)) {
+                end_all(m, mm, slots, n_slots, why);
+                break;
+            }
             continue;
         }
+        bool broke = false;
         pthread_mutex_lock(&m->st_mu);
         m->st.steps++;
         m->st.step_seqs += (uint64_t)n_spans;
@@ -148,7 +162,14 @@ void sched_gen_worker(sched_model *m)
             bool last;
             st = gen_seq_step(&sl->g, logits + (size_t)k * (size_t)n_vocab, mdl_kv_seq_len(mm, i), &ev, &last);
             if (st != VKI_OK) {
-                slot_end(m, mm, sl, i, st, vki_last_error());
+                char msg[512], why[1024];
+                snprintf(msg, sizeof msg, "%s", vki_last_error());
+                slot_end(m, mm, sl, i, st, msg);
+                if (sched_breaker_step_failed(m, st, msg, why, sizeof why)) {
+                    end_all(m, mm, slots, n_slots, why);
+                    broke = true;
+                    break;
+                }
                 continue;
             }
             sched_emit(m, sl->r, ev.text, strlen(ev.text), t1);
@@ -162,6 +183,7 @@ void sched_gen_worker(sched_model *m)
                 sl->next = ev.id;
             }
         }
+        if (broke) break;
     }
     /* Stopping: whatever still runs is cancelled (queued ones were purged). */
     for (int32_t i = 0; i < n_slots; i++)

@@ -18,6 +18,42 @@
 
 typedef struct sched_model sched_model;
 
+/* ----- sched_breaker.c: the state machine (pure: the caller passes the time) ----- */
+
+#define SCHED_BREAKER_MAX_FAILURES 64 /* failures remembered for the window */
+
+typedef struct sched_breaker {
+    sched_breaker_params p;       /* defaults filled in                          */
+    sched_breaker_state  state;
+    double   fail_t[SCHED_BREAKER_MAX_FAILURES]; /* ring of the latest failures' times */
+    int32_t  n_fail, head;
+    double   opened_at;
+    bool     probing;             /* half-open: the probe was let through         */
+    bool     reloaded;            /* it opened since the last success, so the model
+                                     was unloaded and the probe reloads it        */
+    uint64_t trips;
+} sched_breaker;
+
+typedef enum sched_breaker_verdict {
+    SCHED_BREAKER_KEEP = 0,  /* nothing changes                                    */
+    SCHED_BREAKER_TRIP,      /* it opened: end what is queued, unload; the probe reloads */
+    SCHED_BREAKER_DEAD,      /* it failed again after that reload: the model has failed */
+} sched_breaker_verdict;
+
+void                  sched_breaker_init(sched_breaker *b, const sched_breaker_params *p);
+/* The state at `now` (open turns half-open once recovery_ms passed). */
+sched_breaker_state   sched_breaker_at(sched_breaker *b, double now);
+/* May a request go now? true: yes (*probe when it is the half-open probe,
+ * whose end decides). false: refused, *retry_ms until it may try. */
+bool                  sched_breaker_admit(sched_breaker *b, double now, bool *probe, double *retry_ms);
+sched_breaker_verdict sched_breaker_fail(sched_breaker *b, double now);
+/* A request succeeded: a half-open breaker closes and forgets. */
+void                  sched_breaker_ok(sched_breaker *b);
+/* The probe ended without a verdict (cancelled, a client error): the next request probes. */
+void                  sched_breaker_probe_end(sched_breaker *b);
+/* Failures within the window at `now`. */
+int32_t               sched_breaker_recent(const sched_breaker *b, double now);
+
 /* What a model file says before it loads (sched_resid_estimate). */
 typedef struct sched_shape {
     int32_t  n_ctx, n_batch, n_embd, n_vocab; /* as mdl_load will set them */
@@ -40,6 +76,7 @@ struct sched_request {
     sched_prio      prio;
     bool            embed;
     atomic_bool     cancel;
+    bool            probe;    /* the half-open breaker's probe (sched_breaker.c) */
     double          t_submit, deadline_ms, t_start; /* vki_time_ms clock    */
     /* input: generation */
     int32_t            *ids, n_ids;
@@ -114,6 +151,18 @@ struct sched_model {
     atomic_bool       stop;
     pthread_mutex_t   st_mu;
     sched_stats       st;       /* (st_mu); queued/active filled on read   */
+    vki_status        fail_status; /* FAILED: why (mu)                       */
+    /* fallback settings, copied (sched_fallback.c) */
+    struct sched_fb {
+        char   **chain, *languages, **compat_ids;
+        double  *compat;
+        int32_t  n_chain, n_compat;
+        uint32_t caps;
+        bool     auto_candidates;
+    }                 fb;
+    sched_breaker     brk;      /* (st_mu)                                  */
+    int32_t           test_fail_loads, test_fail_steps; /* (st_mu)          */
+    bool              brk_unload; /* the breaker opened: unload (mu)        */
 };
 
 struct scheduler {
@@ -210,6 +259,37 @@ void sched_warm_free(scheduler *s);
 /* Records a request submitted to m / a load of m (any thread, no lock held). */
 void sched_warm_note_request(sched_model *m);
 void sched_warm_note_load(sched_model *m, double load_ms);
+
+/* ----- sched_breaker.c, the model's side (no lock held unless said) ----- */
+
+/* The breakers' clock (sched_params.breaker_clock or vki_time_ms). */
+double                sched_breaker_clock(const scheduler *s);
+/* Whether a status ends a load or a step as a failure the breaker counts
+ * (device, internal, host memory), not as the client's doing. */
+bool                  sched_breaker_counts(vki_status st);
+/* Counts a failure of m (a load, a step) and returns the verdict. */
+sched_breaker_verdict sched_breaker_record(sched_model *m);
+/* A failed step or batch (status st, message msg) in m's worker: counted;
+ * when the breaker opens, or the model is declared failed, every queued
+ * request ends with the reason (written to why) and true is returned: the
+ * worker ends what it runs with VKI_ERR_DEVICE_LOST and why, and returns
+ * (the model thread unloads it, or stops when it failed). */
+bool                  sched_breaker_step_failed(sched_model *m, vki_status st, const char *msg, char *why,
+                                                size_t why_size);
+/* Tests only: whether this load (or step) is one that test_fail_* makes fail. */
+bool                  sched_breaker_test_fail(sched_model *m, bool load);
+/* The submit-time check (model mu not held): VKI_OK, or DEVICE_LOST with
+ * the seconds to wait in *retry_s. *probe: the request is the probe. */
+vki_status            sched_breaker_check(sched_model *m, bool *probe, double *retry_s);
+/* A request ended: a success closes a half-open breaker; a probe that ended
+ * otherwise lets the next request probe (st_mu held). */
+void                  sched_breaker_request_end(sched_model *m, const sched_request *r, vki_status st);
+
+/* ----- sched_fallback.c ----- */
+
+/* Copies p's fallback settings into m->fb; false when out of memory. */
+bool sched_fb_copy(sched_model *m, const sched_fb_params *p);
+void sched_fb_free(sched_model *m);
 
 /* ----- sched_swap.c ----- */
 

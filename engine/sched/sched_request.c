@@ -131,11 +131,32 @@ static vki_status enqueue(sched_model *m, sched_request *r, sched_request **out,
     }
     pthread_mutex_unlock(&m->mu);
     if (st != VKI_OK) {
+        if (r->probe) {
+            pthread_mutex_lock(&m->st_mu);
+            sched_breaker_probe_end(&m->brk);
+            pthread_mutex_unlock(&m->st_mu);
+        }
         request_free(r);
         return st;
     }
     sched_warm_note_request(m);
     *out = r;
+    return VKI_OK;
+}
+
+/* The breaker's word on a request about to be queued on m: r->probe when it
+ * is the half-open probe; DEVICE_LOST and *eta_s when the breaker refuses. */
+static vki_status breaker_gate(sched_model *m, sched_request *r, double *eta_s)
+{
+    bool probe = false;
+    double retry_s = 0;
+    vki_status st = sched_breaker_check(m, &probe, &retry_s);
+    if (st != VKI_OK) {
+        if (eta_s) *eta_s = retry_s;
+        request_free(r);
+        return st;
+    }
+    r->probe = probe;
     return VKI_OK;
 }
 
@@ -185,6 +206,7 @@ vki_status sched_submit_generate_spans(scheduler *s, int32_t model, const char *
     p.stop = (const char *const *)r->stops;
     r->gp = p;
     r->res.n_prompt = r->n_ids;
+    VKI_TRY(breaker_gate(m, r, eta_s));
     return enqueue(m, r, out, eta_s);
 oom:
     st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_submit_generate: out of memory");
@@ -231,6 +253,7 @@ vki_status sched_submit_embed(scheduler *s, int32_t model, const char *const *te
         }
         r->res.n_prompt += r->n_eids[i];
     }
+    VKI_TRY(breaker_gate(m, r, eta_s));
     return enqueue(m, r, out, eta_s);
 fail:
     request_free(r);
@@ -348,6 +371,7 @@ void sched_finish(sched_model *m, sched_request *r, vki_status st, const char *m
 {
     double now = vki_time_ms();
     pthread_mutex_lock(&m->st_mu);
+    sched_breaker_request_end(m, r, st);
     switch (st) {
     case VKI_OK:
         m->st.finished_ok++;
