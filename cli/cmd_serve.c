@@ -268,6 +268,8 @@ int cmd_serve(int argc, char **argv)
     sp.on_warm_user = &log;
     char *history = state_history_path(&cfg, &log);
     sp.warm_state_path = history;
+    sp.fb_weights = cfg.fb_weights;
+    sp.fb_min_score = cfg.fb_min_score;
     vki_status cst = sched_create(&sp, &s);
     free(history);
     if (cst != VKI_OK) {
@@ -284,6 +286,13 @@ int cmd_serve(int argc, char **argv)
         mp.keep_alive_ms = m->keep_alive_ms;
         mp.pin = m->pin;
         mp.fallback_cpu = m->fallback_cpu;
+        /* chain[] borrows the config's ids; sched_add_model copies them. */
+        const char *chain[65] = {0};
+        for (int32_t k = 0; k < m->n_fallback && k < 64; k++) chain[k] = m->fallback_ids[k];
+        mp.fb = (sched_fb_params){.chain = chain, .auto_candidates = m->fallback_auto, .caps = m->caps,
+                                  .languages = m->languages, .compat_ids = (const char *const *)m->compat_ids,
+                                  .compat = m->compat, .n_compat = m->n_compat, .breaker = m->breaker,
+                                  .test_fail_loads = m->test_fail_loads, .test_fail_steps = m->test_fail_steps};
         if (sched_add_model(s, &mp) != VKI_OK) {
             cli_status_error(VKI_ERR_INVALID_ARGUMENT, "serve");
             goto out;

@@ -6,6 +6,11 @@
  * "90%" of the device's budget), and per model keep_alive ("10m"; "0"
  * unloads when idle; "-1" or absent keeps it), pin (never evicted) and
  * fallback ([cpu]: load on the CPU when the GPU budget cannot hold it).
+ * Fallback and breaker keys (engine/sched/README.md): fallback also takes
+ * other model ids (tried in order) and auto (scored candidates);
+ * capabilities, languages and compatible feed the score; breaker sets the
+ * circuit breaker; test_fail makes loads or steps fail, for tests only.
+ * fallback_policy (top level) sets the score's weights and minimum.
  */
 #include "server/config.h"
 
@@ -20,6 +25,7 @@
 
 #include "error.h"
 #include "loader/model_file.h"
+#include "util.h"
 
 void srv_config_init(srv_config *c)
 {
@@ -43,6 +49,12 @@ static void model_cfg_free(srv_model_cfg *m)
     free(m->id);
     free(m->path);
     free(m->chat_template);
+    for (int32_t k = 0; k < m->n_fallback; k++) free(m->fallback_ids[k]);
+    free(m->fallback_ids);
+    for (int32_t k = 0; k < m->n_compat; k++) free(m->compat_ids[k]);
+    free(m->compat_ids);
+    free(m->compat);
+    free(m->languages);
 }
 
 void srv_config_deinit(srv_config *c)
@@ -312,6 +324,165 @@ static vki_status device_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_
     return VKI_OK;
 }
 
+/* ----- fallback, capabilities, breaker (the keys of issue 13) ----- */
+
+static vki_status get_number(cfg_ctx *x, const yaml_node_t *n, const char *key, double lo, double hi, double *out)
+{
+    char *end = NULL;
+    const char *t = n->type == YAML_SCALAR_NODE ? scalar(n) : "";
+    double d = t[0] ? strtod(t, &end) : 0;
+    if (!t[0] || *end || !(d >= lo && d <= hi))
+        return node_fail(x, n, "%s: expected a number in [%g, %g], found '%s'", key, lo, hi, t[0] ? t : node_kind(n));
+    *out = d;
+    return VKI_OK;
+}
+
+static vki_status get_duration(cfg_ctx *x, const yaml_node_t *n, const char *key, double *ms)
+{
+    bool forever = false;
+    if (n->type != YAML_SCALAR_NODE || !srv_parse_duration(scalar(n), ms, &forever) || forever || !(*ms > 0))
+        return node_fail(x, n, "%s: expected a duration > 0 such as 30s or 500ms, found '%s'", key,
+                         n->type == YAML_SCALAR_NODE ? scalar(n) : node_kind(n));
+    return VKI_OK;
+}
+
+/* Appends a copy of text to a growable string list. */
+static bool push_str(char ***list, int32_t *n, const char *text)
+{
+    char **nl = realloc(*list, sizeof *nl * (size_t)(*n + 1));
+    if (!nl) return false;
+    *list = nl;
+    if (!(nl[*n] = strdup(text))) return false;
+    (*n)++;
+    return true;
+}
+
+/* fallback: [cpu, other-id, auto]: cpu loads this model on the CPU when the
+ * device cannot hold it; ids are tried in order; auto adds scored candidates. */
+static vki_status fallback_list(cfg_ctx *x, yaml_node_t *v, srv_model_cfg *m)
+{
+    if (v->type != YAML_SEQUENCE_NODE)
+        return node_fail(x, v, "models[].fallback: expected a list such as [cpu] or [other-model, auto], found %s",
+                         node_kind(v));
+    m->fallback_cpu = m->fallback_auto = false;
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+        yaml_node_t *e = yaml_document_get_node(x->doc, *it);
+        if (!e || e->type != YAML_SCALAR_NODE || !scalar(e)[0])
+            return node_fail(x, e ? e : v, "models[].fallback: expected cpu, auto or a model id, found %s",
+                             e ? node_kind(e) : "nothing");
+        if (!strcmp(scalar(e), "cpu")) m->fallback_cpu = true;
+        else if (!strcmp(scalar(e), "auto")) m->fallback_auto = true;
+        else if (m->n_fallback >= 64)
+            return node_fail(x, e, "models[].fallback: at most 64 model ids");
+        else if (!push_str(&m->fallback_ids, &m->n_fallback, scalar(e)))
+            return vki_fail(VKI_ERR_OUT_OF_MEMORY, "config: out of memory");
+    }
+    return VKI_OK;
+}
+
+static vki_status caps_list(cfg_ctx *x, yaml_node_t *v, srv_model_cfg *m)
+{
+    static const struct { const char *name; uint32_t bit; } caps[] = {
+        {"chat", SCHED_CAP_CHAT}, {"embedding", SCHED_CAP_EMBEDDING}, {"tools", SCHED_CAP_TOOLS}, {"json", SCHED_CAP_JSON}};
+    if (v->type != YAML_SEQUENCE_NODE)
+        return node_fail(x, v, "models[].capabilities: expected a list such as [chat, tools, json], found %s",
+                         node_kind(v));
+    m->caps = 0;
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+        yaml_node_t *e = yaml_document_get_node(x->doc, *it);
+        size_t k = 0;
+        while (e && e->type == YAML_SCALAR_NODE && k < VKI_COUNT(caps) && strcmp(scalar(e), caps[k].name)) k++;
+        if (!e || e->type != YAML_SCALAR_NODE || k == VKI_COUNT(caps))
+            return node_fail(x, e ? e : v, "models[].capabilities: expected chat, embedding, tools or json, found '%s'",
+                             e && e->type == YAML_SCALAR_NODE ? scalar(e) : "a non-scalar");
+        m->caps |= caps[k].bit;
+    }
+    return VKI_OK;
+}
+
+static vki_status languages_list(cfg_ctx *x, yaml_node_t *v, srv_model_cfg *m)
+{
+    if (v->type != YAML_SEQUENCE_NODE)
+        return node_fail(x, v, "models[].languages: expected a list such as [en, de], found %s", node_kind(v));
+    struct { char *p; size_t n; } b = {0};
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+        yaml_node_t *e = yaml_document_get_node(x->doc, *it);
+        const char *t = e && e->type == YAML_SCALAR_NODE ? scalar(e) : "";
+        if (!t[0] || strchr(t, ',') || strlen(t) > 15) {
+            free(b.p);
+            return node_fail(x, e ? e : v, "models[].languages: expected language codes such as en, found '%s'",
+                             t[0] ? t : "a non-scalar");
+        }
+        char *np = realloc(b.p, b.n + strlen(t) + 2);
+        if (!np) {
+            free(b.p);
+            return vki_fail(VKI_ERR_OUT_OF_MEMORY, "config: out of memory");
+        }
+        b.p = np;
+        b.n += (size_t)sprintf(b.p + b.n, "%s%s", b.n ? "," : "", t);
+    }
+    free(m->languages);
+    m->languages = b.p;
+    return VKI_OK;
+}
+
+static vki_status compat_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void *user)
+{
+    (void)k;
+    srv_model_cfg *m = user;
+    double d = 0;
+    VKI_TRY(get_number(x, v, "models[].compatible", 0, 1, &d));
+    double *nc = realloc(m->compat, sizeof *nc * (size_t)(m->n_compat + 1));
+    if (!nc) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "config: out of memory");
+    m->compat = nc;
+    int32_t n = m->n_compat;
+    if (!push_str(&m->compat_ids, &n, key)) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "config: out of memory");
+    m->compat[m->n_compat++] = d;
+    return VKI_OK;
+}
+
+static vki_status breaker_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void *user)
+{
+    sched_breaker_params *b = user;
+    long lv = 0;
+    if (!strcmp(key, "failures")) {
+        VKI_TRY(get_int(x, v, "breaker.failures", 1, 64, &lv));
+        b->failures = (int32_t)lv;
+        return VKI_OK;
+    }
+    if (!strcmp(key, "window")) return get_duration(x, v, "breaker.window", &b->window_ms);
+    if (!strcmp(key, "recovery")) return get_duration(x, v, "breaker.recovery", &b->recovery_ms);
+    return node_fail(x, k, "breaker: unknown key '%s' (expected failures, window, recovery)", key);
+}
+
+static vki_status test_fail_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void *user)
+{
+    srv_model_cfg *m = user;
+    long lv = 0;
+    if (strcmp(key, "loads") && strcmp(key, "steps"))
+        return node_fail(x, k, "models[].test_fail: unknown key '%s' (expected loads, steps)", key);
+    VKI_TRY(get_int(x, v, "models[].test_fail", 0, 1000000, &lv));
+    *(strcmp(key, "loads") ? &m->test_fail_steps : &m->test_fail_loads) = (int32_t)lv;
+    return VKI_OK;
+}
+
+static vki_status weights_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void *user)
+{
+    sched_fb_weights *w = user;
+    double *d = !strcmp(key, "declared") ? &w->declared : !strcmp(key, "capabilities") ? &w->capabilities
+              : !strcmp(key, "request")  ? &w->request : NULL;
+    if (!d) return node_fail(x, k, "fallback_policy.weights: unknown key '%s' (expected declared, capabilities, request)", key);
+    return get_number(x, v, "fallback_policy.weights", 0, 1000, d);
+}
+
+static vki_status policy_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void *user)
+{
+    srv_config *c = user;
+    if (!strcmp(key, "weights")) return each_pair(x, v, "fallback_policy.weights", weights_pair, &c->fb_weights);
+    if (!strcmp(key, "min_score")) return get_number(x, v, "fallback_policy.min_score", 0, 1, &c->fb_min_score);
+    return node_fail(x, k, "fallback_policy: unknown key '%s' (expected weights, min_score)", key);
+}
+
 static vki_status model_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void *user)
 {
     srv_model_cfg *m = user;
@@ -347,19 +518,24 @@ static vki_status model_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_n
         else if (!strcmp(t, "false")) m->pin = false;
         else return node_fail(x, v, "models[].pin: expected true or false, found '%s'", t[0] ? t : node_kind(v));
     } else if (!strcmp(key, "fallback")) {
-        if (v->type != YAML_SEQUENCE_NODE) return node_fail(x, v, "models[].fallback: expected a list such as [cpu], found %s", node_kind(v));
-        m->fallback_cpu = false;
-        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
-            yaml_node_t *e = yaml_document_get_node(x->doc, *it);
-            if (!e || e->type != YAML_SCALAR_NODE || strcmp(scalar(e), "cpu"))
-                return node_fail(x, e ? e : v, "models[].fallback: only 'cpu' is supported (falling back to another "
-                                               "model id is not implemented), found '%s'",
-                                 e && e->type == YAML_SCALAR_NODE ? scalar(e) : "a non-scalar");
-            m->fallback_cpu = true;
-        }
+        return fallback_list(x, v, m);
+    } else if (!strcmp(key, "capabilities")) {
+        return caps_list(x, v, m);
+    } else if (!strcmp(key, "languages")) {
+        return languages_list(x, v, m);
+    } else if (!strcmp(key, "compatible")) {
+        if (v->type != YAML_MAPPING_NODE)
+            return node_fail(x, v, "models[].compatible: expected a map of model id to score in [0, 1], found %s",
+                             node_kind(v));
+        return each_pair(x, v, "models[].compatible", compat_pair, m);
+    } else if (!strcmp(key, "breaker")) {
+        return each_pair(x, v, "models[].breaker", breaker_pair, &m->breaker);
+    } else if (!strcmp(key, "test_fail")) {
+        return each_pair(x, v, "models[].test_fail", test_fail_pair, m);
     } else {
         return node_fail(x, k, "models[]: unknown key '%s' (expected id, path, kind, priority, n_ctx, n_seq_max, "
-                               "chat_template, keep_alive, pin, fallback)", key);
+                               "chat_template, keep_alive, pin, fallback, capabilities, languages, compatible, "
+                               "breaker, test_fail)", key);
     }
     return VKI_OK;
 }
@@ -394,6 +570,22 @@ static vki_status add_model_node(cfg_ctx *x, srv_config *c, yaml_node_t *n)
             d->keep_alive_ms = m.keep_alive_ms;
             d->pin = m.pin;
             d->fallback_cpu = m.fallback_cpu;
+            /* the lists move over */
+            d->fallback_ids = m.fallback_ids;
+            d->n_fallback = m.n_fallback;
+            d->fallback_auto = m.fallback_auto;
+            d->caps = m.caps;
+            d->languages = m.languages;
+            d->compat_ids = m.compat_ids;
+            d->compat = m.compat;
+            d->n_compat = m.n_compat;
+            d->breaker = m.breaker;
+            d->test_fail_loads = m.test_fail_loads;
+            d->test_fail_steps = m.test_fail_steps;
+            m.fallback_ids = m.compat_ids = NULL;
+            m.compat = NULL;
+            m.languages = NULL;
+            m.n_fallback = m.n_compat = 0;
         }
     }
     model_cfg_free(&m);
@@ -406,13 +598,14 @@ static vki_status top_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_nod
     if (!strcmp(key, "server")) return each_pair(x, v, "server", server_pair, c);
     if (!strcmp(key, "device")) return each_pair(x, v, "device", device_pair, c);
     if (!strcmp(key, "warmup")) return each_pair(x, v, "warmup", warmup_pair, c);
+    if (!strcmp(key, "fallback_policy")) return each_pair(x, v, "fallback_policy", policy_pair, c);
     if (!strcmp(key, "models")) {
         if (v->type != YAML_SEQUENCE_NODE) return node_fail(x, v, "models: expected a list, found %s", node_kind(v));
         for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++)
             VKI_TRY(add_model_node(x, c, yaml_document_get_node(x->doc, *it)));
         return VKI_OK;
     }
-    return node_fail(x, k, "unknown top-level key '%s' (expected server, device, warmup, models)", key);
+    return node_fail(x, k, "unknown top-level key '%s' (expected server, device, warmup, models, fallback_policy)", key);
 }
 
 vki_status srv_config_parse(srv_config *c, const char *name, const char *dir, const char *text, size_t len, char *err,
@@ -510,6 +703,38 @@ vki_status srv_config_add_model(srv_config *c, const char *id, const char *path)
     return VKI_OK;
 }
 
+static int32_t find_model(const srv_config *c, const char *id)
+{
+    for (int32_t j = 0; j < c->n_models; j++)
+        if (!strcmp(c->models[j].id, id)) return j;
+    return -1;
+}
+
+/* Fallback ids and compatibility entries name other models of the same kind. */
+static vki_status check_fallback(const srv_config *c, char *err, size_t err_size)
+{
+    for (int32_t i = 0; i < c->n_models; i++) {
+        const srv_model_cfg *m = &c->models[i];
+        for (int32_t k = 0; k < m->n_fallback + m->n_compat; k++) {
+            const bool fb = k < m->n_fallback;
+            const char *id = fb ? m->fallback_ids[k] : m->compat_ids[k - m->n_fallback];
+            const char *what = fb ? "fallback" : "compatible";
+            int32_t j = find_model(c, id);
+            if (j < 0 || j == i) {
+                snprintf(err, err_size, "model '%s': %s names '%s', %s", m->id, what, id,
+                         j < 0 ? "which is not a configured model id (nor cpu or auto)" : "the model itself");
+                return VKI_ERR_INVALID_ARGUMENT;
+            }
+            if (c->models[j].has_kind && m->has_kind && c->models[j].kind != m->kind) {
+                snprintf(err, err_size, "model '%s' (%s): %s names '%s', a %s model", m->id, sched_kind_name(m->kind),
+                         what, id, sched_kind_name(c->models[j].kind));
+                return VKI_ERR_INVALID_ARGUMENT;
+            }
+        }
+    }
+    return VKI_OK;
+}
+
 vki_status srv_config_resolve(srv_config *c, char *err, size_t err_size)
 {
     if (!c->n_models) {
@@ -537,5 +762,5 @@ vki_status srv_config_resolve(srv_config *c, char *err, size_t err_size)
         m->has_kind = true;
         vki_file_close(f);
     }
-    return VKI_OK;
+    return check_fallback(c, err, err_size);
 }

@@ -30,6 +30,16 @@ typedef struct srv_model_cfg {
     double     keep_alive_ms;  /* idle time before unloading; 0 = at once   */
     bool       pin;            /* never evicted                              */
     bool       fallback_cpu;   /* fallback: [cpu]                            */
+    char     **fallback_ids;   /* fallback: other model ids, in order        */
+    int32_t    n_fallback;
+    bool       fallback_auto;  /* fallback: [..., auto]                      */
+    uint32_t   caps;           /* capabilities: [chat, tools, json, ...]     */
+    char      *languages;      /* languages: [en, de] as "en,de"; NULL = none */
+    char     **compat_ids;     /* compatible: {id: score}                    */
+    double    *compat;
+    int32_t    n_compat;
+    sched_breaker_params breaker;  /* breaker: {failures, window, recovery} */
+    int32_t    test_fail_loads, test_fail_steps; /* test_fail: {loads, steps}: for tests only */
 } srv_model_cfg;
 
 typedef struct srv_config {
@@ -56,6 +66,8 @@ typedef struct srv_config {
     double           warm_interval_ms; /* default 5 min                         */
     double           warm_threshold;   /* default 0.5                           */
     char            *state_dir;
+    sched_fb_weights fb_weights;    /* fallback_policy.weights; 0 = 0.4/0.4/0.2    */
+    double           fb_min_score;  /* fallback_policy.min_score; 0 = 0.5          */
     srv_model_cfg   *models;
     int32_t          n_models;
 } srv_config;

@@ -61,6 +61,7 @@ static enum MHD_Result send_text(srv_conn *cn, unsigned status, char *text, cons
     }
     if (status == 405 && route_method[cn->route]) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, route_method[cn->route]);
     if (status == 401) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (cn->served_by) MHD_add_response_header(r, "X-Vkinfer-Served-By", cn->served_by);
     enum MHD_Result ret = MHD_queue_response(cn->c, status, r);
     MHD_destroy_response(r);
     srv_count(cn->srv, cn->route, status);
@@ -166,7 +167,7 @@ enum MHD_Result srv_send_error(srv_conn *cn, unsigned status, const char *code, 
 }
 
 /* The one table from a scheduler status to an HTTP answer. */
-enum MHD_Result srv_send_status(srv_conn *cn, vki_status s, const char *msg, double eta_s)
+void srv_status_http(vki_status s, double eta_s, unsigned *http_out, const char **code_out, int *retry_out)
 {
     unsigned http = 500;
     const char *code = "internal_error";
@@ -182,11 +183,27 @@ enum MHD_Result srv_send_status(srv_conn *cn, vki_status s, const char *msg, dou
         break;
     case VKI_ERR_OUT_OF_MEMORY:
     case VKI_ERR_OUT_OF_DEVICE_MEMORY: http = 503; code = "out_of_memory"; break;
-    case VKI_ERR_DEVICE_LOST: http = 503; code = "device_lost"; break;
+    case VKI_ERR_DEVICE_LOST:
+        /* with a wait: the model's circuit breaker refused (sched_submit_*) */
+        http = 503;
+        code = eta_s > 0 ? "breaker_open" : "device_lost";
+        retry = eta_s > 0 ? (int)VKI_MAX(1.0, ceil(eta_s)) : 0;
+        break;
     case VKI_ERR_CANCELLED: http = 503; code = "shutting_down"; break;
     case VKI_ERR_TIMEOUT: http = 504; code = "timeout"; break;
     default: break;
     }
+    *http_out = http;
+    *code_out = code;
+    *retry_out = retry;
+}
+
+enum MHD_Result srv_send_status(srv_conn *cn, vki_status s, const char *msg, double eta_s)
+{
+    unsigned http;
+    const char *code;
+    int retry;
+    srv_status_http(s, eta_s, &http, &code, &retry);
     return srv_send_error(cn, http, code, retry, "%s", msg && msg[0] ? msg : vki_status_str(s));
 }
 
@@ -228,17 +245,8 @@ int32_t srv_pick_model(srv_conn *cn, const cJSON *body, sched_kind kind, enum MH
                               sched_kind_name(info.kind), srv_route_path[cn->route], sched_kind_name(kind));
         return -1;
     }
-    if (info.state == SCHED_FAILED) {
-        *ret = srv_send_error(cn, 503, "model_failed", 0, "model '%s' failed to load: %s", info.id, info.error);
-        return -1;
-    }
-    /* An unloaded model takes requests (they wait while it loads); only a
-     * model whose file is still being opened cannot tokenize them yet. */
-    if (!info.can_queue) {
-        *ret = srv_send_error(cn, 503, "model_loading", 1, "model '%s' is %s; retry shortly", info.id,
-                              sched_state_name(info.state));
-        return -1;
-    }
+    /* A failed model, or one still opening its file, is the routes' to judge
+     * (srv_fb_precheck): another model may serve the request. */
     return i;
 }
 
@@ -616,6 +624,11 @@ vki_status srv_start(const srv_config *cfg, scheduler *s, srv_log *log, srv_serv
     srv->s = s;
     srv->log = log;
     srv->created = time(NULL);
+    if (!srv_fb_init(srv)) {
+        free(srv);
+        snprintf(err, err_size, "out of memory");
+        return VKI_ERR_OUT_OF_MEMORY;
+    }
     pthread_mutex_init(&srv->socks_mu, NULL);
     pthread_cond_init(&srv->socks_cv, NULL);
     if (cfg->api_key_env) {
@@ -663,6 +676,7 @@ fail:
     stop_watchdog(srv);
     pthread_cond_destroy(&srv->socks_cv);
     pthread_mutex_destroy(&srv->socks_mu);
+    srv_fb_free(srv);
     free(srv->api_key);
     free(srv);
     return VKI_ERR_INVALID_ARGUMENT;
@@ -680,6 +694,7 @@ void srv_stop(srv_server *srv)
     stop_watchdog(srv);
     pthread_cond_destroy(&srv->socks_cv);
     pthread_mutex_destroy(&srv->socks_mu);
+    srv_fb_free(srv);
     free(srv->api_key);
     free(srv);
 }

@@ -65,11 +65,11 @@ static bool neutral_field(srv_conn *cn, const cJSON *body, const char *name, con
 static const char *const chat_fields[] = {
     "model", "messages", "n", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "min_p",
     "presence_penalty", "frequency_penalty", "seed", "stop", "stream", "stream_options", "ignore_eos", "priority",
-    "timeout", "user", "metadata", "store", "service_tier", "parallel_tool_calls", "logprobs", "top_logprobs",
+    "timeout", "model_fallback", "user", "metadata", "store", "service_tier", "parallel_tool_calls", "logprobs", "top_logprobs",
     "response_format", "tools", "tool_choice", "functions", "function_call", "logit_bias", NULL};
 static const char *const completion_fields[] = {
     "model", "prompt", "n", "max_tokens", "temperature", "top_p", "top_k", "min_p", "presence_penalty",
-    "frequency_penalty", "seed", "stop", "stream", "stream_options", "ignore_eos", "priority", "timeout", "user",
+    "frequency_penalty", "seed", "stop", "stream", "stream_options", "ignore_eos", "priority", "timeout", "model_fallback", "user",
     "logprobs", "echo", "suffix", "best_of", "logit_bias", NULL};
 
 static bool unsupported_fields(srv_conn *cn, const cJSON *body, bool chat, enum MHD_Result *ret)
@@ -491,6 +491,73 @@ static bool wait_for(gen_job *j, bool any_text, char **text, size_t *n_text, sch
     }
 }
 
+/* One try of a generation on model i: render (chat), submit, wait for the
+ * first text (stream) or the end. 1: served (*jp, text, res hold it);
+ * 0: an answer was queued (*ret); -1: the scheduler refused or the request
+ * ended before any output, with the status, message and wait in st/msg/eta. */
+static int gen_try(srv_conn *cn, const cJSON *body, bool chat, const gen_fields *f0, const char *completion,
+                   int32_t i, sched_prio prio, double deadline, gen_job **jp, char **text, size_t *n_text,
+                   sched_result *res, vki_status *st, char *msg, size_t msg_size, double *eta, enum MHD_Result *ret)
+{
+    gen_fields f = *f0;
+    if (f0->gp.stop) f.gp.stop = f.stops; /* the copy's own array */
+    char *rendered = NULL;
+    const char *prompt = completion;
+    vki_text_span *spans = NULL;
+    size_t n_spans = 0;
+    if (chat) {
+        if (!chat_prompt(cn, body, i, &f.gp, &rendered, &spans, &n_spans, ret)) {
+            free(spans);
+            return 0;
+        }
+        prompt = rendered;
+    }
+    gen_job *j = calloc(1, sizeof *j);
+    sched_model_info info;
+    sched_model_get_info(cn->srv->s, i, &info);
+    if (!j || !(j->model = strdup(info.id))) {
+        free(j);
+        free(rendered);
+        free(spans);
+        *ret = srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
+        return 0;
+    }
+    j->srv = cn->srv;
+    j->c = cn->c;
+    j->chat = chat;
+    j->include_usage = f.include_usage;
+    /* the response id is the request's, so the log line names it */
+    snprintf(j->id, sizeof j->id, "%s-%llu", chat ? "chatcmpl" : "cmpl", (unsigned long long)cn->n);
+    snprintf(cn->log.id, sizeof cn->log.id, "%s", j->id);
+    *eta = 0;
+    *st = sched_submit_generate_spans(cn->srv->s, i, prompt, spans, n_spans, &f.gp, prio, deadline, &j->r, eta);
+    free(rendered);
+    free(spans);
+    if (*st != VKI_OK) {
+        snprintf(msg, msg_size, "%s", vki_last_error());
+        job_free(j);
+        return -1;
+    }
+    bool waited = wait_for(j, f.stream, text, n_text, res);
+    log_counts(&cn->log, res);
+    if (!waited) {
+        job_free(j);
+        *ret = MHD_NO; /* the client is gone: close */
+        return 0;
+    }
+    if (res->done && res->status != VKI_OK) {
+        *st = res->status;
+        snprintf(msg, msg_size, "%s", res->error ? res->error : "");
+        *eta = 0;
+        job_free(j);
+        if (*n_text == 0 && res->n_generated == 0) return -1;
+        *ret = srv_send_status(cn, *st, msg, 0);
+        return 0;
+    }
+    *jp = j;
+    return 1;
+}
+
 enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
 {
     enum MHD_Result ret = MHD_NO;
@@ -501,60 +568,46 @@ enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
     double deadline;
     if (!parse_fields(cn, body, chat, &f, &ret)) return ret;
     if (!srv_parse_common(cn, body, model, SCHED_PRIO_INTERACTIVE, &prio, &deadline, &ret)) return ret;
-    char *rendered = NULL;
-    const char *prompt = NULL;
-    vki_text_span *spans = NULL;
-    size_t n_spans = 0;
-    if (chat) {
-        if (!chat_prompt(cn, body, model, &f.gp, &rendered, &spans, &n_spans, &ret)) {
-            free(spans);
-            return ret;
-        }
-        prompt = rendered;
-    } else if (!(prompt = completion_prompt(cn, body, &ret))) {
-        return ret;
-    }
-    gen_job *j = calloc(1, sizeof *j);
-    sched_model_info info;
-    sched_model_get_info(cn->srv->s, model, &info);
-    if (!j || !(j->model = strdup(info.id))) {
-        free(j);
-        free(rendered);
-        free(spans);
-        return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
-    }
-    j->srv = cn->srv;
-    j->c = cn->c;
-    j->chat = chat;
-    j->include_usage = f.include_usage;
-    /* the response id is the request's, so the log line names it */
-    snprintf(j->id, sizeof j->id, "%s-%llu", chat ? "chatcmpl" : "cmpl", (unsigned long long)cn->n);
-    snprintf(cn->log.id, sizeof cn->log.id, "%s", j->id);
-    double eta = 0;
-    vki_status s = sched_submit_generate_spans(cn->srv->s, model, prompt, spans, n_spans, &f.gp, prio, deadline,
-                                               &j->r, &eta);
-    free(rendered);
-    free(spans);
-    if (s != VKI_OK) {
-        job_free(j);
-        return srv_send_status(cn, s, vki_last_error(), eta);
-    }
+    const char *completion = NULL;
+    if (!chat && !(completion = completion_prompt(cn, body, &ret))) return ret;
+    /* Candidates are ranked by room for about a token per 4 bytes of body, and the completion. */
+    sched_needs need = {.n_tokens = (int32_t)VKI_MIN(cn->body.n / 4 + (size_t)VKI_MAX(f.gp.n_predict, 0), 1u << 30)};
+    int32_t order[16];
+    const int32_t n_try = srv_fb_plan(cn, body, model, &need, order, 16, &ret);
+    if (!n_try) return ret;
+    gen_job *j = NULL;
     char *text = NULL;
     size_t n_text = 0;
     sched_result res;
-    bool waited = wait_for(j, f.stream, &text, &n_text, &res);
-    log_counts(&cn->log, &res);
-    if (!waited) {
-        free(text);
-        job_free(j);
-        return MHD_NO; /* the client is gone: close */
+    srv_fb_error first = {0}, e;
+    int first_reason = -1, served = -1;
+    for (int32_t k = 0; k < n_try && served < 0; k++) {
+        const int32_t i = order[k];
+        /* The ETA matters only when another model could answer in time. */
+        int reason = srv_fb_precheck(cn, i, deadline, k + 1 < n_try, &e);
+        if (reason < 0) {
+            vki_status st;
+            double eta;
+            char msg[1024];
+            int r = gen_try(cn, body, chat, &f, completion, i, prio, deadline, &j, &text, &n_text, &res, &st, msg,
+                            sizeof msg, &eta, &ret);
+            if (r == 0) return ret;
+            if (r == 1) {
+                served = i;
+                break;
+            }
+            if ((reason = srv_fb_judge(cn, i, st, msg, eta, &e)) < 0) return srv_send_status(cn, st, msg, eta);
+        }
+        if (first_reason < 0) {
+            first = e;
+            first_reason = reason;
+        }
     }
-    if (res.done && res.status != VKI_OK) {
-        ret = srv_send_status(cn, res.status, res.error, 0);
-        free(text);
-        job_free(j);
-        return ret;
-    }
+    if (served < 0) return srv_send_error(cn, first.http, first.code, first.retry, "%s", first.msg);
+    if (served != model) srv_fb_count(cn->srv, model, served, first_reason);
+    sched_model_info si;
+    sched_model_get_info(cn->srv->s, served, &si);
+    cn->served_by = cn->log.model = si.id; /* valid until sched_destroy */
     if (f.stream) {
         /* Headers go out with the first text; the rest follows as it comes. */
         j->have = n_text;
@@ -567,6 +620,7 @@ enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
         }
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        MHD_add_response_header(r, "X-Vkinfer-Served-By", j->model);
         /* The stream outlives the handler: its line is written when it ends. */
         cn->log.status = 200;
         j->log = cn->log;

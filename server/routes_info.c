@@ -57,6 +57,7 @@ enum MHD_Result srv_route_health(srv_conn *cn)
         cJSON_AddStringToObject(m, "state", sched_state_name(info.state));
         /* Loader errors carry file paths: only for a client that holds the key. */
         if (sched_state_resident(info.state)) cJSON_AddStringToObject(m, "backend", info.backend);
+        cJSON_AddStringToObject(m, "breaker", sched_breaker_state_name(info.breaker));
         if (details && info.error[0]) cJSON_AddStringToObject(m, "error", info.error);
         cJSON_AddItemToArray(arr, m);
     }
@@ -117,7 +118,16 @@ static cJSON *model_json(const srv_server *srv, int32_t i)
     cJSON_AddBoolToObject(m, "pin", info.pin);
     cJSON_AddNumberToObject(m, "keep_alive_s", info.keep_alive_ms < 0 ? -1 : info.keep_alive_ms / 1e3);
     cJSON *fb = cJSON_AddArrayToObject(m, "fallback");
+    const char *fid;
+    for (int32_t k = 0; (fid = sched_fallback_chain_id(srv->s, i, k)); k++) cJSON_AddItemToArray(fb, cJSON_CreateString(fid));
     if (info.fallback_cpu) cJSON_AddItemToArray(fb, cJSON_CreateString("cpu"));
+    if (i < srv->cfg->n_models && srv->cfg->models[i].fallback_auto) cJSON_AddItemToArray(fb, cJSON_CreateString("auto"));
+    /* vkinfer's own: the circuit breaker (engine/sched/README.md) */
+    cJSON *br = cJSON_AddObjectToObject(m, "breaker");
+    cJSON_AddStringToObject(br, "state", sched_breaker_state_name(info.breaker));
+    cJSON_AddNumberToObject(br, "failures", info.breaker_failures);
+    cJSON_AddNumberToObject(br, "trips", (double)info.breaker_trips);
+    if (info.breaker == SCHED_BREAKER_OPEN) cJSON_AddNumberToObject(br, "retry_after_s", info.breaker_retry_s);
     if (info.error[0]) cJSON_AddStringToObject(m, "error", info.error);
     return m;
 }
@@ -176,7 +186,7 @@ enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body)
 {
     enum MHD_Result ret = MHD_NO;
     static const char *const known[] = {"model", "input", "encoding_format", "dimensions", "user", "priority",
-                                        "timeout", NULL};
+                                        "timeout", "model_fallback", NULL};
     if (!srv_check_fields(cn, body, known, &ret)) return ret;
     int32_t model = srv_pick_serving(cn, body, SCHED_KIND_EMBEDDING, &ret);
     if (model < 0) return ret;
@@ -216,34 +226,71 @@ enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body)
         }
         texts[i] = t->valuestring;
     }
-    sched_request *r = NULL;
-    double eta = 0;
-    vki_status s = sched_submit_embed(cn->srv->s, model, texts, n, prio, deadline, &r, &eta);
-    free(texts);
-    if (s != VKI_OK) return srv_send_status(cn, s, vki_last_error(), eta);
-    sched_result res;
-    for (;;) {
-        char *chunk = NULL;
-        size_t nc;
-        sched_request_poll(r, 0, 100, &chunk, &nc, &res);
-        free(chunk);
-        cn->log.prompt_tokens = res.n_prompt;
-        if (res.start_order) cn->log.queue_ms = res.queue_ms;
-        if (res.done) break;
-        if (srv_client_gone(cn->c)) {
-            sched_request_release(r);
-            return MHD_NO;
-        }
-    }
-    if (res.status != VKI_OK) {
-        ret = srv_send_status(cn, res.status, res.error, 0);
-        sched_request_release(r);
+    /* A stand-in must give vectors of the model's width (n_embd 0: the
+     * requested model's, which sched_fallback_score holds to exactly). */
+    sched_needs need = {.n_tokens = (int32_t)VKI_MIN(cn->body.n / 4, 1u << 30)};
+    int32_t order[16];
+    const int32_t n_try = srv_fb_plan(cn, body, model, &need, order, 16, &ret);
+    if (!n_try) {
+        free(texts);
         return ret;
     }
+    sched_request *r = NULL;
+    sched_result res;
+    srv_fb_error first = {0}, fe;
+    int first_reason = -1, served = -1;
+    for (int32_t k = 0; k < n_try && served < 0; k++) {
+        const int32_t i = order[k];
+        int reason = srv_fb_precheck(cn, i, deadline, k + 1 < n_try, &fe);
+        if (reason < 0) {
+            double eta = 0;
+            char msg[1024];
+            vki_status s = sched_submit_embed(cn->srv->s, i, texts, n, prio, deadline, &r, &eta);
+            if (s == VKI_OK) {
+                for (;;) {
+                    char *chunk = NULL;
+                    size_t nc;
+                    sched_request_poll(r, 0, 100, &chunk, &nc, &res);
+                    free(chunk);
+                    cn->log.prompt_tokens = res.n_prompt;
+                    if (res.start_order) cn->log.queue_ms = res.queue_ms;
+                    if (res.done) break;
+                    if (srv_client_gone(cn->c)) {
+                        sched_request_release(r);
+                        free(texts);
+                        return MHD_NO;
+                    }
+                }
+                if (res.status == VKI_OK) {
+                    served = i;
+                    break;
+                }
+                s = res.status;
+                eta = 0;
+                snprintf(msg, sizeof msg, "%s", res.error ? res.error : "");
+                sched_request_release(r);
+                r = NULL;
+            } else {
+                snprintf(msg, sizeof msg, "%s", vki_last_error());
+            }
+            if ((reason = srv_fb_judge(cn, i, s, msg, eta, &fe)) < 0) {
+                free(texts);
+                return srv_send_status(cn, s, msg, eta);
+            }
+        }
+        if (first_reason < 0) {
+            first = fe;
+            first_reason = reason;
+        }
+    }
+    free(texts);
+    if (served < 0) return srv_send_error(cn, first.http, first.code, first.retry, "%s", first.msg);
+    if (served != model) srv_fb_count(cn->srv, model, served, first_reason);
     int32_t dim = 0;
     const float *e = sched_request_embeddings(r, &n, &dim);
     sched_model_info info;
-    sched_model_get_info(cn->srv->s, model, &info);
+    sched_model_get_info(cn->srv->s, served, &info);
+    cn->served_by = cn->log.model = info.id;
     if (want_dim && want_dim != dim) {
         sched_request_release(r);
         return srv_send_error(cn, 400, "invalid_field", 0, "dimensions: model '%s' declares no Matryoshka sizes, so "
@@ -322,6 +369,10 @@ enum MHD_Result srv_route_metrics(srv_conn *cn)
         "# TYPE vkinfer_model_resident_bytes gauge\n"
         "# TYPE vkinfer_device_budget_bytes gauge\n# TYPE vkinfer_device_used_bytes gauge\n";
     srv_buf_printf(&b, "%s", heads);
+    srv_buf_printf(&b, "# HELP vkinfer_breaker_state Each model's circuit breaker (1 for its state).\n"
+                       "# TYPE vkinfer_breaker_state gauge\n# TYPE vkinfer_breaker_trips_total counter\n"
+                       "# TYPE vkinfer_breaker_failures_total counter\n");
+    srv_fb_metrics(srv, &b);
     sched_resid_info ri;
     sched_get_resid_info(srv->s, &ri);
     srv_buf_printf(&b, "vkinfer_device_budget_bytes %llu\nvkinfer_device_used_bytes %llu\n", (unsigned long long)ri.budget,
@@ -366,6 +417,12 @@ enum MHD_Result srv_route_metrics(srv_conn *cn)
                 (unsigned long long)st.idle_unloads, id, (unsigned long long)st.fallbacks, id,
                 (unsigned long long)st.refused_loads, id, (unsigned long long)st.swaps, id,
                 (unsigned long long)info.bytes);
+        for (int k = SCHED_BREAKER_CLOSED; k <= SCHED_BREAKER_HALF_OPEN; k++)
+            srv_buf_printf(&b, "vkinfer_breaker_state{model=\"%s\",state=\"%s\"} %d\n", id,
+                           sched_breaker_state_name((sched_breaker_state)k), info.breaker == (sched_breaker_state)k);
+        srv_buf_printf(&b, "vkinfer_breaker_trips_total{model=\"%s\"} %llu\nvkinfer_breaker_failures_total{model=\"%s\"} "
+                           "%llu\n", id, (unsigned long long)info.breaker_trips, id,
+                       (unsigned long long)st.breaker_failures);
         histo(&b, "vkinfer_time_to_first_token_seconds", id, &st.ttft);
         histo(&b, "vkinfer_token_latency_seconds", id, &st.token_latency);
         histo(&b, "vkinfer_request_duration_seconds", id, &st.request);

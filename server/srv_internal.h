@@ -45,6 +45,7 @@ struct srv_server {
     atomic_uint_fast64_t  next_id;    /* request and response ids         */
     atomic_uint_fast64_t  count[SRV_N_ROUTES][SRV_N_CODES];
     atomic_uint_fast64_t  disconnects; /* clients gone before their answer ended */
+    atomic_uint_fast64_t *fb_count;   /* [from][to][reason] fallbacks (fallback.c) */
     /* The open connections (http.c's srv_sock list) and the watchdog that
      * closes those past their header or body deadline. */
     pthread_mutex_t       socks_mu;
@@ -84,6 +85,7 @@ typedef struct srv_conn {
     srv_req_log            log;
     bool                   streamed; /* the stream logs at its end, not the connection */
     char                   model_id[256]; /* GET /v1/models/{id}: the id ("" for the list) */
+    const char            *served_by; /* the model that answered: X-Vkinfer-Served-By */
 } srv_conn;
 
 /* ----- http.c ----- */
@@ -107,14 +109,17 @@ enum MHD_Result srv_send_error(srv_conn *cn, unsigned status, const char *code, 
     __attribute__((format(printf, 5, 6)));
 /* The error response for a failed scheduler call (the one status table). */
 enum MHD_Result srv_send_status(srv_conn *cn, vki_status s, const char *msg, double eta_s);
+/* That table: the HTTP status, error code and Retry-After (0 = none) of a
+ * scheduler status (eta_s: QUEUE_FULL's ETA, or an open breaker's wait). */
+void            srv_status_http(vki_status s, double eta_s, unsigned *http, const char **code, int *retry);
 /* Counts a response sent by other means (streams). */
 void            srv_count(srv_server *srv, srv_route route, unsigned status);
 /* True when the client closed its side of the connection. */
 bool            srv_client_gone(struct MHD_Connection *c);
 
 /* Finds the model a request names (or the first of `kind` when it names
- * none) and checks it can serve; on failure queues the error response and
- * returns -1 with *ret set. */
+ * none) and checks its kind; on failure queues the error response and
+ * returns -1 with *ret set. Whether it can serve now is srv_fb_precheck's. */
 int32_t srv_pick_model(srv_conn *cn, const cJSON *body, sched_kind kind, enum MHD_Result *ret);
 /* Reads "priority" and "timeout" (vkinfer extensions); false after
  * queueing a 400. */
@@ -133,6 +138,47 @@ bool srv_check_fields(srv_conn *cn, const cJSON *body, const char *const *known,
  * model of `kind` that is serving (not the first configured when that one
  * failed); when none serves, the first of the kind answers why. */
 int32_t srv_pick_serving(srv_conn *cn, const cJSON *body, sched_kind kind, enum MHD_Result *ret);
+
+/* ----- fallback.c ----- */
+
+/* Why a request went to another model (vkinfer_fallbacks_total's reason). */
+typedef enum srv_fb_reason {
+    SRV_FB_MISSING = 0, /* the model's file is missing                     */
+    SRV_FB_FAILED,      /* the model failed (load or device)               */
+    SRV_FB_MEMORY,      /* the device had no room to load it               */
+    SRV_FB_BREAKER,     /* its circuit breaker is open                     */
+    SRV_FB_ETA,         /* its queue would not answer before the deadline  */
+    SRV_FB_N,
+} srv_fb_reason;
+
+/* The error a try ended with, kept for the client when nothing else serves. */
+typedef struct srv_fb_error {
+    unsigned    http;
+    const char *code;
+    int         retry;   /* Retry-After seconds; 0 = none */
+    char        msg[1280];
+} srv_fb_error;
+
+/* The models to try for a request for `model`, in order: itself, then its
+ * fallback candidates (sched_fallback_candidates), unless the body says
+ * "model_fallback": false. Returns how many (>= 1), or 0 after queueing a
+ * 400 for a bad model_fallback. */
+int32_t srv_fb_plan(srv_conn *cn, const cJSON *body, int32_t model, const sched_needs *need, int32_t *order,
+                    int32_t max, enum MHD_Result *ret);
+/* Whether model i is ruled out before submitting: its state, breaker or
+ * (when check_eta) its ETA past deadline_ms. Returns the reason and fills
+ * *e, or -1 when it may be tried. */
+int             srv_fb_precheck(srv_conn *cn, int32_t i, double deadline_ms, bool check_eta, srv_fb_error *e);
+/* Whether a submit, or a request that ended before any output, failed in a
+ * way another model may serve (the reason, *e filled), or -1 (the error stands). */
+int             srv_fb_judge(srv_conn *cn, int32_t i, vki_status st, const char *msg, double eta_s, srv_fb_error *e);
+/* Counts a fallback (the request for `from` served by `to`). */
+void            srv_fb_count(srv_server *srv, int32_t from, int32_t to, int reason);
+/* Appends vkinfer_fallbacks_total to the /metrics text. */
+void            srv_fb_metrics(srv_server *srv, srv_buf *b);
+/* Allocates / frees the counters (srv_start, srv_stop). */
+bool            srv_fb_init(srv_server *srv);
+void            srv_fb_free(srv_server *srv);
 
 /* ----- routes ----- */
 
