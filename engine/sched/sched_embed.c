@@ -106,6 +106,9 @@ static bool run_batch(sched_model *m, sched_request **batch, int32_t n)
     m->st.steps++;
     m->st.step_seqs += (uint64_t)n_seq;
     pthread_mutex_unlock(&m->st_mu);
+    /* Counted first: whoever sees these requests end sees the breaker's state. */
+    char why[1024];
+    const bool broke = st != VKI_OK && sched_breaker_step_failed(m, st, msg, why, sizeof why);
     size_t row = 0;
     for (int32_t k = 0; k < live; k++) {
         sched_request *r = batch[k];
@@ -117,8 +120,7 @@ static bool run_batch(sched_model *m, sched_request **batch, int32_t n)
     free(ids);
     free(n_ids);
     free(out);
-    char why[1024];
-    return st != VKI_OK && sched_breaker_step_failed(m, st, msg, why, sizeof why);
+    return broke;
 }
 
 void sched_embed_worker(sched_model *m)

@@ -140,8 +140,10 @@ void sched_gen_worker(sched_model *m)
             /* A failed pass leaves every cache in this step unknown: end them all. */
             char msg[512], why[1024];
             snprintf(msg, sizeof msg, "%s", vki_last_error());
+            /* Counted first: whoever sees these requests end sees the breaker's state. */
+            const bool broke = sched_breaker_step_failed(m, st, msg, why, sizeof why);
             for (int32_t k = 0; k < n_spans; k++) slot_end(m, mm, &slots[span_slot[k]], span_slot[k], st, msg);
-            if (sched_breaker_step_failed(m, st, msg, why, sizeof why)) {
+            if (broke) {
                 end_all(m, mm, slots, n_slots, why);
                 break;
             }
@@ -164,10 +166,10 @@ void sched_gen_worker(sched_model *m)
             if (st != VKI_OK) {
                 char msg[512], why[1024];
                 snprintf(msg, sizeof msg, "%s", vki_last_error());
+                broke = sched_breaker_step_failed(m, st, msg, why, sizeof why);
                 slot_end(m, mm, sl, i, st, msg);
-                if (sched_breaker_step_failed(m, st, msg, why, sizeof why)) {
+                if (broke) {
                     end_all(m, mm, slots, n_slots, why);
-                    broke = true;
                     break;
                 }
                 continue;
