@@ -95,8 +95,9 @@ def test_missing_and_breaker(exe, model, tiny, tmp):
     # streamed, from a failed model
     st, events = s.stream("/v1/completions", dict(BODY, model="a", stream=True))
     check(st == 200 and events and '"model":"b"' in events[0], "stream served by b: %s %s" % (st, events[:1]))
+    _, _, text, _ = s.request("GET", "/metrics")
     check(metric(s, "vkinfer_fallbacks_total", [("model", "a"), ("to", "b"), ("reason", "failed")]) == 2,
-          "fallbacks_total counts the failed model")
+          "fallbacks_total counts the failed model: %s" % re.findall(r"vkinfer_fallbacks_total\{.*", text))
     # served by itself: the header names it
     served(s, "/v1/completions", dict(BODY, model="b"), "b", "b itself")
     s.stop()
@@ -165,6 +166,7 @@ def main():
     ap.add_argument("--gen", required=True)
     ap.add_argument("--model", required=True)
     a = ap.parse_args()
+    a.model = os.path.abspath(a.model)
     if not os.path.exists(a.model):
         print("skipped: %s is absent (built by the vki_default_model target)" % a.model)
         return 77
