@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "engine/sched/sched_internal.h"
+#include "loader/model_file.h"
 #include "util.h"
 
 bool sched_fb_copy(sched_model *m, const sched_fb_params *p)
@@ -119,11 +120,22 @@ double sched_fallback_score(const sched_fb_model *from, const sched_fb_model *to
 
 /* ===== Candidates ========================================================= */
 
+/* What the file declares: a chat template that handles `tools` can take tool calls. */
+static uint32_t file_caps(const vki_model_file *f)
+{
+    vki_str t;
+    if (f && vki_file_get_str(f, "tokenizer.chat_template", &t) && t.n >= 5 && memmem(t.p, t.n, "tools", 5))
+        return SCHED_CAP_TOOLS;
+    return 0;
+}
+
 static sched_fb_model fb_model(sched_model *m)
 {
     pthread_mutex_lock(&m->mu);
+    const uint32_t from_file = m->can_queue ? file_caps(m->file) : 0;
     sched_fb_model f = {.kind = m->kind,
-                        .caps = m->fb.caps | (m->kind == SCHED_KIND_EMBEDDING ? SCHED_CAP_EMBEDDING : SCHED_CAP_CHAT),
+                        .caps = m->fb.caps | from_file |
+                                (m->kind == SCHED_KIND_EMBEDDING ? SCHED_CAP_EMBEDDING : SCHED_CAP_CHAT),
                         .languages = m->fb.languages,
                         .n_ctx = m->can_queue ? m->shape.n_ctx : 0,
                         .n_embd = m->can_queue && m->kind == SCHED_KIND_EMBEDDING ? m->shape.n_embd : 0};

@@ -150,6 +150,35 @@ def test_memory(exe, model, tiny, tmp):
     s.stop()
 
 
+def test_embeddings(exe, gen, tmp):
+    paths = {}
+    for name, extra in (("bert", []), ("bert64", ["--n-embd", "64"])):
+        paths[name] = os.path.join(tmp, name + ".gguf")
+        subprocess.run([gen, "--preset", "bert-mini", "-o", paths[name]] + extra, check=True, capture_output=True)
+    cfg = write(tmp, "emb.yaml",
+                "device: {prefer: cpu}\n"
+                "models:\n"
+                "  - id: e1\n    path: %s\n    fallback: [auto]\n"
+                "    breaker: {failures: 1, recovery: 60s}\n    test_fail: {steps: 1000}\n"
+                "  - {id: narrow, path: %s}\n"
+                "  - {id: e2, path: %s}\n" % (paths["bert"], paths["bert64"], paths["bert"]))
+    s = Server(exe, ["--config", cfg])
+    s.wait_ready()
+    # narrow comes first in the file but gives 64 values, not 128: never a stand-in
+    st, js, _, r = s.request("POST", "/v1/embeddings", {"model": "e1", "input": ["a b c", "d"]})
+    check(st == 200 and js.get("model") == "e2" and r.getheader("X-Vkinfer-Served-By") == "e2" and
+          len(js["data"][0]["embedding"]) == 128, "embeddings: the same width serves (%s %s)" % (st, str(js)[:200]))
+    check(metric(s, "vkinfer_fallbacks_total", [("model", "e1"), ("to", "e2"), ("reason", "breaker_open")]) == 1,
+          "fallbacks_total counts the embeddings fallback")
+    st, js, _, r = s.request("POST", "/v1/embeddings", {"model": "e1", "input": "a", "model_fallback": False})
+    check(st == 503 and error_of(js).get("code") == "breaker_open" and int(r.getheader("Retry-After") or 0) >= 59,
+          "embeddings, no fallback: breaker_open with Retry-After: %s %s" % (st, js))
+    st, js, _, r = s.request("POST", "/v1/embeddings", {"model": "narrow", "input": "a"})
+    check(st == 200 and r.getheader("X-Vkinfer-Served-By") == "narrow" and len(js["data"][0]["embedding"]) == 64,
+          "narrow serves its own requests")
+    s.stop()
+
+
 def test_bad_chain(exe, model, tmp):
     for text, pattern in (
             ("models:\n  - {id: a, path: %s, fallback: [zzz]}\n" % model, "fallback names 'zzz', which is not"),
@@ -177,6 +206,7 @@ def main():
         test_missing_and_breaker(a.vkinfer, a.model, tiny, tmp)
         test_eta(a.vkinfer, a.model, tiny, tmp)
         test_memory(a.vkinfer, a.model, tiny, tmp)
+        test_embeddings(a.vkinfer, a.gen, tmp)
     failures = test_server.failures
     print("test_fallback: %s" % ("FAILED (%d checks)" % failures if failures else "ok"))
     return 1 if failures else 0
