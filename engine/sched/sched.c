@@ -316,7 +316,16 @@ static void *model_thread(void *arg)
         const bool failed = m->state == SCHED_FAILED; /* the worker could not start */
         const bool swapping = m->swap >= SCHED_SWAP_READY; /* the next turn switches */
         pthread_mutex_unlock(&m->mu);
-        if (failed) break;
+        if (failed) {
+            /* Declared failed (its breaker): give back what it holds. */
+            pthread_mutex_lock(&m->mu);
+            vki_model *dead = m->md;
+            m->md = NULL;
+            pthread_mutex_unlock(&m->mu);
+            vki_model_destroy(dead);
+            sched_resid_release(m, &m->gpu_bytes);
+            break;
+        }
         if (!swapping) unload(m);
     }
     return NULL;

@@ -278,6 +278,40 @@ static void test_candidates(const char *path)
     sched_destroy(s);
 }
 
+/* What the server's triggers read: a missing file (FAILED, NOT_FOUND) and the
+ * ETA, which grows with the rounds of slots the queue fills. */
+static void test_trigger_signals(const char *path)
+{
+    scheduler *s = make_sched();
+    sched_model_params gone = model_params("gone", "/nonexistent/model.gguf"), a = model_params("a", path);
+    a.mp.n_seq_max = 1;
+    CHECKF(sched_add_model(s, &gone) == VKI_OK && sched_add_model(s, &a) == VKI_OK, "add: %s", vki_last_error());
+    CHECKF(sched_wait_state(s, 0, SCHED_FAILED, 30000), "a missing file fails the model");
+    sched_model_info info;
+    sched_model_get_info(s, 0, &info);
+    CHECKF(info.fail_status == VKI_ERR_NOT_FOUND, "missing: fail_status NOT_FOUND (%s)", vki_status_str(info.fail_status));
+    CHECKF(sched_wait_loaded(s, 60000) == false && sched_wait_state(s, 1, SCHED_RESIDENT_CPU, 60000), "a loads");
+    CHECKF(run(s, 1, NULL) == VKI_OK, "a runs");
+    const double one = sched_eta_ms(s, 1);
+    vki_generate_params gp = st_greedy(240); /* long enough to be running when the ETA is read */
+    sched_request *r[3] = {0};
+    for (int k = 0; k < 3; k++)
+        CHECKF(sched_submit_generate(s, 1, "Once", &gp, SCHED_PRIO_NORMAL, 0, &r[k], NULL) == VKI_OK, "submit");
+    st_wait_started(r[0]);
+    const double busy = sched_eta_ms(s, 1);
+    CHECKF(one > 0 && busy > one, "the ETA grows with the queue: %g ms idle, %g ms with 3 ahead", one, busy);
+    sched_stats st;
+    sched_model_get_stats(s, 1, &st);
+    CHECKF(fabs(busy - 4 * st.service_ema_ms) < 1e-6 * busy + 1e-9, "busy: 4 rounds of one slot (%g vs 4 x %g)", busy,
+           st.service_ema_ms);
+    for (int k = 0; k < 3; k++) {
+        sched_request_cancel(r[k]);
+        st_wait_done(r[k]);
+        sched_request_release(r[k]);
+    }
+    sched_destroy(s);
+}
+
 int main(int argc, char **argv)
 {
     const char *path = st_model_arg(argc, argv, "test_breaker");
@@ -288,5 +322,6 @@ int main(int argc, char **argv)
     test_step_failures(path, 2, true);
     test_load_failures(path);
     test_cancel_not_counted(path);
+    test_trigger_signals(path);
     return test_finish("test_breaker");
 }
