@@ -383,7 +383,8 @@ static vki_status fallback_list(cfg_ctx *x, yaml_node_t *v, srv_model_cfg *m)
 static vki_status caps_list(cfg_ctx *x, yaml_node_t *v, srv_model_cfg *m)
 {
     static const struct { const char *name; uint32_t bit; } caps[] = {
-        {"chat", SCHED_CAP_CHAT}, {"embedding", SCHED_CAP_EMBEDDING}, {"tools", SCHED_CAP_TOOLS}, {"json", SCHED_CAP_JSON}};
+        {"chat", SCHED_CAP_CHAT}, {"embedding", SCHED_CAP_EMBEDDING}, {"tools", SCHED_CAP_TOOLS},
+        {"json", SCHED_CAP_JSON}};
     if (v->type != YAML_SEQUENCE_NODE)
         return node_fail(x, v, "models[].capabilities: expected a list such as [chat, tools, json], found %s",
                          node_kind(v));
@@ -471,7 +472,9 @@ static vki_status weights_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml
     sched_fb_weights *w = user;
     double *d = !strcmp(key, "declared") ? &w->declared : !strcmp(key, "capabilities") ? &w->capabilities
               : !strcmp(key, "request")  ? &w->request : NULL;
-    if (!d) return node_fail(x, k, "fallback_policy.weights: unknown key '%s' (expected declared, capabilities, request)", key);
+    if (!d)
+        return node_fail(x, k, "fallback_policy.weights: unknown key '%s' (expected declared, capabilities, request)",
+                         key);
     return get_number(x, v, "fallback_policy.weights", 0, 1000, d);
 }
 

@@ -65,12 +65,12 @@ static bool neutral_field(srv_conn *cn, const cJSON *body, const char *name, con
 static const char *const chat_fields[] = {
     "model", "messages", "n", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "min_p",
     "presence_penalty", "frequency_penalty", "seed", "stop", "stream", "stream_options", "ignore_eos", "priority",
-    "timeout", "model_fallback", "user", "metadata", "store", "service_tier", "parallel_tool_calls", "logprobs", "top_logprobs",
-    "response_format", "tools", "tool_choice", "functions", "function_call", "logit_bias", NULL};
+    "timeout", "model_fallback", "user", "metadata", "store", "service_tier", "parallel_tool_calls", "logprobs",
+    "top_logprobs", "response_format", "tools", "tool_choice", "functions", "function_call", "logit_bias", NULL};
 static const char *const completion_fields[] = {
     "model", "prompt", "n", "max_tokens", "temperature", "top_p", "top_k", "min_p", "presence_penalty",
-    "frequency_penalty", "seed", "stop", "stream", "stream_options", "ignore_eos", "priority", "timeout", "model_fallback", "user",
-    "logprobs", "echo", "suffix", "best_of", "logit_bias", NULL};
+    "frequency_penalty", "seed", "stop", "stream", "stream_options", "ignore_eos", "priority", "timeout",
+    "model_fallback", "user", "logprobs", "echo", "suffix", "best_of", "logit_bias", NULL};
 
 static bool unsupported_fields(srv_conn *cn, const cJSON *body, bool chat, enum MHD_Result *ret)
 {
@@ -591,7 +591,10 @@ enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
             char msg[1024];
             int r = gen_try(cn, body, chat, &f, completion, i, prio, deadline, &j, &text, &n_text, &res, &st, msg,
                             sizeof msg, &eta, &ret);
-            if (r == 0) return ret;
+            if (r == 0) {
+                free(text);
+                return ret;
+            }
             if (r == 1) {
                 served = i;
                 break;

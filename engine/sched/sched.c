@@ -496,7 +496,7 @@ static void fill_info(const sched_model *m, sched_model_info *out)
     sched_model *mm = (sched_model *)m; /* the breaker turns half-open lazily */
     pthread_mutex_lock(&mm->st_mu);
     out->breaker = sched_breaker_at(&mm->brk, now);
-    out->breaker_retry_s = out->breaker == SCHED_BREAKER_OPEN ? (mm->brk.opened_at + mm->brk.p.recovery_ms - now) / 1e3 : 0;
+    if (out->breaker == SCHED_BREAKER_OPEN) out->breaker_retry_s = (mm->brk.opened_at + mm->brk.p.recovery_ms - now) / 1e3;
     out->breaker_failures = sched_breaker_recent(&mm->brk, now);
     out->breaker_trips = mm->brk.trips;
     pthread_mutex_unlock(&mm->st_mu);
