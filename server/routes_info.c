@@ -119,9 +119,11 @@ static cJSON *model_json(const srv_server *srv, int32_t i)
     cJSON_AddNumberToObject(m, "keep_alive_s", info.keep_alive_ms < 0 ? -1 : info.keep_alive_ms / 1e3);
     cJSON *fb = cJSON_AddArrayToObject(m, "fallback");
     const char *fid;
-    for (int32_t k = 0; (fid = sched_fallback_chain_id(srv->s, i, k)); k++) cJSON_AddItemToArray(fb, cJSON_CreateString(fid));
+    for (int32_t k = 0; (fid = sched_fallback_chain_id(srv->s, i, k)); k++)
+        cJSON_AddItemToArray(fb, cJSON_CreateString(fid));
     if (info.fallback_cpu) cJSON_AddItemToArray(fb, cJSON_CreateString("cpu"));
-    if (i < srv->cfg->n_models && srv->cfg->models[i].fallback_auto) cJSON_AddItemToArray(fb, cJSON_CreateString("auto"));
+    if (i < srv->cfg->n_models && srv->cfg->models[i].fallback_auto)
+        cJSON_AddItemToArray(fb, cJSON_CreateString("auto"));
     /* vkinfer's own: the circuit breaker (engine/sched/README.md) */
     cJSON *br = cJSON_AddObjectToObject(m, "breaker");
     cJSON_AddStringToObject(br, "state", sched_breaker_state_name(info.breaker));

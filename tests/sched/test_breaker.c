@@ -289,7 +289,8 @@ static void test_trigger_signals(const char *path)
     CHECKF(sched_wait_state(s, 0, SCHED_FAILED, 30000), "a missing file fails the model");
     sched_model_info info;
     sched_model_get_info(s, 0, &info);
-    CHECKF(info.fail_status == VKI_ERR_NOT_FOUND, "missing: fail_status NOT_FOUND (%s)", vki_status_str(info.fail_status));
+    CHECKF(info.fail_status == VKI_ERR_NOT_FOUND, "missing: fail_status NOT_FOUND (%s)",
+           vki_status_str(info.fail_status));
     CHECKF(sched_wait_loaded(s, 60000) == false && sched_wait_state(s, 1, SCHED_RESIDENT_CPU, 60000), "a loads");
     CHECKF(run(s, 1, NULL) == VKI_OK, "a runs");
     const double one = sched_eta_ms(s, 1);
