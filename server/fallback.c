@@ -12,7 +12,8 @@
 #include "server/srv_internal.h"
 #include "util.h"
 
-static const char *const reason_names[SRV_FB_N] = {"missing", "failed", "memory", "breaker_open", "eta"};
+static const char *const reason_names[SRV_FB_N] = {"missing", "failed", "memory", "breaker_open", "eta",
+                                                            "loading"};
 
 bool srv_fb_init(srv_server *srv)
 {
@@ -88,7 +89,7 @@ int srv_fb_precheck(srv_conn *cn, int32_t i, double deadline_ms, bool check_eta,
         /* Still opening its file: not a failure, but it cannot take a request yet. */
         snprintf(msg, sizeof msg, "model '%s' is %s; retry shortly", info.id, sched_state_name(info.state));
         set_error(e, 503, "model_loading", 1, msg);
-        return SRV_FB_FAILED;
+        return SRV_FB_LOADING;
     }
     if (info.breaker == SCHED_BREAKER_OPEN) {
         snprintf(msg, sizeof msg, "model '%s' is unavailable: its circuit breaker is open after repeated failures; "

@@ -148,6 +148,7 @@ typedef enum srv_fb_reason {
     SRV_FB_MEMORY,      /* the device had no room to load it               */
     SRV_FB_BREAKER,     /* its circuit breaker is open                     */
     SRV_FB_ETA,         /* its queue would not answer before the deadline  */
+    SRV_FB_LOADING,     /* still opening its file at start (cannot queue yet) */
     SRV_FB_N,
 } srv_fb_reason;
 
