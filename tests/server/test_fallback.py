@@ -12,7 +12,7 @@ in /health, /v1/models and /metrics, and vkinfer_fallbacks_total{model,to,reason
 Models: the generated default model and a tiny one generated here with
 vkinfer-gen.
 """
-import argparse, os, re, subprocess, sys, tempfile, time
+import argparse, os, re, subprocess, sys, tempfile, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_server import Server, check, error_of  # noqa: E402
@@ -179,6 +179,38 @@ def test_embeddings(exe, gen, tmp):
     s.stop()
 
 
+def test_concurrent(exe, model, tiny, tmp):
+    """8 clients at once while a's breaker opens, half-opens and a fails: every answer comes from b."""
+    cfg = write(tmp, "conc.yaml",
+                "device: {prefer: cpu}\n"
+                "models:\n"
+                "  - id: a\n    path: %s\n    fallback: [b]\n"
+                "    breaker: {failures: 3, window: 60s, recovery: 300ms}\n"
+                "    test_fail: {steps: 1000}\n"
+                "  - {id: b, path: %s, n_seq_max: 8}\n" % (model, tiny))
+    s = Server(exe, ["--config", cfg])
+    s.wait_ready()
+    results = []
+
+    def client():
+        for _ in range(6):
+            st, js, _, r = s.request("POST", "/v1/completions", dict(BODY, model="a"))
+            results.append((st, js and js.get("model"), r.getheader("X-Vkinfer-Served-By")))
+            time.sleep(0.05)
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    bad = [x for x in results if x != (200, "b", "b")]
+    check(len(results) == 48 and not bad, "8 clients x 6: all served by b (%d answers, odd ones: %s)"
+          % (len(results), bad[:5]))
+    st, js, _, _ = s.request("GET", "/v1/models/a")
+    check(js["state"] in ("failed", "unloaded") and js["breaker"]["trips"] >= 1,
+          "a's breaker opened under load: %s" % js)
+    s.stop()
+
+
 def test_bad_chain(exe, model, tmp):
     for text, pattern in (
             ("models:\n  - {id: a, path: %s, fallback: [zzz]}\n" % model, "fallback names 'zzz', which is not"),
@@ -207,6 +239,7 @@ def main():
         test_eta(a.vkinfer, a.model, tiny, tmp)
         test_memory(a.vkinfer, a.model, tiny, tmp)
         test_embeddings(a.vkinfer, a.gen, tmp)
+        test_concurrent(a.vkinfer, a.model, tiny, tmp)
     failures = test_server.failures
     print("test_fallback: %s" % ("FAILED (%d checks)" % failures if failures else "ok"))
     return 1 if failures else 0
