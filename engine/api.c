@@ -49,6 +49,7 @@ vki_generate_params vki_generate_default_params(void)
         .n_predict = 128, .temperature = 0.8f, .top_k = 40, .top_p = 0.95f, .min_p = 0.05f,
         .repeat_penalty = 1.0f, .frequency_penalty = 0.0f, .presence_penalty = 0.0f, .penalty_last_n = 64,
         .seed = 0, .stop = NULL, .ignore_eos = false, .add_special = true, .parse_special = false,
+        .logprobs = false, .n_top_logprobs = 0,
     };
 }
 

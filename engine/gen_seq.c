@@ -80,6 +80,10 @@ vki_status gen_seq_init(gen_seq *g, const vki_tokenizer *tok, const vki_generate
                         n_ids, n_ctx);
     if (gp->n_predict < 0) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_generate: n_predict %d < 0", gp->n_predict);
     VKI_TRY(smp_create(gp, n_vocab, &g->smp));
+    if (gp->logprobs && !(g->raw = malloc(sizeof *g->raw * (size_t)n_vocab))) {
+        smp_destroy(g->smp);
+        return vki_fail(VKI_ERR_OUT_OF_MEMORY, "generate: out of memory for logprobs");
+    }
     g->tok = tok;
     g->gp = *gp;
     g->n_vocab = n_vocab;
@@ -98,6 +102,7 @@ void gen_seq_deinit(gen_seq *g)
 {
     if (!g) return;
     smp_destroy(g->smp);
+    free(g->raw);
     free(g->held.p);
     free(g->out.p);
     memset(g, 0, sizeof *g);
@@ -108,7 +113,17 @@ vki_status gen_seq_step(gen_seq *g, float *logits, int32_t kv_len, vki_token_eve
     vki_status s;
     memset(ev, 0, sizeof *ev);
     smp_top_k(logits, g->n_vocab, 5, ev->top_ids, ev->top_logits);
+    double lse = 0.0;
+    if (g->raw) {
+        /* the model's distribution, before the sampler edits the row */
+        lse = smp_logsumexp(logits, g->n_vocab);
+        memcpy(g->raw, logits, sizeof *g->raw * (size_t)g->n_vocab);
+        ev->n_top_logprobs = VKI_MIN(g->gp.n_top_logprobs, g->n_vocab);
+        smp_top_k(logits, g->n_vocab, ev->n_top_logprobs, ev->top_logprob_ids, ev->top_logprobs);
+        for (int32_t k = 0; k < ev->n_top_logprobs; k++) ev->top_logprobs[k] = (float)(ev->top_logprobs[k] - lse);
+    }
     int32_t id = smp_sample(g->smp, logits);
+    if (g->raw) ev->logprob = (float)(g->raw[id] - lse);
     smp_accept(g->smp, id);
     g->st.n_generated++;
     bool eog = !g->gp.ignore_eos && vki_tokenizer_is_eog(g->tok, id);

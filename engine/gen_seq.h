@@ -28,6 +28,8 @@ typedef struct gen_seq {
     vki_detok            dt;
     gen_text             held;   /* decoded, not yet delivered (may start a stop) */
     gen_text             out;    /* the text of the last step's event             */
+    float               *raw;    /* [n_vocab] the step's logits before sampling
+                                    changes them; only with gp.logprobs           */
     int32_t              n_vocab, n_ctx, max_gen;
     vki_generate_stats   st;     /* n_prompt, n_generated, stopped_by_*           */
 } gen_seq;

@@ -199,18 +199,33 @@ typedef struct vki_generate_params {
     bool        ignore_eos;
     bool        add_special;      /* add BOS to the prompt (default true)              */
     bool        parse_special;
+    bool        logprobs;         /* fill vki_token_event.logprob and top_logprob_*;
+                                     off (the default) costs nothing                   */
+    int32_t     n_top_logprobs;   /* with logprobs: alternatives per token, 0..
+                                     VKI_MAX_TOP_LOGPROBS                              */
 } vki_generate_params;
 
 VKI_API vki_generate_params vki_generate_default_params(void);
 
+#define VKI_MAX_TOP_LOGPROBS 20
+
 /* One generated token. text is the token's complete UTF-8 text (bytes of an
  * unfinished sequence are held back and delivered with a later token).
- * top_ids/top_logits: the 5 largest raw logits before sampling. */
+ * top_ids/top_logits: the 5 largest raw logits before sampling.
+ * With vki_generate_params.logprobs, the log-probabilities are those of the
+ * model's own distribution, log-softmax of the raw logits: before penalties,
+ * temperature and the top-k/top-p/min-p filters (as vLLM reports them by
+ * default), so they do not depend on the sampling settings. Without it
+ * logprob is 0 and n_top_logprobs 0. */
 typedef struct vki_token_event {
     int32_t     id;
     const char *text;
     int32_t     top_ids[5];
     float       top_logits[5];
+    float       logprob;          /* of id                                             */
+    int32_t     n_top_logprobs;   /* entries below: min(params.n_top_logprobs, n_vocab) */
+    int32_t     top_logprob_ids[VKI_MAX_TOP_LOGPROBS]; /* most likely first; ties by id */
+    float       top_logprobs[VKI_MAX_TOP_LOGPROBS];
 } vki_token_event;
 
 /* Return false to stop generating (vki_generate then returns VKI_OK). */

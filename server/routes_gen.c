@@ -24,6 +24,7 @@ typedef struct gen_fields {
     const char         *stops[MAX_STOPS + 1]; /* borrowed from the JSON tree */
     bool                stream;
     bool                include_usage; /* stream_options.include_usage    */
+    int32_t             n;             /* choices per prompt               */
 } gen_fields;
 
 bool srv_check_fields(srv_conn *cn, const cJSON *body, const char *const *known, enum MHD_Result *ret)
@@ -74,20 +75,17 @@ static const char *const completion_fields[] = {
 
 static bool unsupported_fields(srv_conn *cn, const cJSON *body, bool chat, enum MHD_Result *ret)
 {
-    static const char *const none[] = {NULL}, *const no_false[] = {"false", NULL}, *const one[] = {"1", NULL},
+    static const char *const no_false[] = {"false", NULL}, *const one[] = {"1", NULL},
                              *const empty_obj[] = {"{}", NULL}, *const empty_arr[] = {"[]", NULL},
                              *const text_fmt[] = {"{\"type\":\"text\"}", NULL},
                              *const tc_none[] = {"\"none\"", NULL}, *const no_suffix[] = {"\"\"", NULL};
     if (!srv_check_fields(cn, body, chat ? chat_fields : completion_fields, ret)) return false;
     if (!neutral_field(cn, body, "logit_bias", empty_obj, "not supported (send {} or leave it out)", ret)) return false;
     if (!chat)
-        return neutral_field(cn, body, "logprobs", none, "not supported (leave it out or null)", ret) &&
-               neutral_field(cn, body, "echo", no_false, "not supported (false or leave it out)", ret) &&
+        return neutral_field(cn, body, "echo", no_false, "not supported (false or leave it out)", ret) &&
                neutral_field(cn, body, "suffix", no_suffix, "not supported (leave it out)", ret) &&
                neutral_field(cn, body, "best_of", one, "only 1 is supported", ret);
-    return neutral_field(cn, body, "logprobs", no_false, "not supported (false or leave it out)", ret) &&
-           neutral_field(cn, body, "top_logprobs", none, "not supported (leave it out)", ret) &&
-           neutral_field(cn, body, "response_format", text_fmt,
+    return neutral_field(cn, body, "response_format", text_fmt,
                          "only {\"type\":\"text\"} is supported (no JSON mode or schemas)", ret) &&
            neutral_field(cn, body, "tools", empty_arr, "tool calling is not supported", ret) &&
            neutral_field(cn, body, "tool_choice", tc_none, "tool calling is not supported (\"none\" only)", ret) &&
@@ -111,6 +109,33 @@ static bool num_field(srv_conn *cn, const cJSON *body, const char *name, double 
     return true;
 }
 
+/* Chat: logprobs (bool) and top_logprobs (0..20, only with logprobs: true);
+ * completions: logprobs (0..5, the alternatives per token). */
+static bool logprob_fields(srv_conn *cn, const cJSON *body, bool chat, vki_generate_params *gp, enum MHD_Result *ret)
+{
+    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(body, "logprobs");
+    double v = 0;
+    if (!chat) {
+        if (!num_field(cn, body, "logprobs", 0, 5, true, &v, ret)) return false;
+        gp->logprobs = lp && !cJSON_IsNull(lp);
+        gp->n_top_logprobs = (int32_t)v;
+        return true;
+    }
+    if (lp && !cJSON_IsNull(lp) && !cJSON_IsBool(lp)) {
+        *ret = srv_send_error(cn, 400, "invalid_field", 0, "logprobs: expected true or false");
+        return false;
+    }
+    gp->logprobs = cJSON_IsTrue(lp);
+    const cJSON *top = cJSON_GetObjectItemCaseSensitive(body, "top_logprobs");
+    if (top && !cJSON_IsNull(top) && !gp->logprobs) {
+        *ret = srv_send_error(cn, 400, "invalid_field", 0, "top_logprobs: only with logprobs: true");
+        return false;
+    }
+    if (!num_field(cn, body, "top_logprobs", 0, VKI_MAX_TOP_LOGPROBS, true, &v, ret)) return false;
+    gp->n_top_logprobs = (int32_t)v;
+    return true;
+}
+
 static bool parse_fields(srv_conn *cn, const cJSON *body, bool chat, gen_fields *f, enum MHD_Result *ret)
 {
     static atomic_uint_fast64_t seed_counter;
@@ -127,7 +152,11 @@ static bool parse_fields(srv_conn *cn, const cJSON *body, bool chat, gen_fields 
     double v;
     const char *mt = chat && cJSON_GetObjectItemCaseSensitive(body, "max_completion_tokens") ? "max_completion_tokens"
                                                                                              : "max_tokens";
-    if (!num_field(cn, body, "n", 1, 1, true, &v, ret)) return false; /* one choice per request */
+    /* the model's own limit (n_seq_max) is checked when the request is submitted */
+    v = 1;
+    if (!num_field(cn, body, "n", 1, 128, true, &v, ret)) return false;
+    f->n = (int32_t)v;
+    if (!logprob_fields(cn, body, chat, gp, ret)) return false;
     v = gp->n_predict;
     if (!num_field(cn, body, mt, 1, 1 << 20, true, &v, ret)) return false;
     gp->n_predict = (int32_t)v;
@@ -207,18 +236,88 @@ static bool parse_fields(srv_conn *cn, const cJSON *body, bool chat, gen_fields 
     return true;
 }
 
-/* The prompt of a completion: a string, or an array holding one string. */
-static const char *completion_prompt(srv_conn *cn, const cJSON *body, enum MHD_Result *ret)
+/* At most this many prompts in one /v1/completions (each is a request). */
+#define MAX_PROMPTS 64
+
+/* One prompt of a completion: text (borrowed from the JSON tree) or ids. */
+typedef struct gen_prompt {
+    const char *text;
+    int32_t    *ids;   /* malloc'd when text is NULL */
+    int32_t     n_ids;
+} gen_prompt;
+
+static void prompts_free(gen_prompt *p, int32_t n)
+{
+    for (int32_t i = 0; p && i < n; i++) free(p[i].ids);
+    free(p);
+}
+
+/* A JSON array of token ids into p (malloc'd ids); false when it is not one. */
+static bool id_array(const cJSON *a, gen_prompt *p)
+{
+    int n = cJSON_GetArraySize(a);
+    if (n < 1 || !(p->ids = malloc(sizeof *p->ids * (size_t)n))) return false;
+    const cJSON *it;
+    p->n_ids = 0;
+    cJSON_ArrayForEach(it, a) {
+        if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > INT32_MAX ||
+            it->valuedouble != (double)(int32_t)it->valuedouble)
+            return false;
+        p->ids[p->n_ids++] = (int32_t)it->valuedouble;
+    }
+    return true;
+}
+
+/* The prompts of a completion, as OpenAI takes them: a string, an array of
+ * strings, an array of token ids, or an array of such arrays. */
+static gen_prompt *completion_prompts(srv_conn *cn, const cJSON *body, int32_t *n_out, enum MHD_Result *ret)
 {
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(body, "prompt");
-    if (cJSON_IsArray(j) && cJSON_GetArraySize(j) == 1) j = cJSON_GetArrayItem(j, 0);
-    if (!cJSON_IsString(j)) {
+    int n = cJSON_IsArray(j) ? cJSON_GetArraySize(j) : 1;
+    const cJSON *first = cJSON_IsArray(j) ? cJSON_GetArrayItem(j, 0) : j;
+    /* a flat array of numbers is one prompt of ids */
+    bool flat_ids = cJSON_IsArray(j) && cJSON_IsNumber(first);
+    if (flat_ids) n = 1;
+    if (!j || (cJSON_IsArray(j) && n < 1) || (!cJSON_IsArray(j) && !cJSON_IsString(j))) {
         *ret = srv_send_error(cn, 400, "invalid_field", 0, "prompt: %s", !j ? "required"
-                              : cJSON_IsArray(j) ? "arrays of several prompts are not supported; send one string"
-                                                 : "expected a string");
+                              : "expected a string, an array of strings, an array of token ids or an array of "
+                                "token id arrays (not empty)");
         return NULL;
     }
-    return j->valuestring;
+    if (n > MAX_PROMPTS) {
+        *ret = srv_send_error(cn, 400, "invalid_field", 0, "prompt: %d prompts; at most %d in one request", n,
+                              MAX_PROMPTS);
+        return NULL;
+    }
+    gen_prompt *p = calloc((size_t)n, sizeof *p);
+    if (!p) {
+        *ret = srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        const cJSON *it = !cJSON_IsArray(j) ? j : flat_ids ? j : cJSON_GetArrayItem(j, i);
+        bool ok;
+        if (cJSON_IsString(it)) {
+            p[i].text = it->valuestring;
+            ok = true;
+        } else {
+            ok = cJSON_IsArray(it) && id_array(it, &p[i]);
+        }
+        if (!ok) {
+            prompts_free(p, n);
+            *ret = srv_send_error(cn, 400, "invalid_field", 0, "prompt[%d]: expected a string or a non-empty array "
+                                  "of token ids (integers >= 0), like the other prompts", i);
+            return NULL;
+        }
+        /* every element the same kind, as OpenAI's types have it */
+        if (i > 0 && !p[i].text != !p[0].text) {
+            prompts_free(p, n);
+            *ret = srv_send_error(cn, 400, "invalid_field", 0, "prompt: strings and token id arrays mixed");
+            return NULL;
+        }
+    }
+    *n_out = n;
+    return p;
 }
 
 /* Renders the chat messages with the model's template into *prompt. */
@@ -316,34 +415,56 @@ done:
 
 /* ===== Answers ============================================================ */
 
+/* One choice as the answer has read it and not yet sent. */
+typedef struct gen_choice {
+    srv_buf      text;        /* read, not yet sent (plain: all of it)        */
+    sched_token *toks;        /* [n_toks] read, not yet sent (gp.logprobs)    */
+    int32_t      n_toks, cap_toks;
+    size_t       text_offset; /* completions: where the next token starts     */
+    bool         sent_role, sent_end;
+} gen_choice;
+
+/* A request's answer: one scheduler request per prompt, each with n
+ * choices; choice j of prompt i is index i * n + j, as OpenAI numbers them. */
 typedef struct gen_job {
     srv_server            *srv;
     struct MHD_Connection *c;
-    sched_request         *r;
+    sched_request        **rs;      /* [n_req]                                */
+    int32_t                n_req, n;
+    sched_choice_out      *outs;    /* [n_req * n] what was read of each       */
+    gen_choice            *ch;      /* [n_req * n]                             */
+    sched_result          *res;     /* [n_req] as the last poll saw them       */
+    const vki_tokenizer   *tok;     /* token strings for logprobs              */
+    bool                   logprobs;
     bool                   chat;
     char                   id[48];
     char                  *model;
-    size_t                 have;   /* text bytes already sent              */
-    bool                   sent_role;
     bool                   include_usage; /* a last chunk with the usage */
-    srv_buf                out;    /* SSE bytes not yet handed to MHD      */
+    srv_buf                out;     /* SSE bytes not yet handed to MHD         */
     size_t                 pos_out;
-    int                    phase;  /* 0 text, 1 [DONE] next, 2 ended       */
-    bool                   streaming; /* MHD owns it: log when it is freed */
-    srv_req_log            log;    /* a stream's log line, written at its end */
+    int                    phase;   /* 0 text, 1 [DONE] next, 2 ended          */
+    bool                   streaming; /* MHD owns it: log when it is freed     */
+    srv_req_log            log;     /* a stream's log line, written at its end */
 } gen_job;
 
-static const char *finish_reason(const sched_result *res)
+static const char *finish_reason(const sched_choice_out *o)
 {
-    return res->stopped_by_eos || res->stopped_by_string ? "stop" : "length";
+    return o->stopped_by_eos || o->stopped_by_string ? "stop" : "length";
 }
 
-static cJSON *usage_json(const sched_result *res)
+/* The prompt tokens (each prompt once, however many choices) and the
+ * completion tokens of every choice. */
+static cJSON *usage_json(const gen_job *j)
 {
+    int32_t np = 0, ng = 0;
+    for (int32_t k = 0; k < j->n_req; k++) {
+        np += j->res[k].n_prompt;
+        ng += j->res[k].n_generated;
+    }
     cJSON *u = cJSON_CreateObject();
-    cJSON_AddNumberToObject(u, "prompt_tokens", res->n_prompt);
-    cJSON_AddNumberToObject(u, "completion_tokens", res->n_generated);
-    cJSON_AddNumberToObject(u, "total_tokens", res->n_prompt + res->n_generated);
+    cJSON_AddNumberToObject(u, "prompt_tokens", np);
+    cJSON_AddNumberToObject(u, "completion_tokens", ng);
+    cJSON_AddNumberToObject(u, "total_tokens", np + ng);
     return u;
 }
 
@@ -358,25 +479,40 @@ static cJSON *envelope(const gen_job *j, const char *object)
     return o;
 }
 
-/* One chunk: text (may be NULL) and, at the end, the finish reason. */
-static cJSON *chunk_json(gen_job *j, const char *text, const sched_result *end)
+/* The logprobs of choice g's unsent tokens (null without logprobs); they
+ * count as sent afterwards. */
+static cJSON *take_logprobs(gen_job *j, gen_choice *g)
 {
+    if (!j->logprobs) return cJSON_CreateNull();
+    cJSON *lp = srv_logprobs_new(j->chat);
+    srv_logprobs_add(lp, j->chat, j->tok, g->toks, g->n_toks, &g->text_offset);
+    g->n_toks = 0;
+    return lp;
+}
+
+/* One chunk of choice i: its unsent text and tokens and, when `end`, its
+ * finish reason (with the usage so far, as this server has always sent). */
+static cJSON *chunk_json(gen_job *j, int32_t i, bool end)
+{
+    gen_choice *g = &j->ch[i];
     cJSON *o = envelope(j, j->chat ? "chat.completion.chunk" : "text_completion");
     cJSON *ch = cJSON_AddArrayToObject(o, "choices"), *c = cJSON_CreateObject();
     cJSON_AddItemToArray(ch, c);
-    cJSON_AddNumberToObject(c, "index", 0);
+    cJSON_AddNumberToObject(c, "index", i);
     if (j->chat) {
         cJSON *d = cJSON_AddObjectToObject(c, "delta");
-        if (!j->sent_role) cJSON_AddStringToObject(d, "role", "assistant");
-        j->sent_role = true;
-        if (text) cJSON_AddStringToObject(d, "content", text);
+        if (!g->sent_role) cJSON_AddStringToObject(d, "role", "assistant");
+        g->sent_role = true;
+        if (g->text.n) cJSON_AddStringToObject(d, "content", g->text.p);
     } else {
-        cJSON_AddStringToObject(c, "text", text ? text : "");
-        cJSON_AddNullToObject(c, "logprobs");
+        cJSON_AddStringToObject(c, "text", g->text.n ? g->text.p : "");
     }
-    if (end) cJSON_AddStringToObject(c, "finish_reason", finish_reason(end));
+    g->text.n = 0;
+    if (j->logprobs && !g->n_toks) cJSON_AddNullToObject(c, "logprobs");
+    else cJSON_AddItemToObject(c, "logprobs", take_logprobs(j, g));
+    if (end) cJSON_AddStringToObject(c, "finish_reason", finish_reason(&j->outs[i]));
     else cJSON_AddNullToObject(c, "finish_reason");
-    if (end) cJSON_AddItemToObject(o, "usage", usage_json(end));
+    if (end) cJSON_AddItemToObject(o, "usage", usage_json(j));
     return o;
 }
 
@@ -386,11 +522,14 @@ static bool out_append(gen_job *j, const char *a, const char *b, const char *c)
 }
 
 /* The request's counts as the scheduler has them now. */
-static void log_counts(srv_req_log *l, const sched_result *res)
+static void log_counts(srv_req_log *l, const gen_job *j)
 {
-    l->prompt_tokens = res->n_prompt;
-    l->completion_tokens = res->n_generated;
-    if (res->start_order) l->queue_ms = res->queue_ms;
+    l->prompt_tokens = l->completion_tokens = 0;
+    for (int32_t k = 0; k < j->n_req; k++) {
+        l->prompt_tokens += j->res[k].n_prompt;
+        l->completion_tokens += j->res[k].n_generated;
+        if (j->res[k].start_order && (k == 0 || j->res[k].queue_ms > l->queue_ms)) l->queue_ms = j->res[k].queue_ms;
+    }
 }
 
 static bool out_event(gen_job *j, cJSON *o)
@@ -400,6 +539,77 @@ static bool out_event(gen_job *j, cJSON *o)
     bool ok = s && out_append(j, "data: ", s, "\n\n");
     free(s);
     return ok;
+}
+
+static bool toks_append(gen_choice *g, const sched_token *t, int32_t n)
+{
+    if (g->n_toks + n > g->cap_toks) {
+        int32_t cap = VKI_MAX(2 * g->cap_toks, g->n_toks + n + 16);
+        sched_token *nt = realloc(g->toks, sizeof *nt * (size_t)cap);
+        if (!nt) return false;
+        g->toks = nt;
+        g->cap_toks = cap;
+    }
+    memcpy(g->toks + g->n_toks, t, sizeof *t * (size_t)n);
+    g->n_toks += n;
+    return true;
+}
+
+/* Reads what prompt k's choices have produced (waiting up to timeout_ms for
+ * something) into their gen_choice. false: out of memory. */
+static bool poll_prompt(gen_job *j, int32_t k, int timeout_ms)
+{
+    sched_choice_out *o = &j->outs[(size_t)k * (size_t)j->n];
+    if (sched_request_poll_choices(j->rs[k], timeout_ms, o, j->n, &j->res[k]) != VKI_OK) return false;
+    bool ok = true;
+    for (int32_t c = 0; c < j->n; c++) {
+        gen_choice *g = &j->ch[(size_t)k * (size_t)j->n + (size_t)c];
+        if (o[c].chunk) ok &= srv_buf_append(&g->text, o[c].chunk, o[c].chunk_len);
+        if (o[c].n_toks) ok &= toks_append(g, o[c].toks, o[c].n_toks);
+        o[c].from_text += o[c].chunk_len;
+        o[c].from_tok += o[c].n_toks;
+        free(o[c].chunk);
+        free(o[c].toks);
+        o[c].chunk = NULL;
+        o[c].toks = NULL;
+    }
+    return ok;
+}
+
+static void cancel_all(gen_job *j)
+{
+    for (int32_t k = 0; k < j->n_req; k++) sched_request_cancel(j->rs[k]);
+}
+
+/* The first prompt whose request ended with an error, or -1. */
+static int32_t failed_prompt(const gen_job *j)
+{
+    for (int32_t k = 0; k < j->n_req; k++)
+        if (j->res[k].done && j->res[k].status != VKI_OK) return k;
+    return -1;
+}
+
+static bool all_done(const gen_job *j)
+{
+    for (int32_t k = 0; k < j->n_req; k++)
+        if (!j->res[k].done) return false;
+    return true;
+}
+
+/* Queues a chunk for every choice with unsent text or tokens, or that
+ * ended; returns how many. -1: out of memory. */
+static int32_t flush_chunks(gen_job *j)
+{
+    int32_t sent = 0;
+    for (int32_t i = 0; i < j->n_req * j->n; i++) {
+        gen_choice *g = &j->ch[i];
+        bool end = j->outs[i].done && !g->sent_end;
+        if (!g->text.n && !g->n_toks && !end) continue;
+        g->sent_end |= end;
+        if (!out_event(j, chunk_json(j, i, end))) return -1;
+        sent++;
+    }
+    return sent;
 }
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -414,36 +624,41 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             j->phase = 2;
             continue;
         }
-        char *chunk = NULL;
-        size_t n = 0;
-        sched_result res;
-        if (sched_request_poll(j->r, j->have, POLL_MS, &chunk, &n, &res) != VKI_OK) return MHD_CONTENT_READER_END_WITH_ERROR;
-        log_counts(&j->log, &res);
-        if (chunk) {
-            j->have += n;
-            bool ok = out_event(j, chunk_json(j, chunk, NULL));
-            free(chunk);
-            if (!ok) return MHD_CONTENT_READER_END_WITH_ERROR;
+        /* Everything new at once; then wait on one unfinished prompt (the
+         * others are looked at again within a short wait). */
+        int32_t wait_k = -1;
+        for (int32_t k = 0; k < j->n_req; k++) {
+            if (j->res[k].done) continue;
+            if (!poll_prompt(j, k, 0)) return MHD_CONTENT_READER_END_WITH_ERROR;
+            if (wait_k < 0 && !j->res[k].done) wait_k = k;
         }
-        if (res.done) {
-            if (res.status == VKI_OK) {
-                out_event(j, chunk_json(j, NULL, &res));
-                if (j->include_usage) {
-                    cJSON *o = envelope(j, j->chat ? "chat.completion.chunk" : "text_completion");
-                    cJSON_AddArrayToObject(o, "choices");
-                    cJSON_AddItemToObject(o, "usage", usage_json(&res));
-                    out_event(j, o);
-                }
-            } else {
-                cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
-                cJSON_AddStringToObject(e, "message", res.error ? res.error : vki_status_str(res.status));
-                cJSON_AddStringToObject(e, "type", res.status == VKI_ERR_TIMEOUT ? "timeout_error" : "server_error");
-                cJSON_AddStringToObject(e, "code", vki_status_str(res.status));
+        int32_t sent = flush_chunks(j);
+        if (sent == 0 && wait_k >= 0) {
+            if (!poll_prompt(j, wait_k, j->n_req > 1 ? POLL_MS / 5 : POLL_MS)) return MHD_CONTENT_READER_END_WITH_ERROR;
+            sent = flush_chunks(j);
+        }
+        if (sent < 0) return MHD_CONTENT_READER_END_WITH_ERROR;
+        log_counts(&j->log, j);
+        int32_t bad = failed_prompt(j);
+        if (bad >= 0) {
+            const sched_result *res = &j->res[bad];
+            cancel_all(j);
+            cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
+            cJSON_AddStringToObject(e, "message", res->error ? res->error : vki_status_str(res->status));
+            cJSON_AddStringToObject(e, "type", res->status == VKI_ERR_TIMEOUT ? "timeout_error" : "server_error");
+            cJSON_AddStringToObject(e, "code", vki_status_str(res->status));
+            out_event(j, o);
+            j->phase = 1;
+        } else if (all_done(j)) {
+            if (j->include_usage) {
+                cJSON *o = envelope(j, j->chat ? "chat.completion.chunk" : "text_completion");
+                cJSON_AddArrayToObject(o, "choices");
+                cJSON_AddItemToObject(o, "usage", usage_json(j));
                 out_event(j, o);
             }
             j->phase = 1;
-        } else if (!chunk && srv_client_gone(j->c)) {
-            sched_request_cancel(j->r);
+        } else if (!sent && srv_client_gone(j->c)) {
+            cancel_all(j);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
     }
@@ -458,99 +673,158 @@ static void job_free(void *cls)
     gen_job *j = cls;
     if (!j) return;
     if (j->streaming) srv_log_done(j->srv, &j->log);
-    sched_request_release(j->r);
+    for (int32_t k = 0; j->rs && k < j->n_req; k++) sched_request_release(j->rs[k]);
+    for (int32_t i = 0; j->ch && i < j->n_req * j->n; i++) {
+        free(j->ch[i].text.p);
+        free(j->ch[i].toks);
+    }
+    free(j->rs);
+    free(j->outs);
+    free(j->ch);
+    free(j->res);
     free(j->model);
     free(j->out.p);
     free(j);
 }
 
-/* Waits until the request has text (stream) or is done; false when the
- * client went away (the request is cancelled then). */
-static bool wait_for(gen_job *j, bool any_text, char **text, size_t *n_text, sched_result *res)
+/* Waits until prompt 0 has text (stream) or every prompt is done; false
+ * when the client went away (the requests are cancelled then) or memory ran
+ * out. */
+static bool wait_for(gen_job *j, bool stream)
 {
-    for (;;) {
-        char *chunk = NULL;
-        size_t n = 0;
-        if (sched_request_poll(j->r, *n_text, POLL_MS, &chunk, &n, res) != VKI_OK) return false;
-        if (chunk) {
-            char *nt = realloc(*text, *n_text + n + 1);
-            if (!nt) {
-                free(chunk);
+    for (int32_t k = 0; k < j->n_req; k++) {
+        for (;;) {
+            if (!poll_prompt(j, k, POLL_MS)) return false;
+            if (j->res[k].done || (stream && j->res[k].n_generated > 0)) break;
+            if (srv_client_gone(j->c)) {
+                cancel_all(j);
                 return false;
             }
-            memcpy(nt + *n_text, chunk, n + 1);
-            *text = nt;
-            *n_text += n;
-            free(chunk);
         }
-        if (res->done || (any_text && res->n_generated > 0)) return true;
-        if (srv_client_gone(j->c)) {
-            sched_request_cancel(j->r);
-            return false;
-        }
+        if (stream || failed_prompt(j) >= 0) return true;
     }
+    return true;
 }
 
-/* One try of a generation on model i: render (chat), submit, wait for the
- * first text (stream) or the end. 1: served (*jp, text, res hold it);
+static gen_job *job_new(srv_conn *cn, int32_t model, bool chat, int32_t n_req, const gen_fields *f)
+{
+    gen_job *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    size_t nc = (size_t)n_req * (size_t)f->n;
+    sched_model_info info;
+    sched_model_get_info(cn->srv->s, model, &info);
+    j->rs = calloc((size_t)n_req, sizeof *j->rs);
+    j->res = calloc((size_t)n_req, sizeof *j->res);
+    j->outs = calloc(nc, sizeof *j->outs);
+    j->ch = calloc(nc, sizeof *j->ch);
+    j->model = strdup(info.id);
+    j->n_req = n_req;
+    j->n = f->n;
+    if (!j->rs || !j->res || !j->outs || !j->ch || !j->model) {
+        job_free(j);
+        return NULL;
+    }
+    j->srv = cn->srv;
+    j->c = cn->c;
+    j->chat = chat;
+    j->include_usage = f->include_usage;
+    j->logprobs = f->gp.logprobs;
+    j->tok = sched_model_tokenizer(cn->srv->s, model);
+    /* the response id is the request's, so the log line names it */
+    snprintf(j->id, sizeof j->id, "%s-%llu", chat ? "chatcmpl" : "cmpl", (unsigned long long)cn->n);
+    snprintf(cn->log.id, sizeof cn->log.id, "%s", j->id);
+    return j;
+}
+
+/* The whole answer of a request that is done. */
+static cJSON *answer_json(gen_job *j)
+{
+    cJSON *o = envelope(j, j->chat ? "chat.completion" : "text_completion");
+    cJSON *ch = cJSON_AddArrayToObject(o, "choices");
+    for (int32_t i = 0; i < j->n_req * j->n; i++) {
+        gen_choice *g = &j->ch[i];
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddItemToArray(ch, c);
+        cJSON_AddNumberToObject(c, "index", i);
+        const char *text = g->text.n ? g->text.p : "";
+        if (j->chat) {
+            cJSON *msg = cJSON_AddObjectToObject(c, "message");
+            cJSON_AddStringToObject(msg, "role", "assistant");
+            cJSON_AddStringToObject(msg, "content", text);
+        } else {
+            cJSON_AddStringToObject(c, "text", text);
+        }
+        cJSON_AddItemToObject(c, "logprobs", take_logprobs(j, g));
+        cJSON_AddStringToObject(c, "finish_reason", finish_reason(&j->outs[i]));
+    }
+    cJSON_AddItemToObject(o, "usage", usage_json(j));
+    return o;
+}
+
+/* One try of a generation on model i: render (chat), submit every prompt,
+ * wait for the first text (stream) or the end. 1: served (*jp holds it);
  * 0: an answer was queued (*ret); -1: the scheduler refused or the request
  * ended before any output, with the status, message and wait in st/msg/eta. */
-static int gen_try(srv_conn *cn, const cJSON *body, bool chat, const gen_fields *f0, const char *completion,
-                   int32_t i, sched_prio prio, double deadline, gen_job **jp, char **text, size_t *n_text,
-                   sched_result *res, vki_status *st, char *msg, size_t msg_size, double *eta, enum MHD_Result *ret)
+static int gen_try(srv_conn *cn, const cJSON *body, bool chat, const gen_fields *f0, const gen_prompt *prompts,
+                   int32_t n_prompts, int32_t i, sched_prio prio, double deadline, gen_job **jp, vki_status *st,
+                   char *msg, size_t msg_size, double *eta, enum MHD_Result *ret)
 {
     gen_fields f = *f0;
     if (f0->gp.stop) f.gp.stop = f.stops; /* the copy's own array */
     char *rendered = NULL;
-    const char *prompt = completion;
     vki_text_span *spans = NULL;
     size_t n_spans = 0;
+    gen_prompt one = {0};
     if (chat) {
         if (!chat_prompt(cn, body, i, &f.gp, &rendered, &spans, &n_spans, ret)) {
             free(spans);
             return 0;
         }
-        prompt = rendered;
+        one.text = rendered;
+        prompts = &one;
+        n_prompts = 1;
     }
-    gen_job *j = calloc(1, sizeof *j);
-    sched_model_info info;
-    sched_model_get_info(cn->srv->s, i, &info);
-    if (!j || !(j->model = strdup(info.id))) {
-        free(j);
+    gen_job *j = job_new(cn, i, chat, n_prompts, &f);
+    if (!j) {
         free(rendered);
         free(spans);
         *ret = srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
         return 0;
     }
-    j->srv = cn->srv;
-    j->c = cn->c;
-    j->chat = chat;
-    j->include_usage = f.include_usage;
-    /* the response id is the request's, so the log line names it */
-    snprintf(j->id, sizeof j->id, "%s-%llu", chat ? "chatcmpl" : "cmpl", (unsigned long long)cn->n);
-    snprintf(cn->log.id, sizeof cn->log.id, "%s", j->id);
+    *st = VKI_OK;
     *eta = 0;
-    *st = sched_submit_generate_spans(cn->srv->s, i, prompt, spans, n_spans, &f.gp, prio, deadline, &j->r, eta);
+    for (int32_t k = 0; k < n_prompts && *st == VKI_OK; k++) {
+        const gen_prompt *p = &prompts[k];
+        sched_gen_input in = {.prompt = p->text, .literal = spans, .n_literal = n_spans, .ids = p->ids,
+                              .n_ids = p->n_ids, .n_choices = f.n};
+        *st = sched_submit_generate_input(cn->srv->s, i, &in, &f.gp, prio, deadline, &j->rs[k], eta);
+    }
     free(rendered);
     free(spans);
     if (*st != VKI_OK) {
+        /* the prompts queued before this one go too */
         snprintf(msg, msg_size, "%s", vki_last_error());
+        cancel_all(j);
         job_free(j);
         return -1;
     }
-    bool waited = wait_for(j, f.stream, text, n_text, res);
-    log_counts(&cn->log, res);
+    bool waited = wait_for(j, f.stream);
+    log_counts(&cn->log, j);
     if (!waited) {
         job_free(j);
         *ret = MHD_NO; /* the client is gone: close */
         return 0;
     }
-    if (res->done && res->status != VKI_OK) {
-        *st = res->status;
-        snprintf(msg, msg_size, "%s", res->error ? res->error : "");
+    int32_t bad = failed_prompt(j);
+    if (bad >= 0) {
+        *st = j->res[bad].status;
+        snprintf(msg, msg_size, "%s", j->res[bad].error ? j->res[bad].error : "");
         *eta = 0;
+        int32_t produced = 0;
+        for (int32_t k = 0; k < j->n_req; k++) produced += j->res[k].n_generated;
+        cancel_all(j);
         job_free(j);
-        if (*n_text == 0 && res->n_generated == 0) return -1;
+        if (produced == 0) return -1;
         *ret = srv_send_status(cn, *st, msg, 0);
         return 0;
     }
@@ -568,17 +842,18 @@ enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
     double deadline;
     if (!parse_fields(cn, body, chat, &f, &ret)) return ret;
     if (!srv_parse_common(cn, body, model, SCHED_PRIO_INTERACTIVE, &prio, &deadline, &ret)) return ret;
-    const char *completion = NULL;
-    if (!chat && !(completion = completion_prompt(cn, body, &ret))) return ret;
+    gen_prompt *prompts = NULL;
+    int32_t n_prompts = 1;
+    if (!chat && !(prompts = completion_prompts(cn, body, &n_prompts, &ret))) return ret;
     /* Candidates are ranked by room for about a token per 4 bytes of body, and the completion. */
     sched_needs need = {.n_tokens = (int32_t)VKI_MIN(cn->body.n / 4 + (size_t)VKI_MAX(f.gp.n_predict, 0), 1u << 30)};
     int32_t order[16];
     const int32_t n_try = srv_fb_plan(cn, body, model, &need, order, 16, &ret);
-    if (!n_try) return ret;
+    if (!n_try) {
+        prompts_free(prompts, n_prompts);
+        return ret;
+    }
     gen_job *j = NULL;
-    char *text = NULL;
-    size_t n_text = 0;
-    sched_result res;
     srv_fb_error first = {0}, e;
     int first_reason = -1, served = -1;
     for (int32_t k = 0; k < n_try && served < 0; k++) {
@@ -589,23 +864,27 @@ enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
             vki_status st;
             double eta;
             char msg[1024];
-            int r = gen_try(cn, body, chat, &f, completion, i, prio, deadline, &j, &text, &n_text, &res, &st, msg,
-                            sizeof msg, &eta, &ret);
+            int r = gen_try(cn, body, chat, &f, prompts, n_prompts, i, prio, deadline, &j, &st, msg, sizeof msg, &eta,
+                            &ret);
             if (r == 0) {
-                free(text);
+                prompts_free(prompts, n_prompts);
                 return ret;
             }
             if (r == 1) {
                 served = i;
                 break;
             }
-            if ((reason = srv_fb_judge(cn, i, st, msg, eta, &e)) < 0) return srv_send_status(cn, st, msg, eta);
+            if ((reason = srv_fb_judge(cn, i, st, msg, eta, &e)) < 0) {
+                prompts_free(prompts, n_prompts);
+                return srv_send_status(cn, st, msg, eta);
+            }
         }
         if (first_reason < 0) {
             first = e;
             first_reason = reason;
         }
     }
+    prompts_free(prompts, n_prompts);
     if (served < 0) return srv_send_error(cn, first.http, first.code, first.retry, "%s", first.msg);
     if (served != model) srv_fb_count(cn->srv, model, served, first_reason);
     sched_model_info si;
@@ -613,9 +892,7 @@ enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
     cn->served_by = cn->log.model = si.id; /* valid until sched_destroy */
     if (f.stream) {
         /* Headers go out with the first text; the rest follows as it comes. */
-        j->have = n_text;
-        if (n_text && !out_event(j, chunk_json(j, text, NULL))) j->phase = 2;
-        free(text);
+        if (flush_chunks(j) < 0) j->phase = 2;
         struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, j, job_free);
         if (!r) {
             job_free(j);
@@ -633,21 +910,7 @@ enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
         srv_count(cn->srv, cn->route, 200);
         return ret;
     }
-    cJSON *o = envelope(j, chat ? "chat.completion" : "text_completion");
-    cJSON *ch = cJSON_AddArrayToObject(o, "choices"), *c = cJSON_CreateObject();
-    cJSON_AddItemToArray(ch, c);
-    cJSON_AddNumberToObject(c, "index", 0);
-    if (chat) {
-        cJSON *msg = cJSON_AddObjectToObject(c, "message");
-        cJSON_AddStringToObject(msg, "role", "assistant");
-        cJSON_AddStringToObject(msg, "content", text ? text : "");
-    } else {
-        cJSON_AddStringToObject(c, "text", text ? text : "");
-        cJSON_AddNullToObject(c, "logprobs");
-    }
-    cJSON_AddStringToObject(c, "finish_reason", finish_reason(&res));
-    cJSON_AddItemToObject(o, "usage", usage_json(&res));
-    free(text);
+    cJSON *o = answer_json(j);
     job_free(j);
     return srv_send_json(cn, 200, o);
 }

@@ -132,6 +132,17 @@ bool    srv_parse_common(srv_conn *cn, const cJSON *body, int32_t model, sched_p
  * (NULL-terminated): an OpenAI field we do not implement is never ignored. */
 bool srv_check_fields(srv_conn *cn, const cJSON *body, const char *const *known, enum MHD_Result *ret);
 
+/* ----- logprobs.c ----- */
+
+/* An empty `logprobs` object in the chat ({"content": [], "refusal": null})
+ * or the completions shape ({tokens, token_logprobs, top_logprobs,
+ * text_offset}: empty arrays). */
+cJSON *srv_logprobs_new(bool chat);
+/* Appends n tokens to such an object. Completions: *text_offset is where the
+ * first token starts in the choice's text; it advances past them. */
+void   srv_logprobs_add(cJSON *lp, bool chat, const vki_tokenizer *tok, const sched_token *toks, int32_t n,
+                        size_t *text_offset);
+
 /* ----- routes_info.c ----- */
 
 /* srv_pick_model, except that a request naming no model goes to the first

@@ -101,3 +101,30 @@ int32_t mdl_kv_plan_base(const mdl_kv_cache *kv, int32_t seq, int32_t n)
     if (kv->window <= 0 || len + n - base <= kv->n_ctx_swa) return base;
     return len - kv->window + 1;
 }
+
+vki_status mdl_kv_seq_copy(mdl_model *m, int32_t src, int32_t dst)
+{
+    mdl_kv_cache *kv = &m->kv;
+    if (!kv->len || src < 0 || src >= kv->n_seq || dst < 0 || dst >= kv->n_seq || src == dst)
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "kv cache: copy from sequence %d to %d of %d", src, dst, kv->n_seq);
+    const int32_t len = kv->len[src], base = kv->base[src];
+    kv->len[dst] = kv->base[dst] = 0;
+    if (len == 0) return VKI_OK;
+    vki_status s = bk_begin(m->be);
+    if (s != VKI_OK) return s;
+    for (int32_t l = 0; l < kv->n_layer && s == VKI_OK; l++) {
+        /* local layers hold positions [base, len) at rows [0, len - base) */
+        const int32_t rows = mdl_layer_is_swa(&m->hp, l) ? len - base : len;
+        for (int kvi = 0; kvi < 2 && s == VKI_OK; kvi++) {
+            const bk_tensor *t = kvi ? &kv->v[l] : &kv->k[l];
+            bk_tensor from = mdl_kv_view(t, src, 0, rows), to = mdl_kv_view(t, dst, 0, rows);
+            s = bk_cpy(m->be, &to, &from);
+        }
+    }
+    vki_status e = bk_end(m->be);
+    if (s == VKI_OK) s = e;
+    if (s != VKI_OK) return s;
+    kv->len[dst] = len;
+    kv->base[dst] = base;
+    return VKI_OK;
+}

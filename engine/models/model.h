@@ -156,6 +156,12 @@ void    mdl_kv_seq_clear(mdl_model *m, int32_t seq);
  * returns how many are kept: 0 when sliding-window layers have already
  * dropped positions the next token would need (the sequence is cleared). */
 int32_t mdl_kv_seq_truncate(mdl_model *m, int32_t seq, int32_t n);
+/* Makes sequence dst hold what src holds (its positions and, for sliding-
+ * window layers, its base) by copying the K/V rows on the backend: n
+ * choices sampled from one prompt evaluate the prompt once. dst's old
+ * content is dropped. INVALID_ARGUMENT (bad or equal sequences), backend
+ * errors (dst is cleared then). */
+vki_status mdl_kv_seq_copy(mdl_model *m, int32_t src, int32_t dst);
 
 /* ----- embeddings (embed.c; the passes in bert.c and llama.c) ----- */
 

@@ -52,6 +52,9 @@ vki_status smp_create(const vki_generate_params *gp, int32_t n_vocab, smp_sample
         return vki_fail(VKI_ERR_INVALID_ARGUMENT, "sampler: repeat_penalty %g is not a finite value > 0", gp->repeat_penalty);
     if (!isfinite(gp->frequency_penalty) || !isfinite(gp->presence_penalty))
         return vki_fail(VKI_ERR_INVALID_ARGUMENT, "sampler: frequency/presence penalty is not finite");
+    if (gp->logprobs && (gp->n_top_logprobs < 0 || gp->n_top_logprobs > VKI_MAX_TOP_LOGPROBS))
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "sampler: n_top_logprobs %d is outside 0..%d", gp->n_top_logprobs,
+                        VKI_MAX_TOP_LOGPROBS);
     if (gp->penalty_last_n < 0)
         return vki_fail(VKI_ERR_INVALID_ARGUMENT, "sampler: penalty_last_n %d is negative", gp->penalty_last_n);
 
@@ -156,6 +159,17 @@ static int32_t select_top(const float *vals, const int32_t *ids, int32_t n, int3
 void smp_top_k(const float *logits, int32_t n, int32_t k, int32_t *ids, float *vals)
 {
     select_top(logits, NULL, n, k, ids, vals);
+}
+
+double smp_logsumexp(const float *logits, int32_t n)
+{
+    float mx = -INFINITY;
+    for (int32_t i = 0; i < n; i++)
+        if (logits[i] > mx) mx = logits[i];
+    if (!isfinite(mx)) return mx;
+    double sum = 0.0;
+    for (int32_t i = 0; i < n; i++) sum += exp((double)logits[i] - mx);
+    return mx + log(sum);
 }
 
 static const float *g_sort_p; /* qsort has no context argument in C11 */

@@ -31,4 +31,9 @@ int32_t smp_sample(smp_sampler *s, float *logits);
  * by lower id. Used for the top-5 report before sampling. */
 void smp_top_k(const float *logits, int32_t n, int32_t k, int32_t *ids, float *vals);
 
+/* log(sum_i exp(logits[i])) over [n], in double: what the log-softmax
+ * subtracts (logprob_i = logits[i] - this). One pass for the max, one for
+ * the sum, so only callers that report logprobs pay for it. */
+double smp_logsumexp(const float *logits, int32_t n);
+
 #endif

@@ -306,6 +306,28 @@ vki_status sched_submit_generate_spans(scheduler *s, int32_t model, const char *
                                        size_t n_literal, const vki_generate_params *gp, sched_prio prio,
                                        double deadline_ms, sched_request **out, double *eta_s);
 
+/* What one generation request runs: a text prompt (tokenized as
+ * sched_submit_generate_spans does) or token ids, and how many choices are
+ * sampled from it. The prompt is evaluated once; its KV rows are copied to
+ * the other choices' sequences, so a request holds n_choices of the model's
+ * n_seq_max sequences and waits until that many are free. Choice j samples
+ * with gp->seed + j. */
+typedef struct sched_gen_input {
+    const char          *prompt;    /* NULL: use ids                          */
+    const vki_text_span *literal;   /* with prompt: as _spans; may be NULL    */
+    size_t               n_literal;
+    const int32_t       *ids;       /* without prompt: ids as given (no BOS)  */
+    int32_t              n_ids;
+    int32_t              n_choices; /* 0 = 1; at most the model's n_seq_max  */
+} sched_gen_input;
+
+/* sched_submit_generate for a sched_gen_input. INVALID_ARGUMENT also for
+ * n_choices above the model's n_seq_max (the message names the limit) and
+ * ids outside the vocabulary; otherwise the same returns. */
+vki_status sched_submit_generate_input(scheduler *s, int32_t model, const sched_gen_input *in,
+                                       const vki_generate_params *gp, sched_prio prio, double deadline_ms,
+                                       sched_request **out, double *eta_s);
+
 /* Submits texts to embed (tokenized here, each must fit the model). The
  * result is [n_texts][n_embd], L2-normalised, pooled as the model says.
  * Same returns as sched_submit_generate (UNSUPPORTED: not an embedding model). */
@@ -317,20 +339,53 @@ typedef struct sched_result {
     vki_status  status;        /* when done                                  */
     const char *error;         /* when done with an error; valid until release */
     int32_t     n_prompt;      /* prompt tokens (all texts for embeddings)   */
-    int32_t     n_generated;
-    bool        stopped_by_eos, stopped_by_string;
+    int32_t     n_generated;   /* summed over the choices                  */
+    bool        stopped_by_eos, stopped_by_string; /* choice 0's            */
     uint64_t    start_order;   /* 0 while queued; then the order of admission */
     double      queue_ms;      /* submit -> admission; 0 while queued        */
     double      ttft_ms;       /* submit -> first token (generation)         */
 } sched_result;
 
 /* Waits up to timeout_ms (-1: forever, 0: not at all) until the request has
- * text past byte `from` or is done, then copies text [from, end) into
+ * text (choice 0's) past byte `from` or is done, then copies text [from, end) into
  * *chunk (malloc'd, NUL-terminated; NULL when there is none) and the state
  * into *res. The text is whole UTF-8 at every length it is read at.
  * OUT_OF_MEMORY only. */
 vki_status sched_request_poll(sched_request *r, size_t from, int timeout_ms, char **chunk, size_t *chunk_len,
                               sched_result *res);
+/* One generated token with its log-probabilities (gp.logprobs), as
+ * vki_token_event has them. */
+typedef struct sched_token {
+    int32_t id;
+    float   logprob;
+    int32_t n_top;
+    int32_t top_ids[VKI_MAX_TOP_LOGPROBS];
+    float   top_logprobs[VKI_MAX_TOP_LOGPROBS];
+} sched_token;
+
+/* One choice's output read past a point (sched_request_poll_choices). */
+typedef struct sched_choice_out {
+    size_t       from_text;   /* in: text bytes already read                    */
+    int32_t      from_tok;    /* in: tokens already read                        */
+    char        *chunk;       /* out: text [from_text, end), malloc'd, or NULL  */
+    size_t       chunk_len;
+    sched_token *toks;        /* out: tokens [from_tok, end), malloc'd, or NULL;
+                                 only with gp.logprobs. A token that ends the
+                                 choice by EOS is not listed (its text is none) */
+    int32_t      n_toks;
+    int32_t      n_generated; /* out: tokens sampled, an ending EOS included    */
+    bool         done, stopped_by_eos, stopped_by_string; /* out               */
+} sched_choice_out;
+
+/* The number of choices r samples (1 for embeddings). */
+int32_t    sched_request_n_choices(const sched_request *r);
+/* sched_request_poll for all n (== sched_request_n_choices) choices at once:
+ * waits until some choice has text or tokens past its from_* or the request
+ * is done, then fills every outs[j]. res->n_generated is the sum over the
+ * choices. OUT_OF_MEMORY only (nothing is returned then). */
+vki_status sched_request_poll_choices(sched_request *r, int timeout_ms, sched_choice_out *outs, int32_t n,
+                                      sched_result *res);
+
 /* The embeddings of a request that is done with VKI_OK; NULL otherwise.
  * Valid until release. */
 const float *sched_request_embeddings(sched_request *r, int32_t *n_texts, int32_t *dim);

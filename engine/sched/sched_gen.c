@@ -4,6 +4,9 @@
  * the last step brings its whole prompt, the others their last sampled
  * token. A sequence that ends leaves at once and its KV slot is cleared for
  * the next request, so short requests never wait for long ones.
+ * A request with n choices takes n slots at once: its prompt is evaluated
+ * in the first (the lead), whose KV rows are then copied to the others, and
+ * each slot samples its own choice from the same logits.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,15 +20,16 @@
 
 typedef struct gen_slot {
     sched_request *r;      /* NULL: free                                    */
+    int32_t        choice; /* which of r's choices this sequence samples     */
+    int32_t        lead;   /* the slot that evaluates r's prompt             */
     gen_seq        g;
     bool           fresh;  /* admitted, prompt not evaluated yet             */
     int32_t        next;   /* the token to feed at the next step             */
 } gen_slot;
 
-/* Ends slot i's request and frees the slot (model mu not held). */
-static void slot_end(sched_model *m, mdl_model *mm, gen_slot *sl, int32_t i, vki_status st, const char *msg)
+/* Frees slot i (model mu not held). */
+static void slot_free(sched_model *m, mdl_model *mm, gen_slot *sl, int32_t i)
 {
-    sched_finish(m, sl->r, st, msg);
     gen_seq_deinit(&sl->g);
     mdl_kv_seq_clear(mm, i);
     sl->r = NULL;
@@ -35,11 +39,85 @@ static void slot_end(sched_model *m, mdl_model *mm, gen_slot *sl, int32_t i, vki
     pthread_mutex_unlock(&m->mu);
 }
 
+/* Ends request r with st: every slot it holds is freed, then it finishes. */
+static void request_end(sched_model *m, mdl_model *mm, gen_slot *slots, int32_t n_slots, sched_request *r,
+                        vki_status st, const char *msg)
+{
+    for (int32_t i = 0; i < n_slots; i++)
+        if (slots[i].r == r) slot_free(m, mm, &slots[i], i);
+    sched_finish(m, r, st, msg);
+}
+
 /* The breaker opened (or the model failed): whatever still runs ends with why. */
 static void end_all(sched_model *m, mdl_model *mm, gen_slot *slots, int32_t n_slots, const char *why)
 {
     for (int32_t i = 0; i < n_slots; i++)
-        if (slots[i].r) slot_end(m, mm, &slots[i], i, VKI_ERR_DEVICE_LOST, why);
+        if (slots[i].r) request_end(m, mm, slots, n_slots, slots[i].r, VKI_ERR_DEVICE_LOST, why);
+}
+
+/* A failure in a step (status st, the detail in vki_last_error()) ends r;
+ * counted by the breaker first, so whoever sees r end sees its state. When
+ * the breaker opens everything running ends too and true is returned: the
+ * worker must return. */
+static bool step_failed(sched_model *m, mdl_model *mm, gen_slot *slots, int32_t n_slots, sched_request *r,
+                        vki_status st)
+{
+    char msg[512], why[1024];
+    snprintf(msg, sizeof msg, "%s", vki_last_error());
+    const bool broke = sched_breaker_step_failed(m, st, msg, why, sizeof why);
+    request_end(m, mm, slots, n_slots, r, st, msg);
+    if (broke) end_all(m, mm, slots, n_slots, why);
+    return broke;
+}
+
+/* Slot i's choice is complete: the request finishes with its last choice. */
+static void choice_done(sched_model *m, mdl_model *mm, gen_slot *slots, int32_t i)
+{
+    sched_request *r = slots[i].r;
+    slot_free(m, mm, &slots[i], i);
+    if (--r->n_live == 0) sched_finish(m, r, VKI_OK, NULL);
+}
+
+/* Samples slot i's next token from row (modified) and delivers it; true
+ * when a failure opened the breaker (step_failed). */
+static bool slot_step(sched_model *m, mdl_model *mm, gen_slot *slots, int32_t n_slots, int32_t i, float *row,
+                      double now)
+{
+    gen_slot *sl = &slots[i];
+    sl->fresh = false;
+    vki_token_event ev;
+    bool last;
+    vki_status st = gen_seq_step(&sl->g, row, mdl_kv_seq_len(mm, i), &ev, &last);
+    if (st != VKI_OK) return step_failed(m, mm, slots, n_slots, sl->r, st);
+    /* an ending EOS has no text, and OpenAI lists no logprob for it */
+    const bool eos_end = last && sl->g.st.stopped_by_eos;
+    sched_emit(m, sl->r, sl->choice, &ev, !eos_end, now);
+    if (last) {
+        sched_choice_end(sl->r, sl->choice, sl->g.st.stopped_by_eos, sl->g.st.stopped_by_string);
+        choice_done(m, mm, slots, i);
+    } else {
+        sl->next = ev.id;
+    }
+    return false;
+}
+
+/* Prepares the sequences of every choice of the request led by slot i. */
+static vki_status request_init(gen_slot *slots, int32_t n_slots, int32_t i, const vki_tokenizer *tok,
+                               int32_t n_vocab, int32_t n_ctx)
+{
+    sched_request *r = slots[i].r;
+    /* Tokenized before a reload switched files: the ids must still be tokens. */
+    for (int32_t k = 0; k < r->n_ids; k++)
+        if (r->ids[k] < 0 || r->ids[k] >= n_vocab)
+            return vki_fail(VKI_ERR_INVALID_ARGUMENT, "token %d is outside the vocabulary of %d (the model was "
+                            "reloaded from a file with another tokenizer)", r->ids[k], n_vocab);
+    for (int32_t f = 0; f < n_slots; f++) {
+        if (slots[f].r != r) continue;
+        vki_generate_params gp = r->gp;
+        gp.seed += (uint64_t)slots[f].choice; /* choice j: seed + j */
+        VKI_TRY(gen_seq_init(&slots[f].g, tok, &gp, r->ids, r->n_ids, n_vocab, n_ctx));
+    }
+    return VKI_OK;
 }
 
 void sched_gen_worker(sched_model *m)
@@ -51,7 +129,8 @@ void sched_gen_worker(sched_model *m)
     gen_slot *slots = calloc((size_t)n_slots, sizeof *slots);
     mdl_span *spans = calloc((size_t)n_slots, sizeof *spans);
     int32_t *span_slot = calloc((size_t)n_slots, sizeof *span_slot);
-    if (!slots || !spans || !span_slot) {
+    float *row = malloc(sizeof *row * (size_t)n_vocab); /* a choice's copy of the lead's logits */
+    if (!slots || !spans || !span_slot || !row) {
         /* Cannot serve at all: say so to everything that arrives. */
         pthread_mutex_lock(&m->mu);
         m->state = SCHED_FAILED;
@@ -75,14 +154,32 @@ void sched_gen_worker(sched_model *m)
             sched_purge(m, vki_time_ms());
             if (atomic_load(&m->stop)) break;
             /* A reload is ready (or must drain): admit nothing more, finish what runs. */
-            for (int32_t i = 0; i < n_slots && m->swap < SCHED_SWAP_READY; i++) {
-                if (slots[i].r) continue;
+            int32_t n_free = 0;
+            for (int32_t i = 0; i < n_slots; i++) n_free += !slots[i].r;
+            while (n_free > 0 && m->swap < SCHED_SWAP_READY) {
                 sched_request *r = sched_pop(m);
                 if (!r) break;
+                if (r->n_choices > n_slots) { /* submit checks this; a reload may not */
+                    char msg[160];
+                    snprintf(msg, sizeof msg, "n %d: the model runs at most %d sequences together", r->n_choices,
+                             n_slots);
+                    sched_finish(m, r, VKI_ERR_INVALID_ARGUMENT, msg);
+                    continue;
+                }
+                if (r->n_choices > n_free) {
+                    /* it keeps its place: the next free slots go to it */
+                    sched_push_front(m, r);
+                    break;
+                }
                 sched_admit(m, r);
-                slots[i].r = r;
-                slots[i].fresh = true;
-                m->n_active++;
+                r->n_live = r->n_choices;
+                for (int32_t j = 0, i = 0, lead = -1; j < r->n_choices; i++) {
+                    if (slots[i].r) continue;
+                    if (lead < 0) lead = i;
+                    slots[i] = (gen_slot){.r = r, .choice = j++, .lead = lead, .fresh = true};
+                }
+                m->n_active += r->n_choices;
+                n_free -= r->n_choices;
             }
             if (m->n_active > 0) break;
             /* Nothing queued or running: wait, or give the memory back. */
@@ -100,27 +197,15 @@ void sched_gen_worker(sched_model *m)
             if (!sl->r) continue;
             vki_status st = sched_check(sl->r, now);
             if (st != VKI_OK) {
-                slot_end(m, mm, sl, i, st, st == VKI_ERR_TIMEOUT ? "the request's deadline passed"
-                                                                 : "the request was cancelled");
+                request_end(m, mm, slots, n_slots, sl->r, st, st == VKI_ERR_TIMEOUT ? "the request's deadline passed"
+                                                                                    : "the request was cancelled");
                 continue;
             }
             if (sl->fresh) {
+                if (sl->lead != i) continue; /* its KV comes from the lead after this pass */
                 mdl_kv_seq_clear(mm, i);
-                st = VKI_OK;
-                /* Tokenized before a reload switched files: the ids must still be tokens. */
-                for (int32_t k = 0; k < sl->r->n_ids && st == VKI_OK; k++)
-                    if (sl->r->ids[k] < 0 || sl->r->ids[k] >= n_vocab)
-                        st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "token %d is outside the vocabulary of %d "
-                                      "(the model was reloaded from a file with another tokenizer)",
-                                      sl->r->ids[k], n_vocab);
-                if (st == VKI_OK)
-                    st = gen_seq_init(&sl->g, tok, &sl->r->gp, sl->r->ids, sl->r->n_ids, n_vocab, n_ctx);
-                if (st != VKI_OK) {
-                    sched_finish(m, sl->r, st, vki_last_error());
-                    sl->r = NULL;
-                    pthread_mutex_lock(&m->mu);
-                    m->n_active--;
-                    pthread_mutex_unlock(&m->mu);
+                if ((st = request_init(slots, n_slots, i, tok, n_vocab, n_ctx)) != VKI_OK) {
+                    request_end(m, mm, slots, n_slots, sl->r, st, vki_last_error());
                     continue;
                 }
                 spans[n_spans] = (mdl_span){.seq = i, .n_tokens = sl->r->n_ids, .tokens = sl->r->ids};
@@ -142,7 +227,8 @@ void sched_gen_worker(sched_model *m)
             snprintf(msg, sizeof msg, "%s", vki_last_error());
             /* Counted first: whoever sees these requests end sees the breaker's state. */
             const bool broke = sched_breaker_step_failed(m, st, msg, why, sizeof why);
-            for (int32_t k = 0; k < n_spans; k++) slot_end(m, mm, &slots[span_slot[k]], span_slot[k], st, msg);
+            for (int32_t k = 0; k < n_spans; k++)
+                if (slots[span_slot[k]].r) request_end(m, mm, slots, n_slots, slots[span_slot[k]].r, st, msg);
             if (broke) {
                 end_all(m, mm, slots, n_slots, why);
                 break;
@@ -159,38 +245,33 @@ void sched_gen_worker(sched_model *m)
         for (int32_t k = 0; k < n_spans; k++) {
             int32_t i = span_slot[k];
             gen_slot *sl = &slots[i];
-            sl->fresh = false;
-            vki_token_event ev;
-            bool last;
-            st = gen_seq_step(&sl->g, logits + (size_t)k * (size_t)n_vocab, mdl_kv_seq_len(mm, i), &ev, &last);
-            if (st != VKI_OK) {
-                char msg[512], why[1024];
-                snprintf(msg, sizeof msg, "%s", vki_last_error());
-                broke = sched_breaker_step_failed(m, st, msg, why, sizeof why);
-                slot_end(m, mm, sl, i, st, msg);
-                if (broke) {
-                    end_all(m, mm, slots, n_slots, why);
-                    break;
+            float *lg = logits + (size_t)k * (size_t)n_vocab;
+            if (!sl->r) continue; /* its request ended earlier in this loop */
+            if (sl->fresh) {
+                /* The other choices first: they need the lead's KV and its
+                 * logits before the lead's own sampling edits them. */
+                sched_request *r = sl->r;
+                for (int32_t f = 0; f < n_slots && sl->r == r && !broke; f++) {
+                    if (f == i || slots[f].r != r || !slots[f].fresh) continue;
+                    if ((st = mdl_kv_seq_copy(mm, i, f)) != VKI_OK) {
+                        broke = step_failed(m, mm, slots, n_slots, r, st);
+                        break;
+                    }
+                    memcpy(row, lg, sizeof *row * (size_t)n_vocab);
+                    broke = slot_step(m, mm, slots, n_slots, f, row, t1);
                 }
-                continue;
+                if (broke) break;
+                if (sl->r != r) continue;
             }
-            sched_emit(m, sl->r, ev.text, strlen(ev.text), t1);
-            if (last) {
-                pthread_mutex_lock(&sl->r->mu);
-                sl->r->res.stopped_by_eos = sl->g.st.stopped_by_eos;
-                sl->r->res.stopped_by_string = sl->g.st.stopped_by_string;
-                pthread_mutex_unlock(&sl->r->mu);
-                slot_end(m, mm, sl, i, VKI_OK, NULL);
-            } else {
-                sl->next = ev.id;
-            }
+            if ((broke = slot_step(m, mm, slots, n_slots, i, lg, t1))) break;
         }
         if (broke) break;
     }
     /* Stopping: whatever still runs is cancelled (queued ones were purged). */
     for (int32_t i = 0; i < n_slots; i++)
-        if (slots[i].r) slot_end(m, mm, &slots[i], i, VKI_ERR_CANCELLED, "the server is shutting down");
+        if (slots[i].r) request_end(m, mm, slots, n_slots, slots[i].r, VKI_ERR_CANCELLED, "the server is shutting down");
 out:
+    free(row);
     free(slots);
     free(spans);
     free(span_slot);

@@ -84,9 +84,17 @@ struct sched_request {
     char              **stops; /* NULL-terminated, owned                    */
     /* input: embeddings, [n_texts] token lists */
     int32_t           **eids, *n_eids, n_texts;
+    int32_t             n_choices;
+    int32_t             n_live;   /* choices still running (worker only)    */
     /* output (mu) */
-    char               *text;
-    size_t              n_text, cap_text;
+    struct sched_choice {
+        char           *text;
+        size_t          n_text, cap_text;
+        sched_token    *toks;     /* [n_toks] with gp.logprobs               */
+        int32_t         n_toks, cap_toks;
+        int32_t         n_generated;
+        bool            done, stopped_by_eos, stopped_by_string;
+    }                  *ch;       /* [n_choices]                             */
     float              *emb;  /* [n_texts][dim]                            */
     int32_t             dim;
     sched_result        res;  /* res.error points into err                 */
@@ -196,8 +204,13 @@ void           sched_push_front(sched_model *m, sched_request *r);
 void           sched_purge(sched_model *m, double now);
 /* Marks r admitted: start time and order (model mu held). */
 void           sched_admit(sched_model *m, sched_request *r);
-/* Appends generated text and counts the token (not under model mu). */
-void           sched_emit(sched_model *m, sched_request *r, const char *text, size_t len, double now);
+/* Appends choice j's token: its text, its logprobs (when the request asked
+ * and the token is not an ending EOS: `record`), and counts it (not under
+ * model mu). */
+void           sched_emit(sched_model *m, sched_request *r, int32_t j, const vki_token_event *ev, bool record,
+                          double now);
+/* Marks choice j done with how it stopped (not under model mu). */
+void           sched_choice_end(sched_request *r, int32_t j, bool by_eos, bool by_string);
 /* Records the end of r (status and message when not OK), wakes its
  * waiters, updates the counters, drops the scheduler's hold. r is gone
  * afterwards as far as the worker is concerned. */

@@ -30,7 +30,11 @@ static void request_free(sched_request *r)
     for (int32_t i = 0; r->eids && i < r->n_texts; i++) free(r->eids[i]);
     free(r->eids);
     free(r->n_eids);
-    free(r->text);
+    for (int32_t j = 0; r->ch && j < r->n_choices; j++) {
+        free(r->ch[j].text);
+        free(r->ch[j].toks);
+    }
+    free(r->ch);
     free(r->emb);
     free(r->err);
     pthread_mutex_destroy(&r->mu);
@@ -170,8 +174,18 @@ vki_status sched_submit_generate_spans(scheduler *s, int32_t model, const char *
                                        size_t n_literal, const vki_generate_params *gp, sched_prio prio,
                                        double deadline_ms, sched_request **out, double *eta_s)
 {
-    if (!out || !prompt || (unsigned)prio >= SCHED_N_PRIO)
-        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "sched_submit_generate: out or prompt is NULL, or bad priority");
+    if (!prompt) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "sched_submit_generate: prompt is NULL");
+    sched_gen_input in = {.prompt = prompt, .literal = literal, .n_literal = n_literal, .n_choices = 1};
+    return sched_submit_generate_input(s, model, &in, gp, prio, deadline_ms, out, eta_s);
+}
+
+vki_status sched_submit_generate_input(scheduler *s, int32_t model, const sched_gen_input *in,
+                                       const vki_generate_params *gp, sched_prio prio, double deadline_ms,
+                                       sched_request **out, double *eta_s)
+{
+    if (!out || !in || (!in->prompt && (!in->ids || in->n_ids < 0)) || (unsigned)prio >= SCHED_N_PRIO)
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "sched_submit_generate: out, or both prompt and ids, are NULL, "
+                        "or bad priority");
     *out = NULL;
     if (eta_s) *eta_s = 0;
     sched_model *m;
@@ -183,10 +197,31 @@ vki_status sched_submit_generate_spans(scheduler *s, int32_t model, const char *
     VKI_TRY(smp_create(&p, sh.n_vocab, &smp)); /* refuse bad sampling values now */
     smp_destroy(smp);
     if (p.n_predict < 0) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "n_predict %d < 0", p.n_predict);
+    const int32_t n_choices = in->n_choices ? in->n_choices : 1;
+    const int32_t n_seq = m->mp.n_seq_max ? (int32_t)m->mp.n_seq_max : 1;
+    if (n_choices < 1 || n_choices > n_seq)
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "n %d: model '%s' runs at most %d sequences together (its "
+                        "n_seq_max), so n must be 1..%d", n_choices, m->id, n_seq, n_seq);
     sched_request *r = request_new(prio, deadline_ms);
     if (!r) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_submit_generate: out of memory");
-    vki_status st = tokenize(tok, prompt, p.add_special, p.parse_special, literal, n_literal, &r->ids, &r->n_ids);
-    if (st != VKI_OK) goto fail;
+    vki_status st;
+    if (in->prompt) {
+        st = tokenize(tok, in->prompt, p.add_special, p.parse_special, in->literal, in->n_literal, &r->ids, &r->n_ids);
+        if (st != VKI_OK) goto fail;
+    } else {
+        if (!(r->ids = malloc(sizeof *r->ids * (size_t)VKI_MAX(in->n_ids, 1)))) goto oom;
+        for (int32_t k = 0; k < in->n_ids; k++) {
+            if (in->ids[k] < 0 || in->ids[k] >= sh.n_vocab) {
+                st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "prompt token %d at position %d is outside the "
+                              "vocabulary of model '%s' (0..%d)", in->ids[k], k, m->id, sh.n_vocab - 1);
+                goto fail;
+            }
+            r->ids[k] = in->ids[k];
+        }
+        r->n_ids = in->n_ids;
+    }
+    if (!(r->ch = calloc((size_t)n_choices, sizeof *r->ch))) goto oom;
+    r->n_choices = n_choices;
     const int32_t n_ctx = sh.n_ctx;
     if (r->n_ids < 1) {
         st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "the prompt has no tokens");
@@ -336,27 +371,50 @@ void sched_admit(sched_model *m, sched_request *r)
 
 /* Appends text to r's output as valid UTF-8: clients get JSON, and a model
  * can emit byte tokens that do not form characters. */
-static bool append_utf8(sched_request *r, const char *text, size_t len)
+static bool append_utf8(struct sched_choice *c, const char *text, size_t len)
 {
-    if (r->n_text + 3 * len + 1 > r->cap_text) {
-        size_t cap = VKI_MAX(r->cap_text * 2, r->n_text + 3 * len + 256);
-        char *np = realloc(r->text, cap);
+    if (c->n_text + 3 * len + 1 > c->cap_text) {
+        size_t cap = VKI_MAX(c->cap_text * 2, c->n_text + 3 * len + 256);
+        char *np = realloc(c->text, cap);
         if (!np) return false;
-        r->text = np;
-        r->cap_text = cap;
+        c->text = np;
+        c->cap_text = cap;
     }
-    r->n_text += vki_utf8_sanitize(text, len, r->text + r->n_text);
-    r->text[r->n_text] = '\0';
+    c->n_text += vki_utf8_sanitize(text, len, c->text + c->n_text);
+    c->text[c->n_text] = '\0';
     return true;
 }
 
-void sched_emit(sched_model *m, sched_request *r, const char *text, size_t len, double now)
+static bool append_token(struct sched_choice *c, const vki_token_event *ev)
+{
+    if (c->n_toks == c->cap_toks) {
+        int32_t cap = VKI_MAX(2 * c->cap_toks, 16);
+        sched_token *nt = realloc(c->toks, sizeof *nt * (size_t)cap);
+        if (!nt) return false;
+        c->toks = nt;
+        c->cap_toks = cap;
+    }
+    sched_token *t = &c->toks[c->n_toks++];
+    t->id = ev->id;
+    t->logprob = ev->logprob;
+    t->n_top = ev->n_top_logprobs;
+    memcpy(t->top_ids, ev->top_logprob_ids, sizeof t->top_ids);
+    memcpy(t->top_logprobs, ev->top_logprobs, sizeof t->top_logprobs);
+    return true;
+}
+
+void sched_emit(sched_model *m, sched_request *r, int32_t j, const vki_token_event *ev, bool record, double now)
 {
     bool first;
+    struct sched_choice *c = &r->ch[j];
+    size_t len = strlen(ev->text);
     pthread_mutex_lock(&r->mu);
     first = r->res.n_generated == 0;
-    /* Out of memory loses the text, not the count: the caller sees a short text. */
-    if (len) (void)append_utf8(r, text, len);
+    /* Out of memory loses the text or the token, not the count: the caller
+     * sees a short text. */
+    if (len) (void)append_utf8(c, ev->text, len);
+    if (record && r->gp.logprobs) (void)append_token(c, ev);
+    c->n_generated++;
     r->res.n_generated++;
     if (first) r->res.ttft_ms = now - r->t_submit;
     pthread_cond_broadcast(&r->cv);
@@ -365,6 +423,20 @@ void sched_emit(sched_model *m, sched_request *r, const char *text, size_t len, 
     m->st.generated_tokens++;
     if (first) sched_histo_add(&m->st.ttft, (now - r->t_submit) / 1e3);
     pthread_mutex_unlock(&m->st_mu);
+}
+
+void sched_choice_end(sched_request *r, int32_t j, bool by_eos, bool by_string)
+{
+    pthread_mutex_lock(&r->mu);
+    r->ch[j].done = true;
+    r->ch[j].stopped_by_eos = by_eos;
+    r->ch[j].stopped_by_string = by_string;
+    if (j == 0) {
+        r->res.stopped_by_eos = by_eos;
+        r->res.stopped_by_string = by_string;
+    }
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
 }
 
 void sched_finish(sched_model *m, sched_request *r, vki_status st, const char *msg)
@@ -403,6 +475,9 @@ void sched_finish(sched_model *m, sched_request *r, vki_status st, const char *m
 
 /* ===== The caller's side ================================================= */
 
+/* Choice 0's text length (r->mu held); embeddings have none. */
+static size_t text0_len(const sched_request *r) { return r->ch ? r->ch[0].n_text : 0; }
+
 vki_status sched_request_poll(sched_request *r, size_t from, int timeout_ms, char **chunk, size_t *chunk_len,
                               sched_result *res)
 {
@@ -410,7 +485,7 @@ vki_status sched_request_poll(sched_request *r, size_t from, int timeout_ms, cha
     *chunk_len = 0;
     double until = vki_time_ms() + timeout_ms;
     pthread_mutex_lock(&r->mu);
-    while (!r->res.done && r->n_text <= from && timeout_ms != 0) {
+    while (!r->res.done && text0_len(r) <= from && timeout_ms != 0) {
         if (timeout_ms < 0) {
             pthread_cond_wait(&r->cv, &r->mu);
         } else {
@@ -418,12 +493,14 @@ vki_status sched_request_poll(sched_request *r, size_t from, int timeout_ms, cha
             sched_cond_wait_until(&r->cv, &r->mu, until);
         }
     }
+    const char *text = r->ch ? r->ch[0].text : NULL;
+    size_t n_text = text0_len(r);
     vki_status st = VKI_OK;
-    if (r->n_text > from) {
-        size_t n = r->n_text - from;
+    if (n_text > from) {
+        size_t n = n_text - from;
         *chunk = malloc(n + 1);
         if (*chunk) {
-            memcpy(*chunk, r->text + from, n);
+            memcpy(*chunk, text + from, n);
             (*chunk)[n] = '\0';
             *chunk_len = n;
         } else {
@@ -433,6 +510,83 @@ vki_status sched_request_poll(sched_request *r, size_t from, int timeout_ms, cha
     *res = r->res;
     pthread_mutex_unlock(&r->mu);
     return st;
+}
+
+int32_t sched_request_n_choices(const sched_request *r)
+{
+    return r && r->ch ? r->n_choices : 1;
+}
+
+/* True when some choice has text or tokens past what outs[] has read. */
+static bool has_news(const sched_request *r, const sched_choice_out *outs, int32_t n)
+{
+    for (int32_t j = 0; j < n; j++)
+        if (r->ch[j].n_text > outs[j].from_text || r->ch[j].n_toks > outs[j].from_tok) return true;
+    return false;
+}
+
+vki_status sched_request_poll_choices(sched_request *r, int timeout_ms, sched_choice_out *outs, int32_t n,
+                                      sched_result *res)
+{
+    for (int32_t j = 0; j < n; j++) {
+        outs[j].chunk = NULL;
+        outs[j].chunk_len = 0;
+        outs[j].toks = NULL;
+        outs[j].n_toks = 0;
+    }
+    if (!r->ch || n != r->n_choices)
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "sched_request_poll_choices: %d choices asked, the request has %d",
+                        n, sched_request_n_choices(r));
+    double until = vki_time_ms() + timeout_ms;
+    pthread_mutex_lock(&r->mu);
+    while (!r->res.done && !has_news(r, outs, n) && timeout_ms != 0) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&r->cv, &r->mu);
+        } else {
+            if (vki_time_ms() >= until) break;
+            sched_cond_wait_until(&r->cv, &r->mu, until);
+        }
+    }
+    vki_status st = VKI_OK;
+    for (int32_t j = 0; j < n && st == VKI_OK; j++) {
+        const struct sched_choice *c = &r->ch[j];
+        sched_choice_out *o = &outs[j];
+        if (c->n_text > o->from_text) {
+            size_t k = c->n_text - o->from_text;
+            if ((o->chunk = malloc(k + 1))) {
+                memcpy(o->chunk, c->text + o->from_text, k);
+                o->chunk[k] = '\0';
+                o->chunk_len = k;
+            }
+            else st = VKI_ERR_OUT_OF_MEMORY;
+        }
+        if (st == VKI_OK && c->n_toks > o->from_tok) {
+            int32_t k = c->n_toks - o->from_tok;
+            if ((o->toks = malloc(sizeof *o->toks * (size_t)k))) {
+                memcpy(o->toks, c->toks + o->from_tok, sizeof *o->toks * (size_t)k);
+                o->n_toks = k;
+            }
+            else st = VKI_ERR_OUT_OF_MEMORY;
+        }
+        o->n_generated = c->n_generated;
+        o->done = c->done;
+        o->stopped_by_eos = c->stopped_by_eos;
+        o->stopped_by_string = c->stopped_by_string;
+    }
+    *res = r->res;
+    pthread_mutex_unlock(&r->mu);
+    if (st != VKI_OK) {
+        for (int32_t j = 0; j < n; j++) {
+            free(outs[j].chunk);
+            free(outs[j].toks);
+            outs[j].chunk = NULL;
+            outs[j].toks = NULL;
+            outs[j].chunk_len = 0;
+            outs[j].n_toks = 0;
+        }
+        return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_request_poll_choices: out of memory");
+    }
+    return VKI_OK;
 }
 
 const float *sched_request_embeddings(sched_request *r, int32_t *n_texts, int32_t *dim)
