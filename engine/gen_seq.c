@@ -39,6 +39,17 @@ static vki_status text_detok(gen_text *t, vki_detok *d, int32_t id)
     }
 }
 
+/* Characters in s[0..n) as printed: a broken part is one U+FFFD. */
+static int32_t count_chars(const char *s, size_t n)
+{
+    int32_t c = 0;
+    for (size_t i = 0; i < n; c++) {
+        int k = vki_utf8_next(s + i, n - i);
+        i += (size_t)(k > 0 ? k : -k);
+    }
+    return c;
+}
+
 /* Where the first complete stop string starts in s[0..n), or -1. */
 static ptrdiff_t find_stop(const char *s, size_t n, const char *const *stop)
 {
@@ -119,7 +130,8 @@ vki_status gen_seq_step(gen_seq *g, float *logits, int32_t kv_len, vki_token_eve
         lse = smp_logsumexp(logits, g->n_vocab);
         memcpy(g->raw, logits, sizeof *g->raw * (size_t)g->n_vocab);
         ev->n_top_logprobs = VKI_MIN(g->gp.n_top_logprobs, g->n_vocab);
-        smp_top_k(logits, g->n_vocab, ev->n_top_logprobs, ev->top_logprob_ids, ev->top_logprobs);
+        if (ev->n_top_logprobs > 0)
+            smp_top_k(logits, g->n_vocab, ev->n_top_logprobs, ev->top_logprob_ids, ev->top_logprobs);
         for (int32_t k = 0; k < ev->n_top_logprobs; k++) ev->top_logprobs[k] = (float)(ev->top_logprobs[k] - lse);
     }
     int32_t id = smp_sample(g->smp, logits);
@@ -128,7 +140,10 @@ vki_status gen_seq_step(gen_seq *g, float *logits, int32_t kv_len, vki_token_eve
     g->st.n_generated++;
     bool eog = !g->gp.ignore_eos && vki_tokenizer_is_eog(g->tok, id);
     bool last = eog || g->st.n_generated >= g->max_gen || kv_len >= g->n_ctx;
+    size_t before = g->held.n;
     if (!eog && (s = text_detok(&g->held, &g->dt, id)) != VKI_OK) return s;
+    g->tok_offset = g->n_chars;
+    g->n_chars += count_chars(g->held.p + before, g->held.n - before);
     if (last && (s = text_detok(&g->held, &g->dt, -1)) != VKI_OK) return s;
     if (!text_reserve(&g->held, 1)) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "generate: out of memory for text");
     g->held.p[g->held.n] = '\0';

@@ -31,6 +31,10 @@ typedef struct gen_seq {
     float               *raw;    /* [n_vocab] the step's logits before sampling
                                     changes them; only with gp.logprobs           */
     int32_t              n_vocab, n_ctx, max_gen;
+    int32_t              n_chars;    /* characters of the text decoded so far (a
+                                        broken sequence counts as its U+FFFD)     */
+    int32_t              tok_offset; /* the last step's token: characters of the
+                                        text before it (OpenAI's text_offset)     */
     vki_generate_stats   st;     /* n_prompt, n_generated, stopped_by_*           */
 } gen_seq;
 

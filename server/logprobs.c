@@ -73,8 +73,7 @@ cJSON *srv_logprobs_new(bool chat)
     return o;
 }
 
-void srv_logprobs_add(cJSON *lp, bool chat, const vki_tokenizer *tok, const sched_token *toks, int32_t n,
-                      size_t *text_offset)
+void srv_logprobs_add(cJSON *lp, bool chat, const vki_tokenizer *tok, const sched_token *toks, int32_t n)
 {
     if (chat) {
         cJSON *content = cJSON_GetObjectItemCaseSensitive(lp, "content");
@@ -97,10 +96,7 @@ void srv_logprobs_add(cJSON *lp, bool chat, const vki_tokenizer *tok, const sche
         token_string(b, nb, s, sizeof s);
         cJSON_AddItemToArray(tokens, cJSON_CreateString(s));
         cJSON_AddItemToArray(lps, cJSON_CreateNumber(finite_lp(t->logprob)));
-        cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)*text_offset));
-        /* offsets count the text's bytes, where special tokens are empty */
-        int32_t in_text = -vki_tokenizer_piece(tok, t->id, NULL, 0, false);
-        *text_offset += (size_t)VKI_MAX(in_text, 0);
+        cJSON_AddItemToArray(offs, cJSON_CreateNumber(t->text_offset));
         /* the top alternatives and, as OpenAI does, the sampled token when
          * it is not among them (up to logprobs + 1 entries) */
         cJSON *d = cJSON_CreateObject();

@@ -420,7 +420,6 @@ typedef struct gen_choice {
     srv_buf      text;        /* read, not yet sent (plain: all of it)        */
     sched_token *toks;        /* [n_toks] read, not yet sent (gp.logprobs)    */
     int32_t      n_toks, cap_toks;
-    size_t       text_offset; /* completions: where the next token starts     */
     bool         sent_role, sent_end;
 } gen_choice;
 
@@ -485,7 +484,7 @@ static cJSON *take_logprobs(gen_job *j, gen_choice *g)
 {
     if (!j->logprobs) return cJSON_CreateNull();
     cJSON *lp = srv_logprobs_new(j->chat);
-    srv_logprobs_add(lp, j->chat, j->tok, g->toks, g->n_toks, &g->text_offset);
+    srv_logprobs_add(lp, j->chat, j->tok, g->toks, g->n_toks);
     g->n_toks = 0;
     return lp;
 }

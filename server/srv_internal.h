@@ -138,10 +138,8 @@ bool srv_check_fields(srv_conn *cn, const cJSON *body, const char *const *known,
  * or the completions shape ({tokens, token_logprobs, top_logprobs,
  * text_offset}: empty arrays). */
 cJSON *srv_logprobs_new(bool chat);
-/* Appends n tokens to such an object. Completions: *text_offset is where the
- * first token starts in the choice's text; it advances past them. */
-void   srv_logprobs_add(cJSON *lp, bool chat, const vki_tokenizer *tok, const sched_token *toks, int32_t n,
-                        size_t *text_offset);
+/* Appends n tokens to such an object. */
+void   srv_logprobs_add(cJSON *lp, bool chat, const vki_tokenizer *tok, const sched_token *toks, int32_t n);
 
 /* ----- routes_info.c ----- */
 

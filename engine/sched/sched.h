@@ -359,6 +359,7 @@ typedef struct sched_token {
     int32_t id;
     float   logprob;
     int32_t n_top;
+    int32_t text_offset; /* characters of the choice's text before this token */
     int32_t top_ids[VKI_MAX_TOP_LOGPROBS];
     float   top_logprobs[VKI_MAX_TOP_LOGPROBS];
 } sched_token;

@@ -91,7 +91,7 @@ static bool slot_step(sched_model *m, mdl_model *mm, gen_slot *slots, int32_t n_
     if (st != VKI_OK) return step_failed(m, mm, slots, n_slots, sl->r, st);
     /* an ending EOS has no text, and OpenAI lists no logprob for it */
     const bool eos_end = last && sl->g.st.stopped_by_eos;
-    sched_emit(m, sl->r, sl->choice, &ev, !eos_end, now);
+    sched_emit(m, sl->r, sl->choice, &ev, !eos_end, sl->g.tok_offset, now);
     if (last) {
         sched_choice_end(sl->r, sl->choice, sl->g.st.stopped_by_eos, sl->g.st.stopped_by_string);
         choice_done(m, mm, slots, i);

@@ -208,7 +208,7 @@ void           sched_admit(sched_model *m, sched_request *r);
  * and the token is not an ending EOS: `record`), and counts it (not under
  * model mu). */
 void           sched_emit(sched_model *m, sched_request *r, int32_t j, const vki_token_event *ev, bool record,
-                          double now);
+                          int32_t text_offset, double now);
 /* Marks choice j done with how it stopped (not under model mu). */
 void           sched_choice_end(sched_request *r, int32_t j, bool by_eos, bool by_string);
 /* Records the end of r (status and message when not OK), wakes its

@@ -385,7 +385,7 @@ static bool append_utf8(struct sched_choice *c, const char *text, size_t len)
     return true;
 }
 
-static bool append_token(struct sched_choice *c, const vki_token_event *ev)
+static bool append_token(struct sched_choice *c, const vki_token_event *ev, int32_t text_offset)
 {
     if (c->n_toks == c->cap_toks) {
         int32_t cap = VKI_MAX(2 * c->cap_toks, 16);
@@ -398,12 +398,14 @@ static bool append_token(struct sched_choice *c, const vki_token_event *ev)
     t->id = ev->id;
     t->logprob = ev->logprob;
     t->n_top = ev->n_top_logprobs;
+    t->text_offset = text_offset;
     memcpy(t->top_ids, ev->top_logprob_ids, sizeof t->top_ids);
     memcpy(t->top_logprobs, ev->top_logprobs, sizeof t->top_logprobs);
     return true;
 }
 
-void sched_emit(sched_model *m, sched_request *r, int32_t j, const vki_token_event *ev, bool record, double now)
+void sched_emit(sched_model *m, sched_request *r, int32_t j, const vki_token_event *ev, bool record,
+                int32_t text_offset, double now)
 {
     bool first;
     struct sched_choice *c = &r->ch[j];
@@ -413,7 +415,7 @@ void sched_emit(sched_model *m, sched_request *r, int32_t j, const vki_token_eve
     /* Out of memory loses the text or the token, not the count: the caller
      * sees a short text. */
     if (len) (void)append_utf8(c, ev->text, len);
-    if (record && r->gp.logprobs) (void)append_token(c, ev);
+    if (record && r->gp.logprobs) (void)append_token(c, ev, text_offset);
     c->n_generated++;
     r->res.n_generated++;
     if (first) r->res.ttft_ms = now - r->t_submit;

@@ -8,7 +8,7 @@ embeddings with the SDK's defaults (base64) equal to encoding_format float,
 dimensions, and the typed errors (NotFoundError, BadRequestError) for unknown
 models and for fields we do not implement.
 Usage: test_openai_sdk.py --vkinfer PATH --model default.gguf --pypi DIR"""
-import argparse, array, os, shutil, subprocess, sys, tempfile, time
+import argparse, array, json, math, os, shutil, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_server import Server, check  # noqa: E402
@@ -119,16 +119,14 @@ def test_errors(openai, client):
     for name, kw in (("response_format", {"response_format": {"type": "json_object"}}),
                      ("tools", {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}),
                      ("tool_choice", {"tool_choice": "required"}),
-                     ("logprobs", {"logprobs": True}),
-                     ("top_logprobs", {"top_logprobs": 2}),
-                     ("n", {"n": 2}),
+                     ("n", {"n": 200}),
                      ("logit_bias", {"logit_bias": {"1": 5}}),
                      ("frobnicate", {"extra_body": {"frobnicate": 1}})):
         raises(openai.BadRequestError, lambda: chat(model="default", messages=msgs, max_tokens=2, **kw),
                "chat %s" % name, name)
     raises(openai.BadRequestError, lambda: chat(model="default", messages=msgs, stream_options={"include_usage": True}),
            "stream_options without stream", "stream_options")
-    for name, kw in (("echo", {"echo": True}), ("best_of", {"best_of": 2}), ("logprobs", {"logprobs": 2}),
+    for name, kw in (("echo", {"echo": True}), ("best_of", {"best_of": 2}),
                      ("suffix", {"suffix": "end"})):
         raises(openai.BadRequestError,
                lambda: client.completions.create(model="default", prompt="x", max_tokens=2, **kw),
@@ -137,6 +135,182 @@ def test_errors(openai, client):
     r = chat(model="default", messages=msgs, max_tokens=2, response_format={"type": "text"}, tool_choice="none",
              logprobs=False, n=1, logit_bias={})
     check(r.choices[0].message.role == "assistant", "neutral values accepted")
+
+
+# ----- logprobs, n and several prompts --------------------------------------
+
+def log_softmax(logits):
+    m = max(logits)
+    lse = m + math.log(sum(math.exp(x - m) for x in logits))
+    return [x - lse for x in logits]
+
+
+def check_entries(entries, n_top, greedy, what):
+    """Sense of chat logprob entries: logprob <= 0, n_top alternatives in
+    order whose probabilities sum to <= 1, bytes that spell the token, and
+    under greedy the token is the first alternative."""
+    for k, e in enumerate(entries):
+        tops = e.top_logprobs
+        ok = e.logprob <= 0 and len(tops) == n_top and all(t.logprob <= 0 for t in tops)
+        ok = ok and all(a.logprob >= b.logprob for a, b in zip(tops, tops[1:]))
+        ok = ok and sum(math.exp(t.logprob) for t in tops) <= 1 + 1e-5
+        ok = ok and (e.token.startswith("bytes:") or bytes(e.bytes).decode("utf-8") == e.token)
+        if greedy and n_top:
+            ok = ok and tops[0].token == e.token and abs(tops[0].logprob - e.logprob) < 1e-6
+        if not check(ok, "%s: entry %d makes no sense: %s" % (what, k, e)):
+            return False
+    return True
+
+
+def test_logprobs_chat(openai, client):
+    msgs = [{"role": "user", "content": "Once upon a time"}]
+    kw = dict(model="default", messages=msgs, max_tokens=6, temperature=0, logprobs=True, top_logprobs=3,
+              extra_body={"ignore_eos": True})
+    r = client.chat.completions.create(**kw)
+    c = r.choices[0]
+    entries = c.logprobs.content
+    check(len(entries) == r.usage.completion_tokens == 6, "chat logprobs: %d entries for %d tokens" %
+          (len(entries), r.usage.completion_tokens))
+    check_entries(entries, 3, True, "chat logprobs")
+    check(b"".join(bytes(e.bytes) for e in entries).decode("utf-8", "replace") == c.message.content,
+          "chat logprobs: the tokens' bytes spell the content %r" % c.message.content)
+    # streamed: each chunk carries its tokens; together the same entries
+    chunks = list(client.chat.completions.create(stream=True, **kw))
+    streamed = [e for ch in chunks if ch.choices and ch.choices[0].logprobs for e in ch.choices[0].logprobs.content]
+    check([e.token for e in streamed] == [e.token for e in entries] and
+          all(abs(a.logprob - b.logprob) < 1e-6 for a, b in zip(streamed, entries)),
+          "chat stream logprobs %s != plain %s" % ([e.token for e in streamed], [e.token for e in entries]))
+    # top_logprobs 0: only the sampled token's logprob; sampling does not change them
+    r0 = client.chat.completions.create(**dict(kw, top_logprobs=0))
+    check(all(e.top_logprobs == [] for e in r0.choices[0].logprobs.content) and
+          [e.logprob for e in r0.choices[0].logprobs.content] == [e.logprob for e in entries], "top_logprobs 0")
+    r1 = client.chat.completions.create(**dict(kw, temperature=1.5, seed=3))
+    check_entries(r1.choices[0].logprobs.content, 3, False, "chat logprobs at temperature 1.5")
+    plain = client.chat.completions.create(model="default", messages=msgs, max_tokens=2, temperature=0)
+    check(plain.choices[0].logprobs is None, "no logprobs unless asked: %s" % plain.choices[0])
+    raises(openai.BadRequestError, lambda: client.chat.completions.create(model="default", messages=msgs,
+           max_tokens=2, top_logprobs=2), "top_logprobs without logprobs", "top_logprobs")
+    raises(openai.BadRequestError, lambda: client.chat.completions.create(model="default", messages=msgs,
+           max_tokens=2, logprobs=True, top_logprobs=21), "top_logprobs 21", "top_logprobs")
+
+
+def test_logprobs_completions(openai, client, stories):
+    kw = dict(model="default", prompt="Once upon a time", max_tokens=6, temperature=0, logprobs=4,
+              extra_body={"ignore_eos": True})
+    r = client.completions.create(**kw)
+    c = r.choices[0]
+    lp = c.logprobs
+    n = len(lp.tokens)
+    check(n == 6 and len(lp.token_logprobs) == len(lp.top_logprobs) == len(lp.text_offset) == n,
+          "completions logprobs lengths: %s" % lp)
+    for k in range(n):
+        top = lp.top_logprobs[k]
+        best = max(top, key=top.get)
+        ok = lp.token_logprobs[k] <= 0 and 4 <= len(top) <= 5 and sum(math.exp(v) for v in top.values()) <= 1 + 1e-5
+        ok = ok and best == lp.tokens[k] and abs(top[best] - lp.token_logprobs[k]) < 1e-6  # greedy
+        check(ok, "completions logprobs step %d: %s %s %s" % (k, lp.tokens[k], lp.token_logprobs[k], top))
+    # text_offset counts characters of the text (Python's str indices)
+    offs_ok = lp.text_offset[0] == 0 and lp.text_offset == sorted(lp.text_offset) and all(
+        c.text[lp.text_offset[k]:].startswith(lp.tokens[k]) for k in range(n) if not lp.tokens[k].startswith("bytes:"))
+    check(offs_ok, "text_offset %s for tokens %s of %r" % (lp.text_offset, lp.tokens, c.text))
+    chunks = list(client.completions.create(stream=True, **kw))
+    st = [t for ch in chunks if ch.choices and ch.choices[0].logprobs for t in ch.choices[0].logprobs.tokens]
+    so = [t for ch in chunks if ch.choices and ch.choices[0].logprobs for t in ch.choices[0].logprobs.text_offset]
+    check(st == lp.tokens and so == lp.text_offset, "completions stream logprobs %s %s" % (st, so))
+    raises(openai.BadRequestError, lambda: client.completions.create(model="default", prompt="x", max_tokens=2,
+           logprobs=6), "completions logprobs 6", "logprobs")
+    if not stories:
+        print("logprobs against the float64 reference: skipped (../shared stories260K is absent)")
+        return
+    # An independent computation: log-softmax of the reference's float64
+    # first-step logits, and for later steps the differences of its top-5
+    # logits (the log-softmax keeps differences), with the prompt as ids.
+    ref = json.load(open(stories[1]))
+    worst = 0.0
+    for case in ref["cases"][:3]:
+        r = client.completions.create(model="stories", prompt=case["prompt_ids_with_bos"], max_tokens=8,
+                                      temperature=0, logprobs=5, extra_body={"ignore_eos": True})
+        lp = r.choices[0].logprobs
+        first = log_softmax(case["first_step_logits"])
+        want = sorted(range(len(first)), key=lambda i: -first[i])[:5]
+        got = sorted(lp.top_logprobs[0].values(), reverse=True)
+        worst = max([worst] + [abs(first[i] - v) for i, v in zip(want, got)])
+        for k, step in enumerate(case["top5_per_step"][:8]):
+            vals = sorted(lp.top_logprobs[k].values(), reverse=True)
+            worst = max([worst] + [abs((vals[0] - vals[i]) - (step[0][1] - step[i][1])) for i in range(1, 5)])
+    check(worst < 2e-3, "logprobs vs the float64 reference: worst difference %.2e" % worst)
+    print("logprobs vs the float64 stories260K reference: worst difference %.2e" % worst)
+
+
+def test_n(openai, client):
+    msgs = [{"role": "user", "content": "Once upon a time"}]
+    chat = client.chat.completions.create
+    base = dict(model="default", messages=msgs, max_tokens=5, extra_body={"ignore_eos": True})
+    r = chat(n=3, temperature=1, seed=11, **base)
+    one = chat(temperature=0, **base)
+    check(sorted(c.index for c in r.choices) == [0, 1, 2], "n=3 indices: %s" % [c.index for c in r.choices])
+    check(len({c.message.content for c in r.choices}) > 1, "n=3 at temperature 1: the choices are sampled "
+          "independently, yet all are %r" % r.choices[0].message.content)
+    check(r.usage.prompt_tokens == one.usage.prompt_tokens and r.usage.completion_tokens == 15,
+          "n=3 usage: the prompt once, completions summed: %s" % r.usage)
+    # choice j samples with seed + j: it is a seeded n=1 request
+    for c in r.choices:
+        alone = chat(temperature=1, seed=11 + c.index, **base).choices[0].message.content
+        check(c.message.content == alone, "n=3 choice %d %r != seed %d alone %r" % (c.index, c.message.content,
+                                                                                   11 + c.index, alone))
+    # greedy: the shared prompt KV is exact, so every choice is the n=1 text
+    g = chat(n=2, temperature=0, **base)
+    check([c.message.content for c in g.choices] == [one.choices[0].message.content] * 2,
+          "greedy n=2 %s vs n=1 %r" % ([c.message.content for c in g.choices], one.choices[0].message.content))
+    # streamed: every index, each with its own end, the same texts
+    texts, ends = {}, {}
+    for ch in chat(n=3, temperature=1, seed=11, stream=True, **base):
+        for c in ch.choices:
+            texts[c.index] = texts.get(c.index, "") + (c.delta.content or "")
+            if c.finish_reason:
+                ends[c.index] = c.finish_reason
+    check(texts == {c.index: c.message.content for c in r.choices} and sorted(ends) == [0, 1, 2],
+          "n=3 stream %s %s" % (texts, ends))
+    cr = client.completions.create(model="default", prompt="Once upon a time", max_tokens=4, temperature=0, n=2)
+    check([c.index for c in cr.choices] == [0, 1] and cr.choices[0].text == cr.choices[1].text,
+          "completions n=2: %s" % cr.choices)
+    raises(openai.BadRequestError, lambda: chat(n=9, **base), "n above n_seq_max", "n_seq_max")
+
+
+def test_prompts(openai, client, stories):
+    comp = client.completions.create
+    kw = dict(model="default", max_tokens=5, temperature=0, extra_body={"ignore_eos": True})
+    prompts = ["Once upon a time", "The cat sat"]
+    singles = [comp(prompt=p, **kw) for p in prompts]
+    r = comp(prompt=prompts, n=2, **kw)
+    check([c.index for c in r.choices] == [0, 1, 2, 3], "several prompts: indices %s" % [c.index for c in r.choices])
+    check([c.text for c in r.choices] == [s.choices[0].text for s in singles for _ in range(2)],
+          "several prompts: %s vs alone %s" % ([c.text for c in r.choices], [s.choices[0].text for s in singles]))
+    check(r.usage.prompt_tokens == sum(s.usage.prompt_tokens for s in singles) and r.usage.completion_tokens == 20,
+          "several prompts usage %s" % r.usage)
+    chunks = list(comp(prompt=prompts, n=2, stream=True, **kw))
+    texts = {}
+    for ch in chunks:
+        for c in ch.choices:
+            texts[c.index] = texts.get(c.index, "") + c.text
+    check(texts == {c.index: c.text for c in r.choices}, "several prompts streamed %s" % texts)
+    if stories:
+        # token ids: one array, and an array of arrays, as the text prompts
+        ref = json.load(open(stories[1]))
+        cases = ref["cases"][1:3]
+        kw = dict(kw, model="stories")
+        by_text = [comp(prompt=c["prompt"], **kw) for c in cases]
+        by_ids = comp(prompt=[c["prompt_ids_with_bos"] for c in cases], **kw)
+        flat = comp(prompt=cases[0]["prompt_ids_with_bos"], **kw)
+        check([c.text for c in by_ids.choices] == [t.choices[0].text for t in by_text] and
+              flat.choices[0].text == by_text[0].choices[0].text and
+              by_ids.usage.prompt_tokens == sum(len(c["prompt_ids_with_bos"]) for c in cases),
+              "token id prompts %s vs text %s" % ([c.text for c in by_ids.choices],
+                                                  [t.choices[0].text for t in by_text]))
+    raises(openai.BadRequestError, lambda: comp(prompt=[], **kw), "empty prompt array", "prompt")
+    raises(openai.BadRequestError, lambda: comp(prompt=["a", [1, 2]], **kw), "mixed prompts", "prompt")
+    raises(openai.BadRequestError, lambda: comp(prompt=[[1, 10 ** 8]], **kw), "id outside the vocabulary",
+           "vocabulary")
 
 
 def main():
@@ -155,9 +329,14 @@ def main():
     bert = os.path.join(shared, "models/synthetic-bert-mini-f32.gguf")
     bert = bert if os.path.exists(bert) else None
     t0 = time.time()
-    args = ["-m", a.model, "--id", "default", "--parallel", "2"]
+    stories = (os.path.join(shared, "models/stories260K.gguf"), os.path.join(shared, "reference/stories260K.greedy.json"))
+    stories = stories if all(os.path.exists(p) for p in stories) else None
+    # 4 sequences: n=3 fits, n=9 is refused
+    args = ["-m", a.model, "--id", "default", "--parallel", "4"]
     if bert:
         args += ["-m", bert, "--id", "embed"]
+    if stories:
+        args += ["-m", stories[0], "--id", "stories"]
     s = Server(a.vkinfer, args)
     s.wait_ready()
     client = openai.OpenAI(base_url="http://%s:%d/v1" % (s.host, s.port), api_key="unused", max_retries=0,
@@ -168,6 +347,10 @@ def main():
     test_completions(openai, client)
     test_embeddings(openai, client, bert)
     test_errors(openai, client)
+    test_logprobs_chat(openai, client)
+    test_logprobs_completions(openai, client, stories)
+    test_n(openai, client)
+    test_prompts(openai, client, stories)
     s.stop()
     failures = test_server.failures
     print("test_openai_sdk: %s (%.1f s)" % ("passed" if not failures else "%d failures" % failures, time.time() - t0))

@@ -271,7 +271,8 @@ def test_errors(s):
     err(400, "POST", "/v1/completions", raw=b"[1,2]")
     err(400, "POST", "/v1/completions", {"prompt": "x", "temperature": "hot"}, field="temperature")
     err(400, "POST", "/v1/completions", {"prompt": "x", "max_tokens": -3}, field="max_tokens")
-    err(400, "POST", "/v1/completions", {"prompt": "x", "n": 2}, field="n")
+    err(400, "POST", "/v1/completions", {"prompt": "x", "n": 0}, field="n")
+    err(400, "POST", "/v1/completions", {"prompt": "x", "n": 5}, field="n_seq_max")  # --parallel 4
     err(400, "POST", "/v1/completions", {"prompt": "x", "stop": 5}, field="stop")
     err(400, "POST", "/v1/completions", {"prompt": "x", "top_p": 0}, field="top_p")
     err(400, "POST", "/v1/completions", {"max_tokens": 3}, field="prompt")
@@ -280,13 +281,17 @@ def test_errors(s):
     err(400, "POST", "/v1/chat/completions", {"messages": []}, field="messages")
     # fields we do not implement are refused by name; neutral values pass
     for extra, field in (({"response_format": {"type": "json_object"}}, "response_format"),
-                         ({"tools": [{"type": "function"}]}, "tools"), ({"logprobs": True}, "logprobs"),
+                         ({"tools": [{"type": "function"}]}, "tools"), ({"logprobs": 1}, "logprobs"),
+                         ({"top_logprobs": 2}, "top_logprobs"), ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
                          ({"tool_choice": "auto"}, "tool_choice"), ({"frobnicate": 1}, "frobnicate"),
                          ({"stream_options": {"include_usage": True}}, "stream_options")):
         err(400, "POST", "/v1/chat/completions", dict({"messages": [{"role": "user", "content": "x"}]}, **extra),
             field=field)
-    for extra, field in (({"echo": True}, "echo"), ({"best_of": 3}, "best_of"), ({"logprobs": 1}, "logprobs"),
-                         ({"suffix": "z"}, "suffix")):
+    for extra, field in (({"echo": True}, "echo"), ({"best_of": 3}, "best_of"), ({"logprobs": 6}, "logprobs"),
+                         ({"logprobs": True}, "logprobs"), ({"suffix": "z"}, "suffix"), ({"prompt": []}, "prompt"),
+                         ({"prompt": ["a", [1]]}, "prompt"), ({"prompt": [[1, -2]]}, "prompt"),
+                         ({"prompt": [1, 2.5]}, "prompt"), ({"prompt": ["x"] * 65}, "prompt"),
+                         ({"max_completion_tokens": 2}, "max_completion_tokens")):
         err(400, "POST", "/v1/completions", dict({"prompt": "x"}, **extra), field=field)
     st, js, _, _ = s.request("POST", "/v1/chat/completions",
                              {"messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 2,
@@ -320,6 +325,40 @@ def test_errors(s):
     js = json.loads(r.read())
     c.close()
     check(r.status == 413 and error_of(js).get("code") == "body_too_large", "chunked body over max_body: %s" % r.status)
+
+
+def test_logprob_shapes(s):
+    """The raw shapes of logprobs, n and several prompts (the SDK test checks the numbers)."""
+    chat = {"messages": [{"role": "user", "content": "x"}], "max_tokens": 3, "temperature": 0, "ignore_eos": True}
+    st, js, _, _ = s.request("POST", "/v1/chat/completions", dict(chat, logprobs=True, top_logprobs=2, n=2))
+    ok = st == 200 and [c["index"] for c in js["choices"]] == [0, 1]
+    for c in js["choices"] if ok else []:
+        lp = c["logprobs"]
+        ok = ok and sorted(lp) == ["content", "refusal"] and len(lp["content"]) == 3
+        for e in lp["content"] if ok else []:
+            ok = ok and sorted(e) == ["bytes", "logprob", "token", "top_logprobs"] and len(e["top_logprobs"]) == 2
+            ok = ok and all(sorted(t) == ["bytes", "logprob", "token"] for t in e["top_logprobs"])
+            ok = ok and all(isinstance(b, int) and 0 <= b < 256 for b in e["bytes"])
+    check(ok and js["usage"]["completion_tokens"] == 6, "chat logprobs shape: %s %s" % (st, js))
+    st, js, _, _ = s.request("POST", "/v1/chat/completions", chat)
+    check(st == 200 and js["choices"][0]["logprobs"] is None, "chat without logprobs: null: %s" % js)
+    comp = {"prompt": ["a", "b"], "max_tokens": 2, "temperature": 0, "ignore_eos": True, "logprobs": 0, "n": 2}
+    st, js, _, _ = s.request("POST", "/v1/completions", comp)
+    ok = st == 200 and [c["index"] for c in js["choices"]] == [0, 1, 2, 3]
+    for c in js["choices"] if ok else []:
+        lp = c["logprobs"]
+        ok = ok and sorted(lp) == ["text_offset", "token_logprobs", "tokens", "top_logprobs"]
+        ok = ok and all(len(lp[k]) == 2 for k in lp)
+        # logprobs 0: no alternatives, but the sampled token, as OpenAI lists it
+        ok = ok and all(list(d) == [t] for d, t in zip(lp["top_logprobs"], lp["tokens"]))
+    check(ok and js["usage"]["completion_tokens"] == 8, "completions logprobs shape: %s %s" % (st, js))
+    st, events = s.stream("/v1/completions", dict(comp, stream=True))
+    idx = sorted({json.loads(e)["choices"][0]["index"] for e in events[:-1]})
+    ends = [json.loads(e)["choices"][0]["index"] for e in events[:-1] if json.loads(e)["choices"][0]["finish_reason"]]
+    check(st == 200 and idx == [0, 1, 2, 3] and sorted(ends) == [0, 1, 2, 3] and events[-1] == "[DONE]",
+          "several prompts streamed: indices %s ends %s" % (idx, ends))
+    st, js, _, _ = s.request("POST", "/v1/completions", {"prompt": [1, 2, 3], "max_tokens": 1})
+    check(st == 200 and js["usage"]["prompt_tokens"] == 3, "one token id prompt: %s %s" % (st, js))
 
 
 def test_garbage(s):
@@ -707,6 +746,7 @@ def main():
         test_routes(s, bert, a.vkinfer)
         test_special_text(s)
         test_errors(s)
+        test_logprob_shapes(s)
         test_garbage(s)
         test_concurrent(s)
         test_metrics(s)
