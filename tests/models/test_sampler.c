@@ -184,6 +184,16 @@ int main(void)
         gp = plain();
         gp.temperature = -1.0f;
         CHECK(smp_create(&gp, 10, &s) == VKI_ERR_INVALID_ARGUMENT);
+        gp = plain();
+        gp.logprobs = true;
+        gp.n_top_logprobs = VKI_MAX_TOP_LOGPROBS + 1;
+        CHECK(smp_create(&gp, 10, &s) == VKI_ERR_INVALID_ARGUMENT && strstr(vki_last_error(), "n_top_logprobs"));
+    }
+    /* the log-softmax normaliser, also where exp would overflow in float */
+    {
+        const float l[4] = {1000.0f, 999.0f, -5.0f, 1000.0f};
+        double want = 1000.0 + log(2.0 + exp(-1.0) + exp(-1005.0));
+        CHECKF(fabs(smp_logsumexp(l, 4) - want) < 1e-9, "logsumexp %.12g, want %.12g", smp_logsumexp(l, 4), want);
     }
     return test_finish("test_sampler");
 }

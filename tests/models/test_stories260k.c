@@ -14,6 +14,13 @@ typedef struct collected {
     size_t  text_len;
 } collected;
 
+/* Keeps the last event (its text pointer is not used afterwards). */
+static bool on_token_copy(const vki_token_event *ev, void *user)
+{
+    *(vki_token_event *)user = *ev;
+    return true;
+}
+
 static bool on_token(const vki_token_event *ev, void *user)
 {
     collected *c = user;
@@ -129,6 +136,49 @@ int main(int argc, char **argv)
         CHECK(vki_generate(model, "Once upon a time", &gp, on_token, got, NULL) == VKI_OK);
         CHECK(a->n == 24 && got->n == 24 && !memcmp(a->ids, got->ids, sizeof a->ids));
         free(a);
+    }
+    /* Logprobs: log-softmax of the raw logits, checked against the float64
+     * reference's first-step logits; the same whatever the sampling. */
+    {
+        const cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(ref, "cases"), 0);
+        int32_t nl = 0;
+        double *want = NULL, mx = -1e300, sum = 0;
+        const cJSON *fl = cJSON_GetObjectItem(c0, "first_step_logits");
+        nl = cJSON_GetArraySize(fl);
+        want = malloc(sizeof *want * (size_t)nl);
+        for (int32_t i = 0; i < nl; i++) mx = fmax(mx, cJSON_GetArrayItem(fl, i)->valuedouble);
+        for (int32_t i = 0; i < nl; i++) sum += exp(cJSON_GetArrayItem(fl, i)->valuedouble - mx);
+        for (int32_t i = 0; i < nl; i++) want[i] = cJSON_GetArrayItem(fl, i)->valuedouble - mx - log(sum);
+        double worst = 0;
+        for (int pass = 0; pass < 2; pass++) {
+            vki_generate_params gp = vki_generate_default_params();
+            gp.temperature = pass ? 1.5f : 0.0f; /* the logprobs must not change with it */
+            gp.presence_penalty = pass ? 1.0f : 0.0f;
+            gp.n_predict = 1;
+            gp.logprobs = true;
+            gp.n_top_logprobs = VKI_MAX_TOP_LOGPROBS;
+            vki_token_event ev = {0};
+            CHECK(vki_generate(model, "", &gp, on_token_copy, &ev, NULL) == VKI_OK);
+            CHECK(ev.n_top_logprobs == VKI_MAX_TOP_LOGPROBS);
+            double p = 0;
+            for (int32_t k = 0; k < ev.n_top_logprobs; k++) {
+                CHECK(ev.top_logprob_ids[k] >= 0 && ev.top_logprob_ids[k] < nl && ev.top_logprobs[k] <= 0);
+                if (k) CHECK(ev.top_logprobs[k] <= ev.top_logprobs[k - 1]);
+                worst = fmax(worst, fabs(ev.top_logprobs[k] - want[ev.top_logprob_ids[k]]));
+                p += exp(ev.top_logprobs[k]);
+            }
+            worst = fmax(worst, fabs(ev.logprob - want[ev.id]));
+            CHECKF(p <= 1.0 + 1e-5, "top-20 probabilities sum to %g", p);
+            if (!pass) CHECK(ev.id == ev.top_logprob_ids[0] && ev.logprob == ev.top_logprobs[0]);
+        }
+        CHECKF(worst < 1e-3, "logprobs vs the float64 reference: %.3g", worst);
+        vki_generate_params gp = vki_generate_default_params();
+        gp.n_predict = 1;
+        vki_token_event ev = {.logprob = 1, .n_top_logprobs = 1};
+        CHECK(vki_generate(model, "", &gp, on_token_copy, &ev, NULL) == VKI_OK);
+        CHECK(ev.logprob == 0 && ev.n_top_logprobs == 0); /* not asked: not computed */
+        printf("logprobs: worst difference to the float64 log-softmax %.2e\n", worst);
+        free(want);
     }
     /* Errors: an embedding call on a decoder fails cleanly. */
     {
