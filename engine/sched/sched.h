@@ -383,7 +383,8 @@ int32_t    sched_request_n_choices(const sched_request *r);
 /* sched_request_poll for all n (== sched_request_n_choices) choices at once:
  * waits until some choice has text or tokens past its from_* or the request
  * is done, then fills every outs[j]. res->n_generated is the sum over the
- * choices. OUT_OF_MEMORY only (nothing is returned then). */
+ * choices. INVALID_ARGUMENT (n is not the request's count, or an embedding
+ * request), OUT_OF_MEMORY (nothing is returned then). */
 vki_status sched_request_poll_choices(sched_request *r, int timeout_ms, sched_choice_out *outs, int32_t n,
                                       sched_result *res);
 
