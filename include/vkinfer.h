@@ -184,6 +184,9 @@ VKI_API int32_t vki_token_eos(const vki_model *model);
 
 /* ===== Generation ====================================================== */
 
+/* The most alternatives a token event reports (vki_generate_params.n_top_logprobs). */
+#define VKI_MAX_TOP_LOGPROBS 20
+
 typedef struct vki_generate_params {
     int32_t     n_predict;        /* tokens to generate at most; 0 = until EOS or n_ctx */
     float       temperature;      /* 0 = greedy                                        */
@@ -206,8 +209,6 @@ typedef struct vki_generate_params {
 } vki_generate_params;
 
 VKI_API vki_generate_params vki_generate_default_params(void);
-
-#define VKI_MAX_TOP_LOGPROBS 20
 
 /* One generated token. text is the token's complete UTF-8 text (bytes of an
  * unfinished sequence are held back and delivered with a later token).
@@ -242,7 +243,8 @@ typedef struct vki_generate_stats {
 
 /* Generates from a text prompt, calling cb for every token. stats may be NULL.
  * Not thread-safe on one model: serialise calls per model (the scheduler does).
- * Returns VKI_OK, VKI_ERR_INVALID_ARGUMENT (embedding model, prompt too long),
+ * Returns VKI_OK, VKI_ERR_INVALID_ARGUMENT (embedding model, prompt too long,
+ * a sampling value out of range such as n_top_logprobs above 20),
  * VKI_ERR_OUT_OF_DEVICE_MEMORY, VKI_ERR_DEVICE_LOST. */
 VKI_API vki_status vki_generate(vki_model *model, const char *prompt,
                                 const vki_generate_params *params,
