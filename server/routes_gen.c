@@ -603,10 +603,16 @@ static int32_t flush_chunks(gen_job *j)
     for (int32_t i = 0; i < j->n_req * j->n; i++) {
         gen_choice *g = &j->ch[i];
         bool end = j->outs[i].done && !g->sent_end;
-        if (!g->text.n && !g->n_toks && !end) continue;
-        g->sent_end |= end;
-        if (!out_event(j, chunk_json(j, i, end))) return -1;
-        sent++;
+        /* the text first, then the end in a chunk of its own, as OpenAI sends it */
+        if (g->text.n || g->n_toks) {
+            if (!out_event(j, chunk_json(j, i, false))) return -1;
+            sent++;
+        }
+        if (end) {
+            g->sent_end = true;
+            if (!out_event(j, chunk_json(j, i, true))) return -1;
+            sent++;
+        }
     }
     return sent;
 }
