@@ -10,8 +10,9 @@ token that completes it (held back, never replaced); only bytes that cannot
 become a character turn into U+FFFD, one per maximal broken part, which is
 exactly what Python's bytes.decode("utf-8", "replace") gives for the same
 bytes. Paths: `vkinfer run --json` (steps and text), `vkinfer run` text,
-`vkinfer detokenize`, and the server's JSON answers, SSE chunks, error
-bodies and JSON log lines.
+`vkinfer detokenize`, and the server's JSON answers, SSE chunks, logprobs
+(split tokens as "bytes:\\xNN" with their bytes), error bodies and JSON log
+lines.
 Usage: test_utf8.py --vkinfer PATH [--no-server]"""
 import argparse, http.client, json, os, re, signal, subprocess, sys, tempfile
 
@@ -160,6 +161,16 @@ def test_server(exe, models):
             evs = sse_events(data, "%s: chat stream" % kind)
             text = "".join(e["choices"][0]["delta"].get("content") or "" for e in evs if e != "[DONE]")
             check(st == 200 and text == EXPECTED, "%s: chat stream %r" % (kind, text))
+            # logprobs: a token holding part of a character is "bytes:\xNN" with its
+            # exact bytes, and the tokens' bytes decoded as above are the text
+            st, data = s.raw("POST", "/v1/chat/completions", json.dumps(dict(chat, logprobs=True, top_logprobs=1)))
+            o = strict_json(data, "%s: chat logprobs" % kind)
+            ents = o["choices"][0]["logprobs"]["content"] if o and st == 200 else []
+            spelled = b"".join(bytes(e["bytes"]) for e in ents)
+            split = [e for e in ents if e["token"].startswith("bytes:")]
+            check(ents and spelled.decode("utf-8", "replace") == EXPECTED and split and
+                  all(e["token"] == "bytes:" + "".join("\\x%02x" % v for v in e["bytes"]) for e in split),
+                  "%s: chat logprobs %r" % (kind, data[:400]))
             st, data = s.raw("POST", "/v1/completions", json.dumps(dict(body, max_tokens=2)))
             o = strict_json(data, "%s: completion cut inside a character" % kind)
             check(o and o["choices"][0]["text"] == "\ufffd", "%s: max_tokens 2: %r" % (kind, data[:300]))
