@@ -734,7 +734,6 @@ static gen_job *job_new(srv_conn *cn, int32_t model, bool chat, int32_t n_req, c
     j->chat = chat;
     j->include_usage = f->include_usage;
     j->logprobs = f->gp.logprobs;
-    j->tok = sched_model_tokenizer(cn->srv->s, model);
     /* the response id is the request's, so the log line names it */
     snprintf(j->id, sizeof j->id, "%s-%llu", chat ? "chatcmpl" : "cmpl", (unsigned long long)cn->n);
     snprintf(cn->log.id, sizeof cn->log.id, "%s", j->id);
@@ -812,6 +811,14 @@ static int gen_try(srv_conn *cn, const cJSON *body, bool chat, const gen_fields 
         cancel_all(j);
         job_free(j);
         return -1;
+    }
+    /* token strings come from the model's tokenizer: valid until
+     * sched_destroy (a reload retires the old one, never frees it) */
+    if (j->logprobs && !(j->tok = sched_model_tokenizer(cn->srv->s, i))) {
+        cancel_all(j);
+        job_free(j);
+        *ret = srv_send_error(cn, 503, "model_failed", 0, "the model stopped serving");
+        return 0;
     }
     bool waited = wait_for(j, f.stream);
     log_counts(&cn->log, j);
