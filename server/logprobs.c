@@ -14,6 +14,10 @@
 
 /* OpenAI's floor for a token the model gives no chance. */
 #define LOGPROB_FLOOR -9999.0
+/* The longest token shown (GGUF vocabularies stay far below it), and its
+ * string: "bytes:" and four characters a byte at worst. */
+#define MAX_PIECE 1024
+#define MAX_STRING (6 + 4 * MAX_PIECE + 1)
 
 /* A token's bytes as they appear in text. Special tokens show their own
  * text (a chat's "<|im_end|>"), as OpenAI's token strings do. */
@@ -47,7 +51,7 @@ static double finite_lp(float lp) { return isfinite(lp) ? (double)lp : LOGPROB_F
 /* {token, logprob, bytes} of one id. */
 static cJSON *chat_entry(const vki_tokenizer *tok, int32_t id, float lp)
 {
-    char b[256], s[1024];
+    char b[MAX_PIECE], s[MAX_STRING];
     int32_t n = token_bytes(tok, id, b, sizeof b);
     token_string(b, n, s, sizeof s);
     cJSON *e = cJSON_CreateObject(), *bytes = cJSON_CreateArray();
@@ -91,7 +95,7 @@ void srv_logprobs_add(cJSON *lp, bool chat, const vki_tokenizer *tok, const sche
     cJSON *offs = cJSON_GetObjectItemCaseSensitive(lp, "text_offset");
     for (int32_t i = 0; i < n; i++) {
         const sched_token *t = &toks[i];
-        char b[256], s[1024];
+        char b[MAX_PIECE], s[MAX_STRING];
         int32_t nb = token_bytes(tok, t->id, b, sizeof b);
         token_string(b, nb, s, sizeof s);
         cJSON_AddItemToArray(tokens, cJSON_CreateString(s));
@@ -102,7 +106,7 @@ void srv_logprobs_add(cJSON *lp, bool chat, const vki_tokenizer *tok, const sche
         cJSON *d = cJSON_CreateObject();
         bool sampled_in = false;
         for (int32_t k = 0; k < t->n_top; k++) {
-            char tb[256], ts[1024];
+            char tb[MAX_PIECE], ts[MAX_STRING];
             token_string(tb, token_bytes(tok, t->top_ids[k], tb, sizeof tb), ts, sizeof ts);
             if (!cJSON_GetObjectItemCaseSensitive(d, ts)) cJSON_AddNumberToObject(d, ts, finite_lp(t->top_logprobs[k]));
             sampled_in |= t->top_ids[k] == t->id;
