@@ -1,6 +1,7 @@
 /* cmd_run.c: `vkinfer run`: generate text from a prompt (or token ids) with
  * a llama-family model, streaming to stdout, or one JSON object with the
- * ids, per-step top-5 logits and timings (--json). */
+ * ids, per-step top-5 logits (and logprobs with --logprobs) and timings
+ * (--json). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,13 +27,19 @@ const char cmd_run_help[] =
     "  --backend B           cpu | vulkan | auto (default auto: Vulkan if a device works, else CPU)\n"
     "  --threads N           CPU threads (default: all cores)\n"
     "  --json                print one JSON object: prompt_ids, steps (id, text, top5 raw logits\n"
-    "                        before sampling), text, timings\n";
+    "                        before sampling), text, timings\n"
+    "  --logprobs N          with --json: each step's logprob and its N (0-20) most likely tokens\n"
+    "                        as [id, logprob] (log-softmax of the raw logits, before sampling)\n";
 
 typedef struct run_step {
     int32_t id;
     char   *text;
     int32_t top_ids[5];
     float   top_logits[5];
+    float   logprob;
+    int32_t n_top;
+    int32_t top_lp_ids[VKI_MAX_TOP_LOGPROBS];
+    float   top_lps[VKI_MAX_TOP_LOGPROBS];
 } run_step;
 
 typedef struct run_state {
@@ -69,6 +76,10 @@ static bool on_token(const vki_token_event *ev, void *user)
     }
     memcpy(st->top_ids, ev->top_ids, sizeof st->top_ids);
     memcpy(st->top_logits, ev->top_logits, sizeof st->top_logits);
+    st->logprob = ev->logprob;
+    st->n_top = ev->n_top_logprobs;
+    memcpy(st->top_lp_ids, ev->top_logprob_ids, sizeof st->top_lp_ids);
+    memcpy(st->top_lps, ev->top_logprobs, sizeof st->top_lps);
     rs->n++;
     return true;
 }
@@ -177,6 +188,10 @@ int cmd_run(int argc, char **argv)
             ep.n_threads = (int32_t)lv;
         } else if (!strcmp(a, "--json")) {
             json = true;
+        } else if (!strcmp(a, "--logprobs")) {
+            if (!cli_arg_int(argc, argv, &i, 0, VKI_MAX_TOP_LOGPROBS, &lv)) goto out;
+            gp.logprobs = true;
+            gp.n_top_logprobs = (int32_t)lv;
         } else {
             cli_error("run: unknown option '%s' (see vkinfer run --help)", a);
             goto out;
@@ -184,6 +199,10 @@ int cmd_run(int argc, char **argv)
     }
     if (!model_path) {
         cli_error("run: -m MODEL is required (see vkinfer run --help)");
+        goto out;
+    }
+    if (gp.logprobs && !json) {
+        cli_error("run: --logprobs is printed with --json only");
         goto out;
     }
     if (!prompt == !ids_arg) {
@@ -248,7 +267,19 @@ int cmd_run(int argc, char **argv)
                 json_float(f, st->top_logits[k]);
                 fputc(']', f);
             }
-            fputs("]}", f);
+            fputc(']', f);
+            if (gp.logprobs) {
+                fputs(",\"logprob\":", f);
+                json_float(f, st->logprob);
+                fputs(",\"top_logprobs\":[", f);
+                for (int32_t k = 0; k < st->n_top; k++) {
+                    fprintf(f, "%s[%d,", k ? "," : "", st->top_lp_ids[k]);
+                    json_float(f, st->top_lps[k]);
+                    fputc(']', f);
+                }
+                fputc(']', f);
+            }
+            fputc('}', f);
         }
         fputs("],\"text\":", f);
         /* the step texts concatenated (each is whole characters, so the

@@ -15,6 +15,10 @@ fail=0
     --threads 2 >"$T/run.json" 2>"$T/run.err" || { echo "vkinfer run failed:"; cat "$T/run.err"; exit 1; }
 "$VKINFER" run -m "$S/models/stories260K.gguf" --ids 1,403,407,261,378 -n 20 --temp 0 --json --backend cpu \
     >"$T/ids.json" 2>"$T/ids.err" || { echo "vkinfer run --ids failed:"; cat "$T/ids.err"; exit 1; }
+"$VKINFER" run -m "$S/models/stories260K.gguf" --ids 1,403,407,261,378 -n 8 --temp 0.9 --seed 3 --json \
+    --logprobs 5 --backend cpu >"$T/lp.json" 2>"$T/lp.err" || { echo "vkinfer run --logprobs failed:"; cat "$T/lp.err"; exit 1; }
+"$VKINFER" run -m "$S/models/stories260K.gguf" -p x --logprobs 3 >/dev/null 2>&1 \
+    && { echo "run --logprobs without --json was accepted"; fail=1; }
 "$VKINFER" embed -m "$S/models/synthetic-bert-mini-f32.gguf" --json --backend cpu \
     "The quick brown fox jumps over the lazy dog." >"$T/embed.json" 2>"$T/embed.err" \
     || { echo "vkinfer embed failed:"; cat "$T/embed.err"; exit 1; }
@@ -36,13 +40,31 @@ for name in ("run.json", "ids.json"):
     assert ref["greedy_text"].startswith(out["text"]), (out["text"], ref["greedy_text"])
     tm = out["timings"]
     assert all(k in tm for k in ("prompt_ms", "gen_ms", "prompt_tok_s", "gen_tok_s"))
+# --logprobs: the differences of the top-5 logprobs are those of the raw
+# logits (what log-softmax keeps), the first step matches the float64
+# reference's log-softmax, and the sampled token's logprob is its own
+lp = json.load(open(t + "/lp.json"))
+fl = ref["first_step_logits"]
+m = max(fl)
+lse = m + math.log(sum(math.exp(x - m) for x in fl))
+worst = max(abs(v - (fl[i] - lse)) for i, v in lp["steps"][0]["top_logprobs"])
+assert worst < 1e-3, worst
+for k, st in enumerate(lp["steps"]):
+    tops = st["top_logprobs"]
+    assert len(tops) == 5 and all(v <= 0 for _, v in tops) and st["logprob"] <= 0, st
+    assert [i for i, _ in tops] == [i for i, _ in st["top5"]], st
+    for (_, v), (_, l) in zip(tops, st["top5"]):
+        assert abs((v - tops[0][1]) - (l - st["top5"][0][1])) < 1e-4, st
+    for i, v in tops:
+        if i == st["id"]:
+            assert abs(v - st["logprob"]) < 1e-6, st
 emb = json.load(open(t + "/embed.json"))
 want = json.load(open(s + "/reference/synthetic.json"))["models"]["synthetic-bert-mini-f32.gguf"]["cases"][0]["embedding"]
 got = emb["embeddings"][0]
 assert emb["dim"] == len(want) == len(got)
 cos = sum(a * b for a, b in zip(got, want)) / math.sqrt(sum(a * a for a in got) * sum(b * b for b in want))
 assert cos >= 0.9999, cos
-print("vkinfer run/embed --json: ok (embedding cosine %.7f)" % cos)
+print("vkinfer run/embed --json: ok (embedding cosine %.7f, first-step logprobs within %.1e)" % (cos, worst))
 PY
 
 # every generation model in ../shared: `run --json` prints JSON that a strict
