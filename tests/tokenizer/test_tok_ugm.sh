@@ -26,24 +26,9 @@ if ! have; then
   [[ -n $py ]] || { echo "test_tok_ugm: FAILED: no python to run pip" >&2; exit 1; }
   rm -rf "$work/sdist"
   mkdir -p "$work/sdist"
-  # The sdist file straight from the registry's simple index (what pip
-  # reads), checked against the sha256 the index publishes: `pip download
-  # --no-binary` would also build the package's metadata in an isolated
-  # build environment (minutes on 2 cores).
-  if ! "$py" - "$work/sdist" >"$work/pip.log" 2>&1 <<'PY'
-import hashlib, re, sys, urllib.request
-out, name = sys.argv[1], "sentencepiece-0.2.3.tar.gz"
-index = urllib.request.urlopen("https://pypi.org/simple/sentencepiece/", timeout=120).read().decode()
-links = re.findall(r'href="([^"#]*/' + re.escape(name) + r')#sha256=([0-9a-f]{64})"', index)
-if not links:
-    sys.exit("the index lists no " + name)
-url, want = links[0]
-data = urllib.request.urlopen(url, timeout=300).read()
-got = hashlib.sha256(data).hexdigest()
-if got != want:
-    sys.exit("%s: sha256 %s, the index says %s" % (name, got, want))
-open(out + "/" + name, "wb").write(data)
-PY
+  # the sdist straight from the registry's simple index, sha256-checked (tests/pypi_sdist.py)
+  if ! "$py" "$(dirname "$0")/../pypi_sdist.py" sentencepiece sentencepiece-0.2.3.tar.gz "$work/sdist" \
+       >"$work/pip.log" 2>&1
   then
     cat "$work/pip.log" >&2
     echo "test_tok_ugm: FAILED: cannot download the sentencepiece 0.2.3 sdist from PyPI (the vocabularies" \
