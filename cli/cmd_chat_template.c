@@ -1,5 +1,7 @@
-/* cmd_chat_template.c: `vkinfer chat-template`: renders a JSON list of
- * messages with the chat template a model declares (or one named). */
+/* cmd_chat_template.c: `vkinfer chat-template`: renders a conversation
+ * (a JSON list of messages, or an object with messages, tools and further
+ * template variables) with the chat template a model declares (or one
+ * named). */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,9 +13,10 @@ const char cmd_chat_template_help[] =
     "print the prompt a chat model sees for a list of messages\n"
     "usage: vkinfer chat-template -m MODEL -f MESSAGES.json [--template NAME] [--no-generation-prompt]\n"
     "  -m MODEL           a GGUF file, a tokenizer.json or an HF model folder\n"
-    "  -f MESSAGES.json   [{\"role\": \"user\", \"content\": \"...\"}, ...]\n"
+    "  -f MESSAGES.json   [{\"role\": \"user\", \"content\": \"...\"}, ...], or\n"
+    "                     {\"messages\": [...], \"tools\": [...], other template variables}\n"
     "  --template NAME    chatml, qwen, llama2, llama3, mistral, phi3, gemma, zephyr\n"
-    "                     (default: recognised from the model's template)\n";
+    "                     (default: the model's own Jinja template)\n";
 
 int cmd_chat_template(int argc, char **argv)
 {
@@ -44,36 +47,35 @@ int cmd_chat_template(int argc, char **argv)
         len += k;
     }
     fclose(fp);
-    cJSON *root = cJSON_ParseWithLength(js ? js : "", len);
-    vki_chat_msg *msgs = NULL;
+    cJSON *root = cJSON_ParseWithLength(js ? js : "", len), *extra = NULL;
     vki_model_file *f = NULL;
     char *out = NULL;
-    int rc = 1, n = 0;
-    if (!cJSON_IsArray(root)) { rc = cli_error("%s: expected a JSON array of {role, content} objects", path); goto done; }
-    msgs = calloc((size_t)cJSON_GetArraySize(root) + 1, sizeof *msgs);
-    if (!msgs) { rc = cli_error("chat-template: out of memory"); goto done; }
-    const cJSON *m;
-    cJSON_ArrayForEach(m, root)
-    {
-        const cJSON *r = cJSON_GetObjectItem(m, "role"), *c = cJSON_GetObjectItem(m, "content");
-        if (!cJSON_IsString(r) || !cJSON_IsString(c)) {
-            rc = cli_error("%s: message %d needs string fields \"role\" and \"content\"", path, n);
-            goto done;
-        }
-        msgs[n].role = r->valuestring;
-        msgs[n].content = c->valuestring;
-        n++;
+    int rc = 1;
+    const cJSON *msgs = root, *tools = NULL;
+    if (cJSON_IsObject(root)) {
+        msgs = cJSON_GetObjectItemCaseSensitive(root, "messages");
+        tools = cJSON_GetObjectItemCaseSensitive(root, "tools");
+        /* everything else is a template variable */
+        extra = cJSON_Duplicate(root, true);
+        if (!extra) { rc = cli_error("chat-template: out of memory"); goto done; }
+        cJSON_DeleteItemFromObjectCaseSensitive(extra, "messages");
+        cJSON_DeleteItemFromObjectCaseSensitive(extra, "tools");
+        cJSON_DeleteItemFromObjectCaseSensitive(extra, "add_generation_prompt");
+    }
+    if (!cJSON_IsArray(msgs)) {
+        rc = cli_error("%s: expected a JSON array of messages or an object with \"messages\"", path);
+        goto done;
     }
     vki_status s = vki_file_open(model, &f);
     if (s != VKI_OK) { rc = cli_status_error(s, model); goto done; }
-    s = vki_chat_apply(f, name, msgs, (size_t)n, gen, &out);
+    s = vki_chat_apply_json(f, name, msgs, tools, extra, gen, &out, NULL, NULL);
     if (s != VKI_OK) { rc = cli_status_error(s, "chat-template"); goto done; }
     fputs(out, stdout);
     rc = 0;
 done:
     free(out);
     vki_file_close(f);
-    free(msgs);
+    cJSON_Delete(extra);
     cJSON_Delete(root);
     free(js);
     return rc;

@@ -74,6 +74,8 @@ vki_status st_parse_memory(vki_model_file *f, const uint8_t *data, uint64_t size
 vki_status hf_map_config(vki_model_file *f, const char *src, const char *text, size_t len);
 vki_status hf_map_tokenizer(vki_model_file *f, const char *src, const char *text, size_t len,
                             const char *config_text, size_t config_len);
+/* chat_template.jinja: the text becomes tokenizer.chat_template */
+vki_status hf_map_chat_template(vki_model_file *f, const char *src, const char *text, size_t len);
 vki_status hf_map_pooling(vki_model_file *f, const char *src, const char *text, size_t len);
 /* Renames HF tensors to GGUF names in place and marks llama q/k for the
  * rope permutation; call after config mapping (needs the head counts). */

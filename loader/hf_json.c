@@ -100,6 +100,13 @@ static vki_status put_str(vki_model_file *f, const char *key, const char *s, siz
     return put(f, key, (vki_kv){.type = VKI_KV_STRING, .v.s = {v, n}});
 }
 
+vki_status hf_map_chat_template(vki_model_file *f, const char *src, const char *text, size_t len)
+{
+    if (!ld_utf8_valid(text, len)) return vki_fail(VKI_ERR_BAD_FILE, "%s: not valid UTF-8", src);
+    if (memchr(text, 0, len)) return vki_fail(VKI_ERR_BAD_FILE, "%s: holds a NUL byte", src);
+    return put_str(f, "tokenizer.chat_template", text, len);
+}
+
 static vki_kv *new_array(vki_model_file *f, vki_kv_type elem, uint64_t n, vki_kv *kv)
 {
     *kv = (vki_kv){.type = VKI_KV_ARRAY};

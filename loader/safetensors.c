@@ -297,6 +297,16 @@ static vki_status map_side_files(vki_model_file *f, const char *dir)
         free(tcfg);
         free(tok);
         if (s != VKI_OK) goto done;
+        /* transformers' newer layout keeps the template in its own file; it
+         * wins over tokenizer_config.json's chat_template */
+        snprintf(cpath, sizeof cpath, "%.3000s/chat_template.jinja", dir);
+        char *ct = read_text(cpath, &tclen, &tmissing, &ts);
+        if (!ct && !tmissing) { s = ts; goto done; }
+        if (ct) {
+            s = hf_map_chat_template(f, cpath, ct, tclen);
+            free(ct);
+            if (s != VKI_OK) goto done;
+        }
     }
     snprintf(path, sizeof path, "%.3000s/1_Pooling/config.json", dir);
     char *pool = read_text(path, &len, &missing, &s);

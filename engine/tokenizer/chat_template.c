@@ -1,8 +1,9 @@
 /*
- * chat_template.c: native renderers for the common chat-template families
- * and their recognition from the Jinja template text, following what each
- * model's own template produces (and llama.cpp's llm_chat_detect_template
- * for the markers). Must not: evaluate Jinja or guess an unknown template.
+ * chat_template.c: a conversation rendered with the model's own Jinja
+ * template (through engine/template), or natively for the common families
+ * (their output follows each model's own template; llama.cpp's
+ * llm_chat_detect_template for the markers that recognise them). Must not:
+ * guess a family for a template it was not asked to replace.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "chat_template.h"
+#include "engine/template/jinja.h"
 #include "error.h"
 #include "util.h"
 
@@ -314,34 +316,158 @@ static char *token_text(const vki_model_file *f, const char *key)
     return c;
 }
 
+static vki_status render_family(const vki_model_file *f, const char *name, const vki_chat_msg *msgs, size_t n,
+                                bool add_generation_prompt, char **out, vki_text_span **spans, size_t *n_spans)
+{
+    vki_chat_family fam = vki_chat_family_from_name(name);
+    if (fam == VKI_CHAT_UNKNOWN)
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "chat template '%s' is not one of chatml, qwen, llama2, llama3, "
+                        "mistral, phi3, gemma, zephyr", name);
+    char *bos = token_text(f, "tokenizer.ggml.bos_token_id");
+    char *eos = token_text(f, "tokenizer.ggml.eos_token_id");
+    vki_status st = render(fam, msgs, n, add_generation_prompt, bos, eos, out, spans, n_spans);
+    free(bos);
+    free(eos);
+    return st;
+}
+
+/* The model's template through the Jinja interpreter. */
+static vki_status render_jinja(const vki_model_file *f, const cJSON *messages, const cJSON *tools, const cJSON *extra,
+                               bool add_generation_prompt, char **out, vki_text_span **spans, size_t *n_spans)
+{
+    vki_str t;
+    if (!vki_file_get_str(f, "tokenizer.chat_template", &t))
+        return vki_fail(VKI_ERR_NOT_FOUND, "%s: no tokenizer.chat_template; name a template (chatml, llama3, ...)",
+                        vki_file_path(f));
+    char where[1100];
+    snprintf(where, sizeof where, "%.1000s: tokenizer.chat_template", vki_file_path(f));
+    jinja_template *jt = NULL;
+    cJSON *ctx = NULL;
+    char *tok[4] = {NULL, NULL, NULL, NULL};
+    static const char *const tok_keys[4][2] = {
+        {"bos_token", "tokenizer.ggml.bos_token_id"}, {"eos_token", "tokenizer.ggml.eos_token_id"},
+        {"unk_token", "tokenizer.ggml.unknown_token_id"}, {"pad_token", "tokenizer.ggml.padding_token_id"},
+    };
+    vki_status st = jinja_parse(t.p, (size_t)t.n, where, &jt);
+    if (st != VKI_OK) return st;
+    ctx = cJSON_CreateObject();
+    if (!ctx) goto oom;
+    /* transformers: the special tokens, then the caller's kwargs over them */
+    for (int i = 0; i < 4; i++) {
+        tok[i] = token_text(f, tok_keys[i][1]);
+        if (tok[i] && !cJSON_AddStringToObject(ctx, tok_keys[i][0], tok[i])) goto oom;
+    }
+    const cJSON *e;
+    if (extra) cJSON_ArrayForEach(e, extra) {
+        if (!strcmp(e->string, "messages") || !strcmp(e->string, "tools") || !strcmp(e->string, "add_generation_prompt")) {
+            st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "chat template: extra variable '%s' would replace the conversation",
+                          e->string);
+            goto done;
+        }
+        cJSON *copy = cJSON_Duplicate(e, true);
+        if (!copy) goto oom;
+        cJSON_AddItemToObject(ctx, e->string, copy);
+    }
+    if (!cJSON_AddItemReferenceToObject(ctx, "messages", (cJSON *)messages) ||
+        !(tools ? cJSON_AddItemReferenceToObject(ctx, "tools", (cJSON *)tools) : cJSON_AddNullToObject(ctx, "tools") != NULL) ||
+        !cJSON_AddBoolToObject(ctx, "add_generation_prompt", add_generation_prompt))
+        goto oom;
+    st = jinja_render(jt, ctx, NULL, out, NULL, spans, n_spans);
+    goto done;
+oom:
+    st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", where);
+done:
+    for (int i = 0; i < 4; i++) free(tok[i]);
+    cJSON_Delete(ctx);
+    jinja_template_destroy(jt);
+    return st;
+}
+
+vki_status vki_chat_apply_json(const vki_model_file *f, const char *name, const cJSON *messages, const cJSON *tools,
+                               const cJSON *extra, bool add_generation_prompt, char **out, vki_text_span **spans,
+                               size_t *n_spans)
+{
+    if (!out) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_chat_apply_json: out is NULL");
+    *out = NULL;
+    if (spans) *spans = NULL;
+    if (n_spans) *n_spans = 0;
+    if (!f || !cJSON_IsArray(messages))
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_chat_apply_json: %s", !f ? "no model file" : "messages is not an array");
+    if (tools && !cJSON_IsArray(tools) && !cJSON_IsNull(tools))
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_chat_apply_json: tools is not an array");
+    if (extra && !cJSON_IsObject(extra)) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_chat_apply_json: extra is not an object");
+    if (!name) return render_jinja(f, messages, cJSON_IsNull(tools) ? NULL : tools, extra, add_generation_prompt, out, spans, n_spans);
+    if (cJSON_GetArraySize(tools) > 0)
+        return vki_fail(VKI_ERR_UNSUPPORTED, "chat template '%s' renders no tools; use the model's own template", name);
+    /* the family renderers take text messages */
+    size_t n = (size_t)cJSON_GetArraySize(messages), i = 0;
+    vki_chat_msg *m = calloc(n + 1, sizeof *m);
+    char **owned = calloc(n + 1, sizeof *owned);
+    vki_status st = VKI_OK;
+    const cJSON *it;
+    if (!m || !owned) { st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "chat template: out of memory"); goto done; }
+    cJSON_ArrayForEach(it, messages) {
+        const cJSON *r = cJSON_GetObjectItemCaseSensitive(it, "role"), *c = cJSON_GetObjectItemCaseSensitive(it, "content");
+        if (!cJSON_IsString(r)) { st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "messages[%zu]: no string \"role\"", i); goto done; }
+        m[i].role = r->valuestring;
+        if (cJSON_IsString(c)) {
+            m[i].content = c->valuestring;
+        } else if (!c || cJSON_IsNull(c)) {
+            m[i].content = "";
+        } else if (cJSON_IsArray(c)) {
+            size_t len = 0;
+            const cJSON *part;
+            cJSON_ArrayForEach(part, c) {
+                const cJSON *tx = cJSON_GetObjectItemCaseSensitive(part, "text");
+                if (!cJSON_IsString(tx)) {
+                    st = vki_fail(VKI_ERR_UNSUPPORTED, "messages[%zu].content: template '%s' renders text parts only", i, name);
+                    goto done;
+                }
+                len += strlen(tx->valuestring);
+            }
+            if (!(owned[i] = calloc(len + 1, 1))) { st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "chat template: out of memory"); goto done; }
+            cJSON_ArrayForEach(part, c) strcat(owned[i], cJSON_GetObjectItemCaseSensitive(part, "text")->valuestring);
+            m[i].content = owned[i];
+        } else {
+            st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "messages[%zu].content: expected a string, null or parts", i);
+            goto done;
+        }
+        i++;
+    }
+    st = render_family(f, name, m, n, add_generation_prompt, out, spans, n_spans);
+done:
+    for (size_t k = 0; owned && k < n; k++) free(owned[k]);
+    free(owned);
+    free(m);
+    return st;
+}
+
 vki_status vki_chat_apply_spans(const vki_model_file *f, const char *name, const vki_chat_msg *msgs, size_t n,
                                 bool add_generation_prompt, char **out, vki_text_span **spans, size_t *n_spans)
 {
     *out = NULL;
     if (spans) *spans = NULL;
     if (n_spans) *n_spans = 0;
-    vki_chat_family fam;
-    if (name) {
-        fam = vki_chat_family_from_name(name);
-        if (fam == VKI_CHAT_UNKNOWN)
-            return vki_fail(VKI_ERR_INVALID_ARGUMENT, "chat template '%s' is not one of chatml, qwen, llama2, llama3, "
-                            "mistral, phi3, gemma, zephyr", name);
-    } else {
-        vki_str t;
-        if (!vki_file_get_str(f, "tokenizer.chat_template", &t))
-            return vki_fail(VKI_ERR_NOT_FOUND, "%s: no tokenizer.chat_template; name a template (chatml, llama3, ...)",
-                            vki_file_path(f));
-        fam = vki_chat_detect(t.p, (size_t)t.n);
-        if (fam == VKI_CHAT_UNKNOWN)
-            return vki_fail(VKI_ERR_UNSUPPORTED, "%s: chat template not recognised (%llu bytes starting '%.60s'); "
-                            "name one of chatml, qwen, llama2, llama3, mistral, phi3, gemma, zephyr",
-                            vki_file_path(f), (unsigned long long)t.n, t.p);
+    if (name) return render_family(f, name, msgs, n, add_generation_prompt, out, spans, n_spans);
+    cJSON *arr = cJSON_CreateArray();
+    vki_status st = VKI_OK;
+    for (size_t i = 0; arr && i < n; i++) {
+        if (!msgs[i].role || !msgs[i].content) {
+            cJSON_Delete(arr);
+            return vki_fail(VKI_ERR_INVALID_ARGUMENT, "chat template: message %zu has no role or content", i);
+        }
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddStringToObject(o, "role", msgs[i].role) || !cJSON_AddStringToObject(o, "content", msgs[i].content)) {
+            cJSON_Delete(o);
+            cJSON_Delete(arr);
+            arr = NULL;
+            break;
+        }
+        cJSON_AddItemToArray(arr, o);
     }
-    char *bos = token_text(f, "tokenizer.ggml.bos_token_id");
-    char *eos = token_text(f, "tokenizer.ggml.eos_token_id");
-    vki_status st = render(fam, msgs, n, add_generation_prompt, bos, eos, out, spans, n_spans);
-    free(bos);
-    free(eos);
+    if (!arr) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "chat template: out of memory");
+    st = render_jinja(f, arr, NULL, NULL, add_generation_prompt, out, spans, n_spans);
+    cJSON_Delete(arr);
     return st;
 }
 
