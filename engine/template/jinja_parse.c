@@ -305,6 +305,9 @@ static jnode *parse_postfix(parser *P, jnode *n)
             next(P);
             jnode *c = node(P, E_CALL, t);
             if (!c) return NULL;
+            /* errors of a call point at what is called */
+            c->line = n->line;
+            c->col = n->col;
             c->a = n;
             if (!parse_args(P, c)) return NULL;
             n = c;

@@ -176,6 +176,26 @@ def shared_templates(shared, work):
     return out
 
 
+def check_cases(env, failures):
+    """The expectations of jinja_cases.json (the C unit test's cases) hold for jinja2 too."""
+    with open(os.path.join(HERE, "jinja_cases.json"), encoding="utf-8") as f:
+        cases = json.load(f)
+    n = 0
+    for c in cases:
+        if c["name"].startswith("limit_") or c["name"] == "strftime":
+            continue  # our own bounds, not jinja2's
+        n += 1
+        try:
+            got, err = env.from_string(c["template"]).render(**copy.deepcopy(c["context"])), None
+        except Exception as e:
+            got, err = None, "%s: %s" % (type(e).__name__, e)
+        if "want" in c and got != c["want"]:
+            failures.append("jinja_cases.json %s: jinja2 gives %r (%s), the case wants %r" % (c["name"], got, err, c["want"]))
+        if "error" in c and err is None:
+            failures.append("jinja_cases.json %s: jinja2 renders %r, the case wants an error" % (c["name"], got))
+    return n
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--render", required=True)
@@ -200,6 +220,7 @@ def main():
             json.dump(ctx, f, ensure_ascii=False)
         ctx_files.append(p)
     failures, excluded, pairs, both_failed = [], [], 0, 0
+    n_cases = check_cases(env, failures)
     for tp in templates:
         tname = os.path.basename(tp)
         with open(tp, encoding="utf-8") as f:
@@ -236,7 +257,8 @@ def main():
     shutil.rmtree(tmp, ignore_errors=True)
     n_t = len(templates) - len(excluded)
     print("compare_jinja: %d templates x %d conversations = %d renderings compared (%d where both raise), "
-          "%d differences" % (n_t, len(convs), pairs, both_failed, len(failures)))
+          "%d differences; %d unit-test cases checked against jinja2" %
+          (n_t, len(convs), pairs, both_failed, len(failures), n_cases))
     for t, why in excluded:
         print("excluded: %s: %s" % (t, why))
     for f in failures[: (None if a.v else 40)]:
