@@ -43,7 +43,8 @@
  *   .add_bos_token/.add_eos_token (tokenizer_config.json, else the
  *   TemplateProcessing post-processor), .add_space_prefix (llama: a Prepend
  *   "▁" normalizer or Metaspace prepend), .lowercase (bert normalizer),
- *   tokenizer.chat_template, tokenizer.hf.pre_regex (the pre-tokenizer's
+ *   tokenizer.chat_template (an HF folder's chat_template.jinja, read in
+ *   safetensors.c, replaces it), tokenizer.hf.pre_regex (the pre-tokenizer's
  *   Split regexes, Digits and ByteLevel-with-regex as patterns, in order),
  *   tokenizer.hf.ignore_merges (model.ignore_merges), tokenizer.ggml.pre =
  *   "gpt-2" for a bare ByteLevel pre-tokenizer, and tokenizer.hf.normalizer
