@@ -202,6 +202,46 @@ static bool do_slice(jctx *x, jv obj, const jv *parts, const bool *has, jv *out)
 }
 
 /* ----- arithmetic ----- */
+
+/* Python's printf-style "fmt % args": %s %r %d %i %f %x %% with an optional
+ * precision; args a tuple or one value */
+static bool percent_format(jctx *x, const jstr *fmt, jv args, jv *out)
+{
+    const jv *av = &args;
+    size_t an = 1, used = 0;
+    if (args.k == JV_LIST && args.u.l->tuple) { av = args.u.l->v; an = args.u.l->n; }
+    jbuf b = {.limit = x->lim->max_output};
+    for (size_t i = 0; i < fmt->n; i++) {
+        if (fmt->p[i] != '%') { jbuf_put_str(&b, fmt, i, 1); continue; }
+        size_t j = i + 1;
+        int prec = -1;
+        if (j < fmt->n && fmt->p[j] == '.') {
+            prec = 0;
+            for (j++; j < fmt->n && fmt->p[j] >= '0' && fmt->p[j] <= '9' && prec < 100; j++) prec = prec * 10 + fmt->p[j] - '0';
+        }
+        char c = j < fmt->n ? fmt->p[j] : 0;
+        if (c == '%') { jbuf_puts(&b, "%"); i = j; continue; }
+        if (!strchr("srdifx", c) || !c) { jbuf_free(&b); return jj_error(x, "unsupported format character in '%%' formatting"); }
+        if (used >= an) { jbuf_free(&b); return jj_error(x, "not enough arguments for format string"); }
+        jv v = av[used++];
+        char t[64];
+        if (c == 's') { if (!jv_to_str(x, v, &b)) { jbuf_free(&b); return false; } }
+        else if (c == 'r') { if (!jv_repr(x, v, &b)) { jbuf_free(&b); return false; } }
+        else {
+            if (!jv_is_number(v)) { jbuf_free(&b); return jj_error(x, "%%%c format: a real number is required, not %s", c, jv_type_name(v)); }
+            if (c == 'f') snprintf(t, sizeof t, "%.*f", prec < 0 ? 6 : prec, jv_num(v));
+            else {
+                int64_t iv = jv_is_int_like(v) ? (v.k == JV_INT ? v.u.i : v.u.b) : (int64_t)jv_num(v);
+                snprintf(t, sizeof t, c == 'x' ? "%llx" : "%lld", (long long)iv);
+            }
+            jbuf_puts(&b, t);
+        }
+        i = j;
+    }
+    if (used < an) { jbuf_free(&b); return jj_error(x, "not all arguments converted during string formatting"); }
+    *out = jv_str_from_buf(x, &b);
+    return !x->failed;
+}
 static bool binop(jctx *x, int op, jv a, jv b, jv *out)
 {
     if (op == OP_CONCAT) {
@@ -304,6 +344,7 @@ static bool binop(jctx *x, int op, jv a, jv b, jv *out)
         return true;
     }
     if (op == OP_MUL && (b.k == JV_STR || b.k == JV_LIST) && jv_is_int_like(a)) return binop(x, op, b, a, out);
+    if (op == OP_MOD && a.k == JV_STR) return percent_format(x, a.u.s, b, out);
     return jj_error(x, "unsupported operand type(s) for %s: '%s' and '%s'", sym[op], jv_type_name(a), jv_type_name(b));
 }
 
@@ -681,8 +722,6 @@ static int exec_for(jctx *x, const jnode *n, jframe *f, jbuf *out)
         items = fl.u.l;
     }
     if (!items->n) return n->orelse.n ? exec_body(x, &n->orelse, f, out) : FLOW_OK;
-    jv *outer = lookup(f, "loop");
-    jv outer_loop = outer ? *outer : jv_undef(NULL);
     int64_t len = (int64_t)items->n;
     for (size_t i = 0; i < items->n; i++) {
         if (!step(x, n)) return FLOW_ERR;
@@ -691,11 +730,7 @@ static int exec_for(jctx *x, const jnode *n, jframe *f, jbuf *out)
         if (x->failed) return FLOW_ERR;
         jdict *d = loop.u.d;
         int64_t k = (int64_t)i;
-        int depth = 1;
-        if (outer_loop.k == JV_NS) {
-            jv *dp = jd_gets(outer_loop.u.d, "depth");
-            if (dp && dp->k == JV_INT) depth = (int)dp->u.i + 1;
-        }
+        int depth = 1; /* only recursive loops (not supported) go deeper */
         if (!jd_set(x, d, jv_cstr(x, "index0"), jv_int(k)) || !jd_set(x, d, jv_cstr(x, "index"), jv_int(k + 1)) ||
             !jd_set(x, d, jv_cstr(x, "revindex0"), jv_int(len - k - 1)) ||
             !jd_set(x, d, jv_cstr(x, "revindex"), jv_int(len - k)) || !jd_set(x, d, jv_cstr(x, "first"), jv_bool(i == 0)) ||
