@@ -76,6 +76,13 @@ def conversations():
         ("content-parts", [{"role": "user", "content": [{"type": "text", "text": "Part one. "},
                                                          {"type": "text", "text": "Part two."}]}]),
         ("reasoning", [u1, {"role": "assistant", "content": "Paris.", "reasoning_content": "France -> Paris."}, u2]),
+        ("tool-call-string-args", [{"role": "user", "content": "Weather?"},
+                                   {"role": "assistant", "content": "Checking.", "tool_calls": [
+                                       {"id": "call_2", "type": "function", "function": {
+                                           "name": "get_weather", "arguments": "{\"city\": \"Zürich\"}"}}]},
+                                   {"role": "tool", "tool_call_id": "call_2", "content": "sunny"}], TOOLS),
+        ("extra-variables", [sysm, u1], None, {"enable_thinking": False, "date_string": "01 Jan 2026",
+                                             "reasoning_effort": "low"}),
     ]
     out = []
     for c in convs:
@@ -84,6 +91,8 @@ def conversations():
             ctx = {"messages": copy.deepcopy(msgs), "add_generation_prompt": gen,
                    "tools": copy.deepcopy(c[2]) if len(c) > 2 else None, "documents": None,
                    "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"}
+            if len(c) > 3:
+                ctx.update(c[3])
             out.append(("%s/gen=%d" % (name, gen), ctx))
     return out
 
