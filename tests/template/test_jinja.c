@@ -18,6 +18,7 @@
 
 #include "engine/template/jinja.h"
 #include "engine/tokenizer/chat_template.h"
+#include "engine/tokenizer/tokenizer.h"
 #include "test_util.h"
 
 static void run_case(const cJSON *c)
@@ -131,6 +132,25 @@ static void chat_api(const char *dir)
         CHECK(!strncmp(out + sp[0].off, "Be brief.", sp[0].len) && sp[0].len == 9);
         CHECK(!strncmp(out + sp[1].off, "a <|eot_id|> b", sp[1].len) && sp[1].len == 14);
         CHECK(!strncmp(out + sp[2].off, "42", sp[2].len) && sp[2].len == 2);
+        /* encoded as the server does: the template's three <|eot_id|> are the
+         * control token, the user's is text */
+        vki_tokenizer *tok = NULL;
+        int32_t *ids = NULL, n_ids = 0, *eot = NULL, n_eot = 0, *all = NULL, n_all = 0;
+        CHECK(vki_tokenizer_create(f, &tok) == VKI_OK);
+        if (tok && vki_tokenizer_encode(tok, "<|eot_id|>", 10, false, true, &eot, &n_eot) == VKI_OK && n_eot == 1 &&
+            vki_tokenizer_encode_literal(tok, out, strlen(out), false, sp, n_sp, &ids, &n_ids) == VKI_OK &&
+            vki_tokenizer_encode(tok, out, strlen(out), false, true, &all, &n_all) == VKI_OK) {
+            int in_lit = 0, in_all = 0;
+            for (int32_t i = 0; i < n_ids; i++) in_lit += ids[i] == eot[0];
+            for (int32_t i = 0; i < n_all; i++) in_all += all[i] == eot[0];
+            CHECKF(in_lit == 3 && in_all == 4, "<|eot_id|> as a token: %d with content spans, %d without", in_lit, in_all);
+        } else {
+            CHECKF(false, "encoding the rendering: %s", vki_last_error());
+        }
+        free(ids);
+        free(eot);
+        free(all);
+        vki_tokenizer_destroy(tok);
     }
     free(out);
     free(sp);
