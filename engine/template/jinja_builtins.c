@@ -1203,7 +1203,10 @@ bool jj_global(jctx *x, const char *name, const jv *pos, size_t n_pos, const cha
         if (cnt > 100000) return jj_error(x, "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
         jv l = jv_list(x, (size_t)cnt);
         if (x->failed) return false;
-        for (int64_t i = v[0]; v[2] > 0 ? i < v[1] : i > v[1]; i += v[2]) if (!jl_push(x, l.u.l, jv_int(i))) return false;
+        for (int64_t i = v[0]; v[2] > 0 ? i < v[1] : i > v[1];) {
+            if (!jl_push(x, l.u.l, jv_int(i))) return false;
+            if (__builtin_add_overflow(i, v[2], &i)) break;
+        }
         *out = l;
         return true;
     }

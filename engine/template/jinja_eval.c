@@ -175,8 +175,10 @@ static bool do_slice(jctx *x, jv obj, const jv *parts, const bool *has, jv *out)
         jv l = jv_list(x, 0);
         if (x->failed) return false;
         l.u.l->tuple = obj.u.l->tuple;
-        for (int64_t i = a; v[2] > 0 ? i < b : i > b; i += v[2])
+        for (int64_t i = a; v[2] > 0 ? i < b : i > b;) {
             if (!jl_push(x, l.u.l, obj.u.l->v[i])) return false;
+            if (__builtin_add_overflow(i, v[2], &i)) break;
+        }
         *out = l;
         return true;
     }
@@ -191,9 +193,10 @@ static bool do_slice(jctx *x, jv obj, const jv *parts, const bool *has, jv *out)
             return !x->failed;
         }
         jbuf bf = {.limit = x->lim->max_output};
-        for (int64_t i = a; v[2] > 0 ? i < b : i > b; i += v[2]) {
+        for (int64_t i = a; v[2] > 0 ? i < b : i > b;) {
             size_t pa = jj_u8_offset(s->p, s->n, (size_t)i), pb = jj_u8_offset(s->p, s->n, (size_t)i + 1);
             jbuf_put_str(&bf, s, pa, pb - pa);
+            if (__builtin_add_overflow(i, v[2], &i)) break;
         }
         *out = jv_str_from_buf(x, &bf);
         return !x->failed;
@@ -291,9 +294,15 @@ static bool binop(jctx *x, int op, jv a, jv b, jv *out)
             return true;
         case OP_POW:
             if (ints && q >= 0) {
-                int64_t r = 1;
-                for (int64_t i = 0; i < q; i++)
-                    if (__builtin_mul_overflow(r, p, &r)) return jj_error(x, "integer arithmetic past 64 bits is not supported");
+                /* by squaring: 1 ** 10**18 must not loop 10**18 times */
+                int64_t r = 1, base = p, e = q;
+                bool ovf = false;
+                while (e > 0 && !ovf) {
+                    if (e & 1) ovf |= __builtin_mul_overflow(r, base, &r);
+                    e >>= 1;
+                    if (e) ovf |= __builtin_mul_overflow(base, base, &base);
+                }
+                if (ovf) return jj_error(x, "integer arithmetic past 64 bits is not supported");
                 *out = jv_int(r);
             } else {
                 *out = jv_float(pow(fa, fb));
@@ -329,7 +338,7 @@ static bool binop(jctx *x, int op, jv a, jv b, jv *out)
         int64_t k = b.k == JV_INT ? b.u.i : b.u.b;
         if (a.k == JV_STR) {
             jbuf bf = {.limit = x->lim->max_output};
-            for (int64_t i = 0; i < k && !bf.over && !bf.oom; i++) jbuf_put_str(&bf, a.u.s, 0, a.u.s->n);
+            for (int64_t i = 0; a.u.s->n && i < k && !bf.over && !bf.oom; i++) jbuf_put_str(&bf, a.u.s, 0, a.u.s->n);
             *out = jv_str_from_buf(x, &bf);
             if (out->k == JV_STR) out->u.s->markup = a.u.s->markup;
             return !x->failed;
@@ -337,7 +346,7 @@ static bool binop(jctx *x, int op, jv a, jv b, jv *out)
         jv l = jv_list(x, 0);
         if (x->failed) return false;
         l.u.l->tuple = a.u.l->tuple;
-        for (int64_t i = 0; i < k; i++)
+        for (int64_t i = 0; a.u.l->n && i < k; i++)
             for (size_t j = 0; j < a.u.l->n; j++)
                 if (!jl_push(x, l.u.l, a.u.l->v[j])) return false;
         *out = l;
