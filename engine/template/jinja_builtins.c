@@ -81,7 +81,7 @@ bool jj_iter(jctx *x, jv v, jlist **out)
 }
 
 /* ----- string helpers ----- */
-typedef enum { CASE_UPPER, CASE_LOWER, CASE_TITLE, CASE_CAPITALIZE } case_op;
+typedef enum { CASE_UPPER, CASE_LOWER, CASE_TITLE, CASE_CAPITALIZE, CASE_PYTITLE } case_op;
 
 static jv change_case(jctx *x, const jstr *s, case_op op)
 {
@@ -98,6 +98,12 @@ static jv change_case(jctx *x, const jstr *s, case_op op)
         case CASE_CAPITALIZE:
             if (i == 0 && lower) b.p[i] = (char)(c - 32);
             else if (i > 0 && upper) b.p[i] = (char)(c + 32);
+            break;
+        case CASE_PYTITLE:
+            /* str.title(): a cased letter after an uncased character starts a word */
+            if (start && lower) b.p[i] = (char)(c - 32);
+            else if (!start && upper) b.p[i] = (char)(c + 32);
+            start = !(lower || upper) && !((unsigned char)c >= 0x80);
             break;
         case CASE_TITLE:
             /* jinja2's title: a word starts after spaces, '-', '[', '(' or '{' */
@@ -340,7 +346,7 @@ static bool sort_by(jctx *x, jv *items, jv *keys, size_t n, bool reverse)
 /* ----- filters ----- */
 static const char *const filters[] = {
     "abs", "attr", "batch", "capitalize", "center", "count", "d", "default", "dictsort", "e", "escape", "first",
-    "float", "indent", "int", "items", "join", "last", "length", "list", "lower", "map", "max", "min", "reject",
+    "float", "format", "indent", "int", "items", "join", "last", "length", "list", "lower", "map", "max", "min", "reject",
     "rejectattr", "replace", "reverse", "round", "safe", "select", "selectattr", "sort", "string", "sum", "title",
     "tojson", "trim", "unique", "upper", "wordcount", NULL,
 };
@@ -767,6 +773,18 @@ bool jj_filter(jctx *x, const char *name, jv in, const jv *pos, size_t n_pos, co
     if (!strcmp(name, "lower")) { *out = change_case(x, s, CASE_LOWER); return !x->failed; }
     if (!strcmp(name, "title")) { *out = change_case(x, s, CASE_TITLE); return !x->failed; }
     if (!strcmp(name, "capitalize")) { *out = change_case(x, s, CASE_CAPITALIZE); return !x->failed; }
+    if (!strcmp(name, "format")) {
+        /* jinja2: value % args (or % kwargs) */
+        if (n_kw) {
+            if (n_pos) return jj_error(x, "can't handle positional and keyword arguments at the same time");
+            return jj_error(x, "format with keyword arguments is not supported");
+        }
+        jv t = jv_list(x, n_pos);
+        if (x->failed) return false;
+        t.u.l->tuple = true;
+        for (size_t i = 0; i < n_pos; i++) jl_push(x, t.u.l, pos[i]);
+        return !x->failed && jj_percent_format(x, s, t, out);
+    }
     if (!strcmp(name, "trim")) {
         const jv *ch = arg(a, 0, "chars");
         const jstr *cs = NULL;
@@ -1109,7 +1127,7 @@ bool jj_method(jctx *x, jv self, const char *name, const jv *pos, size_t n_pos, 
     }
     if (!strcmp(name, "upper")) { *out = change_case(x, s, CASE_UPPER); return !x->failed; }
     if (!strcmp(name, "lower")) { *out = change_case(x, s, CASE_LOWER); return !x->failed; }
-    if (!strcmp(name, "title")) { *out = change_case(x, s, CASE_TITLE); return !x->failed; }
+    if (!strcmp(name, "title")) { *out = change_case(x, s, CASE_PYTITLE); return !x->failed; }
     if (!strcmp(name, "capitalize")) { *out = change_case(x, s, CASE_CAPITALIZE); return !x->failed; }
     if (!strcmp(name, "replace")) {
         const jstr *o, *nw;

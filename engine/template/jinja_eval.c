@@ -208,7 +208,7 @@ static bool do_slice(jctx *x, jv obj, const jv *parts, const bool *has, jv *out)
 
 /* Python's printf-style "fmt % args": %s %r %d %i %f %x %% with an optional
  * precision; args a tuple or one value */
-static bool percent_format(jctx *x, const jstr *fmt, jv args, jv *out)
+bool jj_percent_format(jctx *x, const jstr *fmt, jv args, jv *out)
 {
     const jv *av = &args;
     size_t an = 1, used = 0;
@@ -353,7 +353,7 @@ static bool binop(jctx *x, int op, jv a, jv b, jv *out)
         return true;
     }
     if (op == OP_MUL && (b.k == JV_STR || b.k == JV_LIST) && jv_is_int_like(a)) return binop(x, op, b, a, out);
-    if (op == OP_MOD && a.k == JV_STR) return percent_format(x, a.u.s, b, out);
+    if (op == OP_MOD && a.k == JV_STR) return jj_percent_format(x, a.u.s, b, out);
     return jj_error(x, "unsupported operand type(s) for %s: '%s' and '%s'", sym[op], jv_type_name(a), jv_type_name(b));
 }
 

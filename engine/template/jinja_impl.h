@@ -236,7 +236,9 @@ bool jj_global(jctx *x, const char *name, const jv *args, size_t n_args, const c
 /* iterate: a list of items (dict: keys; string: characters) */
 bool jj_iter(jctx *x, jv v, jlist **out);
 jv   jj_substr(jctx *x, const jstr *s, size_t from, size_t n);
-jv   jj_html_escape(jctx *x, jv v); /* markupsafe.escape: Markup stays as it is */
+jv   jj_html_escape(jctx *x, jv v);
+/* Python's "fmt % args" (args a tuple or one value) */
+bool jj_percent_format(jctx *x, const jstr *fmt, jv args, jv *out); /* markupsafe.escape: Markup stays as it is */
 const char *jl_kind_name(const jlist *l);
 
 #endif
