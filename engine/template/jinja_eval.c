@@ -258,7 +258,7 @@ static bool binop(jctx *x, int op, jv a, jv b, jv *out)
     static const char *const sym[] = {"", "+", "-", "*", "/", "//", "%", "**"};
     if (jv_is_number(a) && jv_is_number(b)) {
         bool ints = jv_is_int_like(a) && jv_is_int_like(b);
-        int64_t p = a.k == JV_INT ? a.u.i : a.u.b, q = b.k == JV_INT ? b.u.i : b.u.b;
+        int64_t p = !ints ? 0 : a.k == JV_INT ? a.u.i : a.u.b, q = !ints ? 0 : b.k == JV_INT ? b.u.i : b.u.b;
         double fa = jv_num(a), fb = jv_num(b);
         switch (op) {
         case OP_ADD:
