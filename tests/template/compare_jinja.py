@@ -35,6 +35,12 @@ TOOLS = [
                                                         "top_k": {"type": "integer", "minimum": 1}},
                        "required": ["query"]}}},
 ]
+# the flat shape some templates want (name, description, parameters at the top) and the older
+# Command-R one (parameter_definitions)
+FLAT_TOOLS = [t["function"] for t in TOOLS]
+OLD_TOOLS = [{"name": "get_weather", "description": "Current weather in a city",
+              "parameter_definitions": {"city": {"type": "str", "description": "City name", "required": True},
+                                        "unit": {"type": "str", "description": "celsius or fahrenheit"}}}]
 CALL = {"id": "call_1", "type": "function",
         "function": {"name": "get_weather", "arguments": {"city": "東京", "unit": "celsius"}}}
 
@@ -83,6 +89,10 @@ def conversations():
                                    {"role": "tool", "tool_call_id": "call_2", "content": "sunny"}], TOOLS),
         ("extra-variables", [sysm, u1], None, {"enable_thinking": False, "date_string": "01 Jan 2026",
                                              "reasoning_effort": "low"}),
+        ("tools-flat", [sysm, {"role": "user", "content": "Weather in Oslo?"}], FLAT_TOOLS,
+         {"functions": json.dumps(FLAT_TOOLS, indent=2), "datetime": "2026-01-01 12:00"}),
+        ("tools-old-shape", [{"role": "user", "content": "Weather in Oslo?"}], OLD_TOOLS,
+         {"functions": "[]", "datetime": "2026-01-01 12:00"}),
     ]
     out = []
     for c in convs:
@@ -229,6 +239,7 @@ def main():
             json.dump(ctx, f, ensure_ascii=False)
         ctx_files.append(p)
     failures, excluded, pairs, both_failed = [], [], 0, 0
+    rendered = set()  # templates jinja2 renders for at least one conversation
     n_cases = check_cases(env, failures)
     for tp in templates:
         tname = os.path.basename(tp)
@@ -250,6 +261,7 @@ def main():
             gerr = p.stderr.decode("utf-8", "replace").strip()
             where = "%s x %s" % (tname, cname)
             if werr is None:
+                rendered.add(tname)
                 if p.returncode != 0:
                     failures.append("%s: jinja2 renders it, we fail: %s" % (where, gerr))
                 elif got != want:
@@ -268,6 +280,9 @@ def main():
     print("compare_jinja: %d templates x %d conversations = %d renderings compared (%d where both raise), "
           "%d differences; %d unit-test cases checked against jinja2" %
           (n_t, len(convs), pairs, both_failed, len(failures), n_cases))
+    never = sorted(set(os.path.basename(t) for t in templates) - rendered - set(t for t, _ in excluded))
+    print("%d templates render at least one conversation%s" %
+          (len(rendered), "; jinja2 raises on every one for: " + ", ".join(never) if never else ""))
     for t, why in excluded:
         print("excluded: %s: %s" % (t, why))
     for f in failures[: (None if a.v else 40)]:
