@@ -343,20 +343,25 @@ static vki_status render_jinja(const vki_model_file *f, const cJSON *messages, c
     snprintf(where, sizeof where, "%.1000s: tokenizer.chat_template", vki_file_path(f));
     jinja_template *jt = NULL;
     cJSON *ctx = NULL;
-    char *tok[4] = {NULL, NULL, NULL, NULL};
-    static const char *const tok_keys[4][2] = {
-        {"bos_token", "tokenizer.ggml.bos_token_id"}, {"eos_token", "tokenizer.ggml.eos_token_id"},
+    enum { N_TOK = 7 };
+    char *tok[N_TOK] = {NULL};
+    static const char *const tok_keys[N_TOK][2] = {
+        {"bos_token", "tokenizer.ggml.bos_token_id"},     {"eos_token", "tokenizer.ggml.eos_token_id"},
         {"unk_token", "tokenizer.ggml.unknown_token_id"}, {"pad_token", "tokenizer.ggml.padding_token_id"},
+        {"sep_token", "tokenizer.ggml.seperator_token_id"}, {"cls_token", "tokenizer.ggml.cls_token_id"},
+        {"mask_token", "tokenizer.ggml.mask_token_id"},
     };
     vki_status st = jinja_parse(t.p, (size_t)t.n, where, &jt);
     if (st != VKI_OK) return st;
     ctx = cJSON_CreateObject();
     if (!ctx) goto oom;
-    /* transformers: the special tokens, then the caller's kwargs over them */
-    for (int i = 0; i < 4; i++) {
+    /* transformers: the special tokens and documents=None, then the
+     * caller's kwargs over them */
+    for (int i = 0; i < N_TOK; i++) {
         tok[i] = token_text(f, tok_keys[i][1]);
         if (tok[i] && !cJSON_AddStringToObject(ctx, tok_keys[i][0], tok[i])) goto oom;
     }
+    if (!cJSON_GetObjectItemCaseSensitive(extra, "documents") && !cJSON_AddNullToObject(ctx, "documents")) goto oom;
     const cJSON *e;
     if (extra) cJSON_ArrayForEach(e, extra) {
         if (!strcmp(e->string, "messages") || !strcmp(e->string, "tools") || !strcmp(e->string, "add_generation_prompt")) {
@@ -377,7 +382,7 @@ static vki_status render_jinja(const vki_model_file *f, const cJSON *messages, c
 oom:
     st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", where);
 done:
-    for (int i = 0; i < 4; i++) free(tok[i]);
+    for (int i = 0; i < N_TOK; i++) free(tok[i]);
     cJSON_Delete(ctx);
     jinja_template_destroy(jt);
     return st;

@@ -84,10 +84,11 @@ vki_status vki_chat_apply_spans(const vki_model_file *f, const char *name, const
  *             array of {"type": "function", "function": {"name",
  *             "description", "parameters": JSON schema}}
  *   extra     NULL or an object of further template variables (e.g.
- *             {"enable_thinking": false}, "date_string"); they may override
- *             bos_token, eos_token, unk_token and pad_token (which come from
- *             the file's special tokens), not messages, tools or
- *             add_generation_prompt.
+ *             {"enable_thinking": false}, "date_string", "documents"); they
+ *             may override bos_token, eos_token, unk_token, pad_token,
+ *             sep_token, cls_token, mask_token (the texts of the file's
+ *             special tokens, where it has them) and documents (None), not
+ *             messages, tools or add_generation_prompt.
  * Strings below each message's "content", "reasoning_content" and tool
  * calls' "arguments" are content: *spans (may be NULL) tells where their
  * bytes ended up, as vki_chat_render_spans does. Nothing is kept: the

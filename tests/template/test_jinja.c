@@ -176,7 +176,7 @@ static void chat_api(const char *dir)
     /* chat_template.jinja wins over tokenizer_config.json; tools reach it */
     char tmp[256];
     snprintf(tmp, sizeof tmp, "/tmp/vki-test-jinja-%d", (int)getpid());
-    if (!make_folder(dir, tmp, "{% for t in tools %}[{{ t.function.name }}]{% endfor %}"
+    if (!make_folder(dir, tmp, "{{ documents is none }}{% for t in tools %}[{{ t.function.name }}]{% endfor %}"
                                "{% for m in messages %}{{ m.role }}:{{ m.content }};{% endfor %}\n")) {
         CHECKF(false, "cannot make %s", tmp);
         remove_folder(tmp);
@@ -185,7 +185,7 @@ static void chat_api(const char *dir)
         const vki_chat_msg one[] = {{"user", "x"}};
         if (f) {
             CHECK(vki_chat_apply_json(f, NULL, msgs, tools, NULL, true, &out, NULL, NULL) == VKI_OK && out &&
-                  !strcmp(out, "[f]system:Be brief.;user:a <|eot_id|> b;tool:42;"));
+                  !strcmp(out, "True[f]system:Be brief.;user:a <|eot_id|> b;tool:42;"));
             free(out);
         }
         vki_file_close(f);
