@@ -14,7 +14,8 @@ const char cmd_chat_template_help[] =
     "usage: vkinfer chat-template -m MODEL -f MESSAGES.json [--template NAME] [--no-generation-prompt]\n"
     "  -m MODEL           a GGUF file, a tokenizer.json or an HF model folder\n"
     "  -f MESSAGES.json   [{\"role\": \"user\", \"content\": \"...\"}, ...], or\n"
-    "                     {\"messages\": [...], \"tools\": [...], other template variables}\n"
+    "                     {\"messages\": [...], \"tools\": [...], \"add_generation_prompt\": false,\n"
+    "                     other template variables}\n"
     "  --template NAME    chatml, qwen, llama2, llama3, mistral, phi3, gemma, zephyr\n"
     "                     (default: the model's own Jinja template)\n";
 
@@ -55,6 +56,9 @@ int cmd_chat_template(int argc, char **argv)
     if (cJSON_IsObject(root)) {
         msgs = cJSON_GetObjectItemCaseSensitive(root, "messages");
         tools = cJSON_GetObjectItemCaseSensitive(root, "tools");
+        const cJSON *agp = cJSON_GetObjectItemCaseSensitive(root, "add_generation_prompt");
+        if (agp && !cJSON_IsBool(agp)) { rc = cli_error("%s: add_generation_prompt: expected true or false", path); goto done; }
+        if (agp) gen = cJSON_IsTrue(agp);
         /* everything else is a template variable */
         extra = cJSON_Duplicate(root, true);
         if (!extra) { rc = cli_error("chat-template: out of memory"); goto done; }
