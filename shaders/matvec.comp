@@ -15,6 +15,11 @@
 // MATMUL_ID (decode of mixture-of-experts layers): the z dimension is the
 // (token, slot) pairs, NCOLS is 1, and each workgroup reads the rows of its
 // pair's expert; pairs whose expert is not bound in this dispatch leave.
+// INT_DOT (Q8_0, Q4_0, Q4_K, Q6_K where the device has integer dot
+// products): binding 1 holds the activations as 8-bit blocks of 32
+// (quantize_q8.comp, one pass per mat-vec) and each lane dots a 32-element
+// weight block's codes with them four bytes per instruction (intdot.glsl):
+// the weights stay packed, no per-element float conversion or FMA.
 #extension GL_GOOGLE_include_directive : require
 #ifdef USE_SUBGROUP
 #extension GL_KHR_shader_subgroup_arithmetic : require
@@ -34,7 +39,11 @@ const uint NCOLS = (SHAPE >> 8) == 0u ? 1u : (SHAPE >> 8);
 const uint TPR = WG / NROWS; // threads per weight row (a power of two)
 
 layout(binding = 0) readonly buffer W { uint wdata[]; };
+#ifdef INT_DOT
+layout(binding = 1) readonly buffer X { uint xq[]; }; // q8 blocks: row j at x.offs + j * (k / 32) * Q8_XWORDS
+#else
 layout(binding = 1) readonly buffer X { float x[]; };
+#endif
 layout(binding = 2) writeonly buffer D { float d[]; };
 #ifdef MATMUL_ID
 layout(binding = 3) readonly buffer I { int ids[]; };
@@ -44,6 +53,9 @@ layout(binding = 4) coherent buffer S { uint status[]; }; // flag, id, index, n_
 layout(binding = 3) readonly buffer B { float bias[]; };
 #endif
 #include "dequant.glsl"
+#ifdef INT_DOT
+#include "intdot.glsl"
+#endif
 
 shared float red[NCOLS * WG];
 
@@ -52,7 +64,11 @@ uint d_col; // dst element of weight row 0 for this workgroup's pair
 void store(uint c, uint row, float s) { d[d_col + row] = s; }
 #else
 uint col0; // first activation row of this workgroup
+#ifdef INT_DOT
+uint x_row(uint j) { return p.x.offs + j * (p.k / 32u) * Q8_XWORDS; }
+#else
 uint x_row(uint j) { return row_offs(p.x, j, p.x_ne1, p.x_ne2); }
+#endif
 void store(uint c, uint row, float s)
 {
     if (p.has_bias != 0u) s += bias[p.bias_offs + p.row0 + row];
@@ -102,6 +118,14 @@ void main()
         acc[c] = 0.0;
     }
 #endif
+#ifdef INT_DOT
+    // Blocks of 32: consecutive lanes take consecutive blocks.
+    uint k32 = live ? p.k / 32u : 0u;
+    for (uint g = lane; g < k32; g += TPR) {
+        wq32 w = wq32_load(wrow, g);
+        for (uint c = 0u; c < NCOLS; c++) acc[c] += dotq32(w, xo[c] + g * Q8_XWORDS);
+    }
+#else
     // Chunks of 16 elements: one scale read and four words of quants per
     // chunk (dq16); consecutive lanes take consecutive chunks.
     uint k16 = live ? p.k / 16u : 0u;
@@ -123,6 +147,7 @@ void main()
         for (uint c = 0u; c < NCOLS; c++) acc[c] += w * x[xo[c] + e];
     }
 #endif
+#endif // INT_DOT
 
 #ifdef USE_SUBGROUP
     // The host picks NROWS so that a subgroup never spans two rows (TPR is

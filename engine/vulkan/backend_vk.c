@@ -22,6 +22,7 @@ static void vk_destroy(bk_backend *be)
         if (c->dev) vkDeviceWaitIdle(c->dev);
         vk_profile_deinit(c);
         vk_pipeline_deinit(c);
+        vk_scratch_deinit(c);
         vk_memory_deinit(c);
         vk_cmd_deinit(c);
         vk_device_deinit(c);

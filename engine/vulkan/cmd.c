@@ -62,6 +62,7 @@ vki_status vk_cmd_begin(vk_ctx *c)
     c->n_hazards = 0;
     c->n_gather = 0;
     c->n_routed = 0;
+    vk_scratch_reset(c);
     /* The previous pass's fence was waited on: no kernel uses the words. */
     for (int i = 0; i < VK_STATUS_WORDS; i++) c->status_map[i] = 0;
     VK_TRY(vkResetCommandBuffer(c->cb, 0));

@@ -50,6 +50,9 @@ void vk_debug_read(vk_debug *d)
     d->no_transfer_queue = env_u64("VKI_VK_NO_TRANSFER_QUEUE") != 0;
     d->no_push_descriptor = env_u64("VKI_VK_NO_PUSH_DESCRIPTOR") != 0;
     d->profile = env_u64("VKI_VK_PROFILE") != 0;
+    d->no_intdot = env_u64("VKI_VK_NO_INTDOT") != 0;
+    const char *mm = getenv("VKI_VK_MATMUL");
+    snprintf(d->matmul, sizeof(d->matmul), "%s", mm ? mm : "");
 }
 
 /* ===== Instance ========================================================== */
@@ -180,13 +183,18 @@ static void describe(VkPhysicalDevice pd, int index, bk_vk_device_info *d)
     d->max_memory_allocation_size = m3.maxMemoryAllocationSize;
     d->max_shared_memory = p->limits.maxComputeSharedMemorySize;
 
-    VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES};
+    /* The extension alone does not say the shader feature is on. */
+    VkPhysicalDeviceShaderIntegerDotProductFeatures fdot = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES};
+    VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
+                                            .pNext = d->integer_dot ? &fdot : NULL};
     VkPhysicalDeviceVulkan11Features f11 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES, .pNext = &f12};
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f11};
     vkGetPhysicalDeviceFeatures2(pd, &f2);
     d->fp16 = f12.shaderFloat16;
     d->int8 = f12.shaderInt8;
     d->storage_16bit = f11.storageBuffer16BitAccess;
+    d->integer_dot = d->integer_dot && fdot.shaderIntegerDotProduct;
 
     VkPhysicalDeviceMemoryBudgetPropertiesEXT bud = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT};
     VkPhysicalDeviceMemoryProperties2 mp2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2,
@@ -352,7 +360,7 @@ vki_status vk_device_init(vk_ctx *c, const bk_vk_params *p)
          .pQueuePriorities = &prio},
         {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, .queueFamilyIndex = c->xfam, .queueCount = 1,
          .pQueuePriorities = &prio}};
-    const char *exts[2];
+    const char *exts[4];
     uint32_t n_ext = 0;
     if (c->info.has_memory_budget) exts[n_ext++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
     /* Push descriptors: a dispatch's buffers go into the command buffer
@@ -361,7 +369,20 @@ vki_status vk_device_init(vk_ctx *c, const bk_vk_params *p)
      * GPUs, where a token is ~1 ms and a pass has ~150 dispatches). */
     c->use_push = c->info.push_descriptor && !c->dbg.no_push_descriptor;
     if (c->use_push) exts[n_ext++] = VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME;
-    VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .queueCreateInfoCount = c->xfam != c->qfam ? 2 : 1,
+    /* Integer dot products (the int-dot mat-vecs, intdot.glsl): the
+     * extension and its one feature, when the device has them, this build
+     * embeds the kernels and VKI_VK_NO_INTDOT does not ask for the float
+     * path. */
+    c->use_intdot = c->info.integer_dot && !c->dbg.no_intdot && vk_pipeline_embedded("quantize_q8");
+    VkPhysicalDeviceShaderIntegerDotProductFeatures fdot = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES, .shaderIntegerDotProduct = VK_TRUE};
+    void *chain = NULL;
+    if (c->use_intdot) {
+        exts[n_ext++] = "VK_KHR_shader_integer_dot_product";
+        chain = &fdot;
+    }
+    VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = chain,
+                              .queueCreateInfoCount = c->xfam != c->qfam ? 2 : 1,
                               .pQueueCreateInfos = qci, .enabledExtensionCount = n_ext, .ppEnabledExtensionNames = exts};
     VkResult r = vkCreateDevice(c->pdev, &dci, NULL, &c->dev);
     if (r != VK_SUCCESS) { st = vk_check(r, "vkCreateDevice"); goto fail; }

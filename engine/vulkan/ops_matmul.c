@@ -4,6 +4,10 @@
  * matmul.comp (prompts, batches: compute-bound). A weight larger than one
  * binding (maxStorageBufferRange) is split by rows into several dispatches
  * that each write their own columns of dst.
+ * Where the device has integer dot products, the mat-vecs of Q8_0, Q4_0,
+ * Q4_K and Q6_K weights first quantize the activations to 8-bit blocks of
+ * 32 (quantize_q8.comp, into the scratch ring) and run the _dot variants
+ * (intdot.glsl), as the CPU backend quantizes them for its own dots.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -44,6 +48,33 @@ uint32_t vk_matvec_rows(const vk_ctx *c, int64_t k)
     return MATVEC_WG / tpr;
 }
 
+/* The weight types with an int-dot mat-vec (intdot.glsl). */
+static bool has_intdot(vki_type t)
+{
+    return t == VKI_TYPE_Q8_0 || t == VKI_TYPE_Q4_0 || t == VKI_TYPE_Q4_K || t == VKI_TYPE_Q6_K;
+}
+
+#define Q8_BLOCK_BYTES 40u /* 32 activations: scale, two sums, 32 int8 (intdot.glsl) */
+
+/* Quantizes the n activation rows of x (bound at bx, view p->x) into the
+ * scratch ring; on return *bq (which may be bx) binds them for the
+ * int-dot mat-vec and p->x.offs is their first word there. */
+static vki_status quantize_rows(vk_ctx *c, vk_binding *bx, vk_push_matmul *p, vk_binding *bq)
+{
+    uint64_t blocks = (uint64_t)(p->k / 32) * p->n;
+    vk_binding b[2] = {*bx};
+    VKI_TRY(vk_scratch_get(c, blocks * Q8_BLOCK_BYTES, &b[1]));
+    vk_push_matmul q = *p;
+    q.d.offs = (uint32_t)(b[1].delta / 4);
+    uint32_t gx, gy;
+    vk_groups_2d((blocks + 63) / 64, &gx, &gy);
+    VKI_TRY(vk_dispatch(c, "quantize_q8", 64, 0, b, 2, &q, sizeof(q), gx, gy, 1));
+    *bq = b[1];
+    bq->write = false;
+    p->x.offs = q.d.offs;
+    return VKI_OK;
+}
+
 vki_status vk_ops_matmul(vk_ctx *c, const bk_op *op, bool record)
 {
     const bk_tensor *d = op->dst, *w = op->src[0], *x = op->src[1], *bias = op->src[2];
@@ -70,7 +101,10 @@ vki_status vk_ops_matmul(vk_ctx *c, const bk_op *op, bool record)
     uint32_t ncols = 1;
     while (vec && ncols < n) ncols *= 2;
     char variant[32];
-    snprintf(variant, sizeof(variant), "%s_%s%s", vec ? "matvec" : "matmul", sfx, vec && c->use_subgroup ? "_sg" : "");
+    bool dot = vec && c->use_intdot && has_intdot(w->type);
+    snprintf(variant, sizeof(variant), "%s_%s%s%s", vec ? "matvec" : "matmul", sfx, dot ? "_dot" : "",
+             vec && c->use_subgroup ? "_sg" : "");
+    if (dot && record) VKI_TRY(quantize_rows(c, &b[1], &p, &b[1]));
 
     uint64_t row_bytes = w->nb[1];
     uint64_t rows_per = VKI_MAX((c->max_range - c->align) / row_bytes, 1);

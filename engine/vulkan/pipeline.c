@@ -24,6 +24,16 @@ static const vki_spirv *spirv_find(const char *name)
     return NULL;
 }
 
+bool vk_pipeline_embedded(const char *variant) { return spirv_find(variant) != NULL; }
+
+bool vk_variant_usable(const vk_ctx *c, const char *v)
+{
+    if (strstr(v, "_sg") && !c->use_subgroup) return false;
+    if ((strstr(v, "_dot") || strcmp(v, "quantize_q8") == 0) && !c->use_intdot) return false;
+    if (strstr(v, "_cm") && !strstr(v, "_cmemu") && c->matmul_path != VK_MATMUL_COOPMAT) return false;
+    return true;
+}
+
 void vk_pipeline_defaults(const char *variant, uint32_t *spec0, uint32_t *spec1)
 {
     *spec1 = 0;
@@ -189,7 +199,7 @@ vki_status bk_vk_create_all_pipelines(bk_backend *be, int *n_out)
     vk_ctx *c = be->ctx;
     int n = 0;
     for (const vki_spirv *s = vki_spirv_table; s->name; s++) {
-        if (strstr(s->name, "_sg") && !c->use_subgroup) continue; /* needs subgroup arithmetic */
+        if (!vk_variant_usable(c, s->name)) continue;
         uint32_t s0, s1;
         vk_pipeline_defaults(s->name, &s0, &s1);
         VkPipeline p;

@@ -27,7 +27,18 @@ typedef struct vk_debug {
     bool     no_transfer_queue; /* VKI_VK_NO_TRANSFER_QUEUE=1: uploads on the compute queue */
     bool     profile;        /* VKI_VK_PROFILE=1: per-variant GPU times at destroy       */
     bool     no_push_descriptor; /* VKI_VK_NO_PUSH_DESCRIPTOR=1: descriptor sets from pools */
+    bool     no_intdot;      /* VKI_VK_NO_INTDOT=1: float mat-vecs even with integer dot products */
+    char     matmul[16];     /* VKI_VK_MATMUL: "", "tiled", "coopemu" or "coopmat" (mat-mat kernel) */
 } vk_debug;
+
+/* The mat-mat kernel for more than 8 activation rows (ops_matmul.c). */
+typedef enum vk_matmul_path {
+    VK_MATMUL_TILED = 0,  /* matmul.comp: f32 register tiles                        */
+    VK_MATMUL_COOPEMU,    /* matmul_cm.comp, cooperative matrices emulated in shared memory */
+    VK_MATMUL_COOPMAT,    /* matmul_cm.comp on VK_KHR_cooperative_matrix (16x16x16 f16)  */
+} vk_matmul_path;
+
+#define VK_SCRATCH_OLD 8 /* scratch buffers a pass may outgrow (scratch.c) */
 
 typedef struct vk_free_range { uint64_t offs, size; } vk_free_range;
 
@@ -101,6 +112,8 @@ typedef struct vk_ctx {
     uint32_t                 xfam;
     bool                     use_subgroup;
     bool                     use_push;  /* VK_KHR_push_descriptor: no descriptor sets */
+    bool                     use_intdot; /* int-dot mat-vecs (shaderIntegerDotProduct enabled) */
+    vk_matmul_path           matmul_path;
     PFN_vkCmdPushDescriptorSetKHR push_set;
     /* memory */
     uint64_t  max_alloc, max_range, align, block_size;
@@ -140,6 +153,11 @@ typedef struct vk_ctx {
     uint32_t          n_gather;  /* GET_ROWS dispatches recorded in this pass */
     uint32_t          n_routed;  /* MATMUL_ID and GATHER_COLS ops recorded in this pass */
     struct vk_profile *prof;     /* VKI_VK_PROFILE, else NULL */
+    /* scratch ring (scratch.c) */
+    bk_buffer *scratch;
+    uint64_t   scratch_used;
+    bk_buffer *scratch_old[VK_SCRATCH_OLD];
+    int        n_scratch_old;
 } vk_ctx;
 
 /* The status words (vk_ctx.status), mirrored by shaders/get_rows.comp,
@@ -182,6 +200,18 @@ void       vk_pipeline_deinit(vk_ctx *c);
 vki_status vk_pipeline_get(vk_ctx *c, const char *variant, uint32_t spec0, uint32_t spec1, VkPipeline *out);
 /* The default spec constants of a variant (create_all uses them). */
 void vk_pipeline_defaults(const char *variant, uint32_t *spec0, uint32_t *spec1);
+/* Whether this build embeds a variant (feature-tested ones may be absent). */
+bool vk_pipeline_embedded(const char *variant);
+/* Whether this device can run a variant: "_sg" needs subgroup arithmetic,
+ * "_dot" integer dot products, "_cm" cooperative matrices. */
+bool vk_variant_usable(const vk_ctx *c, const char *variant);
+
+/* ===== scratch.c ===== */
+/* size bytes of the scratch ring for this pass (written by one dispatch,
+ * read by the next; the hazard tracking orders reuse). */
+vki_status vk_scratch_get(vk_ctx *c, uint64_t size, vk_binding *out);
+void       vk_scratch_reset(vk_ctx *c); /* at begin: the previous pass is done */
+void       vk_scratch_deinit(vk_ctx *c);
 
 /* ===== cmd.c ===== */
 vki_status vk_cmd_init(vk_ctx *c);

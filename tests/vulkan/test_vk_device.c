@@ -68,14 +68,17 @@ static void test_spirv_val(const char *spirv_val)
 static void test_pipelines_and_cache(void)
 {
     bk_backend *be = vkt_create(0);
-    int n = 0, total = 0, sg = 0;
+    int n = 0, total = 0, optional = 0;
     for (const vki_spirv *s = vki_spirv_table; s->name; s++) {
         total++;
-        sg += strstr(s->name, "_sg") != NULL;
+        /* variants for device features: subgroup arithmetic, integer dot
+         * products, cooperative matrices (emulated ones run anywhere) */
+        optional += strstr(s->name, "_sg") || strstr(s->name, "_dot") || !strcmp(s->name, "quantize_q8") ||
+                    (strstr(s->name, "_cm") && !strstr(s->name, "_cmemu"));
     }
     vki_status st = bk_vk_create_all_pipelines(be, &n);
     CHECKF(st == VKI_OK, "%s", vki_last_error());
-    CHECKF(n == total || n == total - sg, "%d pipelines of %d blobs", n, total);
+    CHECKF(n <= total && n >= total - optional, "%d pipelines of %d blobs (%d optional)", n, total, optional);
     char path[512];
     snprintf(path, sizeof(path), "%s", bk_vk_pipeline_cache_path(be));
     const char *xdg = getenv("XDG_CACHE_HOME");
