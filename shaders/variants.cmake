@@ -26,6 +26,16 @@ if(VKI_GLSL_INTEGER_DOT_INTRINSIC)
     endif()
   endforeach()
 endif()
+# Cooperative-matrix mat-mats (matmul_cm.comp, coopmat.glsl) for F16 and
+# the quantized types: the emulation always (tests run it on lavapipe with
+# VKI_VK_MATMUL=coopemu), the hardware form where glslang >= 13 exists.
+foreach(t F16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K Q3_K Q4_K Q5_K Q6_K)
+  string(TOLOWER ${t} lt)
+  vki_shader(NAME matmul_cmemu_${lt} SRC matmul_cm.comp DEFINES A_${t}=1)
+  if(VKI_GLSLANG_COOPMAT)
+    vki_shader(NAME matmul_cm_${lt} SRC matmul_cm.comp DEFINES A_${t}=1 COOPMAT=1 GLSLANG)
+  endif()
+endforeach()
 vki_shader(NAME eltwise SRC eltwise.comp)
 vki_shader(NAME cpy_f32_f32 SRC cpy.comp)
 vki_shader(NAME cpy_f32_f16 SRC cpy.comp DEFINES DST_F16=1)

@@ -131,3 +131,11 @@ void bk_vk_memory_stats_get(bk_backend *be, bk_vk_memory_stats *out)
                                 .budget = c->budget, .n_blocks = c->n_blocks,
                                 .max_storage_buffer_range = c->max_range, .max_memory_allocation_size = c->max_alloc};
 }
+
+bool bk_vk_matmul_intdot(bk_backend *be) { return ctx_of(be)->use_intdot; }
+
+const char *bk_vk_matmul_kernel(bk_backend *be)
+{
+    static const char *const names[] = {"tiled", "coopemu", "coopmat"};
+    return names[ctx_of(be)->matmul_path];
+}

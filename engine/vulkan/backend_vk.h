@@ -33,6 +33,10 @@ typedef struct bk_vk_device_info {
     bool     storage_16bit;        /* storageBuffer16BitAccess                            */
     bool     integer_dot;          /* VK_KHR_shader_integer_dot_product                   */
     bool     coopmat;              /* VK_KHR_cooperative_matrix                           */
+    bool     coopmat_f16;          /* ... lists 16x16x16 f16 x f16 -> f32 at subgroup scope,
+                                      with shaderFloat16 and vulkanMemoryModel (what
+                                      matmul_cm.comp's hardware form needs)               */
+    uint32_t subgroup_min, subgroup_max; /* VK_EXT_subgroup_size_control range (0: none) */
     bool     push_descriptor;      /* VK_KHR_push_descriptor                              */
     bool     transfer_queue;       /* a queue family for transfers only (DMA engine)      */
     bool     timestamps;           /* compute queue writes timestamps (VKI_VK_PROFILE)    */
@@ -54,6 +58,18 @@ vki_status bk_vk_find_device(const char *spec, int32_t *out);
 uint64_t bk_vk_validation_count(bk_backend *be);
 /* True when validation was requested and the layer was found and enabled. */
 bool bk_vk_validation_active(bk_backend *be);
+
+/* The kernels this device runs MATMUL with (VKI_VK_NO_INTDOT and
+ * VKI_VK_MATMUL choose; engine/vulkan/README.md): whether mat-vecs of
+ * Q8_0/Q4_0/Q4_K/Q6_K use integer dot products, and the mat-mat kernel
+ * for more than 8 rows, "tiled", "coopemu" or "coopmat". The last two
+ * round weights and activations to f16 (F16 and quantized weights; F32
+ * and BF16 stay on "tiled"). */
+bool        bk_vk_matmul_intdot(bk_backend *be);
+const char *bk_vk_matmul_kernel(bk_backend *be);
+/* Whether this MATMUL runs on a kernel that rounds its inputs to f16 (the
+ * op suite then compares it with a reference on the same rounded inputs). */
+bool        bk_vk_matmul_f16(bk_backend *be, const bk_op *op);
 
 /* tensor_set with progress: copies in staging-ring chunks, calling cb after
  * each; cb returning false stops the upload (VKI_ERR_CANCELLED; the bytes

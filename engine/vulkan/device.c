@@ -126,6 +126,54 @@ static vki_status instance_create(vk_ctx *c, bool validation, VkInstance *out)
 
 /* ===== Device description ================================================ */
 
+/* VK_KHR_cooperative_matrix (headers from 1.3.255; Debian 12 has 1.3.239):
+ * the structures and values this file uses, as the specification defines
+ * them, when the headers lack them. */
+#ifndef VK_KHR_cooperative_matrix
+typedef struct VkCooperativeMatrixPropertiesKHR {
+    VkStructureType sType;
+    void           *pNext;
+    uint32_t        MSize, NSize, KSize;
+    int32_t         AType, BType, CType, ResultType; /* VkComponentTypeKHR */
+    VkBool32        saturatingAccumulation;
+    int32_t         scope;                           /* VkScopeKHR */
+} VkCooperativeMatrixPropertiesKHR;
+typedef struct VkPhysicalDeviceCooperativeMatrixFeaturesKHR {
+    VkStructureType sType;
+    void           *pNext;
+    VkBool32        cooperativeMatrix, cooperativeMatrixRobustBufferAccess;
+} VkPhysicalDeviceCooperativeMatrixFeaturesKHR;
+typedef VkResult(VKAPI_PTR *PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)(
+    VkPhysicalDevice, uint32_t *, VkCooperativeMatrixPropertiesKHR *);
+#define VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR ((VkStructureType)1000506000)
+#define VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR ((VkStructureType)1000506001)
+#define VK_COMPONENT_TYPE_FLOAT16_KHR 0
+#define VK_COMPONENT_TYPE_FLOAT32_KHR 1
+#define VK_SCOPE_SUBGROUP_KHR 3
+#endif
+
+/* Does the device list the one shape matmul_cm.comp is written for? */
+static bool coopmat_16x16x16(VkInstance inst, VkPhysicalDevice pd)
+{
+    PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR fn =
+        (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR)vkGetInstanceProcAddr(
+            inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesKHR");
+    uint32_t n = 0;
+    if (!fn || fn(pd, &n, NULL) != VK_SUCCESS || !n) return false;
+    VkCooperativeMatrixPropertiesKHR *p = calloc(n, sizeof(*p));
+    if (!p) return false;
+    for (uint32_t i = 0; i < n; i++) p[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_KHR;
+    bool found = false;
+    if (fn(pd, &n, p) == VK_SUCCESS)
+        for (uint32_t i = 0; i < n; i++)
+            found |= p[i].MSize == 16 && p[i].NSize == 16 && p[i].KSize == 16 &&
+                     p[i].AType == VK_COMPONENT_TYPE_FLOAT16_KHR && p[i].BType == VK_COMPONENT_TYPE_FLOAT16_KHR &&
+                     p[i].CType == VK_COMPONENT_TYPE_FLOAT32_KHR && p[i].ResultType == VK_COMPONENT_TYPE_FLOAT32_KHR &&
+                     p[i].scope == VK_SCOPE_SUBGROUP_KHR && !p[i].saturatingAccumulation;
+    free(p);
+    return found;
+}
+
 static bool has_ext(const VkExtensionProperties *e, uint32_t n, const char *name)
 {
     for (uint32_t i = 0; i < n; i++)
@@ -144,7 +192,7 @@ static int transfer_family(const VkQueueFamilyProperties *qf, uint32_t n)
     return -1;
 }
 
-static void describe(VkPhysicalDevice pd, int index, bk_vk_device_info *d)
+static void describe(VkInstance inst, VkPhysicalDevice pd, int index, bk_vk_device_info *d)
 {
     memset(d, 0, sizeof(*d));
     d->index = index;
@@ -155,11 +203,15 @@ static void describe(VkPhysicalDevice pd, int index, bk_vk_device_info *d)
     else n_ext = 0;
     d->has_memory_budget = has_ext(ext, n_ext, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
     d->integer_dot = has_ext(ext, n_ext, "VK_KHR_shader_integer_dot_product");
+    bool size_control = has_ext(ext, n_ext, VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME);
     d->coopmat = has_ext(ext, n_ext, "VK_KHR_cooperative_matrix");
     d->push_descriptor = has_ext(ext, n_ext, VK_KHR_PUSH_DESCRIPTOR_EXTENSION_NAME);
     free(ext);
 
     VkPhysicalDeviceDriverProperties drv = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
+    VkPhysicalDeviceSubgroupSizeControlProperties sgc = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_PROPERTIES};
+    drv.pNext = size_control ? &sgc : NULL;
     VkPhysicalDeviceSubgroupProperties sg = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES, .pNext = &drv};
     VkPhysicalDeviceMaintenance3Properties m3 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES, .pNext = &sg};
     VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &m3};
@@ -186,8 +238,15 @@ static void describe(VkPhysicalDevice pd, int index, bk_vk_device_info *d)
     /* The extension alone does not say the shader feature is on. */
     VkPhysicalDeviceShaderIntegerDotProductFeatures fdot = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES};
-    VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
-                                            .pNext = d->integer_dot ? &fdot : NULL};
+    VkPhysicalDeviceSubgroupSizeControlFeatures fsgc = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES};
+    VkPhysicalDeviceCooperativeMatrixFeaturesKHR fcm = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR};
+    void *chain = NULL; /* only the structures of extensions the device has */
+    if (d->integer_dot) fdot.pNext = chain, chain = &fdot;
+    if (size_control) fsgc.pNext = chain, chain = &fsgc;
+    if (d->coopmat) fcm.pNext = chain, chain = &fcm;
+    VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES, .pNext = chain};
     VkPhysicalDeviceVulkan11Features f11 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES, .pNext = &f12};
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f11};
     vkGetPhysicalDeviceFeatures2(pd, &f2);
@@ -195,6 +254,12 @@ static void describe(VkPhysicalDevice pd, int index, bk_vk_device_info *d)
     d->int8 = f12.shaderInt8;
     d->storage_16bit = f11.storageBuffer16BitAccess;
     d->integer_dot = d->integer_dot && fdot.shaderIntegerDotProduct;
+    if (size_control && fsgc.subgroupSizeControl && (sgc.requiredSubgroupSizeStages & VK_SHADER_STAGE_COMPUTE_BIT)) {
+        d->subgroup_min = sgc.minSubgroupSize;
+        d->subgroup_max = sgc.maxSubgroupSize;
+    }
+    d->coopmat_f16 = d->coopmat && fcm.cooperativeMatrix && f12.shaderFloat16 && f12.vulkanMemoryModel &&
+                     coopmat_16x16x16(inst, pd);
 
     VkPhysicalDeviceMemoryBudgetPropertiesEXT bud = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT};
     VkPhysicalDeviceMemoryProperties2 mp2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2,
@@ -251,7 +316,7 @@ vki_status bk_vk_list_devices(bk_vk_device_info **out, int *n_out)
     if (n) {
         *out = calloc(n, sizeof(**out));
         if (!*out) { st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "vulkan: out of memory listing devices"); goto fail; }
-        for (uint32_t i = 0; i < n; i++) describe(pds[i], (int)i, &(*out)[i]);
+        for (uint32_t i = 0; i < n; i++) describe(inst, pds[i], (int)i, &(*out)[i]);
         *n_out = (int)n;
     }
 fail:
@@ -305,6 +370,33 @@ vki_status bk_vk_find_device(const char *spec, int32_t *out)
 
 /* ===== Logical device ==================================================== */
 
+/* VKI_VK_MATMUL, or by default the hardware cooperative matrices where the
+ * device lists their shape and this build has the kernels, else the tiled
+ * f32 kernel. */
+static vki_status matmul_path_choose(vk_ctx *c)
+{
+    const char *mm = c->dbg.matmul;
+    bool hw = c->info.coopmat_f16 && vk_pipeline_embedded("matmul_cm_f16");
+    c->matmul_path = hw ? VK_MATMUL_COOPMAT : VK_MATMUL_TILED;
+    if (!strcmp(mm, "tiled")) c->matmul_path = VK_MATMUL_TILED;
+    else if (!strcmp(mm, "coopemu")) c->matmul_path = VK_MATMUL_COOPEMU;
+    else if (!strcmp(mm, "coopmat") && !hw)
+        return vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: VKI_VK_MATMUL=coopmat: %s",
+                        !c->info.coopmat_f16 ? "the device lists no 16x16x16 f16 -> f32 cooperative matrices "
+                                               "(with shaderFloat16 and vulkanMemoryModel)"
+                                             : "this build has no hardware coop-matrix kernels (needs glslang >= 13 "
+                                               "at configure time: scripts/deps.sh, or -DVKI_GLSLANG=path)");
+    else if (*mm && strcmp(mm, "coopmat") != 0)
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vulkan: VKI_VK_MATMUL=%s: expected tiled, coopemu or coopmat", mm);
+    c->cm_subgroup = 32; /* the emulation's 32-lane "subgroups" */
+    c->cm_required_size = false;
+    if (c->matmul_path == VK_MATMUL_COOPMAT) {
+        c->cm_required_size = c->info.subgroup_min && c->info.subgroup_min <= 32 && c->info.subgroup_max >= 32;
+        c->cm_subgroup = c->cm_required_size ? 32 : c->info.subgroup_size;
+    }
+    return VKI_OK;
+}
+
 vki_status vk_device_init(vk_ctx *c, const bk_vk_params *p)
 {
     VkPhysicalDevice *pds = NULL;
@@ -316,7 +408,7 @@ vki_status vk_device_init(vk_ctx *c, const bk_vk_params *p)
     if (!n) { st = vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: no devices found"); goto fail; }
     infos = calloc(n, sizeof(*infos));
     if (!infos) { st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "vulkan: out of memory"); goto fail; }
-    for (uint32_t i = 0; i < n; i++) describe(pds[i], (int)i, &infos[i]);
+    for (uint32_t i = 0; i < n; i++) describe(c->inst, pds[i], (int)i, &infos[i]);
     int pick = p->device;
     if (pick < 0) pick = best_device(infos, (int)n);
     if (pick < 0) { st = vki_fail(VKI_ERR_UNSUPPORTED, "vulkan: no device supports Vulkan 1.2 (%u devices)", n); goto fail; }
@@ -360,7 +452,7 @@ vki_status vk_device_init(vk_ctx *c, const bk_vk_params *p)
          .pQueuePriorities = &prio},
         {.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, .queueFamilyIndex = c->xfam, .queueCount = 1,
          .pQueuePriorities = &prio}};
-    const char *exts[4];
+    const char *exts[6];
     uint32_t n_ext = 0;
     if (c->info.has_memory_budget) exts[n_ext++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
     /* Push descriptors: a dispatch's buffers go into the command buffer
@@ -380,6 +472,28 @@ vki_status vk_device_init(vk_ctx *c, const bk_vk_params *p)
     if (c->use_intdot) {
         exts[n_ext++] = "VK_KHR_shader_integer_dot_product";
         chain = &fdot;
+    }
+    /* The mat-mat kernel; the hardware cooperative-matrix one needs its
+     * extension, f16 arithmetic, the Vulkan memory model (its scopes) and
+     * a known subgroup size (four subgroups per workgroup): 32 where size
+     * control allows it (RDNA3 runs WMMA in wave32), else the default. */
+    VkPhysicalDeviceCooperativeMatrixFeaturesKHR fcm = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_KHR, .cooperativeMatrix = VK_TRUE};
+    VkPhysicalDeviceVulkan12Features f12 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
+                                            .shaderFloat16 = VK_TRUE, .vulkanMemoryModel = VK_TRUE};
+    VkPhysicalDeviceSubgroupSizeControlFeatures fsgc = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_SIZE_CONTROL_FEATURES, .subgroupSizeControl = VK_TRUE};
+    if ((st = matmul_path_choose(c)) != VKI_OK) goto fail;
+    if (c->matmul_path == VK_MATMUL_COOPMAT) {
+        exts[n_ext++] = "VK_KHR_cooperative_matrix";
+        fcm.pNext = chain;
+        f12.pNext = &fcm;
+        chain = &f12;
+        if (c->cm_required_size) {
+            exts[n_ext++] = VK_EXT_SUBGROUP_SIZE_CONTROL_EXTENSION_NAME;
+            fsgc.pNext = chain;
+            chain = &fsgc;
+        }
     }
     VkDeviceCreateInfo dci = {.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, .pNext = chain,
                               .queueCreateInfoCount = c->xfam != c->qfam ? 2 : 1,

@@ -8,6 +8,10 @@
  * Q4_K and Q6_K weights first quantize the activations to 8-bit blocks of
  * 32 (quantize_q8.comp, into the scratch ring) and run the _dot variants
  * (intdot.glsl), as the CPU backend quantizes them for its own dots.
+ * Mat-mats of F16 and quantized weights use cooperative matrices
+ * (matmul_cm.comp) where the device has them, or their emulation when
+ * VKI_VK_MATMUL=coopemu asks (tests); F32/BF16 weights and devices without
+ * them use the tiled f32 matmul.comp.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -75,6 +79,18 @@ static vki_status quantize_rows(vk_ctx *c, vk_binding *bx, vk_push_matmul *p, vk
     return VKI_OK;
 }
 
+/* The weight types with a matmul_cm kernel (variants.cmake): F16 and the
+ * quantized ones; F32 and BF16 would lose precision or range in f16. */
+static bool has_coopmat(vki_type t) { return t != VKI_TYPE_F32 && t != VKI_TYPE_BF16; }
+
+bool bk_vk_matmul_f16(bk_backend *be, const bk_op *op)
+{
+    const vk_ctx *c = be->ctx;
+    const bk_tensor *x = op->src[1];
+    return op->kind == BK_OP_MATMUL && c->matmul_path != VK_MATMUL_TILED && has_coopmat(op->src[0]->type) &&
+           x->ne[1] * x->ne[2] * x->ne[3] > MATVEC_MAX_N;
+}
+
 vki_status vk_ops_matmul(vk_ctx *c, const bk_op *op, bool record)
 {
     const bk_tensor *d = op->dst, *w = op->src[0], *x = op->src[1], *bias = op->src[2];
@@ -102,8 +118,9 @@ vki_status vk_ops_matmul(vk_ctx *c, const bk_op *op, bool record)
     while (vec && ncols < n) ncols *= 2;
     char variant[32];
     bool dot = vec && c->use_intdot && has_intdot(w->type);
-    snprintf(variant, sizeof(variant), "%s_%s%s%s", vec ? "matvec" : "matmul", sfx, dot ? "_dot" : "",
-             vec && c->use_subgroup ? "_sg" : "");
+    bool cm = !vec && c->matmul_path != VK_MATMUL_TILED && has_coopmat(w->type);
+    const char *kind = vec ? "matvec" : !cm ? "matmul" : c->matmul_path == VK_MATMUL_COOPMAT ? "matmul_cm" : "matmul_cmemu";
+    snprintf(variant, sizeof(variant), "%s_%s%s%s", kind, sfx, dot ? "_dot" : "", vec && c->use_subgroup ? "_sg" : "");
     if (dot && record) VKI_TRY(quantize_rows(c, &b[1], &p, &b[1]));
 
     uint64_t row_bytes = w->nb[1];
@@ -132,8 +149,8 @@ vki_status vk_ops_matmul(vk_ctx *c, const bk_op *op, bool record)
                 VKI_TRY(vk_dispatch(c, variant, MATVEC_WG, nrows | ncols << 8, b, 4, &p, sizeof(p), gx, gy,
                                     (uint32_t)((n + ncols - 1) / ncols)));
             } else {
-                VKI_TRY(vk_dispatch(c, variant, 256, 0, b, 4, &p, sizeof(p), (uint32_t)((m + 63) / 64),
-                                    (uint32_t)((n + 63) / 64), 1));
+                VKI_TRY(vk_dispatch(c, variant, cm ? 4 * c->cm_subgroup : 256, 0, b, 4, &p, sizeof(p),
+                                    (uint32_t)((m + 63) / 64), (uint32_t)((n + 63) / 64), 1));
             }
         }
         r0 += m;

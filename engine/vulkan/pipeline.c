@@ -39,6 +39,8 @@ void vk_pipeline_defaults(const char *variant, uint32_t *spec0, uint32_t *spec1)
     *spec1 = 0;
     if (strncmp(variant, "matvec", 6) == 0 || strncmp(variant, "get_rows", 8) == 0 || strncmp(variant, "attn", 4) == 0)
         *spec0 = 64;
+    else if (strncmp(variant, "matmul_cm", 9) == 0)
+        *spec0 = 128; /* four 32-lane subgroups (ops_matmul.c uses 4 x cm_subgroup) */
     else if (strncmp(variant, "eltwise", 7) == 0 || strncmp(variant, "cpy", 3) == 0 || strncmp(variant, "matmul", 6) == 0)
         *spec0 = 256;
     else
@@ -169,6 +171,12 @@ vki_status vk_pipeline_get(vk_ctx *c, const char *variant, uint32_t spec0, uint3
         .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO, .stage = VK_SHADER_STAGE_COMPUTE_BIT,
                   .module = mod, .pName = "main", .pSpecializationInfo = &si},
         .layout = c->layout};
+    /* The hardware coop-matrix kernel counts on four subgroups of
+     * cm_subgroup lanes per workgroup. */
+    VkPipelineShaderStageRequiredSubgroupSizeCreateInfo rss = {
+        .sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_REQUIRED_SUBGROUP_SIZE_CREATE_INFO,
+        .requiredSubgroupSize = c->cm_subgroup};
+    if (c->cm_required_size && strncmp(variant, "matmul_cm_", 10) == 0) ci.stage.pNext = &rss;
     VkPipeline pipe;
     r = vkCreateComputePipelines(c->dev, c->pcache, 1, &ci, NULL, &pipe);
     vkDestroyShaderModule(c->dev, mod, NULL);

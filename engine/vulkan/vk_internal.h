@@ -114,6 +114,8 @@ typedef struct vk_ctx {
     bool                     use_push;  /* VK_KHR_push_descriptor: no descriptor sets */
     bool                     use_intdot; /* int-dot mat-vecs (shaderIntegerDotProduct enabled) */
     vk_matmul_path           matmul_path;
+    uint32_t                 cm_subgroup;      /* subgroup size matmul_cm runs at (x 4 = workgroup) */
+    bool                     cm_required_size; /* ... set through VK_EXT_subgroup_size_control */
     PFN_vkCmdPushDescriptorSetKHR push_set;
     /* memory */
     uint64_t  max_alloc, max_range, align, block_size;

@@ -680,6 +680,8 @@ typedef struct case_data {
     uint64_t out_size;
     int      out_src;   /* -1: dst has its own buffer; 0: in place     */
     double   norm;      /* NMSE denominator; 0 = sum of ref^2          */
+    uint8_t *ref_f16;   /* MATMUL: the reference on weights and activations
+                           rounded to f16 (see f16_reference), or NULL   */
 } case_data;
 
 typedef enum { RES_PASS, RES_FAIL, RES_UNSUPPORTED } result;
@@ -760,11 +762,18 @@ static result run_on_backend(const test_case *c, const case_data *cd, backend_en
         }
     }
     const tt *o = cd->out_tt;
+    const uint8_t *ref = cd->ref_out;
+#ifdef VKI_HAVE_VULKAN
+    /* The coop-matrix mat-mats compute in f16 x f16 -> f32 by design: they
+     * are held to the case's tolerance against the same sums on inputs
+     * rounded as the kernel rounds them. */
+    if (be->kind == VKI_BACKEND_VULKAN && cd->ref_f16 && bk_vk_matmul_f16(be, &op)) ref = cd->ref_f16;
+#endif
     double err = 0.0, sum = 0.0;
     int64_t rows = o->ne[1] * o->ne[2] * o->ne[3];
     for (int64_t r = 0; r < rows; r++)
         for (int64_t i = 0; i < o->ne[0]; i++) {
-            float got = elem_f32(o, out, i, r), want = elem_f32(o, cd->ref_out, i, r);
+            float got = elem_f32(o, out, i, r), want = elem_f32(o, ref, i, r);
             if (!isfinite(got)) {
                 printf("  %s [%s]: FAIL: element (%lld, row %lld) is %g (reference %g)\n", c->desc, b->name,
                        (long long)i, (long long)r, got, want);
@@ -837,6 +846,57 @@ static double matmul_id_norm(const test_case *c, const case_data *cd)
     return norm;
 }
 
+/* MATMUL's second reference: the weights dequantized and rounded to f16
+ * (an F16 weight), the activations rounded to f16, the bias as it is; what
+ * a kernel computing f16 x f16 products in f32 sums (matmul_cm.comp) must
+ * match. Returns the output buffer or NULL (then nothing is compared
+ * against it: F32/BF16 weights, whose kernels stay f32). */
+static uint8_t *f16_reference(const test_case *c, const case_data *cd)
+{
+    const tt *w = &c->src[0], *x = &c->src[1];
+    if (w->type == VKI_TYPE_F32 || w->type == VKI_TYPE_BF16) return NULL;
+    int64_t k = w->ne[0], m = w->ne[1];
+    tt w16 = tt_make(VKI_TYPE_F16, k, m, 1, 1, 0, 0);
+    uint8_t *wb = malloc((size_t)w16.size), *xb = malloc((size_t)x->size), *out = malloc((size_t)cd->out_size);
+    uint8_t *bb = NULL;
+    float *row = malloc((size_t)k * sizeof(float));
+    bool ok = wb && xb && out && row;
+    for (int64_t i = 0; ok && i < m; i++) {
+        ok = vki_dequantize_row(w->type, cd->host[0] + PAD + (uint64_t)i * w->nb[1], row, k);
+        for (int64_t e = 0; ok && e < k; e++)
+            ((uint16_t *)(wb + PAD + (uint64_t)i * w16.nb[1]))[e] = vki_fp32_to_fp16(row[e]);
+    }
+    if (ok) {
+        memcpy(xb, cd->host[1], (size_t)x->size);
+        for (int64_t r = 0; r < x->ne[1] * x->ne[2] * x->ne[3]; r++) {
+            int64_t i1 = r % x->ne[1], i2 = (r / x->ne[1]) % x->ne[2], i3 = r / (x->ne[1] * x->ne[2]);
+            float *xr = (float *)(xb + PAD + (uint64_t)i1 * x->nb[1] + (uint64_t)i2 * x->nb[2] + (uint64_t)i3 * x->nb[3]);
+            for (int64_t e = 0; e < k; e++) xr[e] = vki_fp16_to_fp32(vki_fp32_to_fp16(xr[e]));
+        }
+        memset(out, 0xFF, (size_t)cd->out_size);
+    }
+    if (ok && c->has_src[2]) {
+        ok = (bb = malloc((size_t)c->src[2].size)) != NULL;
+        if (ok) memcpy(bb, cd->host[2], (size_t)c->src[2].size);
+    }
+    if (ok) {
+        cpu_buffer hb[4];
+        bk_tensor tw = tensor_of(&w16, cpu_buffer_wrap(&hb[0], wb, w16.size));
+        bk_tensor tx = tensor_of(x, cpu_buffer_wrap(&hb[1], xb, x->size));
+        bk_tensor td = tensor_of(&c->dst, cpu_buffer_wrap(&hb[3], out, cd->out_size));
+        bk_tensor tb;
+        if (bb) tb = tensor_of(&c->src[2], cpu_buffer_wrap(&hb[2], bb, c->src[2].size));
+        bk_op op = {.kind = BK_OP_MATMUL, .dst = &td, .src = {&tw, &tx, bb ? &tb : NULL}};
+        ok = cpu_ref_compute(&op) == VKI_OK;
+    }
+    free(wb); free(xb); free(bb); free(row);
+    if (!ok) {
+        free(out);
+        return NULL;
+    }
+    return out;
+}
+
 /* Builds inputs and the reference output for a case. */
 static bool prepare_case(const test_case *c, case_data *cd, uint64_t seed)
 {
@@ -886,6 +946,7 @@ static bool prepare_case(const test_case *c, case_data *cd, uint64_t seed)
     }
     for (int i = 0; i < 3; i++) free(copies[i]);
     if (ok && c->kind == BK_OP_MATMUL) cd->norm = matmul_norm(c, cd);
+    if (ok && c->kind == BK_OP_MATMUL && !c->inplace) cd->ref_f16 = f16_reference(c, cd);
     if (ok && c->kind == BK_OP_MATMUL_ID) cd->norm = matmul_id_norm(c, cd);
     return ok;
 }
@@ -894,6 +955,7 @@ static void free_case(case_data *cd)
 {
     for (int i = 0; i < 3; i++) free(cd->host[i]);
     free(cd->ref_out);
+    free(cd->ref_f16);
     free(cd->mask);
 }
 

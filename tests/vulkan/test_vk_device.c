@@ -50,7 +50,11 @@ static void test_spirv_val(const char *spirv_val)
     const char *dir = getenv("VKI_BUILD_DIR");
     char path[512], cmd[1200];
     int n = 0;
-    for (const vki_spirv *s = vki_spirv_table; s->name; s++, n++) {
+    for (const vki_spirv *s = vki_spirv_table; s->name; s++) {
+        /* glslang >= 13's blobs: test_spirv_glslang validates them with its
+         * own spirv-val, this one predates their extensions */
+        if (!strncmp(s->name, "matmul_cm_", 10)) continue;
+        n++;
         snprintf(path, sizeof(path), "%s/test_vk_blob.spv", dir ? dir : ".");
         FILE *f = fopen(path, "wb");
         CHECK(f != NULL);
