@@ -33,6 +33,7 @@ while [ $# -gt 0 ]; do
 done
 t_start=$(date +%s)
 work="$bdir/device-check"
+rm -rf "$work"  # a previous run's logs must not reach this report
 mkdir -p "$work"
 steps="$work/steps.tsv" # step <TAB> status <TAB> seconds <TAB> note
 : > "$steps"
