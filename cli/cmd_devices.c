@@ -83,7 +83,8 @@ int cmd_devices(int argc, char **argv)
                    d[i].has_memory_budget ? "VK_EXT_memory_budget" : "heap size");
             printf("   subgroup %u%s, fp16 %s, int8 %s, integer dot %s, coopmat %s\n", d[i].subgroup_size,
                    d[i].subgroup_arithmetic ? " (arithmetic)" : "", d[i].fp16 ? "yes" : "no", d[i].int8 ? "yes" : "no",
-                   d[i].integer_dot ? "yes" : "no", d[i].coopmat ? "yes" : "no");
+                   d[i].integer_dot ? "yes" : "no",
+                   d[i].coopmat_f16 ? "yes (16x16x16 f16)" : d[i].coopmat ? "yes (no 16x16x16 f16 shape or features)" : "no");
             printf("   transfer queue %s, timestamps %s\n", d[i].transfer_queue ? "yes (uploads use it)" : "no",
                    d[i].timestamps ? "yes" : "no");
             printf("   maxStorageBufferRange %.0f MiB, maxMemoryAllocationSize %.2f GiB, shared memory %u KiB\n",
