@@ -17,7 +17,7 @@ layout(binding = 1) writeonly buffer Q { uint xq[]; };
 
 void main()
 {
-    uint nb = p.k / 32u, i = gl_GlobalInvocationID.x;
+    uint nb = p.k / 32u, i = group_id() * gl_WorkGroupSize.x + gl_LocalInvocationID.x; // groups may be 2-D
     if (i >= nb * p.n) return;
     uint j = i / nb, b = i % nb;
     uint xo = row_offs(p.x, j, p.x_ne1, p.x_ne2) + 32u * b;

@@ -59,6 +59,7 @@ int main(void)
     }
     check_rows[nr++] = m - 1;
     float *row = malloc(k * sizeof(float));
+    vkt_matmul_activations(be, VKI_TYPE_Q8_0, x, k, N, x); /* what the kernel multiplies */
     double worst = 0;
     for (int i = 0; i < nr; i++) {
         int64_t r = check_rows[i];

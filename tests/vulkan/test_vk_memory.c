@@ -115,6 +115,7 @@ static void check_matmul_split(bk_backend *be, vki_type wt, int64_t k, int64_t m
     CHECK(bk_end(be) == VKI_OK);
     CHECK(be->iface->tensor_get(be, &td, out, 0, (uint64_t)(m * n) * 4) == VKI_OK);
     float *row = malloc((size_t)k * sizeof(float));
+    vkt_matmul_activations(be, wt, x, k, n, x); /* what the kernel multiplies */
     double num = 0, den = 0;
     for (int64_t r = 0; r < m; r++) {
         vki_dequantize_row(wt, wq + r * rb, row, k);

@@ -1,6 +1,8 @@
 /* vk_test_common.c: see vk_test_common.h. */
 #include "vk_test_common.h"
 
+#include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "test_util.h"
@@ -47,4 +49,19 @@ void vkt_free(bk_backend *be, bk_tensor *t)
 {
     be->iface->buffer_destroy(be, t->buf);
     t->buf = NULL;
+}
+
+void vkt_matmul_activations(bk_backend *be, vki_type t, const float *x, int64_t k, int64_t n, float *out)
+{
+    bool q8 = bk_vk_matmul_intdot(be) && n <= 8 && k % 32 == 0 &&
+              (t == VKI_TYPE_Q8_0 || t == VKI_TYPE_Q4_0 || t == VKI_TYPE_Q4_K || t == VKI_TYPE_Q6_K);
+    for (int64_t b = 0; b < k * n; b += 32) {
+        float amax = 0.0f;
+        for (int i = 0; q8 && i < 32; i++) amax = fmaxf(amax, fabsf(x[b + i]));
+        float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+        for (int64_t i = b; i < b + 32 && i < k * n; i++) {
+            float q = roundf(x[i] * id);
+            out[i] = q8 ? d * fminf(fmaxf(q, -127.0f), 127.0f) : x[i];
+        }
+    }
 }
