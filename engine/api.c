@@ -6,6 +6,7 @@
  * (engine/models/) or backend code.
  */
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,8 @@ struct vki_model {
     bk_backend     *be;     /* one per model, so memory_used is this model's     */
     mdl_model      *m;
     float          *logits; /* [n_seq_max][n_vocab]                              */
+    gram_vocab     *gvocab; /* token trie for grammars, built on first use       */
+    pthread_mutex_t gv_mu;
 };
 
 /* ===== Defaults ========================================================== */
@@ -132,6 +135,7 @@ vki_status vki_model_load(vki_engine *eng, const char *path, const vki_model_par
     vki_status s;
     vki_model *md = calloc(1, sizeof *md);
     if (!md) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "vki_model_load: out of memory");
+    pthread_mutex_init(&md->gv_mu, NULL);
     md->eng = eng;
     if ((s = vki_file_open(path, &md->file)) != VKI_OK) goto fail;
     if ((s = vki_tokenizer_create(md->file, &md->tok)) != VKI_OK) {
@@ -163,6 +167,8 @@ fail:
 void vki_model_destroy(vki_model *md)
 {
     if (!md) return;
+    gram_vocab_destroy(md->gvocab);
+    pthread_mutex_destroy(&md->gv_mu);
     mdl_destroy(md->m);
     bk_destroy(md->be);
     vki_tokenizer_destroy(md->tok);
@@ -189,6 +195,15 @@ mdl_model            *api_model_mdl(const vki_model *md) { return md ? md->m : N
 const vki_tokenizer  *api_model_tokenizer(const vki_model *md) { return md ? md->tok : NULL; }
 const vki_model_file *api_model_file(const vki_model *md) { return md ? md->file : NULL; }
 float                *api_model_logits(vki_model *md) { return md ? md->logits : NULL; }
+
+vki_status api_model_gram_vocab(vki_model *md, const gram_vocab **out)
+{
+    pthread_mutex_lock(&md->gv_mu);
+    vki_status s = md->gvocab ? VKI_OK : gram_vocab_create(md->tok, &md->gvocab);
+    pthread_mutex_unlock(&md->gv_mu);
+    *out = md->gvocab;
+    return s;
+}
 
 /* ===== Tokens ============================================================ */
 
@@ -230,9 +245,17 @@ vki_status vki_generate_ids(vki_model *md, const int32_t *ids, int32_t n_ids, co
     if (vki_model_is_embedding(md))
         return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_generate: %s is an embedding model; use vki_embed",
                         vki_file_path(md->file));
+    gram_grammar *gram = NULL;
+    const gram_vocab *gv = NULL;
+    VKI_TRY(gram_from_params(&gp, &gram));
     gen_seq g;
     vki_status s = gen_seq_init(&g, md->tok, &gp, ids, n_ids, mdl_get_hparams(md->m)->n_vocab, mdl_n_ctx(md->m));
-    if (s != VKI_OK) return s;
+    if (s != VKI_OK) {
+        gram_destroy(gram);
+        return s;
+    }
+    if (gram && ((s = api_model_gram_vocab(md, &gv)) != VKI_OK || (s = gen_seq_set_grammar(&g, gram, gv)) != VKI_OK))
+        goto done;
 
     mdl_kv_seq_clear(md->m, 0);
     double t0 = vki_time_ms();
@@ -254,6 +277,7 @@ vki_status vki_generate_ids(vki_model *md, const int32_t *ids, int32_t n_ids, co
 done:
     if (stats) *stats = g.st;
     gen_seq_deinit(&g);
+    gram_destroy(gram);
     return s;
 }
 

@@ -10,6 +10,7 @@
 #define VKI_API_INTERNAL_H
 
 #include "engine/backend.h"
+#include "engine/grammar/grammar.h"
 #include "engine/models/model.h"
 #include "engine/tokenizer/tokenizer.h"
 
@@ -20,5 +21,8 @@ const vki_tokenizer  *api_model_tokenizer(const vki_model *md);
 const vki_model_file *api_model_file(const vki_model *md);
 /* [n_seq_max][n_vocab] f32, owned by the model. */
 float                *api_model_logits(vki_model *md);
+/* The model's vocabulary trie for grammars, built on the first call (safe
+ * from any thread); valid until vki_model_destroy. OUT_OF_MEMORY. */
+vki_status            api_model_gram_vocab(vki_model *md, const gram_vocab **out);
 
 #endif

@@ -6,6 +6,7 @@
 #include "engine/gen_seq.h"
 
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -109,9 +110,38 @@ vki_status gen_seq_init(gen_seq *g, const vki_tokenizer *tok, const vki_generate
     return VKI_OK;
 }
 
+vki_status gen_seq_set_grammar(gen_seq *g, const gram_grammar *gram, const gram_vocab *v)
+{
+    gram_matcher_destroy(g->gm);
+    g->gm = NULL;
+    return gram ? gram_matcher_create(gram, v, &g->gm) : VKI_OK;
+}
+
+/* Tokens the grammar refuses get -inf, so that every sampling mode (greedy,
+ * top-k/p, min-p) picks among the allowed ones only. */
+static vki_status grammar_mask(gen_seq *g, float *logits)
+{
+    const uint32_t *mask;
+    VKI_TRY(gram_matcher_mask(g->gm, &mask));
+    bool any = false;
+    for (int32_t w = 0; w * 32 < g->n_vocab; w++) {
+        uint32_t bits = mask[w];
+        any |= bits != 0;
+        if (bits == 0xFFFFFFFFu) continue;
+        int32_t end = VKI_MIN(g->n_vocab, w * 32 + 32);
+        for (int32_t i = w * 32; i < end; i++)
+            if (!((bits >> (i & 31)) & 1u)) logits[i] = -INFINITY;
+    }
+    if (!any)
+        return vki_fail(VKI_ERR_UNSUPPORTED, "grammar: no token of the vocabulary can continue the output here "
+                        "(after %d generated tokens)", g->st.n_generated);
+    return VKI_OK;
+}
+
 void gen_seq_deinit(gen_seq *g)
 {
     if (!g) return;
+    gram_matcher_destroy(g->gm);
     smp_destroy(g->smp);
     free(g->raw);
     free(g->held.p);
@@ -134,12 +164,17 @@ vki_status gen_seq_step(gen_seq *g, float *logits, int32_t kv_len, vki_token_eve
             smp_top_k(logits, g->n_vocab, ev->n_top_logprobs, ev->top_logprob_ids, ev->top_logprobs);
         for (int32_t k = 0; k < ev->n_top_logprobs; k++) ev->top_logprobs[k] = (float)(ev->top_logprobs[k] - lse);
     }
+    if (g->gm && (s = grammar_mask(g, logits)) != VKI_OK) return s;
     int32_t id = smp_sample(g->smp, logits);
     if (g->raw) ev->logprob = (float)(g->raw[id] - lse);
     smp_accept(g->smp, id);
     g->st.n_generated++;
-    bool eog = !g->gp.ignore_eos && vki_tokenizer_is_eog(g->tok, id);
-    bool last = eog || g->st.n_generated >= g->max_gen || kv_len >= g->n_ctx;
+    /* the mask let an end-of-generation token through only where the output
+     * is complete: with a grammar it ends the text even under ignore_eos */
+    bool eog = (!g->gp.ignore_eos || g->gm) && vki_tokenizer_is_eog(g->tok, id);
+    if (g->gm && (s = gram_matcher_accept_token(g->gm, id)) != VKI_OK) return s;
+    bool done = g->gm && !eog && gram_matcher_must_end(g->gm);
+    bool last = eog || done || g->st.n_generated >= g->max_gen || kv_len >= g->n_ctx;
     size_t before = g->held.n;
     if (!eog && (s = text_detok(&g->held, &g->dt, id)) != VKI_OK) return s;
     g->tok_offset = g->n_chars;
@@ -156,7 +191,7 @@ vki_status gen_seq_step(gen_seq *g, float *logits, int32_t kv_len, vki_token_eve
     } else if (!last) {
         emit = g->held.n - stop_prefix_len(g->held.p, g->held.n, g->gp.stop);
     }
-    g->st.stopped_by_eos = eog;
+    g->st.stopped_by_eos = eog || done;
     /* Move held[0..emit) into out as this token's text, keep the rest; the
      * detokenizer held back split characters, so what is broken here stays
      * broken and becomes U+FFFD (vkinfer.h promises complete UTF-8). */

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/grammar/grammar.h"
 #include "engine/models/sampler.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "vkinfer.h"
@@ -36,6 +37,7 @@ typedef struct gen_seq {
     int32_t              tok_offset; /* the last step's token: characters of the
                                         text before it (OpenAI's text_offset)     */
     vki_generate_stats   st;     /* n_prompt, n_generated, stopped_by_*           */
+    gram_matcher        *gm;     /* NULL: unconstrained (gen_seq_set_grammar)     */
 } gen_seq;
 
 /* Prepares a sequence for the prompt ids[0..n_ids) (which go into the
@@ -46,11 +48,19 @@ vki_status gen_seq_init(gen_seq *g, const vki_tokenizer *tok, const vki_generate
                         const int32_t *ids, int32_t n_ids, int32_t n_vocab, int32_t n_ctx);
 void       gen_seq_deinit(gen_seq *g);
 
+/* Constrains the sequence to the language of gram over the vocabulary v
+ * (both borrowed: they must outlive the sequence). Call after gen_seq_init,
+ * before the first step. OUT_OF_MEMORY. */
+vki_status gen_seq_set_grammar(gen_seq *g, const gram_grammar *gram, const gram_vocab *v);
+
 /* Samples the next token from logits [n_vocab] (modified in place) and fills
  * ev (ev->text is valid until the next step or deinit). kv_len is the number
  * of positions the sequence holds after the pass that produced the logits.
  * *last is set when this is the sequence's final token: the caller must not
- * decode ev->id then. OUT_OF_MEMORY. */
+ * decode ev->id then. With a grammar, only tokens it allows are sampled and
+ * the sequence ends once the output is complete with nothing allowed after.
+ * OUT_OF_MEMORY; UNSUPPORTED when no token of the vocabulary can continue
+ * the grammar. */
 vki_status gen_seq_step(gen_seq *g, float *logits, int32_t kv_len, vki_token_event *ev, bool *last);
 
 #endif

@@ -206,6 +206,19 @@ typedef struct vki_generate_params {
                                      off (the default) costs nothing                   */
     int32_t     n_top_logprobs;   /* with logprobs: alternatives per token, 0..
                                      VKI_MAX_TOP_LOGPROBS                              */
+    /* Constrained decoding: at most one of the two (both = INVALID_ARGUMENT).
+     * Each step samples only among the tokens that keep the output a prefix
+     * of the language; generation ends (stopped_by_eos) as soon as the output
+     * is complete and nothing may follow, or at an end-of-generation token
+     * where the output is complete. n_predict or the context can still cut
+     * the output short: then it is incomplete. The strings are read during
+     * the call (and, in the scheduler, copied at submit). NULL = none. */
+    const char *grammar;          /* grammar text, start rule `root`: the syntax is in
+                                     engine/grammar/README.md                          */
+    const char *json_schema;      /* JSON Schema text: the output is one JSON value valid
+                                     against it; unsupported keywords are refused
+                                     (VKI_ERR_UNSUPPORTED naming them). "{}" = any JSON
+                                     value, {"type":"object"} = any object (JSON mode) */
 } vki_generate_params;
 
 VKI_API vki_generate_params vki_generate_default_params(void);
@@ -237,15 +250,18 @@ typedef struct vki_generate_stats {
     int32_t n_generated;
     double  prompt_ms;
     double  gen_ms;
-    bool    stopped_by_eos;
+    bool    stopped_by_eos;       /* an end-of-generation token, or a grammar's output
+                                     complete with nothing allowed after it            */
     bool    stopped_by_string;
 } vki_generate_stats;
 
 /* Generates from a text prompt, calling cb for every token. stats may be NULL.
  * Not thread-safe on one model: serialise calls per model (the scheduler does).
  * Returns VKI_OK, VKI_ERR_INVALID_ARGUMENT (embedding model, prompt too long,
- * a sampling value out of range such as n_top_logprobs above 20),
- * VKI_ERR_OUT_OF_DEVICE_MEMORY, VKI_ERR_DEVICE_LOST. */
+ * a sampling value out of range such as n_top_logprobs above 20, a grammar
+ * or schema that is malformed), VKI_ERR_UNSUPPORTED (a schema keyword that
+ * cannot be enforced; a vocabulary that cannot spell what the grammar
+ * requires), VKI_ERR_OUT_OF_DEVICE_MEMORY, VKI_ERR_DEVICE_LOST. */
 VKI_API vki_status vki_generate(vki_model *model, const char *prompt,
                                 const vki_generate_params *params,
                                 vki_token_cb cb, void *user, vki_generate_stats *stats);

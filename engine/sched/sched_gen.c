@@ -102,7 +102,7 @@ static bool slot_step(sched_model *m, mdl_model *mm, gen_slot *slots, int32_t n_
 }
 
 /* Prepares the sequences of every choice of the request led by slot i. */
-static vki_status request_init(gen_slot *slots, int32_t n_slots, int32_t i, const vki_tokenizer *tok,
+static vki_status request_init(vki_model *md, gen_slot *slots, int32_t n_slots, int32_t i, const vki_tokenizer *tok,
                                int32_t n_vocab, int32_t n_ctx)
 {
     sched_request *r = slots[i].r;
@@ -116,6 +116,11 @@ static vki_status request_init(gen_slot *slots, int32_t n_slots, int32_t i, cons
         vki_generate_params gp = r->gp;
         gp.seed += (uint64_t)slots[f].choice; /* choice j: seed + j */
         VKI_TRY(gen_seq_init(&slots[f].g, tok, &gp, r->ids, r->n_ids, n_vocab, n_ctx));
+        if (r->gram) { /* each choice follows the grammar on its own */
+            const gram_vocab *gv = NULL;
+            VKI_TRY(api_model_gram_vocab(md, &gv));
+            VKI_TRY(gen_seq_set_grammar(&slots[f].g, r->gram, gv));
+        }
     }
     return VKI_OK;
 }
@@ -204,7 +209,7 @@ void sched_gen_worker(sched_model *m)
             if (sl->fresh) {
                 if (sl->lead != i) continue; /* its KV comes from the lead after this pass */
                 mdl_kv_seq_clear(mm, i);
-                if ((st = request_init(slots, n_slots, i, tok, n_vocab, n_ctx)) != VKI_OK) {
+                if ((st = request_init(m->md, slots, n_slots, i, tok, n_vocab, n_ctx)) != VKI_OK) {
                     request_end(m, mm, slots, n_slots, sl->r, st, vki_last_error());
                     continue;
                 }

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "engine/grammar/grammar.h"
 #include "engine/sched/sched.h"
 #include "engine/sched/warmup.h"
 
@@ -80,8 +81,10 @@ struct sched_request {
     double          t_submit, deadline_ms, t_start; /* vki_time_ms clock    */
     /* input: generation */
     int32_t            *ids, n_ids;
-    vki_generate_params gp;   /* gp.stop points into stops                 */
+    vki_generate_params gp;   /* gp.stop points into stops; grammar/json_schema
+                                 are NULL: compiled into gram at submit     */
     char              **stops; /* NULL-terminated, owned                    */
+    gram_grammar       *gram;  /* owned; NULL = unconstrained               */
     /* input: embeddings, [n_texts] token lists */
     int32_t           **eids, *n_eids, n_texts;
     int32_t             n_choices;

@@ -27,6 +27,7 @@ static void request_free(sched_request *r)
     free(r->ids);
     for (size_t i = 0; r->stops && r->stops[i]; i++) free(r->stops[i]);
     free(r->stops);
+    gram_destroy(r->gram);
     for (int32_t i = 0; r->eids && i < r->n_texts; i++) free(r->eids[i]);
     free(r->eids);
     free(r->n_eids);
@@ -239,6 +240,9 @@ vki_status sched_submit_generate_input(scheduler *s, int32_t model, const sched_
     for (size_t i = 0; i < n_stop; i++)
         if (!(r->stops[i] = strdup(p.stop[i]))) goto oom;
     p.stop = (const char *const *)r->stops;
+    /* compiled now, so a bad grammar or schema fails the submit */
+    if ((st = gram_from_params(&p, &r->gram)) != VKI_OK) goto fail;
+    p.grammar = p.json_schema = NULL;
     r->gp = p;
     r->res.n_prompt = r->n_ids;
     VKI_TRY(breaker_gate(m, r, eta_s));
