@@ -21,6 +21,7 @@
 
 typedef struct gen_fields {
     vki_generate_params gp;
+    char               *grammar;              /* response_format's, owned  */
     const char         *stops[MAX_STOPS + 1]; /* borrowed from the JSON tree */
     bool                stream;
     bool                include_usage; /* stream_options.include_usage    */
@@ -71,13 +72,12 @@ static const char *const chat_fields[] = {
 static const char *const completion_fields[] = {
     "model", "prompt", "n", "max_tokens", "temperature", "top_p", "top_k", "min_p", "presence_penalty",
     "frequency_penalty", "seed", "stop", "stream", "stream_options", "ignore_eos", "priority", "timeout",
-    "model_fallback", "user", "logprobs", "echo", "suffix", "best_of", "logit_bias", NULL};
+    "model_fallback", "user", "logprobs", "echo", "suffix", "best_of", "logit_bias", "response_format", NULL};
 
 static bool unsupported_fields(srv_conn *cn, const cJSON *body, bool chat, enum MHD_Result *ret)
 {
     static const char *const no_false[] = {"false", NULL}, *const one[] = {"1", NULL},
                              *const empty_obj[] = {"{}", NULL}, *const empty_arr[] = {"[]", NULL},
-                             *const text_fmt[] = {"{\"type\":\"text\"}", NULL},
                              *const tc_none[] = {"\"none\"", NULL}, *const no_suffix[] = {"\"\"", NULL};
     if (!srv_check_fields(cn, body, chat ? chat_fields : completion_fields, ret)) return false;
     if (!neutral_field(cn, body, "logit_bias", empty_obj, "not supported (send {} or leave it out)", ret)) return false;
@@ -85,9 +85,7 @@ static bool unsupported_fields(srv_conn *cn, const cJSON *body, bool chat, enum 
         return neutral_field(cn, body, "echo", no_false, "not supported (false or leave it out)", ret) &&
                neutral_field(cn, body, "suffix", no_suffix, "not supported (leave it out)", ret) &&
                neutral_field(cn, body, "best_of", one, "only 1 is supported", ret);
-    return neutral_field(cn, body, "response_format", text_fmt,
-                         "only {\"type\":\"text\"} is supported (no JSON mode or schemas)", ret) &&
-           neutral_field(cn, body, "tools", empty_arr, "tool calling is not supported", ret) &&
+    return neutral_field(cn, body, "tools", empty_arr, "tool calling is not supported", ret) &&
            neutral_field(cn, body, "tool_choice", tc_none, "tool calling is not supported (\"none\" only)", ret) &&
            neutral_field(cn, body, "functions", empty_arr, "function calling is not supported", ret) &&
            neutral_field(cn, body, "function_call", tc_none, "function calling is not supported", ret);
@@ -233,7 +231,7 @@ static bool parse_fields(srv_conn *cn, const cJSON *body, bool chat, gen_fields 
         return false;
     }
     gp->ignore_eos = cJSON_IsTrue(j);
-    return true;
+    return srv_response_format(cn, body, gp, &f->grammar, ret);
 }
 
 /* At most this many prompts in one /v1/completions (each is a request). */
@@ -844,21 +842,22 @@ static int gen_try(srv_conn *cn, const cJSON *body, bool chat, const gen_fields 
     return 1;
 }
 
-enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
+/* The route itself; f (zeroed) collects what the request owns. */
+static enum MHD_Result route_generate(srv_conn *cn, const cJSON *body, bool chat, gen_fields *fp)
 {
     enum MHD_Result ret = MHD_NO;
     int32_t model = srv_pick_serving(cn, body, SCHED_KIND_CHAT, &ret);
     if (model < 0) return ret;
-    gen_fields f;
+    gen_fields *const f = fp;
     sched_prio prio;
     double deadline;
-    if (!parse_fields(cn, body, chat, &f, &ret)) return ret;
+    if (!parse_fields(cn, body, chat, f, &ret)) return ret;
     if (!srv_parse_common(cn, body, model, SCHED_PRIO_INTERACTIVE, &prio, &deadline, &ret)) return ret;
     gen_prompt *prompts = NULL;
     int32_t n_prompts = 1;
     if (!chat && !(prompts = completion_prompts(cn, body, &n_prompts, &ret))) return ret;
     /* Candidates are ranked by room for about a token per 4 bytes of body, and the completion. */
-    sched_needs need = {.n_tokens = (int32_t)VKI_MIN(cn->body.n / 4 + (size_t)VKI_MAX(f.gp.n_predict, 0), 1u << 30)};
+    sched_needs need = {.n_tokens = (int32_t)VKI_MIN(cn->body.n / 4 + (size_t)VKI_MAX(f->gp.n_predict, 0), 1u << 30)};
     int32_t order[16];
     const int32_t n_try = srv_fb_plan(cn, body, model, &need, order, 16, &ret);
     if (!n_try) {
@@ -876,7 +875,7 @@ enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
             vki_status st;
             double eta;
             char msg[1024];
-            int r = gen_try(cn, body, chat, &f, prompts, n_prompts, i, prio, deadline, &j, &st, msg, sizeof msg, &eta,
+            int r = gen_try(cn, body, chat, f, prompts, n_prompts, i, prio, deadline, &j, &st, msg, sizeof msg, &eta,
                             &ret);
             if (r == 0) {
                 prompts_free(prompts, n_prompts);
@@ -902,7 +901,7 @@ enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
     sched_model_info si;
     sched_model_get_info(cn->srv->s, served, &si);
     cn->served_by = cn->log.model = si.id; /* valid until sched_destroy */
-    if (f.stream) {
+    if (f->stream) {
         /* Headers go out with the first text; the rest follows as it comes. */
         if (flush_chunks(j) < 0) j->phase = 2;
         struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, j, job_free);
@@ -925,4 +924,12 @@ enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
     cJSON *o = answer_json(j);
     job_free(j);
     return srv_send_json(cn, 200, o);
+}
+
+enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
+{
+    gen_fields f = {0};
+    enum MHD_Result ret = route_generate(cn, body, chat, &f);
+    free(f.grammar); /* response_format's grammar text, read by every submit */
+    return ret;
 }

@@ -141,6 +141,15 @@ cJSON *srv_logprobs_new(bool chat);
 /* Appends n tokens to such an object. */
 void   srv_logprobs_add(cJSON *lp, bool chat, const vki_tokenizer *tok, const sched_token *toks, int32_t n);
 
+/* ----- response_format.c ----- */
+
+/* Reads `response_format` into gp->grammar (json_object, json_schema; text
+ * sets nothing). *grammar is the compiled schema's text, which the caller
+ * frees once the request is submitted. false after queueing a 400 naming
+ * the field or the schema keyword. */
+bool srv_response_format(srv_conn *cn, const cJSON *body, vki_generate_params *gp, char **grammar,
+                         enum MHD_Result *ret);
+
 /* ----- routes_info.c ----- */
 
 /* srv_pick_model, except that a request naming no model goes to the first
