@@ -116,7 +116,8 @@ def test_errors(openai, client):
     raises(openai.NotFoundError, lambda: client.chat.completions.create(model="nope", messages=msgs), "unknown model",
            "nope")
     chat = client.chat.completions.create
-    for name, kw in (("response_format", {"response_format": {"type": "json_object"}}),
+    for name, kw in (("response_format", {"response_format": {"type": "json_schema", "json_schema": {
+                         "name": "x", "schema": {"type": "string", "pattern": "^a"}}}}),
                      ("tools", {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}),
                      ("tool_choice", {"tool_choice": "required"}),
                      ("n", {"n": 200}),
@@ -313,6 +314,62 @@ def test_prompts(openai, client, stories):
            "vocabulary")
 
 
+def test_structured_outputs(openai, client):
+    """response_format on the random-weight model: chat.completions.parse with
+    a Pydantic model (the SDK sends its strict JSON schema) gives a parsed
+    object; streamed, the text validates; json_object gives an object when
+    it ends with "stop" (a "length" answer may be cut short, as OpenAI's)."""
+    from typing import List, Literal, Optional
+    from pydantic import BaseModel, Field
+
+    class Pet(BaseModel):
+        kind: Literal["cat", "dog", "emu"]
+        legs: int = Field(ge=0, le=8)
+
+    class Person(BaseModel):
+        name: str = Field(max_length=8)
+        age: int = Field(ge=0, le=130)
+        pets: List[Pet] = Field(max_length=2)
+        nickname: Optional[str] = Field(max_length=4)
+
+    parse = getattr(client.chat.completions, "parse", None) or client.beta.chat.completions.parse
+    msgs = [{"role": "user", "content": "Describe a person as JSON."}]
+    for seed in range(6):
+        r = parse(model="default", messages=msgs, response_format=Person, max_tokens=400, seed=seed, temperature=1)
+        p = r.choices[0].message.parsed
+        check(isinstance(p, Person) and r.choices[0].finish_reason == "stop" and len(p.name) <= 8 and
+              0 <= p.age <= 130 and len(p.pets) <= 2, "parse(Person) seed %d: %s" % (seed, r))
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"type": "integer", "minimum": 1,
+                                                                                 "maximum": 3}},
+              "required": ["ok", "n"], "additionalProperties": False}
+    text = ""
+    for ch in client.chat.completions.create(model="default", messages=msgs, max_tokens=200, stream=True, seed=3,
+                                             response_format={"type": "json_schema", "json_schema": {
+                                                 "name": "flag", "strict": True, "schema": schema}}):
+        if ch.choices:
+            text += ch.choices[0].delta.content or ""
+            last = ch.choices[0].finish_reason
+    v = json.loads(text)
+    check(last == "stop" and set(v) == {"ok", "n"} and isinstance(v["ok"], bool) and 1 <= v["n"] <= 3,
+          "streamed json_schema: %r %s" % (text, last))
+    n_stop = 0
+    for seed in range(4):
+        r = client.chat.completions.create(model="default", messages=msgs, max_tokens=64, seed=seed,
+                                           response_format={"type": "json_object"})
+        c = r.choices[0]
+        if c.finish_reason == "stop":
+            n_stop += 1
+            check(isinstance(json.loads(c.message.content), dict), "json_object: %r" % c.message.content)
+        else:
+            check(c.finish_reason == "length" and c.message.content.lstrip().startswith("{"),
+                  "json_object cut short: %r" % c.message.content)
+    check(n_stop > 0, "json_object: no answer ended with stop in 4 tries")
+    raises(openai.BadRequestError, lambda: client.chat.completions.create(
+        model="default", messages=msgs, response_format={"type": "json_schema", "json_schema": {
+            "name": "x", "schema": {"type": "object", "properties": {"a": {"type": "number", "multipleOf": 2}}}}}),
+        "json_schema with multipleOf", "multipleOf (at #/properties/a)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--vkinfer", required=True)
@@ -351,6 +408,7 @@ def main():
     test_logprobs_completions(openai, client, stories)
     test_n(openai, client)
     test_prompts(openai, client, stories)
+    test_structured_outputs(openai, client)
     s.stop()
     failures = test_server.failures
     print("test_openai_sdk: %s (%.1f s)" % ("passed" if not failures else "%d failures" % failures, time.time() - t0))

@@ -280,7 +280,7 @@ def test_errors(s):
     err(400, "POST", "/v1/completions", {"prompt": "a " * 3000}, field="context")
     err(400, "POST", "/v1/chat/completions", {"messages": []}, field="messages")
     # fields we do not implement are refused by name; neutral values pass
-    for extra, field in (({"response_format": {"type": "json_object"}}, "response_format"),
+    for extra, field in (({"response_format": {"type": "xml"}}, "response_format"),
                          ({"tools": [{"type": "function"}]}, "tools"), ({"logprobs": 1}, "logprobs"),
                          ({"top_logprobs": 2}, "top_logprobs"), ({"logprobs": True, "top_logprobs": 21}, "top_logprobs"),
                          ({"tool_choice": "auto"}, "tool_choice"), ({"frobnicate": 1}, "frobnicate"),
