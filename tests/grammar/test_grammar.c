@@ -338,6 +338,17 @@ static void test_schema_refusals(void)
                          "maxLength < minLength"));
     CHECK(schema_refused("false", VKI_ERR_INVALID_ARGUMENT, "matches nothing"));
     CHECK(schema_refused("{\"enum\":[1,2],\"type\":\"string\"}", VKI_ERR_INVALID_ARGUMENT, "no enum"));
+    /* a request sets one of grammar / json_schema */
+    vki_generate_params gp = vki_generate_default_params();
+    gp.grammar = "root ::= \"a\"";
+    gp.json_schema = "{}";
+    gram_grammar *both = NULL;
+    CHECK(gram_from_params(&gp, &both) == VKI_ERR_INVALID_ARGUMENT && !both && strstr(vki_last_error(), "not both"));
+    gp.grammar = NULL;
+    gp.json_schema = "{\"type\":\"string\",\"pattern\":\"x\"}";
+    CHECK(gram_from_params(&gp, &both) == VKI_ERR_UNSUPPORTED && strstr(vki_last_error(), "pattern"));
+    gp.json_schema = NULL;
+    CHECK(gram_from_params(&gp, &both) == VKI_OK && !both);
     /* a left-recursive $ref cycle is refused by the grammar parser */
     char *t = schema_grammar("{\"$defs\":{\"a\":{\"anyOf\":[{\"$ref\":\"#/$defs/a\"},{\"type\":\"null\"}]}},"
                              "\"$ref\":\"#/$defs/a\"}");
