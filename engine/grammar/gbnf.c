@@ -330,7 +330,7 @@ static int32_t parse_class(bld *b)
     }
     if (at_end(b)) { fail_at(b, start, "unterminated character class"); goto out; }
     b->s++;
-    qsort(rs, (size_t)n, sizeof *rs, cmp_range);
+    if (n) qsort(rs, (size_t)n, sizeof *rs, cmp_range);
     int m = 0;
     for (int i = 0; i < n; i++) {
         if (m && rs[i].lo <= rs[m - 1].hi + 1) { if (rs[i].hi > rs[m - 1].hi) rs[m - 1].hi = rs[i].hi; }

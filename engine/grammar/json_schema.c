@@ -289,6 +289,40 @@ static bool literal(jsc *c, sb *e, const cJSON *v)
     return true;
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* Rule `name` for exactly the texts v[lo..hi) (sorted, distinct) from byte d
+ * on, as a trie: one alternative per next byte, so an enum of many values
+ * keeps one parse alive instead of one per value. */
+static void lit_trie(jsc *c, char **v, int lo, int hi, size_t d, const char *name)
+{
+    sb r = {0};
+    sb_addf(&r, "%s ::= ", name);
+    for (int i = lo, first = 1; i < hi; first = 0) {
+        if (!first) sb_add(&r, " | ");
+        if (!v[i][d]) { sb_add(&r, "\"\""); i++; continue; }
+        int j = i + 1;
+        while (j < hi && v[j][d] == v[i][d]) j++;
+        size_t k = d + 1;
+        for (bool same = true; same && v[i][k]; k += same) {
+            for (int x = i + 1; x < j && same; x++) same = v[x][k] == v[i][k];
+            if (!same) break;
+        }
+        sb_lit(&r, v[i] + d, k - d);
+        if (j - i > 1 || v[i][k]) {
+            char child[48];
+            rule_name(c, "enum", child);
+            sb_addf(&r, " %s", child);
+            lit_trie(c, v, i, j, k, child);
+        }
+        i = j;
+    }
+    sb_add(&r, "\n");
+    sb_add(&c->out, r.p ? r.p : "");
+    if (r.oom) c->out.oom = true;
+    free(r.p);
+}
+
 static bool gen_string(jsc *c, sb *e, const cJSON *s, const char *path)
 {
     long mn = 0, mx = -1;
@@ -689,11 +723,13 @@ static bool gen(jsc *c, const cJSON *s, const char *path, const char *hint, char
             unsupported(c, "keywords beside enum/const (other than type)", path);
         if (en && !cJSON_IsArray(en)) { ok = bad(c, path, "enum: expected an array"); goto out; }
         const cJSON *ty = cJSON_GetObjectItemCaseSensitive(s, "type");
-        bool first = true;
         const cJSON *list = en ? en : NULL;
-        for (const cJSON *v = list ? list->child : cn; v; v = list ? v->next : NULL) {
+        int nv = 0, cap = en ? cJSON_GetArraySize(en) : 1;
+        char **vals = calloc((size_t)cap + 1, sizeof *vals);
+        if (!vals) { c->out.oom = true; ok = false; goto out; }
+        for (const cJSON *v = list ? list->child : cn; v && nv < cap; v = list ? v->next : NULL) {
             /* a value of another type than `type` cannot validate: leave it out */
-            bool fits = !ty || !ty->child ? true : false;
+            bool fits = true;
             const char *vt = cJSON_IsString(v) ? "string" : cJSON_IsBool(v) ? "boolean" : cJSON_IsNull(v) ? "null"
                            : cJSON_IsArray(v) ? "array" : cJSON_IsObject(v) ? "object" : "number";
             bool is_int = cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble);
@@ -706,12 +742,24 @@ static bool gen(jsc *c, const cJSON *s, const char *path, const char *hint, char
             }
             if (cn && en && !cJSON_Compare(v, cn, true)) fits = false;
             if (!fits) continue;
-            sb_add(&e, first ? "( " : " | ");
-            literal(c, &e, v);
-            first = false;
+            if (!(vals[nv] = cJSON_PrintUnformatted(v))) c->out.oom = true;
+            else nv++;
         }
-        if (first) { ok = bad(c, path, "no enum/const value fits the schema"); goto out; }
-        sb_add(&e, " )");
+        qsort(vals, (size_t)nv, sizeof *vals, cmp_str);
+        int nu = 0;
+        for (int k = 0; k < nv; k++) {
+            if (nu && !strcmp(vals[nu - 1], vals[k])) free(vals[k]);
+            else vals[nu++] = vals[k];
+        }
+        if (nu) {
+            char nm[48];
+            rule_name(c, "enum", nm);
+            lit_trie(c, vals, 0, nu, 0, nm);
+            sb_add(&e, nm);
+        }
+        for (int k = 0; k < nu; k++) free(vals[k]);
+        free(vals);
+        if (!nu) { ok = bad(c, path, "no enum/const value fits the schema"); goto out; }
     } else if (any || one) {
         const cJSON *list = any ? any : one;
         if (any && one) unsupported(c, "anyOf together with oneOf", path);

@@ -320,6 +320,23 @@ static void test_schema_accept(void)
     CHECK(schema_accepts("{\"type\":\"string\",\"maxLength\":1}", "\"\xf0\x9f\x98\x80\""));
 }
 
+/* 3,000 values sharing prefixes: one parse stays alive (a list of
+ * alternatives would pass the matcher's limit of live stacks). */
+static void test_big_enum(void)
+{
+    size_t cap = 3000 * 16 + 64, n = 0;
+    char *sch = malloc(cap);
+    n += (size_t)snprintf(sch + n, cap - n, "{\"enum\":[");
+    for (int i = 0; i < 3000; i++) n += (size_t)snprintf(sch + n, cap - n, "%s\"v%d\"", i ? "," : "", i * 7);
+    snprintf(sch + n, cap - n, "]}");
+    CHECK(schema_accepts(sch, "\"v0\""));
+    CHECK(schema_accepts(sch, "\"v20993\""));
+    CHECK(schema_accepts(sch, "\"v70\""));
+    CHECK(!schema_accepts(sch, "\"v71\""));
+    CHECK(!schema_accepts(sch, "\"v\""));
+    free(sch);
+}
+
 static void test_schema_refusals(void)
 {
     CHECK(schema_refused("{\"type\":\"string\",\"pattern\":\"^a$\"}", VKI_ERR_UNSUPPORTED, "pattern (at #)"));
@@ -381,6 +398,7 @@ int main(void)
     test_masks();
     test_schema_accept();
     test_schema_refusals();
+    test_big_enum();
     gram_vocab_destroy(g_bytes);
     return test_finish("test_grammar");
 }
