@@ -352,6 +352,15 @@ def test_structured_outputs(openai, client):
     v = json.loads(text)
     check(last == "stop" and set(v) == {"ok", "n"} and isinstance(v["ok"], bool) and 1 <= v["n"] <= 3,
           "streamed json_schema: %r %s" % (text, last))
+    # n choices: each follows the schema on its own
+    r = client.chat.completions.create(model="default", messages=msgs, max_tokens=200, n=2, seed=5, temperature=1,
+                                       response_format={"type": "json_schema", "json_schema": {
+                                           "name": "flag", "schema": schema}})
+    for c in r.choices:
+        v = json.loads(c.message.content)
+        check(c.finish_reason == "stop" and set(v) == {"ok", "n"} and 1 <= v["n"] <= 3,
+              "n=2 json_schema choice %d: %r" % (c.index, c.message.content))
+    check(len(r.choices) == 2, "n=2 json_schema: %d choices" % len(r.choices))
     n_stop = 0
     for seed in range(4):
         r = client.chat.completions.create(model="default", messages=msgs, max_tokens=64, seed=seed,
