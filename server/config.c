@@ -38,6 +38,7 @@ void srv_config_init(srv_config *c)
     c->max_conns_per_ip = 64;
     c->header_timeout_ms = 10e3;
     c->body_timeout_ms = 60e3;
+    c->drain_timeout_ms = 30e3;
     c->prefer = VKI_BACKEND_AUTO;
     c->warmup = true;
     c->warm_interval_ms = 300e3;
@@ -254,10 +255,19 @@ static vki_status server_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_
         VKI_TRY(get_timeout(x, v, "server.header_timeout", 3600e3, &c->header_timeout_ms));
     } else if (!strcmp(key, "body_timeout")) {
         VKI_TRY(get_timeout(x, v, "server.body_timeout", 3600e3, &c->body_timeout_ms));
+    } else if (!strcmp(key, "drain_timeout")) {
+        /* 0 is allowed here: cancel what is in flight at once */
+        bool forever = false;
+        double ms = -1;
+        if (v->type != YAML_SCALAR_NODE || !srv_parse_duration(scalar(v), &ms, &forever) || forever || !(ms >= 0) ||
+            ms > 3600e3)
+            return node_fail(x, v, "server.drain_timeout: expected a duration in [0, 3600s] such as 30s, found '%s'",
+                             v->type == YAML_SCALAR_NODE ? scalar(v) : node_kind(v));
+        c->drain_timeout_ms = ms;
     } else {
         return node_fail(x, k, "server: unknown key '%s' (expected host, port, api_key_env, max_body, max_queue, "
                                "threads, log_format, max_connections, max_connections_per_ip, header_timeout, "
-                               "body_timeout)", key);
+                               "body_timeout, drain_timeout)", key);
     }
     return VKI_OK;
 }

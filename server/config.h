@@ -51,6 +51,7 @@ typedef struct srv_config {
     int32_t          max_conns_per_ip; /* per client address; default 64          */
     double           header_timeout_ms; /* a request's headers must arrive within; default 10 s */
     double           body_timeout_ms;   /* and its body within (from the same start); default 60 s */
+    double           drain_timeout_ms;  /* on SIGTERM, how long in-flight requests may finish; default 30 s */
     int32_t          max_queue;     /* per model; default 64                      */
     vki_backend_kind prefer;
     uint64_t         vram_budget;   /* bytes; 0 = all                             */

@@ -2,13 +2,21 @@
  * http.c: the libmicrohttpd daemon and each request's lifecycle: the body
  * gathered across handler calls (with the size limit), routing, methods,
  * bearer-key auth, the one vki_status -> HTTP table, OpenAI-shaped errors,
- * and the per-route counters behind /metrics. Thread per connection, so a
- * handler may wait for the scheduler without stalling other clients; what
- * keeps slow clients from holding those threads: a per-address and a total
- * connection limit (with a few slots past it that serve only /health), and
- * a watchdog that closes a connection whose headers or body have not
- * arrived by their absolute deadline (MHD's own timeout restarts with every
- * byte). A body over max_body is cut off at the first byte past it.
+ * and the per-route counters behind /metrics.
+ *
+ * A small fixed pool of polling threads serves every connection; no handler
+ * ever blocks one: a request waiting for the scheduler suspends its
+ * connection, and the scheduler's token and completion events resume it
+ * (srv_watch, srv_wait; streams' content readers the same way). What keeps slow
+ * clients from taking the server: a per-address limit, a total one past
+ * which the oldest connection still sending its request (or idle between
+ * requests) is evicted for a new one, a few slots past that which serve only
+ * /health, and a watchdog that closes a connection whose headers or body
+ * have not arrived by their absolute deadline (MHD's own timeout restarts
+ * with every byte) and wakes a suspended one whose client left. A body over
+ * max_body is cut off at the first byte past it. srv_quiesce and srv_stop
+ * are the graceful shutdown: stop accepting, let what is in flight finish,
+ * then end the rest with an error answer.
  */
 #include <arpa/inet.h>
 #include <math.h>
@@ -19,7 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "server/srv_internal.h"
 #include "util.h"
@@ -62,10 +72,17 @@ static enum MHD_Result send_text(srv_conn *cn, unsigned status, char *text, cons
     if (status == 405 && route_method[cn->route]) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, route_method[cn->route]);
     if (status == 401) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     if (cn->served_by) MHD_add_response_header(r, "X-Vkinfer-Served-By", cn->served_by);
-    enum MHD_Result ret = MHD_queue_response(cn->c, status, r);
+    enum MHD_Result ret = srv_queue(cn, status, r);
     MHD_destroy_response(r);
     srv_count(cn->srv, cn->route, status);
     return ret;
+}
+
+enum MHD_Result srv_queue(srv_conn *cn, unsigned status, struct MHD_Response *r)
+{
+    /* a keep-alive client learns the server is going and goes elsewhere */
+    if (atomic_load(&cn->srv->draining)) MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    return MHD_queue_response(cn->c, status, r);
 }
 
 bool srv_buf_append(srv_buf *b, const void *data, size_t n)
@@ -325,14 +342,20 @@ static enum MHD_Result dispatch(srv_conn *cn, const char *url, const char *metho
         return srv_send_error(cn, 400, "invalid_json", 0, body ? "the body is not a JSON object"
                                                                 : "the body is not valid JSON (error near byte %zu)", at);
     }
-    enum MHD_Result ret;
+    /* The request holds its body until it ends (or srv_drop_json): a wait
+     * may try the next fallback model with it. */
+    cn->json = body;
     switch (cn->route) {
-    case SRV_ROUTE_COMPLETIONS: ret = srv_route_generate(cn, body, false); break;
-    case SRV_ROUTE_CHAT: ret = srv_route_generate(cn, body, true); break;
-    default: ret = srv_route_embeddings(cn, body); break;
+    case SRV_ROUTE_COMPLETIONS: return srv_route_generate(cn, body, false);
+    case SRV_ROUTE_CHAT: return srv_route_generate(cn, body, true);
+    default: return srv_route_embeddings(cn, body);
     }
-    cJSON_Delete(body);
-    return ret;
+}
+
+void srv_drop_json(srv_conn *cn)
+{
+    cJSON_Delete(cn->json);
+    cn->json = NULL;
 }
 
 /* ===== Connections and their deadlines =================================== */
@@ -341,8 +364,15 @@ static enum MHD_Result dispatch(srv_conn *cn, const char *url, const char *metho
  * only for it), and how long such a connection may take over its headers. */
 #define RESERVE_CONNS 16
 #define RESERVE_HEADER_MS 2000.0
-/* How often the watchdog looks at the deadlines. */
+/* How often the watchdog looks at the deadlines and suspended clients. */
 #define WATCHDOG_MS 100
+/* The polling threads: fixed, since none ever waits for the scheduler; a
+ * few so one parsing a large body or tokenizing a long prompt does not
+ * hold up /health. */
+#define HTTP_THREADS 4
+/* After the drain, how long the error answers of the requests cancelled
+ * then may take to be written before the connections are closed. */
+#define FLUSH_MS 5000.0
 
 typedef enum sock_phase { SOCK_HEADERS = 0, SOCK_BODY, SOCK_ANSWER } sock_phase;
 
@@ -356,7 +386,8 @@ typedef struct srv_sock {
     double           t0;       /* vki_time_ms when the current request began to arrive */
     sock_phase       phase;
     bool             reserved; /* past max_connections: /health only */
-    bool             cut;      /* the watchdog shut it down          */
+    bool             cut;      /* the server shut it down            */
+    srv_conn        *cn;       /* its request, from the first handler call to on_completed */
 } srv_sock;
 
 static srv_sock *conn_sock(struct MHD_Connection *c)
@@ -377,22 +408,67 @@ static void sock_set_phase(srv_server *srv, struct MHD_Connection *c, sock_phase
     pthread_mutex_unlock(&srv->socks_mu);
 }
 
+/* Shuts a connection down (socks_mu held); MHD then sees it closed. */
+static void sock_cut(srv_server *srv, srv_sock *k)
+{
+    if (k->cut) return;
+    if (k->fd >= 0) shutdown(k->fd, SHUT_RDWR);
+    k->cut = true;
+    srv->n_live--;
+}
+
+/* Makes room for a new connection when the server is full (socks_mu held):
+ * the connection that has waited longest for its request's headers or body,
+ * or sat idle between requests longest, is closed. Those being answered are
+ * never taken. */
+static bool evict_one(srv_server *srv)
+{
+    srv_sock *oldest = NULL;
+    for (srv_sock *k = srv->socks; k; k = k->next)
+        if (!k->cut && k->fd >= 0 && k->phase != SOCK_ANSWER && (!oldest || k->t0 < oldest->t0)) oldest = k;
+    if (!oldest) return false;
+    sock_cut(srv, oldest);
+    atomic_fetch_add(&srv->evictions, 1);
+    srv_log_debug(srv->log, "http", "evicted a connection %s for %.0f ms to make room",
+                  oldest->phase == SOCK_BODY ? "sending its body" : "idle or sending headers",
+                  vki_time_ms() - oldest->t0);
+    return true;
+}
+
+/* MHD has accepted a connection that passed its total and per-address
+ * limits: past max_connections a slow or idle one makes room for it; with
+ * none, it may take one of the /health slots; past those it is refused. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+    (void)addr;
+    (void)len;
+    srv_server *srv = cls;
+    if (atomic_load(&srv->draining)) return MHD_NO;
+    pthread_mutex_lock(&srv->socks_mu);
+    if (srv->n_live >= srv->cfg->max_conns) evict_one(srv);
+    bool ok = srv->n_live < srv->cfg->max_conns + RESERVE_CONNS;
+    pthread_mutex_unlock(&srv->socks_mu);
+    if (!ok) srv_log_debug(srv->log, "http", "refused a connection: %d open, none idle", (int)srv->cfg->max_conns);
+    return ok ? MHD_YES : MHD_NO;
+}
+
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
     srv_server *srv = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         srv_sock *k = calloc(1, sizeof *k);
-        if (!k) return; /* no deadline for this one; MHD's idle timeout still applies */
+        if (!k) return; /* on_request refuses it */
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         k->fd = ci ? ci->connect_fd : -1;
         k->t0 = vki_time_ms();
         pthread_mutex_lock(&srv->socks_mu);
-        k->reserved = srv->n_socks >= srv->cfg->max_conns;
+        k->reserved = srv->n_live >= srv->cfg->max_conns;
         k->next = srv->socks;
         if (srv->socks) srv->socks->prev = k;
         srv->socks = k;
         srv->n_socks++;
+        srv->n_live++;
         pthread_mutex_unlock(&srv->socks_mu);
         *socket_context = k;
         return;
@@ -404,19 +480,41 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     else srv->socks = k->next;
     if (k->next) k->next->prev = k->prev;
     srv->n_socks--;
+    if (!k->cut) srv->n_live--;
     pthread_mutex_unlock(&srv->socks_mu);
     free(k);
     *socket_context = NULL;
 }
 
+/* Resumes cn if it is suspended, else marks the news for its next look
+ * (socks_mu held). */
+static void wake_locked(srv_conn *cn)
+{
+    cn->signalled = true;
+    if (!cn->suspended) return;
+    cn->suspended = false;
+    MHD_resume_connection(cn->c);
+}
+
+/* The scheduler's notice (its thread, the request's lock held). */
+static void on_news(void *arg)
+{
+    srv_conn *cn = arg;
+    pthread_mutex_lock(&cn->srv->socks_mu);
+    wake_locked(cn);
+    pthread_mutex_unlock(&cn->srv->socks_mu);
+}
+
 /* Shuts down each connection whose headers or body are past their absolute
- * deadline; its thread then sees the socket closed and MHD ends it. */
+ * deadline (MHD then sees it closed), and wakes each suspended one whose
+ * client has gone (MHD does not watch suspended sockets), so its wait
+ * cancels the request. */
 static void *watchdog_main(void *arg)
 {
     srv_server *srv = arg;
     const srv_config *cfg = srv->cfg;
     pthread_mutex_lock(&srv->socks_mu);
-    while (!srv->stopping) {
+    while (!atomic_load(&srv->stopping)) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_nsec += WATCHDOG_MS * 1000000L;
@@ -427,12 +525,18 @@ static void *watchdog_main(void *arg)
         pthread_cond_timedwait(&srv->socks_cv, &srv->socks_mu, &ts);
         double now = vki_time_ms();
         for (srv_sock *k = srv->socks; k; k = k->next) {
-            if (k->cut || k->fd < 0 || k->phase == SOCK_ANSWER) continue;
+            if (k->cut || k->fd < 0) continue;
+            if (k->phase == SOCK_ANSWER) {
+                if (k->cn && k->cn->suspended) {
+                    struct pollfd p = {.fd = k->fd, .events = POLLRDHUP};
+                    if (poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR))) wake_locked(k->cn);
+                }
+                continue;
+            }
             double limit = k->phase == SOCK_BODY ? cfg->body_timeout_ms : cfg->header_timeout_ms;
             if (k->reserved) limit = VKI_MIN(limit, RESERVE_HEADER_MS);
             if (now - k->t0 <= limit) continue;
-            shutdown(k->fd, SHUT_RDWR);
-            k->cut = true;
+            sock_cut(srv, k);
             srv_log_debug(srv->log, "http", "closed a connection whose %s took over %.0f ms",
                           k->phase == SOCK_BODY ? "body" : "headers", limit);
         }
@@ -440,6 +544,82 @@ static void *watchdog_main(void *arg)
     pthread_mutex_unlock(&srv->socks_mu);
     return NULL;
 }
+
+/* ===== Waiting without a thread ========================================== */
+
+void srv_arm(srv_conn *cn)
+{
+    pthread_mutex_lock(&cn->srv->socks_mu);
+    cn->signalled = false;
+    pthread_mutex_unlock(&cn->srv->socks_mu);
+}
+
+bool srv_pause(srv_conn *cn)
+{
+    pthread_mutex_lock(&cn->srv->socks_mu);
+    /* srv_stop resumes every connection before the daemon stops: none may
+     * suspend after that */
+    bool pause = !cn->signalled && !atomic_load(&cn->srv->stopping);
+    if (pause) {
+        cn->suspended = true;
+        MHD_suspend_connection(cn->c);
+    }
+    pthread_mutex_unlock(&cn->srv->socks_mu);
+    return pause;
+}
+
+void srv_unwatch(srv_conn *cn)
+{
+    for (int32_t i = 0; i < cn->n_watched; i++) sched_request_set_notify(cn->watched[i], NULL, NULL);
+    cn->n_watched = 0;
+}
+
+/* Runs the continuation until it answers or has to wait; a wait suspends
+ * the connection until the scheduler or the watchdog wakes it. */
+static enum MHD_Result run_wait(srv_conn *cn)
+{
+    for (;;) {
+        srv_arm(cn);
+        bool wait = false;
+        enum MHD_Result ret = cn->step(cn, cn->state, &wait);
+        if (!wait) {
+            cn->step = NULL;
+            cn->drop = NULL;
+            cn->state = NULL;
+            return ret;
+        }
+        if (srv_pause(cn)) return MHD_YES;
+        if (atomic_load(&cn->srv->stopping)) return MHD_NO; /* closing: cn->drop frees the state */
+    }
+}
+
+bool srv_watch(srv_conn *cn, sched_request *r)
+{
+    if (cn->n_watched == cn->cap_watched) {
+        int32_t cap = VKI_MAX(4, 2 * cn->cap_watched);
+        sched_request **nw = realloc(cn->watched, sizeof *nw * (size_t)cap);
+        if (!nw) return false;
+        cn->watched = nw;
+        cn->cap_watched = cap;
+    }
+    cn->watched[cn->n_watched++] = r;
+    sched_request_set_notify(r, on_news, cn);
+    /* what r did before this had no one to wake: the wait looks once more
+     * before it suspends (a step that submitted anew would miss it) */
+    on_news(cn);
+    return true;
+}
+
+enum MHD_Result srv_wait(srv_conn *cn, srv_step_fn step, void (*drop)(void *), void *state)
+{
+    cn->step = step;
+    cn->drop = drop;
+    cn->state = state;
+    return run_wait(cn);
+}
+
+
+
 
 /* Answers 413 on the socket itself and has MHD close the connection: MHD
  * (0.9.75) cannot queue a response once it reads a body, and reading the
@@ -490,8 +670,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     srv_server *srv = cls;
     srv_conn *cn = *con_cls;
     if (!cn) {
-        cn = calloc(1, sizeof *cn);
-        if (!cn) return MHD_NO;
+        srv_sock *k = conn_sock(c);
+        if (!k || !(cn = calloc(1, sizeof *cn))) return MHD_NO; /* out of memory */
         cn->srv = srv;
         cn->c = c;
         cn->route = find_route(url);
@@ -505,9 +685,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         snprintf(cn->log.method, sizeof cn->log.method, "%s", method);
         snprintf(cn->log.path, sizeof cn->log.path, "%s", url);
         *con_cls = cn;
+        atomic_fetch_add(&srv->in_flight, 1);
+        pthread_mutex_lock(&srv->socks_mu);
+        k->cn = cn;
+        pthread_mutex_unlock(&srv->socks_mu);
         /* Queued now, an answer makes MHD skip the body and close after it. */
-        srv_sock *k = conn_sock(c);
-        if (k && k->reserved && cn->route != SRV_ROUTE_HEALTH) {
+        if (atomic_load(&srv->draining)) {
+            cn->answered = true;
+            return srv_send_error(cn, 503, "shutting_down", 0, "the server is shutting down");
+        }
+        if (k->reserved && cn->route != SRV_ROUTE_HEALTH) {
             cn->answered = true;
             return srv_send_error(cn, 503, "too_many_connections", 1, "the server is at its limit of %d connections; "
                                   "retry shortly", (int)srv->cfg->max_conns);
@@ -536,6 +723,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return srv_buf_append(&cn->body, upload, n) ? MHD_YES : MHD_NO;
     }
     if (cn->answered) return MHD_YES; /* the early answer is on its way */
+    if (cn->step) return run_wait(cn); /* woken: the request has news */
     sock_set_phase(srv, c, SOCK_ANSWER);
     return dispatch(cn, url, method);
 }
@@ -554,17 +742,31 @@ void srv_log_done(srv_server *srv, const srv_req_log *l)
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
     srv_server *srv = cls;
-    sock_set_phase(srv, c, SOCK_HEADERS);
     srv_conn *cn = *con_cls;
+    srv_sock *k = conn_sock(c);
     const bool aborted = toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT || toe == MHD_REQUEST_TERMINATED_READ_ERROR;
+    bool cut = false;
+    if (k) {
+        pthread_mutex_lock(&srv->socks_mu);
+        cut = k->cut;
+        if (k->cn == cn) k->cn = NULL;
+        pthread_mutex_unlock(&srv->socks_mu);
+    }
+    sock_set_phase(srv, c, SOCK_HEADERS);
     if (!cn) {
         /* gone before its handler ran (mid-headers or mid-body): still a disconnect */
-        if (aborted) atomic_fetch_add(&srv->disconnects, 1);
+        if (aborted && !cut) atomic_fetch_add(&srv->disconnects, 1);
         return;
     }
+    /* No wake-up may reach cn once it is freed; a wait the connection did
+     * not see to its end frees its state. */
+    srv_unwatch(cn);
+    free(cn->watched);
+    if (cn->drop) cn->drop(cn->state);
+    srv_drop_json(cn);
     /* A client that closes early is normal traffic: counted, and logged
-     * only at debug level. */
-    if (aborted || (toe == MHD_REQUEST_TERMINATED_WITH_ERROR && !cn->too_big && srv_client_gone(c))) {
+     * only at debug level. Connections the server cut are not counted. */
+    if (!cut && (aborted || (toe == MHD_REQUEST_TERMINATED_WITH_ERROR && !cn->too_big && srv_client_gone(c)))) {
         atomic_fetch_add(&srv->disconnects, 1);
         srv_log_debug(srv->log, "http", "client disconnected: %s %s %s", cn->log.id, cn->log.method, cn->log.path);
     }
@@ -572,6 +774,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     free(cn->body.p);
     free(cn);
     *con_cls = NULL;
+    atomic_fetch_sub(&srv->in_flight, 1);
 }
 
 /* ===== Start and stop ===================================================== */
@@ -604,11 +807,31 @@ static void stop_watchdog(srv_server *srv)
 {
     if (!srv->watchdog_started) return;
     pthread_mutex_lock(&srv->socks_mu);
-    srv->stopping = true;
+    atomic_store(&srv->stopping, true);
     pthread_cond_signal(&srv->socks_cv);
     pthread_mutex_unlock(&srv->socks_mu);
     pthread_join(srv->watchdog, NULL);
     srv->watchdog_started = false;
+}
+
+/* Each connection holds a descriptor: the soft limit is raised to the hard
+ * one, and a hard limit below what the connection limits need is said. */
+static void raise_fd_limit(srv_server *srv, rlim_t need)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl)) return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max;
+        if (!setrlimit(RLIMIT_NOFILE, &rl))
+            srv_log_debug(srv->log, "http", "open-file limit raised from %llu to %llu", (unsigned long long)was,
+                          (unsigned long long)rl.rlim_cur);
+        else getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need && srv->log)
+        srv_log_event(srv->log, "warning", "http: the open-file limit (%llu) is below the %llu descriptors "
+                      "max_connections needs; connections past it are refused (raise it with ulimit -n)",
+                      (unsigned long long)rl.rlim_cur, (unsigned long long)need);
 }
 
 vki_status srv_start(const srv_config *cfg, scheduler *s, srv_log *log, srv_server **out, char *err,
@@ -629,6 +852,7 @@ vki_status srv_start(const srv_config *cfg, scheduler *s, srv_log *log, srv_serv
         snprintf(err, err_size, "out of memory");
         return VKI_ERR_OUT_OF_MEMORY;
     }
+    srv->listen_fd = -1;
     pthread_mutex_init(&srv->socks_mu, NULL);
     pthread_cond_init(&srv->socks_cv, NULL);
     if (cfg->api_key_env) {
@@ -654,15 +878,23 @@ vki_status srv_start(const srv_config *cfg, scheduler *s, srv_log *log, srv_serv
         goto fail;
     }
     srv->watchdog_started = true;
-    /* poll, not select: several hundred connections pass FD_SETSIZE's fds */
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-                     MHD_USE_ERROR_LOG | (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+    /* Our limits (on_accept) are the ones that bind: MHD's is twice theirs,
+     * as it splits it evenly between the pool's threads and still counts a
+     * connection the server cut until it is reaped. */
+    const unsigned mhd_limit = 2u * (unsigned)(cfg->max_conns + RESERVE_CONNS);
+    raise_fd_limit(srv, (rlim_t)(cfg->max_conns + RESERVE_CONNS) + 64); /* + model files, pipes, ... */
+    /* poll, not epoll: MHD 0.9.75's epoll pool can abort in MHD_quiesce_daemon
+     * (srv_quiesce) when a thread drops the listening socket at the same time;
+     * poll has no such race and a few thousand sockets cost it little. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                     (ai->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0);
     /* the logger first, so it has every message */
-    srv->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
-                              MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-                              srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_CONNECTION_LIMIT,
-                              (unsigned)(cfg->max_conns + RESERVE_CONNS), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                              (unsigned)cfg->max_conns_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
+    srv->d = MHD_start_daemon(flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
+                              MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)HTTP_THREADS,
+                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
+                              on_connection, srv, MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
+                              MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_conns_per_ip,
+                              MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!srv->d) {
         snprintf(err, err_size, "cannot listen on %s:%d (port in use, or no permission?)", cfg->host, cfg->port);
@@ -684,14 +916,40 @@ fail:
 
 uint16_t srv_port(const srv_server *srv) { return srv ? srv->port : 0; }
 
+void srv_quiesce(srv_server *srv)
+{
+    if (!srv || atomic_exchange(&srv->draining, true)) return;
+    srv->listen_fd = MHD_quiesce_daemon(srv->d);
+    /* Connections waiting in the backlog, and new ones, are refused at once
+     * (Linux resets them), rather than held until the daemon stops; the
+     * descriptor itself is closed only after MHD_stop_daemon. */
+    if (srv->listen_fd >= 0) shutdown(srv->listen_fd, SHUT_RDWR);
+}
+
+int32_t srv_in_flight(const srv_server *srv) { return srv ? atomic_load(&srv->in_flight) : 0; }
+
 void srv_stop(srv_server *srv)
 {
     if (!srv) return;
-    /* Waiting handlers and streams see their requests end, then the
-     * connection threads can be joined. */
+    srv_quiesce(srv);
+    /* What is still running ends with an error answer (an SSE error event
+     * and [DONE] for streams, a JSON error otherwise): the cancelled
+     * requests wake their connections, which write those answers. */
     sched_shutdown(srv->s);
-    MHD_stop_daemon(srv->d);
+    double until = vki_time_ms() + FLUSH_MS;
+    while (atomic_load(&srv->in_flight) > 0 && vki_time_ms() < until) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    /* MHD may not stop with a connection suspended: none may suspend from
+     * here (srv_pause), and any still suspended is resumed. */
     stop_watchdog(srv);
+    pthread_mutex_lock(&srv->socks_mu);
+    for (srv_sock *k = srv->socks; k; k = k->next)
+        if (k->cn && k->cn->suspended) wake_locked(k->cn);
+    pthread_mutex_unlock(&srv->socks_mu);
+    MHD_stop_daemon(srv->d);
+    if (srv->listen_fd >= 0) close(srv->listen_fd);
     pthread_cond_destroy(&srv->socks_cv);
     pthread_mutex_destroy(&srv->socks_mu);
     srv_fb_free(srv);

@@ -14,8 +14,6 @@
 #include "util.h"
 
 #define MAX_STOPS 16
-/* How often a waiting handler looks whether its client went away. */
-#define POLL_MS 100
 
 /* ===== Request fields ===================================================== */
 
@@ -426,6 +424,7 @@ typedef struct gen_choice {
 typedef struct gen_job {
     srv_server            *srv;
     struct MHD_Connection *c;
+    srv_conn              *cn;      /* valid while MHD calls the reader        */
     sched_request        **rs;      /* [n_req]                                */
     int32_t                n_req, n;
     sched_choice_out      *outs;    /* [n_req * n] what was read of each       */
@@ -627,19 +626,13 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             j->phase = 2;
             continue;
         }
-        /* Everything new at once; then wait on one unfinished prompt (the
-         * others are looked at again within a short wait). */
-        int32_t wait_k = -1;
-        for (int32_t k = 0; k < j->n_req; k++) {
-            if (j->res[k].done) continue;
-            if (!poll_prompt(j, k, 0)) return MHD_CONTENT_READER_END_WITH_ERROR;
-            if (wait_k < 0 && !j->res[k].done) wait_k = k;
-        }
+        /* Everything new at once; with nothing, the connection is suspended
+         * until a prompt's next token or end resumes it (returning 0
+         * without suspending would have MHD call again at once). */
+        srv_arm(j->cn);
+        for (int32_t k = 0; k < j->n_req; k++)
+            if (!j->res[k].done && !poll_prompt(j, k, 0)) return MHD_CONTENT_READER_END_WITH_ERROR;
         int32_t sent = flush_chunks(j);
-        if (sent == 0 && wait_k >= 0) {
-            if (!poll_prompt(j, wait_k, j->n_req > 1 ? POLL_MS / 5 : POLL_MS)) return MHD_CONTENT_READER_END_WITH_ERROR;
-            sent = flush_chunks(j);
-        }
         if (sent < 0) return MHD_CONTENT_READER_END_WITH_ERROR;
         log_counts(&j->log, j);
         int32_t bad = failed_prompt(j);
@@ -660,9 +653,13 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
                 out_event(j, o);
             }
             j->phase = 1;
-        } else if (!sent && srv_client_gone(j->c)) {
-            cancel_all(j);
-            return MHD_CONTENT_READER_END_WITH_ERROR;
+        } else if (!sent) {
+            if (srv_client_gone(j->c)) {
+                cancel_all(j);
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            }
+            if (srv_pause(j->cn)) return 0;
+            if (atomic_load(&j->srv->stopping)) return MHD_CONTENT_READER_END_WITH_ERROR;
         }
     }
     size_t n = VKI_MIN(max, j->out.n - j->pos_out);
@@ -676,7 +673,10 @@ static void job_free(void *cls)
     gen_job *j = cls;
     if (!j) return;
     if (j->streaming) srv_log_done(j->srv, &j->log);
-    for (int32_t k = 0; j->rs && k < j->n_req; k++) sched_request_release(j->rs[k]);
+    for (int32_t k = 0; j->rs && k < j->n_req; k++) {
+        sched_request_set_notify(j->rs[k], NULL, NULL); /* the connection has done so already; no harm twice */
+        sched_request_release(j->rs[k]);
+    }
     for (int32_t i = 0; j->ch && i < j->n_req * j->n; i++) {
         free(j->ch[i].text.p);
         free(j->ch[i].toks);
@@ -688,25 +688,6 @@ static void job_free(void *cls)
     free(j->model);
     free(j->out.p);
     free(j);
-}
-
-/* Waits until prompt 0 has text (stream) or every prompt is done; false
- * when the client went away (the requests are cancelled then) or memory ran
- * out. */
-static bool wait_for(gen_job *j, bool stream)
-{
-    for (int32_t k = 0; k < j->n_req; k++) {
-        for (;;) {
-            if (!poll_prompt(j, k, POLL_MS)) return false;
-            if (j->res[k].done || (stream && j->res[k].n_generated > 0)) break;
-            if (srv_client_gone(j->c)) {
-                cancel_all(j);
-                return false;
-            }
-        }
-        if (stream || failed_prompt(j) >= 0) return true;
-    }
-    return true;
 }
 
 static gen_job *job_new(srv_conn *cn, int32_t model, bool chat, int32_t n_req, const gen_fields *f)
@@ -763,22 +744,66 @@ static cJSON *answer_json(gen_job *j)
     return o;
 }
 
-/* One try of a generation on model i: render (chat), submit every prompt,
- * wait for the first text (stream) or the end. 1: served (*jp holds it);
- * 0: an answer was queued (*ret); -1: the scheduler refused or the request
- * ended before any output, with the status, message and wait in st/msg/eta. */
-static int gen_try(srv_conn *cn, const cJSON *body, bool chat, const gen_fields *f0, const gen_prompt *prompts,
-                   int32_t n_prompts, int32_t i, sched_prio prio, double deadline, gen_job **jp, vki_status *st,
-                   char *msg, size_t msg_size, double *eta, enum MHD_Result *ret)
+/* A generation across its tries (the fallback plan) while it waits: the
+ * fields, the prompts, the models to try in order and the first reason one
+ * was passed over. Borrows from cn->json (prompts, messages, stop strings). */
+typedef struct gen_plan {
+    bool         chat;
+    gen_fields   f;
+    gen_prompt  *prompts;    /* a completion's (owned); chat renders its one */
+    int32_t      n_prompts;
+    sched_prio   prio;
+    double       deadline;
+    int32_t      model, order[16], n_try, k;
+    srv_fb_error first;
+    int          first_reason;
+    gen_job     *j;          /* the try in flight */
+} gen_plan;
+
+/* Ends the current try (srv_unwatch first: no wake-up may name it). */
+static void plan_end_try(srv_conn *cn, gen_plan *p)
 {
-    gen_fields f = *f0;
-    if (f0->gp.stop) f.gp.stop = f.stops; /* the copy's own array */
+    srv_unwatch(cn);
+    if (p->j) cancel_all(p->j);
+    job_free(p->j);
+    p->j = NULL;
+}
+
+static void plan_free(srv_conn *cn, gen_plan *p)
+{
+    if (p->j) plan_end_try(cn, p);
+    prompts_free(p->prompts, p->n_prompts);
+    free(p->f.grammar); /* response_format's grammar text, read by every try */
+    free(p);
+}
+
+/* srv_wait's drop: the connection ended first (it has unwatched). */
+static void plan_drop(void *state)
+{
+    gen_plan *p = state;
+    job_free(p->j);
+    prompts_free(p->prompts, p->n_prompts);
+    free(p->f.grammar);
+    free(p);
+}
+
+/* Submits a try on model i: renders (chat), submits every prompt and has
+ * the connection woken by each. 1: submitted (p->j); 0: an answer was
+ * queued (*ret); -1: the scheduler refused, with the status, message and
+ * wait in st/msg/eta. */
+static int gen_submit(srv_conn *cn, gen_plan *p, int32_t i, vki_status *st, char *msg, size_t msg_size, double *eta,
+                      enum MHD_Result *ret)
+{
+    gen_fields f = p->f;
+    if (p->f.gp.stop) f.gp.stop = f.stops; /* the copy's own array */
     char *rendered = NULL;
     vki_text_span *spans = NULL;
     size_t n_spans = 0;
     gen_prompt one = {0};
-    if (chat) {
-        if (!chat_prompt(cn, body, i, &f.gp, &rendered, &spans, &n_spans, ret)) {
+    const gen_prompt *prompts = p->prompts;
+    int32_t n_prompts = p->n_prompts;
+    if (p->chat) {
+        if (!chat_prompt(cn, cn->json, i, &f.gp, &rendered, &spans, &n_spans, ret)) {
             free(spans);
             return 0;
         }
@@ -786,7 +811,7 @@ static int gen_try(srv_conn *cn, const cJSON *body, bool chat, const gen_fields 
         prompts = &one;
         n_prompts = 1;
     }
-    gen_job *j = job_new(cn, i, chat, n_prompts, &f);
+    gen_job *j = job_new(cn, i, p->chat, n_prompts, &f);
     if (!j) {
         free(rendered);
         free(spans);
@@ -796,10 +821,10 @@ static int gen_try(srv_conn *cn, const cJSON *body, bool chat, const gen_fields 
     *st = VKI_OK;
     *eta = 0;
     for (int32_t k = 0; k < n_prompts && *st == VKI_OK; k++) {
-        const gen_prompt *p = &prompts[k];
-        sched_gen_input in = {.prompt = p->text, .literal = spans, .n_literal = n_spans, .ids = p->ids,
-                              .n_ids = p->n_ids, .n_choices = f.n};
-        *st = sched_submit_generate_input(cn->srv->s, i, &in, &f.gp, prio, deadline, &j->rs[k], eta);
+        const gen_prompt *gp = &prompts[k];
+        sched_gen_input in = {.prompt = gp->text, .literal = spans, .n_literal = n_spans, .ids = gp->ids,
+                              .n_ids = gp->n_ids, .n_choices = f.n};
+        *st = sched_submit_generate_input(cn->srv->s, i, &in, &f.gp, p->prio, p->deadline, &j->rs[k], eta);
     }
     free(rendered);
     free(spans);
@@ -818,94 +843,68 @@ static int gen_try(srv_conn *cn, const cJSON *body, bool chat, const gen_fields 
         *ret = srv_send_error(cn, 503, "model_failed", 0, "the model stopped serving");
         return 0;
     }
-    bool waited = wait_for(j, f.stream);
-    log_counts(&cn->log, j);
-    if (!waited) {
-        job_free(j);
-        *ret = MHD_NO; /* the client is gone: close */
-        return 0;
-    }
-    int32_t bad = failed_prompt(j);
-    if (bad >= 0) {
-        *st = j->res[bad].status;
-        snprintf(msg, msg_size, "%s", j->res[bad].error ? j->res[bad].error : "");
-        *eta = 0;
-        int32_t produced = 0;
-        for (int32_t k = 0; k < j->n_req; k++) produced += j->res[k].n_generated;
-        cancel_all(j);
-        job_free(j);
-        if (produced == 0) return -1;
-        *ret = srv_send_status(cn, *st, msg, 0);
-        return 0;
-    }
-    *jp = j;
+    p->j = j;
+    for (int32_t k = 0; k < n_prompts; k++)
+        if (!srv_watch(cn, j->rs[k])) {
+            plan_end_try(cn, p);
+            *ret = srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
+            return 0;
+        }
     return 1;
 }
 
-/* The route itself; f (zeroed) collects what the request owns. */
-static enum MHD_Result route_generate(srv_conn *cn, const cJSON *body, bool chat, gen_fields *fp)
+/* Tries the plan's models from p->k on until one takes the request (then
+ * waits for it) or none is left (the first reason is the answer). */
+static enum MHD_Result gen_next(srv_conn *cn, gen_plan *p, bool *wait)
 {
-    enum MHD_Result ret = MHD_NO;
-    int32_t model = srv_pick_serving(cn, body, SCHED_KIND_CHAT, &ret);
-    if (model < 0) return ret;
-    gen_fields *const f = fp;
-    sched_prio prio;
-    double deadline;
-    if (!parse_fields(cn, body, chat, f, &ret)) return ret;
-    if (!srv_parse_common(cn, body, model, SCHED_PRIO_INTERACTIVE, &prio, &deadline, &ret)) return ret;
-    gen_prompt *prompts = NULL;
-    int32_t n_prompts = 1;
-    if (!chat && !(prompts = completion_prompts(cn, body, &n_prompts, &ret))) return ret;
-    /* Candidates are ranked by room for about a token per 4 bytes of body, and the completion. */
-    sched_needs need = {.n_tokens = (int32_t)VKI_MIN(cn->body.n / 4 + (size_t)VKI_MAX(f->gp.n_predict, 0), 1u << 30)};
-    int32_t order[16];
-    const int32_t n_try = srv_fb_plan(cn, body, model, &need, order, 16, &ret);
-    if (!n_try) {
-        prompts_free(prompts, n_prompts);
-        return ret;
-    }
-    gen_job *j = NULL;
-    srv_fb_error first = {0}, e;
-    int first_reason = -1, served = -1;
-    for (int32_t k = 0; k < n_try && served < 0; k++) {
-        const int32_t i = order[k];
+    for (; p->k < p->n_try; p->k++) {
+        const int32_t i = p->order[p->k];
+        srv_fb_error e;
         /* The ETA matters only when another model could answer in time. */
-        int reason = srv_fb_precheck(cn, i, deadline, k + 1 < n_try, &e);
+        int reason = srv_fb_precheck(cn, i, p->deadline, p->k + 1 < p->n_try, &e);
         if (reason < 0) {
             vki_status st;
             double eta;
             char msg[1024];
-            int r = gen_try(cn, body, chat, f, prompts, n_prompts, i, prio, deadline, &j, &st, msg, sizeof msg, &eta,
-                            &ret);
+            enum MHD_Result ret;
+            int r = gen_submit(cn, p, i, &st, msg, sizeof msg, &eta, &ret);
             if (r == 0) {
-                prompts_free(prompts, n_prompts);
+                plan_free(cn, p);
                 return ret;
             }
             if (r == 1) {
-                served = i;
-                break;
+                *wait = true;
+                return MHD_YES;
             }
             if ((reason = srv_fb_judge(cn, i, st, msg, eta, &e)) < 0) {
-                prompts_free(prompts, n_prompts);
+                plan_free(cn, p);
                 return srv_send_status(cn, st, msg, eta);
             }
         }
-        if (first_reason < 0) {
-            first = e;
-            first_reason = reason;
+        if (p->first_reason < 0) {
+            p->first = e;
+            p->first_reason = reason;
         }
     }
-    prompts_free(prompts, n_prompts);
-    if (served < 0) return srv_send_error(cn, first.http, first.code, first.retry, "%s", first.msg);
-    if (served != model) srv_fb_count(cn->srv, model, served, first_reason);
-    sched_model_info si;
-    sched_model_get_info(cn->srv->s, served, &si);
-    cn->served_by = cn->log.model = si.id; /* valid until sched_destroy */
-    if (f->stream) {
-        /* Headers go out with the first text; the rest follows as it comes. */
+    srv_fb_error first = p->first;
+    plan_free(cn, p);
+    return srv_send_error(cn, first.http, first.code, first.retry, "%s", first.msg);
+}
+
+/* The answer once the try served: a stream (headers with the first text)
+ * or the whole JSON. Takes j. */
+static enum MHD_Result gen_answer(srv_conn *cn, gen_job *j, bool stream)
+{
+    enum MHD_Result ret;
+    if (stream) {
+        /* Headers go out with the first text; the rest follows as it comes,
+         * the connection still woken by the requests' news (srv_watch). */
+        srv_drop_json(cn); /* nothing borrows from it any more: not held for the stream's length */
         if (flush_chunks(j) < 0) j->phase = 2;
+        j->cn = cn;
         struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, j, job_free);
         if (!r) {
+            srv_unwatch(cn);
             job_free(j);
             return MHD_NO;
         }
@@ -916,20 +915,101 @@ static enum MHD_Result route_generate(srv_conn *cn, const cJSON *body, bool chat
         cn->log.status = 200;
         j->log = cn->log;
         j->streaming = cn->streamed = true;
-        ret = MHD_queue_response(cn->c, 200, r);
+        ret = srv_queue(cn, 200, r);
+        if (ret == MHD_NO) srv_unwatch(cn); /* the response, and j with it, goes now */
         MHD_destroy_response(r);
         srv_count(cn->srv, cn->route, 200);
         return ret;
     }
     cJSON *o = answer_json(j);
+    srv_unwatch(cn);
     job_free(j);
     return srv_send_json(cn, 200, o);
 }
 
+/* The handler's continuation on each wake-up: reads what every prompt has
+ * produced until the try is done (or, for a stream, prompt 0 has text); a
+ * try that failed before any output may pass the request to the next model. */
+static enum MHD_Result gen_step(srv_conn *cn, void *state, bool *wait)
+{
+    gen_plan *p = state;
+    gen_job *j = p->j;
+    for (int32_t k = 0; k < j->n_req; k++)
+        if (!j->res[k].done && !poll_prompt(j, k, 0)) {
+            plan_free(cn, p);
+            return MHD_NO; /* out of memory */
+        }
+    log_counts(&cn->log, j);
+    int32_t bad = failed_prompt(j);
+    bool ready = bad >= 0 || (p->f.stream ? j->res[0].done || j->res[0].n_generated > 0 : all_done(j));
+    if (!ready) {
+        if (srv_client_gone(cn->c)) {
+            plan_free(cn, p); /* cancels */
+            return MHD_NO;    /* the client is gone: close */
+        }
+        *wait = true;
+        return MHD_YES;
+    }
+    const int32_t i = p->order[p->k];
+    if (bad >= 0) {
+        vki_status st = j->res[bad].status;
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", j->res[bad].error ? j->res[bad].error : "");
+        int32_t produced = 0;
+        for (int32_t k = 0; k < j->n_req; k++) produced += j->res[k].n_generated;
+        plan_end_try(cn, p);
+        srv_fb_error e;
+        int reason = produced == 0 ? srv_fb_judge(cn, i, st, msg, 0, &e) : -1;
+        if (reason < 0) {
+            plan_free(cn, p);
+            return srv_send_status(cn, st, msg, 0);
+        }
+        if (p->first_reason < 0) {
+            p->first = e;
+            p->first_reason = reason;
+        }
+        p->k++;
+        return gen_next(cn, p, wait);
+    }
+    if (i != p->model) srv_fb_count(cn->srv, p->model, i, p->first_reason);
+    sched_model_info si;
+    sched_model_get_info(cn->srv->s, i, &si);
+    cn->served_by = cn->log.model = si.id; /* valid until sched_destroy */
+    const bool stream = p->f.stream;
+    p->j = NULL;
+    plan_free(cn, p);
+    return gen_answer(cn, j, stream);
+}
+
 enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
 {
-    gen_fields f = {0};
-    enum MHD_Result ret = route_generate(cn, body, chat, &f);
-    free(f.grammar); /* response_format's grammar text, read by every submit */
-    return ret;
+    enum MHD_Result ret = MHD_NO;
+    int32_t model = srv_pick_serving(cn, body, SCHED_KIND_CHAT, &ret);
+    if (model < 0) return ret;
+    gen_plan *p = calloc(1, sizeof *p);
+    if (!p) return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
+    p->chat = chat;
+    p->model = model;
+    p->first_reason = -1;
+    p->n_prompts = 1;
+    if (!parse_fields(cn, body, chat, &p->f, &ret) ||
+        !srv_parse_common(cn, body, model, SCHED_PRIO_INTERACTIVE, &p->prio, &p->deadline, &ret) ||
+        (!chat && !(p->prompts = completion_prompts(cn, body, &p->n_prompts, &ret)))) {
+        free(p->f.grammar);
+        free(p);
+        return ret;
+    }
+    /* Candidates are ranked by room for about a token per 4 bytes of body, and the completion. */
+    sched_needs need = {.n_tokens = (int32_t)VKI_MIN(cn->body.n / 4 + (size_t)VKI_MAX(p->f.gp.n_predict, 0),
+                                                     1u << 30)};
+    p->n_try = srv_fb_plan(cn, body, model, &need, p->order, 16, &ret);
+    if (!p->n_try) {
+        plan_free(cn, p);
+        return ret;
+    }
+    /* The first try is submitted here; then each wake-up runs gen_step. */
+    bool wait = false;
+    ret = gen_next(cn, p, &wait);
+    if (!wait) return ret;
+    return srv_wait(cn, gen_step, plan_drop, p);
 }

@@ -184,6 +184,150 @@ done:
     return j;
 }
 
+/* An embedding request across its tries (the fallback plan) while it
+ * waits; texts borrow from cn->json. */
+typedef struct embed_plan {
+    const char  **texts;
+    int32_t       n;
+    bool          b64;
+    double        want_dim, deadline;
+    sched_prio    prio;
+    int32_t       model, order[16], n_try, k;
+    srv_fb_error  first;
+    int           first_reason;
+    sched_request *r;        /* the try in flight */
+} embed_plan;
+
+static void eplan_end_try(srv_conn *cn, embed_plan *p)
+{
+    srv_unwatch(cn);
+    sched_request_release(p->r);
+    p->r = NULL;
+}
+
+static void eplan_free(srv_conn *cn, embed_plan *p)
+{
+    if (p->r) eplan_end_try(cn, p);
+    free(p->texts);
+    free(p);
+}
+
+/* srv_wait's drop: the connection ended first (it has unwatched). */
+static void eplan_drop(void *state)
+{
+    embed_plan *p = state;
+    sched_request_release(p->r);
+    free(p->texts);
+    free(p);
+}
+
+/* Tries the plan's models from p->k on until one takes the request (then
+ * waits for it) or none is left (the first reason is the answer). */
+static enum MHD_Result embed_next(srv_conn *cn, embed_plan *p, bool *wait)
+{
+    for (; p->k < p->n_try; p->k++) {
+        const int32_t i = p->order[p->k];
+        srv_fb_error fe;
+        int reason = srv_fb_precheck(cn, i, p->deadline, p->k + 1 < p->n_try, &fe);
+        if (reason < 0) {
+            double eta = 0;
+            char msg[1024];
+            vki_status s = sched_submit_embed(cn->srv->s, i, p->texts, p->n, p->prio, p->deadline, &p->r, &eta);
+            if (s == VKI_OK) {
+                if (!srv_watch(cn, p->r)) {
+                    eplan_free(cn, p); /* releases it */
+                    return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
+                }
+                *wait = true;
+                return MHD_YES;
+            }
+            snprintf(msg, sizeof msg, "%s", vki_last_error());
+            if ((reason = srv_fb_judge(cn, i, s, msg, eta, &fe)) < 0) {
+                eplan_free(cn, p);
+                return srv_send_status(cn, s, msg, eta);
+            }
+        }
+        if (p->first_reason < 0) {
+            p->first = fe;
+            p->first_reason = reason;
+        }
+    }
+    srv_fb_error first = p->first;
+    eplan_free(cn, p);
+    return srv_send_error(cn, first.http, first.code, first.retry, "%s", first.msg);
+}
+
+/* The continuation on each wake-up: answers once the try is done; one that
+ * failed may pass the request to the next model. */
+static enum MHD_Result embed_step(srv_conn *cn, void *state, bool *wait)
+{
+    embed_plan *p = state;
+    sched_request *r = p->r;
+    sched_result res;
+    char *chunk = NULL;
+    size_t nc;
+    sched_request_poll(r, 0, 0, &chunk, &nc, &res);
+    free(chunk);
+    cn->log.prompt_tokens = res.n_prompt;
+    if (res.start_order) cn->log.queue_ms = res.queue_ms;
+    if (!res.done) {
+        if (srv_client_gone(cn->c)) {
+            eplan_free(cn, p);
+            return MHD_NO;
+        }
+        *wait = true;
+        return MHD_YES;
+    }
+    const int32_t served = p->order[p->k];
+    if (res.status != VKI_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", res.error ? res.error : "");
+        vki_status s = res.status;
+        eplan_end_try(cn, p);
+        srv_fb_error fe;
+        int reason = srv_fb_judge(cn, served, s, msg, 0, &fe);
+        if (reason < 0) {
+            eplan_free(cn, p);
+            return srv_send_status(cn, s, msg, 0);
+        }
+        if (p->first_reason < 0) {
+            p->first = fe;
+            p->first_reason = reason;
+        }
+        p->k++;
+        return embed_next(cn, p, wait);
+    }
+    if (served != p->model) srv_fb_count(cn->srv, p->model, served, p->first_reason);
+    int32_t n = 0, dim = 0;
+    const float *e = sched_request_embeddings(r, &n, &dim);
+    sched_model_info info;
+    sched_model_get_info(cn->srv->s, served, &info);
+    cn->served_by = cn->log.model = info.id;
+    if (p->want_dim && p->want_dim != dim) {
+        double want = p->want_dim;
+        eplan_free(cn, p);
+        return srv_send_error(cn, 400, "invalid_field", 0, "dimensions: model '%s' declares no Matryoshka sizes, so "
+                              "only its full width %d is accepted, not %.0f", info.id, dim, want);
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "object", "list");
+    cJSON *arr = cJSON_AddArrayToObject(o, "data");
+    for (int32_t i = 0; i < n; i++) {
+        cJSON *d = cJSON_CreateObject();
+        cJSON_AddStringToObject(d, "object", "embedding");
+        cJSON_AddNumberToObject(d, "index", i);
+        const float *row = e + (size_t)i * (size_t)dim;
+        cJSON_AddItemToObject(d, "embedding", p->b64 ? base64_floats(row, dim) : cJSON_CreateFloatArray(row, dim));
+        cJSON_AddItemToArray(arr, d);
+    }
+    cJSON_AddStringToObject(o, "model", info.id);
+    cJSON *u = cJSON_AddObjectToObject(o, "usage");
+    cJSON_AddNumberToObject(u, "prompt_tokens", res.n_prompt);
+    cJSON_AddNumberToObject(u, "total_tokens", res.n_prompt);
+    eplan_free(cn, p);
+    return srv_send_json(cn, 200, o);
+}
+
 enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body)
 {
     enum MHD_Result ret = MHD_NO;
@@ -231,90 +375,22 @@ enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body)
     /* A stand-in must give vectors of the model's width (n_embd 0: the
      * requested model's, which sched_fallback_score holds to exactly). */
     sched_needs need = {.n_tokens = (int32_t)VKI_MIN(cn->body.n / 4, 1u << 30)};
-    int32_t order[16];
-    const int32_t n_try = srv_fb_plan(cn, body, model, &need, order, 16, &ret);
-    if (!n_try) {
+    embed_plan *p = calloc(1, sizeof *p);
+    if (!p) {
         free(texts);
+        return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
+    }
+    *p = (embed_plan){.texts = texts, .n = n, .b64 = b64, .want_dim = want_dim, .deadline = deadline, .prio = prio,
+                      .model = model, .first_reason = -1};
+    p->n_try = srv_fb_plan(cn, body, model, &need, p->order, 16, &ret);
+    if (!p->n_try) {
+        eplan_free(cn, p);
         return ret;
     }
-    sched_request *r = NULL;
-    sched_result res;
-    srv_fb_error first = {0}, fe;
-    int first_reason = -1, served = -1;
-    for (int32_t k = 0; k < n_try && served < 0; k++) {
-        const int32_t i = order[k];
-        int reason = srv_fb_precheck(cn, i, deadline, k + 1 < n_try, &fe);
-        if (reason < 0) {
-            double eta = 0;
-            char msg[1024];
-            vki_status s = sched_submit_embed(cn->srv->s, i, texts, n, prio, deadline, &r, &eta);
-            if (s == VKI_OK) {
-                for (;;) {
-                    char *chunk = NULL;
-                    size_t nc;
-                    sched_request_poll(r, 0, 100, &chunk, &nc, &res);
-                    free(chunk);
-                    cn->log.prompt_tokens = res.n_prompt;
-                    if (res.start_order) cn->log.queue_ms = res.queue_ms;
-                    if (res.done) break;
-                    if (srv_client_gone(cn->c)) {
-                        sched_request_release(r);
-                        free(texts);
-                        return MHD_NO;
-                    }
-                }
-                if (res.status == VKI_OK) {
-                    served = i;
-                    break;
-                }
-                s = res.status;
-                eta = 0;
-                snprintf(msg, sizeof msg, "%s", res.error ? res.error : "");
-                sched_request_release(r);
-                r = NULL;
-            } else {
-                snprintf(msg, sizeof msg, "%s", vki_last_error());
-            }
-            if ((reason = srv_fb_judge(cn, i, s, msg, eta, &fe)) < 0) {
-                free(texts);
-                return srv_send_status(cn, s, msg, eta);
-            }
-        }
-        if (first_reason < 0) {
-            first = fe;
-            first_reason = reason;
-        }
-    }
-    free(texts);
-    if (served < 0) return srv_send_error(cn, first.http, first.code, first.retry, "%s", first.msg);
-    if (served != model) srv_fb_count(cn->srv, model, served, first_reason);
-    int32_t dim = 0;
-    const float *e = sched_request_embeddings(r, &n, &dim);
-    sched_model_info info;
-    sched_model_get_info(cn->srv->s, served, &info);
-    cn->served_by = cn->log.model = info.id;
-    if (want_dim && want_dim != dim) {
-        sched_request_release(r);
-        return srv_send_error(cn, 400, "invalid_field", 0, "dimensions: model '%s' declares no Matryoshka sizes, so "
-                              "only its full width %d is accepted, not %.0f", info.id, dim, want_dim);
-    }
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "object", "list");
-    cJSON *arr = cJSON_AddArrayToObject(o, "data");
-    for (int32_t i = 0; i < n; i++) {
-        cJSON *d = cJSON_CreateObject();
-        cJSON_AddStringToObject(d, "object", "embedding");
-        cJSON_AddNumberToObject(d, "index", i);
-        const float *row = e + (size_t)i * (size_t)dim;
-        cJSON_AddItemToObject(d, "embedding", b64 ? base64_floats(row, dim) : cJSON_CreateFloatArray(row, dim));
-        cJSON_AddItemToArray(arr, d);
-    }
-    cJSON_AddStringToObject(o, "model", info.id);
-    cJSON *u = cJSON_AddObjectToObject(o, "usage");
-    cJSON_AddNumberToObject(u, "prompt_tokens", res.n_prompt);
-    cJSON_AddNumberToObject(u, "total_tokens", res.n_prompt);
-    sched_request_release(r);
-    return srv_send_json(cn, 200, o);
+    bool wait = false;
+    ret = embed_next(cn, p, &wait);
+    if (!wait) return ret;
+    return srv_wait(cn, embed_step, eplan_drop, p);
 }
 
 /* ===== /metrics =========================================================== */
@@ -348,6 +424,11 @@ enum MHD_Result srv_route_metrics(srv_conn *cn)
     srv_buf_printf(&b, "# HELP vkinfer_client_disconnects_total Clients that closed the connection before their answer "
                 "ended.\n# TYPE vkinfer_client_disconnects_total counter\nvkinfer_client_disconnects_total %llu\n",
                 (unsigned long long)atomic_load(&srv->disconnects));
+    srv_buf_printf(&b, "# HELP vkinfer_http_evictions_total Idle or slow connections closed to make room for a new "
+                "one.\n# TYPE vkinfer_http_evictions_total counter\nvkinfer_http_evictions_total %llu\n"
+                "# HELP vkinfer_http_in_flight Requests received and not yet answered to their end.\n"
+                "# TYPE vkinfer_http_in_flight gauge\nvkinfer_http_in_flight %d\n",
+                (unsigned long long)atomic_load(&srv->evictions), atomic_load(&srv->in_flight));
     static const char *const heads =
         "# TYPE vkinfer_model_state gauge\n"
         "# HELP vkinfer_queue_depth Requests waiting, by model and priority class.\n# TYPE vkinfer_queue_depth gauge\n"

@@ -1,6 +1,7 @@
 /*
  * server.h: the HTTP face: an OpenAI-compatible server over a scheduler
- * (libmicrohttpd, one thread per connection; JSON through cJSON).
+ * (libmicrohttpd: a fixed pool of polling threads that never wait, the
+ * waits being suspended connections; JSON through cJSON).
  * Routes: GET /health, GET /v1/models, POST /v1/completions,
  * POST /v1/chat/completions, POST /v1/embeddings, GET /metrics.
  * Must not: run kernels (everything goes through engine/sched/).
@@ -26,8 +27,16 @@ vki_status srv_start(const srv_config *cfg, scheduler *s, srv_log *log, srv_serv
                      size_t err_size);
 /* The port the server listens on. */
 uint16_t   srv_port(const srv_server *srv);
-/* Cancels what is in flight (sched_shutdown), then stops the listener and
- * waits for every connection to end, and frees the server. NULL is a no-op. */
+/* The start of a graceful stop: stops accepting connections (new ones are
+ * refused) and answers any new request on an open connection 503
+ * shutting_down, closing it; what is in flight carries on. Idempotent. */
+void       srv_quiesce(srv_server *srv);
+/* Requests received and not yet answered to their end (streams included). */
+int32_t    srv_in_flight(const srv_server *srv);
+/* Quiesces, cancels what is still in flight (sched_shutdown), whose clients
+ * get an error answer (an SSE error event then data: [DONE] for streams, a
+ * JSON 503 shutting_down otherwise) written within a few seconds, then
+ * closes every connection and frees the server. NULL is a no-op. */
 void       srv_stop(srv_server *srv);
 
 #endif

@@ -46,13 +46,20 @@ struct srv_server {
     atomic_uint_fast64_t  count[SRV_N_ROUTES][SRV_N_CODES];
     atomic_uint_fast64_t  disconnects; /* clients gone before their answer ended */
     atomic_uint_fast64_t *fb_count;   /* [from][to][reason] fallbacks (fallback.c) */
-    /* The open connections (http.c's srv_sock list) and the watchdog that
-     * closes those past their header or body deadline. */
+    atomic_uint_fast64_t  evictions;  /* slow or idle connections closed to make room */
+    atomic_int            in_flight;  /* requests from their headers to their end */
+    atomic_bool           draining;   /* srv_quiesce: no new connections or requests */
+    int                   listen_fd;  /* after srv_quiesce, closed after the daemon stops */
+    /* The open connections (http.c's srv_sock list), the waits' suspend and
+     * resume state (srv_conn.suspended/signalled), and the watchdog that
+     * closes those past their header or body deadline and wakes suspended
+     * ones whose client left. */
     pthread_mutex_t       socks_mu;
     pthread_cond_t        socks_cv;
     struct srv_sock      *socks;
     int32_t               n_socks;
-    bool                  stopping;
+    int32_t               n_live;     /* n_socks less those the server has cut */
+    atomic_bool           stopping;   /* srv_stop: no more suspending; the watchdog ends */
     bool                  watchdog_started;
     pthread_t             watchdog;
 };
@@ -73,8 +80,16 @@ typedef struct srv_req_log {
     double      t0;           /* vki_time_ms when the request arrived       */
 } srv_req_log;
 
+typedef struct srv_conn srv_conn;
+
+/* A route's continuation while its scheduler request runs: called each time
+ * the request has news (and when the client may have left); sets *wait to
+ * be called again later, else has queued its answer (or returns MHD_NO) and
+ * freed `state`. */
+typedef enum MHD_Result (*srv_step_fn)(srv_conn *cn, void *state, bool *wait);
+
 /* One request's state across the handler calls. */
-typedef struct srv_conn {
+struct srv_conn {
     srv_server            *srv;
     struct MHD_Connection *c;
     srv_route              route;
@@ -86,7 +101,16 @@ typedef struct srv_conn {
     bool                   streamed; /* the stream logs at its end, not the connection */
     char                   model_id[256]; /* GET /v1/models/{id}: the id ("" for the list) */
     const char            *served_by; /* the model that answered: X-Vkinfer-Served-By */
-} srv_conn;
+    cJSON                 *json;     /* the parsed body (generation, embeddings) */
+    /* The wait (srv_wait): the requests that wake the connection, the
+     * continuation and its state (dropped if the connection ends first). */
+    sched_request        **watched;
+    int32_t                n_watched, cap_watched;
+    srv_step_fn            step;
+    void                 (*drop)(void *state);
+    void                  *state;
+    bool                   suspended, signalled; /* socks_mu */
+};
 
 /* ----- http.c ----- */
 
@@ -112,6 +136,32 @@ enum MHD_Result srv_send_status(srv_conn *cn, vki_status s, const char *msg, dou
 /* That table: the HTTP status, error code and Retry-After (0 = none) of a
  * scheduler status (eta_s: QUEUE_FULL's ETA, or an open breaker's wait). */
 void            srv_status_http(vki_status s, double eta_s, unsigned *http, const char **code, int *retry);
+/* Queues r (not consumed), closing the connection after it while the
+ * server drains. */
+enum MHD_Result srv_queue(srv_conn *cn, unsigned status, struct MHD_Response *r);
+
+/* Waiting without a thread: handlers never block a pool thread. A route
+ * that submitted scheduler requests has the connection woken whenever one
+ * gains output or ends (srv_watch each; false: out of memory), then
+ * srv_wait calls step(cn, state) now and on each wake-up until it stops
+ * asking to wait; meanwhile the connection is suspended. A step may submit
+ * anew (the next fallback model) after srv_unwatch. If the connection ends
+ * first, drop(state) frees the state (after srv_unwatch). */
+bool            srv_watch(srv_conn *cn, sched_request *r);
+enum MHD_Result srv_wait(srv_conn *cn, srv_step_fn step, void (*drop)(void *), void *state);
+/* Stops the wake-ups of every request watched: before releasing them.
+ * Called for those still watched when the connection ends. */
+void            srv_unwatch(srv_conn *cn);
+/* Frees the request's parsed body (cn->json) before the request ends, once
+ * nothing borrows from it; otherwise the end of the request frees it. */
+void            srv_drop_json(srv_conn *cn);
+/* For a content reader with nothing to send: call srv_arm before looking
+ * at the request, then srv_pause when it had nothing: true = suspended until
+ * the next wake-up (return 0 from the reader); false = news came meanwhile
+ * (look again). */
+void            srv_arm(srv_conn *cn);
+bool            srv_pause(srv_conn *cn);
+
 /* Counts a response sent by other means (streams). */
 void            srv_count(srv_server *srv, srv_route route, unsigned status);
 /* True when the client closed its side of the connection. */

@@ -388,6 +388,13 @@ int32_t    sched_request_n_choices(const sched_request *r);
 vki_status sched_request_poll_choices(sched_request *r, int timeout_ms, sched_choice_out *outs, int32_t n,
                                       sched_result *res);
 
+/* Has fn(arg) called each time the request gains output (a token), a choice
+ * ends or the request ends,
+ * so a caller can wait without a thread (an event loop). fn runs on the
+ * scheduler's thread with the request's lock held: it must be quick and
+ * must not call into r. fn NULL stops the calls; once this returns, no call
+ * is running or will run. Thread-safe; any time before release. */
+void sched_request_set_notify(sched_request *r, void (*fn)(void *arg), void *arg);
 /* The embeddings of a request that is done with VKI_OK; NULL otherwise.
  * Valid until release. */
 const float *sched_request_embeddings(sched_request *r, int32_t *n_texts, int32_t *dim);

@@ -102,6 +102,8 @@ struct sched_request {
     int32_t             dim;
     sched_result        res;  /* res.error points into err                 */
     char               *err;
+    void              (*notify)(void *); /* sched_request_set_notify (mu)    */
+    void               *notify_arg;
 };
 
 struct sched_model {

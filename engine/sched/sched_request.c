@@ -424,6 +424,7 @@ void sched_emit(sched_model *m, sched_request *r, int32_t j, const vki_token_eve
     r->res.n_generated++;
     if (first) r->res.ttft_ms = now - r->t_submit;
     pthread_cond_broadcast(&r->cv);
+    if (r->notify) r->notify(r->notify_arg);
     pthread_mutex_unlock(&r->mu);
     pthread_mutex_lock(&m->st_mu);
     m->st.generated_tokens++;
@@ -442,6 +443,7 @@ void sched_choice_end(sched_request *r, int32_t j, bool by_eos, bool by_string)
         r->res.stopped_by_string = by_string;
     }
     pthread_cond_broadcast(&r->cv);
+    if (r->notify) r->notify(r->notify_arg);
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -475,6 +477,7 @@ void sched_finish(sched_model *m, sched_request *r, vki_status st, const char *m
         r->res.error = r->err ? r->err : vki_status_str(st);
     }
     pthread_cond_broadcast(&r->cv);
+    if (r->notify) r->notify(r->notify_arg);
     pthread_mutex_unlock(&r->mu);
     request_unref(r);
 }
@@ -603,6 +606,15 @@ const float *sched_request_embeddings(sched_request *r, int32_t *n_texts, int32_
     if (n_texts) *n_texts = ok ? r->n_texts : 0;
     if (dim) *dim = ok ? r->dim : 0;
     return ok ? r->emb : NULL;
+}
+
+void sched_request_set_notify(sched_request *r, void (*fn)(void *arg), void *arg)
+{
+    if (!r) return;
+    pthread_mutex_lock(&r->mu);
+    r->notify = fn;
+    r->notify_arg = arg;
+    pthread_mutex_unlock(&r->mu);
 }
 
 void sched_request_cancel(sched_request *r)
