@@ -14,7 +14,7 @@ bytes. Paths: `vkinfer run --json` (steps and text), `vkinfer run` text,
 (split tokens as "bytes:\\xNN" with their bytes), error bodies and JSON log
 lines.
 Usage: test_utf8.py --vkinfer PATH [--no-server]"""
-import argparse, http.client, json, os, re, signal, subprocess, sys, tempfile
+import argparse, http.client, json, os, re, signal, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import utf8_model  # noqa: E402
@@ -104,6 +104,10 @@ class Server:
             self.proc.kill()
             raise SystemExit("server did not start: %r %r" % (line, self.proc.stderr.read()))
         self.host, self.port = m.group(1).decode(), int(m.group(2))
+        # the models open in the background: until then a request gets 503 model_loading
+        t0 = time.time()
+        while time.time() - t0 < 60 and self.raw("GET", "/health")[0] != 200:
+            time.sleep(0.05)
 
     def raw(self, method, path, body=None):
         c = http.client.HTTPConnection(self.host, self.port, timeout=60)
