@@ -24,6 +24,7 @@ typedef struct gen_fields {
     bool                stream;
     bool                include_usage; /* stream_options.include_usage    */
     int32_t             n;             /* choices per prompt               */
+    srv_tool_req        tools;         /* chat: tools, tool_choice          */
 } gen_fields;
 
 bool srv_check_fields(srv_conn *cn, const cJSON *body, const char *const *known, enum MHD_Result *ret)
@@ -60,8 +61,7 @@ static bool neutral_field(srv_conn *cn, const cJSON *body, const char *name, con
 }
 
 /* The fields each route reads; the rest are refused by name. Those that
- * change nothing here (user, metadata, store, service_tier,
- * parallel_tool_calls without tools) are accepted. */
+ * change nothing here (user, metadata, store, service_tier) are accepted. */
 static const char *const chat_fields[] = {
     "model", "messages", "n", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "min_p",
     "presence_penalty", "frequency_penalty", "seed", "stop", "stream", "stream_options", "ignore_eos", "priority",
@@ -83,10 +83,10 @@ static bool unsupported_fields(srv_conn *cn, const cJSON *body, bool chat, enum 
         return neutral_field(cn, body, "echo", no_false, "not supported (false or leave it out)", ret) &&
                neutral_field(cn, body, "suffix", no_suffix, "not supported (leave it out)", ret) &&
                neutral_field(cn, body, "best_of", one, "only 1 is supported", ret);
-    return neutral_field(cn, body, "tools", empty_arr, "tool calling is not supported", ret) &&
-           neutral_field(cn, body, "tool_choice", tc_none, "tool calling is not supported (\"none\" only)", ret) &&
-           neutral_field(cn, body, "functions", empty_arr, "function calling is not supported", ret) &&
-           neutral_field(cn, body, "function_call", tc_none, "function calling is not supported", ret);
+    return neutral_field(cn, body, "functions", empty_arr, "the deprecated functions field is not supported (send "
+                         "tools)", ret) &&
+           neutral_field(cn, body, "function_call", tc_none, "the deprecated function_call field is not supported "
+                         "(send tool_choice)", ret);
 }
 
 /* A number field in [lo, hi]; absent or null leaves *v. false = queued 400. */
@@ -229,7 +229,15 @@ static bool parse_fields(srv_conn *cn, const cJSON *body, bool chat, gen_fields 
         return false;
     }
     gp->ignore_eos = cJSON_IsTrue(j);
-    return srv_response_format(cn, body, gp, &f->grammar, ret);
+    memset(&f->tools, 0, sizeof f->tools);
+    if (chat && !srv_tools_parse(cn, body, &f->tools, ret)) return false;
+    if (!srv_response_format(cn, body, gp, &f->grammar, ret)) return false;
+    if (gp->grammar && (f->tools.choice == SRV_TOOL_REQUIRED || f->tools.choice == SRV_TOOL_NAMED)) {
+        *ret = srv_send_error(cn, 400, "invalid_field", 0, "tool_choice: a required or named call cannot be "
+                              "forced together with response_format json_object/json_schema");
+        return false;
+    }
+    return true;
 }
 
 /* At most this many prompts in one /v1/completions (each is a request). */
@@ -317,8 +325,9 @@ static gen_prompt *completion_prompts(srv_conn *cn, const cJSON *body, int32_t *
 }
 
 /* Renders the chat messages with the model's template into *prompt. */
-static bool chat_prompt(srv_conn *cn, const cJSON *body, int32_t model, vki_generate_params *gp, char **prompt,
-                        vki_text_span **spans, size_t *n_spans, enum MHD_Result *ret)
+static bool chat_prompt(srv_conn *cn, const cJSON *body, const srv_tool_req *tr, int32_t model,
+                        vki_generate_params *gp, char **prompt, vki_text_span **spans, size_t *n_spans,
+                        srv_tool_format *fmt, enum MHD_Result *ret)
 {
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
     int n = cJSON_GetArraySize(msgs);
@@ -326,16 +335,34 @@ static bool chat_prompt(srv_conn *cn, const cJSON *body, int32_t model, vki_gene
         *ret = srv_send_error(cn, 400, "invalid_field", 0, "messages: expected a non-empty array of {role, content}");
         return false;
     }
+    const vki_model_file *file = sched_model_file(cn->srv->s, model);
+    const vki_tokenizer *tok = sched_model_tokenizer(cn->srv->s, model);
+    if (!file || !tok) {
+        *ret = srv_send_error(cn, 503, "model_failed", 0, "the model stopped serving");
+        return false;
+    }
+    const char *tmpl = cn->srv->cfg->models[model].chat_template;
+    /* Tools and tool messages: a tool-aware template renders them here, else
+     * they come back as plain messages for the path below. */
+    cJSON *generic = NULL;
+    *prompt = NULL;
+    if (!srv_tools_render(cn, msgs, tr, file, tmpl, &generic, prompt, spans, n_spans, fmt, ret)) return false;
+    if (generic) {
+        msgs = generic;
+        n = cJSON_GetArraySize(msgs);
+    }
     vki_chat_msg *m = calloc((size_t)n, sizeof *m);
     char **owned = calloc((size_t)n, sizeof *owned);
     bool ok = m && owned;
-    for (int i = 0; ok && i < n; i++) {
+    if (!ok) *ret = srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
+    for (int i = 0; ok && !*prompt && i < n; i++) {
         const cJSON *it = cJSON_GetArrayItem(msgs, i);
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(it, "role"), *c = cJSON_GetObjectItemCaseSensitive(it, "content");
         if (!cJSON_IsString(role) || (strcmp(role->valuestring, "system") && strcmp(role->valuestring, "user") &&
                                       strcmp(role->valuestring, "assistant") && strcmp(role->valuestring, "developer"))) {
             *ret = srv_send_error(cn, 400, "invalid_field", 0,
-                                  "messages[%d].role: expected \"system\", \"user\" or \"assistant\"", i);
+                                  "messages[%d].role: expected \"system\", \"user\", \"assistant\", \"developer\" "
+                                  "or \"tool\"", i);
             ok = false;
             break;
         }
@@ -375,17 +402,9 @@ static bool chat_prompt(srv_conn *cn, const cJSON *body, int32_t model, vki_gene
         }
     }
     if (ok) {
-        const vki_model_file *file = sched_model_file(cn->srv->s, model);
-        const vki_tokenizer *tok = sched_model_tokenizer(cn->srv->s, model);
-        if (!file || !tok) {
-            *ret = srv_send_error(cn, 503, "model_failed", 0, "the model stopped serving");
-            ok = false;
-            goto done;
-        }
-        const char *tmpl = cn->srv->cfg->models[model].chat_template;
         /* The messages' content stays text (spans): a user's "<|im_end|>" must
          * not become the control token; only the template's markers do. */
-        vki_status s = vki_chat_apply_spans(file, tmpl, m, (size_t)n, true, prompt, spans, n_spans);
+        vki_status s = *prompt ? VKI_OK : vki_chat_apply_spans(file, tmpl, m, (size_t)n, true, prompt, spans, n_spans);
         /* A model without a template gets ChatML, as llama.cpp's server does. */
         if (s == VKI_ERR_NOT_FOUND && !tmpl)
             s = vki_chat_apply_spans(file, "chatml", m, (size_t)n, true, prompt, spans, n_spans);
@@ -402,10 +421,14 @@ static bool chat_prompt(srv_conn *cn, const cJSON *body, int32_t model, vki_gene
             gp->add_special = !(nb > 0 && !strncmp(*prompt, bos, (size_t)nb));
         }
     }
-done:
     for (int i = 0; owned && i < n; i++) free(owned[i]);
     free(owned);
     free(m);
+    cJSON_Delete(generic);
+    if (!ok) {
+        free(*prompt);
+        *prompt = NULL;
+    }
     return ok;
 }
 
@@ -417,6 +440,8 @@ typedef struct gen_choice {
     sched_token *toks;        /* [n_toks] read, not yet sent (gp.logprobs)    */
     int32_t      n_toks, cap_toks;
     bool         sent_role, sent_end;
+    srv_buf      all;         /* tools: everything read, parsed at the end     */
+    size_t       released;    /* tools: bytes of `all` moved to text           */
 } gen_choice;
 
 /* A request's answer: one scheduler request per prompt, each with n
@@ -433,6 +458,9 @@ typedef struct gen_job {
     const vki_tokenizer   *tok;     /* token strings for logprobs              */
     bool                   logprobs;
     bool                   chat;
+    bool                   tools;   /* the output is parsed for tool calls      */
+    srv_tool_format        tool_fmt;
+    bool                   tool_parallel;
     char                   id[48];
     char                  *model;
     bool                   include_usage; /* a last chunk with the usage */
@@ -446,6 +474,35 @@ typedef struct gen_job {
 static const char *finish_reason(const sched_choice_out *o)
 {
     return o->stopped_by_eos || o->stopped_by_string ? "stop" : "length";
+}
+
+/* The calls in choice g's whole output (tools jobs); *content_len the
+ * text before them. 0: none; -1: out of memory. */
+static int choice_calls(const gen_job *j, const gen_choice *g, size_t *content_len, srv_tool_call **calls)
+{
+    int n = srv_tool_parse(j->tool_fmt, g->all.n ? g->all.p : "", g->all.n, content_len, calls);
+    if (n > 1 && !j->tool_parallel) n = 1; /* parallel_tool_calls: false keeps the first */
+    return n;
+}
+
+/* OpenAI's tool_calls array for calls[0..n) (index: streamed deltas). */
+static cJSON *tool_calls_json(const gen_job *j, int32_t choice, const srv_tool_call *calls, int n, bool index)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int k = 0; k < n; k++) {
+        cJSON *c = cJSON_CreateObject(), *fn;
+        char id[96];
+        /* unique within the server's life: the request id, the choice, the call */
+        snprintf(id, sizeof id, "call_%s_%d_%d", j->id, (int)choice, k);
+        if (index) cJSON_AddNumberToObject(c, "index", k);
+        cJSON_AddStringToObject(c, "id", id);
+        cJSON_AddStringToObject(c, "type", "function");
+        fn = cJSON_AddObjectToObject(c, "function");
+        cJSON_AddStringToObject(fn, "name", calls[k].name);
+        cJSON_AddStringToObject(fn, "arguments", calls[k].arguments);
+        cJSON_AddItemToArray(a, c);
+    }
+    return a;
 }
 
 /* The prompt tokens (each prompt once, however many choices) and the
@@ -560,7 +617,7 @@ static bool poll_prompt(gen_job *j, int32_t k, int timeout_ms)
     bool ok = true;
     for (int32_t c = 0; c < j->n; c++) {
         gen_choice *g = &j->ch[(size_t)k * (size_t)j->n + (size_t)c];
-        if (o[c].chunk) ok &= srv_buf_append(&g->text, o[c].chunk, o[c].chunk_len);
+        if (o[c].chunk) ok &= srv_buf_append(j->tools ? &g->all : &g->text, o[c].chunk, o[c].chunk_len);
         if (o[c].n_toks) ok &= toks_append(g, o[c].toks, o[c].n_toks);
         o[c].from_text += o[c].chunk_len;
         o[c].from_tok += o[c].n_toks;
@@ -600,16 +657,45 @@ static int32_t flush_chunks(gen_job *j)
     for (int32_t i = 0; i < j->n_req * j->n; i++) {
         gen_choice *g = &j->ch[i];
         bool end = j->outs[i].done && !g->sent_end;
-        /* the text first, then the end in a chunk of its own, as OpenAI sends it */
+        int n_calls = 0;
+        srv_tool_call *calls = NULL;
+        if (j->tools && !g->sent_end) {
+            /* text goes out while it cannot be the start of a call; at the
+             * end the held rest is a call or, after all, text */
+            size_t upto = srv_tool_safe_prefix(j->tool_fmt, g->all.p ? g->all.p : "", g->all.n), content = 0;
+            if (end && (n_calls = choice_calls(j, g, &content, &calls)) < 0) return -1;
+            if (end) upto = n_calls ? VKI_MAX(content, g->released) : g->all.n;
+            if (upto > g->released && !srv_buf_append(&g->text, g->all.p + g->released, upto - g->released)) {
+                srv_tool_calls_free(calls, n_calls);
+                return -1;
+            }
+            g->released = VKI_MAX(upto, g->released);
+        }
+        /* the text first, then the calls, then the end in a chunk of its own, as OpenAI sends them */
+        bool ok = true;
         if (g->text.n || g->n_toks) {
-            if (!out_event(j, chunk_json(j, i, false))) return -1;
+            ok = out_event(j, chunk_json(j, i, false));
             sent++;
         }
-        if (end) {
+        if (ok && n_calls) {
+            cJSON *o = chunk_json(j, i, false);
+            cJSON *d = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0), "delta");
+            cJSON_AddItemToObject(d, "tool_calls", tool_calls_json(j, i, calls, n_calls, true));
+            ok = out_event(j, o);
+            sent++;
+        }
+        if (ok && end) {
             g->sent_end = true;
-            if (!out_event(j, chunk_json(j, i, true))) return -1;
+            cJSON *o = chunk_json(j, i, true);
+            if (n_calls) {
+                cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(o, "choices"), 0);
+                cJSON_ReplaceItemInObjectCaseSensitive(c, "finish_reason", cJSON_CreateString("tool_calls"));
+            }
+            ok = out_event(j, o);
             sent++;
         }
+        srv_tool_calls_free(calls, n_calls);
+        if (!ok) return -1;
     }
     return sent;
 }
@@ -679,6 +765,7 @@ static void job_free(void *cls)
     }
     for (int32_t i = 0; j->ch && i < j->n_req * j->n; i++) {
         free(j->ch[i].text.p);
+        free(j->ch[i].all.p);
         free(j->ch[i].toks);
     }
     free(j->rs);
@@ -713,6 +800,8 @@ static gen_job *job_new(srv_conn *cn, int32_t model, bool chat, int32_t n_req, c
     j->chat = chat;
     j->include_usage = f->include_usage;
     j->logprobs = f->gp.logprobs;
+    j->tools = chat && f->tools.choice != SRV_TOOL_NONE;
+    j->tool_parallel = f->tools.parallel;
     /* the response id is the request's, so the log line names it */
     snprintf(j->id, sizeof j->id, "%s-%llu", chat ? "chatcmpl" : "cmpl", (unsigned long long)cn->n);
     snprintf(cn->log.id, sizeof cn->log.id, "%s", j->id);
@@ -730,15 +819,29 @@ static cJSON *answer_json(gen_job *j)
         cJSON_AddItemToArray(ch, c);
         cJSON_AddNumberToObject(c, "index", i);
         const char *text = g->text.n ? g->text.p : "";
+        int n_calls = 0;
         if (j->chat) {
             cJSON *msg = cJSON_AddObjectToObject(c, "message");
             cJSON_AddStringToObject(msg, "role", "assistant");
-            cJSON_AddStringToObject(msg, "content", text);
+            size_t content = 0;
+            srv_tool_call *calls = NULL;
+            if (j->tools && (n_calls = choice_calls(j, g, &content, &calls)) > 0) {
+                /* the text before the calls, or null as OpenAI sends it */
+                char *before = content ? strndup(g->all.p, content) : NULL;
+                if (before) cJSON_AddStringToObject(msg, "content", before);
+                else cJSON_AddNullToObject(msg, "content");
+                free(before);
+                cJSON_AddItemToObject(msg, "tool_calls", tool_calls_json(j, i, calls, n_calls, false));
+            } else {
+                n_calls = 0;
+                cJSON_AddStringToObject(msg, "content", j->tools ? (g->all.n ? g->all.p : "") : text);
+            }
+            srv_tool_calls_free(calls, n_calls > 0 ? n_calls : 0);
         } else {
             cJSON_AddStringToObject(c, "text", text);
         }
         cJSON_AddItemToObject(c, "logprobs", take_logprobs(j, g));
-        cJSON_AddStringToObject(c, "finish_reason", finish_reason(&j->outs[i]));
+        cJSON_AddStringToObject(c, "finish_reason", n_calls ? "tool_calls" : finish_reason(&j->outs[i]));
     }
     cJSON_AddItemToObject(o, "usage", usage_json(j));
     return o;
@@ -802,19 +905,26 @@ static int gen_submit(srv_conn *cn, gen_plan *p, int32_t i, vki_status *st, char
     gen_prompt one = {0};
     const gen_prompt *prompts = p->prompts;
     int32_t n_prompts = p->n_prompts;
+    srv_tool_format fmt = SRV_TOOLS_GENERIC;
+    char *grammar = NULL; /* tool_choice required / named: per model, its call format */
     if (p->chat) {
-        if (!chat_prompt(cn, cn->json, i, &f.gp, &rendered, &spans, &n_spans, ret)) {
+        if (!chat_prompt(cn, cn->json, &f.tools, i, &f.gp, &rendered, &spans, &n_spans, &fmt, ret) ||
+            !srv_tools_grammar(cn, &f.tools, fmt, &grammar, ret)) {
+            free(rendered);
             free(spans);
             return 0;
         }
+        if (grammar) f.gp.grammar = grammar;
         one.text = rendered;
         prompts = &one;
         n_prompts = 1;
     }
     gen_job *j = job_new(cn, i, p->chat, n_prompts, &f);
+    if (j) j->tool_fmt = fmt;
     if (!j) {
         free(rendered);
         free(spans);
+        free(grammar);
         *ret = srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
         return 0;
     }
@@ -828,6 +938,7 @@ static int gen_submit(srv_conn *cn, gen_plan *p, int32_t i, vki_status *st, char
     }
     free(rendered);
     free(spans);
+    free(grammar); /* the scheduler copied it */
     if (*st != VKI_OK) {
         /* the prompts queued before this one go too */
         snprintf(msg, msg_size, "%s", vki_last_error());

@@ -14,8 +14,10 @@
 #include <stdbool.h>
 #include <time.h>
 
+#include "engine/tokenizer/chat_template.h"
 #include "server/log.h"
 #include "server/server.h"
+#include "server/tool_calls.h"
 
 typedef enum srv_route {
     SRV_ROUTE_HEALTH = 0,
@@ -258,5 +260,37 @@ enum MHD_Result srv_route_model(srv_conn *cn, const char *id);
 enum MHD_Result srv_route_metrics(srv_conn *cn);
 enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body);
 enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat);
+
+/* ===== Tool calling (tools.c; the formats: tool_calls.c) ===================== */
+
+typedef enum srv_tool_choice {
+    SRV_TOOL_NONE = 0, /* no tools, or tool_choice "none": plain text             */
+    SRV_TOOL_AUTO,     /* the model may call: its output is parsed                */
+    SRV_TOOL_REQUIRED, /* a call to any tool, forced by a grammar                 */
+    SRV_TOOL_NAMED,    /* a call to `name`, forced by a grammar                   */
+} srv_tool_choice;
+
+typedef struct srv_tool_req {
+    const cJSON    *tools;    /* the request's non-empty tools array, or NULL */
+    srv_tool_choice choice;
+    const char     *name;     /* SRV_TOOL_NAMED                               */
+    bool            parallel; /* parallel_tool_calls (default true)           */
+} srv_tool_req;
+
+/* tools, tool_choice, parallel_tool_calls into *t. false = queued 400. */
+bool srv_tools_parse(srv_conn *cn, const cJSON *body, srv_tool_req *t, enum MHD_Result *ret);
+/* For one candidate model (its file, and `family` from the config or NULL):
+ * checks the tool messages, then, when tools or tool messages are there,
+ * either renders with the template into *prompt and *spans (a tool-aware
+ * template: *fmt its format) or returns in *generic the messages rewritten
+ * for the plain path (*fmt GENERIC). Neither: nothing to do. false = queued
+ * error. */
+bool srv_tools_render(srv_conn *cn, const cJSON *msgs, const srv_tool_req *t, const vki_model_file *file,
+                      const char *family, cJSON **generic, char **prompt, vki_text_span **spans, size_t *n_spans,
+                      srv_tool_format *fmt, enum MHD_Result *ret);
+/* The grammar forcing a call (required / named; *grammar NULL otherwise,
+ * malloc'd). false = queued 400 (a schema we cannot enforce). */
+bool srv_tools_grammar(srv_conn *cn, const srv_tool_req *t, srv_tool_format fmt, char **grammar,
+                       enum MHD_Result *ret);
 
 #endif

@@ -1,0 +1,496 @@
+/*
+ * tool_calls.c: tool-call formats (see tool_calls.h). The formats follow
+ * what the model families print: Hermes/Qwen wrap each call's JSON in
+ * <tool_call> tags, Llama 3.1+ prints a bare JSON object (after
+ * <|python_tag|> where the token is rendered), Mistral prints [TOOL_CALLS]
+ * and a JSON array. Anything that does not read as calls is plain text.
+ */
+#include "server/tool_calls.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/common/error.h"
+#include "engine/grammar/grammar.h"
+
+static const char HERMES_OPEN[] = "<tool_call>", HERMES_CLOSE[] = "</tool_call>";
+static const char PY_TAG[] = "<|python_tag|>", MISTRAL_TAG[] = "[TOOL_CALLS]";
+
+srv_tool_format srv_tool_format_detect(const char *t, size_t len)
+{
+    if (!t) return SRV_TOOLS_GENERIC;
+    char *s = strndup(t, len);
+    if (!s) return SRV_TOOLS_GENERIC;
+    srv_tool_format f = SRV_TOOLS_GENERIC;
+    /* a template that never reads `tools` cannot show them to the model */
+    if (!strstr(s, "tools")) f = SRV_TOOLS_GENERIC;
+    else if (strstr(s, HERMES_OPEN)) f = SRV_TOOLS_HERMES;
+    else if (strstr(s, MISTRAL_TAG)) f = SRV_TOOLS_MISTRAL;
+    else if (strstr(s, "<|start_header_id|>") && (strstr(s, PY_TAG) || strstr(s, "\"parameters\"")))
+        f = SRV_TOOLS_LLAMA3;
+    free(s);
+    return f;
+}
+
+const char *srv_tool_format_name(srv_tool_format fmt)
+{
+    static const char *const names[] = {"generic", "hermes", "llama3", "mistral"};
+    return (unsigned)fmt < 4 ? names[fmt] : "?";
+}
+
+void srv_tool_calls_free(srv_tool_call *calls, int n)
+{
+    for (int i = 0; calls && i < n; i++) {
+        free(calls[i].name);
+        free(calls[i].arguments);
+    }
+    free(calls);
+}
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    return p;
+}
+
+static size_t trim_right(const char *text, size_t n)
+{
+    while (n && (text[n - 1] == ' ' || text[n - 1] == '\t' || text[n - 1] == '\n' || text[n - 1] == '\r')) n--;
+    return n;
+}
+
+static const char *find(const char *p, const char *end, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; p + n <= end; p++)
+        if (!memcmp(p, needle, n)) return p;
+    return NULL;
+}
+
+static bool starts(const char *p, const char *end, const char *lit)
+{
+    size_t n = strlen(lit);
+    return (size_t)(end - p) >= n && !memcmp(p, lit, n);
+}
+
+/* One JSON value at p (not past end); *after = where it stopped. */
+static cJSON *json_at(const char *p, const char *end, const char **after)
+{
+    const char *stop = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(p, (size_t)(end - p), &stop, false);
+    *after = j ? stop : p;
+    return j;
+}
+
+typedef struct calls_acc {
+    srv_tool_call *v;
+    int            n, cap;
+    bool           oom;
+} calls_acc;
+
+/* A call object {name, arguments|parameters: object or JSON text of one};
+ * false when it is not one. */
+static bool add_call(calls_acc *a, const cJSON *o)
+{
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(o, "name");
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(o, "arguments");
+    if (!args) args = cJSON_GetObjectItemCaseSensitive(o, "parameters");
+    if (!cJSON_IsObject(o) || !cJSON_IsString(name) || !name->valuestring[0] || !args) return false;
+    cJSON *parsed = NULL;
+    if (cJSON_IsString(args)) args = parsed = cJSON_Parse(args->valuestring);
+    bool ok = cJSON_IsObject(args);
+    if (ok && a->n == a->cap) {
+        int cap = a->cap ? 2 * a->cap : 4;
+        srv_tool_call *nv = realloc(a->v, sizeof *nv * (size_t)cap);
+        if (!nv) a->oom = true;
+        else {
+            a->v = nv;
+            a->cap = cap;
+        }
+    }
+    if (ok && !a->oom) {
+        srv_tool_call *c = &a->v[a->n];
+        c->name = strdup(name->valuestring);
+        c->arguments = cJSON_PrintUnformatted(args);
+        if (!c->name || !c->arguments) {
+            free(c->name);
+            free(c->arguments);
+            a->oom = true;
+        } else {
+            a->n++;
+        }
+    }
+    cJSON_Delete(parsed);
+    return ok;
+}
+
+/* <tool_call> JSON </tool_call>, repeated; the last closing tag may be
+ * missing (a stop string or the length limit took it). */
+static bool parse_hermes(calls_acc *a, const char *p, const char *end)
+{
+    for (;;) {
+        p = skip_ws(p, end);
+        if (p == end) return a->n > 0;
+        if (!starts(p, end, HERMES_OPEN)) return false;
+        const char *after;
+        cJSON *o = json_at(p + strlen(HERMES_OPEN), end, &after);
+        bool ok = o && add_call(a, o);
+        cJSON_Delete(o);
+        if (!ok || a->oom) return false;
+        p = skip_ws(after, end);
+        if (starts(p, end, HERMES_CLOSE)) p += strlen(HERMES_CLOSE);
+        else if (p != end) return false;
+    }
+}
+
+/* JSON objects separated by ';' or whitespace. */
+static bool parse_llama3(calls_acc *a, const char *p, const char *end)
+{
+    for (;;) {
+        p = skip_ws(p, end);
+        if (p == end) return a->n > 0;
+        const char *after;
+        cJSON *o = json_at(p, end, &after);
+        bool ok = o && add_call(a, o);
+        cJSON_Delete(o);
+        if (!ok || a->oom) return false;
+        p = skip_ws(after, end);
+        if (p < end && *p == ';') p++;
+    }
+}
+
+/* One JSON array of call objects (or a single object). */
+static bool parse_mistral(calls_acc *a, const char *p, const char *end)
+{
+    const char *after;
+    cJSON *j = json_at(skip_ws(p, end), end, &after);
+    bool ok = j && skip_ws(after, end) == end;
+    if (ok && cJSON_IsArray(j)) {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, j) if (ok) ok = add_call(a, it) && !a->oom;
+    } else if (ok) {
+        ok = add_call(a, j) && !a->oom;
+    }
+    cJSON_Delete(j);
+    return ok && a->n > 0;
+}
+
+int srv_tool_parse(srv_tool_format fmt, const char *text, size_t len, size_t *content_len, srv_tool_call **calls)
+{
+    const char *end = text + len, *m;
+    calls_acc a = {0};
+    bool ok = false;
+    *calls = NULL;
+    *content_len = len;
+    switch (fmt) {
+    case SRV_TOOLS_GENERIC:
+    case SRV_TOOLS_HERMES:
+        if ((m = find(text, end, HERMES_OPEN))) ok = parse_hermes(&a, m, end);
+        break;
+    case SRV_TOOLS_LLAMA3:
+        if ((m = find(text, end, PY_TAG))) {
+            ok = parse_llama3(&a, m + strlen(PY_TAG), end);
+        } else {
+            /* without the tag the call is the whole output */
+            m = skip_ws(text, end);
+            ok = m < end && *m == '{' && parse_llama3(&a, m, end);
+            m = text;
+        }
+        break;
+    case SRV_TOOLS_MISTRAL:
+        if ((m = find(text, end, MISTRAL_TAG))) ok = parse_mistral(&a, m + strlen(MISTRAL_TAG), end);
+        break;
+    }
+    if (a.oom) {
+        srv_tool_calls_free(a.v, a.n);
+        return -1;
+    }
+    if (!ok) {
+        srv_tool_calls_free(a.v, a.n);
+        return 0;
+    }
+    *content_len = trim_right(text, (size_t)(m - text));
+    *calls = a.v;
+    return a.n;
+}
+
+size_t srv_tool_safe_prefix(srv_tool_format fmt, const char *text, size_t len)
+{
+    const char *end = text + len;
+    const char *marker = fmt == SRV_TOOLS_LLAMA3 ? PY_TAG : fmt == SRV_TOOLS_MISTRAL ? MISTRAL_TAG : HERMES_OPEN;
+    if (fmt == SRV_TOOLS_LLAMA3) {
+        /* a bare call starts the output: hold it all while it may be one */
+        const char *q = skip_ws(text, end);
+        if (q == end || *q == '{') return 0;
+    }
+    const char *m = find(text, end, marker);
+    if (m) return (size_t)(m - text);
+    /* the longest tail that may begin the marker */
+    size_t ml = strlen(marker);
+    for (size_t k = ml - 1 < len ? ml - 1 : len; k > 0; k--)
+        if (!memcmp(end - k, marker, k)) return len - k;
+    return len;
+}
+
+/* ===== The forcing grammar ================================================ */
+
+/* {"type":"object","properties":{"name":{"const":N},KEY:PARAMS},...} for one
+ * function of tools. */
+static cJSON *call_schema(const cJSON *fn, const char *args_key)
+{
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(fn, "name");
+    const cJSON *params = cJSON_GetObjectItemCaseSensitive(fn, "parameters");
+    cJSON *s = cJSON_CreateObject(), *props = cJSON_AddObjectToObject(s, "properties"), *req;
+    cJSON_AddStringToObject(s, "type", "object");
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(props, "name"), "const", name->valuestring);
+    if (params && !cJSON_IsNull(params)) {
+        cJSON_AddItemToObject(props, args_key, cJSON_Duplicate(params, true));
+    } else {
+        /* no parameters: an empty argument list */
+        cJSON *e = cJSON_AddObjectToObject(props, args_key);
+        cJSON_AddStringToObject(e, "type", "object");
+        cJSON_AddObjectToObject(e, "properties");
+        cJSON_AddFalseToObject(e, "additionalProperties");
+    }
+    cJSON_AddItemToObject(s, "required", req = cJSON_CreateArray());
+    cJSON_AddItemToArray(req, cJSON_CreateString("name"));
+    cJSON_AddItemToArray(req, cJSON_CreateString(args_key));
+    cJSON_AddFalseToObject(s, "additionalProperties");
+    return s;
+}
+
+char *srv_tool_grammar(srv_tool_format fmt, const cJSON *tools, const char *name, vki_status *st)
+{
+    const char *args_key = fmt == SRV_TOOLS_LLAMA3 ? "parameters" : "arguments";
+    cJSON *any = cJSON_CreateArray(), *schema = NULL;
+    const cJSON *t;
+    int n = 0;
+    cJSON_ArrayForEach(t, tools) {
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(t, "function");
+        const cJSON *fname = cJSON_GetObjectItemCaseSensitive(fn, "name");
+        if (name && strcmp(fname->valuestring, name)) continue;
+        cJSON_AddItemToArray(any, call_schema(fn, args_key));
+        n++;
+    }
+    if (n == 1) {
+        schema = cJSON_DetachItemFromArray(any, 0);
+        cJSON_Delete(any);
+    } else {
+        schema = cJSON_CreateObject();
+        cJSON_AddItemToObject(schema, "anyOf", any);
+    }
+    char *text = cJSON_PrintUnformatted(schema);
+    cJSON_Delete(schema);
+    if (!text) {
+        *st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "out of memory");
+        return NULL;
+    }
+    char *g = NULL;
+    *st = gram_from_json_schema(text, strlen(text), &g);
+    free(text);
+    if (*st != VKI_OK) return NULL;
+    /* the schema's start rule becomes ours to wrap: "root ::=" starts a line */
+    char *r = strncmp(g, "root ::=", 8) ? strstr(g, "\nroot ::=") : g - 1;
+    if (!r) {
+        free(g);
+        *st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "tools: the schema grammar has no root rule");
+        return NULL;
+    }
+    static const char *const wrap[] = {
+        [SRV_TOOLS_GENERIC] = "root ::= \"<tool_call>\\n\" vki-tool-call \"\\n</tool_call>\"\n",
+        [SRV_TOOLS_HERMES] = "root ::= \"<tool_call>\\n\" vki-tool-call \"\\n</tool_call>\"\n",
+        [SRV_TOOLS_LLAMA3] = "root ::= vki-tool-call\n",
+        [SRV_TOOLS_MISTRAL] = "root ::= \"[TOOL_CALLS]\" ws \"[\" vki-tool-call ws \"]\"\n",
+    };
+    size_t head = (size_t)(r + 1 - g), glen = strlen(g), wl = strlen(wrap[fmt]);
+    const char *newname = "vki-tool-call ::=";
+    char *out = malloc(wl + glen + strlen(newname) + 1);
+    if (!out) {
+        free(g);
+        *st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "out of memory");
+        return NULL;
+    }
+    memcpy(out, wrap[fmt], wl);
+    memcpy(out + wl, g, head);
+    sprintf(out + wl + head, "%s%s", newname, g + head + 8);
+    free(g);
+    /* A call is compact JSON: whitespace between its tokens at most one
+     * space, so a weak model cannot spend max_tokens on blanks. */
+    char *ws = strncmp(out, "ws ::=", 6) ? strstr(out, "\nws ::=") : out - 1;
+    if (ws) {
+        char *eol = strchr(ws + 1, '\n');
+        const char *rule = "ws ::= \" \"?";
+        size_t rl = strlen(rule), old = (size_t)((eol ? eol : ws + 1 + strlen(ws + 1)) - (ws + 1));
+        if (rl <= old) {
+            memcpy(ws + 1, rule, rl);
+            memmove(ws + 1 + rl, ws + 1 + old, strlen(ws + 1 + old) + 1);
+        }
+    }
+    *st = VKI_OK;
+    return out;
+}
+
+/* ===== Messages ============================================================ */
+
+/* A message's content as one string (text parts joined); NULL when it has
+ * none or it is not text. */
+static char *content_text(const cJSON *c)
+{
+    if (cJSON_IsString(c)) return strdup(c->valuestring);
+    if (!cJSON_IsArray(c)) return strdup("");
+    size_t len = 1;
+    const cJSON *part;
+    cJSON_ArrayForEach(part, c) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(part, "text");
+        if (cJSON_IsString(t)) len += strlen(t->valuestring);
+    }
+    char *s = calloc(len, 1);
+    if (!s) return NULL;
+    cJSON_ArrayForEach(part, c) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(part, "text");
+        if (cJSON_IsString(t)) strcat(s, t->valuestring);
+    }
+    return s;
+}
+
+/* Appends fmt to the malloc'd *s. */
+static bool cat(char **s, const char *a, const char *b)
+{
+    size_t n = strlen(*s), na = strlen(a), nb = b ? strlen(b) : 0;
+    char *p = realloc(*s, n + na + nb + 1);
+    if (!p) return false;
+    memcpy(p + n, a, na);
+    if (b) memcpy(p + n + na, b, nb);
+    p[n + na + nb] = '\0';
+    *s = p;
+    return true;
+}
+
+/* The arguments of a call as an object (OpenAI sends JSON text). */
+static cJSON *args_object(const cJSON *args)
+{
+    if (cJSON_IsString(args)) {
+        cJSON *o = cJSON_Parse(args->valuestring);
+        if (o) return o;
+        return cJSON_CreateString(args->valuestring);
+    }
+    return args ? cJSON_Duplicate(args, true) : cJSON_CreateObject();
+}
+
+static char *tools_system_text(const cJSON *tools)
+{
+    char *s = strdup("# Tools\nFunctions you may call, one JSON signature per line:\n<tools>\n");
+    const cJSON *t;
+    bool ok = s != NULL;
+    cJSON_ArrayForEach(t, tools) {
+        char *j = ok ? cJSON_PrintUnformatted(t) : NULL;
+        ok = j && cat(&s, j, "\n");
+        free(j);
+    }
+    ok = ok && cat(&s, "</tools>\nTo call one, answer with a block per call:\n<tool_call>\n"
+                       "{\"name\": <name>, \"arguments\": <arguments object>}\n</tool_call>", NULL);
+    if (!ok) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static bool add_msg(cJSON *arr, const char *role, char *content)
+{
+    cJSON *m = cJSON_CreateObject();
+    if (!m || !content) {
+        cJSON_Delete(m);
+        free(content);
+        return false;
+    }
+    cJSON_AddStringToObject(m, "role", role);
+    cJSON_AddStringToObject(m, "content", content);
+    free(content);
+    cJSON_AddItemToArray(arr, m);
+    return true;
+}
+
+cJSON *srv_tool_generic_messages(const cJSON *messages, const cJSON *tools)
+{
+    cJSON *out = cJSON_CreateArray();
+    char *sys = tools && cJSON_GetArraySize(tools) ? tools_system_text(tools) : NULL;
+    bool ok = out && (!(tools && cJSON_GetArraySize(tools)) || sys);
+    const cJSON *m, *first = cJSON_GetArrayItem(messages, 0);
+    const cJSON *r0 = cJSON_GetObjectItemCaseSensitive(first, "role");
+    bool sys_first = cJSON_IsString(r0) && (!strcmp(r0->valuestring, "system") || !strcmp(r0->valuestring, "developer"));
+    if (ok && sys && !sys_first) {
+        ok = add_msg(out, "system", sys);
+        sys = NULL;
+    }
+    char *tool_results = NULL; /* consecutive tool messages, one user turn */
+    cJSON_ArrayForEach(m, messages) {
+        if (!ok) break;
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        const char *r = cJSON_IsString(role) ? role->valuestring : "";
+        char *c = content_text(cJSON_GetObjectItemCaseSensitive(m, "content"));
+        if (!c) {
+            ok = false;
+            break;
+        }
+        if (!strcmp(r, "tool")) {
+            ok = (tool_results || (tool_results = strdup(""))) &&
+                 cat(&tool_results, *tool_results ? "\n<tool_response>\n" : "<tool_response>\n", c) &&
+                 cat(&tool_results, "\n</tool_response>", NULL);
+            free(c);
+            continue;
+        }
+        if (tool_results) {
+            ok = add_msg(out, "user", tool_results);
+            tool_results = NULL;
+        }
+        if (!strcmp(r, "developer")) r = "system";
+        if (m == first && sys) {
+            ok = ok && (!*c || cat(&c, "\n\n", NULL)) && cat(&c, sys, NULL);
+            free(sys);
+            sys = NULL;
+        }
+        const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls"), *tc;
+        cJSON_ArrayForEach(tc, calls) {
+            const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddItemToObject(o, "name", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(fn, "name"), true));
+            cJSON_AddItemToObject(o, "arguments", args_object(cJSON_GetObjectItemCaseSensitive(fn, "arguments")));
+            char *j = cJSON_PrintUnformatted(o);
+            cJSON_Delete(o);
+            ok = ok && j && cat(&c, *c ? "\n<tool_call>\n" : "<tool_call>\n", j) && cat(&c, "\n</tool_call>", NULL);
+            free(j);
+        }
+        if (ok) ok = add_msg(out, r, c);
+        else free(c);
+    }
+    if (ok && tool_results) {
+        ok = add_msg(out, "user", tool_results);
+        tool_results = NULL;
+    }
+    free(tool_results);
+    free(sys);
+    if (!ok) {
+        cJSON_Delete(out);
+        return NULL;
+    }
+    return out;
+}
+
+cJSON *srv_tool_template_messages(const cJSON *messages)
+{
+    cJSON *out = cJSON_Duplicate(messages, true), *m;
+    cJSON_ArrayForEach(m, out) {
+        cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        if (cJSON_IsString(role) && !strcmp(role->valuestring, "developer"))
+            cJSON_ReplaceItemInObjectCaseSensitive(m, "role", cJSON_CreateString("system"));
+        cJSON *tc;
+        cJSON_ArrayForEach(tc, cJSON_GetObjectItemCaseSensitive(m, "tool_calls")) {
+            cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+            cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
+            if (cJSON_IsString(args)) cJSON_ReplaceItemInObjectCaseSensitive(fn, "arguments", args_object(args));
+        }
+    }
+    return out;
+}
