@@ -6,8 +6,11 @@ FAILS, it is not skipped. Checks models.list/retrieve, chat and completions
 plain and streamed with stream_options.include_usage, max_completion_tokens,
 embeddings with the SDK's defaults (base64) equal to encoding_format float,
 dimensions, and the typed errors (NotFoundError, BadRequestError) for unknown
-models and for fields we do not implement.
-Usage: test_openai_sdk.py --vkinfer PATH --model default.gguf --pypi DIR"""
+models and for fields we do not implement. Tool calling runs on two models
+made by vkinfer-gen (no template: the generic format; an HF folder with a
+Qwen-style template written here): a forced call whose arguments validate,
+the round trip with a tool result, streamed deltas, none/required/auto.
+Usage: test_openai_sdk.py --vkinfer PATH --model default.gguf --pypi DIR --gen vkinfer-gen"""
 import argparse, array, json, math, os, shutil, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -118,7 +121,7 @@ def test_errors(openai, client):
     chat = client.chat.completions.create
     for name, kw in (("response_format", {"response_format": {"type": "json_schema", "json_schema": {
                          "name": "x", "schema": {"type": "string", "pattern": "^a"}}}}),
-                     ("tools", {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}),
+                     ("tools", {"tools": [{"type": "function", "function": {"name": "f g", "parameters": {}}}]}),
                      ("tool_choice", {"tool_choice": "required"}),
                      ("n", {"n": 200}),
                      ("logit_bias", {"logit_bias": {"1": 5}}),
@@ -379,11 +382,216 @@ def test_structured_outputs(openai, client):
         "json_schema with multipleOf", "multipleOf (at #/properties/a)")
 
 
+# ===== Tool calling (tools, tool_choice, parallel_tool_calls, tool messages) =====
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city.",
+    "parameters": {"type": "object", "properties": {
+        "city": {"type": "string", "maxLength": 12},
+        "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+        "required": ["city", "unit"], "additionalProperties": False}}}
+CLOCK = {"type": "function", "function": {"name": "get_time", "parameters": {
+    "type": "object", "properties": {"zone": {"type": "integer", "minimum": -12, "maximum": 14}},
+    "required": ["zone"], "additionalProperties": False}}}
+
+# A Qwen-style tool-aware template (written for this test): tools in the
+# system turn, calls in <tool_call> tags, results in <tool_response>. It
+# refuses a tool result when no tools were passed, which shows the server
+# hands `tools` to the template.
+HERMES_TEMPLATE = r"""{%- if tools %}<|im_start|>system
+{% if messages[0].role == 'system' %}{{ messages[0].content }}
+
+{% endif %}# Tools
+<tools>
+{% for t in tools %}{{ t | tojson }}
+{% endfor %}</tools>
+Call a tool as <tool_call>{"name": ..., "arguments": ...}</tool_call><|im_end|>
+{% elif messages[0].role == 'system' %}<|im_start|>system
+{{ messages[0].content }}<|im_end|>
+{% endif %}
+{%- for m in messages %}
+{%- if m.role == 'system' and loop.first %}
+{%- elif m.role == 'tool' %}{% if not tools %}{{ raise_exception('tool result without tools') }}{% endif %}<|im_start|>user
+<tool_response>
+{{ m.content }}
+</tool_response><|im_end|>
+{% elif m.role == 'assistant' %}<|im_start|>assistant
+{% if m.content %}{{ m.content }}{% endif %}{% if m.tool_calls %}{% for c in m.tool_calls %}<tool_call>
+{"name": "{{ c.function.name }}", "arguments": {{ c.function.arguments | tojson }}}
+</tool_call>{% endfor %}{% endif %}<|im_end|>
+{% else %}<|im_start|>{{ m.role }}
+{{ m.content }}<|im_end|>
+{% endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}<|im_start|>assistant
+{% endif %}"""
+
+# A Llama-3.1-style one (also written here): a call is a bare JSON object
+# with "parameters", results come back as the ipython role.
+LLAMA3_TEMPLATE = r"""{{- bos_token }}{%- if tools %}<|start_header_id|>system<|end_header_id|>
+
+To call a function answer {"name": function name, "parameters": arguments}. Functions:
+{% for t in tools %}{{ t | tojson }}
+{% endfor %}<|eot_id|>{% endif %}
+{%- for m in messages %}
+{%- if m.role == 'tool' %}<|start_header_id|>ipython<|end_header_id|>
+
+{{ m.content }}<|eot_id|>
+{%- elif m.tool_calls %}<|start_header_id|>assistant<|end_header_id|>
+
+{% for c in m.tool_calls %}{"name": "{{ c.function.name }}", "parameters": {{ c.function.arguments | tojson }}}{% endfor %}<|eot_id|>
+{%- else %}<|start_header_id|>{{ m.role }}<|end_header_id|>
+
+{{ m.content }}<|eot_id|>
+{%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>
+
+{% endif %}"""
+
+
+def tool_models(gen, tmp):
+    """A GGUF without a template (the generic format) and HF folders with
+    HERMES_TEMPLATE and LLAMA3_TEMPLATE; random weights, room for the tools."""
+    plain = os.path.join(tmp, "tools-plain.gguf")
+    hermes = os.path.join(tmp, "tools-hermes")
+    subprocess.run([gen, "--n-ctx", "4096", "-o", plain], check=True, capture_output=True)
+    llama3 = os.path.join(tmp, "tools-llama3")
+    for folder, template in ((hermes, HERMES_TEMPLATE), (llama3, LLAMA3_TEMPLATE)):
+        subprocess.run([gen, "--n-ctx", "4096", "--format", "hf", "-o", folder], check=True, capture_output=True)
+        cfg_path = os.path.join(folder, "tokenizer_config.json")
+        with open(cfg_path) as f:
+            cfg = json.load(f)
+        cfg["chat_template"] = template
+        with open(cfg_path, "w") as f:
+            json.dump(cfg, f)
+    return plain, hermes, llama3
+
+
+def weather_args_ok(args):
+    """The arguments text parses and validates against WEATHER's schema."""
+    try:
+        v = json.loads(args)
+    except ValueError:
+        return False
+    return (isinstance(v, dict) and set(v) == {"city", "unit"} and isinstance(v["city"], str) and
+            len(v["city"]) <= 12 and v["unit"] in ("celsius", "fahrenheit"))
+
+
+def test_tool_call_round_trip(openai, client, model):
+    chat = client.chat.completions.create
+    msgs = [{"role": "system", "content": "You report the weather."},
+            {"role": "user", "content": "What is the weather in Paris?"}]
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    r = chat(model=model, messages=msgs, tools=[WEATHER, CLOCK], tool_choice=named, max_tokens=300, temperature=0,
+             logprobs=True)
+    m = r.choices[0].message
+    # the tokens show the raw answer: the call in the model's own format
+    raw = "".join(t.token for t in r.choices[0].logprobs.content)
+    check(raw.lstrip().startswith('{') and '"parameters"' in raw if model == "tools-llama3"
+          else raw.startswith("<tool_call>\n"), "%s: raw forced call %r" % (model, raw))
+    calls = m.tool_calls or []
+    check(len(calls) == 1 and calls[0].type == "function" and calls[0].function.name == "get_weather" and
+          calls[0].id.startswith("call_") and weather_args_ok(calls[0].function.arguments) and
+          r.choices[0].finish_reason == "tool_calls" and m.content is None,
+          "%s: named tool_choice: %s" % (model, r))
+    if not calls:
+        return
+    # the call and its result sent back: accepted and answered
+    msgs2 = msgs + [m.model_dump(exclude_none=True),
+                    {"role": "tool", "tool_call_id": calls[0].id, "content": "{\"temperature\": 21}"}]
+    r2 = chat(model=model, messages=msgs2, tools=[WEATHER, CLOCK], max_tokens=8, temperature=0, tool_choice="none")
+    check(isinstance(r2.choices[0].message.content, str) and not r2.choices[0].message.tool_calls and
+          r2.choices[0].finish_reason in ("stop", "length"), "%s: tool result round trip: %s" % (model, r2))
+    # streamed: the SDK's deltas reassemble into the same call
+    stream = chat(model=model, messages=msgs, tools=[WEATHER, CLOCK], tool_choice=named, max_tokens=300,
+                  temperature=0, stream=True)
+    name, args, ids, finish, content = "", "", set(), None, ""
+    for c in stream:
+        if not c.choices:
+            continue
+        d = c.choices[0].delta
+        content += d.content or ""
+        for tc in d.tool_calls or []:
+            check(tc.index == 0, "%s: stream: one call at index 0: %s" % (model, tc))
+            if tc.id:
+                ids.add(tc.id)
+            name += (tc.function.name or "") if tc.function else ""
+            args += (tc.function.arguments or "") if tc.function else ""
+        finish = c.choices[0].finish_reason or finish
+    check(name == "get_weather" and args == calls[0].function.arguments and len(ids) == 1 and
+          finish == "tool_calls" and content == "",
+          "%s: streamed call %r %r %s %r, want %r" % (model, name, args, finish, content, calls[0].function.arguments))
+
+
+def test_tool_choice(openai, client, model):
+    chat = client.chat.completions.create
+    msgs = [{"role": "user", "content": "What time is it in zone 3?"}]
+    r = chat(model=model, messages=msgs, tools=[WEATHER, CLOCK], tool_choice="none", max_tokens=6, temperature=0)
+    check(isinstance(r.choices[0].message.content, str) and not r.choices[0].message.tool_calls and
+          r.choices[0].finish_reason in ("stop", "length"), "%s: tool_choice none: %s" % (model, r))
+    r = chat(model=model, messages=msgs, tools=[WEATHER, CLOCK], tool_choice="required", parallel_tool_calls=False,
+             max_tokens=300, temperature=0)
+    calls = r.choices[0].message.tool_calls or []
+    ok = len(calls) == 1 and calls[0].function.name in ("get_weather", "get_time")
+    if ok and calls[0].function.name == "get_time":
+        v = json.loads(calls[0].function.arguments)
+        ok = set(v) == {"zone"} and isinstance(v["zone"], int) and -12 <= v["zone"] <= 14
+    elif ok:
+        ok = weather_args_ok(calls[0].function.arguments)
+    check(ok and r.choices[0].finish_reason == "tool_calls", "%s: tool_choice required: %s" % (model, r))
+    # auto leaves the random model free: plain text or a call, either well formed
+    r = chat(model=model, messages=msgs, tools=[WEATHER], max_tokens=8, temperature=0)
+    c = r.choices[0]
+    check((c.finish_reason == "tool_calls") == bool(c.message.tool_calls) and
+          (c.message.tool_calls or isinstance(c.message.content, str)), "%s: tool_choice auto: %s" % (model, r))
+    # refusals name what is wrong
+    bad_schema = {"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"n": {"type": "number", "multipleOf": 3}}}}}
+    raises(openai.BadRequestError, lambda: chat(model=model, messages=msgs, tools=[bad_schema],
+                                                tool_choice="required", max_tokens=4), "%s: required, unsupported "
+           "schema keyword" % model, "multipleOf")
+    raises(openai.BadRequestError, lambda: chat(model=model, messages=msgs, tools=[WEATHER], tool_choice={
+        "type": "function", "function": {"name": "nope"}}, max_tokens=4), "%s: unknown named tool" % model, "nope")
+    raises(openai.BadRequestError, lambda: chat(model=model, messages=msgs + [
+        {"role": "tool", "content": "x"}], max_tokens=4), "%s: tool message without tool_call_id" % model,
+        "tool_call_id")
+
+
+def test_tools(openai, exe, gen):
+    tmp = tempfile.mkdtemp(prefix="vki-sdk-tools-")
+    try:
+        plain, hermes, llama3 = tool_models(gen, tmp)
+        s = Server(exe, ["-m", plain, "--id", "tools-plain", "-m", hermes, "--id", "tools-hermes", "-m", llama3,
+                         "--id", "tools-llama3"])
+        try:
+            s.wait_ready()
+            client = openai.OpenAI(base_url="http://%s:%d/v1" % (s.host, s.port), api_key="unused", max_retries=0,
+                                timeout=120)
+            for model in ("tools-plain", "tools-hermes", "tools-llama3"):
+                test_tool_call_round_trip(openai, client, model)
+                test_tool_choice(openai, client, model)
+            # the template got the tools: without them it refuses the tool result
+            msgs = [{"role": "user", "content": "x"}, {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}]
+            raises(openai.BadRequestError, lambda: client.chat.completions.create(
+                model="tools-hermes", messages=msgs, max_tokens=2), "template without tools", "without tools")
+            r = client.chat.completions.create(model="tools-hermes", messages=msgs, tools=[WEATHER], max_tokens=2,
+                                               tool_choice="none")
+            check(r.choices[0].finish_reason in ("stop", "length"), "template with tools: %s" % r)
+        finally:
+            s.stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--vkinfer", required=True)
     ap.add_argument("--model", required=True)
     ap.add_argument("--pypi", required=True, help="folder the openai package is installed into")
+    ap.add_argument("--gen", required=True, help="vkinfer-gen, for the tool-calling models")
     a = ap.parse_args()
     if not os.path.exists(a.model):
         print("skipped: %s is absent" % a.model)
@@ -419,6 +627,7 @@ def main():
     test_prompts(openai, client, stories)
     test_structured_outputs(openai, client)
     s.stop()
+    test_tools(openai, a.vkinfer, a.gen)
     failures = test_server.failures
     print("test_openai_sdk: %s (%.1f s)" % ("passed" if not failures else "%d failures" % failures, time.time() - t0))
     return 1 if failures else 0
