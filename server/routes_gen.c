@@ -494,6 +494,15 @@ static cJSON *tool_calls_json(const gen_job *j, int32_t choice, const srv_tool_c
         char id[96];
         /* unique within the server's life: the request id, the choice, the call */
         snprintf(id, sizeof id, "call_%s_%d_%d", j->id, (int)choice, k);
+        if (j->tool_fmt == SRV_TOOLS_MISTRAL) {
+            /* Mistral's templates refuse any id but 9 letters and digits:
+             * the same id hashed (FNV-1a) into that alphabet */
+            static const char abc[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+            uint64_t h = 1469598103934665603ull;
+            for (const char *p = id; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
+            for (int d = 0; d < 9; d++, h /= 62) id[d] = abc[h % 62];
+            id[9] = '\0';
+        }
         if (index) cJSON_AddNumberToObject(c, "index", k);
         cJSON_AddStringToObject(c, "id", id);
         cJSON_AddStringToObject(c, "type", "function");

@@ -545,6 +545,11 @@ def test_tool_choice(openai, client, model):
     c = r.choices[0]
     check((c.finish_reason == "tool_calls") == bool(c.message.tool_calls) and
           (c.message.tool_calls or isinstance(c.message.content, str)), "%s: tool_choice auto: %s" % (model, r))
+    # streamed, the text held back while it might start a call comes out in the end
+    chunks = list(chat(model=model, messages=msgs, tools=[WEATHER], max_tokens=8, temperature=0, stream=True))
+    text = "".join(k.choices[0].delta.content or "" for k in chunks if k.choices)
+    check(c.message.tool_calls or text == c.message.content, "%s: auto streamed %r != %r" % (model, text,
+                                                                                          c.message.content))
     # refusals name what is wrong
     bad_schema = {"type": "function", "function": {"name": "f", "parameters": {
         "type": "object", "properties": {"n": {"type": "number", "multipleOf": 3}}}}}
