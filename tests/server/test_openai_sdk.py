@@ -449,15 +449,26 @@ To call a function answer {"name": function name, "parameters": arguments}. Func
 
 {% endif %}"""
 
+# A Mistral-style one (written here): tools before the last user turn, calls
+# as [TOOL_CALLS] and a JSON array, ids of exactly 9 characters.
+MISTRAL_TEMPLATE = r"""{{- bos_token }}{%- for m in messages %}
+{%- if m.role == 'user' %}{% if tools and loop.index0 == 1 %}[AVAILABLE_TOOLS]{{ tools | tojson }}[/AVAILABLE_TOOLS]{% endif %}[INST]{{ m.content }}[/INST]
+{%- elif m.role == 'tool' %}[TOOL_RESULTS]{"call_id": "{{ m.tool_call_id }}", "content": {{ m.content | tojson }}}[/TOOL_RESULTS]
+{%- elif m.tool_calls %}[TOOL_CALLS][{% for c in m.tool_calls %}{% if c.id | length != 9 %}{{ raise_exception('tool call ids are 9 characters') }}{% endif %}{"name": "{{ c.function.name }}", "arguments": {{ c.function.arguments | tojson }}, "id": "{{ c.id }}"}{% if not loop.last %}, {% endif %}{% endfor %}]{{ eos_token }}
+{%- elif m.role == 'assistant' %}{{ m.content }}{{ eos_token }}
+{%- endif %}
+{%- endfor %}"""
+
 
 def tool_models(gen, tmp):
     """A GGUF without a template (the generic format) and HF folders with
-    HERMES_TEMPLATE and LLAMA3_TEMPLATE; random weights, room for the tools."""
+    HERMES_TEMPLATE, LLAMA3_TEMPLATE and MISTRAL_TEMPLATE; random weights, room for the tools."""
     plain = os.path.join(tmp, "tools-plain.gguf")
     hermes = os.path.join(tmp, "tools-hermes")
     subprocess.run([gen, "--n-ctx", "4096", "-o", plain], check=True, capture_output=True)
     llama3 = os.path.join(tmp, "tools-llama3")
-    for folder, template in ((hermes, HERMES_TEMPLATE), (llama3, LLAMA3_TEMPLATE)):
+    mistral = os.path.join(tmp, "tools-mistral")
+    for folder, template in ((hermes, HERMES_TEMPLATE), (llama3, LLAMA3_TEMPLATE), (mistral, MISTRAL_TEMPLATE)):
         subprocess.run([gen, "--n-ctx", "4096", "--format", "hf", "-o", folder], check=True, capture_output=True)
         cfg_path = os.path.join(folder, "tokenizer_config.json")
         with open(cfg_path) as f:
@@ -465,7 +476,7 @@ def tool_models(gen, tmp):
         cfg["chat_template"] = template
         with open(cfg_path, "w") as f:
             json.dump(cfg, f)
-    return plain, hermes, llama3
+    return plain, hermes, llama3, mistral
 
 
 def weather_args_ok(args):
@@ -488,11 +499,12 @@ def test_tool_call_round_trip(openai, client, model):
     m = r.choices[0].message
     # the tokens show the raw answer: the call in the model's own format
     raw = "".join(t.token for t in r.choices[0].logprobs.content)
-    check(raw.lstrip().startswith('{') and '"parameters"' in raw if model == "tools-llama3"
-          else raw.startswith("<tool_call>\n"), "%s: raw forced call %r" % (model, raw))
+    want = {"tools-llama3": lambda: raw.lstrip().startswith("{") and '"parameters"' in raw,
+            "tools-mistral": lambda: raw.startswith("[TOOL_CALLS]")}.get(model, lambda: raw.startswith("<tool_call>\n"))
+    check(want(), "%s: raw forced call %r" % (model, raw))
     calls = m.tool_calls or []
     check(len(calls) == 1 and calls[0].type == "function" and calls[0].function.name == "get_weather" and
-          calls[0].id.startswith("call_") and weather_args_ok(calls[0].function.arguments) and
+          (calls[0].id.startswith("call_") or model == "tools-mistral") and weather_args_ok(calls[0].function.arguments) and
           r.choices[0].finish_reason == "tool_calls" and m.content is None,
           "%s: named tool_choice: %s" % (model, r))
     if not calls:
@@ -566,14 +578,14 @@ def test_tool_choice(openai, client, model):
 def test_tools(openai, exe, gen):
     tmp = tempfile.mkdtemp(prefix="vki-sdk-tools-")
     try:
-        plain, hermes, llama3 = tool_models(gen, tmp)
+        plain, hermes, llama3, mistral = tool_models(gen, tmp)
         s = Server(exe, ["-m", plain, "--id", "tools-plain", "-m", hermes, "--id", "tools-hermes", "-m", llama3,
-                         "--id", "tools-llama3"])
+                         "--id", "tools-llama3", "-m", mistral, "--id", "tools-mistral"])
         try:
             s.wait_ready()
             client = openai.OpenAI(base_url="http://%s:%d/v1" % (s.host, s.port), api_key="unused", max_retries=0,
                                 timeout=120)
-            for model in ("tools-plain", "tools-hermes", "tools-llama3"):
+            for model in ("tools-plain", "tools-hermes", "tools-llama3", "tools-mistral"):
                 test_tool_call_round_trip(openai, client, model)
                 test_tool_choice(openai, client, model)
             # the template got the tools: without them it refuses the tool result
