@@ -235,6 +235,16 @@ size_t srv_tool_safe_prefix(srv_tool_format fmt, const char *text, size_t len)
 
 /* ===== The forcing grammar ================================================ */
 
+/* Where the line defining `rule` ("name ::=") starts in grammar text g;
+ * NULL when none does. */
+static char *rule_line(char *g, const char *rule)
+{
+    size_t n = strlen(rule);
+    for (char *p = g; p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (!strncmp(p, rule, n)) return p;
+    return NULL;
+}
+
 /* {"type":"object","properties":{"name":{"const":N},KEY:PARAMS},...} for one
  * function of tools. */
 static cJSON *call_schema(const cJSON *fn, const char *args_key)
@@ -244,8 +254,11 @@ static cJSON *call_schema(const cJSON *fn, const char *args_key)
     cJSON *s = cJSON_CreateObject(), *props = cJSON_AddObjectToObject(s, "properties"), *req;
     cJSON_AddStringToObject(s, "type", "object");
     cJSON_AddStringToObject(cJSON_AddObjectToObject(props, "name"), "const", name->valuestring);
-    if (params && !cJSON_IsNull(params)) {
+    if (cJSON_IsObject(params) && params->child) {
         cJSON_AddItemToObject(props, args_key, cJSON_Duplicate(params, true));
+    } else if (cJSON_IsObject(params)) {
+        /* {} would admit any JSON value; arguments are an object */
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(props, args_key), "type", "object");
     } else {
         /* no parameters: an empty argument list */
         cJSON *e = cJSON_AddObjectToObject(props, args_key);
@@ -290,8 +303,8 @@ char *srv_tool_grammar(srv_tool_format fmt, const cJSON *tools, const char *name
     *st = gram_from_json_schema(text, strlen(text), &g);
     free(text);
     if (*st != VKI_OK) return NULL;
-    /* the schema's start rule becomes ours to wrap: "root ::=" starts a line */
-    char *r = strncmp(g, "root ::=", 8) ? strstr(g, "\nroot ::=") : g - 1;
+    /* the schema's start rule becomes ours to wrap */
+    char *r = rule_line(g, "root ::=");
     if (!r) {
         free(g);
         *st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "tools: the schema grammar has no root rule");
@@ -303,7 +316,7 @@ char *srv_tool_grammar(srv_tool_format fmt, const cJSON *tools, const char *name
         [SRV_TOOLS_LLAMA3] = "root ::= vki-tool-call\n",
         [SRV_TOOLS_MISTRAL] = "root ::= \"[TOOL_CALLS]\" ws \"[\" vki-tool-call ws \"]\"\n",
     };
-    size_t head = (size_t)(r + 1 - g), glen = strlen(g), wl = strlen(wrap[fmt]);
+    size_t head = (size_t)(r - g), glen = strlen(g), wl = strlen(wrap[fmt]);
     const char *newname = "vki-tool-call ::=";
     char *out = malloc(wl + glen + strlen(newname) + 1);
     if (!out) {
@@ -317,14 +330,14 @@ char *srv_tool_grammar(srv_tool_format fmt, const cJSON *tools, const char *name
     free(g);
     /* A call is compact JSON: whitespace between its tokens at most one
      * space, so a weak model cannot spend max_tokens on blanks. */
-    char *ws = strncmp(out, "ws ::=", 6) ? strstr(out, "\nws ::=") : out - 1;
+    char *ws = rule_line(out, "ws ::=");
     if (ws) {
-        char *eol = strchr(ws + 1, '\n');
+        char *eol = strchr(ws, '\n');
         const char *rule = "ws ::= \" \"?";
-        size_t rl = strlen(rule), old = (size_t)((eol ? eol : ws + 1 + strlen(ws + 1)) - (ws + 1));
+        size_t rl = strlen(rule), old = (size_t)((eol ? eol : ws + strlen(ws)) - ws);
         if (rl <= old) {
-            memcpy(ws + 1, rule, rl);
-            memmove(ws + 1 + rl, ws + 1 + old, strlen(ws + 1 + old) + 1);
+            memcpy(ws, rule, rl);
+            memmove(ws + rl, ws + old, strlen(ws + old) + 1);
         }
     }
     *st = VKI_OK;

@@ -175,6 +175,13 @@ static void test_grammar(void)
     CHECK(g && accepts(g, "[TOOL_CALLS][{\"name\":\"now\",\"arguments\":{}}]"));
     free(g);
     cJSON_Delete(tools);
+    /* parameters {}: any object, never another JSON value */
+    tools = cJSON_Parse("[{\"type\":\"function\",\"function\":{\"name\":\"free\",\"parameters\":{}}}]");
+    g = srv_tool_grammar(SRV_TOOLS_GENERIC, tools, NULL, &st);
+    CHECK(g && accepts(g, "<tool_call>\n{\"name\":\"free\",\"arguments\":{\"a\":[1]}}\n</tool_call>"));
+    CHECK(g && !accepts(g, "<tool_call>\n{\"name\":\"free\",\"arguments\":1}\n</tool_call>"));
+    free(g);
+    cJSON_Delete(tools);
     /* a keyword the grammar cannot enforce is named */
     tools = cJSON_Parse("[{\"type\":\"function\",\"function\":{\"name\":\"f\",\"parameters\":{\"type\":\"object\","
                         "\"properties\":{\"n\":{\"type\":\"number\",\"multipleOf\":3}}}}}]");
