@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/grammar/grammar.h"
 #include "engine/tokenizer/chat_template.h"
 #include "server/srv_internal.h"
 
@@ -54,6 +55,21 @@ static bool check_tool(srv_conn *cn, const cJSON *t, int i, enum MHD_Result *ret
         return FAIL("tools[%d].function.parameters: expected a JSON Schema object", i);
     if (strict && !cJSON_IsNull(strict) && !cJSON_IsBool(strict))
         return FAIL("tools[%d].function.strict: expected true or false", i);
+    if (cJSON_IsTrue(strict) && cJSON_IsObject(params)) {
+        /* strict promises arguments valid against the schema: a keyword the
+         * grammar cannot enforce is refused now, whatever tool_choice says */
+        char *text = cJSON_PrintUnformatted(params), *g = NULL;
+        vki_status st = text ? gram_from_json_schema(text, strlen(text), &g) : VKI_ERR_OUT_OF_MEMORY;
+        free(text);
+        free(g);
+        if (st != VKI_OK) {
+            *ret = srv_send_error(cn, st == VKI_ERR_OUT_OF_MEMORY ? 503 : 400,
+                                  st == VKI_ERR_UNSUPPORTED ? "unsupported_field" : "invalid_field", 0,
+                                  "tools[%d].function.parameters (strict): %s", i,
+                                  st == VKI_ERR_OUT_OF_MEMORY ? "out of memory" : vki_last_error());
+            return false;
+        }
+    }
     return true;
 }
 

@@ -568,6 +568,11 @@ def test_tool_choice(openai, client, model):
     raises(openai.BadRequestError, lambda: chat(model=model, messages=msgs, tools=[bad_schema],
                                                 tool_choice="required", max_tokens=4), "%s: required, unsupported "
            "schema keyword" % model, "multipleOf")
+    strict = {"type": "function", "function": dict(bad_schema["function"], strict=True)}
+    raises(openai.BadRequestError, lambda: chat(model=model, messages=msgs, tools=[strict], max_tokens=4),
+           "%s: strict tool, unsupported schema keyword" % model, "multipleOf")
+    r = chat(model=model, messages=msgs, tools=[bad_schema], max_tokens=2)
+    check(r.choices[0].finish_reason in ("stop", "length", "tool_calls"), "%s: auto, not strict: %s" % (model, r))
     raises(openai.BadRequestError, lambda: chat(model=model, messages=msgs, tools=[WEATHER], tool_choice={
         "type": "function", "function": {"name": "nope"}}, max_tokens=4), "%s: unknown named tool" % model, "nope")
     raises(openai.BadRequestError, lambda: chat(model=model, messages=msgs + [
