@@ -4,7 +4,8 @@
  * before, malformed JSON and stray text read as plain text); the stream's
  * held-back prefix fed byte by byte; the forcing grammar run through the
  * grammar matcher (a right call passes, a wrong name or argument type does
- * not); the generic rendering of tools and tool messages.
+ * not); the generic rendering of tools and tool messages; 20,000 mutated
+ * outputs through the parser and the prefix.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,6 +240,46 @@ static void test_generic(void)
     cJSON_Delete(tools);
 }
 
+/* Mutated outputs (bytes flipped, cut, spliced from each format's samples)
+ * never break the parser or the prefix: counts within bounds, content
+ * within the text, the prefix never shrinking as the text grows. */
+static void test_mutations(void)
+{
+    static const char *const samples[] = {
+        "Hm.<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": [1, {\"b\": \"\\u00e9\"}]}}\n</tool_call>",
+        "<|python_tag|>{\"name\": \"f\", \"parameters\": {\"x\": null}}; {\"name\": \"g\", \"parameters\": {}}",
+        "[TOOL_CALLS] [{\"name\": \"a\", \"arguments\": \"{\\\"k\\\": 1}\"}]",
+    };
+    uint64_t rng = 0x5eed;
+    char buf[256];
+    for (int it = 0; it < 20000; it++) {
+        const char *a = samples[test_rand_u64(&rng) % 3], *b = samples[test_rand_u64(&rng) % 3];
+        size_t na = strlen(a), cut = test_rand_u64(&rng) % (na + 1), nb = strlen(b), from = test_rand_u64(&rng) % (nb + 1);
+        size_t n = 0;
+        memcpy(buf, a, cut);
+        n = cut;
+        memcpy(buf + n, b + from, nb - from);
+        n += nb - from;
+        for (int k = (int)(test_rand_u64(&rng) % 3); k > 0 && n; k--) buf[test_rand_u64(&rng) % n] = (char)test_rand_u64(&rng);
+        for (int f = 0; f < 4; f++) {
+            size_t cl;
+            srv_tool_call *c = NULL;
+            int nc = srv_tool_parse((srv_tool_format)f, buf, n, &cl, &c);
+            CHECKF(nc >= 0 && cl <= n && (nc > 0 || cl == n), "mutation %d format %d: %d calls, content %zu of %zu",
+                   it, f, nc, cl, n);
+            for (int k = 0; k < nc; k++) CHECK(c[k].name[0] && c[k].arguments[0] == '{');
+            srv_tool_calls_free(c, nc);
+            size_t prev = 0;
+            for (size_t len = 0; len <= n; len += 1 + len / 4) {
+                size_t safe = srv_tool_safe_prefix((srv_tool_format)f, buf, len);
+                CHECKF(safe >= prev && safe <= len, "mutation %d format %d: prefix %zu after %zu at %zu", it, f, safe,
+                       prev, len);
+                prev = safe;
+            }
+        }
+    }
+}
+
 int main(void)
 {
     test_detect();
@@ -246,5 +287,6 @@ int main(void)
     test_stream();
     test_grammar();
     test_generic();
+    test_mutations();
     return test_finish("test_tool_calls");
 }
