@@ -141,6 +141,15 @@ static bool check_messages(srv_conn *cn, const cJSON *msgs, bool *any, enum MHD_
     cJSON_ArrayForEach(m, msgs) {
         const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
         const cJSON *calls = cJSON_GetObjectItemCaseSensitive(m, "tool_calls");
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content"), *part;
+        if (!cJSON_IsArray(content)) content = NULL;
+        /* the renderings below read text parts only: others are refused, not dropped */
+        cJSON_ArrayForEach(part, content) {
+            const cJSON *ty = cJSON_GetObjectItemCaseSensitive(part, "type");
+            if (!cJSON_IsString(ty) || strcmp(ty->valuestring, "text") ||
+                !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(part, "text")))
+                return FAIL("messages[%d].content: only {\"type\":\"text\",\"text\":...} parts are supported", i);
+        }
         if (cJSON_IsString(role) && !strcmp(role->valuestring, "tool")) {
             const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "tool_call_id");
             const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
