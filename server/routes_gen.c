@@ -494,7 +494,7 @@ static cJSON *tool_calls_json(const gen_job *j, int32_t choice, const srv_tool_c
         char id[96];
         /* unique within the server's life: the request id, the choice, the call */
         snprintf(id, sizeof id, "call_%s_%d_%d", j->id, (int)choice, k);
-        if (j->tool_fmt == SRV_TOOLS_MISTRAL) {
+        if (j->tool_fmt == SRV_TOOLS_MISTRAL || j->tool_fmt == SRV_TOOLS_MISTRAL_ARGS) {
             /* Mistral's templates refuse any id but 9 letters and digits:
              * the same id hashed (FNV-1a) into that alphabet */
             static const char abc[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";

@@ -25,8 +25,10 @@ srv_tool_format srv_tool_format_detect(const char *t, size_t len)
     srv_tool_format f = SRV_TOOLS_GENERIC;
     /* a template that never reads `tools` cannot show them to the model */
     if (!strstr(s, "tools")) f = SRV_TOOLS_GENERIC;
-    else if (strstr(s, HERMES_OPEN)) f = SRV_TOOLS_HERMES;
-    else if (strstr(s, MISTRAL_TAG)) f = SRV_TOOLS_MISTRAL;
+    /* <tool_call> also wraps XML-like calls (<function=...>, <arg_key>): not ours */
+    else if (strstr(s, "<function=") || strstr(s, "<arg_key>")) f = SRV_TOOLS_GENERIC;
+    else if (strstr(s, HERMES_OPEN) && strstr(s, "\"name\"")) f = SRV_TOOLS_HERMES;
+    else if (strstr(s, MISTRAL_TAG)) f = strstr(s, "[ARGS]") ? SRV_TOOLS_MISTRAL_ARGS : SRV_TOOLS_MISTRAL;
     else if (strstr(s, "<|start_header_id|>") && (strstr(s, PY_TAG) || strstr(s, "\"parameters\"")))
         f = SRV_TOOLS_LLAMA3;
     free(s);
@@ -35,8 +37,8 @@ srv_tool_format srv_tool_format_detect(const char *t, size_t len)
 
 const char *srv_tool_format_name(srv_tool_format fmt)
 {
-    static const char *const names[] = {"generic", "hermes", "llama3", "mistral"};
-    return (unsigned)fmt < 4 ? names[fmt] : "?";
+    static const char *const names[] = {"generic", "hermes", "llama3", "mistral", "mistral-args"};
+    return (unsigned)fmt < 5 ? names[fmt] : "?";
 }
 
 void srv_tool_calls_free(srv_tool_call *calls, int n)
@@ -176,6 +178,34 @@ static bool parse_mistral(calls_acc *a, const char *p, const char *end)
     return ok && a->n > 0;
 }
 
+/* [TOOL_CALLS]name[ARGS]{...}, repeated. */
+static bool parse_mistral_args(calls_acc *a, const char *p, const char *end)
+{
+    for (;;) {
+        p = skip_ws(p, end);
+        if (p == end) return a->n > 0;
+        if (!starts(p, end, MISTRAL_TAG)) return false;
+        const char *name = p + strlen(MISTRAL_TAG), *args = find(name, end, "[ARGS]");
+        if (!args || args == name || args - name > 64) return false;
+        const char *after;
+        cJSON *o = json_at(args + 6, end, &after), *call = cJSON_CreateObject();
+        bool ok = cJSON_IsObject(o) && call;
+        if (ok) {
+            char nm[65];
+            memcpy(nm, name, (size_t)(args - name));
+            nm[args - name] = '\0';
+            cJSON_AddStringToObject(call, "name", nm);
+            cJSON_AddItemToObject(call, "arguments", o);
+            o = NULL;
+            ok = add_call(a, call);
+        }
+        cJSON_Delete(o);
+        cJSON_Delete(call);
+        if (!ok || a->oom) return false;
+        p = after;
+    }
+}
+
 int srv_tool_parse(srv_tool_format fmt, const char *text, size_t len, size_t *content_len, srv_tool_call **calls)
 {
     const char *end = text + len, *m;
@@ -201,6 +231,9 @@ int srv_tool_parse(srv_tool_format fmt, const char *text, size_t len, size_t *co
     case SRV_TOOLS_MISTRAL:
         if ((m = find(text, end, MISTRAL_TAG))) ok = parse_mistral(&a, m + strlen(MISTRAL_TAG), end);
         break;
+    case SRV_TOOLS_MISTRAL_ARGS:
+        if ((m = find(text, end, MISTRAL_TAG))) ok = parse_mistral_args(&a, m, end);
+        break;
     }
     if (a.oom) {
         srv_tool_calls_free(a.v, a.n);
@@ -218,7 +251,9 @@ int srv_tool_parse(srv_tool_format fmt, const char *text, size_t len, size_t *co
 size_t srv_tool_safe_prefix(srv_tool_format fmt, const char *text, size_t len)
 {
     const char *end = text + len;
-    const char *marker = fmt == SRV_TOOLS_LLAMA3 ? PY_TAG : fmt == SRV_TOOLS_MISTRAL ? MISTRAL_TAG : HERMES_OPEN;
+    const char *marker = fmt == SRV_TOOLS_LLAMA3                                   ? PY_TAG
+                       : fmt == SRV_TOOLS_MISTRAL || fmt == SRV_TOOLS_MISTRAL_ARGS ? MISTRAL_TAG
+                                                                                     : HERMES_OPEN;
     if (fmt == SRV_TOOLS_LLAMA3) {
         /* a bare call starts the output: hold it all while it may be one */
         const char *q = skip_ws(text, end);
@@ -273,64 +308,55 @@ static cJSON *call_schema(const cJSON *fn, const char *args_key)
     return s;
 }
 
-char *srv_tool_grammar(srv_tool_format fmt, const cJSON *tools, const char *name, vki_status *st)
+/* Grammar text g with every rule name prefixed by pre (so several
+ * grammars can live in one); literals, classes, counts and comments are
+ * left alone. malloc'd; NULL when out of memory. */
+static char *prefixed(const char *g, const char *pre)
 {
-    const char *args_key = fmt == SRV_TOOLS_LLAMA3 ? "parameters" : "arguments";
-    cJSON *any = cJSON_CreateArray(), *schema = NULL;
-    const cJSON *t;
-    int n = 0;
-    cJSON_ArrayForEach(t, tools) {
-        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(t, "function");
-        const cJSON *fname = cJSON_GetObjectItemCaseSensitive(fn, "name");
-        if (name && strcmp(fname->valuestring, name)) continue;
-        cJSON_AddItemToArray(any, call_schema(fn, args_key));
-        n++;
+    size_t pl = strlen(pre);
+    char *o = malloc(strlen(g) * (1 + pl) + 1), *q = o;
+    if (!o) return NULL;
+    for (const char *p = g; *p;) {
+        if (*p == '"' || *p == '[') {
+            const char close = *p == '"' ? '"' : ']';
+            *q++ = *p++;
+            while (*p && *p != close) {
+                if (*p == '\\' && p[1]) *q++ = *p++;
+                *q++ = *p++;
+            }
+            if (*p) *q++ = *p++;
+        } else if (*p == '{' || *p == '#') {
+            const char close = *p == '{' ? '}' : '\n';
+            while (*p && *p != close) *q++ = *p++;
+        } else if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+                   *p == '_') {
+            memcpy(q, pre, pl);
+            q += pl;
+            while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+                   *p == '_')
+                *q++ = *p++;
+        } else {
+            *q++ = *p++;
+        }
     }
-    if (n == 1) {
-        schema = cJSON_DetachItemFromArray(any, 0);
-        cJSON_Delete(any);
-    } else {
-        schema = cJSON_CreateObject();
-        cJSON_AddItemToObject(schema, "anyOf", any);
-    }
-    char *text = cJSON_PrintUnformatted(schema);
-    cJSON_Delete(schema);
+    *q = '\0';
+    return o;
+}
+
+/* The rules of a schema (JSON value) with names prefixed by pre: its start
+ * rule is PREroot. A call is compact JSON: whitespace between its tokens
+ * at most one space, so a weak model cannot spend max_tokens on blanks. */
+static char *schema_rules(cJSON *schema, const char *pre, vki_status *st)
+{
+    char *text = cJSON_PrintUnformatted(schema), *g = NULL;
     if (!text) {
         *st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "out of memory");
         return NULL;
     }
-    char *g = NULL;
     *st = gram_from_json_schema(text, strlen(text), &g);
     free(text);
     if (*st != VKI_OK) return NULL;
-    /* the schema's start rule becomes ours to wrap */
-    char *r = rule_line(g, "root ::=");
-    if (!r) {
-        free(g);
-        *st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "tools: the schema grammar has no root rule");
-        return NULL;
-    }
-    static const char *const wrap[] = {
-        [SRV_TOOLS_GENERIC] = "root ::= \"<tool_call>\\n\" vki-tool-call \"\\n</tool_call>\"\n",
-        [SRV_TOOLS_HERMES] = "root ::= \"<tool_call>\\n\" vki-tool-call \"\\n</tool_call>\"\n",
-        [SRV_TOOLS_LLAMA3] = "root ::= vki-tool-call\n",
-        [SRV_TOOLS_MISTRAL] = "root ::= \"[TOOL_CALLS]\" ws \"[\" vki-tool-call ws \"]\"\n",
-    };
-    size_t head = (size_t)(r - g), glen = strlen(g), wl = strlen(wrap[fmt]);
-    const char *newname = "vki-tool-call ::=";
-    char *out = malloc(wl + glen + strlen(newname) + 1);
-    if (!out) {
-        free(g);
-        *st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "out of memory");
-        return NULL;
-    }
-    memcpy(out, wrap[fmt], wl);
-    memcpy(out + wl, g, head);
-    sprintf(out + wl + head, "%s%s", newname, g + head + 8);
-    free(g);
-    /* A call is compact JSON: whitespace between its tokens at most one
-     * space, so a weak model cannot spend max_tokens on blanks. */
-    char *ws = rule_line(out, "ws ::=");
+    char *ws = rule_line(g, "ws ::=");
     if (ws) {
         char *eol = strchr(ws, '\n');
         const char *rule = "ws ::= \" \"?";
@@ -340,8 +366,86 @@ char *srv_tool_grammar(srv_tool_format fmt, const cJSON *tools, const char *name
             memmove(ws + rl, ws + old, strlen(ws + old) + 1);
         }
     }
-    *st = VKI_OK;
+    char *out = prefixed(g, pre);
+    free(g);
+    if (!out) *st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "out of memory");
     return out;
+}
+
+static bool add(char **s, const char *a, const char *b)
+{
+    size_t n = *s ? strlen(*s) : 0, na = strlen(a), nb = b ? strlen(b) : 0;
+    char *p = realloc(*s, n + na + nb + 1);
+    if (!p) return false;
+    memcpy(p + n, a, na);
+    if (b) memcpy(p + n + na, b, nb);
+    p[n + na + nb] = '\0';
+    *s = p;
+    return true;
+}
+
+char *srv_tool_grammar(srv_tool_format fmt, const cJSON *tools, const char *name, vki_status *st)
+{
+    const char *args_key = fmt == SRV_TOOLS_LLAMA3 ? "parameters" : "arguments";
+    char *out = NULL, *alts = NULL;
+    const cJSON *t;
+    cJSON *any = cJSON_CreateArray();
+    bool ok = any != NULL;
+    int n = 0;
+    *st = VKI_OK;
+    cJSON_ArrayForEach(t, tools) {
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(t, "function");
+        const char *fname = cJSON_GetObjectItemCaseSensitive(fn, "name")->valuestring;
+        if (!ok || (name && strcmp(fname, name))) continue;
+        cJSON *call = call_schema(fn, args_key);
+        if (fmt != SRV_TOOLS_MISTRAL_ARGS) {
+            cJSON_AddItemToArray(any, call);
+            n++;
+            continue;
+        }
+        /* name[ARGS]{arguments}: each function's own rules, its name before */
+        char pre[32], lit[160];
+        snprintf(pre, sizeof pre, "vki-t%d-", n++);
+        cJSON *params = cJSON_DetachItemFromObjectCaseSensitive(cJSON_GetObjectItemCaseSensitive(call, "properties"),
+                                                                args_key);
+        char *rules = schema_rules(params, pre, st);
+        cJSON_Delete(params);
+        cJSON_Delete(call);
+        snprintf(lit, sizeof lit, "%s\"%s[ARGS]\" %sroot", alts ? " | " : "", fname, pre);
+        ok = rules && add(&alts, lit, NULL) && add(&out, rules, NULL);
+        free(rules);
+    }
+    if (ok && fmt != SRV_TOOLS_MISTRAL_ARGS) {
+        cJSON *schema = any;
+        if (n == 1) {
+            schema = cJSON_DetachItemFromArray(any, 0);
+        } else {
+            schema = cJSON_CreateObject();
+            cJSON_AddItemToObject(schema, "anyOf", any);
+        }
+        any = n == 1 ? any : NULL;
+        out = schema_rules(schema, "vki-", st);
+        cJSON_Delete(schema);
+        ok = out != NULL;
+    }
+    cJSON_Delete(any);
+    static const char *const wrap[] = {
+        [SRV_TOOLS_GENERIC] = "root ::= \"<tool_call>\\n\" vki-root \"\\n</tool_call>\"\n",
+        [SRV_TOOLS_HERMES] = "root ::= \"<tool_call>\\n\" vki-root \"\\n</tool_call>\"\n",
+        [SRV_TOOLS_LLAMA3] = "root ::= vki-root\n",
+        [SRV_TOOLS_MISTRAL] = "root ::= \"[TOOL_CALLS]\" vki-ws \"[\" vki-root vki-ws \"]\"\n",
+        [SRV_TOOLS_MISTRAL_ARGS] = "root ::= \"[TOOL_CALLS]\" (",
+    };
+    char *g = NULL;
+    ok = ok && add(&g, wrap[fmt], NULL) && (!alts || add(&g, alts, " )\n")) && add(&g, out, NULL);
+    free(alts);
+    free(out);
+    if (!ok) {
+        free(g);
+        if (*st == VKI_OK) *st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "out of memory");
+        return NULL;
+    }
+    return g;
 }
 
 /* ===== Messages ============================================================ */

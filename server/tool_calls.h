@@ -21,6 +21,7 @@ typedef enum srv_tool_format {
     SRV_TOOLS_HERMES,      /* the template's own, same calls (Hermes, Qwen 2/2.5/3)                 */
     SRV_TOOLS_LLAMA3,      /* [<|python_tag|>]{"name": .., "parameters": {..}} (Llama 3.1+)          */
     SRV_TOOLS_MISTRAL,     /* [TOOL_CALLS] [{"name": .., "arguments": {..}}, ...]                    */
+    SRV_TOOLS_MISTRAL_ARGS,/* [TOOL_CALLS]name[ARGS]{..} per call (Mistral Small 3.2, Devstral, ...)  */
 } srv_tool_format;
 
 /* The format a template's text speaks; GENERIC for NULL, for a template that

@@ -459,16 +459,27 @@ MISTRAL_TEMPLATE = r"""{{- bos_token }}{%- for m in messages %}
 {%- endif %}
 {%- endfor %}"""
 
+# Newer Mistral templates write each call as [TOOL_CALLS]name[ARGS]{...}.
+MISTRAL_ARGS_TEMPLATE = MISTRAL_TEMPLATE.replace(
+    """[TOOL_CALLS][{% for c in m.tool_calls %}""", """{% for c in m.tool_calls %}""").replace(
+    """{"name": "{{ c.function.name }}", "arguments": {{ c.function.arguments | tojson }}, "id": "{{ c.id }}"}"""
+    """{% if not loop.last %}, {% endif %}{% endfor %}]""",
+    """[TOOL_CALLS]{{ c.function.name }}[ARGS]{{ c.function.arguments | tojson }}{% endfor %}""")
+
 
 def tool_models(gen, tmp):
     """A GGUF without a template (the generic format) and HF folders with
-    HERMES_TEMPLATE, LLAMA3_TEMPLATE and MISTRAL_TEMPLATE; random weights, room for the tools."""
+    HERMES_TEMPLATE, LLAMA3_TEMPLATE, MISTRAL_TEMPLATE and
+    MISTRAL_ARGS_TEMPLATE; random weights, room for the tools."""
     plain = os.path.join(tmp, "tools-plain.gguf")
     hermes = os.path.join(tmp, "tools-hermes")
     subprocess.run([gen, "--n-ctx", "4096", "-o", plain], check=True, capture_output=True)
     llama3 = os.path.join(tmp, "tools-llama3")
     mistral = os.path.join(tmp, "tools-mistral")
-    for folder, template in ((hermes, HERMES_TEMPLATE), (llama3, LLAMA3_TEMPLATE), (mistral, MISTRAL_TEMPLATE)):
+    margs = os.path.join(tmp, "tools-margs")
+    assert "[ARGS]" in MISTRAL_ARGS_TEMPLATE
+    for folder, template in ((hermes, HERMES_TEMPLATE), (llama3, LLAMA3_TEMPLATE), (mistral, MISTRAL_TEMPLATE),
+                             (margs, MISTRAL_ARGS_TEMPLATE)):
         subprocess.run([gen, "--n-ctx", "4096", "--format", "hf", "-o", folder], check=True, capture_output=True)
         cfg_path = os.path.join(folder, "tokenizer_config.json")
         with open(cfg_path) as f:
@@ -476,7 +487,7 @@ def tool_models(gen, tmp):
         cfg["chat_template"] = template
         with open(cfg_path, "w") as f:
             json.dump(cfg, f)
-    return plain, hermes, llama3, mistral
+    return plain, hermes, llama3, mistral, margs
 
 
 def weather_args_ok(args):
@@ -500,11 +511,12 @@ def test_tool_call_round_trip(openai, client, model):
     # the tokens show the raw answer: the call in the model's own format
     raw = "".join(t.token for t in r.choices[0].logprobs.content)
     want = {"tools-llama3": lambda: raw.lstrip().startswith("{") and '"parameters"' in raw,
-            "tools-mistral": lambda: raw.startswith("[TOOL_CALLS]")}.get(model, lambda: raw.startswith("<tool_call>\n"))
+            "tools-mistral": lambda: raw.startswith("[TOOL_CALLS][") or raw.startswith("[TOOL_CALLS] ["),
+            "tools-margs": lambda: raw.startswith("[TOOL_CALLS]get_weather[ARGS]")}.get(model, lambda: raw.startswith("<tool_call>\n"))
     check(want(), "%s: raw forced call %r" % (model, raw))
     calls = m.tool_calls or []
     check(len(calls) == 1 and calls[0].type == "function" and calls[0].function.name == "get_weather" and
-          (calls[0].id.startswith("call_") or model == "tools-mistral") and weather_args_ok(calls[0].function.arguments) and
+          (calls[0].id.startswith("call_") or model in ("tools-mistral", "tools-margs")) and weather_args_ok(calls[0].function.arguments) and
           r.choices[0].finish_reason == "tool_calls" and m.content is None,
           "%s: named tool_choice: %s" % (model, r))
     if not calls:
@@ -583,14 +595,15 @@ def test_tool_choice(openai, client, model):
 def test_tools(openai, exe, gen):
     tmp = tempfile.mkdtemp(prefix="vki-sdk-tools-")
     try:
-        plain, hermes, llama3, mistral = tool_models(gen, tmp)
+        plain, hermes, llama3, mistral, margs = tool_models(gen, tmp)
         s = Server(exe, ["-m", plain, "--id", "tools-plain", "-m", hermes, "--id", "tools-hermes", "-m", llama3,
-                         "--id", "tools-llama3", "-m", mistral, "--id", "tools-mistral"])
+                         "--id", "tools-llama3", "-m", mistral, "--id", "tools-mistral",
+                         "-m", margs, "--id", "tools-margs"])
         try:
             s.wait_ready()
             client = openai.OpenAI(base_url="http://%s:%d/v1" % (s.host, s.port), api_key="unused", max_retries=0,
                                 timeout=120)
-            for model in ("tools-plain", "tools-hermes", "tools-llama3", "tools-mistral"):
+            for model in ("tools-plain", "tools-hermes", "tools-llama3", "tools-mistral", "tools-margs"):
                 test_tool_call_round_trip(openai, client, model)
                 test_tool_choice(openai, client, model)
             # the template got the tools: without them it refuses the tool result

@@ -39,13 +39,18 @@ static void test_detect(void)
     CHECK(srv_tool_format_detect(NULL, 0) == SRV_TOOLS_GENERIC);
     const char *chatml = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>{% endfor %}";
     CHECK(srv_tool_format_detect(chatml, strlen(chatml)) == SRV_TOOLS_GENERIC);
-    const char *qwen = "{% if tools %}<tools>{{ tools }}</tools> answer in <tool_call></tool_call>{% endif %}";
+    const char *qwen = "{% if tools %}<tools>{{ tools }}</tools> answer <tool_call>{\"name\": ..}</tool_call>{% endif %}";
     CHECK(srv_tool_format_detect(qwen, strlen(qwen)) == SRV_TOOLS_HERMES);
     const char *l3 = "{% if tools %}<|start_header_id|>ipython<|end_header_id|>{\"name\": name, \"parameters\": "
                      "dict}<|python_tag|>{% endif %}";
     CHECK(srv_tool_format_detect(l3, strlen(l3)) == SRV_TOOLS_LLAMA3);
     const char *mi = "{% if tools %}[AVAILABLE_TOOLS]{{ tools|tojson }}[/AVAILABLE_TOOLS]{% endif %}[TOOL_CALLS]";
     CHECK(srv_tool_format_detect(mi, strlen(mi)) == SRV_TOOLS_MISTRAL);
+    const char *mi2 = "{% if tools %}[AVAILABLE_TOOLS]{{ tools }}[/AVAILABLE_TOOLS]{% endif %}[TOOL_CALLS]{{ name }}[ARGS]";
+    CHECK(srv_tool_format_detect(mi2, strlen(mi2)) == SRV_TOOLS_MISTRAL_ARGS);
+    /* <tool_call> around XML-like calls (Qwen3-Coder, GLM) is not the JSON format */
+    const char *xml = "{% if tools %}<tools></tools>{% endif %}<tool_call>\n<function={{ name }}>\n";
+    CHECK(srv_tool_format_detect(xml, strlen(xml)) == SRV_TOOLS_GENERIC);
     /* tools read, but markers we do not know: our own rendering */
     const char *odd = "{% if tools %}functions: {{ tools }}{% endif %}";
     CHECK(srv_tool_format_detect(odd, strlen(odd)) == SRV_TOOLS_GENERIC);
@@ -80,6 +85,12 @@ static void test_parse(void)
     parse_case(M, "ok [TOOL_CALLS][{\"name\": \"a\", \"arguments\": {}}]", 1, "ok", "a", "{}");
     parse_case(M, "[TOOL_CALLS] [{\"name\": \"a\", \"arguments\": {}}", 0, NULL, NULL, NULL);
     parse_case(M, "[TOOL_CALLS] []", 0, NULL, NULL, NULL);
+    const srv_tool_format MA = SRV_TOOLS_MISTRAL_ARGS;
+    parse_case(MA, "[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Paris\"}", 1, "", "get_weather", "{\"city\":\"Paris\"}");
+    parse_case(MA, "Sure. [TOOL_CALLS]a[ARGS]{}[TOOL_CALLS]b[ARGS]{\"x\": 1}", 2, "Sure.", "a", "{}");
+    parse_case(MA, "[TOOL_CALLS]a[ARGS]{\"x\": }", 0, NULL, NULL, NULL);
+    parse_case(MA, "[TOOL_CALLS][ARGS]{}", 0, NULL, NULL, NULL);
+    parse_case(MA, "[TOOL_CALLS]a[ARGS][1]", 0, NULL, NULL, NULL);
 }
 
 /* The text fed as a stream in pieces of `step` bytes: what goes out as
@@ -175,6 +186,17 @@ static void test_grammar(void)
     g = srv_tool_grammar(SRV_TOOLS_MISTRAL, tools, "now", &st);
     CHECK(g && accepts(g, "[TOOL_CALLS][{\"name\":\"now\",\"arguments\":{}}]"));
     free(g);
+    /* name[ARGS]: each function's arguments follow its own schema */
+    g = srv_tool_grammar(SRV_TOOLS_MISTRAL_ARGS, tools, NULL, &st);
+    CHECKF(g && st == VKI_OK, "mistral-args grammar: %s", vki_last_error());
+    if (g) {
+        CHECK(accepts(g, "[TOOL_CALLS]now[ARGS]{}"));
+        CHECK(accepts(g, "[TOOL_CALLS]get_weather[ARGS]{\"city\":\"x\",\"days\":2}"));
+        CHECK(!accepts(g, "[TOOL_CALLS]now[ARGS]{\"city\":\"x\"}"));
+        CHECK(!accepts(g, "[TOOL_CALLS]get_weather[ARGS]{}"));
+        CHECK(!accepts(g, "[TOOL_CALLS]other[ARGS]{}"));
+    }
+    free(g);
     cJSON_Delete(tools);
     /* parameters {}: any object, never another JSON value */
     tools = cJSON_Parse("[{\"type\":\"function\",\"function\":{\"name\":\"free\",\"parameters\":{}}}]");
@@ -261,7 +283,7 @@ static void test_mutations(void)
         memcpy(buf + n, b + from, nb - from);
         n += nb - from;
         for (int k = (int)(test_rand_u64(&rng) % 3); k > 0 && n; k--) buf[test_rand_u64(&rng) % n] = (char)test_rand_u64(&rng);
-        for (int f = 0; f < 4; f++) {
+        for (int f = 0; f < 5; f++) {
             size_t cl;
             srv_tool_call *c = NULL;
             int nc = srv_tool_parse((srv_tool_format)f, buf, n, &cl, &c);
