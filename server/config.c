@@ -496,6 +496,28 @@ static vki_status policy_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_
     return node_fail(x, k, "fallback_policy: unknown key '%s' (expected weights, min_score)", key);
 }
 
+/* dimensions: [512, 256, ...]: the Matryoshka widths, each an integer >= 1,
+ * at most 16, no repeats. */
+static vki_status dims_list(cfg_ctx *x, yaml_node_t *v, srv_model_cfg *m)
+{
+    if (v->type != YAML_SEQUENCE_NODE)
+        return node_fail(x, v, "models[].dimensions: expected a list of widths such as [512, 256], found %s",
+                         node_kind(v));
+    m->n_dims = 0;
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+        yaml_node_t *e = yaml_document_get_node(x->doc, *it);
+        long d;
+        if (!e) continue;
+        if (m->n_dims == (int32_t)VKI_COUNT(m->dims))
+            return node_fail(x, e, "models[].dimensions: at most %d widths", (int)VKI_COUNT(m->dims));
+        VKI_TRY(get_int(x, e, "models[].dimensions[]", 1, 1 << 20, &d));
+        for (int32_t k = 0; k < m->n_dims; k++)
+            if (m->dims[k] == d) return node_fail(x, e, "models[].dimensions: %ld is listed twice", d);
+        m->dims[m->n_dims++] = (int32_t)d;
+    }
+    return VKI_OK;
+}
+
 static vki_status model_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void *user)
 {
     srv_model_cfg *m = user;
@@ -536,6 +558,8 @@ static vki_status model_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_n
         return caps_list(x, v, m);
     } else if (!strcmp(key, "languages")) {
         return languages_list(x, v, m);
+    } else if (!strcmp(key, "dimensions")) {
+        return dims_list(x, v, m);
     } else if (!strcmp(key, "compatible")) {
         if (v->type != YAML_MAPPING_NODE)
             return node_fail(x, v, "models[].compatible: expected a map of model id to score in [0, 1], found %s",
@@ -547,8 +571,8 @@ static vki_status model_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_n
         return each_pair(x, v, "models[].test_fail", test_fail_pair, m);
     } else {
         return node_fail(x, k, "models[]: unknown key '%s' (expected id, path, kind, priority, n_ctx, n_seq_max, "
-                               "chat_template, keep_alive, pin, fallback, capabilities, languages, compatible, "
-                               "breaker, test_fail)", key);
+                               "chat_template, keep_alive, pin, fallback, capabilities, languages, dimensions, "
+                               "compatible, breaker, test_fail)", key);
     }
     return VKI_OK;
 }
@@ -589,6 +613,8 @@ static vki_status add_model_node(cfg_ctx *x, srv_config *c, yaml_node_t *n)
             d->fallback_auto = m.fallback_auto;
             d->caps = m.caps;
             d->languages = m.languages;
+            memcpy(d->dims, m.dims, sizeof d->dims);
+            d->n_dims = m.n_dims;
             d->compat_ids = m.compat_ids;
             d->compat = m.compat;
             d->n_compat = m.n_compat;
@@ -775,5 +801,11 @@ vki_status srv_config_resolve(srv_config *c, char *err, size_t err_size)
         m->has_kind = true;
         vki_file_close(f);
     }
+    for (int32_t i = 0; i < c->n_models; i++)
+        if (c->models[i].n_dims && c->models[i].kind != SCHED_KIND_EMBEDDING) {
+            snprintf(err, err_size, "model '%s': dimensions (Matryoshka widths) apply to embedding models only",
+                     c->models[i].id);
+            return VKI_ERR_INVALID_ARGUMENT;
+        }
     return check_fallback(c, err, err_size);
 }

@@ -35,6 +35,10 @@ typedef struct srv_model_cfg {
     bool       fallback_auto;  /* fallback: [..., auto]                      */
     uint32_t   caps;           /* capabilities: [chat, tools, json, ...]     */
     char      *languages;      /* languages: [en, de] as "en,de"; NULL = none */
+    int32_t    dims[16];       /* dimensions: [512, 256]: Matryoshka widths the model
+                                  was trained to be cut to (embeddings; a request's
+                                  `dimensions` takes one of these or the full width) */
+    int32_t    n_dims;
     char     **compat_ids;     /* compatible: {id: score}                    */
     double    *compat;
     int32_t    n_compat;

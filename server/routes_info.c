@@ -7,6 +7,7 @@
  * batched by the scheduler, float or base64).
  */
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -303,11 +304,47 @@ static enum MHD_Result embed_step(srv_conn *cn, void *state, bool *wait)
     sched_model_info info;
     sched_model_get_info(cn->srv->s, served, &info);
     cn->served_by = cn->log.model = info.id;
+    int32_t out_dim = dim;
     if (p->want_dim && p->want_dim != dim) {
-        double want = p->want_dim;
-        eplan_free(cn, p);
-        return srv_send_error(cn, 400, "invalid_field", 0, "dimensions: model '%s' declares no Matryoshka sizes, so "
-                              "only its full width %d is accepted, not %.0f", info.id, dim, want);
+        const srv_config *cfg = cn->srv->cfg;
+        const srv_model_cfg *mc = served < cfg->n_models ? &cfg->models[served] : NULL;
+        bool declared = false;
+        for (int32_t k = 0; mc && k < mc->n_dims; k++) declared |= mc->dims[k] == p->want_dim && mc->dims[k] < dim;
+        if (!declared) {
+            char sizes[160] = "";
+            size_t len = 0;
+            for (int32_t k = 0; mc && k < mc->n_dims && len < sizeof sizes - 16; k++)
+                len += (size_t)snprintf(sizes + len, sizeof sizes - len, "%s%d", k ? ", " : "", mc->dims[k]);
+            double want = p->want_dim;
+            eplan_free(cn, p);
+            if (!len)
+                return srv_send_error(cn, 400, "invalid_field", 0, "dimensions: model '%s' declares no Matryoshka "
+                                      "sizes (config: dimensions: [...]), so only its full width %d is accepted, "
+                                      "not %.0f", info.id, dim, want);
+            return srv_send_error(cn, 400, "invalid_field", 0, "dimensions: model '%s' takes %s or its full width "
+                                  "%d, not %.0f", info.id, sizes, dim, want);
+        }
+        out_dim = (int32_t)p->want_dim;
+    }
+    /* Matryoshka: the first out_dim values, normalised again (the model's
+     * vectors are unit length; a prefix is not). */
+    float *cut = NULL;
+    if (out_dim != dim) {
+        cut = malloc(sizeof *cut * (size_t)n * (size_t)out_dim);
+        if (!cut) {
+            eplan_free(cn, p);
+            return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
+        }
+        for (int32_t i = 0; i < n; i++) {
+            const float *src = e + (size_t)i * (size_t)dim;
+            float *dst = cut + (size_t)i * (size_t)out_dim;
+            double ss = 0;
+            for (int32_t k = 0; k < out_dim; k++) ss += (double)src[k] * src[k];
+            const float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
+            for (int32_t k = 0; k < out_dim; k++) dst[k] = src[k] * inv;
+        }
+        e = cut;
+        dim = out_dim;
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "object", "list");
@@ -324,6 +361,7 @@ static enum MHD_Result embed_step(srv_conn *cn, void *state, bool *wait)
     cJSON *u = cJSON_AddObjectToObject(o, "usage");
     cJSON_AddNumberToObject(u, "prompt_tokens", res.n_prompt);
     cJSON_AddNumberToObject(u, "total_tokens", res.n_prompt);
+    free(cut);
     eplan_free(cn, p);
     return srv_send_json(cn, 200, o);
 }
@@ -347,8 +385,8 @@ enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body)
                                   "\"float\" or \"base64\"", fmt->valuestring);
         return srv_send_error(cn, 400, "invalid_field", 0, "encoding_format: expected \"float\" or \"base64\"");
     }
-    /* No model declares Matryoshka sizes yet, so the only width is the full
-     * one; it is checked once the model's width is known. */
+    /* The width is checked once the serving model is known: its full width
+     * or one of its declared Matryoshka widths (config `dimensions`). */
     double want_dim = 0;
     const cJSON *jd = cJSON_GetObjectItemCaseSensitive(body, "dimensions");
     if (jd && !cJSON_IsNull(jd)) {

@@ -441,6 +441,41 @@ def test_degraded(exe, model, tmp):
     s.stop()
 
 
+def test_matryoshka(exe, model, bert, tmp):
+    """dimensions: a width the config declares (Matryoshka) gives the first
+    values of the full vector normalised again; an undeclared one is a 400
+    naming the declared widths; a chat model cannot declare any."""
+    if not bert:
+        print("matryoshka: skipped (../shared/models/synthetic-bert-mini-f32.gguf absent)")
+        return
+    cfg = os.path.join(tmp, "mrl.yaml")
+    with open(cfg, "w") as f:
+        f.write("models:\n  - id: mrl\n    path: %s\n    kind: embedding\n    dimensions: [32, 16]\n"
+                % os.path.abspath(bert))
+    s = Server(exe, ["--config", cfg])
+    s.wait_ready()
+    texts = ["the first text", "another one, longer than the first"]
+    st, full, _, _ = s.request("POST", "/v1/embeddings", {"model": "mrl", "input": texts})
+    check(st == 200, "matryoshka full: %s %s" % (st, str(full)[:200]))
+    for d in (32, 16):
+        st, js, _, _ = s.request("POST", "/v1/embeddings", {"model": "mrl", "input": texts, "dimensions": d})
+        ok = st == 200 and all(len(e["embedding"]) == d for e in js["data"])
+        for a, b in zip(full["data"], js["data"] if ok else []):
+            pre = a["embedding"][:d]
+            norm = sum(x * x for x in pre) ** 0.5
+            ok = ok and all(abs(x / norm - y) < 1e-6 for x, y in zip(pre, b["embedding"]))
+            ok = ok and abs(sum(y * y for y in b["embedding"]) - 1) < 1e-5
+        check(ok, "dimensions %d: the normalised prefix: %s %s" % (d, st, str(js)[:200]))
+    st, js, _, _ = s.request("POST", "/v1/embeddings", {"model": "mrl", "input": "x", "dimensions": 24})
+    check(st == 400 and "32, 16" in error_of(js).get("message", ""), "undeclared width: %s %s" % (st, js))
+    s.stop()
+    expect_refused = os.path.join(tmp, "mrl_chat.yaml")
+    with open(expect_refused, "w") as f:
+        f.write("models:\n  - id: c\n    path: %s\n    kind: chat\n    dimensions: [8]\n" % os.path.abspath(model))
+    p = subprocess.run([exe, "serve", "--config", expect_refused], capture_output=True, text=True, timeout=30)
+    check(p.returncode == 1 and "embedding models only" in p.stderr, "dimensions on a chat model: %r" % p.stderr)
+
+
 def test_second_server(exe, model, tmp):
     """auth, queue full (429 + Retry-After), timeout (504), loading/failed (503),
     client-disconnect cancellation, small max_body, shutdown with work in flight."""
@@ -693,6 +728,7 @@ def test_bad_configs(exe, tmp):
         ("models:\n  - path: a.gguf\n    test_fail: {loads: -1}\n", r":3:\d+: models\[\].test_fail"),
         ("fallback_policy: {weights: {declared: x}}\n", r":1:\d+: fallback_policy.weights: expected a number"),
         ("- just a list\n", r":1:1: the top level: expected a mapping"),
+        ("models:\n  - path: a.gguf\n    dimensions: [0]\n", r":3:18: models\[\]\.dimensions\[\]: expected an integer"),
         ("warmup: {threshold: 2}\n", r":1:21: warmup.threshold: expected a probability"),
         ("warmup: {colour: red}\n", r":1:10: warmup: unknown key 'colour'"),
         ("warmup: {enabled: sometimes}\n", r":1:19: warmup.enabled: expected true or false"),
@@ -754,6 +790,7 @@ def main():
               "examples for the kinds served:\n%s" % s.stdout_text())
         test_logs(s.stop())
         test_usage_history(tmp)
+        test_matryoshka(a.vkinfer, a.model, bert, tmp)
         test_second_server(a.vkinfer, a.model, tmp)
         test_degraded(a.vkinfer, a.model, tmp)
         test_start(a.vkinfer, a.model, bert, tmp)
