@@ -21,8 +21,9 @@ const char cmd_serve_help[] =
     "usage: vkinfer serve (-m MODEL | --config FILE) [options]\n"
     "  -m, --model PATH      a model to serve (repeatable; GGUF, .safetensors or HF folder)\n"
     "  --id NAME             the id of the preceding -m model (default: its file name)\n"
-    "  --config FILE         YAML config: server{host,port,api_key_env,max_body,max_queue,log_format},\n"
-    "                        device{prefer,vram_budget}, warmup{enabled,interval,threshold,state_dir},\n"
+    "  --config FILE         YAML config: server{host,port,api_key_env,max_body,max_queue,log_format,\n"
+    "                        health_degraded_status,...}, device{prefer,vram_budget,quantum,quantum_loads,\n"
+    "                        drain,chunk_tokens,aging}, warmup{enabled,interval,threshold,state_dir},\n"
     "                        models[{id,path,kind,priority,n_ctx,n_seq_max,keep_alive,pin,fallback}]\n"
     "  --host H              listen address (default 127.0.0.1)\n"
     "  --port P              port (default 8080; 0 = any free port, printed)\n"
@@ -288,6 +289,11 @@ int cmd_serve(int argc, char **argv)
     sp.warm_state_path = history;
     sp.fb_weights = cfg.fb_weights;
     sp.fb_min_score = cfg.fb_min_score;
+    if (cfg.quantum_ms > 0) sp.quantum_ms = cfg.quantum_ms;
+    if (cfg.quantum_loads > 0) sp.quantum_loads = cfg.quantum_loads;
+    if (cfg.drain_ms > 0) sp.turn_drain_ms = cfg.drain_ms;
+    if (cfg.chunk_tokens > 0) sp.arb_chunk_tokens = cfg.chunk_tokens;
+    if (cfg.aging_ms > 0) sp.arb_aging_ms = cfg.aging_ms;
     vki_status cst = sched_create(&sp, &s);
     free(history);
     if (cst != VKI_OK) {

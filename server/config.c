@@ -43,6 +43,7 @@ void srv_config_init(srv_config *c)
     c->warmup = true;
     c->warm_interval_ms = 300e3;
     c->warm_threshold = 0.5;
+    c->health_degraded_status = 200;
 }
 
 static void model_cfg_free(srv_model_cfg *m)
@@ -251,6 +252,10 @@ static vki_status server_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_
     } else if (!strcmp(key, "max_connections_per_ip")) {
         VKI_TRY(get_int(x, v, "server.max_connections_per_ip", 1, 60000, &lv));
         c->max_conns_per_ip = (int32_t)lv;
+    } else if (!strcmp(key, "health_degraded_status")) {
+        /* 200 (serving, with the detail) or an error code for balancers that only read codes */
+        VKI_TRY(get_int(x, v, "server.health_degraded_status", 200, 599, &lv));
+        c->health_degraded_status = (int32_t)lv;
     } else if (!strcmp(key, "header_timeout")) {
         VKI_TRY(get_timeout(x, v, "server.header_timeout", 3600e3, &c->header_timeout_ms));
     } else if (!strcmp(key, "body_timeout")) {
@@ -267,7 +272,7 @@ static vki_status server_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_
     } else {
         return node_fail(x, k, "server: unknown key '%s' (expected host, port, api_key_env, max_body, max_queue, "
                                "threads, log_format, max_connections, max_connections_per_ip, header_timeout, "
-                               "body_timeout, drain_timeout)", key);
+                               "body_timeout, drain_timeout, health_degraded_status)", key);
     }
     return VKI_OK;
 }
@@ -328,8 +333,23 @@ static vki_status device_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_
             VKI_TRY(get_size(x, v, "device.vram_budget", &c->vram_budget));
             c->vram_fraction = 0;
         }
+    } else if (!strcmp(key, "quantum")) {
+        VKI_TRY(get_timeout(x, v, "device.quantum", 3600e3, &c->quantum_ms));
+    } else if (!strcmp(key, "drain")) {
+        VKI_TRY(get_timeout(x, v, "device.drain", 3600e3, &c->drain_ms));
+    } else if (!strcmp(key, "aging")) {
+        VKI_TRY(get_timeout(x, v, "device.aging", 3600e3, &c->aging_ms));
+    } else if (!strcmp(key, "quantum_loads")) {
+        long lv;
+        VKI_TRY(get_int(x, v, "device.quantum_loads", 1, 1000, &lv));
+        c->quantum_loads = (double)lv;
+    } else if (!strcmp(key, "chunk_tokens")) {
+        long lv;
+        VKI_TRY(get_int(x, v, "device.chunk_tokens", 1, 1 << 20, &lv));
+        c->chunk_tokens = (int32_t)lv;
     } else {
-        return node_fail(x, k, "device: unknown key '%s' (expected prefer, vram_budget)", key);
+        return node_fail(x, k, "device: unknown key '%s' (expected prefer, vram_budget, quantum, quantum_loads, "
+                               "drain, chunk_tokens, aging)", key);
     }
     return VKI_OK;
 }
@@ -532,7 +552,8 @@ static vki_status model_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_n
         m->has_kind = true;
     } else if (!strcmp(key, "priority")) {
         if (v->type != YAML_SCALAR_NODE || !sched_prio_parse(scalar(v), &m->priority))
-            return node_fail(x, v, "models[].priority: expected interactive, normal or batch, found '%s'",
+            return node_fail(x, v, "models[].priority: expected interactive, normal or batch (or the service names "
+                                   "chat, npc, search, summary), found '%s'",
                              v->type == YAML_SCALAR_NODE ? scalar(v) : node_kind(v));
         m->has_priority = true;
     } else if (!strcmp(key, "n_ctx")) {

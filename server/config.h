@@ -73,6 +73,13 @@ typedef struct srv_config {
     char            *state_dir;
     sched_fb_weights fb_weights;    /* fallback_policy.weights; 0 = 0.4/0.4/0.2    */
     double           fb_min_score;  /* fallback_policy.min_score; 0 = 0.5          */
+    int32_t          health_degraded_status; /* /health's code when degraded; default 200 */
+    /* The device's turns and arbiter (sched_params); 0 = the scheduler's default. */
+    double           quantum_ms;    /* device.quantum: a model's turn, at least    */
+    double           quantum_loads; /* device.quantum_loads: and this many loads   */
+    double           drain_ms;      /* device.drain: then running ones finish, or pause */
+    int32_t          chunk_tokens;  /* device.chunk_tokens: prompt/embedding chunk */
+    double           aging_ms;      /* device.aging: a waiting step rises a class  */
     srv_model_cfg   *models;
     int32_t          n_models;
 } srv_config;

@@ -55,6 +55,24 @@ bool srv_client_gone(struct MHD_Connection *c)
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
 }
 
+void srv_queue_note(srv_conn *cn, sched_request *r)
+{
+    cn->has_queue = true;
+    sched_request_queue_info(r, &cn->queue_pos, &cn->queue_eta_s);
+}
+
+void srv_queue_headers(const srv_conn *cn, struct MHD_Response *r)
+{
+    if (!cn->has_queue) return;
+    char v[32];
+    if (cn->queue_pos >= 0) {
+        snprintf(v, sizeof v, "%d", cn->queue_pos);
+        MHD_add_response_header(r, "X-Queue-Position", v);
+    }
+    snprintf(v, sizeof v, "%.1f", cn->queue_eta_s);
+    MHD_add_response_header(r, "X-Queue-ETA", v);
+}
+
 static enum MHD_Result send_text(srv_conn *cn, unsigned status, char *text, const char *type, int retry_after)
 {
     cn->log.status = status;
@@ -70,6 +88,7 @@ static enum MHD_Result send_text(srv_conn *cn, unsigned status, char *text, cons
         MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, v);
     }
     if (status == 405 && route_method[cn->route]) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, route_method[cn->route]);
+    srv_queue_headers(cn, r);
     if (status == 401) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     if (cn->served_by) MHD_add_response_header(r, "X-Vkinfer-Served-By", cn->served_by);
     enum MHD_Result ret = srv_queue(cn, status, r);
@@ -159,13 +178,15 @@ static const char *error_type(unsigned status)
     }
 }
 
-/* The OpenAI error body, malloc'd (NULL when out of memory). */
-static char *error_text(unsigned status, const char *code, const char *msg)
+/* The OpenAI error body, malloc'd (NULL when out of memory); a refusal
+ * that knows the wait (429) says it as eta_s too. */
+static char *error_text(const srv_conn *cn, unsigned status, const char *code, const char *msg)
 {
     cJSON *root = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(root, "error");
     cJSON_AddStringToObject(e, "message", msg);
     cJSON_AddStringToObject(e, "type", error_type(status));
     cJSON_AddStringToObject(e, "code", code);
+    if (cn->has_queue && (status == 429 || status == 503)) cJSON_AddNumberToObject(e, "eta_s", cn->queue_eta_s);
     char *text = srv_json_print(root);
     cJSON_Delete(root);
     return text;
@@ -178,7 +199,7 @@ enum MHD_Result srv_send_error(srv_conn *cn, unsigned status, const char *code, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    char *text = error_text(status, code, msg);
+    char *text = error_text(cn, status, code, msg);
     if (!text) return MHD_NO;
     return send_text(cn, status, text, "application/json", retry_after);
 }
@@ -197,6 +218,9 @@ void srv_status_http(vki_status s, double eta_s, unsigned *http_out, const char 
         http = 429;
         code = "queue_full";
         retry = (int)VKI_MAX(1.0, ceil(eta_s));
+        cn->has_queue = true;
+        cn->queue_pos = -1;
+        cn->queue_eta_s = eta_s;
         break;
     case VKI_ERR_OUT_OF_MEMORY:
     case VKI_ERR_OUT_OF_DEVICE_MEMORY: http = 503; code = "out_of_memory"; break;
@@ -275,7 +299,8 @@ bool srv_parse_common(srv_conn *cn, const cJSON *body, int32_t model, sched_prio
     if (model < cfg->n_models && cfg->models[model].has_priority) *prio = cfg->models[model].priority;
     const cJSON *jp = cJSON_GetObjectItemCaseSensitive(body, "priority");
     if (jp && !cJSON_IsNull(jp) && (!cJSON_IsString(jp) || !sched_prio_parse(jp->valuestring, prio))) {
-        *ret = srv_send_error(cn, 400, "invalid_field", 0, "priority: expected \"interactive\", \"normal\" or \"batch\"");
+        *ret = srv_send_error(cn, 400, "invalid_field", 0, "priority: expected \"interactive\", \"normal\" or "
+                              "\"batch\" (or a service name: \"chat\", \"npc\", \"search\", \"summary\")");
         return false;
     }
     *deadline_ms = 0;
@@ -630,7 +655,7 @@ static enum MHD_Result cut_body(srv_conn *cn)
     srv_server *srv = cn->srv;
     char msg[128];
     snprintf(msg, sizeof msg, "the body is over the limit of %zu bytes", srv->cfg->max_body);
-    char *text = error_text(413, "body_too_large", msg);
+    char *text = error_text(cn, 413, "body_too_large", msg);
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(cn->c, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (text && ci) {
         srv_buf b = {0};

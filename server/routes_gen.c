@@ -14,6 +14,9 @@
 #include "util.h"
 
 #define MAX_STOPS 16
+/* A stream whose expected wait is at least this long starts at once, with
+ * its place in the queue, instead of after its first token. */
+#define EARLY_STREAM_S 1.0
 
 /* ===== Request fields ===================================================== */
 
@@ -955,6 +958,7 @@ static int gen_submit(srv_conn *cn, gen_plan *p, int32_t i, vki_status *st, char
         job_free(j);
         return -1;
     }
+    srv_queue_note(cn, j->rs[j->n_req - 1]); /* the last prompt queued waits longest */
     /* token strings come from the model's tokenizer: valid until
      * sched_destroy (a reload retires the old one, never frees it) */
     if (j->logprobs && !(j->tok = sched_model_tokenizer(cn->srv->s, i))) {
@@ -1020,6 +1024,8 @@ static enum MHD_Result gen_answer(srv_conn *cn, gen_job *j, bool stream)
         /* Headers go out with the first text; the rest follows as it comes,
          * the connection still woken by the requests' news (srv_watch). */
         srv_drop_json(cn); /* nothing borrows from it any more: not held for the stream's length */
+        /* The first bytes: an SSE comment with the queue place. */
+        srv_buf_printf(&j->out, ": queue position=%d eta_s=%.1f\n\n", cn->queue_pos, cn->queue_eta_s);
         if (flush_chunks(j) < 0) j->phase = 2;
         j->cn = cn;
         struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, j, job_free);
@@ -1031,6 +1037,7 @@ static enum MHD_Result gen_answer(srv_conn *cn, gen_job *j, bool stream)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
         MHD_add_response_header(r, "X-Vkinfer-Served-By", j->model);
+        srv_queue_headers(cn, r);
         /* The stream outlives the handler: its line is written when it ends. */
         cn->log.status = 200;
         j->log = cn->log;
@@ -1061,7 +1068,13 @@ static enum MHD_Result gen_step(srv_conn *cn, void *state, bool *wait)
         }
     log_counts(&cn->log, j);
     int32_t bad = failed_prompt(j);
-    bool ready = bad >= 0 || (p->f.stream ? j->res[0].done || j->res[0].n_generated > 0 : all_done(j));
+    /* A long wait (a model waiting for its turn on the device, a deep
+     * queue): the stream starts now, so the client sees its place at once;
+     * errors then come as an error event, as after the first token (and no
+     * other model is tried). */
+    const bool early = p->f.stream && cn->queue_eta_s >= EARLY_STREAM_S;
+    bool ready = bad >= 0 || early ||
+                 (p->f.stream ? j->res[0].done || j->res[0].n_generated > 0 : all_done(j));
     if (!ready) {
         if (srv_client_gone(cn->c)) {
             plan_free(cn, p); /* cancels */

@@ -47,7 +47,7 @@ enum MHD_Result srv_route_health(srv_conn *cn)
         sched_model_get_stats(s, i, &st);
         /* Loads on demand later are normal service; the first ones are start-up. */
         loading |= (!info.can_queue && info.state != SCHED_FAILED) ||
-                   (info.state == SCHED_LOADING && st.loads == 0 && !info.error[0]);
+                   (info.state == SCHED_LOADING && !info.started && st.loads == 0 && !info.error[0]);
         any_serving |= serving(&info);
         /* A pinned model is meant to stay resident; one that is not, or any
          * model that failed, leaves the server degraded (still serving). */
@@ -66,7 +66,10 @@ enum MHD_Result srv_route_health(srv_conn *cn)
     const char *status = loading ? "loading" : !any_serving ? "failed" : degraded ? "degraded" : "ok";
     cJSON_AddStringToObject(o, "status", status);
     cJSON_AddItemToObject(o, "models", arr);
-    return srv_send_json(cn, loading || !any_serving ? 503 : 200, o);
+    /* Degraded still serves: 200 with the detail, unless the config asks
+     * balancers that read only the code to be told (server.health_degraded_status). */
+    const unsigned code = loading || !any_serving ? 503 : degraded ? (unsigned)cn->srv->cfg->health_degraded_status : 200;
+    return srv_send_json(cn, code, o);
 }
 
 int32_t srv_pick_serving(srv_conn *cn, const cJSON *body, sched_kind kind, enum MHD_Result *ret)
@@ -235,6 +238,7 @@ static enum MHD_Result embed_next(srv_conn *cn, embed_plan *p, bool *wait)
             char msg[1024];
             vki_status s = sched_submit_embed(cn->srv->s, i, p->texts, p->n, p->prio, p->deadline, &p->r, &eta);
             if (s == VKI_OK) {
+                srv_queue_note(cn, p->r);
                 if (!srv_watch(cn, p->r)) {
                     eplan_free(cn, p); /* releases it */
                     return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
@@ -488,6 +492,12 @@ enum MHD_Result srv_route_metrics(srv_conn *cn)
         "# TYPE vkinfer_model_refused_loads_total counter\n# TYPE vkinfer_model_swaps_total counter\n"
         "# HELP vkinfer_model_resident_bytes Memory the model holds on its backend (0 when unloaded).\n"
         "# TYPE vkinfer_model_resident_bytes gauge\n"
+        "# HELP vkinfer_model_turns_yielded_total Turns given up: unloaded after a quantum for a model waiting for the room.\n"
+        "# TYPE vkinfer_model_turns_yielded_total counter\n"
+        "# HELP vkinfer_model_paused_total Generations paused at the end of a turn (they resume at the next).\n"
+        "# TYPE vkinfer_model_paused_total counter\n"
+        "# HELP vkinfer_device_grants_total Steps (decode, prompt chunk, embedding chunk) granted by the device arbiter.\n"
+        "# TYPE vkinfer_device_grants_total counter\n# TYPE vkinfer_device_wait_seconds_total counter\n"
         "# TYPE vkinfer_device_budget_bytes gauge\n# TYPE vkinfer_device_used_bytes gauge\n";
     srv_buf_printf(&b, "%s", heads);
     srv_buf_printf(&b, "# HELP vkinfer_breaker_state Each model's circuit breaker (1 for its state).\n"
@@ -544,6 +554,13 @@ enum MHD_Result srv_route_metrics(srv_conn *cn)
         srv_buf_printf(&b, "vkinfer_breaker_trips_total{model=\"%s\"} %llu\nvkinfer_breaker_failures_total{model=\"%s\"} "
                            "%llu\n", id, (unsigned long long)info.breaker_trips, id,
                        (unsigned long long)st.breaker_failures);
+        srv_buf_printf(&b,
+                "vkinfer_model_turns_yielded_total{model=\"%s\"} %llu\n"
+                "vkinfer_model_paused_total{model=\"%s\"} %llu\n"
+                "vkinfer_device_grants_total{model=\"%s\"} %llu\n"
+                "vkinfer_device_wait_seconds_total{model=\"%s\"} %.6f\n",
+                id, (unsigned long long)st.yields, id, (unsigned long long)st.paused, id,
+                (unsigned long long)st.arb_grants, id, st.arb_wait_ms / 1e3);
         histo(&b, "vkinfer_time_to_first_token_seconds", id, &st.ttft);
         histo(&b, "vkinfer_token_latency_seconds", id, &st.token_latency);
         histo(&b, "vkinfer_request_duration_seconds", id, &st.request);

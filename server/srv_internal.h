@@ -112,6 +112,11 @@ struct srv_conn {
     void                 (*drop)(void *state);
     void                  *state;
     bool                   suspended, signalled; /* socks_mu */
+    /* Where an accepted request stood in its queue (X-Queue-Position and
+     * X-Queue-ETA on every answer to it), or the wait a 429 names. */
+    bool                   has_queue;
+    int32_t                queue_pos;     /* -1: not known (a refusal)   */
+    double                 queue_eta_s;
 };
 
 /* ----- http.c ----- */
@@ -127,6 +132,11 @@ char *srv_json_print(const cJSON *json);
 /* Writes the request's log line (if the server logs). */
 void  srv_log_done(srv_server *srv, const srv_req_log *l);
 
+/* Records where the request stands in its model's queue (after a
+ * successful submit) for the X-Queue-* headers. */
+void srv_queue_note(srv_conn *cn, sched_request *r);
+/* Adds X-Queue-Position and X-Queue-ETA to r when the request was queued. */
+void srv_queue_headers(const srv_conn *cn, struct MHD_Response *r);
 /* Queues a JSON response (takes `json`, a cJSON tree) and counts it. */
 enum MHD_Result srv_send_json(srv_conn *cn, unsigned status, cJSON *json);
 /* Queues an OpenAI error {"error":{"message","type","code"}}. retry_after > 0

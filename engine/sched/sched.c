@@ -6,6 +6,7 @@
  * sched_embed.c, budget and eviction in sched_resid.c.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,11 +31,22 @@ const char *sched_state_name(sched_state s) { return (unsigned)s < VKI_COUNT(sta
 bool sched_state_resident(sched_state s) { return s == SCHED_RESIDENT_GPU || s == SCHED_RESIDENT_CPU; }
 const char *sched_kind_name(sched_kind k) { return (unsigned)k < VKI_COUNT(kind_names) ? kind_names[k] : "?"; }
 
+/* The services that name a class instead (issue 13): a chat waits on every
+ * token, an NPC line or a search on one answer, a summary on nobody. */
+static const struct { const char *name; sched_prio prio; } prio_services[] = {
+    {"chat", SCHED_PRIO_INTERACTIVE}, {"npc", SCHED_PRIO_NORMAL}, {"search", SCHED_PRIO_NORMAL},
+    {"summary", SCHED_PRIO_BATCH}};
+
 bool sched_prio_parse(const char *name, sched_prio *out)
 {
     for (int i = 0; name && i < SCHED_N_PRIO; i++)
         if (!strcmp(name, prio_names[i])) {
             *out = (sched_prio)i;
+            return true;
+        }
+    for (size_t i = 0; name && i < VKI_COUNT(prio_services); i++)
+        if (!strcmp(name, prio_services[i].name)) {
+            *out = prio_services[i].prio;
             return true;
         }
     return false;
@@ -82,7 +94,9 @@ void sched_histo_add(sched_histo *h, double seconds)
 sched_params sched_default_params(void)
 {
     return (sched_params){.engine = vki_engine_default_params(), .max_queue = 64, .embed_wait_ms = 5,
-                          .embed_token_budget = 0};
+                          .embed_token_budget = 0, .quantum_ms = 2000, .quantum_loads = 4, .turn_drain_ms = 1000,
+                          .arb_chunk_tokens = 64,
+                          .arb_aging_ms = 500, .arb_hold_ms = 2};
 }
 
 vki_status sched_create(const sched_params *p, scheduler **out)
@@ -95,8 +109,23 @@ vki_status sched_create(const sched_params *p, scheduler **out)
         return vki_fail(VKI_ERR_INVALID_ARGUMENT, "sched_create: max_queue, embed_wait_ms and embed_token_budget "
                                                   "must be >= 0 and vram_fraction in [0, 1] (got %d, %g, %d, %g)",
                         sp.max_queue, sp.embed_wait_ms, sp.embed_token_budget, sp.vram_fraction);
+    if (!(sp.quantum_ms >= 0 && sp.quantum_ms <= 1e7) || !(sp.quantum_loads >= 0 && sp.quantum_loads <= 1e3) ||
+        !(sp.turn_drain_ms >= 0 && sp.turn_drain_ms <= 1e7) ||
+        sp.arb_chunk_tokens < 0 || !(sp.arb_aging_ms >= 0 && sp.arb_aging_ms <= 1e7) || !isfinite(sp.arb_hold_ms) ||
+        sp.arb_hold_ms > 1e4)
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "sched_create: quantum_ms in [0, 1e7], quantum_loads in [0, 1000], "
+                                                  "turn_drain_ms in [0, 1e7], arb_chunk_tokens >= 0, arb_aging_ms in "
+                                                  "[0, 1e7] and arb_hold_ms <= 1e4 (got %g, %g, %g, %d, %g, %g)",
+                        sp.quantum_ms, sp.quantum_loads, sp.turn_drain_ms, sp.arb_chunk_tokens, sp.arb_aging_ms,
+                        sp.arb_hold_ms);
     if (!sp.max_queue) sp.max_queue = 64;
     if (sp.embed_wait_ms == 0) sp.embed_wait_ms = 5;
+    if (sp.quantum_ms == 0) sp.quantum_ms = 2000;
+    if (sp.quantum_loads == 0) sp.quantum_loads = 4;
+    if (sp.turn_drain_ms == 0) sp.turn_drain_ms = 1000;
+    if (sp.arb_chunk_tokens == 0) sp.arb_chunk_tokens = 64;
+    if (sp.arb_aging_ms == 0) sp.arb_aging_ms = 500;
+    if (sp.arb_hold_ms == 0) sp.arb_hold_ms = 2;
     scheduler *s = calloc(1, sizeof *s);
     if (!s) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_create: out of memory");
     s->p = sp;
@@ -109,6 +138,8 @@ vki_status sched_create(const sched_params *p, scheduler **out)
     }
     pthread_mutex_init(&s->res_mu, NULL);
     sched_cond_init(&s->res_cv);
+    sched_arb_init(&s->arb_cpu, s->p.arb_aging_ms, s->p.arb_hold_ms);
+    sched_arb_init(&s->arb_dev, s->p.arb_aging_ms, s->p.arb_hold_ms);
     s->p.warm_state_path = NULL; /* the caller's string; ours is warm_path */
     if (sp.warm_state_path && !(s->warm_path = strdup(sp.warm_state_path))) {
         vki_engine_destroy(s->eng);
@@ -139,6 +170,7 @@ static void set_state(sched_model *m, sched_state st, const char *msg)
     pthread_mutex_lock(&m->mu);
     m->state = st;
     if (st == SCHED_FAILED && m->fail_status == VKI_OK) m->fail_status = VKI_ERR_INTERNAL;
+    m->started |= st != SCHED_LOADING;
     set_error(m, msg);
     pthread_cond_broadcast(&m->state_cv);
     pthread_mutex_unlock(&m->mu);
@@ -187,15 +219,16 @@ static void fail_queued(sched_model *m, vki_status st, const char *msg)
 static void unload(sched_model *m)
 {
     pthread_mutex_lock(&m->mu);
-    bool evicted = m->evict, broken = m->brk_unload;
+    const bool yielded = m->yield, evicted = m->evict && !yielded, broken = m->brk_unload;
     vki_model *md = m->md;
     m->md = NULL;
-    m->evict = m->brk_unload = false;
+    m->evict = m->yield = m->brk_unload = false;
     pthread_mutex_unlock(&m->mu);
     vki_model_destroy(md);
     sched_resid_release(m, &m->gpu_bytes);
     pthread_mutex_lock(&m->st_mu);
     if (broken) m->st.breaker_reloads++;
+    else if (yielded) m->st.yields++;
     else if (evicted) m->st.evictions++;
     else m->st.idle_unloads++;
     pthread_mutex_unlock(&m->st_mu);
@@ -211,9 +244,12 @@ static void install(sched_model *m, vki_model *md, bool on_gpu, double load_ms)
     m->md = md;
     m->n_slots = m->kind == SCHED_KIND_EMBEDDING ? 1 : mdl_n_seq_max(api_model_mdl(md));
     m->load_ms = load_ms;
-    m->t_used = vki_time_ms();
-    m->evict = false;
+    m->t_used = m->t_resident = vki_time_ms();
+    m->evict = m->yield = false;
+    /* The device's arbiter: the CPU backend and the Vulkan device are separate. */
+    m->arb = mdl_backend(api_model_mdl(md))->kind == VKI_BACKEND_CPU ? &m->s->arb_cpu : &m->s->arb_dev;
     m->state = on_gpu ? SCHED_RESIDENT_GPU : SCHED_RESIDENT_CPU;
+    m->started = true;
     m->error[0] = '\0';
     pthread_cond_broadcast(&m->state_cv);
     pthread_mutex_unlock(&m->mu);
@@ -271,6 +307,10 @@ static void *model_thread(void *arg)
                 continue;
             }
             if (st == VKI_ERR_CANCELLED && atomic_load(&m->stop)) break;
+            if (st == VKI_ERR_CANCELLED) { /* it waited for a turn and nobody waits for it any more */
+                set_state(m, SCHED_UNLOADED, NULL);
+                continue;
+            }
             if (st == VKI_ERR_OUT_OF_DEVICE_MEMORY) {
                 /* No room now: these requests fail, a later one tries again.
                  * The state first, so whoever sees a request end sees why. */
@@ -333,7 +373,7 @@ static void *model_thread(void *arg)
 
 bool sched_idle_wait(sched_model *m)
 {
-    if (m->evict || m->swap >= SCHED_SWAP_READY) return true;
+    if (m->evict || m->yield || m->swap >= SCHED_SWAP_READY) return true;
     if (!m->has_keep_alive) {
         pthread_cond_wait(&m->cv, &m->mu);
         return false;
@@ -454,6 +494,8 @@ void sched_destroy(scheduler *s)
     pthread_mutex_destroy(&s->res_mu);
     pthread_cond_destroy(&s->res_cv);
     sched_warm_free(s);
+    sched_arb_deinit(&s->arb_cpu);
+    sched_arb_deinit(&s->arb_dev);
     free(s);
 }
 
@@ -479,6 +521,7 @@ static void fill_info(const sched_model *m, sched_model_info *out)
     memcpy(out->error, m->error, sizeof out->error);
     out->can_queue = m->can_queue;
     out->reloading = m->swap != SCHED_SWAP_NONE;
+    out->started = m->started;
     out->pin = m->pin;
     out->fallback_cpu = m->fallback_cpu;
     out->keep_alive_ms = m->has_keep_alive ? m->keep_alive_ms : -1;

@@ -10,7 +10,10 @@
  * together in one llama_decode, a new request joins at the next step and a
  * finished one leaves. Embeddings are batched dynamically: a few ms or a
  * token budget, then one mdl_embed for all. Requests carry a cancel flag and
- * a deadline; a full queue refuses at once with an ETA.
+ * a deadline; a full queue refuses at once with an ETA, an accepted request
+ * gets its place and ETA. GPU models that cannot fit together and all have
+ * work take the device in turns (sched_turn.c); every step of every model on
+ * one device passes that device's arbiter in priority order (sched_arbiter.c).
  * Internal (not in vkinfer.h): see engine/sched/README.md for why.
  * Must not: parse HTTP or YAML; block the caller while a model loads.
  */
@@ -52,7 +55,9 @@ typedef enum sched_kind { SCHED_KIND_CHAT = 0, SCHED_KIND_EMBEDDING = 1 } sched_
 const char *sched_prio_name(sched_prio p);   /* "interactive", "normal", "batch" */
 const char *sched_state_name(sched_state s); /* "unloaded", "resident-gpu", ...  */
 const char *sched_kind_name(sched_kind k);   /* "chat", "embedding"              */
-/* Parse the names above; false when the text is none of them. */
+/* Parse the names above; false when the text is none of them. A class also
+ * answers to the service that uses it: "chat" (interactive), "npc" and
+ * "search" (normal), "summary" (batch). */
 bool sched_prio_parse(const char *name, sched_prio *out);
 bool sched_kind_parse(const char *name, sched_kind *out);
 
@@ -143,6 +148,25 @@ typedef struct sched_params {
     void   *breaker_clock_user;
     sched_fb_weights fb_weights;  /* 0 = 0.4 / 0.4 / 0.2                                  */
     double           fb_min_score; /* automatic candidates below this are not tried; 0 = 0.5 */
+    /* Turns (sched_turn.c): when GPU models that cannot fit together all have
+     * work, the resident one gives the device up after a turn of at least
+     * quantum_ms and quantum_loads x the larger measured load time (a swap
+     * costs a load), weighed by class and queue age. 0 = 2000 ms and 4. */
+    double  quantum_ms;
+    double  quantum_loads;
+    /* A model whose turn ended lets its running generations finish for
+     * turn_drain_ms (0 = 1000), then pauses the rest at a step boundary:
+     * they queue again and resume (their tokens re-fed) at its next turn. */
+    double  turn_drain_ms;
+    /* The device arbiter (sched_arbiter.c): one order of decode steps, prompt
+     * chunks and embedding batches for every model on a device. A prompt or
+     * an embedding batch is cut into chunks of at most arb_chunk_tokens
+     * (0 = 64); a waiting step rises one class per arb_aging_ms (0 = 500);
+     * after an interactive step lower classes wait arb_hold_ms (0 = 2; < 0:
+     * none) for that model's next step. */
+    int32_t arb_chunk_tokens;
+    double  arb_aging_ms;
+    double  arb_hold_ms;
 } sched_params;
 
 sched_params sched_default_params(void);
@@ -191,6 +215,8 @@ struct sched_model_info {
                                happen (UNLOADED after a refused load); else ""   */
     bool        can_queue;  /* requests are accepted (header and tokenizer read) */
     bool        reloading;  /* a sched_reload_model is in progress               */
+    bool        started;    /* its start-up is over: it has been in a state other
+                               than loading (a later load is on demand)          */
     bool        pin, fallback_cpu;
     double      keep_alive_ms; /* -1 = forever                                   */
     double      load_ms;    /* how long the last load took                       */
@@ -292,7 +318,8 @@ double  sched_eta_ms(scheduler *s, int32_t i);
  * gp->parse_special), so a prompt that does not fit the context fails now.
  * deadline_ms: on the vki_time_ms clock, 0 = none. On success *out holds a
  * request the caller must sched_request_release. On VKI_ERR_QUEUE_FULL
- * *eta_s says when to retry (from measured service times).
+ * *eta_s says when to retry (from measured service times); on success it
+ * is the request's expected wait before it starts (sched_request_queue_info).
  * NOT_FOUND (index), UNSUPPORTED (failed or still opening, or an embedding model),
  * INVALID_ARGUMENT, QUEUE_FULL, CANCELLED (shutting down), OUT_OF_MEMORY,
  * DEVICE_LOST with *eta_s > 0 (the model's circuit breaker is open, or its
@@ -401,6 +428,12 @@ const float *sched_request_embeddings(sched_request *r, int32_t *n_texts, int32_
 /* Asks the worker to stop the request (finished with VKI_ERR_CANCELLED unless
  * it finishes first). Thread-safe; any time before release. */
 void sched_request_cancel(sched_request *r);
+/* Where the request stood when it was queued: *position requests of its
+ * class or a more urgent one were ahead of it, and *eta_s is the expected
+ * wait until it starts: the load of its model when it is not resident (and
+ * the turn of a model that holds the device), then the queue ahead over
+ * the model's slots, from measured load and service times. Either may be NULL. */
+void sched_request_queue_info(const sched_request *r, int32_t *position, double *eta_s);
 /* Drops the caller's hold (cancelling the request if it is still running).
  * NULL is a no-op. */
 void sched_request_release(sched_request *r);
@@ -435,6 +468,10 @@ typedef struct sched_stats {
     uint64_t    swaps;             /* reloads applied (sched_reload_model)      */
     uint64_t    breaker_failures;  /* failures the breaker counted              */
     uint64_t    breaker_reloads;   /* unloaded when the breaker opened (reloaded by the probe) */
+    uint64_t    yields;            /* turns ended: unloaded for a waiting model  */
+    uint64_t    paused;            /* generations paused at a turn's end (resumed later) */
+    uint64_t    arb_grants;        /* device steps granted by the arbiter       */
+    double      arb_wait_ms;       /* time those steps waited for the device    */
 } sched_stats;
 
 void sched_model_get_stats(scheduler *s, int32_t i, sched_stats *out);

@@ -86,8 +86,9 @@ static bool run_batch(sched_model *m, sched_request **batch, int32_t n)
     const int32_t **ids = malloc(sizeof *ids * (size_t)n_seq);
     int32_t *n_ids = malloc(sizeof *n_ids * (size_t)n_seq);
     float *out = malloc(sizeof *out * (size_t)n_seq * (size_t)dim);
+    int32_t *owner = malloc(sizeof *owner * (size_t)n_seq);
     vki_status st = VKI_OK;
-    if (!ids || !n_ids || !out) {
+    if (!ids || !n_ids || !out || !owner) {
         st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "embeddings: out of memory for a batch of %d texts", n_seq);
     } else {
         int32_t j = 0;
@@ -95,10 +96,27 @@ static bool run_batch(sched_model *m, sched_request **batch, int32_t n)
             for (int32_t t = 0; t < batch[k]->n_texts; t++, j++) {
                 ids[j] = batch[k]->eids[t];
                 n_ids[j] = batch[k]->n_eids[t];
+                owner[j] = k;
             }
-        st = sched_breaker_test_fail(m, false)
-                 ? vki_fail(VKI_ERR_DEVICE_LOST, "injected step failure (test_fail.steps, for tests)")
-                 : mdl_embed(mm, (const int32_t *const *)ids, n_ids, n_seq, mdl_get_hparams(mm)->pooling, true, out);
+        /* In chunks of at most arb_chunk_tokens (a text longer than that
+         * goes alone), each its own turn at the device's arbiter. */
+        const int64_t chunk = m->s->p.arb_chunk_tokens;
+        if (sched_breaker_test_fail(m, false))
+            st = vki_fail(VKI_ERR_DEVICE_LOST, "injected step failure (test_fail.steps, for tests)");
+        for (int32_t j0 = 0; j0 < n_seq && st == VKI_OK;) {
+            int64_t tokens = n_ids[j0];
+            sched_prio prio = batch[owner[j0]]->prio;
+            int32_t j1 = j0 + 1;
+            for (; j1 < n_seq && tokens + n_ids[j1] <= chunk; j1++) {
+                tokens += n_ids[j1];
+                if (batch[owner[j1]]->prio < prio) prio = batch[owner[j1]]->prio;
+            }
+            sched_arb_enter(m, prio);
+            st = mdl_embed(mm, (const int32_t *const *)ids + j0, n_ids + j0, j1 - j0, mdl_get_hparams(mm)->pooling,
+                           true, out + (size_t)j0 * (size_t)dim);
+            sched_arb_leave(m, prio);
+            j0 = j1;
+        }
     }
     char msg[512];
     snprintf(msg, sizeof msg, "%s", st != VKI_OK ? vki_last_error() : "");
@@ -120,6 +138,7 @@ static bool run_batch(sched_model *m, sched_request **batch, int32_t n)
     free(ids);
     free(n_ids);
     free(out);
+    free(owner);
     return broke;
 }
 
@@ -136,6 +155,8 @@ void sched_embed_worker(sched_model *m)
         if (atomic_load(&m->stop)) break;
         if (m->swap >= SCHED_SWAP_READY) break; /* a reload switches now (nothing runs here) */
         double first = oldest_submit(m);
+        /* The turn is over (nothing runs here): what was queued before still goes. */
+        if (m->yield && (first == 0 || first >= m->t_yield)) break;
         if (first == 0) {
             /* Nothing queued or running: wait, or give the memory back. */
             if (sched_idle_wait(m)) break;
@@ -152,11 +173,15 @@ void sched_embed_worker(sched_model *m)
             continue;
         }
         m->n_active = n;
+        m->run_prio = SCHED_PRIO_BATCH;
+        for (int32_t k = 0; k < n; k++)
+            if (batch[k]->prio < m->run_prio) m->run_prio = batch[k]->prio;
         pthread_mutex_unlock(&m->mu);
         bool broke = run_batch(m, batch, n);
         pthread_mutex_lock(&m->mu);
         m->n_active = 0;
         m->t_used = vki_time_ms();
+        m->step_ema_ms = m->step_ema_ms > 0 ? 0.8 * m->step_ema_ms + 0.2 * (m->t_used - now) : m->t_used - now;
         if (broke) break;
     }
     pthread_mutex_unlock(&m->mu);

@@ -25,5 +25,9 @@ double sched_eta_ms(scheduler *s, int32_t i)
     if (svc <= 0) return 0;
     /* The requests ahead and this one go through the slots in rounds. */
     double rounds = ceil((double)(ahead + 1) / slots);
-    return rounds * svc + (resident ? 0 : load_ms);
+    /* Waiting for another model's turn on the device (sched_turn.c): that
+     * wait, its own load included, instead of the load alone. */
+    bool for_turn;
+    const double device_ms = sched_turn_eta_ms(m, &for_turn);
+    return rounds * svc + (for_turn ? device_ms : resident ? 0 : load_ms);
 }

@@ -7,6 +7,12 @@
  * A request with n choices takes n slots at once: its prompt is evaluated
  * in the first (the lead), whose KV rows are then copied to the others, and
  * each slot samples its own choice from the same logits.
+ * Every step passes the device's arbiter (sched_arbiter.c); a prompt goes in
+ * chunks of arb_chunk_tokens across steps. When the model's turn on the
+ * device ends (sched_turn.c), running single-choice sequences get
+ * turn_drain_ms to finish, then are paused (state and tokens kept, queued
+ * again) and re-fed at the next turn; a request with several choices or a
+ * grammar drains.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,13 +30,49 @@ typedef struct gen_slot {
     int32_t        lead;   /* the slot that evaluates r's prompt             */
     gen_seq        g;
     bool           fresh;  /* admitted, prompt not evaluated yet             */
+    bool           inited; /* lead: its request's sequences are set up      */
+    int32_t        fed;    /* lead, fresh: prompt tokens in the cache        */
+    int32_t        take;   /* lead, fresh: prompt tokens this step feeds     */
     int32_t        next;   /* the token to feed at the next step             */
+    /* A single choice: the prompt, then each sampled token (what its cache
+     * holds), kept so a pause can re-feed them; NULL: it cannot pause. */
+    int32_t       *feed, n_feed, cap_feed;
 } gen_slot;
+
+/* The tokens a fresh lead feeds: its kept tokens after a pause, else the prompt. */
+static const int32_t *prefill_ids(const gen_slot *sl) { return sl->feed ? sl->feed : sl->r->ids; }
+static int32_t prefill_len(const gen_slot *sl) { return sl->feed ? sl->n_feed : sl->r->n_ids; }
+
+static void feed_drop(gen_slot *sl)
+{
+    free(sl->feed);
+    sl->feed = NULL;
+    sl->n_feed = sl->cap_feed = 0;
+}
+
+/* Appends a token to a single choice's kept tokens; out of memory drops
+ * them (the sequence then drains at a turn's end instead of pausing). */
+static void feed_push(gen_slot *sl, int32_t id)
+{
+    if (!sl->feed) return;
+    if (sl->n_feed == sl->cap_feed) {
+        int32_t cap = sl->cap_feed * 2;
+        int32_t *nf = realloc(sl->feed, sizeof *nf * (size_t)cap);
+        if (!nf) {
+            feed_drop(sl);
+            return;
+        }
+        sl->feed = nf;
+        sl->cap_feed = cap;
+    }
+    sl->feed[sl->n_feed++] = id;
+}
 
 /* Frees slot i (model mu not held). */
 static void slot_free(sched_model *m, mdl_model *mm, gen_slot *sl, int32_t i)
 {
     gen_seq_deinit(&sl->g);
+    feed_drop(sl);
     mdl_kv_seq_clear(mm, i);
     sl->r = NULL;
     pthread_mutex_lock(&m->mu);
@@ -97,8 +139,50 @@ static bool slot_step(sched_model *m, mdl_model *mm, gen_slot *slots, int32_t n_
         choice_done(m, mm, slots, i);
     } else {
         sl->next = ev.id;
+        feed_push(sl, ev.id);
     }
     return false;
+}
+
+/* The turn is over and the drain time passed: every running single-choice
+ * sequence is paused at this step boundary and queued again at the head of
+ * its class, to resume at the model's next turn (model mu held). */
+static void pause_all(sched_model *m, mdl_model *mm, gen_slot *slots, int32_t n_slots)
+{
+    for (int32_t i = n_slots - 1; i >= 0; i--) {
+        gen_slot *sl = &slots[i];
+        /* (a grammar's matcher holds the loaded model's vocabulary: it drains) */
+        if (!sl->r || sl->r->n_choices != 1 || sl->r->gram || !sl->inited || !sl->feed) continue;
+        sched_paused *pz = malloc(sizeof *pz);
+        if (!pz) continue; /* no memory to keep it: it drains instead */
+        *pz = (sched_paused){.g = sl->g, .feed = sl->feed, .n_feed = sl->n_feed, .cap_feed = sl->cap_feed};
+        sl->r->paused = pz;
+        sl->feed = NULL;
+        sl->n_feed = sl->cap_feed = 0;
+        mdl_kv_seq_clear(mm, i);
+        sched_push_front(m, sl->r);
+        sl->r = NULL;
+        m->n_active--;
+        pthread_mutex_lock(&m->st_mu);
+        m->st.paused++;
+        pthread_mutex_unlock(&m->st_mu);
+    }
+}
+
+/* Slot i takes paused request r back: its state, and its tokens to re-feed
+ * as a prompt (model mu held). */
+static void slot_resume(sched_model *m, gen_slot *slots, int32_t i, sched_request *r)
+{
+    gen_slot *sl = &slots[i];
+    *sl = (gen_slot){.r = r, .choice = 0, .lead = i, .fresh = true, .inited = true, .g = r->paused->g,
+                     .feed = r->paused->feed, .n_feed = r->paused->n_feed, .cap_feed = r->paused->cap_feed};
+    /* The tokenizer it borrowed was the unloaded model's: take this load's. */
+    sl->g.tok = sl->g.dt.tok = api_model_tokenizer(m->md);
+    free(r->paused);
+    r->paused = NULL;
+    sched_resid_touch(m, vki_time_ms());
+    m->evict = false;
+    m->n_active++;
 }
 
 /* Prepares the sequences of every choice of the request led by slot i. */
@@ -158,12 +242,29 @@ void sched_gen_worker(sched_model *m)
         for (;;) {
             sched_purge(m, vki_time_ms());
             if (atomic_load(&m->stop)) break;
+            /* The turn is over and its drain time passed: pause what runs. */
+            if (m->yield && m->n_active > 0 && vki_time_ms() >= m->t_yield + m->s->p.turn_drain_ms)
+                pause_all(m, mm, slots, n_slots);
             /* A reload is ready (or must drain): admit nothing more, finish what runs. */
             int32_t n_free = 0;
             for (int32_t i = 0; i < n_slots; i++) n_free += !slots[i].r;
             while (n_free > 0 && m->swap < SCHED_SWAP_READY) {
                 sched_request *r = sched_pop(m);
                 if (!r) break;
+                /* At the end of a turn what was queued before it still starts
+                 * (its ETA promised this turn); what came after, or was
+                 * paused, waits for the next. */
+                if (m->yield && (r->t_submit >= m->t_yield || r->paused)) {
+                    sched_push_front(m, r);
+                    break;
+                }
+                if (r->paused) {
+                    int32_t i = 0;
+                    while (slots[i].r) i++;
+                    slot_resume(m, slots, i, r);
+                    n_free--;
+                    continue;
+                }
                 if (r->n_choices > n_slots) { /* submit checks this; a reload may not */
                     char msg[160];
                     snprintf(msg, sizeof msg, "n %d: the model runs at most %d sequences together", r->n_choices,
@@ -194,9 +295,14 @@ void sched_gen_worker(sched_model *m)
         pthread_mutex_unlock(&m->mu);
         if (stop || unload) break;
 
-        /* Who takes part in this step. */
+        /* Who takes part in this step: every decoding sequence (one token),
+         * and prompt chunks (or a paused sequence's tokens) up to the
+         * arbiter's chunk size, so a long prompt takes several steps. */
         double now = vki_time_ms();
-        int32_t n_spans = 0;
+        int32_t n_spans = 0, n_decoding = 0;
+        for (int32_t i = 0; i < n_slots; i++) n_decoding += slots[i].r && !slots[i].fresh;
+        int32_t room = m->s->p.arb_chunk_tokens - n_decoding;
+        sched_prio step_prio = SCHED_PRIO_BATCH;
         for (int32_t i = 0; i < n_slots; i++) {
             gen_slot *sl = &slots[i];
             if (!sl->r) continue;
@@ -208,24 +314,48 @@ void sched_gen_worker(sched_model *m)
             }
             if (sl->fresh) {
                 if (sl->lead != i) continue; /* its KV comes from the lead after this pass */
-                mdl_kv_seq_clear(mm, i);
-                if ((st = request_init(m->md, slots, n_slots, i, tok, n_vocab, n_ctx)) != VKI_OK) {
-                    request_end(m, mm, slots, n_slots, sl->r, st, vki_last_error());
-                    continue;
+                if (!sl->inited) {
+                    mdl_kv_seq_clear(mm, i);
+                    if ((st = request_init(m->md, slots, n_slots, i, tok, n_vocab, n_ctx)) != VKI_OK) {
+                        request_end(m, mm, slots, n_slots, sl->r, st, vki_last_error());
+                        continue;
+                    }
+                    sl->inited = true;
+                    sl->fed = 0;
+                    /* a single choice keeps its tokens, so a turn's end can pause it */
+                    if (sl->r->n_choices == 1 && (sl->feed = malloc(sizeof *sl->feed * (size_t)sl->r->n_ids))) {
+                        memcpy(sl->feed, sl->r->ids, sizeof *sl->feed * (size_t)sl->r->n_ids);
+                        sl->n_feed = sl->cap_feed = sl->r->n_ids;
+                    }
+                } else if (sl->fed == 0) {
+                    mdl_kv_seq_clear(mm, i); /* resumed after a pause: its tokens go in anew */
                 }
-                spans[n_spans] = (mdl_span){.seq = i, .n_tokens = sl->r->n_ids, .tokens = sl->r->ids};
+                /* At least one token, so a prompt always moves. */
+                sl->take = VKI_MIN(prefill_len(sl) - sl->fed, VKI_MAX(room, n_spans ? 0 : 1));
+                if (sl->take <= 0) continue;
+                room -= sl->take;
+                spans[n_spans] = (mdl_span){.seq = i, .n_tokens = sl->take, .tokens = prefill_ids(sl) + sl->fed};
             } else {
                 spans[n_spans] = (mdl_span){.seq = i, .n_tokens = 1, .tokens = &sl->next};
             }
+            if (sl->r->prio < step_prio) step_prio = sl->r->prio;
             span_slot[n_spans++] = i;
         }
         if (!n_spans) continue;
 
+        pthread_mutex_lock(&m->mu);
+        m->run_prio = step_prio;
+        pthread_mutex_unlock(&m->mu);
+        sched_arb_enter(m, step_prio);
         double t0 = vki_time_ms();
         vki_status st = sched_breaker_test_fail(m, false)
                             ? vki_fail(VKI_ERR_DEVICE_LOST, "injected step failure (test_fail.steps, for tests)")
                             : llama_decode(mm, spans, n_spans, logits);
         double t1 = vki_time_ms();
+        sched_arb_leave(m, step_prio);
+        pthread_mutex_lock(&m->mu);
+        m->step_ema_ms = m->step_ema_ms > 0 ? 0.8 * m->step_ema_ms + 0.2 * (t1 - now) : t1 - now;
+        pthread_mutex_unlock(&m->mu);
         if (st != VKI_OK) {
             /* A failed pass leaves every cache in this step unknown: end them all. */
             char msg[512], why[1024];
@@ -253,6 +383,8 @@ void sched_gen_worker(sched_model *m)
             float *lg = logits + (size_t)k * (size_t)n_vocab;
             if (!sl->r) continue; /* its request ended earlier in this loop */
             if (sl->fresh) {
+                sl->fed += sl->take;
+                if (sl->fed < prefill_len(sl)) continue; /* more of the prompt next step */
                 /* The other choices first: they need the lead's KV and its
                  * logits before the lead's own sampling edits them. */
                 sched_request *r = sl->r;

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 
 #include "engine/grammar/grammar.h"
+#include "engine/gen_seq.h"
 #include "engine/sched/sched.h"
 #include "engine/sched/warmup.h"
 
@@ -69,6 +70,14 @@ typedef enum sched_swap_state {
     SCHED_SWAP_DRAIN,    /* no room for both (or nothing loaded): drain, then load anew  */
 } sched_swap_state;
 
+/* A generation paused at a step boundary when its model's turn ended: the
+ * sequence's sampler and text state, and every token its cache held (the
+ * prompt, then each sampled token), re-fed when it runs again. */
+typedef struct sched_paused {
+    gen_seq  g;
+    int32_t *feed, n_feed, cap_feed;
+} sched_paused;
+
 struct sched_request {
     pthread_mutex_t mu;       /* guards the output half and refs           */
     pthread_cond_t  cv;       /* signalled on new text and on done         */
@@ -79,6 +88,9 @@ struct sched_request {
     atomic_bool     cancel;
     bool            probe;    /* the half-open breaker's probe (sched_breaker.c) */
     double          t_submit, deadline_ms, t_start; /* vki_time_ms clock    */
+    int32_t         queue_pos; /* requests ahead of it when it was queued   */
+    sched_paused   *paused;    /* queued again after a pause (model mu)       */
+    double          eta_ms;    /* its expected wait then (sched_request_queue_info) */
     /* input: generation */
     int32_t            *ids, n_ids;
     vki_generate_params gp;   /* gp.stop points into stops; grammar/json_schema
@@ -142,6 +154,7 @@ struct sched_model {
     pthread_cond_t    cv;       /* queue changed, or stop                  */
     pthread_cond_t    state_cv; /* state changed                           */
     sched_state       state;
+    bool              started;  /* has left its first loading state (mu)     */
     char              error[1024];
     /* what the on_state hook was last told (mu): it hears each change once */
     bool              told;
@@ -152,6 +165,14 @@ struct sched_model {
     vki_model        *md;       /* resident: owned                          */
     bool              evict;    /* another model asked for the room (mu)    */
     bool              preload;  /* warm-up asks for a load ahead of use (mu) */
+    bool              yield;    /* its turn is over: admit nothing new, drain, unload (mu) */
+    double            t_yield;  /* when it was asked to (mu): older requests still start */
+    double            t_resident; /* when it was installed (mu)             */
+    sched_prio        run_prio; /* the most urgent class running now (mu)  */
+    double            step_ema_ms; /* a step (decode or batch), moving average (mu) */
+    double            want_since; /* waiting for device room since; 0 = not (res_mu) */
+    uint64_t          want_bytes; /* and for how many bytes (res_mu)        */
+    struct sched_arb *arb;      /* the arbiter of the device it runs on (set at install) */
     double            t_used;   /* last admission or end (mu)               */
     double            freq;     /* admissions, decayed (sched_resid.c) (mu) */
     double            t_freq;   /* when freq was last decayed (mu)          */
@@ -178,6 +199,20 @@ struct sched_model {
     bool              brk_unload; /* the breaker opened: unload (mu)        */
 };
 
+/* One device's order of work (sched_arbiter.c): every step of every model
+ * on the device passes it, most urgent class first, then the oldest. */
+typedef struct sched_arb_waiter sched_arb_waiter;
+typedef struct sched_arb {
+    pthread_mutex_t   mu;
+    pthread_cond_t    cv;
+    bool              held;
+    sched_prio        last_prio;  /* of the step that released last        */
+    const void       *last_owner; /* its model: it may come back in hold_ms */
+    double            t_release;
+    sched_arb_waiter *waiters;
+    double            aging_ms, hold_ms;
+} sched_arb;
+
 struct scheduler {
     sched_params     p;
     vki_engine      *eng;
@@ -196,6 +231,7 @@ struct scheduler {
     char            *warm_path;  /* the history file; NULL = memory only       */
     bool             warm_dirty, warm_stop, warm_started;
     pthread_t        warm_thread;
+    sched_arb        arb_cpu, arb_dev; /* the CPU backend's and the Vulkan device's */
 };
 
 /* ----- sched.c, for the workers ----- */
@@ -277,6 +313,45 @@ void sched_warm_free(scheduler *s);
 /* Records a request submitted to m / a load of m (any thread, no lock held). */
 void sched_warm_note_request(sched_model *m);
 void sched_warm_note_load(sched_model *m, double load_ms);
+/* ----- sched_arbiter.c ----- */
+
+void       sched_arb_init(sched_arb *a, double aging_ms, double hold_ms);
+void       sched_arb_deinit(sched_arb *a);
+/* Waits until the device is free and this step (class prio, for model
+ * owner) is the most urgent waiting: the lowest class, where a waiter rises
+ * one class per aging_ms, ties to the one waiting longest; after a step of
+ * a more urgent class, its model gets hold_ms to ask again first. Returns
+ * the milliseconds it waited. */
+double     sched_arb_acquire(sched_arb *a, sched_prio prio, const void *owner);
+void       sched_arb_release(sched_arb *a, sched_prio prio, const void *owner);
+/* Runs around one step on m's device (counted in m's stats). */
+void       sched_arb_enter(sched_model *m, sched_prio prio);
+void       sched_arb_leave(sched_model *m, sched_prio prio);
+
+/* ----- sched_turn.c ----- */
+
+/* The most urgent class m has queued or running, and the submit time of
+ * its oldest queued request (0 when none) (model mu held). */
+sched_prio sched_turn_urgent(const sched_model *m, double *oldest);
+/* With res_mu held, when m needs deficit more bytes and no idle model can
+ * give them: if models that hold the device with work of their own (not
+ * pinned) can, m waits for a turn: those whose turn has lasted long enough
+ * are asked to yield (drain, then unload), idle ones to unload. Returns
+ * false when even that cannot make room (m's requests are refused), else
+ * true with *wake_ms when to look again. */
+bool       sched_turn_ask(sched_model *m, uint64_t deficit, double now, double *wake_ms);
+/* With res_mu held: whether m, whose need fits now, should let an older
+ * waiter that also fits now go first (one that yielded comes back last). */
+bool       sched_turn_defer(const sched_model *m, uint64_t used);
+/* Whether o, resident with nothing queued or running, may be evicted now
+ * (o's mu held): it has been idle a moment (not between two requests of
+ * steady traffic), or its turn is over. */
+bool       sched_turn_idle(const sched_model *o, double now);
+/* The expected wait (ms) before m can serve a request queued now: 0 when it
+ * is resident and keeps its turn, else its load plus the turn of the models
+ * it waits for (*for_turn true then: a wait that cannot be shortened). No
+ * lock held. */
+double     sched_turn_eta_ms(sched_model *m, bool *for_turn);
 
 /* ----- sched_breaker.c, the model's side (no lock held unless said) ----- */
 

@@ -24,6 +24,11 @@
 
 static void request_free(sched_request *r)
 {
+    if (r->paused) {
+        gen_seq_deinit(&r->paused->g);
+        free(r->paused->feed);
+        free(r->paused);
+    }
     free(r->ids);
     for (size_t i = 0; r->stops && r->stops[i]; i++) free(r->stops[i]);
     free(r->stops);
@@ -105,16 +110,30 @@ static vki_status usable_model(scheduler *s, int32_t i, sched_kind kind, sched_m
     return VKI_OK;
 }
 
-/* Queues r, or refuses with QUEUE_FULL and the ETA. Takes over r either way. */
+/* Queues r, or refuses with QUEUE_FULL and the ETA. Takes over r either way.
+ * r's own ETA: the wait for the device (sched_turn_eta_ms), then the
+ * requests ahead of it (its class and more urgent ones) and those running,
+ * n_slots at a time, each taking the measured service time. */
 static vki_status enqueue(sched_model *m, sched_request *r, sched_request **out, double *eta_s)
 {
     const scheduler *s = m->s;
+    bool for_turn;
+    const double device_ms = sched_turn_eta_ms(m, &for_turn);
     pthread_mutex_lock(&m->mu);
     int32_t queued = 0;
     for (int p = 0; p < SCHED_N_PRIO; p++) queued += m->n_queued[p];
     vki_status st = VKI_OK;
     if (atomic_load(&m->stop)) {
         st = vki_fail(VKI_ERR_CANCELLED, "the scheduler is shutting down");
+    } else if (for_turn && r->deadline_ms > 0 && r->t_submit + device_ms > r->deadline_ms) {
+        /* Its model waits for another's turn on the device: a wait that
+         * cannot end before the deadline ends the request now, as it asked. */
+        pthread_mutex_lock(&m->st_mu);
+        m->st.timed_out++;
+        pthread_mutex_unlock(&m->st_mu);
+        if (eta_s) *eta_s = device_ms / 1e3;
+        st = vki_fail(VKI_ERR_TIMEOUT, "model '%s' waits for its turn on the device (about %.1f s), past the "
+                      "request's deadline (%.1f s)", m->id, device_ms / 1e3, (r->deadline_ms - r->t_submit) / 1e3);
     } else if (queued >= s->p.max_queue) {
         pthread_mutex_lock(&m->st_mu);
         double svc = m->st.service_ema_ms > 0 ? m->st.service_ema_ms : SCHED_DEFAULT_SERVICE_MS;
@@ -126,6 +145,17 @@ static vki_status enqueue(sched_model *m, sched_request *r, sched_request **out,
         st = vki_fail(VKI_ERR_QUEUE_FULL, "the queue of model '%s' is full (%d requests); retry in about %.1f s",
                       m->id, queued, eta);
     } else {
+        pthread_mutex_lock(&m->st_mu);
+        const double svc = m->st.service_ema_ms > 0 ? m->st.service_ema_ms : SCHED_DEFAULT_SERVICE_MS;
+        pthread_mutex_unlock(&m->st_mu);
+        r->queue_pos = 0;
+        for (int p = 0; p <= (int)r->prio; p++) r->queue_pos += m->n_queued[p];
+        /* Free slots take it at the next step; else it waits for rounds of ends. */
+        const int32_t slots = VKI_MAX(m->n_slots, 1), before = r->queue_pos + m->n_active - slots + 1;
+        /* A running worker takes new requests at its next step. */
+        r->eta_ms = device_ms + (before > 0 ? ceil((double)before / slots) * svc : 0) +
+                    (m->n_active > 0 ? m->step_ema_ms : 0);
+        if (eta_s) *eta_s = r->eta_ms / 1e3;
         r->next = NULL;
         if (m->tail[r->prio]) m->tail[r->prio]->next = r;
         else m->head[r->prio] = r;
@@ -615,6 +645,12 @@ void sched_request_set_notify(sched_request *r, void (*fn)(void *arg), void *arg
     r->notify = fn;
     r->notify_arg = arg;
     pthread_mutex_unlock(&r->mu);
+}
+
+void sched_request_queue_info(const sched_request *r, int32_t *position, double *eta_s)
+{
+    if (position) *position = r ? r->queue_pos : 0;
+    if (eta_s) *eta_s = r ? r->eta_ms / 1e3 : 0;
 }
 
 void sched_request_cancel(sched_request *r)

@@ -197,17 +197,27 @@ vki_status sched_resid_reserve(sched_model *m, uint64_t need, uint64_t *slot, bo
     int32_t *order = NULL;
     vki_status st = VKI_OK;
     pthread_mutex_lock(&s->res_mu); /* also guards s->models while models are added */
+    /* Waiting for room in order (sched_turn_defer); a swap never waits. */
+    const bool turns = may_evict && slot == &m->gpu_bytes;
+    if (turns) {
+        m->want_since = vki_time_ms();
+        m->want_bytes = need;
+    }
     for (;;) {
         if (atomic_load(&m->stop)) {
             st = vki_fail(VKI_ERR_CANCELLED, "the scheduler is shutting down");
             break;
         }
         const uint64_t used = used_bytes(s);
+        const double now = vki_time_ms();
         if (used + need <= s->budget) {
+            if (turns && sched_turn_defer(m, used)) {
+                sched_cond_wait_until(&s->res_cv, &s->res_mu, now + SCHED_EVICT_POLL_MS);
+                continue;
+            }
             *slot = need;
             break;
         }
-        const double now = vki_time_ms();
         free(c);
         free(order);
         c = calloc((size_t)s->n_models, sizeof *c);
@@ -221,13 +231,31 @@ vki_status sched_resid_reserve(sched_model *m, uint64_t need, uint64_t *slot, bo
             pthread_mutex_lock(&o->mu);
             int32_t queued = o->n_queued[0] + o->n_queued[1] + o->n_queued[2];
             c[i] = (sched_resid_cand){.evictable = o != m && o->state == SCHED_RESIDENT_GPU && !o->pin && !queued &&
-                                                   !o->n_active && o->gpu_bytes && o->swap == SCHED_SWAP_NONE,
+                                                   !o->n_active && o->gpu_bytes && o->swap == SCHED_SWAP_NONE &&
+                                                   sched_turn_idle(o, now),
                                       .idle_s = (now - o->t_used) / 1e3, .freq = decayed_freq(o, now),
                                       .reload_ms = o->load_ms, .bytes = o->gpu_bytes};
             pthread_mutex_unlock(&o->mu);
         }
         const uint64_t deficit = used + need - s->budget;
         int32_t k = may_evict && need <= s->budget ? sched_resid_pick(c, s->n_models, deficit, order) : -1;
+        if (k < 0 && turns && need <= s->budget && !m->fallback_cpu) {
+            /* Models with work hold the room: wait for a turn, unless nobody
+             * is waiting any more (cancelled or past their deadlines). */
+            pthread_mutex_lock(&m->mu);
+            sched_purge(m, now);
+            const bool wanted = m->n_queued[0] + m->n_queued[1] + m->n_queued[2] > 0;
+            pthread_mutex_unlock(&m->mu);
+            if (!wanted) {
+                st = vki_fail(VKI_ERR_CANCELLED, "model '%s': nothing is waiting for the load any more", m->id);
+                break;
+            }
+            double wake;
+            if (sched_turn_ask(m, deficit, now, &wake)) {
+                sched_cond_wait_until(&s->res_cv, &s->res_mu, VKI_MIN(wake, now + SCHED_EVICT_POLL_MS));
+                continue;
+            }
+        }
         if (k < 0) {
             char held[1024];
             describe_resident(s, m, held, sizeof held);
@@ -249,6 +277,7 @@ vki_status sched_resid_reserve(sched_model *m, uint64_t need, uint64_t *slot, bo
          * (one may have taken a request meanwhile and stayed). */
         sched_cond_wait_until(&s->res_cv, &s->res_mu, now + SCHED_EVICT_POLL_MS);
     }
+    if (turns) m->want_since = 0;
     pthread_mutex_unlock(&s->res_mu);
     free(c);
     free(order);

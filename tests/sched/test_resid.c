@@ -5,8 +5,10 @@
  * load, and unloads when idle. On Vulkan (lavapipe, with a budget forced
  * small; skipped when no device can be created): the least recently used
  * idle model is evicted, a pinned one never is, a model falls back to the
- * CPU when nothing can be evicted, and without a fallback the request fails
- * naming the budget and what holds it. Every request ends exactly once.
+ * CPU when nothing can be evicted, without a fallback a model waits for a
+ * turn (a busy one yields: drains and unloads), and one larger than the
+ * budget fails naming the budget and what holds it. Every request ends
+ * exactly once.
  * Usage: test_resid DEFAULT_MODEL.gguf */
 #include <math.h>
 #include <stdlib.h>
@@ -212,9 +214,9 @@ static void test_vulkan(const char *const paths[3])
     /* Room for A (pinned) and two of the others. */
     const uint64_t budget = b[0] + b[1] + b[2] + VKI_MIN(b[1], b[2]) / 2;
     scheduler *s = make(budget);
-    enum { A, B, C, D, E, F, N };
-    static const char *const ids[N] = {"A", "B", "C", "D", "E", "F"};
-    const int file[N] = {0, 1, 2, 1, 2, 1};
+    enum { A, B, C, D, E, F, G, N };
+    static const char *const ids[N] = {"A", "B", "C", "D", "E", "F", "G"};
+    const int file[N] = {0, 1, 2, 1, 2, 1, 0};
     sched_model_params mp[N];
     for (int i = 0; i < N; i++) {
         mp[i] = model(ids[i], paths[file[i]], VKI_BACKEND_VULKAN);
@@ -222,6 +224,7 @@ static void test_vulkan(const char *const paths[3])
     }
     mp[A].pin = true;
     mp[F].fallback_cpu = true;
+    mp[G].mp.n_seq_max = 256; /* a KV cache larger than the budget: never fits */
     for (int i = 0; i < N; i++) CHECK(sched_add_model(s, &mp[i]) == VKI_OK);
     CHECK(sched_wait_state(s, A, SCHED_RESIDENT_GPU, 60000));
     uint64_t n_req[N] = {0};
@@ -256,8 +259,10 @@ static void test_vulkan(const char *const paths[3])
     CHECKF(ri.used <= ri.budget, "%llu bytes held against a budget of %llu", (unsigned long long)ri.used,
            (unsigned long long)ri.budget);
 
-    /* C and D busy, A pinned: nothing can be evicted. F falls back to the
-     * CPU; E, without a fallback, is refused with the reason. */
+    /* C and D busy, A pinned: nothing can be evicted now. F falls back to
+     * the CPU; E, without a fallback, waits for a turn: C or D yields
+     * (drains, unloads) and E is served; G, larger than the budget, is
+     * refused with the reason. */
     vki_generate_params block = st_greedy(0);
     sched_request *busy[2];
     const int busy_model[2] = {C, D};
@@ -272,30 +277,36 @@ static void test_vulkan(const char *const paths[3])
     sched_model_get_info(s, F, &info[F]);
     CHECKF(info[F].state == SCHED_RESIDENT_CPU && strstr(info[F].backend, "cpu ("), "F is %s on %s",
            sched_state_name(info[F].state), info[F].backend);
+    sched_model_get_info(s, G, &info[G]);
+    CHECKF(info[G].est_bytes > budget, "G's estimate %llu is within the budget", (unsigned long long)info[G].est_bytes);
+    vki_status sg = run_one(s, G, 3, err, sizeof err);
+    n_req[G]++;
+    CHECKF(sg == VKI_ERR_OUT_OF_DEVICE_MEMORY && strstr(err, "budget") && strstr(err, "A ") && strstr(err, "pinned") &&
+               strstr(err, "busy") && strstr(err, "no CPU fallback"),
+           "G (larger than the budget): %s: %s", vki_status_str(sg), err);
+    sched_model_get_info(s, G, &info[G]);
+    CHECK(info[G].state == SCHED_UNLOADED && strstr(info[G].error, "budget"));
+    printf("  refused: %s\n", err);
+    double t_e = vki_time_ms();
     vki_status se = run_one(s, E, 3, err, sizeof err);
     n_req[E]++;
-    CHECKF(se == VKI_ERR_OUT_OF_DEVICE_MEMORY && strstr(err, "budget") && strstr(err, "A ") && strstr(err, "pinned") &&
-               strstr(err, "busy") && strstr(err, "no CPU fallback"),
-           "E (no fallback): %s: %s", vki_status_str(se), err);
-    sched_model_get_info(s, E, &info[E]);
-    CHECK(info[E].state == SCHED_UNLOADED && strstr(info[E].error, "budget"));
-    printf("  refused: %s\n", err);
+    CHECKF(se == VKI_OK, "E (waits for a turn): %s: %s", vki_status_str(se), err);
+    printf("  E served after a turn in %.0f ms\n", vki_time_ms() - t_e);
     for (int k = 0; k < 2; k++) {
         sched_request_cancel(busy[k]);
         sched_result res = st_wait_done(busy[k]);
         CHECK(res.status == VKI_ERR_CANCELLED || res.status == VKI_OK);
         sched_request_release(busy[k]);
     }
-    /* Once C and D are idle again, E loads (evicting the LRU of them). */
-    CHECKF(run_one(s, E, 3, err, sizeof err) == VKI_OK, "E after the others went idle: %s", err);
-    n_req[E]++;
     for (int i = 0; i < N; i++) sched_model_get_stats(s, i, &st[i]);
-    CHECK(st[F].fallbacks == 1 && st[E].refused_loads == 1 && st[E].loads == 1 && st[A].evictions == 0);
-    CHECK(st[C].evictions + st[D].evictions == 1);
+    CHECK(st[F].fallbacks == 1 && st[G].refused_loads == 1 && st[E].loads == 1 && st[A].evictions == 0 &&
+          st[A].yields == 0);
+    CHECKF(st[C].yields + st[D].yields == 1, "yields C %llu D %llu", (unsigned long long)st[C].yields,
+           (unsigned long long)st[D].yields);
     for (int i = 0; i < N; i++) check_ended(s, i, n_req[i]);
     sched_get_resid_info(s, &ri);
     printf("vulkan: budget %.1f MiB (%.1f held); evictions B %llu, C %llu, D %llu, pinned A 0; F fell back to the "
-           "CPU; E refused, then loaded\n",
+           "CPU; G refused; E served after a turn\n",
            (double)budget / MIB, (double)ri.used / MIB, (unsigned long long)st[B].evictions,
            (unsigned long long)st[C].evictions, (unsigned long long)st[D].evictions);
     sched_destroy(s);

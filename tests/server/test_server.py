@@ -77,7 +77,9 @@ class Server:
         if r.status != 200:
             return r.status, [json.loads(r.read())]
         check(r.getheader("Content-Type", "").startswith("text/event-stream"), "SSE content type")
-        events, buf = [], b""
+        check(r.getheader("X-Queue-Position") is not None and r.getheader("X-Queue-ETA") is not None,
+              "a stream's answer carries X-Queue-Position and X-Queue-ETA")
+        events, buf, first = [], b"", True
         while True:
             chunk = r.read1(65536) if hasattr(r, "read1") else r.read(1)
             if not chunk:
@@ -85,6 +87,12 @@ class Server:
             buf += chunk
             while b"\n\n" in buf:
                 ev, buf = buf.split(b"\n\n", 1)
+                # The first bytes are an SSE comment with the request's place in its queue.
+                if first:
+                    check(re.match(rb": queue position=\d+ eta_s=[\d.]+$", ev), "SSE starts with the queue comment "
+                          "(%r)" % ev[:60])
+                    first = False
+                    continue
                 check(ev.startswith(b"data: "), "SSE event starts with data: (%r)" % ev[:40])
                 events.append(ev[6:].decode())
         c.close()

@@ -127,7 +127,7 @@ class Server:
 def sse_events(data, what):
     events = []
     for ev in data.split(b"\n\n"):
-        if not ev:
+        if not ev or ev.startswith(b": "):  # an SSE comment (the queue place) is not an event
             continue
         check(ev.startswith(b"data: "), "%s: event %r" % (what, ev[:40]))
         if ev == b"data: [DONE]":
