@@ -218,9 +218,6 @@ void srv_status_http(vki_status s, double eta_s, unsigned *http_out, const char 
         http = 429;
         code = "queue_full";
         retry = (int)VKI_MAX(1.0, ceil(eta_s));
-        cn->has_queue = true;
-        cn->queue_pos = -1;
-        cn->queue_eta_s = eta_s;
         break;
     case VKI_ERR_OUT_OF_MEMORY:
     case VKI_ERR_OUT_OF_DEVICE_MEMORY: http = 503; code = "out_of_memory"; break;
@@ -245,6 +242,11 @@ enum MHD_Result srv_send_status(srv_conn *cn, vki_status s, const char *msg, dou
     const char *code;
     int retry;
     srv_status_http(s, eta_s, &http, &code, &retry);
+    if (s == VKI_ERR_QUEUE_FULL) { /* the wait goes in X-Queue-ETA and the body's eta_s too */
+        cn->has_queue = true;
+        cn->queue_pos = -1;
+        cn->queue_eta_s = eta_s;
+    }
     return srv_send_error(cn, http, code, retry, "%s", msg && msg[0] ? msg : vki_status_str(s));
 }
 

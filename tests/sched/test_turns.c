@@ -271,10 +271,11 @@ int main(int argc, char **argv)
      * times; on this 2-core box under other work those vary 3x from one to
      * the next (the figures above say by how much it missed). What must
      * hold: most waits within ETA + slack, and a wait for a turn announced
-     * as one (a request that lands just as a turn ends may miss it). */
+     * as one (a request that lands just as a turn ends may miss it: one in
+     * four, or one). */
     CHECKF(late * 2 <= judged, "%d of %d requests waited past their ETA", late, judged);
-    CHECKF(turn_warned * 4 >= turn_waits * 3, "%d of %d waits for a turn had an ETA below a quarter of the wait",
-           turn_waits - turn_warned, turn_waits);
+    CHECKF(turn_waits - turn_warned <= VKI_MAX(1, turn_waits / 4),
+           "%d of %d waits for a turn had an ETA below a quarter of the wait", turn_waits - turn_warned, turn_waits);
     sched_destroy(s);
     return test_finish("test_turns");
 }
