@@ -301,7 +301,9 @@ static void test_vulkan(const char *const paths[3])
     for (int i = 0; i < N; i++) sched_model_get_stats(s, i, &st[i]);
     CHECK(st[F].fallbacks == 1 && st[G].refused_loads == 1 && st[E].loads == 1 && st[A].evictions == 0 &&
           st[A].yields == 0);
-    CHECKF(st[C].yields + st[D].yields == 1, "yields C %llu D %llu", (unsigned long long)st[C].yields,
+    /* One of them yielded to E; the one that did then waits for its own
+     * next turn, and may take it from the other before the test cancels. */
+    CHECKF(st[C].yields + st[D].yields >= 1, "yields C %llu D %llu", (unsigned long long)st[C].yields,
            (unsigned long long)st[D].yields);
     for (int i = 0; i < N; i++) check_ended(s, i, n_req[i]);
     sched_get_resid_info(s, &ri);
