@@ -68,6 +68,9 @@ vki_status gguf_parse(vki_model_file *f, const uint8_t *data, uint64_t size);
 vki_status st_parse_file(vki_model_file *f, int32_t map_idx, bool want_config_meta);
 vki_status st_open_path(vki_model_file *f, const char *path);
 vki_status st_parse_memory(vki_model_file *f, const uint8_t *data, uint64_t size);
+/* The text of a model.safetensors.index.json: opens the shards it names in
+ * dir and checks each listed tensor is there. */
+vki_status st_parse_index(vki_model_file *f, const char *dir, const char *index_path, const char *text, size_t len);
 
 /* hf_json.c: HF config.json and tokenizer.json mapped onto GGUF keys, and
  * HF tensor names onto GGUF names. Text is the file's bytes (not NUL-terminated). */

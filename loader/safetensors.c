@@ -223,15 +223,61 @@ vki_status st_parse_file(vki_model_file *f, int32_t map_idx, bool want_config_me
     return parse_blob(f, f->path, m->addr, m->size, map_idx);
 }
 
-static vki_status open_shard(vki_model_file *f, const char *path)
+static vki_status open_shard(vki_model_file *f, const char *path, int32_t *idx)
 {
-    int32_t idx;
-    VKI_TRY(ld_map_file(f, path, &idx));
-    return parse_blob(f, path, f->maps[idx].addr, f->maps[idx].size, idx);
+    VKI_TRY(ld_map_file(f, path, idx));
+    return parse_blob(f, path, f->maps[*idx].addr, f->maps[*idx].size, *idx);
 }
 
 /* model.safetensors.index.json: {"weight_map": {"tensor": "shard file"}}.
  * Each shard is opened once, and every listed tensor must be in its shard. */
+vki_status st_parse_index(vki_model_file *f, const char *dir, const char *index_path, const char *text, size_t len)
+{
+    vki_status s;
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    const cJSON *wm = root ? cJSON_GetObjectItemCaseSensitive(root, "weight_map") : NULL;
+    if (!cJSON_IsObject(wm)) {
+        cJSON_Delete(root);
+        return vki_fail(VKI_ERR_BAD_FILE, "%s: not a safetensors index (no \"weight_map\" object)", index_path);
+    }
+    /* shard[i]: the file (map index) of the i-th entry's shard */
+    int32_t *shard = calloc((size_t)cJSON_GetArraySize(wm) + 1, sizeof *shard);
+    if (!shard) {
+        cJSON_Delete(root);
+        return vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", index_path);
+    }
+    s = VKI_OK;
+    char path[4096];
+    int32_t i = 0;
+    for (const cJSON *e = wm->child; e && s == VKI_OK; e = e->next, i++) {
+        if (!cJSON_IsString(e) || !e->valuestring[0] || strchr(e->valuestring, '/') ||
+            !strcmp(e->valuestring, "..")) {
+            s = vki_fail(VKI_ERR_BAD_FILE, "%s: weight_map entry '%.64s' must name a shard file in the same folder",
+                         index_path, e->string ? e->string : "");
+            break;
+        }
+        int32_t j = 0;
+        const cJSON *p = wm->child;
+        for (; p != e && strcmp(p->valuestring, e->valuestring); p = p->next) j++;
+        if (p != e) {
+            shard[i] = shard[j];
+            continue;
+        }
+        snprintf(path, sizeof path, "%.3000s/%.1000s", dir, e->valuestring);
+        s = open_shard(f, path, &shard[i]);
+    }
+    i = 0;
+    for (const cJSON *e = wm->child; e && s == VKI_OK; e = e->next, i++) {
+        const vki_tensor_info *t = vki_file_find_tensor(f, e->string);
+        if (!t || t->file_idx != shard[i])
+            s = vki_fail(VKI_ERR_BAD_FILE, "%s: tensor '%.128s' is listed in the index %s %.128s", index_path,
+                         e->string, t ? "in another shard than" : "but absent from", e->valuestring);
+    }
+    free(shard);
+    cJSON_Delete(root);
+    return s;
+}
+
 static vki_status open_index(vki_model_file *f, const char *dir, const char *index_path)
 {
     size_t len;
@@ -239,35 +285,8 @@ static vki_status open_index(vki_model_file *f, const char *dir, const char *ind
     vki_status s;
     char *text = read_text(index_path, &len, &missing, &s);
     if (!text) return missing ? vki_fail(VKI_ERR_NOT_FOUND, "%s: cannot open", index_path) : s;
-    cJSON *root = cJSON_ParseWithLength(text, len);
+    s = st_parse_index(f, dir, index_path, text, len);
     free(text);
-    const cJSON *wm = root ? cJSON_GetObjectItemCaseSensitive(root, "weight_map") : NULL;
-    if (!cJSON_IsObject(wm)) {
-        cJSON_Delete(root);
-        return vki_fail(VKI_ERR_BAD_FILE, "%s: not a safetensors index (no \"weight_map\" object)", index_path);
-    }
-    s = VKI_OK;
-    char path[4096];
-    for (const cJSON *e = wm->child; e && s == VKI_OK; e = e->next) {
-        if (!cJSON_IsString(e) || !e->valuestring[0] || strchr(e->valuestring, '/') ||
-            !strcmp(e->valuestring, "..")) {
-            s = vki_fail(VKI_ERR_BAD_FILE, "%s: weight_map entry '%.64s' must name a shard file in the same folder",
-                         index_path, e->string ? e->string : "");
-            break;
-        }
-        bool seen = false;
-        for (const cJSON *p = wm->child; p != e; p = p->next)
-            if (!strcmp(p->valuestring, e->valuestring)) seen = true;
-        if (seen) continue;
-        snprintf(path, sizeof path, "%.3000s/%.1000s", dir, e->valuestring);
-        s = open_shard(f, path);
-    }
-    for (const cJSON *e = wm->child; e && s == VKI_OK; e = e->next) {
-        const vki_tensor_info *t = vki_file_find_tensor(f, e->string);
-        if (!t) s = vki_fail(VKI_ERR_BAD_FILE, "%s: tensor '%.128s' is listed in the index but absent from %.128s",
-                             index_path, e->string, e->valuestring);
-    }
-    cJSON_Delete(root);
     return s;
 }
 
@@ -337,7 +356,8 @@ vki_status st_open_path(vki_model_file *f, const char *path)
         } else {
             snprintf(file, sizeof file, "%.3000s/model.safetensors", dir);
             if (stat(file, &st) == 0) {
-                s = open_shard(f, file);
+                int32_t idx;
+                s = open_shard(f, file, &idx);
             } else {
                 /* A tokenizer-only folder describes a vocabulary without
                  * weights, like a vocab-only GGUF. */
@@ -355,7 +375,10 @@ vki_status st_open_path(vki_model_file *f, const char *path)
         snprintf(dir, sizeof dir, "%s", dirname(file));
         size_t n = strlen(path);
         if (n >= 5 && !strcmp(path + n - 5, ".json")) s = open_index(f, dir, path);
-        else s = open_shard(f, path);
+        else {
+            int32_t idx;
+            s = open_shard(f, path, &idx);
+        }
     }
     if (s != VKI_OK) return s;
     return map_side_files(f, dir);
