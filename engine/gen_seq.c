@@ -24,20 +24,44 @@ static bool text_reserve(gen_text *t, size_t extra)
     return true;
 }
 
-/* Appends the detokenizer's output for one push (id >= 0) or the final flush. */
+/* Appends the detokenizer's output for one push (id >= 0) or the final
+ * flush as valid UTF-8. The detokenizer holds back characters split across
+ * tokens, so what is broken in one push stays broken and becomes U+FFFD
+ * here (vkinfer.h promises complete UTF-8); stop strings are then matched
+ * against the text as the caller gets it. */
 static vki_status text_detok(gen_text *t, vki_detok *d, int32_t id)
 {
-    int32_t want = 64;
+    char stack[256], *raw = stack;
+    int32_t size = (int32_t)sizeof stack;
+    vki_status s = VKI_OK;
     for (;;) {
-        if (!text_reserve(t, (size_t)want)) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "generate: out of memory for text");
-        int32_t r = id >= 0 ? vki_detok_push(d, id, t->p + t->n, want) : vki_detok_finish(d, t->p + t->n, want);
+        int32_t r = id >= 0 ? vki_detok_push(d, id, raw, size) : vki_detok_finish(d, raw, size);
         if (r >= 0) {
-            t->n += (size_t)r;
+            if (!text_reserve(t, 3 * (size_t)r)) {
+                s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "generate: out of memory for text");
+                break;
+            }
+            t->n += vki_utf8_sanitize(raw, (size_t)r, t->p + t->n);
             t->p[t->n] = '\0';
-            return VKI_OK;
+            break;
         }
-        want = -r;
+        if (raw != stack) free(raw);
+        size = -r;
+        if (!(raw = malloc((size_t)size))) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "generate: out of memory for text");
     }
+    if (raw != stack) free(raw);
+    return s;
+}
+
+static bool utf8_valid(const char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        int k = vki_utf8_next(s + i, n - i);
+        if (k < 0) return false;
+        i += (size_t)k;
+    }
+    return true;
 }
 
 /* Characters in s[0..n) as printed: a broken part is one U+FFFD. */
@@ -91,6 +115,11 @@ vki_status gen_seq_init(gen_seq *g, const vki_tokenizer *tok, const vki_generate
         return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_generate: the prompt has %d tokens; the context holds %d",
                         n_ids, n_ctx);
     if (gp->n_predict < 0) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_generate: n_predict %d < 0", gp->n_predict);
+    /* The text is valid UTF-8, so a broken stop string could only match
+     * inside a character (or a U+FFFD the text shows) and cut it. */
+    for (size_t i = 0; gp->stop && gp->stop[i]; i++)
+        if (!utf8_valid(gp->stop[i]))
+            return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_generate: stop string %zu is not valid UTF-8", i);
     VKI_TRY(smp_create(gp, n_vocab, &g->smp));
     if (gp->logprobs && !(g->raw = malloc(sizeof *g->raw * (size_t)n_vocab))) {
         smp_destroy(g->smp);
@@ -192,12 +221,13 @@ vki_status gen_seq_step(gen_seq *g, float *logits, int32_t kv_len, vki_token_eve
         emit = g->held.n - stop_prefix_len(g->held.p, g->held.n, g->gp.stop);
     }
     g->st.stopped_by_eos = eog || done;
-    /* Move held[0..emit) into out as this token's text, keep the rest; the
-     * detokenizer held back split characters, so what is broken here stays
-     * broken and becomes U+FFFD (vkinfer.h promises complete UTF-8). */
+    /* Move held[0..emit) into out as this token's text, keep the rest. Both
+     * the text and the stop strings are valid UTF-8, so emit falls between
+     * characters. */
     g->out.n = 0;
-    if (!text_reserve(&g->out, 3 * emit)) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "generate: out of memory for text");
-    g->out.n = vki_utf8_sanitize(g->held.p, emit, g->out.p);
+    if (!text_reserve(&g->out, emit)) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "generate: out of memory for text");
+    memcpy(g->out.p, g->held.p, emit);
+    g->out.n = emit;
     g->out.p[g->out.n] = '\0';
     memmove(g->held.p, g->held.p + emit, g->held.n - emit + 1);
     g->held.n -= emit;

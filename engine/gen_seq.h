@@ -27,7 +27,7 @@ typedef struct gen_seq {
     vki_generate_params  gp;     /* gp.stop is borrowed: it must outlive the seq  */
     smp_sampler         *smp;
     vki_detok            dt;
-    gen_text             held;   /* decoded, not yet delivered (may start a stop) */
+    gen_text             held;   /* decoded as valid UTF-8, not yet delivered (may start a stop) */
     gen_text             out;    /* the text of the last step's event             */
     float               *raw;    /* [n_vocab] the step's logits before sampling
                                     changes them; only with gp.logprobs           */

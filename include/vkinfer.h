@@ -198,7 +198,8 @@ typedef struct vki_generate_params {
     float       presence_penalty; /* 0 = off                                           */
     int32_t     penalty_last_n;   /* window for the penalties; 0 = 64                  */
     uint64_t    seed;             /* same seed + same inputs = same output             */
-    const char *const *stop;      /* stop strings, NULL-terminated list; may be NULL   */
+    const char *const *stop;      /* stop strings, NULL-terminated list, each valid
+                                     UTF-8 (else INVALID_ARGUMENT); may be NULL        */
     bool        ignore_eos;
     bool        add_special;      /* add BOS to the prompt (default true)              */
     bool        parse_special;

@@ -92,6 +92,18 @@ static bool unsupported_fields(srv_conn *cn, const cJSON *body, bool chat, enum 
                          "(send tool_choice)", ret);
 }
 
+/* JSON text is UTF-8, but cJSON passes broken bytes through. */
+static bool utf8_valid(const char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        int k = vki_utf8_next(s + i, n - i);
+        if (k < 0) return false;
+        i += (size_t)k;
+    }
+    return true;
+}
+
 /* A number field in [lo, hi]; absent or null leaves *v. false = queued 400. */
 static bool num_field(srv_conn *cn, const cJSON *body, const char *name, double lo, double hi, bool integer,
                       double *v, enum MHD_Result *ret)
@@ -199,6 +211,11 @@ static bool parse_fields(srv_conn *cn, const cJSON *body, bool chat, gen_fields 
         return false;
     }
     f->stops[n_stop] = NULL;
+    for (int i = 0; i < n_stop; i++)
+        if (!utf8_valid(f->stops[i])) {
+            *ret = srv_send_error(cn, 400, "invalid_field", 0, "stop: the strings must be valid UTF-8");
+            return false;
+        }
     gp->stop = n_stop ? f->stops : NULL;
     j = cJSON_GetObjectItemCaseSensitive(body, "stream");
     if (j && !cJSON_IsNull(j) && !cJSON_IsBool(j)) {
