@@ -203,6 +203,7 @@ static vki_status render(vki_chat_family fam, const vki_chat_msg *msgs, size_t n
                 puts_(&b, eos ? eos : "</s>");
             } else {
                 free(b.p);
+                free(b.spans);
                 return vki_fail(VKI_ERR_INVALID_ARGUMENT, "chat template llama2: a system message is only allowed first (message %zu)", i);
             }
             first = false;
