@@ -12,6 +12,8 @@ set -euo pipefail
 #          and the validation layers, the arm64 cross compiler with its C
 #          library (static, for test_cpu_neon_qemu) and qemu-user to run it
 #   quick start: curl, which run.sh's printed examples use
+# Not installed by default: clang and libclang-rt-14-dev (libFuzzer), for the
+# -DVKI_FUZZ=ON build only; add them with VKI_DEPS_EXTRA="clang libclang-rt-14-dev".
 pkgs=(build-essential cmake git pkg-config
       libvulkan-dev glslc libcjson-dev libmicrohttpd-dev libyaml-dev
       python3 python3-pip spirv-tools mesa-vulkan-drivers vulkan-validationlayers
