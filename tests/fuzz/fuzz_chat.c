@@ -7,7 +7,8 @@
  * no special token comes from inside a message. The Jinja interpreter has
  * its own target.
  * Input: [mode] then NUL-separated parts: template text, bos text, eos
- * text, then one part per message: [role byte] content. mode & 15: 0 the
+ * text, then one part per message: [role byte] content (role byte % 5:
+ * system, user, assistant, tool, none). mode & 15: 0 the
  * family detected from the file's template, 1-8 that family rendered
  * directly, 9 the template part as a family name; 16 add the generation
  * prompt; 32 no bos/eos texts; 64 the file names bos/eos token ids. */

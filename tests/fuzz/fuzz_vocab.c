@@ -304,6 +304,17 @@ static void build(void)
     built = true;
 }
 
+/* libFuzzer calls this once before the first input (the replay driver
+ * does not: fz_vocabs builds on first use), so the start-up is not taken
+ * for a slow input. */
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    if (!built) build();
+    return 0;
+}
+
 int32_t fz_vocabs(const fz_vocab **out, bool small_only)
 {
     if (!built) build();
