@@ -19,17 +19,17 @@ typedef enum defect {
     D_NONE, D_BAD_MAGIC, D_VERSION_0, D_VERSION_1, D_VERSION_4, D_BIG_ENDIAN, D_HUGE_N_TENSORS, D_HUGE_N_KV,
     D_HUGE_KEY_LEN, D_EMPTY_KEY, D_BAD_UTF8_KEY, D_NUL_IN_KEY, D_BAD_KV_TYPE, D_BAD_ARRAY_TYPE, D_HUGE_ARRAY_LEN,
     D_HUGE_STRING_LEN, D_DEEP_NESTING, D_BAD_BOOL, D_DUP_KEY, D_ALIGN_NOT_POW2, D_ALIGN_ZERO, D_ALIGN_WRONG_TYPE,
-    D_RANK_0, D_RANK_5, D_NE_NEGATIVE, D_NE_OVERFLOW, D_BAD_TENSOR_TYPE, D_RETIRED_TYPE, D_IQ_TYPE_DEQUANT,
-    D_NE0_NOT_BLOCK, D_MISALIGNED_OFFSET, D_OFFSET_OUT_OF_RANGE, D_OFFSET_WRAPS, D_OVERLAP, D_DUP_TENSOR,
-    D_EMPTY_NAME, D_LONG_NAME, D_BAD_UTF8_NAME, D_DATA_TRUNCATED, D_COUNT
+    D_ALIGN_SMALL, D_RANK_0, D_RANK_5, D_NE_NEGATIVE, D_NE_OVERFLOW, D_BAD_TENSOR_TYPE, D_RETIRED_TYPE,
+    D_IQ_TYPE_DEQUANT, D_NE0_NOT_BLOCK, D_MISALIGNED_OFFSET, D_OFFSET_OUT_OF_RANGE, D_OFFSET_WRAPS, D_OVERLAP,
+    D_DUP_TENSOR, D_EMPTY_NAME, D_LONG_NAME, D_BAD_UTF8_NAME, D_DATA_TRUNCATED, D_COUNT
 } defect;
 
 static const char *const defect_names[D_COUNT] = {
     "none", "bad_magic", "version_0", "version_1", "version_4", "big_endian", "huge_n_tensors", "huge_n_kv",
     "huge_key_len", "empty_key", "bad_utf8_key", "nul_in_key", "bad_kv_type", "bad_array_type", "huge_array_len",
     "huge_string_len", "deep_nesting", "bad_bool", "dup_key", "align_not_pow2", "align_zero", "align_wrong_type",
-    "rank_0", "rank_5", "ne_negative", "ne_overflow", "bad_tensor_type", "retired_type", "iq_type_dequant",
-    "ne0_not_block", "misaligned_offset", "offset_out_of_range", "offset_wraps", "overlap", "dup_tensor",
+    "align_small", "rank_0", "rank_5", "ne_negative", "ne_overflow", "bad_tensor_type", "retired_type",
+    "iq_type_dequant", "ne0_not_block", "misaligned_offset", "offset_out_of_range", "offset_wraps", "overlap", "dup_tensor",
     "empty_name", "long_name", "bad_utf8_name", "data_truncated",
 };
 
@@ -65,7 +65,8 @@ static void build(out *o, defect d)
     memset(o, 0, sizeof *o);
     put(o, d == D_BAD_MAGIC ? "GGUX" : "GGUF", 4);
     u32(o, d == D_VERSION_0 ? 0 : d == D_VERSION_1 ? 1 : d == D_VERSION_4 ? 4 : d == D_BIG_ENDIAN ? 0x03000000u : 3);
-    const uint64_t n_kv = 16 + (d == D_DUP_KEY) + (d == D_ALIGN_NOT_POW2 || d == D_ALIGN_ZERO || d == D_ALIGN_WRONG_TYPE);
+    const uint64_t n_kv = 16 + (d == D_DUP_KEY) + (d == D_ALIGN_NOT_POW2 || d == D_ALIGN_ZERO || d == D_ALIGN_WRONG_TYPE ||
+                                            d == D_ALIGN_SMALL);
     const uint64_t n_t = 3 + (d == D_DUP_TENSOR);
     u64(o, d == D_HUGE_N_TENSORS ? (uint64_t)1 << 60 : n_t);
     u64(o, d == D_HUGE_N_KV ? UINT64_MAX / 2 : n_kv);
@@ -110,6 +111,9 @@ static void build(out *o, defect d)
     if (d == D_DUP_KEY) { str(o, "t.u8"); u32(o, 0); put(o, "\x01", 1); }
     if (d == D_ALIGN_NOT_POW2) { str(o, "general.alignment"); u32(o, 4); u32(o, 48); }
     if (d == D_ALIGN_ZERO) { str(o, "general.alignment"); u32(o, 4); u32(o, 0); }
+    /* a power of two, but fewer than the 8 bytes GGUF asks for: f16 scales
+     * and f32 rows could land on odd addresses (found by fuzz_gguf) */
+    if (d == D_ALIGN_SMALL) { str(o, "general.alignment"); u32(o, 4); u32(o, 2); }
     if (d == D_ALIGN_WRONG_TYPE) { str(o, "general.alignment"); u32(o, 10); u64(o, 32); }
     mark(o); /* 1: tensor infos */
     uint64_t off = 0;
