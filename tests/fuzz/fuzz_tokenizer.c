@@ -118,8 +118,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t out_len = 0;
     char *out = decode_both(t, ids, n, false, &out_len);
     /* Byte-exact vocabularies give every byte back when no special token
-     * was added or parsed. */
-    if (voc->exact && !add_special && !parse_special && !literal)
+     * was added or parsed; SPM's, except for a U+2581 in the text, which
+     * its decoder turns into the space it stands for (as sentencepiece). */
+    bool spm_lossy = vki_tokenizer_kind(t) != VKI_TOK_BPE && memmem(text, len, "\xe2\x96\x81", 3);
+    if (voc->exact && !add_special && !parse_special && !literal && !spm_lossy)
         FZ_CHECK(out_len == len && !memcmp(out, text, len));
     free(out);
 
