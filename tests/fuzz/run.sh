@@ -12,7 +12,7 @@ declare -A seeds=([gguf]=seeds_gguf [safetensors]=seeds_st [hf_json]=seeds_hf [c
 seed_dir="$here/${seeds[$target]:-seeds_$target}"
 art="$(dirname "$corpus")/artifacts-$target"
 mkdir -p "$corpus" "$art"
-# A target that brings Vulkan up (fuzz_http: the scheduler asks for the
+# A target that brings Vulkan up (one that starts a scheduler asks for the
 # device budget) would end with lavapipe's known block reported as a leak
 # once the driver is unloaded: keep it mapped, as the sanitizer build's
 # tests do (tests/lsan/lsan.supp has the proof).
