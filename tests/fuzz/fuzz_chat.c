@@ -147,7 +147,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         s = vki_chat_apply_spans(f, name, msgs, n, gen_prompt, &out, &spans, &n_spans);
         vki_status s2 = vki_chat_apply(f, name, msgs, n, gen_prompt, &plain);
         FZ_CHECK(s2 == s);
-        if (!name) FZ_CHECK((s == VKI_ERR_UNSUPPORTED) == (fam == VKI_CHAT_UNKNOWN));
+        /* Without a name the file's template is rendered as Jinja
+         * (engine/template), whatever family its markers suggest: any
+         * outcome is fine as long as it is clean (checked below). */
         vki_file_close(f);
     }
     if (s != VKI_OK) {
@@ -159,7 +161,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FZ_CHECK(n_spans <= n);
         for (size_t k = 0; k < n_spans; k++) {
             FZ_CHECK(spans[k].len > 0 && spans[k].off >= at && spans[k].off + spans[k].len <= len);
-            FZ_CHECK(is_content(out, spans[k], msgs, n));
+            /* The native renderer's spans are whole messages; a Jinja
+             * template may cut or join content, so there only the bounds
+             * hold (fuzz_jinja checks its spans byte by byte). */
+            if (how >= 1 && how <= 9) FZ_CHECK(is_content(out, spans[k], msgs, n));
             at = spans[k].off + spans[k].len;
         }
         check_tokens(out, spans, n_spans);
