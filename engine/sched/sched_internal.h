@@ -301,6 +301,8 @@ void       sched_resid_init(scheduler *s);
  * may_evict a load that does not fit returns VKI_ERR_OUT_OF_DEVICE_MEMORY
  * at once. On success *on_gpu says where it went. */
 vki_status sched_resid_load(sched_model *m, bool may_evict, vki_model **out, bool *on_gpu);
+/* Device bytes held or reserved by every model, swaps included (res_mu held). */
+uint64_t   sched_resid_used(const scheduler *s);
 /* Gives back *slot's device bytes (a model of m's was destroyed). */
 void       sched_resid_release(sched_model *m, uint64_t *slot);
 

@@ -165,7 +165,7 @@ bool sched_resid_on_gpu(const sched_model *m)
            (m->mp.backend == VKI_BACKEND_VULKAN || (m->mp.backend == VKI_BACKEND_AUTO && m->s->has_gpu));
 }
 
-static uint64_t used_bytes(const scheduler *s)
+uint64_t sched_resid_used(const scheduler *s)
 {
     uint64_t u = 0;
     for (int32_t i = 0; i < s->n_models; i++) u += s->models[i]->gpu_bytes + s->models[i]->swap_gpu_bytes;
@@ -208,7 +208,7 @@ vki_status sched_resid_reserve(sched_model *m, uint64_t need, uint64_t *slot, bo
             st = vki_fail(VKI_ERR_CANCELLED, "the scheduler is shutting down");
             break;
         }
-        const uint64_t used = used_bytes(s);
+        const uint64_t used = sched_resid_used(s);
         const double now = vki_time_ms();
         if (used + need <= s->budget) {
             if (turns && sched_turn_defer(m, used)) {

@@ -69,13 +69,6 @@ static void tell(const scheduler *s, const char *id, const warm_decision *d)
     s->p.on_warm(&ev, s->p.on_warm_user);
 }
 
-static uint64_t used_now(scheduler *s)
-{
-    uint64_t u = 0;
-    for (int32_t i = 0; i < s->n_models; i++) u += s->models[i]->gpu_bytes;
-    return u;
-}
-
 /* Asks the chosen residents to unload and waits (bounded) until need
  * bytes are free. False when they did not make room (one took a request). */
 static bool make_room(scheduler *s, sched_model *const *ms, const int32_t *victims, int32_t n, uint64_t need)
@@ -93,7 +86,7 @@ static bool make_room(scheduler *s, sched_model *const *ms, const int32_t *victi
     double until = vki_time_ms() + WARM_EVICT_WAIT_MS;
     pthread_mutex_lock(&s->res_mu);
     bool ok;
-    while (!(ok = used_now(s) + need <= s->budget) && vki_time_ms() < until && !s->warm_stop)
+    while (!(ok = sched_resid_used(s) + need <= s->budget) && vki_time_ms() < until && !s->warm_stop)
         sched_cond_wait_until(&s->res_cv, &s->res_mu, VKI_MIN(until, vki_time_ms() + 100));
     pthread_mutex_unlock(&s->res_mu);
     return ok;
@@ -115,7 +108,7 @@ vki_status sched_warm_tick(scheduler *s)
         return n ? vki_fail(VKI_ERR_OUT_OF_MEMORY, "warm-up: out of memory for the plan") : VKI_OK;
     }
     memcpy(ms, s->models, (size_t)n * sizeof *ms);
-    uint64_t used = used_now(s);
+    uint64_t used = sched_resid_used(s);
     for (int32_t i = 0; i < n; i++) {
         sched_model *m = ms[i];
         pthread_mutex_lock(&m->mu);
