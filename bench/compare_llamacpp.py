@@ -8,7 +8,9 @@ the ratio vkinfer / llama.cpp for prompt processing (pp) and generation (tg).
 
 llama.cpp is not built by this project: give the folder that holds a
 llama-bench binary you built from its public source with --llama-cpp-bin or
-LLAMA_CPP_BIN. Without it, only vkinfer's figures are printed.
+LLAMA_CPP_BIN. Without it, only vkinfer's figures are printed. Serving
+(completions and embeddings through one load client, against llama-server)
+is bench/compare_serving.py.
 
 Example:
   python3 bench/compare_llamacpp.py --vkinfer-bench build/bench/vkinfer-bench \\
