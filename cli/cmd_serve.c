@@ -19,7 +19,8 @@
 const char cmd_serve_help[] =
     "serve models over HTTP (OpenAI-compatible: /v1/completions, /v1/chat/completions, /v1/embeddings)\n"
     "usage: vkinfer serve (-m MODEL | --config FILE) [options]\n"
-    "  -m, --model PATH      a model to serve (repeatable; GGUF, .safetensors or HF folder)\n"
+    "  -m, --model PATH      a model to serve (repeatable; GGUF, .safetensors or HF folder; hf://ORG/REPO[:FILE]\n"
+    "                        or an https:// URL is pulled first, as `vkinfer pull` does)\n"
     "  --id NAME             the id of the preceding -m model (default: its file name)\n"
     "  --config FILE         YAML config: server{host,port,api_key_env,max_body,max_queue,log_format,\n"
     "                        health_degraded_status,...}, device{prefer,vram_budget,quantum,quantum_loads,\n"
@@ -49,6 +50,36 @@ const char cmd_serve_help[] =
 #include "error.h"
 #include "server/server.h"
 #include "util.h"
+
+#ifdef VKI_HAVE_PULL
+#include "pull.h"
+#endif
+
+/* Models given as hf://ORG/REPO[:FILE] or a URL (with -m or as a config's
+ * path) are pulled into the models folder first (VKI_HUB_URL, HF_TOKEN as
+ * for `vkinfer pull`), then served from there. A pull that fails stops the
+ * start: serving without a model the user named is not what they asked. */
+static bool pull_remote_models(srv_config *c)
+{
+    for (int32_t i = 0; i < c->n_models; i++) {
+        if (!strstr(c->models[i].path, "://")) continue;
+#ifdef VKI_HAVE_PULL
+        char *local = NULL;
+        vki_status s = pull_model(c->models[i].path, NULL, &local);
+        if (s != VKI_OK) {
+            cli_status_error(s, "serve");
+            return false;
+        }
+        free(c->models[i].path);
+        c->models[i].path = local;
+#else
+        cli_error("serve: %s: this vkinfer was built without libcurl/libcrypto, so it cannot pull models "
+                  "(see scripts/deps.sh)", c->models[i].path);
+        return false;
+#endif
+    }
+    return true;
+}
 
 static void ignore_warning(const char *msg, void *user)
 {
@@ -207,6 +238,7 @@ int cmd_serve(int argc, char **argv)
         cli_error("%s", err);
         goto out;
     }
+    if (!pull_remote_models(&cli) || !pull_remote_models(&cfg)) goto out;
     /* The command line wins over the file. */
     for (int32_t i = 0; i < cli.n_models; i++) {
         if (srv_config_add_model(&cfg, cli.models[i].id, cli.models[i].path) != VKI_OK) goto oom;

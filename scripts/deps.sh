@@ -11,11 +11,14 @@ set -euo pipefail
 #          fetch their PyPI files with it), spirv-tools (spirv-val), lavapipe
 #          and the validation layers, the arm64 cross compiler with its C
 #          library (static, for test_cpu_neon_qemu) and qemu-user to run it
+#   pull: libcurl4-openssl-dev (HTTP client) and libssl-dev (libcrypto: SHA-256)
+#         for `vkinfer pull` and `serve -m hf://...` (cli/pull/)
 #   quick start: curl, which run.sh's printed examples use
 # Not installed by default: clang and libclang-rt-14-dev (libFuzzer), for the
 # -DVKI_FUZZ=ON build only; add them with VKI_DEPS_EXTRA="clang libclang-rt-14-dev".
 pkgs=(build-essential cmake git pkg-config
       libvulkan-dev glslc libcjson-dev libmicrohttpd-dev libyaml-dev
+      libcurl4-openssl-dev libssl-dev
       python3 python3-pip spirv-tools mesa-vulkan-drivers vulkan-validationlayers
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
       curl)

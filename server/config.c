@@ -603,7 +603,8 @@ static vki_status add_model_node(cfg_ctx *x, srv_config *c, yaml_node_t *n)
     srv_model_cfg m = {0};
     vki_status s = each_pair(x, n, "models[]", model_pair, &m);
     if (s == VKI_OK && !m.path) s = node_fail(x, n, "models[]: expected a 'path' key");
-    if (s == VKI_OK && m.path[0] != '/' && x->dir[0]) {
+    /* hf://ORG/REPO and URLs are pulled by `serve` (cli/pull/), not joined to the folder. */
+    if (s == VKI_OK && m.path[0] != '/' && !strstr(m.path, "://") && x->dir[0]) {
         char *full = malloc(strlen(x->dir) + strlen(m.path) + 2);
         if (!full) s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "config: out of memory");
         else {
@@ -749,9 +750,11 @@ vki_status srv_config_add_model(srv_config *c, const char *id, const char *path)
     if (id) {
         m->id = strdup(id);
     } else {
-        /* "dir/stories260K.gguf" -> "stories260K" */
+        /* "dir/stories260K.gguf" -> "stories260K"; "hf://org/repo:x.gguf" -> "x", "hf://org/repo" -> "repo" */
         const char *b = strrchr(path, '/');
         b = b ? b + 1 : path;
+        const char *colon = strstr(path, "://") ? strrchr(path, ':') : NULL;
+        if (colon && colon + 1 > b && !strchr(colon, '/')) b = colon + 1;
         const char *dot = strrchr(b, '.');
         m->id = dot && dot != b ? strndup(b, (size_t)(dot - b)) : strdup(b);
     }
