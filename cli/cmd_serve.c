@@ -65,7 +65,9 @@ static bool pull_remote_models(srv_config *c)
         if (!strstr(c->models[i].path, "://")) continue;
 #ifdef VKI_HAVE_PULL
         char *local = NULL;
-        vki_status s = pull_model(c->models[i].path, NULL, &local);
+        pull_params pp = pull_default_params();
+        pp.trust_present = true; /* no re-hash of gigabytes at every start */
+        vki_status s = pull_model(c->models[i].path, &pp, &local);
         if (s != VKI_OK) {
             cli_status_error(s, "serve");
             return false;

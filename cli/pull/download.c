@@ -151,13 +151,15 @@ static vki_status verify(const pull_item *it, const char *linked_etag, digest *d
 }
 
 /* A file already under its final name is kept when its size and digests
- * match what is published (a plain URL without a published size: kept). */
+ * match what is published (with trust_present, its size; a plain URL
+ * without a published checksum: kept as it is). */
 static bool already_there(pull_ctx *ctx, const pull_item *it, const char *path)
 {
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return false;
     if (it->size >= 0 && st.st_size != it->size) return false;
     if (!it->sha256[0] && !it->sha1[0]) return true; /* nothing to check it against: delete it to fetch again */
+    if (ctx->p.trust_present && it->size >= 0) return true;
     FILE *f = fopen(path, "rb");
     digest d;
     char got[65];

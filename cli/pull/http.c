@@ -265,8 +265,8 @@ vki_status http_fail(pull_ctx *ctx, const char *url, CURLcode c, const http_resp
     case CURLE_COULDNT_CONNECT:
         return vki_fail(VKI_ERR_NOT_FOUND, "%s: cannot connect (%s)", url, detail);
     case CURLE_OPERATION_TIMEDOUT:
-        return vki_fail(VKI_ERR_TIMEOUT, "%s: timed out: no data for %d s or no connection within %d s (%s)", url,
-                        ctx->p.stall_s, ctx->p.connect_s, detail);
+        /* curl's text says which: the connection (connect_s) or a stall (stall_s). */
+        return vki_fail(VKI_ERR_TIMEOUT, "%s: timed out (%s)", url, detail);
     case CURLE_PARTIAL_FILE:
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:

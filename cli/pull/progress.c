@@ -50,6 +50,7 @@ static void draw(progress *pr, double now)
         fprintf(stderr, "\r\033[K%.40s %s %s/s", pr->name, got, rate);
     }
     pr->drawn = true;
+    pr->shown = pr->done;
 }
 
 void progress_update(progress *pr, int64_t done)
@@ -57,7 +58,8 @@ void progress_update(progress *pr, int64_t done)
     pr->done = done;
     if (!pr->tty) return;
     double now = vki_time_ms();
-    if (now - pr->last_ms < 100.0 && !(pr->total > 0 && done >= pr->total)) return;
+    bool last = pr->total > 0 && done >= pr->total && pr->shown < pr->total; /* 100% once, at once */
+    if (now - pr->last_ms < 100.0 && !last) return;
     pr->last_ms = now;
     draw(pr, now);
 }
@@ -65,7 +67,7 @@ void progress_update(progress *pr, int64_t done)
 void progress_end(progress *pr)
 {
     if (pr->tty && pr->drawn) {
-        draw(pr, vki_time_ms());
+        if (pr->shown != pr->done) draw(pr, vki_time_ms());
         fputc('\n', stderr);
     }
     pr->drawn = false;

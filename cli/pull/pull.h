@@ -21,6 +21,8 @@ typedef struct pull_params {
     int32_t     stall_s;   /* a transfer slower than 1 byte/s for this long fails (and is retried) */
     int32_t     connect_s; /* connection timeout */
     bool        quiet;     /* errors only */
+    bool        trust_present; /* a file already under its final name with the published size is kept without
+                                  hashing it again (it got that name only after its check); serve's start-up */
 } pull_params;
 
 pull_params pull_default_params(void);

@@ -88,6 +88,7 @@ typedef struct progress {
     int64_t     total;          /* -1 unknown */
     int64_t     start;          /* bytes already there when this try began */
     int64_t     done;
+    int64_t     shown;          /* done when last drawn */
     double      t0_ms, last_ms;
     bool        tty, quiet, drawn;
 } progress;
