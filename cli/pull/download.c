@@ -253,6 +253,8 @@ vki_status download_item(pull_ctx *ctx, const pull_item *it, const char *dir)
             if (s == VKI_ERR_BAD_FILE) unlink(part);
             goto try_end;
         }
+        if (rc == CURLE_OK && t.r.status == 416 && t.offset > 0 && t.r.range_total == t.offset)
+            t.body = true; /* "bytes * /SIZE": the .part already is the whole file (a URL's size is not known ahead) */
         if (rc == CURLE_OK && t.body) {
             if ((s = verify(it, t.r.linked_etag, &t.d, got)) != VKI_OK) {
                 unlink(part);

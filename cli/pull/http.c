@@ -87,6 +87,8 @@ static size_t on_header(char *data, size_t size, size_t nitems, void *user)
         if (sscanf(tmp, "bytes %lld-%lld/%31s", &a, &b, total) == 3) {
             r->range_start = a;
             r->range_total = isdigit((unsigned char)total[0]) ? strtoll(total, NULL, 10) : -1;
+        } else if (sscanf(tmp, "bytes */%lld", &a) == 1) { /* a 416's: the whole size */
+            r->range_total = a;
         }
     }
 #undef IS

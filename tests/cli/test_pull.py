@@ -263,6 +263,15 @@ def t_url(c):
     check(rc == 0 and out == want and filecmp.cmp(want, c.model, shallow=False),
           "plain URL: saved as DIR/FILE, identical (%s)" % err.strip()[-200:])
     check("(verified)" in err, "plain URL: X-Linked-Etag checked")
+    # A whole file left as .part (a run stopped before the rename): the
+    # server's 416 says it is complete; checked, renamed, nothing fetched.
+    os.rename(want, want + ".part")
+    c.hub.log.clear()
+    rc, out, err = pull(c, c.url + "/gen/default/resolve/main/default.gguf")
+    reqs = byte_requests(c, "default.gguf")
+    check(rc == 0 and filecmp.cmp(want, c.model, shallow=False) and [r["status"] for r in reqs] == [416],
+          "plain URL: a complete .part is verified and kept after the server's 416 (%s)" % [
+              (r["range"], r["status"]) for r in reqs])
     fresh(c)
     rc, out, err = pull(c, "--sha256", "ab" * 32, c.url + "/gen/default/resolve/main/default.gguf")
     check(rc == 1 and "checksum mismatch" in err and "ab" * 32 in err, "plain URL: --sha256 mismatch refused")
