@@ -197,9 +197,51 @@ static CURLcode run_try(dl_try *t, char *cerr)
     return rc;
 }
 
+/* Opens REL.part for this try: t->offset is what it holds (a .part longer
+ * than the listed size is not this file: emptied), its bytes fed to the digest. */
+static vki_status open_part(dl_try *t, const char *part)
+{
+    if (!(t->f = fopen(part, "a+b"))) return vki_fail(VKI_ERR_INTERNAL, "%s: cannot open: %s", part, strerror(errno));
+    struct stat st;
+    t->offset = fstat(fileno(t->f), &st) == 0 ? st.st_size : 0;
+    if (t->it->size >= 0 && t->offset > t->it->size) t->offset = ftruncate(fileno(t->f), 0) == 0 ? 0 : -1;
+    VKI_TRY(digest_init(&t->d, t->it->sha1[0] ? t->it->size : -1));
+    if (t->offset < 0 || !digest_file(&t->d, t->f, t->offset) || fseeko(t->f, 0, SEEK_END) != 0)
+        return vki_fail(VKI_ERR_INTERNAL, "%s: cannot read back: %s", part, strerror(errno));
+    return VKI_OK;
+}
+
+/* The whole file is in the .part: check it, rename it into place, say so.
+ * A mismatch deletes the .part. */
+static vki_status finish(dl_try *t, const char *path, const char *part, double t0_ms, int64_t fetched)
+{
+    char got[65];
+    const pull_item *it = t->it;
+    vki_status s = verify(it, t->r.linked_etag, &t->d, got);
+    if (s != VKI_OK) {
+        unlink(part);
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s; the partial file was deleted", vki_last_error());
+        return vki_fail(s, "%s", msg);
+    }
+    if (rename(part, path) != 0)
+        return vki_fail(VKI_ERR_INTERNAL, "%s: cannot rename into place: %s", path, strerror(errno));
+    if (!t->ctx->p.quiet) {
+        char sz[32], rate[32];
+        double secs = (vki_time_ms() - t0_ms) / 1e3;
+        progress_bytes(sz, sizeof sz, (double)(t->offset + t->written));
+        progress_bytes(rate, sizeof rate, secs > 0 ? (double)fetched / secs : 0);
+        fprintf(stderr, "vkinfer: pull: %s: %s, %.1f s, %s/s, sha256 %s%s\n", it->rel, sz, secs, rate, got,
+                it->sha256[0] || digest_is_hex(t->r.linked_etag, 32) ? " (verified)"
+                : it->sha1[0]                                        ? " (git sha1 verified)"
+                                                                     : " (no checksum published)");
+    }
+    return VKI_OK;
+}
+
 vki_status download_item(pull_ctx *ctx, const pull_item *it, const char *dir)
 {
-    char path[4096], part[4200], cerr[CURL_ERROR_SIZE], got[65];
+    char path[4096], part[4200], cerr[CURL_ERROR_SIZE];
     if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, it->rel) >= sizeof path)
         return vki_fail(VKI_ERR_INVALID_ARGUMENT, "%s/%s: path too long", dir, it->rel);
     snprintf(part, sizeof part, "%s.part", path);
@@ -209,33 +251,19 @@ vki_status download_item(pull_ctx *ctx, const pull_item *it, const char *dir)
     }
     if (!make_parents(path)) return vki_fail(VKI_ERR_INTERNAL, "%s: cannot create its folder: %s", path, strerror(errno));
     dl_try t = {.ctx = ctx, .it = it, .dir = dir};
+    http_resp_reset(&t.r);
     vki_status s = VKI_OK;
     double t0 = vki_time_ms();
     int64_t fetched = 0;
-    for (int32_t attempt = 0;; attempt++) {
-        memset(&t.r, 0, sizeof t.r);
+    for (int32_t attempt = 0; s == VKI_OK; attempt++) {
         http_resp_reset(&t.r);
         t.written = 0;
         t.started = t.body = false;
         t.fail = VKI_OK;
-        if (!(t.f = fopen(part, "a+b"))) {
-            s = vki_fail(VKI_ERR_INTERNAL, "%s: cannot open: %s", part, strerror(errno));
-            break;
-        }
-        struct stat st;
-        t.offset = fstat(fileno(t.f), &st) == 0 ? st.st_size : 0;
-        if (it->size >= 0 && t.offset > it->size) { /* not this file: start over */
-            if (ftruncate(fileno(t.f), 0) != 0) t.offset = -1;
-            else t.offset = 0;
-        }
-        if (t.offset < 0 || digest_init(&t.d, it->sha1[0] ? it->size : -1) != VKI_OK ||
-            !digest_file(&t.d, t.f, t.offset) || fseeko(t.f, 0, SEEK_END) != 0) {
-            s = vki_fail(VKI_ERR_INTERNAL, "%s: cannot read back: %s", part, strerror(errno));
-            goto try_end;
-        }
+        if ((s = open_part(&t, part)) != VKI_OK) break;
         CURLcode rc = CURLE_OK;
         progress_begin(&t.pr, it->rel, it->size, t.offset, ctx->p.quiet);
-        if (it->size >= 0 && t.offset == it->size && it->size > 0) {
+        if (it->size > 0 && t.offset == it->size) {
             t.body = true; /* complete from an earlier run that stopped before the rename */
         } else {
             if (t.offset > 0) progress_note(&t.pr, "%s: resuming at byte %lld", it->rel, (long long)t.offset);
@@ -243,44 +271,22 @@ vki_status download_item(pull_ctx *ctx, const pull_item *it, const char *dir)
         }
         progress_end(&t.pr);
         fetched += t.written;
-        if (fflush(t.f) != 0 || fsync(fileno(t.f)) != 0) {
-            if (t.fail == VKI_OK)
-                t.fail = vki_fail(errno == ENOSPC ? VKI_ERR_OUT_OF_MEMORY : VKI_ERR_INTERNAL, "%s: write failed: %s",
-                                  part, strerror(errno));
-        }
+        if ((fflush(t.f) != 0 || fsync(fileno(t.f)) != 0) && t.fail == VKI_OK)
+            t.fail = vki_fail(errno == ENOSPC ? VKI_ERR_OUT_OF_MEMORY : VKI_ERR_INTERNAL, "%s: write failed: %s", part,
+                              strerror(errno));
+        /* "416, bytes * /SIZE" with SIZE = the .part: it already is the whole
+         * file (a URL's size is not known ahead). */
+        if (rc == CURLE_OK && t.r.status == 416 && t.offset > 0 && t.r.range_total == t.offset) t.body = true;
         if (t.fail != VKI_OK) {
             s = t.fail;
             if (s == VKI_ERR_BAD_FILE) unlink(part);
-            goto try_end;
-        }
-        if (rc == CURLE_OK && t.r.status == 416 && t.offset > 0 && t.r.range_total == t.offset)
-            t.body = true; /* "bytes * /SIZE": the .part already is the whole file (a URL's size is not known ahead) */
-        if (rc == CURLE_OK && t.body) {
-            if ((s = verify(it, t.r.linked_etag, &t.d, got)) != VKI_OK) {
-                unlink(part);
-                char msg[1024];
-                snprintf(msg, sizeof msg, "%s; the partial file was deleted", vki_last_error());
-                s = vki_fail(s, "%s", msg);
-            } else if (rename(part, path) != 0) {
-                s = vki_fail(VKI_ERR_INTERNAL, "%s: cannot rename into place: %s", path, strerror(errno));
-            } else if (!ctx->p.quiet) {
-                char sz[32], rate[32];
-                double secs = (vki_time_ms() - t0) / 1e3;
-                progress_bytes(sz, sizeof sz, (double)(t.offset + t.written));
-                progress_bytes(rate, sizeof rate, secs > 0 ? (double)fetched / secs : 0);
-                fprintf(stderr, "vkinfer: pull: %s: %s, %.1f s, %s/s, sha256 %s%s\n", it->rel, sz, secs, rate, got,
-                        it->sha256[0] || digest_is_hex(t.r.linked_etag, 32) ? " (verified)"
-                        : it->sha1[0]                                       ? " (git sha1 verified)"
-                                                                            : " (no checksum published)");
-            }
-            goto try_end;
-        }
-        if (rc == CURLE_OK && t.r.status == 416 && t.offset > 0) {
-            /* Our .part is longer than the file now: start it over. */
-            if (ftruncate(fileno(t.f), 0) != 0) {
+        } else if (rc == CURLE_OK && t.body) {
+            s = finish(&t, path, part, t0, fetched);
+            break;
+        } else if (rc == CURLE_OK && t.r.status == 416 && t.offset > 0) {
+            /* The .part is longer than the file is now: start it over. */
+            if (ftruncate(fileno(t.f), 0) != 0)
                 s = vki_fail(VKI_ERR_INTERNAL, "%s: cannot truncate: %s", part, strerror(errno));
-                goto try_end;
-            }
         } else if (!http_transient(rc, t.r.status) || attempt >= ctx->p.retries) {
             s = http_fail(ctx, it->url, rc, &t.r, cerr);
             if (attempt > 0) {
@@ -288,7 +294,6 @@ vki_status download_item(pull_ctx *ctx, const pull_item *it, const char *dir)
                 snprintf(msg, sizeof msg, "%s (after %d tries)", vki_last_error(), attempt + 1);
                 vki_fail(s, "%s", msg);
             }
-            goto try_end;
         } else {
             double wait = http_backoff_s(attempt + 1, &t.r);
             http_fail(ctx, it->url, rc, &t.r, cerr);
@@ -299,13 +304,9 @@ vki_status download_item(pull_ctx *ctx, const pull_item *it, const char *dir)
         digest_deinit(&t.d);
         fclose(t.f);
         t.f = NULL;
-        continue;
-    try_end:
-        digest_deinit(&t.d);
-        if (t.f) fclose(t.f);
-        t.f = NULL;
-        break;
     }
+    digest_deinit(&t.d);
+    if (t.f) fclose(t.f);
     http_resp_reset(&t.r);
     struct stat st;
     if (s != VKI_OK && stat(part, &st) == 0 && st.st_size == 0) unlink(part); /* nothing to resume */
