@@ -77,6 +77,12 @@ def t_fresh(c):
     rc, out, err = pull(c, "hf://gen/default")
     check(rc == 0 and "already present" in err and not byte_requests(c, "default.gguf"),
           "a second pull fetches nothing (%s)" % err.strip()[-200:])
+    rc, out, err = pull(c, "-q", "hf://gen/default")
+    check(rc == 0 and out == want and err == "", "--quiet: only the path, on stdout (%r)" % err)
+    rc, out, err = pull(c)
+    check(rc == 1 and "which model?" in err, "no model named: a clear error (%s)" % err.strip())
+    rc, out, err = pull(c, "--retries", "x", "hf://gen/default")
+    check(rc == 1 and "--retries" in err, "a bad option value: a clear error (%s)" % err.strip())
 
 
 def t_resume_drop(c):
