@@ -13,7 +13,7 @@ downloader:
 Byte answers honour Range (206, Content-Range; 416 past the end). Knobs
 (Hub.knobs, changed between test cases) make it misbehave: drop the
 connection mid-file once, stall once, answer 503 n times, ignore Range,
-publish a wrong sha256, page the listing. Hub.log records every request.
+publish a wrong sha256, page the listing, send no Content-Length. Hub.log records every request.
 
 Run alone to try `vkinfer pull` by hand:
   python3 hub.py --port 8765 --repo gen/default=build/models/default.gguf
@@ -57,6 +57,7 @@ class Hub:
                 "page_size": 1000,       # tree entries per page
                 "gated": {},             # repo: the token it needs
                 "extra_entries": {},     # repo: [listing entries added as they are (bad paths)]
+                "no_length": set(),      # "repo/path": no Content-Length, the end is the connection's close
             }
 
     def add_repo(self, repo, files):
@@ -236,7 +237,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             data = f.read(end - start)
         self.send_response(status)
         self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(data)))
+        if key in knobs["no_length"]:
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(len(data)))
         self.send_header("Accept-Ranges", "bytes")
         if status == 206:
             self.send_header("Content-Range", "bytes %d-%d/%d" % (start, end - 1, size))

@@ -5,7 +5,7 @@ byte fetched twice) and after an interrupted run (.part left behind), a
 server that ignores Range, a stall past --stall-timeout, 503 then success,
 a wrong published sha256 (exit 1, both digests named, no file left), 404s
 (repository, file, URL), not enough disk space (the VKI_PULL_TEST_FREE_BYTES
-hook), a gated repository and its token (never printed), a paged listing
+hook, and a real 2 MiB tmpfs where user namespaces allow one), a gated repository and its token (never printed), a paged listing
 and a repository with several GGUF files (the error lists them), an unsafe
 path in a listing, a safetensors folder (git sha1 of small files checked),
 a plain URL (X-Linked-Etag checked), a second pull that fetches nothing,
@@ -194,6 +194,35 @@ def t_disk_full(c):
     check(not os.path.exists(os.path.join(c.dir, "default.gguf")), "disk full on a URL: no file")
 
 
+def t_tmpfs(c):
+    """A real small filesystem (a 2 MiB tmpfs in a private mount namespace):
+    statvfs refuses the pull up front; a file whose size the server does not
+    say fills the disk and stops with ENOSPC, its .part kept."""
+    fresh(c)
+    mnt = os.path.join(c.dir, "tmpfs")
+    os.makedirs(mnt)
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=2m tmpfs %s" % mnt],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        print("skip: real tmpfs cases: cannot mount a tmpfs in a user namespace (%s)" % probe.stderr.strip())
+        return
+
+    def pull_ns(*args):
+        script = 'mount -t tmpfs -o size=2m tmpfs "$1" && shift && exec "$@"'
+        p = subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", mnt, c.exe, "pull", "--dir", mnt, "--hub",
+                            c.url] + list(args), capture_output=True, text=True, timeout=120)
+        return p.returncode, p.stderr
+
+    rc, err = pull_ns("hf://gen/default")
+    check(rc == 1 and "not enough disk space" in err and "14.0 MiB to download" in err,
+          "tmpfs: statvfs says the file does not fit, before any byte (%s)" % err.strip())
+    check(not byte_requests(c, "default.gguf"), "tmpfs: nothing fetched")
+    c.hub.knobs["no_length"].add("gen/default/default.gguf")
+    rc, err = pull_ns("--retries", "0", c.url + "/gen/default/resolve/main/default.gguf")
+    check(rc == 1 and "No space left on device" in err and ".part is kept" in err,
+          "tmpfs: a file of unknown size fills the disk: ENOSPC named (%s)" % err.strip()[-300:])
+
+
 def t_gated(c):
     fresh(c)
     c.hub.knobs["gated"]["gated/default"] = "sekrit-token-123"
@@ -365,7 +394,7 @@ def main():
         srv, c.url = hubmod.serve(c.hub)
         c.dir = os.path.join(tmp, "models")
         for t in (t_fresh, t_resume_drop, t_resume_part, t_ignore_range, t_stall_and_503, t_checksum, t_404,
-                  t_disk_full, t_gated, t_listing, t_safetensors, t_url, t_serve):
+                  t_disk_full, t_tmpfs, t_gated, t_listing, t_safetensors, t_url, t_serve):
             print("--", t.__name__, flush=True)
             t0 = time.time()
             t(c)
