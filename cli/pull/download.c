@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -202,6 +203,11 @@ static CURLcode run_try(dl_try *t, char *cerr)
 static vki_status open_part(dl_try *t, const char *part)
 {
     if (!(t->f = fopen(part, "a+b"))) return vki_fail(VKI_ERR_INTERNAL, "%s: cannot open: %s", part, strerror(errno));
+    /* Two pulls appending to one .part (two `serve -m hf://...` started
+     * together) would interleave their bytes: the second waits its turn. */
+    if (flock(fileno(t->f), LOCK_EX | LOCK_NB) != 0)
+        return vki_fail(VKI_ERR_QUEUE_FULL, "%s: another vkinfer is downloading it now; try again when it is done",
+                        part);
     struct stat st;
     t->offset = fstat(fileno(t->f), &st) == 0 ? st.st_size : 0;
     if (t->it->size >= 0 && t->offset > t->it->size) t->offset = ftruncate(fileno(t->f), 0) == 0 ? 0 : -1;

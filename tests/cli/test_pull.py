@@ -15,6 +15,7 @@ Models: the build's generated default.gguf and an HF folder made by
 vkinfer-gen; the shared models (../shared/models) when present (their cases
 are skipped with a note otherwise)."""
 import argparse
+import fcntl
 import filecmp
 import http.client
 import os
@@ -118,6 +119,19 @@ def t_resume_part(c):
     check(len(reqs) == 1 and reqs[0]["range"] == "bytes=%d-" % half and reqs[0]["sent"] == c.size - half,
           "interrupted run: one Range request for the missing %d bytes (%s)" % (
               c.size - half, [(r["range"], r["sent"]) for r in reqs]))
+
+
+def t_locked(c):
+    fresh(c)
+    dest = os.path.join(c.dir, "gen/default")
+    os.makedirs(dest)
+    with open(os.path.join(dest, "default.gguf.part"), "ab") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        rc, out, err = pull(c, "hf://gen/default")
+    check(rc == 1 and "another vkinfer is downloading it" in err and not byte_requests(c, "default.gguf"),
+          "a .part another pull holds is left alone: %s" % err.strip())
+    rc, out, err = pull(c, "hf://gen/default")
+    check(rc == 0 and filecmp.cmp(out, c.model, shallow=False), "once released, the pull goes through")
 
 
 def t_ignore_range(c):
@@ -393,7 +407,7 @@ def main():
         c.hub = hubmod.Hub(repos)
         srv, c.url = hubmod.serve(c.hub)
         c.dir = os.path.join(tmp, "models")
-        for t in (t_fresh, t_resume_drop, t_resume_part, t_ignore_range, t_stall_and_503, t_checksum, t_404,
+        for t in (t_fresh, t_resume_drop, t_resume_part, t_locked, t_ignore_range, t_stall_and_503, t_checksum, t_404,
                   t_disk_full, t_tmpfs, t_gated, t_listing, t_safetensors, t_url, t_serve):
             print("--", t.__name__, flush=True)
             t0 = time.time()
