@@ -4,7 +4,8 @@
  * digests are checked against what the hub published, and only then is it
  * renamed into place, so a file under its final name is always complete.
  * A checksum mismatch deletes the .part (resuming it would keep the bad
- * bytes); every other failure keeps it for the next try. */
+ * bytes); every other failure keeps it for the next try. The .part is
+ * flock'ed while bytes go into it: one writer per file. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
