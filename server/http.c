@@ -969,7 +969,7 @@ uint16_t srv_port(const srv_server *srv) { return srv ? srv->port : 0; }
 
 void srv_set_events(srv_server *srv, srv_events *ev)
 {
-    if (srv) srv->events = ev;
+    if (srv) atomic_store(&srv->events, ev);
 }
 
 void srv_quiesce(srv_server *srv)

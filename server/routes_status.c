@@ -290,7 +290,7 @@ enum MHD_Result srv_route_status(srv_conn *cn)
     cJSON_AddNumberToObject(h, "in_flight", atomic_load(&srv->in_flight));
     cJSON_AddNumberToObject(h, "client_disconnects", (double)atomic_load(&srv->disconnects));
     cJSON_AddNumberToObject(h, "connection_evictions", (double)atomic_load(&srv->evictions));
-    cJSON_AddItemToObject(o, "events", events_arr(srv->events));
+    cJSON_AddItemToObject(o, "events", events_arr(atomic_load(&srv->events)));
     free(infos);
     free(sts);
     return srv_send_json(cn, 200, o);

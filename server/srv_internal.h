@@ -53,7 +53,8 @@ struct srv_server {
     atomic_uint_fast64_t  evictions;  /* slow or idle connections closed to make room */
     atomic_int            in_flight;  /* requests from their headers to their end */
     struct srv_window    *window;     /* the last minutes' traffic (routes_status.c) */
-    struct srv_events    *events;     /* borrowed (srv_set_events); NULL = none */
+    /* borrowed; NULL = none. Atomic: srv_set_events runs while the pool serves. */
+    struct srv_events *_Atomic events;
     atomic_bool           draining;   /* srv_quiesce: no new connections or requests */
     int                   listen_fd;  /* after srv_quiesce, closed after the daemon stops */
     /* The open connections (http.c's srv_sock list), the waits' suspend and

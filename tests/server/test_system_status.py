@@ -8,7 +8,8 @@ together); once traffic stops, the figures agree exactly: device budget and
 use, each model's state, breaker, queue depths, running, finished requests
 by outcome, tokens, loads and evictions, resident bytes, the HTTP counters,
 and the window's request count against the model routes' HTTP answers. Also
-the events ring (the two loads), the caches' shape, the key (401 without
+the events ring (the two loads; then, on a second server, a breaker
+that opens and a request served by the other model), the caches' shape, the key (401 without
 it), and the status page's headers: / and /ui without the key,
 text/html, a Content-Security-Policy that allows no other origin, no
 external URL in the page, and 304 for a matching ETag.
@@ -188,6 +189,43 @@ def test_status(exe, model, tiny, tmp):
         s.stop()
 
 
+def test_events(exe, model, tiny, tmp):
+    """A breaker that opens and a request served by another model become
+    events, named as /metrics counts them."""
+    cfg = os.path.join(tmp, "events.yaml")
+    with open(cfg, "w") as f:
+        f.write("device: {prefer: cpu}\nmodels:\n"
+                "  - id: a\n    path: %s\n    fallback: [b]\n"
+                "    breaker: {failures: 1, window: 60s, recovery: 60s}\n    test_fail: {steps: 1000}\n"
+                "  - {id: b, path: %s}\n" % (model, tiny))
+    s = Server(exe, ["--config", cfg])
+    try:
+        s.wait_ready()
+        st, js, _, _ = s.request("POST", "/v1/completions", {"model": "a", "prompt": "hi", "max_tokens": 2})
+        check(st == 200 and js.get("model") == "b", "a's failure is served by b: %s %s" % (st, js))
+        t0, evs = time.time(), []
+        while time.time() - t0 < 10:  # the unload that follows the trip runs on a's thread
+            js = status(s)
+            evs = [(e["kind"], e["model"]) for e in js["events"]]
+            if ("unload", "a") in evs:
+                break
+            time.sleep(0.1)
+        for want in (("breaker_trip", "a"), ("fallback", "a"), ("unload", "a"), ("load", "b")):
+            check(want in evs, "event %s in %s" % (want, js["events"]))
+        fb = [e for e in js["events"] if e["kind"] == "fallback"]
+        check(fb and "served by b" in fb[0]["detail"], "the fallback event names b and why: %s" % fb)
+        seqs = [e["seq"] for e in js["events"]]
+        check(seqs == sorted(seqs, reverse=True) and all(e["t"] > 1.6e9 for e in js["events"]), "events newest first")
+        m = metrics(s)
+        a = next(x for x in js["models"] if x["id"] == "a")
+        check(a["breaker"]["state"] == "open" and a["breaker"]["trips"] == 1 ==
+              m[lab("vkinfer_breaker_trips_total", model="a")], "a's breaker: %s" % a["breaker"])
+        n_fb = sum(v for k, v in m.items() if k.startswith('vkinfer_fallbacks_total{model="a"'))
+        check(n_fb == len(fb), "fallback events %d, vkinfer_fallbacks_total %s" % (len(fb), n_fb))
+    finally:
+        s.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--vkinfer", required=True)
@@ -202,6 +240,7 @@ def main():
         tiny = os.path.join(tmp, "tiny.gguf")
         subprocess.run([a.gen, "--preset", "tiny", "-o", tiny], check=True, capture_output=True)
         test_status(a.vkinfer, a.model, tiny, tmp)
+        test_events(a.vkinfer, a.model, tiny, tmp)
     failures = test_server.failures
     print("test_system_status: %s" % ("FAILED (%d checks)" % failures if failures else "ok"))
     return 1 if failures else 0
