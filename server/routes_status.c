@@ -7,6 +7,7 @@
  * Must not: keep state of its own (the window and the events are the
  * server's), or decide anything.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,9 +48,13 @@ static void meminfo(uint64_t *total, uint64_t *avail)
     fclose(f);
 }
 
-static void cpu_name(char *out, size_t size)
+/* The CPU's model name, read once: /proc/cpuinfo is slow to read on large
+ * machines (the kernel samples every core's frequency), and the page polls. */
+static char           cpu_model[256] = "CPU";
+static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
+
+static void read_cpu_name(void)
 {
-    snprintf(out, size, "CPU");
     FILE *f = fopen("/proc/cpuinfo", "r");
     if (!f) return;
     char line[512];
@@ -58,11 +63,17 @@ static void cpu_name(char *out, size_t size)
         if (c && !strncmp(line, "model name", 10)) {
             c++;
             while (*c == ' ' || *c == '\t') c++;
-            snprintf(out, size, "%.*s", (int)strcspn(c, "\n"), c);
+            snprintf(cpu_model, sizeof cpu_model, "%.*s", (int)strcspn(c, "\n"), c);
             break;
         }
     }
     fclose(f);
+}
+
+static const char *cpu_name(void)
+{
+    pthread_once(&cpu_once, read_cpu_name);
+    return cpu_model;
 }
 
 static cJSON *memory_obj(uint64_t total, uint64_t used)
@@ -251,10 +262,8 @@ enum MHD_Result srv_route_status(srv_conn *cn)
                                               ri.budget, ri.used, SCHED_RESIDENT_GPU));
     uint64_t total, avail;
     meminfo(&total, &avail);
-    char cname[256];
-    cpu_name(cname, sizeof cname);
     /* The CPU's "used" is the machine's (every process), as there is no budget. */
-    cJSON_AddItemToArray(devs, device_obj(s, infos, "cpu", "cpu", cname, total, total > avail ? total - avail : 0,
+    cJSON_AddItemToArray(devs, device_obj(s, infos, "cpu", "cpu", cpu_name(), total, total > avail ? total - avail : 0,
                                           SCHED_RESIDENT_CPU));
 
     cJSON *models = cJSON_AddArrayToObject(o, "models");
