@@ -48,6 +48,7 @@ const char cmd_serve_help[] =
 #ifdef VKI_HAVE_SERVER
 #include "engine/tokenizer/tokenizer.h"
 #include "error.h"
+#include "server/events.h"
 #include "server/server.h"
 #include "util.h"
 
@@ -127,6 +128,19 @@ static char *state_history_path(const srv_config *cfg, srv_log *log)
 
 /* The URL, then curl examples for each kind of model served (the first of
  * each kind), so every example works as printed. */
+/* What the scheduler's on_state feeds: the log and the status page's events. */
+typedef struct state_sinks {
+    srv_log    *log;
+    srv_events *events;
+} state_sinks;
+
+static void on_state(const sched_model_info *info, void *user)
+{
+    const state_sinks *k = user;
+    srv_log_model(info, k->log);
+    srv_events_on_state(info, k->events);
+}
+
 static void print_banner(const srv_config *cfg, unsigned port)
 {
     const char *host = strchr(cfg->host, ':') ? "[::1]" : strcmp(cfg->host, "0.0.0.0") ? cfg->host : "127.0.0.1";
@@ -166,6 +180,8 @@ int cmd_serve(int argc, char **argv)
     srv_log_format log_format = SRV_LOG_TEXT;
     srv_log log = {0};
     scheduler *s = NULL;
+    srv_events *events = NULL;
+    state_sinks sinks = {.log = &log};
     srv_server *srv = NULL;
     char err[1024];
     srv_config cli = {0}; /* models from -m, kept apart until the file is read */
@@ -308,8 +324,10 @@ int cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     sched_params sp = sched_default_params();
-    sp.on_state = srv_log_model;
-    sp.on_state_user = &log;
+    if (!(events = srv_events_create(0))) goto oom;
+    sinks.events = events;
+    sp.on_state = on_state;
+    sp.on_state_user = &sinks;
     sp.engine.n_threads = cfg.n_threads;
     sp.engine.vram_budget = cfg.vram_budget;
     sp.vram_fraction = cfg.vram_fraction;
@@ -334,6 +352,7 @@ int cmd_serve(int argc, char **argv)
         cli_status_error(VKI_ERR_INVALID_ARGUMENT, "serve");
         goto out;
     }
+    srv_events_attach(events, s);
     for (int32_t i = 0; i < cfg.n_models; i++) {
         const srv_model_cfg *m = &cfg.models[i];
         sched_model_params mp = {.id = m->id, .path = m->path, .kind = m->kind, .mp = vki_model_default_params()};
@@ -360,6 +379,7 @@ int cmd_serve(int argc, char **argv)
         cli_error("serve: %s", err);
         goto out;
     }
+    srv_set_events(srv, events);
     print_banner(&cfg, srv_port(srv));
     srv_log_event(&log, "listening", "port %u, %d model%s", srv_port(srv), cfg.n_models, cfg.n_models == 1 ? "" : "s");
     int sig = 0;
@@ -387,6 +407,7 @@ oom:
 out:
     srv_stop(srv);
     sched_destroy(s); /* the last state changes are logged: then the log goes */
+    srv_events_destroy(events);
     vki_set_warn_handler(NULL, NULL);
     srv_log_deinit(&log);
     srv_config_deinit(&cfg);

@@ -13,6 +13,8 @@ set -euo pipefail
 #          library (static, for test_cpu_neon_qemu) and qemu-user to run it
 #   pull: libcurl4-openssl-dev (HTTP client) and libssl-dev (libcrypto: SHA-256)
 #         for `vkinfer pull` and `serve -m hf://...` (cli/pull/)
+#   browser test: chromium and chromium-driver (test_status_page drives the
+#          status page headless through Selenium, installed from PyPI by the test)
 #   quick start: curl, which run.sh's printed examples use
 # Not installed by default: clang and libclang-rt-14-dev (libFuzzer), for the
 # -DVKI_FUZZ=ON build only; add them with VKI_DEPS_EXTRA="clang libclang-rt-14-dev".
@@ -21,6 +23,7 @@ pkgs=(build-essential cmake git pkg-config
       libcurl4-openssl-dev libssl-dev
       python3 python3-pip spirv-tools mesa-vulkan-drivers vulkan-validationlayers
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
+      chromium chromium-driver
       curl)
 [ "${VKI_DEPS_EXTRA:-}" ] && pkgs+=(${VKI_DEPS_EXTRA})
 

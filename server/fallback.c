@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/events.h"
 #include "server/srv_internal.h"
 #include "util.h"
 
@@ -33,6 +34,14 @@ void srv_fb_count(srv_server *srv, int32_t from, int32_t to, int reason)
     const int32_t n = sched_n_models(srv->s);
     if (from < 0 || to < 0 || from >= n || to >= n || reason < 0 || reason >= SRV_FB_N) return;
     atomic_fetch_add(&srv->fb_count[((size_t)from * (size_t)n + (size_t)to) * SRV_FB_N + (size_t)reason], 1);
+    srv_events *ev = atomic_load(&srv->events);
+    if (ev) {
+        sched_model_info fi, ti;
+        sched_model_get_info(srv->s, from, &fi);
+        sched_model_get_info(srv->s, to, &ti);
+        srv_events_push(ev, "fallback", fi.id, "a request for %s was served by %s (%s)", fi.id, ti.id,
+                        reason_names[reason]);
+    }
 }
 
 void srv_fb_metrics(srv_server *srv, srv_buf *b)

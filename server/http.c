@@ -31,13 +31,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "server/events.h"
 #include "server/srv_internal.h"
+#include "server/stats_window.h"
 #include "util.h"
 
 const char *const srv_route_path[SRV_N_ROUTES] = {"/health",       "/v1/models", "/v1/completions",
-                                                  "/v1/chat/completions", "/v1/embeddings", "/metrics", "other"};
-static const char *const route_method[SRV_N_ROUTES] = {"GET", "GET", "POST", "POST", "POST", "GET", NULL};
-const int srv_codes[SRV_N_CODES] = {200, 400, 401, 404, 405, 413, 429, 500, 503, 504, 0};
+                                                  "/v1/chat/completions", "/v1/embeddings", "/metrics",
+                                                  "/v1/system/status", "/ui", "other"};
+static const char *const route_method[SRV_N_ROUTES] = {"GET", "GET", "POST", "POST", "POST", "GET", "GET", "GET", NULL};
+const int srv_codes[SRV_N_CODES] = {200, 304, 400, 401, 404, 405, 413, 429, 500, 503, 504, 0};
 
 void srv_count(srv_server *srv, srv_route route, unsigned status)
 {
@@ -323,6 +326,7 @@ static srv_route find_route(const char *url)
 {
     for (int r = 0; r < SRV_ROUTE_OTHER; r++)
         if (!strcmp(url, srv_route_path[r])) return (srv_route)r;
+    if (!strcmp(url, "/")) return SRV_ROUTE_UI;
     /* GET /v1/models/{id} (the SDK's models.retrieve) */
     if (!strncmp(url, "/v1/models/", 11) && url[11]) return SRV_ROUTE_MODELS;
     return SRV_ROUTE_OTHER;
@@ -344,7 +348,8 @@ static enum MHD_Result dispatch(srv_conn *cn, const char *url, const char *metho
     if (strcmp(method, route_method[cn->route]))
         return srv_send_error(cn, 405, "method_not_allowed", 0, "%s takes %s, not %s", srv_route_path[cn->route],
                               route_method[cn->route], method);
-    if (srv->api_key && cn->route != SRV_ROUTE_HEALTH) {
+    /* The page holds no data: it asks for the key and sends it with each read. */
+    if (srv->api_key && cn->route != SRV_ROUTE_HEALTH && cn->route != SRV_ROUTE_UI) {
         const char *h = MHD_lookup_connection_value(cn->c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
         /* the scheme is case-insensitive (RFC 9110 11.1) */
         if (!h || strncasecmp(h, "Bearer ", 7) || !key_equal(h + 7, srv->api_key))
@@ -358,6 +363,8 @@ static enum MHD_Result dispatch(srv_conn *cn, const char *url, const char *metho
     case SRV_ROUTE_HEALTH: return srv_route_health(cn);
     case SRV_ROUTE_MODELS: return cn->model_id[0] ? srv_route_model(cn, cn->model_id) : srv_route_models(cn);
     case SRV_ROUTE_METRICS: return srv_route_metrics(cn);
+    case SRV_ROUTE_STATUS: return srv_route_status(cn);
+    case SRV_ROUTE_UI: return srv_route_ui(cn);
     default: break;
     }
     const char *end = NULL;
@@ -755,8 +762,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     return dispatch(cn, url, method);
 }
 
+/* The model routes' traffic, which the status window counts (not the
+ * page's own polling). */
+static bool model_path(const char *path)
+{
+    return !strcmp(path, srv_route_path[SRV_ROUTE_COMPLETIONS]) || !strcmp(path, srv_route_path[SRV_ROUTE_CHAT]) ||
+           !strcmp(path, srv_route_path[SRV_ROUTE_EMBEDDINGS]);
+}
+
 void srv_log_done(srv_server *srv, const srv_req_log *l)
 {
+    if (model_path(l->path)) {
+        srv_window_sample ws = {.t_s = srv_now_s(), .latency_ms = vki_time_ms() - l->t0,
+                                .error = !l->status || l->status >= 400,
+                                .prompt_tokens = l->prompt_tokens, .completion_tokens = l->completion_tokens};
+        srv_window_add(srv->window, &ws);
+    }
     if (!srv->log) return;
     srv_log_req r = {.id = l->id, .method = l->method, .path = l->path, .model = l->model,
                      /* no answer was queued: the client left first (nginx's 499) */
@@ -874,7 +895,9 @@ vki_status srv_start(const srv_config *cfg, scheduler *s, srv_log *log, srv_serv
     srv->s = s;
     srv->log = log;
     srv->created = time(NULL);
-    if (!srv_fb_init(srv)) {
+    srv->window = srv_window_create(0, srv_now_s());
+    if (!srv->window || !srv_fb_init(srv)) {
+        srv_window_destroy(srv->window);
         free(srv);
         snprintf(err, err_size, "out of memory");
         return VKI_ERR_OUT_OF_MEMORY;
@@ -936,12 +959,18 @@ fail:
     pthread_cond_destroy(&srv->socks_cv);
     pthread_mutex_destroy(&srv->socks_mu);
     srv_fb_free(srv);
+    srv_window_destroy(srv->window);
     free(srv->api_key);
     free(srv);
     return VKI_ERR_INVALID_ARGUMENT;
 }
 
 uint16_t srv_port(const srv_server *srv) { return srv ? srv->port : 0; }
+
+void srv_set_events(srv_server *srv, srv_events *ev)
+{
+    if (srv) atomic_store(&srv->events, ev);
+}
 
 void srv_quiesce(srv_server *srv)
 {
@@ -980,6 +1009,7 @@ void srv_stop(srv_server *srv)
     pthread_cond_destroy(&srv->socks_cv);
     pthread_mutex_destroy(&srv->socks_mu);
     srv_fb_free(srv);
+    srv_window_destroy(srv->window);
     free(srv->api_key);
     free(srv);
 }

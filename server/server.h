@@ -3,7 +3,8 @@
  * (libmicrohttpd: a fixed pool of polling threads that never wait, the
  * waits being suspended connections; JSON through cJSON).
  * Routes: GET /health, GET /v1/models, POST /v1/completions,
- * POST /v1/chat/completions, POST /v1/embeddings, GET /metrics.
+ * POST /v1/chat/completions, POST /v1/embeddings, GET /metrics,
+ * GET /v1/system/status and the status page at / and /ui.
  * Must not: run kernels (everything goes through engine/sched/).
  */
 #ifndef VKI_SERVER_H
@@ -16,6 +17,7 @@
 #include "server/log.h"
 
 typedef struct srv_server srv_server;
+typedef struct srv_events srv_events; /* server/events.h */
 
 /* Starts listening on cfg->host:cfg->port (0 = a free port) and serving
  * requests for the models in `s`, which holds cfg's models in cfg's order
@@ -25,6 +27,9 @@ typedef struct srv_server srv_server;
  * host, no key in the api_key_env variable). */
 vki_status srv_start(const srv_config *cfg, scheduler *s, srv_log *log, srv_server **out, char *err,
                      size_t err_size);
+/* The recent-events ring /v1/system/status shows (borrowed; it must
+ * outlive the server). Set right after srv_start; NULL = none. */
+void       srv_set_events(srv_server *srv, srv_events *ev);
 /* The port the server listens on. */
 uint16_t   srv_port(const srv_server *srv);
 /* The start of a graceful stop: stops accepting connections (new ones are

@@ -26,6 +26,8 @@ typedef enum srv_route {
     SRV_ROUTE_CHAT,
     SRV_ROUTE_EMBEDDINGS,
     SRV_ROUTE_METRICS,
+    SRV_ROUTE_STATUS,     /* GET /v1/system/status                    */
+    SRV_ROUTE_UI,         /* GET / and /ui: the status page (no key)  */
     SRV_ROUTE_OTHER,      /* unknown paths, counted together */
     SRV_N_ROUTES,
 } srv_route;
@@ -33,7 +35,7 @@ typedef enum srv_route {
 extern const char *const srv_route_path[SRV_N_ROUTES];
 
 /* The HTTP statuses the server answers with, for the counters. */
-#define SRV_N_CODES 11
+#define SRV_N_CODES 12
 extern const int srv_codes[SRV_N_CODES];
 
 struct srv_server {
@@ -50,6 +52,9 @@ struct srv_server {
     atomic_uint_fast64_t *fb_count;   /* [from][to][reason] fallbacks (fallback.c) */
     atomic_uint_fast64_t  evictions;  /* slow or idle connections closed to make room */
     atomic_int            in_flight;  /* requests from their headers to their end */
+    struct srv_window    *window;     /* the last minutes' traffic (routes_status.c) */
+    /* borrowed; NULL = none. Atomic: srv_set_events runs while the pool serves. */
+    struct srv_events *_Atomic events;
     atomic_bool           draining;   /* srv_quiesce: no new connections or requests */
     int                   listen_fd;  /* after srv_quiesce, closed after the daemon stops */
     /* The open connections (http.c's srv_sock list), the waits' suspend and
@@ -268,6 +273,11 @@ enum MHD_Result srv_route_models(srv_conn *cn);
 /* GET /v1/models/{id}: the object the list holds; 404 for an unknown id. */
 enum MHD_Result srv_route_model(srv_conn *cn, const char *id);
 enum MHD_Result srv_route_metrics(srv_conn *cn);
+/* GET /v1/system/status and the page at / and /ui (routes_status.c). */
+enum MHD_Result srv_route_status(srv_conn *cn);
+enum MHD_Result srv_route_ui(srv_conn *cn);
+/* Unix time in seconds, for the window and the status. */
+double          srv_now_s(void);
 enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body);
 enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat);
 

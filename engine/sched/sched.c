@@ -631,6 +631,7 @@ void sched_get_resid_info(scheduler *s, sched_resid_info *out)
     if (!s) return;
     pthread_mutex_lock(&s->res_mu);
     out->budget = s->budget;
+    memcpy(out->device, s->dev_name, sizeof out->device);
     for (int32_t i = 0; i < s->n_models; i++) out->used += s->models[i]->gpu_bytes;
     pthread_mutex_unlock(&s->res_mu);
 }

@@ -268,6 +268,7 @@ const vki_tokenizer  *sched_model_tokenizer(const scheduler *s, int32_t i);
 typedef struct sched_resid_info {
     uint64_t budget;   /* bytes; 0 when there is no Vulkan device          */
     uint64_t used;     /* bytes held or reserved by GPU-resident models    */
+    char     device[256]; /* the budget's Vulkan device; "" when none      */
 } sched_resid_info;
 void sched_get_resid_info(scheduler *s, sched_resid_info *out);
 

@@ -222,6 +222,7 @@ struct scheduler {
     bool             shut;
     bool             has_gpu;    /* AUTO models go to Vulkan (as api.c decides) */
     uint64_t         budget;     /* device bytes models may hold; 0 = no device */
+    char             dev_name[256]; /* that device's name; "" = no device         */
     pthread_mutex_t  res_mu;     /* gpu_bytes of every model                    */
     pthread_cond_t   res_cv;     /* a model unloaded or refused to             */
     /* warm-up (sched_warm.c) */

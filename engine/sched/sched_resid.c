@@ -43,7 +43,10 @@ void sched_resid_init(scheduler *s)
                 best = i;
             s->has_gpu |= strcmp(devs[i].type, "cpu") != 0;
         }
-        if (best >= 0) dev = devs[best].budget;
+        if (best >= 0) {
+            dev = devs[best].budget;
+            snprintf(s->dev_name, sizeof s->dev_name, "%s", devs[best].name);
+        }
         s->has_gpu |= s->p.engine.vk_device >= 0;
     }
     free(devs);
