@@ -91,6 +91,7 @@ static enum MHD_Result send_text(srv_conn *cn, unsigned status, char *text, cons
     srv_queue_headers(cn, r);
     if (status == 401) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     if (cn->served_by) MHD_add_response_header(r, "X-Vkinfer-Served-By", cn->served_by);
+    if (cn->route_hdr[0]) MHD_add_response_header(r, "X-Vkinfer-Route", cn->route_hdr);
     enum MHD_Result ret = srv_queue(cn, status, r);
     MHD_destroy_response(r);
     srv_count(cn->srv, cn->route, status);
@@ -882,6 +883,7 @@ vki_status srv_start(const srv_config *cfg, scheduler *s, srv_log *log, srv_serv
     srv->listen_fd = -1;
     pthread_mutex_init(&srv->socks_mu, NULL);
     pthread_cond_init(&srv->socks_cv, NULL);
+    if (!srv_auto_init(srv, err, err_size)) goto fail;
     if (cfg->api_key_env) {
         const char *k = getenv(cfg->api_key_env);
         if (!k || !k[0]) {
@@ -936,6 +938,7 @@ fail:
     pthread_cond_destroy(&srv->socks_cv);
     pthread_mutex_destroy(&srv->socks_mu);
     srv_fb_free(srv);
+    srv_auto_free(srv);
     free(srv->api_key);
     free(srv);
     return VKI_ERR_INVALID_ARGUMENT;
@@ -980,6 +983,7 @@ void srv_stop(srv_server *srv)
     pthread_cond_destroy(&srv->socks_cv);
     pthread_mutex_destroy(&srv->socks_mu);
     srv_fb_free(srv);
+    srv_auto_free(srv);
     free(srv->api_key);
     free(srv);
 }
