@@ -83,6 +83,8 @@ void srv_auto_drop(srv_auto *a)
 
 /* ===== What the request needs ============================================ */
 
+static char *query_whole(const cJSON *body);
+
 static uint32_t body_caps(const cJSON *body)
 {
     uint32_t caps = 0;
@@ -99,9 +101,23 @@ static uint32_t body_caps(const cJSON *body)
 }
 
 /* The text routed by meaning: the last user message (its text parts
- * joined), or a completion's prompt when it is one string. malloc'd; NULL
- * when there is none. */
+ * joined), or a completion's prompt when it is one string, cut to its first
+ * QUERY_MAX bytes (whole characters): the intent is in the opening, and a
+ * small embedding model's context must hold it. malloc'd; NULL when there
+ * is none. */
+#define QUERY_MAX 1024
 static char *query_text(const cJSON *body)
+{
+    char *t = query_whole(body);
+    if (t && strlen(t) > QUERY_MAX) {
+        size_t n = QUERY_MAX;
+        while (n > 0 && ((unsigned char)t[n] & 0xC0) == 0x80) n--; /* t[n] starts a character */
+        t[n] = '\0';
+    }
+    return t;
+}
+
+static char *query_whole(const cJSON *body)
 {
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
     const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(body, "prompt");

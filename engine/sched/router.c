@@ -216,6 +216,19 @@ static void rank_models(const int32_t *idx, int32_t n, const sched_route_model *
     }
 }
 
+/* Eight independent sums: the compiler vectorises them (one running sum
+ * would be a chain of dependent adds it may not reorder). */
+static float dot(const float *a, const float *b, int32_t n)
+{
+    float acc[8] = {0};
+    int32_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int j = 0; j < 8; j++) acc[j] += a[k + j] * b[k + j];
+    float s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for (; k < n; k++) s += a[k] * b[k];
+    return s;
+}
+
 /* The cosine of q to route i's nearest example (vectors are normalised). */
 static double nearest(const sched_router *r, int32_t i, const float *q)
 {
@@ -223,9 +236,7 @@ static double nearest(const sched_router *r, int32_t i, const float *q)
     double best = -2;
     for (int32_t k = 0; k < rt->p.n_examples; k++) {
         const float *e = r->emb + (size_t)(rt->ex0 + k) * (size_t)r->dim;
-        float dot = 0;
-        for (int32_t d = 0; d < r->dim; d++) dot += q[d] * e[d];
-        best = VKI_MAX(best, (double)dot);
+        best = VKI_MAX(best, (double)dot(q, e, r->dim));
     }
     return best;
 }
