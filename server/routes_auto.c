@@ -22,6 +22,8 @@ struct srv_auto {
     uint64_t             version;   /* the router model's, at submit       */
     sched_route_request  need;
     bool                 no_fallback;
+    bool                 body_prio; /* the body names a priority: the model's default does not apply */
+    sched_prio          *prio;      /* the caller's, set to the chosen model's configured class */
 };
 
 /* ===== Set-up ============================================================= */
@@ -181,6 +183,8 @@ static int decide(srv_conn *cn, const srv_auto *a, const float *q, int32_t dim, 
                       (int)d.n_order, dt);
     *n = a->no_fallback ? 1 : d.n_order;
     memcpy(order, d.order, sizeof *order * (size_t)d.n_order);
+    if (a->prio && !a->body_prio && d.order[0] < srv->cfg->n_models && srv->cfg->models[d.order[0]].has_priority)
+        *a->prio = srv->cfg->models[d.order[0]].priority;
     return 1;
 }
 
@@ -215,8 +219,8 @@ static bool submit_query(srv_conn *cn, srv_auto *a, const char *query)
     return true;
 }
 
-int srv_auto_begin(srv_conn *cn, const cJSON *body, sched_kind kind, int32_t n_tokens, srv_auto **out, int32_t *order,
-                   int32_t *n, enum MHD_Result *ret)
+int srv_auto_begin(srv_conn *cn, const cJSON *body, sched_kind kind, int32_t n_tokens, sched_prio *prio, srv_auto **out,
+                   int32_t *order, int32_t *n, enum MHD_Result *ret)
 {
     *out = NULL;
     srv_server *srv = cn->srv;
@@ -225,7 +229,10 @@ int srv_auto_begin(srv_conn *cn, const cJSON *body, sched_kind kind, int32_t n_t
     /* model_fallback is checked as for a named model */
     if (!srv_fb_plan(cn, body, 0, &none, tmp, 1, ret)) return 0;
     srv_auto a = {.need = {.kind = kind, .caps = kind == SCHED_KIND_CHAT ? body_caps(body) : 0, .n_tokens = n_tokens},
-                  .no_fallback = cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(body, "model_fallback"))};
+                  .no_fallback = cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(body, "model_fallback")),
+                  .prio = prio};
+    const cJSON *jp = cJSON_GetObjectItemCaseSensitive(body, "priority");
+    a.body_prio = jp && !cJSON_IsNull(jp);
     sched_route_decision probe;
     if (kind == SCHED_KIND_CHAT && srv->router_model >= 0) {
         /* Only embed when meaning could decide: several routes serve it and
@@ -287,6 +294,11 @@ int srv_auto_step(srv_conn *cn, srv_auto **ap, int32_t *order, int32_t *n, enum 
         else if (srv->log)
             srv_log_event(srv->log, "route", "embedded the routes' %d examples with '%s' (%d wide)", (int)(n_texts - 1),
                           srv->cfg->router_model, (int)dim);
+    }
+    if (emb && !a->with_examples && sched_router_version(srv->s, srv->router_model) != a->version) {
+        /* the model was replaced while the query waited: its vector and the examples' differ in kind */
+        emb = NULL;
+        res.error = "the router model was reloaded meanwhile";
     }
     if (emb && n_texts >= 1) q = emb + (size_t)(n_texts - 1) * (size_t)dim;
     if (!q && srv->log)

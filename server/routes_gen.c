@@ -1156,7 +1156,7 @@ static enum MHD_Result gen_step(srv_conn *cn, void *state, bool *wait)
 enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
 {
     enum MHD_Result ret = MHD_NO;
-    /* model auto: decided once the fields are read (no model's priority: the route's default) */
+    /* model auto: decided once the fields are read (then the chosen model's priority applies) */
     const bool autoq = srv_auto_asked(body);
     int32_t model = autoq ? cn->srv->cfg->n_models : srv_pick_serving(cn, body, SCHED_KIND_CHAT, &ret);
     if (model < 0) return ret;
@@ -1177,7 +1177,7 @@ enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
     sched_needs need = {.n_tokens = (int32_t)VKI_MIN(cn->body.n / 4 + (size_t)VKI_MAX(p->f.gp.n_predict, 0),
                                                      1u << 30)};
     if (autoq) {
-        int r = srv_auto_begin(cn, body, SCHED_KIND_CHAT, need.n_tokens, &p->autoq, p->order, &p->n_try, &ret);
+        int r = srv_auto_begin(cn, body, SCHED_KIND_CHAT, need.n_tokens, &p->prio, &p->autoq, p->order, &p->n_try, &ret);
         if (r == 0) {
             plan_free(cn, p);
             return ret;

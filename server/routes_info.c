@@ -436,7 +436,8 @@ enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body)
                       .model = model, .first_reason = -1};
     if (autoq) {
         srv_auto *none = NULL;
-        if (srv_auto_begin(cn, body, SCHED_KIND_EMBEDDING, need.n_tokens, &none, p->order, &p->n_try, &ret) == 1)
+        if (srv_auto_begin(cn, body, SCHED_KIND_EMBEDDING, need.n_tokens, &p->prio, &none, p->order, &p->n_try,
+                           &ret) == 1)
             p->model = p->order[0];
         else
             p->n_try = 0;

@@ -294,10 +294,11 @@ bool            srv_auto_asked(const cJSON *body);
  * embedded first: then *a holds that wait (the connection watches it) and
  * srv_auto_step finishes. Fills order[*n] (the models to try, best first;
  * only the first with "model_fallback": false), the X-Vkinfer-Route header,
- * the log line and the counters. 1: decided; 2: waiting (*a); 0: an error
+ * the log line and the counters; *prio becomes the chosen model's configured
+ * class unless the body names one (prio is borrowed until the decision). 1: decided; 2: waiting (*a); 0: an error
  * was queued (*ret). */
-int             srv_auto_begin(srv_conn *cn, const cJSON *body, sched_kind kind, int32_t n_tokens, srv_auto **a,
-                               int32_t *order, int32_t *n, enum MHD_Result *ret);
+int             srv_auto_begin(srv_conn *cn, const cJSON *body, sched_kind kind, int32_t n_tokens, sched_prio *prio,
+                               srv_auto **a, int32_t *order, int32_t *n, enum MHD_Result *ret);
 /* On a wake-up while *a waits: 1 decided (*a freed, the watch ended), 2
  * still waiting, 0 error queued (*ret; *a freed). */
 int             srv_auto_step(srv_conn *cn, srv_auto **a, int32_t *order, int32_t *n, enum MHD_Result *ret);
