@@ -610,6 +610,8 @@ static vki_status add_model_node(cfg_ctx *x, srv_config *c, yaml_node_t *n)
     srv_model_cfg m = {0};
     vki_status s = each_pair(x, n, "models[]", model_pair, &m);
     if (s == VKI_OK && !m.path) s = node_fail(x, n, "models[]: expected a 'path' key");
+    if (s == VKI_OK && m.id && !strcmp(m.id, "auto"))
+        s = node_fail(x, n, "models[]: the id 'auto' is reserved (requests for it are routed: routes:)");
     /* hf://ORG/REPO and URLs are pulled by `serve` (cli/pull/), not joined to the folder. */
     if (s == VKI_OK && m.path[0] != '/' && !strstr(m.path, "://") && x->dir[0]) {
         char *full = malloc(strlen(x->dir) + strlen(m.path) + 2);

@@ -4,8 +4,9 @@
  * scheduler (interactive class) when routes carry examples, then the
  * router's decision (engine/sched/router.c), told in X-Vkinfer-Route, a
  * log line and vkinfer_route_decisions_total. The examples are embedded
- * with the first query that needs them, and again after the router
- * model's file is replaced (its version changes). Must not: decide
+ * once the router model is ready (srv_auto_tick), and again after its file
+ * is replaced (its version changes); a query that comes first embeds them
+ * with itself. Must not: decide
  * (that is the router's), block a pool thread.
  */
 #include <stdio.h>
@@ -62,12 +63,61 @@ bool srv_auto_init(srv_server *srv, char *err, size_t err_size)
 
 void srv_auto_free(srv_server *srv)
 {
+    sched_request_release(srv->prime);
+    srv->prime = NULL;
     sched_router_destroy(srv->router);
     free(srv->quality);
     free((void *)srv->route_count);
     srv->router = NULL;
     srv->quality = NULL;
     srv->route_count = NULL;
+}
+
+void srv_auto_tick(srv_server *srv)
+{
+    if (srv->router_model < 0 || !sched_router_n_examples(srv->router)) return;
+    const int32_t ne = sched_router_n_examples(srv->router);
+    if (srv->prime) {
+        char *chunk = NULL;
+        size_t len = 0;
+        sched_result res;
+        if (sched_request_poll(srv->prime, 0, 0, &chunk, &len, &res) != VKI_OK) return;
+        free(chunk);
+        if (!res.done) return;
+        int32_t n = 0, dim = 0;
+        const float *emb = res.status == VKI_OK ? sched_request_embeddings(srv->prime, &n, &dim) : NULL;
+        if (emb && n == ne && sched_router_set_examples(srv->router, emb, n, dim, srv->prime_version) == VKI_OK) {
+            if (srv->log)
+                srv_log_event(srv->log, "route", "embedded the routes' %d examples with '%s' (%d wide)", (int)n,
+                              srv->cfg->router_model, (int)dim);
+        } else {
+            if (srv->log)
+                srv_log_event(srv->log, "route", "cannot embed the routes' examples with '%s': %s (retrying in 10 s)",
+                              srv->cfg->router_model, res.error ? res.error : vki_status_str(res.status));
+            srv->prime_retry_ms = vki_time_ms() + 10e3;
+        }
+        sched_request_release(srv->prime);
+        srv->prime = NULL;
+        return;
+    }
+    const uint64_t v = sched_router_version(srv->s, srv->router_model);
+    if (sched_router_examples_ready(srv->router, v) || vki_time_ms() < srv->prime_retry_ms) return;
+    sched_model_info info;
+    sched_model_get_info(srv->s, srv->router_model, &info);
+    if (!sched_state_resident(info.state) || info.reloading) return;
+    const char **texts = calloc((size_t)ne, sizeof *texts);
+    if (!texts) return;
+    for (int32_t k = 0; k < ne; k++) texts[k] = sched_router_example(srv->router, k);
+    double eta;
+    srv->prime_version = v;
+    if (sched_submit_embed(srv->s, srv->router_model, texts, ne, SCHED_PRIO_NORMAL, 0, &srv->prime, &eta) != VKI_OK) {
+        srv->prime = NULL;
+        if (srv->log)
+            srv_log_event(srv->log, "route", "cannot embed the routes' examples with '%s': %s (retrying in 10 s)",
+                          srv->cfg->router_model, vki_last_error());
+        srv->prime_retry_ms = vki_time_ms() + 10e3;
+    }
+    free(texts);
 }
 
 bool srv_auto_asked(const cJSON *body)

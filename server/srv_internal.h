@@ -53,6 +53,9 @@ struct srv_server {
      * counted [route + 1][by] (row 0: no route matched). */
     struct sched_router  *router;
     int32_t               router_model;
+    sched_request        *prime;      /* the examples' embedding in flight (watchdog thread only) */
+    uint64_t              prime_version;
+    double                prime_retry_ms; /* after a failure, not before (vki_time_ms) */
     double               *quality;
     atomic_uint_fast64_t *route_count;
     atomic_uint_fast64_t  evictions;  /* slow or idle connections closed to make room */
@@ -302,6 +305,10 @@ int             srv_auto_begin(srv_conn *cn, const cJSON *body, sched_kind kind,
 /* On a wake-up while *a waits: 1 decided (*a freed, the watch ended), 2
  * still waiting, 0 error queued (*ret; *a freed). */
 int             srv_auto_step(srv_conn *cn, srv_auto **a, int32_t *order, int32_t *n, enum MHD_Result *ret);
+/* From the watchdog thread every 100 ms: once the router model is
+ * resident and the examples' vectors are missing or from before its last
+ * reload, embeds them (a failure is logged and retried after 10 s). */
+void            srv_auto_tick(srv_server *srv);
 /* Cancels and frees a wait (after srv_unwatch). NULL is a no-op. */
 void            srv_auto_drop(srv_auto *a);
 /* vkinfer_route_decisions_total{route,by} for /metrics. */

@@ -5,13 +5,18 @@
  * load (the route whose best model is least loaded; config order on a tie);
  * within a route the primary first unless it cannot serve or load says
  * otherwise; no route matching: the registry; the examples' version; bad
- * routes refused.
+ * routes refused. Then on a live scheduler (the generated default model):
+ * the snapshot (state, caps of a model that declares none, context) and the
+ * version changing when the model's file is reloaded.
  */
 #include <math.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/sched/router.h"
 #include "error.h"
+#include "util.h"
+#include "sched_test_util.h"
 #include "test_util.h"
 
 enum { STORY, TOOL, BIG, EMBED, N_MODELS };
@@ -195,8 +200,40 @@ static void test_bad(void)
     sched_router_destroy(NULL);
 }
 
-int main(void)
+static void test_live(const char *path)
 {
+    sched_params sp = sched_default_params();
+    sp.engine.n_threads = 2;
+    scheduler *s = NULL;
+    CHECK(sched_create(&sp, &s) == VKI_OK);
+    sched_model_params mp = {.id = "m", .path = path, .kind = SCHED_KIND_CHAT, .mp = vki_model_default_params()};
+    mp.mp.backend = VKI_BACKEND_CPU;
+    mp.mp.n_ctx = 256;
+    CHECK(sched_add_model(s, &mp) == VKI_OK);
+    CHECK(sched_wait_loaded(s, 60000));
+    const double quality = 0.7;
+    sched_route_model m;
+    sched_router_snapshot(s, &quality, &m);
+    CHECKF(m.kind == SCHED_KIND_CHAT && m.caps == (SCHED_CAP_CHAT | SCHED_CAP_TOOLS | SCHED_CAP_JSON) &&
+           m.n_ctx == 256 && m.can_serve && m.resident && m.load_ms == 0 && m.quality == 0.7,
+           "caps %u n_ctx %d serve %d resident %d load %g", m.caps, m.n_ctx, m.can_serve, m.resident, m.load_ms);
+    const uint64_t v0 = sched_router_version(s, 0);
+    CHECK(v0 != 0 && sched_router_version(s, 0) == v0);
+    CHECKF(sched_reload_model(s, 0, path) == VKI_OK, "%s", vki_last_error());
+    sched_model_info info;
+    const double t0 = vki_time_ms();
+    do {
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+        sched_model_get_info(s, 0, &info);
+    } while (info.reloading && vki_time_ms() - t0 < 60000);
+    CHECK(!info.reloading && sched_router_version(s, 0) != v0); /* the examples are embedded again */
+    sched_destroy(s);
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = st_model_arg(argc, argv, "test_router");
     sched_router *r = make(0);
     test_need(r);
     test_meaning(r);
@@ -204,5 +241,6 @@ int main(void)
     test_load();
     test_no_routes();
     test_bad();
+    test_live(path);
     return test_finish("test_router");
 }

@@ -98,6 +98,11 @@ def test_routes(exe, paths, tmp):
     check(wait_state(s, "story", ("resident-cpu",)) and wait_state(s, "embed", ("resident-cpu",)),
           "story and embed load at start")
     check(wait_state(s, "tool", ("unloaded",)), "tool (keep_alive 0) waits unloaded")
+    t0 = time.time()
+    while time.time() - t0 < 20 and not any(b"embedded the routes' 4 examples" in l for l in list(s.err)):
+        time.sleep(0.05)
+    check(any(b"embedded the routes' 4 examples" in l for l in list(s.err)),
+          "the examples are embedded once the router model is resident, before any request")
 
     st, js, _, _ = s.request("GET", "/v1/models")
     auto = [m for m in (js or {}).get("data", []) if m["id"] == "auto"]
@@ -178,7 +183,7 @@ def test_routes(exe, paths, tmp):
     check(re.search(r"route=stories model=story score=1\.000 by=meaning", log) or
           re.search(r"route=stories model=story score=0\.999 by=meaning", log),
           "the log line tells the decision: %s" % re.findall(r".*route=.*", log)[:3])
-    check("embedded the routes' 4 examples" in log, "the log tells the examples were embedded")
+    check(log.count("embedded the routes' 4 examples") == 1, "the examples were embedded once")
 
 
 def test_no_routes(exe, paths, tmp):
@@ -215,7 +220,7 @@ def test_bad_configs(exe, paths, tmp):
              r":5:43: routes\[\].needs: expected chat, embedding, tools or json, found 'fast'"),
             (head + "routes:\n  - {name: a, model: story, colour: red}\n", r":5:29: routes\[\]: unknown key 'colour'"),
             (head + "router: {threshold: 2}\n", r":4:\d+: router.threshold: expected a number in \[-1, 1\]"),
-            ("models:\n  - {id: auto, path: %s}\n" % paths["story"], r"model id 'auto' is reserved")):
+            ("models:\n  - {id: auto, path: %s}\n" % paths["story"], r":2:5: models\[\]: the id 'auto' is reserved")):
         path = write(tmp, "bad.yaml", text)
         p = subprocess.run([exe, "serve", "--config", path], capture_output=True, text=True, timeout=30)
         check(p.returncode != 0 and re.search(pattern, p.stderr), "bad config refused (%s): %s %r" % (
