@@ -26,7 +26,7 @@
 #include "server/config_yaml.h"
 #include "util.h"
 
-#define MAX_ROUTES   64
+#define MAX_ROUTES   SCHED_ROUTER_MAX_ROUTES
 #define MAX_EXAMPLES 1024
 
 static vki_status fail(const srv_cfg_yaml *y, const yaml_node_t *n, const char *fmt, ...) VKI_PRINTF(3, 4);

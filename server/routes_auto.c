@@ -202,7 +202,7 @@ static int decide(srv_conn *cn, const srv_auto *a, const float *q, int32_t dim, 
 {
     srv_server *srv = cn->srv;
     const int32_t n_models = sched_n_models(srv->s);
-    sched_route_model snap[256];
+    sched_route_model snap[SCHED_ROUTER_MAX_MODELS];
     if (n_models > (int32_t)VKI_COUNT(snap)) {
         *ret = srv_send_error(cn, 500, "internal_error", 0, "model auto: more than %d models", (int)VKI_COUNT(snap));
         return 0;
@@ -287,7 +287,7 @@ int srv_auto_begin(srv_conn *cn, const cJSON *body, sched_kind kind, int32_t n_t
     if (kind == SCHED_KIND_CHAT && srv->router_model >= 0) {
         /* Only embed when meaning could decide: several routes serve it and
          * some carry examples. */
-        sched_route_model snap[256];
+        sched_route_model snap[SCHED_ROUTER_MAX_MODELS];
         const int32_t n_models = sched_n_models(srv->s);
         if (n_models <= (int32_t)VKI_COUNT(snap)) {
             sched_router_snapshot(srv->s, srv->quality, snap);

@@ -84,7 +84,9 @@ vki_status sched_router_create(const sched_router_params *p, const sched_route_p
                                sched_router **out)
 {
     *out = NULL;
-    if (n_routes < 0 || (n_routes && !routes)) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "router: bad route list");
+    if (n_routes < 0 || n_routes > SCHED_ROUTER_MAX_ROUTES || (n_routes && !routes))
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "router: %d routes (at most %d)", (int)n_routes,
+                        SCHED_ROUTER_MAX_ROUTES);
     const double thr = p && p->threshold != 0 ? p->threshold : 0.5;
     if (!(thr >= -1 && thr <= 1)) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "router: threshold %g is outside [-1, 1]", thr);
     for (int32_t i = 0; i < n_routes; i++) VKI_TRY(check_route(&routes[i], routes, i));
@@ -256,15 +258,18 @@ vki_status sched_router_decide(sched_router *r, const sched_route_request *req, 
 {
     memset(out, 0, sizeof *out);
     out->route = -1;
-    int32_t eligible[64], n_el = 0;
-    for (int32_t i = 0; i < r->n_routes && n_el < (int32_t)VKI_COUNT(eligible); i++)
+    if (n_models < 0 || n_models > SCHED_ROUTER_MAX_MODELS)
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "router: %d models (at most %d)", (int)n_models,
+                        SCHED_ROUTER_MAX_MODELS);
+    int32_t eligible[SCHED_ROUTER_MAX_ROUTES], n_el = 0;
+    for (int32_t i = 0; i < r->n_routes; i++)
         if (route_ok(&r->routes[i], req, m, n_models)) eligible[n_el++] = i;
 
     if (n_el == 0) {
         /* No route serves it: the registry, every model that can, by load. */
-        int32_t all[256], n = (int32_t)VKI_MIN(n_models, (int32_t)VKI_COUNT(all));
-        for (int32_t i = 0; i < n; i++) all[i] = i;
-        rank_models(all, n, m, n_models, req, 0, out);
+        int32_t all[SCHED_ROUTER_MAX_MODELS];
+        for (int32_t i = 0; i < n_models; i++) all[i] = i;
+        rank_models(all, n_models, m, n_models, req, 0, out);
         if (!out->n_order)
             return vki_fail(VKI_ERR_NOT_FOUND, "model auto: no configured model serves %s%s%s%s", sched_kind_name(req->kind),
                             req->caps & SCHED_CAP_TOOLS ? " with tools" : "",

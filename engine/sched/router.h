@@ -22,7 +22,9 @@
 
 typedef struct sched_router sched_router;
 
-#define SCHED_ROUTE_MAX_MODELS 16
+#define SCHED_ROUTE_MAX_MODELS  16  /* per route                        */
+#define SCHED_ROUTER_MAX_ROUTES 64
+#define SCHED_ROUTER_MAX_MODELS 256 /* in a snapshot                    */
 
 /* One route as configured; strings and arrays are copied. */
 typedef struct sched_route_params {
@@ -78,7 +80,7 @@ typedef struct sched_router_params {
     double threshold; /* default for routes that set none; 0 = 0.5 */
 } sched_router_params;
 
-/* INVALID_ARGUMENT (no name, a name twice, no models, a model index < 0,
+/* INVALID_ARGUMENT (more than SCHED_ROUTER_MAX_ROUTES, no name, a name twice, no models, a model index < 0,
  * a threshold outside [-1, 1], examples on an embedding route),
  * OUT_OF_MEMORY. p NULL = defaults. */
 vki_status sched_router_create(const sched_router_params *p, const sched_route_params *routes, int32_t n_routes,
@@ -113,7 +115,8 @@ bool        sched_router_examples_ready(sched_router *r, uint64_t version);
  * load; ties: configuration order). No route serves it: every model that
  * can, ranked the same way (route -1). Thread-safe.
  * NOT_FOUND when no model can serve the request (the message says what it
- * needs), INVALID_ARGUMENT (query of another width than the examples'). */
+ * needs), INVALID_ARGUMENT (query of another width than the examples',
+ * more than SCHED_ROUTER_MAX_MODELS models). */
 vki_status  sched_router_decide(sched_router *r, const sched_route_request *req, const sched_route_model *m,
                                 int32_t n_models, const float *query, int32_t dim, sched_route_decision *out);
 
