@@ -13,6 +13,7 @@
  * fallback_policy (top level) sets the score's weights and minimum.
  */
 #include "server/config.h"
+#include "server/config_yaml.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -57,6 +58,7 @@ static void model_cfg_free(srv_model_cfg *m)
     free(m->compat_ids);
     free(m->compat);
     free(m->languages);
+    free(m->use_case);
 }
 
 void srv_config_deinit(srv_config *c)
@@ -67,6 +69,7 @@ void srv_config_deinit(srv_config *c)
     free(c->state_dir);
     for (int32_t i = 0; i < c->n_models; i++) model_cfg_free(&c->models[i]);
     free(c->models);
+    srv_config_free_routes(c);
     memset(c, 0, sizeof *c);
 }
 
@@ -590,10 +593,14 @@ static vki_status model_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_n
         return each_pair(x, v, "models[].breaker", breaker_pair, &m->breaker);
     } else if (!strcmp(key, "test_fail")) {
         return each_pair(x, v, "models[].test_fail", test_fail_pair, m);
+    } else if (!strcmp(key, "use_case")) {
+        return get_string(x, v, "models[].use_case", &m->use_case);
+    } else if (!strcmp(key, "quality")) {
+        return get_number(x, v, "models[].quality", 0, 1, &m->quality);
     } else {
         return node_fail(x, k, "models[]: unknown key '%s' (expected id, path, kind, priority, n_ctx, n_seq_max, "
                                "chat_template, keep_alive, pin, fallback, capabilities, languages, dimensions, "
-                               "compatible, breaker, test_fail)", key);
+                               "compatible, breaker, test_fail, use_case, quality)", key);
     }
     return VKI_OK;
 }
@@ -603,6 +610,8 @@ static vki_status add_model_node(cfg_ctx *x, srv_config *c, yaml_node_t *n)
     srv_model_cfg m = {0};
     vki_status s = each_pair(x, n, "models[]", model_pair, &m);
     if (s == VKI_OK && !m.path) s = node_fail(x, n, "models[]: expected a 'path' key");
+    if (s == VKI_OK && m.id && !strcmp(m.id, "auto"))
+        s = node_fail(x, n, "models[]: the id 'auto' is reserved (requests for it are routed: routes:)");
     /* hf://ORG/REPO and URLs are pulled by `serve` (cli/pull/), not joined to the folder. */
     if (s == VKI_OK && m.path[0] != '/' && !strstr(m.path, "://") && x->dir[0]) {
         char *full = malloc(strlen(x->dir) + strlen(m.path) + 2);
@@ -643,6 +652,9 @@ static vki_status add_model_node(cfg_ctx *x, srv_config *c, yaml_node_t *n)
             d->breaker = m.breaker;
             d->test_fail_loads = m.test_fail_loads;
             d->test_fail_steps = m.test_fail_steps;
+            d->use_case = m.use_case;
+            d->quality = m.quality;
+            m.use_case = NULL;
             m.fallback_ids = m.compat_ids = NULL;
             m.compat = NULL;
             m.languages = NULL;
@@ -660,13 +672,18 @@ static vki_status top_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_nod
     if (!strcmp(key, "device")) return each_pair(x, v, "device", device_pair, c);
     if (!strcmp(key, "warmup")) return each_pair(x, v, "warmup", warmup_pair, c);
     if (!strcmp(key, "fallback_policy")) return each_pair(x, v, "fallback_policy", policy_pair, c);
+    if (!strcmp(key, "routes") || !strcmp(key, "router")) {
+        srv_cfg_yaml y = {.file = x->file, .doc = x->doc, .err = x->err, .err_size = x->err_size};
+        return key[5] == 's' ? srv_config_parse_routes(c, &y, v) : srv_config_parse_router(c, &y, v);
+    }
     if (!strcmp(key, "models")) {
         if (v->type != YAML_SEQUENCE_NODE) return node_fail(x, v, "models: expected a list, found %s", node_kind(v));
         for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++)
             VKI_TRY(add_model_node(x, c, yaml_document_get_node(x->doc, *it)));
         return VKI_OK;
     }
-    return node_fail(x, k, "unknown top-level key '%s' (expected server, device, warmup, models, fallback_policy)", key);
+    return node_fail(x, k, "unknown top-level key '%s' (expected server, device, warmup, models, fallback_policy, "
+                     "routes, router)", key);
 }
 
 vki_status srv_config_parse(srv_config *c, const char *name, const char *dir, const char *text, size_t len, char *err,
@@ -831,5 +848,6 @@ vki_status srv_config_resolve(srv_config *c, char *err, size_t err_size)
                      c->models[i].id);
             return VKI_ERR_INVALID_ARGUMENT;
         }
-    return check_fallback(c, err, err_size);
+    VKI_TRY(check_fallback(c, err, err_size));
+    return srv_config_check_routes(c, err, err_size);
 }

@@ -44,7 +44,25 @@ typedef struct srv_model_cfg {
     int32_t    n_compat;
     sched_breaker_params breaker;  /* breaker: {failures, window, recovery} */
     int32_t    test_fail_loads, test_fail_steps; /* test_fail: {loads, steps}: for tests only */
+    char      *use_case;       /* use_case: a description (registry, /v1/models); NULL = none */
+    double     quality;        /* quality: [0, 1], ranks equally loaded candidates of `auto` */
 } srv_model_cfg;
+
+/* One route of `model: "auto"` (routes: [...]; engine/sched/router.h). */
+typedef struct srv_route_cfg {
+    char      *name, *use_case;
+    char     **models;         /* model: the primary, then fallback: [...] */
+    int32_t    n_models;
+    char     **where_models;   /* "FILE:LINE:COL" of each id, for srv_config_resolve */
+    bool       has_kind;       /* needs: [chat | embedding, ...]; else the primary's kind */
+    sched_kind kind;
+    uint32_t   caps;           /* needs: [tools, json]                      */
+    int32_t    min_ctx;        /* min_context: 0 = any                       */
+    char     **examples;       /* examples: prompts that belong to the route */
+    int32_t    n_examples;
+    double     threshold;      /* 0 = router.threshold                       */
+    char      *where;          /* "FILE:LINE:COL" of the route               */
+} srv_route_cfg;
 
 typedef struct srv_config {
     char            *host;          /* default 127.0.0.1                          */
@@ -82,6 +100,11 @@ typedef struct srv_config {
     double           aging_ms;      /* device.aging: a waiting step rises a class  */
     srv_model_cfg   *models;
     int32_t          n_models;
+    srv_route_cfg   *routes;        /* routes: `model: "auto"`'s use cases        */
+    int32_t          n_routes;
+    char            *router_model;  /* router.model: the embedding model for examples; NULL = none */
+    char            *router_where;  /* "FILE:LINE:COL" of router.model          */
+    double           router_threshold; /* router.threshold: 0 = 0.5              */
 } srv_config;
 
 void srv_config_init(srv_config *c);
@@ -104,6 +127,15 @@ vki_status srv_config_add_model(srv_config *c, const char *id, const char *path)
  * architecture (bert-family = embedding); checks ids are unique.
  * Writes the problem to err on failure. */
 vki_status srv_config_resolve(srv_config *c, char *err, size_t err_size);
+
+/* Checks the routes against the models (config_routes.c; called by
+ * srv_config_resolve once kinds are known): ids that exist, kinds that
+ * match, a router model of the embedding kind when routes carry examples;
+ * fills each route's kind (the primary's when needs names none).
+ * Writes "FILE:LINE:COL: ..." to err. */
+vki_status srv_config_check_routes(srv_config *c, char *err, size_t err_size);
+/* Frees the routes and router settings (srv_config_deinit). */
+void       srv_config_free_routes(srv_config *c);
 
 /* Parses a keep_alive: "-1" (forever: *forever true), "0", "30s", "10m",
  * "1h", "500ms", or a plain number of seconds; false if none of these. */

@@ -94,6 +94,7 @@ static enum MHD_Result send_text(srv_conn *cn, unsigned status, char *text, cons
     srv_queue_headers(cn, r);
     if (status == 401) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     if (cn->served_by) MHD_add_response_header(r, "X-Vkinfer-Served-By", cn->served_by);
+    if (cn->route_hdr[0]) MHD_add_response_header(r, "X-Vkinfer-Route", cn->route_hdr);
     enum MHD_Result ret = srv_queue(cn, status, r);
     MHD_destroy_response(r);
     srv_count(cn->srv, cn->route, status);
@@ -557,6 +558,11 @@ static void *watchdog_main(void *arg)
             ts.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&srv->socks_cv, &srv->socks_mu, &ts);
+        /* the routes' examples are embedded once the router model is ready
+         * (and again after its reload); not under the sockets' lock */
+        pthread_mutex_unlock(&srv->socks_mu);
+        srv_auto_tick(srv);
+        pthread_mutex_lock(&srv->socks_mu);
         double now = vki_time_ms();
         for (srv_sock *k = srv->socks; k; k = k->next) {
             if (k->cut || k->fd < 0) continue;
@@ -905,6 +911,7 @@ vki_status srv_start(const srv_config *cfg, scheduler *s, srv_log *log, srv_serv
     srv->listen_fd = -1;
     pthread_mutex_init(&srv->socks_mu, NULL);
     pthread_cond_init(&srv->socks_cv, NULL);
+    if (!srv_auto_init(srv, err, err_size)) goto fail;
     if (cfg->api_key_env) {
         const char *k = getenv(cfg->api_key_env);
         if (!k || !k[0]) {
@@ -960,6 +967,7 @@ fail:
     pthread_mutex_destroy(&srv->socks_mu);
     srv_fb_free(srv);
     srv_window_destroy(srv->window);
+    srv_auto_free(srv);
     free(srv->api_key);
     free(srv);
     return VKI_ERR_INVALID_ARGUMENT;
@@ -1010,6 +1018,7 @@ void srv_stop(srv_server *srv)
     pthread_mutex_destroy(&srv->socks_mu);
     srv_fb_free(srv);
     srv_window_destroy(srv->window);
+    srv_auto_free(srv);
     free(srv->api_key);
     free(srv);
 }

@@ -890,6 +890,7 @@ typedef struct gen_plan {
     srv_fb_error first;
     int          first_reason;
     gen_job     *j;          /* the try in flight */
+    srv_auto    *autoq;      /* model auto: the query's embedding in flight */
 } gen_plan;
 
 /* Ends the current try (srv_unwatch first: no wake-up may name it). */
@@ -904,6 +905,10 @@ static void plan_end_try(srv_conn *cn, gen_plan *p)
 static void plan_free(srv_conn *cn, gen_plan *p)
 {
     if (p->j) plan_end_try(cn, p);
+    if (p->autoq) {
+        srv_unwatch(cn);
+        srv_auto_drop(p->autoq);
+    }
     prompts_free(p->prompts, p->n_prompts);
     free(p->f.grammar); /* response_format's grammar text, read by every try */
     free(p);
@@ -914,6 +919,7 @@ static void plan_drop(void *state)
 {
     gen_plan *p = state;
     job_free(p->j);
+    srv_auto_drop(p->autoq);
     prompts_free(p->prompts, p->n_prompts);
     free(p->f.grammar);
     free(p);
@@ -1054,6 +1060,7 @@ static enum MHD_Result gen_answer(srv_conn *cn, gen_job *j, bool stream)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
         MHD_add_response_header(r, "X-Vkinfer-Served-By", j->model);
+        if (cn->route_hdr[0]) MHD_add_response_header(r, "X-Vkinfer-Route", cn->route_hdr);
         srv_queue_headers(cn, r);
         /* The stream outlives the handler: its line is written when it ends. */
         cn->log.status = 200;
@@ -1077,6 +1084,21 @@ static enum MHD_Result gen_answer(srv_conn *cn, gen_job *j, bool stream)
 static enum MHD_Result gen_step(srv_conn *cn, void *state, bool *wait)
 {
     gen_plan *p = state;
+    if (p->autoq) {
+        /* model auto: the query's embedding first, then the decision */
+        enum MHD_Result ret = MHD_NO;
+        int r = srv_auto_step(cn, &p->autoq, p->order, &p->n_try, &ret);
+        if (r == 2) {
+            *wait = true;
+            return MHD_YES;
+        }
+        if (r == 0) {
+            plan_free(cn, p);
+            return ret;
+        }
+        p->model = p->order[0];
+        return gen_next(cn, p, wait);
+    }
     gen_job *j = p->j;
     for (int32_t k = 0; k < j->n_req; k++)
         if (!j->res[k].done && !poll_prompt(j, k, 0)) {
@@ -1134,7 +1156,9 @@ static enum MHD_Result gen_step(srv_conn *cn, void *state, bool *wait)
 enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
 {
     enum MHD_Result ret = MHD_NO;
-    int32_t model = srv_pick_serving(cn, body, SCHED_KIND_CHAT, &ret);
+    /* model auto: decided once the fields are read (then the chosen model's priority applies) */
+    const bool autoq = srv_auto_asked(body);
+    int32_t model = autoq ? cn->srv->cfg->n_models : srv_pick_serving(cn, body, SCHED_KIND_CHAT, &ret);
     if (model < 0) return ret;
     gen_plan *p = calloc(1, sizeof *p);
     if (!p) return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
@@ -1152,7 +1176,17 @@ enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
     /* Candidates are ranked by room for about a token per 4 bytes of body, and the completion. */
     sched_needs need = {.n_tokens = (int32_t)VKI_MIN(cn->body.n / 4 + (size_t)VKI_MAX(p->f.gp.n_predict, 0),
                                                      1u << 30)};
-    p->n_try = srv_fb_plan(cn, body, model, &need, p->order, 16, &ret);
+    if (autoq) {
+        int r = srv_auto_begin(cn, body, SCHED_KIND_CHAT, need.n_tokens, &p->prio, &p->autoq, p->order, &p->n_try, &ret);
+        if (r == 0) {
+            plan_free(cn, p);
+            return ret;
+        }
+        if (r == 2) return srv_wait(cn, gen_step, plan_drop, p); /* the query's embedding runs */
+        p->model = p->order[0];
+    } else {
+        p->n_try = srv_fb_plan(cn, body, model, &need, p->order, 16, &ret);
+    }
     if (!p->n_try) {
         plan_free(cn, p);
         return ret;

@@ -119,6 +119,10 @@ static cJSON *model_json(const srv_server *srv, int32_t i)
         cJSON_AddNumberToObject(m, "resident_bytes", (double)info.bytes);
     }
     cJSON_AddNumberToObject(m, "estimated_bytes", (double)info.est_bytes);
+    /* the registry's fields for `auto` (memory needed: estimated_bytes) */
+    if (i < srv->cfg->n_models && srv->cfg->models[i].use_case)
+        cJSON_AddStringToObject(m, "use_case", srv->cfg->models[i].use_case);
+    if (i < srv->cfg->n_models) cJSON_AddNumberToObject(m, "quality", srv->cfg->models[i].quality);
     cJSON_AddBoolToObject(m, "pin", info.pin);
     cJSON_AddNumberToObject(m, "keep_alive_s", info.keep_alive_ms < 0 ? -1 : info.keep_alive_ms / 1e3);
     cJSON *fb = cJSON_AddArrayToObject(m, "fallback");
@@ -145,12 +149,16 @@ enum MHD_Result srv_route_models(srv_conn *cn)
     cJSON_AddStringToObject(o, "object", "list");
     cJSON *arr = cJSON_AddArrayToObject(o, "data");
     for (int32_t i = 0; i < sched_n_models(s); i++) cJSON_AddItemToArray(arr, model_json(cn->srv, i));
+    cJSON *a = srv_auto_model_json(cn->srv);
+    if (a) cJSON_AddItemToArray(arr, a);
     return srv_send_json(cn, 200, o);
 }
 
 enum MHD_Result srv_route_model(srv_conn *cn, const char *id)
 {
     int32_t i = sched_find(cn->srv->s, id);
+    cJSON *a = i < 0 && !strcmp(id, "auto") ? srv_auto_model_json(cn->srv) : NULL;
+    if (a) return srv_send_json(cn, 200, a);
     if (i < 0)
         return srv_send_error(cn, 404, "model_not_found", 0, "model '%.256s' does not exist (GET /v1/models lists "
                               "them)", id);
@@ -376,7 +384,9 @@ enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body)
     static const char *const known[] = {"model", "input", "encoding_format", "dimensions", "user", "priority",
                                         "timeout", "model_fallback", NULL};
     if (!srv_check_fields(cn, body, known, &ret)) return ret;
-    int32_t model = srv_pick_serving(cn, body, SCHED_KIND_EMBEDDING, &ret);
+    /* model auto: embedding routes are chosen by need and load only (no meaning) */
+    const bool autoq = srv_auto_asked(body);
+    int32_t model = autoq ? cn->srv->cfg->n_models : srv_pick_serving(cn, body, SCHED_KIND_EMBEDDING, &ret);
     if (model < 0) return ret;
     sched_prio prio;
     double deadline;
@@ -424,7 +434,16 @@ enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body)
     }
     *p = (embed_plan){.texts = texts, .n = n, .b64 = b64, .want_dim = want_dim, .deadline = deadline, .prio = prio,
                       .model = model, .first_reason = -1};
-    p->n_try = srv_fb_plan(cn, body, model, &need, p->order, 16, &ret);
+    if (autoq) {
+        srv_auto *none = NULL;
+        if (srv_auto_begin(cn, body, SCHED_KIND_EMBEDDING, need.n_tokens, &p->prio, &none, p->order, &p->n_try,
+                           &ret) == 1)
+            p->model = p->order[0];
+        else
+            p->n_try = 0;
+    } else {
+        p->n_try = srv_fb_plan(cn, body, model, &need, p->order, 16, &ret);
+    }
     if (!p->n_try) {
         eplan_free(cn, p);
         return ret;
@@ -504,6 +523,7 @@ enum MHD_Result srv_route_metrics(srv_conn *cn)
                        "# TYPE vkinfer_breaker_state gauge\n# TYPE vkinfer_breaker_trips_total counter\n"
                        "# TYPE vkinfer_breaker_failures_total counter\n");
     srv_fb_metrics(srv, &b);
+    srv_auto_metrics(srv, &b);
     sched_resid_info ri;
     sched_get_resid_info(srv->s, &ri);
     srv_buf_printf(&b, "vkinfer_device_budget_bytes %llu\nvkinfer_device_used_bytes %llu\n", (unsigned long long)ri.budget,

@@ -50,6 +50,16 @@ struct srv_server {
     atomic_uint_fast64_t  count[SRV_N_ROUTES][SRV_N_CODES];
     atomic_uint_fast64_t  disconnects; /* clients gone before their answer ended */
     atomic_uint_fast64_t *fb_count;   /* [from][to][reason] fallbacks (fallback.c) */
+    /* `model: "auto"` (routes_auto.c): the routes, the embedding model that
+     * routes by meaning (-1: none), each model's quality, and the decisions
+     * counted [route + 1][by] (row 0: no route matched). */
+    struct sched_router  *router;
+    int32_t               router_model;
+    sched_request        *prime;      /* the examples' embedding in flight (watchdog thread only) */
+    uint64_t              prime_version;
+    double                prime_retry_ms; /* after a failure, not before (vki_time_ms) */
+    double               *quality;
+    atomic_uint_fast64_t *route_count;
     atomic_uint_fast64_t  evictions;  /* slow or idle connections closed to make room */
     atomic_int            in_flight;  /* requests from their headers to their end */
     struct srv_window    *window;     /* the last minutes' traffic (routes_status.c) */
@@ -108,6 +118,7 @@ struct srv_conn {
     bool                   streamed; /* the stream logs at its end, not the connection */
     char                   model_id[256]; /* GET /v1/models/{id}: the id ("" for the list) */
     const char            *served_by; /* the model that answered: X-Vkinfer-Served-By */
+    char                   route_hdr[320]; /* `auto`'s decision: X-Vkinfer-Route ("" = none) */
     cJSON                 *json;     /* the parsed body (generation, embeddings) */
     /* The wait (srv_wait): the requests that wake the connection, the
      * continuation and its state (dropped if the connection ends first). */
@@ -280,6 +291,41 @@ enum MHD_Result srv_route_ui(srv_conn *cn);
 double          srv_now_s(void);
 enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body);
 enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat);
+
+/* ----- routes_auto.c ----- */
+
+typedef struct srv_auto srv_auto;
+
+/* Builds the router from the config's routes (srv_start); false with err. */
+bool            srv_auto_init(srv_server *srv, char *err, size_t err_size);
+void            srv_auto_free(srv_server *srv);
+/* True when the body's model is "auto". */
+bool            srv_auto_asked(const cJSON *body);
+/* Decides where an `auto` request of `kind` goes, from what the body uses
+ * (tools, response_format), n_tokens of context and, for chat routes with
+ * examples, the meaning of its last user message (or prompt), which is
+ * embedded first: then *a holds that wait (the connection watches it) and
+ * srv_auto_step finishes. Fills order[*n] (the models to try, best first;
+ * only the first with "model_fallback": false), the X-Vkinfer-Route header,
+ * the log line and the counters; *prio becomes the chosen model's configured
+ * class unless the body names one (prio is borrowed until the decision). 1: decided; 2: waiting (*a); 0: an error
+ * was queued (*ret). */
+int             srv_auto_begin(srv_conn *cn, const cJSON *body, sched_kind kind, int32_t n_tokens, sched_prio *prio,
+                               srv_auto **a, int32_t *order, int32_t *n, enum MHD_Result *ret);
+/* On a wake-up while *a waits: 1 decided (*a freed, the watch ended), 2
+ * still waiting, 0 error queued (*ret; *a freed). */
+int             srv_auto_step(srv_conn *cn, srv_auto **a, int32_t *order, int32_t *n, enum MHD_Result *ret);
+/* From the watchdog thread every 100 ms: once the router model is
+ * resident and the examples' vectors are missing or from before its last
+ * reload, embeds them (a failure is logged and retried after 10 s). */
+void            srv_auto_tick(srv_server *srv);
+/* Cancels and frees a wait (after srv_unwatch). NULL is a no-op. */
+void            srv_auto_drop(srv_auto *a);
+/* vkinfer_route_decisions_total{route,by} for /metrics. */
+void            srv_auto_metrics(srv_server *srv, srv_buf *b);
+/* The `auto` entry of /v1/models (with its routes), or NULL when there is
+ * nothing to route (no model). */
+cJSON          *srv_auto_model_json(srv_server *srv);
 
 /* ===== Tool calling (tools.c; the formats: tool_calls.c) ===================== */
 
