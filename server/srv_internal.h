@@ -26,6 +26,7 @@ typedef enum srv_route {
     SRV_ROUTE_CHAT,
     SRV_ROUTE_EMBEDDINGS,
     SRV_ROUTE_METRICS,
+    SRV_ROUTE_ADMIN,      /* POST /admin/reload, POST /admin/models/{id}/reload (reload.c) */
     SRV_ROUTE_OTHER,      /* unknown paths, counted together */
     SRV_N_ROUTES,
 } srv_route;
@@ -33,11 +34,18 @@ typedef enum srv_route {
 extern const char *const srv_route_path[SRV_N_ROUTES];
 
 /* The HTTP statuses the server answers with, for the counters. */
-#define SRV_N_CODES 11
+#define SRV_N_CODES 14
 extern const int srv_codes[SRV_N_CODES];
 
 struct srv_server {
-    const srv_config     *cfg;
+    /* The settings the routes read: cmd_serve's at start, then each hot
+     * reload publishes a new one (entry i = the scheduler's model i); the
+     * old ones stay valid until srv_stop (reload.c). */
+    const srv_config *_Atomic cfg;
+    pthread_mutex_t       reload_mu;  /* one reload (or model reload) at a time */
+    srv_config_fn         cfg_fn;     /* where a reload reads the config (reload_mu) */
+    void                 *cfg_user;
+    struct srv_retired_cfg *retired;  /* what reloads published (reload.c)    */
     scheduler            *s;
     struct MHD_Daemon    *d;
     char                 *api_key;    /* NULL = no auth                   */
@@ -268,6 +276,10 @@ enum MHD_Result srv_route_models(srv_conn *cn);
 /* GET /v1/models/{id}: the object the list holds; 404 for an unknown id. */
 enum MHD_Result srv_route_model(srv_conn *cn, const char *id);
 enum MHD_Result srv_route_metrics(srv_conn *cn);
+/* The /admin routes (reload.c): 403 without an API key unless server.admin. */
+enum MHD_Result srv_route_admin(srv_conn *cn);
+/* Frees what reloads published (srv_stop). */
+void            srv_reload_free(srv_server *srv);
 enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body);
 enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat);
 
