@@ -3,7 +3,8 @@
  * (libmicrohttpd: a fixed pool of polling threads that never wait, the
  * waits being suspended connections; JSON through cJSON).
  * Routes: GET /health, GET /v1/models, POST /v1/completions,
- * POST /v1/chat/completions, POST /v1/embeddings, GET /metrics.
+ * POST /v1/chat/completions, POST /v1/embeddings, GET /metrics,
+ * POST /admin/reload, POST /admin/models/{id}/reload (hot reload: reload.c).
  * Must not: run kernels (everything goes through engine/sched/).
  */
 #ifndef VKI_SERVER_H
