@@ -231,6 +231,12 @@ int cmd_serve(int argc, char **argv)
     const char *sv;
     long lv;
     int rc = 1;
+    /* SIGHUP's default is to exit: held from the start (before any thread),
+     * it waits for the sigwait below, which reloads. */
+    sigset_t hup;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &hup, NULL);
     serve_opts o = {.port = -1, .backend = VKI_BACKEND_AUTO, .drain_s = -1, .log_format = SRV_LOG_TEXT};
     srv_config *const cli = &o.cli;
     srv_log log = {0};
