@@ -117,7 +117,7 @@ int main(int argc, char **argv)
     CHECK(sched_add_model(g_s, &mp) == VKI_ERR_INVALID_ARGUMENT);
     CHECK(sched_n_models(g_s) == 3 && sched_find(g_s, "b") > 0 && sched_find(g_s, "c") > 0);
     CHECK(sched_wait_loaded(g_s, 60000));
-    sleep_ms(300);
+    for (double until = vki_time_ms() + 30000; !atomic_load(&g_ok_other) && vki_time_ms() < until;) sleep_ms(10);
     CHECKF(atomic_load(&g_ok_other) > 0, "the added models served %d requests", atomic_load(&g_ok_other));
 
     /* Remove b with requests of its own queued and running. */
