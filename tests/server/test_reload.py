@@ -22,7 +22,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_server import Server, check, error_of  # noqa: E402
 import test_server  # noqa: E402
 
-N_CHAT, N_EMB = 40, 10
+N_CHAT, N_EMB, N_CHURN = 40, 10, 4
+CHURN = ["old", "new", "new2", "swap", "remade"]  # models that come, go or change
 
 
 class Load:
@@ -34,6 +35,11 @@ class Load:
         self.failed = []
         self.threads = [threading.Thread(target=self.run, args=("stay",), daemon=True) for _ in range(N_CHAT)]
         self.threads += [threading.Thread(target=self.run, args=("emb",), daemon=True) for _ in range(N_EMB)]
+        # Beside the 50: clients of the models that come and go, which must
+        # get an answer or a clean 404 (gone) / 503 model_loading (just added,
+        # its file still opening), never another error.
+        self.churn_ok, self.churn_404, self.churn_bad = 0, 0, []
+        self.threads += [threading.Thread(target=self.churn, args=(k,), daemon=True) for k in range(N_CHURN)]
         for t in self.threads:
             t.start()
 
@@ -57,6 +63,26 @@ class Load:
                 else:
                     self.failed.append((model, st, text[:300]))
 
+    def churn(self, k):
+        n = k
+        while not self.stop.is_set():
+            model = CHURN[n % len(CHURN)]
+            n += 1
+            try:
+                st, js, text, _ = self.s.request("POST", "/v1/completions", {
+                    "model": model, "prompt": "Hi", "max_tokens": 2, "model_fallback": False}, timeout=120)
+                code = error_of(js).get("code")
+            except Exception as e:
+                st, code, text = -1, None, repr(e)
+            with self.lock:
+                if st == 200:
+                    self.churn_ok += 1
+                elif st == 404 and code == "model_not_found" or st == 503 and code == "model_loading":
+                    self.churn_404 += 1
+                else:
+                    self.churn_bad.append((model, st, text[:300]))
+            time.sleep(0.01)
+
     def finish(self):
         self.stop.set()
         for t in self.threads:
@@ -70,7 +96,8 @@ def write(path, text):
 
 
 def config(models, extra=""):
-    return "server: {admin: true%s}\ndevice: {prefer: cpu}\nmodels:\n%s" % (extra, "".join(
+    # 55 clients open a connection per request: room for those still closing
+    return "server: {admin: true, max_connections_per_ip: 256%s}\ndevice: {prefer: cpu}\nmodels:\n%s" % (extra, "".join(
         "  - {%s}\n" % ", ".join("%s: %s" % kv for kv in m) for m in models))
 
 
@@ -195,6 +222,10 @@ def test_under_load(exe, model, tiny, tiny2, emb, tmp):
     print("under load: %d completions to stay and %d embeddings to emb in %.1f s, %d failed" %
           (load.ok["stay"], load.ok["emb"], time.time() - t0, len(load.failed)))
     check(not load.failed, "requests to models that stay failed: %s" % load.failed[:5])
+    print("models that come and go: %d answered, %d refused cleanly (404 gone / 503 loading), %d other errors" %
+          (load.churn_ok, load.churn_404, len(load.churn_bad)))
+    check(not load.churn_bad, "requests to models that come and go: errors other than 404/503 loading: %s" %
+          load.churn_bad[:5])
     check(load.ok["stay"] > 0 and load.ok["emb"] > 0, "both models answered under load: %s" % load.ok)
     s.stop()
 
