@@ -5,7 +5,9 @@
  * examples for the kinds of model served. The log (server/log.h) goes to
  * stderr. SIGINT or SIGTERM stops it gracefully: no new connections, the
  * requests in flight get up to the drain timeout to finish (a second signal
- * ends the wait), the rest end with an error answer, all freed; exit 0. */
+ * ends the wait), the rest end with an error answer, all freed; exit 0.
+ * SIGHUP re-reads the config file and applies it (server/reload.c), as
+ * POST /admin/reload does; the command line's options still win. */
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
@@ -23,7 +25,7 @@ const char cmd_serve_help[] =
     "                        or an https:// URL is pulled first, as `vkinfer pull` does)\n"
     "  --id NAME             the id of the preceding -m model (default: its file name)\n"
     "  --config FILE         YAML config: server{host,port,api_key_env,max_body,max_queue,log_format,\n"
-    "                        health_degraded_status,...}, device{prefer,vram_budget,quantum,quantum_loads,\n"
+    "                        health_degraded_status,admin,...}, device{prefer,vram_budget,quantum,quantum_loads,\n"
     "                        drain,chunk_tokens,aging}, warmup{enabled,interval,threshold,state_dir},\n"
     "                        models[{id,path,kind,priority,n_ctx,n_seq_max,keep_alive,pin,fallback}]\n"
     "  --host H              listen address (default 127.0.0.1)\n"
@@ -43,12 +45,16 @@ const char cmd_serve_help[] =
     "  --drain-timeout S     on SIGTERM/SIGINT, seconds in-flight requests may take to finish before\n"
     "                        they are ended with an error (default 30; 0 = at once)\n"
     "Routes: GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions,\n"
-    "POST /v1/embeddings, GET /metrics (Prometheus).\n";
+    "POST /v1/embeddings, GET /metrics (Prometheus), POST /admin/reload, POST /admin/models/ID/reload\n"
+    "(the admin routes need the API key, or server.admin: true when there is none).\n"
+    "Hot reload: SIGHUP or POST /admin/reload re-read --config: models added, removed (drained first),\n"
+    "swapped to a new path, settings applied; a bad file is refused whole and the running set stays.\n";
 
 #ifdef VKI_HAVE_SERVER
 #include "engine/tokenizer/tokenizer.h"
 #include "error.h"
 #include "server/events.h"
+#include "server/config_diff.h"
 #include "server/server.h"
 #include "util.h"
 
@@ -164,145 +170,177 @@ static void print_banner(const srv_config *cfg, unsigned port)
     fflush(stdout);
 }
 
+/* The command line, kept for each (re)reading of the config: it wins over
+ * the file every time. */
+typedef struct serve_opts {
+    const char      *config_path, *tmpl;
+    srv_config       cli; /* models from -m, kept apart until the file is read */
+    int32_t          port, n_par, n_ctx, max_queue, threads;
+    bool             backend_set, no_warmup, log_format_set;
+    char            *host, *key_env, *state_dir;
+    vki_backend_kind backend;
+    double           drain_s;
+    srv_log_format   log_format;
+} serve_opts;
+
+static vki_status dup_into(char **field, const char *v)
+{
+    char *d = strdup(v);
+    if (!d) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "serve: out of memory");
+    free(*field);
+    *field = d;
+    return VKI_OK;
+}
+
+/* The config file (if any), then the -m models and the options over it. */
+static vki_status read_config(const serve_opts *o, srv_config *cfg, char *err, size_t err_size)
+{
+    vki_status st = VKI_OK;
+    if (o->config_path && (st = srv_config_load(cfg, o->config_path, err, err_size)) != VKI_OK) return st;
+    /* The file's hf:// and URL models; the command line's were pulled once
+     * at start. A reload that names a new one downloads it here. */
+    if (!pull_remote_models(cfg)) {
+        snprintf(err, err_size, "%s: a model could not be pulled (the reason is above)", o->config_path);
+        return VKI_ERR_NOT_FOUND;
+    }
+    for (int32_t i = 0; i < o->cli.n_models; i++) {
+        if (srv_config_add_model(cfg, o->cli.models[i].id, o->cli.models[i].path) != VKI_OK) goto oom;
+        srv_model_cfg *m = &cfg->models[cfg->n_models - 1];
+        if (o->tmpl && !(m->chat_template = strdup(o->tmpl))) goto oom;
+    }
+    if ((o->host && dup_into(&cfg->host, o->host)) || (o->key_env && dup_into(&cfg->api_key_env, o->key_env)) ||
+        (o->state_dir && dup_into(&cfg->state_dir, o->state_dir)))
+        goto oom;
+    if (o->no_warmup) cfg->warmup = false;
+    if (o->port >= 0) cfg->port = o->port;
+    if (o->backend_set) cfg->prefer = o->backend;
+    if (o->threads) cfg->n_threads = o->threads;
+    if (o->max_queue) cfg->max_queue = o->max_queue;
+    if (o->log_format_set) cfg->log_format = o->log_format;
+    if (o->drain_s >= 0) cfg->drain_timeout_ms = o->drain_s * 1e3;
+    for (int32_t i = 0; i < cfg->n_models; i++) {
+        if (o->n_par) cfg->models[i].n_seq_max = (uint32_t)o->n_par;
+        if (o->n_ctx) cfg->models[i].n_ctx = (uint32_t)o->n_ctx;
+    }
+    return VKI_OK;
+oom:
+    snprintf(err, err_size, "out of memory");
+    return VKI_ERR_OUT_OF_MEMORY;
+}
+
+/* srv_config_fn: what a hot reload reads (server/reload.c). */
+static vki_status reload_source(void *user, srv_config *out, const char **file, char *err, size_t err_size)
+{
+    const serve_opts *o = user;
+    *file = o->config_path;
+    vki_status st = read_config(o, out, err, err_size);
+    if (st == VKI_OK) st = srv_config_resolve(out, err, err_size);
+    return st;
+}
+
 int cmd_serve(int argc, char **argv)
 {
     srv_config cfg;
     srv_config_init(&cfg);
-    const char *config_path = NULL, *sv, *tmpl = NULL;
+    const char *sv;
     long lv;
     int rc = 1;
-    int32_t host_set = 0, port = -1, backend_set = 0, n_par = 0, n_ctx = 0, max_queue = 0, threads = 0;
-    char *host = NULL, *key_env = NULL, *state_dir = NULL;
-    bool no_warmup = false;
-    vki_backend_kind backend = VKI_BACKEND_AUTO;
-    bool log_format_set = false;
-    double drain_s = -1;
-    srv_log_format log_format = SRV_LOG_TEXT;
+    /* SIGHUP's default is to exit: held from the start (before any thread),
+     * it waits for the sigwait below, which reloads. */
+    sigset_t hup;
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &hup, NULL);
+    serve_opts o = {.port = -1, .backend = VKI_BACKEND_AUTO, .drain_s = -1, .log_format = SRV_LOG_TEXT};
+    srv_config *const cli = &o.cli;
     srv_log log = {0};
     scheduler *s = NULL;
     srv_events *events = NULL;
     state_sinks sinks = {.log = &log};
     srv_server *srv = NULL;
     char err[1024];
-    srv_config cli = {0}; /* models from -m, kept apart until the file is read */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             if (!cli_arg_str(argc, argv, &i, &sv)) goto out;
-            if (srv_config_add_model(&cli, NULL, sv) != VKI_OK) goto oom;
+            if (srv_config_add_model(cli, NULL, sv) != VKI_OK) goto oom;
         } else if (!strcmp(a, "--id")) {
             if (!cli_arg_str(argc, argv, &i, &sv)) goto out;
-            if (!cli.n_models) {
+            if (!cli->n_models) {
                 cli_error("serve: --id names the preceding -m model; give -m first");
                 goto out;
             }
             char *id = strdup(sv);
             if (!id) goto oom;
-            free(cli.models[cli.n_models - 1].id);
-            cli.models[cli.n_models - 1].id = id;
+            free(cli->models[cli->n_models - 1].id);
+            cli->models[cli->n_models - 1].id = id;
         } else if (!strcmp(a, "--config")) {
-            if (!cli_arg_str(argc, argv, &i, &config_path)) goto out;
+            if (!cli_arg_str(argc, argv, &i, &o.config_path)) goto out;
         } else if (!strcmp(a, "--host")) {
             if (!cli_arg_str(argc, argv, &i, &sv)) goto out;
-            free(host);
-            if (!(host = strdup(sv))) goto oom;
-            host_set = 1;
+            if (dup_into(&o.host, sv) != VKI_OK) goto oom;
         } else if (!strcmp(a, "--port")) {
             if (!cli_arg_int(argc, argv, &i, 0, 65535, &lv)) goto out;
-            port = (int32_t)lv;
+            o.port = (int32_t)lv;
         } else if (!strcmp(a, "--backend")) {
-            if (!cli_arg_backend(argc, argv, &i, &backend)) goto out;
-            backend_set = 1;
+            if (!cli_arg_backend(argc, argv, &i, &o.backend)) goto out;
+            o.backend_set = true;
         } else if (!strcmp(a, "--threads") || !strcmp(a, "-t")) {
             if (!cli_arg_int(argc, argv, &i, 1, 1024, &lv)) goto out;
-            threads = (int32_t)lv;
+            o.threads = (int32_t)lv;
         } else if (!strcmp(a, "--parallel") || !strcmp(a, "-np")) {
             if (!cli_arg_int(argc, argv, &i, 1, 256, &lv)) goto out;
-            n_par = (int32_t)lv;
+            o.n_par = (int32_t)lv;
         } else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) {
             if (!cli_arg_int(argc, argv, &i, 0, 1 << 20, &lv)) goto out;
-            n_ctx = (int32_t)lv;
+            o.n_ctx = (int32_t)lv;
         } else if (!strcmp(a, "--max-queue")) {
             if (!cli_arg_int(argc, argv, &i, 1, 1 << 20, &lv)) goto out;
-            max_queue = (int32_t)lv;
+            o.max_queue = (int32_t)lv;
         } else if (!strcmp(a, "--api-key-env")) {
             if (!cli_arg_str(argc, argv, &i, &sv)) goto out;
-            free(key_env);
-            if (!(key_env = strdup(sv))) goto oom;
+            if (dup_into(&o.key_env, sv) != VKI_OK) goto oom;
         } else if (!strcmp(a, "--drain-timeout")) {
             if (!cli_arg_int(argc, argv, &i, 0, 3600, &lv)) goto out;
-            drain_s = (double)lv;
+            o.drain_s = (double)lv;
         } else if (!strcmp(a, "--chat-template")) {
-            if (!cli_arg_str(argc, argv, &i, &tmpl)) goto out;
+            if (!cli_arg_str(argc, argv, &i, &o.tmpl)) goto out;
         } else if (!strcmp(a, "--state-dir")) {
             if (!cli_arg_str(argc, argv, &i, &sv)) goto out;
-            free(state_dir);
-            if (!(state_dir = strdup(sv))) goto oom;
+            if (dup_into(&o.state_dir, sv) != VKI_OK) goto oom;
         } else if (!strcmp(a, "--no-warmup")) {
-            no_warmup = true;
+            o.no_warmup = true;
         } else if (!strcmp(a, "--log-format")) {
             if (!cli_arg_str(argc, argv, &i, &sv)) goto out;
-            if (!srv_parse_log_format(sv, &log_format)) {
+            if (!srv_parse_log_format(sv, &o.log_format)) {
                 cli_error("option --log-format: '%s' is not text or json", sv);
                 goto out;
             }
-            log_format_set = true;
+            o.log_format_set = true;
         } else {
             cli_error("serve: unknown option '%s' (see vkinfer serve --help)", a);
             goto out;
         }
     }
-    if (config_path && srv_config_load(&cfg, config_path, err, sizeof err) != VKI_OK) {
+    if (!pull_remote_models(cli)) goto out;
+    if (read_config(&o, &cfg, err, sizeof err) != VKI_OK) {
         cli_error("%s", err);
         goto out;
     }
-    if (!pull_remote_models(&cli) || !pull_remote_models(&cfg)) goto out;
-    /* The command line wins over the file. */
-    for (int32_t i = 0; i < cli.n_models; i++) {
-        if (srv_config_add_model(&cfg, cli.models[i].id, cli.models[i].path) != VKI_OK) goto oom;
-        srv_model_cfg *m = &cfg.models[cfg.n_models - 1];
-        if (tmpl && !(m->chat_template = strdup(tmpl))) goto oom;
-    }
-    if (host_set) {
-        free(cfg.host);
-        cfg.host = host;
-        host = NULL;
-    }
-    if (key_env) {
-        free(cfg.api_key_env);
-        cfg.api_key_env = key_env;
-        key_env = NULL;
-    }
-    if (state_dir) {
-        free(cfg.state_dir);
-        cfg.state_dir = state_dir;
-        state_dir = NULL;
-    }
-    if (no_warmup) cfg.warmup = false;
-    if (port >= 0) cfg.port = port;
-    if (backend_set) cfg.prefer = backend;
-    if (threads) cfg.n_threads = threads;
-    if (max_queue) cfg.max_queue = max_queue;
-    if (log_format_set) cfg.log_format = log_format;
-    if (drain_s >= 0) cfg.drain_timeout_ms = drain_s * 1e3;
     srv_log_init(&log, stderr, cfg.log_format);
     /* A model named on the command line that cannot even be opened is a
      * mistake to report now, not a failed model to serve around (a config
      * file's models keep the others serving; the log says which failed).
      * Its warnings wait for the scheduler, which opens it again. */
     vki_set_warn_handler(ignore_warning, NULL);
-    for (int32_t i = 0; i < cli.n_models; i++) {
+    for (int32_t i = 0; i < cli->n_models; i++) {
         vki_model_file *f = NULL;
         vki_tokenizer *t = NULL;
-        if (!cli_open_tokenizer(cli.models[i].path, &f, &t)) goto out;
+        if (!cli_open_tokenizer(cli->models[i].path, &f, &t)) goto out;
         vki_tokenizer_destroy(t);
         vki_file_close(f);
     }
     vki_set_warn_handler(srv_log_warning, &log); /* the tokenizers' warnings become log lines */
-    for (int32_t i = 0; i < cfg.n_models; i++) {
-        if (n_par) cfg.models[i].n_seq_max = (uint32_t)n_par;
-        if (n_ctx) cfg.models[i].n_ctx = (uint32_t)n_ctx;
-    }
     if (srv_config_resolve(&cfg, err, sizeof err) != VKI_OK) {
         cli_error("serve: %s", err);
         goto out;
@@ -320,6 +358,7 @@ int cmd_serve(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP); /* a reload, on this thread (never the default: exit) */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -354,22 +393,9 @@ int cmd_serve(int argc, char **argv)
     }
     srv_events_attach(events, s);
     for (int32_t i = 0; i < cfg.n_models; i++) {
-        const srv_model_cfg *m = &cfg.models[i];
-        sched_model_params mp = {.id = m->id, .path = m->path, .kind = m->kind, .mp = vki_model_default_params()};
-        mp.mp.backend = cfg.prefer;
-        mp.mp.n_ctx = m->n_ctx;
-        mp.mp.n_seq_max = m->kind == SCHED_KIND_CHAT ? (m->n_seq_max ? m->n_seq_max : 4) : 1;
-        mp.has_keep_alive = m->has_keep_alive;
-        mp.keep_alive_ms = m->keep_alive_ms;
-        mp.pin = m->pin;
-        mp.fallback_cpu = m->fallback_cpu;
-        /* chain[] borrows the config's ids; sched_add_model copies them. */
-        const char *chain[65] = {0};
-        for (int32_t k = 0; k < m->n_fallback && k < 64; k++) chain[k] = m->fallback_ids[k];
-        mp.fb = (sched_fb_params){.chain = chain, .auto_candidates = m->fallback_auto, .caps = m->caps,
-                                  .languages = m->languages, .compat_ids = (const char *const *)m->compat_ids,
-                                  .compat = m->compat, .n_compat = m->n_compat, .breaker = m->breaker,
-                                  .test_fail_loads = m->test_fail_loads, .test_fail_steps = m->test_fail_steps};
+        const char *chain[65];
+        sched_model_params mp;
+        srv_model_sched_params(&cfg, &cfg.models[i], chain, &mp);
         if (sched_add_model(s, &mp) != VKI_OK) {
             cli_status_error(VKI_ERR_INVALID_ARGUMENT, "serve");
             goto out;
@@ -380,21 +406,28 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
     srv_set_events(srv, events);
+    srv_set_config_source(srv, reload_source, &o);
     print_banner(&cfg, srv_port(srv));
     srv_log_event(&log, "listening", "port %u, %d model%s", srv_port(srv), cfg.n_models, cfg.n_models == 1 ? "" : "s");
     int sig = 0;
-    sigwait(&sigs, &sig);
+    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
+        srv_log_event(&log, "reload", "SIGHUP: re-reading %s", o.config_path ? o.config_path : "the command line");
+        srv_reload(srv, NULL); /* it logs what it did, or why it refused */
+    }
     /* Graceful: stop accepting, let what is in flight finish within the
      * drain timeout (a second signal cuts it short), then srv_stop ends the
      * rest with an error answer. */
     srv_quiesce(srv);
     int32_t n = srv_in_flight(srv);
     srv_log_event(&log, "stopping", "%s: no new connections; %d request%s in flight, up to %.0f s to finish",
-                  sig == SIGINT ? "SIGINT" : "SIGTERM", n, n == 1 ? "" : "s", cfg.drain_timeout_ms / 1e3);
-    double until = vki_time_ms() + cfg.drain_timeout_ms;
+                  sig == SIGINT ? "SIGINT" : "SIGTERM", n, n == 1 ? "" : "s", srv_config_now(srv)->drain_timeout_ms / 1e3);
+    double until = vki_time_ms() + srv_config_now(srv)->drain_timeout_ms;
     while ((n = srv_in_flight(srv)) > 0 && vki_time_ms() < until) {
         struct timespec ts = {0, 50 * 1000000L};
-        if (sigtimedwait(&sigs, NULL, &ts) > 0) {
+        int got = sigtimedwait(&sigs, NULL, &ts);
+        if (got == SIGHUP) {
+            srv_log_event(&log, "reload", "SIGHUP ignored: the server is stopping");
+        } else if (got > 0) {
             srv_log_event(&log, "stopping", "second signal: the drain ends now");
             break;
         }
@@ -411,10 +444,10 @@ out:
     vki_set_warn_handler(NULL, NULL);
     srv_log_deinit(&log);
     srv_config_deinit(&cfg);
-    srv_config_deinit(&cli);
-    free(host);
-    free(key_env);
-    free(state_dir);
+    srv_config_deinit(cli);
+    free(o.host);
+    free(o.key_env);
+    free(o.state_dir);
     return rc;
 }
 #else

@@ -255,6 +255,11 @@ static vki_status server_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_
     } else if (!strcmp(key, "max_connections_per_ip")) {
         VKI_TRY(get_int(x, v, "server.max_connections_per_ip", 1, 60000, &lv));
         c->max_conns_per_ip = (int32_t)lv;
+    } else if (!strcmp(key, "admin")) {
+        const char *t = v->type == YAML_SCALAR_NODE ? scalar(v) : "";
+        if (!strcmp(t, "true")) c->admin = true;
+        else if (!strcmp(t, "false")) c->admin = false;
+        else return node_fail(x, v, "server.admin: expected true or false, found '%s'", t[0] ? t : node_kind(v));
     } else if (!strcmp(key, "health_degraded_status")) {
         /* 200 (serving, with the detail) or an error code for balancers that only read codes */
         VKI_TRY(get_int(x, v, "server.health_degraded_status", 200, 599, &lv));
@@ -275,7 +280,7 @@ static vki_status server_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_
     } else {
         return node_fail(x, k, "server: unknown key '%s' (expected host, port, api_key_env, max_body, max_queue, "
                                "threads, log_format, max_connections, max_connections_per_ip, header_timeout, "
-                               "body_timeout, drain_timeout, health_degraded_status)", key);
+                               "body_timeout, drain_timeout, health_degraded_status, admin)", key);
     }
     return VKI_OK;
 }
@@ -626,6 +631,8 @@ static vki_status add_model_node(cfg_ctx *x, srv_config *c, yaml_node_t *n)
         s = srv_config_add_model(c, m.id, m.path);
         if (s == VKI_OK) {
             srv_model_cfg *d = &c->models[c->n_models - 1];
+            d->line = (int32_t)n->start_mark.line + 1;
+            d->col = (int32_t)n->start_mark.column + 1;
             d->has_kind = m.has_kind;
             d->kind = m.kind;
             d->has_priority = m.has_priority;

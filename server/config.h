@@ -46,6 +46,7 @@ typedef struct srv_model_cfg {
     int32_t    test_fail_loads, test_fail_steps; /* test_fail: {loads, steps}: for tests only */
     char      *use_case;       /* use_case: a description (registry, /v1/models); NULL = none */
     double     quality;        /* quality: [0, 1], ranks equally loaded candidates of `auto` */
+    int32_t    line, col;      /* where the file defines it (1-based); 0 = not from a file */
 } srv_model_cfg;
 
 /* One route of `model: "auto"` (routes: [...]; engine/sched/router.h). */
@@ -92,6 +93,7 @@ typedef struct srv_config {
     sched_fb_weights fb_weights;    /* fallback_policy.weights; 0 = 0.4/0.4/0.2    */
     double           fb_min_score;  /* fallback_policy.min_score; 0 = 0.5          */
     int32_t          health_degraded_status; /* /health's code when degraded; default 200 */
+    bool             admin;         /* server.admin: the /admin routes without an API key */
     /* The device's turns and arbiter (sched_params); 0 = the scheduler's default. */
     double           quantum_ms;    /* device.quantum: a model's turn, at least    */
     double           quantum_loads; /* device.quantum_loads: and this many loads   */

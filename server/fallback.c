@@ -18,7 +18,9 @@ static const char *const reason_names[SRV_FB_N] = {"missing", "failed", "memory"
 
 bool srv_fb_init(srv_server *srv)
 {
-    size_t n = (size_t)VKI_MAX(sched_n_models(srv->s), 1);
+    /* Sized for every slot models added by a reload may take: indices
+     * never move, so the counters need no locking as models come. */
+    const size_t n = SCHED_MAX_MODELS;
     srv->fb_count = calloc(n * n * SRV_FB_N, sizeof *srv->fb_count);
     return srv->fb_count != NULL;
 }
@@ -31,7 +33,7 @@ void srv_fb_free(srv_server *srv)
 
 void srv_fb_count(srv_server *srv, int32_t from, int32_t to, int reason)
 {
-    const int32_t n = sched_n_models(srv->s);
+    const int32_t n = SCHED_MAX_MODELS;
     if (from < 0 || to < 0 || from >= n || to >= n || reason < 0 || reason >= SRV_FB_N) return;
     atomic_fetch_add(&srv->fb_count[((size_t)from * (size_t)n + (size_t)to) * SRV_FB_N + (size_t)reason], 1);
     srv_events *ev = atomic_load(&srv->events);
@@ -47,12 +49,13 @@ void srv_fb_count(srv_server *srv, int32_t from, int32_t to, int reason)
 void srv_fb_metrics(srv_server *srv, srv_buf *b)
 {
     const int32_t n = sched_n_models(srv->s);
+    const size_t stride = SCHED_MAX_MODELS;
     srv_buf_printf(b, "# HELP vkinfer_fallbacks_total Requests for a model served by another, by the reason its own "
                       "could not serve.\n# TYPE vkinfer_fallbacks_total counter\n");
     for (int32_t f = 0; f < n; f++)
         for (int32_t t = 0; t < n; t++)
             for (int r = 0; r < SRV_FB_N; r++) {
-                uint64_t v = atomic_load(&srv->fb_count[((size_t)f * (size_t)n + (size_t)t) * SRV_FB_N + (size_t)r]);
+                uint64_t v = atomic_load(&srv->fb_count[((size_t)f * stride + (size_t)t) * SRV_FB_N + (size_t)r]);
                 if (!v) continue;
                 sched_model_info fi, ti;
                 sched_model_get_info(srv->s, f, &fi);

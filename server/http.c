@@ -38,9 +38,9 @@
 
 const char *const srv_route_path[SRV_N_ROUTES] = {"/health",       "/v1/models", "/v1/completions",
                                                   "/v1/chat/completions", "/v1/embeddings", "/metrics",
-                                                  "/v1/system/status", "/ui", "other"};
-static const char *const route_method[SRV_N_ROUTES] = {"GET", "GET", "POST", "POST", "POST", "GET", "GET", "GET", NULL};
-const int srv_codes[SRV_N_CODES] = {200, 304, 400, 401, 404, 405, 413, 429, 500, 503, 504, 0};
+                                                  "/v1/system/status", "/ui", "/admin/reload", "other"};
+static const char *const route_method[SRV_N_ROUTES] = {"GET", "GET", "POST", "POST", "POST", "GET", "GET", "GET", "POST", NULL};
+const int srv_codes[SRV_N_CODES] = {200, 202, 304, 400, 401, 403, 404, 405, 409, 413, 429, 500, 503, 504, 0};
 
 void srv_count(srv_server *srv, srv_route route, unsigned status)
 {
@@ -173,6 +173,8 @@ static const char *error_type(unsigned status)
 {
     switch (status) {
     case 401: return "authentication_error";
+    case 403: return "permission_error";
+    case 409: return "conflict_error";
     case 404: return "not_found_error";
     case 429: return "rate_limit_error";
     case 503: return "service_unavailable_error";
@@ -276,7 +278,7 @@ int32_t srv_pick_model(srv_conn *cn, const cJSON *body, sched_kind kind, enum MH
         sched_model_info info;
         for (int32_t k = 0; k < sched_n_models(s) && i < 0; k++) {
             sched_model_get_info(s, k, &info);
-            if (info.kind == kind) i = k;
+            if (info.kind == kind && !info.removing) i = k;
         }
         if (i < 0) {
             *ret = srv_send_error(cn, 400, "invalid_field", 0, "model: required (no %s model is configured)",
@@ -330,6 +332,9 @@ static srv_route find_route(const char *url)
     if (!strcmp(url, "/")) return SRV_ROUTE_UI;
     /* GET /v1/models/{id} (the SDK's models.retrieve) */
     if (!strncmp(url, "/v1/models/", 11) && url[11]) return SRV_ROUTE_MODELS;
+    /* POST /admin/models/{id}/reload */
+    const size_t n = strlen(url);
+    if (!strncmp(url, "/admin/models/", 14) && n > 14 + 7 && !strcmp(url + n - 7, "/reload")) return SRV_ROUTE_ADMIN;
     return SRV_ROUTE_OTHER;
 }
 
@@ -361,6 +366,7 @@ static enum MHD_Result dispatch(srv_conn *cn, const char *url, const char *metho
         return srv_send_error(cn, 413, "body_too_large", 0, "the body is over the limit of %zu bytes",
                               srv->cfg->max_body);
     switch (cn->route) {
+    case SRV_ROUTE_ADMIN: return srv_route_admin(cn);
     case SRV_ROUTE_HEALTH: return srv_route_health(cn);
     case SRV_ROUTE_MODELS: return cn->model_id[0] ? srv_route_model(cn, cn->model_id) : srv_route_models(cn);
     case SRV_ROUTE_METRICS: return srv_route_metrics(cn);
@@ -719,6 +725,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             /* an id too long for any model is kept too long, so it is not found */
             snprintf(cn->model_id, sizeof cn->model_id, "%s", url + 11);
         }
+        if (cn->route == SRV_ROUTE_ADMIN && !strncmp(url, "/admin/models/", 14)) {
+            const size_t n = strlen(url + 14) - 7; /* less "/reload" (find_route checked it) */
+            if (n < sizeof cn->model_id) snprintf(cn->model_id, sizeof cn->model_id, "%.*s", (int)n, url + 14);
+            else snprintf(cn->model_id, sizeof cn->model_id, "%s", url + 14); /* too long for any id: not found */
+        }
         cn->n = atomic_fetch_add(&srv->next_id, 1) + 1;
         cn->log = (srv_req_log){.prompt_tokens = -1, .completion_tokens = -1, .queue_ms = -1, .t0 = vki_time_ms()};
         snprintf(cn->log.id, sizeof cn->log.id, "req-%llu", (unsigned long long)cn->n);
@@ -910,6 +921,7 @@ vki_status srv_start(const srv_config *cfg, scheduler *s, srv_log *log, srv_serv
     }
     srv->listen_fd = -1;
     pthread_mutex_init(&srv->socks_mu, NULL);
+    pthread_mutex_init(&srv->reload_mu, NULL);
     pthread_cond_init(&srv->socks_cv, NULL);
     if (!srv_auto_init(srv, err, err_size)) goto fail;
     if (cfg->api_key_env) {
@@ -965,6 +977,7 @@ fail:
     stop_watchdog(srv);
     pthread_cond_destroy(&srv->socks_cv);
     pthread_mutex_destroy(&srv->socks_mu);
+    pthread_mutex_destroy(&srv->reload_mu);
     srv_fb_free(srv);
     srv_window_destroy(srv->window);
     srv_auto_free(srv);
@@ -1016,9 +1029,11 @@ void srv_stop(srv_server *srv)
     if (srv->listen_fd >= 0) close(srv->listen_fd);
     pthread_cond_destroy(&srv->socks_cv);
     pthread_mutex_destroy(&srv->socks_mu);
+    pthread_mutex_destroy(&srv->reload_mu);
     srv_fb_free(srv);
     srv_window_destroy(srv->window);
     srv_auto_free(srv);
+    srv_reload_free(srv);
     free(srv->api_key);
     free(srv);
 }

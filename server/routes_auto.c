@@ -32,14 +32,11 @@ struct srv_auto {
 bool srv_auto_init(srv_server *srv, char *err, size_t err_size)
 {
     const srv_config *cfg = srv->cfg;
-    const int32_t n_models = sched_n_models(srv->s);
     srv->router_model = cfg->router_model ? sched_find(srv->s, cfg->router_model) : -1;
-    srv->quality = calloc((size_t)VKI_MAX(n_models, 1), sizeof *srv->quality);
     srv->route_count = calloc((size_t)(cfg->n_routes + 1) * SCHED_ROUTE_N_BY, sizeof *srv->route_count);
     sched_route_params *rp = calloc((size_t)VKI_MAX(cfg->n_routes, 1), sizeof *rp);
     int32_t *idx = calloc((size_t)VKI_MAX(cfg->n_routes, 1) * SCHED_ROUTE_MAX_MODELS, sizeof *idx);
-    bool ok = srv->quality && srv->route_count && rp && idx;
-    for (int32_t i = 0; ok && i < n_models && i < cfg->n_models; i++) srv->quality[i] = cfg->models[i].quality;
+    bool ok = srv->route_count && rp && idx;
     for (int32_t i = 0; ok && i < cfg->n_routes; i++) {
         const srv_route_cfg *r = &cfg->routes[i];
         int32_t *mi = idx + (size_t)i * SCHED_ROUTE_MAX_MODELS;
@@ -66,10 +63,8 @@ void srv_auto_free(srv_server *srv)
     sched_request_release(srv->prime);
     srv->prime = NULL;
     sched_router_destroy(srv->router);
-    free(srv->quality);
     free((void *)srv->route_count);
     srv->router = NULL;
-    srv->quality = NULL;
     srv->route_count = NULL;
 }
 
@@ -197,6 +192,17 @@ static char *query_whole(const cJSON *body)
 /* ===== Deciding =========================================================== */
 
 /* Decides with the query's vector (or none) and tells it. 1 or 0 (*ret). */
+/* The models' quality as the settings in force say (a hot reload publishes
+ * new ones, lined up with the scheduler's indices; models it added have
+ * entries there too). */
+static void snapshot(srv_server *srv, sched_route_model *snap, int32_t n_models)
+{
+    double quality[SCHED_ROUTER_MAX_MODELS] = {0};
+    const srv_config *cfg = srv_config_now(srv);
+    for (int32_t i = 0; i < n_models && i < cfg->n_models; i++) quality[i] = cfg->models[i].quality;
+    sched_router_snapshot(srv->s, quality, snap);
+}
+
 static int decide(srv_conn *cn, const srv_auto *a, const float *q, int32_t dim, int32_t *order, int32_t *n,
                   enum MHD_Result *ret)
 {
@@ -207,7 +213,7 @@ static int decide(srv_conn *cn, const srv_auto *a, const float *q, int32_t dim, 
         *ret = srv_send_error(cn, 500, "internal_error", 0, "model auto: more than %d models", (int)VKI_COUNT(snap));
         return 0;
     }
-    sched_router_snapshot(srv->s, srv->quality, snap);
+    snapshot(srv, snap, n_models);
     sched_route_decision d;
     const double t0 = vki_time_ms();
     vki_status st = sched_router_decide(srv->router, &a->need, snap, n_models, q, dim, &d);
@@ -290,7 +296,7 @@ int srv_auto_begin(srv_conn *cn, const cJSON *body, sched_kind kind, int32_t n_t
         sched_route_model snap[SCHED_ROUTER_MAX_MODELS];
         const int32_t n_models = sched_n_models(srv->s);
         if (n_models <= (int32_t)VKI_COUNT(snap)) {
-            sched_router_snapshot(srv->s, srv->quality, snap);
+            snapshot(srv, snap, n_models);
             if (sched_router_decide(srv->router, &a.need, snap, n_models, NULL, 0, &probe) == VKI_OK &&
                 probe.want_query) {
                 char *q = query_text(body);

@@ -361,7 +361,8 @@ static bool chat_prompt(srv_conn *cn, const cJSON *body, const srv_tool_req *tr,
         *ret = srv_send_error(cn, 503, "model_failed", 0, "the model stopped serving");
         return false;
     }
-    const char *tmpl = cn->srv->cfg->models[model].chat_template;
+    const srv_config *cfg = cn->srv->cfg; /* one reload's, read once */
+    const char *tmpl = model < cfg->n_models ? cfg->models[model].chat_template : NULL;
     /* Tools and tool messages: a tool-aware template renders them here, else
      * they come back as plain messages for the path below. */
     cJSON *generic = NULL;

@@ -44,6 +44,7 @@ enum MHD_Result srv_route_health(srv_conn *cn)
         sched_model_info info;
         sched_stats st;
         sched_model_get_info(s, i, &info);
+        if (info.removing) continue; /* gone for clients (hot reload) */
         sched_model_get_stats(s, i, &st);
         /* Loads on demand later are normal service; the first ones are start-up. */
         loading |= (!info.can_queue && info.state != SCHED_FAILED) ||
@@ -81,7 +82,7 @@ int32_t srv_pick_serving(srv_conn *cn, const cJSON *body, sched_kind kind, enum 
     for (int32_t k = 0; k < sched_n_models(s) && pick < 0; k++) {
         sched_model_info info;
         sched_model_get_info(s, k, &info);
-        if (info.kind != kind) continue;
+        if (info.kind != kind || info.removing) continue;
         if (first < 0) first = k;
         if (serving(&info)) pick = k;
     }
@@ -112,6 +113,10 @@ static cJSON *model_json(const srv_server *srv, int32_t i)
     cJSON_AddStringToObject(m, "owned_by", "vkinfer");
     cJSON_AddStringToObject(m, "kind", sched_kind_name(info.kind));
     cJSON_AddStringToObject(m, "state", sched_state_name(info.state));
+    /* Which file serves, and how many times it was switched (hot reload). */
+    cJSON_AddStringToObject(m, "path", info.path);
+    cJSON_AddNumberToObject(m, "generation", (double)info.generation);
+    if (info.reloading) cJSON_AddBoolToObject(m, "reloading", true);
     if (sched_state_resident(info.state)) {
         cJSON_AddNumberToObject(m, "n_ctx", info.n_ctx);
         cJSON_AddNumberToObject(m, "n_seq_max", info.n_seq_max);
@@ -130,7 +135,8 @@ static cJSON *model_json(const srv_server *srv, int32_t i)
     for (int32_t k = 0; (fid = sched_fallback_chain_id(srv->s, i, k)); k++)
         cJSON_AddItemToArray(fb, cJSON_CreateString(fid));
     if (info.fallback_cpu) cJSON_AddItemToArray(fb, cJSON_CreateString("cpu"));
-    if (i < srv->cfg->n_models && srv->cfg->models[i].fallback_auto)
+    const srv_config *cfg = srv->cfg;
+    if (i < cfg->n_models && cfg->models[i].fallback_auto)
         cJSON_AddItemToArray(fb, cJSON_CreateString("auto"));
     /* vkinfer's own: the circuit breaker (engine/sched/README.md) */
     cJSON *br = cJSON_AddObjectToObject(m, "breaker");
@@ -148,7 +154,11 @@ enum MHD_Result srv_route_models(srv_conn *cn)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "object", "list");
     cJSON *arr = cJSON_AddArrayToObject(o, "data");
-    for (int32_t i = 0; i < sched_n_models(s); i++) cJSON_AddItemToArray(arr, model_json(cn->srv, i));
+    for (int32_t i = 0; i < sched_n_models(s); i++) {
+        sched_model_info info;
+        sched_model_get_info(s, i, &info);
+        if (!info.removing) cJSON_AddItemToArray(arr, model_json(cn->srv, i));
+    }
     cJSON *a = srv_auto_model_json(cn->srv);
     if (a) cJSON_AddItemToArray(arr, a);
     return srv_send_json(cn, 200, o);
@@ -532,6 +542,7 @@ enum MHD_Result srv_route_metrics(srv_conn *cn)
         sched_model_info info;
         sched_stats st;
         sched_model_get_info(srv->s, i, &info);
+        if (info.removed) continue; /* its counters went with it */
         sched_model_get_stats(srv->s, i, &st);
         const char *id = info.id;
         for (int k = SCHED_UNLOADED; k <= SCHED_FAILED; k++)

@@ -5,6 +5,7 @@
  * Routes: GET /health, GET /v1/models, POST /v1/completions,
  * POST /v1/chat/completions, POST /v1/embeddings, GET /metrics,
  * GET /v1/system/status and the status page at / and /ui.
+ * POST /admin/reload, POST /admin/models/{id}/reload (hot reload: reload.c).
  * Must not: run kernels (everything goes through engine/sched/).
  */
 #ifndef VKI_SERVER_H
@@ -19,6 +20,13 @@
 typedef struct srv_server srv_server;
 typedef struct srv_events srv_events; /* server/events.h */
 
+/* Where a hot reload reads the configuration: fills out (initialised by
+ * the caller) as at start (the file, then the command line's overrides,
+ * srv_config_resolve), sets *file to the config file's path (for
+ * FILE:LINE:COL; NULL = none) and returns VKI_OK, or writes the problem to
+ * err ("FILE:LINE:COL: ...") and returns an error. */
+typedef vki_status (*srv_config_fn)(void *user, srv_config *out, const char **file, char *err, size_t err_size);
+
 /* Starts listening on cfg->host:cfg->port (0 = a free port) and serving
  * requests for the models in `s`, which holds cfg's models in cfg's order
  * (per-model settings are looked up by index). Each answered request gets
@@ -30,6 +38,19 @@ vki_status srv_start(const srv_config *cfg, scheduler *s, srv_log *log, srv_serv
 /* The recent-events ring /v1/system/status shows (borrowed; it must
  * outlive the server). Set right after srv_start; NULL = none. */
 void       srv_set_events(srv_server *srv, srv_events *ev);
+/* Sets where srv_reload reads the configuration (none: reloads are refused). */
+void       srv_set_config_source(srv_server *srv, srv_config_fn fn, void *user);
+/* Hot reload (SIGHUP, POST /admin/reload): reads the configuration, and
+ * when all of it is valid applies the difference to the running server:
+ * models added, removed (they drain, then unload), swapped to a new file,
+ * updated in place or made anew; server settings that only a restart
+ * applies are listed, not applied. Otherwise nothing changes. Logs what it
+ * did. *report (may be NULL; free()) gets the JSON answer of POST
+ * /admin/reload, or {"error": ...}. Thread-safe; one reload at a time.
+ * BAD_FILE (refused), OUT_OF_MEMORY. */
+vki_status srv_reload(srv_server *srv, char **report);
+/* The settings the server runs with now (the last reload's). Valid until srv_stop. */
+const srv_config *srv_config_now(const srv_server *srv);
 /* The port the server listens on. */
 uint16_t   srv_port(const srv_server *srv);
 /* The start of a graceful stop: stops accepting connections (new ones are

@@ -28,6 +28,7 @@ typedef enum srv_route {
     SRV_ROUTE_METRICS,
     SRV_ROUTE_STATUS,     /* GET /v1/system/status                    */
     SRV_ROUTE_UI,         /* GET / and /ui: the status page (no key)  */
+    SRV_ROUTE_ADMIN,      /* POST /admin/reload, POST /admin/models/{id}/reload (reload.c) */
     SRV_ROUTE_OTHER,      /* unknown paths, counted together */
     SRV_N_ROUTES,
 } srv_route;
@@ -35,11 +36,18 @@ typedef enum srv_route {
 extern const char *const srv_route_path[SRV_N_ROUTES];
 
 /* The HTTP statuses the server answers with, for the counters. */
-#define SRV_N_CODES 12
+#define SRV_N_CODES 15
 extern const int srv_codes[SRV_N_CODES];
 
 struct srv_server {
-    const srv_config     *cfg;
+    /* The settings the routes read: cmd_serve's at start, then each hot
+     * reload publishes a new one (entry i = the scheduler's model i); the
+     * old ones stay valid until srv_stop (reload.c). */
+    const srv_config *_Atomic cfg;
+    pthread_mutex_t       reload_mu;  /* one reload (or model reload) at a time */
+    srv_config_fn         cfg_fn;     /* where a reload reads the config (reload_mu) */
+    void                 *cfg_user;
+    struct srv_retired_cfg *retired;  /* what reloads published (reload.c)    */
     scheduler            *s;
     struct MHD_Daemon    *d;
     char                 *api_key;    /* NULL = no auth                   */
@@ -51,14 +59,13 @@ struct srv_server {
     atomic_uint_fast64_t  disconnects; /* clients gone before their answer ended */
     atomic_uint_fast64_t *fb_count;   /* [from][to][reason] fallbacks (fallback.c) */
     /* `model: "auto"` (routes_auto.c): the routes, the embedding model that
-     * routes by meaning (-1: none), each model's quality, and the decisions
+     * routes by meaning (-1: none), and the decisions
      * counted [route + 1][by] (row 0: no route matched). */
     struct sched_router  *router;
     int32_t               router_model;
     sched_request        *prime;      /* the examples' embedding in flight (watchdog thread only) */
     uint64_t              prime_version;
     double                prime_retry_ms; /* after a failure, not before (vki_time_ms) */
-    double               *quality;
     atomic_uint_fast64_t *route_count;
     atomic_uint_fast64_t  evictions;  /* slow or idle connections closed to make room */
     atomic_int            in_flight;  /* requests from their headers to their end */
@@ -289,6 +296,10 @@ enum MHD_Result srv_route_status(srv_conn *cn);
 enum MHD_Result srv_route_ui(srv_conn *cn);
 /* Unix time in seconds, for the window and the status. */
 double          srv_now_s(void);
+/* The /admin routes (reload.c): 403 without an API key unless server.admin. */
+enum MHD_Result srv_route_admin(srv_conn *cn);
+/* Frees what reloads published (srv_stop). */
+void            srv_reload_free(srv_server *srv);
 enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body);
 enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat);
 

@@ -337,15 +337,17 @@ void sched_router_snapshot(scheduler *s, const double *quality, sched_route_mode
         sched_model_get_info(s, i, &info);
         sched_model *m = s->models[i];
         pthread_mutex_lock(&m->mu);
-        const uint32_t declared = m->fb.caps & ~(SCHED_CAP_CHAT | SCHED_CAP_EMBEDDING);
+        const uint32_t caps = atomic_load(&m->fb)->caps;
+        const uint32_t declared = caps & ~(SCHED_CAP_CHAT | SCHED_CAP_EMBEDDING);
         const int32_t n_ctx = m->can_queue ? m->shape.n_ctx : 0;
         pthread_mutex_unlock(&m->mu);
         sched_route_model *r = &out[i];
         r->kind = info.kind;
         r->caps = (info.kind == SCHED_KIND_EMBEDDING ? SCHED_CAP_EMBEDDING : SCHED_CAP_CHAT) |
-                  (m->fb.caps ? declared : info.kind == SCHED_KIND_CHAT ? SCHED_CAP_TOOLS | SCHED_CAP_JSON : 0);
+                  (caps ? declared : info.kind == SCHED_KIND_CHAT ? SCHED_CAP_TOOLS | SCHED_CAP_JSON : 0);
         r->n_ctx = n_ctx;
-        r->can_serve = info.state != SCHED_FAILED && info.can_queue && info.breaker != SCHED_BREAKER_OPEN;
+        r->can_serve = info.state != SCHED_FAILED && info.can_queue && info.breaker != SCHED_BREAKER_OPEN &&
+                       !info.removing && !info.removed;
         r->resident = sched_state_resident(info.state);
         r->eta_ms = sched_eta_ms(s, i);
         /* Never loaded: its bytes at 1 GB/s, a rough figure only ranks it. */

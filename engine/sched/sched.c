@@ -127,16 +127,22 @@ vki_status sched_create(const sched_params *p, scheduler **out)
     if (sp.arb_aging_ms == 0) sp.arb_aging_ms = 500;
     if (sp.arb_hold_ms == 0) sp.arb_hold_ms = 2;
     scheduler *s = calloc(1, sizeof *s);
+    if (s && !(s->models = calloc(SCHED_MAX_MODELS, sizeof *s->models))) {
+        free(s);
+        s = NULL;
+    }
     if (!s) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_create: out of memory");
     s->p = sp;
     atomic_init(&s->order, 0);
     sched_resid_init(s);
     vki_status st = vki_engine_create(&s->p.engine, &s->eng);
     if (st != VKI_OK) {
+        free(s->models);
         free(s);
         return st;
     }
     pthread_mutex_init(&s->res_mu, NULL);
+    pthread_mutex_init(&s->add_mu, NULL);
     sched_cond_init(&s->res_cv);
     sched_arb_init(&s->arb_cpu, s->p.arb_aging_ms, s->p.arb_hold_ms);
     sched_arb_init(&s->arb_dev, s->p.arb_aging_ms, s->p.arb_hold_ms);
@@ -144,7 +150,9 @@ vki_status sched_create(const sched_params *p, scheduler **out)
     if (sp.warm_state_path && !(s->warm_path = strdup(sp.warm_state_path))) {
         vki_engine_destroy(s->eng);
         pthread_mutex_destroy(&s->res_mu);
+        pthread_mutex_destroy(&s->add_mu);
         pthread_cond_destroy(&s->res_cv);
+        free(s->models);
         free(s);
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_create: out of memory");
     }
@@ -257,15 +265,14 @@ static void install(sched_model *m, vki_model *md, bool on_gpu, double load_ms)
     sched_warm_note_load(m, load_ms);
 }
 
-static void *model_thread(void *arg)
+static void model_run(sched_model *m)
 {
-    sched_model *m = arg;
     char msg[2048];
     sched_notify(m); /* loading: the header first */
     vki_status st = open_front(m, msg, sizeof msg);
     if (st != VKI_OK) {
         set_state(m, SCHED_FAILED, msg);
-        return NULL;
+        return;
     }
     /* At start: load what fits without evicting, unless keep_alive 0 says
      * it would be unloaded at once. After a swap that drained: load now. */
@@ -273,8 +280,11 @@ static void *model_thread(void *arg)
     set_state(m, at_start ? SCHED_LOADING : SCHED_UNLOADED, NULL);
     for (;;) {
         pthread_mutex_lock(&m->mu);
-        while (!atomic_load(&m->stop) && !load_now && !m->preload && !n_queued(m) && m->swap < SCHED_SWAP_READY)
+        while (!atomic_load(&m->stop) && !load_now && !m->preload && !n_queued(m) && m->swap < SCHED_SWAP_READY &&
+               !atomic_load(&m->removing))
             pthread_cond_wait(&m->cv, &m->mu);
+        /* Removed, and what it accepted has been served: no load, no swap. */
+        const bool gone = atomic_load(&m->removing) && !n_queued(m);
         /* Warm-up loads as at start: beside what is resident, never
          * evicting (the planner made the room it decided on), and a load
          * that does not fit is no error. */
@@ -282,7 +292,7 @@ static void *model_thread(void *arg)
         m->preload = false;
         const bool stop = atomic_load(&m->stop), swap = m->swap >= SCHED_SWAP_READY;
         pthread_mutex_unlock(&m->mu);
-        if (stop) break;
+        if (stop || gone) break;
         vki_model *md = NULL;
         bool on_gpu = false;
         double load_ms = 0;
@@ -368,12 +378,49 @@ static void *model_thread(void *arg)
         }
         if (!swapping) unload(m);
     }
+}
+
+/* The end of a removed model (its thread has returned): what it holds is
+ * given back, a reload in progress is waited for and thrown away, and the
+ * slot is marked retired. The file and tokenizer stay for sched_destroy. */
+static void retire(sched_model *m)
+{
+    sched_swap_join(m);
+    pthread_mutex_lock(&m->mu);
+    vki_model *md = m->md, *swap_md = m->swap_md;
+    m->md = m->swap_md = NULL;
+    m->swap = SCHED_SWAP_NONE;
+    sched_request *r; /* none: submits are refused once removing is set */
+    while ((r = sched_pop(m))) sched_finish(m, r, VKI_ERR_NOT_FOUND, "the model was removed");
+    m->removed = true;
+    m->state = SCHED_UNLOADED;
+    set_error(m, "removed (the configuration no longer has it)");
+    pthread_cond_broadcast(&m->state_cv);
+    pthread_mutex_unlock(&m->mu);
+    vki_model_destroy(md);
+    vki_model_destroy(swap_md);
+    sched_resid_release(m, &m->gpu_bytes);
+    sched_resid_release(m, &m->swap_gpu_bytes);
+    sched_notify(m);
+}
+
+static void *model_thread(void *arg)
+{
+    sched_model *m = arg;
+    model_run(m);
+    /* Whichever of this and sched_remove_model comes second retires it. */
+    pthread_mutex_lock(&m->mu);
+    m->thread_done = true;
+    const bool removed = atomic_load(&m->removing) && !atomic_load(&m->stop);
+    pthread_mutex_unlock(&m->mu);
+    if (removed) retire(m);
     return NULL;
 }
 
 bool sched_idle_wait(sched_model *m)
 {
     if (m->evict || m->yield || m->swap >= SCHED_SWAP_READY) return true;
+    if (atomic_load(&m->removing) && !n_queued(m)) return true;
     if (!m->has_keep_alive) {
         pthread_cond_wait(&m->cv, &m->mu);
         return false;
@@ -401,19 +448,14 @@ static void model_free(sched_model *m)
     free(m);
 }
 
-vki_status sched_add_model(scheduler *s, const sched_model_params *p)
+static vki_status add_model(scheduler *s, const sched_model_params *p)
 {
-    if (!s || !p || !p->id || !p->id[0] || !p->path)
-        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "sched_add_model: a model needs an id and a path");
     if (sched_find(s, p->id) >= 0)
         return vki_fail(VKI_ERR_INVALID_ARGUMENT, "sched_add_model: model id '%s' is used twice", p->id);
     if (s->shut) return vki_fail(VKI_ERR_CANCELLED, "sched_add_model: the scheduler is shut down");
-    /* res_mu: the threads of the models added before read the list. */
-    pthread_mutex_lock(&s->res_mu);
-    sched_model **nm = realloc(s->models, sizeof *nm * (size_t)(s->n_models + 1));
-    if (nm) s->models = nm;
-    pthread_mutex_unlock(&s->res_mu);
-    if (!nm) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_add_model: out of memory");
+    if (s->n_models >= SCHED_MAX_MODELS)
+        return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_add_model: all %d model slots are used (removed models keep "
+                        "theirs until a restart)", SCHED_MAX_MODELS);
     sched_model *m = calloc(1, sizeof *m);
     if (!m) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_add_model: out of memory");
     m->s = s;
@@ -433,6 +475,8 @@ vki_status sched_add_model(scheduler *s, const sched_model_params *p)
     m->state = SCHED_LOADING;
     m->n_slots = 1;
     atomic_init(&m->stop, false);
+    atomic_init(&m->removing, false);
+    atomic_init(&m->fb, NULL);
     pthread_mutex_init(&m->mu, NULL);
     pthread_mutex_init(&m->st_mu, NULL);
     sched_cond_init(&m->cv);
@@ -441,9 +485,11 @@ vki_status sched_add_model(scheduler *s, const sched_model_params *p)
         model_free(m);
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_add_model: out of memory");
     }
-    /* Listed before its thread starts, so its reservations count for the others. */
+    /* Listed before its thread starts, so its reservations count for the
+     * others; the slot is written before the count that publishes it. */
     pthread_mutex_lock(&s->res_mu);
-    s->models[s->n_models++] = m;
+    s->models[s->n_models] = m;
+    s->n_models++;
     pthread_mutex_unlock(&s->res_mu);
     if (pthread_create(&m->thread, NULL, model_thread, m) != 0) {
         pthread_mutex_lock(&s->res_mu);
@@ -456,9 +502,67 @@ vki_status sched_add_model(scheduler *s, const sched_model_params *p)
     return VKI_OK;
 }
 
+vki_status sched_add_model(scheduler *s, const sched_model_params *p)
+{
+    if (!s || !p || !p->id || !p->id[0] || !p->path)
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "sched_add_model: a model needs an id and a path");
+    pthread_mutex_lock(&s->add_mu);
+    vki_status st = add_model(s, p);
+    pthread_mutex_unlock(&s->add_mu);
+    return st;
+}
+
+vki_status sched_remove_model(scheduler *s, int32_t i)
+{
+    if (!s) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "sched_remove_model: no scheduler");
+    pthread_mutex_lock(&s->add_mu);
+    if (i < 0 || i >= s->n_models || atomic_load(&s->models[i]->removing)) {
+        pthread_mutex_unlock(&s->add_mu);
+        return vki_fail(VKI_ERR_NOT_FOUND, "sched_remove_model: no model with index %d (or it is removed)", i);
+    }
+    sched_model *m = s->models[i];
+    pthread_mutex_lock(&m->mu);
+    atomic_store(&m->removing, true);
+    const bool done = m->thread_done || !m->thread_started; /* a failed model's thread has ended */
+    pthread_cond_broadcast(&m->cv);
+    pthread_cond_broadcast(&m->state_cv);
+    pthread_mutex_unlock(&m->mu);
+    sched_notify(m);
+    if (done && !s->shut) retire(m);
+    pthread_mutex_unlock(&s->add_mu);
+    return VKI_OK;
+}
+
+vki_status sched_model_update(scheduler *s, int32_t i, const sched_model_params *p)
+{
+    if (!s || !p) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "sched_model_update: no scheduler or params");
+    pthread_mutex_lock(&s->add_mu);
+    vki_status st = VKI_OK;
+    if (i < 0 || i >= s->n_models || atomic_load(&s->models[i]->removing)) {
+        st = vki_fail(VKI_ERR_NOT_FOUND, "sched_model_update: no model with index %d (or it is removed)", i);
+    } else {
+        sched_model *m = s->models[i];
+        pthread_mutex_lock(&m->mu);
+        m->has_keep_alive = p->has_keep_alive;
+        m->keep_alive_ms = p->keep_alive_ms < 0 ? 0 : p->keep_alive_ms;
+        m->pin = p->pin;
+        m->fallback_cpu = p->fallback_cpu;
+        pthread_cond_broadcast(&m->cv); /* an idle worker waits by the old keep_alive */
+        pthread_mutex_unlock(&m->mu);
+        if (!sched_fb_copy(m, &p->fb)) st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_model_update: out of memory");
+    }
+    pthread_mutex_unlock(&s->add_mu);
+    return st;
+}
+
 void sched_shutdown(scheduler *s)
 {
-    if (!s || s->shut) return;
+    if (!s) return;
+    pthread_mutex_lock(&s->add_mu); /* no model comes or goes meanwhile */
+    if (s->shut) {
+        pthread_mutex_unlock(&s->add_mu);
+        return;
+    }
     sched_warm_stop(s);
     for (int32_t i = 0; i < s->n_models; i++) {
         sched_model *m = s->models[i];
@@ -482,6 +586,7 @@ void sched_shutdown(scheduler *s)
         pthread_mutex_unlock(&m->mu);
     }
     s->shut = true;
+    pthread_mutex_unlock(&s->add_mu);
 }
 
 void sched_destroy(scheduler *s)
@@ -492,6 +597,7 @@ void sched_destroy(scheduler *s)
     free(s->models);
     vki_engine_destroy(s->eng);
     pthread_mutex_destroy(&s->res_mu);
+    pthread_mutex_destroy(&s->add_mu);
     pthread_cond_destroy(&s->res_cv);
     sched_warm_free(s);
     sched_arb_deinit(&s->arb_cpu);
@@ -506,7 +612,7 @@ int32_t sched_n_models(const scheduler *s) { return s ? s->n_models : 0; }
 int32_t sched_find(const scheduler *s, const char *id)
 {
     for (int32_t i = 0; s && id && i < s->n_models; i++)
-        if (!strcmp(s->models[i]->id, id)) return i;
+        if (!atomic_load(&s->models[i]->removing) && !strcmp(s->models[i]->id, id)) return i;
     return -1;
 }
 
@@ -521,6 +627,9 @@ static void fill_info(const sched_model *m, sched_model_info *out)
     memcpy(out->error, m->error, sizeof out->error);
     out->can_queue = m->can_queue;
     out->reloading = m->swap != SCHED_SWAP_NONE;
+    out->removing = atomic_load(&m->removing);
+    out->removed = m->removed;
+    out->generation = (uint64_t)m->n_retired;
     out->started = m->started;
     out->pin = m->pin;
     out->fallback_cpu = m->fallback_cpu;
@@ -579,6 +688,7 @@ bool sched_wait_loaded(scheduler *s, int timeout_ms)
     bool all = true;
     for (int32_t i = 0; s && i < s->n_models; i++) {
         sched_model *m = s->models[i];
+        if (atomic_load(&m->removing)) continue;
         pthread_mutex_lock(&m->mu);
         while (m->state == SCHED_LOADING && (timeout_ms < 0 || vki_time_ms() < until)) {
             if (timeout_ms < 0) pthread_cond_wait(&m->state_cv, &m->mu);

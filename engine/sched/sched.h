@@ -195,16 +195,38 @@ void       sched_destroy(scheduler *s);
  * wake its waiting connections before it stops them. Idempotent. */
 void       sched_shutdown(scheduler *s);
 
+/* The most models a scheduler holds over its life: a removed model keeps
+ * its slot (an index a request holds must stay valid), so adds after that
+ * many are refused until a restart. */
+#define SCHED_MAX_MODELS 256
+
 /* Adds a model and starts its thread, which reads the file's header and
  * tokenizer (then requests can queue) and loads the model at once when it
  * fits the budget without evicting anything (unless on_demand or a
  * keep_alive of 0); otherwise the first request loads it. Returns at once.
- * Not thread-safe against other calls: add every model before serving.
- * INVALID_ARGUMENT (duplicate or empty id), OUT_OF_MEMORY. */
+ * Safe while serving, from any thread: the model gets the next index
+ * (sched_n_models() - 1 after it), and indices already handed out keep
+ * their meaning. The id of a model being removed may be used again.
+ * INVALID_ARGUMENT (duplicate or empty id), OUT_OF_MEMORY (also: all
+ * SCHED_MAX_MODELS slots used), CANCELLED (shut down). */
 vki_status sched_add_model(scheduler *s, const sched_model_params *mp);
+/* Removes model i; returns at once. From now on sched_find does not see
+ * it and new requests for it fail with NOT_FOUND ("being removed"), and it
+ * is no fallback candidate; requests already accepted (queued or running)
+ * finish. Then it unloads (a reload in progress is waited for and thrown
+ * away) and its slot is retired: info.removed, never reused. Its file and
+ * tokenizer stay open until sched_destroy (callers may hold them). Safe
+ * while serving. NOT_FOUND (no such index, or already removed). */
+vki_status sched_remove_model(scheduler *s, int32_t i);
+/* Applies the settings that can change while model i serves, from p (id,
+ * path, kind and mp are ignored; those need sched_reload_model or a remove
+ * and an add): keep_alive, pin, fallback_cpu and the fallback settings
+ * (fb: chain, capabilities, languages, compatibility; breaker and test_fail
+ * are kept). Requests running keep going. NOT_FOUND, OUT_OF_MEMORY. */
+vki_status sched_model_update(scheduler *s, int32_t i, const sched_model_params *p);
 
 int32_t sched_n_models(const scheduler *s);
-/* The index of model `id`, or -1. */
+/* The index of model `id`, or -1 (also for a model being removed). */
 int32_t sched_find(const scheduler *s, const char *id);
 
 struct sched_model_info {
@@ -215,6 +237,9 @@ struct sched_model_info {
                                happen (UNLOADED after a refused load); else ""   */
     bool        can_queue;  /* requests are accepted (header and tokenizer read) */
     bool        reloading;  /* a sched_reload_model is in progress               */
+    bool        removing;   /* sched_remove_model: draining, refusing new requests */
+    bool        removed;    /* and done: unloaded, its slot retired             */
+    uint64_t    generation; /* files it switched to (sched_reload_model); 0 = the first */
     bool        started;    /* its start-up is over: it has been in a state other
                                than loading (a later load is on demand)          */
     bool        pin, fallback_cpu;

@@ -13,9 +13,20 @@
 #include "loader/model_file.h"
 #include "util.h"
 
-bool sched_fb_copy(sched_model *m, const sched_fb_params *p)
+static void fb_free_one(struct sched_fb *fb)
 {
-    struct sched_fb *fb = &m->fb;
+    if (!fb) return;
+    for (int32_t k = 0; fb->chain && k < fb->n_chain; k++) free(fb->chain[k]);
+    for (int32_t k = 0; fb->compat_ids && k < fb->n_compat; k++) free(fb->compat_ids[k]);
+    free(fb->chain);
+    free(fb->compat_ids);
+    free(fb->compat);
+    free(fb->languages);
+    free(fb);
+}
+
+static bool fb_fill(struct sched_fb *fb, const sched_fb_params *p)
+{
     fb->caps = p->caps;
     fb->auto_candidates = p->auto_candidates;
     if (p->languages && !(fb->languages = strdup(p->languages))) return false;
@@ -39,16 +50,30 @@ bool sched_fb_copy(sched_model *m, const sched_fb_params *p)
     return true;
 }
 
+bool sched_fb_copy(sched_model *m, const sched_fb_params *p)
+{
+    struct sched_fb *fb = calloc(1, sizeof *fb);
+    if (!fb || !fb_fill(fb, p)) {
+        fb_free_one(fb);
+        return false;
+    }
+    /* Readers load the pointer once and use what it points to without a
+     * lock: the one replaced stays until sched_destroy (a few hundred bytes
+     * per reload). */
+    fb->older = atomic_load(&m->fb);
+    atomic_store(&m->fb, fb);
+    return true;
+}
+
 void sched_fb_free(sched_model *m)
 {
-    struct sched_fb *fb = &m->fb;
-    for (int32_t k = 0; fb->chain && k < fb->n_chain; k++) free(fb->chain[k]);
-    for (int32_t k = 0; fb->compat_ids && k < fb->n_compat; k++) free(fb->compat_ids[k]);
-    free(fb->chain);
-    free(fb->compat_ids);
-    free(fb->compat);
-    free(fb->languages);
-    memset(fb, 0, sizeof *fb);
+    struct sched_fb *fb = atomic_load(&m->fb);
+    while (fb) {
+        struct sched_fb *older = fb->older;
+        fb_free_one(fb);
+        fb = older;
+    }
+    atomic_store(&m->fb, NULL);
 }
 
 /* ===== The score ========================================================== */
@@ -131,12 +156,13 @@ static uint32_t file_caps(const vki_model_file *f)
 
 static sched_fb_model fb_model(sched_model *m)
 {
+    const struct sched_fb *fb = atomic_load(&m->fb);
     pthread_mutex_lock(&m->mu);
     const uint32_t from_file = m->can_queue ? file_caps(m->file) : 0;
     sched_fb_model f = {.kind = m->kind,
-                        .caps = m->fb.caps | from_file |
+                        .caps = fb->caps | from_file |
                                 (m->kind == SCHED_KIND_EMBEDDING ? SCHED_CAP_EMBEDDING : SCHED_CAP_CHAT),
-                        .languages = m->fb.languages,
+                        .languages = fb->languages,
                         .n_ctx = m->can_queue ? m->shape.n_ctx : 0,
                         .n_embd = m->can_queue && m->kind == SCHED_KIND_EMBEDDING ? m->shape.n_embd : 0};
     pthread_mutex_unlock(&m->mu);
@@ -144,18 +170,18 @@ static sched_fb_model fb_model(sched_model *m)
 }
 
 /* The declared compatibility of `to` as a stand-in for m (0 when not declared). */
-static double declared(const sched_model *m, const char *to)
+static double declared(const struct sched_fb *fb, const char *to)
 {
-    for (int32_t k = 0; k < m->fb.n_compat; k++)
-        if (!strcmp(m->fb.compat_ids[k], to)) return m->fb.compat[k];
+    for (int32_t k = 0; k < fb->n_compat; k++)
+        if (!strcmp(fb->compat_ids[k], to)) return fb->compat[k];
     return 0;
 }
 
 const char *sched_fallback_chain_id(const scheduler *s, int32_t i, int32_t k)
 {
     if (!s || i < 0 || i >= s->n_models) return NULL;
-    const sched_model *m = s->models[i];
-    return k >= 0 && k < m->fb.n_chain ? m->fb.chain[k] : NULL;
+    const struct sched_fb *fb = atomic_load(&s->models[i]->fb);
+    return k >= 0 && k < fb->n_chain ? fb->chain[k] : NULL;
 }
 
 int32_t sched_fallback_candidates(scheduler *s, int32_t i, const sched_needs *need, int32_t *out, double *score,
@@ -163,10 +189,12 @@ int32_t sched_fallback_candidates(scheduler *s, int32_t i, const sched_needs *ne
 {
     if (!s || i < 0 || i >= s->n_models || !out || max <= 0) return 0;
     sched_model *m = s->models[i];
+    const struct sched_fb *fb = atomic_load(&m->fb);
     const sched_fb_model from = fb_model(m);
     const double min_score = s->p.fb_min_score > 0 ? s->p.fb_min_score : 0.5;
     int32_t n = 0, n_chain;
-    bool *taken = calloc((size_t)s->n_models, sizeof *taken);
+    const int32_t n_models = s->n_models; /* models added from now on are not candidates yet */
+    bool *taken = calloc((size_t)n_models, sizeof *taken);
     double *own = score ? NULL : calloc((size_t)max, sizeof *own);
     if (!taken || (!score && !own)) {
         free(taken);
@@ -175,21 +203,21 @@ int32_t sched_fallback_candidates(scheduler *s, int32_t i, const sched_needs *ne
     }
     if (!score) score = own;
     taken[i] = true;
-    for (int32_t k = 0; k < m->fb.n_chain && n < max; k++) {
-        int32_t j = sched_find(s, m->fb.chain[k]);
-        if (j < 0 || taken[j]) continue;
+    for (int32_t k = 0; k < fb->n_chain && n < max; k++) {
+        int32_t j = sched_find(s, fb->chain[k]);
+        if (j < 0 || j >= n_models || taken[j]) continue;
         const sched_fb_model to = fb_model(s->models[j]);
-        double sc = sched_fallback_score(&from, &to, declared(m, m->fb.chain[k]), need, &s->p.fb_weights);
+        double sc = sched_fallback_score(&from, &to, declared(fb, fb->chain[k]), need, &s->p.fb_weights);
         if (sc < 0) continue;
         taken[j] = true;
         score[n] = sc;
         out[n++] = j;
     }
     n_chain = n;
-    for (int32_t j = 0; m->fb.auto_candidates && j < s->n_models && n < max; j++) {
-        if (taken[j]) continue;
+    for (int32_t j = 0; fb->auto_candidates && j < n_models && n < max; j++) {
+        if (taken[j] || atomic_load(&s->models[j]->removing)) continue;
         const sched_fb_model to = fb_model(s->models[j]);
-        double sc = sched_fallback_score(&from, &to, declared(m, s->models[j]->id), need, &s->p.fb_weights);
+        double sc = sched_fallback_score(&from, &to, declared(fb, s->models[j]->id), need, &s->p.fb_weights);
         if (sc < min_score) continue;
         /* Insert in order, best first; equal scores keep the configured order. */
         int32_t at = n;

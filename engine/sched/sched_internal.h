@@ -186,14 +186,22 @@ struct sched_model {
     pthread_mutex_t   st_mu;
     sched_stats       st;       /* (st_mu); queued/active filled on read   */
     vki_status        fail_status; /* FAILED: why (mu)                       */
-    /* fallback settings, copied (sched_fallback.c) */
+    /* fallback settings, copied (sched_fallback.c); replaced whole by
+     * sched_model_update, the old ones kept until sched_destroy (readers
+     * hold no lock) */
     struct sched_fb {
         char   **chain, *languages, **compat_ids;
         double  *compat;
         int32_t  n_chain, n_compat;
         uint32_t caps;
         bool     auto_candidates;
-    }                 fb;
+        struct sched_fb *older;   /* the ones it replaced */
+    }                *_Atomic fb;
+    /* sched_remove_model: set once (under mu); the thread drains what was
+     * accepted, unloads, and the slot is retired, never reused */
+    atomic_bool       removing;
+    bool              removed;    /* retired: nothing left to run (mu)      */
+    bool              thread_done; /* the model thread has returned (mu)    */
     sched_breaker     brk;      /* (st_mu)                                  */
     int32_t           test_fail_loads, test_fail_steps; /* (st_mu)          */
     bool              brk_unload; /* the breaker opened: unload (mu)        */
@@ -216,8 +224,12 @@ typedef struct sched_arb {
 struct scheduler {
     sched_params     p;
     vki_engine      *eng;
+    /* [SCHED_MAX_MODELS], allocated once: a slot never moves or is reused,
+     * so an index a request holds stays valid while models are added at run
+     * time. n_models grows under res_mu (and add_mu); readers need no lock. */
     sched_model    **models;
-    int32_t          n_models;
+    _Atomic int32_t  n_models;
+    pthread_mutex_t  add_mu;     /* add, remove, update and shutdown, one at a time */
     atomic_uint_fast64_t order;  /* admission counter                       */
     bool             shut;
     bool             has_gpu;    /* AUTO models go to Vulkan (as api.c decides) */
@@ -383,8 +395,10 @@ void                  sched_breaker_request_end(sched_model *m, const sched_requ
 
 /* ----- sched_fallback.c ----- */
 
-/* Copies p's fallback settings into m->fb; false when out of memory. */
+/* Copies p's fallback settings into a new m->fb (the previous one is kept
+ * for readers until sched_fb_free); false when out of memory. */
 bool sched_fb_copy(sched_model *m, const sched_fb_params *p);
+/* Frees m->fb and every one it replaced (sched_destroy). */
 void sched_fb_free(sched_model *m);
 
 /* ----- sched_swap.c ----- */

@@ -100,6 +100,8 @@ static vki_status usable_model(scheduler *s, int32_t i, sched_kind kind, sched_m
     *tok = m->tok;
     *shape = m->shape;
     pthread_mutex_unlock(&m->mu);
+    if (atomic_load(&m->removing))
+        return vki_fail(VKI_ERR_NOT_FOUND, "model '%s' is being removed", m->id);
     if (st == SCHED_FAILED || !can_queue)
         return vki_fail(VKI_ERR_UNSUPPORTED, "model '%s' is %s%s", m->id, sched_state_name(st),
                         st == SCHED_FAILED ? "" : " (its file is still being opened)");
@@ -125,6 +127,10 @@ static vki_status enqueue(sched_model *m, sched_request *r, sched_request **out,
     vki_status st = VKI_OK;
     if (atomic_load(&m->stop)) {
         st = vki_fail(VKI_ERR_CANCELLED, "the scheduler is shutting down");
+    } else if (atomic_load(&m->removing)) {
+        /* Checked under mu: the model's thread ends once removing is set
+         * and the queue is empty, so nothing may join the queue after. */
+        st = vki_fail(VKI_ERR_NOT_FOUND, "model '%s' is being removed", m->id);
     } else if (for_turn && r->deadline_ms > 0 && r->t_submit + device_ms > r->deadline_ms) {
         /* Its model waits for another's turn on the device: a wait that
          * cannot end before the deadline ends the request now, as it asked. */

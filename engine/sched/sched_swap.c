@@ -104,6 +104,8 @@ vki_status sched_reload_model(scheduler *s, int32_t i, const char *path)
     }
     if (atomic_load(&m->stop)) {
         st = vki_fail(VKI_ERR_CANCELLED, "the scheduler is shutting down");
+    } else if (atomic_load(&m->removing)) {
+        st = vki_fail(VKI_ERR_NOT_FOUND, "model '%s' is being removed", m->id);
     } else if (m->state == SCHED_FAILED || !m->can_queue) {
         st = vki_fail(VKI_ERR_UNSUPPORTED, "model '%s' is %s", m->id,
                       m->state == SCHED_FAILED ? "failed" : "still being opened");

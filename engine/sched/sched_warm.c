@@ -119,6 +119,7 @@ vki_status sched_warm_tick(scheduler *s)
                            .pinned = m->pin,
                            /* a keep_alive of 0 would unload it at once */
                            .loadable = m->can_queue && m->state != SCHED_FAILED && m->swap == SCHED_SWAP_NONE &&
+                                       !atomic_load(&m->removing) &&
                                        !(m->has_keep_alive && m->keep_alive_ms <= 0),
                            .bytes = m->gpu_bytes ? m->gpu_bytes : m->shape.est_bytes};
         /* CPU-resident models hold no device bytes: they never block a load. */
