@@ -25,6 +25,7 @@
 #include <yaml.h>
 
 #include "error.h"
+#include "engine/models/model.h"
 #include "loader/model_file.h"
 #include "util.h"
 
@@ -844,8 +845,7 @@ vki_status srv_config_resolve(srv_config *c, char *err, size_t err_size)
             m->kind = SCHED_KIND_CHAT;
             continue;
         }
-        const char *arch = vki_file_arch(f);
-        m->kind = strstr(arch, "bert") ? SCHED_KIND_EMBEDDING : SCHED_KIND_CHAT;
+        m->kind = mdl_file_is_embedding(f) ? SCHED_KIND_EMBEDDING : SCHED_KIND_CHAT;
         m->has_kind = true;
         vki_file_close(f);
     }

@@ -290,8 +290,10 @@ int32_t srv_pick_model(srv_conn *cn, const cJSON *body, sched_kind kind, enum MH
     sched_model_get_info(s, i, &info);
     cn->log.model = info.id;
     if (info.kind != kind) {
-        *ret = srv_send_error(cn, 400, "wrong_model_kind", 0, "model '%s' is a %s model; %s needs a %s model", info.id,
-                              sched_kind_name(info.kind), srv_route_path[cn->route], sched_kind_name(kind));
+        *ret = srv_send_error(cn, 400, "wrong_model_kind", 0, "model '%s' is a%s %s model; %s needs a%s %s model", info.id,
+                              info.kind == SCHED_KIND_EMBEDDING ? "n" : "", sched_kind_name(info.kind),
+                              srv_route_path[cn->route], kind == SCHED_KIND_EMBEDDING ? "n" : "",
+                              sched_kind_name(kind));
         return -1;
     }
     /* A failed model, or one still opening its file, is the routes' to judge

@@ -79,6 +79,17 @@ static vki_status pooling_from_file(const vki_model_file *f, bool encoder, int32
     }
 }
 
+bool mdl_file_is_embedding(const vki_model_file *f)
+{
+    const char *a = vki_file_arch(f);
+    for (size_t i = 0; i < VKI_COUNT(archs); i++)
+        if (!strcmp(a, archs[i].name)) {
+            uint32_t pt = 0;
+            return archs[i].encoder || (vki_file_get_arch_u32(f, "pooling_type", &pt) && pt != 0);
+        }
+    return false;
+}
+
 vki_status mdl_read_hparams(const vki_model_file *f, mdl_arch *arch, mdl_hparams *hp)
 {
     const char *a = vki_file_arch(f), *path = vki_file_path(f);

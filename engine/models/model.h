@@ -200,6 +200,10 @@ vki_status bert_forward(mdl_model *m, int32_t n_tok, const mdl_seg *segs, int32_
 /* hparams.c: the architecture table and the metadata keys -> hparams
  * (n_vocab, n_token_types are set by the caller from the tensors). */
 vki_status mdl_read_hparams(const vki_model_file *f, mdl_arch *arch, mdl_hparams *hp);
+/* What a load of f would give, from its header alone: an encoder (bert,
+ * nomic-bert) or a decoder with a pooling type (Qwen3-Embedding) is an
+ * embedding model. The one test the scheduler and the config share. */
+bool       mdl_file_is_embedding(const vki_model_file *f);
 /* "<arch>.<suffix>" as an integer in 1..2^24 / a float, else dflt. */
 int32_t    mdl_key_u32(const vki_model_file *f, const char *suffix, int32_t dflt);
 float      mdl_key_f32(const vki_model_file *f, const char *suffix, float dflt);

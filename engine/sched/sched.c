@@ -196,7 +196,7 @@ static vki_status open_front(sched_model *m, char *msg, size_t size)
         m->fail_status = st;
         return st;
     }
-    bool emb = !strcmp(vki_file_arch(m->file), "bert");
+    bool emb = mdl_file_is_embedding(m->file);
     if (emb != (m->kind == SCHED_KIND_EMBEDDING)) {
         snprintf(msg, size, "%s is a%s model (%s), but the model is configured as kind %s", m->path,
                  emb ? "n embedding" : " generation", vki_file_arch(m->file), sched_kind_name(m->kind));

@@ -31,7 +31,7 @@ static void *swap_thread(void *arg)
     char msg[1024] = "";
     vki_status st = vki_file_open(path, &f);
     if (st == VKI_OK) st = vki_tokenizer_create(f, &tok);
-    if (st == VKI_OK && !strcmp(vki_file_arch(f), "bert") != (m->kind == SCHED_KIND_EMBEDDING)) {
+    if (st == VKI_OK && mdl_file_is_embedding(f) != (m->kind == SCHED_KIND_EMBEDDING)) {
         st = VKI_ERR_INVALID_ARGUMENT;
         snprintf(msg, sizeof msg, "%s is not a %s model (%s)", path, sched_kind_name(m->kind), vki_file_arch(f));
     }
