@@ -27,6 +27,7 @@ const char cmd_serve_help[] =
     "  --config FILE         YAML config: server{host,port,api_key_env,max_body,max_queue,log_format,\n"
     "                        health_degraded_status,admin,...}, device{prefer,vram_budget,quantum,quantum_loads,\n"
     "                        drain,chunk_tokens,aging}, warmup{enabled,interval,threshold,state_dir},\n"
+    "                        scheduler{embedding_cache},\n"
     "                        models[{id,path,kind,priority,n_ctx,n_seq_max,keep_alive,pin,fallback}]\n"
     "  --host H              listen address (default 127.0.0.1)\n"
     "  --port P              port (default 8080; 0 = any free port, printed)\n"
@@ -42,11 +43,14 @@ const char cmd_serve_help[] =
     "  --state-dir DIR       where the usage history for warm-up is kept (default $XDG_STATE_HOME/vkinfer,\n"
     "                        else ~/.local/state/vkinfer; \"\" = none)\n"
     "  --no-warmup           load models on demand only (no loads ahead of predicted use)\n"
+    "  --embedding-cache SIZE  embedding result cache (\"64MiB\"; default 0 = off): repeated inputs are\n"
+    "                        answered from it, byte-identical, without queueing\n"
     "  --drain-timeout S     on SIGTERM/SIGINT, seconds in-flight requests may take to finish before\n"
     "                        they are ended with an error (default 30; 0 = at once)\n"
     "Routes: GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions,\n"
     "POST /v1/embeddings, GET /metrics (Prometheus), POST /admin/reload, POST /admin/models/ID/reload\n"
-    "(the admin routes need the API key, or server.admin: true when there is none).\n"
+    "(the admin routes need the API key, or server.admin: true when there is none), POST /generate\n"
+    "(the legacy model service's route: plain text).\n"
     "Hot reload: SIGHUP or POST /admin/reload re-read --config: models added, removed (drained first),\n"
     "swapped to a new path, settings applied; a bad file is refused whole and the running set stays.\n";
 
@@ -181,6 +185,8 @@ typedef struct serve_opts {
     vki_backend_kind backend;
     double           drain_s;
     srv_log_format   log_format;
+    uint64_t         emb_cache;     /* --embedding-cache, when emb_cache_set */
+    bool             emb_cache_set;
 } serve_opts;
 
 static vki_status dup_into(char **field, const char *v)
@@ -218,6 +224,7 @@ static vki_status read_config(const serve_opts *o, srv_config *cfg, char *err, s
     if (o->max_queue) cfg->max_queue = o->max_queue;
     if (o->log_format_set) cfg->log_format = o->log_format;
     if (o->drain_s >= 0) cfg->drain_timeout_ms = o->drain_s * 1e3;
+    if (o->emb_cache_set) cfg->emb_cache_bytes = o->emb_cache;
     for (int32_t i = 0; i < cfg->n_models; i++) {
         if (o->n_par) cfg->models[i].n_seq_max = (uint32_t)o->n_par;
         if (o->n_ctx) cfg->models[i].n_ctx = (uint32_t)o->n_ctx;
@@ -303,6 +310,13 @@ int cmd_serve(int argc, char **argv)
         } else if (!strcmp(a, "--drain-timeout")) {
             if (!cli_arg_int(argc, argv, &i, 0, 3600, &lv)) goto out;
             o.drain_s = (double)lv;
+        } else if (!strcmp(a, "--embedding-cache")) {
+            if (!cli_arg_str(argc, argv, &i, &sv)) goto out;
+            if (!srv_parse_size(sv, &o.emb_cache) || o.emb_cache > (1ull << 40)) {
+                cli_error("option --embedding-cache: '%s' is not a size such as 64MiB, at most 1TiB (0 = off)", sv);
+                goto out;
+            }
+            o.emb_cache_set = true;
         } else if (!strcmp(a, "--chat-template")) {
             if (!cli_arg_str(argc, argv, &i, &o.tmpl)) goto out;
         } else if (!strcmp(a, "--state-dir")) {
@@ -371,6 +385,7 @@ int cmd_serve(int argc, char **argv)
     sp.engine.vram_budget = cfg.vram_budget;
     sp.vram_fraction = cfg.vram_fraction;
     sp.max_queue = cfg.max_queue;
+    sp.emb_cache_bytes = cfg.emb_cache_bytes;
     sp.warmup = cfg.warmup;
     sp.warm_interval_s = cfg.warm_interval_ms / 1e3;
     sp.warm_threshold = cfg.warm_threshold;

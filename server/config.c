@@ -319,6 +319,18 @@ static vki_status warmup_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_
     return VKI_OK;
 }
 
+static vki_status scheduler_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void *user)
+{
+    srv_config *c = user;
+    if (!strcmp(key, "embedding_cache")) {
+        VKI_TRY(get_size(x, v, "scheduler.embedding_cache", &c->emb_cache_bytes));
+        if (c->emb_cache_bytes > (1ull << 40))
+            return node_fail(x, v, "scheduler.embedding_cache: expected at most 1TiB, found '%s'", scalar(v));
+        return VKI_OK;
+    }
+    return node_fail(x, k, "scheduler: unknown key '%s' (expected embedding_cache)", key);
+}
+
 static vki_status device_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_node_t *v, void *user)
 {
     srv_config *c = user;
@@ -679,6 +691,7 @@ static vki_status top_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_nod
     if (!strcmp(key, "server")) return each_pair(x, v, "server", server_pair, c);
     if (!strcmp(key, "device")) return each_pair(x, v, "device", device_pair, c);
     if (!strcmp(key, "warmup")) return each_pair(x, v, "warmup", warmup_pair, c);
+    if (!strcmp(key, "scheduler")) return each_pair(x, v, "scheduler", scheduler_pair, c);
     if (!strcmp(key, "fallback_policy")) return each_pair(x, v, "fallback_policy", policy_pair, c);
     if (!strcmp(key, "routes") || !strcmp(key, "router")) {
         srv_cfg_yaml y = {.file = x->file, .doc = x->doc, .err = x->err, .err_size = x->err_size};
@@ -690,8 +703,8 @@ static vki_status top_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_nod
             VKI_TRY(add_model_node(x, c, yaml_document_get_node(x->doc, *it)));
         return VKI_OK;
     }
-    return node_fail(x, k, "unknown top-level key '%s' (expected server, device, warmup, models, fallback_policy, "
-                     "routes, router)", key);
+    return node_fail(x, k, "unknown top-level key '%s' (expected server, device, warmup, scheduler, models, "
+                           "fallback_policy, routes, router)", key);
 }
 
 vki_status srv_config_parse(srv_config *c, const char *name, const char *dir, const char *text, size_t len, char *err,

@@ -76,6 +76,7 @@ typedef struct srv_config {
     double           body_timeout_ms;   /* and its body within (from the same start); default 60 s */
     double           drain_timeout_ms;  /* on SIGTERM, how long in-flight requests may finish; default 30 s */
     int32_t          max_queue;     /* per model; default 64                      */
+    uint64_t         emb_cache_bytes; /* scheduler.embedding_cache: bytes; 0 = off (default) */
     vki_backend_kind prefer;
     uint64_t         vram_budget;   /* bytes; 0 = all                             */
     double           vram_fraction; /* "90%": of the chosen device's budget; 0 = unused */

@@ -148,6 +148,7 @@ static void server_fields(const srv_config *a, const srv_config *b, srv_config_d
     SRV_FIELD(memcmp(&a->fb_weights, &b->fb_weights, sizeof a->fb_weights) || a->fb_min_score != b->fb_min_score, rs,
               nr, "fallback_policy")
     SRV_FIELD(!routes_eq(a, b), rs, nr, "routes and router")
+    SRV_FIELD(a->emb_cache_bytes != b->emb_cache_bytes, rs, nr, "scheduler.embedding_cache")
 #undef SRV_FIELD
 #undef FIELD
 }

@@ -38,8 +38,9 @@
 
 const char *const srv_route_path[SRV_N_ROUTES] = {"/health",       "/v1/models", "/v1/completions",
                                                   "/v1/chat/completions", "/v1/embeddings", "/metrics",
-                                                  "/v1/system/status", "/ui", "/admin/reload", "other"};
-static const char *const route_method[SRV_N_ROUTES] = {"GET", "GET", "POST", "POST", "POST", "GET", "GET", "GET", "POST", NULL};
+                                                  "/v1/system/status", "/ui", "/admin/reload", "/generate", "other"};
+static const char *const route_method[SRV_N_ROUTES] = {"GET", "GET", "POST", "POST", "POST", "GET", "GET", "GET", "POST",
+                                                       "POST", NULL};
 const int srv_codes[SRV_N_CODES] = {200, 202, 304, 400, 401, 403, 404, 405, 409, 413, 429, 500, 503, 504, 0};
 
 void srv_count(srv_server *srv, srv_route route, unsigned status)
@@ -159,6 +160,11 @@ char *srv_json_print(const cJSON *json)
     if (text) text[vki_utf8_sanitize(raw, n, text)] = '\0';
     free(raw);
     return text;
+}
+
+enum MHD_Result srv_send_text(srv_conn *cn, unsigned status, char *text, const char *type)
+{
+    return send_text(cn, status, text, type, 0);
 }
 
 enum MHD_Result srv_send_json(srv_conn *cn, unsigned status, cJSON *json)
@@ -391,6 +397,7 @@ static enum MHD_Result dispatch(srv_conn *cn, const char *url, const char *metho
     switch (cn->route) {
     case SRV_ROUTE_COMPLETIONS: return srv_route_generate(cn, body, false);
     case SRV_ROUTE_CHAT: return srv_route_generate(cn, body, true);
+    case SRV_ROUTE_GENERATE: return srv_route_generate_legacy(cn, body);
     default: return srv_route_embeddings(cn, body);
     }
 }
@@ -802,7 +809,8 @@ void srv_log_done(srv_server *srv, const srv_req_log *l)
                      /* no answer was queued: the client left first (nginx's 499) */
                      .status = l->status ? l->status : 499, .prompt_tokens = l->prompt_tokens,
                      .completion_tokens = l->completion_tokens, .queue_ms = l->queue_ms,
-                     .total_ms = vki_time_ms() - l->t0};
+                     .total_ms = vki_time_ms() - l->t0, .priority = l->priority,
+                     .session = l->session[0] ? l->session : NULL};
     srv_log_request(srv->log, &r);
 }
 

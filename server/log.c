@@ -154,6 +154,8 @@ void srv_log_request(srv_log *l, const srv_log_req *r)
         if (r->completion_tokens >= 0) cJSON_AddNumberToObject(o, "completion_tokens", r->completion_tokens);
         if (r->queue_ms >= 0) cJSON_AddNumberToObject(o, "queue_ms", (double)(int64_t)(r->queue_ms * 100 + 0.5) / 100);
         cJSON_AddNumberToObject(o, "total_ms", (double)(int64_t)(r->total_ms * 100 + 0.5) / 100);
+        if (r->priority) cJSON_AddStringToObject(o, "priority", r->priority);
+        if (r->session) cJSON_AddStringToObject(o, "session_id", r->session);
         put_json(l, o);
         return;
     }
@@ -165,6 +167,8 @@ void srv_log_request(srv_log *l, const srv_log_req *r)
     if (r->completion_tokens >= 0) srv_buf_printf(&b, " completion_tokens=%d", r->completion_tokens);
     if (r->queue_ms >= 0) srv_buf_printf(&b, " queue_ms=%.2f", r->queue_ms);
     srv_buf_printf(&b, " total_ms=%.2f", r->total_ms);
+    if (r->priority) srv_buf_printf(&b, " priority=%s", r->priority);
+    if (r->session) srv_buf_printf(&b, " session_id=%s", r->session);
     put_text(l, &b);
 }
 

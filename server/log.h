@@ -44,6 +44,8 @@ typedef struct srv_log_req {
     int32_t     prompt_tokens, completion_tokens;
     double      queue_ms;    /* waiting for the scheduler; -1 = did not queue   */
     double      total_ms;    /* first byte of the request to the end of the answer */
+    const char *priority;    /* the class it ran in; NULL = the route does not say */
+    const char *session;     /* the client's session id (POST /generate); NULL = none */
 } srv_log_req;
 
 void srv_log_request(srv_log *l, const srv_log_req *r);

@@ -3,6 +3,8 @@
  * OpenAI request fields (each refused by name when wrong), the chat template
  * from the model, and the answer as one JSON object or, with stream: true,
  * as Server-Sent Events in OpenAI's chunk shape ending with data: [DONE].
+ * The legacy POST /generate (routes_legacy.c) runs here too, as the PLAIN
+ * shape: its answer is the text alone, whole or streamed as it comes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,6 +72,10 @@ static const char *const chat_fields[] = {
     "presence_penalty", "frequency_penalty", "seed", "stop", "stream", "stream_options", "ignore_eos", "priority",
     "timeout", "model_fallback", "user", "metadata", "store", "service_tier", "parallel_tool_calls", "logprobs",
     "top_logprobs", "response_format", "tools", "tool_choice", "functions", "function_call", "logit_bias", NULL};
+const char *const srv_gen_plain_fields[] = {
+    "model", "prompt", "service_type", "priority", "stream", "session_id", "max_tokens", "temperature", "top_p",
+    "top_k", "min_p", "presence_penalty", "frequency_penalty", "seed", "stop", "ignore_eos", "timeout",
+    "model_fallback", "response_format", NULL};
 static const char *const completion_fields[] = {
     "model", "prompt", "n", "max_tokens", "temperature", "top_p", "top_k", "min_p", "presence_penalty",
     "frequency_penalty", "seed", "stop", "stream", "stream_options", "ignore_eos", "priority", "timeout",
@@ -147,9 +153,10 @@ static bool logprob_fields(srv_conn *cn, const cJSON *body, bool chat, vki_gener
     return true;
 }
 
-static bool parse_fields(srv_conn *cn, const cJSON *body, bool chat, gen_fields *f, enum MHD_Result *ret)
+static bool parse_fields(srv_conn *cn, const cJSON *body, srv_gen_shape shape, gen_fields *f, enum MHD_Result *ret)
 {
     static atomic_uint_fast64_t seed_counter;
+    const bool chat = shape == SRV_GEN_CHAT;
     vki_generate_params *gp = &f->gp;
     *gp = vki_generate_default_params();
     /* OpenAI's defaults: temperature 1 and no other filter. */
@@ -157,9 +164,12 @@ static bool parse_fields(srv_conn *cn, const cJSON *body, bool chat, gen_fields 
     gp->top_p = 1.0f;
     gp->top_k = 0;
     gp->min_p = 0.0f;
-    gp->n_predict = chat ? 0 : 16;
+    /* 16 is OpenAI's completions default; chat and /generate run to the end */
+    gp->n_predict = shape == SRV_GEN_COMPLETION ? 16 : 0;
     gp->seed = (uint64_t)time(NULL) * 6364136223846793005ull + atomic_fetch_add(&seed_counter, 1);
-    if (!unsupported_fields(cn, body, chat, ret)) return false;
+    if (shape == SRV_GEN_PLAIN ? !srv_check_fields(cn, body, srv_gen_plain_fields, ret)
+                               : !unsupported_fields(cn, body, chat, ret))
+        return false;
     double v;
     const char *mt = chat && cJSON_GetObjectItemCaseSensitive(body, "max_completion_tokens") ? "max_completion_tokens"
                                                                                              : "max_tokens";
@@ -479,6 +489,7 @@ typedef struct gen_job {
     const vki_tokenizer   *tok;     /* token strings for logprobs              */
     bool                   logprobs;
     bool                   chat;
+    bool                   plain;   /* POST /generate: the text alone          */
     bool                   tools;   /* the output is parsed for tool calls      */
     srv_tool_format        tool_fmt;
     bool                   tool_parallel;
@@ -730,10 +741,60 @@ static int32_t flush_chunks(gen_job *j)
     return sent;
 }
 
+/* The PLAIN stream's bytes: the text as it comes, nothing around it. An
+ * error after the headers can only cut the body short: the chunked body
+ * then never ends, so the client sees a broken answer, never a complete
+ * wrong one. */
+static bool plain_fill(gen_job *j, ssize_t *ret)
+{
+    if (j->phase == 2) {
+        *ret = MHD_CONTENT_READER_END_OF_STREAM;
+        return false;
+    }
+    srv_arm(j->cn);
+    if (!j->res[0].done && !poll_prompt(j, 0, 0)) {
+        *ret = MHD_CONTENT_READER_END_WITH_ERROR;
+        return false;
+    }
+    gen_choice *g = &j->ch[0];
+    if (g->text.n && !srv_buf_append(&j->out, g->text.p, g->text.n)) {
+        *ret = MHD_CONTENT_READER_END_WITH_ERROR;
+        return false;
+    }
+    g->text.n = 0;
+    log_counts(&j->log, j);
+    if (j->res[0].done && j->res[0].status != VKI_OK) {
+        *ret = MHD_CONTENT_READER_END_WITH_ERROR;
+        return false;
+    }
+    if (j->res[0].done) j->phase = 2;
+    else if (!j->out.n) {
+        if (srv_client_gone(j->c)) {
+            cancel_all(j);
+            *ret = MHD_CONTENT_READER_END_WITH_ERROR;
+            return false;
+        }
+        if (srv_pause(j->cn)) {
+            *ret = 0;
+            return false;
+        }
+        if (atomic_load(&j->srv->stopping)) {
+            *ret = MHD_CONTENT_READER_END_WITH_ERROR;
+            return false;
+        }
+    }
+    return true;
+}
+
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     gen_job *j = cls;
+    while (j->plain && j->pos_out == j->out.n) {
+        j->pos_out = j->out.n = 0;
+        ssize_t ret;
+        if (!plain_fill(j, &ret)) return ret;
+    }
     while (j->pos_out == j->out.n) {
         j->pos_out = j->out.n = 0;
         if (j->phase == 2) return MHD_CONTENT_READER_END_OF_STREAM;
@@ -833,7 +894,8 @@ static gen_job *job_new(srv_conn *cn, int32_t model, bool chat, int32_t n_req, c
     j->tools = chat && f->tools.choice != SRV_TOOL_NONE;
     j->tool_parallel = f->tools.parallel;
     /* the response id is the request's, so the log line names it */
-    snprintf(j->id, sizeof j->id, "%s-%llu", chat ? "chatcmpl" : "cmpl", (unsigned long long)cn->n);
+    snprintf(j->id, sizeof j->id, "%s-%llu", chat ? "chatcmpl" : cn->route == SRV_ROUTE_GENERATE ? "gen" : "cmpl",
+             (unsigned long long)cn->n);
     snprintf(cn->log.id, sizeof cn->log.id, "%s", j->id);
     return j;
 }
@@ -881,7 +943,7 @@ static cJSON *answer_json(gen_job *j)
  * fields, the prompts, the models to try in order and the first reason one
  * was passed over. Borrows from cn->json (prompts, messages, stop strings). */
 typedef struct gen_plan {
-    bool         chat;
+    bool         chat, plain;
     gen_fields   f;
     gen_prompt  *prompts;    /* a completion's (owned); chat renders its one */
     int32_t      n_prompts;
@@ -955,8 +1017,12 @@ static int gen_submit(srv_conn *cn, gen_plan *p, int32_t i, vki_status *st, char
         prompts = &one;
         n_prompts = 1;
     }
+    if (p->plain) cn->log.priority = sched_prio_name(p->prio); /* final now, `auto` decided */
     gen_job *j = job_new(cn, i, p->chat, n_prompts, &f);
-    if (j) j->tool_fmt = fmt;
+    if (j) {
+        j->tool_fmt = fmt;
+        j->plain = p->plain;
+    }
     if (!j) {
         free(rendered);
         free(spans);
@@ -1048,9 +1114,12 @@ static enum MHD_Result gen_answer(srv_conn *cn, gen_job *j, bool stream)
         /* Headers go out with the first text; the rest follows as it comes,
          * the connection still woken by the requests' news (srv_watch). */
         srv_drop_json(cn); /* nothing borrows from it any more: not held for the stream's length */
-        /* The first bytes: an SSE comment with the queue place. */
-        srv_buf_printf(&j->out, ": queue position=%d eta_s=%.1f\n\n", cn->queue_pos, cn->queue_eta_s);
-        if (flush_chunks(j) < 0) j->phase = 2;
+        /* The first bytes: an SSE comment with the queue place (PLAIN: the
+         * headers alone say it; the text read so far is sent by the reader). */
+        if (!j->plain) {
+            srv_buf_printf(&j->out, ": queue position=%d eta_s=%.1f\n\n", cn->queue_pos, cn->queue_eta_s);
+            if (flush_chunks(j) < 0) j->phase = 2;
+        }
         j->cn = cn;
         struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, j, job_free);
         if (!r) {
@@ -1058,7 +1127,8 @@ static enum MHD_Result gen_answer(srv_conn *cn, gen_job *j, bool stream)
             job_free(j);
             return MHD_NO;
         }
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                j->plain ? "text/plain; charset=utf-8" : "text/event-stream");
         MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
         MHD_add_response_header(r, "X-Vkinfer-Served-By", j->model);
         if (cn->route_hdr[0]) MHD_add_response_header(r, "X-Vkinfer-Route", cn->route_hdr);
@@ -1072,6 +1142,13 @@ static enum MHD_Result gen_answer(srv_conn *cn, gen_job *j, bool stream)
         MHD_destroy_response(r);
         srv_count(cn->srv, cn->route, 200);
         return ret;
+    }
+    if (j->plain) {
+        char *text = strdup(j->ch[0].text.n ? j->ch[0].text.p : "");
+        srv_unwatch(cn);
+        job_free(j);
+        if (!text) return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
+        return srv_send_text(cn, 200, text, "text/plain; charset=utf-8");
     }
     cJSON *o = answer_json(j);
     srv_unwatch(cn);
@@ -1112,7 +1189,7 @@ static enum MHD_Result gen_step(srv_conn *cn, void *state, bool *wait)
      * queue): the stream starts now, so the client sees its place at once;
      * errors then come as an error event, as after the first token (and no
      * other model is tried). */
-    const bool early = p->f.stream && cn->queue_eta_s >= EARLY_STREAM_S;
+    const bool early = p->f.stream && !p->plain && cn->queue_eta_s >= EARLY_STREAM_S;
     bool ready = bad >= 0 || early ||
                  (p->f.stream ? j->res[0].done || j->res[0].n_generated > 0 : all_done(j));
     if (!ready) {
@@ -1156,29 +1233,41 @@ static enum MHD_Result gen_step(srv_conn *cn, void *state, bool *wait)
 
 enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat)
 {
+    return srv_route_generate_as(cn, body, chat ? SRV_GEN_CHAT : SRV_GEN_COMPLETION, -1);
+}
+
+enum MHD_Result srv_route_generate_as(srv_conn *cn, const cJSON *body, srv_gen_shape shape, int req_prio)
+{
     enum MHD_Result ret = MHD_NO;
     /* model auto: decided once the fields are read (then the chosen model's priority applies) */
     const bool autoq = srv_auto_asked(body);
+    const bool chat = shape == SRV_GEN_CHAT;
     int32_t model = autoq ? cn->srv->cfg->n_models : srv_pick_serving(cn, body, SCHED_KIND_CHAT, &ret);
     if (model < 0) return ret;
     gen_plan *p = calloc(1, sizeof *p);
     if (!p) return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
     p->chat = chat;
+    p->plain = shape == SRV_GEN_PLAIN;
     p->model = model;
     p->first_reason = -1;
     p->n_prompts = 1;
-    if (!parse_fields(cn, body, chat, &p->f, &ret) ||
+    if (!parse_fields(cn, body, shape, &p->f, &ret) ||
         !srv_parse_common(cn, body, model, SCHED_PRIO_INTERACTIVE, &p->prio, &p->deadline, &ret) ||
         (!chat && !(p->prompts = completion_prompts(cn, body, &p->n_prompts, &ret)))) {
         free(p->f.grammar);
         free(p);
         return ret;
     }
+    const cJSON *jp = cJSON_GetObjectItemCaseSensitive(body, "priority");
+    const bool own_prio = req_prio >= 0 && (!jp || cJSON_IsNull(jp));
+    if (own_prio) p->prio = (sched_prio)req_prio;
     /* Candidates are ranked by room for about a token per 4 bytes of body, and the completion. */
     sched_needs need = {.n_tokens = (int32_t)VKI_MIN(cn->body.n / 4 + (size_t)VKI_MAX(p->f.gp.n_predict, 0),
                                                      1u << 30)};
     if (autoq) {
-        int r = srv_auto_begin(cn, body, SCHED_KIND_CHAT, need.n_tokens, &p->prio, &p->autoq, p->order, &p->n_try, &ret);
+        /* a class the request asked for (service_type) is kept, as a priority field is */
+        int r = srv_auto_begin(cn, body, SCHED_KIND_CHAT, need.n_tokens, own_prio ? NULL : &p->prio, &p->autoq, p->order,
+                               &p->n_try, &ret);
         if (r == 0) {
             plan_free(cn, p);
             return ret;

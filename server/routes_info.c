@@ -538,6 +538,22 @@ enum MHD_Result srv_route_metrics(srv_conn *cn)
     sched_get_resid_info(srv->s, &ri);
     srv_buf_printf(&b, "vkinfer_device_budget_bytes %llu\nvkinfer_device_used_bytes %llu\n", (unsigned long long)ri.budget,
             (unsigned long long)ri.used);
+    sched_emb_cache_info ec;
+    sched_get_emb_cache_info(srv->s, &ec);
+    srv_buf_printf(&b, "# HELP vkinfer_embedding_cache_hits_total Embedding inputs answered from the cache, by model.\n"
+                       "# TYPE vkinfer_embedding_cache_hits_total counter\n"
+                       "# HELP vkinfer_embedding_cache_misses_total Embedding inputs not in the cache (embedded), by "
+                       "model.\n# TYPE vkinfer_embedding_cache_misses_total counter\n"
+                       "# HELP vkinfer_embedding_cache_bytes Bytes the embedding cache holds (budget: "
+                       "vkinfer_embedding_cache_budget_bytes; 0 = off).\n"
+                       "# TYPE vkinfer_embedding_cache_bytes gauge\nvkinfer_embedding_cache_bytes %llu\n"
+                       "# TYPE vkinfer_embedding_cache_budget_bytes gauge\nvkinfer_embedding_cache_budget_bytes %llu\n"
+                       "# TYPE vkinfer_embedding_cache_entries gauge\nvkinfer_embedding_cache_entries %llu\n"
+                       "# HELP vkinfer_embedding_cache_evictions_total Entries dropped (least recently used) for "
+                       "room.\n# TYPE vkinfer_embedding_cache_evictions_total counter\n"
+                       "vkinfer_embedding_cache_evictions_total %llu\n",
+                   (unsigned long long)ec.bytes, (unsigned long long)ec.budget, (unsigned long long)ec.entries,
+                   (unsigned long long)ec.evictions);
     for (int32_t i = 0; i < sched_n_models(srv->s); i++) {
         sched_model_info info;
         sched_stats st;
@@ -592,6 +608,10 @@ enum MHD_Result srv_route_metrics(srv_conn *cn)
                 "vkinfer_device_wait_seconds_total{model=\"%s\"} %.6f\n",
                 id, (unsigned long long)st.yields, id, (unsigned long long)st.paused, id,
                 (unsigned long long)st.arb_grants, id, st.arb_wait_ms / 1e3);
+        if (info.kind == SCHED_KIND_EMBEDDING)
+            srv_buf_printf(&b, "vkinfer_embedding_cache_hits_total{model=\"%s\"} %llu\n"
+                               "vkinfer_embedding_cache_misses_total{model=\"%s\"} %llu\n",
+                           id, (unsigned long long)st.emb_cache_hits, id, (unsigned long long)st.emb_cache_misses);
         histo(&b, "vkinfer_time_to_first_token_seconds", id, &st.ttft);
         histo(&b, "vkinfer_token_latency_seconds", id, &st.token_latency);
         histo(&b, "vkinfer_request_duration_seconds", id, &st.request);

@@ -29,6 +29,7 @@ typedef enum srv_route {
     SRV_ROUTE_STATUS,     /* GET /v1/system/status                    */
     SRV_ROUTE_UI,         /* GET / and /ui: the status page (no key)  */
     SRV_ROUTE_ADMIN,      /* POST /admin/reload, POST /admin/models/{id}/reload (reload.c) */
+    SRV_ROUTE_GENERATE,   /* the legacy POST /generate (routes_legacy.c) */
     SRV_ROUTE_OTHER,      /* unknown paths, counted together */
     SRV_N_ROUTES,
 } srv_route;
@@ -102,6 +103,8 @@ typedef struct srv_req_log {
     int32_t     prompt_tokens, completion_tokens; /* -1: none              */
     double      queue_ms;     /* -1: did not queue                          */
     double      t0;           /* vki_time_ms when the request arrived       */
+    const char *priority;     /* the class it ran in, when the route logs it; NULL = not said */
+    char        session[129]; /* POST /generate's session_id ("" = none): logged, never kept */
 } srv_req_log;
 
 typedef struct srv_conn srv_conn;
@@ -161,6 +164,9 @@ void srv_queue_note(srv_conn *cn, sched_request *r);
 /* Adds X-Queue-Position and X-Queue-ETA to r when the request was queued. */
 void srv_queue_headers(const srv_conn *cn, struct MHD_Response *r);
 /* Queues a JSON response (takes `json`, a cJSON tree) and counts it. */
+/* Queues text (malloc'd, NUL-terminated; taken) with its Content-Type and
+ * the queue and served-by headers. */
+enum MHD_Result srv_send_text(srv_conn *cn, unsigned status, char *text, const char *type);
 enum MHD_Result srv_send_json(srv_conn *cn, unsigned status, cJSON *json);
 /* Queues an OpenAI error {"error":{"message","type","code"}}. retry_after > 0
  * adds Retry-After (seconds). */
@@ -302,6 +308,20 @@ enum MHD_Result srv_route_admin(srv_conn *cn);
 void            srv_reload_free(srv_server *srv);
 enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body);
 enum MHD_Result srv_route_generate(srv_conn *cn, const cJSON *body, bool chat);
+/* What a generation route answers: OpenAI's completion or chat shapes, or
+ * the generated text alone (the legacy POST /generate: text/plain, or with
+ * stream a chunked body of raw text flushed per token). */
+typedef enum srv_gen_shape { SRV_GEN_COMPLETION = 0, SRV_GEN_CHAT, SRV_GEN_PLAIN } srv_gen_shape;
+/* srv_route_generate for any shape. PLAIN takes one prompt string (the
+ * caller checked it) and no choices, logprobs or stream_options; its fields
+ * are srv_gen_plain_fields. req_prio >= 0: a class the request asked for
+ * by other means (service_type): it comes before the model's configured
+ * priority, and `priority` before it. */
+enum MHD_Result srv_route_generate_as(srv_conn *cn, const cJSON *body, srv_gen_shape shape, int req_prio);
+extern const char *const srv_gen_plain_fields[];
+/* POST /generate: the body of the model service vkinfer replaces (prompt,
+ * service_type, priority, stream, session_id) onto the PLAIN generation. */
+enum MHD_Result srv_route_generate_legacy(srv_conn *cn, const cJSON *body);
 
 /* ----- routes_auto.c ----- */
 

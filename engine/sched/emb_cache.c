@@ -15,7 +15,7 @@ struct entry {
     entry   *prev, *next;    /* recency list               */
     uint64_t hash, generation, bytes;
     bool     normalized;
-    int32_t  n_ids, dim;
+    int32_t  pooling, n_ids, dim;
     char    *model;          /* into the same allocation   */
     int32_t *ids;
     float   *vec;
@@ -43,6 +43,7 @@ static uint64_t key_hash(const emb_cache_key *k)
     h = fnv(h, &k->generation, sizeof k->generation);
     uint8_t nz = k->normalized;
     h = fnv(h, &nz, 1);
+    h = fnv(h, &k->pooling, sizeof k->pooling);
     h = fnv(h, k->ids, (size_t)k->n_ids * sizeof *k->ids);
     return h ^ (h >> 29);
 }
@@ -50,6 +51,7 @@ static uint64_t key_hash(const emb_cache_key *k)
 static bool key_eq(const entry *e, uint64_t h, const emb_cache_key *k)
 {
     return e->hash == h && e->generation == k->generation && e->normalized == k->normalized &&
+           e->pooling == k->pooling &&
            e->n_ids == k->n_ids && !strcmp(e->model, k->model) &&
            !memcmp(e->ids, k->ids, (size_t)k->n_ids * sizeof *k->ids);
 }
@@ -177,6 +179,7 @@ void emb_cache_put(emb_cache *c, const emb_cache_key *k, const float *v, int32_t
     e->hash = key_hash(k);
     e->generation = k->generation;
     e->normalized = k->normalized;
+    e->pooling = k->pooling;
     e->n_ids = k->n_ids;
     e->dim = dim;
     e->bytes = bytes;

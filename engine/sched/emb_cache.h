@@ -2,7 +2,7 @@
  * emb_cache.h: the embedding result cache. Services embed the same texts
  * again and again; a hit returns the stored vector without queueing. Keyed
  * by the model's id and generation (a reload starts a new generation, so a
- * swapped model never answers from the old one's vectors), the
+ * swapped model never answers from the old one's vectors), the pooling and
  * normalisation and the exact input token ids, so a hit is byte-identical
  * to a fresh run of the same model. Least recently used entries go first
  * when the byte budget is full. Thread-safe (one mutex; entries are copied
@@ -22,6 +22,7 @@ typedef struct emb_cache_key {
     const char    *model;      /* the model's id                              */
     uint64_t       generation; /* bumped when the model's file is swapped     */
     bool           normalized;
+    int32_t        pooling;    /* the model's pooling (mdl hparams)          */
     const int32_t *ids;        /* the input's token ids, as embedded          */
     int32_t        n_ids;
 } emb_cache_key;

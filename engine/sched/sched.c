@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "engine/api_internal.h"
+#include "engine/sched/emb_cache.h"
 #include "engine/sched/sched_internal.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "error.h"
@@ -147,7 +148,10 @@ vki_status sched_create(const sched_params *p, scheduler **out)
     sched_arb_init(&s->arb_cpu, s->p.arb_aging_ms, s->p.arb_hold_ms);
     sched_arb_init(&s->arb_dev, s->p.arb_aging_ms, s->p.arb_hold_ms);
     s->p.warm_state_path = NULL; /* the caller's string; ours is warm_path */
-    if (sp.warm_state_path && !(s->warm_path = strdup(sp.warm_state_path))) {
+    if (sp.emb_cache_bytes) s->ecache = emb_cache_create(sp.emb_cache_bytes);
+    if ((sp.warm_state_path && !(s->warm_path = strdup(sp.warm_state_path))) || (sp.emb_cache_bytes && !s->ecache)) {
+        emb_cache_destroy(s->ecache);
+        free(s->warm_path);
         vki_engine_destroy(s->eng);
         pthread_mutex_destroy(&s->res_mu);
         pthread_mutex_destroy(&s->add_mu);
@@ -248,6 +252,8 @@ static void unload(sched_model *m)
 /* Makes md the model's and says so (its thread, no lock held). */
 static void install(sched_model *m, vki_model *md, bool on_gpu, double load_ms)
 {
+    /* first: a backend change starts a new generation before anything is served */
+    if (m->kind == SCHED_KIND_EMBEDDING) sched_ecache_installed(m, md);
     pthread_mutex_lock(&m->mu);
     m->md = md;
     m->n_slots = m->kind == SCHED_KIND_EMBEDDING ? 1 : mdl_n_seq_max(api_model_mdl(md));
@@ -474,6 +480,7 @@ static vki_status add_model(scheduler *s, const sched_model_params *p)
     m->t_used = m->t_freq = vki_time_ms();
     m->state = SCHED_LOADING;
     m->n_slots = 1;
+    m->emb_pooling = m->emb_backend = -1;
     atomic_init(&m->stop, false);
     atomic_init(&m->removing, false);
     atomic_init(&m->fb, NULL);
@@ -602,6 +609,7 @@ void sched_destroy(scheduler *s)
     sched_warm_free(s);
     sched_arb_deinit(&s->arb_cpu);
     sched_arb_deinit(&s->arb_dev);
+    emb_cache_destroy(s->ecache);
     free(s);
 }
 

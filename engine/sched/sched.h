@@ -167,6 +167,12 @@ typedef struct sched_params {
     int32_t arb_chunk_tokens;
     double  arb_aging_ms;
     double  arb_hold_ms;
+    /* The embedding result cache (emb_cache.c), shared by every embedding
+     * model: at most this many bytes of keys and vectors, least recently used
+     * first out; 0 = off. A text whose vector is cached (same model and file,
+     * pooling, normalisation and token ids) is answered from it at submit; a
+     * request whose texts all hit ends at once, without queueing. */
+    uint64_t emb_cache_bytes;
 } sched_params;
 
 sched_params sched_default_params(void);
@@ -383,6 +389,11 @@ vki_status sched_submit_generate_input(scheduler *s, int32_t model, const sched_
 
 /* Submits texts to embed (tokenized here, each must fit the model). The
  * result is [n_texts][n_embd], L2-normalised, pooled as the model says.
+ * With the embedding cache on (sched_params.emb_cache_bytes), texts found
+ * there take their stored vector (byte-identical to what the model gives);
+ * only the others are queued and embedded. When all are found the request
+ * is done on return: it takes no queue place and no slot (a full queue, a
+ * busy or unloaded model, an open breaker do not refuse it), *eta_s is 0.
  * Same returns as sched_submit_generate (UNSUPPORTED: not an embedding model). */
 vki_status sched_submit_embed(scheduler *s, int32_t model, const char *const *texts, int32_t n_texts,
                               sched_prio prio, double deadline_ms, sched_request **out, double *eta_s);
@@ -498,8 +509,20 @@ typedef struct sched_stats {
     uint64_t    paused;            /* generations paused at a turn's end (resumed later) */
     uint64_t    arb_grants;        /* device steps granted by the arbiter       */
     double      arb_wait_ms;       /* time those steps waited for the device    */
+    uint64_t    emb_cache_hits;    /* texts answered from the embedding cache   */
+    uint64_t    emb_cache_misses;  /* texts looked up there and embedded        */
 } sched_stats;
 
 void sched_model_get_stats(scheduler *s, int32_t i, sched_stats *out);
+
+/* The embedding result cache as a whole (all models); zeros when it is off. */
+typedef struct sched_emb_cache_info {
+    uint64_t budget;    /* sched_params.emb_cache_bytes                        */
+    uint64_t bytes;     /* held now: keys, vectors and bookkeeping              */
+    uint64_t entries;
+    uint64_t hits, misses, inserts;
+    uint64_t evictions; /* entries dropped for room (not those of a reload)     */
+} sched_emb_cache_info;
+void sched_get_emb_cache_info(scheduler *s, sched_emb_cache_info *out);
 
 #endif

@@ -3,7 +3,9 @@
  * in an empty batch waits up to embed_wait_ms for company, or less when the
  * queued tokens already fill the budget; then every request that fits the
  * budget (most urgent first) goes through one mdl_embed, and each gets its
- * rows back. A request larger than the budget goes alone.
+ * rows back. A request larger than the budget goes alone. Only a request's
+ * texts the embedding cache did not have (r->emiss) are embedded; their
+ * vectors are stored there after the batch.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,13 +25,6 @@ static double oldest_submit(const sched_model *m)
     return t;
 }
 
-static int64_t request_tokens(const sched_request *r)
-{
-    int64_t n = 0;
-    for (int32_t i = 0; i < r->n_texts; i++) n += r->n_eids[i];
-    return n;
-}
-
 /* Takes the next batch off the queue into batch[] (model mu held). */
 static int32_t take_batch(sched_model *m, int64_t budget, sched_request ***batch, int32_t *cap)
 {
@@ -37,7 +32,7 @@ static int32_t take_batch(sched_model *m, int64_t budget, sched_request ***batch
     int64_t tokens = 0;
     sched_request *r;
     while ((r = sched_pop(m))) {
-        int64_t t = request_tokens(r);
+        int64_t t = r->etokens;
         if (n > 0 && tokens + t > budget) {
             sched_push_front(m, r);
             break;
@@ -80,7 +75,7 @@ static bool run_batch(sched_model *m, sched_request **batch, int32_t n)
             continue;
         }
         batch[live++] = batch[k];
-        n_seq += batch[k]->n_texts;
+        n_seq += batch[k]->n_emiss;
     }
     if (!live) return false;
     const int32_t **ids = malloc(sizeof *ids * (size_t)n_seq);
@@ -93,9 +88,9 @@ static bool run_batch(sched_model *m, sched_request **batch, int32_t n)
     } else {
         int32_t j = 0;
         for (int32_t k = 0; k < live; k++)
-            for (int32_t t = 0; t < batch[k]->n_texts; t++, j++) {
-                ids[j] = batch[k]->eids[t];
-                n_ids[j] = batch[k]->n_eids[t];
+            for (int32_t t = 0; t < batch[k]->n_emiss; t++, j++) {
+                ids[j] = batch[k]->eids[batch[k]->emiss[t]];
+                n_ids[j] = batch[k]->n_eids[batch[k]->emiss[t]];
                 owner[j] = k;
             }
         /* In chunks of at most arb_chunk_tokens (a text longer than that
@@ -128,11 +123,14 @@ static bool run_batch(sched_model *m, sched_request **batch, int32_t n)
     char why[1024];
     const bool broke = st != VKI_OK && sched_breaker_step_failed(m, st, msg, why, sizeof why);
     size_t row = 0;
+    const int32_t pooling = mdl_get_hparams(mm)->pooling;
     for (int32_t k = 0; k < live; k++) {
         sched_request *r = batch[k];
-        if (st == VKI_OK)
-            memcpy(r->emb, out + row * (size_t)dim, sizeof *out * (size_t)r->n_texts * (size_t)dim);
-        row += (size_t)r->n_texts;
+        for (int32_t t = 0; st == VKI_OK && t < r->n_emiss; t++)
+            memcpy(r->emb + (size_t)r->emiss[t] * (size_t)dim, out + (row + (size_t)t) * (size_t)dim,
+                   sizeof *out * (size_t)dim);
+        row += (size_t)r->n_emiss;
+        if (st == VKI_OK) sched_ecache_store(m, r, pooling);
         sched_finish(m, r, st, msg);
     }
     free(ids);

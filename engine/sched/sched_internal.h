@@ -99,6 +99,8 @@ struct sched_request {
     gram_grammar       *gram;  /* owned; NULL = unconstrained               */
     /* input: embeddings, [n_texts] token lists */
     int32_t           **eids, *n_eids, n_texts;
+    int32_t            *emiss, n_emiss; /* the texts to embed (not cached): [n_emiss] indices */
+    int64_t             etokens;  /* their tokens (the queue's token count)  */
     int32_t             n_choices;
     int32_t             n_live;   /* choices still running (worker only)    */
     /* output (mu) */
@@ -205,6 +207,11 @@ struct sched_model {
     sched_breaker     brk;      /* (st_mu)                                  */
     int32_t           test_fail_loads, test_fail_steps; /* (st_mu)          */
     bool              brk_unload; /* the breaker opened: unload (mu)        */
+    /* the embedding cache's view of the model (mu): vectors of one
+     * generation come from one file on one backend */
+    uint64_t          emb_gen;
+    int32_t           emb_pooling;  /* of that generation; -1 = not loaded in it yet */
+    int32_t           emb_backend;  /* vki_backend_kind of the last install; -1 = none */
 };
 
 /* One device's order of work (sched_arbiter.c): every step of every model
@@ -245,6 +252,7 @@ struct scheduler {
     bool             warm_dirty, warm_stop, warm_started;
     pthread_t        warm_thread;
     sched_arb        arb_cpu, arb_dev; /* the CPU backend's and the Vulkan device's */
+    struct emb_cache *ecache;    /* embedding results; NULL = off (thread-safe) */
 };
 
 /* ----- sched.c, for the workers ----- */
@@ -392,6 +400,23 @@ vki_status            sched_breaker_check(sched_model *m, bool *probe, double *r
 /* A request ended: a success closes a half-open breaker; a probe that ended
  * otherwise lets the next request probe (st_mu held). */
 void                  sched_breaker_request_end(sched_model *m, const sched_request *r, vki_status st);
+
+/* ----- sched_ecache.c: the embedding cache in the scheduler ----- */
+
+/* At submit (no lock held): copies the cached vectors of r's texts into
+ * r->emb and lists the others in r->emiss (all of them when the cache is
+ * off or the model has not been loaded in its current generation);
+ * counts hits and misses. */
+void sched_ecache_lookup(sched_model *m, sched_request *r);
+/* After a batch on m's worker: stores the vectors r's missed texts got. */
+void sched_ecache_store(sched_model *m, const sched_request *r, int32_t pooling);
+/* m's model was installed (its thread, no lock held): records its pooling;
+ * another backend than the last install's starts a new generation (its
+ * vectors differ in the last bits). */
+void sched_ecache_installed(sched_model *m, vki_model *md);
+/* m's file was replaced (sched_swap_apply, no lock held): a new
+ * generation, and the old one's entries are dropped. */
+void sched_ecache_new_generation(sched_model *m);
 
 /* ----- sched_fallback.c ----- */
 

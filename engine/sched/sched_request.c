@@ -36,6 +36,7 @@ static void request_free(sched_request *r)
     for (int32_t i = 0; r->eids && i < r->n_texts; i++) free(r->eids[i]);
     free(r->eids);
     free(r->n_eids);
+    free(r->emiss);
     for (int32_t j = 0; r->ch && j < r->n_choices; j++) {
         free(r->ch[j].text);
         free(r->ch[j].toks);
@@ -167,7 +168,7 @@ static vki_status enqueue(sched_model *m, sched_request *r, sched_request **out,
         else m->head[r->prio] = r;
         m->tail[r->prio] = r;
         m->n_queued[r->prio]++;
-        for (int32_t i = 0; i < r->n_texts; i++) m->queued_tokens += r->n_eids[i];
+        m->queued_tokens += r->etokens;
         pthread_cond_broadcast(&m->cv);
     }
     pthread_mutex_unlock(&m->mu);
@@ -290,6 +291,25 @@ fail:
     return st;
 }
 
+/* A request whose texts were all in the embedding cache: done now, with no
+ * queue place, no slot and no word for the breaker (the model did nothing)
+ * nor for the service time the ETAs come from. */
+static vki_status finish_cached(sched_model *m, sched_request *r, sched_request **out)
+{
+    r->refs = 1; /* the caller's: the scheduler never holds it */
+    r->t_start = vki_time_ms();
+    r->res.start_order = atomic_fetch_add(&m->s->order, 1) + 1;
+    r->res.done = true;
+    r->res.status = VKI_OK;
+    pthread_mutex_lock(&m->st_mu);
+    m->st.finished_ok++;
+    m->st.prompt_tokens += (uint64_t)r->res.n_prompt;
+    sched_histo_add(&m->st.request, (r->t_start - r->t_submit) / 1e3);
+    pthread_mutex_unlock(&m->st_mu);
+    *out = r;
+    return VKI_OK;
+}
+
 vki_status sched_submit_embed(scheduler *s, int32_t model, const char *const *texts, int32_t n_texts,
                               sched_prio prio, double deadline_ms, sched_request **out, double *eta_s)
 {
@@ -307,9 +327,10 @@ vki_status sched_submit_embed(scheduler *s, int32_t model, const char *const *te
     r->embed = true;
     r->eids = calloc((size_t)n_texts, sizeof *r->eids);
     r->n_eids = calloc((size_t)n_texts, sizeof *r->n_eids);
+    r->emiss = malloc(sizeof *r->emiss * (size_t)n_texts);
     r->dim = sh.n_embd;
     r->emb = malloc(sizeof *r->emb * (size_t)n_texts * (size_t)r->dim);
-    if (!r->eids || !r->n_eids || !r->emb) {
+    if (!r->eids || !r->n_eids || !r->emiss || !r->emb) {
         request_free(r);
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_submit_embed: out of memory");
     }
@@ -328,6 +349,8 @@ vki_status sched_submit_embed(scheduler *s, int32_t model, const char *const *te
         }
         r->res.n_prompt += r->n_eids[i];
     }
+    sched_ecache_lookup(m, r);
+    if (r->n_emiss == 0) return finish_cached(m, r, out);
     VKI_TRY(breaker_gate(m, r, eta_s));
     return enqueue(m, r, out, eta_s);
 fail:
@@ -346,7 +369,7 @@ sched_request *sched_pop(sched_model *m)
         if (!r->next) m->tail[p] = NULL;
         r->next = NULL;
         m->n_queued[p]--;
-        for (int32_t i = 0; i < r->n_texts; i++) m->queued_tokens -= r->n_eids[i];
+        m->queued_tokens -= r->etokens;
         return r;
     }
     return NULL;
@@ -358,7 +381,7 @@ void sched_push_front(sched_model *m, sched_request *r)
     m->head[r->prio] = r;
     if (!m->tail[r->prio]) m->tail[r->prio] = r;
     m->n_queued[r->prio]++;
-    for (int32_t i = 0; i < r->n_texts; i++) m->queued_tokens += r->n_eids[i];
+    m->queued_tokens += r->etokens;
 }
 
 vki_status sched_check(const sched_request *r, double now)
@@ -389,7 +412,7 @@ void sched_purge(sched_model *m, double now)
             *link = r->next;
             if (m->tail[p] == r) m->tail[p] = prev;
             m->n_queued[p]--;
-            for (int32_t i = 0; i < r->n_texts; i++) m->queued_tokens -= r->n_eids[i];
+            m->queued_tokens -= r->etokens;
             sched_finish(m, r, st, stopping ? "the server is shutting down" : end_message(st));
         }
     }

@@ -160,6 +160,8 @@ bool sched_swap_apply(sched_model *m, vki_model **md, bool *on_gpu, double *load
     pthread_cond_broadcast(&m->state_cv);
     pthread_mutex_unlock(&m->mu);
     if (!ready) sched_notify(m); /* a ready one is told when it is installed */
+    /* Before the new model serves: no vector of the old file is answered for it. */
+    sched_ecache_new_generation(m);
     vki_model_destroy(old);
     pthread_mutex_lock(&m->s->res_mu);
     m->gpu_bytes = m->swap_gpu_bytes;
