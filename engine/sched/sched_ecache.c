@@ -7,6 +7,7 @@
  * in r->emiss).
  */
 #include <string.h>
+#include <sys/stat.h>
 
 #include "engine/api_internal.h"
 #include "engine/sched/emb_cache.h"
@@ -71,10 +72,19 @@ void sched_ecache_installed(sched_model *m, vki_model *md)
     const int32_t backend = (int32_t)mdl_backend(mm)->kind;
     bool dropped = false;
     pthread_mutex_lock(&m->mu);
-    if (m->emb_backend >= 0 && m->emb_backend != backend) {
+    /* A file replaced under the same path (a copy over it, not a reload)
+     * must not be answered from the old one's vectors either. */
+    struct stat sb;
+    uint64_t id[4] = {0};
+    if (!stat(m->path, &sb))
+        memcpy(id, (uint64_t[4]){(uint64_t)sb.st_dev, (uint64_t)sb.st_ino, (uint64_t)sb.st_size,
+                                 (uint64_t)sb.st_mtim.tv_sec * 1000000000ull + (uint64_t)sb.st_mtim.tv_nsec},
+               sizeof id);
+    if (m->emb_backend >= 0 && (m->emb_backend != backend || memcmp(id, m->emb_file, sizeof id))) {
         m->emb_gen++;
         dropped = true;
     }
+    memcpy(m->emb_file, id, sizeof id);
     m->emb_backend = backend;
     m->emb_pooling = mdl_get_hparams(mm)->pooling;
     pthread_mutex_unlock(&m->mu);

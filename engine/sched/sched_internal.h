@@ -212,6 +212,7 @@ struct sched_model {
     uint64_t          emb_gen;
     int32_t           emb_pooling;  /* of that generation; -1 = not loaded in it yet */
     int32_t           emb_backend;  /* vki_backend_kind of the last install; -1 = none */
+    uint64_t          emb_file[4];  /* the file's device, inode, size, mtime (ns) then */
 };
 
 /* One device's order of work (sched_arbiter.c): every step of every model
@@ -411,8 +412,8 @@ void sched_ecache_lookup(sched_model *m, sched_request *r);
 /* After a batch on m's worker: stores the vectors r's missed texts got. */
 void sched_ecache_store(sched_model *m, const sched_request *r, int32_t pooling);
 /* m's model was installed (its thread, no lock held): records its pooling;
- * another backend than the last install's starts a new generation (its
- * vectors differ in the last bits). */
+ * another backend than the last install's (its vectors differ in the last
+ * bits), or a file changed in place since then, starts a new generation. */
 void sched_ecache_installed(sched_model *m, vki_model *md);
 /* m's file was replaced (sched_swap_apply, no lock held): a new
  * generation, and the old one's entries are dropped. */

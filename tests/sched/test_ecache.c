@@ -3,18 +3,24 @@
  * (sched_ecache.c) on the shared BERT model, CPU backend: a hit is
  * byte-identical to the miss that stored it and to the cache off; a request
  * of hits is done at submit while the model's queue is full; a partial hit
- * embeds only the rest; a reload drops the model's entries; a budget of 0
- * is off; a small budget evicts the least recently used.
+ * embeds only the rest; a reload drops the model's entries; an unload and
+ * load of the same file keeps them (a hit needs no load), a file changed in
+ * place drops them; a budget of 0 is off; a small budget evicts the least
+ * recently used.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sched_test_util.h"
 
 static const char *g_path;
 
-static scheduler *start(uint64_t cache_bytes, int32_t max_queue, double wait_ms, int32_t token_budget)
+static scheduler *start_path(const char *path, bool keep0, uint64_t cache_bytes, int32_t max_queue, double wait_ms,
+                             int32_t token_budget)
 {
     sched_params sp = sched_default_params();
     sp.engine.n_threads = 2;
@@ -24,11 +30,18 @@ static scheduler *start(uint64_t cache_bytes, int32_t max_queue, double wait_ms,
     sp.embed_token_budget = token_budget;
     scheduler *s = NULL;
     CHECK(sched_create(&sp, &s) == VKI_OK);
-    sched_model_params mp = {.id = "e", .path = g_path, .kind = SCHED_KIND_EMBEDDING, .mp = vki_model_default_params()};
+    sched_model_params mp = {.id = "e", .path = path, .kind = SCHED_KIND_EMBEDDING, .mp = vki_model_default_params()};
     mp.mp.backend = VKI_BACKEND_CPU;
+    mp.has_keep_alive = keep0; /* keep_alive 0: unloaded as soon as it is idle */
     CHECK(sched_add_model(s, &mp) == VKI_OK);
-    CHECK(sched_wait_loaded(s, 60000));
+    if (!keep0) CHECK(sched_wait_loaded(s, 60000));
+    else CHECK(sched_wait_state(s, 0, SCHED_UNLOADED, 60000)); /* its file is open: it takes requests */
     return s;
+}
+
+static scheduler *start(uint64_t cache_bytes, int32_t max_queue, double wait_ms, int32_t token_budget)
+{
+    return start_path(g_path, false, cache_bytes, max_queue, wait_ms, token_budget);
 }
 
 /* Embeds texts[0..n) as one request; copies the vectors into a malloc'd
@@ -39,6 +52,7 @@ static float *embed(scheduler *s, const char *const *texts, int32_t n, int32_t *
     double eta = -1;
     vki_status st = sched_submit_embed(s, 0, texts, n, SCHED_PRIO_NORMAL, 0, &r, &eta);
     CHECKF(st == VKI_OK, "%s", vki_last_error());
+    if (st != VKI_OK) exit(test_finish("test_ecache"));
     sched_result res;
     char *chunk = NULL;
     size_t len;
@@ -206,11 +220,52 @@ static void test_eviction(void)
     sched_destroy(s);
 }
 
+/* keep_alive 0 on a copy of the model: the entries outlive an unload (a hit
+ * loads nothing), and a load that finds the file changed drops them. */
+static void test_unload_and_file_change(void)
+{
+    char copy[] = "/tmp/test_ecache_XXXXXX";
+    int fd = mkstemp(copy);
+    size_t len = 0;
+    char *bytes = test_read_file(g_path, &len);
+    CHECK(fd >= 0 && bytes && write(fd, bytes, len) == (ssize_t)len);
+    close(fd);
+    free(bytes);
+    scheduler *s = start_path(copy, true, 1 << 20, 0, 0, 0);
+    int32_t dim = 0;
+    bool now = true;
+    float *x = embed1(s, "hello world", &dim, &now);
+    CHECK(!now && stats(s).loads == 1);
+    CHECK(sched_wait_state(s, 0, SCHED_UNLOADED, 60000));
+    float *hit = embed1(s, "hello world", &dim, &now);
+    CHECKF(now && stats(s).loads == 1, "a hit while unloaded loads nothing (done %d, %llu loads)", now,
+           (unsigned long long)stats(s).loads);
+    CHECK(!memcmp(x, hit, sizeof *x * (size_t)dim));
+    CHECK(sched_wait_state(s, 0, SCHED_UNLOADED, 60000));
+    /* The same bytes, but a new mtime: the cache cannot know they are the same. */
+    struct timespec ts[2] = {{.tv_sec = 1000000000}, {.tv_sec = 1000000000}};
+    CHECK(utimensat(AT_FDCWD, copy, ts, 0) == 0);
+    free(embed1(s, "another text", &dim, &now)); /* loads: the file changed */
+    CHECK(!now && stats(s).loads == 2);
+    sched_emb_cache_info ci;
+    sched_get_emb_cache_info(s, &ci);
+    CHECKF(ci.entries == 1, "the changed file's load dropped the old entries (%llu left)",
+           (unsigned long long)ci.entries);
+    free(embed1(s, "hello world", &dim, &now));
+    CHECK(!now);
+    printf("unload: a hit needed no load; a file changed in place dropped the entries\n");
+    sched_destroy(s);
+    unlink(copy);
+    free(x);
+    free(hit);
+}
+
 int main(void)
 {
     g_path = test_shared_path("models/synthetic-bert-mini-f32.gguf");
     test_identical_and_reload();
     test_bypass();
     test_eviction();
+    test_unload_and_file_change();
     return test_finish("test_ecache");
 }
