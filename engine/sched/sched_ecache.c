@@ -93,11 +93,10 @@ void sched_ecache_installed(sched_model *m, vki_model *md)
 
 void sched_ecache_new_generation(sched_model *m)
 {
-    pthread_mutex_lock(&m->mu);
     m->emb_gen++;
     m->emb_pooling = -1;
     m->emb_backend = -1;
-    pthread_mutex_unlock(&m->mu);
+    /* the cache's own lock is never held while taking a model's mu */
     emb_cache_drop_model(m->s->ecache, m->id);
 }
 

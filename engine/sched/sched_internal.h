@@ -415,7 +415,7 @@ void sched_ecache_store(sched_model *m, const sched_request *r, int32_t pooling)
  * another backend than the last install's (its vectors differ in the last
  * bits), or a file changed in place since then, starts a new generation. */
 void sched_ecache_installed(sched_model *m, vki_model *md);
-/* m's file was replaced (sched_swap_apply, no lock held): a new
+/* m's file was replaced (sched_swap_apply, model mu held): a new
  * generation, and the old one's entries are dropped. */
 void sched_ecache_new_generation(sched_model *m);
 

@@ -156,21 +156,22 @@ bool sched_swap_apply(sched_model *m, vki_model **md, bool *on_gpu, double *load
     m->swap_tok = NULL;
     m->swap_md = NULL;
     m->swap = SCHED_SWAP_NONE;
+    /* with the switch: no vector of the old file is answered for the new one */
+    sched_ecache_new_generation(m);
+    /* counted with the switch, so whoever sees `reloading` end sees the swap */
+    pthread_mutex_lock(&m->st_mu);
+    m->st.swaps++;
+    pthread_mutex_unlock(&m->st_mu);
     if (!ready) m->state = SCHED_UNLOADED;
     pthread_cond_broadcast(&m->state_cv);
     pthread_mutex_unlock(&m->mu);
     if (!ready) sched_notify(m); /* a ready one is told when it is installed */
-    /* Before the new model serves: no vector of the old file is answered for it. */
-    sched_ecache_new_generation(m);
     vki_model_destroy(old);
     pthread_mutex_lock(&m->s->res_mu);
     m->gpu_bytes = m->swap_gpu_bytes;
     m->swap_gpu_bytes = 0;
     pthread_cond_broadcast(&m->s->res_cv);
     pthread_mutex_unlock(&m->s->res_mu);
-    pthread_mutex_lock(&m->st_mu);
-    m->st.swaps++;
-    pthread_mutex_unlock(&m->st_mu);
     return ready;
 }
 
