@@ -135,6 +135,7 @@ vki_status sched_create(const sched_params *p, scheduler **out)
     if (!s) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "sched_create: out of memory");
     s->p = sp;
     atomic_init(&s->order, 0);
+    atomic_init(&s->emb_gen_next, 0);
     sched_resid_init(s);
     vki_status st = vki_engine_create(&s->p.engine, &s->eng);
     if (st != VKI_OK) {
@@ -407,6 +408,7 @@ static void retire(sched_model *m)
     vki_model_destroy(swap_md);
     sched_resid_release(m, &m->gpu_bytes);
     sched_resid_release(m, &m->swap_gpu_bytes);
+    emb_cache_drop_model(m->s->ecache, m->id); /* its vectors are of no use any more */
     sched_notify(m);
 }
 
@@ -481,6 +483,7 @@ static vki_status add_model(scheduler *s, const sched_model_params *p)
     m->state = SCHED_LOADING;
     m->n_slots = 1;
     m->emb_pooling = m->emb_backend = -1;
+    m->emb_gen = atomic_fetch_add(&s->emb_gen_next, 1) + 1;
     atomic_init(&m->stop, false);
     atomic_init(&m->removing, false);
     atomic_init(&m->fb, NULL);

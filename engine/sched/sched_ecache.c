@@ -81,7 +81,7 @@ void sched_ecache_installed(sched_model *m, vki_model *md)
                                  (uint64_t)sb.st_mtim.tv_sec * 1000000000ull + (uint64_t)sb.st_mtim.tv_nsec},
                sizeof id);
     if (m->emb_backend >= 0 && (m->emb_backend != backend || memcmp(id, m->emb_file, sizeof id))) {
-        m->emb_gen++;
+        m->emb_gen = atomic_fetch_add(&m->s->emb_gen_next, 1) + 1;
         dropped = true;
     }
     memcpy(m->emb_file, id, sizeof id);
@@ -93,7 +93,7 @@ void sched_ecache_installed(sched_model *m, vki_model *md)
 
 void sched_ecache_new_generation(sched_model *m)
 {
-    m->emb_gen++;
+    m->emb_gen = atomic_fetch_add(&m->s->emb_gen_next, 1) + 1;
     m->emb_pooling = -1;
     m->emb_backend = -1;
     /* the cache's own lock is never held while taking a model's mu */

@@ -209,7 +209,7 @@ struct sched_model {
     bool              brk_unload; /* the breaker opened: unload (mu)        */
     /* the embedding cache's view of the model (mu): vectors of one
      * generation come from one file on one backend */
-    uint64_t          emb_gen;
+    uint64_t          emb_gen;      /* from s->emb_gen_next */
     int32_t           emb_pooling;  /* of that generation; -1 = not loaded in it yet */
     int32_t           emb_backend;  /* vki_backend_kind of the last install; -1 = none */
     uint64_t          emb_file[4];  /* the file's device, inode, size, mtime (ns) then */
@@ -239,6 +239,9 @@ struct scheduler {
     _Atomic int32_t  n_models;
     pthread_mutex_t  add_mu;     /* add, remove, update and shutdown, one at a time */
     atomic_uint_fast64_t order;  /* admission counter                       */
+    atomic_uint_fast64_t emb_gen_next; /* embedding-cache generations, unique across
+                                          models: an id removed and added again
+                                          never meets its old entries */
     bool             shut;
     bool             has_gpu;    /* AUTO models go to Vulkan (as api.c decides) */
     uint64_t         budget;     /* device bytes models may hold; 0 = no device */

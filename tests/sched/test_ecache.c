@@ -5,8 +5,8 @@
  * of hits is done at submit while the model's queue is full; a partial hit
  * embeds only the rest; a reload drops the model's entries; an unload and
  * load of the same file keeps them (a hit needs no load), a file changed in
- * place drops them; a budget of 0 is off; a small budget evicts the least
- * recently used.
+ * place drops them; a model removed and added again under its id starts
+ * empty; a budget of 0 is off; a small budget evicts the least recently used.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +137,27 @@ static void test_identical_and_reload(void)
     free(after);
     after = embed1(s, "hello world", &d2, &now);
     CHECK(now && !memcmp(after, ref, sizeof *ref * (size_t)dim));
+    /* Removed, then added again under the same id: nothing of the old one is answered. */
+    CHECK(sched_remove_model(s, 0) == VKI_OK);
+    for (int k = 0; k < 600; k++) {
+        sched_get_emb_cache_info(s, &ci);
+        if (!ci.entries) break;
+        nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+    }
+    CHECKF(ci.entries == 0, "a removed model's entries are dropped (%llu left)", (unsigned long long)ci.entries);
+    sched_model_params mp = {.id = "e", .path = g_path, .kind = SCHED_KIND_EMBEDDING, .mp = vki_model_default_params()};
+    mp.mp.backend = VKI_BACKEND_CPU;
+    CHECK(sched_add_model(s, &mp) == VKI_OK && sched_find(s, "e") == 1);
+    CHECK(sched_wait_state(s, 1, SCHED_RESIDENT_CPU, 60000));
+    const char *hw = "hello world";
+    sched_request *r = NULL;
+    CHECK(sched_submit_embed(s, 1, &hw, 1, SCHED_PRIO_NORMAL, 0, &r, NULL) == VKI_OK);
+    sched_result res = st_wait_done(r);
+    sched_stats st1;
+    sched_model_get_stats(s, 1, &st1);
+    CHECKF(res.status == VKI_OK && st1.emb_cache_misses == 1 && st1.emb_cache_hits == 0, "status %d, %llu hits",
+           res.status, (unsigned long long)st1.emb_cache_hits);
+    sched_request_release(r);
     printf("identical: miss, hit, partial hit and cache off agree bit for bit (dim %d); a reload dropped 2 entries\n",
            dim);
     free(after);
