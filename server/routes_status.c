@@ -167,10 +167,23 @@ static cJSON *model_obj(const sched_model_info *info, const sched_stats *st, dou
  *    hit_rate, reused_tokens}.
  * TODO(#14): fill both from the scheduler's counters when those land; no
  * figure is shown for a cache that does not exist. */
-static cJSON *caches_obj(void)
+/* The embedding result cache (sched_ecache.c), as /metrics counts it;
+ * enabled false when its budget is 0. prefix_kv: null until prompt-prefix
+ * reuse has counters to show. */
+static cJSON *caches_obj(scheduler *s)
 {
     cJSON *c = cJSON_CreateObject();
-    cJSON_AddNullToObject(c, "embedding");
+    sched_emb_cache_info ec;
+    sched_get_emb_cache_info(s, &ec);
+    cJSON *e = cJSON_AddObjectToObject(c, "embedding");
+    cJSON_AddBoolToObject(e, "enabled", ec.budget > 0);
+    cJSON_AddNumberToObject(e, "budget_bytes", (double)ec.budget);
+    cJSON_AddNumberToObject(e, "bytes", (double)ec.bytes);
+    cJSON_AddNumberToObject(e, "entries", (double)ec.entries);
+    cJSON_AddNumberToObject(e, "hits", (double)ec.hits);
+    cJSON_AddNumberToObject(e, "misses", (double)ec.misses);
+    cJSON_AddNumberToObject(e, "hit_rate", ec.hits + ec.misses ? (double)ec.hits / (double)(ec.hits + ec.misses) : 0);
+    cJSON_AddNumberToObject(e, "evictions", (double)ec.evictions);
     cJSON_AddNullToObject(c, "prefix_kv");
     return c;
 }
@@ -287,7 +300,7 @@ enum MHD_Result srv_route_status(srv_conn *cn)
         cJSON_AddNumberToObject(q, "eta_s", eta_max[p] / 1e3);
         cJSON_AddItemToArray(queues, q);
     }
-    cJSON_AddItemToObject(o, "caches", caches_obj());
+    cJSON_AddItemToObject(o, "caches", caches_obj(srv->s));
     cJSON_AddItemToObject(o, "traffic", traffic_obj(srv->window, now));
 
     /* The HTTP counters as /metrics has them; this answer is not in its own count. */

@@ -73,6 +73,10 @@ def pairs(js):
         for k, n in (("loads", "loads"), ("evictions", "evictions"), ("idle_unloads", "idle_unloads"),
                      ("cpu_fallbacks", "fallbacks"), ("refused_loads", "refused_loads"), ("swaps", "swaps")):
             out.append(("%s %s" % (i, k), m["residency"][k], lab("vkinfer_model_%s_total" % n, model=i)))
+    ec = js["caches"]["embedding"]
+    for k in ("bytes", "entries", "budget_bytes"):
+        out.append(("cache %s" % k, ec[k], "vkinfer_embedding_cache_%s" % k))
+    out.append(("cache evictions", ec["evictions"], "vkinfer_embedding_cache_evictions_total"))
     return out
 
 
@@ -102,7 +106,8 @@ def traffic(s, stop, errors):
 def test_status(exe, model, tiny, tmp):
     cfg = os.path.join(tmp, "status.yaml")
     with open(cfg, "w") as f:
-        f.write("server: {api_key_env: VKI_STATUS_KEY}\ndevice: {prefer: cpu}\nmodels:\n"
+        f.write("server: {api_key_env: VKI_STATUS_KEY}\ndevice: {prefer: cpu}\nscheduler: {embedding_cache: 1MiB}\n"
+                "models:\n"
                 "  - {id: a, path: %s}\n  - {id: b, path: %s}\n" % (model, tiny))
     s = Server(exe, ["--config", cfg], env=dict(os.environ, VKI_STATUS_KEY=KEY))
     try:
@@ -138,7 +143,8 @@ def test_status(exe, model, tiny, tmp):
         check(cpu["serving"] and sorted(x["id"] for x in cpu["models"]) == ["a", "b"],
               "both models on the CPU: %s" % cpu)
         check([q["class"] for q in js["queues"]] == ["interactive", "normal", "batch"], "queues: %s" % js["queues"])
-        check(js["caches"] == {"embedding": None, "prefix_kv": None} or
+        ec = js["caches"]["embedding"]
+        check(ec["enabled"] and ec["budget_bytes"] == 1 << 20 and "hit_rate" in ec and
               all(v is None or "hit_rate" in v for v in js["caches"].values()), "caches: %s" % js["caches"])
         check(js["traffic"]["window_s"] == 900 and len(js["traffic"]["minutes"]) == 15, "traffic shape")
         loads = [e for e in js["events"] if e["kind"] == "load"]
@@ -170,6 +176,10 @@ def test_status(exe, model, tiny, tmp):
         m = metrics(s)
         for what, v, name in pairs(js):
             check(name in m and v == m[name], "at rest: %s: status %s, metrics %s (%s)" % (what, v, m.get(name), name))
+        for k in ("hits", "misses"):  # /metrics has them by model
+            tot = sum(v for n, v in m.items() if n.startswith("vkinfer_embedding_cache_%s_total" % k))
+            check(js["caches"]["embedding"][k] == tot, "cache %s: status %s, metrics %s" %
+                  (k, js["caches"]["embedding"][k], tot))
         # the status answer is not in its own count; the /metrics one counts itself
         check(m and http_sum(m) == js["http"]["requests_total"] + 2,
               "http: status %s, metrics %s" % (js["http"]["requests_total"], http_sum(m)))
