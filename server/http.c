@@ -80,6 +80,12 @@ void srv_queue_headers(const srv_conn *cn, struct MHD_Response *r)
 static enum MHD_Result send_text(srv_conn *cn, unsigned status, char *text, const char *type, int retry_after)
 {
     cn->log.status = status;
+    if (!cn->c) {
+        /* a body parsed with no connection (request.c's fuzz target): only recorded */
+        free(text);
+        srv_count(cn->srv, cn->route, status);
+        return MHD_NO;
+    }
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(text);

@@ -391,59 +391,24 @@ static enum MHD_Result embed_step(srv_conn *cn, void *state, bool *wait)
 enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body)
 {
     enum MHD_Result ret = MHD_NO;
-    static const char *const known[] = {"model", "input", "encoding_format", "dimensions", "user", "priority",
-                                        "timeout", "model_fallback", NULL};
-    if (!srv_check_fields(cn, body, known, &ret)) return ret;
+    /* an unknown field is refused before the model is looked up */
+    if (!srv_check_fields(cn, body, srv_embed_fields, &ret)) return ret;
     /* model auto: embedding routes are chosen by need and load only (no meaning) */
     const bool autoq = srv_auto_asked(body);
     int32_t model = autoq ? cn->srv->cfg->n_models : srv_pick_serving(cn, body, SCHED_KIND_EMBEDDING, &ret);
     if (model < 0) return ret;
-    sched_prio prio;
-    double deadline;
-    if (!srv_parse_common(cn, body, model, SCHED_PRIO_NORMAL, &prio, &deadline, &ret)) return ret;
-    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(body, "encoding_format");
-    bool b64 = cJSON_IsString(fmt) && !strcmp(fmt->valuestring, "base64");
-    if (fmt && !cJSON_IsNull(fmt) && !b64 && (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "float"))) {
-        if (cJSON_IsString(fmt))
-            return srv_send_error(cn, 400, "invalid_field", 0, "encoding_format: '%.64s' is not supported; expected "
-                                  "\"float\" or \"base64\"", fmt->valuestring);
-        return srv_send_error(cn, 400, "invalid_field", 0, "encoding_format: expected \"float\" or \"base64\"");
-    }
-    /* The width is checked once the serving model is known: its full width
-     * or one of its declared Matryoshka widths (config `dimensions`). */
-    double want_dim = 0;
-    const cJSON *jd = cJSON_GetObjectItemCaseSensitive(body, "dimensions");
-    if (jd && !cJSON_IsNull(jd)) {
-        if (!cJSON_IsNumber(jd) || jd->valuedouble < 1 || jd->valuedouble > 1 << 20 ||
-            jd->valuedouble != (double)(long long)jd->valuedouble)
-            return srv_send_error(cn, 400, "invalid_field", 0, "dimensions: expected an integer >= 1");
-        want_dim = jd->valuedouble;
-    }
-    const cJSON *in = cJSON_GetObjectItemCaseSensitive(body, "input");
-    int32_t n = cJSON_IsString(in) ? 1 : cJSON_IsArray(in) ? cJSON_GetArraySize(in) : 0;
-    if (n < 1 || n > 2048)
-        return srv_send_error(cn, 400, "invalid_field", 0, "input: expected a string or an array of 1 to 2048 strings");
-    const char **texts = calloc((size_t)n, sizeof *texts);
-    if (!texts) return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
-    for (int32_t i = 0; i < n; i++) {
-        const cJSON *t = cJSON_IsString(in) ? in : cJSON_GetArrayItem(in, i);
-        if (!cJSON_IsString(t)) {
-            free(texts);
-            return srv_send_error(cn, 400, "invalid_field", 0, "input[%d]: expected a string (token arrays are not "
-                                  "supported)", i);
-        }
-        texts[i] = t->valuestring;
-    }
+    srv_embed_req rq;
+    if (!srv_parse_embeddings(cn, body, model, &rq, &ret)) return ret;
     /* A stand-in must give vectors of the model's width (n_embd 0: the
      * requested model's, which sched_fallback_score holds to exactly). */
     sched_needs need = {.n_tokens = (int32_t)VKI_MIN(cn->body.n / 4, 1u << 30)};
     embed_plan *p = calloc(1, sizeof *p);
     if (!p) {
-        free(texts);
+        srv_embed_req_free(&rq);
         return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
     }
-    *p = (embed_plan){.texts = texts, .n = n, .b64 = b64, .want_dim = want_dim, .deadline = deadline, .prio = prio,
-                      .model = model, .first_reason = -1};
+    *p = (embed_plan){.texts = rq.texts, .n = rq.n, .b64 = rq.b64, .want_dim = rq.want_dim,
+                      .deadline = rq.deadline_ms, .prio = rq.prio, .model = model, .first_reason = -1};
     if (autoq) {
         srv_auto *none = NULL;
         if (srv_auto_begin(cn, body, SCHED_KIND_EMBEDDING, need.n_tokens, &p->prio, &none, p->order, &p->n_try,

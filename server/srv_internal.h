@@ -217,12 +217,6 @@ int32_t srv_pick_model(srv_conn *cn, const cJSON *body, sched_kind kind, enum MH
 bool    srv_parse_common(srv_conn *cn, const cJSON *body, int32_t model, sched_prio route_default, sched_prio *prio,
                          double *deadline_ms, enum MHD_Result *ret);
 
-/* ----- routes_gen.c ----- */
-
-/* Refuses (a queued 400 naming it, false) any body field not in `known`
- * (NULL-terminated): an OpenAI field we do not implement is never ignored. */
-bool srv_check_fields(srv_conn *cn, const cJSON *body, const char *const *known, enum MHD_Result *ret);
-
 /* ----- logprobs.c ----- */
 
 /* An empty `logprobs` object in the chat ({"content": [], "refusal": null})
@@ -389,5 +383,70 @@ bool srv_tools_render(srv_conn *cn, const cJSON *msgs, const srv_tool_req *t, co
  * malloc'd). false = queued 400 (a schema we cannot enforce). */
 bool srv_tools_grammar(srv_conn *cn, const srv_tool_req *t, srv_tool_format fmt, char **grammar,
                        enum MHD_Result *ret);
+
+/* ===== Request bodies (request.c) ============================================ */
+
+/* What the routes do with a body, up to (not including) submitting it,
+ * without the scheduler: the fuzz target (tests/fuzz/fuzz_http.c) calls
+ * these as the routes do. Each false has queued the error answer (*ret);
+ * nothing needs freeing after it. With cn->c NULL (no connection) an
+ * answer is only recorded in cn->log.status. */
+
+/* Refuses (a queued 400 naming it, false) any body field not in `known`
+ * (NULL-terminated): an OpenAI field we do not implement is never ignored. */
+bool srv_check_fields(srv_conn *cn, const cJSON *body, const char *const *known, enum MHD_Result *ret);
+
+#define SRV_MAX_STOPS 16
+
+/* One prompt of a completion: text (borrowed from the body) or ids. */
+typedef struct srv_prompt {
+    const char *text;
+    int32_t    *ids;   /* malloc'd when text is NULL */
+    int32_t     n_ids;
+} srv_prompt;
+
+/* A generation request as parsed: gp.stop points into stops and gp.grammar
+ * at grammar, so a copy must point its gp.stop at its own stops. */
+typedef struct srv_gen_req {
+    vki_generate_params gp;
+    char               *grammar;                  /* response_format's, owned      */
+    const char         *stops[SRV_MAX_STOPS + 1]; /* borrowed from the body        */
+    bool                stream;
+    bool                include_usage;            /* stream_options.include_usage  */
+    int32_t             n;                        /* choices per prompt            */
+    srv_tool_req        tools;                    /* chat: tools, tool_choice      */
+    sched_prio          prio;
+    double              deadline_ms;              /* 0: none                       */
+    srv_prompt         *prompts;                  /* completions: [n_prompts], owned; chat: NULL */
+    int32_t             n_prompts;
+} srv_gen_req;
+
+/* Every field of a chat, completion or /generate (PLAIN) body, for a request to
+ * `model` (its configured priority is the default). The chat messages are
+ * read per candidate model by srv_render_chat. */
+bool srv_parse_generate(srv_conn *cn, const cJSON *body, srv_gen_shape shape, int32_t model, srv_gen_req *rq,
+                        enum MHD_Result *ret);
+void srv_gen_req_free(srv_gen_req *rq);
+/* The chat messages rendered with a model's template (`tmpl` from its
+ * config, or NULL for the file's own) into *prompt and *spans (malloc'd),
+ * the tool-aware template's format in *fmt; gp's special-token flags set.
+ * file/tok NULL (the model stopped serving) answers 503 once the messages
+ * pass. */
+bool srv_render_chat(srv_conn *cn, const cJSON *body, const srv_tool_req *tr, const vki_model_file *file,
+                     const vki_tokenizer *tok, const char *tmpl, vki_generate_params *gp, char **prompt,
+                     vki_text_span **spans, size_t *n_spans, srv_tool_format *fmt, enum MHD_Result *ret);
+
+/* The fields /v1/embeddings takes. */
+extern const char *const srv_embed_fields[];
+typedef struct srv_embed_req {
+    const char **texts;     /* [n] borrowed from the body; the array malloc'd */
+    int32_t      n;
+    bool         b64;       /* encoding_format "base64"                       */
+    double       want_dim;  /* dimensions; 0: not given                       */
+    sched_prio   prio;
+    double       deadline_ms;
+} srv_embed_req;
+bool srv_parse_embeddings(srv_conn *cn, const cJSON *body, int32_t model, srv_embed_req *rq, enum MHD_Result *ret);
+void srv_embed_req_free(srv_embed_req *rq);
 
 #endif
