@@ -207,7 +207,8 @@ vki_status gen_seq_step(gen_seq *g, float *logits, int32_t kv_len, vki_token_eve
     size_t before = g->held.n;
     if (!eog && (s = text_detok(&g->held, &g->dt, id)) != VKI_OK) return s;
     g->tok_offset = g->n_chars;
-    g->n_chars += count_chars(g->held.p + before, g->held.n - before);
+    /* an end-of-generation token as the first adds no text: held.p is still NULL */
+    if (g->held.n > before) g->n_chars += count_chars(g->held.p + before, g->held.n - before);
     if (last && (s = text_detok(&g->held, &g->dt, -1)) != VKI_OK) return s;
     if (!text_reserve(&g->held, 1)) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "generate: out of memory for text");
     g->held.p[g->held.n] = '\0';

@@ -68,6 +68,8 @@
 #include "util.h"
 
 #define HF_MAX_VOCAB (1 << 24)
+/* Unnamed ids allowed beyond as many as are named (see the vocabulary size). */
+#define HF_MAX_HOLES 1024
 
 /* ===== kv helpers ======================================================== */
 
@@ -1093,10 +1095,19 @@ vki_status hf_map_tokenizer(vki_model_file *f, const char *src, const char *text
         } else if (id > max_id) max_id = id;
     }
     cJSON_ArrayForEach(e, added) {
+        count++;
         if (jint(cJSON_GetObjectItemCaseSensitive(e, "id"), 0, HF_MAX_VOCAB - 1, &id) && id > max_id) max_id = id;
     }
     if (max_id < 0 || max_id >= HF_MAX_VOCAB) {
         s = vki_fail(VKI_ERR_BAD_FILE, "%s: empty vocabulary", src);
+        goto done;
+    }
+    /* Holes (ids no token names) are filled, but a few bytes naming id
+     * 16777215 must not cost gigabytes (fuzz_hf_json spent its time there):
+     * real vocabularies are dense, so at least half the ids must be named. */
+    if (max_id + 1 > 2 * count + HF_MAX_HOLES) {
+        s = vki_fail(VKI_ERR_BAD_FILE, "%s: ids up to %lld for %lld tokens: a vocabulary that is mostly holes",
+                     src, (long long)max_id, (long long)count);
         goto done;
     }
     b.n = (int32_t)max_id + 1;

@@ -2,7 +2,10 @@
  * the input is a template, then optionally a NUL byte and a JSON context
  * (a fixed conversation when absent or not an object). Parse errors, render
  * errors and the limits are all fine; a crash, a leak or undefined
- * behaviour is not. Limits are small so that each input stays quick. */
+ * behaviour is not. Limits are small so that each input stays quick: a
+ * loop to 200000 steps took 25 ms and a 1.6 MB string product 400 ms under
+ * the sanitizers (the campaign ran at a few hundred inputs a second); the
+ * limit checks are the same code at any size. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,9 +34,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     jinja_template *t = NULL;
     if (jinja_parse(p, tn, "fuzz", &t) == VKI_OK) {
         jinja_limits lim = jinja_default_limits();
-        lim.max_steps = 200000;
-        lim.max_output = 1 << 20;
-        lim.max_memory = 32 << 20;
+        lim.max_steps = 20000;
+        lim.max_output = 64 << 10;
+        lim.max_memory = 1 << 20;
         lim.max_depth = 32;
         char *out = NULL;
         vki_text_span *spans = NULL;

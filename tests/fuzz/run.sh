@@ -10,6 +10,11 @@ build="$1" target="$2" secs="$3"
 corpus="${4:-/tmp/vki-fuzz-corpus/$target}"
 declare -A seeds=([gguf]=seeds_gguf [safetensors]=seeds_st [hf_json]=seeds_hf [config]=seeds_config)
 seed_dir="$here/${seeds[$target]:-seeds_$target}"
+# Inputs past these sizes teach a target nothing new and cost it its speed
+# (the tokenizer's text is repeated to 1 KiB anyway).
+declare -A max_len=([tokenizer]=1024 [stop]=1024 [chat]=2048 [jinja]=2048)
+len_arg=()
+[ "${max_len[$target]:-}" ] && len_arg=(-max_len="${max_len[$target]}")
 art="$(dirname "$corpus")/artifacts-$target"
 mkdir -p "$corpus" "$art"
 # A target that brings Vulkan up (one that starts a scheduler asks for the
@@ -26,7 +31,7 @@ build="$(cd "$build" && pwd)"
 cd "$run"
 rm -f fuzz-0.log
 log="$run/fuzz-0.log"
-nice -n 19 "$build/tests/fuzz/fuzz_$target" -jobs=1 -workers=1 -max_total_time="$secs" -rss_limit_mb=2048 \
+nice -n 19 "$build/tests/fuzz/fuzz_$target" -jobs=1 -workers=1 -max_total_time="$secs" -rss_limit_mb=2048 "${len_arg[@]}" \
   -print_final_stats=1 -artifact_prefix="$art/" "$corpus" "$seed_dir" >"$run/parent.log" 2>&1 || {
   echo "fuzz_$target stopped with a finding; see $log and $art" >&2
   tail -n 30 "$log" >&2
