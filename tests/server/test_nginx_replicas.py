@@ -107,7 +107,7 @@ def embed_client(port, stop, n):
 
 
 def completion_client(port, stop, n):
-    body = {"model": "chat", "prompt": "once upon a time", "max_tokens": 24, "temperature": 0}
+    body = {"model": "chat-c", "prompt": "once upon a time", "max_tokens": 24, "temperature": 0}
     while not stop.is_set():
         for attempt in range(2):
             try:
@@ -174,14 +174,14 @@ def stream_client(port, stop, n, kill_time):
             n.add("stream_failed", "%s after %d events" % (err, events))
 
 
-def in_flight(s):
-    """Requests replica s is answering (its /metrics)."""
+def streaming(s):
+    """Streams replica s is generating: the model only streams use (its /metrics)."""
     try:
         st, _, text, _ = s.request("GET", "/metrics", timeout=5)
     except OSError:
         return -1
-    m = re.search(r"^vkinfer_http_in_flight (\d+)", text, re.M)
-    return int(m.group(1)) - 1 if m else -1  # less this /metrics request
+    m = re.search(r'^vkinfer_active_sequences\{model="chat"\} (\d+)', text, re.M)
+    return int(m.group(1)) if m else -1
 
 
 def main():
@@ -209,8 +209,11 @@ def main():
             f.write("server: {max_connections_per_ip: 256}\n"
                     "device: {prefer: cpu}\n"
                     "models:\n"
+                    # streams use chat, non-stream completions chat-c (the same
+                    # file): the kill waits for a stream on replica A
                     "  - {id: chat, path: %s, n_seq_max: 8}\n"
-                    "  - {id: embed, path: %s}\n" % (os.path.abspath(a.model), bert))
+                    "  - {id: chat-c, path: %s, n_seq_max: 8}\n"
+                    "  - {id: embed, path: %s}\n" % (os.path.abspath(a.model), os.path.abspath(a.model), bert))
         reps = [Server(a.vkinfer, ["--config", cfg, "--threads", "1"]) for _ in range(2)]
         for s in reps:
             s.wait_ready()
@@ -251,13 +254,13 @@ def run(a, reps, ngx, listen, tmp):
     # Kill replica A while it is streaming (at most half-way through the run).
     time.sleep(a.duration * 0.25)
     victim = reps[0]
-    while time.time() - t_start < a.duration * 0.5 and in_flight(victim) < 2:
-        time.sleep(0.05)
-    busy = in_flight(victim)
+    while time.time() - t_start < a.duration * 0.5 and streaming(victim) < 1:
+        time.sleep(0.02)
+    busy = streaming(victim)
     kill_time[0] = time.time()
     os.kill(victim.proc.pid, signal.SIGKILL)
     victim.proc.wait()
-    print("killed replica A (port %d, %d requests in flight) at %.1f s" % (victim.port, busy,
+    print("killed replica A (port %d, %d streams running) at %.1f s" % (victim.port, busy,
                                                                          kill_time[0] - t_start))
     time.sleep(max(0.0, a.duration - (time.time() - t_start)))
     stop.set()
