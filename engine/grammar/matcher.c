@@ -17,6 +17,10 @@
 #include "error.h"
 
 #define MAX_STACKS     1024              /* more live parses: the grammar is too ambiguous */
+/* More expansions for one byte: the same. Nullable rules in sequence are
+ * each entered and skipped, and both ways reach the same continuation, so
+ * without a bound 28 of them took minutes for one byte (fuzz_grammar). */
+#define MAX_EXPANSIONS (1 << 17)
 #define CACHE_BYTES    (8u << 20)        /* masks kept per matcher                          */
 #define CACHE_MAX_ENTS 4096
 
@@ -38,6 +42,7 @@ struct gram_matcher {
     int32_t   cur_off, cur_n;    /* the current state in sets            */
     uint32_t *mask;              /* [mask_words]                         */
     bool      overflow, oom;
+    int32_t   work;              /* match() expansions for the byte being advanced */
     /* mask cache: open addressing over slots, cleared when full */
     cache_ent *ents;
     int32_t   *slots;            /* [n_slots] entry index, -1 empty      */
@@ -103,6 +108,10 @@ static void match(gram_matcher *m, int32_t pos, int32_t parent, uint8_t c, int32
 {
     const gram_grammar *g = m->g;
     for (;;) {
+        if (m->overflow || ++m->work > MAX_EXPANSIONS) {
+            m->overflow = true;
+            return;
+        }
         int32_t s = g->sym[pos];
         if (s == GRAM_END) {
             if (parent < 0) return;
@@ -136,7 +145,8 @@ static void match(gram_matcher *m, int32_t pos, int32_t parent, uint8_t c, int32
 static int32_t advance(gram_matcher *m, int32_t off, int32_t n, uint8_t c)
 {
     int32_t out = m->n_sets;
-    for (int32_t i = 0; i < n; i++) {
+    m->work = 0;
+    for (int32_t i = 0; i < n && !m->overflow; i++) {
         int32_t st = m->sets[off + i];
         if (st >= 0) match(m, m->fr[st].pos, m->fr[st].parent, c, out);
     }
@@ -241,8 +251,9 @@ vki_status gram_matcher_accept_bytes(gram_matcher *m, const char *s, size_t len)
             m->n_sets = mark_sets;
             if (m->oom) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "grammar: out of memory");
             if (m->overflow)
-                return vki_fail(VKI_ERR_INVALID_ARGUMENT, "grammar: more than %d parses are alive at once (the "
-                                "grammar is too ambiguous)", MAX_STACKS);
+                return vki_fail(VKI_ERR_INVALID_ARGUMENT, "grammar: more than %d parses alive at once or %d "
+                                "expansions for one byte (the grammar is too ambiguous)", MAX_STACKS,
+                                MAX_EXPANSIONS);
             return vki_fail(VKI_ERR_INVALID_ARGUMENT, "grammar: byte %zu (0x%02x) of the text is not allowed here",
                             i, (unsigned)(uint8_t)s[i]);
         }
@@ -350,8 +361,8 @@ vki_status gram_matcher_mask(gram_matcher *m, const uint32_t **mask)
     m->n_walked++;
     if (m->oom) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "grammar: out of memory");
     if (m->overflow)
-        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "grammar: more than %d parses are alive at once (the grammar "
-                        "is too ambiguous)", MAX_STACKS);
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "grammar: more than %d parses alive at once or %d "
+                        "expansions for one byte (the grammar is too ambiguous)", MAX_STACKS, MAX_EXPANSIONS);
     *mask = m->mask;
     if (!keyed) return VKI_OK;
     if (m->n_ents == m->max_ents) cache_clear(m);
