@@ -158,7 +158,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         FZ_CHECK(out && plain && !strcmp(out, plain));
         size_t len = strlen(out), at = 0;
-        FZ_CHECK(n_spans <= n);
+        /* at most one span a message from the native renderer; a Jinja
+         * template may print a message's content more than once */
+        if (how >= 1 && how <= 9) FZ_CHECK(n_spans <= n);
         for (size_t k = 0; k < n_spans; k++) {
             FZ_CHECK(spans[k].len > 0 && spans[k].off >= at && spans[k].off + spans[k].len <= len);
             /* The native renderer's spans are whole messages; a Jinja
