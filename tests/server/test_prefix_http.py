@@ -107,6 +107,7 @@ def main():
             check(metric(s, "vkinfer_prompt_tokens_reused_total", "off") == 0, "off reuses nothing")
         finally:
             s.stop()
+    print("test_prefix_http: %s" % ("passed" if not test_server.failures else "%d failures" % test_server.failures))
     return 1 if test_server.failures else 0
 
 
