@@ -5,9 +5,10 @@ prompt-prefix KV reuse (issue 14), through `vkinfer serve` on the CPU.
 The conversation (a system prompt and ten user messages of a few sentences)
 is first played once against a server with reuse on (`--max-tokens` greedy
 tokens per reply), which fixes the history; the replies are the same either
-way (greedy; tests/server/test_prefix_http.py checks it). Then for each mode
-a fresh server (one model, n_seq_max 1, `prefix_reuse: true|false`) is
-measured --runs times:
+way (greedy; tests/server/test_prefix_http.py checks it). Then two fresh
+servers (one model each, n_seq_max 1, `prefix_reuse: true` and `false`) are
+measured --runs times, alternating run by run so that both see the same
+load on a shared machine (the idle one waits):
 
   on   turns 1-9 are played (each resends the whole history, as clients
        do), then turn 10 is timed; before each further run turn 9 is sent
@@ -127,25 +128,24 @@ def main():
     s.stop()
 
     turn10 = history(replies, 10)
-    results = {}
-    for reuse in (True, False):
-        name = "on" if reuse else "off"
-        s = Server(a.vkinfer, a.model, reuse, a.threads, a.n_ctx, log)
-        times, cached, n_prompt = [], [], 0
-        if reuse:
-            for k in range(1, 10):
-                s.chat(history(replies, k), a.max_tokens)
-        for run in range(a.runs):
-            if reuse and run > 0:
+    servers = {"on": Server(a.vkinfer, a.model, True, a.threads, a.n_ctx, log),
+               "off": Server(a.vkinfer, a.model, False, a.threads, a.n_ctx, log)}
+    results = {name: ([], [], 0) for name in servers}
+    for k in range(1, 10):
+        servers["on"].chat(history(replies, k), a.max_tokens)
+    for run in range(a.runs):
+        for name, s in servers.items():
+            if name == "on" and run > 0:
                 s.chat(history(replies, 9), a.max_tokens)  # the slot as after turn 9
             _, u, secs = s.chat(turn10, 1)
+            times, cached, _ = results[name]
             times.append(secs)
             cached.append(u["prompt_tokens_details"]["cached_tokens"])
-            n_prompt = u["prompt_tokens"]
+            results[name] = (times, cached, u["prompt_tokens"])
             print("  reuse %s run %d: %.3f s (%d of %d prompt tokens reused)" % (name, run + 1, secs, cached[-1],
-                  n_prompt), file=sys.stderr)
+                  u["prompt_tokens"]), file=sys.stderr)
+    for s in servers.values():
         s.stop()
-        results[name] = (times, cached, n_prompt)
 
     print("| prefix reuse | turn-10 prompt tokens | reused | TTFT median (s) | min | max | runs |")
     print("|---|---|---|---|---|---|---|")
