@@ -10,6 +10,8 @@
  * other model ids (tried in order) and auto (scored candidates);
  * capabilities, languages and compatible feed the score; breaker sets the
  * circuit breaker; test_fail makes loads or steps fail, for tests only.
+ * prefix_reuse (true by default) keeps a chat model's finished KV for the
+ * next prompt that starts the same way (engine/sched/sched_prefix.c).
  * fallback_policy (top level) sets the score's weights and minimum.
  */
 #include "server/config.h"
@@ -594,6 +596,12 @@ static vki_status model_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_n
         if (!strcmp(t, "true")) m->pin = true;
         else if (!strcmp(t, "false")) m->pin = false;
         else return node_fail(x, v, "models[].pin: expected true or false, found '%s'", t[0] ? t : node_kind(v));
+    } else if (!strcmp(key, "prefix_reuse")) {
+        const char *t = v->type == YAML_SCALAR_NODE ? scalar(v) : "";
+        if (!strcmp(t, "true")) m->no_prefix_reuse = false;
+        else if (!strcmp(t, "false")) m->no_prefix_reuse = true;
+        else return node_fail(x, v, "models[].prefix_reuse: expected true or false, found '%s'",
+                              t[0] ? t : node_kind(v));
     } else if (!strcmp(key, "fallback")) {
         return fallback_list(x, v, m);
     } else if (!strcmp(key, "capabilities")) {
@@ -617,8 +625,8 @@ static vki_status model_pair(cfg_ctx *x, const char *key, yaml_node_t *k, yaml_n
         return get_number(x, v, "models[].quality", 0, 1, &m->quality);
     } else {
         return node_fail(x, k, "models[]: unknown key '%s' (expected id, path, kind, priority, n_ctx, n_seq_max, "
-                               "chat_template, keep_alive, pin, fallback, capabilities, languages, dimensions, "
-                               "compatible, breaker, test_fail, use_case, quality)", key);
+                               "chat_template, keep_alive, pin, prefix_reuse, fallback, capabilities, languages, "
+                               "dimensions, compatible, breaker, test_fail, use_case, quality)", key);
     }
     return VKI_OK;
 }
@@ -657,6 +665,7 @@ static vki_status add_model_node(cfg_ctx *x, srv_config *c, yaml_node_t *n)
             d->has_keep_alive = m.has_keep_alive;
             d->keep_alive_ms = m.keep_alive_ms;
             d->pin = m.pin;
+            d->no_prefix_reuse = m.no_prefix_reuse;
             d->fallback_cpu = m.fallback_cpu;
             /* the lists move over */
             d->fallback_ids = m.fallback_ids;

@@ -47,6 +47,7 @@ typedef struct srv_model_cfg {
     char      *use_case;       /* use_case: a description (registry, /v1/models); NULL = none */
     double     quality;        /* quality: [0, 1], ranks equally loaded candidates of `auto` */
     int32_t    line, col;      /* where the file defines it (1-based); 0 = not from a file */
+    bool       no_prefix_reuse; /* prefix_reuse: false (default true: chat KV kept for the next prompt) */
 } srv_model_cfg;
 
 /* One route of `model: "auto"` (routes: [...]; engine/sched/router.h). */

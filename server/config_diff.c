@@ -29,6 +29,7 @@ void srv_model_sched_params(const srv_config *cfg, const srv_model_cfg *m, const
     mp.keep_alive_ms = m->keep_alive_ms;
     mp.pin = m->pin;
     mp.fallback_cpu = m->fallback_cpu;
+    mp.no_prefix_reuse = m->no_prefix_reuse;
     memset(chain, 0, 65 * sizeof *chain);
     for (int32_t k = 0; k < m->n_fallback && k < 64; k++) chain[k] = m->fallback_ids[k];
     mp.fb = (sched_fb_params){.chain = chain, .auto_candidates = m->fallback_auto, .caps = m->caps,
@@ -71,6 +72,8 @@ static bool replaced_fields(const srv_model_cfg *a, const srv_model_cfg *b, char
               a->breaker.recovery_ms != b->breaker.recovery_ms,
           "breaker")
     FIELD(a->test_fail_loads != b->test_fail_loads || a->test_fail_steps != b->test_fail_steps, "test_fail")
+    /* the generation worker reads it when it starts */
+    FIELD(a->no_prefix_reuse != b->no_prefix_reuse, "prefix_reuse")
     return any;
 }
 

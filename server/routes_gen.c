@@ -106,15 +106,19 @@ static cJSON *tool_calls_json(const gen_job *j, int32_t choice, const srv_tool_c
  * completion tokens of every choice. */
 static cJSON *usage_json(const gen_job *j)
 {
-    int32_t np = 0, ng = 0;
+    int32_t np = 0, ng = 0, nc = 0;
     for (int32_t k = 0; k < j->n_req; k++) {
         np += j->res[k].n_prompt;
         ng += j->res[k].n_generated;
+        nc += j->res[k].n_cached;
     }
     cJSON *u = cJSON_CreateObject();
     cJSON_AddNumberToObject(u, "prompt_tokens", np);
     cJSON_AddNumberToObject(u, "completion_tokens", ng);
     cJSON_AddNumberToObject(u, "total_tokens", np + ng);
+    /* OpenAI's field for prompt tokens served from a cache (prefix reuse here) */
+    cJSON *d = cJSON_AddObjectToObject(u, "prompt_tokens_details");
+    cJSON_AddNumberToObject(d, "cached_tokens", nc);
     return u;
 }
 

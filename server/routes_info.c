@@ -471,7 +471,14 @@ enum MHD_Result srv_route_metrics(srv_conn *cn)
         "# TYPE vkinfer_active_sequences gauge\n"
         "# TYPE vkinfer_requests_finished_total counter\n"
         "# TYPE vkinfer_queue_rejected_total counter\n"
+        "# HELP vkinfer_prompt_tokens_total Prompt tokens of requests that finished ok (evaluated or reused alike).\n"
         "# TYPE vkinfer_prompt_tokens_total counter\n# TYPE vkinfer_generated_tokens_total counter\n"
+        "# HELP vkinfer_prompt_tokens_evaluated_total Prompt tokens run through the model (admitted sequences, any "
+        "outcome; a paused generation's re-fed tokens too).\n"
+        "# TYPE vkinfer_prompt_tokens_evaluated_total counter\n"
+        "# HELP vkinfer_prompt_tokens_reused_total Prompt tokens skipped: their KV was already in the sequence's slot "
+        "(prefix reuse).\n"
+        "# TYPE vkinfer_prompt_tokens_reused_total counter\n"
         "# TYPE vkinfer_batch_steps_total counter\n# TYPE vkinfer_batch_sequences_total counter\n"
         "# TYPE vkinfer_service_time_avg_seconds gauge\n"
         "# HELP vkinfer_time_to_first_token_seconds Submit to first generated token.\n"
@@ -541,11 +548,14 @@ enum MHD_Result srv_route_metrics(srv_conn *cn)
         srv_buf_printf(&b,
                 "vkinfer_queue_rejected_total{model=\"%s\"} %llu\n"
                 "vkinfer_prompt_tokens_total{model=\"%s\"} %llu\n"
+                "vkinfer_prompt_tokens_evaluated_total{model=\"%s\"} %llu\n"
+                "vkinfer_prompt_tokens_reused_total{model=\"%s\"} %llu\n"
                 "vkinfer_generated_tokens_total{model=\"%s\"} %llu\n"
                 "vkinfer_batch_steps_total{model=\"%s\"} %llu\n"
                 "vkinfer_batch_sequences_total{model=\"%s\"} %llu\n"
                 "vkinfer_service_time_avg_seconds{model=\"%s\"} %.6f\n",
                 id, (unsigned long long)st.rejected_full, id, (unsigned long long)st.prompt_tokens, id,
+                (unsigned long long)st.prompt_evaluated, id, (unsigned long long)st.prompt_reused, id,
                 (unsigned long long)st.generated_tokens, id, (unsigned long long)st.steps, id,
                 (unsigned long long)st.step_seqs, id, st.service_ema_ms / 1e3);
         srv_buf_printf(&b,

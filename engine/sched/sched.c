@@ -476,6 +476,7 @@ static vki_status add_model(scheduler *s, const sched_model_params *p)
     m->pin = p->pin;
     m->fallback_cpu = p->fallback_cpu;
     m->on_demand = p->on_demand;
+    m->prefix_reuse = !p->no_prefix_reuse;
     sched_breaker_init(&m->brk, &p->fb.breaker);
     m->test_fail_loads = p->fb.test_fail_loads > 0 ? p->fb.test_fail_loads : 0;
     m->test_fail_steps = p->fb.test_fail_steps > 0 ? p->fb.test_fail_steps : 0;

@@ -189,6 +189,10 @@ typedef struct sched_model_params {
     bool             on_demand;      /* not loaded at start: the first request loads it
                                         (implied by a keep_alive of 0)                   */
     sched_fb_params  fb;             /* fallback chain, capabilities, breaker            */
+    /* Chat models keep each finished sequence's KV in its slot and start a
+     * prompt that begins with those tokens after them (sched_prefix.c);
+     * true turns that off (config `prefix_reuse: false`). */
+    bool             no_prefix_reuse;
 } sched_model_params;
 
 /* Creates a scheduler with no models. INVALID_ARGUMENT, OUT_OF_MEMORY. */
@@ -408,6 +412,8 @@ typedef struct sched_result {
     uint64_t    start_order;   /* 0 while queued; then the order of admission */
     double      queue_ms;      /* submit -> admission; 0 while queued        */
     double      ttft_ms;       /* submit -> first token (generation)         */
+    int32_t     n_cached;      /* prompt tokens whose KV a slot already held
+                                  (prefix reuse; not evaluated again)        */
 } sched_result;
 
 /* Waits up to timeout_ms (-1: forever, 0: not at all) until the request has
@@ -491,7 +497,7 @@ typedef struct sched_stats {
     int32_t     queued[SCHED_N_PRIO];
     int32_t     active;            /* sequences decoding / requests in a batch */
     uint64_t    finished_ok, failed, cancelled, timed_out, rejected_full;
-    uint64_t    prompt_tokens, generated_tokens;
+    uint64_t    prompt_tokens, generated_tokens; /* of requests that finished ok   */
     uint64_t    steps, step_seqs;  /* decode steps, and sequences summed over them */
     sched_histo ttft;              /* submit -> first token                     */
     sched_histo token_latency;     /* per generated token: its decode step      */
@@ -511,6 +517,10 @@ typedef struct sched_stats {
     double      arb_wait_ms;       /* time those steps waited for the device    */
     uint64_t    emb_cache_hits;    /* texts answered from the embedding cache   */
     uint64_t    emb_cache_misses;  /* texts looked up there and embedded        */
+    /* Prompt positions of admitted sequences (any outcome, a paused one's
+     * re-fed tokens too): run through the model, or found in a slot's KV
+     * and skipped (prefix reuse). */
+    uint64_t    prompt_evaluated, prompt_reused;
 } sched_stats;
 
 void sched_model_get_stats(scheduler *s, int32_t i, sched_stats *out);

@@ -2,8 +2,10 @@
  * sched_gen.c: the generation worker: continuous batching. Each step is one
  * llama_decode with one span per active sequence: a request admitted since
  * the last step brings its whole prompt, the others their last sampled
- * token. A sequence that ends leaves at once and its KV slot is cleared for
- * the next request, so short requests never wait for long ones.
+ * token. A sequence that ends leaves at once and its KV slot is free for
+ * the next request, so short requests never wait for long ones; the slot
+ * keeps its cache, and a prompt that starts with the same tokens takes it
+ * and skips them (prefix reuse, sched_prefix.c).
  * A request with n choices takes n slots at once: its prompt is evaluated
  * in the first (the lead), whose KV rows are then copied to the others, and
  * each slot samples its own choice from the same logits.
@@ -31,6 +33,7 @@ typedef struct gen_slot {
     gen_seq        g;
     bool           fresh;  /* admitted, prompt not evaluated yet             */
     bool           inited; /* lead: its request's sequences are set up      */
+    bool           placed; /* lead, fresh: its cache was cut to the reused prefix */
     int32_t        fed;    /* lead, fresh: prompt tokens in the cache        */
     int32_t        take;   /* lead, fresh: prompt tokens this step feeds     */
     int32_t        next;   /* the token to feed at the next step             */
@@ -68,12 +71,13 @@ static void feed_push(gen_slot *sl, int32_t id)
     sl->feed[sl->n_feed++] = id;
 }
 
-/* Frees slot i (model mu not held). */
-static void slot_free(sched_model *m, mdl_model *mm, gen_slot *sl, int32_t i)
+/* Frees slot i (model mu not held); its cache stays for prefix reuse when
+ * kv_sound (not after a failed pass). */
+static void slot_free(sched_model *m, mdl_model *mm, gen_slot *sl, int32_t i, bool kv_sound)
 {
     gen_seq_deinit(&sl->g);
     feed_drop(sl);
-    mdl_kv_seq_clear(mm, i);
+    sched_prefix_release(&m->px, mm, i, kv_sound);
     sl->r = NULL;
     pthread_mutex_lock(&m->mu);
     m->n_active--;
@@ -81,12 +85,13 @@ static void slot_free(sched_model *m, mdl_model *mm, gen_slot *sl, int32_t i)
     pthread_mutex_unlock(&m->mu);
 }
 
-/* Ends request r with st: every slot it holds is freed, then it finishes. */
+/* Ends request r with st: every slot it holds is freed (keeping its cache
+ * for reuse when kv_sound), then it finishes. */
 static void request_end(sched_model *m, mdl_model *mm, gen_slot *slots, int32_t n_slots, sched_request *r,
-                        vki_status st, const char *msg)
+                        vki_status st, const char *msg, bool kv_sound)
 {
     for (int32_t i = 0; i < n_slots; i++)
-        if (slots[i].r == r) slot_free(m, mm, &slots[i], i);
+        if (slots[i].r == r) slot_free(m, mm, &slots[i], i, kv_sound);
     sched_finish(m, r, st, msg);
 }
 
@@ -94,7 +99,7 @@ static void request_end(sched_model *m, mdl_model *mm, gen_slot *slots, int32_t 
 static void end_all(sched_model *m, mdl_model *mm, gen_slot *slots, int32_t n_slots, const char *why)
 {
     for (int32_t i = 0; i < n_slots; i++)
-        if (slots[i].r) request_end(m, mm, slots, n_slots, slots[i].r, VKI_ERR_DEVICE_LOST, why);
+        if (slots[i].r) request_end(m, mm, slots, n_slots, slots[i].r, VKI_ERR_DEVICE_LOST, why, false);
 }
 
 /* A failure in a step (status st, the detail in vki_last_error()) ends r;
@@ -107,7 +112,7 @@ static bool step_failed(sched_model *m, mdl_model *mm, gen_slot *slots, int32_t 
     char msg[512], why[1024];
     snprintf(msg, sizeof msg, "%s", vki_last_error());
     const bool broke = sched_breaker_step_failed(m, st, msg, why, sizeof why);
-    request_end(m, mm, slots, n_slots, r, st, msg);
+    request_end(m, mm, slots, n_slots, r, st, msg, false);
     if (broke) end_all(m, mm, slots, n_slots, why);
     return broke;
 }
@@ -116,7 +121,7 @@ static bool step_failed(sched_model *m, mdl_model *mm, gen_slot *slots, int32_t 
 static void choice_done(sched_model *m, mdl_model *mm, gen_slot *slots, int32_t i)
 {
     sched_request *r = slots[i].r;
-    slot_free(m, mm, &slots[i], i);
+    slot_free(m, mm, &slots[i], i, true);
     if (--r->n_live == 0) sched_finish(m, r, VKI_OK, NULL);
 }
 
@@ -159,7 +164,8 @@ static void pause_all(sched_model *m, mdl_model *mm, gen_slot *slots, int32_t n_
         sl->r->paused = pz;
         sl->feed = NULL;
         sl->n_feed = sl->cap_feed = 0;
-        mdl_kv_seq_clear(mm, i);
+        /* kept for reuse: a resume before the unload re-feeds only the last token */
+        sched_prefix_release(&m->px, mm, i, true);
         sched_push_front(m, sl->r);
         sl->r = NULL;
         m->n_active--;
@@ -174,7 +180,7 @@ static void pause_all(sched_model *m, mdl_model *mm, gen_slot *slots, int32_t n_
 static void slot_resume(sched_model *m, gen_slot *slots, int32_t i, sched_request *r)
 {
     gen_slot *sl = &slots[i];
-    *sl = (gen_slot){.r = r, .choice = 0, .lead = i, .fresh = true, .inited = true, .g = r->paused->g,
+    *sl = (gen_slot){.r = r, .choice = 0, .lead = i, .fresh = true, .inited = true, .placed = false, .g = r->paused->g,
                      .feed = r->paused->feed, .n_feed = r->paused->n_feed, .cap_feed = r->paused->cap_feed};
     /* The tokenizer it borrowed was the unloaded model's: take this load's. */
     sl->g.tok = sl->g.dt.tok = api_model_tokenizer(m->md);
@@ -219,7 +225,10 @@ void sched_gen_worker(sched_model *m)
     mdl_span *spans = calloc((size_t)n_slots, sizeof *spans);
     int32_t *span_slot = calloc((size_t)n_slots, sizeof *span_slot);
     float *row = malloc(sizeof *row * (size_t)n_vocab); /* a choice's copy of the lead's logits */
-    if (!slots || !spans || !span_slot || !row) {
+    bool *is_free = calloc((size_t)n_slots, sizeof *is_free);
+    /* A new worker starts empty: a load (or a reload's new file) knows nothing of what the last one held. */
+    vki_status pst = sched_prefix_init(&m->px, n_slots, n_ctx, m->prefix_reuse);
+    if (!slots || !spans || !span_slot || !row || !is_free || pst != VKI_OK) {
         /* Cannot serve at all: say so to everything that arrives. */
         pthread_mutex_lock(&m->mu);
         m->state = SCHED_FAILED;
@@ -247,7 +256,7 @@ void sched_gen_worker(sched_model *m)
                 pause_all(m, mm, slots, n_slots);
             /* A reload is ready (or must drain): admit nothing more, finish what runs. */
             int32_t n_free = 0;
-            for (int32_t i = 0; i < n_slots; i++) n_free += !slots[i].r;
+            for (int32_t i = 0; i < n_slots; i++) n_free += (is_free[i] = !slots[i].r);
             while (n_free > 0 && m->swap < SCHED_SWAP_READY) {
                 sched_request *r = sched_pop(m);
                 if (!r) break;
@@ -259,9 +268,9 @@ void sched_gen_worker(sched_model *m)
                     break;
                 }
                 if (r->paused) {
-                    int32_t i = 0;
-                    while (slots[i].r) i++;
+                    const int32_t i = sched_prefix_pick(&m->px, is_free, r->paused->feed, r->paused->n_feed);
                     slot_resume(m, slots, i, r);
+                    is_free[i] = false;
                     n_free--;
                     continue;
                 }
@@ -279,10 +288,14 @@ void sched_gen_worker(sched_model *m)
                 }
                 sched_admit(m, r);
                 r->n_live = r->n_choices;
-                for (int32_t j = 0, i = 0, lead = -1; j < r->n_choices; i++) {
-                    if (slots[i].r) continue;
+                /* The lead (which evaluates the prompt) is the slot holding
+                 * most of it; the other choices take the least recently
+                 * used ones, whose caches their copies of the lead's replace. */
+                for (int32_t j = 0, lead = -1; j < r->n_choices; j++) {
+                    const int32_t i = sched_prefix_pick(&m->px, is_free, r->ids, j ? 0 : r->n_ids);
                     if (lead < 0) lead = i;
-                    slots[i] = (gen_slot){.r = r, .choice = j++, .lead = lead, .fresh = true};
+                    slots[i] = (gen_slot){.r = r, .choice = j, .lead = lead, .fresh = true};
+                    is_free[i] = false;
                 }
                 m->n_active += r->n_choices;
                 n_free -= r->n_choices;
@@ -308,27 +321,35 @@ void sched_gen_worker(sched_model *m)
             if (!sl->r) continue;
             vki_status st = sched_check(sl->r, now);
             if (st != VKI_OK) {
-                request_end(m, mm, slots, n_slots, sl->r, st, st == VKI_ERR_TIMEOUT ? "the request's deadline passed"
-                                                                                    : "the request was cancelled");
+                request_end(m, mm, slots, n_slots, sl->r, st,
+                            st == VKI_ERR_TIMEOUT ? "the request's deadline passed" : "the request was cancelled", true);
                 continue;
             }
             if (sl->fresh) {
                 if (sl->lead != i) continue; /* its KV comes from the lead after this pass */
                 if (!sl->inited) {
-                    mdl_kv_seq_clear(mm, i);
                     if ((st = request_init(m->md, slots, n_slots, i, tok, n_vocab, n_ctx)) != VKI_OK) {
-                        request_end(m, mm, slots, n_slots, sl->r, st, vki_last_error());
+                        request_end(m, mm, slots, n_slots, sl->r, st, vki_last_error(), true);
                         continue;
                     }
                     sl->inited = true;
-                    sl->fed = 0;
                     /* a single choice keeps its tokens, so a turn's end can pause it */
                     if (sl->r->n_choices == 1 && (sl->feed = malloc(sizeof *sl->feed * (size_t)sl->r->n_ids))) {
                         memcpy(sl->feed, sl->r->ids, sizeof *sl->feed * (size_t)sl->r->n_ids);
                         sl->n_feed = sl->cap_feed = sl->r->n_ids;
                     }
-                } else if (sl->fed == 0) {
-                    mdl_kv_seq_clear(mm, i); /* resumed after a pause: its tokens go in anew */
+                }
+                if (!sl->placed) {
+                    /* new, or resumed after a pause: what the slot holds of
+                     * its tokens stays, the rest goes in */
+                    sl->fed = sched_prefix_place(&m->px, mm, i, prefill_ids(sl), prefill_len(sl));
+                    sl->placed = true;
+                    pthread_mutex_lock(&m->st_mu);
+                    m->st.prompt_reused += (uint64_t)sl->fed;
+                    pthread_mutex_unlock(&m->st_mu);
+                    pthread_mutex_lock(&sl->r->mu);
+                    sl->r->res.n_cached += sl->fed; /* a resume adds what it found */
+                    pthread_mutex_unlock(&sl->r->mu);
                 }
                 /* At least one token, so a prompt always moves. */
                 sl->take = VKI_MIN(prefill_len(sl) - sl->fed, VKI_MAX(room, n_spans ? 0 : 1));
@@ -363,7 +384,7 @@ void sched_gen_worker(sched_model *m)
             /* Counted first: whoever sees these requests end sees the breaker's state. */
             const bool broke = sched_breaker_step_failed(m, st, msg, why, sizeof why);
             for (int32_t k = 0; k < n_spans; k++)
-                if (slots[span_slot[k]].r) request_end(m, mm, slots, n_slots, slots[span_slot[k]].r, st, msg);
+                if (slots[span_slot[k]].r) request_end(m, mm, slots, n_slots, slots[span_slot[k]].r, st, msg, false);
             if (broke) {
                 end_all(m, mm, slots, n_slots, why);
                 break;
@@ -374,9 +395,13 @@ void sched_gen_worker(sched_model *m)
         pthread_mutex_lock(&m->st_mu);
         m->st.steps++;
         m->st.step_seqs += (uint64_t)n_spans;
-        for (int32_t k = 0; k < n_spans; k++)
+        for (int32_t k = 0; k < n_spans; k++) {
             if (!slots[span_slot[k]].fresh) sched_histo_add(&m->st.token_latency, (t1 - t0) / 1e3);
+            else m->st.prompt_evaluated += (uint64_t)spans[k].n_tokens;
+        }
         pthread_mutex_unlock(&m->st_mu);
+        /* Before sampling overwrites the tokens the spans point at. */
+        for (int32_t k = 0; k < n_spans; k++) sched_prefix_fed(&m->px, spans[k].seq, spans[k].tokens, spans[k].n_tokens);
         for (int32_t k = 0; k < n_spans; k++) {
             int32_t i = span_slot[k];
             gen_slot *sl = &slots[i];
@@ -394,6 +419,7 @@ void sched_gen_worker(sched_model *m)
                         broke = step_failed(m, mm, slots, n_slots, r, st);
                         break;
                     }
+                    sched_prefix_copy(&m->px, i, f);
                     memcpy(row, lg, sizeof *row * (size_t)n_vocab);
                     broke = slot_step(m, mm, slots, n_slots, f, row, t1);
                 }
@@ -406,8 +432,11 @@ void sched_gen_worker(sched_model *m)
     }
     /* Stopping: whatever still runs is cancelled (queued ones were purged). */
     for (int32_t i = 0; i < n_slots; i++)
-        if (slots[i].r) request_end(m, mm, slots, n_slots, slots[i].r, VKI_ERR_CANCELLED, "the server is shutting down");
+        if (slots[i].r)
+            request_end(m, mm, slots, n_slots, slots[i].r, VKI_ERR_CANCELLED, "the server is shutting down", true);
 out:
+    sched_prefix_deinit(&m->px);
+    free(is_free);
     free(row);
     free(slots);
     free(spans);

@@ -20,6 +20,43 @@
 
 typedef struct sched_model sched_model;
 
+/* ----- sched_prefix.c: prompt-prefix KV reuse (the generation worker's) ----- */
+
+typedef struct mdl_model mdl_model; /* engine/models/model.h */
+
+/* What one KV slot holds: the tokens at positions [0, n) of its sequence. */
+typedef struct sched_kv_hist {
+    int32_t *ids;  /* [n_ctx]; NULL when reuse is off                     */
+    int32_t  n;
+    uint64_t used; /* sched_prefix.clock when it was last picked; 0 = never */
+} sched_kv_hist;
+
+typedef struct sched_prefix {
+    sched_kv_hist *slot;  /* [n_slots] */
+    int32_t        n_slots, n_ctx;
+    uint64_t       clock;
+    bool           on;    /* off: every prompt is evaluated whole (old behaviour) */
+} sched_prefix;
+
+vki_status sched_prefix_init(sched_prefix *px, int32_t n_slots, int32_t n_ctx, bool on);
+void       sched_prefix_deinit(sched_prefix *px);
+/* Prompt tokens of ids[0, n) that slot's cache holds, at most n - 1 (the
+ * last is always evaluated for its logits); 0 when off. */
+int32_t    sched_prefix_match(const sched_prefix *px, int32_t slot, const int32_t *ids, int32_t n);
+/* The free slot (is_free[i]) for a prompt: the longest match, else the
+ * least recently used (empty first); -1 when none is free. Marks it used. */
+int32_t    sched_prefix_pick(sched_prefix *px, const bool *is_free, const int32_t *ids, int32_t n);
+/* Cuts slot's KV to its match with ids and returns how many positions it
+ * keeps (0 when a sliding window forbids the cut: the slot is cleared). */
+int32_t    sched_prefix_place(sched_prefix *px, mdl_model *mm, int32_t slot, const int32_t *ids, int32_t n);
+/* A pass wrote ids[0, n) after what slot held. */
+void       sched_prefix_fed(sched_prefix *px, int32_t slot, const int32_t *ids, int32_t n);
+/* mdl_kv_seq_copy(src, dst) succeeded: dst holds what src does. */
+void       sched_prefix_copy(sched_prefix *px, int32_t src, int32_t dst);
+/* The slot's sequence ended: its cache stays for the next prompt when
+ * reuse is on and keep (the rows are sound), else it is cleared. */
+void       sched_prefix_release(sched_prefix *px, mdl_model *mm, int32_t slot, bool keep);
+
 /* ----- sched_breaker.c: the state machine (pure: the caller passes the time) ----- */
 
 #define SCHED_BREAKER_MAX_FAILURES 64 /* failures remembered for the window */
@@ -125,7 +162,7 @@ struct sched_model {
     char             *id, *path;
     sched_kind        kind;
     vki_model_params  mp;
-    bool              has_keep_alive, pin, fallback_cpu, on_demand;
+    bool              has_keep_alive, pin, fallback_cpu, on_demand, prefix_reuse;
     double            keep_alive_ms;
     vki_model_file   *file;     /* header + tokenizer, open from the first  */
     vki_tokenizer    *tok;      /* moment to sched_destroy (can_queue)       */
@@ -175,6 +212,7 @@ struct sched_model {
     double            want_since; /* waiting for device room since; 0 = not (res_mu) */
     uint64_t          want_bytes; /* and for how many bytes (res_mu)        */
     struct sched_arb *arb;      /* the arbiter of the device it runs on (set at install) */
+    sched_prefix      px;       /* what each KV slot holds (generation worker only) */
     double            t_used;   /* last admission or end (mu)               */
     double            freq;     /* admissions, decayed (sched_resid.c) (mu) */
     double            t_freq;   /* when freq was last decayed (mu)          */
