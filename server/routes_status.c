@@ -145,6 +145,8 @@ static cJSON *model_obj(const sched_model_info *info, const sched_stats *st, dou
     cJSON *t = cJSON_AddObjectToObject(m, "tokens");
     cJSON_AddNumberToObject(t, "prompt", (double)st->prompt_tokens);
     cJSON_AddNumberToObject(t, "generated", (double)st->generated_tokens);
+    cJSON_AddNumberToObject(t, "prompt_evaluated", (double)st->prompt_evaluated);
+    cJSON_AddNumberToObject(t, "prompt_reused", (double)st->prompt_reused);
     cJSON *c = cJSON_AddObjectToObject(m, "residency");
     cJSON_AddNumberToObject(c, "loads", (double)st->loads);
     cJSON_AddNumberToObject(c, "evictions", (double)st->evictions);
@@ -168,8 +170,8 @@ static cJSON *model_obj(const sched_model_info *info, const sched_stats *st, dou
  * TODO(#14): fill both from the scheduler's counters when those land; no
  * figure is shown for a cache that does not exist. */
 /* The embedding result cache (sched_ecache.c), as /metrics counts it;
- * enabled false when its budget is 0. prefix_kv: null until prompt-prefix
- * reuse has counters to show. */
+ * enabled false when its budget is 0. prefix_kv: prompt tokens whose KV a
+ * slot already held (sched_prefix.c) against those evaluated, all models. */
 static cJSON *caches_obj(scheduler *s)
 {
     cJSON *c = cJSON_CreateObject();
@@ -184,7 +186,17 @@ static cJSON *caches_obj(scheduler *s)
     cJSON_AddNumberToObject(e, "misses", (double)ec.misses);
     cJSON_AddNumberToObject(e, "hit_rate", ec.hits + ec.misses ? (double)ec.hits / (double)(ec.hits + ec.misses) : 0);
     cJSON_AddNumberToObject(e, "evictions", (double)ec.evictions);
-    cJSON_AddNullToObject(c, "prefix_kv");
+    uint64_t reused = 0, evaluated = 0;
+    for (int32_t i = 0; i < sched_n_models(s); i++) {
+        sched_stats st;
+        sched_model_get_stats(s, i, &st);
+        reused += st.prompt_reused;
+        evaluated += st.prompt_evaluated;
+    }
+    cJSON *p = cJSON_AddObjectToObject(c, "prefix_kv");
+    cJSON_AddNumberToObject(p, "hits", (double)reused);       /* prompt tokens reused  */
+    cJSON_AddNumberToObject(p, "misses", (double)evaluated);  /* prompt tokens evaluated */
+    cJSON_AddNumberToObject(p, "hit_rate", reused + evaluated ? (double)reused / (double)(reused + evaluated) : 0);
     return c;
 }
 

@@ -176,6 +176,11 @@ def test_status(exe, model, tiny, tmp):
         m = metrics(s)
         for what, v, name in pairs(js):
             check(name in m and v == m[name], "at rest: %s: status %s, metrics %s (%s)" % (what, v, m.get(name), name))
+        pk = js["caches"]["prefix_kv"]
+        for k, n in (("hits", "vkinfer_prompt_tokens_reused_total"), ("misses", "vkinfer_prompt_tokens_evaluated_total")):
+            tot = sum(v for name, v in m.items() if name.startswith(n + "{"))
+            check(pk[k] == tot and tot == sum(x["tokens"]["prompt_" + ("reused" if k == "hits" else "evaluated")]
+                                               for x in js["models"]), "prefix_kv %s: status %s, metrics %s" % (k, pk[k], tot))
         for k in ("hits", "misses"):  # /metrics has them by model
             tot = sum(v for n, v in m.items() if n.startswith("vkinfer_embedding_cache_%s_total" % k))
             check(js["caches"]["embedding"][k] == tot, "cache %s: status %s, metrics %s" %
