@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "engine/service/service_internal.h"
 #include "error.h"
@@ -152,6 +153,55 @@ void svc_push_ready(vki_service *svc, vki_job *j)
     pthread_mutex_unlock(&svc->mu);
 }
 
+void svc_park(vki_service *svc, vki_job *j)
+{
+    pthread_mutex_lock(&svc->mu);
+    atomic_fetch_add(&j->refs, 1);
+    j->next_parked = svc->parked;
+    svc->parked = j;
+    pthread_cond_broadcast(&svc->cv);
+    pthread_mutex_unlock(&svc->mu);
+}
+
+/* Moves the parked jobs to the ready list (their references move too);
+ * under svc->mu. A job already queued drops the parked reference. */
+static void unpark_all(vki_service *svc)
+{
+    vki_job *j = svc->parked;
+    svc->parked = NULL;
+    while (j) {
+        vki_job *next = j->next_parked;
+        if (!j->queued) {
+            j->queued = true;
+            j->next = NULL;
+            *svc->ready_tail = j;
+            svc->ready_tail = &j->next;
+        } else {
+            atomic_fetch_sub(&j->refs, 1); /* the ready list holds one already: never the last */
+        }
+        j = next;
+    }
+}
+
+static double parked_deadline(const vki_service *svc)
+{
+    double d = 0;
+    for (const vki_job *j = svc->parked; j; j = j->next_parked)
+        if (j->deadline > 0 && (d == 0 || j->deadline < d)) d = j->deadline;
+    return d;
+}
+
+static void cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, double until_ms)
+{
+    const double ms = VKI_MAX(0.0, until_ms - vki_time_ms());
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    const long long ns = (long long)ts.tv_nsec + (long long)(ms * 1e6);
+    ts.tv_sec += (time_t)(ns / 1000000000LL);
+    ts.tv_nsec = (long)(ns % 1000000000LL);
+    pthread_cond_timedwait(cv, mu, &ts);
+}
+
 /* The scheduler's on_state, on its threads: queued for the dispatcher so
  * that the caller's on_state runs where every other callback does. */
 static void on_sched_state(const sched_model_info *si, void *user)
@@ -172,9 +222,12 @@ static void *dispatcher_main(void *arg)
     vki_service *svc = arg;
     pthread_mutex_lock(&svc->mu);
     for (;;) {
+        const double due = parked_deadline(svc);
+        if (svc->parked && (svc->events || svc->shutting || (due > 0 && vki_time_ms() >= due))) unpark_all(svc);
         if (!svc->ready && !svc->events) {
             if (svc->stop) break;
-            pthread_cond_wait(&svc->cv, &svc->mu);
+            if (due > 0) cond_wait_until(&svc->cv, &svc->mu, due);
+            else pthread_cond_wait(&svc->cv, &svc->mu);
             continue;
         }
         svc_state_event *ev = svc->events;
@@ -341,6 +394,10 @@ void vki_service_destroy(vki_service *svc)
     if (!svc) return;
     /* Cancel everything: each job's request ends and notifies, and the
      * dispatcher ends the job (on_done) before it is told to stop. */
+    pthread_mutex_lock(&svc->mu);
+    svc->shutting = true;
+    pthread_cond_broadcast(&svc->cv);
+    pthread_mutex_unlock(&svc->mu);
     sched_shutdown(svc->s);
     pthread_mutex_lock(&svc->mu);
     while (svc->n_live > 0) pthread_cond_wait(&svc->cv, &svc->mu);

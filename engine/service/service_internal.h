@@ -36,6 +36,10 @@ struct vki_service {
     vki_job           *ready;    /* jobs with news, each holding a reference     */
     vki_job          **ready_tail;
     svc_state_event   *events, **events_tail;
+    /* Jobs whose models are all still opening their files: tried again at
+     * the next state change (or their deadline), each holding a reference. */
+    vki_job           *parked;
+    bool               shutting;
     int32_t            n_live;   /* jobs not yet ended                            */
     bool               stop;
     /* [from][to][reason]: requests for `from` served by `to`; sized for
@@ -81,12 +85,16 @@ struct vki_job {
     char               message[1200];
     char               model_id[256], requested_id[256];
     vki_job           *next;      /* svc->ready                                 */
+    vki_job           *next_parked; /* svc->parked                              */
 };
 
 /* service_job.c */
 void svc_job_process(vki_job *j);
+
 void svc_job_unref(vki_job *j);
 /* service.c */
+/* Parks j until a model changes state (service_internal.h: parked). */
+void svc_park(vki_service *svc, vki_job *j);
 void svc_push_ready(vki_service *svc, vki_job *j);
 void svc_fb_count_add(vki_service *svc, int32_t from, int32_t to, int reason);
 /* True on the dispatcher thread (a callback). */

@@ -125,6 +125,18 @@ static void set_served(vki_job *j, int32_t i)
 static vki_status try_next(vki_job *j, bool at_submit)
 {
     scheduler *s = j->svc->s;
+    if (j->deadline > 0 && vki_time_ms() >= j->deadline) {
+        end_soon(j, VKI_ERR_TIMEOUT, "the deadline passed before a model could take the job", 0);
+        return VKI_OK;
+    }
+    pthread_mutex_lock(&j->svc->mu);
+    const bool shutting = j->svc->shutting;
+    pthread_mutex_unlock(&j->svc->mu);
+    if (shutting) {
+        end_soon(j, VKI_ERR_CANCELLED, "the service is shutting down", 0);
+        return VKI_OK;
+    }
+    bool opening = false;
     for (; j->k < j->n_try; j->k++) {
         if (j->cancelled) break;
         const int32_t i = j->order[j->k];
@@ -134,6 +146,7 @@ static vki_status try_next(vki_job *j, bool at_submit)
         int reason = svc_fb_precheck(s, i, j->deadline, j->k + 1 < j->n_try, &v);
         if (reason >= 0) {
             note_first(j, reason, v.status, v.msg, v.retry_s * 1e3);
+            opening |= reason == VKI_FALLBACK_LOADING;
             continue;
         }
         sched_request *r = NULL;
@@ -166,6 +179,17 @@ static vki_status try_next(vki_job *j, bool at_submit)
             return VKI_OK;
         }
         note_first(j, reason, st, msg, eta_s * 1e3);
+    }
+    if (opening && !j->cancelled) {
+        /* A model still opening its file (just added) is not a refusal for
+         * a library caller: try again when a model's state changes. */
+        j->k = 0;
+        j->first_reason = -1;
+        j->first_status = VKI_OK;
+        set_served(j, j->requested);
+        j->served = j->requested;
+        svc_park(j->svc, j);
+        return VKI_OK;
     }
     if (j->cancelled) end_soon(j, VKI_ERR_CANCELLED, "the job was cancelled", 0);
     else end_soon(j, j->first_status, j->first_msg, j->first_retry_ms);
@@ -257,8 +281,13 @@ void svc_job_process(vki_job *j)
     sched_request *r = j->r;
     pthread_mutex_unlock(&j->mu);
     if (skip) return;
-    if (end_now || !r) {
-        if (end_now) finish(j, NULL);
+    if (end_now) {
+        finish(j, NULL);
+        return;
+    }
+    if (!r) {
+        /* Parked (or cancelled while parked): try the candidates again. */
+        try_next(j, false);
         return;
     }
     char *chunk = NULL;
@@ -478,7 +507,10 @@ void vki_job_cancel(vki_job *j)
     pthread_mutex_lock(&j->mu);
     j->cancelled = true;
     if (j->r) sched_request_cancel(j->r);
+    /* Parked, with no request to cancel: the dispatcher ends it. */
+    const bool wake = !j->r && !j->ended && !j->end_now;
     pthread_mutex_unlock(&j->mu);
+    if (wake) svc_push_ready(j->svc, j);
 }
 
 void vki_job_release(vki_job *j)
