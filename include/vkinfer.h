@@ -368,6 +368,7 @@ typedef struct vki_service_params {
     double  vram_fraction;      /* share of the device budget models may use; 0 = all  */
     double  embed_wait_ms;      /* a lone embedding waits this long for company; 0 = 5 */
     int32_t embed_token_budget; /* tokens per embedding batch; 0 = the model's n_batch  */
+    uint64_t embedding_cache_bytes; /* embedding results kept for repeated texts; 0 = off */
     /* Fallback scoring of automatic candidates: weights of the declared
      * compatibility, the capability overlap and the request's needs (all
      * 0 = 0.4 / 0.4 / 0.2), and the least score tried (0 = 0.5). */

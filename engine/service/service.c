@@ -12,6 +12,7 @@
 
 #include "engine/service/service_internal.h"
 #include "error.h"
+#include "engine/models/model.h"
 #include "loader/model_file.h"
 #include "util.h"
 
@@ -296,6 +297,7 @@ vki_status vki_service_create(const vki_service_params *params, vki_service **ou
     sp.warm_state_path = p->warm_state_path;
     sp.fb_weights = (sched_fb_weights){p->fallback_weights[0], p->fallback_weights[1], p->fallback_weights[2]};
     sp.fb_min_score = p->fallback_min_score;
+    sp.emb_cache_bytes = p->embedding_cache_bytes;
     if (p->quantum_ms > 0) sp.quantum_ms = p->quantum_ms;
     if (p->quantum_loads > 0) sp.quantum_loads = p->quantum_loads;
     if (p->turn_drain_ms > 0) sp.turn_drain_ms = p->turn_drain_ms;
@@ -353,7 +355,7 @@ static sched_kind detect_kind(const char *path)
         vki_clear_error();
         return SCHED_KIND_CHAT;
     }
-    sched_kind k = strstr(vki_file_arch(f), "bert") ? SCHED_KIND_EMBEDDING : SCHED_KIND_CHAT;
+    sched_kind k = mdl_file_is_embedding(f) ? SCHED_KIND_EMBEDDING : SCHED_KIND_CHAT;
     vki_file_close(f);
     return k;
 }
