@@ -480,8 +480,9 @@ typedef struct vki_request_params {
      * (one token's, or several when the dispatcher is behind). Return false
      * to cancel the job. NULL = none. */
     bool  (*on_token)(const char *text, void *user);
-    /* Once, when the job ends (any status), before vki_job_wait returns;
-     * result's pointers are valid until vki_job_release. NULL = none. */
+    /* Once, when the job ends (any status), before vki_job_wait returns,
+     * unless the job was released first; result's pointers are valid until
+     * vki_job_release. NULL = none. */
     void  (*on_done)(const vki_job_result *result, void *user);
     void   *user;
 } vki_request_params;
@@ -517,8 +518,10 @@ VKI_API void       vki_job_get_result(vki_job *job, vki_job_result *out);
 /* Asks the job to stop: it ends VKI_ERR_CANCELLED unless it finishes first.
  * Thread-safe; NULL is a no-op. */
 VKI_API void       vki_job_cancel(vki_job *job);
-/* Drops the caller's hold, cancelling the job if it still runs (its on_done
- * still comes). NULL is a no-op. */
+/* Drops the caller's hold, cancelling the job if it still runs. No callback
+ * of the job runs after this returns (one running on another thread is
+ * waited for), so `user` may be freed then; it may be called from the
+ * job's own callback. NULL is a no-op. */
 VKI_API void       vki_job_release(vki_job *job);
 
 struct vki_service_model_info {

@@ -78,6 +78,7 @@ struct vki_job {
     bool               end_now;   /* refused at once: the dispatcher just ends it */
     bool               ended;     /* the dispatcher is through with it         */
     bool               done;      /* on_done returned: vki_job_wait wakes       */
+    bool               in_callback; /* on_token or on_done is running             */
     vki_job_result     res;
     char              *text;      /* choice 0's text so far                     */
     size_t             text_len, text_cap;

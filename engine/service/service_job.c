@@ -245,9 +245,14 @@ static void finish(vki_job *j, const sched_result *res)
         o->text_len = j->text_len;
     }
     if (o->status == VKI_OK && j->served != j->requested) svc_fb_count_add(j->svc, j->requested, j->served, j->first_reason);
-    if (j->rp.on_done) j->rp.on_done(o, j->rp.user);
     vki_service *svc = j->svc;
     pthread_mutex_lock(&j->mu);
+    void (*on_done)(const vki_job_result *, void *) = j->rp.on_done;
+    j->in_callback = on_done != NULL;
+    pthread_mutex_unlock(&j->mu);
+    if (on_done) on_done(o, j->rp.user);
+    pthread_mutex_lock(&j->mu);
+    j->in_callback = false;
     o->done = true;
     j->done = true;
     pthread_cond_broadcast(&j->cv);
@@ -302,9 +307,16 @@ void svc_job_process(vki_job *j)
         pthread_mutex_lock(&j->mu);
         bool ok = append_text(j, chunk, n);
         j->res.n_generated = res.n_generated;
+        bool (*on_token)(const char *, void *) = ok && !j->cancelled ? j->rp.on_token : NULL;
+        j->in_callback = on_token != NULL;
         pthread_mutex_unlock(&j->mu);
         if (!ok) sched_request_cancel(r);
-        else if (j->rp.on_token && !j->cancelled && !j->rp.on_token(chunk, j->rp.user)) vki_job_cancel(j);
+        bool go_on = !on_token || on_token(chunk, j->rp.user);
+        pthread_mutex_lock(&j->mu);
+        j->in_callback = false;
+        pthread_cond_broadcast(&j->cv);
+        pthread_mutex_unlock(&j->mu);
+        if (!go_on) vki_job_cancel(j);
         free(chunk);
     }
     if (!res.done) return;
@@ -518,6 +530,10 @@ void vki_job_release(vki_job *j)
     if (!j) return;
     pthread_mutex_lock(&j->mu);
     const bool done = j->done;
+    /* No callback after this returns: the caller may free what `user` points to. */
+    j->rp.on_token = NULL;
+    j->rp.on_done = NULL;
+    while (j->in_callback && !(!j->done && svc_on_dispatcher(j->svc))) pthread_cond_wait(&j->cv, &j->mu);
     pthread_mutex_unlock(&j->mu);
     if (!done) vki_job_cancel(j);
     svc_job_unref(j);

@@ -229,6 +229,27 @@ static void test_cancel_and_deadline(vki_service *svc)
     vki_job_release(late);
     /* Released while running: cancelled, and destroy does not wait for it. */
     vki_job_release(busy);
+
+    /* After release no callback comes: what `user` points to may go (ASan
+     * would see a late call). */
+    seen *heap = calloc(1, sizeof *heap);
+    pthread_mutex_init(&heap->mu, NULL);
+    rp = vki_request_default_params();
+    rp.on_token = on_token;
+    rp.on_done = on_done;
+    rp.user = heap;
+    CHECK(vki_service_generate(svc, "chat", "Long", &gp, &rp, &j) == VKI_OK);
+    for (int t = 0; t < 1000; t++) {
+        pthread_mutex_lock(&heap->mu);
+        int n = heap->n_tokens;
+        pthread_mutex_unlock(&heap->mu);
+        if (n) break;
+        usleep(5000);
+    }
+    vki_job_release(j);
+    CHECK(heap->n_done == 0);
+    pthread_mutex_destroy(&heap->mu);
+    free(heap);
 }
 
 static void test_fallback(vki_service *svc)
