@@ -362,6 +362,14 @@ VKI_API const char *vki_fallback_reason_name(vki_fallback_reason r);
 
 typedef struct vki_service_model_info vki_service_model_info;
 
+/* One warm-up decision (vki_service_params.on_warm). */
+typedef struct vki_warm_event {
+    const char *model;
+    const char *action; /* "preload", or "skip" (wanted, but not now)          */
+    double      p;      /* predicted chance of a request in the coming interval */
+    const char *reason; /* why, with the figures                               */
+} vki_warm_event;
+
 typedef struct vki_service_params {
     vki_engine_params engine;
     int32_t max_queue;          /* waiting requests per model; 0 = 64                  */
@@ -388,6 +396,10 @@ typedef struct vki_service_params {
      * or error message. NULL = none. */
     void  (*on_state)(const vki_service_model_info *info, void *user);
     void   *on_state_user;
+    /* Called with each warm-up decision, on the service's warm-up thread
+     * (not the dispatcher): keep it short. NULL = none. */
+    void  (*on_warm)(const vki_warm_event *ev, void *user);
+    void   *on_warm_user;
 } vki_service_params;
 
 VKI_API vki_service_params vki_service_default_params(void);

@@ -218,6 +218,13 @@ static void on_sched_state(const sched_model_info *si, void *user)
     pthread_mutex_unlock(&svc->mu);
 }
 
+static void on_sched_warm(const sched_warm_event *ev, void *user)
+{
+    vki_service *svc = user;
+    const vki_warm_event we = {.model = ev->model, .action = ev->action, .p = ev->p, .reason = ev->reason};
+    svc->p.on_warm(&we, svc->p.on_warm_user);
+}
+
 static void *dispatcher_main(void *arg)
 {
     vki_service *svc = arg;
@@ -257,6 +264,8 @@ static void *dispatcher_main(void *arg)
     return NULL;
 }
 
+scheduler *svc_scheduler(vki_service *svc) { return svc ? svc->s : NULL; }
+
 bool svc_on_dispatcher(const vki_service *svc)
 {
     return svc->thread_started && pthread_equal(pthread_self(), svc->thread);
@@ -291,6 +300,10 @@ vki_status vki_service_create(const vki_service_params *params, vki_service **ou
     sp.vram_fraction = p->vram_fraction;
     sp.on_state = on_sched_state;
     sp.on_state_user = svc;
+    if (p->on_warm) {
+        sp.on_warm = on_sched_warm;
+        sp.on_warm_user = svc;
+    }
     sp.warmup = p->warmup;
     sp.warm_interval_s = p->warm_interval_s;
     sp.warm_threshold = p->warm_threshold;

@@ -105,5 +105,10 @@ vki_status svc_config_resolve(svc_config *c, char *err, size_t err_size);
 void svc_config_service_params(const svc_config *c, vki_service_params *p);
 void svc_config_model_params(const svc_config *c, const svc_model_cfg *m, const char *chain[65],
                              sched_model_params *mp);
+/* A service with c's settings (over base's; NULL = defaults) and models,
+ * test hooks included: vki_service_create_from_config after the file, and
+ * `vkinfer serve` after its command line. The warm-up history is
+ * base->warm_state_path, else c->state_dir's usage.json when set. */
+vki_status svc_config_create(const svc_config *c, const vki_service_params *base, vki_service **out);
 
 #endif

@@ -53,6 +53,34 @@ void svc_config_model_params(const svc_config *c, const svc_model_cfg *m, const 
                                .test_fail_loads = m->test_fail_loads, .test_fail_steps = m->test_fail_steps};
 }
 
+vki_status svc_config_create(const svc_config *c, const vki_service_params *base, vki_service **out)
+{
+    vki_service_params sp = base ? *base : vki_service_default_params();
+    svc_config_service_params(c, &sp);
+    char *history = NULL;
+    if (!sp.warm_state_path && c->state_dir && c->state_dir[0]) {
+        size_t n = strlen(c->state_dir) + sizeof "/usage.json";
+        if (!(history = malloc(n))) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "vki_service_create: out of memory");
+        snprintf(history, n, "%s/usage.json", c->state_dir);
+        sp.warm_state_path = history;
+    }
+    vki_service *svc = NULL;
+    vki_status st = vki_service_create(&sp, &svc);
+    free(history);
+    for (int32_t i = 0; st == VKI_OK && i < c->n_models; i++) {
+        const char *chain[65];
+        sched_model_params mp;
+        svc_config_model_params(c, &c->models[i], chain, &mp);
+        if ((st = svc_add_sched_model(svc, &mp)) != VKI_OK) vki_fail_prefix(st, "model '%s'", c->models[i].id);
+    }
+    if (st != VKI_OK) {
+        vki_service_destroy(svc);
+        return st;
+    }
+    *out = svc;
+    return VKI_OK;
+}
+
 vki_status vki_service_create_from_config(const char *path, const vki_service_params *params, vki_service **out)
 {
     if (!path || !out) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_service_create_from_config: path and out "
@@ -61,41 +89,10 @@ vki_status vki_service_create_from_config(const char *path, const vki_service_pa
     svc_config c;
     svc_config_init(&c);
     char err[1024];
-    char *history = NULL;
-    vki_service *svc = NULL;
     vki_status st = svc_config_load(&c, path, NULL, NULL, err, sizeof err);
-    if (st == VKI_OK && (st = svc_config_resolve(&c, err, sizeof err)) != VKI_OK)
-        st = VKI_ERR_INVALID_ARGUMENT;
-    if (st != VKI_OK) {
-        vki_fail(st, "%s", err);
-        goto out;
-    }
-    vki_service_params sp = params ? *params : vki_service_default_params();
-    svc_config_service_params(&c, &sp);
-    if (c.state_dir && c.state_dir[0]) {
-        size_t n = strlen(c.state_dir) + sizeof "/usage.json";
-        if (!(history = malloc(n))) {
-            st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "vki_service_create_from_config: out of memory");
-            goto out;
-        }
-        snprintf(history, n, "%s/usage.json", c.state_dir);
-        sp.warm_state_path = history;
-    }
-    if ((st = vki_service_create(&sp, &svc)) != VKI_OK) goto out;
-    for (int32_t i = 0; i < c.n_models; i++) {
-        const char *chain[65];
-        sched_model_params mp;
-        svc_config_model_params(&c, &c.models[i], chain, &mp);
-        if ((st = svc_add_sched_model(svc, &mp)) != VKI_OK) {
-            vki_fail_prefix(st, "%s: model '%s'", path, c.models[i].id);
-            goto out;
-        }
-    }
-    *out = svc;
-    svc = NULL;
-out:
-    vki_service_destroy(svc);
-    free(history);
+    if (st == VKI_OK && (st = svc_config_resolve(&c, err, sizeof err)) != VKI_OK) st = VKI_ERR_INVALID_ARGUMENT;
+    if (st != VKI_OK) vki_fail(st, "%s", err);
+    else if ((st = svc_config_create(&c, params, out)) != VKI_OK) vki_fail_prefix(st, "%s", path);
     svc_config_deinit(&c);
     return st;
 }
