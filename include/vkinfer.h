@@ -554,6 +554,9 @@ struct vki_service_model_info {
     double            breaker_retry_ms; /* open: until a probe may try           */
     double            eta_ms;      /* a request submitted now: expected time to its end;
                                       0 = nothing measured yet                   */
+    bool              started;     /* its start-up is over: it has been in a state
+                                      other than loading (later loads are on demand) */
+    int32_t           breaker_failures; /* failures in the breaker's window now   */
 };
 
 typedef struct vki_service_model_stats {

@@ -60,7 +60,8 @@ void svc_info_from_sched(const sched_model_info *si, vki_service_model_info *out
         .fallback_cpu = si->fallback_cpu, .keep_alive_ms = si->keep_alive_ms, .load_ms = si->load_ms,
         .idle_ms = si->idle_ms, .bytes = si->bytes, .est_bytes = si->est_bytes, .n_ctx = si->n_ctx,
         .n_seq_max = si->n_seq_max, .breaker = (vki_breaker_state)si->breaker,
-        .breaker_retry_ms = si->breaker_retry_s * 1e3, .eta_ms = i >= 0 ? sched_eta_ms(s, i) : 0};
+        .breaker_retry_ms = si->breaker_retry_s * 1e3, .eta_ms = i >= 0 ? sched_eta_ms(s, i) : 0,
+        .started = si->started, .breaker_failures = si->breaker_failures};
     snprintf(out->message, sizeof out->message, "%s", si->error);
     snprintf(out->backend, sizeof out->backend, "%s", sched_state_resident(si->state) ? si->backend : "");
 }
