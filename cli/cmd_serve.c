@@ -73,22 +73,22 @@ const char cmd_serve_help[] =
  * start: serving without a model the user named is not what they asked. */
 static bool pull_remote_models(srv_config *c)
 {
-    for (int32_t i = 0; i < c->n_models; i++) {
-        if (!strstr(c->models[i].path, "://")) continue;
+    for (int32_t i = 0; i < c->svc.n_models; i++) {
+        if (!strstr(c->svc.models[i].path, "://")) continue;
 #ifdef VKI_HAVE_PULL
         char *local = NULL;
         pull_params pp = pull_default_params();
         pp.trust_present = true; /* no re-hash of gigabytes at every start */
-        vki_status s = pull_model(c->models[i].path, &pp, &local);
+        vki_status s = pull_model(c->svc.models[i].path, &pp, &local);
         if (s != VKI_OK) {
             cli_status_error(s, "serve");
             return false;
         }
-        free(c->models[i].path);
-        c->models[i].path = local;
+        free(c->svc.models[i].path);
+        c->svc.models[i].path = local;
 #else
         cli_error("serve: %s: this vkinfer was built without libcurl/libcrypto, so it cannot pull models "
-                  "(see scripts/deps.sh)", c->models[i].path);
+                  "(see scripts/deps.sh)", c->svc.models[i].path);
         return false;
 #endif
     }
@@ -122,7 +122,7 @@ static char *state_history_path(const srv_config *cfg, srv_log *log)
 {
     char dir[4096];
     const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-    if (cfg->state_dir) snprintf(dir, sizeof dir, "%s", cfg->state_dir);
+    if (cfg->svc.state_dir) snprintf(dir, sizeof dir, "%s", cfg->svc.state_dir);
     else if (xdg && xdg[0] == '/') snprintf(dir, sizeof dir, "%s/vkinfer", xdg);
     else if (home && home[0] == '/') snprintf(dir, sizeof dir, "%s/.local/state/vkinfer", home);
     else dir[0] = '\0';
@@ -160,8 +160,8 @@ static void print_banner(const srv_config *cfg, unsigned port)
     printf("vkinfer: serving on http://%s:%u (models load in the background; GET /health says when ready)\n", host,
            port);
     const srv_model_cfg *chat = NULL, *emb = NULL;
-    for (int32_t i = 0; i < cfg->n_models; i++) {
-        const srv_model_cfg *m = &cfg->models[i];
+    for (int32_t i = 0; i < cfg->svc.n_models; i++) {
+        const srv_model_cfg *m = &cfg->svc.models[i];
         if (m->kind == SCHED_KIND_EMBEDDING && !emb) emb = m;
         if (m->kind == SCHED_KIND_CHAT && !chat) chat = m;
     }
@@ -210,25 +210,25 @@ static vki_status read_config(const serve_opts *o, srv_config *cfg, char *err, s
         snprintf(err, err_size, "%s: a model could not be pulled (the reason is above)", o->config_path);
         return VKI_ERR_NOT_FOUND;
     }
-    for (int32_t i = 0; i < o->cli.n_models; i++) {
-        if (srv_config_add_model(cfg, o->cli.models[i].id, o->cli.models[i].path) != VKI_OK) goto oom;
-        srv_model_cfg *m = &cfg->models[cfg->n_models - 1];
+    for (int32_t i = 0; i < o->cli.svc.n_models; i++) {
+        if (svc_config_add_model(&cfg->svc, o->cli.svc.models[i].id, o->cli.svc.models[i].path) != VKI_OK) goto oom;
+        srv_model_cfg *m = &cfg->svc.models[cfg->svc.n_models - 1];
         if (o->tmpl && !(m->chat_template = strdup(o->tmpl))) goto oom;
     }
     if ((o->host && dup_into(&cfg->host, o->host)) || (o->key_env && dup_into(&cfg->api_key_env, o->key_env)) ||
-        (o->state_dir && dup_into(&cfg->state_dir, o->state_dir)))
+        (o->state_dir && dup_into(&cfg->svc.state_dir, o->state_dir)))
         goto oom;
-    if (o->no_warmup) cfg->warmup = false;
+    if (o->no_warmup) cfg->svc.warmup = false;
     if (o->port >= 0) cfg->port = o->port;
-    if (o->backend_set) cfg->prefer = o->backend;
-    if (o->threads) cfg->n_threads = o->threads;
-    if (o->max_queue) cfg->max_queue = o->max_queue;
+    if (o->backend_set) cfg->svc.prefer = o->backend;
+    if (o->threads) cfg->svc.n_threads = o->threads;
+    if (o->max_queue) cfg->svc.max_queue = o->max_queue;
     if (o->log_format_set) cfg->log_format = o->log_format;
     if (o->drain_s >= 0) cfg->drain_timeout_ms = o->drain_s * 1e3;
-    if (o->emb_cache_set) cfg->emb_cache_bytes = o->emb_cache;
-    for (int32_t i = 0; i < cfg->n_models; i++) {
-        if (o->n_par) cfg->models[i].n_seq_max = (uint32_t)o->n_par;
-        if (o->n_ctx) cfg->models[i].n_ctx = (uint32_t)o->n_ctx;
+    if (o->emb_cache_set) cfg->svc.emb_cache_bytes = o->emb_cache;
+    for (int32_t i = 0; i < cfg->svc.n_models; i++) {
+        if (o->n_par) cfg->svc.models[i].n_seq_max = (uint32_t)o->n_par;
+        if (o->n_ctx) cfg->svc.models[i].n_ctx = (uint32_t)o->n_ctx;
     }
     return VKI_OK;
 oom:
@@ -271,17 +271,17 @@ int cmd_serve(int argc, char **argv)
         const char *a = argv[i];
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
             if (!cli_arg_str(argc, argv, &i, &sv)) goto out;
-            if (srv_config_add_model(cli, NULL, sv) != VKI_OK) goto oom;
+            if (svc_config_add_model(&cli->svc, NULL, sv) != VKI_OK) goto oom;
         } else if (!strcmp(a, "--id")) {
             if (!cli_arg_str(argc, argv, &i, &sv)) goto out;
-            if (!cli->n_models) {
+            if (!cli->svc.n_models) {
                 cli_error("serve: --id names the preceding -m model; give -m first");
                 goto out;
             }
             char *id = strdup(sv);
             if (!id) goto oom;
-            free(cli->models[cli->n_models - 1].id);
-            cli->models[cli->n_models - 1].id = id;
+            free(cli->svc.models[cli->svc.n_models - 1].id);
+            cli->svc.models[cli->svc.n_models - 1].id = id;
         } else if (!strcmp(a, "--config")) {
             if (!cli_arg_str(argc, argv, &i, &o.config_path)) goto out;
         } else if (!strcmp(a, "--host")) {
@@ -313,7 +313,7 @@ int cmd_serve(int argc, char **argv)
             o.drain_s = (double)lv;
         } else if (!strcmp(a, "--embedding-cache")) {
             if (!cli_arg_str(argc, argv, &i, &sv)) goto out;
-            if (!srv_parse_size(sv, &o.emb_cache) || o.emb_cache > (1ull << 40)) {
+            if (!svc_parse_size(sv, &o.emb_cache) || o.emb_cache > (1ull << 40)) {
                 cli_error("option --embedding-cache: '%s' is not a size such as 64MiB, at most 1TiB (0 = off)", sv);
                 goto out;
             }
@@ -348,10 +348,10 @@ int cmd_serve(int argc, char **argv)
      * file's models keep the others serving; the log says which failed).
      * Its warnings wait for the scheduler, which opens it again. */
     vki_set_warn_handler(ignore_warning, NULL);
-    for (int32_t i = 0; i < cli->n_models; i++) {
+    for (int32_t i = 0; i < cli->svc.n_models; i++) {
         vki_model_file *f = NULL;
         vki_tokenizer *t = NULL;
-        if (!cli_open_tokenizer(cli->models[i].path, &f, &t)) goto out;
+        if (!cli_open_tokenizer(cli->svc.models[i].path, &f, &t)) goto out;
         vki_tokenizer_destroy(t);
         vki_file_close(f);
     }
@@ -382,25 +382,25 @@ int cmd_serve(int argc, char **argv)
     sinks.events = events;
     sp.on_state = on_state;
     sp.on_state_user = &sinks;
-    sp.engine.n_threads = cfg.n_threads;
-    sp.engine.vram_budget = cfg.vram_budget;
-    sp.vram_fraction = cfg.vram_fraction;
-    sp.max_queue = cfg.max_queue;
-    sp.emb_cache_bytes = cfg.emb_cache_bytes;
-    sp.warmup = cfg.warmup;
-    sp.warm_interval_s = cfg.warm_interval_ms / 1e3;
-    sp.warm_threshold = cfg.warm_threshold;
+    sp.engine.n_threads = cfg.svc.n_threads;
+    sp.engine.vram_budget = cfg.svc.vram_budget;
+    sp.vram_fraction = cfg.svc.vram_fraction;
+    sp.max_queue = cfg.svc.max_queue;
+    sp.emb_cache_bytes = cfg.svc.emb_cache_bytes;
+    sp.warmup = cfg.svc.warmup;
+    sp.warm_interval_s = cfg.svc.warm_interval_ms / 1e3;
+    sp.warm_threshold = cfg.svc.warm_threshold;
     sp.on_warm = srv_log_warm;
     sp.on_warm_user = &log;
     char *history = state_history_path(&cfg, &log);
     sp.warm_state_path = history;
-    sp.fb_weights = cfg.fb_weights;
-    sp.fb_min_score = cfg.fb_min_score;
-    if (cfg.quantum_ms > 0) sp.quantum_ms = cfg.quantum_ms;
-    if (cfg.quantum_loads > 0) sp.quantum_loads = cfg.quantum_loads;
-    if (cfg.drain_ms > 0) sp.turn_drain_ms = cfg.drain_ms;
-    if (cfg.chunk_tokens > 0) sp.arb_chunk_tokens = cfg.chunk_tokens;
-    if (cfg.aging_ms > 0) sp.arb_aging_ms = cfg.aging_ms;
+    sp.fb_weights = cfg.svc.fb_weights;
+    sp.fb_min_score = cfg.svc.fb_min_score;
+    if (cfg.svc.quantum_ms > 0) sp.quantum_ms = cfg.svc.quantum_ms;
+    if (cfg.svc.quantum_loads > 0) sp.quantum_loads = cfg.svc.quantum_loads;
+    if (cfg.svc.drain_ms > 0) sp.turn_drain_ms = cfg.svc.drain_ms;
+    if (cfg.svc.chunk_tokens > 0) sp.arb_chunk_tokens = cfg.svc.chunk_tokens;
+    if (cfg.svc.aging_ms > 0) sp.arb_aging_ms = cfg.svc.aging_ms;
     vki_status cst = sched_create(&sp, &s);
     free(history);
     if (cst != VKI_OK) {
@@ -408,10 +408,10 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
     srv_events_attach(events, s);
-    for (int32_t i = 0; i < cfg.n_models; i++) {
+    for (int32_t i = 0; i < cfg.svc.n_models; i++) {
         const char *chain[65];
         sched_model_params mp;
-        srv_model_sched_params(&cfg, &cfg.models[i], chain, &mp);
+        srv_model_sched_params(&cfg, &cfg.svc.models[i], chain, &mp);
         if (sched_add_model(s, &mp) != VKI_OK) {
             cli_status_error(VKI_ERR_INVALID_ARGUMENT, "serve");
             goto out;
@@ -424,7 +424,7 @@ int cmd_serve(int argc, char **argv)
     srv_set_events(srv, events);
     srv_set_config_source(srv, reload_source, &o);
     print_banner(&cfg, srv_port(srv));
-    srv_log_event(&log, "listening", "port %u, %d model%s", srv_port(srv), cfg.n_models, cfg.n_models == 1 ? "" : "s");
+    srv_log_event(&log, "listening", "port %u, %d model%s", srv_port(srv), cfg.svc.n_models, cfg.svc.n_models == 1 ? "" : "s");
     int sig = 0;
     while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP) {
         srv_log_event(&log, "reload", "SIGHUP: re-reading %s", o.config_path ? o.config_path : "the command line");

@@ -288,6 +288,311 @@ VKI_API vki_embed_params vki_embed_default_params(void);
 VKI_API vki_status vki_embed(vki_model *model, const char *const *texts, int32_t n_texts,
                              const vki_embed_params *params, float *out);
 
+/* ===== Service: many models, priorities, batching, residency, fallback ===
+ *
+ * A service serves several models by id to many callers at once: requests
+ * queue per model in three priority classes, generations are batched
+ * continuously and embeddings dynamically, models are loaded when first
+ * needed and unloaded or evicted as the device budget and keep_alive say,
+ * and a request whose model cannot serve it (missing or failed file, no
+ * device memory, circuit breaker open, queue ETA past its deadline) goes to
+ * the model's fallback candidates. Everything runs on the service's own
+ * threads; no call blocks while a model loads.
+ *
+ * Errors: a submit returns an error only when the request itself is
+ * unusable (bad arguments, unknown model, a prompt that does not fit, a
+ * grammar that does not parse). Everything the service decides (queue full,
+ * model failed, deadline passed, cancelled) is the job's result.
+ * Callbacks (on_token, on_done, on_state) run on one dispatcher thread the
+ * service owns, one at a time: keep them short. They may submit, cancel and
+ * read results, but not vki_job_wait (INVALID_ARGUMENT there) nor destroy
+ * the service.
+ */
+
+typedef struct vki_service vki_service;
+typedef struct vki_job     vki_job;
+
+typedef enum vki_priority {
+    VKI_PRIORITY_INTERACTIVE = 0, /* served first                        */
+    VKI_PRIORITY_NORMAL      = 1,
+    VKI_PRIORITY_BATCH       = 2, /* served when nothing else is waiting */
+} vki_priority;
+
+typedef enum vki_model_kind {
+    VKI_MODEL_KIND_AUTO      = 0, /* from the file: bert-family = embedding, else chat */
+    VKI_MODEL_KIND_CHAT      = 1,
+    VKI_MODEL_KIND_EMBEDDING = 2,
+} vki_model_kind;
+
+typedef enum vki_model_state {
+    VKI_MODEL_UNLOADED     = 0, /* not in memory; a request loads it  */
+    VKI_MODEL_LOADING      = 1,
+    VKI_MODEL_RESIDENT_GPU = 2,
+    VKI_MODEL_RESIDENT_CPU = 3,
+    VKI_MODEL_FAILED       = 4, /* cannot be served; see the message  */
+} vki_model_state;
+
+typedef enum vki_breaker_state {
+    VKI_BREAKER_CLOSED    = 0, /* serving                                     */
+    VKI_BREAKER_OPEN      = 1, /* refusing until its recovery time has passed */
+    VKI_BREAKER_HALF_OPEN = 2, /* one probe request decides                   */
+} vki_breaker_state;
+
+/* Why a request left its own model for a fallback candidate. */
+typedef enum vki_fallback_reason {
+    VKI_FALLBACK_NONE         = -1, /* served by the model asked for           */
+    VKI_FALLBACK_MISSING      =  0, /* the model's file is missing             */
+    VKI_FALLBACK_FAILED       =  1, /* the model failed (load or device)       */
+    VKI_FALLBACK_MEMORY       =  2, /* the device had no room to load it       */
+    VKI_FALLBACK_BREAKER_OPEN =  3, /* its circuit breaker is open             */
+    VKI_FALLBACK_ETA          =  4, /* its queue would not answer in time      */
+    VKI_FALLBACK_LOADING      =  5, /* still opening its file (cannot queue)   */
+} vki_fallback_reason;
+#define VKI_FALLBACK_N_REASONS 6
+
+/* Capabilities a model declares and a request may need (fallback scoring). */
+enum { VKI_CAP_TOOLS = 1u << 2, VKI_CAP_JSON = 1u << 3 };
+
+/* Short names: "interactive", "chat", "resident-gpu", "half-open", "breaker_open". */
+VKI_API const char *vki_priority_name(vki_priority p);
+VKI_API const char *vki_model_kind_name(vki_model_kind k);
+VKI_API const char *vki_model_state_name(vki_model_state s);
+VKI_API const char *vki_breaker_state_name(vki_breaker_state b);
+VKI_API const char *vki_fallback_reason_name(vki_fallback_reason r);
+
+typedef struct vki_service_model_info vki_service_model_info;
+
+/* One warm-up decision (vki_service_params.on_warm). */
+typedef struct vki_warm_event {
+    const char *model;
+    const char *action; /* "preload", or "skip" (wanted, but not now)          */
+    double      p;      /* predicted chance of a request in the coming interval */
+    const char *reason; /* why, with the figures                               */
+} vki_warm_event;
+
+typedef struct vki_service_params {
+    vki_engine_params engine;
+    int32_t max_queue;          /* waiting requests per model; 0 = 64                  */
+    double  vram_fraction;      /* share of the device budget models may use; 0 = all  */
+    double  embed_wait_ms;      /* a lone embedding waits this long for company; 0 = 5 */
+    int32_t embed_token_budget; /* tokens per embedding batch; 0 = the model's n_batch  */
+    uint64_t embedding_cache_bytes; /* embedding results kept for repeated texts; 0 = off */
+    /* Fallback scoring of automatic candidates: weights of the declared
+     * compatibility, the capability overlap and the request's needs (all
+     * 0 = 0.4 / 0.4 / 0.2), and the least score tried (0 = 0.5). */
+    double  fallback_weights[3];
+    double  fallback_min_score;
+    /* Device turns and arbiter; 0 = the defaults (engine/sched/README.md). */
+    double  quantum_ms, quantum_loads, turn_drain_ms;
+    int32_t arb_chunk_tokens;
+    double  arb_aging_ms;
+    /* Warm-up: load models ahead of their predicted use, from a usage
+     * history kept in warm_state_path (copied; NULL = not kept). */
+    bool        warmup;
+    double      warm_interval_s;   /* 0 = 300  */
+    double      warm_threshold;    /* 0 = 0.5  */
+    const char *warm_state_path;
+    /* Called on the dispatcher thread after each change of a model's state
+     * or error message. NULL = none. */
+    void  (*on_state)(const vki_service_model_info *info, void *user);
+    void   *on_state_user;
+    /* Called with each warm-up decision, on the service's warm-up thread
+     * (not the dispatcher): keep it short. NULL = none. */
+    void  (*on_warm)(const vki_warm_event *ev, void *user);
+    void   *on_warm_user;
+} vki_service_params;
+
+VKI_API vki_service_params vki_service_default_params(void);
+
+typedef struct vki_service_model_params {
+    const char      *id;            /* unique, non-empty; copied                         */
+    const char      *path;          /* as vki_model_load takes it; copied                */
+    vki_model_kind   kind;          /* AUTO by default                                   */
+    vki_model_params model;         /* backend, n_ctx, n_seq_max (0 = 4 for chat)        */
+    double           keep_alive_ms; /* idle time before unloading; -1 (default) = never  */
+    bool             pin;           /* never evicted for another model                   */
+    bool             fallback_cpu;  /* load on the CPU when the GPU budget cannot hold it */
+    bool             on_demand;     /* not loaded at create: the first request loads it  */
+    /* A chat model keeps each finished sequence's KV and skips the prompt
+     * tokens a new request shares with it (exact tokens; output identical
+     * to a cold run). true turns that off. */
+    bool             no_prefix_reuse;
+    bool             fallback_auto; /* after the chain, any model of the kind scoring well */
+    const char *const *fallback;    /* model ids tried in order, NULL-terminated; may be NULL */
+    uint32_t         capabilities;  /* VKI_CAP_* it declares                             */
+    const char      *languages;     /* "en,de"; NULL = none declared                     */
+    /* The declared compatibility with other models (ids, scores in [0, 1]),
+     * the strongest term of an automatic candidate's score. */
+    const char *const *compatible_ids;
+    const double     *compatible_scores;
+    int32_t           n_compatible;
+    /* The circuit breaker: opens after `breaker_failures` failures within
+     * breaker_window_ms, retries after breaker_recovery_ms; 0 = 5, 60 s, 30 s. */
+    int32_t          breaker_failures;
+    double           breaker_window_ms, breaker_recovery_ms;
+} vki_service_model_params;
+
+VKI_API vki_service_model_params vki_service_model_default_params(void);
+
+/* Creates a service with no models and starts its dispatcher thread.
+ * params NULL = defaults. Returns VKI_OK, VKI_ERR_INVALID_ARGUMENT,
+ * VKI_ERR_OUT_OF_MEMORY. */
+VKI_API vki_status vki_service_create(const vki_service_params *params, vki_service **out);
+
+/* Creates a service from a YAML configuration file (its models, device,
+ * warmup and fallback_policy sections; the `server` section belongs to
+ * `vkinfer serve` and is checked there) and adds its models. params gives
+ * what the file does not (on_state, engine); the file wins where both do.
+ * Relative model paths are taken from the file's folder.
+ * Returns VKI_OK, VKI_ERR_NOT_FOUND (no such file), VKI_ERR_BAD_FILE
+ * ("FILE:LINE:COL: what was wrong, what was expected"),
+ * VKI_ERR_INVALID_ARGUMENT (the models do not fit together: a duplicate id,
+ * a fallback naming no model), VKI_ERR_OUT_OF_MEMORY. */
+VKI_API vki_status vki_service_create_from_config(const char *path, const vki_service_params *params,
+                                                  vki_service **out);
+
+/* Adds a model; returns at once (its file is opened, and loaded when it
+ * fits, on the service's threads). Add every model before submitting work:
+ * not thread-safe against other calls on the service. Fallback ids may
+ * name models added later; they are checked at the first submit.
+ * Returns VKI_OK, VKI_ERR_INVALID_ARGUMENT (no id or path, a duplicate id),
+ * VKI_ERR_OUT_OF_MEMORY. */
+VKI_API vki_status vki_service_add_model(vki_service *svc, const vki_service_model_params *params);
+
+/* Cancels what is queued or running (on_done sees VKI_ERR_CANCELLED), joins
+ * the threads and frees the models. Jobs the caller still holds stay valid
+ * until vki_job_release. NULL is a no-op. */
+VKI_API void vki_service_destroy(vki_service *svc);
+
+typedef struct vki_job_result {
+    bool        done;
+    vki_status  status;         /* when done                                          */
+    const char *message;        /* when done with an error; never NULL ("" if none)   */
+    const char *model;          /* who served it (or was last tried)                  */
+    const char *requested;      /* the model asked for                                */
+    vki_fallback_reason fallback; /* why `model` is not `requested`; NONE when it is  */
+    const char *text;           /* generation: choice 0's text when done; else NULL   */
+    size_t      text_len;
+    const float *embeddings;    /* embeddings: [n_texts][dim], L2-normalised; else NULL */
+    int32_t     n_texts, dim;
+    int32_t     n_prompt;       /* prompt tokens (all texts for embeddings)           */
+    int32_t     n_generated;
+    bool        stopped_by_eos, stopped_by_string;
+    int32_t     queue_position; /* requests ahead of it when it was queued            */
+    double      eta_ms;         /* its expected wait before starting, when queued     */
+    double      queue_ms;       /* submit -> start; 0 while queued                    */
+    double      ttft_ms;        /* submit -> first token (generation)                 */
+    double      retry_after_ms; /* QUEUE_FULL, breaker open: when a retry may succeed */
+} vki_job_result;
+
+/* What one request asks of the service beyond its input. */
+typedef struct vki_request_params {
+    vki_priority priority;     /* NORMAL by default                                    */
+    double       deadline_ms;  /* from submit; past it the job ends VKI_ERR_TIMEOUT;
+                                  0 = none                                            */
+    bool         allow_fallback; /* default true: the model's candidates may serve it  */
+    uint32_t     capabilities; /* VKI_CAP_* the request needs (ranks candidates)      */
+    /* Generation: each new piece of choice 0's text, in order, whole UTF-8
+     * (one token's, or several when the dispatcher is behind). Return false
+     * to cancel the job. NULL = none. */
+    bool  (*on_token)(const char *text, void *user);
+    /* Once, when the job ends (any status), before vki_job_wait returns,
+     * unless the job was released first; result's pointers are valid until
+     * vki_job_release. NULL = none. */
+    void  (*on_done)(const vki_job_result *result, void *user);
+    void   *user;
+} vki_request_params;
+
+VKI_API vki_request_params vki_request_default_params(void);
+
+
+/* Submits a generation to model `model` (NULL = the first chat model).
+ * gp NULL = vki_generate_default_params(), rp NULL = defaults. The prompt
+ * is tokenized now. On VKI_OK *out holds a job to vki_job_release.
+ * Returns VKI_OK, VKI_ERR_INVALID_ARGUMENT (bad arguments, a prompt that
+ * does not fit the context, a malformed grammar), VKI_ERR_NOT_FOUND (no
+ * such model, or no chat model), VKI_ERR_UNSUPPORTED (an embedding model; a
+ * schema keyword that cannot be enforced), VKI_ERR_OUT_OF_MEMORY.
+ * Thread-safe. */
+VKI_API vki_status vki_service_generate(vki_service *svc, const char *model, const char *prompt,
+                                        const vki_generate_params *gp, const vki_request_params *rp,
+                                        vki_job **out);
+
+/* Submits n_texts texts to embed in one request (NULL model = the first
+ * embedding model). Same returns (UNSUPPORTED: a chat model). Thread-safe. */
+VKI_API vki_status vki_service_embed(vki_service *svc, const char *model, const char *const *texts,
+                                     int32_t n_texts, const vki_request_params *rp, vki_job **out);
+
+/* Waits up to timeout_ms (-1: forever, 0: not at all) for the job to end
+ * (its on_done has returned). Returns VKI_OK (ended: see vki_job_get_result),
+ * VKI_ERR_TIMEOUT (still running), VKI_ERR_INVALID_ARGUMENT (NULL, or called
+ * from a callback). Thread-safe. */
+VKI_API vki_status vki_job_wait(vki_job *job, int timeout_ms);
+/* Fills *out with where the job stands; the pointers are valid until
+ * vki_job_release. Thread-safe. */
+VKI_API void       vki_job_get_result(vki_job *job, vki_job_result *out);
+/* Asks the job to stop: it ends VKI_ERR_CANCELLED unless it finishes first.
+ * Thread-safe; NULL is a no-op. */
+VKI_API void       vki_job_cancel(vki_job *job);
+/* Drops the caller's hold, cancelling the job if it still runs. No callback
+ * of the job runs after this returns (one running on another thread is
+ * waited for), so `user` may be freed then; it may be called from the
+ * job's own callback. NULL is a no-op. */
+VKI_API void       vki_job_release(vki_job *job);
+
+struct vki_service_model_info {
+    const char       *id, *path;   /* valid until vki_service_destroy            */
+    vki_model_kind    kind;        /* CHAT or EMBEDDING (AUTO resolved)          */
+    vki_model_state   state;
+    char              message[1024]; /* why it failed, or why a load was refused; "" */
+    bool              can_queue;   /* requests are accepted (file opened)        */
+    bool              pin, fallback_cpu;
+    double            keep_alive_ms; /* -1 = forever                             */
+    double            load_ms;     /* the last load's duration                   */
+    double            idle_ms;     /* since its last request started or ended    */
+    uint64_t          bytes;       /* resident: held on its backend; else 0      */
+    uint64_t          est_bytes;   /* estimated device bytes                     */
+    int32_t           n_ctx, n_seq_max; /* resident                               */
+    char              backend[128]; /* resident: "cpu (avx2)", a device name; else "" */
+    vki_breaker_state breaker;
+    double            breaker_retry_ms; /* open: until a probe may try           */
+    double            eta_ms;      /* a request submitted now: expected time to its end;
+                                      0 = nothing measured yet                   */
+    bool              started;     /* its start-up is over: it has been in a state
+                                      other than loading (later loads are on demand) */
+    int32_t           breaker_failures; /* failures in the breaker's window now   */
+};
+
+typedef struct vki_service_model_stats {
+    int32_t  queued[3];            /* waiting, by vki_priority                   */
+    int32_t  active;               /* sequences decoding / requests in a batch   */
+    uint64_t finished_ok, failed, cancelled, timed_out, rejected_full;
+    uint64_t prompt_tokens, generated_tokens;
+    uint64_t steps;                /* decode steps                               */
+    uint64_t loads, evictions, idle_unloads, cpu_fallbacks, refused_loads;
+    uint64_t breaker_trips;
+    double   ttft_sum_ms;          /* over ttft_count first tokens               */
+    uint64_t ttft_count;
+    double   service_ema_ms;       /* start -> done, moving average              */
+    /* Requests for this model served by another, by vki_fallback_reason. */
+    uint64_t fallbacks_out[VKI_FALLBACK_N_REASONS];
+    uint64_t fallbacks_in;         /* requests for other models served here      */
+} vki_service_model_stats;
+
+/* The number of models, and model i's index by id (-1: none). */
+VKI_API int32_t vki_service_model_count(const vki_service *svc);
+VKI_API int32_t vki_service_model_find(const vki_service *svc, const char *id);
+/* Model i's state now, and its counters since create. Thread-safe.
+ * Returns VKI_OK, VKI_ERR_INVALID_ARGUMENT (NULL), VKI_ERR_NOT_FOUND (i). */
+VKI_API vki_status vki_service_get_model_info(vki_service *svc, int32_t i, vki_service_model_info *out);
+VKI_API vki_status vki_service_get_model_stats(vki_service *svc, int32_t i, vki_service_model_stats *out);
+/* Requests for model `from` that model `to` served, by reason. */
+VKI_API uint64_t vki_service_fallback_count(const vki_service *svc, int32_t from, int32_t to,
+                                            vki_fallback_reason reason);
+/* Waits up to timeout_ms (-1: forever) until no model is loading; true when
+ * every model is resident. */
+VKI_API bool vki_service_wait_loaded(vki_service *svc, int timeout_ms);
+
 #ifdef __cplusplus
 }
 #endif

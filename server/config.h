@@ -1,6 +1,9 @@
 /*
- * config.h: the server's configuration: defaults, the YAML file (DESIGN.md's
- * sketch: server{...}, device{...}, models[...]) and command-line overrides.
+ * config.h: the server's configuration: its defaults, the YAML file's
+ * `server`, `routes` and `router` sections, and command-line overrides;
+ * the rest of the file (models, device, warmup, scheduler, fallback_policy)
+ * is the library's svc_config, read in the same parse
+ * (engine/service/service_config.h).
  * A malformed file is refused with file:line:column and what was expected.
  * Owns: every string in srv_config. Must not: start anything.
  */
@@ -12,43 +15,13 @@
 #include <stdint.h>
 
 #include "engine/sched/sched.h"
+#include "engine/service/service_config.h"
 #include "vkinfer.h"
 
 /* How the server's log lines are written (server/log.h). */
 typedef enum srv_log_format { SRV_LOG_TEXT = 0, SRV_LOG_JSON = 1 } srv_log_format;
 
-typedef struct srv_model_cfg {
-    char      *id, *path;
-    bool       has_kind;      /* else detected from the file's architecture  */
-    sched_kind kind;
-    bool       has_priority;  /* else the route's default class              */
-    sched_prio priority;
-    uint32_t   n_ctx;         /* 0 = from the model                          */
-    uint32_t   n_seq_max;     /* sequences decoded together; 0 = 4           */
-    char      *chat_template; /* family name; NULL = the model's own         */
-    bool       has_keep_alive; /* keep_alive given and not -1 (forever)     */
-    double     keep_alive_ms;  /* idle time before unloading; 0 = at once   */
-    bool       pin;            /* never evicted                              */
-    bool       fallback_cpu;   /* fallback: [cpu]                            */
-    char     **fallback_ids;   /* fallback: other model ids, in order        */
-    int32_t    n_fallback;
-    bool       fallback_auto;  /* fallback: [..., auto]                      */
-    uint32_t   caps;           /* capabilities: [chat, tools, json, ...]     */
-    char      *languages;      /* languages: [en, de] as "en,de"; NULL = none */
-    int32_t    dims[16];       /* dimensions: [512, 256]: Matryoshka widths the model
-                                  was trained to be cut to (embeddings; a request's
-                                  `dimensions` takes one of these or the full width) */
-    int32_t    n_dims;
-    char     **compat_ids;     /* compatible: {id: score}                    */
-    double    *compat;
-    int32_t    n_compat;
-    sched_breaker_params breaker;  /* breaker: {failures, window, recovery} */
-    int32_t    test_fail_loads, test_fail_steps; /* test_fail: {loads, steps}: for tests only */
-    char      *use_case;       /* use_case: a description (registry, /v1/models); NULL = none */
-    double     quality;        /* quality: [0, 1], ranks equally loaded candidates of `auto` */
-    int32_t    line, col;      /* where the file defines it (1-based); 0 = not from a file */
-    bool       no_prefix_reuse; /* prefix_reuse: false (default true: chat KV kept for the next prompt) */
-} srv_model_cfg;
+typedef svc_model_cfg srv_model_cfg; /* the library's (engine/service/service_config.h) */
 
 /* One route of `model: "auto"` (routes: [...]; engine/sched/router.h). */
 typedef struct srv_route_cfg {
@@ -67,6 +40,7 @@ typedef struct srv_route_cfg {
 } srv_route_cfg;
 
 typedef struct srv_config {
+    svc_config       svc;           /* models, device, warmup, scheduler, fallback_policy: the library's */
     char            *host;          /* default 127.0.0.1                          */
     int32_t          port;          /* 0 = any free port                          */
     char            *api_key_env;   /* environment variable holding the key; NULL = no auth */
@@ -76,34 +50,9 @@ typedef struct srv_config {
     double           header_timeout_ms; /* a request's headers must arrive within; default 10 s */
     double           body_timeout_ms;   /* and its body within (from the same start); default 60 s */
     double           drain_timeout_ms;  /* on SIGTERM, how long in-flight requests may finish; default 30 s */
-    int32_t          max_queue;     /* per model; default 64                      */
-    uint64_t         emb_cache_bytes; /* scheduler.embedding_cache: bytes; 0 = off (default) */
-    vki_backend_kind prefer;
-    uint64_t         vram_budget;   /* bytes; 0 = all                             */
-    double           vram_fraction; /* "90%": of the chosen device's budget; 0 = unused */
-    int32_t          n_threads;     /* 0 = all cores                              */
     srv_log_format   log_format;    /* text (default) or json lines, on stderr    */
-    /* warmup: {enabled, interval, threshold, state_dir}: the usage history
-     * lives in state_dir (NULL = $XDG_STATE_HOME/vkinfer, else
-     * ~/.local/state/vkinfer; "" = none kept; relative to the
-     * config file's folder); with enabled (the default)
-     * models are loaded ahead of their predicted use. */
-    bool             warmup;
-    double           warm_interval_ms; /* default 5 min                         */
-    double           warm_threshold;   /* default 0.5                           */
-    char            *state_dir;
-    sched_fb_weights fb_weights;    /* fallback_policy.weights; 0 = 0.4/0.4/0.2    */
-    double           fb_min_score;  /* fallback_policy.min_score; 0 = 0.5          */
     int32_t          health_degraded_status; /* /health's code when degraded; default 200 */
     bool             admin;         /* server.admin: the /admin routes without an API key */
-    /* The device's turns and arbiter (sched_params); 0 = the scheduler's default. */
-    double           quantum_ms;    /* device.quantum: a model's turn, at least    */
-    double           quantum_loads; /* device.quantum_loads: and this many loads   */
-    double           drain_ms;      /* device.drain: then running ones finish, or pause */
-    int32_t          chunk_tokens;  /* device.chunk_tokens: prompt/embedding chunk */
-    double           aging_ms;      /* device.aging: a waiting step rises a class  */
-    srv_model_cfg   *models;
-    int32_t          n_models;
     srv_route_cfg   *routes;        /* routes: `model: "auto"`'s use cases        */
     int32_t          n_routes;
     char            *router_model;  /* router.model: the embedding model for examples; NULL = none */
@@ -124,8 +73,6 @@ vki_status srv_config_load(srv_config *c, const char *path, char *err, size_t er
 vki_status srv_config_parse(srv_config *c, const char *name, const char *dir, const char *text, size_t len, char *err,
                             size_t err_size);
 
-/* Appends a model (strings copied). id NULL = the file name without extension. */
-vki_status srv_config_add_model(srv_config *c, const char *id, const char *path);
 
 /* Fills kind for models that did not name one, from each file's
  * architecture (bert-family = embedding); checks ids are unique.
@@ -141,12 +88,7 @@ vki_status srv_config_check_routes(srv_config *c, char *err, size_t err_size);
 /* Frees the routes and router settings (srv_config_deinit). */
 void       srv_config_free_routes(srv_config *c);
 
-/* Parses a keep_alive: "-1" (forever: *forever true), "0", "30s", "10m",
- * "1h", "500ms", or a plain number of seconds; false if none of these. */
-bool srv_parse_duration(const char *s, double *ms, bool *forever);
 
-/* Parses "123", "64KiB", "1MiB", "2GiB", "1.5GB" into bytes; false if not a size. */
-bool srv_parse_size(const char *s, uint64_t *out);
 
 /* Parses "text" or "json"; false if neither. */
 bool srv_parse_log_format(const char *s, srv_log_format *out);

@@ -22,7 +22,7 @@ void srv_model_sched_params(const srv_config *cfg, const srv_model_cfg *m, const
                             sched_model_params *out)
 {
     sched_model_params mp = {.id = m->id, .path = m->path, .kind = m->kind, .mp = vki_model_default_params()};
-    mp.mp.backend = cfg->prefer;
+    mp.mp.backend = cfg->svc.prefer;
     mp.mp.n_ctx = m->n_ctx;
     mp.mp.n_seq_max = m->kind == SCHED_KIND_CHAT ? (m->n_seq_max ? m->n_seq_max : 4) : 1;
     mp.has_keep_alive = m->has_keep_alive;
@@ -134,32 +134,32 @@ static void server_fields(const srv_config *a, const srv_config *b, srv_config_d
     SRV_FIELD(a->admin != b->admin, live, nl, "server.admin")
     SRV_FIELD(!str_eq(a->host, b->host), rs, nr, "server.host")
     SRV_FIELD(a->port != b->port, rs, nr, "server.port")
-    SRV_FIELD(a->n_threads != b->n_threads, rs, nr, "server.threads")
+    SRV_FIELD(a->svc.n_threads != b->svc.n_threads, rs, nr, "server.threads")
     SRV_FIELD(!str_eq(a->api_key_env, b->api_key_env), rs, nr, "server.api_key_env")
     SRV_FIELD(a->max_conns != b->max_conns, rs, nr, "server.max_connections")
     SRV_FIELD(a->max_conns_per_ip != b->max_conns_per_ip, rs, nr, "server.max_connections_per_ip")
-    SRV_FIELD(a->max_queue != b->max_queue, rs, nr, "server.max_queue")
+    SRV_FIELD(a->svc.max_queue != b->svc.max_queue, rs, nr, "server.max_queue")
     SRV_FIELD(a->log_format != b->log_format, rs, nr, "server.log_format")
-    SRV_FIELD(a->prefer != b->prefer, rs, nr, "device.prefer")
-    SRV_FIELD(a->vram_budget != b->vram_budget || a->vram_fraction != b->vram_fraction, rs, nr, "device.vram_budget")
-    SRV_FIELD(a->quantum_ms != b->quantum_ms || a->quantum_loads != b->quantum_loads || a->drain_ms != b->drain_ms ||
-                  a->chunk_tokens != b->chunk_tokens || a->aging_ms != b->aging_ms,
+    SRV_FIELD(a->svc.prefer != b->svc.prefer, rs, nr, "device.prefer")
+    SRV_FIELD(a->svc.vram_budget != b->svc.vram_budget || a->svc.vram_fraction != b->svc.vram_fraction, rs, nr, "device.vram_budget")
+    SRV_FIELD(a->svc.quantum_ms != b->svc.quantum_ms || a->svc.quantum_loads != b->svc.quantum_loads || a->svc.drain_ms != b->svc.drain_ms ||
+                  a->svc.chunk_tokens != b->svc.chunk_tokens || a->svc.aging_ms != b->svc.aging_ms,
               rs, nr, "device (turns and arbiter)")
-    SRV_FIELD(a->warmup != b->warmup || a->warm_interval_ms != b->warm_interval_ms ||
-                  a->warm_threshold != b->warm_threshold || !str_eq(a->state_dir, b->state_dir),
+    SRV_FIELD(a->svc.warmup != b->svc.warmup || a->svc.warm_interval_ms != b->svc.warm_interval_ms ||
+                  a->svc.warm_threshold != b->svc.warm_threshold || !str_eq(a->svc.state_dir, b->svc.state_dir),
               rs, nr, "warmup")
-    SRV_FIELD(memcmp(&a->fb_weights, &b->fb_weights, sizeof a->fb_weights) || a->fb_min_score != b->fb_min_score, rs,
+    SRV_FIELD(memcmp(&a->svc.fb_weights, &b->svc.fb_weights, sizeof a->svc.fb_weights) || a->svc.fb_min_score != b->svc.fb_min_score, rs,
               nr, "fallback_policy")
     SRV_FIELD(!routes_eq(a, b), rs, nr, "routes and router")
-    SRV_FIELD(a->emb_cache_bytes != b->emb_cache_bytes, rs, nr, "scheduler.embedding_cache")
+    SRV_FIELD(a->svc.emb_cache_bytes != b->svc.emb_cache_bytes, rs, nr, "scheduler.embedding_cache")
 #undef SRV_FIELD
 #undef FIELD
 }
 
 static int32_t find(const srv_config *c, const bool *live, const char *id)
 {
-    for (int32_t i = 0; i < c->n_models; i++)
-        if ((!live || live[i]) && !strcmp(c->models[i].id, id)) return i;
+    for (int32_t i = 0; i < c->svc.n_models; i++)
+        if ((!live || live[i]) && !strcmp(c->svc.models[i].id, id)) return i;
     return -1;
 }
 
@@ -167,11 +167,11 @@ vki_status srv_config_diff_make(const srv_config *old, const bool *old_live, con
                                 srv_config_diff *out)
 {
     memset(out, 0, sizeof *out);
-    out->models = calloc((size_t)(old->n_models + neu->n_models) + 1, sizeof *out->models);
+    out->models = calloc((size_t)(old->svc.n_models + neu->svc.n_models) + 1, sizeof *out->models);
     if (!out->models) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "reload: out of memory");
-    for (int32_t i = 0; i < old->n_models; i++) {
+    for (int32_t i = 0; i < old->svc.n_models; i++) {
         if (old_live && !old_live[i]) continue;
-        const srv_model_cfg *a = &old->models[i];
+        const srv_model_cfg *a = &old->svc.models[i];
         srv_diff_model *d = &out->models[out->n_models++];
         d->id = a->id;
         d->old_i = i;
@@ -180,7 +180,7 @@ vki_status srv_config_diff_make(const srv_config *old, const bool *old_live, con
             d->action = SRV_DIFF_REMOVED;
             continue;
         }
-        const srv_model_cfg *b = &neu->models[d->new_i];
+        const srv_model_cfg *b = &neu->svc.models[d->new_i];
         if (replaced_fields(a, b, d->what, sizeof d->what)) {
             d->action = SRV_DIFF_REPLACED;
             if (!str_eq(a->path, b->path)) add_name(d->what, sizeof d->what, "path");
@@ -192,10 +192,10 @@ vki_status srv_config_diff_make(const srv_config *old, const bool *old_live, con
         const bool live = live_fields(a, b, d->what, sizeof d->what);
         d->action = moved ? SRV_DIFF_SWAPPED : live ? SRV_DIFF_CHANGED : SRV_DIFF_UNCHANGED;
     }
-    for (int32_t j = 0; j < neu->n_models; j++) {
-        if (find(old, old_live, neu->models[j].id) >= 0) continue;
+    for (int32_t j = 0; j < neu->svc.n_models; j++) {
+        if (find(old, old_live, neu->svc.models[j].id) >= 0) continue;
         srv_diff_model *d = &out->models[out->n_models++];
-        *d = (srv_diff_model){.id = neu->models[j].id, .action = SRV_DIFF_ADDED, .old_i = -1, .new_i = j};
+        *d = (srv_diff_model){.id = neu->svc.models[j].id, .action = SRV_DIFF_ADDED, .old_i = -1, .new_i = j};
     }
     server_fields(old, neu, out);
     return VKI_OK;

@@ -285,16 +285,16 @@ vki_status srv_config_parse_router(srv_config *c, const srv_cfg_yaml *y, yaml_no
 
 static int32_t find(const srv_config *c, const char *id)
 {
-    for (int32_t j = 0; j < c->n_models; j++)
-        if (!strcmp(c->models[j].id, id)) return j;
+    for (int32_t j = 0; j < c->svc.n_models; j++)
+        if (!strcmp(c->svc.models[j].id, id)) return j;
     return -1;
 }
 
 vki_status srv_config_check_routes(srv_config *c, char *err, size_t err_size)
 {
     bool any_examples = false;
-    for (int32_t i = 0; i < c->n_models; i++)
-        if (!strcmp(c->models[i].id, "auto")) {
+    for (int32_t i = 0; i < c->svc.n_models; i++)
+        if (!strcmp(c->svc.models[i].id, "auto")) {
             snprintf(err, err_size, "model id 'auto' is reserved: requests for it are routed (routes:)");
             return VKI_ERR_BAD_FILE;
         }
@@ -315,10 +315,10 @@ vki_status srv_config_check_routes(srv_config *c, char *err, size_t err_size)
                              r->models[k]);
                     return VKI_ERR_BAD_FILE;
                 }
-            if (!r->has_kind && k == 0) kind = c->models[j].kind; /* the primary's */
-            if (c->models[j].kind != kind) {
+            if (!r->has_kind && k == 0) kind = c->svc.models[j].kind; /* the primary's */
+            if (c->svc.models[j].kind != kind) {
                 snprintf(err, err_size, "%s: route '%s' serves %s, but model '%s' is a %s model", r->where_models[k],
-                         r->name, sched_kind_name(kind), r->models[k], sched_kind_name(c->models[j].kind));
+                         r->name, sched_kind_name(kind), r->models[k], sched_kind_name(c->svc.models[j].kind));
                 return VKI_ERR_BAD_FILE;
             }
         }
@@ -332,7 +332,7 @@ vki_status srv_config_check_routes(srv_config *c, char *err, size_t err_size)
     }
     if (c->router_model) {
         const int32_t j = find(c, c->router_model);
-        if (j < 0 || c->models[j].kind != SCHED_KIND_EMBEDDING) {
+        if (j < 0 || c->svc.models[j].kind != SCHED_KIND_EMBEDDING) {
             snprintf(err, err_size, "%s: router.model '%s' %s", c->router_where, c->router_model,
                      j < 0 ? "is not a configured model id" : "is a chat model; the router embeds with an embedding "
                                                                "model");

@@ -318,7 +318,7 @@ bool srv_parse_common(srv_conn *cn, const cJSON *body, int32_t model, sched_prio
 {
     const srv_config *cfg = cn->srv->cfg;
     *prio = route_default;
-    if (model < cfg->n_models && cfg->models[model].has_priority) *prio = cfg->models[model].priority;
+    if (model < cfg->svc.n_models && cfg->svc.models[model].has_priority) *prio = cfg->svc.models[model].priority;
     const cJSON *jp = cJSON_GetObjectItemCaseSensitive(body, "priority");
     if (jp && !cJSON_IsNull(jp) && (!cJSON_IsString(jp) || !sched_prio_parse(jp->valuestring, prio))) {
         *ret = srv_send_error(cn, 400, "invalid_field", 0, "priority: expected \"interactive\", \"normal\" or "

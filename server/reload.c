@@ -42,7 +42,7 @@ void srv_reload_free(srv_server *srv)
     struct srv_retired_cfg *r = srv->retired;
     while (r) {
         struct srv_retired_cfg *next = r->next;
-        free(r->published->models);
+        free(r->published->svc.models);
         free(r->published);
         srv_config_deinit(r->parsed);
         free(r->parsed);
@@ -109,7 +109,7 @@ static bool check_files(const srv_config *neu, const srv_config_diff *d, const c
     for (int32_t k = 0; k < d->n_models; k++) {
         const srv_diff_model *dm = &d->models[k];
         if (dm->action != SRV_DIFF_ADDED && dm->action != SRV_DIFF_SWAPPED && dm->action != SRV_DIFF_REPLACED) continue;
-        const srv_model_cfg *m = &neu->models[dm->new_i];
+        const srv_model_cfg *m = &neu->svc.models[dm->new_i];
         vki_model_file *f = NULL;
         vki_status st = vki_file_open(m->path, &f);
         if (st == VKI_OK) {
@@ -141,22 +141,22 @@ static srv_config *publish_view(const srv_config *old, const srv_config *neu, co
         return NULL;
     }
     *p = *old;
-    p->models = models;
+    p->svc.models = models;
     p->max_body = neu->max_body;
     p->header_timeout_ms = neu->header_timeout_ms;
     p->body_timeout_ms = neu->body_timeout_ms;
     p->drain_timeout_ms = neu->drain_timeout_ms;
     p->health_degraded_status = neu->health_degraded_status;
     p->admin = neu->admin;
-    for (int32_t i = 0; i < n_sched && i < old->n_models; i++) models[i] = old->models[i];
+    for (int32_t i = 0; i < n_sched && i < old->svc.n_models; i++) models[i] = old->svc.models[i];
     int32_t at = n_sched;
     for (int32_t k = 0; k < d->n_models; k++) {
         const srv_diff_model *dm = &d->models[k];
         if (dm->action == SRV_DIFF_SWAPPED || dm->action == SRV_DIFF_CHANGED || dm->action == SRV_DIFF_UNCHANGED)
-            models[dm->old_i] = neu->models[dm->new_i];
-        if (dm->action == SRV_DIFF_ADDED || dm->action == SRV_DIFF_REPLACED) models[at++] = neu->models[dm->new_i];
+            models[dm->old_i] = neu->svc.models[dm->new_i];
+        if (dm->action == SRV_DIFF_ADDED || dm->action == SRV_DIFF_REPLACED) models[at++] = neu->svc.models[dm->new_i];
     }
-    p->n_models = at;
+    p->svc.n_models = at;
     return p;
 }
 
@@ -179,7 +179,7 @@ static void apply(srv_server *srv, const srv_config *neu, const srv_config_diff 
             break;
         case SRV_DIFF_CHANGED:
         case SRV_DIFF_SWAPPED:
-            srv_model_sched_params(view, &neu->models[dm->new_i], chain, &mp);
+            srv_model_sched_params(view, &neu->svc.models[dm->new_i], chain, &mp);
             if (sched_model_update(s, dm->old_i, &mp) != VKI_OK)
                 note(srv, r, true, "%s: update: %s", dm->id, vki_last_error());
             if (dm->action == SRV_DIFF_CHANGED) {
@@ -207,7 +207,7 @@ static void apply(srv_server *srv, const srv_config *neu, const srv_config_diff 
     for (int32_t k = 0; k < d->n_models; k++) {
         const srv_diff_model *dm = &d->models[k];
         if (dm->action != SRV_DIFF_ADDED && dm->action != SRV_DIFF_REPLACED) continue;
-        srv_model_sched_params(view, &neu->models[dm->new_i], chain, &mp);
+        srv_model_sched_params(view, &neu->svc.models[dm->new_i], chain, &mp);
         if (sched_n_models(s) != expect) {
             note(srv, r, true, "%s: not added (an earlier add failed)", dm->id);
             continue;
@@ -245,7 +245,7 @@ static unsigned reload_locked(srv_server *srv, report *r)
     for (int32_t i = 0; live && i < n_sched; i++) {
         sched_model_info info;
         sched_model_get_info(s, i, &info);
-        live[i] = !info.removing && i < old->n_models;
+        live[i] = !info.removing && i < old->svc.n_models;
     }
     if (st != VKI_OK) {
         code = 400;
@@ -276,7 +276,7 @@ static unsigned reload_locked(srv_server *srv, report *r)
         /* Refused as a whole: nothing was applied, the running set stays. */
         cJSON_AddStringToObject(r->root, "error", err[0] ? err : "the configuration cannot be read");
         srv_log_event(srv->log, "reload", "refused, the running configuration stays: %s", err);
-        free(view ? view->models : NULL);
+        free(view ? view->svc.models : NULL);
         free(view);
         srv_config_deinit(neu);
         free(neu);

@@ -199,7 +199,7 @@ static void snapshot(srv_server *srv, sched_route_model *snap, int32_t n_models)
 {
     double quality[SCHED_ROUTER_MAX_MODELS] = {0};
     const srv_config *cfg = srv_config_now(srv);
-    for (int32_t i = 0; i < n_models && i < cfg->n_models; i++) quality[i] = cfg->models[i].quality;
+    for (int32_t i = 0; i < n_models && i < cfg->svc.n_models; i++) quality[i] = cfg->svc.models[i].quality;
     sched_router_snapshot(srv->s, quality, snap);
 }
 
@@ -239,8 +239,8 @@ static int decide(srv_conn *cn, const srv_auto *a, const float *q, int32_t dim, 
                       (int)d.n_order, dt);
     *n = a->no_fallback ? 1 : d.n_order;
     memcpy(order, d.order, sizeof *order * (size_t)d.n_order);
-    if (a->prio && !a->body_prio && d.order[0] < srv->cfg->n_models && srv->cfg->models[d.order[0]].has_priority)
-        *a->prio = srv->cfg->models[d.order[0]].priority;
+    if (a->prio && !a->body_prio && d.order[0] < srv->cfg->svc.n_models && srv->cfg->svc.models[d.order[0]].has_priority)
+        *a->prio = srv->cfg->svc.models[d.order[0]].priority;
     return 1;
 }
 

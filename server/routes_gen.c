@@ -563,7 +563,7 @@ static int gen_submit(srv_conn *cn, gen_plan *p, int32_t i, vki_status *st, char
         const srv_config *cfg = cn->srv->cfg; /* one reload's, read once */
         if (!srv_render_chat(cn, cn->json, &f.tools, sched_model_file(cn->srv->s, i),
                              sched_model_tokenizer(cn->srv->s, i),
-                             i < cfg->n_models ? cfg->models[i].chat_template : NULL, &f.gp, &rendered, &spans,
+                             i < cfg->svc.n_models ? cfg->svc.models[i].chat_template : NULL, &f.gp, &rendered, &spans,
                              &n_spans, &fmt, ret) ||
             !srv_tools_grammar(cn, &f.tools, fmt, &grammar, ret)) {
             free(rendered);
@@ -800,7 +800,7 @@ enum MHD_Result srv_route_generate_as(srv_conn *cn, const cJSON *body, srv_gen_s
     /* model auto: decided once the fields are read (then the chosen model's priority applies) */
     const bool autoq = srv_auto_asked(body);
     const bool chat = shape == SRV_GEN_CHAT;
-    int32_t model = autoq ? cn->srv->cfg->n_models : srv_pick_serving(cn, body, SCHED_KIND_CHAT, &ret);
+    int32_t model = autoq ? cn->srv->cfg->svc.n_models : srv_pick_serving(cn, body, SCHED_KIND_CHAT, &ret);
     if (model < 0) return ret;
     gen_plan *p = calloc(1, sizeof *p);
     if (!p) return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");

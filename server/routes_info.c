@@ -125,9 +125,9 @@ static cJSON *model_json(const srv_server *srv, int32_t i)
     }
     cJSON_AddNumberToObject(m, "estimated_bytes", (double)info.est_bytes);
     /* the registry's fields for `auto` (memory needed: estimated_bytes) */
-    if (i < srv->cfg->n_models && srv->cfg->models[i].use_case)
-        cJSON_AddStringToObject(m, "use_case", srv->cfg->models[i].use_case);
-    if (i < srv->cfg->n_models) cJSON_AddNumberToObject(m, "quality", srv->cfg->models[i].quality);
+    if (i < srv->cfg->svc.n_models && srv->cfg->svc.models[i].use_case)
+        cJSON_AddStringToObject(m, "use_case", srv->cfg->svc.models[i].use_case);
+    if (i < srv->cfg->svc.n_models) cJSON_AddNumberToObject(m, "quality", srv->cfg->svc.models[i].quality);
     cJSON_AddBoolToObject(m, "pin", info.pin);
     cJSON_AddNumberToObject(m, "keep_alive_s", info.keep_alive_ms < 0 ? -1 : info.keep_alive_ms / 1e3);
     cJSON *fb = cJSON_AddArrayToObject(m, "fallback");
@@ -136,7 +136,7 @@ static cJSON *model_json(const srv_server *srv, int32_t i)
         cJSON_AddItemToArray(fb, cJSON_CreateString(fid));
     if (info.fallback_cpu) cJSON_AddItemToArray(fb, cJSON_CreateString("cpu"));
     const srv_config *cfg = srv->cfg;
-    if (i < cfg->n_models && cfg->models[i].fallback_auto)
+    if (i < cfg->svc.n_models && cfg->svc.models[i].fallback_auto)
         cJSON_AddItemToArray(fb, cJSON_CreateString("auto"));
     /* vkinfer's own: the circuit breaker (engine/sched/README.md) */
     cJSON *br = cJSON_AddObjectToObject(m, "breaker");
@@ -329,7 +329,7 @@ static enum MHD_Result embed_step(srv_conn *cn, void *state, bool *wait)
     int32_t out_dim = dim;
     if (p->want_dim && p->want_dim != dim) {
         const srv_config *cfg = cn->srv->cfg;
-        const srv_model_cfg *mc = served < cfg->n_models ? &cfg->models[served] : NULL;
+        const srv_model_cfg *mc = served < cfg->svc.n_models ? &cfg->svc.models[served] : NULL;
         bool declared = false;
         for (int32_t k = 0; mc && k < mc->n_dims; k++) declared |= mc->dims[k] == p->want_dim && mc->dims[k] < dim;
         if (!declared) {
@@ -395,7 +395,7 @@ enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body)
     if (!srv_check_fields(cn, body, srv_embed_fields, &ret)) return ret;
     /* model auto: embedding routes are chosen by need and load only (no meaning) */
     const bool autoq = srv_auto_asked(body);
-    int32_t model = autoq ? cn->srv->cfg->n_models : srv_pick_serving(cn, body, SCHED_KIND_EMBEDDING, &ret);
+    int32_t model = autoq ? cn->srv->cfg->svc.n_models : srv_pick_serving(cn, body, SCHED_KIND_EMBEDDING, &ret);
     if (model < 0) return ret;
     srv_embed_req rq;
     if (!srv_parse_embeddings(cn, body, model, &rq, &ret)) return ret;

@@ -244,16 +244,17 @@ int32_t srv_pick_serving(srv_conn *cn, const cJSON *body, sched_kind kind, enum 
 
 /* ----- fallback.c ----- */
 
-/* Why a request went to another model (vkinfer_fallbacks_total's reason). */
-typedef enum srv_fb_reason {
-    SRV_FB_MISSING = 0, /* the model's file is missing                     */
-    SRV_FB_FAILED,      /* the model failed (load or device)               */
-    SRV_FB_MEMORY,      /* the device had no room to load it               */
-    SRV_FB_BREAKER,     /* its circuit breaker is open                     */
-    SRV_FB_ETA,         /* its queue would not answer before the deadline  */
-    SRV_FB_LOADING,     /* still opening its file at start (cannot queue yet) */
-    SRV_FB_N,
-} srv_fb_reason;
+/* Why a request went to another model (vkinfer_fallbacks_total's reason):
+ * the library's vki_fallback_reason, spelt for the routes. */
+enum {
+    SRV_FB_MISSING = VKI_FALLBACK_MISSING,
+    SRV_FB_FAILED  = VKI_FALLBACK_FAILED,
+    SRV_FB_MEMORY  = VKI_FALLBACK_MEMORY,
+    SRV_FB_BREAKER = VKI_FALLBACK_BREAKER_OPEN,
+    SRV_FB_ETA     = VKI_FALLBACK_ETA,
+    SRV_FB_LOADING = VKI_FALLBACK_LOADING,
+    SRV_FB_N       = VKI_FALLBACK_N_REASONS,
+};
 
 /* The error a try ended with, kept for the client when nothing else serves. */
 typedef struct srv_fb_error {

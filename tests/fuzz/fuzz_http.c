@@ -115,7 +115,7 @@ static bool render(srv_conn *cn, const cJSON *body, srv_gen_req *rq, int32_t mod
     size_t n_spans = 0;
     srv_tool_format fmt = SRV_TOOLS_GENERIC;
     vki_generate_params gp = rq->gp;
-    bool ok = srv_render_chat(cn, body, &rq->tools, chat_file, chat_tok, cfg.models[model].chat_template, &gp, &prompt,
+    bool ok = srv_render_chat(cn, body, &rq->tools, chat_file, chat_tok, cfg.svc.models[model].chat_template, &gp, &prompt,
                               &spans, &n_spans, &fmt, ret);
     FZ_CHECK(ok == !!prompt);
     ok = ok && srv_tools_grammar(cn, &rq->tools, fmt, &grammar, ret);

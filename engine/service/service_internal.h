@@ -1,0 +1,110 @@
+/*
+ * service_internal.h: the objects behind vki_service and vki_job (vkinfer.h),
+ * shared by the service's files. A service wraps one scheduler
+ * (engine/sched/sched.h) and owns one dispatcher thread that runs every
+ * callback and every fallback retry; a job is one request as the caller
+ * sees it, across the scheduler requests its fallback tries make.
+ * Lock order: a scheduler request's lock (held while it notifies) ->
+ * svc->mu; job->mu -> a scheduler request's lock. Nothing takes job->mu
+ * while holding svc->mu.
+ */
+#ifndef VKI_SERVICE_INTERNAL_H
+#define VKI_SERVICE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "engine/sched/sched.h"
+#include "engine/service/service_fallback.h"
+#include "vkinfer.h"
+
+#define SVC_MAX_TRIES 16
+
+/* A model state change waiting for the dispatcher (on_state). */
+typedef struct svc_state_event {
+    vki_service_model_info   info;
+    struct svc_state_event *next;
+} svc_state_event;
+
+struct vki_service {
+    scheduler         *s;
+    vki_service_params p;
+    pthread_t          thread;
+    bool               thread_started;
+    pthread_mutex_t    mu;
+    pthread_cond_t     cv;       /* the dispatcher's wake-up; also "a job ended" */
+    vki_job           *ready;    /* jobs with news, each holding a reference     */
+    vki_job          **ready_tail;
+    svc_state_event   *events, **events_tail;
+    /* Jobs whose models are all still opening their files: tried again at
+     * the next state change (or their deadline), each holding a reference. */
+    vki_job           *parked;
+    bool               shutting;
+    int32_t            n_live;   /* jobs not yet ended                            */
+    bool               stop;
+    /* [from][to][reason]: requests for `from` served by `to`; sized for
+     * n_fb models (vki_service_add_model grows it: models are added before
+     * any submit). */
+    _Atomic uint64_t  *fb_count;
+    int32_t            n_fb;
+};
+
+struct vki_job {
+    vki_service       *svc;
+    atomic_int         refs;     /* the caller's, the dispatcher's, the ready list's */
+    pthread_mutex_t    mu;
+    pthread_cond_t     cv;
+    /* The request, kept for the fallback tries. */
+    bool               embed;
+    char              *prompt;
+    vki_generate_params gp;      /* its strings point into owned copies below    */
+    char             **stop;
+    char              *grammar, *json_schema;
+    char             **texts;
+    int32_t            n_texts;
+    vki_request_params rp;
+    sched_prio         prio;
+    double             deadline;  /* absolute, vki_time_ms clock; 0 = none      */
+    int32_t            order[SVC_MAX_TRIES], n_try, k; /* candidates, the next try */
+    int32_t            requested, served;
+    int                first_reason;          /* why the first try failed; -1 */
+    vki_status         first_status;
+    char               first_msg[1200];
+    double             first_retry_ms;
+    /* Under mu. */
+    sched_request     *r;
+    atomic_bool        cancelled;
+    bool               queued;    /* in svc->ready (under svc->mu)             */
+    bool               end_now;   /* refused at once: the dispatcher just ends it */
+    bool               ended;     /* the dispatcher is through with it         */
+    bool               done;      /* on_done returned: vki_job_wait wakes       */
+    bool               in_callback; /* on_token or on_done is running             */
+    vki_job_result     res;
+    char              *text;      /* choice 0's text so far                     */
+    size_t             text_len, text_cap;
+    float             *emb;
+    char               message[1200];
+    char               model_id[256], requested_id[256];
+    vki_job           *next;      /* svc->ready                                 */
+    vki_job           *next_parked; /* svc->parked                              */
+};
+
+/* service_job.c */
+void svc_job_process(vki_job *j);
+
+void svc_job_unref(vki_job *j);
+/* service.c */
+/* Parks j until a model changes state (service_internal.h: parked). */
+void svc_park(vki_service *svc, vki_job *j);
+void svc_push_ready(vki_service *svc, vki_job *j);
+void svc_fb_count_add(vki_service *svc, int32_t from, int32_t to, int reason);
+/* The scheduler under the service, for the server's routes that need what
+ * the public API does not carry (chat spans, choices, logprobs, reloads). */
+scheduler *svc_scheduler(vki_service *svc);
+/* True on the dispatcher thread (a callback). */
+bool svc_on_dispatcher(const vki_service *svc);
+/* Adds a model from scheduler params (the config's path: test hooks too). */
+vki_status svc_add_sched_model(vki_service *svc, const sched_model_params *mp);
+void svc_info_from_sched(const sched_model_info *si, vki_service_model_info *out, scheduler *s, int32_t i);
+
+#endif
