@@ -83,6 +83,10 @@ deb $mirror bookworm-updates main
 deb http://deb.debian.org/debian-security bookworm-security main
 EOF
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# debootstrap writes no /etc/hosts, which every installed Debian has (the
+# installer writes it): without it "localhost" does not resolve, and
+# Selenium, which reaches chromedriver at localhost, cannot start a browser.
+[ -f "$root/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
 # This site's own CA certificates (e.g. a TLS-inspecting egress proxy), which a
 # machine on this network needs to reach PyPI: they are not part of a fresh
 # install nor of what deps.sh installs. ca-certificates (installed by deps.sh)

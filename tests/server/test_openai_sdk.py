@@ -181,13 +181,18 @@ def test_logprobs_chat(openai, client):
     # streamed: each chunk carries its tokens; together the same entries
     chunks = list(client.chat.completions.create(stream=True, **kw))
     streamed = [e for ch in chunks if ch.choices and ch.choices[0].logprobs for e in ch.choices[0].logprobs.content]
+    # A repeated prompt reuses the slot's KV (prefix reuse) and evaluates only
+    # its last token, alone: the same math in another batch shape, equal to
+    # rounding, not bit for bit (test_prefix bounds it at 1e-3 for the top-3).
     check([e.token for e in streamed] == [e.token for e in entries] and
-          all(abs(a.logprob - b.logprob) < 1e-6 for a, b in zip(streamed, entries)),
+          all(abs(a.logprob - b.logprob) < 1e-4 for a, b in zip(streamed, entries)),
           "chat stream logprobs %s != plain %s" % ([e.token for e in streamed], [e.token for e in entries]))
     # top_logprobs 0: only the sampled token's logprob; sampling does not change them
     r0 = client.chat.completions.create(**dict(kw, top_logprobs=0))
-    check(all(e.top_logprobs == [] for e in r0.choices[0].logprobs.content) and
-          [e.logprob for e in r0.choices[0].logprobs.content] == [e.logprob for e in entries], "top_logprobs 0")
+    c0 = r0.choices[0].logprobs.content
+    check(all(e.top_logprobs == [] for e in c0) and [e.token for e in c0] == [e.token for e in entries] and
+          all(abs(a.logprob - b.logprob) < 1e-4 for a, b in zip(c0, entries)),
+          "top_logprobs 0: %s vs %s" % ([(e.token, e.logprob) for e in c0], [(e.token, e.logprob) for e in entries]))
     r1 = client.chat.completions.create(**dict(kw, temperature=1.5, seed=3))
     check_entries(r1.choices[0].logprobs.content, 3, False, "chat logprobs at temperature 1.5")
     plain = client.chat.completions.create(model="default", messages=msgs, max_tokens=2, temperature=0)
