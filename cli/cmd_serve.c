@@ -411,7 +411,7 @@ int cmd_serve(int argc, char **argv)
     for (int32_t i = 0; i < cfg.svc.n_models; i++) {
         const char *chain[65];
         sched_model_params mp;
-        srv_model_sched_params(&cfg, &cfg.svc.models[i], chain, &mp);
+        svc_config_model_params(&cfg.svc, &cfg.svc.models[i], chain, &mp);
         if (sched_add_model(s, &mp) != VKI_OK) {
             cli_status_error(VKI_ERR_INVALID_ARGUMENT, "serve");
             goto out;

@@ -18,27 +18,6 @@ const char *srv_diff_action_name(srv_diff_action a)
     return (unsigned)a < sizeof action_names / sizeof action_names[0] ? action_names[a] : "?";
 }
 
-void srv_model_sched_params(const srv_config *cfg, const srv_model_cfg *m, const char *chain[65],
-                            sched_model_params *out)
-{
-    sched_model_params mp = {.id = m->id, .path = m->path, .kind = m->kind, .mp = vki_model_default_params()};
-    mp.mp.backend = cfg->svc.prefer;
-    mp.mp.n_ctx = m->n_ctx;
-    mp.mp.n_seq_max = m->kind == SCHED_KIND_CHAT ? (m->n_seq_max ? m->n_seq_max : 4) : 1;
-    mp.has_keep_alive = m->has_keep_alive;
-    mp.keep_alive_ms = m->keep_alive_ms;
-    mp.pin = m->pin;
-    mp.fallback_cpu = m->fallback_cpu;
-    mp.no_prefix_reuse = m->no_prefix_reuse;
-    memset(chain, 0, 65 * sizeof *chain);
-    for (int32_t k = 0; k < m->n_fallback && k < 64; k++) chain[k] = m->fallback_ids[k];
-    mp.fb = (sched_fb_params){.chain = chain, .auto_candidates = m->fallback_auto, .caps = m->caps,
-                              .languages = m->languages, .compat_ids = (const char *const *)m->compat_ids,
-                              .compat = m->compat, .n_compat = m->n_compat, .breaker = m->breaker,
-                              .test_fail_loads = m->test_fail_loads, .test_fail_steps = m->test_fail_steps};
-    *out = mp;
-}
-
 /* ===== Comparing ========================================================== */
 
 static bool str_eq(const char *a, const char *b) { return a == b || (a && b && !strcmp(a, b)); }

@@ -45,9 +45,4 @@ vki_status srv_config_diff_make(const srv_config *old, const bool *old_live, con
                                 srv_config_diff *out);
 void       srv_config_diff_free(srv_config_diff *d);
 
-/* The scheduler's parameters for model m of cfg. chain is storage for the
- * fallback ids (borrowed from m): out points into it and into m. */
-void srv_model_sched_params(const srv_config *cfg, const srv_model_cfg *m, const char *chain[65],
-                            sched_model_params *out);
-
 #endif

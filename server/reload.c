@@ -179,7 +179,7 @@ static void apply(srv_server *srv, const srv_config *neu, const srv_config_diff 
             break;
         case SRV_DIFF_CHANGED:
         case SRV_DIFF_SWAPPED:
-            srv_model_sched_params(view, &neu->svc.models[dm->new_i], chain, &mp);
+            svc_config_model_params(&view->svc, &neu->svc.models[dm->new_i], chain, &mp);
             if (sched_model_update(s, dm->old_i, &mp) != VKI_OK)
                 note(srv, r, true, "%s: update: %s", dm->id, vki_last_error());
             if (dm->action == SRV_DIFF_CHANGED) {
@@ -207,7 +207,7 @@ static void apply(srv_server *srv, const srv_config *neu, const srv_config_diff 
     for (int32_t k = 0; k < d->n_models; k++) {
         const srv_diff_model *dm = &d->models[k];
         if (dm->action != SRV_DIFF_ADDED && dm->action != SRV_DIFF_REPLACED) continue;
-        srv_model_sched_params(view, &neu->svc.models[dm->new_i], chain, &mp);
+        svc_config_model_params(&view->svc, &neu->svc.models[dm->new_i], chain, &mp);
         if (sched_n_models(s) != expect) {
             note(srv, r, true, "%s: not added (an earlier add failed)", dm->id);
             continue;

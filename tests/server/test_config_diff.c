@@ -79,7 +79,7 @@ int main(void)
     /* The scheduler's view of a model. */
     const char *chain[65];
     sched_model_params mp;
-    srv_model_sched_params(&b, &b.svc.models[2], chain, &mp);
+    svc_config_model_params(&b.svc, &b.svc.models[2], chain, &mp);
     CHECK(!strcmp(mp.id, "tuned") && mp.has_keep_alive && mp.keep_alive_ms == 600e3 && mp.fallback_cpu);
     CHECK(mp.fb.chain && !strcmp(mp.fb.chain[0], "same") && !mp.fb.chain[1] && mp.mp.n_seq_max == 4);
     srv_config_deinit(&a);
