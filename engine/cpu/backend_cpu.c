@@ -150,12 +150,6 @@ typedef struct row_task {
     cpu_chunks         ch;      /* rows (tokens for ROPE, elements for CPY) */
 } row_task;
 
-static float gelu_f(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
-static float gelu_tanh_f(float x)
-{
-    return 0.5f * x * (1.0f + tanhf(0.79788456080286535588f * (x + 0.044715f * x * x * x)));
-}
-
 static void elementwise_rows(void *arg, int ith, int nth)
 {
     row_task *t = arg;
@@ -172,13 +166,10 @@ static void elementwise_rows(void *arg, int ith, int nth)
         case BK_OP_MUL:    for (int64_t i = 0; i < n; i++) o[i] = x[i] * y[i]; break;
         case BK_OP_SCALE:  for (int64_t i = 0; i < n; i++) o[i] = x[i] * op->fp[0]; break;
         case BK_OP_SILU:   t->kern->swiglu_f32(n, o, x, NULL); break;
-        case BK_OP_GELU:
-            if (op->ip[0] == BK_ACT_GELU_TANH) for (int64_t i = 0; i < n; i++) o[i] = gelu_tanh_f(x[i]);
-            else for (int64_t i = 0; i < n; i++) o[i] = gelu_f(x[i]);
-            break;
+        case BK_OP_GELU: t->kern->gelu_f32(n, o, x, NULL, op->ip[0] == BK_ACT_GELU_TANH); break;
         case BK_OP_SWIGLU:
-            if (op->ip[0] == BK_ACT_GELU_TANH) for (int64_t i = 0; i < n; i++) o[i] = gelu_tanh_f(x[i]) * y[i];
-            else if (op->ip[0] == BK_ACT_GELU) for (int64_t i = 0; i < n; i++) o[i] = gelu_f(x[i]) * y[i];
+            if (op->ip[0] == BK_ACT_GELU_TANH || op->ip[0] == BK_ACT_GELU)
+                t->kern->gelu_f32(n, o, x, y, op->ip[0] == BK_ACT_GELU_TANH);
             else t->kern->swiglu_f32(n, o, x, y);
             break;
         case BK_OP_SOFTCAP: {

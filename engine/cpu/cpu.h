@@ -113,6 +113,9 @@ typedef struct cpu_kernels {
     /* o[i] = silu(x[i]) * y[i] (y NULL: silu(x[i])), silu(x) = x / (1 + e^-x);
      * o may alias x or y. */
     void  (*swiglu_f32)(int64_t n, float *o, const float *x, const float *y);
+    /* o[i] = gelu(x[i]) * y[i] (y NULL: gelu(x[i])), the erf form or, with
+     * tanh_form, the tanh approximation; o may alias x or y. */
+    void  (*gelu_f32)(int64_t n, float *o, const float *x, const float *y, bool tanh_form);
     /* The activation quantizer cpu_quantize_q8_0, bit for bit (a level may
      * only vectorise it, never change a result). */
     void  (*quantize_q8_0)(const float *x, void *dst, int64_t n);
@@ -159,6 +162,7 @@ void cpu_quantize_q8_K(const float *x, void *dst, int64_t n);
 void cpu_kernels_init_scalar(cpu_kernels *k);
 void cpu_kernels_init_avx2(cpu_kernels *k);
 void cpu_kernels_init_avx512(cpu_kernels *k);
+void cpu_act_init_avx512(cpu_kernels *k); /* act_avx512.c, called by the above */
 void cpu_kernels_init_neon(cpu_kernels *k);
 
 /* ===== Dispatch (dispatch.c) ============================================= */

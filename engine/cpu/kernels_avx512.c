@@ -4,7 +4,7 @@
  * one, so anything not set here (K-quant gemm tiles, every int8 kernel on
  * a CPU without VNNI) runs the AVX2 code. Sections: float tiles, VNNI
  * tiles and mat-vecs, packed f32 and integer mat-mat, attention helpers,
- * the activation quantizer and exp-based helpers.
+ * the activation quantizer (the exp-based helpers are in act_avx512.c).
  */
 #include <immintrin.h>
 #include <string.h>
@@ -941,57 +941,6 @@ static void mad_rows(int64_t n, float *y, const void *rows, size_t rs, int nrows
     else mad_rows_t(n, y, rows, rs, nrows, p, 0);
 }
 
-/* exp(x) to about 1 ulp: x = n ln2 + r with |r| <= ln2/2, a degree-6
- * Taylor polynomial for e^r (error r^7/7! < 1.3e-7), and vscalefps for
- * the 2^n, which also takes care of underflow to zero. */
-INLINE __m512 exp16(__m512 x)
-{
-    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 720.0f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
-}
-
-static float exp_sum_f32(int64_t n, float *y, float m)
-{
-    __m512 mv = _mm512_set1_ps(m), sum = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(y + i), mv));
-        _mm512_storeu_ps(y + i, e);
-        sum = _mm512_add_ps(sum, e);
-    }
-    if (i < n) {
-        __mmask16 msk = (__mmask16)((1u << (n - i)) - 1);
-        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(msk, y + i), mv));
-        _mm512_mask_storeu_ps(y + i, msk, e);
-        sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(msk, e));
-    }
-    return _mm512_reduce_add_ps(sum);
-}
-
-/* silu through exp16 (about 1 ulp): e^-x overflows to inf for x < -88,
- * where x / inf gives the -0 that libm's expf gives as well. */
-static void swiglu_f32(int64_t n, float *o, const float *x, const float *y)
-{
-    const __m512 one = _mm512_set1_ps(1.0f), neg = _mm512_set1_ps(-0.0f);
-    for (int64_t i = 0; i < n; i += 16) {
-        __mmask16 m = n - i >= 16 ? 0xFFFF : (__mmask16)((1u << (n - i)) - 1);
-        __m512 xv = _mm512_maskz_loadu_ps(m, x + i);
-        __m512 s = _mm512_div_ps(xv, _mm512_add_ps(one, exp16(_mm512_xor_ps(xv, neg))));
-        if (y) s = _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, y + i));
-        _mm512_mask_storeu_ps(o + i, m, s);
-    }
-}
-
 void cpu_kernels_init_avx512(cpu_kernels *k)
 {
     k->mm_mr = MM_MR;
@@ -1022,9 +971,8 @@ void cpu_kernels_init_avx512(cpu_kernels *k)
     k->mad_f32 = mad_f32;
     k->mad_f16 = mad_f16;
     k->scale_f32 = scale_f32;
-    k->exp_sum_f32 = exp_sum_f32;
     k->quantize_q8_0 = quantize_q8_0;
-    k->swiglu_f32 = swiglu_f32;
     k->dot_rows = dot_rows;
     k->mad_rows = mad_rows;
+    cpu_act_init_avx512(k);
 }

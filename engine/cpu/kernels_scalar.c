@@ -140,6 +140,22 @@ static void swiglu_f32(int64_t n, float *o, const float *x, const float *y)
     }
 }
 
+/* x Phi(x) as x/2 erfc(-x/sqrt2) and x/2 (1 + tanh u) as x sigmoid(2u),
+ * the sigmoid from e^-2|u| (which cannot overflow): the forms that keep the
+ * tail for negative x (1 + erf and 1 + tanh cancel there), and the ones the
+ * vector levels compute. */
+static void gelu_f32(int64_t n, float *o, const float *x, const float *y, bool tanh_form)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i], g;
+        if (tanh_form) {
+            float u2 = 1.59576912160573071f * (v + 0.044715f * v * v * v), e = expf(-fabsf(u2));
+            g = u2 >= 0.0f ? v / (1.0f + e) : v * e / (1.0f + e);
+        } else g = 0.5f * v * erfcf(-v * 0.70710678118654752f);
+        o[i] = y ? g * y[i] : g;
+    }
+}
+
 static float exp_sum_f32(int64_t n, float *y, float m)
 {
     float s = 0.0f;
@@ -185,4 +201,5 @@ void cpu_kernels_init_scalar(cpu_kernels *k)
     k->exp_sum_f32 = exp_sum_f32;
     k->quantize_q8_0 = cpu_quantize_q8_0;
     k->swiglu_f32 = swiglu_f32;
+    k->gelu_f32 = gelu_f32;
 }

@@ -6,7 +6,8 @@
  * key-block helpers (dot_rows, mad_rows). Shapes
  * cover full 16-block groups, odd block counts, row counts that are not
  * multiples of the unroll, partial panels and partial activation groups;
- * and the softmax exp helper against libm's expf.
+ * the softmax exp helper against libm's expf, and the gate activations
+ * (silu, both GELU forms) against double.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -288,10 +289,52 @@ static void check_swiglu(const cpu_kernels *fast, int64_t n, uint64_t *seed)
     free(x); free(y); free(o);
 }
 
+/* Both GELU forms against double: x Phi(x) with erfc, and x / (1 + e^-2u).
+ * Inputs reach far into the negative tail (values down to ~1e-38 and
+ * below FLT_MIN, which need not keep precision), where 1 + erf and 1 + tanh
+ * cancel: the kernels compute the
+ * tail directly, so the bound is relative everywhere. Float rounding of
+ * the exponent's argument (about z^2 ulp) grows the error with |x|. */
+static void check_gelu(const cpu_kernels *fast, int64_t n, uint64_t *seed, double *worst)
+{
+    float *x = malloc((size_t)n * sizeof(float)), *y = malloc((size_t)n * sizeof(float));
+    float *o = malloc((size_t)(n + 1) * sizeof(float));
+    VKI_ASSERT(x && y && o);
+    for (int64_t i = 0; i < n; i++) x[i] = test_rand_f32(seed, -13.0f, 8.0f), y[i] = test_rand_f32(seed, -2.0f, 2.0f);
+    if (n > 3) x[0] = 0.0f, x[1] = -0.0f, x[2] = 1e-30f;
+    for (int form = 0; form < 4; form++) {
+        bool tanh_form = form & 1, with_y = form & 2;
+        o[n] = -7.0f;
+        fast->gelu_f32(n, o, x, with_y ? y : NULL, tanh_form);
+        for (int64_t i = 0; i < n; i++) {
+            double v = x[i], g;
+            if (tanh_form) g = v / (1.0 + exp(-2.0 * sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
+            else g = 0.5 * v * erfc(-v / sqrt(2.0));
+            if (with_y) g *= y[i];
+            double tol = (1e-6 + 2e-7 * v * v) * fabs(g) + 2e-38, err = fabs(o[i] - g);
+            if (fabs(g) > 1e-30 && err / fabs(g) > worst[tanh_form]) worst[tanh_form] = err / fabs(g);
+            CHECKF(err <= tol, "%s gelu%s%s n=%lld at %lld: x=%g: %.9g vs %.9g", fast->name,
+                   tanh_form ? "_tanh" : "", with_y ? "*y" : "", (long long)n, (long long)i, x[i], o[i], g);
+        }
+        CHECKF(o[n] == -7.0f, "%s gelu n=%lld wrote past the end", fast->name, (long long)n);
+    }
+    free(x); free(y); free(o);
+}
+
+static void check_gelu_all(const cpu_kernels *k, uint64_t *seed)
+{
+    double worst[2] = {0, 0};
+    int64_t ns[] = {1, 15, 16, 17, 67, 4096};
+    for (size_t i = 0; i < VKI_COUNT(ns); i++) check_gelu(k, ns[i], seed, worst);
+    printf("%s: gelu max relative error %.2g (erf form), %.2g (tanh form)\n", k->name, worst[0], worst[1]);
+}
+
 int main(void)
 {
     const cpu_kernels *ref = cpu_kernels_get(CPU_ISA_SCALAR);
     int n_checked = 0;
+    uint64_t gseed = 7;
+    check_gelu_all(ref, &gseed);
     for (int isa = 1; isa < CPU_ISA_COUNT; isa++) {
         if (!cpu_isa_available((cpu_isa)isa)) {
             printf("%s: skipped (not available on this CPU)\n", cpu_isa_name((cpu_isa)isa));
@@ -338,6 +381,7 @@ int main(void)
         check_quantize(fast, &seed);
         for (int64_t n = 1; n <= 67; n += 33) check_swiglu(fast, n, &seed);
         check_swiglu(fast, 4096, &seed);
+        check_gelu_all(fast, &seed);
         if (fast->dot_rows) {
             int64_t hds[] = {1, 16, 64, 80, 128, 200, 256};
             int nks[] = {1, 15, 16, 17, 64};
