@@ -182,6 +182,26 @@ static void elementwise_rows(void *arg, int ith, int nth)
     }
 }
 
+/* sum of (x[i] - c)^2, or of x[i] with !sq, in double over 8 running
+ * sums: one sequential double chain had norms at 4% of an embedding's
+ * profile; independent lanes let the compiler vectorise without
+ * reassociating (and double keeps the sums exact enough either way). */
+static double row_sum(const float *x, int64_t n, double c, bool sq)
+{
+    double acc[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) {
+            double v = x[i + j] - c;
+            acc[j] += sq ? v * v : v;
+        }
+    for (; i < n; i++) {
+        double v = x[i] - c;
+        acc[0] += sq ? v * v : v;
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
 static void norm_rows(void *arg, int ith, int nth)
 {
     row_task *t = arg;
@@ -196,12 +216,11 @@ static void norm_rows(void *arg, int ith, int nth)
         double mean = 0.0, sq = 0.0;
         float scale;
         if (op->kind == BK_OP_LAYER_NORM) {
-            for (int64_t i = 0; i < n; i++) mean += x[i];
-            mean /= (double)n;
-            for (int64_t i = 0; i < n; i++) sq += (x[i] - mean) * (x[i] - mean);
+            mean = row_sum(x, n, 0.0, false) / (double)n;
+            sq = row_sum(x, n, mean, true);
             scale = (float)(1.0 / sqrt(sq / (double)n + op->fp[0]));
         } else {
-            for (int64_t i = 0; i < n; i++) sq += (double)x[i] * x[i];
+            sq = row_sum(x, n, 0.0, true);
             scale = op->kind == BK_OP_RMS_NORM ? (float)(1.0 / sqrt(sq / (double)n + op->fp[0]))
                                                : (float)(1.0 / fmax(sqrt(sq), 1e-12));
         }
@@ -484,10 +503,18 @@ static void mmp_pack_x(void *arg, int ith, int nth)
     int64_t g;
     for (cpu_chunk_it it = {0, 0}; cpu_chunk_each(&t->ch, &it, &g);) {
         float *dst = t->xp + (size_t)g * (size_t)t->k * (size_t)nr;
-        for (int c = 0; c < nr; c++) {
-            int64_t row = g * nr + c;
-            const float *src = row < t->n ? (const float *)row_ptr(t->xt, row) : NULL;
-            for (int64_t i = 0; i < t->k; i++) dst[(size_t)i * (size_t)nr + (size_t)c] = src ? src[i] : 0.0f;
+        /* Row by row, each row's k floats landed nr floats apart: a
+         * store per cache line, 7% of a BERT embedding's profile. Element
+         * by element across the group, the stores run contiguously and the
+         * nr rows are read as nr sequential streams. */
+        const float *src[64];
+        int nc = (int)VKI_MIN(nr, t->n - g * nr);
+        VKI_ASSERT(nr <= 64);
+        for (int c = 0; c < nc; c++) src[c] = (const float *)row_ptr(t->xt, g * nr + c);
+        for (int64_t i = 0; i < t->k; i++, dst += nr) {
+            int c = 0;
+            for (; c < nc; c++) dst[c] = src[c][i];
+            for (; c < nr; c++) dst[c] = 0.0f;
         }
     }
 }
