@@ -54,12 +54,35 @@ static int32_t take_batch(sched_model *m, int64_t budget, sched_request ***batch
     return n;
 }
 
+/* Whether another model on m's device has work queued or running (no lock
+ * of m's held). Then an embedding batch goes in arb_chunk_tokens chunks,
+ * so that work waits at most one small chunk at the arbiter; alone on the
+ * device a batch goes whole, up to the token budget: every chunk streams
+ * all the weights again, and 64-token chunks had a BERT's weight packing
+ * at 27% of the server's profile. Decided again before each chunk. */
+static bool device_busy_elsewhere(sched_model *m)
+{
+    scheduler *s = m->s;
+    const int32_t n = atomic_load(&s->n_models);
+    for (int32_t i = 0; i < n; i++) {
+        sched_model *o = s->models[i];
+        if (!o || o == m || o->arb != m->arb) continue;
+        pthread_mutex_lock(&o->mu);
+        bool busy = o->n_active > 0;
+        for (int c = 0; c < SCHED_N_PRIO && !busy; c++) busy = o->n_queued[c] > 0;
+        pthread_mutex_unlock(&o->mu);
+        if (busy) return true;
+    }
+    return false;
+}
+
 /* Embeds the live requests of batch[0..n) in one mdl_embed call; true when
  * its failure opened the breaker (or failed the model): the worker returns. */
 static bool run_batch(sched_model *m, sched_request **batch, int32_t n)
 {
     mdl_model *mm = api_model_mdl(m->md);
     const int32_t dim = vki_model_n_embd(m->md);
+    const int64_t budget = m->s->p.embed_token_budget ? m->s->p.embed_token_budget : mdl_n_batch(mm);
     double now = vki_time_ms();
     int32_t n_seq = 0, live = 0;
     for (int32_t k = 0; k < n; k++) {
@@ -93,12 +116,13 @@ static bool run_batch(sched_model *m, sched_request **batch, int32_t n)
                 n_ids[j] = batch[k]->n_eids[batch[k]->emiss[t]];
                 owner[j] = k;
             }
-        /* In chunks of at most arb_chunk_tokens (a text longer than that
-         * goes alone), each its own turn at the device's arbiter. */
-        const int64_t chunk = m->s->p.arb_chunk_tokens;
+        /* In chunks of at most arb_chunk_tokens while the device is shared
+         * (a text longer than that goes alone), each its own turn at the
+         * device's arbiter; whole when it is not (device_busy_elsewhere). */
         if (sched_breaker_test_fail(m, false))
             st = vki_fail(VKI_ERR_DEVICE_LOST, "injected step failure (test_fail.steps, for tests)");
         for (int32_t j0 = 0; j0 < n_seq && st == VKI_OK;) {
+            const int64_t chunk = device_busy_elsewhere(m) ? m->s->p.arb_chunk_tokens : budget;
             int64_t tokens = n_ids[j0];
             sched_prio prio = batch[owner[j0]]->prio;
             int32_t j1 = j0 + 1;
