@@ -420,6 +420,10 @@ typedef struct sched_result {
  * text (choice 0's) past byte `from` or is done, then copies text [from, end) into
  * *chunk (malloc'd, NUL-terminated; NULL when there is none) and the state
  * into *res. The text is whole UTF-8 at every length it is read at.
+ * A caller that waits in a loop must move `from` past what it has read:
+ * with a fixed `from` it returns at once once there is text, and the loop
+ * spins on a core the models need (on a 2-core CPU box such loops tripled
+ * an interactive stream's per-token latency in test_arbiter).
  * OUT_OF_MEMORY only. */
 vki_status sched_request_poll(sched_request *r, size_t from, int timeout_ms, char **chunk, size_t *chunk_len,
                               sched_result *res);

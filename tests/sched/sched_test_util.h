@@ -22,15 +22,18 @@ static inline vki_generate_params st_greedy(int32_t n)
     return gp;
 }
 
-/* Waits for r to end, dropping its text; returns its result. */
+/* Waits for r to end, dropping its text; returns its result. It polls past
+ * what it has read: from 0 the poll returns at once once there is any text
+ * and the loop spins (sched.h, sched_request_poll). */
 static inline sched_result st_wait_done(sched_request *r)
 {
     sched_result res;
     char *chunk;
-    size_t len;
+    size_t len, have = 0;
     do {
-        sched_request_poll(r, 0, -1, &chunk, &len, &res);
+        sched_request_poll(r, have, -1, &chunk, &len, &res);
         free(chunk);
+        have += len;
     } while (!res.done);
     return res;
 }

@@ -1,7 +1,9 @@
 /* test_arbiter.c: one order of work per device (engine/sched/sched_arbiter.c).
  * An interactive chat stream on one model, while other models on the same
  * device (the CPU backend) run a flood of batch completions with long
- * prompts (cut into chunks) and, with ../shared, batch embeddings. The
+ * prompts (one client repeats its prompt, which prefix reuse then finds
+ * whole; one sends that history with a new tail each time, cut into chunks)
+ * and, with ../shared, batch embeddings. The
  * stream's per-token latency (p50, p99) with the flood stays within 1.5x of
  * its latency alone; both are measured in the same run, alternating alone
  * and flooded rounds, so the box's other load falls on both (up to five
@@ -95,7 +97,7 @@ typedef struct flood {
     int32_t     model;
     bool        embed;
     atomic_bool stop;
-    int         done_ok, failed;
+    int         done_ok, failed, n_sent;
     char        error[256];
 } flood;
 
@@ -107,9 +109,23 @@ static const char *long_prompt(void)
     return p;
 }
 
+/* A flood prompt: the long one, then (n >= 0) a tail of about 100 tokens
+ * that differs per request. With prefix reuse the long part is found in a
+ * slot and the tail is evaluated in chunks, as a chat client's next turn
+ * is; the prompt repeated whole (n < 0) costs one token, so its requests
+ * are decode steps back to back and end (and come again) most often. */
+static void flood_prompt(char *p, size_t cap, int n)
+{
+    static const char *const w[8] = {"apple", "river", "stone", "cloud", "lamp", "forest", "violin", "harbor"};
+    size_t len = (size_t)snprintf(p, cap, "%s", long_prompt());
+    for (int i = 0; i < 24 && n >= 0 && len < cap; i++)
+        len += (size_t)snprintf(p + len, cap - len, "%s %d, ", w[(n * 7 + i * 3) % 8], n * 31 + i);
+}
+
 static void *flood_main(void *arg)
 {
     flood *f = arg;
+    char prompt[8192];
     static const char *const texts[8] = {"a small red ball", "the cat sat on the mat", "once upon a time",
                                          "a quick brown fox jumps over the lazy dog", "rain in the morning",
                                          "the end of the story", "bread and butter", "a long walk home"};
@@ -120,7 +136,8 @@ static void *flood_main(void *arg)
             st = sched_submit_embed(f->s, f->model, texts, 8, SCHED_PRIO_BATCH, 0, &r, NULL);
         } else {
             vki_generate_params gp = st_greedy(8);
-            st = sched_submit_generate(f->s, f->model, long_prompt(), &gp, SCHED_PRIO_BATCH, 0, &r, NULL);
+            flood_prompt(prompt, sizeof prompt, f->n_sent < 0 ? -1 : f->n_sent++);
+            st = sched_submit_generate(f->s, f->model, prompt, &gp, SCHED_PRIO_BATCH, 0, &r, NULL);
         }
         if (st != VKI_OK) {
             if (!f->error[0]) snprintf(f->error, sizeof f->error, "submit: %s", vki_last_error());
@@ -263,13 +280,11 @@ int main(int argc, char **argv)
     mp.mp.backend = VKI_BACKEND_CPU;
     mp.mp.n_ctx = 1024;
     mp.mp.n_seq_max = 1;
-    /* Prefix reuse off: this measures the arbiter's order. With reuse on
-     * (ARB_REUSE=1) the flood's repeated prompts cost one token each, bulk
-     * runs back-to-back decode steps, and on this 2-core CPU box the chat's
-     * per-token p50 rose to 2-4x (p99 3-6x) alone; reuse off, 1.10x/1.05x.
-     * Open under issue 13 (see the session note): whether that is CPU work
-     * outside the grants (sampling, the flood's submits) or the order. */
-    mp.no_prefix_reuse = getenv("ARB_REUSE") == NULL;
+    /* Prefix reuse on, as users run it: the flood's repeated prompt then
+     * costs one token, so bulk runs decode steps back to back and its
+     * requests end (and are submitted again) ten times as often as with
+     * reuse off. ARB_NO_REUSE=1 turns it off to compare. */
+    mp.no_prefix_reuse = getenv("ARB_NO_REUSE") != NULL;
     CHECK(sched_add_model(s, &mp) == VKI_OK);
     mp.id = "bulk";
     mp.mp.n_seq_max = 2;
@@ -285,7 +300,7 @@ int main(int argc, char **argv)
     CHECK(sched_wait_loaded(s, 60000));
 
     static double alone[MAX_GAPS], flooded[MAX_GAPS];
-    int flood_ok = 0, flood_failed = 0, passed = 0;
+    int flood_ok = 0, flood_failed = 0, passed = 0, bulk_ok = 0;
     double a50 = 0, a99 = 0, f50 = 0, f99 = 0;
     /* Up to ATTEMPTS measurements: the box's other load makes any one p99
      * noisy (alone, it ranges 2-20 ms here); one that meets the bound on
@@ -305,20 +320,24 @@ int main(int argc, char **argv)
                 flood f[4];
                 pthread_t th[4];
                 int nf = 0;
-                for (int k = 0; k < 2; k++, nf++) f[nf] = (flood){.s = s, .model = 1};
+                /* one client repeats its prompt, one sends new tails */
+                for (int k = 0; k < 2; k++, nf++)
+                    f[nf] = (flood){.s = s, .model = 1, .n_sent = k ? 1000 * (round + rounds * attempt) : -1};
                 if (have_bert)
                     for (int k = 0; k < 2; k++, nf++) f[nf] = (flood){.s = s, .model = 2, .embed = true};
                 for (int k = 0; k < nf; k++) {
                     atomic_init(&f[k].stop, false);
                     CHECK(pthread_create(&th[k], NULL, flood_main, &f[k]) == 0);
                 }
-                /* Let the flood fill the queues first. */
-                usleep(300 * 1000);
+                /* Let the flood fill the queues first (its submits are
+                 * in, both models step). */
+                usleep(150 * 1000);
                 stream_once(s, 0, flooded, &n_flooded);
                 for (int k = 0; k < nf; k++) atomic_store(&f[k].stop, true);
                 for (int k = 0; k < nf; k++) {
                     pthread_join(th[k], NULL);
                     flood_ok += f[k].done_ok;
+                    if (!f[k].embed) bulk_ok += f[k].done_ok;
                     flood_failed += f[k].failed;
                     CHECKF(!f[k].error[0], "flood %d: %s", k, f[k].error);
                 }
@@ -343,6 +362,11 @@ int main(int argc, char **argv)
     CHECKF(f50 <= BOUND * a50, "p50 %.2f ms with the flood, %.2f ms alone", f50, a50);
     CHECKF(f99 <= BOUND * a99, "p99 %.2f ms with the flood, %.2f ms alone", f99, a99);
     CHECKF(flood_ok > 0 && flood_failed == 0, "the batch work: %d done, %d failed", flood_ok, flood_failed);
+    printf("bulk prompts: %llu tokens reused, %llu evaluated\n", (unsigned long long)st[1].prompt_reused,
+           (unsigned long long)st[1].prompt_evaluated);
+    /* After the first request in each of its 2 slots, every prompt starts with a history a slot holds. */
+    if (!mp.no_prefix_reuse && bulk_ok > 2)
+        CHECKF(st[1].prompt_reused > 0, "prefix reuse on, yet bulk reused no prompt token in %d requests", bulk_ok);
     sched_destroy(s);
     return test_finish("test_arbiter");
 }
