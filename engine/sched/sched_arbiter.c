@@ -27,6 +27,7 @@ struct sched_arb_waiter {
     sched_prio        prio;
     const void       *owner;
     double            t_wait;
+    double            t_wake; /* when its timed wait ends by itself */
     sched_arb_waiter *next;
 };
 
@@ -85,14 +86,17 @@ double sched_arb_acquire(sched_arb *a, sched_prio prio, const void *owner)
     a->waiters = &w;
     for (;;) {
         const double now = vki_time_ms();
+        const double left = a->held ? 0 : hold_left(a, &w, now);
         if (!a->held && first_in_order(a, &w, now)) {
-            const double left = hold_left(a, &w, now);
             if (left <= 0) break;
-            sched_cond_wait_until(&a->cv, &a->mu, now + left);
-            continue;
+            w.t_wake = now + left;
+        } else {
+            /* Aging changes the order with time alone: look again now and
+             * then, and at the hold's end at the latest. */
+            w.t_wake = now + VKI_MAX(1.0, a->aging_ms / 4);
+            if (left > 0 && now + left < w.t_wake) w.t_wake = now + left;
         }
-        /* Aging changes the order with time alone: look again now and then. */
-        sched_cond_wait_until(&a->cv, &a->mu, now + VKI_MAX(1.0, a->aging_ms / 4));
+        sched_cond_wait_until(&a->cv, &a->mu, w.t_wake);
     }
     sched_arb_waiter **link = &a->waiters;
     while (*link != &w) link = &(*link)->next;
@@ -108,8 +112,16 @@ void sched_arb_release(sched_arb *a, sched_prio prio, const void *owner)
     a->held = false;
     a->last_prio = prio;
     a->last_owner = owner;
-    a->t_release = vki_time_ms();
-    pthread_cond_broadcast(&a->cv);
+    const double now = a->t_release = vki_time_ms();
+    /* Only when some waiter would otherwise sleep past the moment it may go.
+     * While an interactive stream steps, the waiters the hold keeps out
+     * already wake at its end by themselves; woken at each of its steps
+     * they would only sleep again, taking the lock and a core from it
+     * between its tokens. */
+    bool wake = false;
+    for (const sched_arb_waiter *w = a->waiters; w && !wake; w = w->next)
+        wake = w->t_wake > now + hold_left(a, w, now);
+    if (wake) pthread_cond_broadcast(&a->cv);
     pthread_mutex_unlock(&a->mu);
 }
 

@@ -87,7 +87,34 @@ static void test_order(void)
     for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
     CHECKF(c[0].order == 0, "the aged batch step went %s", c[0].order == 0 ? "first" : "second");
     sched_arb_deinit(&a);
-    printf("order: interactive, normal, batch; an aged batch step before a new interactive one\n");
+
+    /* The hold: a batch step waits while an interactive owner steps again
+     * within hold_ms, and goes once the hold is over. A release does not
+     * wake waiters the hold keeps out, so this checks they still wake by
+     * themselves at its end (not at the aging look, 25 s here). */
+    sched_arb_init(&a, 100000, 100);
+    next = 0;
+    sched_arb_acquire(&a, SCHED_PRIO_INTERACTIVE, me);
+    c[0] = (arb_client){&a, SCHED_PRIO_BATCH, -1, &next, &mu};
+    CHECK(pthread_create(&th[0], NULL, arb_main, &c[0]) == 0);
+    for (double t = vki_time_ms(); vki_time_ms() - t < 30;) {}
+    for (int k = 0; k < 3; k++) { /* three more interactive steps, each within the hold */
+        sched_arb_release(&a, SCHED_PRIO_INTERACTIVE, me);
+        sched_arb_acquire(&a, SCHED_PRIO_INTERACTIVE, me);
+    }
+    pthread_mutex_lock(&mu);
+    const int batch_before = c[0].order;
+    pthread_mutex_unlock(&mu);
+    const double t_rel = vki_time_ms();
+    sched_arb_release(&a, SCHED_PRIO_INTERACTIVE, me);
+    pthread_join(th[0], NULL);
+    const double after = vki_time_ms() - t_rel;
+    CHECKF(batch_before == -1, "the batch step went during the interactive owner's steps");
+    CHECKF(after >= 90 && after < 2000, "the batch step went %.1f ms after the last interactive step (hold 100 ms)",
+           after);
+    sched_arb_deinit(&a);
+    printf("order: interactive, normal, batch; an aged batch step before a new interactive one; a batch step held "
+           "off by an interactive one's steps, then granted %.1f ms after its last (hold 100 ms)\n", after);
 }
 
 /* ===== The flood ========================================================= */
