@@ -24,8 +24,11 @@
 #define MAX_EXPANSIONS (1 << 14)
 #define CACHE_BYTES    (8u << 20)        /* masks kept per matcher                          */
 #define CACHE_MAX_ENTS 4096
+#define DEDUP_SLOTS    (2 * MAX_STACKS)  /* a set never holds more stacks than half of it   */
 
-typedef struct frame { int32_t pos, parent; } frame;
+/* hash: of the positions from this frame to the bottom, so two stacks that
+ * are equal have equal hashes wherever their frames lie in the arena */
+typedef struct frame { int32_t pos, parent; uint32_t hash; } frame;
 
 typedef struct cache_ent {
     uint64_t hash;
@@ -56,6 +59,12 @@ struct gram_matcher {
     int32_t    cap_fr2;
     int32_t   *remap, cap_remap, *chain, cap_chain;
     uint64_t   n_cached, n_walked;
+    /* the set being built by advance(), by stack hash: finding a stack
+     * already there took a walk over every stack (an ambiguous grammar
+     * keeps hundreds alive, and that scan was 60% of fuzz_grammar's time) */
+    uint32_t   dedup_gen;
+    uint32_t   dedup_stamp[DEDUP_SLOTS]; /* == dedup_gen: the slot is in use */
+    int32_t    dedup_set[DEDUP_SLOTS];   /* index into sets                   */
 };
 
 /* ===== Arena ============================================================= */
@@ -72,13 +81,20 @@ static bool grow(void **p, int32_t *cap, int32_t need, size_t elem)
     return true;
 }
 
+static uint32_t stack_hash(const gram_matcher *m, int32_t st)
+{
+    return st < 0 ? 0x9e3779b9u : m->fr[st].hash;
+}
+
 static int32_t new_frame(gram_matcher *m, int32_t pos, int32_t parent)
 {
     if (!grow((void **)&m->fr, &m->cap_fr, m->n_fr + 1, sizeof *m->fr)) {
         m->oom = true;
         return -1;
     }
-    m->fr[m->n_fr] = (frame){pos, parent};
+    uint32_t below = stack_hash(m, parent);
+    uint32_t h = (uint32_t)pos * 0x85ebca6bu ^ (below + 0x7f4a7c15u + (below << 6) + (below >> 2));
+    m->fr[m->n_fr] = (frame){pos, parent, h};
     return m->n_fr++;
 }
 
@@ -92,12 +108,20 @@ static bool same_stack(const gram_matcher *m, int32_t a, int32_t b)
     return true;
 }
 
+/* Adds st to the set advance() is building (from out_off), unless an equal
+ * stack is there. */
 static void add_stack(gram_matcher *m, int32_t out_off, int32_t st)
 {
-    for (int32_t i = out_off; i < m->n_sets; i++)
-        if (same_stack(m, m->sets[i], st)) return;
+    const uint32_t h = stack_hash(m, st);
+    uint32_t s = h & (DEDUP_SLOTS - 1);
+    for (; m->dedup_stamp[s] == m->dedup_gen; s = (s + 1) & (DEDUP_SLOTS - 1)) {
+        int32_t other = m->sets[m->dedup_set[s]];
+        if (stack_hash(m, other) == h && same_stack(m, other, st)) return;
+    }
     if (m->n_sets - out_off >= MAX_STACKS) { m->overflow = true; return; }
     if (!grow((void **)&m->sets, &m->cap_sets, m->n_sets + 1, sizeof *m->sets)) { m->oom = true; return; }
+    m->dedup_stamp[s] = m->dedup_gen;
+    m->dedup_set[s] = m->n_sets;
     m->sets[m->n_sets++] = st;
 }
 
@@ -147,6 +171,10 @@ static int32_t advance(gram_matcher *m, int32_t off, int32_t n, uint8_t c)
 {
     int32_t out = m->n_sets;
     m->work = 0;
+    if (++m->dedup_gen == 0) { /* wrapped: every stamp could look current */
+        memset(m->dedup_stamp, 0, sizeof m->dedup_stamp);
+        m->dedup_gen = 1;
+    }
     for (int32_t i = 0; i < n && !m->overflow; i++) {
         int32_t st = m->sets[off + i];
         if (st >= 0) match(m, m->fr[st].pos, m->fr[st].parent, c, out);
@@ -225,7 +253,7 @@ static bool compact(gram_matcher *m, int32_t off, int32_t n)
         int32_t below = st < 0 ? -1 : m->remap[st];
         while (depth > 0) {
             int32_t old = m->chain[--depth];
-            m->fr2[n2] = (frame){m->fr[old].pos, below};
+            m->fr2[n2] = (frame){m->fr[old].pos, below, m->fr[old].hash};
             m->remap[old] = below = n2++;
         }
         int32_t top = m->sets[off + i];
