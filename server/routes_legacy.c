@@ -46,23 +46,34 @@ static bool session_field(srv_conn *cn, const cJSON *body, enum MHD_Result *ret)
     return true;
 }
 
-enum MHD_Result srv_route_generate_legacy(srv_conn *cn, const cJSON *body)
+bool srv_parse_generate_legacy(srv_conn *cn, const cJSON *body, int *prio, enum MHD_Result *ret)
 {
-    enum MHD_Result ret = MHD_NO;
+    *prio = -1;
     /* Unknown fields first: a misspelt one is named, not ignored. */
-    if (!srv_check_fields(cn, body, srv_gen_plain_fields, &ret)) return ret;
-    if (!session_field(cn, body, &ret)) return ret;
+    if (!srv_check_fields(cn, body, srv_gen_plain_fields, ret)) return false;
+    if (!session_field(cn, body, ret)) return false;
     const cJSON *jp = cJSON_GetObjectItemCaseSensitive(body, "prompt");
-    if (!cJSON_IsString(jp) || !jp->valuestring[0])
-        return srv_send_error(cn, 400, "invalid_field", 0, "prompt: expected a non-empty string");
-    int prio = -1;
+    if (!cJSON_IsString(jp) || !jp->valuestring[0]) {
+        *ret = srv_send_error(cn, 400, "invalid_field", 0, "prompt: expected a non-empty string");
+        return false;
+    }
     const cJSON *js = cJSON_GetObjectItemCaseSensitive(body, "service_type");
     if (js && !cJSON_IsNull(js)) {
         for (size_t k = 0; cJSON_IsString(js) && k < sizeof service_types / sizeof service_types[0]; k++)
-            if (!strcmp(js->valuestring, service_types[k].name)) prio = (int)service_types[k].prio;
-        if (prio < 0)
-            return srv_send_error(cn, 400, "invalid_field", 0, "service_type: expected \"chat\" (interactive), "
+            if (!strcmp(js->valuestring, service_types[k].name)) *prio = (int)service_types[k].prio;
+        if (*prio < 0) {
+            *ret = srv_send_error(cn, 400, "invalid_field", 0, "service_type: expected \"chat\" (interactive), "
                                   "\"npc\" (normal) or \"summary\" (batch)");
+            return false;
+        }
     }
+    return true;
+}
+
+enum MHD_Result srv_route_generate_legacy(srv_conn *cn, const cJSON *body)
+{
+    enum MHD_Result ret = MHD_NO;
+    int prio;
+    if (!srv_parse_generate_legacy(cn, body, &prio, &ret)) return ret;
     return srv_route_generate_as(cn, body, SRV_GEN_PLAIN, prio);
 }

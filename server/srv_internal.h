@@ -317,6 +317,11 @@ extern const char *const srv_gen_plain_fields[];
 /* POST /generate: the body of the model service vkinfer replaces (prompt,
  * service_type, priority, stream, session_id) onto the PLAIN generation. */
 enum MHD_Result srv_route_generate_legacy(srv_conn *cn, const cJSON *body);
+/* Its own fields, before srv_route_generate_as reads the rest: the field
+ * names, session_id (into cn's log line), prompt, and service_type as
+ * *prio (-1: not given). False with the error answer sent (*ret); no
+ * scheduler is touched, so fuzz_http calls it. */
+bool            srv_parse_generate_legacy(srv_conn *cn, const cJSON *body, int *prio, enum MHD_Result *ret);
 
 /* ----- routes_auto.c ----- */
 

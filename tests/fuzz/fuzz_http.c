@@ -1,7 +1,9 @@
 /* fuzz_http.c: libFuzzer target for the request bodies of POST
- * /v1/chat/completions, /v1/completions and /v1/embeddings, through the
- * functions the routes call (server/request.c): the fields into the parsed
- * request (srv_parse_generate, srv_parse_embeddings), then for chat the
+ * /v1/chat/completions, /v1/completions, /v1/embeddings and the legacy
+ * /generate, through the functions the routes call (server/request.c,
+ * routes_legacy.c): the fields into the parsed request
+ * (srv_parse_generate_legacy, srv_parse_generate, srv_parse_embeddings),
+ * then for chat the
  * messages, tools and template into the rendered prompt (srv_render_chat,
  * srv_tools_grammar), up to but not including the submission. No
  * scheduler: the config names the build's generated chat model twice (its
@@ -9,9 +11,11 @@
  * file and tokenizer are opened once per process.
  * Checks: a body is accepted or answered with an error status, never both
  * or neither; what is accepted is within the ranges the README gives; the
- * rendered prompt's spans are ordered and inside it.
- * Input: [route] body; route % 3: chat, completions, embeddings; for chat
- * (route / 3) % 2 picks the model (its own template, or llama3). */
+ * rendered prompt's spans are ordered and inside it; /generate keeps one
+ * prompt (the body's), a class from service_type, and a session_id that
+ * the log line can print.
+ * Input: [route] body; route % 4: chat, completions, embeddings, /generate;
+ * for chat (route / 4) % 2 picks the model (its own template, or llama3). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,10 +77,12 @@ static void setup(void)
     ready = true;
 }
 
-static void check_generate(const srv_gen_req *rq, bool chat)
+static void check_generate(const srv_gen_req *rq, srv_gen_shape shape)
 {
+    const bool chat = shape == SRV_GEN_CHAT;
     const vki_generate_params *gp = &rq->gp;
-    FZ_CHECK(gp->n_predict >= 0 && gp->n_predict <= 1 << 20 && (chat || gp->n_predict >= 1));
+    /* chat and /generate run to the end unless told */
+    FZ_CHECK(gp->n_predict >= 0 && gp->n_predict <= 1 << 20 && (shape != SRV_GEN_COMPLETION || gp->n_predict >= 1));
     FZ_CHECK(gp->temperature >= 0 && gp->temperature <= 2 && gp->top_p > 0 && gp->top_p <= 1);
     FZ_CHECK(gp->top_k >= 0 && gp->min_p >= 0 && gp->min_p <= 1);
     FZ_CHECK(gp->presence_penalty >= -2 && gp->presence_penalty <= 2);
@@ -98,6 +104,9 @@ static void check_generate(const srv_gen_req *rq, bool chat)
     }
     FZ_CHECK(rq->tools.choice == SRV_TOOL_NONE);
     FZ_CHECK(rq->prompts && rq->n_prompts >= 1 && rq->n_prompts <= 64);
+    if (shape == SRV_GEN_PLAIN) /* no choices, no usage chunk: one prompt, one answer */
+        FZ_CHECK(rq->n_prompts == 1 && rq->prompts[0].text && rq->prompts[0].text[0] && rq->n == 1 &&
+                 !rq->include_usage && !gp->logprobs);
     for (int32_t k = 0; k < rq->n_prompts; k++) {
         const srv_prompt *p = &rq->prompts[k];
         FZ_CHECK(!p->text == !rq->prompts[0].text); /* never mixed */
@@ -143,11 +152,36 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* POST /generate: its own fields, then the PLAIN generation's, as
+ * srv_route_generate_legacy and srv_route_generate_as read them. */
+static bool legacy(srv_conn *cn, const cJSON *body, enum MHD_Result *ret)
+{
+    int prio = 7;
+    if (!srv_parse_generate_legacy(cn, body, &prio, ret)) return false;
+    FZ_CHECK(prio >= -1 && prio <= SCHED_PRIO_BATCH);
+    /* the log line prints the id between quotes as it is */
+    const char *sid = cn->log.session;
+    FZ_CHECK(strlen(sid) < sizeof cn->log.session);
+    for (const char *c = sid; *c; c++) FZ_CHECK(*c > ' ' && *c < 127 && *c != '"' && *c != '\\');
+    const cJSON *jp = cJSON_GetObjectItemCaseSensitive(body, "prompt");
+    FZ_CHECK(cJSON_IsString(jp) && jp->valuestring[0]);
+    srv_gen_req rq;
+    if (!srv_parse_generate(cn, body, SRV_GEN_PLAIN, 0, &rq, ret)) {
+        FZ_CHECK(!rq.prompts && !rq.grammar);
+        return false;
+    }
+    check_generate(&rq, SRV_GEN_PLAIN);
+    FZ_CHECK(rq.prompts[0].text == jp->valuestring);
+    FZ_CHECK(cn->log.status == 0);
+    srv_gen_req_free(&rq);
+    return true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!ready) setup();
     if (size < 1) return 0;
-    const int route = data[0] % 3;
+    const int route = data[0] % 4;
     const char *end = NULL;
     /* as http.c's dispatch reads it */
     cJSON *body = cJSON_ParseWithLengthOpts((const char *)data + 1, size - 1, &end, false);
@@ -160,18 +194,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool ok;
     if (route < 2) {
         const bool chat = route == 0;
-        const int32_t model = chat ? (data[0] / 3) % 2 : 0;
+        const int32_t model = chat ? (data[0] / 4) % 2 : 0;
         cn.route = chat ? SRV_ROUTE_CHAT : SRV_ROUTE_COMPLETIONS;
         srv_gen_req rq;
         ok = srv_parse_generate(&cn, body, chat ? SRV_GEN_CHAT : SRV_GEN_COMPLETION, model, &rq, &ret);
         if (ok) {
-            check_generate(&rq, chat);
+            check_generate(&rq, chat ? SRV_GEN_CHAT : SRV_GEN_COMPLETION);
             FZ_CHECK(cn.log.status == 0);
             if (chat) ok = render(&cn, body, &rq, model, &ret);
             srv_gen_req_free(&rq);
         } else {
             FZ_CHECK(!rq.prompts && !rq.grammar);
         }
+    } else if (route == 3) {
+        cn.route = SRV_ROUTE_GENERATE;
+        ok = legacy(&cn, body, &ret);
     } else {
         cn.route = SRV_ROUTE_EMBEDDINGS;
         srv_embed_req rq;
