@@ -141,6 +141,33 @@ static void test_accept_reject(void)
     CHECK(!accepts(g9, "(()"));
 }
 
+/* The matcher keeps one stack per distinct parse (found by hash): equal
+ * ones are merged, distinct ones kept apart up to 1024, then it refuses. */
+static void test_ambiguity(void)
+{
+    char s[64];
+    memset(s, 'a', 40);
+    strcpy(s + 40, "b");
+    /* four ways to read each "a" are one parse, not 4^40 */
+    CHECK(accepts("root ::= (\"a\" | \"a\" | \"a\" | \"a\")* \"b\"", s));
+    /* after n "a", each of the 2^n closing sequences is alive and distinct */
+    const char *g = "root ::= x\nx ::= \"a\" x \"b\" | \"a\" x \"c\" | \"\"";
+    CHECK(accepts(g, "aaaaaaaaaabccbcbbbcc")); /* 1024 parses */
+    CHECK(accepts(g, "aaaaaaaaaacccccccccc"));
+    CHECK(!accepts(g, "aaaaaaaaaabccbcbbbc"));
+    CHECK(!accepts(g, "aaaaaaaaaabccbcbbbccb"));
+    gram_grammar *gr = NULL;
+    gram_matcher *m = NULL;
+    CHECK(gram_parse(g, strlen(g), &gr) == VKI_OK && gram_matcher_create(gr, g_bytes, &m) == VKI_OK);
+    CHECK(m && gram_matcher_accept_bytes(m, "aaaaaaaaaa", 10) == VKI_OK);
+    CHECK(m && gram_matcher_accept_bytes(m, "a", 1) == VKI_ERR_INVALID_ARGUMENT &&
+          strstr(vki_last_error(), "too ambiguous"));
+    /* a refused byte leaves the state as it was */
+    CHECK(m && gram_matcher_accept_bytes(m, "cbcbcbcbcb", 10) == VKI_OK && gram_matcher_can_end(m));
+    gram_matcher_destroy(m);
+    gram_destroy(gr);
+}
+
 /* ===== Masks ============================================================= */
 
 /* A small vocabulary with multi-byte pieces, pieces that straddle grammar
@@ -395,6 +422,7 @@ int main(void)
     }
     test_parse_errors();
     test_accept_reject();
+    test_ambiguity();
     test_masks();
     test_schema_accept();
     test_schema_refusals();
