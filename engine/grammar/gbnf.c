@@ -463,7 +463,14 @@ static bool parse_seq(bld *b, ivec *out, bool nested, int depth)
             return true;
         }
         if (b->oom) return false;
-        /* postfix operators apply to the last unit */
+        /* Postfix operators apply to the last unit. One of *, + and ? after
+         * another is folded into it ("a"++ is "a"+, "a"+? and "a"?+ are
+         * "a"*): stacked, each is a rule over the last, and a text of n
+         * bytes has exponentially many parses through them (fuzz_grammar's
+         * slowest inputs; the matcher's bounds refused them). */
+        int32_t x = 0;
+        bool simple_last = false;
+        long last_lo = 0, last_hi = 0;
         for (;;) {
             skip(b, nested);
             if (at_end(b)) break;
@@ -486,8 +493,19 @@ static bool parse_seq(bld *b, ivec *out, bool nested, int depth)
                 if (hi >= 0 && hi < lo) return fail_at(b, b->s, "repetition {m,n} with n < m");
             } else break;
             b->s++;
-            int32_t x = unit_symbol(b, out, from);
+            const bool simple = p == '*' || p == '+' || p == '?';
+            if (simple && simple_last) {
+                if (last_hi == 1 && hi == 1) { lo = 0; hi = 1; }        /* (x?)? */
+                else if (last_lo == 1 && lo == 1) { lo = 1; hi = -1; }  /* (x+)+ */
+                else { lo = 0; hi = -1; }                               /* x*    */
+                out->n = from; /* x's last repetition, built again */
+            } else {
+                x = unit_symbol(b, out, from);
+            }
             if (b->oom || !repeat(b, out, x, lo, hi)) return false;
+            simple_last = simple;
+            last_lo = lo;
+            last_hi = hi;
         }
     }
 }

@@ -166,6 +166,20 @@ static void test_ambiguity(void)
     CHECK(m && gram_matcher_accept_bytes(m, "cbcbcbcbcb", 10) == VKI_OK && gram_matcher_can_end(m));
     gram_matcher_destroy(m);
     gram_destroy(gr);
+
+    /* stacked *, + and ? are one operator: the same language, one parse */
+    CHECK(accepts("root ::= \"a\"++", "aaa") && !accepts("root ::= \"a\"++", ""));
+    CHECK(accepts("root ::= \"a\"+?", "") && accepts("root ::= \"a\"+?", "aa"));
+    CHECK(accepts("root ::= \"a\"?+ \"b\"", "b") && accepts("root ::= \"a\"?+ \"b\"", "aaab"));
+    CHECK(accepts("root ::= \"a\"??", "") && accepts("root ::= \"a\"??", "a") && !accepts("root ::= \"a\"??", "aa"));
+    CHECK(accepts("root ::= \"ab\"+*", "") && accepts("root ::= \"ab\"+*", "abab") && !accepts("root ::= \"ab\"+*", "aba"));
+    CHECK(!accepts("root ::= \"a\"+{2}", "a") && accepts("root ::= \"a\"+{2}", "aa") && accepts("root ::= \"a\"+{2}", "aaaa"));
+    CHECK(accepts("root ::= (\"a\" \"b\"?)*+ \"c\"", "aabababc"));
+    /* twenty of them were past the matcher's bounds at the first byte */
+    char t[201];
+    memset(t, 'a', 200);
+    t[200] = 0;
+    CHECK(accepts("root ::= \"a\"++++++++++++++++++++", t));
 }
 
 /* ===== Masks ============================================================= */
