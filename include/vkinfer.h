@@ -359,6 +359,11 @@ VKI_API const char *vki_model_kind_name(vki_model_kind k);
 VKI_API const char *vki_model_state_name(vki_model_state s);
 VKI_API const char *vki_breaker_state_name(vki_breaker_state b);
 VKI_API const char *vki_fallback_reason_name(vki_fallback_reason r);
+/* The names back (as above, case-sensitive); false when `name` is none. */
+VKI_API bool vki_priority_from_name(const char *name, vki_priority *out);
+VKI_API bool vki_model_kind_from_name(const char *name, vki_model_kind *out);
+/* RESIDENT_GPU or RESIDENT_CPU. */
+VKI_API bool vki_model_state_resident(vki_model_state s);
 
 typedef struct vki_service_model_info vki_service_model_info;
 
@@ -452,9 +457,10 @@ VKI_API vki_status vki_service_create_from_config(const char *path, const vki_se
                                                   vki_service **out);
 
 /* Adds a model; returns at once (its file is opened, and loaded when it
- * fits, on the service's threads). Add every model before submitting work:
- * not thread-safe against other calls on the service. Fallback ids may
- * name models added later; they are checked at the first submit.
+ * fits, on the service's threads). Safe while requests run (see
+ * "Changing the models" below), not against another add or remove.
+ * Fallback ids may name models added later; they are checked at the first
+ * submit.
  * Returns VKI_OK, VKI_ERR_INVALID_ARGUMENT (no id or path, a duplicate id),
  * VKI_ERR_OUT_OF_MEMORY. */
 VKI_API vki_status vki_service_add_model(vki_service *svc, const vki_service_model_params *params);
@@ -561,7 +567,27 @@ struct vki_service_model_info {
     bool              started;     /* its start-up is over: it has been in a state
                                       other than loading (later loads are on demand) */
     int32_t           breaker_failures; /* failures in the breaker's window now   */
+    uint64_t          breaker_trips;    /* times its breaker opened               */
+    bool              reloading;   /* vki_service_reload_model in progress       */
+    bool              removing;    /* vki_service_remove_model: draining, refusing */
+    bool              removed;     /* and done: unloaded; its index stays taken  */
+    uint64_t          generation;  /* files it switched to by reloads; 0 = first */
+    vki_status        fail_status; /* FAILED: why (NOT_FOUND: the file is missing) */
 };
+
+/* A latency histogram: bucket[k] counts the values in
+ * (bounds[k-1], bounds[k]] seconds (vki_service_histogram_bounds), not
+ * cumulative; bucket[VKI_HISTOGRAM_BUCKETS] is the rest (+Inf). */
+#define VKI_HISTOGRAM_BUCKETS 14
+typedef struct vki_histogram {
+    uint64_t bucket[VKI_HISTOGRAM_BUCKETS + 1];
+    uint64_t count;
+    double   sum_s;
+} vki_histogram;
+
+/* The upper bounds in seconds of the histogram buckets, ascending; a
+ * static array of VKI_HISTOGRAM_BUCKETS. */
+VKI_API const double *vki_service_histogram_bounds(void);
 
 typedef struct vki_service_model_stats {
     int32_t  queued[3];            /* waiting, by vki_priority                   */
@@ -577,7 +603,36 @@ typedef struct vki_service_model_stats {
     /* Requests for this model served by another, by vki_fallback_reason. */
     uint64_t fallbacks_out[VKI_FALLBACK_N_REASONS];
     uint64_t fallbacks_in;         /* requests for other models served here      */
+    uint64_t step_seqs;            /* sequences summed over the decode steps     */
+    vki_histogram ttft;            /* submit -> first token                      */
+    vki_histogram token_latency;   /* per generated token: its decode step       */
+    vki_histogram request;         /* submit -> done, requests that succeeded    */
+    uint64_t swaps;                /* reloads applied (vki_service_reload_model) */
+    uint64_t breaker_failures;     /* failures its breaker counted               */
+    uint64_t breaker_reloads;      /* unloaded as its breaker opened             */
+    uint64_t yields;               /* device turns given up to a waiting model   */
+    uint64_t paused;               /* generations paused at a turn's end         */
+    uint64_t arb_grants;           /* device steps the arbiter granted it        */
+    double   arb_wait_ms;          /* time those steps waited for the device     */
+    uint64_t emb_cache_hits, emb_cache_misses; /* texts found / not found cached  */
+    /* Prompt positions run through the model, and those found in a kept
+     * sequence's KV and skipped (prefix reuse). */
+    uint64_t prompt_evaluated, prompt_reused;
 } vki_service_model_stats;
+
+/* The embedding result cache, all models together; zeros when it is off. */
+typedef struct vki_service_cache_info {
+    uint64_t budget, bytes;        /* embedding_cache_bytes; held now            */
+    uint64_t entries, hits, misses, inserts;
+    uint64_t evictions;            /* entries dropped for room                   */
+} vki_service_cache_info;
+
+/* The device budget the service places models in. */
+typedef struct vki_service_device_info {
+    uint64_t budget;               /* bytes; 0 when there is no GPU device       */
+    uint64_t used;                 /* held or reserved by GPU-resident models    */
+    char     device[256];          /* its name; "" when none                     */
+} vki_service_device_info;
 
 /* The number of models, and model i's index by id (-1: none). */
 VKI_API int32_t vki_service_model_count(const vki_service *svc);
@@ -592,6 +647,44 @@ VKI_API uint64_t vki_service_fallback_count(const vki_service *svc, int32_t from
 /* Waits up to timeout_ms (-1: forever) until no model is loading; true when
  * every model is resident. */
 VKI_API bool vki_service_wait_loaded(vki_service *svc, int timeout_ms);
+/* The embedding cache's and the device budget's figures now. Thread-safe.
+ * Returns VKI_OK, VKI_ERR_INVALID_ARGUMENT (NULL). */
+VKI_API vki_status vki_service_get_cache_info(vki_service *svc, vki_service_cache_info *out);
+VKI_API vki_status vki_service_get_device_info(vki_service *svc, vki_service_device_info *out);
+/* Model i's k-th declared fallback id (0-based), NULL past the chain's end;
+ * valid until vki_service_destroy. */
+VKI_API const char *vki_service_model_fallback_id(const vki_service *svc, int32_t i, int32_t k);
+
+/* ----- Changing the models while the service runs ------------------------
+ * Model indices are stable: a removed model keeps its index (its info says
+ * removed) and a new one takes the next (at most 256 over the service's
+ * life). vki_service_add_model is safe while requests run. These calls
+ * are thread-safe with requests, not with each other: one caller changes
+ * the models at a time. */
+
+/* Removes model i; returns at once. New requests for it fail NOT_FOUND and
+ * it is no fallback candidate; those already accepted finish, then it
+ * unloads. Returns VKI_OK, VKI_ERR_NOT_FOUND (no model i, or already
+ * removed), VKI_ERR_INVALID_ARGUMENT (NULL). */
+VKI_API vki_status vki_service_remove_model(vki_service *svc, int32_t i);
+/* Replaces model i's file by path (same kind and tokenizer), keeping its id
+ * and settings; returns at once. The new file loads beside the old one when
+ * the budget holds both (no request waits), else after the old one drains.
+ * A reload that fails leaves the old file serving, the reason in the info's
+ * message. Returns VKI_OK, VKI_ERR_NOT_FOUND, VKI_ERR_INVALID_ARGUMENT (no
+ * path, a reload in progress), VKI_ERR_UNSUPPORTED (the model failed or is
+ * still opening its file), VKI_ERR_OUT_OF_MEMORY. */
+VKI_API vki_status vki_service_reload_model(vki_service *svc, int32_t i, const char *path);
+/* Applies the settings that can change while model i serves: keep_alive,
+ * pin, fallback_cpu, the fallback chain and scoring, the breaker (id, path,
+ * kind and model are ignored: those take a reload, or a remove and an add).
+ * Returns VKI_OK, VKI_ERR_NOT_FOUND, VKI_ERR_INVALID_ARGUMENT,
+ * VKI_ERR_OUT_OF_MEMORY. */
+VKI_API vki_status vki_service_update_model(vki_service *svc, int32_t i, const vki_service_model_params *params);
+/* Ends every queued and running request (VKI_ERR_CANCELLED) and refuses new
+ * ones, keeping the models' states and counters readable until
+ * vki_service_destroy (which does this first). Thread-safe. */
+VKI_API void vki_service_shutdown(vki_service *svc);
 
 #ifdef __cplusplus
 }

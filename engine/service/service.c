@@ -31,6 +31,26 @@ const char *vki_model_kind_name(vki_model_kind k)
 }
 
 const char *vki_model_state_name(vki_model_state s) { return sched_state_name((sched_state)s); }
+bool vki_model_state_resident(vki_model_state s) { return sched_state_resident((sched_state)s); }
+
+bool vki_priority_from_name(const char *name, vki_priority *out)
+{
+    sched_prio p;
+    if (!out || !sched_prio_parse(name, &p)) return false;
+    *out = (vki_priority)p;
+    return true;
+}
+
+bool vki_model_kind_from_name(const char *name, vki_model_kind *out)
+{
+    static const char *const names[] = {"auto", "chat", "embedding"};
+    for (int k = 0; name && out && k < 3; k++)
+        if (!strcmp(name, names[k])) {
+            *out = (vki_model_kind)k;
+            return true;
+        }
+    return false;
+}
 const char *vki_breaker_state_name(vki_breaker_state b) { return sched_breaker_state_name((sched_breaker_state)b); }
 
 vki_service_params vki_service_default_params(void)
@@ -47,96 +67,6 @@ vki_service_model_params vki_service_model_default_params(void)
 vki_request_params vki_request_default_params(void)
 {
     return (vki_request_params){.priority = VKI_PRIORITY_NORMAL, .allow_fallback = true};
-}
-
-/* ===== States and counters ============================================== */
-
-void svc_info_from_sched(const sched_model_info *si, vki_service_model_info *out, scheduler *s, int32_t i)
-{
-    *out = (vki_service_model_info){
-        .id = si->id, .path = si->path,
-        .kind = si->kind == SCHED_KIND_EMBEDDING ? VKI_MODEL_KIND_EMBEDDING : VKI_MODEL_KIND_CHAT,
-        .state = (vki_model_state)si->state, .can_queue = si->can_queue, .pin = si->pin,
-        .fallback_cpu = si->fallback_cpu, .keep_alive_ms = si->keep_alive_ms, .load_ms = si->load_ms,
-        .idle_ms = si->idle_ms, .bytes = si->bytes, .est_bytes = si->est_bytes, .n_ctx = si->n_ctx,
-        .n_seq_max = si->n_seq_max, .breaker = (vki_breaker_state)si->breaker,
-        .breaker_retry_ms = si->breaker_retry_s * 1e3, .eta_ms = i >= 0 ? sched_eta_ms(s, i) : 0,
-        .started = si->started, .breaker_failures = si->breaker_failures};
-    snprintf(out->message, sizeof out->message, "%s", si->error);
-    snprintf(out->backend, sizeof out->backend, "%s", sched_state_resident(si->state) ? si->backend : "");
-}
-
-int32_t vki_service_model_count(const vki_service *svc) { return svc ? sched_n_models(svc->s) : 0; }
-
-int32_t vki_service_model_find(const vki_service *svc, const char *id)
-{
-    return svc && id ? sched_find(svc->s, id) : -1;
-}
-
-vki_status vki_service_get_model_info(vki_service *svc, int32_t i, vki_service_model_info *out)
-{
-    if (!svc || !out) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_service_get_model_info: NULL argument");
-    if (i < 0 || i >= sched_n_models(svc->s))
-        return vki_fail(VKI_ERR_NOT_FOUND, "vki_service_get_model_info: no model %d (the service has %d)", i,
-                        sched_n_models(svc->s));
-    sched_model_info si;
-    sched_model_get_info(svc->s, i, &si);
-    svc_info_from_sched(&si, out, svc->s, i);
-    return VKI_OK;
-}
-
-static uint64_t fb_get(const vki_service *svc, int32_t from, int32_t to, int r)
-{
-    const size_t n = (size_t)svc->n_fb;
-    return atomic_load(&svc->fb_count[((size_t)from * n + (size_t)to) * VKI_FALLBACK_N_REASONS + (size_t)r]);
-}
-
-void svc_fb_count_add(vki_service *svc, int32_t from, int32_t to, int reason)
-{
-    const size_t n = (size_t)svc->n_fb;
-    if (from < 0 || to < 0 || from >= svc->n_fb || to >= svc->n_fb || reason < 0 || reason >= VKI_FALLBACK_N_REASONS)
-        return;
-    atomic_fetch_add(&svc->fb_count[((size_t)from * n + (size_t)to) * VKI_FALLBACK_N_REASONS + (size_t)reason], 1);
-}
-
-uint64_t vki_service_fallback_count(const vki_service *svc, int32_t from, int32_t to, vki_fallback_reason reason)
-{
-    if (!svc || from < 0 || to < 0 || from >= svc->n_fb || to >= svc->n_fb || reason < 0 ||
-        reason >= VKI_FALLBACK_N_REASONS)
-        return 0;
-    return fb_get(svc, from, to, reason);
-}
-
-vki_status vki_service_get_model_stats(vki_service *svc, int32_t i, vki_service_model_stats *out)
-{
-    if (!svc || !out) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_service_get_model_stats: NULL argument");
-    if (i < 0 || i >= sched_n_models(svc->s))
-        return vki_fail(VKI_ERR_NOT_FOUND, "vki_service_get_model_stats: no model %d (the service has %d)", i,
-                        sched_n_models(svc->s));
-    sched_stats st;
-    sched_model_get_stats(svc->s, i, &st);
-    sched_model_info si;
-    sched_model_get_info(svc->s, i, &si);
-    *out = (vki_service_model_stats){
-        .active = st.active, .finished_ok = st.finished_ok, .failed = st.failed, .cancelled = st.cancelled,
-        .timed_out = st.timed_out, .rejected_full = st.rejected_full, .prompt_tokens = st.prompt_tokens,
-        .generated_tokens = st.generated_tokens, .steps = st.steps, .loads = st.loads, .evictions = st.evictions,
-        .idle_unloads = st.idle_unloads, .cpu_fallbacks = st.fallbacks, .refused_loads = st.refused_loads,
-        .breaker_trips = si.breaker_trips, .ttft_sum_ms = st.ttft.sum_s * 1e3, .ttft_count = st.ttft.count,
-        .service_ema_ms = st.service_ema_ms};
-    for (int p = 0; p < SCHED_N_PRIO; p++) out->queued[p] = st.queued[p];
-    for (int32_t o = 0; o < svc->n_fb; o++)
-        for (int r = 0; r < VKI_FALLBACK_N_REASONS; r++) {
-            if (o == i) continue;
-            out->fallbacks_out[r] += fb_get(svc, i, o, r);
-            out->fallbacks_in += fb_get(svc, o, i, r);
-        }
-    return VKI_OK;
-}
-
-bool vki_service_wait_loaded(vki_service *svc, int timeout_ms)
-{
-    return svc && sched_wait_loaded(svc->s, timeout_ms);
 }
 
 /* ===== The dispatcher =================================================== */
@@ -320,6 +250,14 @@ vki_status vki_service_create(const vki_service_params *params, vki_service **ou
     /* The path is copied by the scheduler: ours is the caller's until now. */
     svc->p.warm_state_path = NULL;
     if ((st = sched_create(&sp, &svc->s)) != VKI_OK) goto fail;
+    /* [from][to][reason] for every index the scheduler can hand out, so an
+     * add while requests run resizes nothing (untouched pages cost nothing). */
+    svc->n_fb = SCHED_MAX_MODELS;
+    svc->fb_count = calloc((size_t)svc->n_fb * (size_t)svc->n_fb * VKI_FALLBACK_N_REASONS, sizeof *svc->fb_count);
+    if (!svc->fb_count) {
+        st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "vki_service_create: out of memory");
+        goto fail;
+    }
     if (pthread_create(&svc->thread, NULL, dispatcher_main, svc) != 0) {
         st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "vki_service_create: cannot start the dispatcher thread");
         goto fail;
@@ -328,6 +266,7 @@ vki_status vki_service_create(const vki_service_params *params, vki_service **ou
     *out = svc;
     return VKI_OK;
 fail:
+    free(svc->fb_count);
     sched_destroy(svc->s);
     pthread_cond_destroy(&svc->cv);
     pthread_mutex_destroy(&svc->mu);
@@ -335,89 +274,12 @@ fail:
     return st;
 }
 
-/* Grows the fallback counters to the scheduler's model count, keeping them. */
-static bool fb_grow(vki_service *svc)
-{
-    const int32_t n = sched_n_models(svc->s), o = svc->n_fb;
-    if (n <= o) return true;
-    _Atomic uint64_t *c = calloc((size_t)n * (size_t)n * VKI_FALLBACK_N_REASONS, sizeof *c);
-    if (!c) return false;
-    for (int32_t f = 0; f < o; f++)
-        for (int32_t t = 0; t < o; t++)
-            for (int r = 0; r < VKI_FALLBACK_N_REASONS; r++)
-                atomic_store(&c[((size_t)f * (size_t)n + (size_t)t) * VKI_FALLBACK_N_REASONS + (size_t)r],
-                             fb_get(svc, f, t, r));
-    free(svc->fb_count);
-    svc->fb_count = c;
-    svc->n_fb = n;
-    return true;
-}
-
-vki_status svc_add_sched_model(vki_service *svc, const sched_model_params *mp)
-{
-    VKI_TRY(sched_add_model(svc->s, mp));
-    if (!fb_grow(svc)) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "vki_service_add_model: out of memory");
-    return VKI_OK;
-}
-
-/* AUTO: from the file's architecture, as the config always did. A file
- * that cannot be opened counts as chat: its load fails with the reason. */
-static sched_kind detect_kind(const char *path)
-{
-    vki_model_file *f = NULL;
-    if (vki_file_open(path, &f) != VKI_OK) {
-        vki_clear_error();
-        return SCHED_KIND_CHAT;
-    }
-    sched_kind k = mdl_file_is_embedding(f) ? SCHED_KIND_EMBEDDING : SCHED_KIND_CHAT;
-    vki_file_close(f);
-    return k;
-}
-
-vki_status vki_service_add_model(vki_service *svc, const vki_service_model_params *p)
-{
-    if (!svc || !p) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_service_add_model: NULL argument");
-    if (!p->id || !p->id[0]) return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_service_add_model: the model has no id");
-    if (!p->path || !p->path[0])
-        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_service_add_model: model '%s' has no path", p->id);
-    if (p->kind < VKI_MODEL_KIND_AUTO || p->kind > VKI_MODEL_KIND_EMBEDDING)
-        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_service_add_model: model '%s': kind %d is none of "
-                        "VKI_MODEL_KIND_*", p->id, (int)p->kind);
-    if (p->n_compatible < 0 || (p->n_compatible > 0 && (!p->compatible_ids || !p->compatible_scores)))
-        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_service_add_model: model '%s': n_compatible %d without "
-                        "compatible_ids and compatible_scores", p->id, p->n_compatible);
-    if (sched_find(svc->s, p->id) >= 0)
-        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_service_add_model: model id '%s' is used twice", p->id);
-    sched_model_params mp = {.id = p->id, .path = p->path, .mp = p->model, .pin = p->pin,
-                             .fallback_cpu = p->fallback_cpu, .on_demand = p->on_demand,
-                             .no_prefix_reuse = p->no_prefix_reuse};
-    mp.kind = p->kind == VKI_MODEL_KIND_AUTO        ? detect_kind(p->path)
-              : p->kind == VKI_MODEL_KIND_EMBEDDING ? SCHED_KIND_EMBEDDING
-                                                    : SCHED_KIND_CHAT;
-    mp.mp.progress = NULL;
-    mp.mp.n_seq_max = mp.kind == SCHED_KIND_CHAT ? (p->model.n_seq_max ? p->model.n_seq_max : 4) : 1;
-    mp.has_keep_alive = p->keep_alive_ms >= 0;
-    mp.keep_alive_ms = mp.has_keep_alive ? p->keep_alive_ms : 0;
-    mp.fb = (sched_fb_params){.chain = p->fallback, .auto_candidates = p->fallback_auto,
-                              .caps = p->capabilities, .languages = p->languages,
-                              .compat_ids = p->compatible_ids, .compat = p->compatible_scores,
-                              .n_compat = p->n_compatible,
-                              .breaker = {p->breaker_failures, p->breaker_window_ms, p->breaker_recovery_ms}};
-    return svc_add_sched_model(svc, &mp);
-}
-
 void vki_service_destroy(vki_service *svc)
 {
     if (!svc) return;
-    /* Cancel everything: each job's request ends and notifies, and the
-     * dispatcher ends the job (on_done) before it is told to stop. */
+    /* Every job ends (on_done) before the dispatcher is told to stop. */
+    vki_service_shutdown(svc);
     pthread_mutex_lock(&svc->mu);
-    svc->shutting = true;
-    pthread_cond_broadcast(&svc->cv);
-    pthread_mutex_unlock(&svc->mu);
-    sched_shutdown(svc->s);
-    pthread_mutex_lock(&svc->mu);
-    while (svc->n_live > 0) pthread_cond_wait(&svc->cv, &svc->mu);
     svc->stop = true;
     pthread_cond_broadcast(&svc->cv);
     pthread_mutex_unlock(&svc->mu);

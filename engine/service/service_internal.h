@@ -42,9 +42,8 @@ struct vki_service {
     bool               shutting;
     int32_t            n_live;   /* jobs not yet ended                            */
     bool               stop;
-    /* [from][to][reason]: requests for `from` served by `to`; sized for
-     * n_fb models (vki_service_add_model grows it: models are added before
-     * any submit). */
+    /* [from][to][reason]: requests for `from` served by `to`; n_fb =
+     * SCHED_MAX_MODELS, allocated at create (adds never resize it). */
     _Atomic uint64_t  *fb_count;
     int32_t            n_fb;
 };
@@ -104,7 +103,10 @@ scheduler *svc_scheduler(vki_service *svc);
 /* True on the dispatcher thread (a callback). */
 bool svc_on_dispatcher(const vki_service *svc);
 /* Adds a model from scheduler params (the config's path: test hooks too). */
+/* service_admin.c: add / update from scheduler params (the config's path,
+ * which carries its test hooks). */
 vki_status svc_add_sched_model(vki_service *svc, const sched_model_params *mp);
+vki_status svc_update_sched_model(vki_service *svc, int32_t i, const sched_model_params *mp);
 void svc_info_from_sched(const sched_model_info *si, vki_service_model_info *out, scheduler *s, int32_t i);
 
 #endif
