@@ -1,5 +1,5 @@
 /* cmd_serve.c: `vkinfer serve`: the OpenAI-compatible HTTP server (server/)
- * over the scheduler (engine/sched/), from -m MODEL and/or a YAML config.
+ * over the service (vkinfer.h's vki_service, engine/service/), from -m MODEL and/or a YAML config.
  * A -m model must open (header and tokenizer) or the server does not start;
  * then models load in the background and the URL is printed at once, with
  * examples for the kinds of model served. The log (server/log.h) goes to
@@ -139,13 +139,13 @@ static char *state_history_path(const srv_config *cfg, srv_log *log)
 
 /* The URL, then curl examples for each kind of model served (the first of
  * each kind), so every example works as printed. */
-/* What the scheduler's on_state feeds: the log and the status page's events. */
+/* What the service's on_state feeds: the log and the status page's events. */
 typedef struct state_sinks {
     srv_log    *log;
     srv_events *events;
 } state_sinks;
 
-static void on_state(const sched_model_info *info, void *user)
+static void on_state(const vki_service_model_info *info, void *user)
 {
     const state_sinks *k = user;
     srv_log_model(info, k->log);
@@ -262,7 +262,7 @@ int cmd_serve(int argc, char **argv)
     serve_opts o = {.port = -1, .backend = VKI_BACKEND_AUTO, .drain_s = -1, .log_format = SRV_LOG_TEXT};
     srv_config *const cli = &o.cli;
     srv_log log = {0};
-    scheduler *s = NULL;
+    vki_service *svc = NULL;
     srv_events *events = NULL;
     state_sinks sinks = {.log = &log};
     srv_server *srv = NULL;
@@ -377,47 +377,26 @@ int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    sched_params sp = sched_default_params();
+    /* The service takes the file's sections (svc_config_create); what it
+     * cannot read from there comes from here: the hooks and the usage
+     * history's path (made here, where a failure is logged). */
+    vki_service_params sp = vki_service_default_params();
     if (!(events = srv_events_create(0))) goto oom;
     sinks.events = events;
     sp.on_state = on_state;
     sp.on_state_user = &sinks;
-    sp.engine.n_threads = cfg.svc.n_threads;
-    sp.engine.vram_budget = cfg.svc.vram_budget;
-    sp.vram_fraction = cfg.svc.vram_fraction;
-    sp.max_queue = cfg.svc.max_queue;
-    sp.emb_cache_bytes = cfg.svc.emb_cache_bytes;
-    sp.warmup = cfg.svc.warmup;
-    sp.warm_interval_s = cfg.svc.warm_interval_ms / 1e3;
-    sp.warm_threshold = cfg.svc.warm_threshold;
     sp.on_warm = srv_log_warm;
     sp.on_warm_user = &log;
     char *history = state_history_path(&cfg, &log);
     sp.warm_state_path = history;
-    sp.fb_weights = cfg.svc.fb_weights;
-    sp.fb_min_score = cfg.svc.fb_min_score;
-    if (cfg.svc.quantum_ms > 0) sp.quantum_ms = cfg.svc.quantum_ms;
-    if (cfg.svc.quantum_loads > 0) sp.quantum_loads = cfg.svc.quantum_loads;
-    if (cfg.svc.drain_ms > 0) sp.turn_drain_ms = cfg.svc.drain_ms;
-    if (cfg.svc.chunk_tokens > 0) sp.arb_chunk_tokens = cfg.svc.chunk_tokens;
-    if (cfg.svc.aging_ms > 0) sp.arb_aging_ms = cfg.svc.aging_ms;
-    vki_status cst = sched_create(&sp, &s);
+    vki_status cst = svc_config_create(&cfg.svc, &sp, &svc);
     free(history);
     if (cst != VKI_OK) {
         cli_status_error(VKI_ERR_INVALID_ARGUMENT, "serve");
         goto out;
     }
-    srv_events_attach(events, s);
-    for (int32_t i = 0; i < cfg.svc.n_models; i++) {
-        const char *chain[65];
-        sched_model_params mp;
-        svc_config_model_params(&cfg.svc, &cfg.svc.models[i], chain, &mp);
-        if (sched_add_model(s, &mp) != VKI_OK) {
-            cli_status_error(VKI_ERR_INVALID_ARGUMENT, "serve");
-            goto out;
-        }
-    }
-    if (srv_start(&cfg, s, &log, &srv, err, sizeof err) != VKI_OK) {
+    srv_events_attach(events, svc);
+    if (srv_start(&cfg, svc, &log, &srv, err, sizeof err) != VKI_OK) {
         cli_error("serve: %s", err);
         goto out;
     }
@@ -455,7 +434,7 @@ oom:
     cli_error("serve: out of memory");
 out:
     srv_stop(srv);
-    sched_destroy(s); /* the last state changes are logged: then the log goes */
+    vki_service_destroy(svc); /* the last state changes are logged: then the log goes */
     srv_events_destroy(events);
     vki_set_warn_handler(NULL, NULL);
     srv_log_deinit(&log);

@@ -17,7 +17,7 @@
 /* What the hook last saw of one model. */
 typedef struct seen {
     char        id[128];
-    sched_state state;
+    vki_model_state state;
     uint64_t    trips, evictions, idle, yields, fallbacks;
 } seen;
 
@@ -26,7 +26,7 @@ struct srv_events {
     srv_event      *ring;
     int32_t         cap, n, head; /* head: where the next one goes */
     uint64_t        seq;
-    scheduler      *s;
+    vki_service    *svc;
     seen            seen[MAX_SEEN];
     int32_t         n_seen;
 };
@@ -106,11 +106,11 @@ int32_t srv_events_get(srv_events *ev, uint64_t after, srv_event *out, int32_t m
     return take;
 }
 
-void srv_events_attach(srv_events *ev, scheduler *s)
+void srv_events_attach(srv_events *ev, vki_service *svc)
 {
     if (!ev) return;
     pthread_mutex_lock(&ev->mu);
-    ev->s = s;
+    ev->svc = svc;
     pthread_mutex_unlock(&ev->mu);
 }
 
@@ -123,23 +123,23 @@ static seen *find_seen(srv_events *ev, const char *id)
     seen *m = &ev->seen[ev->n_seen++];
     memset(m, 0, sizeof *m);
     snprintf(m->id, sizeof m->id, "%s", id);
-    m->state = SCHED_UNLOADED;
+    m->state = VKI_MODEL_UNLOADED;
     return m;
 }
 
 static double mib(uint64_t b) { return (double)b / (1024.0 * 1024.0); }
 
-void srv_events_on_state(const sched_model_info *info, void *user)
+void srv_events_on_state(const vki_service_model_info *info, void *user)
 {
     srv_events *ev = user;
     if (!ev || !info || !info->id) return;
     pthread_mutex_lock(&ev->mu);
-    scheduler *s = ev->s;
+    vki_service *svc = ev->svc;
     pthread_mutex_unlock(&ev->mu);
-    /* The counters outside ev->mu: sched_model_get_stats takes the model's locks. */
-    sched_stats st = {0};
-    const int32_t idx = s ? sched_find(s, info->id) : -1;
-    if (idx >= 0) sched_model_get_stats(s, idx, &st);
+    /* The counters outside ev->mu: reading them takes the model's locks. */
+    vki_service_model_stats st = {0};
+    const int32_t idx = svc ? vki_service_model_find(svc, info->id) : -1;
+    if (idx >= 0) vki_service_get_model_stats(svc, idx, &st);
     pthread_mutex_lock(&ev->mu);
     seen *m = find_seen(ev, info->id);
     if (!m) {
@@ -153,7 +153,7 @@ void srv_events_on_state(const sched_model_info *info, void *user)
         m->evictions = st.evictions;
         m->idle = st.idle_unloads;
         m->yields = st.yields;
-        m->fallbacks = st.fallbacks;
+        m->fallbacks = st.cpu_fallbacks;
     }
     pthread_mutex_unlock(&ev->mu);
 
@@ -162,32 +162,32 @@ void srv_events_on_state(const sched_model_info *info, void *user)
                         info->breaker_failures, (unsigned long long)info->breaker_trips);
     if (info->state == was.state) return; /* an error text or a file changed: not an event here */
     switch (info->state) {
-    case SCHED_RESIDENT_GPU:
-    case SCHED_RESIDENT_CPU:
-        if (idx >= 0 && st.fallbacks > was.fallbacks)
+    case VKI_MODEL_RESIDENT_GPU:
+    case VKI_MODEL_RESIDENT_CPU:
+        if (idx >= 0 && st.cpu_fallbacks > was.fallbacks)
             srv_events_push(ev, "cpu_fallback", info->id, "loaded on the CPU as the GPU budget could not hold it "
                             "(%.0f MiB, %.0f ms)", mib(info->bytes), info->load_ms);
         else
             srv_events_push(ev, "load", info->id, "loaded on %s (%.0f MiB, %.0f ms)", info->backend, mib(info->bytes),
                             info->load_ms);
         break;
-    case SCHED_UNLOADED:
-        if (!sched_state_resident(was.state)) break; /* a refused load: its reason is in the model's error */
+    case VKI_MODEL_UNLOADED:
+        if (!vki_model_state_resident(was.state)) break; /* a refused load: its reason is in the model's error */
         if (idx >= 0 && st.evictions > was.evictions)
             push_text(ev, "eviction", info->id, "unloaded to make room for another model");
         else if (idx >= 0 && st.yields > was.yields)
             push_text(ev, "yield", info->id, "gave the device up at the end of its turn");
         else if (idx >= 0 && st.idle_unloads > was.idle)
             push_text(ev, "idle_unload", info->id, "unloaded after its keep_alive");
-        else if (info->error[0])
-            push_text(ev, "unload", info->id, info->error);
+        else if (info->message[0])
+            push_text(ev, "unload", info->id, info->message);
         else
             push_text(ev, "unload", info->id, "unloaded");
         break;
-    case SCHED_FAILED:
-        push_text(ev, "failed", info->id, info->error[0] ? info->error : "failed");
+    case VKI_MODEL_FAILED:
+        push_text(ev, "failed", info->id, info->message[0] ? info->message : "failed");
         break;
-    case SCHED_LOADING:
+    case VKI_MODEL_LOADING:
         break; /* the load's end is the event */
     }
 }

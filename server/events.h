@@ -2,7 +2,7 @@
  * events.h: the recent-events ring the status route shows: model loads,
  * CPU fallbacks, evictions and other unloads, failures, breaker trips and
  * request fallbacks, each with its time, model and reason. Fixed size: the
- * oldest entry goes first. srv_events_on_state turns the scheduler's
+ * oldest entry goes first. srv_events_on_state turns the service's
  * on_state calls into events (the reason of an unload is read from the
  * model's counters, which the scheduler bumps before it tells).
  * Thread-safe (one mutex).
@@ -13,7 +13,7 @@
 
 #include <stdint.h>
 
-#include "engine/sched/sched.h"
+#include "vkinfer.h"
 
 typedef struct srv_events srv_events;
 
@@ -37,10 +37,10 @@ void        srv_events_push(srv_events *ev, const char *kind, const char *model,
  * returns how many. */
 int32_t     srv_events_get(srv_events *ev, uint64_t after, srv_event *out, int32_t max);
 
-/* The scheduler whose counters srv_events_on_state reads (set once it
+/* The service whose counters srv_events_on_state reads (set once it
  * exists; until then unloads are recorded as "unload"). */
-void        srv_events_attach(srv_events *ev, scheduler *s);
-/* A sched_params.on_state hook (user = the srv_events). */
-void        srv_events_on_state(const sched_model_info *info, void *user);
+void        srv_events_attach(srv_events *ev, vki_service *svc);
+/* A vki_service_params.on_state hook (user = the srv_events). */
+void        srv_events_on_state(const vki_service_model_info *info, void *user);
 
 #endif

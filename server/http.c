@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "engine/service/service_internal.h" /* svc_scheduler: for the routes not yet converted */
 #include "server/events.h"
 #include "server/srv_internal.h"
 #include "server/stats_window.h"
@@ -915,7 +916,7 @@ static void raise_fd_limit(srv_server *srv, rlim_t need)
                       (unsigned long long)rl.rlim_cur, (unsigned long long)need);
 }
 
-vki_status srv_start(const srv_config *cfg, scheduler *s, srv_log *log, srv_server **out, char *err,
+vki_status srv_start(const srv_config *cfg, vki_service *svc, srv_log *log, srv_server **out, char *err,
                      size_t err_size)
 {
     *out = NULL;
@@ -925,7 +926,8 @@ vki_status srv_start(const srv_config *cfg, scheduler *s, srv_log *log, srv_serv
         return VKI_ERR_OUT_OF_MEMORY;
     }
     srv->cfg = cfg;
-    srv->s = s;
+    srv->svc = svc;
+    srv->s = svc_scheduler(svc);
     srv->log = log;
     srv->created = time(NULL);
     srv->window = srv_window_create(0, srv_now_s());
@@ -1028,7 +1030,7 @@ void srv_stop(srv_server *srv)
     /* What is still running ends with an error answer (an SSE error event
      * and [DONE] for streams, a JSON error otherwise): the cancelled
      * requests wake their connections, which write those answers. */
-    sched_shutdown(srv->s);
+    vki_service_shutdown(srv->svc);
     double until = vki_time_ms() + FLUSH_MS;
     while (atomic_load(&srv->in_flight) > 0 && vki_time_ms() < until) {
         struct timespec ts = {0, 10 * 1000000L};

@@ -92,37 +92,37 @@ static void put_text(srv_log *l, srv_buf *b)
     free(b->p);
 }
 
-void srv_log_model(const sched_model_info *info, void *user)
+void srv_log_model(const vki_service_model_info *info, void *user)
 {
     srv_log *l = user;
-    const bool resident = sched_state_resident(info->state);
+    const bool resident = vki_model_state_resident(info->state);
     const double mib = (double)info->bytes / 1048576.0;
     if (l->format == SRV_LOG_JSON) {
         cJSON *o = json_head("model");
         cJSON_AddStringToObject(o, "model", info->id);
-        cJSON_AddStringToObject(o, "state", sched_state_name(info->state));
-        cJSON_AddStringToObject(o, "kind", sched_kind_name(info->kind));
+        cJSON_AddStringToObject(o, "state", vki_model_state_name(info->state));
+        cJSON_AddStringToObject(o, "kind", vki_model_kind_name(info->kind));
         cJSON_AddStringToObject(o, "path", info->path);
         if (resident) {
             cJSON_AddStringToObject(o, "backend", info->backend);
             cJSON_AddNumberToObject(o, "resident_mib", (double)(int64_t)(mib * 10 + 0.5) / 10);
             cJSON_AddNumberToObject(o, "load_ms", (double)(int64_t)(info->load_ms + 0.5));
         }
-        if (info->error[0]) cJSON_AddStringToObject(o, "error", info->error);
+        if (info->message[0]) cJSON_AddStringToObject(o, "error", info->message);
         put_json(l, o);
         return;
     }
     srv_buf b = {0};
     text_head(&b);
-    srv_buf_printf(&b, "model %s: %s", info->id, sched_state_name(info->state));
-    if (info->state == SCHED_LOADING) srv_buf_printf(&b, " %s", info->path);
+    srv_buf_printf(&b, "model %s: %s", info->id, vki_model_state_name(info->state));
+    if (info->state == VKI_MODEL_LOADING) srv_buf_printf(&b, " %s", info->path);
     if (resident)
         srv_buf_printf(&b, " on %s, %.1f MiB, loaded in %.1f ms", info->backend, mib, info->load_ms);
-    if (info->error[0]) srv_buf_printf(&b, ": %s", info->error);
+    if (info->message[0]) srv_buf_printf(&b, ": %s", info->message);
     put_text(l, &b);
 }
 
-void srv_log_warm(const sched_warm_event *ev, void *user)
+void srv_log_warm(const vki_warm_event *ev, void *user)
 {
     srv_log *l = user;
     if (l->format == SRV_LOG_JSON) {

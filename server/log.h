@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "engine/sched/sched.h"
+#include "vkinfer.h"
 #include "server/config.h"
 
 typedef struct srv_log {
@@ -27,12 +27,12 @@ typedef struct srv_log {
 void srv_log_init(srv_log *l, FILE *f, srv_log_format format);
 void srv_log_deinit(srv_log *l);
 
-/* The scheduler's on_state hook (user = the srv_log): "model ID: STATE",
+/* The service's on_state hook (user = the srv_log): "model ID: STATE",
  * with where and how many MiB when resident, the load time, and why when
  * failed or refused. */
-void srv_log_model(const sched_model_info *info, void *user);
-/* The scheduler's on_warm hook: one line per warm-up decision and its reason. */
-void srv_log_warm(const sched_warm_event *ev, void *user);
+void srv_log_model(const vki_service_model_info *info, void *user);
+/* The service's on_warm hook: one line per warm-up decision and its reason. */
+void srv_log_warm(const vki_warm_event *ev, void *user);
 
 /* One answered request. Counts are -1 where the route has none. */
 typedef struct srv_log_req {

@@ -6,7 +6,9 @@
  * POST /v1/chat/completions, POST /v1/embeddings, GET /metrics,
  * GET /v1/system/status and the status page at / and /ui.
  * POST /admin/reload, POST /admin/models/{id}/reload (hot reload: reload.c).
- * Must not: run kernels (everything goes through engine/sched/).
+ * Must not: run kernels or schedule (everything goes through the service
+ * API, vkinfer.h's vki_service; the routes server/README.md lists still
+ * reach engine/sched/ for what that API does not carry yet).
  */
 #ifndef VKI_SERVER_H
 #define VKI_SERVER_H
@@ -28,12 +30,12 @@ typedef struct srv_events srv_events; /* server/events.h */
 typedef vki_status (*srv_config_fn)(void *user, srv_config *out, const char **file, char *err, size_t err_size);
 
 /* Starts listening on cfg->host:cfg->port (0 = a free port) and serving
- * requests for the models in `s`, which holds cfg's models in cfg's order
+ * requests for the models in `svc`, which holds cfg's models in cfg's order
  * (per-model settings are looked up by index). Each answered request gets
- * a line in `log` (NULL = none). cfg, s and log are borrowed and must
+ * a line in `log` (NULL = none). cfg, svc and log are borrowed and must
  * outlive the server. Writes the problem to err on failure (port taken, bad
  * host, no key in the api_key_env variable). */
-vki_status srv_start(const srv_config *cfg, scheduler *s, srv_log *log, srv_server **out, char *err,
+vki_status srv_start(const srv_config *cfg, vki_service *svc, srv_log *log, srv_server **out, char *err,
                      size_t err_size);
 /* The recent-events ring /v1/system/status shows (borrowed; it must
  * outlive the server). Set right after srv_start; NULL = none. */
@@ -59,7 +61,7 @@ uint16_t   srv_port(const srv_server *srv);
 void       srv_quiesce(srv_server *srv);
 /* Requests received and not yet answered to their end (streams included). */
 int32_t    srv_in_flight(const srv_server *srv);
-/* Quiesces, cancels what is still in flight (sched_shutdown), whose clients
+/* Quiesces, cancels what is still in flight (vki_service_shutdown), whose clients
  * get an error answer (an SSE error event then data: [DONE] for streams, a
  * JSON 503 shutting_down otherwise) written within a few seconds, then
  * closes every connection and frees the server. NULL is a no-op. */

@@ -49,6 +49,9 @@ struct srv_server {
     srv_config_fn         cfg_fn;     /* where a reload reads the config (reload_mu) */
     void                 *cfg_user;
     struct srv_retired_cfg *retired;  /* what reloads published (reload.c)    */
+    vki_service          *svc;
+    /* The scheduler under svc, for the routes not yet on the public API
+     * (engine/service/README.md: generation, embeddings, `auto`). */
     scheduler            *s;
     struct MHD_Daemon    *d;
     char                 *api_key;    /* NULL = no auth                   */

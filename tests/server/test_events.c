@@ -65,9 +65,9 @@ static void test_threads(void)
     srv_events_destroy(ev);
 }
 
-static sched_model_info info(const char *id, sched_state st)
+static vki_service_model_info info(const char *id, vki_model_state st)
 {
-    sched_model_info i = {.id = id, .state = st};
+    vki_service_model_info i = {.id = id, .state = st};
     snprintf(i.backend, sizeof i.backend, "cpu (avx2)");
     return i;
 }
@@ -76,10 +76,10 @@ static void test_hook(void)
 {
     srv_events *ev = srv_events_create(16);
     srv_event out[16];
-    sched_model_info a = info("a", SCHED_LOADING);
+    vki_service_model_info a = info("a", VKI_MODEL_LOADING);
     srv_events_on_state(&a, ev);
     CHECK(srv_events_get(ev, 0, out, 16) == 0); /* loading is not an event: its end is */
-    a = info("a", SCHED_RESIDENT_CPU);
+    a = info("a", VKI_MODEL_RESIDENT_CPU);
     a.bytes = 3u << 20;
     a.load_ms = 12;
     srv_events_on_state(&a, ev);
@@ -87,15 +87,15 @@ static void test_hook(void)
     CHECK(n == 1 && !strcmp(out[0].kind, "load") && !strcmp(out[0].model, "a") && strstr(out[0].detail, "3 MiB") &&
           strstr(out[0].detail, "cpu (avx2)"));
     /* the same state again (an error text changed): nothing */
-    snprintf(a.error, sizeof a.error, "x");
+    snprintf(a.message, sizeof a.message, "x");
     srv_events_on_state(&a, ev);
     CHECK(srv_events_get(ev, 1, out, 16) == 0);
     /* a breaker trip unloads the model: two events, the trip and the unload with its reason */
-    a = info("a", SCHED_UNLOADED);
-    a.breaker = SCHED_BREAKER_OPEN;
+    a = info("a", VKI_MODEL_UNLOADED);
+    a.breaker = VKI_BREAKER_OPEN;
     a.breaker_trips = 1;
     a.breaker_failures = 5;
-    snprintf(a.error, sizeof a.error, "unloaded: its circuit breaker opened");
+    snprintf(a.message, sizeof a.message, "unloaded: its circuit breaker opened");
     srv_events_on_state(&a, ev);
     n = srv_events_get(ev, 1, out, 16);
     CHECKF(n == 2 && !strcmp(out[0].kind, "breaker_trip") && !strcmp(out[1].kind, "unload") &&
@@ -103,8 +103,8 @@ static void test_hook(void)
     /* a refused load (unloaded -> unloaded) is not an unload */
     srv_events_on_state(&a, ev);
     CHECK(srv_events_get(ev, 3, out, 16) == 0);
-    sched_model_info b = info("b", SCHED_FAILED);
-    snprintf(b.error, sizeof b.error, "NOT_FOUND: no such file");
+    vki_service_model_info b = info("b", VKI_MODEL_FAILED);
+    snprintf(b.message, sizeof b.message, "NOT_FOUND: no such file");
     srv_events_on_state(&b, ev);
     n = srv_events_get(ev, 3, out, 16);
     CHECK(n == 1 && !strcmp(out[0].kind, "failed") && !strcmp(out[0].model, "b") && strstr(out[0].detail, "NOT_FOUND"));
