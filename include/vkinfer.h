@@ -657,10 +657,12 @@ VKI_API const char *vki_service_model_fallback_id(const vki_service *svc, int32_
 
 /* ----- Changing the models while the service runs ------------------------
  * Model indices are stable: a removed model keeps its index (its info says
- * removed) and a new one takes the next (at most 256 over the service's
- * life). vki_service_add_model is safe while requests run. These calls
+ * removed) and a new one takes the next (at most VKI_SERVICE_MAX_MODELS
+ * over the service's life). vki_service_add_model is safe while requests run. These calls
  * are thread-safe with requests, not with each other: one caller changes
  * the models at a time. */
+
+#define VKI_SERVICE_MAX_MODELS 256
 
 /* Removes model i; returns at once. New requests for it fail NOT_FOUND and
  * it is no fallback candidate; those already accepted finish, then it

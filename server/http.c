@@ -271,9 +271,9 @@ enum MHD_Result srv_send_status(srv_conn *cn, vki_status s, const char *msg, dou
 
 /* ===== Shared request fields ============================================== */
 
-int32_t srv_pick_model(srv_conn *cn, const cJSON *body, sched_kind kind, enum MHD_Result *ret)
+int32_t srv_pick_model(srv_conn *cn, const cJSON *body, vki_model_kind kind, enum MHD_Result *ret)
 {
-    scheduler *s = cn->srv->s;
+    vki_service *svc = cn->srv->svc;
     const cJSON *jm = cJSON_GetObjectItemCaseSensitive(body, "model");
     int32_t i = -1;
     if (jm && !cJSON_IsNull(jm)) {
@@ -281,32 +281,32 @@ int32_t srv_pick_model(srv_conn *cn, const cJSON *body, sched_kind kind, enum MH
             *ret = srv_send_error(cn, 400, "invalid_field", 0, "model: expected a string");
             return -1;
         }
-        i = sched_find(s, jm->valuestring);
+        i = vki_service_model_find(svc, jm->valuestring);
         if (i < 0) {
             *ret = srv_send_error(cn, 404, "model_not_found", 0, "model '%s' does not exist (GET /v1/models lists them)",
                                   jm->valuestring);
             return -1;
         }
     } else {
-        sched_model_info info;
-        for (int32_t k = 0; k < sched_n_models(s) && i < 0; k++) {
-            sched_model_get_info(s, k, &info);
+        vki_service_model_info info;
+        for (int32_t k = 0; k < vki_service_model_count(svc) && i < 0; k++) {
+            vki_service_get_model_info(svc, k, &info);
             if (info.kind == kind && !info.removing) i = k;
         }
         if (i < 0) {
             *ret = srv_send_error(cn, 400, "invalid_field", 0, "model: required (no %s model is configured)",
-                                  sched_kind_name(kind));
+                                  vki_model_kind_name(kind));
             return -1;
         }
     }
-    sched_model_info info;
-    sched_model_get_info(s, i, &info);
+    vki_service_model_info info;
+    vki_service_get_model_info(svc, i, &info);
     cn->log.model = info.id;
     if (info.kind != kind) {
         *ret = srv_send_error(cn, 400, "wrong_model_kind", 0, "model '%s' is a%s %s model; %s needs a%s %s model", info.id,
-                              info.kind == SCHED_KIND_EMBEDDING ? "n" : "", sched_kind_name(info.kind),
-                              srv_route_path[cn->route], kind == SCHED_KIND_EMBEDDING ? "n" : "",
-                              sched_kind_name(kind));
+                              info.kind == VKI_MODEL_KIND_EMBEDDING ? "n" : "", vki_model_kind_name(info.kind),
+                              srv_route_path[cn->route], kind == VKI_MODEL_KIND_EMBEDDING ? "n" : "",
+                              vki_model_kind_name(kind));
         return -1;
     }
     /* A failed model, or one still opening its file, is the routes' to judge

@@ -1,7 +1,7 @@
 /*
  * reload.c: hot reload. srv_reload re-reads the configuration (through the
  * source cmd_serve gave), validates all of it, diffs it against the running
- * one (config_diff.c) and applies it to the scheduler: models added,
+ * one (config_diff.c) and applies it to the service: models added,
  * removed (they drain first), swapped to a new file, updated in place, or
  * made anew; then publishes the new per-model settings for the routes. Also
  * the /admin routes (POST /admin/reload, POST /admin/models/{id}/reload).
@@ -124,7 +124,7 @@ static bool check_files(const srv_config *neu, const srv_config_diff *d, const c
     return true;
 }
 
-/* The view the routes read: entry i is the scheduler's model i (removed
+/* The view the routes read: entry i is the service's model i (removed
  * ones keep their last settings), then the models about to be added, in the
  * order they will be added; server settings as running, except those that
  * apply live. Borrows every string. */
@@ -160,39 +160,38 @@ static srv_config *publish_view(const srv_config *old, const srv_config *neu, co
     return p;
 }
 
-/* Applies d (old entries are scheduler indices). Writes what happened to r. */
+/* Applies d (old entries are the service's model indices). Writes what happened to r. */
 static void apply(srv_server *srv, const srv_config *neu, const srv_config_diff *d, srv_config *view, int32_t n_sched,
                   report *r)
 {
-    scheduler *s = srv->s;
-    const char *chain[65];
-    sched_model_params mp;
+    vki_service *svc = srv->svc;
     for (int32_t k = 0; k < d->n_models; k++) {
         const srv_diff_model *dm = &d->models[k];
+        const srv_model_cfg *m;
         cJSON_AddItemToArray(r->lists[dm->action], cJSON_CreateString(dm->id));
         switch (dm->action) {
         case SRV_DIFF_UNCHANGED:
         case SRV_DIFF_ADDED: break;
         case SRV_DIFF_REMOVED:
-            if (sched_remove_model(s, dm->old_i) != VKI_OK) note(srv, r, true, "%s: remove: %s", dm->id, vki_last_error());
+            if (vki_service_remove_model(svc, dm->old_i) != VKI_OK) note(srv, r, true, "%s: remove: %s", dm->id, vki_last_error());
             else note(srv, r, false, "%s: removed: new requests get 404, accepted ones finish, then it unloads", dm->id);
             break;
         case SRV_DIFF_CHANGED:
         case SRV_DIFF_SWAPPED:
-            svc_config_model_params(&view->svc, &neu->svc.models[dm->new_i], chain, &mp);
-            if (sched_model_update(s, dm->old_i, &mp) != VKI_OK)
+            m = &neu->svc.models[dm->new_i];
+            if (svc_config_update_model(svc, dm->old_i, &view->svc, m) != VKI_OK)
                 note(srv, r, true, "%s: update: %s", dm->id, vki_last_error());
             if (dm->action == SRV_DIFF_CHANGED) {
                 note(srv, r, false, "%s: %s changed, applied in place", dm->id, dm->what);
-            } else if (sched_reload_model(s, dm->old_i, mp.path) != VKI_OK) {
-                note(srv, r, true, "%s: swap to %s: %s (still serving the old file)", dm->id, mp.path, vki_last_error());
+            } else if (vki_service_reload_model(svc, dm->old_i, m->path) != VKI_OK) {
+                note(srv, r, true, "%s: swap to %s: %s (still serving the old file)", dm->id, m->path, vki_last_error());
             } else {
                 note(srv, r, false, "%s: %s changed: swapping to %s (beside the old one when memory allows, else "
-                                    "after it drains)", dm->id, dm->what, mp.path);
+                                    "after it drains)", dm->id, dm->what, m->path);
             }
             break;
         case SRV_DIFF_REPLACED:
-            if (sched_remove_model(s, dm->old_i) != VKI_OK)
+            if (vki_service_remove_model(svc, dm->old_i) != VKI_OK)
                 note(srv, r, true, "%s: remove: %s", dm->id, vki_last_error());
             else
                 note(srv, r, false, "%s: %s changed, which a running model cannot take: the old one drains and "
@@ -207,17 +206,17 @@ static void apply(srv_server *srv, const srv_config *neu, const srv_config_diff 
     for (int32_t k = 0; k < d->n_models; k++) {
         const srv_diff_model *dm = &d->models[k];
         if (dm->action != SRV_DIFF_ADDED && dm->action != SRV_DIFF_REPLACED) continue;
-        svc_config_model_params(&view->svc, &neu->svc.models[dm->new_i], chain, &mp);
-        if (sched_n_models(s) != expect) {
+        const srv_model_cfg *m = &neu->svc.models[dm->new_i];
+        if (vki_service_model_count(svc) != expect) {
             note(srv, r, true, "%s: not added (an earlier add failed)", dm->id);
             continue;
         }
-        if (sched_add_model(s, &mp) != VKI_OK) {
+        if (svc_config_add_model_to(svc, &view->svc, m) != VKI_OK) {
             note(srv, r, true, "%s: add: %s", dm->id, vki_last_error());
             continue;
         }
         expect++;
-        if (dm->action == SRV_DIFF_ADDED) note(srv, r, false, "%s: added from %s", dm->id, mp.path);
+        if (dm->action == SRV_DIFF_ADDED) note(srv, r, false, "%s: added from %s", dm->id, m->path);
     }
 }
 
@@ -236,15 +235,15 @@ static unsigned reload_locked(srv_server *srv, report *r)
     err[0] = '\0';
     vki_status st = srv->cfg_fn(srv->cfg_user, neu, &file, err, sizeof err);
     const srv_config *old = srv->cfg;
-    scheduler *s = srv->s;
-    const int32_t n_sched = sched_n_models(s);
+    vki_service *svc = srv->svc;
+    const int32_t n_sched = vki_service_model_count(svc);
     bool *live = calloc((size_t)n_sched + 1, sizeof *live);
     srv_config_diff d = {0};
     srv_config *view = NULL;
     unsigned code = 200;
     for (int32_t i = 0; live && i < n_sched; i++) {
-        sched_model_info info;
-        sched_model_get_info(s, i, &info);
+        vki_service_model_info info;
+        vki_service_get_model_info(svc, i, &info);
         live[i] = !info.removing && i < old->svc.n_models;
     }
     if (st != VKI_OK) {
@@ -258,9 +257,9 @@ static unsigned reload_locked(srv_server *srv, report *r)
         int32_t n_add = 0;
         for (int32_t k = 0; k < d.n_models; k++)
             n_add += d.models[k].action == SRV_DIFF_ADDED || d.models[k].action == SRV_DIFF_REPLACED;
-        if (n_sched + n_add > SCHED_MAX_MODELS) {
+        if (n_sched + n_add > VKI_SERVICE_MAX_MODELS) {
             snprintf(err, sizeof err, "%d more models would pass the %d a server holds over its life (removed "
-                     "models keep their slot): restart it", n_add, SCHED_MAX_MODELS);
+                     "models keep their slot): restart it", n_add, VKI_SERVICE_MAX_MODELS);
             code = 400;
         } else if (!(view = publish_view(old, neu, &d, n_sched))) {
             snprintf(err, sizeof err, "out of memory");
@@ -343,9 +342,9 @@ static enum MHD_Result reload_one(srv_conn *cn, const char *id)
             return srv_send_error(cn, 400, "invalid_json", 0, "expected an empty body or {\"path\": \"FILE\"}");
     }
     pthread_mutex_lock(&srv->reload_mu);
-    int32_t i = sched_find(srv->s, id);
-    sched_model_info info;
-    sched_model_get_info(srv->s, i, &info);
+    int32_t i = vki_service_model_find(srv->svc, id);
+    vki_service_model_info info;
+    vki_service_get_model_info(srv->svc, i, &info);
     if (i < 0) {
         pthread_mutex_unlock(&srv->reload_mu);
         return srv_send_error(cn, 404, "model_not_found", 0, "model '%.256s' does not exist", id);
@@ -354,7 +353,7 @@ static enum MHD_Result reload_one(srv_conn *cn, const char *id)
     vki_model_file *f = NULL;
     vki_status st = vki_file_open(path, &f);
     vki_file_close(f);
-    if (st == VKI_OK) st = sched_reload_model(srv->s, i, path);
+    if (st == VKI_OK) st = vki_service_reload_model(srv->svc, i, path);
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", vki_last_error());
     pthread_mutex_unlock(&srv->reload_mu);

@@ -800,7 +800,7 @@ enum MHD_Result srv_route_generate_as(srv_conn *cn, const cJSON *body, srv_gen_s
     /* model auto: decided once the fields are read (then the chosen model's priority applies) */
     const bool autoq = srv_auto_asked(body);
     const bool chat = shape == SRV_GEN_CHAT;
-    int32_t model = autoq ? cn->srv->cfg->svc.n_models : srv_pick_serving(cn, body, SCHED_KIND_CHAT, &ret);
+    int32_t model = autoq ? cn->srv->cfg->svc.n_models : srv_pick_serving(cn, body, VKI_MODEL_KIND_CHAT, &ret);
     if (model < 0) return ret;
     gen_plan *p = calloc(1, sizeof *p);
     if (!p) return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");

@@ -2,8 +2,7 @@
  * routes_info.c: GET /health (503 while the start-up loads run or when no
  * model can serve; else 200, "ok" or "degraded" when a model failed or a
  * pinned one is not resident; each model's state, and the loader's errors
- * only for a client holding the key), GET /v1/models, GET /metrics
- * (Prometheus text) and POST /v1/embeddings (OpenAI shape, dynamically
+ * only for a client holding the key), GET /v1/models and POST /v1/embeddings (OpenAI shape, dynamically
  * batched by the scheduler, float or base64).
  */
 #include <stdio.h>
@@ -32,35 +31,35 @@ static bool authorized(srv_conn *cn)
 }
 
 /* A model takes requests now: its file is open and it has not failed. */
-static bool serving(const sched_model_info *info) { return info->can_queue && info->state != SCHED_FAILED; }
+static bool serving(const vki_service_model_info *info) { return info->can_queue && info->state != VKI_MODEL_FAILED; }
 
 enum MHD_Result srv_route_health(srv_conn *cn)
 {
-    scheduler *s = cn->srv->s;
+    vki_service *svc = cn->srv->svc;
     bool details = authorized(cn);
     cJSON *o = cJSON_CreateObject(), *arr = cJSON_CreateArray();
     bool loading = false, any_serving = false, degraded = false;
-    for (int32_t i = 0; i < sched_n_models(s); i++) {
-        sched_model_info info;
-        sched_stats st;
-        sched_model_get_info(s, i, &info);
+    for (int32_t i = 0; i < vki_service_model_count(svc); i++) {
+        vki_service_model_info info;
+        vki_service_model_stats st;
+        vki_service_get_model_info(svc, i, &info);
         if (info.removing) continue; /* gone for clients (hot reload) */
-        sched_model_get_stats(s, i, &st);
+        vki_service_get_model_stats(svc, i, &st);
         /* Loads on demand later are normal service; the first ones are start-up. */
-        loading |= (!info.can_queue && info.state != SCHED_FAILED) ||
-                   (info.state == SCHED_LOADING && !info.started && st.loads == 0 && !info.error[0]);
+        loading |= (!info.can_queue && info.state != VKI_MODEL_FAILED) ||
+                   (info.state == VKI_MODEL_LOADING && !info.started && st.loads == 0 && !info.message[0]);
         any_serving |= serving(&info);
         /* A pinned model is meant to stay resident; one that is not, or any
          * model that failed, leaves the server degraded (still serving). */
-        degraded |= info.state == SCHED_FAILED || (info.pin && !sched_state_resident(info.state) &&
-                                                    info.state != SCHED_LOADING);
+        degraded |= info.state == VKI_MODEL_FAILED || (info.pin && !vki_model_state_resident(info.state) &&
+                                                    info.state != VKI_MODEL_LOADING);
         cJSON *m = cJSON_CreateObject();
         cJSON_AddStringToObject(m, "id", info.id);
-        cJSON_AddStringToObject(m, "state", sched_state_name(info.state));
+        cJSON_AddStringToObject(m, "state", vki_model_state_name(info.state));
         /* Loader errors carry file paths: only for a client that holds the key. */
-        if (sched_state_resident(info.state)) cJSON_AddStringToObject(m, "backend", info.backend);
-        cJSON_AddStringToObject(m, "breaker", sched_breaker_state_name(info.breaker));
-        if (details && info.error[0]) cJSON_AddStringToObject(m, "error", info.error);
+        if (vki_model_state_resident(info.state)) cJSON_AddStringToObject(m, "backend", info.backend);
+        cJSON_AddStringToObject(m, "breaker", vki_breaker_state_name(info.breaker));
+        if (details && info.message[0]) cJSON_AddStringToObject(m, "error", info.message);
         cJSON_AddItemToArray(arr, m);
     }
     /* 503 only while the start-up loads run or when nothing can serve. */
@@ -73,23 +72,23 @@ enum MHD_Result srv_route_health(srv_conn *cn)
     return srv_send_json(cn, code, o);
 }
 
-int32_t srv_pick_serving(srv_conn *cn, const cJSON *body, sched_kind kind, enum MHD_Result *ret)
+int32_t srv_pick_serving(srv_conn *cn, const cJSON *body, vki_model_kind kind, enum MHD_Result *ret)
 {
     const cJSON *jm = cJSON_GetObjectItemCaseSensitive(body, "model");
     if (jm && !cJSON_IsNull(jm)) return srv_pick_model(cn, body, kind, ret);
-    scheduler *s = cn->srv->s;
+    vki_service *svc = cn->srv->svc;
     int32_t pick = -1, first = -1;
-    for (int32_t k = 0; k < sched_n_models(s) && pick < 0; k++) {
-        sched_model_info info;
-        sched_model_get_info(s, k, &info);
+    for (int32_t k = 0; k < vki_service_model_count(svc) && pick < 0; k++) {
+        vki_service_model_info info;
+        vki_service_get_model_info(svc, k, &info);
         if (info.kind != kind || info.removing) continue;
         if (first < 0) first = k;
         if (serving(&info)) pick = k;
     }
     /* None serving: the first of the kind says why (or that there is none). */
     if (pick < 0 && first < 0) return srv_pick_model(cn, body, kind, ret);
-    sched_model_info info;
-    sched_model_get_info(s, pick >= 0 ? pick : first, &info);
+    vki_service_model_info info;
+    vki_service_get_model_info(svc, pick >= 0 ? pick : first, &info);
     cJSON *named = cJSON_CreateObject();
     if (!named || !cJSON_AddStringToObject(named, "model", info.id)) {
         cJSON_Delete(named);
@@ -104,20 +103,20 @@ int32_t srv_pick_serving(srv_conn *cn, const cJSON *body, sched_kind kind, enum 
 /* One model as GET /v1/models lists it and GET /v1/models/{id} answers. */
 static cJSON *model_json(const srv_server *srv, int32_t i)
 {
-    sched_model_info info;
-    sched_model_get_info(srv->s, i, &info);
+    vki_service_model_info info;
+    vki_service_get_model_info(srv->svc, i, &info);
     cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "id", info.id);
     cJSON_AddStringToObject(m, "object", "model");
     cJSON_AddNumberToObject(m, "created", (double)srv->created);
     cJSON_AddStringToObject(m, "owned_by", "vkinfer");
-    cJSON_AddStringToObject(m, "kind", sched_kind_name(info.kind));
-    cJSON_AddStringToObject(m, "state", sched_state_name(info.state));
+    cJSON_AddStringToObject(m, "kind", vki_model_kind_name(info.kind));
+    cJSON_AddStringToObject(m, "state", vki_model_state_name(info.state));
     /* Which file serves, and how many times it was switched (hot reload). */
     cJSON_AddStringToObject(m, "path", info.path);
     cJSON_AddNumberToObject(m, "generation", (double)info.generation);
     if (info.reloading) cJSON_AddBoolToObject(m, "reloading", true);
-    if (sched_state_resident(info.state)) {
+    if (vki_model_state_resident(info.state)) {
         cJSON_AddNumberToObject(m, "n_ctx", info.n_ctx);
         cJSON_AddNumberToObject(m, "n_seq_max", info.n_seq_max);
         cJSON_AddStringToObject(m, "backend", info.backend);
@@ -132,7 +131,7 @@ static cJSON *model_json(const srv_server *srv, int32_t i)
     cJSON_AddNumberToObject(m, "keep_alive_s", info.keep_alive_ms < 0 ? -1 : info.keep_alive_ms / 1e3);
     cJSON *fb = cJSON_AddArrayToObject(m, "fallback");
     const char *fid;
-    for (int32_t k = 0; (fid = sched_fallback_chain_id(srv->s, i, k)); k++)
+    for (int32_t k = 0; (fid = vki_service_model_fallback_id(srv->svc, i, k)); k++)
         cJSON_AddItemToArray(fb, cJSON_CreateString(fid));
     if (info.fallback_cpu) cJSON_AddItemToArray(fb, cJSON_CreateString("cpu"));
     const srv_config *cfg = srv->cfg;
@@ -140,23 +139,23 @@ static cJSON *model_json(const srv_server *srv, int32_t i)
         cJSON_AddItemToArray(fb, cJSON_CreateString("auto"));
     /* vkinfer's own: the circuit breaker (engine/sched/README.md) */
     cJSON *br = cJSON_AddObjectToObject(m, "breaker");
-    cJSON_AddStringToObject(br, "state", sched_breaker_state_name(info.breaker));
+    cJSON_AddStringToObject(br, "state", vki_breaker_state_name(info.breaker));
     cJSON_AddNumberToObject(br, "failures", info.breaker_failures);
     cJSON_AddNumberToObject(br, "trips", (double)info.breaker_trips);
-    if (info.breaker == SCHED_BREAKER_OPEN) cJSON_AddNumberToObject(br, "retry_after_s", info.breaker_retry_s);
-    if (info.error[0]) cJSON_AddStringToObject(m, "error", info.error);
+    if (info.breaker == VKI_BREAKER_OPEN) cJSON_AddNumberToObject(br, "retry_after_s", info.breaker_retry_ms / 1e3);
+    if (info.message[0]) cJSON_AddStringToObject(m, "error", info.message);
     return m;
 }
 
 enum MHD_Result srv_route_models(srv_conn *cn)
 {
-    scheduler *s = cn->srv->s;
+    vki_service *svc = cn->srv->svc;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "object", "list");
     cJSON *arr = cJSON_AddArrayToObject(o, "data");
-    for (int32_t i = 0; i < sched_n_models(s); i++) {
-        sched_model_info info;
-        sched_model_get_info(s, i, &info);
+    for (int32_t i = 0; i < vki_service_model_count(svc); i++) {
+        vki_service_model_info info;
+        vki_service_get_model_info(svc, i, &info);
         if (!info.removing) cJSON_AddItemToArray(arr, model_json(cn->srv, i));
     }
     cJSON *a = srv_auto_model_json(cn->srv);
@@ -166,7 +165,7 @@ enum MHD_Result srv_route_models(srv_conn *cn)
 
 enum MHD_Result srv_route_model(srv_conn *cn, const char *id)
 {
-    int32_t i = sched_find(cn->srv->s, id);
+    int32_t i = vki_service_model_find(cn->srv->svc, id);
     cJSON *a = i < 0 && !strcmp(id, "auto") ? srv_auto_model_json(cn->srv) : NULL;
     if (a) return srv_send_json(cn, 200, a);
     if (i < 0)
@@ -395,7 +394,7 @@ enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body)
     if (!srv_check_fields(cn, body, srv_embed_fields, &ret)) return ret;
     /* model auto: embedding routes are chosen by need and load only (no meaning) */
     const bool autoq = srv_auto_asked(body);
-    int32_t model = autoq ? cn->srv->cfg->svc.n_models : srv_pick_serving(cn, body, SCHED_KIND_EMBEDDING, &ret);
+    int32_t model = autoq ? cn->srv->cfg->svc.n_models : srv_pick_serving(cn, body, VKI_MODEL_KIND_EMBEDDING, &ret);
     if (model < 0) return ret;
     srv_embed_req rq;
     if (!srv_parse_embeddings(cn, body, model, &rq, &ret)) return ret;
@@ -427,182 +426,4 @@ enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body)
     ret = embed_next(cn, p, &wait);
     if (!wait) return ret;
     return srv_wait(cn, embed_step, eplan_drop, p);
-}
-
-/* ===== /metrics =========================================================== */
-
-static void histo(srv_buf *b, const char *name, const char *model, const sched_histo *h)
-{
-    uint64_t cum = 0;
-    for (int k = 0; k < SCHED_N_BUCKETS; k++) {
-        cum += h->bucket[k];
-        srv_buf_printf(b, "%s_bucket{model=\"%s\",le=\"%g\"} %llu\n", name, model, sched_bucket_s[k], (unsigned long long)cum);
-    }
-    srv_buf_printf(b, "%s_bucket{model=\"%s\",le=\"+Inf\"} %llu\n", name, model, (unsigned long long)h->count);
-    srv_buf_printf(b, "%s_sum{model=\"%s\"} %.6f\n%s_count{model=\"%s\"} %llu\n", name, model, h->sum_s, name, model,
-            (unsigned long long)h->count);
-}
-
-enum MHD_Result srv_route_metrics(srv_conn *cn)
-{
-    srv_server *srv = cn->srv;
-    srv_buf b = {0};
-    srv_buf_printf(&b, "# HELP vkinfer_http_requests_total HTTP requests answered, by route and status.\n"
-                "# TYPE vkinfer_http_requests_total counter\n");
-    /* This response counts itself, so a scrape sees its own route. */
-    srv_count(srv, cn->route, 200);
-    for (int r = 0; r < SRV_N_ROUTES; r++)
-        for (int k = 0; k < SRV_N_CODES; k++) {
-            uint64_t v = atomic_load(&srv->count[r][k]);
-            if (v) srv_buf_printf(&b, "vkinfer_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n", srv_route_path[r],
-                           srv_codes[k], (unsigned long long)v);
-        }
-    srv_buf_printf(&b, "# HELP vkinfer_client_disconnects_total Clients that closed the connection before their answer "
-                "ended.\n# TYPE vkinfer_client_disconnects_total counter\nvkinfer_client_disconnects_total %llu\n",
-                (unsigned long long)atomic_load(&srv->disconnects));
-    srv_buf_printf(&b, "# HELP vkinfer_http_evictions_total Idle or slow connections closed to make room for a new "
-                "one.\n# TYPE vkinfer_http_evictions_total counter\nvkinfer_http_evictions_total %llu\n"
-                "# HELP vkinfer_http_in_flight Requests received and not yet answered to their end.\n"
-                "# TYPE vkinfer_http_in_flight gauge\nvkinfer_http_in_flight %d\n",
-                (unsigned long long)atomic_load(&srv->evictions), atomic_load(&srv->in_flight));
-    static const char *const heads =
-        "# TYPE vkinfer_model_state gauge\n"
-        "# HELP vkinfer_queue_depth Requests waiting, by model and priority class.\n# TYPE vkinfer_queue_depth gauge\n"
-        "# TYPE vkinfer_active_sequences gauge\n"
-        "# TYPE vkinfer_requests_finished_total counter\n"
-        "# TYPE vkinfer_queue_rejected_total counter\n"
-        "# HELP vkinfer_prompt_tokens_total Prompt tokens of requests that finished ok (evaluated or reused alike).\n"
-        "# TYPE vkinfer_prompt_tokens_total counter\n# TYPE vkinfer_generated_tokens_total counter\n"
-        "# HELP vkinfer_prompt_tokens_evaluated_total Prompt tokens run through the model (admitted sequences, any "
-        "outcome; a paused generation's re-fed tokens too).\n"
-        "# TYPE vkinfer_prompt_tokens_evaluated_total counter\n"
-        "# HELP vkinfer_prompt_tokens_reused_total Prompt tokens skipped: their KV was already in the sequence's slot "
-        "(prefix reuse).\n"
-        "# TYPE vkinfer_prompt_tokens_reused_total counter\n"
-        "# TYPE vkinfer_batch_steps_total counter\n# TYPE vkinfer_batch_sequences_total counter\n"
-        "# TYPE vkinfer_service_time_avg_seconds gauge\n"
-        "# HELP vkinfer_time_to_first_token_seconds Submit to first generated token.\n"
-        "# TYPE vkinfer_time_to_first_token_seconds histogram\n"
-        "# HELP vkinfer_token_latency_seconds Decode step time, per generated token.\n"
-        "# TYPE vkinfer_token_latency_seconds histogram\n"
-        "# TYPE vkinfer_request_duration_seconds histogram\n"
-        "# HELP vkinfer_model_loads_total Loads that succeeded (GPU or CPU); evictions unload for another model, "
-        "idle unloads follow keep_alive, fallbacks loaded on the CPU as the GPU was full, refused loads had neither room nor fallback.\n"
-        "# TYPE vkinfer_model_loads_total counter\n# TYPE vkinfer_model_evictions_total counter\n"
-        "# TYPE vkinfer_model_idle_unloads_total counter\n# TYPE vkinfer_model_fallbacks_total counter\n"
-        "# TYPE vkinfer_model_refused_loads_total counter\n# TYPE vkinfer_model_swaps_total counter\n"
-        "# HELP vkinfer_model_resident_bytes Memory the model holds on its backend (0 when unloaded).\n"
-        "# TYPE vkinfer_model_resident_bytes gauge\n"
-        "# HELP vkinfer_model_turns_yielded_total Turns given up: unloaded after a quantum for a model waiting for the room.\n"
-        "# TYPE vkinfer_model_turns_yielded_total counter\n"
-        "# HELP vkinfer_model_paused_total Generations paused at the end of a turn (they resume at the next).\n"
-        "# TYPE vkinfer_model_paused_total counter\n"
-        "# HELP vkinfer_device_grants_total Steps (decode, prompt chunk, embedding chunk) granted by the device arbiter.\n"
-        "# TYPE vkinfer_device_grants_total counter\n# TYPE vkinfer_device_wait_seconds_total counter\n"
-        "# TYPE vkinfer_device_budget_bytes gauge\n# TYPE vkinfer_device_used_bytes gauge\n";
-    srv_buf_printf(&b, "%s", heads);
-    srv_buf_printf(&b, "# HELP vkinfer_breaker_state Each model's circuit breaker (1 for its state).\n"
-                       "# TYPE vkinfer_breaker_state gauge\n# TYPE vkinfer_breaker_trips_total counter\n"
-                       "# TYPE vkinfer_breaker_failures_total counter\n");
-    srv_fb_metrics(srv, &b);
-    srv_auto_metrics(srv, &b);
-    sched_resid_info ri;
-    sched_get_resid_info(srv->s, &ri);
-    srv_buf_printf(&b, "vkinfer_device_budget_bytes %llu\nvkinfer_device_used_bytes %llu\n", (unsigned long long)ri.budget,
-            (unsigned long long)ri.used);
-    sched_emb_cache_info ec;
-    sched_get_emb_cache_info(srv->s, &ec);
-    srv_buf_printf(&b, "# HELP vkinfer_embedding_cache_hits_total Embedding inputs answered from the cache, by model.\n"
-                       "# TYPE vkinfer_embedding_cache_hits_total counter\n"
-                       "# HELP vkinfer_embedding_cache_misses_total Embedding inputs not in the cache (embedded), by "
-                       "model.\n# TYPE vkinfer_embedding_cache_misses_total counter\n"
-                       "# HELP vkinfer_embedding_cache_bytes Bytes the embedding cache holds (budget: "
-                       "vkinfer_embedding_cache_budget_bytes; 0 = off).\n"
-                       "# TYPE vkinfer_embedding_cache_bytes gauge\nvkinfer_embedding_cache_bytes %llu\n"
-                       "# TYPE vkinfer_embedding_cache_budget_bytes gauge\nvkinfer_embedding_cache_budget_bytes %llu\n"
-                       "# TYPE vkinfer_embedding_cache_entries gauge\nvkinfer_embedding_cache_entries %llu\n"
-                       "# HELP vkinfer_embedding_cache_evictions_total Entries dropped (least recently used) for "
-                       "room.\n# TYPE vkinfer_embedding_cache_evictions_total counter\n"
-                       "vkinfer_embedding_cache_evictions_total %llu\n",
-                   (unsigned long long)ec.bytes, (unsigned long long)ec.budget, (unsigned long long)ec.entries,
-                   (unsigned long long)ec.evictions);
-    for (int32_t i = 0; i < sched_n_models(srv->s); i++) {
-        sched_model_info info;
-        sched_stats st;
-        sched_model_get_info(srv->s, i, &info);
-        if (info.removed) continue; /* its counters went with it */
-        sched_model_get_stats(srv->s, i, &st);
-        const char *id = info.id;
-        for (int k = SCHED_UNLOADED; k <= SCHED_FAILED; k++)
-            srv_buf_printf(&b, "vkinfer_model_state{model=\"%s\",state=\"%s\"} %d\n", id, sched_state_name((sched_state)k),
-                    info.state == (sched_state)k);
-        for (int p = 0; p < SCHED_N_PRIO; p++)
-            srv_buf_printf(&b, "vkinfer_queue_depth{model=\"%s\",priority=\"%s\"} %d\n", id, sched_prio_name((sched_prio)p),
-                    st.queued[p]);
-        srv_buf_printf(&b, "vkinfer_active_sequences{model=\"%s\"} %d\n", id, st.active);
-        static const char *const outcomes[] = {"ok", "failed", "cancelled", "timeout"};
-        const uint64_t counts[] = {st.finished_ok, st.failed, st.cancelled, st.timed_out};
-        for (int k = 0; k < 4; k++)
-            srv_buf_printf(&b, "vkinfer_requests_finished_total{model=\"%s\",outcome=\"%s\"} %llu\n", id, outcomes[k],
-                    (unsigned long long)counts[k]);
-        srv_buf_printf(&b,
-                "vkinfer_queue_rejected_total{model=\"%s\"} %llu\n"
-                "vkinfer_prompt_tokens_total{model=\"%s\"} %llu\n"
-                "vkinfer_prompt_tokens_evaluated_total{model=\"%s\"} %llu\n"
-                "vkinfer_prompt_tokens_reused_total{model=\"%s\"} %llu\n"
-                "vkinfer_generated_tokens_total{model=\"%s\"} %llu\n"
-                "vkinfer_batch_steps_total{model=\"%s\"} %llu\n"
-                "vkinfer_batch_sequences_total{model=\"%s\"} %llu\n"
-                "vkinfer_service_time_avg_seconds{model=\"%s\"} %.6f\n",
-                id, (unsigned long long)st.rejected_full, id, (unsigned long long)st.prompt_tokens, id,
-                (unsigned long long)st.prompt_evaluated, id, (unsigned long long)st.prompt_reused, id,
-                (unsigned long long)st.generated_tokens, id, (unsigned long long)st.steps, id,
-                (unsigned long long)st.step_seqs, id, st.service_ema_ms / 1e3);
-        srv_buf_printf(&b,
-                "vkinfer_model_loads_total{model=\"%s\"} %llu\n"
-                "vkinfer_model_evictions_total{model=\"%s\"} %llu\n"
-                "vkinfer_model_idle_unloads_total{model=\"%s\"} %llu\n"
-                "vkinfer_model_fallbacks_total{model=\"%s\"} %llu\n"
-                "vkinfer_model_refused_loads_total{model=\"%s\"} %llu\n"
-                "vkinfer_model_swaps_total{model=\"%s\"} %llu\n"
-                "vkinfer_model_resident_bytes{model=\"%s\"} %llu\n",
-                id, (unsigned long long)st.loads, id, (unsigned long long)st.evictions, id,
-                (unsigned long long)st.idle_unloads, id, (unsigned long long)st.fallbacks, id,
-                (unsigned long long)st.refused_loads, id, (unsigned long long)st.swaps, id,
-                (unsigned long long)info.bytes);
-        for (int k = SCHED_BREAKER_CLOSED; k <= SCHED_BREAKER_HALF_OPEN; k++)
-            srv_buf_printf(&b, "vkinfer_breaker_state{model=\"%s\",state=\"%s\"} %d\n", id,
-                           sched_breaker_state_name((sched_breaker_state)k), info.breaker == (sched_breaker_state)k);
-        srv_buf_printf(&b, "vkinfer_breaker_trips_total{model=\"%s\"} %llu\nvkinfer_breaker_failures_total{model=\"%s\"} "
-                           "%llu\n", id, (unsigned long long)info.breaker_trips, id,
-                       (unsigned long long)st.breaker_failures);
-        srv_buf_printf(&b,
-                "vkinfer_model_turns_yielded_total{model=\"%s\"} %llu\n"
-                "vkinfer_model_paused_total{model=\"%s\"} %llu\n"
-                "vkinfer_device_grants_total{model=\"%s\"} %llu\n"
-                "vkinfer_device_wait_seconds_total{model=\"%s\"} %.6f\n",
-                id, (unsigned long long)st.yields, id, (unsigned long long)st.paused, id,
-                (unsigned long long)st.arb_grants, id, st.arb_wait_ms / 1e3);
-        if (info.kind == SCHED_KIND_EMBEDDING)
-            srv_buf_printf(&b, "vkinfer_embedding_cache_hits_total{model=\"%s\"} %llu\n"
-                               "vkinfer_embedding_cache_misses_total{model=\"%s\"} %llu\n",
-                           id, (unsigned long long)st.emb_cache_hits, id, (unsigned long long)st.emb_cache_misses);
-        histo(&b, "vkinfer_time_to_first_token_seconds", id, &st.ttft);
-        histo(&b, "vkinfer_token_latency_seconds", id, &st.token_latency);
-        histo(&b, "vkinfer_request_duration_seconds", id, &st.request);
-    }
-    if (b.oom || !b.p) {
-        free(b.p);
-        return MHD_NO;
-    }
-    struct MHD_Response *r = MHD_create_response_from_buffer(b.n, b.p, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(b.p);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4");
-    cn->log.status = 200;
-    enum MHD_Result ret = MHD_queue_response(cn->c, 200, r);
-    MHD_destroy_response(r);
-    return ret;
 }

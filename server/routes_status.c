@@ -23,6 +23,7 @@ extern const unsigned char srv_status_html[];
 extern const size_t        srv_status_html_len;
 
 #define STATUS_EVENTS 50
+#define N_PRIO (VKI_PRIORITY_BATCH + 1)
 
 double srv_now_s(void)
 {
@@ -86,8 +87,8 @@ static cJSON *memory_obj(uint64_t total, uint64_t used)
 }
 
 /* One device and the models it holds (`on`: the resident state that means it). */
-static cJSON *device_obj(scheduler *s, const sched_model_info *infos, const char *id, const char *kind,
-                         const char *name, uint64_t total, uint64_t used, sched_state on)
+static cJSON *device_obj(int32_t n, const vki_service_model_info *infos, const char *id, const char *kind,
+                         const char *name, uint64_t total, uint64_t used, vki_model_state on)
 {
     cJSON *d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "id", id);
@@ -96,7 +97,7 @@ static cJSON *device_obj(scheduler *s, const sched_model_info *infos, const char
     cJSON_AddItemToObject(d, "memory", memory_obj(total, used));
     cJSON *ms = cJSON_AddArrayToObject(d, "models");
     bool serving = false;
-    for (int32_t i = 0; i < sched_n_models(s); i++) {
+    for (int32_t i = 0; i < n; i++) {
         if (infos[i].state != on) continue;
         serving = true;
         cJSON *m = cJSON_CreateObject();
@@ -110,15 +111,15 @@ static cJSON *device_obj(scheduler *s, const sched_model_info *infos, const char
 
 /* ===== Models and queues ================================================== */
 
-static cJSON *model_obj(const sched_model_info *info, const sched_stats *st, double eta_ms)
+static cJSON *model_obj(const vki_service_model_info *info, const vki_service_model_stats *st)
 {
     cJSON *m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "id", info->id);
-    cJSON_AddStringToObject(m, "kind", sched_kind_name(info->kind));
-    cJSON_AddStringToObject(m, "state", sched_state_name(info->state));
-    const bool res = sched_state_resident(info->state);
-    cJSON_AddStringToObject(m, "device", info->state == SCHED_RESIDENT_GPU ? "gpu"
-                                         : info->state == SCHED_RESIDENT_CPU ? "cpu" : "");
+    cJSON_AddStringToObject(m, "kind", vki_model_kind_name(info->kind));
+    cJSON_AddStringToObject(m, "state", vki_model_state_name(info->state));
+    const bool res = vki_model_state_resident(info->state);
+    cJSON_AddStringToObject(m, "device", info->state == VKI_MODEL_RESIDENT_GPU ? "gpu"
+                                         : info->state == VKI_MODEL_RESIDENT_CPU ? "cpu" : "");
     cJSON_AddStringToObject(m, "backend", res ? info->backend : "");
     cJSON_AddNumberToObject(m, "bytes", (double)info->bytes);
     cJSON_AddNumberToObject(m, "est_bytes", (double)info->est_bytes);
@@ -128,14 +129,14 @@ static cJSON *model_obj(const sched_model_info *info, const sched_stats *st, dou
     cJSON_AddBoolToObject(m, "pinned", info->pin);
     cJSON_AddBoolToObject(m, "reloading", info->reloading);
     cJSON *q = cJSON_AddObjectToObject(m, "queued");
-    for (int p = 0; p < SCHED_N_PRIO; p++) cJSON_AddNumberToObject(q, sched_prio_name((sched_prio)p), st->queued[p]);
+    for (int p = 0; p < N_PRIO; p++) cJSON_AddNumberToObject(q, vki_priority_name((vki_priority)p), st->queued[p]);
     cJSON_AddNumberToObject(m, "running", st->active);
-    cJSON_AddNumberToObject(m, "eta_s", eta_ms / 1e3);
+    cJSON_AddNumberToObject(m, "eta_s", info->eta_ms / 1e3);
     cJSON *b = cJSON_AddObjectToObject(m, "breaker");
-    cJSON_AddStringToObject(b, "state", sched_breaker_state_name(info->breaker));
+    cJSON_AddStringToObject(b, "state", vki_breaker_state_name(info->breaker));
     cJSON_AddNumberToObject(b, "failures", info->breaker_failures);
     cJSON_AddNumberToObject(b, "trips", (double)info->breaker_trips);
-    cJSON_AddNumberToObject(b, "retry_s", info->breaker == SCHED_BREAKER_CLOSED ? 0 : info->breaker_retry_s);
+    cJSON_AddNumberToObject(b, "retry_s", info->breaker == VKI_BREAKER_CLOSED ? 0 : info->breaker_retry_ms / 1e3);
     cJSON *r = cJSON_AddObjectToObject(m, "requests");
     cJSON_AddNumberToObject(r, "ok", (double)st->finished_ok);
     cJSON_AddNumberToObject(r, "failed", (double)st->failed);
@@ -151,32 +152,23 @@ static cJSON *model_obj(const sched_model_info *info, const sched_stats *st, dou
     cJSON_AddNumberToObject(c, "loads", (double)st->loads);
     cJSON_AddNumberToObject(c, "evictions", (double)st->evictions);
     cJSON_AddNumberToObject(c, "idle_unloads", (double)st->idle_unloads);
-    cJSON_AddNumberToObject(c, "cpu_fallbacks", (double)st->fallbacks);
+    cJSON_AddNumberToObject(c, "cpu_fallbacks", (double)st->cpu_fallbacks);
     cJSON_AddNumberToObject(c, "refused_loads", (double)st->refused_loads);
     cJSON_AddNumberToObject(c, "swaps", (double)st->swaps);
-    cJSON_AddStringToObject(m, "error", info->error);
+    cJSON_AddStringToObject(m, "error", info->message);
     return m;
 }
 
 /* ===== Caches ============================================================= */
 
-/* The result caches. Each is null until the build has it wired in:
- *  - "embedding": the embedding result cache (engine/sched/emb_cache.c),
- *    once the embeddings path uses it (issue: ecache); it will report its
- *    emb_cache_stats as {hits, misses, hit_rate, entries, bytes, budget,
- *    evictions};
- *  - "prefix_kv": prompt-prefix KV reuse (issue: prefix), as {hits, misses,
- *    hit_rate, reused_tokens}.
- * TODO(#14): fill both from the scheduler's counters when those land; no
- * figure is shown for a cache that does not exist. */
-/* The embedding result cache (sched_ecache.c), as /metrics counts it;
- * enabled false when its budget is 0. prefix_kv: prompt tokens whose KV a
- * slot already held (sched_prefix.c) against those evaluated, all models. */
-static cJSON *caches_obj(scheduler *s)
+/* The embedding result cache, as /metrics counts it; enabled false when
+ * its budget is 0. prefix_kv: prompt tokens whose KV a slot already held
+ * against those evaluated, all models. */
+static cJSON *caches_obj(vki_service *svc, const vki_service_model_stats *sts, int32_t n)
 {
     cJSON *c = cJSON_CreateObject();
-    sched_emb_cache_info ec;
-    sched_get_emb_cache_info(s, &ec);
+    vki_service_cache_info ec;
+    vki_service_get_cache_info(svc, &ec);
     cJSON *e = cJSON_AddObjectToObject(c, "embedding");
     cJSON_AddBoolToObject(e, "enabled", ec.budget > 0);
     cJSON_AddNumberToObject(e, "budget_bytes", (double)ec.budget);
@@ -187,11 +179,9 @@ static cJSON *caches_obj(scheduler *s)
     cJSON_AddNumberToObject(e, "hit_rate", ec.hits + ec.misses ? (double)ec.hits / (double)(ec.hits + ec.misses) : 0);
     cJSON_AddNumberToObject(e, "evictions", (double)ec.evictions);
     uint64_t reused = 0, evaluated = 0;
-    for (int32_t i = 0; i < sched_n_models(s); i++) {
-        sched_stats st;
-        sched_model_get_stats(s, i, &st);
-        reused += st.prompt_reused;
-        evaluated += st.prompt_evaluated;
+    for (int32_t i = 0; i < n; i++) {
+        reused += sts[i].prompt_reused;
+        evaluated += sts[i].prompt_evaluated;
     }
     cJSON *p = cJSON_AddObjectToObject(c, "prefix_kv");
     cJSON_AddNumberToObject(p, "hits", (double)reused);       /* prompt tokens reused  */
@@ -259,19 +249,19 @@ static cJSON *events_arr(srv_events *ev)
 enum MHD_Result srv_route_status(srv_conn *cn)
 {
     srv_server *srv = cn->srv;
-    scheduler *s = srv->s;
-    const int32_t n = sched_n_models(s);
+    vki_service *svc = srv->svc;
+    const int32_t n = vki_service_model_count(svc);
     const double now = srv_now_s();
-    sched_model_info *infos = calloc((size_t)(n > 0 ? n : 1), sizeof *infos);
-    sched_stats *sts = calloc((size_t)(n > 0 ? n : 1), sizeof *sts);
+    vki_service_model_info *infos = calloc((size_t)(n > 0 ? n : 1), sizeof *infos);
+    vki_service_model_stats *sts = calloc((size_t)(n > 0 ? n : 1), sizeof *sts);
     if (!infos || !sts) {
         free(infos);
         free(sts);
         return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
     }
     for (int32_t i = 0; i < n; i++) {
-        sched_model_get_info(s, i, &infos[i]);
-        sched_model_get_stats(s, i, &sts[i]);
+        vki_service_get_model_info(svc, i, &infos[i]);
+        vki_service_get_model_stats(svc, i, &sts[i]);
     }
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "object", "system.status");
@@ -280,24 +270,24 @@ enum MHD_Result srv_route_status(srv_conn *cn)
     cJSON_AddNumberToObject(o, "uptime_s", now - (double)srv->created);
 
     cJSON *devs = cJSON_AddArrayToObject(o, "devices");
-    sched_resid_info ri;
-    sched_get_resid_info(s, &ri);
+    vki_service_device_info ri;
+    vki_service_get_device_info(svc, &ri);
     if (ri.budget > 0)
-        cJSON_AddItemToArray(devs, device_obj(s, infos, "gpu", "gpu", ri.device[0] ? ri.device : "Vulkan device",
-                                              ri.budget, ri.used, SCHED_RESIDENT_GPU));
+        cJSON_AddItemToArray(devs, device_obj(n, infos, "gpu", "gpu", ri.device[0] ? ri.device : "Vulkan device",
+                                              ri.budget, ri.used, VKI_MODEL_RESIDENT_GPU));
     uint64_t total, avail;
     meminfo(&total, &avail);
     /* The CPU's "used" is the machine's (every process), as there is no budget. */
-    cJSON_AddItemToArray(devs, device_obj(s, infos, "cpu", "cpu", cpu_name(), total, total > avail ? total - avail : 0,
-                                          SCHED_RESIDENT_CPU));
+    cJSON_AddItemToArray(devs, device_obj(n, infos, "cpu", "cpu", cpu_name(), total, total > avail ? total - avail : 0,
+                                          VKI_MODEL_RESIDENT_CPU));
 
     cJSON *models = cJSON_AddArrayToObject(o, "models");
-    int32_t depth[SCHED_N_PRIO] = {0};
-    double eta_max[SCHED_N_PRIO] = {0};
+    int32_t depth[N_PRIO] = {0};
+    double eta_max[N_PRIO] = {0};
     for (int32_t i = 0; i < n; i++) {
-        const double eta = sched_eta_ms(s, i);
-        cJSON_AddItemToArray(models, model_obj(&infos[i], &sts[i], eta));
-        for (int p = 0; p < SCHED_N_PRIO; p++) {
+        const double eta = infos[i].eta_ms;
+        cJSON_AddItemToArray(models, model_obj(&infos[i], &sts[i]));
+        for (int p = 0; p < N_PRIO; p++) {
             depth[p] += sts[i].queued[p];
             if (sts[i].queued[p] && eta > eta_max[p]) eta_max[p] = eta;
         }
@@ -305,14 +295,14 @@ enum MHD_Result srv_route_status(srv_conn *cn)
     /* A class's ETA is the longest of the models it waits on: the time a
      * request joining that class now may take at worst. */
     cJSON *queues = cJSON_AddArrayToObject(o, "queues");
-    for (int p = 0; p < SCHED_N_PRIO; p++) {
+    for (int p = 0; p < N_PRIO; p++) {
         cJSON *q = cJSON_CreateObject();
-        cJSON_AddStringToObject(q, "class", sched_prio_name((sched_prio)p));
+        cJSON_AddStringToObject(q, "class", vki_priority_name((vki_priority)p));
         cJSON_AddNumberToObject(q, "depth", depth[p]);
         cJSON_AddNumberToObject(q, "eta_s", eta_max[p] / 1e3);
         cJSON_AddItemToArray(queues, q);
     }
-    cJSON_AddItemToObject(o, "caches", caches_obj(srv->s));
+    cJSON_AddItemToObject(o, "caches", caches_obj(svc, sts, n));
     cJSON_AddItemToObject(o, "traffic", traffic_obj(srv->window, now));
 
     /* The HTTP counters as /metrics has them; this answer is not in its own count. */

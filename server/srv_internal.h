@@ -214,7 +214,7 @@ bool            srv_client_gone(struct MHD_Connection *c);
 /* Finds the model a request names (or the first of `kind` when it names
  * none) and checks its kind; on failure queues the error response and
  * returns -1 with *ret set. Whether it can serve now is srv_fb_precheck's. */
-int32_t srv_pick_model(srv_conn *cn, const cJSON *body, sched_kind kind, enum MHD_Result *ret);
+int32_t srv_pick_model(srv_conn *cn, const cJSON *body, vki_model_kind kind, enum MHD_Result *ret);
 /* Reads "priority" and "timeout" (vkinfer extensions); false after
  * queueing a 400. */
 bool    srv_parse_common(srv_conn *cn, const cJSON *body, int32_t model, sched_prio route_default, sched_prio *prio,
@@ -243,7 +243,7 @@ bool srv_response_format(srv_conn *cn, const cJSON *body, vki_generate_params *g
 /* srv_pick_model, except that a request naming no model goes to the first
  * model of `kind` that is serving (not the first configured when that one
  * failed); when none serves, the first of the kind answers why. */
-int32_t srv_pick_serving(srv_conn *cn, const cJSON *body, sched_kind kind, enum MHD_Result *ret);
+int32_t srv_pick_serving(srv_conn *cn, const cJSON *body, vki_model_kind kind, enum MHD_Result *ret);
 
 /* ----- fallback.c ----- */
 

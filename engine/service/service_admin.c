@@ -13,6 +13,8 @@
 #include "error.h"
 #include "loader/model_file.h"
 
+_Static_assert(VKI_SERVICE_MAX_MODELS == SCHED_MAX_MODELS, "vkinfer.h's model limit is the scheduler's");
+
 static void to_sched(const vki_service_model_params *p, sched_model_params *out);
 
 vki_status svc_add_sched_model(vki_service *svc, const sched_model_params *mp)

@@ -111,5 +111,10 @@ void svc_config_model_params(const svc_config *c, const svc_model_cfg *m, const 
  * `vkinfer serve` after its command line. The warm-up history is
  * base->warm_state_path, else c->state_dir's usage.json when set. */
 vki_status svc_config_create(const svc_config *c, const vki_service_params *base, vki_service **out);
+/* Model m of c added to svc (vki_service_add_model with the config's test
+ * hooks), or its live settings applied to svc's model i
+ * (vki_service_update_model): a hot reload's adds and in-place changes. */
+vki_status svc_config_add_model_to(vki_service *svc, const svc_config *c, const svc_model_cfg *m);
+vki_status svc_config_update_model(vki_service *svc, int32_t i, const svc_config *c, const svc_model_cfg *m);
 
 #endif

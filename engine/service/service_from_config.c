@@ -54,6 +54,22 @@ void svc_config_model_params(const svc_config *c, const svc_model_cfg *m, const 
                                .test_fail_loads = m->test_fail_loads, .test_fail_steps = m->test_fail_steps};
 }
 
+vki_status svc_config_add_model_to(vki_service *svc, const svc_config *c, const svc_model_cfg *m)
+{
+    const char *chain[65];
+    sched_model_params mp;
+    svc_config_model_params(c, m, chain, &mp);
+    return svc_add_sched_model(svc, &mp);
+}
+
+vki_status svc_config_update_model(vki_service *svc, int32_t i, const svc_config *c, const svc_model_cfg *m)
+{
+    const char *chain[65];
+    sched_model_params mp;
+    svc_config_model_params(c, m, chain, &mp);
+    return svc_update_sched_model(svc, i, &mp);
+}
+
 vki_status svc_config_create(const svc_config *c, const vki_service_params *base, vki_service **out)
 {
     vki_service_params sp = base ? *base : vki_service_default_params();
@@ -68,12 +84,9 @@ vki_status svc_config_create(const svc_config *c, const vki_service_params *base
     vki_service *svc = NULL;
     vki_status st = vki_service_create(&sp, &svc);
     free(history);
-    for (int32_t i = 0; st == VKI_OK && i < c->n_models; i++) {
-        const char *chain[65];
-        sched_model_params mp;
-        svc_config_model_params(c, &c->models[i], chain, &mp);
-        if ((st = svc_add_sched_model(svc, &mp)) != VKI_OK) vki_fail_prefix(st, "model '%s'", c->models[i].id);
-    }
+    for (int32_t i = 0; st == VKI_OK && i < c->n_models; i++)
+        if ((st = svc_config_add_model_to(svc, c, &c->models[i])) != VKI_OK)
+            vki_fail_prefix(st, "model '%s'", c->models[i].id);
     if (st != VKI_OK) {
         vki_service_destroy(svc);
         return st;
