@@ -651,6 +651,22 @@ VKI_API bool vki_service_wait_loaded(vki_service *svc, int timeout_ms);
  * Returns VKI_OK, VKI_ERR_INVALID_ARGUMENT (NULL). */
 VKI_API vki_status vki_service_get_cache_info(vki_service *svc, vki_service_cache_info *out);
 VKI_API vki_status vki_service_get_device_info(vki_service *svc, vki_service_device_info *out);
+/* What a request needs of a fallback candidate. */
+typedef struct vki_request_needs {
+    uint32_t capabilities; /* VKI_CAP_* it uses                                  */
+    int32_t  n_tokens;     /* prompt + completion tokens expected; 0 = unknown   */
+    int32_t  n_embd;       /* embeddings: the width a candidate must keep; 0 = any */
+} vki_request_needs;
+
+/* The models that would serve a request for model i in its stead, in the
+ * order the service tries them: its fallback chain, then (fallback_auto)
+ * the other models of its kind scoring at least fallback_min_score, best
+ * first. Model i itself and removed models are not among them. Writes up
+ * to max indices to out and, when scores is not NULL, their scores in
+ * [0, 1]; returns how many (0 on bad arguments). need NULL = nothing
+ * particular. Thread-safe. */
+VKI_API int32_t vki_service_fallback_candidates(vki_service *svc, int32_t i, const vki_request_needs *need,
+                                                int32_t *out, double *scores, int32_t max);
 /* Model i's k-th declared fallback id (0-based), NULL past the chain's end;
  * valid until vki_service_destroy. */
 VKI_API const char *vki_service_model_fallback_id(const vki_service *svc, int32_t i, int32_t k);

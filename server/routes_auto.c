@@ -281,7 +281,7 @@ int srv_auto_begin(srv_conn *cn, const cJSON *body, sched_kind kind, int32_t n_t
     *out = NULL;
     srv_server *srv = cn->srv;
     int32_t tmp[2];
-    sched_needs none = {0};
+    vki_request_needs none = {0};
     /* model_fallback is checked as for a named model */
     if (!srv_fb_plan(cn, body, 0, &none, tmp, 1, ret)) return 0;
     srv_auto a = {.need = {.kind = kind, .caps = kind == SCHED_KIND_CHAT ? body_caps(body) : 0, .n_tokens = n_tokens},

@@ -816,8 +816,8 @@ enum MHD_Result srv_route_generate_as(srv_conn *cn, const cJSON *body, srv_gen_s
     const bool own_prio = req_prio >= 0 && (!jp || cJSON_IsNull(jp));
     if (own_prio) p->f.prio = (sched_prio)req_prio;
     /* Candidates are ranked by room for about a token per 4 bytes of body, and the completion. */
-    sched_needs need = {.n_tokens = (int32_t)VKI_MIN(cn->body.n / 4 + (size_t)VKI_MAX(p->f.gp.n_predict, 0),
-                                                     1u << 30)};
+    vki_request_needs need = {.n_tokens = (int32_t)VKI_MIN(cn->body.n / 4 + (size_t)VKI_MAX(p->f.gp.n_predict, 0),
+                                                           1u << 30)};
     if (autoq) {
         /* a class the request asked for (service_type) is kept, as a priority field is */
         int r = srv_auto_begin(cn, body, SCHED_KIND_CHAT, need.n_tokens, own_prio ? NULL : &p->f.prio, &p->autoq, p->order,

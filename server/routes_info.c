@@ -399,8 +399,8 @@ enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body)
     srv_embed_req rq;
     if (!srv_parse_embeddings(cn, body, model, &rq, &ret)) return ret;
     /* A stand-in must give vectors of the model's width (n_embd 0: the
-     * requested model's, which sched_fallback_score holds to exactly). */
-    sched_needs need = {.n_tokens = (int32_t)VKI_MIN(cn->body.n / 4, 1u << 30)};
+     * requested model's, which the candidates' scoring holds to exactly). */
+    vki_request_needs need = {.n_tokens = (int32_t)VKI_MIN(cn->body.n / 4, 1u << 30)};
     embed_plan *p = calloc(1, sizeof *p);
     if (!p) {
         srv_embed_req_free(&rq);

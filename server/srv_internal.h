@@ -271,7 +271,7 @@ typedef struct srv_fb_error {
  * fallback candidates (sched_fallback_candidates), unless the body says
  * "model_fallback": false. Returns how many (>= 1), or 0 after queueing a
  * 400 for a bad model_fallback. */
-int32_t srv_fb_plan(srv_conn *cn, const cJSON *body, int32_t model, const sched_needs *need, int32_t *order,
+int32_t srv_fb_plan(srv_conn *cn, const cJSON *body, int32_t model, const vki_request_needs *need, int32_t *order,
                     int32_t max, enum MHD_Result *ret);
 /* Whether model i is ruled out before submitting: its state, breaker or
  * (when check_eta) its ETA past deadline_ms. Returns the reason and fills

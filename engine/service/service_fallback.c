@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "engine/service/service_fallback.h"
+#include "engine/service/service_internal.h"
 #include "util.h"
 
 static const char *const reason_names[VKI_FALLBACK_N_REASONS] = {"missing", "failed", "memory", "breaker_open",
@@ -17,8 +18,9 @@ const char *vki_fallback_reason_name(vki_fallback_reason r)
     return r >= 0 && r < VKI_FALLBACK_N_REASONS ? reason_names[r] : "?";
 }
 
-int svc_fb_precheck(scheduler *s, int32_t i, double deadline_ms, bool check_eta, svc_fb_verdict *v)
+int svc_fb_precheck(vki_service *svc, int32_t i, double deadline_ms, bool check_eta, svc_fb_verdict *v)
 {
+    scheduler *s = svc->s;
     sched_model_info info;
     sched_model_get_info(s, i, &info);
     if (info.state == SCHED_FAILED) {
@@ -57,8 +59,9 @@ int svc_fb_precheck(scheduler *s, int32_t i, double deadline_ms, bool check_eta,
     return -1;
 }
 
-int svc_fb_judge(scheduler *s, int32_t i, vki_status st, double eta_s)
+int svc_fb_judge(vki_service *svc, int32_t i, vki_status st, double eta_s)
 {
+    scheduler *s = svc->s;
     sched_model_info info;
     sched_model_get_info(s, i, &info);
     if (info.state == SCHED_FAILED) return info.fail_status == VKI_ERR_NOT_FOUND ? VKI_FALLBACK_MISSING
@@ -73,4 +76,14 @@ int svc_fb_judge(scheduler *s, int32_t i, vki_status st, double eta_s)
     case VKI_ERR_OUT_OF_MEMORY: return VKI_FALLBACK_FAILED;
     default: return -1;
     }
+}
+
+int32_t vki_service_fallback_candidates(vki_service *svc, int32_t i, const vki_request_needs *need, int32_t *out,
+                                        double *scores, int32_t max)
+{
+    if (!svc || !out || max <= 0 || i < 0 || i >= sched_n_models(svc->s)) return 0;
+    const sched_needs n = need ? (sched_needs){.caps = need->capabilities, .n_tokens = need->n_tokens,
+                                               .n_embd = need->n_embd}
+                               : (sched_needs){0};
+    return sched_fallback_candidates(svc->s, i, &n, out, scores, max);
 }

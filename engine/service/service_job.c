@@ -143,7 +143,7 @@ static vki_status try_next(vki_job *j, bool at_submit)
         set_served(j, i);
         j->served = i;
         svc_fb_verdict v;
-        int reason = svc_fb_precheck(s, i, j->deadline, j->k + 1 < j->n_try, &v);
+        int reason = svc_fb_precheck(j->svc, i, j->deadline, j->k + 1 < j->n_try, &v);
         if (reason >= 0) {
             note_first(j, reason, v.status, v.msg, v.retry_s * 1e3);
             opening |= reason == VKI_FALLBACK_LOADING;
@@ -172,7 +172,7 @@ static vki_status try_next(vki_job *j, bool at_submit)
         }
         const char *msg = vki_last_error();
         if (at_submit && request_fault(st) && j->first_reason < 0 && j->first_status == VKI_OK) return st;
-        reason = svc_fb_judge(s, i, st, eta_s);
+        reason = svc_fb_judge(j->svc, i, st, eta_s);
         if (reason < 0) {
             if (j->first_status != VKI_OK) break;
             end_soon(j, st, msg, eta_s * 1e3);
@@ -323,7 +323,7 @@ void svc_job_process(vki_job *j)
     /* A try that failed before producing anything moves to the next
      * candidate, as a refusal at submit does. */
     if (res.status != VKI_OK && j->text_len == 0 && !j->cancelled && j->k < j->n_try) {
-        int reason = svc_fb_judge(j->svc->s, j->served, res.status, 0);
+        int reason = svc_fb_judge(j->svc, j->served, res.status, 0);
         if (reason >= 0) {
             note_first(j, reason, res.status, res.error, 0);
             pthread_mutex_lock(&j->mu);
@@ -393,12 +393,12 @@ static vki_job *job_new(vki_service *svc, bool embed, const vki_request_params *
     return j;
 }
 
-static vki_status submit(vki_service *svc, vki_job *j, const sched_needs *need, vki_job **out)
+static vki_status submit(vki_service *svc, vki_job *j, const vki_request_needs *need, vki_job **out)
 {
     j->order[0] = j->requested;
     j->n_try = 1;
     if (j->rp.allow_fallback)
-        j->n_try += sched_fallback_candidates(svc->s, j->requested, need, j->order + 1, NULL, SVC_MAX_TRIES - 1);
+        j->n_try += vki_service_fallback_candidates(svc, j->requested, need, j->order + 1, NULL, SVC_MAX_TRIES - 1);
     pthread_mutex_lock(&svc->mu);
     svc->n_live++;
     pthread_mutex_unlock(&svc->mu);
@@ -433,7 +433,7 @@ vki_status vki_service_generate(vki_service *svc, const char *model, const char 
         if (j) job_free(j);
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
     }
-    const sched_needs need = {.caps = rp->capabilities,
+    const vki_request_needs need = {.capabilities = rp->capabilities,
                               .n_tokens = (int32_t)VKI_MIN(strlen(prompt) / 4 + (size_t)VKI_MAX(gp->n_predict, 0),
                                                            1u << 30)};
     return submit(svc, j, &need, out);
@@ -461,7 +461,7 @@ vki_status vki_service_embed(vki_service *svc, const char *model, const char *co
         if (j) job_free(j);
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
     }
-    const sched_needs need = {.caps = rp->capabilities, .n_tokens = (int32_t)VKI_MIN(bytes / 4, 1u << 30)};
+    const vki_request_needs need = {.capabilities = rp->capabilities, .n_tokens = (int32_t)VKI_MIN(bytes / 4, 1u << 30)};
     return submit(svc, j, &need, out);
 }
 

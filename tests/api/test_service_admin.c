@@ -4,7 +4,8 @@
  * reloading it from a file (swap counters, generation), removing it (new
  * requests refused, its index kept), the histograms and the extra counters
  * of vki_service_get_model_stats, the embedding cache's and the device's
- * figures, the name parsers, and shutdown, on generated models (CPU).
+ * figures, the fallback candidates, the name parsers, and shutdown, on
+ * generated models (CPU).
  * argv: CHAT.gguf EMBED.gguf
  */
 #include <stdio.h>
@@ -98,6 +99,15 @@ static void test_add_while_running(vki_service *svc, const char *chat_path)
     CHECK(i2 == 2 && vki_service_model_count(svc) == 3);
     CHECK(!strcmp(vki_service_model_fallback_id(svc, i2, 0) ? vki_service_model_fallback_id(svc, i2, 0) : "", "chat"));
     CHECK(vki_service_model_fallback_id(svc, i2, 1) == NULL && vki_service_model_fallback_id(svc, 99, 0) == NULL);
+    /* The plan a request for chat2 follows: its chain (chat), nothing else. */
+    int32_t order[4] = {-1, -1, -1, -1};
+    double score[4];
+    const vki_request_needs need = {.n_tokens = 64};
+    CHECK(vki_service_fallback_candidates(svc, i2, &need, order, score, 4) == 1 && order[0] == 0);
+    CHECK(vki_service_fallback_candidates(svc, i2, NULL, order, NULL, 4) == 1);
+    CHECK(vki_service_fallback_candidates(svc, 0, NULL, order, NULL, 4) == 0); /* chat declares none */
+    CHECK(vki_service_fallback_candidates(NULL, 0, NULL, order, NULL, 4) == 0);
+    CHECK(vki_service_fallback_candidates(svc, 99, NULL, order, NULL, 4) == 0);
     CHECK(vki_service_generate(svc, "chat2", "Hello", &gp, NULL, &j) == VKI_OK);
     r = finish(j);
     CHECKF(r.status == VKI_OK && !strcmp(r.model, "chat2"), "%s on %s", r.message, r.model);
