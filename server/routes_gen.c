@@ -433,8 +433,8 @@ static gen_job *job_new(srv_conn *cn, int32_t model, bool chat, int32_t n_req, c
     gen_job *j = calloc(1, sizeof *j);
     if (!j) return NULL;
     size_t nc = (size_t)n_req * (size_t)f->n;
-    sched_model_info info;
-    sched_model_get_info(cn->srv->s, model, &info);
+    vki_service_model_info info;
+    vki_service_get_model_info(cn->srv->svc, model, &info);
     j->rs = calloc((size_t)n_req, sizeof *j->rs);
     j->res = calloc((size_t)n_req, sizeof *j->res);
     j->outs = calloc(nc, sizeof *j->outs);
@@ -575,7 +575,7 @@ static int gen_submit(srv_conn *cn, gen_plan *p, int32_t i, vki_status *st, char
         prompts = &one;
         n_prompts = 1;
     }
-    if (p->plain) cn->log.priority = sched_prio_name(p->f.prio); /* final now, `auto` decided */
+    if (p->plain) cn->log.priority = vki_priority_name((vki_priority)p->f.prio); /* final now, `auto` decided */
     gen_job *j = job_new(cn, i, p->chat, n_prompts, &f);
     if (j) {
         j->tool_fmt = fmt;
@@ -780,9 +780,9 @@ static enum MHD_Result gen_step(srv_conn *cn, void *state, bool *wait)
         return gen_next(cn, p, wait);
     }
     if (i != p->model) srv_fb_count(cn->srv, p->model, i, p->first_reason);
-    sched_model_info si;
-    sched_model_get_info(cn->srv->s, i, &si);
-    cn->served_by = cn->log.model = si.id; /* valid until sched_destroy */
+    vki_service_model_info si;
+    vki_service_get_model_info(cn->srv->svc, i, &si);
+    cn->served_by = cn->log.model = si.id; /* valid until vki_service_destroy */
     const bool stream = p->f.stream;
     p->j = NULL;
     plan_free(cn, p);

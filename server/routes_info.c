@@ -322,8 +322,8 @@ static enum MHD_Result embed_step(srv_conn *cn, void *state, bool *wait)
     if (served != p->model) srv_fb_count(cn->srv, p->model, served, p->first_reason);
     int32_t n = 0, dim = 0;
     const float *e = sched_request_embeddings(r, &n, &dim);
-    sched_model_info info;
-    sched_model_get_info(cn->srv->s, served, &info);
+    vki_service_model_info info;
+    vki_service_get_model_info(cn->srv->svc, served, &info);
     cn->served_by = cn->log.model = info.id;
     int32_t out_dim = dim;
     if (p->want_dim && p->want_dim != dim) {
