@@ -7,7 +7,7 @@
  * GET /v1/system/status and the status page at / and /ui.
  * POST /admin/reload, POST /admin/models/{id}/reload (hot reload: reload.c).
  * Must not: run kernels or schedule (everything goes through the service
- * API, vkinfer.h's vki_service; the routes server/README.md lists still
+ * API, vkinfer.h's vki_service; the routes engine/service/README.md lists still
  * reach engine/sched/ for what that API does not carry yet).
  */
 #ifndef VKI_SERVER_H
