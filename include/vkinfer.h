@@ -489,6 +489,13 @@ typedef struct vki_job_result {
     double      queue_ms;       /* submit -> start; 0 while queued                    */
     double      ttft_ms;        /* submit -> first token (generation)                 */
     double      retry_after_ms; /* QUEUE_FULL, breaker open: when a retry may succeed */
+    bool        queued;         /* a model took it into its queue (queue_position,
+                                   eta_ms are that model's)                           */
+    /* When the job ended because every candidate refused it: why the first
+     * one did, and whether that model had failed (its state FAILED); else
+     * VKI_FALLBACK_NONE and false. */
+    vki_fallback_reason refusal;
+    bool        refusal_model_failed;
 } vki_job_result;
 
 /* What one request asks of the service beyond its input. */
@@ -507,6 +514,16 @@ typedef struct vki_request_params {
      * vki_job_release. NULL = none. */
     void  (*on_done)(const vki_job_result *result, void *user);
     void   *user;
+    /* The models to try, in this order, in place of the service's plan (the
+     * model asked for, then vki_service_fallback_candidates): entry 0 is
+     * the model asked for (the submit's `model` must name it, or be NULL).
+     * Indices (vki_service_model_find), at most 16; copied. NULL = the plan. */
+    const int32_t *candidates;
+    int32_t        n_candidates;
+    /* A candidate still opening its file refuses the job
+     * (VKI_FALLBACK_LOADING, retry_after_ms 1000) instead of the job
+     * waiting for it: for a caller that answers at once. */
+    bool           refuse_opening;
 } vki_request_params;
 
 VKI_API vki_request_params vki_request_default_params(void);

@@ -66,6 +66,14 @@ void srv_queue_note(srv_conn *cn, sched_request *r)
     sched_request_queue_info(r, &cn->queue_pos, &cn->queue_eta_s);
 }
 
+void srv_queue_note_job(srv_conn *cn, const vki_job_result *res)
+{
+    if (!res->queued) return;
+    cn->has_queue = true;
+    cn->queue_pos = res->queue_position;
+    cn->queue_eta_s = res->eta_ms / 1e3;
+}
+
 void srv_queue_headers(const srv_conn *cn, struct MHD_Response *r)
 {
     if (!cn->has_queue) return;
@@ -253,6 +261,24 @@ void srv_status_http(vki_status s, double eta_s, unsigned *http_out, const char 
     *http_out = http;
     *code_out = code;
     *retry_out = retry;
+}
+
+enum MHD_Result srv_send_job_error(srv_conn *cn, const vki_job_result *res)
+{
+    const double retry_s = res->retry_after_ms / 1e3;
+    if (res->refusal == VKI_FALLBACK_NONE) return srv_send_status(cn, res->status, res->message, retry_s);
+    /* As srv_fb_precheck and srv_fb_judge answer the first refusal. */
+    if (res->refusal == VKI_FALLBACK_LOADING)
+        return srv_send_error(cn, 503, "model_loading", (int)ceil(retry_s), "%s", res->message);
+    unsigned http;
+    const char *code;
+    int retry;
+    srv_status_http(res->status, retry_s, &http, &code, &retry);
+    if (res->refusal_model_failed) {
+        http = 503;
+        code = "model_failed";
+    }
+    return srv_send_error(cn, http, code, retry, "%s", res->message[0] ? res->message : vki_status_str(res->status));
 }
 
 enum MHD_Result srv_send_status(srv_conn *cn, vki_status s, const char *msg, double eta_s)
@@ -653,6 +679,12 @@ static enum MHD_Result run_wait(srv_conn *cn)
         if (srv_pause(cn)) return MHD_YES;
         if (atomic_load(&cn->srv->stopping)) return MHD_NO; /* closing: cn->drop frees the state */
     }
+}
+
+void srv_job_wake(const vki_job_result *res, void *user)
+{
+    (void)res;
+    on_news(user);
 }
 
 bool srv_watch(srv_conn *cn, sched_request *r)

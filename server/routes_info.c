@@ -2,8 +2,9 @@
  * routes_info.c: GET /health (503 while the start-up loads run or when no
  * model can serve; else 200, "ok" or "degraded" when a model failed or a
  * pinned one is not resident; each model's state, and the loader's errors
- * only for a client holding the key), GET /v1/models and POST /v1/embeddings (OpenAI shape, dynamically
- * batched by the scheduler, float or base64).
+ * only for a client holding the key), GET /v1/models and POST
+ * /v1/embeddings (OpenAI shape, float or base64: one vki_service_embed job
+ * over the fallback plan, dynamically batched by the service).
  */
 #include <stdio.h>
 #include <math.h>
@@ -205,125 +206,86 @@ done:
     return j;
 }
 
-/* An embedding request across its tries (the fallback plan) while it
- * waits; texts borrow from cn->json. */
+/* An embedding request while its job runs: the service tries the plan's
+ * models in order (the fallback plan, or `auto`'s); texts borrow from
+ * cn->json (the job copies them). */
 typedef struct embed_plan {
     const char  **texts;
     int32_t       n;
     bool          b64;
     double        want_dim, deadline;
     sched_prio    prio;
-    int32_t       model, order[16], n_try, k;
-    srv_fb_error  first;
-    int           first_reason;
-    sched_request *r;        /* the try in flight */
+    int32_t       model, order[16], n_try;
+    vki_job      *job;
 } embed_plan;
 
-static void eplan_end_try(srv_conn *cn, embed_plan *p)
+static void eplan_free(embed_plan *p)
 {
-    srv_unwatch(cn);
-    sched_request_release(p->r);
-    p->r = NULL;
-}
-
-static void eplan_free(srv_conn *cn, embed_plan *p)
-{
-    if (p->r) eplan_end_try(cn, p);
+    vki_job_release(p->job); /* no wake-up after this */
     free(p->texts);
     free(p);
 }
 
-/* srv_wait's drop: the connection ended first (it has unwatched). */
-static void eplan_drop(void *state)
-{
-    embed_plan *p = state;
-    sched_request_release(p->r);
-    free(p->texts);
-    free(p);
-}
+/* srv_wait's drop: the connection ended first. */
+static void eplan_drop(void *state) { eplan_free(state); }
 
-/* Tries the plan's models from p->k on until one takes the request (then
- * waits for it) or none is left (the first reason is the answer). */
-static enum MHD_Result embed_next(srv_conn *cn, embed_plan *p, bool *wait)
+/* Submits the job over the plan's models; answers at once only when the
+ * request itself is unusable for the model asked for. */
+static enum MHD_Result embed_submit(srv_conn *cn, embed_plan *p, bool *wait)
 {
-    for (; p->k < p->n_try; p->k++) {
-        const int32_t i = p->order[p->k];
-        srv_fb_error fe;
-        int reason = srv_fb_precheck(cn, i, p->deadline, p->k + 1 < p->n_try, &fe);
-        if (reason < 0) {
-            double eta = 0;
-            char msg[1024];
-            vki_status s = sched_submit_embed(cn->srv->s, i, p->texts, p->n, p->prio, p->deadline, &p->r, &eta);
-            if (s == VKI_OK) {
-                srv_queue_note(cn, p->r);
-                if (!srv_watch(cn, p->r)) {
-                    eplan_free(cn, p); /* releases it */
-                    return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
-                }
-                *wait = true;
-                return MHD_YES;
-            }
-            snprintf(msg, sizeof msg, "%s", vki_last_error());
-            if ((reason = srv_fb_judge(cn, i, s, msg, eta, &fe)) < 0) {
-                eplan_free(cn, p);
-                return srv_send_status(cn, s, msg, eta);
-            }
-        }
-        if (p->first_reason < 0) {
-            p->first = fe;
-            p->first_reason = reason;
-        }
+    vki_request_params rp = vki_request_default_params();
+    rp.priority = (vki_priority)p->prio;
+    /* The service's deadline counts from the submit: the request's has run since it arrived. */
+    rp.deadline_ms = p->deadline > 0 ? VKI_MAX(p->deadline - vki_time_ms(), 1e-3) : 0;
+    rp.candidates = p->order;
+    rp.n_candidates = p->n_try;
+    rp.refuse_opening = true; /* answered now (503 model_loading), as a client expects */
+    rp.on_done = srv_job_wake;
+    rp.user = cn;
+    vki_status st = vki_service_embed(cn->srv->svc, NULL, p->texts, p->n, &rp, &p->job);
+    if (st != VKI_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", vki_last_error());
+        eplan_free(p);
+        return srv_send_status(cn, st, msg, 0);
     }
-    srv_fb_error first = p->first;
-    eplan_free(cn, p);
-    return srv_send_error(cn, first.http, first.code, first.retry, "%s", first.msg);
+    *wait = true;
+    return MHD_YES;
 }
 
-/* The continuation on each wake-up: answers once the try is done; one that
- * failed may pass the request to the next model. */
+/* The continuation on each wake-up: answers once the job is done. */
 static enum MHD_Result embed_step(srv_conn *cn, void *state, bool *wait)
 {
     embed_plan *p = state;
-    sched_request *r = p->r;
-    sched_result res;
-    char *chunk = NULL;
-    size_t nc;
-    sched_request_poll(r, 0, 0, &chunk, &nc, &res);
-    free(chunk);
-    cn->log.prompt_tokens = res.n_prompt;
-    if (res.start_order) cn->log.queue_ms = res.queue_ms;
+    vki_job_result res;
+    vki_job_get_result(p->job, &res);
     if (!res.done) {
         if (srv_client_gone(cn->c)) {
-            eplan_free(cn, p);
+            eplan_free(p);
             return MHD_NO;
         }
         *wait = true;
         return MHD_YES;
     }
-    const int32_t served = p->order[p->k];
+    cn->log.prompt_tokens = res.n_prompt;
+    srv_queue_note_job(cn, &res);
+    if (res.queued && res.status == VKI_OK) cn->log.queue_ms = res.queue_ms;
     if (res.status != VKI_OK) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", res.error ? res.error : "");
-        vki_status s = res.status;
-        eplan_end_try(cn, p);
-        srv_fb_error fe;
-        int reason = srv_fb_judge(cn, served, s, msg, 0, &fe);
-        if (reason < 0) {
-            eplan_free(cn, p);
-            return srv_send_status(cn, s, msg, 0);
-        }
-        if (p->first_reason < 0) {
-            p->first = fe;
-            p->first_reason = reason;
-        }
-        p->k++;
-        return embed_next(cn, p, wait);
+        enum MHD_Result ret = srv_send_job_error(cn, &res);
+        eplan_free(p);
+        return ret;
     }
-    if (served != p->model) srv_fb_count(cn->srv, p->model, served, p->first_reason);
-    int32_t n = 0, dim = 0;
-    const float *e = sched_request_embeddings(r, &n, &dim);
+    const int32_t served = vki_service_model_find(cn->srv->svc, res.model);
+    if (served >= 0 && served != p->model) srv_fb_count(cn->srv, p->model, served, res.fallback);
+    int32_t n = res.n_texts, dim = res.dim;
+    const float *e = res.embeddings;
     vki_service_model_info info;
-    vki_service_get_model_info(cn->srv->svc, served, &info);
+    if (served < 0 || vki_service_get_model_info(cn->srv->svc, served, &info) != VKI_OK) {
+        enum MHD_Result ret = srv_send_error(cn, 404, "model_not_found", 0, "model '%s' was removed while it "
+                                             "served the request", res.model);
+        eplan_free(p);
+        return ret;
+    }
     cn->served_by = cn->log.model = info.id;
     int32_t out_dim = dim;
     if (p->want_dim && p->want_dim != dim) {
@@ -337,7 +299,7 @@ static enum MHD_Result embed_step(srv_conn *cn, void *state, bool *wait)
             for (int32_t k = 0; mc && k < mc->n_dims && len < sizeof sizes - 16; k++)
                 len += (size_t)snprintf(sizes + len, sizeof sizes - len, "%s%d", k ? ", " : "", mc->dims[k]);
             double want = p->want_dim;
-            eplan_free(cn, p);
+            eplan_free(p);
             if (!len)
                 return srv_send_error(cn, 400, "invalid_field", 0, "dimensions: model '%s' declares no Matryoshka "
                                       "sizes (config: dimensions: [...]), so only its full width %d is accepted, "
@@ -353,7 +315,7 @@ static enum MHD_Result embed_step(srv_conn *cn, void *state, bool *wait)
     if (out_dim != dim) {
         cut = malloc(sizeof *cut * (size_t)n * (size_t)out_dim);
         if (!cut) {
-            eplan_free(cn, p);
+            eplan_free(p);
             return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
         }
         for (int32_t i = 0; i < n; i++) {
@@ -382,8 +344,9 @@ static enum MHD_Result embed_step(srv_conn *cn, void *state, bool *wait)
     cJSON *u = cJSON_AddObjectToObject(o, "usage");
     cJSON_AddNumberToObject(u, "prompt_tokens", res.n_prompt);
     cJSON_AddNumberToObject(u, "total_tokens", res.n_prompt);
+    /* info.id outlives the job; the answer's vectors are copied into o. */
     free(cut);
-    eplan_free(cn, p);
+    eplan_free(p);
     return srv_send_json(cn, 200, o);
 }
 
@@ -407,7 +370,7 @@ enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body)
         return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
     }
     *p = (embed_plan){.texts = rq.texts, .n = rq.n, .b64 = rq.b64, .want_dim = rq.want_dim,
-                      .deadline = rq.deadline_ms, .prio = rq.prio, .model = model, .first_reason = -1};
+                      .deadline = rq.deadline_ms, .prio = rq.prio, .model = model};
     if (autoq) {
         srv_auto *none = NULL;
         if (srv_auto_begin(cn, body, SCHED_KIND_EMBEDDING, need.n_tokens, &p->prio, &none, p->order, &p->n_try,
@@ -419,11 +382,11 @@ enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body)
         p->n_try = srv_fb_plan(cn, body, model, &need, p->order, 16, &ret);
     }
     if (!p->n_try) {
-        eplan_free(cn, p);
+        eplan_free(p);
         return ret;
     }
     bool wait = false;
-    ret = embed_next(cn, p, &wait);
+    ret = embed_submit(cn, p, &wait);
     if (!wait) return ret;
     return srv_wait(cn, embed_step, eplan_drop, p);
 }

@@ -192,6 +192,16 @@ enum MHD_Result srv_queue(srv_conn *cn, unsigned status, struct MHD_Response *r)
  * anew (the next fallback model) after srv_unwatch. If the connection ends
  * first, drop(state) frees the state (after srv_unwatch). */
 bool            srv_watch(srv_conn *cn, sched_request *r);
+/* A vki_request_params.on_done (and on_token) for a job the route waits on
+ * (user = the srv_conn): wakes the connection. The route's drop releases
+ * the job (vki_job_release), after which no callback runs. */
+void            srv_job_wake(const vki_job_result *res, void *user);
+/* srv_queue_note for a job: where it was queued, when it was. */
+void            srv_queue_note_job(srv_conn *cn, const vki_job_result *res);
+/* The answer to a job that ended with an error: its candidates' first
+ * refusal as the fallback triggers say (503 model_loading / model_failed,
+ * breaker_open, 504 timeout), else the status table. */
+enum MHD_Result srv_send_job_error(srv_conn *cn, const vki_job_result *res);
 enum MHD_Result srv_wait(srv_conn *cn, srv_step_fn step, void (*drop)(void *), void *state);
 /* Stops the wake-ups of every request watched: before releasing them.
  * Called for those still watched when the connection ends. */

@@ -67,6 +67,7 @@ struct vki_job {
     int32_t            order[SVC_MAX_TRIES], n_try, k; /* candidates, the next try */
     int32_t            requested, served;
     int                first_reason;          /* why the first try failed; -1 */
+    bool               first_model_failed;    /* its model was FAILED then    */
     vki_status         first_status;
     char               first_msg[1200];
     double             first_retry_ms;

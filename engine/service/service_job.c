@@ -86,9 +86,12 @@ static void on_request_news(void *arg)
 
 /* ===== Tries ============================================================ */
 
-static void note_first(vki_job *j, int reason, vki_status st, const char *msg, double retry_ms)
+static void note_first(vki_job *j, int32_t i, int reason, vki_status st, const char *msg, double retry_ms)
 {
     if (j->first_reason >= 0 || j->first_status != VKI_OK) return;
+    sched_model_info si;
+    sched_model_get_info(j->svc->s, i, &si);
+    j->first_model_failed = si.state == SCHED_FAILED;
     j->first_reason = reason;
     j->first_status = st;
     j->first_retry_ms = retry_ms;
@@ -145,8 +148,8 @@ static vki_status try_next(vki_job *j, bool at_submit)
         svc_fb_verdict v;
         int reason = svc_fb_precheck(j->svc, i, j->deadline, j->k + 1 < j->n_try, &v);
         if (reason >= 0) {
-            note_first(j, reason, v.status, v.msg, v.retry_s * 1e3);
-            opening |= reason == VKI_FALLBACK_LOADING;
+            note_first(j, i, reason, v.status, v.msg, v.retry_s * 1e3);
+            opening |= reason == VKI_FALLBACK_LOADING && !j->rp.refuse_opening;
             continue;
         }
         sched_request *r = NULL;
@@ -160,6 +163,7 @@ static vki_status try_next(vki_job *j, bool at_submit)
             sched_request_queue_info(r, &pos, &wait_s);
             pthread_mutex_lock(&j->mu);
             j->r = r;
+            j->res.queued = true;
             j->res.queue_position = pos;
             j->res.eta_ms = wait_s * 1e3;
             const bool cancelled = j->cancelled;
@@ -174,11 +178,12 @@ static vki_status try_next(vki_job *j, bool at_submit)
         if (at_submit && request_fault(st) && j->first_reason < 0 && j->first_status == VKI_OK) return st;
         reason = svc_fb_judge(j->svc, i, st, eta_s);
         if (reason < 0) {
-            if (j->first_status != VKI_OK) break;
+            /* Another model would not help: the job ends with this answer
+             * (a full queue says when to retry), as `vkinfer serve` does. */
             end_soon(j, st, msg, eta_s * 1e3);
             return VKI_OK;
         }
-        note_first(j, reason, st, msg, eta_s * 1e3);
+        note_first(j, i, reason, st, msg, eta_s * 1e3);
     }
     if (opening && !j->cancelled) {
         /* A model still opening its file (just added) is not a refusal for
@@ -191,8 +196,15 @@ static vki_status try_next(vki_job *j, bool at_submit)
         svc_park(j->svc, j);
         return VKI_OK;
     }
-    if (j->cancelled) end_soon(j, VKI_ERR_CANCELLED, "the job was cancelled", 0);
-    else end_soon(j, j->first_status, j->first_msg, j->first_retry_ms);
+    if (j->cancelled) {
+        end_soon(j, VKI_ERR_CANCELLED, "the job was cancelled", 0);
+        return VKI_OK;
+    }
+    pthread_mutex_lock(&j->mu);
+    j->res.refusal = (vki_fallback_reason)j->first_reason;
+    j->res.refusal_model_failed = j->first_model_failed;
+    pthread_mutex_unlock(&j->mu);
+    end_soon(j, j->first_status, j->first_msg, j->first_retry_ms);
     return VKI_OK;
 }
 
@@ -249,11 +261,13 @@ static void finish(vki_job *j, const sched_result *res)
     pthread_mutex_lock(&j->mu);
     void (*on_done)(const vki_job_result *, void *) = j->rp.on_done;
     j->in_callback = on_done != NULL;
+    /* Final from here: a caller that on_done wakes reads it done (only
+     * vki_job_wait waits for on_done to return). */
+    o->done = true;
     pthread_mutex_unlock(&j->mu);
     if (on_done) on_done(o, j->rp.user);
     pthread_mutex_lock(&j->mu);
     j->in_callback = false;
-    o->done = true;
     j->done = true;
     pthread_cond_broadcast(&j->cv);
     pthread_mutex_unlock(&j->mu);
@@ -325,7 +339,7 @@ void svc_job_process(vki_job *j)
     if (res.status != VKI_OK && j->text_len == 0 && !j->cancelled && j->k < j->n_try) {
         int reason = svc_fb_judge(j->svc, j->served, res.status, 0);
         if (reason >= 0) {
-            note_first(j, reason, res.status, res.error, 0);
+            note_first(j, j->served, reason, res.status, res.error, 0);
             pthread_mutex_lock(&j->mu);
             j->r = NULL;
             pthread_mutex_unlock(&j->mu);
@@ -346,6 +360,31 @@ static vki_status check_request(const vki_request_params *rp, const char *fn)
         return vki_fail(VKI_ERR_INVALID_ARGUMENT, "%s: priority %d is none of VKI_PRIORITY_*", fn, (int)rp->priority);
     if (!(rp->deadline_ms >= 0))
         return vki_fail(VKI_ERR_INVALID_ARGUMENT, "%s: deadline_ms %g: expected >= 0 (0 = none)", fn, rp->deadline_ms);
+    if (rp->candidates && (rp->n_candidates < 1 || rp->n_candidates > SVC_MAX_TRIES))
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "%s: n_candidates %d: expected 1 to %d with candidates", fn,
+                        rp->n_candidates, SVC_MAX_TRIES);
+    return VKI_OK;
+}
+
+/* rp->candidates: each an index of the service; entry 0 is the model asked
+ * for, which `model` (when given, resolved to *i) must name. */
+static vki_status check_candidates(vki_service *svc, const vki_request_params *rp, const char *model, sched_kind kind,
+                                   const char *fn, int32_t *i)
+{
+    const int32_t n = sched_n_models(svc->s);
+    for (int32_t k = 0; k < rp->n_candidates; k++)
+        if (rp->candidates[k] < 0 || rp->candidates[k] >= n)
+            return vki_fail(VKI_ERR_INVALID_ARGUMENT, "%s: candidates[%d] = %d: no such model (the service has %d)",
+                            fn, k, rp->candidates[k], n);
+    if (model && *i != rp->candidates[0])
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "%s: candidates[0] is model %d, not '%s'", fn, rp->candidates[0],
+                        model);
+    *i = rp->candidates[0];
+    sched_model_info si;
+    sched_model_get_info(svc->s, *i, &si);
+    if (si.kind != kind)
+        return vki_fail(VKI_ERR_UNSUPPORTED, "%s: candidates[0] '%s' is a %s model, not a %s one", fn, si.id,
+                        sched_kind_name(si.kind), sched_kind_name(kind));
     return VKI_OK;
 }
 
@@ -385,6 +424,7 @@ static vki_job *job_new(vki_service *svc, bool embed, const vki_request_params *
     j->requested = j->served = model;
     j->first_reason = -1;
     j->res.fallback = VKI_FALLBACK_NONE;
+    j->res.refusal = VKI_FALLBACK_NONE;
     j->res.message = "";
     set_served(j, model);
     snprintf(j->requested_id, sizeof j->requested_id, "%s", j->model_id);
@@ -397,7 +437,10 @@ static vki_status submit(vki_service *svc, vki_job *j, const vki_request_needs *
 {
     j->order[0] = j->requested;
     j->n_try = 1;
-    if (j->rp.allow_fallback)
+    if (j->rp.candidates) {
+        for (int32_t k = 1; k < j->rp.n_candidates; k++) j->order[j->n_try++] = j->rp.candidates[k];
+        j->rp.candidates = NULL; /* the caller's: copied */
+    } else if (j->rp.allow_fallback)
         j->n_try += vki_service_fallback_candidates(svc, j->requested, need, j->order + 1, NULL, SVC_MAX_TRIES - 1);
     pthread_mutex_lock(&svc->mu);
     svc->n_live++;
@@ -426,8 +469,9 @@ vki_status vki_service_generate(vki_service *svc, const char *model, const char 
     if (!gp) gp = &gdef;
     if (!rp) rp = &rdef;
     VKI_TRY(check_request(rp, fn));
-    int32_t i;
-    VKI_TRY(resolve(svc, model, SCHED_KIND_CHAT, fn, &i));
+    int32_t i = -1;
+    if (model || !rp->candidates) VKI_TRY(resolve(svc, model, SCHED_KIND_CHAT, fn, &i));
+    if (rp->candidates) VKI_TRY(check_candidates(svc, rp, model, SCHED_KIND_CHAT, fn, &i));
     vki_job *j = job_new(svc, false, rp, i);
     if (!j || !copy_gen_input(j, prompt, gp)) {
         if (j) job_free(j);
@@ -454,8 +498,9 @@ vki_status vki_service_embed(vki_service *svc, const char *model, const char *co
     const vki_request_params rdef = vki_request_default_params();
     if (!rp) rp = &rdef;
     VKI_TRY(check_request(rp, fn));
-    int32_t i;
-    VKI_TRY(resolve(svc, model, SCHED_KIND_EMBEDDING, fn, &i));
+    int32_t i = -1;
+    if (model || !rp->candidates) VKI_TRY(resolve(svc, model, SCHED_KIND_EMBEDDING, fn, &i));
+    if (rp->candidates) VKI_TRY(check_candidates(svc, rp, model, SCHED_KIND_EMBEDDING, fn, &i));
     vki_job *j = job_new(svc, true, rp, i);
     if (!j || !copy_texts(j, texts, n_texts)) {
         if (j) job_free(j);

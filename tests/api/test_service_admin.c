@@ -4,8 +4,9 @@
  * reloading it from a file (swap counters, generation), removing it (new
  * requests refused, its index kept), the histograms and the extra counters
  * of vki_service_get_model_stats, the embedding cache's and the device's
- * figures, the fallback candidates, the name parsers, and shutdown, on
- * generated models (CPU).
+ * figures, the fallback candidates, a caller's own candidate order with
+ * the first refusal reported, the name parsers, and shutdown, on generated
+ * models (CPU).
  * argv: CHAT.gguf EMBED.gguf
  */
 #include <stdio.h>
@@ -187,6 +188,61 @@ static void test_update_reload_remove(vki_service *svc, const char *chat_path)
     CHECK(vki_service_remove_model(NULL, 0) == VKI_ERR_INVALID_ARGUMENT);
 }
 
+static bool failed_state(const vki_service_model_info *info, uint64_t unused)
+{
+    (void)unused;
+    return info->state == VKI_MODEL_FAILED;
+}
+
+static bool done_seen;
+static void on_done_flag(const vki_job_result *r, void *user)
+{
+    (void)user;
+    done_seen = r->done; /* the result is final when on_done runs */
+}
+
+/* A caller's own candidate order, and the first refusal reported. */
+static void test_candidates(vki_service *svc)
+{
+    const int32_t emb = vki_service_model_find(svc, "emb");
+    vki_service_model_params mp = vki_service_model_default_params();
+    mp.id = "gone";
+    mp.path = "/nonexistent/gone.gguf";
+    mp.kind = VKI_MODEL_KIND_EMBEDDING;
+    CHECK(vki_service_add_model(svc, &mp) == VKI_OK);
+    const int32_t gone = vki_service_model_find(svc, "gone");
+    CHECK(gone >= 0 && wait_info(svc, gone, failed_state, 0));
+    const char *texts[] = {"some text"};
+    vki_request_params rp = vki_request_default_params();
+    vki_job *j = NULL;
+    rp.candidates = (const int32_t[]){gone};
+    rp.n_candidates = 1;
+    rp.on_done = on_done_flag;
+    CHECK(vki_service_embed(svc, NULL, texts, 1, &rp, &j) == VKI_OK);
+    vki_job_result r = finish(j);
+    CHECKF(r.status != VKI_OK && r.refusal == VKI_FALLBACK_MISSING && r.refusal_model_failed && !r.queued,
+           "%s refusal %d", vki_status_str(r.status), (int)r.refusal);
+    CHECK(done_seen);
+    vki_job_release(j);
+    rp.candidates = (const int32_t[]){gone, emb};
+    rp.n_candidates = 2;
+    CHECK(vki_service_embed(svc, "gone", texts, 1, &rp, &j) == VKI_OK);
+    r = finish(j);
+    CHECKF(r.status == VKI_OK && !strcmp(r.model, "emb") && r.fallback == VKI_FALLBACK_MISSING && r.queued &&
+           r.refusal == VKI_FALLBACK_NONE, "%s on %s", r.message, r.model);
+    vki_job_release(j);
+    /* Bad orders are the request's fault, refused at submit. */
+    CHECK(vki_service_embed(svc, "emb", texts, 1, &rp, &j) == VKI_ERR_INVALID_ARGUMENT && j == NULL);
+    CHECKF(strstr(vki_last_error(), "candidates[0]"), "%s", vki_last_error());
+    rp.n_candidates = 0;
+    CHECK(vki_service_embed(svc, NULL, texts, 1, &rp, &j) == VKI_ERR_INVALID_ARGUMENT);
+    rp.candidates = (const int32_t[]){99};
+    rp.n_candidates = 1;
+    CHECK(vki_service_embed(svc, NULL, texts, 1, &rp, &j) == VKI_ERR_INVALID_ARGUMENT);
+    rp.candidates = (const int32_t[]){0}; /* chat */
+    CHECK(vki_service_embed(svc, NULL, texts, 1, &rp, &j) == VKI_ERR_UNSUPPORTED);
+}
+
 static void test_shutdown(vki_service *svc)
 {
     vki_service_shutdown(svc);
@@ -232,6 +288,7 @@ int main(int argc, char **argv)
     test_add_while_running(svc, argv[1]);
     test_stats(svc);
     test_update_reload_remove(svc, argv[1]);
+    test_candidates(svc);
     test_shutdown(svc);
     vki_service_destroy(svc);
     return test_finish("test_service_admin");
