@@ -471,7 +471,7 @@ VKI_API vki_status vki_service_add_model(vki_service *svc, const vki_service_mod
 VKI_API void vki_service_destroy(vki_service *svc);
 
 typedef struct vki_job_result {
-    bool        done;
+    bool        done;           /* final (set before on_done runs)                    */
     vki_status  status;         /* when done                                          */
     const char *message;        /* when done with an error; never NULL ("" if none)   */
     const char *model;          /* who served it (or was last tried)                  */

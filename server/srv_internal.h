@@ -51,7 +51,7 @@ struct srv_server {
     struct srv_retired_cfg *retired;  /* what reloads published (reload.c)    */
     vki_service          *svc;
     /* The scheduler under svc, for the routes not yet on the public API
-     * (engine/service/README.md: generation, embeddings, `auto`). */
+     * (engine/service/README.md: generation, `auto`). */
     scheduler            *s;
     struct MHD_Daemon    *d;
     char                 *api_key;    /* NULL = no auth                   */
