@@ -170,7 +170,19 @@ typedef struct bk_iface {
 
     /* Bytes of memory this backend has allocated for buffers. */
     uint64_t (*memory_used)(bk_backend *be);
+
+    /* (optional) Told once per weight, after its data is in place and
+     * outside a pass, how the model uses it (BK_WEIGHT_* flags): the backend
+     * may move it to a layout of its own that its kernels read faster (the
+     * CPU's repacked Q4_0/Q8_0). t stays valid as it is (type, shape,
+     * strides, buffer) for every op and tensor_get; tensor_set may then
+     * refuse it. *released: the buffer wrapped caller memory and no longer
+     * reads it (its copy now counts in memory_used). */
+    vki_status (*weight_prepare)(bk_backend *be, const bk_tensor *t, unsigned uses, bool *released);
 } bk_iface;
+
+/* Uses of a weight, for weight_prepare. */
+enum { BK_WEIGHT_MATMUL = 1, BK_WEIGHT_GATHER = 2, BK_WEIGHT_MATMUL_ID = 4 };
 
 struct bk_backend {
     const bk_iface *iface;

@@ -493,6 +493,21 @@ const vki_tensor_info *vki_file_find_tensor(const vki_model_file *f, const char 
 
 uint64_t vki_file_weight_bytes(const vki_model_file *f) { return f->weight_bytes; }
 
+void vki_file_release(const vki_model_file *f, const void *p, uint64_t size)
+{
+    const uintptr_t a = (uintptr_t)p, page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    for (int32_t i = 0; f && i < f->n_maps; i++) {
+        const ld_map *m = &f->maps[i];
+        uintptr_t base = (uintptr_t)m->addr;
+        /* Only our own read-only file mappings: MADV_DONTNEED would zero
+         * anonymous or caller memory. */
+        if (!m->mapped || a < base || a + size > base + m->size) continue;
+        uintptr_t lo = (a + page - 1) & ~(page - 1), hi = (a + size) & ~(page - 1);
+        if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+        return;
+    }
+}
+
 /* ===== Rows ============================================================== */
 
 /* convert_hf_to_gguf.py's LlamaModel.permute reshapes the [n_rows] rows of

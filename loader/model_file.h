@@ -111,6 +111,11 @@ const vki_tensor_info *vki_file_tensor(const vki_model_file *f, int64_t i);
 const vki_tensor_info *vki_file_find_tensor(const vki_model_file *f, const char *name);
 /* Sum of all tensor bytes. */
 uint64_t               vki_file_weight_bytes(const vki_model_file *f);
+/* Bytes [p, p + size) of tensor data will not be read again (a backend
+ * holds its own copy): the whole pages inside that range leave this
+ * process's resident set (they stay in the page cache, and a later read
+ * faults them back in). A no-op for memory the loader did not map. */
+void                   vki_file_release(const vki_model_file *f, const void *p, uint64_t size);
 /* Dequantizes logical row `row` (of ne[0] elements; rows run over ne[1..3])
  * of a tensor into dst, applying rope_permute_heads (to rows, or to the
  * elements of a 1-D tensor) and parts. Returns

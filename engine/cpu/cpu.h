@@ -16,12 +16,25 @@
 
 /* ===== Host buffers ===================================================== */
 
+/* How a buffer's bytes are laid out. */
+typedef enum cpu_layout {
+    CPU_LAYOUT_PLAIN = 0, /* the tensor's own rows, as the loader gives them          */
+    CPU_LAYOUT_R16   = 1, /* one Q4_0/Q8_0 matrix in 16-row groups (repack.h)         */
+} cpu_layout;
+
 /* What a bk_buffer* points to on the CPU backend (and for host tensors the
- * reference computes on). data is 64-byte aligned when owned. */
+ * reference computes on). data is 64-byte aligned when owned. An R16 buffer
+ * holds the matrix of r16_type/r16_k/r16_rows repacked (alloc bytes); size
+ * stays the plain size, so views and bounds checks read as for plain rows:
+ * a tensor's row r is matrix row offs / row bytes + r. */
 typedef struct cpu_buffer {
-    uint8_t *data;
-    uint64_t size;
-    bool     owned; /* false: wraps caller memory (mmap'd weights, test data) */
+    uint8_t   *data;
+    uint64_t   size;
+    bool       owned;  /* false: wraps caller memory (mmap'd weights, test data) */
+    cpu_layout layout;
+    vki_type   r16_type;
+    int64_t    r16_k, r16_rows;
+    uint64_t   alloc;  /* owned bytes (memory accounting)                         */
 } cpu_buffer;
 
 /* Makes b describe caller memory, so host tensors can point into it. */
@@ -30,10 +43,13 @@ static inline bk_buffer *cpu_buffer_wrap(cpu_buffer *b, void *ptr, uint64_t size
     b->data = (uint8_t *)ptr;
     b->size = size;
     b->owned = false;
+    b->layout = CPU_LAYOUT_PLAIN;
+    b->alloc = 0;
     return (bk_buffer *)b;
 }
 
-/* Host address of a tensor's element 0 (its buffer must be a cpu_buffer). */
+/* Host address of a tensor's element 0 (its buffer must be a cpu_buffer in
+ * the plain layout). */
 static inline void *cpu_tensor_data(const bk_tensor *t)
 {
     return ((cpu_buffer *)t->buf)->data + t->offs;
@@ -102,6 +118,11 @@ typedef struct cpu_kernels {
     cpu_gemm_fn gemm[VKI_TYPE_COUNT]; /* NULL: the type goes the dequantize-a-row path */
     cpu_gemv_fn gemv[VKI_TYPE_COUNT]; /* optional one-activation-row kernels (decode) */
     cpu_gemvn_fn gemvn[VKI_TYPE_COUNT]; /* optional 2..CPU_GEMVN_MAX-row kernels (batched decode) */
+    /* gemv / gemvn over weights in the R16 layout (repack.h): w is the first
+     * 16-row group, ws the group stride, nrows any count (the last group's
+     * padding rows are not stored). NULL: the type is never repacked here. */
+    cpu_gemv_fn  gemv_r16[VKI_TYPE_COUNT];
+    cpu_gemvn_fn gemvn_r16[VKI_TYPE_COUNT];
     /* Vector helpers for attention and the dequantize-a-row path. */
     float (*dot_f32)(int64_t n, const float *a, const float *b);
     float (*dot_f16)(int64_t n, const uint16_t *a, const float *b);      /* a f16 */
@@ -164,6 +185,7 @@ void cpu_kernels_init_avx2(cpu_kernels *k);
 void cpu_kernels_init_avx512(cpu_kernels *k);
 void cpu_act_init_avx512(cpu_kernels *k); /* act_avx512.c, called by the above */
 void cpu_kernels_init_neon(cpu_kernels *k);
+void cpu_kernels_init_repack_avx512(cpu_kernels *k); /* repack_avx512.c */
 
 /* ===== Dispatch (dispatch.c) ============================================= */
 
@@ -237,6 +259,56 @@ static inline bool cpu_chunk_each(cpu_chunks *c, cpu_chunk_it *it, int64_t *item
 
 /* Number of online cores. */
 int        cpu_core_count(void);
+
+/* ===== Backend state (backend_cpu.c), shared with its op files ========= */
+
+typedef struct cpu_ctx {
+    cpu_pool          *pool;
+    const cpu_kernels *kern;
+    int                n_threads;
+    bool               in_pass;
+    bool               no_mq;   /* VKI_CPU_NO_MQ set: quantized mat-mat via f32 panels (for comparisons) */
+    bool               no_repack; /* VKI_CPU_NO_REPACK set: weights keep the file's layout */
+    char               name[96];
+    atomic_uint_least64_t mem_used;
+    uint8_t           *scratch; /* reused op scratch, 64-byte aligned */
+    size_t             scratch_size;
+} cpu_ctx;
+
+/* Scratch shared by one op's threads; grows, never shrinks. NULL: no memory. */
+void *cpu_scratch_get(cpu_ctx *c, size_t size);
+
+static inline int64_t cpu_n_rows(const bk_tensor *t) { return t->ne[1] * t->ne[2] * t->ne[3]; }
+
+static inline uint8_t *cpu_row_ptr(const bk_tensor *t, int64_t r)
+{
+    int64_t i1 = r % t->ne[1], i2 = (r / t->ne[1]) % t->ne[2], i3 = r / (t->ne[1] * t->ne[2]);
+    return (uint8_t *)cpu_tensor_data(t) + (uint64_t)i1 * t->nb[1] + (uint64_t)i2 * t->nb[2] +
+           (uint64_t)i3 * t->nb[3];
+}
+
+/* Rows are evenly spaced by nb[1] across dims 1..3. */
+static inline bool cpu_rows_uniform(const bk_tensor *t)
+{
+    return (t->ne[2] == 1 || t->nb[2] == t->nb[1] * (uint64_t)t->ne[1]) &&
+           (t->ne[3] == 1 || t->nb[3] == t->nb[2] * (uint64_t)t->ne[2]);
+}
+
+/* MATMUL (ops_matmul.c). */
+vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op);
+
+/* ===== Weight layouts (weights.c) ======================================= */
+
+/* The backend's weight_prepare: repacks a Q4_0/Q8_0 mat-mul weight into
+ * R16 (repack.h) when this ISA has R16 kernels for its type. */
+vki_status cpu_weight_prepare(cpu_ctx *c, const bk_tensor *t, unsigned uses, bool *released);
+/* Matrix row of the tensor's row 0 in a repacked buffer. */
+static inline int64_t cpu_r16_row0(const bk_tensor *t) { return (int64_t)(t->offs / t->nb[1]); }
+/* Rows [r, r + n) of weight t as plain rows (stride t->nb[1]): a pointer
+ * into the buffer for the plain layout, else unpacked into tmp. */
+const uint8_t *cpu_weight_rows(const bk_tensor *t, int64_t r, int64_t n, uint8_t *tmp);
+/* tensor_get of a repacked weight: bytes [offs, offs + size) as plain rows. */
+vki_status cpu_weight_read(const bk_tensor *t, void *dst, uint64_t offs, uint64_t size);
 
 /* ===== Mixture-of-experts ops (ops_moe.c) ============================== */
 

@@ -111,6 +111,7 @@ const cpu_kernels *cpu_kernels_get(cpu_isa isa)
         case CPU_ISA_AVX512:
             cpu_kernels_init_avx2(&k);
             cpu_kernels_init_avx512(&k);
+            cpu_kernels_init_repack_avx512(&k);
             break;
 #endif
 #if defined(__aarch64__)

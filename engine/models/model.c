@@ -213,6 +213,19 @@ static vki_status load_tensor(upload *u, const char *name, int n_dims, const int
             }
         }
     }
+    if (!convert && be->iface->weight_prepare && (flags & (T_MATMUL | T_MATMUL_ID))) {
+        /* The backend may re-lay a mat-mul weight out for its kernels (the
+         * CPU's repacked Q4_0/Q8_0): the mapping is then no longer read. */
+        unsigned uses = ((flags & T_MATMUL) ? BK_WEIGHT_MATMUL : 0u) | ((flags & T_GATHER) ? BK_WEIGHT_GATHER : 0u) |
+                        ((flags & T_MATMUL_ID) ? BK_WEIGHT_MATMUL_ID : 0u);
+        bool released = false;
+        s = be->iface->weight_prepare(be, &t, uses, &released);
+        if (s != VKI_OK) return vki_fail_prefix(s, "%s: tensor '%s'", vki_file_path(f), name);
+        if (released) {
+            u->m->borrowed_bytes -= bytes;
+            vki_file_release(f, src, bytes);
+        }
+    }
     u->m->weight_bytes += bytes;
     u->m->n_params += (uint64_t)bk_nelements(&t);
     *out = t;

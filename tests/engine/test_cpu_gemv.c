@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "engine/cpu/cpu.h"
+#include "engine/cpu/repack.h"
 #include "error.h"
 #include "test_util.h"
 #include "util.h"
@@ -86,6 +87,48 @@ static void check_gemv(const cpu_kernels *ref, const cpu_kernels *fast, vki_type
     CHECKF(isnan(got[rows]), "%s gemv %s k=%lld wrote past row %lld", fast->name, vki_type_name(t), (long long)k,
            (long long)rows);
     free(want); free(got); free(scratch);
+    free_inputs(&in);
+}
+
+/* The repacked layout (repack.h): packing then unpacking gives the rows
+ * back byte for byte, and the R16 mat-vec (one column) and batched mat-vec
+ * (ncols columns) agree with the scalar gemm on the plain rows as closely
+ * as the plain kernels must, writing nothing past the last row. */
+static void check_r16(const cpu_kernels *ref, const cpu_kernels *fast, vki_type t, int64_t k, int64_t rows, int ncols,
+                      uint64_t *seed)
+{
+    inputs in;
+    make_inputs(&in, t, k, rows, ncols, seed);
+    size_t ds = (size_t)rows + 3;
+    uint8_t *packed = NULL, *back = malloc(in.ws * (size_t)rows);
+    float *want = malloc((size_t)ncols * ds * sizeof(float)), *got = malloc((size_t)ncols * ds * sizeof(float));
+    void *scratch = NULL;
+    VKI_ASSERT(back && want && got);
+    VKI_ASSERT(posix_memalign((void **)&packed, 64, (size_t)r16_bytes(t, k, rows)) == 0);
+    VKI_ASSERT(posix_memalign(&scratch, 64, CPU_GEMV_SCRATCH(k) * (size_t)ncols) == 0);
+    int64_t groups = (rows + R16_ROWS - 1) / R16_ROWS;
+    r16_pack(t, k, rows, in.w, in.ws, packed, 0, groups / 2); /* in two pieces, as the thread pool splits it */
+    r16_pack(t, k, rows, in.w, in.ws, packed, groups / 2, groups);
+    r16_unpack_rows(t, k, packed, 0, rows, back, in.ws);
+    CHECKF(memcmp(back, in.w, in.ws * (size_t)rows) == 0, "r16 %s k=%lld rows=%lld: unpack differs from the rows packed",
+           vki_type_name(t), (long long)k, (long long)rows);
+    for (int c = 0; c < ncols; c++)
+        for (int64_t r = 0; r < rows; r++)
+            ref->gemm[t](k, in.w + r * in.ws, in.ws, 1, in.x + c * in.xs, in.xs, 1, want + c * ds + r, 1);
+    for (size_t i = 0; i < (size_t)ncols * ds; i++) got[i] = NAN;
+    size_t gs = r16_group_bytes(t, k / 32);
+    if (ncols == 1) fast->gemv_r16[t](k, packed, gs, rows, in.x, got, scratch);
+    else fast->gemvn_r16[t](k, packed, gs, rows, in.x, in.xs, ncols, got, ds, scratch);
+    for (int c = 0; c < ncols; c++) {
+        for (int64_t r = 0; r < rows; r++)
+            CHECKF(close_enough(&in, r, c, got[c * ds + r], want[c * ds + r]),
+                   "%s r16 %s k=%lld rows=%lld cols=%d (%lld,%d): %.7g vs scalar %.7g", fast->name, vki_type_name(t),
+                   (long long)k, (long long)rows, ncols, (long long)r, c, got[c * ds + r], want[c * ds + r]);
+        for (size_t r = (size_t)rows; r < ds && (c + 1 < ncols || r == (size_t)rows); r++)
+            CHECKF(isnan(got[c * ds + r]), "%s r16 %s k=%lld rows=%lld cols=%d wrote past row %lld", fast->name,
+                   vki_type_name(t), (long long)k, (long long)rows, ncols, (long long)rows);
+    }
+    free(packed); free(back); free(want); free(got); free(scratch);
     free_inputs(&in);
 }
 
@@ -364,6 +407,20 @@ int main(void)
                 n_mm++;
             }
         }
+        int n_r16 = 0;
+        for (size_t ti = 0; ti < VKI_COUNT(types); ti++) {
+            vki_type t = types[ti];
+            if (!fast->gemv_r16[t]) continue;
+            /* one block, a pair, an odd count, 17 and 129 blocks; rows
+             * around the 16-row group */
+            int64_t ks[] = {32, 64, 96, 544, 4096 + 32};
+            int64_t rows[] = {1, 15, 16, 17, 33, 48};
+            for (size_t i = 0; i < VKI_COUNT(ks); i++)
+                for (size_t j = 0; j < VKI_COUNT(rows); j++)
+                    for (int nc = 1; nc <= CPU_GEMVN_MAX; nc += (ks[i] > 1000 ? 7 : 1))
+                        check_r16(ref, fast, t, ks[i], rows[j], nc, &seed);
+            n_r16++;
+        }
         int n_mq = 0;
         for (size_t ti = 0; ti < VKI_COUNT(types) && fast->mq_mr; ti++) {
             vki_type t = types[ti];
@@ -391,8 +448,8 @@ int main(void)
         }
         int64_t ns[] = {1, 15, 16, 17, 64, 333};
         for (size_t i = 0; i < VKI_COUNT(ns); i++) check_exp(fast, ns[i], &seed);
-        printf("%s: %d gemv, %d packed f32 mat-mat and %d integer mat-mat types checked\n", fast->name, n_gemv,
-               n_mm, n_mq);
+        printf("%s: %d gemv, %d repacked gemv, %d packed f32 mat-mat and %d integer mat-mat types checked\n",
+               fast->name, n_gemv, n_r16, n_mm, n_mq);
         n_checked++;
     }
     if (n_checked == 0) test_skip("only the scalar kernels exist on this CPU: nothing to compare");

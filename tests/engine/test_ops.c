@@ -257,6 +257,22 @@ static void cases_matmul(void)
             c->dst = tt_make(VKI_TYPE_F32, m, n, 1, 1, 0, 0);
         }
     }
+    /* Repacked CPU weights (16-row groups): row counts around the group
+     * (15, 16, 17, 48), one block (k = 32), k past 4096, and 9..15 rows
+     * (the R16 mat-vec in two column batches). */
+    static const vki_type r16_types[] = {VKI_TYPE_Q8_0, VKI_TYPE_Q4_0};
+    for (size_t ti = 0; ti < VKI_COUNT(r16_types); ti++) {
+        vki_type t = r16_types[ti];
+        int64_t shapes[][3] = {{32, 15, 1}, {64, 16, 2}, {4096 + 32, 17, 1}, {96, 48, 5}, {160, 33, 12}};
+        for (size_t sh = 0; sh < VKI_COUNT(shapes); sh++) {
+            int64_t k = shapes[sh][0], m = shapes[sh][1], n = shapes[sh][2];
+            test_case *c = add_case(BK_OP_MATMUL, matmul_nmse(t), "w=%s,k=%lld,m=%lld,n=%lld,r16", vki_type_name(t),
+                                    (long long)k, (long long)m, (long long)n);
+            set_src(c, 0, tt_make(t, k, m, 1, 1, 0, 0));
+            set_src(c, 1, tt_make(VKI_TYPE_F32, k, n, 1, 1, 0, 0));
+            c->dst = tt_make(VKI_TYPE_F32, m, n, 1, 1, 0, 0);
+        }
+    }
     /* A weight over 128 MiB: backends must split bindings at
      * maxStorageBufferRange. One token keeps it quick. */
     test_case *c = add_case(BK_OP_MATMUL, NMSE_FLOAT, "w=F32,k=4096,m=8448,n=1,over-128MiB");
@@ -692,8 +708,10 @@ static bk_tensor raw_of(uint64_t size, bk_buffer *buf)
 /* ===== Backends ========================================================== */
 
 typedef struct backend_entry {
-    char        name[32];
+    char        name[40];
     bk_backend *be;
+    bool        prepare;    /* weights go through weight_prepare (the CPU's repacked layout) */
+    int         n_repacked; /* weights it repacked                                          */
 } backend_entry;
 
 static int make_backends(backend_entry *out, const char *filter)
@@ -714,6 +732,24 @@ static int make_backends(backend_entry *out, const char *filter)
             continue;
         }
         snprintf(out[n].name, sizeof out[n].name, "%s", name);
+        out[n].prepare = false;
+        out[n].n_repacked = 0;
+        out[n++].be = be;
+        /* The same level again with its weights repacked, where it has
+         * repacked kernels: every consumer of a repacked weight (mat-vec,
+         * batched, the packed mat-mats, GET_ROWS, MATMUL_ID) must agree
+         * with the reference as closely as plain weights do. */
+        bool r16 = false;
+        for (int t = 0; t < VKI_TYPE_COUNT; t++) r16 |= cpu_kernels_get((cpu_isa)isa)->gemv_r16[t] != NULL;
+        if (!r16 || getenv("VKI_CPU_NO_REPACK")) continue;
+        if (bk_cpu_create_isa(2, (cpu_isa)isa, &be) != VKI_OK) {
+            printf("backend %s-r16: cannot be created: %s\n", name, vki_last_error());
+            vki_test_failures++;
+            continue;
+        }
+        snprintf(out[n].name, sizeof out[n].name, "%s-r16", name);
+        out[n].prepare = true;
+        out[n].n_repacked = 0;
         out[n++].be = be;
     }
     if (!filter || strncmp("vulkan", filter, strlen(filter)) == 0) {
@@ -757,13 +793,19 @@ static result run_on_backend(const test_case *c, const case_data *cd, backend_en
     bk_tensor ts[4];
     result res = RES_FAIL;
     uint8_t *out = NULL;
+    /* A weight to repack gets a buffer of its own, as a model's weights do
+     * (no sentinel padding: weight_prepare takes whole buffers only). */
+    const bool prep = b->prepare && (c->kind == BK_OP_MATMUL || c->kind == BK_OP_GET_ROWS ||
+                                     c->kind == BK_OP_MATMUL_ID);
     for (int i = 0; i < c->n_src; i++) {
         if (!c->has_src[i]) continue;
-        if (be->iface->buffer_create(be, c->src[i].size, BK_BUFFER_COMPUTE, &bufs[i]) != VKI_OK) {
+        uint64_t size = c->src[i].size - (prep && i == 0 ? 2 * PAD : 0);
+        if (be->iface->buffer_create(be, size, BK_BUFFER_COMPUTE, &bufs[i]) != VKI_OK) {
             printf("  %s [%s]: buffer_create failed: %s\n", c->desc, b->name, vki_last_error());
             goto done;
         }
         ts[i] = tensor_of(&c->src[i], bufs[i]);
+        if (prep && i == 0) ts[i].offs = 0;
     }
     if (c->inplace) {
         ts[3] = ts[0];
@@ -784,11 +826,23 @@ static result run_on_backend(const test_case *c, const case_data *cd, backend_en
     }
     for (int i = 0; i < c->n_src; i++) {
         if (!c->has_src[i]) continue;
-        bk_tensor raw = raw_of(c->src[i].size, bufs[i]);
-        if (be->iface->tensor_set(be, &raw, cd->host[i], 0, c->src[i].size) != VKI_OK) {
+        bool own = prep && i == 0;
+        bk_tensor raw = raw_of(c->src[i].size - (own ? 2 * PAD : 0), bufs[i]);
+        if (be->iface->tensor_set(be, &raw, cd->host[i] + (own ? PAD : 0), 0, raw.ne[0]) != VKI_OK) {
             printf("  %s [%s]: tensor_set failed: %s\n", c->desc, b->name, vki_last_error());
             goto done;
         }
+    }
+    if (prep) {
+        /* GET_ROWS as a tied embedding's table: gathered and multiplied. */
+        unsigned uses = c->kind == BK_OP_MATMUL      ? BK_WEIGHT_MATMUL
+                      : c->kind == BK_OP_MATMUL_ID ? BK_WEIGHT_MATMUL_ID : BK_WEIGHT_MATMUL | BK_WEIGHT_GATHER;
+        bool released = false;
+        if (be->iface->weight_prepare(be, &ts[0], uses, &released) != VKI_OK) {
+            printf("  %s [%s]: weight_prepare failed: %s\n", c->desc, b->name, vki_last_error());
+            goto done;
+        }
+        b->n_repacked += ((cpu_buffer *)bufs[0])->layout == CPU_LAYOUT_R16;
     }
     bk_buffer *obuf = c->inplace ? bufs[0] : bufs[3];
     if (!c->inplace) {
@@ -1143,6 +1197,9 @@ int main(int argc, char **argv)
         printf("%s (%s): %d passed, %d failed, %d not supported\n", bes[b].name, bk_name(bes[b].be), pass[b],
                fail[b], unsup[b]);
         if (pass[b] == 0 && fail[b] == 0) printf("  (nothing ran on %s)\n", bes[b].name);
+        if (bes[b].prepare && !op_filter && !desc_filter)
+            CHECKF(bes[b].n_repacked > 0, "%s: no weight was repacked", bes[b].name);
+        if (bes[b].prepare) printf("  %s: %d weights repacked\n", bes[b].name, bes[b].n_repacked);
 #ifdef VKI_HAVE_VULKAN
         /* Every op ran with the validation layer on: it must have said nothing. */
         if (bes[b].be->kind == VKI_BACKEND_VULKAN) {

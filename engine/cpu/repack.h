@@ -1,0 +1,59 @@
+/*
+ * repack.h: the CPU backend's repacked weight layout ("R16"): 16 rows of a
+ * Q4_0 / Q8_0 matrix interleaved so that the decode mat-vec runs one
+ * accumulator lane per row, from aligned sequential loads. Converting to and
+ * from it lives in repack.c (scalar, any ISA); the kernels that read it in
+ * repack_<isa>.c. Must not: depend on an ISA (static inline helpers only).
+ *
+ * A matrix of m rows and k elements (nb = k / 32 blocks per row) becomes
+ * ceil(m / 16) groups of 16 rows, each R16_GROUP_BYTES(t, nb) bytes, 64-byte
+ * aligned. Rows past m in the last group are zero codes with scale 0 (they
+ * add nothing and are never stored). A group holds ceil(nb / 2) pair units,
+ * a pair unit two block columns b = 2p, 2p + 1 (an odd nb ends with a zero
+ * block of scale 0):
+ *   codes  u8  [2][nq][16][4]  chunk q of block b, lane r = row r: bytes
+ *                              4q..4q+3 of that row's block qs
+ *   scales f16 [2][16]         block b's scale of each row
+ * Q4_0: nq = 4, code bytes as stored (byte j: element j in the low nibble,
+ *       j + 16 in the high one), 576 bytes a unit.
+ * Q8_0: nq = 8, code bytes + 128 (unsigned, for vpdpbusd), 1088 bytes a unit.
+ * So one 64-byte load is four code bytes of each of the 16 rows, and the
+ * activation's matching four bytes are one broadcast.
+ */
+#ifndef VKI_CPU_REPACK_H
+#define VKI_CPU_REPACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "loader/types.h"
+
+#define R16_ROWS 16
+
+/* Code bytes of one block column of a group (16 rows). */
+static inline size_t r16_block_codes(vki_type t) { return t == VKI_TYPE_Q4_0 ? 256 : 512; }
+/* Bytes of one pair unit: two blocks' codes, then two blocks' 16 f16 scales. */
+static inline size_t r16_unit_bytes(vki_type t) { return 2 * r16_block_codes(t) + 64; }
+/* Bytes of one 16-row group of nb blocks per row. */
+static inline size_t r16_group_bytes(vki_type t, int64_t nb) { return (size_t)((nb + 1) / 2) * r16_unit_bytes(t); }
+
+/* Whether the layout exists for type t (the kernels are per ISA: see
+ * cpu_kernels.gemv_r16). */
+static inline bool r16_type_ok(vki_type t) { return t == VKI_TYPE_Q4_0 || t == VKI_TYPE_Q8_0; }
+
+/* Bytes the repacked copy of an m x k matrix takes. */
+static inline uint64_t r16_bytes(vki_type t, int64_t k, int64_t m)
+{
+    return (uint64_t)((m + R16_ROWS - 1) / R16_ROWS) * r16_group_bytes(t, k / 32);
+}
+
+/* Repacks rows [0, m) of the plain matrix src (row stride ws) into dst
+ * (r16_bytes(t, k, m) bytes); groups [g0, g1) only, so callers can split
+ * the work. */
+void r16_pack(vki_type t, int64_t k, int64_t m, const uint8_t *src, size_t ws, uint8_t *dst, int64_t g0, int64_t g1);
+/* Writes rows [r0, r0 + n) of a repacked matrix as plain rows at dst
+ * (stride ds bytes, at least the type's row bytes). */
+void r16_unpack_rows(vki_type t, int64_t k, const uint8_t *src, int64_t r0, int64_t n, uint8_t *dst, size_t ds);
+
+#endif

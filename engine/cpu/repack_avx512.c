@@ -1,0 +1,191 @@
+/*
+ * repack_avx512.c: AVX-512 VNNI mat-vecs over the R16 layout (repack.h),
+ * the decode path of repacked Q4_0 / Q8_0 weights. Lane r of every vector is
+ * row r of a 16-row group, so a block's eight vpdpbusd land in one int32
+ * vector whose lanes share the block's per-row scale: per block and 16 rows
+ * one offset correction, one convert and one fma, no horizontal sums, no
+ * gathers, and every weight load is an aligned 64 bytes of a sequential
+ * stream. Only compiled into the table when CPUID reports VNNI.
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include "cpu.h"
+#include "repack.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* Distance, in bytes of the weight stream, at which lines are prefetched:
+ * a few pair units ahead keeps the stream ahead of the decode from DRAM. */
+#define R16_PF_BYTES 2048
+
+/* One activation row (block_q8_0 [nb]) for the kernels: codes xq [nbp][32]
+ * contiguous, scales xd [nbp] and offsets xo [nbp] (the code offset, 8 for
+ * Q4_0 and 128 for Q8_0, times the block's code sum), nbp = nb rounded up
+ * to even with a zero block. */
+typedef struct r16_x {
+    const int8_t  *q;
+    const float   *d;
+    const int32_t *o;
+} r16_x;
+
+static r16_x r16_layout_x(const block_q8_0 *x, int64_t nb, int32_t off, void *scratch)
+{
+    int64_t nbp = (nb + 1) & ~(int64_t)1;
+    int8_t *q = scratch;
+    float *d = (float *)(q + nbp * 32);
+    int32_t *o = (int32_t *)(d + nbp);
+    for (int64_t b = 0; b < nb; b++) {
+        int32_t sum = 0;
+        for (int i = 0; i < QK8_0; i++) sum += x[b].qs[i];
+        memcpy(q + b * 32, x[b].qs, 32);
+        d[b] = _cvtsh_ss(x[b].d);
+        o[b] = off * sum;
+    }
+    if (nbp > nb) {
+        memset(q + nb * 32, 0, 32);
+        d[nb] = 0.0f;
+        o[nb] = 0;
+    }
+    return (r16_x){q, d, o};
+}
+
+INLINE __m512i bcast4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+/* One group (16 rows) against C activation rows: d[c * ds + r] for r < nr. */
+INLINE void r16_q4_0_group(const int C, int64_t nb, const uint8_t *w, const r16_x *x, float *d, size_t ds, int nr)
+{
+    const __m512i m_lo = _mm512_set1_epi8(0x0F), m_hi = _mm512_set1_epi8((char)0xF0);
+    __m512 acc[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps();
+    for (int64_t b0 = 0; b0 < nb; b0 += 2) {
+        const uint8_t *u = w + (size_t)(b0 / 2) * 576;
+        for (int o = 0; o < 576; o += 64) _mm_prefetch((const char *)u + R16_PF_BYTES + o, _MM_HINT_T0);
+        const __m512 dw0 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(u + 512)));
+        const __m512 dw1 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(u + 544)));
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const int64_t b = b0 + h;
+            __m512i lo[4], hi[4];
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++) lo[c] = hi[c] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++) {
+                __m512i v = _mm512_load_si512((const __m512i *)(u + h * 256 + q * 64));
+                __m512i vl = _mm512_and_si512(v, m_lo), vh = _mm512_and_si512(v, m_hi);
+#pragma GCC unroll 4
+                for (int c = 0; c < C; c++) {
+                    const int8_t *xq = x[c].q + b * 32 + 4 * q;
+                    lo[c] = _mm512_dpbusd_epi32(lo[c], vl, bcast4(xq));
+                    hi[c] = _mm512_dpbusd_epi32(hi[c], vh, bcast4(xq + 16)); /* 16 x the high nibbles' dot */
+                }
+            }
+            const __m512 dw = h ? dw1 : dw0;
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++) {
+                __m512i s = _mm512_add_epi32(lo[c], _mm512_srai_epi32(hi[c], 4));
+                s = _mm512_sub_epi32(s, _mm512_set1_epi32(x[c].o[b]));
+                acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(x[c].d[b])), acc[c]);
+            }
+        }
+    }
+    __mmask16 m = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+#pragma GCC unroll 4
+    for (int c = 0; c < C; c++) _mm512_mask_storeu_ps(d + (size_t)c * ds, m, acc[c]);
+}
+
+INLINE void r16_q8_0_group(const int C, int64_t nb, const uint8_t *w, const r16_x *x, float *d, size_t ds, int nr)
+{
+    __m512 acc[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps();
+    for (int64_t b0 = 0; b0 < nb; b0 += 2) {
+        const uint8_t *u = w + (size_t)(b0 / 2) * 1088;
+        for (int o = 0; o < 1088; o += 64) _mm_prefetch((const char *)u + R16_PF_BYTES + o, _MM_HINT_T0);
+        const __m512 dw0 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(u + 1024)));
+        const __m512 dw1 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(u + 1056)));
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const int64_t b = b0 + h;
+            __m512i s0[4], s1[4]; /* even and odd chunks: two dependency chains */
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++) s0[c] = s1[c] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int q = 0; q < 8; q += 2) {
+                __m512i v0 = _mm512_load_si512((const __m512i *)(u + h * 512 + q * 64));
+                __m512i v1 = _mm512_load_si512((const __m512i *)(u + h * 512 + q * 64 + 64));
+#pragma GCC unroll 4
+                for (int c = 0; c < C; c++) {
+                    const int8_t *xq = x[c].q + b * 32 + 4 * q;
+                    s0[c] = _mm512_dpbusd_epi32(s0[c], v0, bcast4(xq));
+                    s1[c] = _mm512_dpbusd_epi32(s1[c], v1, bcast4(xq + 4));
+                }
+            }
+            const __m512 dw = h ? dw1 : dw0;
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++) {
+                __m512i s = _mm512_sub_epi32(_mm512_add_epi32(s0[c], s1[c]), _mm512_set1_epi32(x[c].o[b]));
+                acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(x[c].d[b])), acc[c]);
+            }
+        }
+    }
+    __mmask16 m = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+#pragma GCC unroll 4
+    for (int c = 0; c < C; c++) _mm512_mask_storeu_ps(d + (size_t)c * ds, m, acc[c]);
+}
+
+/* Every group of rows against ncols activation rows, in column groups of
+ * up to four (the accumulators and the activation pointers stay in
+ * registers); a 16-row group is small enough to stay in L1/L2 between
+ * column groups, so memory sees each weight once. */
+#define R16_ENTRIES(WT, OFF)                                                                                \
+    static void r16_rows_##WT(int64_t nb, const uint8_t *w, size_t ws, int64_t nrows, const r16_x *x,      \
+                              int ncols, float *d, size_t ds)                                              \
+    {                                                                                                      \
+        for (int64_t r = 0; r < nrows; r += R16_ROWS) {                                                    \
+            const uint8_t *g = w + (size_t)(r / R16_ROWS) * ws;                                            \
+            int nr = (int)(nrows - r < R16_ROWS ? nrows - r : R16_ROWS);                                   \
+            for (int c0 = 0; c0 < ncols; c0 += 4) {                                                        \
+                float *dc = d + (size_t)c0 * ds + r;                                                       \
+                switch (ncols - c0 < 4 ? ncols - c0 : 4) {                                                 \
+                case 1: r16_##WT##_group(1, nb, g, x + c0, dc, ds, nr); break;                             \
+                case 2: r16_##WT##_group(2, nb, g, x + c0, dc, ds, nr); break;                             \
+                case 3: r16_##WT##_group(3, nb, g, x + c0, dc, ds, nr); break;                             \
+                default: r16_##WT##_group(4, nb, g, x + c0, dc, ds, nr); break;                            \
+                }                                                                                          \
+            }                                                                                              \
+        }                                                                                                  \
+    }                                                                                                      \
+    static void gemv_r16_##WT(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, float *d, \
+                              void *scratch)                                                               \
+    {                                                                                                      \
+        r16_x xl = r16_layout_x(x, k / 32, OFF, scratch);                                                  \
+        r16_rows_##WT(k / 32, w, ws, nrows, &xl, 1, d, 0);                                                 \
+    }                                                                                                      \
+    static void gemvn_r16_##WT(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, size_t xs, \
+                               int ncols, float *d, size_t ds, void *scratch)                              \
+    {                                                                                                      \
+        r16_x xl[CPU_GEMVN_MAX];                                                                           \
+        for (int c = 0; c < ncols; c++)                                                                    \
+            xl[c] = r16_layout_x((const block_q8_0 *)((const uint8_t *)x + (size_t)c * xs), k / 32, OFF,   \
+                                 (uint8_t *)scratch + (size_t)c * CPU_GEMV_SCRATCH(k));                    \
+        r16_rows_##WT(k / 32, w, ws, nrows, xl, ncols, d, ds);                                             \
+    }
+
+R16_ENTRIES(q4_0, 8)
+R16_ENTRIES(q8_0, 128)
+
+void cpu_kernels_init_repack_avx512(cpu_kernels *k)
+{
+    if (!cpu_has_vnni()) return;
+    k->gemv_r16[VKI_TYPE_Q4_0] = gemv_r16_q4_0;
+    k->gemvn_r16[VKI_TYPE_Q4_0] = gemvn_r16_q4_0;
+    k->gemv_r16[VKI_TYPE_Q8_0] = gemv_r16_q8_0;
+    k->gemvn_r16[VKI_TYPE_Q8_0] = gemvn_r16_q8_0;
+}
