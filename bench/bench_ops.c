@@ -81,11 +81,23 @@ static void bench_matmul(bench_ctx *b, vki_type t, int64_t k, int64_t m, int64_t
     bk_tensor w = bk_tensor_make(t, 2, wne, wb, 0), x = bk_tensor_make(VKI_TYPE_F32, 2, xne, xb, 0);
     bk_tensor d = bk_tensor_make(VKI_TYPE_F32, 2, dne, db, 0);
     bk_op op = {.kind = BK_OP_MATMUL, .dst = &d, .src = {&w, &x, NULL}};
+    /* The weight as a model load leaves it: the backend may repack it
+     * (VKI_CPU_NO_REPACK=1 keeps the plain rows); "+r" marks a repacked run. */
+    char lab[16];
+    snprintf(lab, sizeof lab, "%s", label);
+    if (be->iface->weight_prepare) {
+        bool released;
+        if (be->iface->weight_prepare(be, &w, BK_WEIGHT_MATMUL, &released) != VKI_OK) {
+            fprintf(stderr, "bench: %s\n", vki_last_error());
+            goto done;
+        }
+        if (((const cpu_buffer *)wb)->layout != CPU_LAYOUT_PLAIN) snprintf(lab, sizeof lab, "%s+r", label);
+    }
     double ms = time_op(b, &op);
     double gbs = (double)bk_nbytes(&w) / (ms * 1e6), gflops = 2.0 * (double)k * (double)m * (double)n / (ms * 1e6);
     double mn = b->min_ms;
     printf("| %-22s | %-5s | %-6s | %5lld x %5lld x %4lld | %9.1f | %7.1f | %8.1f | %9.1f | %7.1f | %8.1f |\n", bk_name(be),
-           vki_type_name(t), label, (long long)k, (long long)m, (long long)n, ms * 1000.0, gbs, gflops, mn * 1000.0,
+           vki_type_name(t), lab, (long long)k, (long long)m, (long long)n, ms * 1000.0, gbs, gflops, mn * 1000.0,
            (double)bk_nbytes(&w) / (mn * 1e6), 2.0 * (double)k * (double)m * (double)n / (mn * 1e6));
 done:
     be->iface->buffer_destroy(be, wb);
