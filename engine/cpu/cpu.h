@@ -19,7 +19,7 @@
 /* How a buffer's bytes are laid out. */
 typedef enum cpu_layout {
     CPU_LAYOUT_PLAIN = 0, /* the tensor's own rows, as the loader gives them          */
-    CPU_LAYOUT_R16   = 1, /* one Q4_0/Q8_0 matrix in 16-row groups (repack.h)         */
+    CPU_LAYOUT_R16   = 1, /* one Q4_0/Q8_0/Q4_K matrix in 16-row groups (repack.h)    */
 } cpu_layout;
 
 /* What a bk_buffer* points to on the CPU backend (and for host tensors the
@@ -299,7 +299,7 @@ vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op);
 
 /* ===== Weight layouts (weights.c) ======================================= */
 
-/* The backend's weight_prepare: repacks a Q4_0/Q8_0 mat-mul weight into
+/* The backend's weight_prepare: repacks a Q4_0/Q8_0/Q4_K mat-mul weight into
  * R16 (repack.h) when this ISA has R16 kernels for its type. */
 vki_status cpu_weight_prepare(cpu_ctx *c, const bk_tensor *t, unsigned uses, bool *released);
 /* Matrix row of the tensor's row 0 in a repacked buffer. */

@@ -474,7 +474,7 @@ vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op)
      * way on unpacked rows. */
     const cpu_buffer *wbuf = (const cpu_buffer *)w->buf;
     const bool r16 = wbuf->layout == CPU_LAYOUT_R16 && cpu_r16_row0(w) % R16_ROWS == 0 && t.gemm &&
-                     t.act == CPU_ACT_Q8_0 && c->kern->gemv_r16[w->type];
+                     c->kern->gemv_r16[w->type];
     const bool gv_ok = t.gemm && (r16 || wbuf->layout == CPU_LAYOUT_PLAIN);
     const int64_t gv_cols = VKI_MIN(t.n, CPU_GEMVN_MAX);
     cpu_gemv_fn gemv = t.n == 1 && gv_ok ? (r16 ? c->kern->gemv_r16 : c->kern->gemv)[w->type] : NULL;
@@ -513,7 +513,7 @@ vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op)
                      .ds = t.ds, .w = t.w, .bias = t.bias, .scratch = s + x_bytes + d_bytes, .scratch_stride = gv_stride};
         if (r16) {
             g.unit = R16_ROWS;
-            g.ws = r16_group_bytes(w->type, t.k / 32);
+            g.ws = r16_group_bytes(w->type, t.k);
             g.w = wbuf->data + (size_t)(cpu_r16_row0(w) / R16_ROWS) * g.ws;
         }
         bool alone = t.m * t.k < 65536 || c->n_threads == 1;

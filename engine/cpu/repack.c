@@ -1,12 +1,17 @@
 /*
- * repack.c: conversion between plain Q4_0 / Q8_0 rows and the R16 layout
- * of repack.h, in both directions. Scalar and ISA-independent: packing runs
- * once per weight at load, unpacking only for the few consumers that want
- * plain rows (the prompt mat-mul's panel packer, GET_ROWS, tensor_get).
+ * repack.c: conversion between plain Q4_0 / Q8_0 / Q4_K rows and the R16
+ * layout of repack.h, in both directions (unpacking gives the stored bytes
+ * back exactly). Scalar and ISA-independent: packing runs once per weight
+ * at load, unpacking only for the few consumers that want plain rows (the
+ * prompt mat-mul's panel packers, GET_ROWS, tensor_get).
  */
 #include "repack.h"
 
 #include <string.h>
+
+#include "kquants.h"
+
+/* ===== Q4_0 / Q8_0 ======================================================= */
 
 /* Where row r's block b (qs bytes and scale) sit in a group. */
 static inline uint8_t *r16_codes(vki_type t, uint8_t *group, int64_t b, int r)
@@ -19,51 +24,87 @@ static inline uint8_t *r16_scale(vki_type t, uint8_t *group, int64_t b, int r)
     return group + (size_t)(b / 2) * r16_unit_bytes(t) + 2 * r16_block_codes(t) + (size_t)(b & 1) * 32 + (size_t)r * 2;
 }
 
+/* Row r of a group <-> its plain row (to_plain: which way). */
+static void q_row(vki_type t, int64_t nb, uint8_t *group, int r, uint8_t *row, bool to_plain)
+{
+    const size_t bsz = t == VKI_TYPE_Q4_0 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+    const int nq = t == VKI_TYPE_Q4_0 ? 4 : 8;
+    const uint8_t flip = t == VKI_TYPE_Q8_0 ? 0x80 : 0; /* Q8_0: s8 + 128 as u8 */
+    for (int64_t b = 0; b < nb; b++) {
+        uint8_t *blk = row + (size_t)b * bsz, *c = r16_codes(t, group, b, r);
+        if (to_plain) memcpy(blk, r16_scale(t, group, b, r), 2); /* d is the first field of both types */
+        else memcpy(r16_scale(t, group, b, r), blk, 2);
+        for (int q = 0; q < nq; q++)
+            for (int i = 0; i < 4; i++) {
+                if (to_plain) blk[2 + 4 * q + i] = c[(size_t)q * 64 + (size_t)i] ^ flip;
+                else c[(size_t)q * 64 + (size_t)i] = blk[2 + 4 * q + i] ^ flip;
+            }
+    }
+}
+
+/* ===== Q4_K ============================================================== */
+
+static void q4k_row(int64_t nb, uint8_t *group, int r, uint8_t *row, bool to_plain)
+{
+    for (int64_t b = 0; b < nb; b++) {
+        block_q4_K *blk = (block_q4_K *)row + b;
+        uint8_t *u = group + (size_t)b * R16_Q4K_UNIT;
+        uint8_t *sc = u + R16_Q4K_SCALES + r;                   /* [8][16] u8        */
+        int16_t *mn = (int16_t *)(u + R16_Q4K_MINS) + 2 * r;    /* [4][16][2] i16    */
+        if (to_plain) {
+            uint8_t s[8], m[8];
+            for (int j = 0; j < 8; j++) s[j] = sc[16 * j], m[j] = (uint8_t)mn[32 * (j / 2) + (j & 1)];
+            /* The inverse of kq_scale_min_k4: every bit of the 12 bytes is
+             * one of the 16 six-bit values, so this is exact. */
+            for (int j = 0; j < 4; j++) {
+                blk->scales[j] = (uint8_t)(s[j] | ((s[j + 4] >> 4) << 6));
+                blk->scales[j + 4] = (uint8_t)(m[j] | ((m[j + 4] >> 4) << 6));
+                blk->scales[j + 8] = (uint8_t)((s[j + 4] & 0xF) | ((m[j + 4] & 0xF) << 4));
+            }
+            memcpy(&blk->d, u + R16_Q4K_D + 2 * r, 2);
+            memcpy(&blk->dmin, u + R16_Q4K_DMIN + 2 * r, 2);
+        } else {
+            for (int j = 0; j < 8; j++) {
+                uint8_t s, m;
+                kq_scale_min_k4(j, blk->scales, &s, &m);
+                sc[16 * j] = s;
+                mn[32 * (j / 2) + (j & 1)] = m;
+            }
+            memcpy(u + R16_Q4K_D + 2 * r, &blk->d, 2);
+            memcpy(u + R16_Q4K_DMIN + 2 * r, &blk->dmin, 2);
+        }
+        for (int q = 0; q < 32; q++) {
+            if (to_plain) memcpy(blk->qs + 4 * q, u + (size_t)q * 64 + (size_t)r * 4, 4);
+            else memcpy(u + (size_t)q * 64 + (size_t)r * 4, blk->qs + 4 * q, 4);
+        }
+    }
+}
+
+/* ===== Both directions =================================================== */
+
+static void row_io(vki_type t, int64_t k, uint8_t *group, int r, uint8_t *row, bool to_plain)
+{
+    if (t == VKI_TYPE_Q4_K) q4k_row(k / 256, group, r, row, to_plain);
+    else q_row(t, k / 32, group, r, row, to_plain);
+}
+
 void r16_pack(vki_type t, int64_t k, int64_t m, const uint8_t *src, size_t ws, uint8_t *dst, int64_t g0, int64_t g1)
 {
-    const int64_t nb = k / 32;
-    const size_t gb = r16_group_bytes(t, nb), bsz = t == VKI_TYPE_Q4_0 ? sizeof(block_q4_0) : sizeof(block_q8_0);
-    const int nq = t == VKI_TYPE_Q4_0 ? 4 : 8;
+    const size_t gb = r16_group_bytes(t, k);
     for (int64_t g = g0; g < g1; g++) {
         uint8_t *group = dst + (size_t)g * gb;
         /* Padding (rows past m, the odd block) stays zero: scale 0. */
         memset(group, 0, gb);
-        for (int r = 0; r < R16_ROWS && g * R16_ROWS + r < m; r++) {
-            const uint8_t *row = src + (size_t)(g * R16_ROWS + r) * ws;
-            for (int64_t b = 0; b < nb; b++) {
-                const uint8_t *blk = row + (size_t)b * bsz;
-                memcpy(r16_scale(t, group, b, r), blk, 2); /* d is the first field of both block types */
-                uint8_t *c = r16_codes(t, group, b, r);
-                for (int q = 0; q < nq; q++) {
-                    uint8_t *o = c + (size_t)q * 64;
-                    memcpy(o, blk + 2 + 4 * q, 4);
-                    if (t == VKI_TYPE_Q8_0)
-                        for (int i = 0; i < 4; i++) o[i] ^= 0x80; /* s8 + 128 as u8 */
-                }
-            }
-        }
+        for (int r = 0; r < R16_ROWS && g * R16_ROWS + r < m; r++)
+            row_io(t, k, group, r, (uint8_t *)src + (size_t)(g * R16_ROWS + r) * ws, false);
     }
 }
 
 void r16_unpack_rows(vki_type t, int64_t k, const uint8_t *src, int64_t r0, int64_t n, uint8_t *dst, size_t ds)
 {
-    const int64_t nb = k / 32;
-    const size_t gb = r16_group_bytes(t, nb), bsz = t == VKI_TYPE_Q4_0 ? sizeof(block_q4_0) : sizeof(block_q8_0);
-    const int nq = t == VKI_TYPE_Q4_0 ? 4 : 8;
+    const size_t gb = r16_group_bytes(t, k);
     for (int64_t i = 0; i < n; i++) {
         int64_t row = r0 + i;
-        uint8_t *group = (uint8_t *)src + (size_t)(row / R16_ROWS) * gb;
-        int r = (int)(row % R16_ROWS);
-        uint8_t *out = dst + (size_t)i * ds;
-        for (int64_t b = 0; b < nb; b++) {
-            uint8_t *blk = out + (size_t)b * bsz;
-            memcpy(blk, r16_scale(t, group, b, r), 2);
-            const uint8_t *c = r16_codes(t, group, b, r);
-            for (int q = 0; q < nq; q++) {
-                memcpy(blk + 2 + 4 * q, c + (size_t)q * 64, 4);
-                if (t == VKI_TYPE_Q8_0)
-                    for (int j = 0; j < 4; j++) blk[2 + 4 * q + j] ^= 0x80;
-            }
-        }
+        row_io(t, k, (uint8_t *)src + (size_t)(row / R16_ROWS) * gb, (int)(row % R16_ROWS), dst + (size_t)i * ds, true);
     }
 }

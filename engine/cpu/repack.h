@@ -5,18 +5,26 @@
  * from it lives in repack.c (scalar, any ISA); the kernels that read it in
  * repack_<isa>.c. Must not: depend on an ISA (static inline helpers only).
  *
- * A matrix of m rows and k elements (nb = k / 32 blocks per row) becomes
- * ceil(m / 16) groups of 16 rows, each R16_GROUP_BYTES(t, nb) bytes, 64-byte
- * aligned. Rows past m in the last group are zero codes with scale 0 (they
- * add nothing and are never stored). A group holds ceil(nb / 2) pair units,
- * a pair unit two block columns b = 2p, 2p + 1 (an odd nb ends with a zero
- * block of scale 0):
+ * A matrix of m rows and k elements becomes ceil(m / 16) groups of 16 rows,
+ * each r16_group_bytes(t, k) bytes, 64-byte aligned. Rows past m in the
+ * last group are zero codes with scale 0 (they add nothing and are never
+ * stored). A group is a run of units, each one or two block columns.
+ *
+ * Q4_0 / Q8_0 (nb = k / 32 blocks a row): ceil(nb / 2) pair units, a pair
+ * unit two block columns b = 2p, 2p + 1 (an odd nb ends with a zero block
+ * of scale 0):
  *   codes  u8  [2][nq][16][4]  chunk q of block b, lane r = row r: bytes
  *                              4q..4q+3 of that row's block qs
  *   scales f16 [2][16]         block b's scale of each row
  * Q4_0: nq = 4, code bytes as stored (byte j: element j in the low nibble,
  *       j + 16 in the high one), 576 bytes a unit.
  * Q8_0: nq = 8, code bytes + 128 (unsigned, for vpdpbusd), 1088 bytes a unit.
+ * Q4_K (nb = k / 256 super-blocks a row): one unit per super-block, 2496
+ * bytes, the 6-bit scales and mins unpacked so no lane decodes them:
+ *   codes  u8  [32][16][4]     chunk q: bytes 4q..4q+3 of the row's qs
+ *   scales u8  [8][16]         sub-block s's scale of row r
+ *   mins   i16 [4][16][2]      sub-blocks 2t, 2t + 1's mins of row r (for vpdpwssd)
+ *   d      f16 [16], dmin f16 [16]
  * So one 64-byte load is four code bytes of each of the 16 rows, and the
  * activation's matching four bytes are one broadcast.
  */
@@ -31,21 +39,36 @@
 
 #define R16_ROWS 16
 
-/* Code bytes of one block column of a group (16 rows). */
-static inline size_t r16_block_codes(vki_type t) { return t == VKI_TYPE_Q4_0 ? 256 : 512; }
-/* Bytes of one pair unit: two blocks' codes, then two blocks' 16 f16 scales. */
-static inline size_t r16_unit_bytes(vki_type t) { return 2 * r16_block_codes(t) + 64; }
-/* Bytes of one 16-row group of nb blocks per row. */
-static inline size_t r16_group_bytes(vki_type t, int64_t nb) { return (size_t)((nb + 1) / 2) * r16_unit_bytes(t); }
+#define R16_Q4K_SCALES 2048 /* offsets inside a Q4_K unit */
+#define R16_Q4K_MINS   2176
+#define R16_Q4K_D      2432
+#define R16_Q4K_DMIN   2464
+#define R16_Q4K_UNIT   2496
 
 /* Whether the layout exists for type t (the kernels are per ISA: see
  * cpu_kernels.gemv_r16). */
-static inline bool r16_type_ok(vki_type t) { return t == VKI_TYPE_Q4_0 || t == VKI_TYPE_Q8_0; }
+static inline bool r16_type_ok(vki_type t) { return t == VKI_TYPE_Q4_0 || t == VKI_TYPE_Q8_0 || t == VKI_TYPE_Q4_K; }
+/* Elements per block column. */
+static inline int64_t r16_block_size(vki_type t) { return t == VKI_TYPE_Q4_K ? 256 : 32; }
+/* Code bytes of one block column of a group (Q4_0 / Q8_0). */
+static inline size_t r16_block_codes(vki_type t) { return t == VKI_TYPE_Q4_0 ? 256 : 512; }
+/* Block columns per unit, and a unit's bytes. */
+static inline int64_t r16_unit_blocks(vki_type t) { return t == VKI_TYPE_Q4_K ? 1 : 2; }
+static inline size_t r16_unit_bytes(vki_type t)
+{
+    return t == VKI_TYPE_Q4_K ? R16_Q4K_UNIT : 2 * r16_block_codes(t) + 64;
+}
+/* Bytes of one 16-row group of k elements a row. */
+static inline size_t r16_group_bytes(vki_type t, int64_t k)
+{
+    int64_t nb = k / r16_block_size(t), ub = r16_unit_blocks(t);
+    return (size_t)((nb + ub - 1) / ub) * r16_unit_bytes(t);
+}
 
 /* Bytes the repacked copy of an m x k matrix takes. */
 static inline uint64_t r16_bytes(vki_type t, int64_t k, int64_t m)
 {
-    return (uint64_t)((m + R16_ROWS - 1) / R16_ROWS) * r16_group_bytes(t, k / 32);
+    return (uint64_t)((m + R16_ROWS - 1) / R16_ROWS) * r16_group_bytes(t, k);
 }
 
 /* Repacks rows [0, m) of the plain matrix src (row stride ws) into dst

@@ -1,6 +1,6 @@
 /*
  * repack_avx512.c: AVX-512 VNNI mat-vecs over the R16 layout (repack.h),
- * the decode path of repacked Q4_0 / Q8_0 weights. Lane r of every vector is
+ * the decode path of repacked Q4_0 / Q8_0 / Q4_K weights. Lane r of every vector is
  * row r of a 16-row group, so a block's eight vpdpbusd land in one int32
  * vector whose lanes share the block's per-row scale: per block and 16 rows
  * one offset correction, one convert and one fma, no horizontal sums, no
@@ -140,13 +140,96 @@ INLINE void r16_q8_0_group(const int C, int64_t nb, const uint8_t *w, const r16_
     for (int c = 0; c < C; c++) _mm512_mask_storeu_ps(d + (size_t)c * ds, m, acc[c]);
 }
 
+/* Q4_K against Q8_K activations: per sub-block the low or high nibbles
+ * dot (four chains over the eight chunks of a 32-byte run) times the row's
+ * unpacked scale (vpmulld), summed as integers over the super-block; the
+ * mins against the activation's sub-block sums in four vpdpwssd. Then one
+ * fma each for d and dmin per super-block and 16 rows. */
+typedef struct r16_xk {
+    const block_q8_K *b;
+    const int32_t    *pb; /* [nb][4]: int16 pairs (sum of sub-block 2t, of 2t + 1) */
+} r16_xk;
+
+static r16_xk r16_layout_xk(const block_q8_K *x, int64_t nb, void *scratch)
+{
+    int32_t *pb = scratch;
+    for (int64_t b = 0; b < nb; b++)
+        for (int t = 0; t < 4; t++) {
+            const int16_t *s = x[b].bsums + 4 * t; /* 16-element sums: two per sub-block */
+            uint16_t lo = (uint16_t)(s[0] + s[1]), hi = (uint16_t)(s[2] + s[3]);
+            pb[4 * b + t] = (int32_t)((uint32_t)lo | ((uint32_t)hi << 16));
+        }
+    return (r16_xk){x, pb};
+}
+
+INLINE void r16_q4_K_group(const int C, int64_t nb, const uint8_t *w, const r16_xk *x, float *d, size_t ds, int nr)
+{
+    const __m512i m_lo = _mm512_set1_epi8(0x0F), m_hi = _mm512_set1_epi8((char)0xF0);
+    __m512 acc[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < C; c++) acc[c] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *u = w + (size_t)b * R16_Q4K_UNIT;
+        for (int o = 0; o < R16_Q4K_UNIT; o += 64) _mm_prefetch((const char *)u + R16_PF_BYTES + o, _MM_HINT_T0);
+        __m512i isum[4], summ[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) isum[c] = summ[c] = _mm512_setzero_si512();
+        for (int j = 0; j < 4; j++) {
+            __m512i l0[4], l1[4], h0[4], h1[4];
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++) l0[c] = l1[c] = h0[c] = h1[c] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int qq = 0; qq < 8; qq += 2) {
+                __m512i v0 = _mm512_load_si512((const __m512i *)(u + (8 * j + qq) * 64));
+                __m512i v1 = _mm512_load_si512((const __m512i *)(u + (8 * j + qq + 1) * 64));
+                __m512i vl0 = _mm512_and_si512(v0, m_lo), vh0 = _mm512_and_si512(v0, m_hi);
+                __m512i vl1 = _mm512_and_si512(v1, m_lo), vh1 = _mm512_and_si512(v1, m_hi);
+#pragma GCC unroll 4
+                for (int c = 0; c < C; c++) {
+                    const int8_t *xq = x[c].b[b].qs + 64 * j + 4 * qq;
+                    l0[c] = _mm512_dpbusd_epi32(l0[c], vl0, bcast4(xq));
+                    l1[c] = _mm512_dpbusd_epi32(l1[c], vl1, bcast4(xq + 4));
+                    h0[c] = _mm512_dpbusd_epi32(h0[c], vh0, bcast4(xq + 32)); /* 16 x the high nibbles' dot */
+                    h1[c] = _mm512_dpbusd_epi32(h1[c], vh1, bcast4(xq + 36));
+                }
+            }
+            const __m512i sc_lo = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(u + R16_Q4K_SCALES + 32 * j)));
+            const __m512i sc_hi = _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(u + R16_Q4K_SCALES + 32 * j + 16)));
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++) {
+                __m512i lo = _mm512_add_epi32(l0[c], l1[c]);
+                __m512i hi = _mm512_srai_epi32(_mm512_add_epi32(h0[c], h1[c]), 4);
+                isum[c] = _mm512_add_epi32(isum[c], _mm512_add_epi32(_mm512_mullo_epi32(lo, sc_lo),
+                                                                     _mm512_mullo_epi32(hi, sc_hi)));
+            }
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) {
+            const __m512i mn = _mm512_load_si512((const __m512i *)(u + R16_Q4K_MINS + 64 * t));
+#pragma GCC unroll 4
+            for (int c = 0; c < C; c++) summ[c] = _mm512_dpwssd_epi32(summ[c], mn, _mm512_set1_epi32(x[c].pb[4 * b + t]));
+        }
+        const __m512 dw = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(u + R16_Q4K_D)));
+        const __m512 dm = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(u + R16_Q4K_DMIN)));
+#pragma GCC unroll 4
+        for (int c = 0; c < C; c++) {
+            __m512 dx = _mm512_set1_ps(x[c].b[b].d);
+            acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[c]), _mm512_mul_ps(dw, dx), acc[c]);
+            acc[c] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ[c]), _mm512_mul_ps(dm, dx), acc[c]);
+        }
+    }
+    __mmask16 m = (__mmask16)(nr >= 16 ? 0xFFFF : (1u << nr) - 1);
+#pragma GCC unroll 4
+    for (int c = 0; c < C; c++) _mm512_mask_storeu_ps(d + (size_t)c * ds, m, acc[c]);
+}
+
 /* Every group of rows against ncols activation rows, in column groups of
  * up to four (the accumulators and the activation pointers stay in
  * registers); a 16-row group is small enough to stay in L1/L2 between
  * column groups, so memory sees each weight once. */
-#define R16_ENTRIES(WT, OFF)                                                                                \
-    static void r16_rows_##WT(int64_t nb, const uint8_t *w, size_t ws, int64_t nrows, const r16_x *x,      \
-                              int ncols, float *d, size_t ds)                                              \
+#define R16_ENTRIES(WT, XT, BS, LAYOUT)                                                                     \
+    static void r16_rows_##WT(int64_t nb, const uint8_t *w, size_t ws, int64_t nrows, const XT *x, int ncols, \
+                              float *d, size_t ds)                                                         \
     {                                                                                                      \
         for (int64_t r = 0; r < nrows; r += R16_ROWS) {                                                    \
             const uint8_t *g = w + (size_t)(r / R16_ROWS) * ws;                                            \
@@ -162,24 +245,28 @@ INLINE void r16_q8_0_group(const int C, int64_t nb, const uint8_t *w, const r16_
             }                                                                                              \
         }                                                                                                  \
     }                                                                                                      \
-    static void gemv_r16_##WT(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, float *d, \
+    static void gemv_r16_##WT(int64_t k, const void *w, size_t ws, int64_t nrows, const void *xv, float *d, \
                               void *scratch)                                                               \
     {                                                                                                      \
-        r16_x xl = r16_layout_x(x, k / 32, OFF, scratch);                                                  \
-        r16_rows_##WT(k / 32, w, ws, nrows, &xl, 1, d, 0);                                                 \
+        const void *x = xv;                                                                                \
+        XT xl = LAYOUT;                                                                                    \
+        r16_rows_##WT(k / BS, w, ws, nrows, &xl, 1, d, 0);                                                 \
     }                                                                                                      \
-    static void gemvn_r16_##WT(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, size_t xs, \
-                               int ncols, float *d, size_t ds, void *scratch)                              \
+    static void gemvn_r16_##WT(int64_t k, const void *w, size_t ws, int64_t nrows, const void *xv, size_t xs, \
+                               int ncols, float *d, size_t ds, void *scratch0)                             \
     {                                                                                                      \
-        r16_x xl[CPU_GEMVN_MAX];                                                                           \
-        for (int c = 0; c < ncols; c++)                                                                    \
-            xl[c] = r16_layout_x((const block_q8_0 *)((const uint8_t *)x + (size_t)c * xs), k / 32, OFF,   \
-                                 (uint8_t *)scratch + (size_t)c * CPU_GEMV_SCRATCH(k));                    \
-        r16_rows_##WT(k / 32, w, ws, nrows, xl, ncols, d, ds);                                             \
+        XT xl[CPU_GEMVN_MAX];                                                                              \
+        for (int c = 0; c < ncols; c++) {                                                                  \
+            const void *x = (const uint8_t *)xv + (size_t)c * xs;                                          \
+            void *scratch = (uint8_t *)scratch0 + (size_t)c * CPU_GEMV_SCRATCH(k);                         \
+            xl[c] = LAYOUT;                                                                                \
+        }                                                                                                  \
+        r16_rows_##WT(k / BS, w, ws, nrows, xl, ncols, d, ds);                                             \
     }
 
-R16_ENTRIES(q4_0, 8)
-R16_ENTRIES(q8_0, 128)
+R16_ENTRIES(q4_0, r16_x, 32, r16_layout_x(x, k / 32, 8, scratch))
+R16_ENTRIES(q8_0, r16_x, 32, r16_layout_x(x, k / 32, 128, scratch))
+R16_ENTRIES(q4_K, r16_xk, 256, r16_layout_xk(x, k / 256, scratch))
 
 void cpu_kernels_init_repack_avx512(cpu_kernels *k)
 {
@@ -188,4 +275,6 @@ void cpu_kernels_init_repack_avx512(cpu_kernels *k)
     k->gemvn_r16[VKI_TYPE_Q4_0] = gemvn_r16_q4_0;
     k->gemv_r16[VKI_TYPE_Q8_0] = gemv_r16_q8_0;
     k->gemvn_r16[VKI_TYPE_Q8_0] = gemvn_r16_q8_0;
+    k->gemv_r16[VKI_TYPE_Q4_K] = gemv_r16_q4_K;
+    k->gemvn_r16[VKI_TYPE_Q4_K] = gemvn_r16_q4_K;
 }

@@ -1,6 +1,6 @@
 /*
  * weights.c: the CPU backend's weight layouts. weight_prepare repacks a
- * Q4_0/Q8_0 mat-mul weight into the R16 layout (repack.h) when the ISA has
+ * Q4_0/Q8_0/Q4_K mat-mul weight into the R16 layout (repack.h) when the ISA has
  * R16 mat-vec kernels for it (AVX-512 VNNI today), on the thread pool; the
  * buffer then owns the repacked copy and records its layout, and the
  * consumers that want plain rows (the prompt mat-mul's packers, GET_ROWS,
@@ -42,7 +42,7 @@ vki_status cpu_weight_prepare(cpu_ctx *c, const bk_tensor *t, unsigned uses, boo
     if (!r16_type_ok(t->type) || !c->kern->gemv_r16[t->type] || !c->kern->gemvn_r16[t->type]) return VKI_OK;
     /* The whole buffer must be this one contiguous matrix of whole blocks. */
     if (b->layout != CPU_LAYOUT_PLAIN || t->offs != 0 || !bk_is_contiguous(t) || bk_nbytes(t) != b->size ||
-        t->ne[0] % 32 != 0)
+        t->ne[0] % r16_block_size(t->type) != 0)
         return VKI_OK;
     const int64_t m = cpu_n_rows(t);
     const uint64_t bytes = r16_bytes(t->type, t->ne[0], m);

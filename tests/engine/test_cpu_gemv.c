@@ -116,7 +116,7 @@ static void check_r16(const cpu_kernels *ref, const cpu_kernels *fast, vki_type 
         for (int64_t r = 0; r < rows; r++)
             ref->gemm[t](k, in.w + r * in.ws, in.ws, 1, in.x + c * in.xs, in.xs, 1, want + c * ds + r, 1);
     for (size_t i = 0; i < (size_t)ncols * ds; i++) got[i] = NAN;
-    size_t gs = r16_group_bytes(t, k / 32);
+    size_t gs = r16_group_bytes(t, k);
     if (ncols == 1) fast->gemv_r16[t](k, packed, gs, rows, in.x, got, scratch);
     else fast->gemvn_r16[t](k, packed, gs, rows, in.x, in.xs, ncols, got, ds, scratch);
     for (int c = 0; c < ncols; c++) {
@@ -411,13 +411,14 @@ int main(void)
         for (size_t ti = 0; ti < VKI_COUNT(types); ti++) {
             vki_type t = types[ti];
             if (!fast->gemv_r16[t]) continue;
-            /* one block, a pair, an odd count, 17 and 129 blocks; rows
-             * around the 16-row group */
-            int64_t ks[] = {32, 64, 96, 544, 4096 + 32};
+            /* one block, a pair, an odd count, 17 blocks, past 4096;
+             * rows around the 16-row group */
+            int64_t bs = vki_type_get(t)->block_size;
+            int64_t ks[] = {bs, 2 * bs, 3 * bs, 17 * bs, 4096 + bs};
             int64_t rows[] = {1, 15, 16, 17, 33, 48};
             for (size_t i = 0; i < VKI_COUNT(ks); i++)
                 for (size_t j = 0; j < VKI_COUNT(rows); j++)
-                    for (int nc = 1; nc <= CPU_GEMVN_MAX; nc += (ks[i] > 1000 ? 7 : 1))
+                    for (int nc = 1; nc <= CPU_GEMVN_MAX; nc += (ks[i] > 4096 ? 7 : 1))
                         check_r16(ref, fast, t, ks[i], rows[j], nc, &seed);
             n_r16++;
         }
