@@ -29,16 +29,25 @@ static void q_row(vki_type t, int64_t nb, uint8_t *group, int r, uint8_t *row, b
 {
     const size_t bsz = t == VKI_TYPE_Q4_0 ? sizeof(block_q4_0) : sizeof(block_q8_0);
     const int nq = t == VKI_TYPE_Q4_0 ? 4 : 8;
-    const uint8_t flip = t == VKI_TYPE_Q8_0 ? 0x80 : 0; /* Q8_0: s8 + 128 as u8 */
+    const uint32_t flip = t == VKI_TYPE_Q8_0 ? 0x80808080u : 0; /* Q8_0: s8 + 128 as u8 */
     for (int64_t b = 0; b < nb; b++) {
         uint8_t *blk = row + (size_t)b * bsz, *c = r16_codes(t, group, b, r);
-        if (to_plain) memcpy(blk, r16_scale(t, group, b, r), 2); /* d is the first field of both types */
-        else memcpy(r16_scale(t, group, b, r), blk, 2);
-        for (int q = 0; q < nq; q++)
-            for (int i = 0; i < 4; i++) {
-                if (to_plain) blk[2 + 4 * q + i] = c[(size_t)q * 64 + (size_t)i] ^ flip;
-                else c[(size_t)q * 64 + (size_t)i] = blk[2 + 4 * q + i] ^ flip;
+        uint32_t v;
+        if (to_plain) {
+            memcpy(blk, r16_scale(t, group, b, r), 2); /* d is the first field of both types */
+            for (int q = 0; q < nq; q++) {
+                memcpy(&v, c + (size_t)q * 64, 4);
+                v ^= flip;
+                memcpy(blk + 2 + 4 * q, &v, 4);
             }
+        } else {
+            memcpy(r16_scale(t, group, b, r), blk, 2);
+            for (int q = 0; q < nq; q++) {
+                memcpy(&v, blk + 2 + 4 * q, 4);
+                v ^= flip;
+                memcpy(c + (size_t)q * 64, &v, 4);
+            }
+        }
     }
 }
 

@@ -10,6 +10,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "cpu.h"
 #include "error.h"
@@ -46,10 +47,17 @@ vki_status cpu_weight_prepare(cpu_ctx *c, const bk_tensor *t, unsigned uses, boo
         return VKI_OK;
     const int64_t m = cpu_n_rows(t);
     const uint64_t bytes = r16_bytes(t->type, t->ne[0], m);
+    /* Large copies in transparent huge pages where the OS allows it: faulting
+     * in 4 KiB pages dominated the load (a 1.1B Q4_0 model: 3.4 s against
+     * 0.7 s unpacked, most of it in the kernel's page faults). */
     void *p = NULL;
-    if (posix_memalign(&p, 64, (size_t)bytes) != 0)
+    const size_t align = bytes >= (4u << 20) ? (2u << 20) : 64;
+    if (posix_memalign(&p, align, (size_t)bytes) != 0)
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "cpu: no memory to repack weight '%s' (%llu bytes)",
                         t->name ? t->name : "", (unsigned long long)bytes);
+#ifdef MADV_HUGEPAGE
+    if (align > 64) madvise(p, (size_t)vki_align_up(bytes, align), MADV_HUGEPAGE); /* advice only: failure is harmless */
+#endif
     pack_task pt = {.type = t->type, .k = t->ne[0], .m = m, .src = b->data, .ws = t->nb[1], .dst = p};
     int64_t groups = (m + R16_ROWS - 1) / R16_ROWS;
     bool alone = c->n_threads == 1 || bytes < (1u << 20);
