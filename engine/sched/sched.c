@@ -233,6 +233,11 @@ static void unload(sched_model *m)
 {
     pthread_mutex_lock(&m->mu);
     const bool yielded = m->yield, evicted = m->evict && !yielded, broken = m->brk_unload;
+    if (yielded) {
+        /* How long its turns' ends take to drain: the ETA of the next turns. */
+        const double d = vki_time_ms() - m->t_yield;
+        m->drain_ema_ms = m->drain_ema_ms > 0 ? 0.8 * m->drain_ema_ms + 0.2 * d : d;
+    }
     vki_model *md = m->md;
     m->md = NULL;
     m->evict = m->yield = m->brk_unload = false;
@@ -259,6 +264,8 @@ static void install(sched_model *m, vki_model *md, bool on_gpu, double load_ms)
     m->md = md;
     m->n_slots = m->kind == SCHED_KIND_EMBEDDING ? 1 : mdl_n_seq_max(api_model_mdl(md));
     m->load_ms = load_ms;
+    /* One slow load on a busy box would set the next turns' length alone. */
+    m->load_ema_ms = m->load_ema_ms > 0 ? 0.7 * m->load_ema_ms + 0.3 * load_ms : load_ms;
     m->t_used = m->t_resident = vki_time_ms();
     m->evict = m->yield = false;
     /* The device's arbiter: the CPU backend and the Vulkan device are separate. */
@@ -310,12 +317,12 @@ static void model_run(sched_model *m)
             if (load_now) continue;
         } else {
             set_state(m, SCHED_LOADING, NULL);
-            double t0 = vki_time_ms();
+            /* load_ms is the load alone: the wait for another model's turn
+             * before it is no cost of evicting this one, nor of a swap. */
             if (sched_breaker_test_fail(m, true))
                 st = vki_fail(VKI_ERR_DEVICE_LOST, "injected load failure (test_fail.loads, for tests)");
             else
-                st = sched_resid_load(m, !at_start, &md, &on_gpu);
-            load_ms = vki_time_ms() - t0;
+                st = sched_resid_load(m, !at_start, &md, &on_gpu, &load_ms);
             snprintf(msg, sizeof msg, "%s", st == VKI_OK ? "" : vki_last_error());
             const bool was_start = at_start;
             at_start = load_now = false;

@@ -28,6 +28,6 @@ double sched_eta_ms(scheduler *s, int32_t i)
     /* Waiting for another model's turn on the device (sched_turn.c): that
      * wait, its own load included, instead of the load alone. */
     bool for_turn;
-    const double device_ms = sched_turn_eta_ms(m, &for_turn);
+    const double device_ms = sched_turn_eta_ms(m, (rounds - 1) * svc, &for_turn);
     return rounds * svc + (for_turn ? device_ms : resident ? 0 : load_ms);
 }

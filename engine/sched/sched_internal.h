@@ -200,7 +200,8 @@ struct sched_model {
     sched_state       told_state;
     const char       *told_path;
     char              told_error[1024];
-    double            load_ms;
+    double            load_ms;  /* the last load (mu)                       */
+    double            load_ema_ms; /* loads, moving average: turns and ETAs (mu) */
     vki_model        *md;       /* resident: owned                          */
     bool              evict;    /* another model asked for the room (mu)    */
     bool              preload;  /* warm-up asks for a load ahead of use (mu) */
@@ -209,6 +210,7 @@ struct sched_model {
     double            t_resident; /* when it was installed (mu)             */
     sched_prio        run_prio; /* the most urgent class running now (mu)  */
     double            step_ema_ms; /* a step (decode or batch), moving average (mu) */
+    double            drain_ema_ms; /* a yield to the worker's end, moving average (mu) */
     double            want_since; /* waiting for device room since; 0 = not (res_mu) */
     uint64_t          want_bytes; /* and for how many bytes (res_mu)        */
     struct sched_arb *arb;      /* the arbiter of the device it runs on (set at install) */
@@ -362,8 +364,9 @@ void       sched_resid_init(scheduler *s);
  * idle unpinned models are asked to unload, lowest score first; when it
  * still does not fit, a model with fallback_cpu loads on the CPU. Without
  * may_evict a load that does not fit returns VKI_ERR_OUT_OF_DEVICE_MEMORY
- * at once. On success *on_gpu says where it went. */
-vki_status sched_resid_load(sched_model *m, bool may_evict, vki_model **out, bool *on_gpu);
+ * at once. On success *on_gpu says where it went. *load_ms: the time the
+ * load itself took (the file to the device), without the wait for room. */
+vki_status sched_resid_load(sched_model *m, bool may_evict, vki_model **out, bool *on_gpu, double *load_ms);
 /* Device bytes held or reserved by every model, swaps included (res_mu held). */
 uint64_t   sched_resid_used(const scheduler *s);
 /* Gives back *slot's device bytes (a model of m's was destroyed). */
@@ -412,11 +415,13 @@ bool       sched_turn_defer(const sched_model *m, uint64_t used);
  * (o's mu held): it has been idle a moment (not between two requests of
  * steady traffic), or its turn is over. */
 bool       sched_turn_idle(const sched_model *o, double now);
-/* The expected wait (ms) before m can serve a request queued now: 0 when it
- * is resident and keeps its turn, else its load plus the turn of the models
- * it waits for (*for_turn true then: a wait that cannot be shortened). No
- * lock held. */
-double     sched_turn_eta_ms(sched_model *m, bool *for_turn);
+/* The expected wait (ms) before m can serve a request queued now that
+ * would start start_ms after m serves (the queue ahead of it): 0 when m is
+ * resident and the request starts within m's turn; else what is left of
+ * m's drain, the turns of the models m waits for (holders, then waiters
+ * ahead of it), and m's load (*for_turn true when any turn is in it: a
+ * wait that cannot be shortened). No lock held. */
+double     sched_turn_eta_ms(sched_model *m, double start_ms, bool *for_turn);
 
 /* ----- sched_breaker.c, the model's side (no lock held unless said) ----- */
 

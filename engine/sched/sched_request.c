@@ -117,11 +117,36 @@ static vki_status usable_model(scheduler *s, int32_t i, sched_kind kind, sched_m
  * r's own ETA: the wait for the device (sched_turn_eta_ms), then the
  * requests ahead of it (its class and more urgent ones) and those running,
  * n_slots at a time, each taking the measured service time. */
+static double service_ms(sched_model *m)
+{
+    pthread_mutex_lock(&m->st_mu);
+    const double svc = m->st.service_ema_ms > 0 ? m->st.service_ema_ms : SCHED_DEFAULT_SERVICE_MS;
+    pthread_mutex_unlock(&m->st_mu);
+    return svc;
+}
+
+/* The queue's part of r's wait once its model serves (mu held): free slots
+ * take it at the next step of a running worker; else it waits for rounds of
+ * ends. Sets r->queue_pos. */
+static double queue_wait_ms(sched_model *m, sched_request *r)
+{
+    r->queue_pos = 0;
+    for (int p = 0; p <= (int)r->prio; p++) r->queue_pos += m->n_queued[p];
+    const int32_t slots = VKI_MAX(m->n_slots, 1), before = r->queue_pos + m->n_active - slots + 1;
+    return (before > 0 ? ceil((double)before / slots) * service_ms(m) : 0) + (m->n_active > 0 ? m->step_ema_ms : 0);
+}
+
 static vki_status enqueue(sched_model *m, sched_request *r, sched_request **out, double *eta_s)
 {
     const scheduler *s = m->s;
+    /* The device's part needs res_mu, which comes before mu: the queue's
+     * part first (it says whether r would start before its model's turn
+     * ends), then the device's, then the queue's again as r joins it. */
+    pthread_mutex_lock(&m->mu);
+    const double start_ms = queue_wait_ms(m, r);
+    pthread_mutex_unlock(&m->mu);
     bool for_turn;
-    const double device_ms = sched_turn_eta_ms(m, &for_turn);
+    const double device_ms = sched_turn_eta_ms(m, start_ms, &for_turn);
     pthread_mutex_lock(&m->mu);
     int32_t queued = 0;
     for (int p = 0; p < SCHED_N_PRIO; p++) queued += m->n_queued[p];
@@ -152,16 +177,7 @@ static vki_status enqueue(sched_model *m, sched_request *r, sched_request **out,
         st = vki_fail(VKI_ERR_QUEUE_FULL, "the queue of model '%s' is full (%d requests); retry in about %.1f s",
                       m->id, queued, eta);
     } else {
-        pthread_mutex_lock(&m->st_mu);
-        const double svc = m->st.service_ema_ms > 0 ? m->st.service_ema_ms : SCHED_DEFAULT_SERVICE_MS;
-        pthread_mutex_unlock(&m->st_mu);
-        r->queue_pos = 0;
-        for (int p = 0; p <= (int)r->prio; p++) r->queue_pos += m->n_queued[p];
-        /* Free slots take it at the next step; else it waits for rounds of ends. */
-        const int32_t slots = VKI_MAX(m->n_slots, 1), before = r->queue_pos + m->n_active - slots + 1;
-        /* A running worker takes new requests at its next step. */
-        r->eta_ms = device_ms + (before > 0 ? ceil((double)before / slots) * svc : 0) +
-                    (m->n_active > 0 ? m->step_ema_ms : 0);
+        r->eta_ms = device_ms + queue_wait_ms(m, r);
         if (eta_s) *eta_s = r->eta_ms / 1e3;
         r->next = NULL;
         if (m->tail[r->prio]) m->tail[r->prio]->next = r;

@@ -302,19 +302,32 @@ static void count(sched_model *m, uint64_t *field)
     pthread_mutex_unlock(&m->st_mu);
 }
 
-vki_status sched_resid_load(sched_model *m, bool may_evict, vki_model **out, bool *on_gpu)
+/* Loads on kind and adds the time it took to *load_ms: the load alone, not
+ * the wait for room before it, which is another model's turn (that figure
+ * sizes the quantum, the ETA and the eviction score). */
+static vki_status timed_load_on(sched_model *m, vki_backend_kind kind, vki_model **out, double *load_ms)
+{
+    const double t0 = vki_time_ms();
+    const vki_status st = load_on(m, kind, out);
+    *load_ms += vki_time_ms() - t0;
+    return st;
+}
+
+vki_status sched_resid_load(sched_model *m, bool may_evict, vki_model **out, bool *on_gpu, double *load_ms)
 {
     scheduler *s = m->s;
     *out = NULL;
     *on_gpu = false;
+    *load_ms = 0;
     if (!sched_resid_on_gpu(m)) {
-        vki_status st = load_on(m, m->mp.backend == VKI_BACKEND_VULKAN ? VKI_BACKEND_VULKAN : VKI_BACKEND_CPU, out);
+        vki_status st = timed_load_on(m, m->mp.backend == VKI_BACKEND_VULKAN ? VKI_BACKEND_VULKAN : VKI_BACKEND_CPU, out,
+                                      load_ms);
         if (st == VKI_OK) count(m, &m->st.loads);
         return st;
     }
     vki_status st = sched_resid_reserve(m, m->shape.est_bytes, &m->gpu_bytes, may_evict);
     if (st == VKI_OK) {
-        st = load_on(m, VKI_BACKEND_VULKAN, out);
+        st = timed_load_on(m, VKI_BACKEND_VULKAN, out, load_ms);
         if (st == VKI_OK) {
             pthread_mutex_lock(&s->res_mu);
             m->gpu_bytes = sched_resid_gpu_bytes(*out);
@@ -341,7 +354,7 @@ vki_status sched_resid_load(sched_model *m, bool may_evict, vki_model **out, boo
             return vki_fail(st, "%s, and it has no CPU fallback (fallback: [cpu])", why);
         }
     }
-    st = load_on(m, VKI_BACKEND_CPU, out);
+    st = timed_load_on(m, VKI_BACKEND_CPU, out, load_ms);
     if (st == VKI_OK) {
         count(m, &m->st.loads);
         if (!no_vulkan) count(m, &m->st.fallbacks);

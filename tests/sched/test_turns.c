@@ -26,9 +26,14 @@
  * every figure. */
 #define ETA_FACTOR 1.5
 #define ETA_SLACK_MS 500.0
-/* A wait for a turn (its model loaded before it started) must have been announced
- * by its ETA: at least a quarter of the wait (loads on a loaded 2-core box
- * vary 3x from one to the next). */
+/* At most one request in ten past that: a turn lasts a few load and service
+ * times, and on a loaded 2-core box one of those can take 5x the last ones
+ * (a 1.2 s load after 20 ms ones) after the ETA was given. */
+#define LATE_MAX_SHARE 0.1
+/* A wait for a turn (its model loaded before it started) must have been
+ * announced by its ETA: at least half of the wait, for all but one in ten. */
+#define TURN_ETA_SHARE 0.5
+#define MAX_RATIOS 4096
 
 /* Set once both models have loaded once: before that their ETAs can only
  * guess the load time (1 s), and the test judges the forecast, not the guess. */
@@ -43,6 +48,8 @@ typedef struct client {
     int        turn_waits, turn_warned; /* waits for a turn, and those whose ETA said so */
     double     worst_over_ms; /* the largest wait - ETA */
     double     sum_wait_ms, sum_eta_ms;
+    double     ratio[MAX_RATIOS]; /* wait / ETA of the waits for a turn */
+    int        n_ratio;
     char       first_error[256];
 } client;
 
@@ -85,7 +92,8 @@ static void *client_main(void *arg)
              * (not a request paused mid-run, whose wait was short). */
             if (after.loads > before.loads && res.queue_ms >= mi.load_ms / 2) {
                 c->turn_waits++;
-                if (eta_s * 1e3 >= res.queue_ms / 4) c->turn_warned++;
+                if (eta_s * 1e3 >= res.queue_ms * TURN_ETA_SHARE) c->turn_warned++;
+                if (c->n_ratio < MAX_RATIOS) c->ratio[c->n_ratio++] = res.queue_ms / VKI_MAX(eta_s * 1e3, 1.0);
             }
             if (getenv("VKI_TURNS_VERBOSE"))
                 printf("    model %d: eta %.0f ms, waited %.0f ms\n", c->model, eta_s * 1e3, res.queue_ms);
@@ -96,6 +104,12 @@ static void *client_main(void *arg)
         sched_request_release(r);
     }
     return NULL;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    const double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
 }
 
 /* The whole text of r (which must end OK). */
@@ -205,7 +219,7 @@ int main(int argc, char **argv)
            "per model for %.0f s\n",
            (double)sp.engine.vram_budget / MIB, (double)est / MIB, (double)held / MIB, CLIENTS_PER_MODEL, seconds);
 
-    client cl[N_MODELS * CLIENTS_PER_MODEL];
+    static client cl[N_MODELS * CLIENTS_PER_MODEL]; /* (large: the ratios) */
     pthread_t th[N_MODELS * CLIENTS_PER_MODEL];
     const double until = vki_time_ms() + seconds * 1e3;
     for (int k = 0; k < N_MODELS * CLIENTS_PER_MODEL; k++) {
@@ -253,13 +267,20 @@ int main(int argc, char **argv)
     }
     const int served = ok[0] + ok[1];
     const int judged = within + late;
+    /* wait / ETA of the waits for a turn: how well the forecast holds */
+    static double ratio[N_MODELS * CLIENTS_PER_MODEL * MAX_RATIOS];
+    int n_ratio = 0;
+    for (int k = 0; k < N_MODELS * CLIENTS_PER_MODEL; k++)
+        for (int j = 0; j < cl[k].n_ratio; j++) ratio[n_ratio++] = cl[k].ratio[j];
+    qsort(ratio, (size_t)n_ratio, sizeof *ratio, cmp_double);
     printf("served %d (%d + %d; %d before both had loaded once, not judged), failed %d; judged waits: mean %.0f ms "
            "against a mean ETA of %.0f ms; %d of %d within max(%.1fx ETA, ETA + %.0f ms) (worst %.0f ms past); %d "
-           "waits for a turn (a load), %d of them with an ETA of at least a quarter of the wait; %llu loads, "
-           "%llu turns\n",
+           "waits for a turn (a load), %d of them with an ETA of at least %.0f%% of the wait (wait / ETA: median "
+           "%.2f, p90 %.2f, max %.2f); %llu loads, %llu turns (%.1f a minute)\n",
            served, ok[0], ok[1], warmup, failed, judged ? wait / judged : 0, judged ? eta / judged : 0, within, judged,
-           ETA_FACTOR, ETA_SLACK_MS, worst, turn_waits, turn_warned, (unsigned long long)loads,
-           (unsigned long long)yields);
+           ETA_FACTOR, ETA_SLACK_MS, worst, turn_waits, turn_warned, TURN_ETA_SHARE * 100,
+           n_ratio ? ratio[n_ratio / 2] : 0, n_ratio ? ratio[n_ratio * 9 / 10] : 0, n_ratio ? ratio[n_ratio - 1] : 0,
+           (unsigned long long)loads, (unsigned long long)yields, (double)yields * 60 / seconds);
     CHECKF(failed == 0, "%d requests failed", failed);
     CHECKF(ok[0] > 0 && ok[1] > 0, "served %d and %d", ok[0], ok[1]);
     /* Both served means the device changed hands (one fits at a time): by a
@@ -267,15 +288,16 @@ int main(int argc, char **argv)
     CHECKF(yields + evictions >= 1, "%llu turns and %llu evictions in %.0f s", (unsigned long long)yields,
            (unsigned long long)evictions, seconds);
     if (seconds >= 30) CHECKF(yields >= 1, "no turn in %.0f s of steady traffic", seconds);
-    /* The ETA is a forecast from moving averages of load, step and service
-     * times; on this 2-core box under other work those vary 3x from one to
-     * the next (the figures above say by how much it missed). What must
-     * hold: most waits within ETA + slack, and a wait for a turn announced
-     * as one (a request that lands just as a turn ends may miss it: one in
-     * four, or one). */
-    CHECKF(late * 2 <= judged, "%d of %d requests waited past their ETA", late, judged);
-    CHECKF(turn_waits - turn_warned <= VKI_MAX(1, turn_waits / 4),
-           "%d of %d waits for a turn had an ETA below a quarter of the wait", turn_waits - turn_warned, turn_waits);
+    /* The ETA is a forecast from moving averages of load, drain, step and
+     * service times; on this 2-core box under other work one of those can
+     * take 5x the last ones after the ETA was given (the figures above say
+     * by how much it missed). What must hold: the waits within ETA + slack
+     * but one in ten (or one), and a wait for a turn announced as one. */
+    CHECKF(late <= VKI_MAX(1, (int)(judged * LATE_MAX_SHARE)), "%d of %d requests waited past their ETA", late,
+           judged);
+    CHECKF(turn_waits - turn_warned <= VKI_MAX(1, (int)(turn_waits * LATE_MAX_SHARE)),
+           "%d of %d waits for a turn had an ETA below %.0f%% of the wait", turn_waits - turn_warned, turn_waits,
+           TURN_ETA_SHARE * 100);
     sched_destroy(s);
     return test_finish("test_turns");
 }
