@@ -150,8 +150,9 @@ typedef struct sched_params {
     double           fb_min_score; /* automatic candidates below this are not tried; 0 = 0.5 */
     /* Turns (sched_turn.c): when GPU models that cannot fit together all have
      * work, the resident one gives the device up after a turn of at least
-     * quantum_ms and quantum_loads x the larger measured load time (a swap
-     * costs a load), weighed by class and queue age. 0 = 2000 ms and 4. */
+     * quantum_ms and quantum_loads x the larger load time (a moving average
+     * of the loads alone; a swap costs a load), weighed by class and queue
+     * age but never below quantum_loads loads. 0 = 2000 ms and 4. */
     double  quantum_ms;
     double  quantum_loads;
     /* A model whose turn ended lets its running generations finish for
@@ -254,7 +255,7 @@ struct sched_model_info {
                                than loading (a later load is on demand)          */
     bool        pin, fallback_cpu;
     double      keep_alive_ms; /* -1 = forever                                   */
-    double      load_ms;    /* how long the last load took                       */
+    double      load_ms;    /* how long the last load took (not the wait before) */
     double      idle_ms;    /* since the last request started or ended           */
     uint64_t    est_bytes;  /* estimated device bytes (sched_resid.c)            */
     uint64_t    bytes;      /* resident: what it holds on its backend; else 0    */
