@@ -218,6 +218,17 @@ static double turn_end(const scheduler *s, double start, double load_h, double l
     return hi;
 }
 
+/* Whether o holds room (its turn comes before m's) or waits for room ahead
+ * of m (sched_turn_defer lets the oldest go first) and cannot load beside
+ * it; need is m's (res_mu held). */
+static bool turn_before(const sched_model *m, const sched_model *o, uint64_t need, bool *holder)
+{
+    if (o == m || o->pin) return false;
+    *holder = o->gpu_bytes > 0;
+    return *holder || (o->want_since > 0 && (m->want_since <= 0 || o->want_since < m->want_since) &&
+                       o->want_bytes + need > m->s->budget);
+}
+
 /*
  * The device's timeline as m sees it. Models that hold room m needs end
  * their turns (remaining quantum against m) and drain, in parallel; models
@@ -231,17 +242,6 @@ static double turn_end(const scheduler *s, double start, double load_h, double l
  * the blind spot: a model between its yield and the waiter's load (its
  * unload in progress) was answered with its own load time alone.
  */
-/* Whether o holds room (its turn comes before m's) or waits for room ahead
- * of m (sched_turn_defer lets the oldest go first) and cannot load beside
- * it; need is m's (res_mu held). */
-static bool turn_before(const sched_model *m, const sched_model *o, uint64_t need, bool *holder)
-{
-    if (o == m || o->pin) return false;
-    *holder = o->gpu_bytes > 0;
-    return *holder || (o->want_since > 0 && (m->want_since <= 0 || o->want_since < m->want_since) &&
-                       o->want_bytes + need > m->s->budget);
-}
-
 double sched_turn_eta_ms(sched_model *m, double start_ms, bool *for_turn)
 {
     *for_turn = false;
