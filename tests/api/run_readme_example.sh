@@ -18,8 +18,9 @@ for want in "[interactive] ok by chat: 24 tokens" "[batch] ok by chat: 24 tokens
         *) echo "FAIL: the output lacks '$want'"; exit 1 ;;
     esac
 done
-# The interactive job, submitted last, must not finish after the batch generation.
-i=$(printf '%s\n' "$out" | grep -n '^\[interactive\]' | cut -d: -f1)
-b=$(printf '%s\n' "$out" | grep -n '^\[batch\] ok by chat' | cut -d: -f1)
-[ "$i" -lt "$b" ] || { echo "FAIL: the interactive job ended after the batch one"; exit 1; }
+# No order between the two generations is checked: the example's chat model
+# decodes up to 4 sequences together, so when the model's thread picks the
+# batch job up before the interactive one is submitted (an ASan run did),
+# the batch job rightly ends first. The order of waiting jobs by class is
+# test_service's to check.
 echo "test_readme_example: ok"

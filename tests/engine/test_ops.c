@@ -759,8 +759,9 @@ static int make_backends(backend_entry *out, const char *filter)
         bk_backend *be = NULL;
         vki_status st = bk_vk_create(&p, &be);
         if (st == VKI_OK) {
+            out[n] = (backend_entry){.be = be}; /* prepare false: Vulkan takes the file's layout */
             snprintf(out[n].name, sizeof out[n].name, "vulkan");
-            out[n++].be = be;
+            n++;
         } else {
             printf("backend vulkan: skipped (%s: %s)\n", vki_status_str(st), vki_last_error());
         }
