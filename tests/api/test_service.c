@@ -14,17 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "test_util.h"
-#include "vkinfer.h"
-
-static vki_generate_params greedy(int32_t n)
-{
-    vki_generate_params gp = vki_generate_default_params();
-    gp.temperature = 0;
-    gp.n_predict = n;
-    gp.ignore_eos = true;
-    return gp;
-}
+#include "service_test_util.h"
 
 /* What the callbacks saw (they all run on the one dispatcher thread). */
 typedef struct seen {
@@ -77,15 +67,6 @@ static void on_state(const vki_service_model_info *info, void *user)
     (void)user;
     n_states++;
     if (info->state == VKI_MODEL_RESIDENT_CPU || info->state == VKI_MODEL_RESIDENT_GPU) n_resident++;
-}
-
-static vki_job_result finish(vki_job *j)
-{
-    CHECK(vki_job_wait(j, 60000) == VKI_OK);
-    vki_job_result r;
-    vki_job_get_result(j, &r);
-    CHECK(r.done);
-    return r;
 }
 
 static void test_bad_arguments(vki_service *svc)
@@ -327,13 +308,8 @@ static void test_states(vki_service *svc, bool vulkan)
 
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: test_service CHAT.gguf EMBED.gguf [--vulkan]\n");
-        return 2;
-    }
+    svc_models_arg(argc, argv, "test_service", " [--vulkan]");
     const bool vulkan = argc > 3 && !strcmp(argv[3], "--vulkan");
-    for (int k = 1; k < 3; k++)
-        if (access(argv[k], R_OK) != 0) test_skip("%s is absent (the build generates it)", argv[k]);
     vki_service_params sp = vki_service_default_params();
     sp.on_state = on_state;
     sp.engine.n_threads = 2;

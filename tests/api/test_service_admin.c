@@ -14,26 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "test_util.h"
-#include "vkinfer.h"
-
-static vki_generate_params greedy(int32_t n)
-{
-    vki_generate_params gp = vki_generate_default_params();
-    gp.temperature = 0;
-    gp.n_predict = n;
-    gp.ignore_eos = true;
-    return gp;
-}
-
-static vki_job_result finish(vki_job *j)
-{
-    CHECK(vki_job_wait(j, 60000) == VKI_OK);
-    vki_job_result r;
-    vki_job_get_result(j, &r);
-    CHECK(r.done);
-    return r;
-}
+#include "service_test_util.h"
 
 static vki_service_model_info info_of(vki_service *svc, const char *id)
 {
@@ -261,12 +242,7 @@ static void test_shutdown(vki_service *svc)
 
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: test_service_admin CHAT.gguf EMBED.gguf\n");
-        return 2;
-    }
-    for (int k = 1; k < 3; k++)
-        if (access(argv[k], R_OK) != 0) test_skip("%s is absent (the build generates it)", argv[k]);
+    svc_models_arg(argc, argv, "test_service_admin", "");
     test_names();
     vki_service_params sp = vki_service_default_params();
     sp.engine.n_threads = 2;

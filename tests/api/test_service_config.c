@@ -10,8 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "test_util.h"
-#include "vkinfer.h"
+#include "service_test_util.h"
 
 static char dir[] = "/tmp/vki_svc_cfg_XXXXXX";
 
@@ -37,12 +36,7 @@ static void expect_refused(const char *name, const char *text, vki_status want, 
 
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: test_service_config CHAT.gguf EMBED.gguf\n");
-        return 2;
-    }
-    for (int k = 1; k < 3; k++)
-        if (access(argv[k], R_OK) != 0) test_skip("%s is absent (the build generates it)", argv[k]);
+    svc_models_arg(argc, argv, "test_service_config", "");
     if (!mkdtemp(dir)) test_skip("mkdtemp failed");
     char link[600];
     snprintf(link, sizeof link, "%s/emb.gguf", dir);
