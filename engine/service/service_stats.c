@@ -57,26 +57,31 @@ vki_status vki_service_get_model_info(vki_service *svc, int32_t i, vki_service_m
     return VKI_OK;
 }
 
-static uint64_t fb_get(const vki_service *svc, int32_t from, int32_t to, int r)
+/* The counter of fallbacks from -> to for reason; NULL when any is out of
+ * range (the counters are sized once, for n_fb models). */
+static _Atomic uint64_t *fb_slot(const vki_service *svc, int32_t from, int32_t to, int reason)
 {
     const size_t n = (size_t)svc->n_fb;
-    return atomic_load(&svc->fb_count[((size_t)from * n + (size_t)to) * VKI_FALLBACK_N_REASONS + (size_t)r]);
+    if (from < 0 || to < 0 || from >= svc->n_fb || to >= svc->n_fb || reason < 0 || reason >= VKI_FALLBACK_N_REASONS)
+        return NULL;
+    return &svc->fb_count[((size_t)from * n + (size_t)to) * VKI_FALLBACK_N_REASONS + (size_t)reason];
+}
+
+static uint64_t fb_get(const vki_service *svc, int32_t from, int32_t to, int r)
+{
+    _Atomic uint64_t *c = fb_slot(svc, from, to, r);
+    return c ? atomic_load(c) : 0;
 }
 
 void svc_fb_count_add(vki_service *svc, int32_t from, int32_t to, int reason)
 {
-    const size_t n = (size_t)svc->n_fb;
-    if (from < 0 || to < 0 || from >= svc->n_fb || to >= svc->n_fb || reason < 0 || reason >= VKI_FALLBACK_N_REASONS)
-        return;
-    atomic_fetch_add(&svc->fb_count[((size_t)from * n + (size_t)to) * VKI_FALLBACK_N_REASONS + (size_t)reason], 1);
+    _Atomic uint64_t *c = fb_slot(svc, from, to, reason);
+    if (c) atomic_fetch_add(c, 1);
 }
 
 uint64_t vki_service_fallback_count(const vki_service *svc, int32_t from, int32_t to, vki_fallback_reason reason)
 {
-    if (!svc || from < 0 || to < 0 || from >= svc->n_fb || to >= svc->n_fb || reason < 0 ||
-        reason >= VKI_FALLBACK_N_REASONS)
-        return 0;
-    return fb_get(svc, from, to, reason);
+    return svc ? fb_get(svc, from, to, reason) : 0;
 }
 
 vki_status vki_service_get_model_stats(vki_service *svc, int32_t i, vki_service_model_stats *out)
