@@ -715,27 +715,34 @@ typedef struct backend_entry {
     int         n_repacked; /* weights it repacked                                          */
 } backend_entry;
 
+/* Adds a CPU backend at isa (prepare: its weights repacked) as out[*n];
+ * false (counted as a failure) when it cannot be created. */
+static bool add_cpu_backend(backend_entry *out, int *n, cpu_isa isa, const char *name, bool prepare)
+{
+    bk_backend *be = NULL;
+    if (bk_cpu_create_isa(2, isa, &be) != VKI_OK) {
+        printf("backend %s: cannot be created: %s\n", name, vki_last_error());
+        vki_test_failures++;
+        return false;
+    }
+    out[*n] = (backend_entry){.be = be, .prepare = prepare};
+    snprintf(out[*n].name, sizeof out[*n].name, "%s", name);
+    (*n)++;
+    return true;
+}
+
 static int make_backends(backend_entry *out, const char *filter)
 {
     int n = 0;
     for (int isa = 0; isa < CPU_ISA_COUNT; isa++) {
-        char name[32];
+        char name[32], r16_name[40];
         snprintf(name, sizeof name, "cpu-%s", cpu_isa_name((cpu_isa)isa));
         if (filter && strncmp(name, filter, strlen(filter)) != 0) continue;
         if (!cpu_isa_available((cpu_isa)isa)) {
             printf("backend %s: skipped (this CPU lacks %s)\n", name, cpu_isa_name((cpu_isa)isa));
             continue;
         }
-        bk_backend *be = NULL;
-        if (bk_cpu_create_isa(2, (cpu_isa)isa, &be) != VKI_OK) {
-            printf("backend %s: cannot be created: %s\n", name, vki_last_error());
-            vki_test_failures++;
-            continue;
-        }
-        snprintf(out[n].name, sizeof out[n].name, "%s", name);
-        out[n].prepare = false;
-        out[n].n_repacked = 0;
-        out[n++].be = be;
+        if (!add_cpu_backend(out, &n, (cpu_isa)isa, name, false)) continue;
         /* The same level again with its weights repacked, where it has
          * repacked kernels: every consumer of a repacked weight (mat-vec,
          * batched, the packed mat-mats, GET_ROWS, MATMUL_ID) must agree
@@ -743,15 +750,8 @@ static int make_backends(backend_entry *out, const char *filter)
         bool r16 = false;
         for (int t = 0; t < VKI_TYPE_COUNT; t++) r16 |= cpu_kernels_get((cpu_isa)isa)->gemv_r16[t] != NULL;
         if (!r16 || getenv("VKI_CPU_NO_REPACK")) continue;
-        if (bk_cpu_create_isa(2, (cpu_isa)isa, &be) != VKI_OK) {
-            printf("backend %s-r16: cannot be created: %s\n", name, vki_last_error());
-            vki_test_failures++;
-            continue;
-        }
-        snprintf(out[n].name, sizeof out[n].name, "%s-r16", name);
-        out[n].prepare = true;
-        out[n].n_repacked = 0;
-        out[n++].be = be;
+        snprintf(r16_name, sizeof r16_name, "%s-r16", name);
+        (void)add_cpu_backend(out, &n, (cpu_isa)isa, r16_name, true);
     }
     if (!filter || strncmp("vulkan", filter, strlen(filter)) == 0) {
 #ifdef VKI_HAVE_VULKAN
