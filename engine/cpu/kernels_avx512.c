@@ -11,31 +11,9 @@
 
 #include "cpu.h"
 #include "loader/types.h"
+#include "load_avx512.h"
 #include "tile.h"
 
-#define INLINE static inline __attribute__((always_inline))
-
-INLINE __m512 load16_f32(const void *p, int64_t i) { return _mm512_loadu_ps((const float *)p + i); }
-INLINE __m512 load16_f16(const void *p, int64_t i)
-{
-    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i)));
-}
-INLINE __m512 load16_bf16(const void *p, int64_t i)
-{
-    __m512i h = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i)));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
-}
-/* Masked tails: lanes past k read as zero (and are never touched in memory). */
-INLINE __m512 loadm_f32(const void *p, int64_t i, __mmask16 m) { return _mm512_maskz_loadu_ps(m, (const float *)p + i); }
-INLINE __m512 loadm_f16(const void *p, int64_t i, __mmask16 m)
-{
-    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + i));
-}
-INLINE __m512 loadm_bf16(const void *p, int64_t i, __mmask16 m)
-{
-    __m512i h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, (const uint16_t *)p + i));
-    return _mm512_castsi512_ps(_mm512_slli_epi32(h, 16));
-}
 
 #define FLOAT_TILE(WT)                                                                            \
     INLINE void tile_##WT(int64_t k, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,    \
@@ -975,4 +953,5 @@ void cpu_kernels_init_avx512(cpu_kernels *k)
     k->dot_rows = dot_rows;
     k->mad_rows = mad_rows;
     cpu_act_init_avx512(k);
+    cpu_gemv_init_avx512(k);
 }
