@@ -1,6 +1,6 @@
 /*
  * file_impl.h: the inside of vki_model_file, shared by the format readers
- * (gguf.c, safetensors.c, hf_json.c) and model_file.c. Private to loader/:
+ * (gguf.c, safetensors.c, hf_*.c) and model_file.c. Private to loader/:
  * everything else goes through model_file.h.
  * Owns: the mappings, an arena holding all parsed metadata, and the name
  * indexes. Tensor data is never copied out of the mappings.
@@ -72,12 +72,13 @@ vki_status st_parse_memory(vki_model_file *f, const uint8_t *data, uint64_t size
  * dir and checks each listed tensor is there. */
 vki_status st_parse_index(vki_model_file *f, const char *dir, const char *index_path, const char *text, size_t len);
 
-/* hf_json.c: HF config.json and tokenizer.json mapped onto GGUF keys, and
- * HF tensor names onto GGUF names. Text is the file's bytes (not NUL-terminated). */
+/* HF config.json (hf_config.c) and tokenizer.json (hf_tokenizer.c) mapped
+ * onto GGUF keys, and HF tensor names onto GGUF names (hf_tensors.c). Text
+ * is the file's bytes (not NUL-terminated). */
 vki_status hf_map_config(vki_model_file *f, const char *src, const char *text, size_t len);
 vki_status hf_map_tokenizer(vki_model_file *f, const char *src, const char *text, size_t len,
                             const char *config_text, size_t config_len);
-/* chat_template.jinja: the text becomes tokenizer.chat_template */
+/* chat_template.jinja: the text becomes tokenizer.chat_template (hf_kv.c) */
 vki_status hf_map_chat_template(vki_model_file *f, const char *src, const char *text, size_t len);
 vki_status hf_map_pooling(vki_model_file *f, const char *src, const char *text, size_t len);
 /* Renames HF tensors to GGUF names in place and marks llama q/k for the

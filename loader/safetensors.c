@@ -1,7 +1,7 @@
 /*
  * safetensors.c: the safetensors reader: single files, sharded models through
  * model.safetensors.index.json, and HF folders (config.json, tokenizer.json
- * and sentence-transformers pooling beside the weights, mapped by hf_json.c).
+ * and sentence-transformers pooling beside the weights, mapped by hf_config.c and hf_tokenizer.c).
  *
  * The format: u64 little-endian header length N, N bytes of JSON
  * {"name": {"dtype": "F16", "shape": [torch order], "data_offsets": [begin, end]},

@@ -249,7 +249,7 @@ vki_status tok_ugm_prepare(vki_tokenizer *t, const vki_model_file *f)
         return vki_fail(VKI_ERR_BAD_FILE, "%s: unigram vocabulary without an unknown token (no token of type 2 and no "
                         "tokenizer.ggml.unknown_token_id)", path);
 
-    /* the HF pipeline (loader/hf_json.c maps tokenizer.json onto these
+    /* the HF pipeline (loader/hf_tokenizer.c maps tokenizer.json onto these
      * keys; tokenizer.hf.ugm_prepend marks it): "never" | "always" | "first" */
     if (vki_file_find_kv(f, "tokenizer.hf.ugm_prepend")) {
         u->hf = true;
