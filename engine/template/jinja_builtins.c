@@ -1,10 +1,8 @@
 /*
- * jinja_builtins.c: jinja2's filters and tests, Python's str/list/dict
- * methods, and the globals transformers gives templates (range, namespace,
- * dict, raise_exception, strftime_now), with the immutable sandbox's refusal
- * of methods that change a list or dict. tojson is transformers' own
- * (json.dumps with ensure_ascii=False), not jinja2's HTML-safe one.
- * Case mapping (upper, lower, title, capitalize) covers ASCII only.
+ * jinja_builtins.c: jinja2's filters and tests. tojson is transformers' own
+ * (json.dumps with ensure_ascii=False), not jinja2's HTML-safe one. Python's
+ * str/list/dict methods and the globals are in jinja_methods.c, the string
+ * operations both use in jinja_strings.c.
  */
 #include <math.h>
 #include <stdio.h>
@@ -12,33 +10,16 @@
 #include <string.h>
 #include <time.h>
 
-#include "jinja_impl.h"
+#include "jinja_builtins.h"
 
-typedef struct fargs {
-    const jv    *pos;
-    size_t       n;
-    const char **kwn;
-    const jv    *kwv;
-    size_t       n_kw;
-} fargs;
-
-/* argument `name` at position i (i < 0: keyword only); NULL when not given */
-static const jv *arg(const fargs *a, int i, const char *name)
-{
-    if (i >= 0 && (size_t)i < a->n) return &a->pos[i];
-    for (size_t k = 0; k < a->n_kw; k++)
-        if (!strcmp(a->kwn[k], name)) return &a->kwv[k];
-    return NULL;
-}
-
-static bool need_str(jctx *x, jv v, const char *what, const jstr **s)
+bool jj_need_str(jctx *x, jv v, const char *what, const jstr **s)
 {
     if (v.k != JV_STR) return jj_error(x, "%s: expected a string, got %s", what, jv_type_name(v));
     *s = v.u.s;
     return true;
 }
 
-static bool get_int(jctx *x, const jv *v, int64_t def, const char *what, int64_t *out)
+bool jj_get_int(jctx *x, const jv *v, int64_t def, const char *what, int64_t *out)
 {
     if (!v || v->k == JV_NONE) { *out = def; return true; }
     if (!jv_is_int_like(*v)) return jj_error(x, "%s: expected an integer, got %s", what, jv_type_name(*v));
@@ -78,187 +59,6 @@ bool jj_iter(jctx *x, jv v, jlist **out)
     default:
         return jj_error(x, "'%s' object is not iterable", jv_type_name(v));
     }
-}
-
-/* ----- string helpers ----- */
-typedef enum { CASE_UPPER, CASE_LOWER, CASE_TITLE, CASE_CAPITALIZE, CASE_PYTITLE } case_op;
-
-static jv change_case(jctx *x, const jstr *s, case_op op)
-{
-    jbuf b = {.limit = x->lim->max_output};
-    jbuf_put_str(&b, s, 0, s->n);
-    if (b.oom || b.over || !b.p) return jv_str_from_buf(x, &b);
-    bool start = true;
-    for (size_t i = 0; i < b.n; i++) {
-        char c = b.p[i];
-        bool lower = c >= 'a' && c <= 'z', upper = c >= 'A' && c <= 'Z';
-        switch (op) {
-        case CASE_UPPER: if (lower) b.p[i] = (char)(c - 32); break;
-        case CASE_LOWER: if (upper) b.p[i] = (char)(c + 32); break;
-        case CASE_CAPITALIZE:
-            if (i == 0 && lower) b.p[i] = (char)(c - 32);
-            else if (i > 0 && upper) b.p[i] = (char)(c + 32);
-            break;
-        case CASE_PYTITLE:
-            /* str.title(): a cased letter after an uncased character starts a word */
-            if (start && lower) b.p[i] = (char)(c - 32);
-            else if (!start && upper) b.p[i] = (char)(c + 32);
-            start = !(lower || upper) && !((unsigned char)c >= 0x80);
-            break;
-        case CASE_TITLE:
-            /* jinja2's title: a word starts after spaces, '-', '[', '(' or '{' */
-            if (start && lower) b.p[i] = (char)(c - 32);
-            else if (!start && upper) b.p[i] = (char)(c + 32);
-            start = c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' || c == '-' || c == '[' ||
-                    c == '(' || c == '{';
-            break;
-        }
-    }
-    return jv_str_from_buf(x, &b);
-}
-
-/* str.strip family: chars NULL = whitespace; which: 1 left, 2 right, 3 both */
-static jv strip(jctx *x, const jstr *s, const jstr *chars, int which)
-{
-    size_t a = 0, b = s->n, len;
-    if (!chars) {
-        if (which & 1) while (a < b && jj_is_space_at(s->p, s->n, a, &len)) a += len;
-        if (which & 2) {
-            /* find the end of the last non-space character */
-            size_t i = a, keep = a;
-            while (i < b) {
-                if (jj_is_space_at(s->p, s->n, i, &len)) { i += len; continue; }
-                i++;
-                while (i < b && ((unsigned char)s->p[i] & 0xC0) == 0x80) i++;
-                keep = i;
-            }
-            b = keep;
-        }
-    } else {
-        /* chars is a set of code points */
-        for (;;) {
-            if (!(which & 1) || a >= b) break;
-            size_t j = a + 1;
-            while (j < b && ((unsigned char)s->p[j] & 0xC0) == 0x80) j++;
-            if (!memmem(chars->p, chars->n, s->p + a, j - a)) break;
-            a = j;
-        }
-        for (;;) {
-            if (!(which & 2) || b <= a) break;
-            size_t j = b - 1;
-            while (j > a && ((unsigned char)s->p[j] & 0xC0) == 0x80) j--;
-            if (!memmem(chars->p, chars->n, s->p + j, b - j)) break;
-            b = j;
-        }
-    }
-    return jj_substr(x, s, a, b - a);
-}
-
-static jv replace(jctx *x, const jstr *s, const jstr *old, const jstr *new, int64_t count)
-{
-    jbuf b = {.limit = x->lim->max_output};
-    size_t i = 0;
-    int64_t done = 0;
-    if (old->n == 0) {
-        /* Python inserts `new` around every character */
-        size_t k = 0;
-        while (true) {
-            if (count >= 0 && done >= count) break;
-            jbuf_put_str(&b, new, 0, new->n);
-            done++;
-            if (k >= s->n) { k = s->n + 1; break; }
-            size_t j = k + 1;
-            while (j < s->n && ((unsigned char)s->p[j] & 0xC0) == 0x80) j++;
-            jbuf_put_str(&b, s, k, j - k);
-            k = j;
-        }
-        if (k <= s->n) jbuf_put_str(&b, s, k, s->n - k);
-        return jv_str_from_buf(x, &b);
-    }
-    while (i <= s->n) {
-        const char *hit = (count < 0 || done < count) ? memmem(s->p + i, s->n - i, old->p, old->n) : NULL;
-        if (!hit) break;
-        size_t at = (size_t)(hit - s->p);
-        jbuf_put_str(&b, s, i, at - i);
-        /* the replacement is content when the text it replaces was */
-        bool content = false;
-        for (size_t k = 0; s->mask && k < old->n; k++) content |= s->mask[at + k] != 0;
-        if (content) jbuf_put(&b, new->p, new->n, true);
-        else jbuf_put_str(&b, new, 0, new->n);
-        i = at + old->n;
-        done++;
-    }
-    jbuf_put_str(&b, s, i, s->n - i);
-    return jv_str_from_buf(x, &b);
-}
-
-static bool split(jctx *x, const jstr *s, const jstr *sep, int64_t maxsplit, jv *out)
-{
-    jv l = jv_list(x, 0);
-    if (x->failed) return false;
-    size_t len;
-    if (!sep) {
-        size_t i = 0;
-        int64_t done = 0;
-        while (i < s->n) {
-            while (i < s->n && jj_is_space_at(s->p, s->n, i, &len)) i += len;
-            if (i >= s->n) break;
-            if (maxsplit >= 0 && done >= maxsplit) {
-                /* the rest as it stands, trailing spaces included */
-                if (!jl_push(x, l.u.l, jj_substr(x, s, i, s->n - i))) return false;
-                break;
-            }
-            size_t j = i;
-            while (j < s->n && !jj_is_space_at(s->p, s->n, j, &len)) j++;
-            if (!jl_push(x, l.u.l, jj_substr(x, s, i, j - i))) return false;
-            done++;
-            i = j;
-        }
-    } else {
-        if (!sep->n) return jj_error(x, "empty separator");
-        size_t i = 0;
-        int64_t done = 0;
-        for (;;) {
-            const char *hit = (maxsplit < 0 || done < maxsplit) ? memmem(s->p + i, s->n - i, sep->p, sep->n) : NULL;
-            size_t at = hit ? (size_t)(hit - s->p) : s->n;
-            if (!jl_push(x, l.u.l, jj_substr(x, s, i, at - i))) return false;
-            if (!hit) break;
-            i = at + sep->n;
-            done++;
-        }
-    }
-    *out = l;
-    return !x->failed;
-}
-
-/* splitlines(): \n, \r\n, \r, \v, \f, \x1c-\x1e, U+0085, U+2028, U+2029 */
-static size_t line_break_at(const jstr *s, size_t i)
-{
-    unsigned char c = (unsigned char)s->p[i];
-    if (c == '\r') return i + 1 < s->n && s->p[i + 1] == '\n' ? 2 : 1;
-    if (c == '\n' || c == '\v' || c == '\f' || c == 0x1c || c == 0x1d || c == 0x1e) return 1;
-    if (c == 0xC2 && i + 1 < s->n && (unsigned char)s->p[i + 1] == 0x85) return 2;
-    if (c == 0xE2 && i + 2 < s->n && (unsigned char)s->p[i + 1] == 0x80 &&
-        ((unsigned char)s->p[i + 2] == 0xA8 || (unsigned char)s->p[i + 2] == 0xA9))
-        return 3;
-    return 0;
-}
-
-static bool splitlines(jctx *x, const jstr *s, jlist **out)
-{
-    jv l = jv_list(x, 0);
-    if (x->failed) return false;
-    size_t i = 0, start = 0;
-    while (i < s->n) {
-        size_t br = line_break_at(s, i);
-        if (!br) { i++; continue; }
-        if (!jl_push(x, l.u.l, jj_substr(x, s, start, i - start))) return false;
-        i += br;
-        start = i;
-    }
-    if (start < s->n && !jl_push(x, l.u.l, jj_substr(x, s, start, s->n - start))) return false;
-    *out = l.u.l;
-    return !x->failed;
 }
 
 static bool str_of(jctx *x, jv v, jv *out)
@@ -313,7 +113,7 @@ typedef struct sort_ctx {
 static jv fold(jctx *x, jv v, bool case_sensitive)
 {
     if (case_sensitive || v.k != JV_STR) return v;
-    return change_case(x, v.u.s, CASE_LOWER);
+    return jj_change_case(x, v.u.s, CASE_LOWER);
 }
 
 /* stable insertion/merge sort by keys */
@@ -407,7 +207,7 @@ jv jj_html_escape(jctx *x, jv v)
     return r;
 }
 
-static jv lazy(jv l, jlist_kind k)
+jv jj_lazy(jv l, jlist_kind k)
 {
     if (l.k == JV_LIST) l.u.l->lazy = (uint8_t)k;
     return l;
@@ -417,7 +217,7 @@ static bool select_common(jctx *x, const char *name, jv in, const fargs *a, jv *
 {
     bool attr = strstr(name, "attr") != NULL, rej = name[0] == 'r';
     jlist *items;
-    jv l = lazy(jv_list(x, 0), JL_GENERATOR);
+    jv l = jj_lazy(jv_list(x, 0), JL_GENERATOR);
     if (x->failed) return false;
     *out = l;
     if (!jv_truthy(in)) return true; /* jinja2 yields nothing for a false value, None included */
@@ -459,7 +259,7 @@ bool jj_filter(jctx *x, const char *name, jv in, const jv *pos, size_t n_pos, co
     int64_t n = 0;
     /* filters that accept Undefined */
     if (!strcmp(name, "default") || !strcmp(name, "d")) {
-        const jv *def = arg(a, 0, "default_value"), *boolean = arg(a, 1, "boolean");
+        const jv *def = jj_arg(a, 0, "default_value"), *boolean = jj_arg(a, 1, "boolean");
         bool use = in.k == JV_UNDEF || (boolean && jv_truthy(*boolean) && !jv_truthy(in));
         *out = use ? (def ? *def : jv_cstr(x, "")) : in;
         return !x->failed;
@@ -491,8 +291,8 @@ bool jj_filter(jctx *x, const char *name, jv in, const jv *pos, size_t n_pos, co
     }
     if (!strcmp(name, "tojson")) {
         /* transformers: tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False) */
-        const jv *ea = arg(a, 0, "ensure_ascii"), *ind = arg(a, 1, "indent"), *sep = arg(a, 2, "separators"),
-                 *sk = arg(a, 3, "sort_keys");
+        const jv *ea = jj_arg(a, 0, "ensure_ascii"), *ind = jj_arg(a, 1, "indent"), *sep = jj_arg(a, 2, "separators"),
+                 *sk = jj_arg(a, 3, "sort_keys");
         int indent = -1;
         if (ind && ind->k != JV_NONE) {
             if (!jv_is_int_like(*ind)) return jj_error(x, "tojson: indent must be an integer");
@@ -523,7 +323,7 @@ bool jj_filter(jctx *x, const char *name, jv in, const jv *pos, size_t n_pos, co
         if (in.k == JV_UNDEF) { *out = jv_list(x, 0); return !x->failed; }
         if (in.k != JV_DICT) return jj_error(x, "can only get item pairs from a mapping.");
         if (!jj_method(x, in, "items", NULL, 0, NULL, NULL, 0, out)) return false;
-        *out = lazy(*out, JL_GENERATOR);
+        *out = jj_lazy(*out, JL_GENERATOR);
         return true;
     }
     if (!strcmp(name, "first") || !strcmp(name, "last")) {
@@ -534,7 +334,7 @@ bool jj_filter(jctx *x, const char *name, jv in, const jv *pos, size_t n_pos, co
         return true;
     }
     if (!strcmp(name, "join")) {
-        const jv *d = arg(a, 0, "d"), *at = arg(a, 1, "attribute");
+        const jv *d = jj_arg(a, 0, "d"), *at = jj_arg(a, 1, "attribute");
         jlist *items;
         if (!jj_iter(x, in, &items)) return false;
         jv sep = d ? jv_as_str(x, *d) : jv_cstr(x, "");
@@ -551,12 +351,12 @@ bool jj_filter(jctx *x, const char *name, jv in, const jv *pos, size_t n_pos, co
     }
     if (!strcmp(name, "map")) {
         jlist *items;
-        jv l = lazy(jv_list(x, 0), JL_GENERATOR);
+        jv l = jj_lazy(jv_list(x, 0), JL_GENERATOR);
         if (x->failed) return false;
         *out = l;
         if (!jv_truthy(in)) return true;
         if (!jj_iter(x, in, &items)) return false;
-        const jv *at = arg(a, -1, "attribute"), *def = arg(a, -1, "default");
+        const jv *at = jj_arg(a, -1, "attribute"), *def = jj_arg(a, -1, "default");
         for (size_t i = 0; i < items->n; i++) {
             jv v = items->v[i], r;
             if (at) {
@@ -579,11 +379,11 @@ bool jj_filter(jctx *x, const char *name, jv in, const jv *pos, size_t n_pos, co
     if (!strcmp(name, "sort") || !strcmp(name, "unique") || !strcmp(name, "max") || !strcmp(name, "min") ||
         !strcmp(name, "dictsort")) {
         bool dictsort = name[0] == 'd';
-        const jv *rev = arg(a, dictsort ? 2 : 0, "reverse"), *cs = arg(a, dictsort ? 0 : 1, "case_sensitive"),
-                 *at = arg(a, dictsort ? -1 : 2, "attribute"), *by = dictsort ? arg(a, 1, "by") : NULL;
+        const jv *rev = jj_arg(a, dictsort ? 2 : 0, "reverse"), *cs = jj_arg(a, dictsort ? 0 : 1, "case_sensitive"),
+                 *at = jj_arg(a, dictsort ? -1 : 2, "attribute"), *by = dictsort ? jj_arg(a, 1, "by") : NULL;
         if (!strcmp(name, "unique") || !strcmp(name, "max") || !strcmp(name, "min")) {
-            cs = arg(a, 0, "case_sensitive");
-            at = arg(a, 1, "attribute");
+            cs = jj_arg(a, 0, "case_sensitive");
+            at = jj_arg(a, 1, "attribute");
             rev = NULL;
         }
         bool sens = cs && jv_truthy(*cs);
@@ -617,7 +417,7 @@ bool jj_filter(jctx *x, const char *name, jv in, const jv *pos, size_t n_pos, co
                 for (size_t j = 0; j < seen.u.l->n && !dup; j++) dup = jv_eq(seen.u.l->v[j], kv[i]);
                 if (!dup && (!jl_push(x, seen.u.l, kv[i]) || !jl_push(x, l.u.l, iv[i]))) return false;
             }
-            *out = lazy(l, JL_GENERATOR);
+            *out = jj_lazy(l, JL_GENERATOR);
             return true;
         }
         if (!strcmp(name, "max") || !strcmp(name, "min")) {
@@ -653,11 +453,11 @@ bool jj_filter(jctx *x, const char *name, jv in, const jv *pos, size_t n_pos, co
         if (x->failed) return false;
         for (size_t i = items->n; i-- > 0;) jl_push(x, l.u.l, items->v[i]);
         /* reversed() of a list is an iterator; of anything else, a list */
-        *out = in.k == JV_LIST && !in.u.l->lazy && !in.u.l->tuple ? lazy(l, JL_ITERATOR) : l;
+        *out = in.k == JV_LIST && !in.u.l->lazy && !in.u.l->tuple ? jj_lazy(l, JL_ITERATOR) : l;
         return !x->failed;
     }
     if (!strcmp(name, "sum")) {
-        const jv *at = arg(a, 0, "attribute"), *st = arg(a, 1, "start");
+        const jv *at = jj_arg(a, 0, "attribute"), *st = jj_arg(a, 1, "start");
         jlist *items;
         if (!jj_iter(x, in, &items)) return false;
         jv acc = st ? *st : jv_int(0);
@@ -679,9 +479,9 @@ bool jj_filter(jctx *x, const char *name, jv in, const jv *pos, size_t n_pos, co
         return true;
     }
     if (!strcmp(name, "batch")) {
-        const jv *cnt = arg(a, 0, "linecount"), *fill = arg(a, 1, "fill_with");
+        const jv *cnt = jj_arg(a, 0, "linecount"), *fill = jj_arg(a, 1, "fill_with");
         int64_t k;
-        if (!get_int(x, cnt, 1, "batch", &k)) return false;
+        if (!jj_get_int(x, cnt, 1, "batch", &k)) return false;
         if (k <= 0) return jj_error(x, "batch: linecount must be positive");
         jlist *items;
         if (!jj_iter(x, in, &items)) return false;
@@ -696,7 +496,7 @@ bool jj_filter(jctx *x, const char *name, jv in, const jv *pos, size_t n_pos, co
         }
         if (fill && fill->k != JV_NONE && cur.k == JV_LIST)
             while ((int64_t)cur.u.l->n < k) if (!jl_push(x, cur.u.l, *fill)) return false;
-        *out = lazy(l, JL_GENERATOR);
+        *out = jj_lazy(l, JL_GENERATOR);
         return true;
     }
     if (!strcmp(name, "attr")) {
@@ -716,9 +516,9 @@ bool jj_filter(jctx *x, const char *name, jv in, const jv *pos, size_t n_pos, co
         return true;
     }
     if (!strcmp(name, "round")) {
-        const jv *pr = arg(a, 0, "precision"), *m = arg(a, 1, "method");
+        const jv *pr = jj_arg(a, 0, "precision"), *m = jj_arg(a, 1, "method");
         int64_t p;
-        if (!get_int(x, pr, 0, "round", &p)) return false;
+        if (!jj_get_int(x, pr, 0, "round", &p)) return false;
         const char *method = m && m->k == JV_STR ? m->u.s->p : "common";
         if (strcmp(method, "common") && strcmp(method, "ceil") && strcmp(method, "floor"))
             return jj_error(x, "method must be common, ceil or floor");
@@ -730,14 +530,14 @@ bool jj_filter(jctx *x, const char *name, jv in, const jv *pos, size_t n_pos, co
         return true;
     }
     if (!strcmp(name, "int")) {
-        const jv *def = arg(a, 0, "default"), *base = arg(a, 1, "base");
+        const jv *def = jj_arg(a, 0, "default"), *base = jj_arg(a, 1, "base");
         int64_t bs;
-        if (!get_int(x, base, 10, "int", &bs)) return false;
+        if (!jj_get_int(x, base, 10, "int", &bs)) return false;
         jv d = def ? *def : jv_int(0);
         if (jv_is_int_like(in)) { *out = jv_int(in.k == JV_INT ? in.u.i : in.u.b); return true; }
         if (in.k == JV_FLOAT) { *out = isfinite(in.u.f) && fabs(in.u.f) < 9.2e18 ? jv_int((int64_t)in.u.f) : d; return true; }
         if (in.k == JV_STR) {
-            jv t = strip(x, in.u.s, NULL, 3);
+            jv t = jj_strip(x, in.u.s, NULL, 3);
             if (x->failed) return false;
             char *e;
             const char *p = t.u.s->p;
@@ -752,11 +552,11 @@ bool jj_filter(jctx *x, const char *name, jv in, const jv *pos, size_t n_pos, co
         return true;
     }
     if (!strcmp(name, "float")) {
-        const jv *def = arg(a, 0, "default");
+        const jv *def = jj_arg(a, 0, "default");
         jv d = def ? *def : jv_float(0);
         if (jv_is_number(in)) { *out = jv_float(jv_num(in)); return true; }
         if (in.k == JV_STR) {
-            jv t = strip(x, in.u.s, NULL, 3);
+            jv t = jj_strip(x, in.u.s, NULL, 3);
             if (x->failed) return false;
             char *e;
             double f = t.u.s->n ? strtod(t.u.s->p, &e) : 0;
@@ -769,10 +569,10 @@ bool jj_filter(jctx *x, const char *name, jv in, const jv *pos, size_t n_pos, co
     jv sv;
     if (!str_of(x, in, &sv)) return false;
     s = sv.u.s;
-    if (!strcmp(name, "upper")) { *out = change_case(x, s, CASE_UPPER); return !x->failed; }
-    if (!strcmp(name, "lower")) { *out = change_case(x, s, CASE_LOWER); return !x->failed; }
-    if (!strcmp(name, "title")) { *out = change_case(x, s, CASE_TITLE); return !x->failed; }
-    if (!strcmp(name, "capitalize")) { *out = change_case(x, s, CASE_CAPITALIZE); return !x->failed; }
+    if (!strcmp(name, "upper")) { *out = jj_change_case(x, s, CASE_UPPER); return !x->failed; }
+    if (!strcmp(name, "lower")) { *out = jj_change_case(x, s, CASE_LOWER); return !x->failed; }
+    if (!strcmp(name, "title")) { *out = jj_change_case(x, s, CASE_TITLE); return !x->failed; }
+    if (!strcmp(name, "capitalize")) { *out = jj_change_case(x, s, CASE_CAPITALIZE); return !x->failed; }
     if (!strcmp(name, "format")) {
         /* jinja2: value % args (or % kwargs) */
         if (n_kw) {
@@ -786,26 +586,26 @@ bool jj_filter(jctx *x, const char *name, jv in, const jv *pos, size_t n_pos, co
         return !x->failed && jj_percent_format(x, s, t, out);
     }
     if (!strcmp(name, "trim")) {
-        const jv *ch = arg(a, 0, "chars");
+        const jv *ch = jj_arg(a, 0, "chars");
         const jstr *cs = NULL;
-        if (ch && ch->k != JV_NONE && !need_str(x, *ch, "trim", &cs)) return false;
-        *out = strip(x, s, cs, 3);
+        if (ch && ch->k != JV_NONE && !jj_need_str(x, *ch, "trim", &cs)) return false;
+        *out = jj_strip(x, s, cs, 3);
         return !x->failed;
     }
     if (!strcmp(name, "replace")) {
-        const jv *o = arg(a, 0, "old"), *nw = arg(a, 1, "new"), *c = arg(a, 2, "count");
+        const jv *o = jj_arg(a, 0, "old"), *nw = jj_arg(a, 1, "new"), *c = jj_arg(a, 2, "count");
         const jstr *os, *ns;
         int64_t cnt;
         if (!o || !nw) return jj_error(x, "replace: expected old and new strings");
         jv ov = jv_as_str(x, *o), nv = jv_as_str(x, *nw);
-        if (x->failed || !need_str(x, ov, "replace", &os) || !need_str(x, nv, "replace", &ns) || !get_int(x, c, -1, "replace", &cnt))
+        if (x->failed || !jj_need_str(x, ov, "replace", &os) || !jj_need_str(x, nv, "replace", &ns) || !jj_get_int(x, c, -1, "replace", &cnt))
             return false;
-        *out = replace(x, s, os, ns, cnt);
+        *out = jj_replace(x, s, os, ns, cnt);
         return !x->failed;
     }
     if (!strcmp(name, "center")) {
         int64_t w;
-        if (!get_int(x, arg(a, 0, "width"), 80, "center", &w)) return false;
+        if (!jj_get_int(x, jj_arg(a, 0, "width"), 80, "center", &w)) return false;
         int64_t len = (int64_t)jj_u8_len(s->p, s->n);
         if (w > 1 << 20) return jj_error(x, "center: width too large");
         if (w <= len) { *out = sv; return true; }
@@ -818,12 +618,12 @@ bool jj_filter(jctx *x, const char *name, jv in, const jv *pos, size_t n_pos, co
         return !x->failed;
     }
     if (!strcmp(name, "indent")) {
-        const jv *w = arg(a, 0, "width"), *fi = arg(a, 1, "first"), *bl = arg(a, 2, "blank");
+        const jv *w = jj_arg(a, 0, "width"), *fi = jj_arg(a, 1, "first"), *bl = jj_arg(a, 2, "blank");
         jv ind;
         if (w && w->k == JV_STR) ind = *w;
         else {
             int64_t k;
-            if (!get_int(x, w, 4, "indent", &k)) return false;
+            if (!jj_get_int(x, w, 4, "indent", &k)) return false;
             if (k > 1 << 16) return jj_error(x, "indent: width too large");
             char *sp = jj_alloc(x->arena, (size_t)(k > 0 ? k : 0) + 1);
             if (!sp) return jj_oom(x);
@@ -837,7 +637,7 @@ bool jj_filter(jctx *x, const char *name, jv in, const jv *pos, size_t n_pos, co
         jbuf_puts(&tmp, "\n");
         jv full = jv_str_from_buf(x, &tmp);
         jlist *lines;
-        if (x->failed || !splitlines(x, full.u.s, &lines)) return false;
+        if (x->failed || !jj_splitlines(x, full.u.s, &lines)) return false;
         jbuf b = {.limit = x->lim->max_output};
         if (fi && jv_truthy(*fi)) jbuf_put_str(&b, ind.u.s, 0, ind.u.s->n);
         bool blank = bl && jv_truthy(*bl);
@@ -957,303 +757,4 @@ bool jj_test(jctx *x, const char *name, jv in, const jv *args, size_t n_args, bo
         }
     }
     return true;
-}
-
-/* ----- methods ----- */
-static const char *const str_methods[] = {
-    "strip", "lstrip", "rstrip", "split", "rsplit", "splitlines", "startswith", "endswith", "upper", "lower",
-    "title", "capitalize", "replace", "find", "rfind", "index", "count", "join", "isdigit", "isalpha", "isalnum",
-    "isspace", "islower", "isupper", "removeprefix", "removesuffix", "format", NULL,
-};
-static const char *const list_methods[] = {"count", "index", "append", "extend", "insert", "pop", "remove", "reverse",
-                                           "sort", "clear", "copy", NULL};
-static const char *const dict_methods[] = {"items", "keys", "values", "get", "copy", "pop", "popitem", "setdefault",
-                                           "update", "clear", NULL};
-
-static bool in_list(const char *const *l, const char *name)
-{
-    for (size_t i = 0; l[i]; i++) if (!strcmp(l[i], name)) return true;
-    return false;
-}
-
-bool jj_has_method(jv self, const char *name)
-{
-    if (self.k == JV_STR) return in_list(str_methods, name);
-    if (self.k == JV_LIST) return in_list(list_methods, name);
-    if (self.k == JV_DICT) return in_list(dict_methods, name);
-    return false;
-}
-
-static bool affix(jctx *x, const jstr *s, jv what, bool start, bool *out)
-{
-    if (what.k == JV_LIST && what.u.l->tuple) {
-        *out = false;
-        for (size_t i = 0; i < what.u.l->n && !*out; i++) if (!affix(x, s, what.u.l->v[i], start, out)) return false;
-        return true;
-    }
-    if (what.k != JV_STR)
-        return jj_error(x, "%s first arg must be str or a tuple of str, not %s", start ? "startswith" : "endswith", jv_type_name(what));
-    const jstr *p = what.u.s;
-    *out = p->n <= s->n && !memcmp(start ? s->p : s->p + s->n - p->n, p->p, p->n);
-    return true;
-}
-
-/* "{} {0} {name}".format(...) */
-static bool format(jctx *x, const jstr *s, const fargs *a, jv *out)
-{
-    jbuf b = {.limit = x->lim->max_output};
-    size_t auto_i = 0;
-    for (size_t i = 0; i < s->n; i++) {
-        char c = s->p[i];
-        if (c == '{' && i + 1 < s->n && s->p[i + 1] == '{') { jbuf_puts(&b, "{"); i++; continue; }
-        if (c == '}' && i + 1 < s->n && s->p[i + 1] == '}') { jbuf_puts(&b, "}"); i++; continue; }
-        if (c == '}') { jbuf_free(&b); return jj_error(x, "Single '}' encountered in format string"); }
-        if (c != '{') { jbuf_put_str(&b, s, i, 1); continue; }
-        const char *end = memchr(s->p + i, '}', s->n - i);
-        if (!end) { jbuf_free(&b); return jj_error(x, "Single '{' encountered in format string"); }
-        size_t fl = (size_t)(end - s->p) - i - 1;
-        char field[128];
-        if (fl >= sizeof field) { jbuf_free(&b); return jj_error(x, "format field too long"); }
-        memcpy(field, s->p + i + 1, fl);
-        field[fl] = 0;
-        if (strchr(field, ':') || strchr(field, '!') || strchr(field, '.') || strchr(field, '[')) {
-            jbuf_free(&b);
-            return jj_error(x, "format specifications in str.format are not supported");
-        }
-        const jv *v = NULL;
-        if (!fl) v = auto_i < a->n ? &a->pos[auto_i++] : NULL;
-        else if (field[0] >= '0' && field[0] <= '9') { size_t k = (size_t)atoi(field); v = k < a->n ? &a->pos[k] : NULL; }
-        else v = arg(a, -1, field);
-        if (!v) { jbuf_free(&b); return jj_error(x, "Replacement index %s out of range for positional args tuple", field); }
-        if (!jv_to_str(x, *v, &b)) { jbuf_free(&b); return false; }
-        i = (size_t)(end - s->p);
-    }
-    *out = jv_str_from_buf(x, &b);
-    return !x->failed;
-}
-
-bool jj_method(jctx *x, jv self, const char *name, const jv *pos, size_t n_pos, const char **kwn, const jv *kwv,
-               size_t n_kw, jv *out)
-{
-    fargs A = {pos, n_pos, kwn, kwv, n_kw};
-    const fargs *a = &A;
-    if (self.k == JV_DICT) {
-        if (!strcmp(name, "items") || !strcmp(name, "keys") || !strcmp(name, "values")) {
-            jdict *d = self.u.d;
-            jv l = jv_list(x, d->n);
-            if (x->failed) return false;
-            for (size_t i = 0; i < d->n; i++) {
-                jv v = name[0] == 'k' ? d->k[i] : d->v[i];
-                if (name[0] == 'i') {
-                    v = jv_list(x, 2);
-                    if (x->failed) return false;
-                    v.u.l->tuple = true;
-                    jl_push(x, v.u.l, d->k[i]);
-                    jl_push(x, v.u.l, d->v[i]);
-                }
-                if (!jl_push(x, l.u.l, v)) return false;
-            }
-            *out = lazy(l, name[0] == 'i' ? JL_ITEMS : name[0] == 'k' ? JL_KEYS : JL_VALUES);
-            return true;
-        }
-        if (!strcmp(name, "get")) {
-            const jv *k = arg(a, 0, "key"), *def = arg(a, 1, "default");
-            if (!k) return jj_error(x, "get expected at least 1 argument, got 0");
-            jv *v = jd_get(self.u.d, *k);
-            *out = v ? *v : def ? *def : jv_none();
-            return true;
-        }
-        if (!strcmp(name, "copy")) {
-            jv d = jv_dict(x, self.u.d->n);
-            for (size_t i = 0; !x->failed && i < self.u.d->n; i++) jd_set(x, d.u.d, self.u.d->k[i], self.u.d->v[i]);
-            *out = d;
-            return !x->failed;
-        }
-        return jj_error(x, "access to attribute '%s' of 'dict' object is unsafe.", name);
-    }
-    if (self.k == JV_LIST) {
-        if (!strcmp(name, "count") || !strcmp(name, "index")) {
-            if (n_pos < 1) return jj_error(x, "%s expected an argument", name);
-            int64_t c = 0;
-            for (size_t i = 0; i < self.u.l->n; i++)
-                if (jv_eq(self.u.l->v[i], pos[0])) {
-                    if (name[0] == 'i') { *out = jv_int((int64_t)i); return true; }
-                    c++;
-                }
-            if (name[0] == 'i') return jj_error(x, "value is not in list");
-            *out = jv_int(c);
-            return true;
-        }
-        if (!strcmp(name, "copy")) {
-            jv l = jv_list(x, self.u.l->n);
-            for (size_t i = 0; !x->failed && i < self.u.l->n; i++) jl_push(x, l.u.l, self.u.l->v[i]);
-            *out = l;
-            return !x->failed;
-        }
-        return jj_error(x, "access to attribute '%s' of '%s' object is unsafe.", name, jv_type_name(self));
-    }
-    if (self.k != JV_STR) return jj_error(x, "'%s' object has no attribute '%s'", jv_type_name(self), name);
-    const jstr *s = self.u.s, *t;
-    if (!strcmp(name, "strip") || !strcmp(name, "lstrip") || !strcmp(name, "rstrip")) {
-        const jv *ch = arg(a, 0, "chars");
-        const jstr *cs = NULL;
-        if (ch && ch->k != JV_NONE && !need_str(x, *ch, name, &cs)) return false;
-        *out = strip(x, s, cs, name[0] == 'l' ? 1 : name[0] == 'r' ? 2 : 3);
-        return !x->failed;
-    }
-    if (!strcmp(name, "split") || !strcmp(name, "rsplit")) {
-        const jv *sep = arg(a, 0, "sep"), *mx = arg(a, 1, "maxsplit");
-        const jstr *ss = NULL;
-        int64_t m = -1;
-        if (sep && sep->k != JV_NONE && !need_str(x, *sep, name, &ss)) return false;
-        if (!get_int(x, mx, -1, name, &m)) return false;
-        if (name[0] == 'r' && m >= 0) return jj_error(x, "rsplit with maxsplit is not supported");
-        return split(x, s, ss, m, out);
-    }
-    if (!strcmp(name, "splitlines")) {
-        jlist *l;
-        if (!splitlines(x, s, &l)) return false;
-        out->k = JV_LIST;
-        out->u.l = l;
-        return true;
-    }
-    if (!strcmp(name, "startswith") || !strcmp(name, "endswith")) {
-        if (n_pos < 1) return jj_error(x, "%s expected an argument", name);
-        if (n_pos > 1) return jj_error(x, "%s with start/end positions is not supported", name);
-        bool r;
-        if (!affix(x, s, pos[0], name[0] == 's', &r)) return false;
-        *out = jv_bool(r);
-        return true;
-    }
-    if (!strcmp(name, "upper")) { *out = change_case(x, s, CASE_UPPER); return !x->failed; }
-    if (!strcmp(name, "lower")) { *out = change_case(x, s, CASE_LOWER); return !x->failed; }
-    if (!strcmp(name, "title")) { *out = change_case(x, s, CASE_PYTITLE); return !x->failed; }
-    if (!strcmp(name, "capitalize")) { *out = change_case(x, s, CASE_CAPITALIZE); return !x->failed; }
-    if (!strcmp(name, "replace")) {
-        const jstr *o, *nw;
-        int64_t c;
-        if (n_pos < 2 || !need_str(x, pos[0], "replace", &o) || !need_str(x, pos[1], "replace", &nw))
-            return x->failed ? false : jj_error(x, "replace expected 2 string arguments");
-        if (!get_int(x, arg(a, 2, "count"), -1, "replace", &c)) return false;
-        *out = replace(x, s, o, nw, c);
-        return !x->failed;
-    }
-    if (!strcmp(name, "find") || !strcmp(name, "rfind") || !strcmp(name, "index") || !strcmp(name, "count")) {
-        if (n_pos != 1 || !need_str(x, pos[0], name, &t))
-            return x->failed ? false : jj_error(x, "%s expected 1 string argument", name);
-        if (!strcmp(name, "count")) {
-            int64_t c = 0;
-            if (!t->n) c = (int64_t)jj_u8_len(s->p, s->n) + 1;
-            else for (const char *p = s->p; (p = memmem(p, s->n - (size_t)(p - s->p), t->p, t->n)); p += t->n) c++;
-            *out = jv_int(c);
-            return true;
-        }
-        const char *hit = NULL;
-        if (name[0] == 'r') {
-            for (size_t i = s->n + 1; i-- > 0;)
-                if (i + t->n <= s->n && !memcmp(s->p + i, t->p, t->n)) { hit = s->p + i; break; }
-        } else {
-            hit = t->n ? memmem(s->p, s->n, t->p, t->n) : s->p;
-        }
-        if (!hit && name[0] == 'i') return jj_error(x, "substring not found");
-        *out = jv_int(hit ? (int64_t)jj_u8_len(s->p, (size_t)(hit - s->p)) : -1);
-        return true;
-    }
-    if (!strcmp(name, "join")) {
-        if (n_pos != 1) return jj_error(x, "join expected 1 argument");
-        jlist *items;
-        if (!jj_iter(x, pos[0], &items)) return false;
-        jbuf b = {.limit = x->lim->max_output};
-        for (size_t i = 0; i < items->n; i++) {
-            if (items->v[i].k != JV_STR) {
-                jbuf_free(&b);
-                return jj_error(x, "sequence item %zu: expected str instance, %s found", i, jv_type_name(items->v[i]));
-            }
-            if (i) jbuf_put_str(&b, s, 0, s->n);
-            jbuf_put_str(&b, items->v[i].u.s, 0, items->v[i].u.s->n);
-        }
-        *out = jv_str_from_buf(x, &b);
-        return !x->failed;
-    }
-    if (!strcmp(name, "removeprefix") || !strcmp(name, "removesuffix")) {
-        if (n_pos != 1 || !need_str(x, pos[0], name, &t)) return x->failed ? false : jj_error(x, "%s expected 1 argument", name);
-        bool pre = name[6] == 'p';
-        bool has = t->n <= s->n && !memcmp(pre ? s->p : s->p + s->n - t->n, t->p, t->n);
-        *out = has ? jj_substr(x, s, pre ? t->n : 0, s->n - t->n) : self;
-        return !x->failed;
-    }
-    if (!strcmp(name, "format")) return format(x, s, a, out);
-    if (!strncmp(name, "is", 2)) {
-        bool r = s->n > 0, cased = false;
-        for (size_t i = 0; i < s->n; i++) {
-            unsigned char c = (unsigned char)s->p[i];
-            bool dig = c >= '0' && c <= '9', lo = c >= 'a' && c <= 'z', up = c >= 'A' && c <= 'Z';
-            size_t len;
-            if (!strcmp(name, "isdigit")) r &= dig;
-            else if (!strcmp(name, "isalpha")) r &= lo || up || c >= 0x80;
-            else if (!strcmp(name, "isalnum")) r &= lo || up || dig || c >= 0x80;
-            else if (!strcmp(name, "isspace")) { if (jj_is_space_at(s->p, s->n, i, &len)) i += len - 1; else r = false; }
-            else if (!strcmp(name, "islower")) { if (up) r = false; cased |= lo; }
-            else if (!strcmp(name, "isupper")) { if (lo) r = false; cased |= up; }
-        }
-        if (!strcmp(name, "islower") || !strcmp(name, "isupper")) r = r && cased;
-        *out = jv_bool(r);
-        return true;
-    }
-    return jj_error(x, "'str' object has no attribute '%s'", name);
-}
-
-/* ----- globals ----- */
-bool jj_global(jctx *x, const char *name, const jv *pos, size_t n_pos, const char **kwn, const jv *kwv, size_t n_kw,
-               jv *out)
-{
-    if (!strcmp(name, "range")) {
-        int64_t v[3] = {0, 0, 1};
-        if (n_pos < 1 || n_pos > 3 || n_kw) return jj_error(x, "range expected 1 to 3 integer arguments");
-        for (size_t i = 0; i < n_pos; i++) {
-            if (!jv_is_int_like(pos[i])) return jj_error(x, "'%s' object cannot be interpreted as an integer", jv_type_name(pos[i]));
-            v[n_pos == 1 ? 1 : i] = pos[i].k == JV_INT ? pos[i].u.i : pos[i].u.b;
-        }
-        if (v[2] == 0) return jj_error(x, "range() arg 3 must not be zero");
-        double cnt = v[2] > 0 ? ceil(((double)v[1] - (double)v[0]) / (double)v[2]) : ceil(((double)v[0] - (double)v[1]) / (double)-v[2]);
-        if (cnt < 0) cnt = 0;
-        /* the sandbox's MAX_RANGE */
-        if (cnt > 100000) return jj_error(x, "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
-        jv l = jv_list(x, (size_t)cnt);
-        if (x->failed) return false;
-        for (int64_t i = v[0]; v[2] > 0 ? i < v[1] : i > v[1];) {
-            if (!jl_push(x, l.u.l, jv_int(i))) return false;
-            if (__builtin_add_overflow(i, v[2], &i)) break;
-        }
-        *out = l;
-        return true;
-    }
-    if (!strcmp(name, "namespace") || !strcmp(name, "dict")) {
-        jv d = jv_dict(x, n_kw);
-        if (x->failed) return false;
-        if (n_pos > 1 || (n_pos == 1 && pos[0].k != JV_DICT)) return jj_error(x, "%s: expected keyword arguments or one mapping", name);
-        if (n_pos == 1)
-            for (size_t i = 0; i < pos[0].u.d->n; i++)
-                if (!jd_set(x, d.u.d, pos[0].u.d->k[i], pos[0].u.d->v[i])) return false;
-        for (size_t i = 0; i < n_kw; i++) if (!jd_set(x, d.u.d, jv_cstr(x, kwn[i]), kwv[i])) return false;
-        if (name[0] == 'n') d.k = JV_NS;
-        *out = d;
-        return true;
-    }
-    if (!strcmp(name, "raise_exception")) {
-        jv m = n_pos ? jv_as_str(x, pos[0]) : jv_cstr(x, "");
-        if (x->failed) return false;
-        return jj_error(x, "%s", m.u.s->p);
-    }
-    if (!strcmp(name, "strftime_now")) {
-        if (n_pos != 1 || pos[0].k != JV_STR) return jj_error(x, "strftime_now expected a format string");
-        time_t now = time(NULL);
-        struct tm tm;
-        char buf[512];
-        if (!localtime_r(&now, &tm)) return jj_error(x, "strftime_now: no local time");
-        size_t k = strftime(buf, sizeof buf, pos[0].u.s->p, &tm);
-        *out = jv_str(x, buf, k, NULL);
-        return !x->failed;
-    }
-    return jj_error(x, "'%s' is not supported", name);
 }

@@ -224,7 +224,7 @@ size_t jj_u8_len(const char *p, size_t n);            /* code points */
 size_t jj_u8_offset(const char *p, size_t n, size_t cp); /* byte offset of code point cp (n if past) */
 bool   jj_is_space_at(const char *p, size_t n, size_t i, size_t *len); /* Python str.isspace for the char at i */
 
-/* builtins (jinja_builtins.c) */
+/* builtins (jinja_builtins.c, jinja_methods.c) */
 bool jj_filter(jctx *x, const char *name, jv in, const jv *args, size_t n_args, const char **kwn, const jv *kwv,
                size_t n_kw, jv *out);
 bool jj_test(jctx *x, const char *name, jv in, const jv *args, size_t n_args, bool *out);
