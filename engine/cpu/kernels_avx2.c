@@ -74,6 +74,50 @@ GEMM_ENTRY(f32)
 GEMM_ENTRY(f16)
 GEMM_ENTRY(bf16)
 
+/* Float mat-vecs for decode, as gemv_avx512.c: four rows at a time, two
+ * vectors each per step, prefetching the same bytes of the next four rows
+ * (the tiles above have no prefetch and serve prompts from cache). */
+#define FLOAT_GEMV(WT, ESZ)                                                                       \
+    INLINE void gv_rows_##WT(int64_t k, const uint8_t *w, size_t ws, const float *x, float *d, const int R, \
+                             const bool pf)                                                       \
+    {                                                                                             \
+        __m256 a[4][2];                                                                           \
+        for (int r = 0; r < R; r++) a[r][0] = a[r][1] = _mm256_setzero_ps();                      \
+        int64_t i = 0;                                                                            \
+        for (; i + 16 <= k; i += 16) {                                                            \
+            __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);                  \
+            for (int r = 0; r < R; r++) {                                                         \
+                const uint8_t *row = w + (size_t)r * ws;                                          \
+                if (pf) CPU_PREFETCH_SPAN(row + (size_t)R * ws + (size_t)i * (ESZ), 16 * (ESZ));   \
+                a[r][0] = _mm256_fmadd_ps(load8_##WT(row, i), x0, a[r][0]);                       \
+                a[r][1] = _mm256_fmadd_ps(load8_##WT(row, i + 8), x1, a[r][1]);                   \
+            }                                                                                     \
+        }                                                                                         \
+        for (int r = 0; r < R; r++) {                                                             \
+            float s = hsum8(_mm256_add_ps(a[r][0], a[r][1]));                                     \
+            for (int64_t j = i; j < k; j++) s += WT##_at(w + (size_t)r * ws, j) * x[j];           \
+            d[r] = s;                                                                             \
+        }                                                                                         \
+    }                                                                                             \
+    static void gemv_##WT(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, float *d, \
+                          void *scratch)                                                          \
+    {                                                                                             \
+        (void)scratch;                                                                            \
+        const uint8_t *wb = w;                                                                    \
+        int64_t r = 0;                                                                            \
+        for (; r + 4 <= nrows; r += 4) gv_rows_##WT(k, wb + (size_t)r * ws, ws, x, d + r, 4, true); \
+        switch (nrows - r) {                                                                      \
+        case 3: gv_rows_##WT(k, wb + (size_t)r * ws, ws, x, d + r, 3, false); break;              \
+        case 2: gv_rows_##WT(k, wb + (size_t)r * ws, ws, x, d + r, 2, false); break;              \
+        case 1: gv_rows_##WT(k, wb + (size_t)r * ws, ws, x, d + r, 1, false); break;              \
+        default: break;                                                                           \
+        }                                                                                         \
+    }
+
+FLOAT_GEMV(f32, 4)
+FLOAT_GEMV(f16, 2)
+FLOAT_GEMV(bf16, 2)
+
 /* ===== Int8 tiles (Q8_0 / Q4_0 weights, Q8_0 activations) =============== */
 
 /* Sum of 32 int8 products as 8 int32 lanes, as floats. */
@@ -461,6 +505,9 @@ void cpu_kernels_init_avx2(cpu_kernels *k)
     k->gemm[VKI_TYPE_Q4_0] = gemm_q4_0;
     k->gemm[VKI_TYPE_Q4_K] = gemm_q4_K;
     k->gemm[VKI_TYPE_Q6_K] = gemm_q6_K;
+    k->gemv[VKI_TYPE_F32] = gemv_f32;
+    k->gemv[VKI_TYPE_F16] = gemv_f16;
+    k->gemv[VKI_TYPE_BF16] = gemv_bf16;
     k->gemv[VKI_TYPE_Q8_0] = gemv_q8_0;
     k->gemv[VKI_TYPE_Q4_0] = gemv_q4_0;
     k->mm_mr = MM_MR;
