@@ -107,10 +107,14 @@ const cpu_kernels *cpu_kernels_get(cpu_isa isa)
         cpu_kernels_init_scalar(&k);
         switch (isa) {
 #if defined(CPU_X86)
-        case CPU_ISA_AVX2: cpu_kernels_init_avx2(&k); break;
+        case CPU_ISA_AVX2:
+            cpu_kernels_init_avx2(&k);
+            cpu_kernels_init_repack_avx2(&k);
+            break;
         case CPU_ISA_AVX512:
             cpu_kernels_init_avx2(&k);
             cpu_kernels_init_avx512(&k);
+            cpu_kernels_init_repack_avx2(&k); /* without VNNI (the next line sets nothing) */
             cpu_kernels_init_repack_avx512(&k);
             break;
 #endif

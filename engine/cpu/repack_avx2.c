@@ -1,0 +1,232 @@
+/*
+ * repack_avx2.c: AVX2 mat-vecs over the R16 layout (repack.h) for Q4_0 and
+ * Q4_K, the decode path of those repacked weights on CPUs without AVX-512.
+ * The row-major AVX2 kernels were compute-bound far below memory speed
+ * (2048 x 1024, one thread, from cache: Q4_0 10 GB/s, Q4_K 5 GB/s, against
+ * 52 and 41 for the AVX-512 R16 kernels). A 64-byte R16 chunk is two
+ * 256-bit halves, rows 0-7 and rows 8-15; each half is one lane per row, so
+ * a block ends in one convert and one fma for eight rows. vpmaddubsw has no
+ * int32 accumulator: the nibble products' int16 pair sums (at most
+ * 2 x 15 x 127 = 3810) are added over a block's eight chunks in int16 (at
+ * most 30480), then widened by one vpmaddwd. Q8_0 codes would overflow
+ * that (255 x 127), so Q8_0 keeps the row-major kernel on AVX2.
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include "cpu.h"
+#include "repack.h"
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* Prefetch distance in bytes of the weight stream, as repack_avx512.c. */
+#define R16_PF_BYTES 2048
+/* Activation columns per pass over a group: the int16 sums, the
+ * accumulators and the activation pointers of two columns and one half
+ * fit the 16 registers. */
+#define R16_AVX2_COLS 2
+
+typedef struct r16_x {
+    const int8_t  *q;
+    const float   *d;
+    const int32_t *o;
+} r16_x;
+
+/* The activation as repack_avx512.c lays it out: codes [nbp][32], scales
+ * and offsets (8 x the block's code sum) per block, nb rounded up to even
+ * with a zero block. */
+static r16_x r16_layout_x(const block_q8_0 *x, int64_t nb, void *scratch)
+{
+    int64_t nbp = (nb + 1) & ~(int64_t)1;
+    int8_t *q = scratch;
+    float *d = (float *)(q + nbp * 32);
+    int32_t *o = (int32_t *)(d + nbp);
+    for (int64_t b = 0; b < nb; b++) {
+        int32_t sum = 0;
+        for (int i = 0; i < QK8_0; i++) sum += x[b].qs[i];
+        memcpy(q + b * 32, x[b].qs, 32);
+        d[b] = _cvtsh_ss(x[b].d);
+        o[b] = 8 * sum;
+    }
+    if (nbp > nb) {
+        memset(q + nb * 32, 0, 32);
+        d[nb] = 0.0f;
+        o[nb] = 0;
+    }
+    return (r16_x){q, d, o};
+}
+
+typedef struct r16_xk {
+    const block_q8_K *b;
+    const int32_t    *pb; /* [nb][4]: int16 pairs (sum of sub-block 2t, of 2t + 1) */
+} r16_xk;
+
+static r16_xk r16_layout_xk(const block_q8_K *x, int64_t nb, void *scratch)
+{
+    int32_t *pb = scratch;
+    for (int64_t b = 0; b < nb; b++)
+        for (int t = 0; t < 4; t++) {
+            const int16_t *s = x[b].bsums + 4 * t;
+            uint16_t lo = (uint16_t)(s[0] + s[1]), hi = (uint16_t)(s[2] + s[3]);
+            pb[4 * b + t] = (int32_t)((uint32_t)lo | ((uint32_t)hi << 16));
+        }
+    return (r16_xk){x, pb};
+}
+
+INLINE __m256i bcast4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* The eight rows of half h (rows 8h .. 8h + 7) written to d, nr rows of
+ * the group being real. */
+INLINE void store_half(const __m256 acc, float *d, int h, int nr)
+{
+    int n = nr - 8 * h;
+    if (n >= 8) {
+        _mm256_storeu_ps(d + 8 * h, acc);
+    } else if (n > 0) {
+        float t[8];
+        _mm256_storeu_ps(t, acc);
+        memcpy(d + 8 * h, t, (size_t)n * sizeof(float));
+    }
+}
+
+INLINE void r16_q4_0_half(const int C, int64_t nb, const uint8_t *w, const r16_x *x, float *d, size_t ds, int nr,
+                          const int h)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    __m256 acc[R16_AVX2_COLS];
+    for (int c = 0; c < C; c++) acc[c] = _mm256_setzero_ps();
+    for (int64_t b0 = 0; b0 < nb; b0 += 2) {
+        const uint8_t *u = w + (size_t)(b0 / 2) * 576;
+        if (h == 0)
+            for (int o = 0; o < 576; o += 64) _mm_prefetch((const char *)u + R16_PF_BYTES + o, _MM_HINT_T0);
+#pragma GCC unroll 2
+        for (int e = 0; e < 2; e++) {
+            const int64_t b = b0 + e;
+            __m256i s16[R16_AVX2_COLS];
+            for (int c = 0; c < C; c++) s16[c] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++) {
+                __m256i v = _mm256_load_si256((const __m256i *)(u + e * 256 + q * 64 + 32 * h));
+                __m256i vl = _mm256_and_si256(v, m4), vh = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                for (int c = 0; c < C; c++) {
+                    const int8_t *xq = x[c].q + b * 32 + 4 * q;
+                    s16[c] = _mm256_add_epi16(s16[c], _mm256_add_epi16(_mm256_maddubs_epi16(vl, bcast4(xq)),
+                                                                       _mm256_maddubs_epi16(vh, bcast4(xq + 16))));
+                }
+            }
+            const __m256 dw = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(u + 512 + 32 * e + 16 * h)));
+            for (int c = 0; c < C; c++) {
+                __m256i s = _mm256_sub_epi32(_mm256_madd_epi16(s16[c], ones), _mm256_set1_epi32(x[c].o[b]));
+                acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(x[c].d[b])), acc[c]);
+            }
+        }
+    }
+    for (int c = 0; c < C; c++) store_half(acc[c], d + (size_t)c * ds, h, nr);
+}
+
+/* Q4_K against Q8_K: per sub-block pair the low and high nibbles' int16
+ * sums, widened and scaled at once by vpmaddwd with the rows' scales in
+ * both int16 halves; the mins against the activation's sub-block sums in
+ * four more vpmaddwd. */
+INLINE void r16_q4_K_half(const int C, int64_t nb, const uint8_t *w, const r16_xk *x, float *d, size_t ds, int nr,
+                          const int h)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc[R16_AVX2_COLS];
+    for (int c = 0; c < C; c++) acc[c] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *u = w + (size_t)b * R16_Q4K_UNIT;
+        if (h == 0)
+            for (int o = 0; o < R16_Q4K_UNIT; o += 64) _mm_prefetch((const char *)u + R16_PF_BYTES + o, _MM_HINT_T0);
+        __m256i isum[R16_AVX2_COLS], summ[R16_AVX2_COLS];
+        for (int c = 0; c < C; c++) isum[c] = summ[c] = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            __m256i lo[R16_AVX2_COLS], hi[R16_AVX2_COLS];
+            for (int c = 0; c < C; c++) lo[c] = hi[c] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+            for (int qq = 0; qq < 8; qq++) {
+                __m256i v = _mm256_load_si256((const __m256i *)(u + (8 * j + qq) * 64 + 32 * h));
+                __m256i vl = _mm256_and_si256(v, m4), vh = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                for (int c = 0; c < C; c++) {
+                    const int8_t *xq = x[c].b[b].qs + 64 * j + 4 * qq;
+                    lo[c] = _mm256_add_epi16(lo[c], _mm256_maddubs_epi16(vl, bcast4(xq)));
+                    hi[c] = _mm256_add_epi16(hi[c], _mm256_maddubs_epi16(vh, bcast4(xq + 32)));
+                }
+            }
+            __m256i sl = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(u + R16_Q4K_SCALES + 32 * j + 8 * h)));
+            __m256i sh = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(u + R16_Q4K_SCALES + 32 * j + 16 + 8 * h)));
+            sl = _mm256_or_si256(sl, _mm256_slli_epi32(sl, 16));
+            sh = _mm256_or_si256(sh, _mm256_slli_epi32(sh, 16));
+            for (int c = 0; c < C; c++)
+                isum[c] = _mm256_add_epi32(isum[c], _mm256_add_epi32(_mm256_madd_epi16(lo[c], sl), _mm256_madd_epi16(hi[c], sh)));
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) {
+            const __m256i mn = _mm256_load_si256((const __m256i *)(u + R16_Q4K_MINS + 64 * t + 32 * h));
+            for (int c = 0; c < C; c++)
+                summ[c] = _mm256_add_epi32(summ[c], _mm256_madd_epi16(mn, _mm256_set1_epi32(x[c].pb[4 * b + t])));
+        }
+        const __m256 dw = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(u + R16_Q4K_D + 16 * h)));
+        const __m256 dm = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(u + R16_Q4K_DMIN + 16 * h)));
+        for (int c = 0; c < C; c++) {
+            __m256 dx = _mm256_set1_ps(x[c].b[b].d);
+            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[c]), _mm256_mul_ps(dw, dx), acc[c]);
+            acc[c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(summ[c]), _mm256_mul_ps(dm, dx), acc[c]);
+        }
+    }
+    for (int c = 0; c < C; c++) store_half(acc[c], d + (size_t)c * ds, h, nr);
+}
+
+/* Every group against ncols activation rows, two columns and one half at
+ * a time; the second half and later columns read the group from L1/L2
+ * (a group is tens of KB), so memory sees each weight once. */
+#define R16_ENTRIES(WT, XT, BS, LAYOUT)                                                                     \
+    static void r16_rows_##WT(int64_t nb, const uint8_t *w, size_t ws, int64_t nrows, const XT *x, int ncols, \
+                              float *d, size_t ds)                                                         \
+    {                                                                                                      \
+        for (int64_t r = 0; r < nrows; r += R16_ROWS) {                                                    \
+            const uint8_t *g = w + (size_t)(r / R16_ROWS) * ws;                                            \
+            int nr = (int)(nrows - r < R16_ROWS ? nrows - r : R16_ROWS);                                   \
+            for (int c0 = 0; c0 < ncols; c0 += R16_AVX2_COLS) {                                            \
+                float *dc = d + (size_t)c0 * ds + r;                                                       \
+                for (int h = 0; h < (nr > 8 ? 2 : 1); h++) {                                               \
+                    if (ncols - c0 >= 2) r16_##WT##_half(2, nb, g, x + c0, dc, ds, nr, h);                 \
+                    else r16_##WT##_half(1, nb, g, x + c0, dc, ds, nr, h);                                 \
+                }                                                                                          \
+            }                                                                                              \
+        }                                                                                                  \
+    }                                                                                                      \
+    static void gemv_r16_##WT(int64_t k, const void *w, size_t ws, int64_t nrows, const void *xv, float *d, \
+                              void *scratch)                                                               \
+    {                                                                                                      \
+        const void *x = xv;                                                                                \
+        XT xl = LAYOUT;                                                                                    \
+        r16_rows_##WT(k / BS, w, ws, nrows, &xl, 1, d, 0);                                                 \
+    }                                                                                                      \
+    static void gemvn_r16_##WT(int64_t k, const void *w, size_t ws, int64_t nrows, const void *xv, size_t xs, \
+                               int ncols, float *d, size_t ds, void *scratch0)                             \
+    {                                                                                                      \
+        XT xl[CPU_GEMVN_MAX];                                                                              \
+        for (int c = 0; c < ncols; c++) {                                                                  \
+            const void *x = (const uint8_t *)xv + (size_t)c * xs;                                          \
+            void *scratch = (uint8_t *)scratch0 + (size_t)c * CPU_GEMV_SCRATCH(k);                         \
+            xl[c] = LAYOUT;                                                                                \
+        }                                                                                                  \
+        r16_rows_##WT(k / BS, w, ws, nrows, xl, ncols, d, ds);                                             \
+    }
+
+R16_ENTRIES(q4_0, r16_x, 32, r16_layout_x(x, k / 32, scratch))
+R16_ENTRIES(q4_K, r16_xk, 256, r16_layout_xk(x, k / 256, scratch))
+
+void cpu_kernels_init_repack_avx2(cpu_kernels *k)
+{
+    k->gemv_r16[VKI_TYPE_Q4_0] = gemv_r16_q4_0;
+    k->gemvn_r16[VKI_TYPE_Q4_0] = gemvn_r16_q4_0;
+    k->gemv_r16[VKI_TYPE_Q4_K] = gemv_r16_q4_K;
+    k->gemvn_r16[VKI_TYPE_Q4_K] = gemvn_r16_q4_K;
+}
