@@ -162,8 +162,8 @@ static void print_banner(const srv_config *cfg, unsigned port)
     const srv_model_cfg *chat = NULL, *emb = NULL;
     for (int32_t i = 0; i < cfg->svc.n_models; i++) {
         const srv_model_cfg *m = &cfg->svc.models[i];
-        if (m->kind == SCHED_KIND_EMBEDDING && !emb) emb = m;
-        if (m->kind == SCHED_KIND_CHAT && !chat) chat = m;
+        if (m->kind == VKI_MODEL_KIND_EMBEDDING && !emb) emb = m;
+        if (m->kind == VKI_MODEL_KIND_CHAT && !chat) chat = m;
     }
     const char *const fmt = "  curl http://%s:%u%s -H 'Content-Type: application/json'%s \\\n    -d '{\"model\":\"%s\",%s}'\n";
     if (chat) {

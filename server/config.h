@@ -14,7 +14,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine/sched/sched.h"
 #include "engine/service/service_config.h"
 #include "vkinfer.h"
 
@@ -30,7 +29,7 @@ typedef struct srv_route_cfg {
     int32_t    n_models;
     char     **where_models;   /* "FILE:LINE:COL" of each id, for srv_config_resolve */
     bool       has_kind;       /* needs: [chat | embedding, ...]; else the primary's kind */
-    sched_kind kind;
+    vki_model_kind kind;       /* CHAT or EMBEDDING                         */
     uint32_t   caps;           /* needs: [tools, json]                      */
     int32_t    min_ctx;        /* min_context: 0 = any                       */
     char     **examples;       /* examples: prompts that belong to the route */

@@ -56,8 +56,8 @@ static bool replaced_fields(const srv_model_cfg *a, const srv_model_cfg *b, char
     return any;
 }
 
-/* The settings that apply to a running model in place (scheduler:
- * sched_model_update; server: the published config). */
+/* The settings that apply to a running model in place (the service:
+ * vki_service_update_model; the server: the published config). */
 static bool live_fields(const srv_model_cfg *a, const srv_model_cfg *b, char *what, size_t size)
 {
     bool any = false;

@@ -153,15 +153,15 @@ static vki_status needs_list(const srv_cfg_yaml *y, srv_route_cfg *r, yaml_node_
         yaml_node_t *e = yaml_document_get_node(y->doc, *it);
         if (!e) continue;
         const char *t = text(e);
-        sched_kind k;
-        if (e->type == YAML_SCALAR_NODE && sched_kind_parse(t, &k)) {
+        vki_model_kind k;
+        if (e->type == YAML_SCALAR_NODE && vki_model_kind_from_name(t, &k) && k != VKI_MODEL_KIND_AUTO) {
             if (r->has_kind && r->kind != k) return fail(y, e, "routes[].needs: both chat and embedding");
             r->has_kind = true;
             r->kind = k;
         } else if (e->type == YAML_SCALAR_NODE && !strcmp(t, "tools")) {
-            r->caps |= SCHED_CAP_TOOLS;
+            r->caps |= VKI_CAP_TOOLS;
         } else if (e->type == YAML_SCALAR_NODE && !strcmp(t, "json")) {
-            r->caps |= SCHED_CAP_JSON;
+            r->caps |= VKI_CAP_JSON;
         } else {
             return fail(y, e, "routes[].needs: expected chat, embedding, tools or json, found '%s'", t);
         }
@@ -301,7 +301,7 @@ vki_status srv_config_check_routes(srv_config *c, char *err, size_t err_size)
     for (int32_t i = 0; i < c->n_routes; i++) {
         srv_route_cfg *r = &c->routes[i];
         any_examples |= r->n_examples > 0;
-        sched_kind kind = r->kind;
+        vki_model_kind kind = r->kind;
         for (int32_t k = 0; k < r->n_models; k++) {
             const int32_t j = find(c, r->models[k]);
             if (j < 0) {
@@ -318,13 +318,14 @@ vki_status srv_config_check_routes(srv_config *c, char *err, size_t err_size)
             if (!r->has_kind && k == 0) kind = c->svc.models[j].kind; /* the primary's */
             if (c->svc.models[j].kind != kind) {
                 snprintf(err, err_size, "%s: route '%s' serves %s, but model '%s' is a %s model", r->where_models[k],
-                         r->name, sched_kind_name(kind), r->models[k], sched_kind_name(c->svc.models[j].kind));
+                         r->name, vki_model_kind_name(kind), r->models[k],
+                         vki_model_kind_name(c->svc.models[j].kind));
                 return VKI_ERR_BAD_FILE;
             }
         }
         r->kind = kind;
         r->has_kind = true;
-        if (kind == SCHED_KIND_EMBEDDING && (r->n_examples || r->caps)) {
+        if (kind == VKI_MODEL_KIND_EMBEDDING && (r->n_examples || r->caps)) {
             snprintf(err, err_size, "%s: route '%s' serves embeddings, which are routed by need only: %s apply to "
                      "chat routes", r->where, r->name, r->n_examples ? "examples" : "tools and json");
             return VKI_ERR_BAD_FILE;
@@ -332,7 +333,7 @@ vki_status srv_config_check_routes(srv_config *c, char *err, size_t err_size)
     }
     if (c->router_model) {
         const int32_t j = find(c, c->router_model);
-        if (j < 0 || c->svc.models[j].kind != SCHED_KIND_EMBEDDING) {
+        if (j < 0 || c->svc.models[j].kind != VKI_MODEL_KIND_EMBEDDING) {
             snprintf(err, err_size, "%s: router.model '%s' %s", c->router_where, c->router_model,
                      j < 0 ? "is not a configured model id" : "is a chat model; the router embeds with an embedding "
                                                                "model");

@@ -340,14 +340,14 @@ int32_t srv_pick_model(srv_conn *cn, const cJSON *body, vki_model_kind kind, enu
     return i;
 }
 
-bool srv_parse_common(srv_conn *cn, const cJSON *body, int32_t model, sched_prio route_default, sched_prio *prio,
+bool srv_parse_common(srv_conn *cn, const cJSON *body, int32_t model, vki_priority route_default, vki_priority *prio,
                       double *deadline_ms, enum MHD_Result *ret)
 {
     const srv_config *cfg = cn->srv->cfg;
     *prio = route_default;
     if (model < cfg->svc.n_models && cfg->svc.models[model].has_priority) *prio = cfg->svc.models[model].priority;
     const cJSON *jp = cJSON_GetObjectItemCaseSensitive(body, "priority");
-    if (jp && !cJSON_IsNull(jp) && (!cJSON_IsString(jp) || !sched_prio_parse(jp->valuestring, prio))) {
+    if (jp && !cJSON_IsNull(jp) && (!cJSON_IsString(jp) || !vki_priority_from_name(jp->valuestring, prio))) {
         *ret = srv_send_error(cn, 400, "invalid_field", 0, "priority: expected \"interactive\", \"normal\" or "
                               "\"batch\" (or a service name: \"chat\", \"npc\", \"search\", \"summary\")");
         return false;

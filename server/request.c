@@ -445,7 +445,7 @@ bool srv_parse_generate(srv_conn *cn, const cJSON *body, srv_gen_shape shape, in
     memset(rq, 0, sizeof *rq);
     rq->n_prompts = 1;
     if (!parse_fields(cn, body, shape, rq, ret) ||
-        !srv_parse_common(cn, body, model, SCHED_PRIO_INTERACTIVE, &rq->prio, &rq->deadline_ms, ret) ||
+        !srv_parse_common(cn, body, model, VKI_PRIORITY_INTERACTIVE, &rq->prio, &rq->deadline_ms, ret) ||
         (!chat && !(rq->prompts = completion_prompts(cn, body, &rq->n_prompts, ret)))) {
         srv_gen_req_free(rq);
         return false;
@@ -473,7 +473,7 @@ bool srv_parse_embeddings(srv_conn *cn, const cJSON *body, int32_t model, srv_em
     /* the route has checked the fields before looking up the model; again
      * here so that the function stands alone (the fuzzer's entry) */
     if (!srv_check_fields(cn, body, srv_embed_fields, ret)) return false;
-    if (!srv_parse_common(cn, body, model, SCHED_PRIO_NORMAL, &rq->prio, &rq->deadline_ms, ret)) return false;
+    if (!srv_parse_common(cn, body, model, VKI_PRIORITY_NORMAL, &rq->prio, &rq->deadline_ms, ret)) return false;
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(body, "encoding_format");
     rq->b64 = cJSON_IsString(fmt) && !strcmp(fmt->valuestring, "base64");
     if (fmt && !cJSON_IsNull(fmt) && !rq->b64 && (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "float"))) {

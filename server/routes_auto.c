@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "engine/sched/router.h"
+#include "engine/service/service_internal.h" /* svc_sched_kind */
 #include "server/srv_internal.h"
 #include "util.h"
 
@@ -24,7 +25,7 @@ struct srv_auto {
     sched_route_request  need;
     bool                 no_fallback;
     bool                 body_prio; /* the body names a priority: the model's default does not apply */
-    sched_prio          *prio;      /* the caller's, set to the chosen model's configured class */
+    vki_priority        *prio;      /* the caller's, set to the chosen model's configured class */
 };
 
 /* ===== Set-up ============================================================= */
@@ -42,7 +43,7 @@ bool srv_auto_init(srv_server *srv, char *err, size_t err_size)
         int32_t *mi = idx + (size_t)i * SCHED_ROUTE_MAX_MODELS;
         for (int32_t k = 0; k < r->n_models; k++) mi[k] = sched_find(srv->s, r->models[k]);
         rp[i] = (sched_route_params){.name = r->name, .use_case = r->use_case, .models = mi,
-                                     .n_models = r->n_models, .kind = r->kind, .caps = r->caps, .min_ctx = r->min_ctx,
+                                     .n_models = r->n_models, .kind = svc_sched_kind(r->kind), .caps = r->caps, .min_ctx = r->min_ctx,
                                      .examples = (const char *const *)r->examples, .n_examples = r->n_examples,
                                      .threshold = r->threshold};
     }
@@ -275,7 +276,7 @@ static bool submit_query(srv_conn *cn, srv_auto *a, const char *query)
     return true;
 }
 
-int srv_auto_begin(srv_conn *cn, const cJSON *body, sched_kind kind, int32_t n_tokens, sched_prio *prio, srv_auto **out,
+int srv_auto_begin(srv_conn *cn, const cJSON *body, vki_model_kind kind, int32_t n_tokens, vki_priority *prio, srv_auto **out,
                    int32_t *order, int32_t *n, enum MHD_Result *ret)
 {
     *out = NULL;
@@ -284,13 +285,13 @@ int srv_auto_begin(srv_conn *cn, const cJSON *body, sched_kind kind, int32_t n_t
     vki_request_needs none = {0};
     /* model_fallback is checked as for a named model */
     if (!srv_fb_plan(cn, body, 0, &none, tmp, 1, ret)) return 0;
-    srv_auto a = {.need = {.kind = kind, .caps = kind == SCHED_KIND_CHAT ? body_caps(body) : 0, .n_tokens = n_tokens},
+    srv_auto a = {.need = {.kind = svc_sched_kind(kind), .caps = kind == VKI_MODEL_KIND_CHAT ? body_caps(body) : 0, .n_tokens = n_tokens},
                   .no_fallback = cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(body, "model_fallback")),
                   .prio = prio};
     const cJSON *jp = cJSON_GetObjectItemCaseSensitive(body, "priority");
     a.body_prio = jp && !cJSON_IsNull(jp);
     sched_route_decision probe;
-    if (kind == SCHED_KIND_CHAT && srv->router_model >= 0) {
+    if (kind == VKI_MODEL_KIND_CHAT && srv->router_model >= 0) {
         /* Only embed when meaning could decide: several routes serve it and
          * some carry examples. */
         sched_route_model snap[SCHED_ROUTER_MAX_MODELS];

@@ -575,7 +575,7 @@ static int gen_submit(srv_conn *cn, gen_plan *p, int32_t i, vki_status *st, char
         prompts = &one;
         n_prompts = 1;
     }
-    if (p->plain) cn->log.priority = vki_priority_name((vki_priority)p->f.prio); /* final now, `auto` decided */
+    if (p->plain) cn->log.priority = vki_priority_name(p->f.prio); /* final now, `auto` decided */
     gen_job *j = job_new(cn, i, p->chat, n_prompts, &f);
     if (j) {
         j->tool_fmt = fmt;
@@ -594,7 +594,7 @@ static int gen_submit(srv_conn *cn, gen_plan *p, int32_t i, vki_status *st, char
         const srv_prompt *gp = &prompts[k];
         sched_gen_input in = {.prompt = gp->text, .literal = spans, .n_literal = n_spans, .ids = gp->ids,
                               .n_ids = gp->n_ids, .n_choices = f.n};
-        *st = sched_submit_generate_input(cn->srv->s, i, &in, &f.gp, p->f.prio, p->f.deadline_ms, &j->rs[k], eta);
+        *st = sched_submit_generate_input(cn->srv->s, i, &in, &f.gp, (sched_prio)p->f.prio, p->f.deadline_ms, &j->rs[k], eta);
     }
     free(rendered);
     free(spans);
@@ -814,13 +814,13 @@ enum MHD_Result srv_route_generate_as(srv_conn *cn, const cJSON *body, srv_gen_s
     }
     const cJSON *jp = cJSON_GetObjectItemCaseSensitive(body, "priority");
     const bool own_prio = req_prio >= 0 && (!jp || cJSON_IsNull(jp));
-    if (own_prio) p->f.prio = (sched_prio)req_prio;
+    if (own_prio) p->f.prio = (vki_priority)req_prio;
     /* Candidates are ranked by room for about a token per 4 bytes of body, and the completion. */
     vki_request_needs need = {.n_tokens = (int32_t)VKI_MIN(cn->body.n / 4 + (size_t)VKI_MAX(p->f.gp.n_predict, 0),
                                                            1u << 30)};
     if (autoq) {
         /* a class the request asked for (service_type) is kept, as a priority field is */
-        int r = srv_auto_begin(cn, body, SCHED_KIND_CHAT, need.n_tokens, own_prio ? NULL : &p->f.prio, &p->autoq, p->order,
+        int r = srv_auto_begin(cn, body, VKI_MODEL_KIND_CHAT, need.n_tokens, own_prio ? NULL : &p->f.prio, &p->autoq, p->order,
                                &p->n_try, &ret);
         if (r == 0) {
             plan_free(cn, p);

@@ -214,7 +214,7 @@ typedef struct embed_plan {
     int32_t       n;
     bool          b64;
     double        want_dim, deadline;
-    sched_prio    prio;
+    vki_priority  prio;
     int32_t       model, order[16], n_try;
     vki_job      *job;
 } embed_plan;
@@ -234,7 +234,7 @@ static void eplan_drop(void *state) { eplan_free(state); }
 static enum MHD_Result embed_submit(srv_conn *cn, embed_plan *p, bool *wait)
 {
     vki_request_params rp = vki_request_default_params();
-    rp.priority = (vki_priority)p->prio;
+    rp.priority = p->prio;
     /* The service's deadline counts from the submit: the request's has run since it arrived. */
     rp.deadline_ms = p->deadline > 0 ? VKI_MAX(p->deadline - vki_time_ms(), 1e-3) : 0;
     rp.candidates = p->order;
@@ -373,7 +373,7 @@ enum MHD_Result srv_route_embeddings(srv_conn *cn, const cJSON *body)
                       .deadline = rq.deadline_ms, .prio = rq.prio, .model = model};
     if (autoq) {
         srv_auto *none = NULL;
-        if (srv_auto_begin(cn, body, SCHED_KIND_EMBEDDING, need.n_tokens, &p->prio, &none, p->order, &p->n_try,
+        if (srv_auto_begin(cn, body, VKI_MODEL_KIND_EMBEDDING, need.n_tokens, &p->prio, &none, p->order, &p->n_try,
                            &ret) == 1)
             p->model = p->order[0];
         else

@@ -14,12 +14,12 @@
 
 /* The old service's callers, by the class their requests run in. */
 static const struct {
-    const char *name;
-    sched_prio  prio;
+    const char  *name;
+    vki_priority prio;
 } service_types[] = {
-    {"chat", SCHED_PRIO_INTERACTIVE},
-    {"npc", SCHED_PRIO_NORMAL},
-    {"summary", SCHED_PRIO_BATCH},
+    {"chat", VKI_PRIORITY_INTERACTIVE},
+    {"npc", VKI_PRIORITY_NORMAL},
+    {"summary", VKI_PRIORITY_BATCH},
 };
 
 /* session_id: a string or an integer, printed as is into the log line, so

@@ -227,7 +227,7 @@ bool            srv_client_gone(struct MHD_Connection *c);
 int32_t srv_pick_model(srv_conn *cn, const cJSON *body, vki_model_kind kind, enum MHD_Result *ret);
 /* Reads "priority" and "timeout" (vkinfer extensions); false after
  * queueing a 400. */
-bool    srv_parse_common(srv_conn *cn, const cJSON *body, int32_t model, sched_prio route_default, sched_prio *prio,
+bool    srv_parse_common(srv_conn *cn, const cJSON *body, int32_t model, vki_priority route_default, vki_priority *prio,
                          double *deadline_ms, enum MHD_Result *ret);
 
 /* ----- logprobs.c ----- */
@@ -354,7 +354,7 @@ bool            srv_auto_asked(const cJSON *body);
  * the log line and the counters; *prio becomes the chosen model's configured
  * class unless the body names one (prio is borrowed until the decision). 1: decided; 2: waiting (*a); 0: an error
  * was queued (*ret). */
-int             srv_auto_begin(srv_conn *cn, const cJSON *body, sched_kind kind, int32_t n_tokens, sched_prio *prio,
+int             srv_auto_begin(srv_conn *cn, const cJSON *body, vki_model_kind kind, int32_t n_tokens, vki_priority *prio,
                                srv_auto **a, int32_t *order, int32_t *n, enum MHD_Result *ret);
 /* On a wake-up while *a waits: 1 decided (*a freed, the watch ended), 2
  * still waiting, 0 error queued (*ret; *a freed). */
@@ -434,7 +434,7 @@ typedef struct srv_gen_req {
     bool                include_usage;            /* stream_options.include_usage  */
     int32_t             n;                        /* choices per prompt            */
     srv_tool_req        tools;                    /* chat: tools, tool_choice      */
-    sched_prio          prio;
+    vki_priority        prio;
     double              deadline_ms;              /* 0: none                       */
     srv_prompt         *prompts;                  /* completions: [n_prompts], owned; chat: NULL */
     int32_t             n_prompts;
@@ -462,7 +462,7 @@ typedef struct srv_embed_req {
     int32_t      n;
     bool         b64;       /* encoding_format "base64"                       */
     double       want_dim;  /* dimensions; 0: not given                       */
-    sched_prio   prio;
+    vki_priority prio;
     double       deadline_ms;
 } srv_embed_req;
 bool srv_parse_embeddings(srv_conn *cn, const cJSON *body, int32_t model, srv_embed_req *rq, enum MHD_Result *ret);

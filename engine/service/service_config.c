@@ -317,12 +317,14 @@ static vki_status model_pair(svc_cfg_ctx *x, const char *key, yaml_node_t *k, ya
     if (!strcmp(key, "path")) return svc_cfg_string(x, v, "models[].path", &m->path);
     if (!strcmp(key, "chat_template")) return svc_cfg_string(x, v, "models[].chat_template", &m->chat_template);
     if (!strcmp(key, "kind")) {
-        if (v->type != YAML_SCALAR_NODE || !sched_kind_parse(svc_cfg_scalar(v), &m->kind))
+        /* auto is the file's own kind, which leaving the key out already says */
+        if (v->type != YAML_SCALAR_NODE || !vki_model_kind_from_name(svc_cfg_scalar(v), &m->kind) ||
+            m->kind == VKI_MODEL_KIND_AUTO)
             return svc_cfg_fail(x, v, "models[].kind: expected chat or embedding, found '%s'",
                              v->type == YAML_SCALAR_NODE ? svc_cfg_scalar(v) : svc_cfg_node_kind(v));
         m->has_kind = true;
     } else if (!strcmp(key, "priority")) {
-        if (v->type != YAML_SCALAR_NODE || !sched_prio_parse(svc_cfg_scalar(v), &m->priority))
+        if (v->type != YAML_SCALAR_NODE || !vki_priority_from_name(svc_cfg_scalar(v), &m->priority))
             return svc_cfg_fail(x, v, "models[].priority: expected interactive, normal or batch (or the service names "
                                    "chat, npc, search, summary), found '%s'",
                              v->type == YAML_SCALAR_NODE ? svc_cfg_scalar(v) : svc_cfg_node_kind(v));
@@ -538,8 +540,8 @@ static vki_status check_fallback(const svc_config *c, char *err, size_t err_size
                 return VKI_ERR_INVALID_ARGUMENT;
             }
             if (c->models[j].has_kind && m->has_kind && c->models[j].kind != m->kind) {
-                snprintf(err, err_size, "model '%s' (%s): %s names '%s', a %s model", m->id, sched_kind_name(m->kind),
-                         what, id, sched_kind_name(c->models[j].kind));
+                snprintf(err, err_size, "model '%s' (%s): %s names '%s', a %s model", m->id, vki_model_kind_name(m->kind),
+                         what, id, vki_model_kind_name(c->models[j].kind));
                 return VKI_ERR_INVALID_ARGUMENT;
             }
         }
@@ -566,15 +568,15 @@ vki_status svc_config_resolve(svc_config *c, char *err, size_t err_size)
         vki_status s = vki_file_open(m->path, &f);
         if (s != VKI_OK) {
             /* The load will fail with the same message; /health reports it. */
-            m->kind = SCHED_KIND_CHAT;
+            m->kind = VKI_MODEL_KIND_CHAT;
             continue;
         }
-        m->kind = mdl_file_is_embedding(f) ? SCHED_KIND_EMBEDDING : SCHED_KIND_CHAT;
+        m->kind = mdl_file_is_embedding(f) ? VKI_MODEL_KIND_EMBEDDING : VKI_MODEL_KIND_CHAT;
         m->has_kind = true;
         vki_file_close(f);
     }
     for (int32_t i = 0; i < c->n_models; i++)
-        if (c->models[i].n_dims && c->models[i].kind != SCHED_KIND_EMBEDDING) {
+        if (c->models[i].n_dims && c->models[i].kind != VKI_MODEL_KIND_EMBEDDING) {
             snprintf(err, err_size, "model '%s': dimensions (Matryoshka widths) apply to embedding models only",
                      c->models[i].id);
             return VKI_ERR_INVALID_ARGUMENT;

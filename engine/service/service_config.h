@@ -19,10 +19,10 @@
 
 typedef struct svc_model_cfg {
     char      *id, *path;
-    bool       has_kind;      /* else detected from the file's architecture  */
-    sched_kind kind;
-    bool       has_priority;  /* else the route's default class              */
-    sched_prio priority;
+    bool           has_kind;     /* else detected from the file's architecture  */
+    vki_model_kind kind;         /* CHAT or EMBEDDING once resolved              */
+    bool           has_priority; /* else the route's default class              */
+    vki_priority   priority;
     uint32_t   n_ctx;         /* 0 = from the model                          */
     uint32_t   n_seq_max;     /* sequences decoded together; 0 = 4           */
     char      *chat_template; /* family name; NULL = the model's own         */

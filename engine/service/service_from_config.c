@@ -36,10 +36,10 @@ void svc_config_service_params(const svc_config *c, vki_service_params *p)
 void svc_config_model_params(const svc_config *c, const svc_model_cfg *m, const char *chain[65],
                              sched_model_params *mp)
 {
-    *mp = (sched_model_params){.id = m->id, .path = m->path, .kind = m->kind, .mp = vki_model_default_params()};
+    *mp = (sched_model_params){.id = m->id, .path = m->path, .kind = svc_sched_kind(m->kind), .mp = vki_model_default_params()};
     mp->mp.backend = c->prefer;
     mp->mp.n_ctx = m->n_ctx;
-    mp->mp.n_seq_max = m->kind == SCHED_KIND_CHAT ? (m->n_seq_max ? m->n_seq_max : 4) : 1;
+    mp->mp.n_seq_max = mp->kind == SCHED_KIND_CHAT ? (m->n_seq_max ? m->n_seq_max : 4) : 1;
     mp->has_keep_alive = m->has_keep_alive;
     mp->keep_alive_ms = m->keep_alive_ms;
     mp->pin = m->pin;

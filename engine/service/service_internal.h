@@ -89,6 +89,13 @@ struct vki_job {
     vki_job           *next_parked; /* svc->parked                              */
 };
 
+/* The scheduler's kind for a public one (AUTO: chat, the zero default of
+ * a config entry not yet resolved, as the scheduler's own zero was). */
+static inline sched_kind svc_sched_kind(vki_model_kind k)
+{
+    return k == VKI_MODEL_KIND_EMBEDDING ? SCHED_KIND_EMBEDDING : SCHED_KIND_CHAT;
+}
+
 /* service_job.c */
 void svc_job_process(vki_job *j);
 

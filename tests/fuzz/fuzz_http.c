@@ -158,7 +158,7 @@ static bool legacy(srv_conn *cn, const cJSON *body, enum MHD_Result *ret)
 {
     int prio = 7;
     if (!srv_parse_generate_legacy(cn, body, &prio, ret)) return false;
-    FZ_CHECK(prio >= -1 && prio <= SCHED_PRIO_BATCH);
+    FZ_CHECK(prio >= -1 && prio <= VKI_PRIORITY_BATCH);
     /* the log line prints the id between quotes as it is */
     const char *sid = cn->log.session;
     FZ_CHECK(strlen(sid) < sizeof cn->log.session);
