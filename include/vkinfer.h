@@ -435,6 +435,9 @@ typedef struct vki_service_model_params {
      * breaker_window_ms, retries after breaker_recovery_ms; 0 = 5, 60 s, 30 s. */
     int32_t          breaker_failures;
     double           breaker_window_ms, breaker_recovery_ms;
+    /* In [0, 1]: ranks equally loaded models of a route (higher first);
+     * a live setting (vki_service_update_model). */
+    double           quality;
 } vki_service_model_params;
 
 VKI_API vki_service_model_params vki_service_model_default_params(void);
@@ -720,6 +723,154 @@ VKI_API vki_status vki_service_update_model(vki_service *svc, int32_t i, const v
  * ones, keeping the models' states and counters readable until
  * vki_service_destroy (which does this first). Thread-safe. */
 VKI_API void vki_service_shutdown(vki_service *svc);
+
+
+/* ===== Service: routing (`model: "auto"`) ===============================
+ *
+ * A request that names no model is routed: routes (use cases) list a
+ * primary model and its fallbacks and what they serve (chat or embedding,
+ * tools, JSON output, a minimum context). A request goes to the routes that
+ * serve what it needs; where several do and routes carry example prompts,
+ * to the one whose nearest example is closest in meaning to the request's
+ * query text (the cosine of their embeddings, against the route's
+ * threshold), else to the only one (by need), else to the one whose best
+ * model is least loaded (by load). Within the route its models are ordered
+ * by whether they can serve, then load (resident, queue ETA, load cost),
+ * then quality. No route serving it: every model that can, ranked alike.
+ * The service embeds the examples with the router model itself, once it
+ * is resident and again after each reload of its file; a query that comes
+ * before them embeds them along with itself.
+ */
+
+#define VKI_SERVICE_MAX_ROUTES 64
+#define VKI_ROUTE_MAX_MODELS   16
+
+/* What decided a route. */
+typedef enum vki_route_by {
+    VKI_ROUTE_BY_MEANING = 0, /* the nearest example reached its threshold */
+    VKI_ROUTE_BY_NEED    = 1, /* one route (or model) could serve it        */
+    VKI_ROUTE_BY_LOAD    = 2, /* several could: the least loaded won        */
+} vki_route_by;
+#define VKI_ROUTE_N_BY 3
+
+/* "meaning", "need", "load"; "?" for none. */
+VKI_API const char *vki_route_by_name(vki_route_by b);
+
+/* One route; strings and arrays are copied. */
+typedef struct vki_route_params {
+    const char         *name;         /* unique, non-empty                               */
+    const char         *use_case;     /* a description; NULL = none                      */
+    const char *const  *models;       /* model ids: the primary, then its fallbacks      */
+    int32_t             n_models;     /* 1 .. VKI_ROUTE_MAX_MODELS                       */
+    vki_model_kind      kind;         /* what it serves; AUTO = its primary's kind       */
+    uint32_t            capabilities; /* VKI_CAP_*: requests using them may come here    */
+    int32_t             min_ctx;      /* its models need this context; 0 = any           */
+    const char *const  *examples;     /* prompts that belong here (chat routes); may be NULL */
+    int32_t             n_examples;
+    double              threshold;    /* nearest-example cosine in [-1, 1]; 0 = the router's */
+} vki_route_params;
+
+/* Why the examples' vectors changed, or could not be made (on_examples). */
+typedef struct vki_route_examples_event {
+    bool        ok;
+    int32_t     n_examples, dim;  /* ok: how many, how wide                       */
+    const char *model;            /* the router model's id                        */
+    const char *message;          /* !ok: why; the service retries in retry_ms    */
+    double      retry_ms;
+} vki_route_examples_event;
+
+typedef struct vki_router_params {
+    const vki_route_params *routes;
+    int32_t     n_routes;         /* 0 .. VKI_SERVICE_MAX_ROUTES                  */
+    /* The embedding model the examples and queries are embedded with
+     * (copied); NULL = none: no route may carry examples. */
+    const char *model;
+    double      threshold;        /* routes' default; 0 = 0.5                     */
+    /* Called on the dispatcher thread each time the examples are embedded,
+     * or fail to be. NULL = none. */
+    void      (*on_examples)(const vki_route_examples_event *ev, void *user);
+    void       *on_examples_user;
+} vki_router_params;
+
+VKI_API vki_router_params vki_router_default_params(void);
+
+/* Installs the routes, once per service (model ids must exist by then).
+ * Returns VKI_OK, VKI_ERR_INVALID_ARGUMENT (NULL, routes already set, too
+ * many routes or models, no name, a name twice, a model named twice,
+ * models of another kind than the route, examples without a router model
+ * or on an embedding route, a threshold outside [-1, 1], a router model
+ * that is no embedding model), VKI_ERR_NOT_FOUND (an unknown model id),
+ * VKI_ERR_OUT_OF_MEMORY. */
+VKI_API vki_status vki_service_set_router(vki_service *svc, const vki_router_params *params);
+
+/* What a request to route needs, and who hears when a decision waited. */
+typedef struct vki_route_request {
+    vki_model_kind kind;          /* CHAT (default) or EMBEDDING                  */
+    uint32_t       capabilities;  /* VKI_CAP_* it uses (chat)                     */
+    int32_t        n_tokens;      /* context it expects to fill; 0 = unknown      */
+    /* When the decision waits for the query's embedding: called once it is
+     * made (see vki_service_route), on the dispatcher thread. */
+    void         (*on_done)(const vki_job_result *result, void *user);
+    void          *user;
+} vki_route_request;
+
+typedef struct vki_route_decision {
+    int32_t      route;           /* route index; -1 = none matched (every model) */
+    const char  *route_name;      /* "-" when none; valid until vki_service_destroy */
+    vki_route_by by;
+    double       score;           /* the best route's nearest-example cosine; 0 when
+                                     the query was not embedded                  */
+    int32_t      order[VKI_ROUTE_MAX_MODELS]; /* model indices to try, best first */
+    int32_t      n_order;
+    bool         embedded;        /* the query's embedding took part              */
+    /* Why a query was not embedded or its vector not used ("" when it was,
+     * or when meaning could not decide anyway). */
+    char         note[512];
+    double       decide_ms;       /* the decision itself, without the embedding   */
+} vki_route_decision;
+
+/* Routes a request. query: the text whose meaning may decide (a chat's
+ * last user message); NULL = none. Where meaning cannot decide (no query,
+ * no router model, fewer than two routes serving the request, none with
+ * examples) the decision is made now: *out is filled and *job is NULL.
+ * Else the query (with the examples when theirs are missing or stale) is
+ * embedded on the router model, interactive class, and *job is that
+ * embedding: req->on_done runs once the decision is made, and
+ * vki_job_get_route reads it; release the job with vki_job_release. A
+ * query that cannot be embedded is routed without it (out->note says why).
+ * Each decision counts in vki_service_get_route_info's `decisions`.
+ * Returns VKI_OK, VKI_ERR_NOT_FOUND (no model serves what it needs: the
+ * message says what), VKI_ERR_INVALID_ARGUMENT (NULL, a kind that is
+ * neither chat nor embedding), VKI_ERR_OUT_OF_MEMORY. Thread-safe; never
+ * blocks on a model. */
+VKI_API vki_status vki_service_route(vki_service *svc, const vki_route_request *req, const char *query,
+                                     vki_route_decision *out, vki_job **job);
+
+/* The decision of a job from vki_service_route. Returns VKI_OK,
+ * VKI_ERR_TIMEOUT (not decided yet), VKI_ERR_INVALID_ARGUMENT (NULL, not a
+ * route's job), or the decision's error (NOT_FOUND: the models that could
+ * serve it went away meanwhile; vki_last_error says what). Thread-safe. */
+VKI_API vki_status vki_job_get_route(vki_job *job, vki_route_decision *out);
+
+typedef struct vki_route_info {
+    const char    *name, *use_case; /* valid until vki_service_destroy; use_case may be NULL */
+    int32_t        models[VKI_ROUTE_MAX_MODELS]; /* indices, primary first */
+    int32_t        n_models;
+    vki_model_kind kind;          /* CHAT or EMBEDDING                            */
+    uint32_t       capabilities;
+    int32_t        min_ctx;
+    int32_t        n_examples;
+    double         threshold;     /* in force (the router's default applied)      */
+    uint64_t       decisions[VKI_ROUTE_N_BY]; /* requests routed here, by what decided */
+} vki_route_info;
+
+/* The number of routes (0 before vki_service_set_router), and route i's
+ * settings and counters; i = -1 is the requests no route matched (name
+ * "-", only `decisions` set). The router model's id, or NULL.
+ * Returns VKI_OK, VKI_ERR_INVALID_ARGUMENT (NULL), VKI_ERR_NOT_FOUND (i). */
+VKI_API int32_t     vki_service_route_count(const vki_service *svc);
+VKI_API vki_status  vki_service_get_route_info(vki_service *svc, int32_t i, vki_route_info *out);
+VKI_API const char *vki_service_router_model(const vki_service *svc);
 
 #ifdef __cplusplus
 }

@@ -74,6 +74,7 @@ static bool live_fields(const srv_model_cfg *a, const srv_model_cfg *b, char *wh
               (a->n_compat && memcmp(a->compat, b->compat, (size_t)a->n_compat * sizeof *a->compat)),
           "compatible")
     FIELD(!str_eq(a->chat_template, b->chat_template), "chat_template")
+    FIELD(a->quality != b->quality, "quality") /* ranks `auto`'s candidates (the service holds it) */
     FIELD(a->n_dims != b->n_dims || memcmp(a->dims, b->dims, sizeof a->dims), "dimensions")
     return any;
 }

@@ -606,11 +606,6 @@ static void *watchdog_main(void *arg)
             ts.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&srv->socks_cv, &srv->socks_mu, &ts);
-        /* the routes' examples are embedded once the router model is ready
-         * (and again after its reload); not under the sockets' lock */
-        pthread_mutex_unlock(&srv->socks_mu);
-        srv_auto_tick(srv);
-        pthread_mutex_lock(&srv->socks_mu);
         double now = vki_time_ms();
         for (srv_sock *k = srv->socks; k; k = k->next) {
             if (k->cut || k->fd < 0) continue;
@@ -1030,7 +1025,6 @@ fail:
     pthread_mutex_destroy(&srv->reload_mu);
     srv_fb_free(srv);
     srv_window_destroy(srv->window);
-    srv_auto_free(srv);
     free(srv->api_key);
     free(srv);
     return VKI_ERR_INVALID_ARGUMENT;
@@ -1082,7 +1076,6 @@ void srv_stop(srv_server *srv)
     pthread_mutex_destroy(&srv->reload_mu);
     srv_fb_free(srv);
     srv_window_destroy(srv->window);
-    srv_auto_free(srv);
     srv_reload_free(srv);
     free(srv->api_key);
     free(srv);

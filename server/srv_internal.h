@@ -62,15 +62,6 @@ struct srv_server {
     atomic_uint_fast64_t  count[SRV_N_ROUTES][SRV_N_CODES];
     atomic_uint_fast64_t  disconnects; /* clients gone before their answer ended */
     atomic_uint_fast64_t *fb_count;   /* [from][to][reason] fallbacks (fallback.c) */
-    /* `model: "auto"` (routes_auto.c): the routes, the embedding model that
-     * routes by meaning (-1: none), and the decisions
-     * counted [route + 1][by] (row 0: no route matched). */
-    struct sched_router  *router;
-    int32_t               router_model;
-    sched_request        *prime;      /* the examples' embedding in flight (watchdog thread only) */
-    uint64_t              prime_version;
-    double                prime_retry_ms; /* after a failure, not before (vki_time_ms) */
-    atomic_uint_fast64_t *route_count;
     atomic_uint_fast64_t  evictions;  /* slow or idle connections closed to make room */
     atomic_int            in_flight;  /* requests from their headers to their end */
     struct srv_window    *window;     /* the last minutes' traffic (routes_status.c) */
@@ -340,9 +331,9 @@ bool            srv_parse_generate_legacy(srv_conn *cn, const cJSON *body, int *
 
 typedef struct srv_auto srv_auto;
 
-/* Builds the router from the config's routes (srv_start); false with err. */
+/* Hands the config's routes to the service (vki_service_set_router, once:
+ * srv_start); false with err. */
 bool            srv_auto_init(srv_server *srv, char *err, size_t err_size);
-void            srv_auto_free(srv_server *srv);
 /* True when the body's model is "auto". */
 bool            srv_auto_asked(const cJSON *body);
 /* Decides where an `auto` request of `kind` goes, from what the body uses
@@ -359,10 +350,6 @@ int             srv_auto_begin(srv_conn *cn, const cJSON *body, vki_model_kind k
 /* On a wake-up while *a waits: 1 decided (*a freed, the watch ended), 2
  * still waiting, 0 error queued (*ret; *a freed). */
 int             srv_auto_step(srv_conn *cn, srv_auto **a, int32_t *order, int32_t *n, enum MHD_Result *ret);
-/* From the watchdog thread every 100 ms: once the router model is
- * resident and the examples' vectors are missing or from before its last
- * reload, embeds them (a failure is logged and retried after 10 s). */
-void            srv_auto_tick(srv_server *srv);
 /* Cancels and frees a wait (after srv_unwatch). NULL is a no-op. */
 void            srv_auto_drop(srv_auto *a);
 /* vkinfer_route_decisions_total{route,by} for /metrics. */

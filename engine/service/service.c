@@ -161,11 +161,13 @@ static void *dispatcher_main(void *arg)
     vki_service *svc = arg;
     pthread_mutex_lock(&svc->mu);
     for (;;) {
-        const double due = parked_deadline(svc);
+        const double due = parked_deadline(svc), route_due = svc_route_due(svc);
         if (svc->parked && (svc->events || svc->shutting || (due > 0 && vki_time_ms() >= due))) unpark_all(svc);
-        if (!svc->ready && !svc->events) {
+        const bool route_now = route_due > 0 && vki_time_ms() >= route_due;
+        if (!svc->ready && !svc->events && !route_now) {
             if (svc->stop) break;
-            if (due > 0) cond_wait_until(&svc->cv, &svc->mu, due);
+            const double until = due > 0 && route_due > 0 ? VKI_MIN(due, route_due) : due > 0 ? due : route_due;
+            if (until > 0) cond_wait_until(&svc->cv, &svc->mu, until);
             else pthread_cond_wait(&svc->cv, &svc->mu);
             continue;
         }
@@ -189,6 +191,7 @@ static void *dispatcher_main(void *arg)
             svc_job_unref(j);
             j = next;
         }
+        svc_route_tick(svc);
         pthread_mutex_lock(&svc->mu);
     }
     pthread_mutex_unlock(&svc->mu);
@@ -284,6 +287,7 @@ void vki_service_destroy(vki_service *svc)
     pthread_cond_broadcast(&svc->cv);
     pthread_mutex_unlock(&svc->mu);
     if (svc->thread_started) pthread_join(svc->thread, NULL);
+    svc_router_free(svc);
     sched_destroy(svc->s);
     for (svc_state_event *ev = svc->events; ev;) {
         svc_state_event *next = ev->next;

@@ -52,9 +52,14 @@ vki_status vki_service_add_model(vki_service *svc, const vki_service_model_param
                         "compatible_ids and compatible_scores", p->id, p->n_compatible);
     if (sched_find(svc->s, p->id) >= 0)
         return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_service_add_model: model id '%s' is used twice", p->id);
+    if (!(p->quality >= 0 && p->quality <= 1))
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_service_add_model: model '%s': quality %g is outside [0, 1]",
+                        p->id, p->quality);
     sched_model_params mp;
     to_sched(p, &mp);
-    return svc_add_sched_model(svc, &mp);
+    VKI_TRY(svc_add_sched_model(svc, &mp));
+    svc_set_quality(svc, sched_n_models(svc->s) - 1, p->quality); /* adds are one at a time */
+    return VKI_OK;
 }
 
 /* The public params as the scheduler takes them (strings borrowed). */
@@ -106,9 +111,13 @@ vki_status vki_service_update_model(vki_service *svc, int32_t i, const vki_servi
     if (p->n_compatible < 0 || (p->n_compatible > 0 && (!p->compatible_ids || !p->compatible_scores)))
         return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_service_update_model: n_compatible %d without "
                         "compatible_ids and compatible_scores", p->n_compatible);
+    if (!(p->quality >= 0 && p->quality <= 1))
+        return vki_fail(VKI_ERR_INVALID_ARGUMENT, "vki_service_update_model: quality %g is outside [0, 1]", p->quality);
     sched_model_params mp;
     to_sched(p, &mp);
-    return sched_model_update(svc->s, i, &mp);
+    VKI_TRY(sched_model_update(svc->s, i, &mp));
+    svc_set_quality(svc, i, p->quality);
+    return VKI_OK;
 }
 
 vki_status svc_update_sched_model(vki_service *svc, int32_t i, const sched_model_params *mp)

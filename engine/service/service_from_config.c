@@ -59,7 +59,9 @@ vki_status svc_config_add_model_to(vki_service *svc, const svc_config *c, const 
     const char *chain[65];
     sched_model_params mp;
     svc_config_model_params(c, m, chain, &mp);
-    return svc_add_sched_model(svc, &mp);
+    VKI_TRY(svc_add_sched_model(svc, &mp));
+    svc_set_quality(svc, vki_service_model_count(svc) - 1, m->quality); /* adds are one at a time */
+    return VKI_OK;
 }
 
 vki_status svc_config_update_model(vki_service *svc, int32_t i, const svc_config *c, const svc_model_cfg *m)
@@ -67,7 +69,9 @@ vki_status svc_config_update_model(vki_service *svc, int32_t i, const svc_config
     const char *chain[65];
     sched_model_params mp;
     svc_config_model_params(c, m, chain, &mp);
-    return svc_update_sched_model(svc, i, &mp);
+    VKI_TRY(svc_update_sched_model(svc, i, &mp));
+    svc_set_quality(svc, i, m->quality);
+    return VKI_OK;
 }
 
 vki_status svc_config_create(const svc_config *c, const vki_service_params *base, vki_service **out)

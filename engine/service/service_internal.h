@@ -46,6 +46,11 @@ struct vki_service {
      * SCHED_MAX_MODELS, allocated at create (adds never resize it). */
     _Atomic uint64_t  *fb_count;
     int32_t            n_fb;
+    /* `auto` (service_route.c): set once by vki_service_set_router; NULL
+     * until then. The models' quality ([SCHED_MAX_MODELS], under mu) ranks
+     * a route's equally loaded models. */
+    struct svc_router *_Atomic router;
+    double             quality[SCHED_MAX_MODELS];
 };
 
 struct vki_job {
@@ -87,6 +92,7 @@ struct vki_job {
     char               model_id[256], requested_id[256];
     vki_job           *next;      /* svc->ready                                 */
     vki_job           *next_parked; /* svc->parked                              */
+    struct svc_route_wait *route; /* vki_service_route's decision; under mu     */
 };
 
 /* The scheduler's kind for a public one (AUTO: chat, the zero default of
@@ -98,6 +104,9 @@ static inline sched_kind svc_sched_kind(vki_model_kind k)
 
 /* service_job.c */
 void svc_job_process(vki_job *j);
+/* The route decision a job carries (vki_service_route's); owned by it. */
+void svc_job_set_route(vki_job *j, struct svc_route_wait *w);
+struct svc_route_wait *svc_job_route(vki_job *j);
 
 void svc_job_unref(vki_job *j);
 /* service.c */
@@ -115,6 +124,14 @@ bool svc_on_dispatcher(const vki_service *svc);
  * which carries its test hooks). */
 vki_status svc_add_sched_model(vki_service *svc, const sched_model_params *mp);
 vki_status svc_update_sched_model(vki_service *svc, int32_t i, const sched_model_params *mp);
+/* service_route.c: the dispatcher embeds the routes' examples when their
+ * model is ready (svc_route_tick, after each round of state changes and
+ * jobs, and again at svc_route_due: a retry's time, 0 = none). */
+void   svc_route_tick(vki_service *svc);
+double svc_route_due(const vki_service *svc);
+void   svc_router_free(vki_service *svc);
+void   svc_route_wait_free(struct svc_route_wait *w);
+void   svc_set_quality(vki_service *svc, int32_t i, double quality);
 void svc_info_from_sched(const sched_model_info *si, vki_service_model_info *out, scheduler *s, int32_t i);
 
 #endif

@@ -31,6 +31,7 @@ static void job_free(vki_job *j)
     free(j->json_schema);
     free(j->text);
     free(j->emb);
+    svc_route_wait_free(j->route);
     pthread_cond_destroy(&j->cv);
     pthread_mutex_destroy(&j->mu);
     free(j);
@@ -39,6 +40,21 @@ static void job_free(vki_job *j)
 void svc_job_unref(vki_job *j)
 {
     if (j && atomic_fetch_sub(&j->refs, 1) == 1) job_free(j);
+}
+
+void svc_job_set_route(vki_job *j, struct svc_route_wait *w)
+{
+    pthread_mutex_lock(&j->mu);
+    j->route = w;
+    pthread_mutex_unlock(&j->mu);
+}
+
+struct svc_route_wait *svc_job_route(vki_job *j)
+{
+    pthread_mutex_lock(&j->mu);
+    struct svc_route_wait *w = j->route;
+    pthread_mutex_unlock(&j->mu);
+    return w;
 }
 
 static char *dup_or_null(const char *s, bool *ok)
