@@ -51,7 +51,7 @@ struct srv_server {
     struct srv_retired_cfg *retired;  /* what reloads published (reload.c)    */
     vki_service          *svc;
     /* The scheduler under svc, for the routes not yet on the public API
-     * (engine/service/README.md: generation, `auto`). */
+     * (engine/service/README.md: generation). */
     scheduler            *s;
     struct MHD_Daemon    *d;
     char                 *api_key;    /* NULL = no auth                   */
@@ -347,10 +347,10 @@ bool            srv_auto_asked(const cJSON *body);
  * was queued (*ret). */
 int             srv_auto_begin(srv_conn *cn, const cJSON *body, vki_model_kind kind, int32_t n_tokens, vki_priority *prio,
                                srv_auto **a, int32_t *order, int32_t *n, enum MHD_Result *ret);
-/* On a wake-up while *a waits: 1 decided (*a freed, the watch ended), 2
- * still waiting, 0 error queued (*ret; *a freed). */
+/* On a wake-up while *a waits: 1 decided (*a freed), 2 still waiting, 0
+ * error queued (*ret; *a freed). */
 int             srv_auto_step(srv_conn *cn, srv_auto **a, int32_t *order, int32_t *n, enum MHD_Result *ret);
-/* Cancels and frees a wait (after srv_unwatch). NULL is a no-op. */
+/* Cancels and frees a wait (its job: no wake-up after this). NULL is a no-op. */
 void            srv_auto_drop(srv_auto *a);
 /* vkinfer_route_decisions_total{route,by} for /metrics. */
 void            srv_auto_metrics(srv_server *srv, srv_buf *b);

@@ -389,11 +389,7 @@ vki_status vki_service_route(vki_service *svc, const vki_route_request *req, con
             svc_route_wait_free(w);
         }
     }
-    char note[sizeof out->note];
-    memcpy(note, out->note, sizeof note);
-    vki_status st = decide(svc, &need, NULL, 0, out);
-    memcpy(out->note, note, sizeof note);
-    return st; /* NOT_FOUND's message says what no model serves */
+    return decide(svc, &need, NULL, 0, out); /* NOT_FOUND's message says what no model serves */
 }
 
 vki_status vki_job_get_route(vki_job *job, vki_route_decision *out)
