@@ -200,12 +200,15 @@ static void prime_done(const vki_job_result *res, void *user)
     vki_service *svc = user;
     struct svc_router *rt = svc->router;
     const int32_t ne = sched_router_n_examples(rt->r);
-    if (res->status == VKI_OK && res->n_texts == ne &&
-        sched_router_set_examples(rt->r, res->embeddings, ne, res->dim, rt->prime_version) == VKI_OK)
-        examples_event(rt, true, ne, res->dim, NULL);
-    else
-        examples_failed(svc, rt, res->status != VKI_OK ? res->message[0] ? res->message : vki_status_str(res->status)
-                                                       : vki_last_error());
+    char why[256] = "";
+    if (res->status != VKI_OK)
+        snprintf(why, sizeof why, "%s", res->message[0] ? res->message : vki_status_str(res->status));
+    else if (res->n_texts != ne)
+        snprintf(why, sizeof why, "%d vectors for %d examples", (int)res->n_texts, (int)ne);
+    else if (sched_router_set_examples(rt->r, res->embeddings, ne, res->dim, rt->prime_version) != VKI_OK)
+        snprintf(why, sizeof why, "%s", vki_last_error());
+    if (why[0]) examples_failed(svc, rt, why);
+    else examples_event(rt, true, ne, res->dim, NULL);
     vki_job_release(rt->prime); /* its own callback: allowed */
     rt->prime = NULL;
 }

@@ -215,6 +215,12 @@ int main(int argc, char **argv)
     usleep(200 * 1000);
     CHECK(count_of(&h, &h.n_done) == done_before);
 
+    /* A reload of the router model's file changes what its vectors mean:
+     * the service embeds the examples again once the new file serves. */
+    CHECKF(vki_service_reload_model(svc, EMBED, argv[2]) == VKI_OK, "%s", vki_last_error());
+    for (int k = 0; k < 600 && count_of(&h, &h.n_examples_ok) < 2; k++) usleep(50 * 1000);
+    CHECKF(count_of(&h, &h.n_examples_ok) == 2, "examples embedded %d times", count_of(&h, &h.n_examples_ok));
+
     /* The counters: one decision each above (the released one may or may not have been made). */
     CHECK(vki_service_get_route_info(svc, 2, &ri) == VKI_OK && ri.decisions[VKI_ROUTE_BY_NEED] == 1 &&
           ri.decisions[VKI_ROUTE_BY_MEANING] == 0);
