@@ -499,6 +499,11 @@ typedef struct vki_job_result {
      * VKI_FALLBACK_NONE and false. */
     vki_fallback_reason refusal;
     bool        refusal_model_failed;
+    /* Generation jobs (vki_service_chat, _generate_ex): prompt tokens whose
+     * KV a sequence already held (prefix reuse), and whether the try has
+     * been admitted (queue_ms is final then). */
+    int32_t     n_cached;
+    bool        started;
 } vki_job_result;
 
 /* What one request asks of the service beyond its input. */
@@ -871,6 +876,125 @@ typedef struct vki_route_info {
 VKI_API int32_t     vki_service_route_count(const vki_service *svc);
 VKI_API vki_status  vki_service_get_route_info(vki_service *svc, int32_t i, vki_route_info *out);
 VKI_API const char *vki_service_router_model(const vki_service *svc);
+
+/* ===== Generation jobs: chat, choices, token events (issue #13) =========
+ * What a server needs of a generation beyond vki_service_generate: a chat
+ * whose prompt each candidate model renders with its own template (the
+ * messages' text kept literal), several choices sampled from one prompt,
+ * the tokens with their log-probabilities read as they come, and a wake-up
+ * hook so one event loop can watch many jobs without a thread per job.
+ * Where the job waits (vki_job_result.queued, queue_position, eta_ms) and
+ * who served it (model, fallback) are in vki_job_get_result. */
+
+/* One message of a conversation. */
+typedef struct vki_chat_message {
+    const char *role;    /* "system", "user", "assistant" (others: as the template knows them) */
+    const char *content; /* text; NULL = empty. Special-token text in it stays text           */
+} vki_chat_message;
+
+/* Where the messages' content lies in a rendered prompt: those bytes are
+ * tokenized as text even with parse_special (a user's "<|im_end|>" does not
+ * end the turn). */
+typedef struct vki_prompt_span {
+    size_t off, len;
+} vki_prompt_span;
+
+/* Renders the prompt for candidate model `model` (an index) in place of the
+ * service's renderer. *prompt and *literal (sorted, may be NULL) are
+ * malloc'd; the service frees them. gp is the job's copy for this try: the
+ * renderer may set add_special / parse_special, and grammar to a string it
+ * owns until its next call or vki_job_release. A status other than VKI_OK
+ * ends the job with it (at submit: vki_service_chat returns it), message
+ * from vki_last_error(): the conversation does not fit this model's template.
+ * Runs on the submitting thread for the first candidate and on the
+ * dispatcher for the later ones, never after vki_job_release returns. */
+typedef vki_status (*vki_chat_render_fn)(int32_t model, vki_generate_params *gp, char **prompt,
+                                         vki_prompt_span **literal, size_t *n_literal, void *user);
+
+typedef struct vki_gen_params {
+    /* Choices sampled from the prompt, 1 to the model's n_seq_max (0 = 1);
+     * choice c samples with seed + c. The prompt is evaluated once. */
+    int32_t     n_choices;
+    /* Chat: OpenAI's `tools` array as JSON text, for templates that render
+     * tools (vki_service_chat); NULL = none. Copied. */
+    const char *tools_json;
+    /* Chat: a built-in template family ("chatml", "llama3", "mistral", ...)
+     * rendered in place of each model's own; NULL = the model's own, ChatML
+     * for a model whose file has none. Copied. */
+    const char *chat_template;
+    /* Chat: renders each candidate's prompt instead (see above); NULL = the
+     * service renders `messages` with the template. */
+    vki_chat_render_fn render;
+    void              *render_user;
+    /* Called whenever vki_job_poll may have something new: a token, a
+     * choice's end, a new try, the job's end. It runs on a service thread
+     * with the service's locks held: it must only signal (set a flag, wake
+     * an event loop), never call into the service. Not after
+     * vki_job_release returns. NULL = none. */
+    void (*on_news)(void *user);
+    void  *news_user;
+} vki_gen_params;
+
+VKI_API vki_gen_params vki_gen_default_params(void);
+
+/* A chat to model `model` (NULL = the first chat model): each candidate
+ * (the model, then its fallbacks) renders messages[0..n_messages) with its
+ * own template when its try comes, the messages' content kept literal. With
+ * xp->render, messages may be NULL (the renderer has them). gp NULL =
+ * defaults (parse_special and add_special are set per model: the rendered
+ * text carries the template's markers, BOS when the template writes it).
+ * xp, rp NULL = defaults. Returns as vki_service_generate, and the
+ * renderer's status (INVALID_ARGUMENT: the first candidate's template
+ * cannot render the conversation; BAD_FILE: it does not parse). */
+VKI_API vki_status vki_service_chat(vki_service *svc, const char *model, const vki_chat_message *messages,
+                                    int32_t n_messages, const vki_gen_params *xp, const vki_generate_params *gp,
+                                    const vki_request_params *rp, vki_job **out);
+
+/* vki_service_generate with choices and a wake-up hook: a text prompt, or
+ * (prompt NULL) token ids[0..n_ids) used as given (no BOS added). */
+VKI_API vki_status vki_service_generate_ex(vki_service *svc, const char *model, const char *prompt,
+                                           const int32_t *ids, int32_t n_ids, const vki_gen_params *xp,
+                                           const vki_generate_params *gp, const vki_request_params *rp,
+                                           vki_job **out);
+
+/* One generated token with its log-probabilities (gp.logprobs), as
+ * vki_token_event has them. */
+typedef struct vki_job_token {
+    int32_t id;
+    float   logprob;
+    int32_t text_offset; /* characters of the choice's text before this token */
+    int32_t n_top;
+    int32_t top_ids[VKI_MAX_TOP_LOGPROBS];
+    float   top_logprobs[VKI_MAX_TOP_LOGPROBS];
+} vki_job_token;
+
+/* What one choice produced since the previous vki_job_poll. */
+typedef struct vki_job_choice {
+    const char          *text;    /* the new text, whole UTF-8, NUL-terminated ("" if none) */
+    size_t               text_len;
+    const vki_job_token *tokens;  /* the new tokens (gp.logprobs; an ending EOS is not
+                                     listed), NULL if none                            */
+    int32_t              n_tokens;
+    int32_t              n_generated; /* tokens sampled so far, an ending EOS included  */
+    bool                 done;    /* the choice ended well (EOS, a stop string, length) */
+    bool                 stopped_by_eos, stopped_by_string;
+} vki_job_choice;
+
+/* Reads what the job's choices produced since the previous call into
+ * out[0..n) (n: the job's n_choices) and, when res is not NULL, where the
+ * job stands (vki_job_get_result, with n_prompt, n_generated, n_cached and
+ * queue_ms of the try in flight while it runs). A try that fails before any
+ * output shows nothing: the next candidate's output follows, or the job
+ * ends with the error. The pointers are valid until the next call or
+ * vki_job_release. One reader per job. Returns VKI_OK,
+ * VKI_ERR_INVALID_ARGUMENT (NULL, an embedding job, n not the job's
+ * n_choices), VKI_ERR_OUT_OF_MEMORY (nothing read; a retry reads it). */
+VKI_API vki_status vki_job_poll(vki_job *job, vki_job_choice *out, int32_t n, vki_job_result *res);
+
+/* Token id's bytes in model i's vocabulary (special tokens as their text),
+ * for rendering a job's tokens and alternatives. Returns the length, or -1
+ * (no such model or token, the model not open, size too small). Thread-safe. */
+VKI_API int32_t vki_service_token_piece(vki_service *svc, int32_t i, int32_t id, char *buf, int32_t size);
 
 #ifdef __cplusplus
 }

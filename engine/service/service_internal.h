@@ -93,6 +93,25 @@ struct vki_job {
     vki_job           *next;      /* svc->ready                                 */
     vki_job           *next_parked; /* svc->parked                              */
     struct svc_route_wait *route; /* vki_service_route's decision; under mu     */
+    /* Generation jobs (service_chat.c): choices, a chat rendered per
+     * candidate, ids in place of a prompt; strings point into owned copies. */
+    vki_gen_params     xp;
+    bool               chat;
+    vki_chat_message  *msgs;      /* [n_msgs], role and content owned         */
+    int32_t            n_msgs;
+    char              *tools_json, *chat_template;
+    int32_t           *ids;       /* [n_ids] when prompt is NULL              */
+    int32_t            n_ids;
+    atomic_bool        news_off;  /* released: xp.on_news is not called any more */
+    /* Under mu: tries submitted (vki_job_poll starts over at a new one), and
+     * the last try's request, kept after the end for vki_job_poll. */
+    int32_t            n_submits;
+    sched_request     *done_r;
+    /* vki_job_poll's cursors and what its last call returned (service_poll.c). */
+    sched_choice_out  *poll_outs;  /* [n_choices]                              */
+    char             **poll_text;  /* [n_choices]                              */
+    vki_job_token    **poll_toks;  /* [n_choices]                              */
+    int32_t            poll_try;
 };
 
 /* The scheduler's kind for a public one (AUTO: chat, the zero default of
@@ -109,6 +128,28 @@ void svc_job_set_route(vki_job *j, struct svc_route_wait *w);
 struct svc_route_wait *svc_job_route(vki_job *j);
 
 void svc_job_unref(vki_job *j);
+/* What vki_service_generate, _chat and _generate_ex share: the request's
+ * checks, the model by id (or the first of the kind) or by the candidates,
+ * a new job, its input copied, and the submit along the plan (which frees
+ * the job when it fails). */
+vki_status svc_check_request(vki_service *svc, const char *model, sched_kind kind, const vki_request_params *rp,
+                             const char *fn, int32_t *i);
+vki_job   *svc_job_new(vki_service *svc, bool embed, const vki_request_params *rp, int32_t model);
+bool       svc_job_copy_gen(vki_job *j, const char *prompt, const vki_generate_params *gp);
+void       svc_job_free(vki_job *j);
+vki_status svc_job_submit(vki_service *svc, vki_job *j, const vki_request_needs *need, vki_job **out);
+
+/* service_chat.c */
+/* Submits j's generation to model i: the chat rendered with i's template
+ * first. *render_failed: the status is the renderer's (the job ends). */
+vki_status svc_submit_gen(vki_job *j, int32_t i, sched_request **r, double *eta_s, bool *render_failed);
+/* Frees what service_chat.c and service_poll.c added to a job. */
+void       svc_gen_free(vki_job *j);
+/* The model's file and tokenizer for a renderer of its own (vkinfer
+ * serve's): valid until vki_service_destroy (a reload retires the old ones,
+ * never frees them); NULL while the model has none open. */
+const vki_model_file *svc_model_file(vki_service *svc, int32_t i);
+const vki_tokenizer  *svc_model_tokenizer(vki_service *svc, int32_t i);
 /* service.c */
 /* Parks j until a model changes state (service_internal.h: parked). */
 void svc_park(vki_service *svc, vki_job *j);

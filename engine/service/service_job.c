@@ -16,12 +16,14 @@
 
 /* ===== Life ============================================================= */
 
-static void job_free(vki_job *j)
+void svc_job_free(vki_job *j)
 {
     if (j->r) {
         sched_request_set_notify(j->r, NULL, NULL);
         sched_request_release(j->r);
     }
+    sched_request_release(j->done_r);
+    svc_gen_free(j);
     for (int32_t k = 0; j->stop && j->stop[k]; k++) free(j->stop[k]);
     free(j->stop);
     for (int32_t k = 0; k < j->n_texts; k++) free(j->texts[k]);
@@ -39,7 +41,7 @@ static void job_free(vki_job *j)
 
 void svc_job_unref(vki_job *j)
 {
-    if (j && atomic_fetch_sub(&j->refs, 1) == 1) job_free(j);
+    if (j && atomic_fetch_sub(&j->refs, 1) == 1) svc_job_free(j);
 }
 
 void svc_job_set_route(vki_job *j, struct svc_route_wait *w)
@@ -67,10 +69,11 @@ static char *dup_or_null(const char *s, bool *ok)
 
 /* The caller's strings are borrowed only during the submit; a fallback try
  * happens later, so the job keeps its own copies. */
-static bool copy_gen_input(vki_job *j, const char *prompt, const vki_generate_params *gp)
+bool svc_job_copy_gen(vki_job *j, const char *prompt, const vki_generate_params *gp)
 {
     bool ok = true;
     j->gp = *gp;
+    j->gp.stop = NULL;
     j->prompt = dup_or_null(prompt, &ok);
     j->grammar = dup_or_null(gp->grammar, &ok);
     j->json_schema = dup_or_null(gp->json_schema, &ok);
@@ -94,10 +97,12 @@ static bool copy_texts(vki_job *j, const char *const *texts, int32_t n)
     return ok;
 }
 
+/* The scheduler's thread, the request's lock held. */
 static void on_request_news(void *arg)
 {
     vki_job *j = arg;
     svc_push_ready(j->svc, j);
+    if (j->xp.on_news && !atomic_load(&j->news_off)) j->xp.on_news(j->xp.news_user);
 }
 
 /* ===== Tries ============================================================ */
@@ -170,15 +175,17 @@ static vki_status try_next(vki_job *j, bool at_submit)
         }
         sched_request *r = NULL;
         double eta_s = 0;
+        bool render_failed = false;
         vki_status st = j->embed ? sched_submit_embed(s, i, (const char *const *)j->texts, j->n_texts, j->prio,
                                                       j->deadline, &r, &eta_s)
-                                 : sched_submit_generate(s, i, j->prompt, &j->gp, j->prio, j->deadline, &r, &eta_s);
+                                 : svc_submit_gen(j, i, &r, &eta_s, &render_failed);
         if (st == VKI_OK) {
             int32_t pos = 0;
             double wait_s = 0;
             sched_request_queue_info(r, &pos, &wait_s);
             pthread_mutex_lock(&j->mu);
             j->r = r;
+            j->n_submits++;
             j->res.queued = true;
             j->res.queue_position = pos;
             j->res.eta_ms = wait_s * 1e3;
@@ -191,7 +198,15 @@ static vki_status try_next(vki_job *j, bool at_submit)
             return VKI_OK;
         }
         const char *msg = vki_last_error();
-        if (at_submit && request_fault(st) && j->first_reason < 0 && j->first_status == VKI_OK) return st;
+        const bool untouched = j->first_reason < 0 && j->first_status == VKI_OK;
+        if (render_failed) {
+            /* The conversation does not fit this model's template: the
+             * request's own fault, whichever candidate found it. */
+            if (at_submit && untouched) return st;
+            end_soon(j, st, msg, 0);
+            return VKI_OK;
+        }
+        if (at_submit && request_fault(st) && untouched) return st;
         reason = svc_fb_judge(j->svc, i, st, eta_s);
         if (reason < 0) {
             /* Another model would not help: the job ends with this answer
@@ -248,6 +263,8 @@ static void finish(vki_job *j, const sched_result *res)
         o->stopped_by_string = res->stopped_by_string;
         o->queue_ms = res->queue_ms;
         o->ttft_ms = res->ttft_ms;
+        o->n_cached = res->n_cached;
+        o->started = res->start_order != 0;
     }
     if (r && j->embed && o->status == VKI_OK) {
         int32_t n = 0, dim = 0;
@@ -262,7 +279,6 @@ static void finish(vki_job *j, const sched_result *res)
             snprintf(j->message, sizeof j->message, "out of memory copying the embeddings");
         }
     }
-    sched_request_release(r);
     if (o->status == VKI_OK) j->message[0] = '\0';
     o->message = j->message;
     o->model = j->model_id;
@@ -275,13 +291,16 @@ static void finish(vki_job *j, const sched_result *res)
     if (o->status == VKI_OK && j->served != j->requested) svc_fb_count_add(j->svc, j->requested, j->served, j->first_reason);
     vki_service *svc = j->svc;
     pthread_mutex_lock(&j->mu);
+    j->done_r = r; /* vki_job_poll reads the last output after the end */
     void (*on_done)(const vki_job_result *, void *) = j->rp.on_done;
-    j->in_callback = on_done != NULL;
+    void (*on_news)(void *) = atomic_load(&j->news_off) ? NULL : j->xp.on_news;
+    j->in_callback = on_done || on_news;
     /* Final from here: a caller that on_done wakes reads it done (only
      * vki_job_wait waits for on_done to return). */
     o->done = true;
     pthread_mutex_unlock(&j->mu);
     if (on_done) on_done(o, j->rp.user);
+    if (on_news) on_news(j->xp.news_user);
     pthread_mutex_lock(&j->mu);
     j->in_callback = false;
     j->done = true;
@@ -370,7 +389,7 @@ void svc_job_process(vki_job *j)
 
 /* ===== Submit =========================================================== */
 
-static vki_status check_request(const vki_request_params *rp, const char *fn)
+static vki_status check_rp(const vki_request_params *rp, const char *fn)
 {
     if (rp->priority < VKI_PRIORITY_INTERACTIVE || rp->priority > VKI_PRIORITY_BATCH)
         return vki_fail(VKI_ERR_INVALID_ARGUMENT, "%s: priority %d is none of VKI_PRIORITY_*", fn, (int)rp->priority);
@@ -425,7 +444,7 @@ static vki_status resolve(vki_service *svc, const char *model, sched_kind kind, 
     return *out = i, VKI_OK;
 }
 
-static vki_job *job_new(vki_service *svc, bool embed, const vki_request_params *rp, int32_t model)
+vki_job *svc_job_new(vki_service *svc, bool embed, const vki_request_params *rp, int32_t model)
 {
     vki_job *j = calloc(1, sizeof *j);
     if (!j) return NULL;
@@ -434,6 +453,7 @@ static vki_job *job_new(vki_service *svc, bool embed, const vki_request_params *
     pthread_mutex_init(&j->mu, NULL);
     pthread_cond_init(&j->cv, NULL);
     j->embed = embed;
+    j->xp = vki_gen_default_params();
     j->rp = *rp;
     j->prio = (sched_prio)rp->priority;
     j->deadline = rp->deadline_ms > 0 ? vki_time_ms() + rp->deadline_ms : 0;
@@ -449,7 +469,7 @@ static vki_job *job_new(vki_service *svc, bool embed, const vki_request_params *
     return j;
 }
 
-static vki_status submit(vki_service *svc, vki_job *j, const vki_request_needs *need, vki_job **out)
+vki_status svc_job_submit(vki_service *svc, vki_job *j, const vki_request_needs *need, vki_job **out)
 {
     j->order[0] = j->requested;
     j->n_try = 1;
@@ -467,10 +487,20 @@ static vki_status submit(vki_service *svc, vki_job *j, const vki_request_needs *
         svc->n_live--;
         pthread_cond_broadcast(&svc->cv);
         pthread_mutex_unlock(&svc->mu);
-        job_free(j);
+        svc_job_free(j);
         return st;
     }
     *out = j;
+    return VKI_OK;
+}
+
+vki_status svc_check_request(vki_service *svc, const char *model, sched_kind kind, const vki_request_params *rp,
+                             const char *fn, int32_t *i)
+{
+    VKI_TRY(check_rp(rp, fn));
+    *i = -1;
+    if (model || !rp->candidates) VKI_TRY(resolve(svc, model, kind, fn, i));
+    if (rp->candidates) VKI_TRY(check_candidates(svc, rp, model, kind, fn, i));
     return VKI_OK;
 }
 
@@ -484,19 +514,17 @@ vki_status vki_service_generate(vki_service *svc, const char *model, const char 
     const vki_request_params rdef = vki_request_default_params();
     if (!gp) gp = &gdef;
     if (!rp) rp = &rdef;
-    VKI_TRY(check_request(rp, fn));
-    int32_t i = -1;
-    if (model || !rp->candidates) VKI_TRY(resolve(svc, model, SCHED_KIND_CHAT, fn, &i));
-    if (rp->candidates) VKI_TRY(check_candidates(svc, rp, model, SCHED_KIND_CHAT, fn, &i));
-    vki_job *j = job_new(svc, false, rp, i);
-    if (!j || !copy_gen_input(j, prompt, gp)) {
-        if (j) job_free(j);
+    int32_t i;
+    VKI_TRY(svc_check_request(svc, model, SCHED_KIND_CHAT, rp, fn, &i));
+    vki_job *j = svc_job_new(svc, false, rp, i);
+    if (!j || !svc_job_copy_gen(j, prompt, gp)) {
+        if (j) svc_job_free(j);
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
     }
     const vki_request_needs need = {.capabilities = rp->capabilities,
                               .n_tokens = (int32_t)VKI_MIN(strlen(prompt) / 4 + (size_t)VKI_MAX(gp->n_predict, 0),
                                                            1u << 30)};
-    return submit(svc, j, &need, out);
+    return svc_job_submit(svc, j, &need, out);
 }
 
 vki_status vki_service_embed(vki_service *svc, const char *model, const char *const *texts, int32_t n_texts,
@@ -513,17 +541,15 @@ vki_status vki_service_embed(vki_service *svc, const char *model, const char *co
     }
     const vki_request_params rdef = vki_request_default_params();
     if (!rp) rp = &rdef;
-    VKI_TRY(check_request(rp, fn));
-    int32_t i = -1;
-    if (model || !rp->candidates) VKI_TRY(resolve(svc, model, SCHED_KIND_EMBEDDING, fn, &i));
-    if (rp->candidates) VKI_TRY(check_candidates(svc, rp, model, SCHED_KIND_EMBEDDING, fn, &i));
-    vki_job *j = job_new(svc, true, rp, i);
+    int32_t i;
+    VKI_TRY(svc_check_request(svc, model, SCHED_KIND_EMBEDDING, rp, fn, &i));
+    vki_job *j = svc_job_new(svc, true, rp, i);
     if (!j || !copy_texts(j, texts, n_texts)) {
-        if (j) job_free(j);
+        if (j) svc_job_free(j);
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
     }
     const vki_request_needs need = {.capabilities = rp->capabilities, .n_tokens = (int32_t)VKI_MIN(bytes / 4, 1u << 30)};
-    return submit(svc, j, &need, out);
+    return svc_job_submit(svc, j, &need, out);
 }
 
 /* ===== The caller's side ================================================ */
@@ -594,6 +620,10 @@ void vki_job_release(vki_job *j)
     /* No callback after this returns: the caller may free what `user` points to. */
     j->rp.on_token = NULL;
     j->rp.on_done = NULL;
+    atomic_store(&j->news_off, true);
+    /* A notify running now (on_news on the scheduler's thread) holds the
+     * request's lock: setting the notify again waits it out. */
+    if (j->r) sched_request_set_notify(j->r, on_request_news, j);
     while (j->in_callback && !(!j->done && svc_on_dispatcher(j->svc))) pthread_cond_wait(&j->cv, &j->mu);
     pthread_mutex_unlock(&j->mu);
     if (!done) vki_job_cancel(j);
