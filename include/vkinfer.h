@@ -991,6 +991,19 @@ typedef struct vki_job_choice {
  * n_choices), VKI_ERR_OUT_OF_MEMORY (nothing read; a retry reads it). */
 VKI_API vki_status vki_job_poll(vki_job *job, vki_job_choice *out, int32_t n, vki_job_result *res);
 
+/* Sets (or, fn NULL, stops) the job's wake-up hook in place of
+ * vki_gen_params.on_news, with the same rules; once this returns no call
+ * of the previous hook is running or will run. The job's news before the
+ * call are not replayed: look once (vki_job_poll) after setting it.
+ * Thread-safe; not from the hook itself. NULL job is a no-op. */
+VKI_API void vki_job_set_news(vki_job *job, void (*fn)(void *user), void *user);
+
+/* Keeps the job on the model its try in flight runs on: a try that fails
+ * from here ends the job with its error instead of passing to the next
+ * candidate (for a caller that has told its client who serves it, e.g. in
+ * a stream's headers). Thread-safe; NULL is a no-op. */
+VKI_API void vki_job_stay(vki_job *job);
+
 /* Token id's bytes in model i's vocabulary (special tokens as their text),
  * for rendering a job's tokens and alternatives. Returns the length, or -1
  * (no such model or token, the model not open, size too small). Thread-safe. */

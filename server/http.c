@@ -60,12 +60,6 @@ bool srv_client_gone(struct MHD_Connection *c)
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
 }
 
-void srv_queue_note(srv_conn *cn, sched_request *r)
-{
-    cn->has_queue = true;
-    sched_request_queue_info(r, &cn->queue_pos, &cn->queue_eta_s);
-}
-
 void srv_queue_note_job(srv_conn *cn, const vki_job_result *res)
 {
     if (!res->queued) return;
@@ -226,6 +220,12 @@ enum MHD_Result srv_send_error(srv_conn *cn, unsigned status, const char *code, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (cn->capture) {
+        /* off the handler: kept for the answer the handler gives later */
+        *cn->capture = (srv_fb_error){.http = status, .code = code, .retry = retry_after};
+        snprintf(cn->capture->msg, sizeof cn->capture->msg, "%s", msg);
+        return MHD_YES;
+    }
     char *text = error_text(cn, status, code, msg);
     if (!text) return MHD_NO;
     return send_text(cn, status, text, "application/json", retry_after);
@@ -655,6 +655,8 @@ void srv_unwatch(srv_conn *cn)
 {
     for (int32_t i = 0; i < cn->n_watched; i++) sched_request_set_notify(cn->watched[i], NULL, NULL);
     cn->n_watched = 0;
+    for (int32_t i = 0; i < cn->n_watched_jobs; i++) vki_job_set_news(cn->watched_jobs[i], NULL, NULL);
+    cn->n_watched_jobs = 0;
 }
 
 /* Runs the continuation until it answers or has to wait; a wait suspends
@@ -695,6 +697,56 @@ bool srv_watch(srv_conn *cn, sched_request *r)
     sched_request_set_notify(r, on_news, cn);
     /* what r did before this had no one to wake: the wait looks once more
      * before it suspends (a step that submitted anew would miss it) */
+    on_news(cn);
+    return true;
+}
+
+/* What a job's hook wakes: the connection while it lasts. The connection
+ * and a stream's response each hold a reference; on_completed clears cn. */
+struct srv_waker {
+    atomic_int  refs;
+    srv_server *srv;
+    srv_conn   *cn; /* socks_mu; NULL once the connection ended */
+};
+
+static void on_job_news(void *arg)
+{
+    srv_waker *w = arg;
+    pthread_mutex_lock(&w->srv->socks_mu);
+    if (w->cn) wake_locked(w->cn);
+    pthread_mutex_unlock(&w->srv->socks_mu);
+}
+
+void srv_waker_drop(srv_waker *w)
+{
+    if (w && atomic_fetch_sub(&w->refs, 1) == 1) free(w);
+}
+
+srv_waker *srv_watch_handover(srv_conn *cn)
+{
+    cn->n_watched_jobs = 0;
+    if (cn->waker) atomic_fetch_add(&cn->waker->refs, 1);
+    return cn->waker;
+}
+
+bool srv_watch_job(srv_conn *cn, vki_job *job)
+{
+    if (!cn->waker) {
+        if (!(cn->waker = calloc(1, sizeof *cn->waker))) return false;
+        atomic_init(&cn->waker->refs, 1);
+        cn->waker->srv = cn->srv;
+        cn->waker->cn = cn;
+    }
+    if (cn->n_watched_jobs == cn->cap_watched_jobs) {
+        int32_t cap = VKI_MAX(4, 2 * cn->cap_watched_jobs);
+        vki_job **nw = realloc(cn->watched_jobs, sizeof *nw * (size_t)cap);
+        if (!nw) return false;
+        cn->watched_jobs = nw;
+        cn->cap_watched_jobs = cap;
+    }
+    cn->watched_jobs[cn->n_watched_jobs++] = job;
+    vki_job_set_news(job, on_job_news, cn->waker);
+    /* what the job did before this had no one to wake: look once more */
     on_news(cn);
     return true;
 }
@@ -871,6 +923,13 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
      * not see to its end frees its state. */
     srv_unwatch(cn);
     free(cn->watched);
+    free(cn->watched_jobs);
+    if (cn->waker) {
+        pthread_mutex_lock(&srv->socks_mu);
+        cn->waker->cn = NULL; /* a stream's jobs may still run: their hooks wake nothing now */
+        pthread_mutex_unlock(&srv->socks_mu);
+        srv_waker_drop(cn->waker);
+    }
     if (cn->drop) cn->drop(cn->state);
     srv_drop_json(cn);
     /* A client that closes early is normal traffic: counted, and logged

@@ -2,13 +2,13 @@
  * logprobs.c: the `logprobs` objects of the generation answers, in OpenAI's
  * two shapes: chat ({"content": [{token, logprob, bytes, top_logprobs}]})
  * and completions ({tokens, token_logprobs, top_logprobs, text_offset}).
- * The numbers come from the scheduler (sched_token); this only renders.
+ * The numbers come from the job (vki_job_token), the token strings from
+ * the serving model's vocabulary; this only renders.
  */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "engine/tokenizer/tokenizer.h"
 #include "server/srv_internal.h"
 #include "util.h"
 
@@ -21,9 +21,9 @@
 
 /* A token's bytes as they appear in text. Special tokens show their own
  * text (a chat's "<|im_end|>"), as OpenAI's token strings do. */
-static int32_t token_bytes(const vki_tokenizer *tok, int32_t id, char *buf, int32_t size)
+static int32_t token_bytes(vki_service *svc, int32_t model, int32_t id, char *buf, int32_t size)
 {
-    int32_t n = vki_tokenizer_piece(tok, id, buf, size, true);
+    int32_t n = vki_service_token_piece(svc, model, id, buf, size);
     return n < 0 ? 0 : n; /* longer than any token we keep: shown empty */
 }
 
@@ -49,10 +49,10 @@ static void token_string(const char *b, int32_t n, char *out, size_t cap)
 static double finite_lp(float lp) { return isfinite(lp) ? (double)lp : LOGPROB_FLOOR; }
 
 /* {token, logprob, bytes} of one id. */
-static cJSON *chat_entry(const vki_tokenizer *tok, int32_t id, float lp)
+static cJSON *chat_entry(vki_service *svc, int32_t model, int32_t id, float lp)
 {
     char b[MAX_PIECE], s[MAX_STRING];
-    int32_t n = token_bytes(tok, id, b, sizeof b);
+    int32_t n = token_bytes(svc, model, id, b, sizeof b);
     token_string(b, n, s, sizeof s);
     cJSON *e = cJSON_CreateObject(), *bytes = cJSON_CreateArray();
     cJSON_AddStringToObject(e, "token", s);
@@ -77,14 +77,15 @@ cJSON *srv_logprobs_new(bool chat)
     return o;
 }
 
-void srv_logprobs_add(cJSON *lp, bool chat, const vki_tokenizer *tok, const sched_token *toks, int32_t n)
+void srv_logprobs_add(cJSON *lp, bool chat, vki_service *svc, int32_t model, const vki_job_token *toks, int32_t n)
 {
     if (chat) {
         cJSON *content = cJSON_GetObjectItemCaseSensitive(lp, "content");
         for (int32_t i = 0; i < n; i++) {
-            const sched_token *t = &toks[i];
-            cJSON *e = chat_entry(tok, t->id, t->logprob), *top = cJSON_AddArrayToObject(e, "top_logprobs");
-            for (int32_t k = 0; k < t->n_top; k++) cJSON_AddItemToArray(top, chat_entry(tok, t->top_ids[k], t->top_logprobs[k]));
+            const vki_job_token *t = &toks[i];
+            cJSON *e = chat_entry(svc, model, t->id, t->logprob), *top = cJSON_AddArrayToObject(e, "top_logprobs");
+            for (int32_t k = 0; k < t->n_top; k++)
+                cJSON_AddItemToArray(top, chat_entry(svc, model, t->top_ids[k], t->top_logprobs[k]));
             cJSON_AddItemToArray(content, e);
         }
         return;
@@ -94,9 +95,9 @@ void srv_logprobs_add(cJSON *lp, bool chat, const vki_tokenizer *tok, const sche
     cJSON *tops = cJSON_GetObjectItemCaseSensitive(lp, "top_logprobs");
     cJSON *offs = cJSON_GetObjectItemCaseSensitive(lp, "text_offset");
     for (int32_t i = 0; i < n; i++) {
-        const sched_token *t = &toks[i];
+        const vki_job_token *t = &toks[i];
         char b[MAX_PIECE], s[MAX_STRING];
-        int32_t nb = token_bytes(tok, t->id, b, sizeof b);
+        int32_t nb = token_bytes(svc, model, t->id, b, sizeof b);
         token_string(b, nb, s, sizeof s);
         cJSON_AddItemToArray(tokens, cJSON_CreateString(s));
         cJSON_AddItemToArray(lps, cJSON_CreateNumber(finite_lp(t->logprob)));
@@ -107,7 +108,7 @@ void srv_logprobs_add(cJSON *lp, bool chat, const vki_tokenizer *tok, const sche
         bool sampled_in = false;
         for (int32_t k = 0; k < t->n_top; k++) {
             char tb[MAX_PIECE], ts[MAX_STRING];
-            token_string(tb, token_bytes(tok, t->top_ids[k], tb, sizeof tb), ts, sizeof ts);
+            token_string(tb, token_bytes(svc, model, t->top_ids[k], tb, sizeof tb), ts, sizeof ts);
             if (!cJSON_GetObjectItemCaseSensitive(d, ts)) cJSON_AddNumberToObject(d, ts, finite_lp(t->top_logprobs[k]));
             sampled_in |= t->top_ids[k] == t->id;
         }

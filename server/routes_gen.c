@@ -1,7 +1,8 @@
 /*
  * routes_gen.c: POST /v1/completions and POST /v1/chat/completions: the
- * request (request.c reads its fields and renders the chat template for
- * each model tried) submitted along its fallback plan, and the answer as one JSON object or, with stream: true,
+ * request (request.c reads its fields; a chat is rendered by each model the
+ * service tries, through gen_render) as one service job per prompt over its
+ * fallback plan, and the answer as one JSON object or, with stream: true,
  * as Server-Sent Events in OpenAI's chunk shape ending with data: [DONE].
  * The legacy POST /generate (routes_legacy.c) runs here too, as the PLAIN
  * shape: its answer is the text alone, whole or streamed as it comes.
@@ -10,8 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/api_internal.h"
-#include "engine/tokenizer/chat_template.h"
+#include "engine/service/service_internal.h" /* svc_model_file, svc_model_tokenizer: the renderer's */
 #include "server/srv_internal.h"
 #include "util.h"
 
@@ -23,26 +23,31 @@
 
 /* One choice as the answer has read it and not yet sent. */
 typedef struct gen_choice {
-    srv_buf      text;        /* read, not yet sent (plain: all of it)        */
-    sched_token *toks;        /* [n_toks] read, not yet sent (gp.logprobs)    */
-    int32_t      n_toks, cap_toks;
-    bool         sent_role, sent_end;
+    srv_buf        text;      /* read, not yet sent (plain: all of it)        */
+    vki_job_token *toks;      /* [n_toks] read, not yet sent (gp.logprobs)    */
+    int32_t        n_toks, cap_toks;
+    bool           sent_role, sent_end;
+    bool           done, stopped_by_eos, stopped_by_string; /* as last polled */
     srv_buf      all;         /* tools: everything read, parsed at the end     */
     size_t       released;    /* tools: bytes of `all` moved to text           */
 } gen_choice;
 
-/* A request's answer: one scheduler request per prompt, each with n
- * choices; choice j of prompt i is index i * n + j, as OpenAI numbers them. */
+typedef struct gen_render gen_render;
+
+/* A request's answer: one service job per prompt, each with n choices;
+ * choice j of prompt i is index i * n + j, as OpenAI numbers them. */
 typedef struct gen_job {
     srv_server            *srv;
     struct MHD_Connection *c;
     srv_conn              *cn;      /* valid while MHD calls the reader        */
-    sched_request        **rs;      /* [n_req]                                */
+    vki_job              **jobs;    /* [n_req]                                */
     int32_t                n_req, n;
-    sched_choice_out      *outs;    /* [n_req * n] what was read of each       */
+    vki_job_choice        *polled;  /* [n] one prompt's last vki_job_poll      */
     gen_choice            *ch;      /* [n_req * n]                             */
-    sched_result          *res;     /* [n_req] as the last poll saw them       */
-    const vki_tokenizer   *tok;     /* token strings for logprobs              */
+    vki_job_result        *res;     /* [n_req] as the last poll saw them       */
+    int32_t                served;  /* the model's index: token strings for logprobs */
+    gen_render            *rx;      /* chat: the renderer's state              */
+    srv_waker             *waker;   /* a stream's: what its jobs' hooks wake   */
     bool                   logprobs;
     bool                   chat;
     bool                   plain;   /* POST /generate: the text alone          */
@@ -59,9 +64,9 @@ typedef struct gen_job {
     srv_req_log            log;     /* a stream's log line, written at its end */
 } gen_job;
 
-static const char *finish_reason(const sched_choice_out *o)
+static const char *finish_reason(const gen_choice *g)
 {
-    return o->stopped_by_eos || o->stopped_by_string ? "stop" : "length";
+    return g->stopped_by_eos || g->stopped_by_string ? "stop" : "length";
 }
 
 /* The calls in choice g's whole output (tools jobs); *content_len the
@@ -139,7 +144,7 @@ static cJSON *take_logprobs(gen_job *j, gen_choice *g)
 {
     if (!j->logprobs) return cJSON_CreateNull();
     cJSON *lp = srv_logprobs_new(j->chat);
-    srv_logprobs_add(lp, j->chat, j->tok, g->toks, g->n_toks);
+    srv_logprobs_add(lp, j->chat, j->srv->svc, j->served, g->toks, g->n_toks);
     g->n_toks = 0;
     return lp;
 }
@@ -164,7 +169,7 @@ static cJSON *chunk_json(gen_job *j, int32_t i, bool end)
     g->text.n = 0;
     if (j->logprobs && !g->n_toks) cJSON_AddNullToObject(c, "logprobs");
     else cJSON_AddItemToObject(c, "logprobs", take_logprobs(j, g));
-    if (end) cJSON_AddStringToObject(c, "finish_reason", finish_reason(&j->outs[i]));
+    if (end) cJSON_AddStringToObject(c, "finish_reason", finish_reason(g));
     else cJSON_AddNullToObject(c, "finish_reason");
     if (end) cJSON_AddItemToObject(o, "usage", usage_json(j));
     return o;
@@ -175,14 +180,14 @@ static bool out_append(gen_job *j, const char *a, const char *b, const char *c)
     return srv_buf_printf(&j->out, "%s%s%s", a, b, c);
 }
 
-/* The request's counts as the scheduler has them now. */
+/* The request's counts as the jobs have them now. */
 static void log_counts(srv_req_log *l, const gen_job *j)
 {
     l->prompt_tokens = l->completion_tokens = 0;
     for (int32_t k = 0; k < j->n_req; k++) {
         l->prompt_tokens += j->res[k].n_prompt;
         l->completion_tokens += j->res[k].n_generated;
-        if (j->res[k].start_order && (k == 0 || j->res[k].queue_ms > l->queue_ms)) l->queue_ms = j->res[k].queue_ms;
+        if (j->res[k].started && (k == 0 || j->res[k].queue_ms > l->queue_ms)) l->queue_ms = j->res[k].queue_ms;
     }
 }
 
@@ -195,11 +200,11 @@ static bool out_event(gen_job *j, cJSON *o)
     return ok;
 }
 
-static bool toks_append(gen_choice *g, const sched_token *t, int32_t n)
+static bool toks_append(gen_choice *g, const vki_job_token *t, int32_t n)
 {
     if (g->n_toks + n > g->cap_toks) {
         int32_t cap = VKI_MAX(2 * g->cap_toks, g->n_toks + n + 16);
-        sched_token *nt = realloc(g->toks, sizeof *nt * (size_t)cap);
+        vki_job_token *nt = realloc(g->toks, sizeof *nt * (size_t)cap);
         if (!nt) return false;
         g->toks = nt;
         g->cap_toks = cap;
@@ -209,30 +214,27 @@ static bool toks_append(gen_choice *g, const sched_token *t, int32_t n)
     return true;
 }
 
-/* Reads what prompt k's choices have produced (waiting up to timeout_ms for
- * something) into their gen_choice. false: out of memory. */
-static bool poll_prompt(gen_job *j, int32_t k, int timeout_ms)
+/* Reads what prompt k's choices have produced since the last look into
+ * their gen_choice. false: out of memory. */
+static bool poll_prompt(gen_job *j, int32_t k)
 {
-    sched_choice_out *o = &j->outs[(size_t)k * (size_t)j->n];
-    if (sched_request_poll_choices(j->rs[k], timeout_ms, o, j->n, &j->res[k]) != VKI_OK) return false;
+    if (vki_job_poll(j->jobs[k], j->polled, j->n, &j->res[k]) != VKI_OK) return false;
     bool ok = true;
     for (int32_t c = 0; c < j->n; c++) {
         gen_choice *g = &j->ch[(size_t)k * (size_t)j->n + (size_t)c];
-        if (o[c].chunk) ok &= srv_buf_append(j->tools ? &g->all : &g->text, o[c].chunk, o[c].chunk_len);
-        if (o[c].n_toks) ok &= toks_append(g, o[c].toks, o[c].n_toks);
-        o[c].from_text += o[c].chunk_len;
-        o[c].from_tok += o[c].n_toks;
-        free(o[c].chunk);
-        free(o[c].toks);
-        o[c].chunk = NULL;
-        o[c].toks = NULL;
+        const vki_job_choice *o = &j->polled[c];
+        if (o->text_len) ok &= srv_buf_append(j->tools ? &g->all : &g->text, o->text, o->text_len);
+        if (o->n_tokens) ok &= toks_append(g, o->tokens, o->n_tokens);
+        g->done = o->done;
+        g->stopped_by_eos = o->stopped_by_eos;
+        g->stopped_by_string = o->stopped_by_string;
     }
     return ok;
 }
 
 static void cancel_all(gen_job *j)
 {
-    for (int32_t k = 0; k < j->n_req; k++) sched_request_cancel(j->rs[k]);
+    for (int32_t k = 0; k < j->n_req; k++) vki_job_cancel(j->jobs[k]);
 }
 
 /* The first prompt whose request ended with an error, or -1. */
@@ -257,7 +259,7 @@ static int32_t flush_chunks(gen_job *j)
     int32_t sent = 0;
     for (int32_t i = 0; i < j->n_req * j->n; i++) {
         gen_choice *g = &j->ch[i];
-        bool end = j->outs[i].done && !g->sent_end;
+        bool end = g->done && !g->sent_end;
         int n_calls = 0;
         srv_tool_call *calls = NULL;
         if (j->tools && !g->sent_end) {
@@ -312,7 +314,7 @@ static bool plain_fill(gen_job *j, ssize_t *ret)
         return false;
     }
     srv_arm(j->cn);
-    if (!j->res[0].done && !poll_prompt(j, 0, 0)) {
+    if (!j->res[0].done && !poll_prompt(j, 0)) {
         *ret = MHD_CONTENT_READER_END_WITH_ERROR;
         return false;
     }
@@ -368,16 +370,16 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
          * without suspending would have MHD call again at once). */
         srv_arm(j->cn);
         for (int32_t k = 0; k < j->n_req; k++)
-            if (!j->res[k].done && !poll_prompt(j, k, 0)) return MHD_CONTENT_READER_END_WITH_ERROR;
+            if (!j->res[k].done && !poll_prompt(j, k)) return MHD_CONTENT_READER_END_WITH_ERROR;
         int32_t sent = flush_chunks(j);
         if (sent < 0) return MHD_CONTENT_READER_END_WITH_ERROR;
         log_counts(&j->log, j);
         int32_t bad = failed_prompt(j);
         if (bad >= 0) {
-            const sched_result *res = &j->res[bad];
+            const vki_job_result *res = &j->res[bad];
             cancel_all(j);
             cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
-            cJSON_AddStringToObject(e, "message", res->error ? res->error : vki_status_str(res->status));
+            cJSON_AddStringToObject(e, "message", res->message[0] ? res->message : vki_status_str(res->status));
             cJSON_AddStringToObject(e, "type", res->status == VKI_ERR_TIMEOUT ? "timeout_error" : "server_error");
             cJSON_AddStringToObject(e, "code", vki_status_str(res->status));
             out_event(j, o);
@@ -405,22 +407,24 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     return (ssize_t)n;
 }
 
+static void render_free(gen_render *x);
+
 static void job_free(void *cls)
 {
     gen_job *j = cls;
     if (!j) return;
     if (j->streaming) srv_log_done(j->srv, &j->log);
-    for (int32_t k = 0; j->rs && k < j->n_req; k++) {
-        sched_request_set_notify(j->rs[k], NULL, NULL); /* the connection has done so already; no harm twice */
-        sched_request_release(j->rs[k]);
-    }
+    /* no callback of a job (its renderer included) runs once it is released */
+    for (int32_t k = 0; j->jobs && k < j->n_req; k++) vki_job_release(j->jobs[k]);
+    srv_waker_drop(j->waker); /* after the releases: no hook runs any more */
+    render_free(j->rx);
     for (int32_t i = 0; j->ch && i < j->n_req * j->n; i++) {
         free(j->ch[i].text.p);
         free(j->ch[i].all.p);
         free(j->ch[i].toks);
     }
-    free(j->rs);
-    free(j->outs);
+    free(j->jobs);
+    free(j->polled);
     free(j->ch);
     free(j->res);
     free(j->model);
@@ -435,14 +439,15 @@ static gen_job *job_new(srv_conn *cn, int32_t model, bool chat, int32_t n_req, c
     size_t nc = (size_t)n_req * (size_t)f->n;
     vki_service_model_info info;
     vki_service_get_model_info(cn->srv->svc, model, &info);
-    j->rs = calloc((size_t)n_req, sizeof *j->rs);
+    j->jobs = calloc((size_t)n_req, sizeof *j->jobs);
     j->res = calloc((size_t)n_req, sizeof *j->res);
-    j->outs = calloc(nc, sizeof *j->outs);
+    j->polled = calloc((size_t)f->n, sizeof *j->polled);
     j->ch = calloc(nc, sizeof *j->ch);
     j->model = strdup(info.id);
     j->n_req = n_req;
     j->n = f->n;
-    if (!j->rs || !j->res || !j->outs || !j->ch || !j->model) {
+    j->served = model;
+    if (!j->jobs || !j->res || !j->polled || !j->ch || !j->model) {
         job_free(j);
         return NULL;
     }
@@ -493,41 +498,116 @@ static cJSON *answer_json(gen_job *j)
             cJSON_AddStringToObject(c, "text", text);
         }
         cJSON_AddItemToObject(c, "logprobs", take_logprobs(j, g));
-        cJSON_AddStringToObject(c, "finish_reason", n_calls ? "tool_calls" : finish_reason(&j->outs[i]));
+        cJSON_AddStringToObject(c, "finish_reason", n_calls ? "tool_calls" : finish_reason(g));
     }
     cJSON_AddItemToObject(o, "usage", usage_json(j));
     return o;
 }
 
-/* A generation across its tries (the fallback plan) while it waits: the
- * fields, the prompts, the models to try in order and the first reason one
- * was passed over. Borrows from cn->json (prompts, messages, stop strings). */
+/* ===== Rendering a chat for each model the service tries ================ */
+
+/* What the renderer needs across the tries, which may come after the
+ * request's JSON is gone (a stream drops it): the messages and tool fields
+ * copied, the config of the request's time (retired configs stay readable),
+ * and what the last render left: its tool format (the serving model's, as
+ * the last try is the one that serves), its tool grammar, or its refusal as
+ * the HTTP answer the handler gives. The service runs it on the submitting
+ * thread first, later on its dispatcher, never after the job's release. */
+struct gen_render {
+    srv_server       *srv;
+    const srv_config *cfg;
+    cJSON            *body;    /* {messages, tools, tool_choice, parallel_tool_calls} */
+    srv_tool_req      tools;   /* into body */
+    srv_tool_format   fmt;
+    char             *grammar; /* tool_choice required / named, for the last model */
+    bool              failed;
+    srv_fb_error      err;
+};
+
+static void render_free(gen_render *x)
+{
+    if (!x) return;
+    cJSON_Delete(x->body);
+    free(x->grammar);
+    free(x);
+}
+
+static gen_render *render_new(srv_conn *cn, const cJSON *body)
+{
+    static const char *const keys[] = {"messages", "tools", "tool_choice", "parallel_tool_calls"};
+    gen_render *x = calloc(1, sizeof *x);
+    if (!x || !(x->body = cJSON_CreateObject())) {
+        free(x);
+        return NULL;
+    }
+    x->srv = cn->srv;
+    x->cfg = cn->srv->cfg;
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, keys[k]);
+        cJSON *d = v ? cJSON_Duplicate(v, true) : NULL;
+        if (v && !d) {
+            render_free(x);
+            return NULL;
+        }
+        if (d) cJSON_AddItemToObject(x->body, keys[k], d);
+    }
+    /* parsed once already from the same fields: this only points into the copy */
+    srv_conn scratch = {.srv = cn->srv, .capture = &x->err};
+    enum MHD_Result ret;
+    if (!srv_tools_parse(&scratch, x->body, &x->tools, &ret)) {
+        render_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+/* vki_chat_render_fn: model i's template over the copied messages, the
+ * messages' content literal; an error is kept as its HTTP answer. */
+static vki_status gen_render_fn(int32_t i, vki_generate_params *gp, char **prompt, vki_prompt_span **literal,
+                                size_t *n_literal, void *user)
+{
+    gen_render *x = user;
+    /* srv_send_error from here writes x->err: no connection is touched */
+    srv_conn scratch = {.srv = x->srv, .capture = &x->err};
+    enum MHD_Result ret;
+    vki_text_span *spans = NULL;
+    srv_tool_format fmt = SRV_TOOLS_GENERIC;
+    free(x->grammar);
+    x->grammar = NULL;
+    const char *tmpl = i < x->cfg->svc.n_models ? x->cfg->svc.models[i].chat_template : NULL;
+    if (!srv_render_chat(&scratch, x->body, &x->tools, svc_model_file(x->srv->svc, i),
+                         svc_model_tokenizer(x->srv->svc, i), tmpl, gp, prompt, &spans, n_literal, &fmt, &ret) ||
+        !srv_tools_grammar(&scratch, &x->tools, fmt, &x->grammar, &ret)) {
+        free(*prompt);
+        free(spans);
+        *prompt = NULL;
+        x->failed = true;
+        return vki_fail(x->err.http == 400 ? VKI_ERR_INVALID_ARGUMENT : VKI_ERR_UNSUPPORTED, "%s", x->err.msg);
+    }
+    if (x->grammar) gp->grammar = x->grammar;
+    x->fmt = fmt;
+    *literal = (vki_prompt_span *)spans;
+    return VKI_OK;
+}
+
+/* ===== The plan ============================================================ */
+
+/* A generation while it waits: the fields, the prompts, the models the
+ * service may try in order, the jobs in flight. Borrows from cn->json
+ * (prompts, stop strings) until the jobs are submitted (they copy). */
 typedef struct gen_plan {
     bool         chat, plain;
-    srv_gen_req  f;          /* the parsed request: a completion's prompts; chat renders its one per try */
-    int32_t      model, order[16], n_try, k;
-    srv_fb_error first;
-    int          first_reason;
-    gen_job     *j;          /* the try in flight */
+    srv_gen_req  f;          /* the parsed request: a completion's prompts; chat renders per model */
+    int32_t      model, order[16], n_try;
+    gen_job     *j;          /* the jobs in flight */
     srv_auto    *autoq;      /* model auto: the query's embedding in flight */
 } gen_plan;
 
-/* Ends the current try (srv_unwatch first: no wake-up may name it). */
-static void plan_end_try(srv_conn *cn, gen_plan *p)
-{
-    srv_unwatch(cn);
-    if (p->j) cancel_all(p->j);
-    job_free(p->j);
-    p->j = NULL;
-}
-
 static void plan_free(srv_conn *cn, gen_plan *p)
 {
-    if (p->j) plan_end_try(cn, p);
-    if (p->autoq) {
-        srv_unwatch(cn);
-        srv_auto_drop(p->autoq);
-    }
+    if (p->j || p->autoq) srv_unwatch(cn); /* not a stream's, whose jobs went to its answer */
+    job_free(p->j); /* releases (and so cancels) the jobs */
+    srv_auto_drop(p->autoq);
     srv_gen_req_free(&p->f);
     free(p);
 }
@@ -542,136 +622,95 @@ static void plan_drop(void *state)
     free(p);
 }
 
-/* Submits a try on model i: renders (chat), submits every prompt and has
- * the connection woken by each. 1: submitted (p->j); 0: an answer was
- * queued (*ret); -1: the scheduler refused, with the status, message and
- * wait in st/msg/eta. */
-static int gen_submit(srv_conn *cn, gen_plan *p, int32_t i, vki_status *st, char *msg, size_t msg_size, double *eta,
-                      enum MHD_Result *ret)
+/* The answer to a job that ended with an error: a renderer's refusal as it
+ * was found, else the fallback triggers' (srv_send_job_error). */
+static enum MHD_Result send_job_failure(srv_conn *cn, const gen_job *j, const vki_job_result *res)
 {
-    srv_gen_req f = p->f;
-    if (p->f.gp.stop) f.gp.stop = f.stops; /* the copy's own array */
-    char *rendered = NULL;
-    vki_text_span *spans = NULL;
-    size_t n_spans = 0;
-    srv_prompt one = {0};
-    const srv_prompt *prompts = p->f.prompts;
-    int32_t n_prompts = p->f.n_prompts;
-    srv_tool_format fmt = SRV_TOOLS_GENERIC;
-    char *grammar = NULL; /* tool_choice required / named: per model, its call format */
+    if (j->rx && j->rx->failed) {
+        const srv_fb_error *e = &j->rx->err;
+        return srv_send_error(cn, e->http, e->code, e->retry, "%s", e->msg);
+    }
+    return srv_send_job_error(cn, res);
+}
+
+/* Submits one job per prompt over the plan's models (the service renders a
+ * chat for each it tries) and waits; answers at once only when the request
+ * itself is unusable for the first model that takes it. */
+static enum MHD_Result gen_submit(srv_conn *cn, gen_plan *p, bool *wait)
+{
+    const srv_gen_req *f = &p->f;
+    const int32_t n_prompts = p->chat ? 1 : f->n_prompts;
+    gen_job *j = p->j = job_new(cn, p->model, p->chat, n_prompts, f);
+    if (j) j->plain = p->plain;
+    if (!j || (p->chat && !(j->rx = render_new(cn, cn->json)))) {
+        plan_free(cn, p);
+        return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
+    }
+    if (p->plain) cn->log.priority = vki_priority_name(f->prio); /* final now, `auto` decided */
+    vki_gen_params xp = vki_gen_default_params();
+    xp.n_choices = f->n;
     if (p->chat) {
-        const srv_config *cfg = cn->srv->cfg; /* one reload's, read once */
-        if (!srv_render_chat(cn, cn->json, &f.tools, sched_model_file(cn->srv->s, i),
-                             sched_model_tokenizer(cn->srv->s, i),
-                             i < cfg->svc.n_models ? cfg->svc.models[i].chat_template : NULL, &f.gp, &rendered, &spans,
-                             &n_spans, &fmt, ret) ||
-            !srv_tools_grammar(cn, &f.tools, fmt, &grammar, ret)) {
-            free(rendered);
-            free(spans);
-            return 0;
-        }
-        if (grammar) f.gp.grammar = grammar;
-        one.text = rendered;
-        prompts = &one;
-        n_prompts = 1;
+        xp.render = gen_render_fn;
+        xp.render_user = j->rx;
     }
-    if (p->plain) cn->log.priority = vki_priority_name(p->f.prio); /* final now, `auto` decided */
-    gen_job *j = job_new(cn, i, p->chat, n_prompts, &f);
-    if (j) {
-        j->tool_fmt = fmt;
-        j->plain = p->plain;
-    }
-    if (!j) {
-        free(rendered);
-        free(spans);
-        free(grammar);
-        *ret = srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
-        return 0;
-    }
-    *st = VKI_OK;
-    *eta = 0;
-    for (int32_t k = 0; k < n_prompts && *st == VKI_OK; k++) {
-        const srv_prompt *gp = &prompts[k];
-        sched_gen_input in = {.prompt = gp->text, .literal = spans, .n_literal = n_spans, .ids = gp->ids,
-                              .n_ids = gp->n_ids, .n_choices = f.n};
-        *st = sched_submit_generate_input(cn->srv->s, i, &in, &f.gp, (sched_prio)p->f.prio, p->f.deadline_ms, &j->rs[k], eta);
-    }
-    free(rendered);
-    free(spans);
-    free(grammar); /* the scheduler copied it */
-    if (*st != VKI_OK) {
-        /* the prompts queued before this one go too */
-        snprintf(msg, msg_size, "%s", vki_last_error());
-        cancel_all(j);
-        job_free(j);
-        return -1;
-    }
-    srv_queue_note(cn, j->rs[j->n_req - 1]); /* the last prompt queued waits longest */
-    /* token strings come from the model's tokenizer: valid until
-     * sched_destroy (a reload retires the old one, never frees it) */
-    if (j->logprobs && !(j->tok = sched_model_tokenizer(cn->srv->s, i))) {
-        cancel_all(j);
-        job_free(j);
-        *ret = srv_send_error(cn, 503, "model_failed", 0, "the model stopped serving");
-        return 0;
-    }
-    p->j = j;
-    for (int32_t k = 0; k < n_prompts; k++)
-        if (!srv_watch(cn, j->rs[k])) {
-            plan_end_try(cn, p);
-            *ret = srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
-            return 0;
-        }
-    return 1;
-}
-
-/* Tries the plan's models from p->k on until one takes the request (then
- * waits for it) or none is left (the first reason is the answer). */
-static enum MHD_Result gen_next(srv_conn *cn, gen_plan *p, bool *wait)
-{
-    for (; p->k < p->n_try; p->k++) {
-        const int32_t i = p->order[p->k];
-        srv_fb_error e;
-        /* The ETA matters only when another model could answer in time. */
-        int reason = srv_fb_precheck(cn, i, p->f.deadline_ms, p->k + 1 < p->n_try, &e);
-        if (reason < 0) {
-            vki_status st;
-            double eta;
+    vki_request_params rp = vki_request_default_params();
+    rp.priority = f->prio;
+    /* The service's deadline counts from the submit: the request's has run since it arrived. */
+    rp.deadline_ms = f->deadline_ms > 0 ? VKI_MAX(f->deadline_ms - vki_time_ms(), 1e-3) : 0;
+    rp.candidates = p->order;
+    rp.n_candidates = p->n_try;
+    rp.refuse_opening = true; /* answered now (503 model_loading), as a client expects */
+    for (int32_t k = 0; k < n_prompts; k++) {
+        const srv_prompt *pr = p->chat ? NULL : &f->prompts[k];
+        vki_status st = p->chat ? vki_service_chat(cn->srv->svc, NULL, NULL, 0, &xp, &f->gp, &rp, &j->jobs[k])
+                                : vki_service_generate_ex(cn->srv->svc, NULL, pr->text, pr->ids, pr->n_ids, &xp,
+                                                          &f->gp, &rp, &j->jobs[k]);
+        if (st != VKI_OK) {
+            /* the prompts queued before this one go too (plan_free) */
             char msg[1024];
-            enum MHD_Result ret;
-            int r = gen_submit(cn, p, i, &st, msg, sizeof msg, &eta, &ret);
-            if (r == 0) {
-                plan_free(cn, p);
-                return ret;
-            }
-            if (r == 1) {
-                *wait = true;
-                return MHD_YES;
-            }
-            if ((reason = srv_fb_judge(cn, i, st, msg, eta, &e)) < 0) {
-                plan_free(cn, p);
-                return srv_send_status(cn, st, msg, eta);
-            }
+            snprintf(msg, sizeof msg, "%s", vki_last_error());
+            enum MHD_Result ret = j->rx && j->rx->failed
+                                      ? send_job_failure(cn, j, NULL)
+                                      : srv_send_status(cn, st, msg, 0);
+            plan_free(cn, p);
+            return ret;
         }
-        if (p->first_reason < 0) {
-            p->first = e;
-            p->first_reason = reason;
+        if (!srv_watch_job(cn, j->jobs[k])) {
+            plan_free(cn, p);
+            return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
+        }
+        if (k == 0 && n_prompts > 1) {
+            /* the other prompts go where the first went: one model answers them all */
+            vki_job_result r0;
+            vki_job_get_result(j->jobs[0], &r0);
+            const int32_t at = vki_service_model_find(cn->srv->svc, r0.model);
+            for (int32_t c = 0; r0.queued && c < p->n_try; c++)
+                if (p->order[c] == at) {
+                    rp.candidates = p->order + c;
+                    rp.n_candidates = p->n_try - c;
+                }
         }
     }
-    srv_fb_error first = p->first;
-    plan_free(cn, p);
-    return srv_send_error(cn, first.http, first.code, first.retry, "%s", first.msg);
+    vki_job_result last;
+    vki_job_get_result(j->jobs[n_prompts - 1], &last); /* the last prompt queued waits longest */
+    srv_queue_note_job(cn, &last);
+    *wait = true;
+    return MHD_YES;
 }
 
-/* The answer once the try served: a stream (headers with the first text)
+/* The answer once a model serves: a stream (headers with the first text)
  * or the whole JSON. Takes j. */
 static enum MHD_Result gen_answer(srv_conn *cn, gen_job *j, bool stream)
 {
     enum MHD_Result ret;
     if (stream) {
         /* Headers go out with the first text; the rest follows as it comes,
-         * the connection still woken by the requests' news (srv_watch). */
-        srv_drop_json(cn); /* nothing borrows from it any more: not held for the stream's length */
+         * the connection still woken by the jobs' news (srv_watch_job). The
+         * headers name the model: no other may take over now. */
+        for (int32_t k = 0; k < j->n_req; k++) vki_job_stay(j->jobs[k]);
+        /* the response owns the jobs now: it may go before or after the connection ends */
+        j->waker = srv_watch_handover(cn);
+        srv_drop_json(cn); /* nothing borrows from it any more (the renderer has its copy) */
         /* The first bytes: an SSE comment with the queue place (PLAIN: the
          * headers alone say it; the text read so far is sent by the reader). */
         if (!j->plain) {
@@ -715,8 +754,9 @@ static enum MHD_Result gen_answer(srv_conn *cn, gen_job *j, bool stream)
 }
 
 /* The handler's continuation on each wake-up: reads what every prompt has
- * produced until the try is done (or, for a stream, prompt 0 has text); a
- * try that failed before any output may pass the request to the next model. */
+ * produced until the jobs are done (or, for a stream, prompt 0 has text);
+ * the service has passed a try that failed before any output to the next
+ * model meanwhile. */
 static enum MHD_Result gen_step(srv_conn *cn, void *state, bool *wait)
 {
     gen_plan *p = state;
@@ -733,15 +773,16 @@ static enum MHD_Result gen_step(srv_conn *cn, void *state, bool *wait)
             return ret;
         }
         p->model = p->order[0];
-        return gen_next(cn, p, wait);
+        return gen_submit(cn, p, wait);
     }
     gen_job *j = p->j;
     for (int32_t k = 0; k < j->n_req; k++)
-        if (!j->res[k].done && !poll_prompt(j, k, 0)) {
+        if (!j->res[k].done && !poll_prompt(j, k)) {
             plan_free(cn, p);
             return MHD_NO; /* out of memory */
         }
     log_counts(&cn->log, j);
+    srv_queue_note_job(cn, &j->res[j->n_req - 1]); /* a later try's queue, if one came */
     int32_t bad = failed_prompt(j);
     /* A long wait (a model waiting for its turn on the device, a deep
      * queue): the stream starts now, so the client sees its place at once;
@@ -758,31 +799,27 @@ static enum MHD_Result gen_step(srv_conn *cn, void *state, bool *wait)
         *wait = true;
         return MHD_YES;
     }
-    const int32_t i = p->order[p->k];
     if (bad >= 0) {
-        vki_status st = j->res[bad].status;
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", j->res[bad].error ? j->res[bad].error : "");
-        int32_t produced = 0;
-        for (int32_t k = 0; k < j->n_req; k++) produced += j->res[k].n_generated;
-        plan_end_try(cn, p);
-        srv_fb_error e;
-        int reason = produced == 0 ? srv_fb_judge(cn, i, st, msg, 0, &e) : -1;
-        if (reason < 0) {
-            plan_free(cn, p);
-            return srv_send_status(cn, st, msg, 0);
-        }
-        if (p->first_reason < 0) {
-            p->first = e;
-            p->first_reason = reason;
-        }
-        p->k++;
-        return gen_next(cn, p, wait);
+        enum MHD_Result ret = send_job_failure(cn, j, &j->res[bad]);
+        plan_free(cn, p);
+        return ret;
     }
-    if (i != p->model) srv_fb_count(cn->srv, p->model, i, p->first_reason);
+    const int32_t i = vki_service_model_find(cn->srv->svc, j->res[0].model);
     vki_service_model_info si;
-    vki_service_get_model_info(cn->srv->svc, i, &si);
+    if (i < 0 || vki_service_get_model_info(cn->srv->svc, i, &si) != VKI_OK) {
+        plan_free(cn, p);
+        return srv_send_error(cn, 404, "model_not_found", 0, "model '%s' was removed while it served the request",
+                              j->res[0].model);
+    }
+    if (i != p->model) srv_fb_count(cn->srv, p->model, i, j->res[0].fallback);
     cn->served_by = cn->log.model = si.id; /* valid until vki_service_destroy */
+    j->served = i;
+    free(j->model);
+    if (!(j->model = strdup(si.id))) {
+        plan_free(cn, p);
+        return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
+    }
+    if (j->rx) j->tool_fmt = j->rx->fmt; /* the serving model's (its render was the last) */
     const bool stream = p->f.stream;
     p->j = NULL;
     plan_free(cn, p);
@@ -807,7 +844,6 @@ enum MHD_Result srv_route_generate_as(srv_conn *cn, const cJSON *body, srv_gen_s
     p->chat = chat;
     p->plain = shape == SRV_GEN_PLAIN;
     p->model = model;
-    p->first_reason = -1;
     if (!srv_parse_generate(cn, body, shape, model, &p->f, &ret)) {
         free(p);
         return ret;
@@ -835,9 +871,9 @@ enum MHD_Result srv_route_generate_as(srv_conn *cn, const cJSON *body, srv_gen_s
         plan_free(cn, p);
         return ret;
     }
-    /* The first try is submitted here; then each wake-up runs gen_step. */
+    /* The jobs are submitted here; then each wake-up runs gen_step. */
     bool wait = false;
-    ret = gen_next(cn, p, &wait);
+    ret = gen_submit(cn, p, &wait);
     if (!wait) return ret;
     return srv_wait(cn, gen_step, plan_drop, p);
 }

@@ -102,6 +102,7 @@ typedef struct srv_req_log {
 } srv_req_log;
 
 typedef struct srv_conn srv_conn;
+typedef struct srv_waker srv_waker;
 
 /* A route's continuation while its scheduler request runs: called each time
  * the request has news (and when the client may have left); sets *wait to
@@ -128,6 +129,12 @@ struct srv_conn {
      * continuation and its state (dropped if the connection ends first). */
     sched_request        **watched;
     int32_t                n_watched, cap_watched;
+    vki_job              **watched_jobs; /* their wake-up hooks (vki_job_set_news) */
+    int32_t                n_watched_jobs, cap_watched_jobs;
+    srv_waker             *waker;        /* what the jobs' hooks wake (http.c) */
+    /* Set while a renderer runs off the handler (routes_gen.c): the error
+     * srv_send_error would queue is written here instead, for the answer. */
+    struct srv_fb_error   *capture;
     srv_step_fn            step;
     void                 (*drop)(void *state);
     void                  *state;
@@ -152,9 +159,6 @@ char *srv_json_print(const cJSON *json);
 /* Writes the request's log line (if the server logs). */
 void  srv_log_done(srv_server *srv, const srv_req_log *l);
 
-/* Records where the request stands in its model's queue (after a
- * successful submit) for the X-Queue-* headers. */
-void srv_queue_note(srv_conn *cn, sched_request *r);
 /* Adds X-Queue-Position and X-Queue-ETA to r when the request was queued. */
 void srv_queue_headers(const srv_conn *cn, struct MHD_Response *r);
 /* Queues a JSON response (takes `json`, a cJSON tree) and counts it. */
@@ -183,6 +187,17 @@ enum MHD_Result srv_queue(srv_conn *cn, unsigned status, struct MHD_Response *r)
  * anew (the next fallback model) after srv_unwatch. If the connection ends
  * first, drop(state) frees the state (after srv_unwatch). */
 bool            srv_watch(srv_conn *cn, sched_request *r);
+/* srv_watch for a generation job: its wake-up hook (vki_job_set_news) wakes
+ * the connection on each token, choice end, try and end; srv_unwatch stops
+ * it. false: out of memory. */
+bool            srv_watch_job(srv_conn *cn, vki_job *job);
+/* For a stream, whose jobs live in its response and may be released before
+ * or after the connection ends (MHD 0.9 frees the response first): forgets
+ * the watched jobs without stopping their hooks and returns a reference to
+ * what they wake, which does nothing once the connection has ended. The
+ * owner drops it (srv_waker_drop) after releasing the jobs. NULL: none. */
+srv_waker      *srv_watch_handover(srv_conn *cn);
+void            srv_waker_drop(srv_waker *w);
 /* A vki_request_params.on_done (and on_token) for a job the route waits on
  * (user = the srv_conn): wakes the connection. The route's drop releases
  * the job (vki_job_release), after which no callback runs. */
@@ -227,8 +242,9 @@ bool    srv_parse_common(srv_conn *cn, const cJSON *body, int32_t model, vki_pri
  * or the completions shape ({tokens, token_logprobs, top_logprobs,
  * text_offset}: empty arrays). */
 cJSON *srv_logprobs_new(bool chat);
-/* Appends n tokens to such an object. */
-void   srv_logprobs_add(cJSON *lp, bool chat, const vki_tokenizer *tok, const sched_token *toks, int32_t n);
+/* Appends n tokens of a job served by model i (its vocabulary gives the
+ * token strings) to such an object. */
+void   srv_logprobs_add(cJSON *lp, bool chat, vki_service *svc, int32_t model, const vki_job_token *toks, int32_t n);
 
 /* ----- response_format.c ----- */
 

@@ -177,7 +177,6 @@ static void *dispatcher_main(void *arg)
         vki_job *j = svc->ready;
         svc->ready = NULL;
         svc->ready_tail = &svc->ready;
-        for (vki_job *q = j; q; q = q->next) q->queued = false;
         pthread_mutex_unlock(&svc->mu);
         while (ev) {
             svc_state_event *next = ev->next;
@@ -186,7 +185,12 @@ static void *dispatcher_main(void *arg)
             ev = next;
         }
         while (j) {
+            /* A job leaves the list (queued false: it may be pushed again)
+             * only once its successor is read: a push relinks next. */
+            pthread_mutex_lock(&svc->mu);
             vki_job *next = j->next;
+            j->queued = false;
+            pthread_mutex_unlock(&svc->mu);
             svc_job_process(j);
             svc_job_unref(j);
             j = next;

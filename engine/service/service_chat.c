@@ -179,6 +179,8 @@ static vki_status copy_gen_params(vki_job *j, const vki_gen_params *xp)
         return VKI_ERR_OUT_OF_MEMORY;
     j->xp.tools_json = j->tools_json;
     j->xp.chat_template = j->chat_template;
+    j->news_fn = xp->on_news;
+    j->news_user = xp->news_user;
     return VKI_OK;
 }
 

@@ -102,7 +102,12 @@ struct vki_job {
     char              *tools_json, *chat_template;
     int32_t           *ids;       /* [n_ids] when prompt is NULL              */
     int32_t            n_ids;
-    atomic_bool        news_off;  /* released: xp.on_news is not called any more */
+    atomic_bool        stay;      /* vki_job_stay: no further candidate         */
+    atomic_bool        news_off;  /* released: no renderer or hook runs any more */
+    /* The wake-up hook (xp.on_news, vki_job_set_news): written under mu with
+     * the request's notify stopped, read under the request's lock. */
+    void             (*news_fn)(void *user);
+    void              *news_user;
     /* Under mu: tries submitted (vki_job_poll starts over at a new one), and
      * the last try's request, kept after the end for vki_job_poll. */
     int32_t            n_submits;
@@ -128,6 +133,8 @@ void svc_job_set_route(vki_job *j, struct svc_route_wait *w);
 struct svc_route_wait *svc_job_route(vki_job *j);
 
 void svc_job_unref(vki_job *j);
+/* Why the try in flight (or the one that served) is not the requested model's. */
+vki_fallback_reason svc_job_fallback(const vki_job *j);
 /* What vki_service_generate, _chat and _generate_ex share: the request's
  * checks, the model by id (or the first of the kind) or by the candidates,
  * a new job, its input copied, and the submit along the plan (which frees

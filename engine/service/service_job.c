@@ -39,6 +39,11 @@ void svc_job_free(vki_job *j)
     free(j);
 }
 
+vki_fallback_reason svc_job_fallback(const vki_job *j)
+{
+    return j->served != j->requested ? (vki_fallback_reason)j->first_reason : VKI_FALLBACK_NONE;
+}
+
 void svc_job_unref(vki_job *j)
 {
     if (j && atomic_fetch_sub(&j->refs, 1) == 1) svc_job_free(j);
@@ -102,7 +107,7 @@ static void on_request_news(void *arg)
 {
     vki_job *j = arg;
     svc_push_ready(j->svc, j);
-    if (j->xp.on_news && !atomic_load(&j->news_off)) j->xp.on_news(j->xp.news_user);
+    if (j->news_fn) j->news_fn(j->news_user);
 }
 
 /* ===== Tries ============================================================ */
@@ -283,7 +288,7 @@ static void finish(vki_job *j, const sched_result *res)
     o->message = j->message;
     o->model = j->model_id;
     o->requested = j->requested_id;
-    o->fallback = j->served != j->requested ? (vki_fallback_reason)j->first_reason : VKI_FALLBACK_NONE;
+    o->fallback = svc_job_fallback(j);
     if (!j->embed) {
         o->text = j->text ? j->text : "";
         o->text_len = j->text_len;
@@ -293,14 +298,15 @@ static void finish(vki_job *j, const sched_result *res)
     pthread_mutex_lock(&j->mu);
     j->done_r = r; /* vki_job_poll reads the last output after the end */
     void (*on_done)(const vki_job_result *, void *) = j->rp.on_done;
-    void (*on_news)(void *) = atomic_load(&j->news_off) ? NULL : j->xp.on_news;
+    void (*on_news)(void *) = j->news_fn;
+    void *news_user = j->news_user;
     j->in_callback = on_done || on_news;
     /* Final from here: a caller that on_done wakes reads it done (only
      * vki_job_wait waits for on_done to return). */
     o->done = true;
     pthread_mutex_unlock(&j->mu);
     if (on_done) on_done(o, j->rp.user);
-    if (on_news) on_news(j->xp.news_user);
+    if (on_news) on_news(news_user);
     pthread_mutex_lock(&j->mu);
     j->in_callback = false;
     j->done = true;
@@ -371,7 +377,7 @@ void svc_job_process(vki_job *j)
     if (!res.done) return;
     /* A try that failed before producing anything moves to the next
      * candidate, as a refusal at submit does. */
-    if (res.status != VKI_OK && j->text_len == 0 && !j->cancelled && j->k < j->n_try) {
+    if (res.status != VKI_OK && res.n_generated == 0 && !j->cancelled && !atomic_load(&j->stay) && j->k < j->n_try) {
         int reason = svc_fb_judge(j->svc, j->served, res.status, 0);
         if (reason >= 0) {
             note_first(j, j->served, reason, res.status, res.error, 0);
@@ -597,6 +603,7 @@ void vki_job_get_result(vki_job *j, vki_job_result *out)
     }
     pthread_mutex_lock(&j->mu);
     *out = j->res;
+    if (!out->done) out->fallback = svc_job_fallback(j);
     pthread_mutex_unlock(&j->mu);
 }
 
@@ -621,11 +628,27 @@ void vki_job_release(vki_job *j)
     j->rp.on_token = NULL;
     j->rp.on_done = NULL;
     atomic_store(&j->news_off, true);
-    /* A notify running now (on_news on the scheduler's thread) holds the
-     * request's lock: setting the notify again waits it out. */
-    if (j->r) sched_request_set_notify(j->r, on_request_news, j);
     while (j->in_callback && !(!j->done && svc_on_dispatcher(j->svc))) pthread_cond_wait(&j->cv, &j->mu);
     pthread_mutex_unlock(&j->mu);
+    vki_job_set_news(j, NULL, NULL);
     if (!done) vki_job_cancel(j);
     svc_job_unref(j);
+}
+
+void vki_job_set_news(vki_job *j, void (*fn)(void *user), void *user)
+{
+    if (!j) return;
+    pthread_mutex_lock(&j->mu);
+    sched_request *r = j->r;
+    /* The notify reads the hook under the request's lock: stopping it
+     * waits out a call in progress, so the pair is never read half-written. */
+    if (r) sched_request_set_notify(r, NULL, NULL);
+    j->news_fn = fn;
+    j->news_user = user;
+    if (r) sched_request_set_notify(r, on_request_news, j);
+    /* on_done's hook reads them under mu; a call of it in progress ends first */
+    while (j->in_callback && !svc_on_dispatcher(j->svc)) pthread_cond_wait(&j->cv, &j->mu);
+    pthread_mutex_unlock(&j->mu);
+    /* what came while the notify was off: the dispatcher looks again */
+    if (r) svc_push_ready(j->svc, j);
 }

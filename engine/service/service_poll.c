@@ -94,6 +94,7 @@ vki_status vki_job_poll(vki_job *j, vki_job_choice *out, int32_t n, vki_job_resu
     }
     if (res) {
         *res = j->res;
+        if (!j->res.done) res->fallback = svc_job_fallback(j);
         if (!j->res.done && j->r) {
             res->n_prompt = sr.n_prompt;
             res->n_generated = sr.n_generated;
@@ -104,4 +105,9 @@ vki_status vki_job_poll(vki_job *j, vki_job_choice *out, int32_t n, vki_job_resu
     }
     pthread_mutex_unlock(&j->mu);
     return VKI_OK;
+}
+
+void vki_job_stay(vki_job *j)
+{
+    if (j) atomic_store(&j->stay, true);
 }
