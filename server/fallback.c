@@ -1,16 +1,14 @@
 /*
  * fallback.c: the HTTP face of fallback: the plan a request's body allows
- * (model_fallback, then the library's vki_service_fallback_candidates), the
- * library's triggers (engine/service/service_fallback.c) as HTTP errors,
- * and the counters (vkinfer_fallbacks_total{model,to,reason}). The routes
- * still run the tries themselves: a chat prompt is rendered with each
- * model's own template, which the service's jobs cannot do yet.
+ * (model_fallback, then the library's vki_service_fallback_candidates) and
+ * the counters (vkinfer_fallbacks_total{model,to,reason}) with their events.
+ * The tries are the service's jobs' (the routes pass the plan as
+ * candidates); a job's refusal becomes an HTTP error in srv_send_job_error.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/service/service_fallback.h"
 #include "server/events.h"
 #include "server/srv_internal.h"
 #include "util.h"
@@ -76,45 +74,4 @@ int32_t srv_fb_plan(srv_conn *cn, const cJSON *body, int32_t model, const vki_re
     order[0] = model;
     if (cJSON_IsFalse(jf) || max < 2) return 1;
     return 1 + vki_service_fallback_candidates(cn->srv->svc, model, need, order + 1, NULL, max - 1);
-}
-
-static void set_error(srv_fb_error *e, unsigned http, const char *code, int retry, const char *msg)
-{
-    e->http = http;
-    e->code = code;
-    e->retry = retry;
-    snprintf(e->msg, sizeof e->msg, "%s", msg);
-}
-
-int srv_fb_precheck(srv_conn *cn, int32_t i, double deadline_ms, bool check_eta, srv_fb_error *e)
-{
-    svc_fb_verdict v;
-    int reason = svc_fb_precheck(cn->srv->svc, i, deadline_ms, check_eta, &v);
-    switch (reason) {
-    case SRV_FB_MISSING:
-    case SRV_FB_FAILED: set_error(e, 503, "model_failed", 0, v.msg); break;
-    case SRV_FB_LOADING: set_error(e, 503, "model_loading", 1, v.msg); break;
-    case SRV_FB_BREAKER: set_error(e, 503, "breaker_open", (int)(v.retry_s + 0.999), v.msg); break;
-    case SRV_FB_ETA: set_error(e, 504, "timeout", 0, v.msg); break;
-    default: break;
-    }
-    return reason;
-}
-
-int srv_fb_judge(srv_conn *cn, int32_t i, vki_status st, const char *msg, double eta_s, srv_fb_error *e)
-{
-    unsigned http;
-    const char *code;
-    int retry;
-    srv_status_http(st, eta_s, &http, &code, &retry);
-    set_error(e, http, code, retry, msg && msg[0] ? msg : vki_status_str(st));
-    int reason = svc_fb_judge(cn->srv->svc, i, st, eta_s);
-    if (reason == SRV_FB_MISSING || reason == SRV_FB_FAILED) {
-        vki_service_model_info info;
-        if (vki_service_get_model_info(cn->srv->svc, i, &info) == VKI_OK && info.state == VKI_MODEL_FAILED) {
-            e->http = 503;
-            e->code = "model_failed";
-        }
-    }
-    return reason;
 }

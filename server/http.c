@@ -31,7 +31,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "engine/service/service_internal.h" /* svc_scheduler: for the routes not yet converted */
 #include "server/events.h"
 #include "server/srv_internal.h"
 #include "server/stats_window.h"
@@ -249,7 +248,7 @@ void srv_status_http(vki_status s, double eta_s, unsigned *http_out, const char 
     case VKI_ERR_OUT_OF_MEMORY:
     case VKI_ERR_OUT_OF_DEVICE_MEMORY: http = 503; code = "out_of_memory"; break;
     case VKI_ERR_DEVICE_LOST:
-        /* with a wait: the model's circuit breaker refused (sched_submit_*) */
+        /* with a wait: the model's circuit breaker refused (a try of a job) */
         http = 503;
         code = eta_s > 0 ? "breaker_open" : "device_lost";
         retry = eta_s > 0 ? (int)VKI_MAX(1.0, ceil(eta_s)) : 0;
@@ -267,7 +266,8 @@ enum MHD_Result srv_send_job_error(srv_conn *cn, const vki_job_result *res)
 {
     const double retry_s = res->retry_after_ms / 1e3;
     if (res->refusal == VKI_FALLBACK_NONE) return srv_send_status(cn, res->status, res->message, retry_s);
-    /* As srv_fb_precheck and srv_fb_judge answer the first refusal. */
+    /* The first refusal, as the fallback triggers (svc_fb_precheck,
+     * svc_fb_judge) found it. */
     if (res->refusal == VKI_FALLBACK_LOADING)
         return srv_send_error(cn, 503, "model_loading", (int)ceil(retry_s), "%s", res->message);
     unsigned http;
@@ -335,8 +335,8 @@ int32_t srv_pick_model(srv_conn *cn, const cJSON *body, vki_model_kind kind, enu
                               vki_model_kind_name(kind));
         return -1;
     }
-    /* A failed model, or one still opening its file, is the routes' to judge
-     * (srv_fb_precheck): another model may serve the request. */
+    /* A failed model, or one still opening its file, is the service's to
+     * judge when the job tries it: another model may serve the request. */
     return i;
 }
 
@@ -579,7 +579,7 @@ static void wake_locked(srv_conn *cn)
     MHD_resume_connection(cn->c);
 }
 
-/* The scheduler's notice (its thread, the request's lock held). */
+/* A job's news (a service thread, its locks held: only wakes). */
 static void on_news(void *arg)
 {
     srv_conn *cn = arg;
@@ -653,8 +653,6 @@ bool srv_pause(srv_conn *cn)
 
 void srv_unwatch(srv_conn *cn)
 {
-    for (int32_t i = 0; i < cn->n_watched; i++) sched_request_set_notify(cn->watched[i], NULL, NULL);
-    cn->n_watched = 0;
     for (int32_t i = 0; i < cn->n_watched_jobs; i++) vki_job_set_news(cn->watched_jobs[i], NULL, NULL);
     cn->n_watched_jobs = 0;
 }
@@ -682,23 +680,6 @@ void srv_job_wake(const vki_job_result *res, void *user)
 {
     (void)res;
     on_news(user);
-}
-
-bool srv_watch(srv_conn *cn, sched_request *r)
-{
-    if (cn->n_watched == cn->cap_watched) {
-        int32_t cap = VKI_MAX(4, 2 * cn->cap_watched);
-        sched_request **nw = realloc(cn->watched, sizeof *nw * (size_t)cap);
-        if (!nw) return false;
-        cn->watched = nw;
-        cn->cap_watched = cap;
-    }
-    cn->watched[cn->n_watched++] = r;
-    sched_request_set_notify(r, on_news, cn);
-    /* what r did before this had no one to wake: the wait looks once more
-     * before it suspends (a step that submitted anew would miss it) */
-    on_news(cn);
-    return true;
 }
 
 /* What a job's hook wakes: the connection while it lasts. The connection
@@ -729,7 +710,7 @@ srv_waker *srv_watch_handover(srv_conn *cn)
     return cn->waker;
 }
 
-bool srv_watch_job(srv_conn *cn, vki_job *job)
+bool srv_watch(srv_conn *cn, vki_job *job)
 {
     if (!cn->waker) {
         if (!(cn->waker = calloc(1, sizeof *cn->waker))) return false;
@@ -746,7 +727,8 @@ bool srv_watch_job(srv_conn *cn, vki_job *job)
     }
     cn->watched_jobs[cn->n_watched_jobs++] = job;
     vki_job_set_news(job, on_job_news, cn->waker);
-    /* what the job did before this had no one to wake: look once more */
+    /* what the job did before this had no one to wake: the wait looks once
+     * more before it suspends */
     on_news(cn);
     return true;
 }
@@ -922,7 +904,6 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     /* No wake-up may reach cn once it is freed; a wait the connection did
      * not see to its end frees its state. */
     srv_unwatch(cn);
-    free(cn->watched);
     free(cn->watched_jobs);
     if (cn->waker) {
         pthread_mutex_lock(&srv->socks_mu);
@@ -1013,7 +994,6 @@ vki_status srv_start(const srv_config *cfg, vki_service *svc, srv_log *log, srv_
     }
     srv->cfg = cfg;
     srv->svc = svc;
-    srv->s = svc_scheduler(svc);
     srv->log = log;
     srv->created = time(NULL);
     srv->window = srv_window_create(0, srv_now_s());

@@ -675,7 +675,7 @@ static enum MHD_Result gen_submit(srv_conn *cn, gen_plan *p, bool *wait)
             plan_free(cn, p);
             return ret;
         }
-        if (!srv_watch_job(cn, j->jobs[k])) {
+        if (!srv_watch(cn, j->jobs[k])) {
             plan_free(cn, p);
             return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
         }
@@ -705,7 +705,7 @@ static enum MHD_Result gen_answer(srv_conn *cn, gen_job *j, bool stream)
     enum MHD_Result ret;
     if (stream) {
         /* Headers go out with the first text; the rest follows as it comes,
-         * the connection still woken by the jobs' news (srv_watch_job). The
+         * the connection still woken by the jobs' news (srv_watch). The
          * headers name the model: no other may take over now. */
         for (int32_t k = 0; k < j->n_req; k++) vki_job_stay(j->jobs[k]);
         /* the response owns the jobs now: it may go before or after the connection ends */

@@ -50,9 +50,6 @@ struct srv_server {
     void                 *cfg_user;
     struct srv_retired_cfg *retired;  /* what reloads published (reload.c)    */
     vki_service          *svc;
-    /* The scheduler under svc, for the routes not yet on the public API
-     * (engine/service/README.md: generation). */
-    scheduler            *s;
     struct MHD_Daemon    *d;
     char                 *api_key;    /* NULL = no auth                   */
     srv_log              *log;        /* borrowed; NULL = no log lines    */
@@ -127,8 +124,6 @@ struct srv_conn {
     cJSON                 *json;     /* the parsed body (generation, embeddings) */
     /* The wait (srv_wait): the requests that wake the connection, the
      * continuation and its state (dropped if the connection ends first). */
-    sched_request        **watched;
-    int32_t                n_watched, cap_watched;
     vki_job              **watched_jobs; /* their wake-up hooks (vki_job_set_news) */
     int32_t                n_watched_jobs, cap_watched_jobs;
     srv_waker             *waker;        /* what the jobs' hooks wake (http.c) */
@@ -180,17 +175,14 @@ void            srv_status_http(vki_status s, double eta_s, unsigned *http, cons
 enum MHD_Result srv_queue(srv_conn *cn, unsigned status, struct MHD_Response *r);
 
 /* Waiting without a thread: handlers never block a pool thread. A route
- * that submitted scheduler requests has the connection woken whenever one
- * gains output or ends (srv_watch each; false: out of memory), then
- * srv_wait calls step(cn, state) now and on each wake-up until it stops
- * asking to wait; meanwhile the connection is suspended. A step may submit
- * anew (the next fallback model) after srv_unwatch. If the connection ends
- * first, drop(state) frees the state (after srv_unwatch). */
-bool            srv_watch(srv_conn *cn, sched_request *r);
-/* srv_watch for a generation job: its wake-up hook (vki_job_set_news) wakes
- * the connection on each token, choice end, try and end; srv_unwatch stops
- * it. false: out of memory. */
-bool            srv_watch_job(srv_conn *cn, vki_job *job);
+ * that submitted generation jobs has the connection woken whenever one
+ * gains output, tries another model or ends (srv_watch each: its wake-up
+ * hook, vki_job_set_news; false: out of memory), then srv_wait calls
+ * step(cn, state) now and on each wake-up until it stops asking to wait;
+ * meanwhile the connection is suspended. Other jobs wake it by on_done
+ * (srv_job_wake). If the connection ends first, drop(state) frees the
+ * state (after srv_unwatch). */
+bool            srv_watch(srv_conn *cn, vki_job *job);
 /* For a stream, whose jobs live in its response and may be released before
  * or after the connection ends (MHD 0.9 frees the response first): forgets
  * the watched jobs without stopping their hooks and returns a reference to
@@ -209,8 +201,8 @@ void            srv_queue_note_job(srv_conn *cn, const vki_job_result *res);
  * breaker_open, 504 timeout), else the status table. */
 enum MHD_Result srv_send_job_error(srv_conn *cn, const vki_job_result *res);
 enum MHD_Result srv_wait(srv_conn *cn, srv_step_fn step, void (*drop)(void *), void *state);
-/* Stops the wake-ups of every request watched: before releasing them.
- * Called for those still watched when the connection ends. */
+/* Stops the wake-ups of every job watched (before releasing them); called
+ * for those still watched when the connection ends. */
 void            srv_unwatch(srv_conn *cn);
 /* Frees the request's parsed body (cn->json) before the request ends, once
  * nothing borrows from it; otherwise the end of the request frees it. */
@@ -229,7 +221,8 @@ bool            srv_client_gone(struct MHD_Connection *c);
 
 /* Finds the model a request names (or the first of `kind` when it names
  * none) and checks its kind; on failure queues the error response and
- * returns -1 with *ret set. Whether it can serve now is srv_fb_precheck's. */
+ * returns -1 with *ret set. Whether it can serve now is the service's to
+ * judge when the route's job tries it (engine/service/service_fallback.c). */
 int32_t srv_pick_model(srv_conn *cn, const cJSON *body, vki_model_kind kind, enum MHD_Result *ret);
 /* Reads "priority" and "timeout" (vkinfer extensions); false after
  * queueing a 400. */
@@ -276,7 +269,9 @@ enum {
     SRV_FB_N       = VKI_FALLBACK_N_REASONS,
 };
 
-/* The error a try ended with, kept for the client when nothing else serves. */
+/* An error answer kept for later: what srv_send_error would have queued
+ * (srv_conn.capture), e.g. a chat template's refusal found on the service's
+ * thread. */
 typedef struct srv_fb_error {
     unsigned    http;
     const char *code;
@@ -285,18 +280,11 @@ typedef struct srv_fb_error {
 } srv_fb_error;
 
 /* The models to try for a request for `model`, in order: itself, then its
- * fallback candidates (sched_fallback_candidates), unless the body says
+ * fallback candidates (vki_service_fallback_candidates), unless the body says
  * "model_fallback": false. Returns how many (>= 1), or 0 after queueing a
  * 400 for a bad model_fallback. */
 int32_t srv_fb_plan(srv_conn *cn, const cJSON *body, int32_t model, const vki_request_needs *need, int32_t *order,
                     int32_t max, enum MHD_Result *ret);
-/* Whether model i is ruled out before submitting: its state, breaker or
- * (when check_eta) its ETA past deadline_ms. Returns the reason and fills
- * *e, or -1 when it may be tried. */
-int             srv_fb_precheck(srv_conn *cn, int32_t i, double deadline_ms, bool check_eta, srv_fb_error *e);
-/* Whether a submit, or a request that ended before any output, failed in a
- * way another model may serve (the reason, *e filled), or -1 (the error stands). */
-int             srv_fb_judge(srv_conn *cn, int32_t i, vki_status st, const char *msg, double eta_s, srv_fb_error *e);
 /* Counts a fallback (the request for `from` served by `to`). */
 void            srv_fb_count(srv_server *srv, int32_t from, int32_t to, int reason);
 /* Appends vkinfer_fallbacks_total to the /metrics text. */

@@ -202,7 +202,6 @@ static void *dispatcher_main(void *arg)
     return NULL;
 }
 
-scheduler *svc_scheduler(vki_service *svc) { return svc ? svc->s : NULL; }
 
 bool svc_on_dispatcher(const vki_service *svc)
 {

@@ -3,8 +3,7 @@
  * request now (missing, failed, still opening, breaker open, an ETA past
  * the deadline) and what a refused or failed try means, and the candidates'
  * order (vki_service_fallback_candidates, over the scheduler's scoring).
- * The tries are the service's (service_job.c) and, for chat prompts
- * rendered per model, the server's. Must not: submit anything.
+ * The tries are the service's (service_job.c). Must not: submit anything.
  */
 #ifndef VKI_SERVICE_FALLBACK_H
 #define VKI_SERVICE_FALLBACK_H

@@ -162,9 +162,6 @@ const vki_tokenizer  *svc_model_tokenizer(vki_service *svc, int32_t i);
 void svc_park(vki_service *svc, vki_job *j);
 void svc_push_ready(vki_service *svc, vki_job *j);
 void svc_fb_count_add(vki_service *svc, int32_t from, int32_t to, int reason);
-/* The scheduler under the service, for the server's routes that need what
- * the public API does not carry (chat spans, choices, logprobs, reloads). */
-scheduler *svc_scheduler(vki_service *svc);
 /* True on the dispatcher thread (a callback). */
 bool svc_on_dispatcher(const vki_service *svc);
 /* Adds a model from scheduler params (the config's path: test hooks too). */
