@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/service/service_internal.h" /* svc_model_file, svc_model_tokenizer: the renderer's */
 #include "server/srv_internal.h"
 #include "util.h"
 
@@ -32,8 +31,6 @@ typedef struct gen_choice {
     size_t       released;    /* tools: bytes of `all` moved to text           */
 } gen_choice;
 
-typedef struct gen_render gen_render;
-
 /* A request's answer: one service job per prompt, each with n choices;
  * choice j of prompt i is index i * n + j, as OpenAI numbers them. */
 typedef struct gen_job {
@@ -46,7 +43,7 @@ typedef struct gen_job {
     gen_choice            *ch;      /* [n_req * n]                             */
     vki_job_result        *res;     /* [n_req] as the last poll saw them       */
     int32_t                served;  /* the model's index: token strings for logprobs */
-    gen_render            *rx;      /* chat: the renderer's state              */
+    srv_gen_render        *rx;      /* chat: the renderer's state              */
     srv_waker             *waker;   /* a stream's: what its jobs' hooks wake   */
     bool                   logprobs;
     bool                   chat;
@@ -407,8 +404,6 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     return (ssize_t)n;
 }
 
-static void render_free(gen_render *x);
-
 static void job_free(void *cls)
 {
     gen_job *j = cls;
@@ -417,7 +412,7 @@ static void job_free(void *cls)
     /* no callback of a job (its renderer included) runs once it is released */
     for (int32_t k = 0; j->jobs && k < j->n_req; k++) vki_job_release(j->jobs[k]);
     srv_waker_drop(j->waker); /* after the releases: no hook runs any more */
-    render_free(j->rx);
+    srv_gen_render_free(j->rx);
     for (int32_t i = 0; j->ch && i < j->n_req * j->n; i++) {
         free(j->ch[i].text.p);
         free(j->ch[i].all.p);
@@ -504,92 +499,6 @@ static cJSON *answer_json(gen_job *j)
     return o;
 }
 
-/* ===== Rendering a chat for each model the service tries ================ */
-
-/* What the renderer needs across the tries, which may come after the
- * request's JSON is gone (a stream drops it): the messages and tool fields
- * copied, the config of the request's time (retired configs stay readable),
- * and what the last render left: its tool format (the serving model's, as
- * the last try is the one that serves), its tool grammar, or its refusal as
- * the HTTP answer the handler gives. The service runs it on the submitting
- * thread first, later on its dispatcher, never after the job's release. */
-struct gen_render {
-    srv_server       *srv;
-    const srv_config *cfg;
-    cJSON            *body;    /* {messages, tools, tool_choice, parallel_tool_calls} */
-    srv_tool_req      tools;   /* into body */
-    srv_tool_format   fmt;
-    char             *grammar; /* tool_choice required / named, for the last model */
-    bool              failed;
-    srv_fb_error      err;
-};
-
-static void render_free(gen_render *x)
-{
-    if (!x) return;
-    cJSON_Delete(x->body);
-    free(x->grammar);
-    free(x);
-}
-
-static gen_render *render_new(srv_conn *cn, const cJSON *body)
-{
-    static const char *const keys[] = {"messages", "tools", "tool_choice", "parallel_tool_calls"};
-    gen_render *x = calloc(1, sizeof *x);
-    if (!x || !(x->body = cJSON_CreateObject())) {
-        free(x);
-        return NULL;
-    }
-    x->srv = cn->srv;
-    x->cfg = cn->srv->cfg;
-    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, keys[k]);
-        cJSON *d = v ? cJSON_Duplicate(v, true) : NULL;
-        if (v && !d) {
-            render_free(x);
-            return NULL;
-        }
-        if (d) cJSON_AddItemToObject(x->body, keys[k], d);
-    }
-    /* parsed once already from the same fields: this only points into the copy */
-    srv_conn scratch = {.srv = cn->srv, .capture = &x->err};
-    enum MHD_Result ret;
-    if (!srv_tools_parse(&scratch, x->body, &x->tools, &ret)) {
-        render_free(x);
-        return NULL;
-    }
-    return x;
-}
-
-/* vki_chat_render_fn: model i's template over the copied messages, the
- * messages' content literal; an error is kept as its HTTP answer. */
-static vki_status gen_render_fn(int32_t i, vki_generate_params *gp, char **prompt, vki_prompt_span **literal,
-                                size_t *n_literal, void *user)
-{
-    gen_render *x = user;
-    /* srv_send_error from here writes x->err: no connection is touched */
-    srv_conn scratch = {.srv = x->srv, .capture = &x->err};
-    enum MHD_Result ret;
-    vki_text_span *spans = NULL;
-    srv_tool_format fmt = SRV_TOOLS_GENERIC;
-    free(x->grammar);
-    x->grammar = NULL;
-    const char *tmpl = i < x->cfg->svc.n_models ? x->cfg->svc.models[i].chat_template : NULL;
-    if (!srv_render_chat(&scratch, x->body, &x->tools, svc_model_file(x->srv->svc, i),
-                         svc_model_tokenizer(x->srv->svc, i), tmpl, gp, prompt, &spans, n_literal, &fmt, &ret) ||
-        !srv_tools_grammar(&scratch, &x->tools, fmt, &x->grammar, &ret)) {
-        free(*prompt);
-        free(spans);
-        *prompt = NULL;
-        x->failed = true;
-        return vki_fail(x->err.http == 400 ? VKI_ERR_INVALID_ARGUMENT : VKI_ERR_UNSUPPORTED, "%s", x->err.msg);
-    }
-    if (x->grammar) gp->grammar = x->grammar;
-    x->fmt = fmt;
-    *literal = (vki_prompt_span *)spans;
-    return VKI_OK;
-}
-
 /* ===== The plan ============================================================ */
 
 /* A generation while it waits: the fields, the prompts, the models the
@@ -626,10 +535,8 @@ static void plan_drop(void *state)
  * was found, else the fallback triggers' (srv_send_job_error). */
 static enum MHD_Result send_job_failure(srv_conn *cn, const gen_job *j, const vki_job_result *res)
 {
-    if (j->rx && j->rx->failed) {
-        const srv_fb_error *e = &j->rx->err;
-        return srv_send_error(cn, e->http, e->code, e->retry, "%s", e->msg);
-    }
+    const srv_fb_error *e = j->rx ? srv_gen_render_error(j->rx) : NULL;
+    if (e) return srv_send_error(cn, e->http, e->code, e->retry, "%s", e->msg);
     return srv_send_job_error(cn, res);
 }
 
@@ -642,7 +549,7 @@ static enum MHD_Result gen_submit(srv_conn *cn, gen_plan *p, bool *wait)
     const int32_t n_prompts = p->chat ? 1 : f->n_prompts;
     gen_job *j = p->j = job_new(cn, p->model, p->chat, n_prompts, f);
     if (j) j->plain = p->plain;
-    if (!j || (p->chat && !(j->rx = render_new(cn, cn->json)))) {
+    if (!j || (p->chat && !(j->rx = srv_gen_render_new(cn, cn->json)))) {
         plan_free(cn, p);
         return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
     }
@@ -650,7 +557,7 @@ static enum MHD_Result gen_submit(srv_conn *cn, gen_plan *p, bool *wait)
     vki_gen_params xp = vki_gen_default_params();
     xp.n_choices = f->n;
     if (p->chat) {
-        xp.render = gen_render_fn;
+        xp.render = srv_gen_render_fn;
         xp.render_user = j->rx;
     }
     vki_request_params rp = vki_request_default_params();
@@ -669,9 +576,8 @@ static enum MHD_Result gen_submit(srv_conn *cn, gen_plan *p, bool *wait)
             /* the prompts queued before this one go too (plan_free) */
             char msg[1024];
             snprintf(msg, sizeof msg, "%s", vki_last_error());
-            enum MHD_Result ret = j->rx && j->rx->failed
-                                      ? send_job_failure(cn, j, NULL)
-                                      : srv_send_status(cn, st, msg, 0);
+            enum MHD_Result ret = j->rx && srv_gen_render_error(j->rx) ? send_job_failure(cn, j, NULL)
+                                                                        : srv_send_status(cn, st, msg, 0);
             plan_free(cn, p);
             return ret;
         }
@@ -819,7 +725,7 @@ static enum MHD_Result gen_step(srv_conn *cn, void *state, bool *wait)
         plan_free(cn, p);
         return srv_send_error(cn, 503, "out_of_memory", 0, "out of memory");
     }
-    if (j->rx) j->tool_fmt = j->rx->fmt; /* the serving model's (its render was the last) */
+    if (j->rx) j->tool_fmt = srv_gen_render_format(j->rx); /* the serving model's (its render was the last) */
     const bool stream = p->f.stream;
     p->j = NULL;
     plan_free(cn, p);

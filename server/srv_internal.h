@@ -229,6 +229,22 @@ int32_t srv_pick_model(srv_conn *cn, const cJSON *body, vki_model_kind kind, enu
 bool    srv_parse_common(srv_conn *cn, const cJSON *body, int32_t model, vki_priority route_default, vki_priority *prio,
                          double *deadline_ms, enum MHD_Result *ret);
 
+/* ----- gen_render.c ----- */
+
+/* A chat request's renderer (vki_gen_params.render, user = it): copies the
+ * body's messages and tool fields (tries outlive the request's JSON) and
+ * the config of the request's time. NULL: out of memory. */
+typedef struct srv_gen_render srv_gen_render;
+srv_gen_render     *srv_gen_render_new(srv_conn *cn, const cJSON *body);
+void                srv_gen_render_free(srv_gen_render *x);
+vki_status          srv_gen_render_fn(int32_t model, vki_generate_params *gp, char **prompt,
+                                      vki_prompt_span **literal, size_t *n_literal, void *user);
+/* Once the job has ended (or served): the refusal its last render queued
+ * as an answer (NULL: none), and the tool format of the model it rendered
+ * for last, the one serving. */
+const struct srv_fb_error *srv_gen_render_error(const srv_gen_render *x);
+srv_tool_format     srv_gen_render_format(const srv_gen_render *x);
+
 /* ----- logprobs.c ----- */
 
 /* An empty `logprobs` object in the chat ({"content": [], "refusal": null})
