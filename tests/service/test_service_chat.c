@@ -5,7 +5,8 @@
  * renderer called once per candidate (fallback from a missing model, its
  * failure ending the job), n choices read with their tokens and
  * log-probabilities by vki_job_poll from one event loop woken by on_news,
- * token ids as the prompt, token pieces, and bad arguments.
+ * token ids as the prompt, token pieces, the hook changed or stopped while
+ * the job runs, and bad arguments.
  * argv: CHAT.gguf EMBED.gguf.
  */
 #include <math.h>
@@ -298,6 +299,38 @@ static void test_release_running(vki_service *svc, loop *l)
     pthread_mutex_unlock(&l->mu);
 }
 
+/* The hook changed while the job runs: none after it is stopped, the new
+ * one's after it is set; a job kept on its model (vki_job_stay) ends well. */
+static void test_set_news(vki_service *svc, loop *l)
+{
+    vki_generate_params gp = greedy(200);
+    vki_gen_params xp = loop_params(l, 1);
+    const vki_chat_message msg = {"user", "tell me more"};
+    vki_job *j;
+    CHECK(vki_service_chat(svc, "chat", &msg, 1, &xp, &gp, NULL, &j) == VKI_OK);
+    vki_job_stay(j);
+    vki_job_set_news(j, NULL, NULL);
+    pthread_mutex_lock(&l->mu);
+    const int before = l->n_news;
+    pthread_mutex_unlock(&l->mu);
+    usleep(20 * 1000);
+    pthread_mutex_lock(&l->mu);
+    CHECKF(l->n_news == before, "%d wake-ups with the hook stopped", l->n_news - before);
+    pthread_mutex_unlock(&l->mu);
+    loop other = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    vki_job_result now;
+    vki_job_get_result(j, &now);
+    vki_job_set_news(j, on_news, &other);
+    got g[1] = {0};
+    vki_job_result r = drain(j, &other, g, 1);
+    CHECKF(r.status == VKI_OK && g[0].done && g[0].n_generated == 200, "%s", r.message);
+    /* news came to the new hook, unless the job had ended before it was set */
+    CHECKF(other.n_news > 0 || now.done, "no wake-up through the new hook");
+    vki_job_release(j);
+    vki_job_stay(NULL);
+    vki_job_set_news(NULL, NULL, NULL);
+}
+
 int main(int argc, char **argv)
 {
     svc_models_arg(argc, argv, "test_service_chat", "");
@@ -330,6 +363,7 @@ int main(int argc, char **argv)
     test_renderer_fallback(svc, &l);
     test_ids(svc, &l);
     test_release_running(svc, &l);
+    test_set_news(svc, &l);
     vki_service_destroy(svc);
     return test_finish("test_service_chat");
 }
