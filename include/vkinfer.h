@@ -504,6 +504,9 @@ typedef struct vki_job_result {
      * been admitted (queue_ms is final then). */
     int32_t     n_cached;
     bool        started;
+    /* `model`'s index: stable, and valid for a model removed while it
+     * served (vki_service_model_find no longer finds its id). */
+    int32_t     model_index;
 } vki_job_result;
 
 /* What one request asks of the service beyond its input. */

@@ -589,7 +589,7 @@ static enum MHD_Result gen_submit(srv_conn *cn, gen_plan *p, bool *wait)
             /* the other prompts go where the first went: one model answers them all */
             vki_job_result r0;
             vki_job_get_result(j->jobs[0], &r0);
-            const int32_t at = vki_service_model_find(cn->srv->svc, r0.model);
+            const int32_t at = r0.model_index;
             for (int32_t c = 0; r0.queued && c < p->n_try; c++)
                 if (p->order[c] == at) {
                     rp.candidates = p->order + c;
@@ -710,12 +710,15 @@ static enum MHD_Result gen_step(srv_conn *cn, void *state, bool *wait)
         plan_free(cn, p);
         return ret;
     }
-    const int32_t i = vki_service_model_find(cn->srv->svc, j->res[0].model);
+    /* by index: a model removed while it served keeps it (and its info) */
+    const int32_t i = j->res[0].model_index;
     vki_service_model_info si;
-    if (i < 0 || vki_service_get_model_info(cn->srv->svc, i, &si) != VKI_OK) {
+    const vki_status st = vki_service_get_model_info(cn->srv->svc, i, &si);
+    if (st != VKI_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", vki_last_error());
         plan_free(cn, p);
-        return srv_send_error(cn, 404, "model_not_found", 0, "model '%s' was removed while it served the request",
-                              j->res[0].model);
+        return srv_send_status(cn, st, msg, 0);
     }
     if (i != p->model) srv_fb_count(cn->srv, p->model, i, j->res[0].fallback);
     cn->served_by = cn->log.model = si.id; /* valid until vki_service_destroy */

@@ -145,7 +145,10 @@ static void set_served(vki_job *j, int32_t i)
 {
     sched_model_info si;
     sched_model_get_info(j->svc->s, i, &si);
+    pthread_mutex_lock(&j->mu);
     snprintf(j->model_id, sizeof j->model_id, "%s", si.id);
+    j->res.model_index = i;
+    pthread_mutex_unlock(&j->mu);
 }
 
 /* Tries candidates from j->k on until one accepts the request. Returns

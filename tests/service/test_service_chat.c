@@ -227,6 +227,7 @@ static void test_renderer_fallback(vki_service *svc, loop *l)
     vki_job_result r = drain(j, l, g, 1);
     CHECKF(r.status == VKI_OK, "%s", r.message);
     CHECK(!strcmp(r.model, "chat") && !strcmp(r.requested, "gone") && r.fallback == VKI_FALLBACK_MISSING);
+    CHECK(r.model_index == vki_service_model_find(svc, "chat"));
     CHECK(g[0].len > 0 && g[0].done);
     vki_job_release(j);
     const int32_t gone = vki_service_model_find(svc, "gone");
