@@ -20,9 +20,11 @@ done
 for march in armv8-a armv8.2-a+dotprod+fp16; do
   for t in test_ops test_cpu_isa test_cpu_gemv; do
     [ -f "$src/tests/engine/$t.c" ] || continue
+    extra=()
+    [ "$t" = test_ops ] && extra=("$src/tests/engine/test_ops_cases.c") # its case tables
     "$cc" -std=c11 -O2 -Wall -Wextra -Wno-unused-parameter -Werror -D_GNU_SOURCE -march="$march" \
       -I"$src/include" -I"$src" -I"$src/engine/common" -I"$src/tests" \
-      "${lib[@]}" "$src/tests/engine/$t.c" -o "$tmp/$t" -static -lm -lpthread
+      "${lib[@]}" "$src/tests/engine/$t.c" "${extra[@]}" -o "$tmp/$t" -static -lm -lpthread
     args=()
     [ "$t" = test_ops ] && args=(-b cpu-neon)
     echo "== $t ($march) =="
