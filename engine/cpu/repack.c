@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kquants.h"
+#include "util.h"
 
 /* ===== Q4_0 / Q8_0 ======================================================= */
 
@@ -116,4 +117,39 @@ void r16_unpack_rows(vki_type t, int64_t k, const uint8_t *src, int64_t r0, int6
         int64_t row = r0 + i;
         row_io(t, k, (uint8_t *)src + (size_t)(row / R16_ROWS) * gb, (int)(row % R16_ROWS), dst + (size_t)i * ds, true);
     }
+}
+
+/* ===== Activation layouts for the R16 mat-vecs =========================== */
+
+r16_x r16_layout_x(const block_q8_0 *x, int64_t nb, int32_t off, void *scratch)
+{
+    int64_t nbp = (nb + 1) & ~(int64_t)1;
+    int8_t *q = scratch;
+    float *d = (float *)(q + nbp * 32);
+    int32_t *o = (int32_t *)(d + nbp);
+    for (int64_t b = 0; b < nb; b++) {
+        int32_t sum = 0;
+        for (int i = 0; i < QK8_0; i++) sum += x[b].qs[i];
+        memcpy(q + b * 32, x[b].qs, 32);
+        d[b] = vki_fp16_to_fp32(x[b].d);
+        o[b] = off * sum;
+    }
+    if (nbp > nb) {
+        memset(q + nb * 32, 0, 32);
+        d[nb] = 0.0f;
+        o[nb] = 0;
+    }
+    return (r16_x){q, d, o};
+}
+
+r16_xk r16_layout_xk(const block_q8_K *x, int64_t nb, void *scratch)
+{
+    int32_t *pb = scratch;
+    for (int64_t b = 0; b < nb; b++)
+        for (int t = 0; t < 4; t++) {
+            const int16_t *s = x[b].bsums + 4 * t; /* 16-element sums: two per sub-block */
+            uint16_t lo = (uint16_t)(s[0] + s[1]), hi = (uint16_t)(s[2] + s[3]);
+            pb[4 * b + t] = (int32_t)((uint32_t)lo | ((uint32_t)hi << 16));
+        }
+    return (r16_xk){x, pb};
 }

@@ -79,4 +79,26 @@ void r16_pack(vki_type t, int64_t k, int64_t m, const uint8_t *src, size_t ws, u
  * (stride ds bytes, at least the type's row bytes). */
 void r16_unpack_rows(vki_type t, int64_t k, const uint8_t *src, int64_t r0, int64_t n, uint8_t *dst, size_t ds);
 
+/* One activation row laid out for the R16 mat-vecs (repack_<isa>.c), built
+ * once per mat-vec. Q4_0 / Q8_0 against block_q8_0 [nb]: codes q [nbp][32]
+ * contiguous, scales d [nbp] and offsets o [nbp] (off, the weights' code
+ * offset: 8 for Q4_0, 128 for stored Q8_0 codes, 0 for none, times the
+ * block's code sum), nbp = nb rounded up to even with a zero block. */
+typedef struct r16_x {
+    const int8_t  *q;
+    const float   *d;
+    const int32_t *o;
+} r16_x;
+
+/* Q4_K against block_q8_K [nb]: the blocks, and pb [nb][4], the int16
+ * pairs (sum of sub-block 2t, of 2t + 1) the mins are dotted with. */
+typedef struct r16_xk {
+    const block_q8_K *b;
+    const int32_t    *pb;
+} r16_xk;
+
+/* Both lay out into scratch (CPU_GEMV_SCRATCH(k) bytes, 64-byte aligned). */
+r16_x  r16_layout_x(const block_q8_0 *x, int64_t nb, int32_t off, void *scratch);
+r16_xk r16_layout_xk(const block_q8_K *x, int64_t nb, void *scratch);
+
 #endif

@@ -26,53 +26,6 @@
  * fit the 16 registers. */
 #define R16_AVX2_COLS 2
 
-typedef struct r16_x {
-    const int8_t  *q;
-    const float   *d;
-    const int32_t *o;
-} r16_x;
-
-/* The activation as repack_avx512.c lays it out: codes [nbp][32], scales
- * and offsets (8 x the block's code sum) per block, nb rounded up to even
- * with a zero block. */
-static r16_x r16_layout_x(const block_q8_0 *x, int64_t nb, void *scratch)
-{
-    int64_t nbp = (nb + 1) & ~(int64_t)1;
-    int8_t *q = scratch;
-    float *d = (float *)(q + nbp * 32);
-    int32_t *o = (int32_t *)(d + nbp);
-    for (int64_t b = 0; b < nb; b++) {
-        int32_t sum = 0;
-        for (int i = 0; i < QK8_0; i++) sum += x[b].qs[i];
-        memcpy(q + b * 32, x[b].qs, 32);
-        d[b] = _cvtsh_ss(x[b].d);
-        o[b] = 8 * sum;
-    }
-    if (nbp > nb) {
-        memset(q + nb * 32, 0, 32);
-        d[nb] = 0.0f;
-        o[nb] = 0;
-    }
-    return (r16_x){q, d, o};
-}
-
-typedef struct r16_xk {
-    const block_q8_K *b;
-    const int32_t    *pb; /* [nb][4]: int16 pairs (sum of sub-block 2t, of 2t + 1) */
-} r16_xk;
-
-static r16_xk r16_layout_xk(const block_q8_K *x, int64_t nb, void *scratch)
-{
-    int32_t *pb = scratch;
-    for (int64_t b = 0; b < nb; b++)
-        for (int t = 0; t < 4; t++) {
-            const int16_t *s = x[b].bsums + 4 * t;
-            uint16_t lo = (uint16_t)(s[0] + s[1]), hi = (uint16_t)(s[2] + s[3]);
-            pb[4 * b + t] = (int32_t)((uint32_t)lo | ((uint32_t)hi << 16));
-        }
-    return (r16_xk){x, pb};
-}
-
 INLINE __m256i bcast4(const int8_t *p)
 {
     int32_t v;
@@ -220,7 +173,7 @@ INLINE void r16_q4_K_half(const int C, int64_t nb, const uint8_t *w, const r16_x
         r16_rows_##WT(k / BS, w, ws, nrows, xl, ncols, d, ds);                                             \
     }
 
-R16_ENTRIES(q4_0, r16_x, 32, r16_layout_x(x, k / 32, scratch))
+R16_ENTRIES(q4_0, r16_x, 32, r16_layout_x(x, k / 32, 8, scratch))
 R16_ENTRIES(q4_K, r16_xk, 256, r16_layout_xk(x, k / 256, scratch))
 
 void cpu_kernels_init_repack_avx2(cpu_kernels *k)

@@ -19,37 +19,6 @@
  * a few pair units ahead keeps the stream ahead of the decode from DRAM. */
 #define R16_PF_BYTES 2048
 
-/* One activation row (block_q8_0 [nb]) for the kernels: codes xq [nbp][32]
- * contiguous, scales xd [nbp] and offsets xo [nbp] (the code offset, 8 for
- * Q4_0 and 128 for Q8_0, times the block's code sum), nbp = nb rounded up
- * to even with a zero block. */
-typedef struct r16_x {
-    const int8_t  *q;
-    const float   *d;
-    const int32_t *o;
-} r16_x;
-
-static r16_x r16_layout_x(const block_q8_0 *x, int64_t nb, int32_t off, void *scratch)
-{
-    int64_t nbp = (nb + 1) & ~(int64_t)1;
-    int8_t *q = scratch;
-    float *d = (float *)(q + nbp * 32);
-    int32_t *o = (int32_t *)(d + nbp);
-    for (int64_t b = 0; b < nb; b++) {
-        int32_t sum = 0;
-        for (int i = 0; i < QK8_0; i++) sum += x[b].qs[i];
-        memcpy(q + b * 32, x[b].qs, 32);
-        d[b] = _cvtsh_ss(x[b].d);
-        o[b] = off * sum;
-    }
-    if (nbp > nb) {
-        memset(q + nb * 32, 0, 32);
-        d[nb] = 0.0f;
-        o[nb] = 0;
-    }
-    return (r16_x){q, d, o};
-}
-
 INLINE __m512i bcast4(const int8_t *p)
 {
     int32_t v;
@@ -145,23 +114,6 @@ INLINE void r16_q8_0_group(const int C, int64_t nb, const uint8_t *w, const r16_
  * unpacked scale (vpmulld), summed as integers over the super-block; the
  * mins against the activation's sub-block sums in four vpdpwssd. Then one
  * fma each for d and dmin per super-block and 16 rows. */
-typedef struct r16_xk {
-    const block_q8_K *b;
-    const int32_t    *pb; /* [nb][4]: int16 pairs (sum of sub-block 2t, of 2t + 1) */
-} r16_xk;
-
-static r16_xk r16_layout_xk(const block_q8_K *x, int64_t nb, void *scratch)
-{
-    int32_t *pb = scratch;
-    for (int64_t b = 0; b < nb; b++)
-        for (int t = 0; t < 4; t++) {
-            const int16_t *s = x[b].bsums + 4 * t; /* 16-element sums: two per sub-block */
-            uint16_t lo = (uint16_t)(s[0] + s[1]), hi = (uint16_t)(s[2] + s[3]);
-            pb[4 * b + t] = (int32_t)((uint32_t)lo | ((uint32_t)hi << 16));
-        }
-    return (r16_xk){x, pb};
-}
-
 INLINE void r16_q4_K_group(const int C, int64_t nb, const uint8_t *w, const r16_xk *x, float *d, size_t ds, int nr)
 {
     const __m512i m_lo = _mm512_set1_epi8(0x0F), m_hi = _mm512_set1_epi8((char)0xF0);
