@@ -44,4 +44,30 @@ static inline void svc_models_arg(int argc, char **argv, const char *test, const
         if (access(argv[k], R_OK) != 0) test_skip("%s is absent (the build generates it)", argv[k]);
 }
 
+/* Adds the models the service tests share: "chat" (chat_path, on backend,
+ * n_seq_max sequences) and "emb" (emb_path, CPU); with_gone, also "gone",
+ * a chat model whose file does not exist, falling back to "chat". */
+static inline void svc_add_test_models(vki_service *svc, const char *chat_path, const char *emb_path,
+                                       vki_backend_kind backend, int32_t n_seq_max, bool with_gone)
+{
+    vki_service_model_params mp = vki_service_model_default_params();
+    mp.id = "chat";
+    mp.path = chat_path;
+    mp.model.backend = backend;
+    mp.model.n_seq_max = n_seq_max;
+    CHECK(vki_service_add_model(svc, &mp) == VKI_OK);
+    mp = vki_service_model_default_params();
+    mp.id = "emb";
+    mp.path = emb_path;
+    mp.model.backend = VKI_BACKEND_CPU;
+    CHECK(vki_service_add_model(svc, &mp) == VKI_OK);
+    if (!with_gone) return;
+    mp = vki_service_model_default_params();
+    mp.id = "gone";
+    mp.path = "/nonexistent/gone.gguf";
+    mp.kind = VKI_MODEL_KIND_CHAT;
+    mp.fallback = (const char *const[]){"chat", NULL};
+    CHECK(vki_service_add_model(svc, &mp) == VKI_OK);
+}
+
 #endif

@@ -249,17 +249,7 @@ int main(int argc, char **argv)
     sp.embedding_cache_bytes = 1 << 20;
     vki_service *svc = NULL;
     CHECK(vki_service_create(&sp, &svc) == VKI_OK);
-    vki_service_model_params mp = vki_service_model_default_params();
-    mp.id = "chat";
-    mp.path = argv[1];
-    mp.model.backend = VKI_BACKEND_CPU;
-    mp.model.n_seq_max = 1;
-    CHECK(vki_service_add_model(svc, &mp) == VKI_OK);
-    mp = vki_service_model_default_params();
-    mp.id = "emb";
-    mp.path = argv[2];
-    mp.model.backend = VKI_BACKEND_CPU;
-    CHECK(vki_service_add_model(svc, &mp) == VKI_OK);
+    svc_add_test_models(svc, argv[1], argv[2], VKI_BACKEND_CPU, 1, false);
     CHECK(vki_service_wait_loaded(svc, 60000));
     test_add_while_running(svc, argv[1]);
     test_stats(svc);
