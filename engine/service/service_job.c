@@ -199,10 +199,15 @@ static vki_status try_next(vki_job *j, bool at_submit)
             j->res.eta_ms = wait_s * 1e3;
             const bool cancelled = j->cancelled;
             pthread_mutex_unlock(&j->mu);
+            /* Everything the walk keeps is written before the request is
+             * published: from the notify on, the dispatcher may process an
+             * early end and walk on from j->k while the submitter is still
+             * here (a try read at k, not k + 1, was a model tried twice and
+             * the next never). */
+            j->k++;
             if (cancelled) sched_request_cancel(r);
             sched_request_set_notify(r, on_request_news, j);
             svc_push_ready(j->svc, j); /* it may have ended before the notify was set */
-            j->k++;
             return VKI_OK;
         }
         const char *msg = vki_last_error();

@@ -37,6 +37,13 @@ def served(s, path, body, want, what):
     return ok
 
 
+def stop_and_tell(s, failures_before):
+    """Stops s; a sub-test that failed a check prints the end of the server's log."""
+    err = s.stop()
+    if test_server.failures > failures_before:
+        print("--- the server's log (end) ---\n%s\n---" % err[-6000:], file=sys.stderr)
+
+
 def write(tmp, name, text):
     path = os.path.join(tmp, name)
     with open(path, "w") as f:
@@ -137,6 +144,7 @@ def test_memory(exe, model, tiny, tmp):
     if p.returncode != 0:
         print("memory trigger: skipped (no Vulkan device: %s)" % p.stderr.strip()[-200:])
         return
+    n0 = test_server.failures
     s = Server(exe, ["--config", cfg, "--backend", "vulkan"])  # the later --backend wins
     s.wait_ready()
     st, js, _, _ = s.request("GET", "/v1/models/a")
@@ -147,7 +155,7 @@ def test_memory(exe, model, tiny, tmp):
           "fallbacks_total counts the memory fallback")
     st, js, _, _ = s.request("POST", "/v1/completions", dict(BODY, model="a", model_fallback=False))
     check(st == 503 and error_of(js).get("code") == "out_of_memory", "no fallback: out of memory: %s %s" % (st, js))
-    s.stop()
+    stop_and_tell(s, n0)
 
 
 def test_embeddings(exe, gen, tmp):
@@ -188,14 +196,17 @@ def test_concurrent(exe, model, tiny, tmp):
                 "    breaker: {failures: 3, window: 60s, recovery: 300ms}\n"
                 "    test_fail: {steps: 1000}\n"
                 "  - {id: b, path: %s, n_seq_max: 8}\n" % (model, tiny))
+    n0 = test_server.failures
     s = Server(exe, ["--config", cfg])
     s.wait_ready()
-    results = []
+    results, odd = [], []
 
     def client():
         for _ in range(6):
-            st, js, _, r = s.request("POST", "/v1/completions", dict(BODY, model="a"))
+            st, js, payload, r = s.request("POST", "/v1/completions", dict(BODY, model="a"))
             results.append((st, js and js.get("model"), r.getheader("X-Vkinfer-Served-By")))
+            if results[-1] != (200, "b", "b"):
+                odd.append(payload[:300])
             time.sleep(0.05)
     threads = [threading.Thread(target=client) for _ in range(8)]
     for t in threads:
@@ -203,12 +214,12 @@ def test_concurrent(exe, model, tiny, tmp):
     for t in threads:
         t.join(120)
     bad = [x for x in results if x != (200, "b", "b")]
-    check(len(results) == 48 and not bad, "8 clients x 6: all served by b (%d answers, odd ones: %s)"
-          % (len(results), bad[:5]))
+    check(len(results) == 48 and not bad, "8 clients x 6: all served by b (%d answers, odd ones: %s %s)"
+          % (len(results), bad[:5], odd[:3]))
     st, js, _, _ = s.request("GET", "/v1/models/a")
     check(js["state"] in ("failed", "unloaded") and js["breaker"]["trips"] >= 1,
           "a's breaker opened under load: %s" % js)
-    s.stop()
+    stop_and_tell(s, n0)
 
 
 def test_bad_chain(exe, model, tmp):
@@ -226,6 +237,8 @@ def main():
     ap.add_argument("--vkinfer", required=True)
     ap.add_argument("--gen", required=True)
     ap.add_argument("--model", required=True)
+    ap.add_argument("--only", help="run one sub-test (bad_chain, missing_and_breaker, eta, memory, embeddings, "
+                    "concurrent), e.g. to repeat it")
     a = ap.parse_args()
     a.model = os.path.abspath(a.model)
     if not os.path.exists(a.model):
@@ -234,12 +247,17 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         tiny = os.path.join(tmp, "tiny.gguf")
         subprocess.run([a.gen, "--preset", "tiny", "-o", tiny], check=True, capture_output=True)
-        test_bad_chain(a.vkinfer, a.model, tmp)
-        test_missing_and_breaker(a.vkinfer, a.model, tiny, tmp)
-        test_eta(a.vkinfer, a.model, tiny, tmp)
-        test_memory(a.vkinfer, a.model, tiny, tmp)
-        test_embeddings(a.vkinfer, a.gen, tmp)
-        test_concurrent(a.vkinfer, a.model, tiny, tmp)
+        tests = {"bad_chain": lambda: test_bad_chain(a.vkinfer, a.model, tmp),
+                 "missing_and_breaker": lambda: test_missing_and_breaker(a.vkinfer, a.model, tiny, tmp),
+                 "eta": lambda: test_eta(a.vkinfer, a.model, tiny, tmp),
+                 "memory": lambda: test_memory(a.vkinfer, a.model, tiny, tmp),
+                 "embeddings": lambda: test_embeddings(a.vkinfer, a.gen, tmp),
+                 "concurrent": lambda: test_concurrent(a.vkinfer, a.model, tiny, tmp)}
+        if a.only and a.only not in tests:
+            ap.error("--only %s: expected one of %s" % (a.only, ", ".join(tests)))
+        for name, run in tests.items():
+            if not a.only or a.only == name:
+                run()
     failures = test_server.failures
     print("test_fallback: %s" % ("FAILED (%d checks)" % failures if failures else "ok"))
     return 1 if failures else 0
