@@ -1,8 +1,11 @@
 /*
  * srv_internal.h: what the server's files share: the server and connection
  * state, the route table, the one status -> HTTP table, and the response
- * helpers. http.c owns the daemon and the request lifecycle; routes_gen.c
- * the generation routes (JSON and SSE); routes_info.c the others.
+ * helpers. http.c owns the daemon and the request lifecycle, conn.c the
+ * connections' limits and watchdog, wait.c the threadless waits,
+ * respond.c the answers and counters, fields.c the shared request fields;
+ * routes_gen.c the generation routes (JSON and SSE); routes_info.c the
+ * others.
  */
 #ifndef VKI_SRV_INTERNAL_H
 #define VKI_SRV_INTERNAL_H
@@ -35,6 +38,8 @@ typedef enum srv_route {
 } srv_route;
 
 extern const char *const srv_route_path[SRV_N_ROUTES];
+/* The method each route takes (NULL for SRV_ROUTE_OTHER): 405's Allow. */
+extern const char *const srv_route_method[SRV_N_ROUTES];
 
 /* The HTTP statuses the server answers with, for the counters. */
 #define SRV_N_CODES 15
@@ -66,7 +71,7 @@ struct srv_server {
     struct srv_events *_Atomic events;
     atomic_bool           draining;   /* srv_quiesce: no new connections or requests */
     int                   listen_fd;  /* after srv_quiesce, closed after the daemon stops */
-    /* The open connections (http.c's srv_sock list), the waits' suspend and
+    /* The open connections (conn.c's srv_sock list), the waits' suspend and
      * resume state (srv_conn.suspended/signalled), and the watchdog that
      * closes those past their header or body deadline and wakes suspended
      * ones whose client left. */
@@ -126,7 +131,7 @@ struct srv_conn {
      * continuation and its state (dropped if the connection ends first). */
     vki_job              **watched_jobs; /* their wake-up hooks (vki_job_set_news) */
     int32_t                n_watched_jobs, cap_watched_jobs;
-    srv_waker             *waker;        /* what the jobs' hooks wake (http.c) */
+    srv_waker             *waker;        /* what the jobs' hooks wake (wait.c) */
     /* Set while a renderer runs off the handler (routes_gen.c): the error
      * srv_send_error would queue is written here instead, for the answer. */
     struct srv_fb_error   *capture;
@@ -141,7 +146,7 @@ struct srv_conn {
     double                 queue_eta_s;
 };
 
-/* ----- http.c ----- */
+/* ----- respond.c, wait.c, fields.c (http.c's helpers) ----- */
 
 /* Append n bytes / formatted text; false (and b->oom) when memory ran out. */
 bool srv_buf_append(srv_buf *b, const void *data, size_t n);
@@ -161,6 +166,9 @@ void srv_queue_headers(const srv_conn *cn, struct MHD_Response *r);
  * the queue and served-by headers. */
 enum MHD_Result srv_send_text(srv_conn *cn, unsigned status, char *text, const char *type);
 enum MHD_Result srv_send_json(srv_conn *cn, unsigned status, cJSON *json);
+/* The OpenAI error body's text (malloc'd; NULL when out of memory), for an
+ * answer written by other means (a body cut off on the socket). */
+char           *srv_error_text(const srv_conn *cn, unsigned status, const char *code, const char *msg);
 /* Queues an OpenAI error {"error":{"message","type","code"}}. retry_after > 0
  * adds Retry-After (seconds). */
 enum MHD_Result srv_send_error(srv_conn *cn, unsigned status, const char *code, int retry_after, const char *fmt, ...)
