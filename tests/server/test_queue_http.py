@@ -16,53 +16,20 @@ states seen over HTTP (`vkinfer serve`).
    server.health_degraded_status asks for; no loader error or path without
    the API key, both with it.
 Usage: test_queue_http.py --vkinfer PATH --model default.gguf"""
-import argparse, http.client, json, os, re, signal, subprocess, sys, tempfile, threading, time
+import argparse, http.client, json, os, re, subprocess, sys, tempfile, threading, time
 
-failures = 0
-
-
-def check(cond, what):
-    global failures
-    if not cond:
-        failures += 1
-        print("CHECK failed:", what, file=sys.stderr)
-    return cond
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import test_server as ts  # noqa: E402  (its Server harness and check)
+from test_server import check  # noqa: E402
 
 
-class Server:
+class Server(ts.Server):
+    """test_server's harness on the device the config asks for (turns need
+    Vulkan), with what these tests add: a stream read whole with its
+    headers, and a wait for the models to settle."""
+
     def __init__(self, exe, args, env=None):
-        self.proc = subprocess.Popen([exe, "serve", "--port", "0", "--threads", "2"] + args,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        line = self.proc.stdout.readline().decode()
-        m = re.search(r"http://([^:]+):(\d+)", line)
-        if not m:
-            self.proc.kill()
-            raise SystemExit("server did not start: %r %s" % (line, self.proc.stderr.read()))
-        self.host, self.port = m.group(1), int(m.group(2))
-        self.err = []
-        self.readers = [threading.Thread(target=self._drain, args=(f, buf), daemon=True)
-                        for f, buf in ((self.proc.stdout, []), (self.proc.stderr, self.err))]
-        for t in self.readers:
-            t.start()
-
-    @staticmethod
-    def _drain(f, buf):
-        for line in iter(f.readline, b""):
-            buf.append(line)
-
-    def request(self, method, path, body=None, headers=None, timeout=300):
-        c = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-        h = {"Content-Type": "application/json"}
-        h.update(headers or {})
-        c.request(method, path, body=json.dumps(body).encode() if body is not None else None, headers=h)
-        r = c.getresponse()
-        payload = r.read().decode("utf-8", "replace")
-        c.close()
-        try:
-            js = json.loads(payload)
-        except ValueError:
-            js = None
-        return r.status, js, r
+        super().__init__(exe, args, env=env, backend=None)
 
     def stream_head(self, path, body):
         """Status, headers and the whole SSE text of a stream."""
@@ -76,25 +43,11 @@ class Server:
     def wait_settled(self, timeout=120):
         t0 = time.time()
         while time.time() - t0 < timeout:
-            st, js, _ = self.request("GET", "/health")
+            st, js, _, _ = self.request("GET", "/health", timeout=300)
             if js and js["status"] != "loading":
                 return st, js
             time.sleep(0.05)
         raise SystemExit("server still loading after %d s" % timeout)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            check(False, "server did not exit within 60 s of SIGTERM")
-        for t in self.readers:
-            t.join(10)
-        err = b"".join(self.err).decode("utf-8", "replace")
-        check(self.proc.returncode == 0, "server exit status %s; stderr:\n%s" % (self.proc.returncode, err[-3000:]))
-        return err
 
 
 def write(path, text):
@@ -125,7 +78,7 @@ def test_turns(exe, model, tmp, seconds):
     # The estimate first, under a budget that holds both, to size one that holds one.
     s = Server(exe, ["--config", turns_config(tmp, model, 1 << 30)])
     s.wait_settled()
-    st, js, _ = s.request("GET", "/v1/models")
+    st, js, _, _ = s.request("GET", "/v1/models")
     est = max(m.get("estimated_bytes", 0) for m in js["data"])  # "auto" is listed too
     s.stop()
     budget = int(est * 1.5)
@@ -146,7 +99,7 @@ def test_turns(exe, model, tmp, seconds):
                 first = text.split("\n\n", 1)[0]
                 ok = st == 200 and first.startswith(": queue position=") and text.rstrip().endswith("data: [DONE]")
             else:
-                st, js, r = s.request("POST", "/v1/completions", body)
+                st, js, _, r = s.request("POST", "/v1/completions", body, timeout=300)
                 first = ""
                 ok = st == 200 and js["usage"]["completion_tokens"] == 8
             pos, eta = r.getheader("X-Queue-Position"), r.getheader("X-Queue-ETA")
@@ -161,12 +114,12 @@ def test_turns(exe, model, tmp, seconds):
         t.start()
     health = []
     while any(t.is_alive() for t in threads):
-        st, js, _ = s.request("GET", "/health")
+        st, js, _, _ = s.request("GET", "/health")
         health.append((st, js["status"]))
         time.sleep(0.5)
     for t in threads:
         t.join()
-    st, js, _ = s.request("GET", "/metrics")
+    st, js, _, _ = s.request("GET", "/metrics")
     s.stop()
     n = {k: len(v) for k, v in results.items()}
     waited = [e for v in results.values() for e in v if e[0] >= 1.0]
@@ -187,12 +140,12 @@ def test_priority_names(exe, model, tmp):
     s = Server(exe, ["--config", cfg])
     s.wait_settled()
     for name in ("chat", "npc", "search", "summary", "interactive", "normal", "batch"):
-        st, js, r = s.request("POST", "/v1/completions", {"prompt": "x", "max_tokens": 1, "priority": name})
+        st, js, _, r = s.request("POST", "/v1/completions", {"prompt": "x", "max_tokens": 1, "priority": name})
         check(st == 200 and r.getheader("X-Queue-ETA") is not None, "priority %s: %s %s" % (name, st, js))
-    st, js, _ = s.request("POST", "/v1/completions", {"prompt": "x", "max_tokens": 1, "priority": "urgent"})
+    st, js, _, _ = s.request("POST", "/v1/completions", {"prompt": "x", "max_tokens": 1, "priority": "urgent"})
     check(st == 400 and "priority" in js["error"]["message"] and "summary" in js["error"]["message"],
           "an unknown priority: %s %s" % (st, js))
-    st, js, r = s.request("POST", "/v1/embeddings", {"input": "x"})
+    st, js, _, r = s.request("POST", "/v1/embeddings", {"input": "x"})
     check(st in (400, 404), "embeddings without an embedding model: %s %s" % (st, js))
     s.stop()
     bad = write(os.path.join(tmp, "prio_bad.yaml"),
@@ -233,11 +186,11 @@ def test_health(exe, model, tmp):
         text = json.dumps(js)
         check("absent-model" not in text and "error" not in js["models"][0],
               "no path or loader error without the key: %s" % text)
-        st, js, _ = s.request("GET", "/health", headers={"Authorization": "Bearer k123"})
+        st, js, _, _ = s.request("GET", "/health", headers={"Authorization": "Bearer k123"})
         check(st == want and "absent-model" in js["models"][0].get("error", ""), "the error with the key: %s" % js)
         # Still serving: the good model answers, a request naming none goes to it.
-        st, js, _ = s.request("POST", "/v1/completions", {"prompt": "x", "max_tokens": 1},
-                              headers={"Authorization": "Bearer k123"})
+        st, js, _, _ = s.request("POST", "/v1/completions", {"prompt": "x", "max_tokens": 1},
+                                 headers={"Authorization": "Bearer k123"})
         check(st == 200 and js["model"] == "good", "degraded still serves: %s %s" % (st, js))
         s.stop()
     print("health: degraded answers 200 by default, 503 with health_degraded_status: 503; paths only with the key")
@@ -261,8 +214,8 @@ def main():
             test_turns(a.vkinfer, model, tmp, seconds)
         else:
             print("turns: skipped (no Vulkan device: `vkinfer devices` lists none)")
-    print("test_queue_http: %s" % ("FAILED (%d checks)" % failures if failures else "passed"))
-    return 1 if failures else 0
+    print("test_queue_http: %s" % ("FAILED (%d checks)" % ts.failures if ts.failures else "passed"))
+    return 1 if ts.failures else 0
 
 
 if __name__ == "__main__":

@@ -27,8 +27,10 @@ def check(cond, what):
 
 
 class Server:
-    def __init__(self, exe, args, env=None):
-        self.proc = subprocess.Popen([exe, "serve", "--port", "0", "--backend", "cpu", "--threads", "2"] + args,
+    def __init__(self, exe, args, env=None, backend="cpu"):
+        """backend None: the one the config or the machine picks (Vulkan where there is one)."""
+        flags = ["--backend", backend] if backend else []
+        self.proc = subprocess.Popen([exe, "serve", "--port", "0"] + flags + ["--threads", "2"] + args,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         line = self.proc.stdout.readline().decode()
         m = re.search(r"http://([^:]+):(\d+)", line)
