@@ -41,7 +41,8 @@ static const char usage[] =
     "  --qkv-bias        llama: attention biases on q/k/v/o (HF attention_bias)\n"
     "  --tied            decoders: no output matrix, logits from the token embeddings\n"
     "  --vocab-from F    take the tokenizer (tokenizer.* keys) from the GGUF file F (an SPM \"llama\"\n"
-    "                    vocabulary for --format hf, written as BPE merges in score order)\n"
+    "                    vocabulary for --format hf, written as BPE merges in score order; for\n"
+    "                    --arch bert a \"bert\" WordPiece one, GGUF only)\n"
     "  --format F        gguf (default) or hf: OUT is a folder with config.json, model.safetensors,\n"
     "                    tokenizer.json and tokenizer_config.json (llama q/k rows in HF rotate-half\n"
     "                    order; torch shapes)\n"
@@ -345,15 +346,23 @@ static vki_status write_vocab(gen *g, const gen_vocab *v, bool spm)
     return VKI_OK;
 }
 
-/* Copies tokenizer.* from another GGUF; returns its vocabulary size. */
-static vki_status copy_vocab(gen *g, const char *path, int *n_vocab)
+/* Copies tokenizer.* from another GGUF whose tokenizer.ggml.model is model
+ * (NULL: any); returns its vocabulary size. */
+static vki_status copy_vocab(gen *g, const char *path, const char *model, int *n_vocab)
 {
     vki_model_file *f = NULL;
     VKI_TRY(vki_file_open(path, &f));
     vki_status s = VKI_OK;
+    vki_str kind = {0};
     const vki_kv *toks = vki_file_find_kv(f, "tokenizer.ggml.tokens");
     if (!toks || toks->type != VKI_KV_ARRAY || toks->v.arr.n == 0) {
         s = vki_fail(VKI_ERR_BAD_FILE, "%s: no tokenizer.ggml.tokens to copy", path);
+        goto done;
+    }
+    if (model && (!vki_file_get_str(f, "tokenizer.ggml.model", &kind) || kind.n != strlen(model) ||
+                  memcmp(kind.p, model, kind.n))) {
+        s = vki_fail(VKI_ERR_UNSUPPORTED, "%s: --vocab-from for this architecture needs a \"%s\" vocabulary, not \"%.*s\"",
+                     path, model, (int)kind.n, kind.p ? kind.p : "");
         goto done;
     }
     *n_vocab = (int)toks->v.arr.n;
@@ -457,7 +466,7 @@ static vki_status gen_decoder(gen *g)
     VKI_TRY(put_f32(g, "rope.freq_base", qwen2 ? 1000000.0f : 10000.0f));
     int n_vocab = c->n_vocab;
     if (c->vocab_from) {
-        VKI_TRY(c->hf ? read_vocab(g, c->vocab_from, &n_vocab) : copy_vocab(g, c->vocab_from, &n_vocab));
+        VKI_TRY(c->hf ? read_vocab(g, c->vocab_from, &n_vocab) : copy_vocab(g, c->vocab_from, NULL, &n_vocab));
     } else {
         spm_vocab(&g->vocab, c->n_vocab);
         n_vocab = g->vocab.n;
@@ -503,7 +512,8 @@ static vki_status gen_bert(gen *g)
         VKI_TRY(gguf_write_str(g->w, "general.name", "vkinfer-gen bert"));
         VKI_TRY(gguf_write_bool(g->w, "bert.attention.causal", false));
         VKI_TRY(gguf_write_u32(g->w, "bert.pooling_type", 1));
-        VKI_TRY(gguf_write_u32(g->w, "tokenizer.ggml.token_type_count", 2));
+        /* a copied vocabulary brings its own */
+        if (!c->vocab_from) VKI_TRY(gguf_write_u32(g->w, "tokenizer.ggml.token_type_count", 2));
     }
     VKI_TRY(put_u32(g, "context_length", (uint32_t)c->n_ctx));
     VKI_TRY(put_u32(g, "embedding_length", (uint32_t)c->n_embd));
@@ -511,9 +521,20 @@ static vki_status gen_bert(gen *g)
     VKI_TRY(put_u32(g, "feed_forward_length", (uint32_t)c->n_ff));
     VKI_TRY(put_u32(g, "attention.head_count", (uint32_t)c->n_head));
     VKI_TRY(put_f32(g, "attention.layer_norm_epsilon", 1e-12f));
-    wpm_vocab(&g->vocab, c->n_vocab);
-    const int n_vocab = g->vocab.n;
-    VKI_TRY(write_vocab(g, &g->vocab, false));
+    int n_vocab;
+    if (c->vocab_from) {
+        /* a real WordPiece vocabulary (llama.cpp's conversions mark word
+         * starts with U+2581, not continuations with "##"): a peer reads
+         * the same tokens from the same file */
+        VKI_TRY(copy_vocab(g, c->vocab_from, "bert", &n_vocab));
+    } else {
+        wpm_vocab(&g->vocab, c->n_vocab);
+        n_vocab = g->vocab.n;
+        if (n_vocab < c->n_vocab)
+            fprintf(stderr, "vkinfer-gen: the generated WordPiece vocabulary has %d tokens, not %d "
+                    "(--vocab-from takes a larger one)\n", n_vocab, c->n_vocab);
+        VKI_TRY(write_vocab(g, &g->vocab, false));
+    }
     const float a = 1.0f / sqrtf((float)c->n_embd), af = 1.0f / sqrtf((float)c->n_ff);
     VKI_TRY(tensor(g, "token_embd.weight", "embeddings.word_embeddings.weight", c->n_embd, n_vocab, 0.5f, 0.0f, 0));
     VKI_TRY(tensor(g, "token_types.weight", "embeddings.token_type_embeddings.weight", c->n_embd, 2, 0.5f, 0.0f, 0));
@@ -814,6 +835,10 @@ int main(int argc, char **argv)
     }
     if (!c.hf && c.shard_bytes) {
         fprintf(stderr, "vkinfer-gen: --shard-mb needs --format hf\n");
+        return 1;
+    }
+    if (!strcmp(c.arch, "bert") && c.hf && c.vocab_from) {
+        fprintf(stderr, "vkinfer-gen: --arch bert takes --vocab-from for GGUF output only\n");
         return 1;
     }
     if (!strcmp(c.arch, "bert") && (c.qkv_bias || c.tied)) {
