@@ -524,4 +524,5 @@ void cpu_kernels_init_avx2(cpu_kernels *k)
     k->mad_f16 = mad_f16;
     k->scale_f32 = scale_f32;
     cpu_act_init_avx2(k);
+    cpu_attn_init_avx2(k);
 }

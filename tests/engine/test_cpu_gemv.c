@@ -441,7 +441,7 @@ int main(void)
         check_swiglu(fast, 4096, &seed);
         check_gelu_all(fast, &seed);
         if (fast->dot_rows) {
-            int64_t hds[] = {1, 16, 64, 80, 128, 200, 256};
+            int64_t hds[] = {1, 7, 16, 64, 80, 100, 128, 200, 256};
             int nks[] = {1, 15, 16, 17, 64};
             for (size_t i = 0; i < VKI_COUNT(hds); i++)
                 for (size_t j = 0; j < VKI_COUNT(nks); j++)
