@@ -30,8 +30,9 @@ static bool session_field(srv_conn *cn, const cJSON *body, enum MHD_Result *ret)
     if (!j || cJSON_IsNull(j)) return true;
     char *out = cn->log.session;
     const size_t cap = sizeof cn->log.session;
-    if (cJSON_IsNumber(j) && j->valuedouble == (double)(long long)j->valuedouble && j->valuedouble >= -9.0e15 &&
-        j->valuedouble <= 9.0e15) {
+    /* the range first: converting a double past long long's range is undefined */
+    if (cJSON_IsNumber(j) && j->valuedouble >= -9.0e15 && j->valuedouble <= 9.0e15 &&
+        j->valuedouble == (double)(long long)j->valuedouble) {
         snprintf(out, cap, "%lld", (long long)j->valuedouble);
         return true;
     }
