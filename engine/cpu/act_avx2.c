@@ -8,8 +8,7 @@
 #include <stdbool.h>
 
 #include "cpu.h"
-
-#define INLINE static inline __attribute__((always_inline))
+#include "load_avx2.h"
 
 /* Lanes below rem are on: the masks of maskload/maskstore for a tail. */
 INLINE __m256i tail_mask(int64_t rem)
@@ -41,13 +40,6 @@ INLINE __m256 exp8(__m256 x)
     __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
     __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
     return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
-}
-
-INLINE float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
 }
 
 static float exp_sum_f32(int64_t n, float *y, float m)

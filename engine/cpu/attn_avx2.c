@@ -10,17 +10,13 @@
 #include <string.h>
 
 #include "cpu.h"
-
-#define INLINE static inline __attribute__((always_inline))
+#include "load_avx2.h"
 
 /* Values i .. i+7 of a K or V row, f32 or f16; rem < 8 reads only rem of
  * them (the rest are zero). */
 INLINE __m256 load8_kv(const uint8_t *row, int64_t i, int64_t rem, const int F16)
 {
-    if (rem >= 8) {
-        return F16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * i)))
-                   : _mm256_loadu_ps((const float *)row + i);
-    }
+    if (rem >= 8) return F16 ? load8_f16(row, i) : load8_f32(row, i);
     if (F16) {
         uint16_t h[8] = {0};
         memcpy(h, row + 2 * i, (size_t)rem * 2);

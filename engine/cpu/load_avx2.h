@@ -1,0 +1,36 @@
+/*
+ * load_avx2.h: 8 floats from f32, f16 or bf16 storage and the horizontal
+ * sum of a vector, for the AVX2 kernel files (kernels_avx2.c, act_avx2.c,
+ * attn_avx2.c). Included only by *_avx2.c.
+ */
+#ifndef VKI_CPU_LOAD_AVX2_H
+#define VKI_CPU_LOAD_AVX2_H
+
+#include <immintrin.h>
+#include <stdint.h>
+
+#ifndef INLINE
+#define INLINE static inline __attribute__((always_inline))
+#endif
+
+INLINE float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Loads 8 weights of type WT as floats. */
+INLINE __m256 load8_f32(const void *p, int64_t i) { return _mm256_loadu_ps((const float *)p + i); }
+INLINE __m256 load8_f16(const void *p, int64_t i)
+{
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+}
+INLINE __m256 load8_bf16(const void *p, int64_t i)
+{
+    __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+}
+
+#endif
