@@ -6,6 +6,7 @@
 #extension GL_GOOGLE_include_directive : require
 #define PUSH_ROPE
 #include "push.glsl"
+#include "trig.glsl"
 
 layout(constant_id = 0) const uint WG = 128;
 layout(local_size_x_id = 0) in;
@@ -36,7 +37,10 @@ void main()
     if (i < hr) {
         float theta = float(pos[p.pos_offs + tok]) * p.freq_scale * pow(p.freq_base, -2.0 * float(i) / float(p.n_rot));
         if (p.has_div != 0u) theta /= fdiv[p.div_offs + i];
-        float c = cos(theta) * p.mscale, s = sin(theta) * p.mscale;
+        float s, c;
+        sincos_accurate(theta, s, c);
+        c *= p.mscale;
+        s *= p.mscale;
         d[id + i0] = x0 * c - x1 * s;
         d[id + i1] = x0 * s + x1 * c;
     } else {

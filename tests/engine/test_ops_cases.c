@@ -341,23 +341,29 @@ static void cases_norm(void)
 
 static void cases_rope(void)
 {
-    /* div: per-pair frequency divisors (src2); mscale 0 means 1. */
-    struct { int64_t hd, nh, nt; int n_rot, mode; float base, fscale; bool inplace, div; float mscale; } rs[] = {
-        {64, 4, 7, 64, BK_ROPE_NORMAL, 10000.0f, 1.0f, false, false, 0.0f},
-        {64, 4, 7, 64, BK_ROPE_NEOX, 10000.0f, 1.0f, true, false, 0.0f},
-        {128, 3, 5, 64, BK_ROPE_NEOX, 1000000.0f, 0.25f, false, false, 0.0f},
-        {32, 8, 1, 16, BK_ROPE_NORMAL, 10000.0f, 0.5f, true, false, 0.0f},
-        {2, 1, 1, 2, BK_ROPE_NORMAL, 10000.0f, 1.0f, false, false, 0.0f},
-        {128, 4, 7, 128, BK_ROPE_NEOX, 500000.0f, 1.0f, false, true, 0.0f},  /* llama 3 rope_freqs */
-        {96, 3, 5, 96, BK_ROPE_NEOX, 10000.0f, 1.0f, true, true, 1.19f},     /* LongRoPE: factors, attn_factor */
-        {64, 2, 3, 32, BK_ROPE_NORMAL, 10000.0f, 0.5f, false, true, 0.7f},   /* partial rotation */
-        {64, 4, 1, 64, BK_ROPE_NEOX, 10000.0f, 1.0f, false, false, 1.25f},   /* mscale alone */
-        {2, 1, 1, 2, BK_ROPE_NORMAL, 10000.0f, 1.0f, false, true, 2.0f},
+    /* div: per-pair frequency divisors (src2); mscale 0 means 1; positions
+     * below pos_max (0: 4096). A single pair has theta = pos exactly, so a
+     * long run of positions checks the kernel's sin and cos alone (an
+     * H200's own were 1.3e-4 off at 4096); with more pairs theta is rounded
+     * to float, which the double reference is not. */
+    struct { int64_t hd, nh, nt; int n_rot, mode; float base, fscale; bool inplace, div; float mscale; int pos_max; } rs[] = {
+        {64, 4, 7, 64, BK_ROPE_NORMAL, 10000.0f, 1.0f, false, false, 0.0f, 0},
+        {64, 4, 7, 64, BK_ROPE_NEOX, 10000.0f, 1.0f, true, false, 0.0f, 0},
+        {128, 3, 5, 64, BK_ROPE_NEOX, 1000000.0f, 0.25f, false, false, 0.0f, 0},
+        {32, 8, 1, 16, BK_ROPE_NORMAL, 10000.0f, 0.5f, true, false, 0.0f, 0},
+        {2, 1, 1, 2, BK_ROPE_NORMAL, 10000.0f, 1.0f, false, false, 0.0f, 0},
+        {128, 4, 7, 128, BK_ROPE_NEOX, 500000.0f, 1.0f, false, true, 0.0f, 0},  /* llama 3 rope_freqs */
+        {96, 3, 5, 96, BK_ROPE_NEOX, 10000.0f, 1.0f, true, true, 1.19f, 0},     /* LongRoPE: factors, attn_factor */
+        {64, 2, 3, 32, BK_ROPE_NORMAL, 10000.0f, 0.5f, false, true, 0.7f, 0},   /* partial rotation */
+        {64, 4, 1, 64, BK_ROPE_NEOX, 10000.0f, 1.0f, false, false, 1.25f, 0},   /* mscale alone */
+        {2, 1, 1, 2, BK_ROPE_NORMAL, 10000.0f, 1.0f, false, true, 2.0f, 0},
+        {2, 3, 64, 2, BK_ROPE_NORMAL, 10000.0f, 1.0f, false, false, 0.0f, 1 << 20}, /* sin/cos of long positions */
     };
     for (size_t i = 0; i < VKI_COUNT(rs); i++) {
         char extra[48] = "";
         if (rs[i].div || rs[i].mscale != 0.0f)
             snprintf(extra, sizeof extra, "%s,mscale=%g", rs[i].div ? ",div" : "", rs[i].mscale);
+        if (rs[i].pos_max) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ",pos<%d", rs[i].pos_max);
         test_case *c = add_case(BK_OP_ROPE, NMSE_FLOAT, "hd=%lld,nh=%lld,nt=%lld,n_rot=%d,%s,base=%g,scale=%g%s%s",
                                 (long long)rs[i].hd, (long long)rs[i].nh, (long long)rs[i].nt, rs[i].n_rot,
                                 rs[i].mode == BK_ROPE_NEOX ? "neox" : "normal", rs[i].base, rs[i].fscale,
@@ -365,7 +371,7 @@ static void cases_rope(void)
         set_src(c, 0, tt_make(VKI_TYPE_F32, rs[i].hd, rs[i].nh, rs[i].nt, 1, rs[i].inplace ? 8 : 0, 0));
         set_src(c, 1, tt_vec(VKI_TYPE_I32, rs[i].nt));
         c->src[1].fill = FILL_POS;
-        c->src[1].fill_max = 4096;
+        c->src[1].fill_max = rs[i].pos_max ? rs[i].pos_max : 4096;
         c->dst = rs[i].inplace ? c->src[0] : tt_make(VKI_TYPE_F32, rs[i].hd, rs[i].nh, rs[i].nt, 1, 0, 0);
         c->inplace = rs[i].inplace;
         c->ip[0] = rs[i].n_rot;
