@@ -19,9 +19,7 @@
 #include "error.h"
 #include "util.h"
 
-#ifndef VKI_GIT_COMMIT
-#define VKI_GIT_COMMIT "unknown"
-#endif
+#include "git_commit.h" /* VKI_GIT_COMMIT, written at build time */
 
 static const char usage[] =
     "usage: vkinfer-bench -m MODEL [options]\n"
