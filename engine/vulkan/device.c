@@ -51,6 +51,7 @@ void vk_debug_read(vk_debug *d)
     d->no_push_descriptor = env_u64("VKI_VK_NO_PUSH_DESCRIPTOR") != 0;
     d->profile = env_u64("VKI_VK_PROFILE") != 0;
     d->no_intdot = env_u64("VKI_VK_NO_INTDOT") != 0;
+    d->no_qreuse = env_u64("VKI_VK_NO_QREUSE") != 0;
     const char *mm = getenv("VKI_VK_MATMUL");
     snprintf(d->matmul, sizeof(d->matmul), "%s", mm ? mm : "");
 }

@@ -325,6 +325,7 @@ static vki_status ring_drain(vk_ctx *c)
 /* Records and submits one copy between slot s and a piece. */
 static vki_status slot_copy(vk_ctx *c, vk_staging_slot *s, VkBuffer dev, uint64_t dev_offs, uint64_t n, bool up)
 {
+    if (up) vk_qcache_drop(c, NULL); /* the host may be overwriting quantized rows' source */
     VK_TRY(vkResetCommandBuffer(s->cb, 0));
     VkCommandBufferBeginInfo bi = {.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
                                    .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT};

@@ -15,6 +15,7 @@
  */
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "error.h"
 #include "util.h"
@@ -79,6 +80,45 @@ static vki_status quantize_rows(vk_ctx *c, vk_binding *bx, vk_push_matmul *p, vk
     return VKI_OK;
 }
 
+static bool bind_overlap(const vk_binding *a, const vk_binding *b)
+{
+    return a->buf == b->buf && a->offs < b->offs + b->range && b->offs < a->offs + a->range;
+}
+
+void vk_qcache_drop(vk_ctx *c, const vk_binding *b)
+{
+    if (c->qcache.valid && (!b || bind_overlap(&c->qcache.src, b) || bind_overlap(&c->qcache.q, b)))
+        c->qcache.valid = false;
+}
+
+/* quantize_rows, or the blocks the last call left when they are of the
+ * same rows, bound the same way and untouched since. */
+static vki_status quantize_rows_once(vk_ctx *c, vk_binding *bx, vk_push_matmul *p, vk_binding *bq)
+{
+    if (c->dbg.no_qreuse) return quantize_rows(c, bx, p, bq);
+    const vk_binding src = *bx;
+    const vk_push_tensor x = p->x;
+    if (c->qcache.valid && c->qcache.src.buf == src.buf && c->qcache.src.offs == src.offs &&
+        c->qcache.src.range == src.range && c->qcache.src.delta == src.delta && !memcmp(&c->qcache.x, &x, sizeof x) &&
+        c->qcache.k == p->k && c->qcache.n == p->n && c->qcache.x_ne1 == p->x_ne1 && c->qcache.x_ne2 == p->x_ne2) {
+        *bq = c->qcache.q;
+        p->x.offs = c->qcache.q_offs;
+        c->n_qreuse++;
+        return VKI_OK;
+    }
+    VKI_TRY(quantize_rows(c, bx, p, bq));
+    c->qcache.valid = true;
+    c->qcache.src = src;
+    c->qcache.x = x;
+    c->qcache.k = p->k;
+    c->qcache.n = p->n;
+    c->qcache.x_ne1 = p->x_ne1;
+    c->qcache.x_ne2 = p->x_ne2;
+    c->qcache.q = *bq;
+    c->qcache.q_offs = p->x.offs;
+    return VKI_OK;
+}
+
 /* The weight types with a matmul_cm kernel (variants.cmake): F16 and the
  * quantized ones; F32 and BF16 would lose precision or range in f16. */
 static bool has_coopmat(vki_type t) { return t != VKI_TYPE_F32 && t != VKI_TYPE_BF16; }
@@ -121,7 +161,7 @@ vki_status vk_ops_matmul(vk_ctx *c, const bk_op *op, bool record)
     bool cm = !vec && c->matmul_path != VK_MATMUL_TILED && has_coopmat(w->type);
     const char *kind = vec ? "matvec" : !cm ? "matmul" : c->matmul_path == VK_MATMUL_COOPMAT ? "matmul_cm" : "matmul_cmemu";
     snprintf(variant, sizeof(variant), "%s_%s%s%s", kind, sfx, dot ? "_dot" : "", vec && c->use_subgroup ? "_sg" : "");
-    if (dot && record) VKI_TRY(quantize_rows(c, &b[1], &p, &b[1]));
+    if (dot && record) VKI_TRY(quantize_rows_once(c, &b[1], &p, &b[1]));
 
     uint64_t row_bytes = w->nb[1];
     uint64_t rows_per = VKI_MAX((c->max_range - c->align) / row_bytes, 1);

@@ -35,6 +35,7 @@ vki_status vk_scratch_get(vk_ctx *c, uint64_t size, vk_binding *out)
 
 void vk_scratch_reset(vk_ctx *c)
 {
+    vk_qcache_drop(c, NULL); /* its blocks lived in this pass's ring */
     for (int i = 0; i < c->n_scratch_old; i++) vk_buffer_destroy(c, c->scratch_old[i]);
     c->n_scratch_old = 0;
     c->scratch_used = 0;

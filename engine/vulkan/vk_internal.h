@@ -28,6 +28,7 @@ typedef struct vk_debug {
     bool     profile;        /* VKI_VK_PROFILE=1: per-variant GPU times at destroy       */
     bool     no_push_descriptor; /* VKI_VK_NO_PUSH_DESCRIPTOR=1: descriptor sets from pools */
     bool     no_intdot;      /* VKI_VK_NO_INTDOT=1: float mat-vecs even with integer dot products */
+    bool     no_qreuse;      /* VKI_VK_NO_QREUSE=1: quantize the activations for every int-dot mat-vec */
     char     matmul[16];     /* VKI_VK_MATMUL: "", "tiled", "coopemu" or "coopmat" (mat-mat kernel) */
 } vk_debug;
 
@@ -155,6 +156,17 @@ typedef struct vk_ctx {
     uint32_t          n_gather;  /* GET_ROWS dispatches recorded in this pass */
     uint32_t          n_routed;  /* MATMUL_ID and GATHER_COLS ops recorded in this pass */
     struct vk_profile *prof;     /* VKI_VK_PROFILE, else NULL */
+    /* The last activations quantized for an int-dot mat-vec (ops_matmul.c):
+     * Q, K and V, or gate and up, read the same rows, which are quantized
+     * once while neither they nor their blocks in the scratch ring have
+     * been written since (vk_qcache_drop). */
+    struct {
+        bool           valid;
+        vk_binding     src, q; /* the f32 rows as bound; their 8-bit blocks */
+        vk_push_tensor x;
+        uint32_t       k, n, x_ne1, x_ne2, q_offs;
+    } qcache;
+    uint64_t n_qreuse; /* quantize dispatches saved, for tests */
     /* scratch ring (scratch.c) */
     bk_buffer *scratch;
     uint64_t   scratch_used;
@@ -207,6 +219,12 @@ bool vk_pipeline_embedded(const char *variant);
 /* Whether this device can run a variant: "_sg" needs subgroup arithmetic,
  * "_dot" integer dot products, "_cm" cooperative matrices. */
 bool vk_variant_usable(const vk_ctx *c, const char *variant);
+
+/* ===== ops_matmul.c ===== */
+/* Forgets the cached quantized activations when b writes over them or
+ * over the rows they came from (vk_dispatch, for every binding it
+ * records); b NULL forgets them outright (a new pass, a wrapped ring). */
+void vk_qcache_drop(vk_ctx *c, const vk_binding *b);
 
 /* ===== scratch.c ===== */
 /* size bytes of the scratch ring for this pass (written by one dispatch,
