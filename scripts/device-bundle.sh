@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# device-bundle.sh [--build DIR] [--out DIR] [--models N_MB]: packs what the
+# device-bundle.sh [--build DIR] [--out DIR] [--models N_MB] [--pick M1,M2,...]
+#                  [--tests REGEX]: packs what the
 # Vulkan tests and the bench need into OUT/bundle.tar.xz, one file that the
 # device tool can carry (its machines have no Vulkan headers, glslc, dev
 # packages or network, so nothing can be built or installed there; 64 MiB
@@ -10,19 +11,25 @@
 #                libmicrohttpd, libcjson, libyaml, libcurl and its own)
 #   shared       ../shared/reference and the smallest models of
 #                ../shared/models up to N_MB (default 46), a list of the
-#                models left out in shared/LEFT_OUT
+#                models left out in shared/LEFT_OUT; --pick takes exactly
+#                the named models instead (a second carry for those the
+#                first left out)
+# --tests REGEX keeps only the test binaries whose path matches (the tools
+# and the bench always travel); ctest then runs just those (-R).
 # On the device, scripts/device-check.sh --bundle OUT puts them where the
 # build's absolute paths point. Default OUT: .devbundle (ignored by git).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-bdir=build out=.devbundle models_mb=46
+bdir=build out=.devbundle models_mb=46 pick="" tests_re=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --build) bdir="$2"; shift ;;
     --out) out="$2"; shift ;;
     --models) models_mb="$2"; shift ;;
-    *) echo "usage: $0 [--build DIR] [--out DIR] [--models N_MB]" >&2; exit 2 ;;
+    --pick) pick="$2"; shift ;;
+    --tests) tests_re="$2"; shift ;;
+    *) echo "usage: $0 [--build DIR] [--out DIR] [--models N_MB] [--pick M1,M2,...] [--tests REGEX]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -43,10 +50,13 @@ mkdir -p "$out/build" "$out/lib" "$out/shared"
   mkdir -p "$out/build/$(dirname "$f")"
   cp "$bdir/$f" "$out/build/$f"
 done
-bins=(cli/vkinfer tools/gen/vkinfer-gen bench/vkinfer-bench tests/engine/test_ops_cpu
-      tests/engine/test_backend_check_vulkan tests/api/test_service)
+bins=(cli/vkinfer tools/gen/vkinfer-gen bench/vkinfer-bench)
+for t in tests/engine/test_ops_cpu tests/engine/test_backend_check_vulkan tests/api/test_service; do
+  [ -z "$tests_re" ] || [[ "$t" =~ $tests_re ]] && bins+=("$t")
+done
 for t in "$bdir"/tests/models/*_vulkan "$bdir"/tests/models/test_arch "$bdir"/tests/vulkan/test_vk_*; do
   [ -x "$t" ] || continue
+  [ -z "$tests_re" ] || [[ "$t" =~ $tests_re ]] || continue
   bins+=("${t#"$bdir"/}")
 done
 for b in "${bins[@]}"; do
@@ -78,7 +88,10 @@ if [ -d "$shared/models" ]; then
   cap=$((models_mb * 1024 * 1024)) used=0
   : > "$out/shared/LEFT_OUT"
   while read -r size f; do
-    if [ $((used + size)) -le "$cap" ]; then
+    name=$(basename "$f")
+    if [ -n "$pick" ]; then
+      [[ ",$pick," == *",$name,"* ]] && cp "$f" "$out/shared/models/" || echo "$name" >> "$out/shared/LEFT_OUT"
+    elif [ $((used + size)) -le "$cap" ]; then
       cp "$f" "$out/shared/models/"
       used=$((used + size))
     else
