@@ -145,13 +145,14 @@ static void *watchdog_main(void *arg)
     while (!atomic_load(&srv->stopping)) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += WATCHDOG_MS * 1000000L;
+        ts.tv_nsec += (srv->n_linger ? LINGER_TICK_MS : WATCHDOG_MS) * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&srv->socks_cv, &srv->socks_mu, &ts);
         double now = vki_time_ms();
+        srv_linger_tick(srv, now);
         for (srv_sock *k = srv->socks; k; k = k->next) {
             if (k->cut || k->fd < 0) continue;
             if (k->phase == SOCK_ANSWER) {
@@ -189,4 +190,5 @@ void srv_watchdog_stop(srv_server *srv)
     pthread_mutex_unlock(&srv->socks_mu);
     pthread_join(srv->watchdog, NULL);
     srv->watchdog_started = false;
+    srv_linger_close_all(srv);
 }

@@ -45,6 +45,13 @@ void            srv_wake_locked(srv_conn *cn);
  * srv->stopping (no connection suspends after it) and joins it. */
 bool            srv_watchdog_start(srv_server *srv);
 void            srv_watchdog_stop(srv_server *srv);
+/* linger.c: keeps a duplicate of a cut connection's socket (fd) for the
+ * watchdog to drain before it closes; the tick runs with socks_mu held,
+ * close_all when the watchdog has stopped. */
+#define LINGER_TICK_MS 10
+void            srv_linger_add(srv_server *srv, int fd);
+void            srv_linger_tick(srv_server *srv, double now);
+void            srv_linger_close_all(srv_server *srv);
 
 /* wait.c: runs the request's continuation (cn->step) until it answers or
  * has to wait (then suspended); on_request calls it when woken. */

@@ -138,6 +138,7 @@ static enum MHD_Result cut_body(srv_conn *cn)
         /* nothing else is being sent on it: one small write fits the socket buffer */
         if (!b.oom && b.p && send(ci->connect_fd, b.p, b.n, MSG_NOSIGNAL | MSG_DONTWAIT) > 0) {
             shutdown(ci->connect_fd, SHUT_WR);
+            srv_linger_add(srv, ci->connect_fd); /* MHD's close then sends no reset */
             cn->log.status = 413;
             srv_count(srv, cn->route, 413);
         }

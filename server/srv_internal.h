@@ -45,6 +45,11 @@ extern const char *const srv_route_method[SRV_N_ROUTES];
 #define SRV_N_CODES 15
 extern const int srv_codes[SRV_N_CODES];
 
+/* A socket kept open after its body was cut off, so that the client reads
+ * the 413 before any reset (linger.c). */
+#define SRV_LINGER_MAX 64
+typedef struct srv_linger_fd { int fd; double t0; size_t dropped; } srv_linger_fd;
+
 struct srv_server {
     /* The settings the routes read: cmd_serve's at start, then each hot
      * reload publishes a new one (entry i = the scheduler's model i); the
@@ -81,6 +86,9 @@ struct srv_server {
     int32_t               n_socks;
     int32_t               n_live;     /* n_socks less those the server has cut */
     atomic_bool           stopping;   /* srv_stop: no more suspending; the watchdog ends */
+    /* cut connections' sockets the watchdog drains before closing (linger.c) */
+    srv_linger_fd         linger[SRV_LINGER_MAX];
+    int                   n_linger;
     bool                  watchdog_started;
     pthread_t             watchdog;
 };
