@@ -76,6 +76,9 @@ vki_status bk_get_rows(bk_backend *be, const bk_tensor *dst, const bk_tensor *ta
 { return run(be, BK_OP_GET_ROWS, dst, table, ids, NULL, NULL, NULL); }
 vki_status bk_matmul(bk_backend *be, const bk_tensor *dst, const bk_tensor *w, const bk_tensor *x, const bk_tensor *bias)
 { return run(be, BK_OP_MATMUL, dst, w, x, bias, NULL, NULL); }
+vki_status bk_matmul_act(bk_backend *be, const bk_tensor *dst, const bk_tensor *w, const bk_tensor *x,
+                         const bk_tensor *bias, int act)
+{ return run(be, BK_OP_MATMUL, dst, w, x, bias, (int32_t[4]){act}, NULL); }
 vki_status bk_add(bk_backend *be, const bk_tensor *dst, const bk_tensor *a, const bk_tensor *b)
 { return run(be, BK_OP_ADD, dst, a, b, NULL, NULL, NULL); }
 vki_status bk_mul(bk_backend *be, const bk_tensor *dst, const bk_tensor *a, const bk_tensor *b)

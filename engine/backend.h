@@ -40,7 +40,9 @@ typedef enum bk_op_kind {
      * src1: i32 [n] row ids. */
     BK_OP_GET_ROWS = 0,
     /* dst[n][m] f32 = src1[n][k] f32 · src0[m][k]^T, src0 any weight type;
-     * optional src2: f32 [m] bias added to every row. */
+     * optional src2: f32 [m] bias added to every row. ip[0]: 0, or
+     * BK_ACT_GELU / BK_ACT_GELU_TANH applied to the result after the bias
+     * (BERT's FFN: the CPU applies it per tile while it is in cache). */
     BK_OP_MATMUL,
     /* dst = src0 + src1; src1 has the same shape or one row broadcast over
      * rows (src1->ne[1] == 1, ne[2] == 1). f32. */
@@ -226,6 +228,9 @@ void bk_destroy(bk_backend *be); /* NULL-safe */
 /* One-line builders: fill a bk_op and run/record it. */
 vki_status bk_get_rows(bk_backend *be, const bk_tensor *dst, const bk_tensor *table, const bk_tensor *ids);
 vki_status bk_matmul(bk_backend *be, const bk_tensor *dst, const bk_tensor *w, const bk_tensor *x, const bk_tensor *bias);
+/* MATMUL followed by act (BK_ACT_GELU or BK_ACT_GELU_TANH) in one op. */
+vki_status bk_matmul_act(bk_backend *be, const bk_tensor *dst, const bk_tensor *w, const bk_tensor *x,
+                         const bk_tensor *bias, int act);
 vki_status bk_add(bk_backend *be, const bk_tensor *dst, const bk_tensor *a, const bk_tensor *b);
 vki_status bk_mul(bk_backend *be, const bk_tensor *dst, const bk_tensor *a, const bk_tensor *b);
 vki_status bk_scale(bk_backend *be, const bk_tensor *dst, const bk_tensor *a, float s);

@@ -65,7 +65,14 @@ static float exp_sum_f32(int64_t n, float *y, float m)
 static void swiglu_f32(int64_t n, float *o, const float *x, const float *y)
 {
     const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
-    for (int64_t i = 0; i < n; i += 8) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 xv = _mm256_loadu_ps(x + i);
+        __m256 s = _mm256_div_ps(xv, _mm256_add_ps(one, exp8(_mm256_xor_ps(xv, neg))));
+        if (y) s = _mm256_mul_ps(s, _mm256_loadu_ps(y + i));
+        _mm256_storeu_ps(o + i, s);
+    }
+    if (i < n) { /* masked only at the tail: vmaskmovps stores are microcoded on AMD */
         __m256i m = tail_mask(n - i);
         __m256 xv = _mm256_maskload_ps(x + i, m);
         __m256 s = _mm256_div_ps(xv, _mm256_add_ps(one, exp8(_mm256_xor_ps(xv, neg))));
@@ -111,7 +118,14 @@ INLINE __m256 gelu_tanh8(__m256 x)
 
 static void gelu_f32(int64_t n, float *o, const float *x, const float *y, bool tanh_form)
 {
-    for (int64_t i = 0; i < n; i += 8) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 xv = _mm256_loadu_ps(x + i);
+        __m256 g = tanh_form ? gelu_tanh8(xv) : gelu_erf8(xv);
+        if (y) g = _mm256_mul_ps(g, _mm256_loadu_ps(y + i));
+        _mm256_storeu_ps(o + i, g);
+    }
+    if (i < n) {
         __m256i m = tail_mask(n - i);
         __m256 xv = _mm256_maskload_ps(x + i, m);
         __m256 g = tanh_form ? gelu_tanh8(xv) : gelu_erf8(xv);

@@ -319,7 +319,21 @@ static void run_rows(cpu_ctx *c, cpu_task_fn fn, row_task *t, int64_t work, int6
     else cpu_pool_run(c->pool, fn, t);
 }
 
-static vki_status mm_adapter(void *ctx, const bk_op *op) { return cpu_op_matmul(ctx, op); }
+/* MATMUL, with its fused activation run over dst where the path did not
+ * apply it per tile (the mat-vecs and dot tiles of a few rows). */
+static vki_status op_matmul(cpu_ctx *c, const bk_op *op)
+{
+    bool act_done;
+    VKI_TRY(cpu_op_matmul(c, op, &act_done));
+    if (op->ip[0] && !act_done) {
+        bk_op g = {.kind = BK_OP_GELU, .dst = op->dst, .src = {op->dst}, .ip = {op->ip[0]}};
+        row_task t = {.op = &g, .kern = c->kern};
+        run_rows(c, elementwise_rows, &t, bk_nelements(op->dst), cpu_n_rows(op->dst));
+    }
+    return VKI_OK;
+}
+
+static vki_status mm_adapter(void *ctx, const bk_op *op) { return op_matmul(ctx, op); }
 
 /* ===== ATTN ============================================================== */
 
@@ -476,7 +490,7 @@ static vki_status cpu_compute(bk_backend *be, const bk_op *op)
     const bk_tensor *a = op->src[0];
     int64_t work = bk_nelements(a);
     switch (op->kind) {
-    case BK_OP_MATMUL: return cpu_op_matmul(c, op);
+    case BK_OP_MATMUL: return op_matmul(c, op);
     case BK_OP_ATTN:   return op_attn(c, op);
     case BK_OP_POOL:   op_pool(op); return VKI_OK;
     case BK_OP_GET_ROWS: {

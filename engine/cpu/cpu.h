@@ -299,7 +299,9 @@ static inline bool cpu_rows_uniform(const bk_tensor *t)
 }
 
 /* MATMUL (ops_matmul.c). */
-vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op);
+/* MATMUL; *act_done: the fused activation (ip[0]) was applied too (the
+ * packed paths do it per tile; the caller runs it over dst otherwise). */
+vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op, bool *act_done);
 
 /* ===== Weight layouts (weights.c) ======================================= */
 

@@ -150,6 +150,15 @@ static void mm_run(cpu_ctx *c, cpu_task_fn pack_x, cpu_task_fn work, void *task,
         for (int64_t r = 0; r < n; r++) memcpy(cpu_row_ptr(d, r), out + (size_t)r * ds, (size_t)m * sizeof(float));
 }
 
+/* The fused activation (MATMUL's ip[0]) over a tile the kernel has just
+ * written (nc rows of nrows floats), while it is still in L1: a separate
+ * GELU pass read and wrote the whole FFN activation again (7% of a BERT
+ * embedding). */
+static void mm_tile_act(const cpu_kernels *kn, int act, float *d, size_t ds, int nc, int nrows)
+{
+    for (int c = 0; c < nc; c++) kn->gelu_f32(nrows, d + (size_t)c * ds, d + (size_t)c * ds, NULL, act == BK_ACT_GELU_TANH);
+}
+
 /* ===== MATMUL, packed path ===============================================
  * For many activation rows: weights are converted to f32 panels once per
  * work item and reused against every activation group, so a quantized
@@ -183,6 +192,7 @@ typedef struct mmp_task {
     float             *d;   /* n rows of ds floats                                */
     size_t             ds;
     const float       *bias;
+    int                act; /* MATMUL's ip[0]: 0, or the BK_ACT_* GELU applied per tile */
     int64_t            n_groups, n_rb, n_cc, cc_len;
     atomic_int_fast64_t next;
     cpu_chunks         ch;  /* activation groups to pack                      */
@@ -238,8 +248,10 @@ static void mmp_work(void *arg, int ith, int nth)
             int nc = (int)VKI_MIN(nr, t->n - g * nr);
             for (int p = 0; p < np; p++) {
                 int64_t r = r_lo + p * mr;
-                kn->mm_kernel(k, wp + (size_t)(p * mr * k), (int)VKI_MIN(mr, t->m - r), xg, nc,
-                              t->bias ? t->bias + r : NULL, t->d + (size_t)(g * nr) * t->ds + (size_t)r, t->ds);
+                int nrows = (int)VKI_MIN(mr, t->m - r);
+                float *dt = t->d + (size_t)(g * nr) * t->ds + (size_t)r;
+                kn->mm_kernel(k, wp + (size_t)(p * mr * k), nrows, xg, nc, t->bias ? t->bias + r : NULL, dt, t->ds);
+                if (t->act) mm_tile_act(kn, t->act, dt, t->ds, nc, nrows);
             }
         }
     }
@@ -250,7 +262,8 @@ static vki_status op_matmul_packed(cpu_ctx *c, const bk_op *op)
     const bk_tensor *w = op->src[0], *x = op->src[1], *d = op->dst;
     const cpu_kernels *kn = c->kern;
     mmp_task t = {.kern = kn, .wtype = w->type, .w = cpu_tensor_data(w), .ws = w->nb[1], .k = w->ne[0],
-                  .m = w->ne[1], .n = cpu_n_rows(x), .xt = x, .bias = op->src[2] ? cpu_tensor_data(op->src[2]) : NULL};
+                  .m = w->ne[1], .n = cpu_n_rows(x), .xt = x, .bias = op->src[2] ? cpu_tensor_data(op->src[2]) : NULL,
+                  .act = op->ip[0]};
     int nth = c->n_threads;
     t.n_groups = (t.n + kn->mm_nr - 1) / kn->mm_nr;
     t.n_rb = (t.m + MMP_PANELS * kn->mm_mr - 1) / (MMP_PANELS * kn->mm_mr);
@@ -307,6 +320,7 @@ typedef struct mq_task {
     float             *d;
     size_t             ds;
     const float       *bias;
+    int                act;    /* as mmp_task's                              */
     int64_t            n_groups, n_rb, n_cc, cc_len;
     atomic_int_fast64_t next;
     cpu_chunks         ch;     /* activation groups to pack                  */
@@ -355,9 +369,11 @@ static void mq_work(void *arg, int ith, int nth)
             int nc = (int)VKI_MIN(nr, t->n - g * nr);
             for (int p = 0; p < np; p++) {
                 int64_t r = r_lo + p * mr;
-                kn->mq_kernel(&t->fmt, t->k, wp + (size_t)p * t->pbytes, (int)VKI_MIN(mr, t->m - r),
-                              t->xp + (size_t)g * t->gbytes, nc, t->bias ? t->bias + r : NULL,
-                              t->d + (size_t)(g * nr) * t->ds + (size_t)r, t->ds);
+                int nrows = (int)VKI_MIN(mr, t->m - r);
+                float *dt = t->d + (size_t)(g * nr) * t->ds + (size_t)r;
+                kn->mq_kernel(&t->fmt, t->k, wp + (size_t)p * t->pbytes, nrows, t->xp + (size_t)g * t->gbytes, nc,
+                              t->bias ? t->bias + r : NULL, dt, t->ds);
+                if (t->act) mm_tile_act(kn, t->act, dt, t->ds, nc, nrows);
             }
         }
     }
@@ -368,7 +384,8 @@ static vki_status op_matmul_mq(cpu_ctx *c, const bk_op *op, const mq_fmt *fmt)
     const bk_tensor *w = op->src[0], *x = op->src[1], *d = op->dst;
     const cpu_kernels *kn = c->kern;
     mq_task t = {.kern = kn, .wtype = w->type, .fmt = *fmt, .w = cpu_tensor_data(w), .ws = w->nb[1], .k = w->ne[0],
-                 .m = w->ne[1], .n = cpu_n_rows(x), .xt = x, .bias = op->src[2] ? cpu_tensor_data(op->src[2]) : NULL};
+                 .m = w->ne[1], .n = cpu_n_rows(x), .xt = x, .bias = op->src[2] ? cpu_tensor_data(op->src[2]) : NULL,
+                 .act = op->ip[0]};
     int nth = c->n_threads, mr = kn->mq_mr, nr = kn->mq_nr;
     VKI_ASSERT(nr <= 32);
     t.panels = VKI_MAX(1, MQ_ITEM_ROWS / mr);
@@ -441,15 +458,20 @@ static void gv_work(void *arg, int ith, int nth)
     }
 }
 
-vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op)
+vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op, bool *act_done)
 {
     const bk_tensor *w = op->src[0], *x = op->src[1], *d = op->dst;
     mq_fmt fmt;
+    *act_done = false;
     if (c->kern->mq_mr && cpu_n_rows(x) >= MMP_MIN_N && w->ne[0] % QK8_0 == 0 &&
-        mq_format(w->type, c->kern->mq_signed_q8, &fmt) && w->ne[0] % fmt.bl == 0 && !c->no_mq)
+        mq_format(w->type, c->kern->mq_signed_q8, &fmt) && w->ne[0] % fmt.bl == 0 && !c->no_mq) {
+        *act_done = true;
         return op_matmul_mq(c, op, &fmt);
-    if (c->kern->mm_mr && cpu_n_rows(x) >= MMP_MIN_N && vki_type_get(w->type)->supported)
+    }
+    if (c->kern->mm_mr && cpu_n_rows(x) >= MMP_MIN_N && vki_type_get(w->type)->supported) {
+        *act_done = true;
         return op_matmul_packed(c, op);
+    }
     mm_task t = {.op = op, .kern = c->kern, .w = cpu_tensor_data(w), .ws = w->nb[1], .k = w->ne[0],
                  .m = w->ne[1], .n = cpu_n_rows(x), .bias = op->src[2] ? cpu_tensor_data(op->src[2]) : NULL,
                  .xt = x};

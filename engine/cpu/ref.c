@@ -122,6 +122,8 @@ vki_status cpu_op_check(const bk_op *op)
             NEED_TYPE(c, VKI_TYPE_F32, "bias");
             NEED(c->ne[0] == a->ne[1] && n_rows(c) == 1, "%s: bias must be [%lld]", name, (long long)a->ne[1]);
         }
+        NEED(op->ip[0] == 0 || op->ip[0] == BK_ACT_GELU || op->ip[0] == BK_ACT_GELU_TANH,
+             "%s: fused activation %d is not 0, GELU or GELU_TANH", name, op->ip[0]);
         if (a->type != VKI_TYPE_F32 && a->type != VKI_TYPE_F16 && a->type != VKI_TYPE_BF16 &&
             !vki_type_get(a->type)->supported)
             return vki_fail(VKI_ERR_UNSUPPORTED, "%s: weight type %s is not supported", name, vki_type_name(a->type));
@@ -411,7 +413,7 @@ static vki_status ref_matmul(const bk_op *op)
             }
             double acc = bias ? b[i] : 0.0;
             for (int64_t e = 0; e < k; e++) acc += (double)wr[e] * xr[e];
-            out[i] = (float)acc;
+            out[i] = op->ip[0] ? (float)act(op->ip[0], acc) : (float)acc;
         }
         write_row_f32(op->dst, j, out);
     }

@@ -79,13 +79,13 @@ vki_status bert_forward(mdl_model *m, int32_t n_tok, const mdl_seg *segs, int32_
         OP(bk_add(be, &b, &a, &c));
         OP(bk_layer_norm(be, &a, &b, &L->attn_norm, mdl_opt(&L->attn_norm_b), eps));
         /* b = a + Wdown·gelu(Wup·a) (gated: Wdown·(act(Wgate·a) * Wup·a)); a = LN(b) */
-        OP(bk_matmul(be, &fa, &L->ffn_up, &a, mdl_opt(&L->ffn_up_b)));
         if (L->ffn_gate.buf) {
+            OP(bk_matmul(be, &fa, &L->ffn_up, &a, mdl_opt(&L->ffn_up_b)));
             OP(bk_matmul(be, &fb, &L->ffn_gate, &a, NULL));
             OP(bk_glu(be, &fc, &fb, &fa, hp->act));
             OP(bk_matmul(be, &c, &L->ffn_down, &fc, mdl_opt(&L->ffn_down_b)));
         } else {
-            OP(bk_gelu(be, &fb, &fa));
+            OP(bk_matmul_act(be, &fb, &L->ffn_up, &a, mdl_opt(&L->ffn_up_b), BK_ACT_GELU));
             OP(bk_matmul(be, &c, &L->ffn_down, &fb, mdl_opt(&L->ffn_down_b)));
         }
         OP(bk_add(be, &b, &a, &c));

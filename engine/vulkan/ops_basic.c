@@ -271,7 +271,14 @@ static vki_status run(vk_ctx *c, const bk_op *op, bool record)
     case BK_OP_ROPE: return op_rope(c, op, record);
     case BK_OP_POOL: return op_pool(c, op, record);
     case BK_OP_GET_ROWS: return op_get_rows(c, op, record);
-    case BK_OP_MATMUL: return vk_ops_matmul(c, op, record);
+    case BK_OP_MATMUL: {
+        VKI_TRY(vk_ops_matmul(c, op, record));
+        if (!op->ip[0]) return VKI_OK;
+        /* No mat-mul shader has an activation epilogue yet: the fused GELU
+         * is its own dispatch over dst, as a separate op would be. */
+        bk_op g = {.kind = BK_OP_GELU, .dst = op->dst, .src = {op->dst}, .ip = {op->ip[0]}};
+        return op_eltwise(c, &g, record);
+    }
     case BK_OP_ATTN: return vk_ops_attn(c, op, record);
     case BK_OP_TOP_K: case BK_OP_GATHER_COLS: case BK_OP_MOE_SUM: case BK_OP_MATMUL_ID:
         return vk_ops_moe(c, op, record);

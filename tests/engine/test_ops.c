@@ -446,6 +446,7 @@ static uint8_t *f16_reference(const test_case *c, const case_data *cd)
         bk_tensor tb;
         if (bb) tb = tensor_of(&c->src[2], cpu_buffer_wrap(&hb[2], bb, c->src[2].size));
         bk_op op = {.kind = BK_OP_MATMUL, .dst = &td, .src = {&tw, &tx, bb ? &tb : NULL}};
+        memcpy(op.ip, c->ip, sizeof op.ip); /* the fused activation */
         ok = cpu_ref_compute(&op) == VKI_OK;
     }
     free(wb); free(xb); free(bb); free(row);

@@ -222,6 +222,28 @@ static void cases_matmul(void)
             c->dst = tt_make(VKI_TYPE_F32, m, n, 1, 1, 0, 0);
         }
     }
+    /* MATMUL with a fused GELU (ip[0]; BERT's FFN): every CPU path (the
+     * mat-vec, the dot tiles, the packed f32 and integer mat-mats, which
+     * apply it per tile, partial tiles included) and the GPU's, with a bias
+     * and a strided output, both GELU forms. */
+    static const vki_type act_types[] = {VKI_TYPE_F32, VKI_TYPE_F16, VKI_TYPE_Q8_0, VKI_TYPE_Q4_0, VKI_TYPE_Q4_K};
+    for (size_t ti = 0; ti < VKI_COUNT(act_types); ti++) {
+        vki_type t = act_types[ti];
+        const vki_type_traits *tr = vki_type_get(t);
+        int64_t k = tr->block_size == 256 ? 512 : 96;
+        int64_t shapes[][2] = {{37, 1}, {37, 5}, {130, 75}, {21, 18}};
+        for (size_t sh = 0; sh < VKI_COUNT(shapes); sh++) {
+            int64_t m = shapes[sh][0], n = shapes[sh][1];
+            int act = (sh + ti) % 2 ? BK_ACT_GELU_TANH : BK_ACT_GELU;
+            test_case *c = add_case(BK_OP_MATMUL, matmul_nmse(t), "w=%s,k=%lld,m=%lld,n=%lld,bias,%s", tr->name,
+                                    (long long)k, (long long)m, (long long)n, act == BK_ACT_GELU ? "gelu" : "gelu_tanh");
+            set_src(c, 0, tt_make(t, k, m, 1, 1, 0, 0));
+            set_src(c, 1, tt_make(VKI_TYPE_F32, k, n, 1, 1, 0, 0));
+            set_src(c, 2, tt_vec(VKI_TYPE_F32, m));
+            c->dst = tt_make(VKI_TYPE_F32, m, n, 1, 1, sh == 3 ? 20 : 0, 0);
+            c->ip[0] = act;
+        }
+    }
     /* A weight over 128 MiB: backends must split bindings at
      * maxStorageBufferRange. One token keeps it quick. */
     test_case *c = add_case(BK_OP_MATMUL, NMSE_FLOAT, "w=F32,k=4096,m=8448,n=1,over-128MiB");
