@@ -189,6 +189,9 @@ typedef struct mmp_task {
     float             *tmp; /* [n_threads][k] one converted weight row            */
     const bk_tensor   *wt;   /* the weight (for repacked rows)                      */
     uint8_t           *plain; /* R16 weight: [n_threads][mm_mr] plain rows          */
+    const uint8_t     *r16f; /* an R16 F32 weight's group of row 0: its groups are
+                                the panels, read in place (no plain, no wp)       */
+    size_t             r16f_gs; /* its group stride                               */
     float             *d;   /* n rows of ds floats                                */
     size_t             ds;
     const float       *bias;
@@ -233,14 +236,20 @@ static void mmp_work(void *arg, int ith, int nth)
         int64_t rb = item / t->n_cc, cc = item % t->n_cc;
         int64_t r_lo = rb * MMP_PANELS * mr;
         int np = 0;
+        const float *pan[MMP_PANELS];
         for (; np < MMP_PANELS && r_lo + np * mr < t->m; np++) {
             int64_t r = r_lo + np * mr;
+            if (t->r16f) {
+                pan[np] = (const float *)(t->r16f + (size_t)(r / R16_ROWS) * t->r16f_gs);
+                continue;
+            }
             int nr_p = (int)VKI_MIN(mr, t->m - r);
             const uint8_t *wr = t->plain ? cpu_weight_rows(t->wt, r, nr_p, t->plain + (size_t)(ith * mr) * t->ws)
                                          : t->w + (size_t)r * t->ws;
             bool ok = kn->mm_pack_w(t->wtype, k, wr, t->ws, nr_p,
                                     wp + (size_t)(np * mr * k), tmp);
             VKI_ASSERT(ok); /* op_matmul only sends types the loader dequantizes */
+            pan[np] = wp + (size_t)(np * mr * k);
         }
         int64_t g_hi = VKI_MIN(t->n_groups, (cc + 1) * t->cc_len);
         for (int64_t g = cc * t->cc_len; g < g_hi; g++) {
@@ -250,7 +259,7 @@ static void mmp_work(void *arg, int ith, int nth)
                 int64_t r = r_lo + p * mr;
                 int nrows = (int)VKI_MIN(mr, t->m - r);
                 float *dt = t->d + (size_t)(g * nr) * t->ds + (size_t)r;
-                kn->mm_kernel(k, wp + (size_t)(p * mr * k), nrows, xg, nc, t->bias ? t->bias + r : NULL, dt, t->ds);
+                kn->mm_kernel(k, pan[p], nrows, xg, nc, t->bias ? t->bias + r : NULL, dt, t->ds);
                 if (t->act) mm_tile_act(kn, t->act, dt, t->ds, nc, nrows);
             }
         }
@@ -274,6 +283,13 @@ static vki_status op_matmul_packed(cpu_ctx *c, const bk_op *op)
     size_t r_bytes = (size_t)vki_align_up((uint64_t)nth * (uint64_t)t.k * 4, 64);
     size_t d_bytes = mm_out_bytes(d, t.n, t.m);
     size_t p_bytes = plain_bytes(c, w, kn->mm_mr);
+    const cpu_buffer *wbuf = (const cpu_buffer *)w->buf;
+    if (wbuf->layout == CPU_LAYOUT_R16 && w->type == VKI_TYPE_F32 && kn->mm_mr == R16_ROWS &&
+        cpu_r16_row0(w) % R16_ROWS == 0) {
+        t.r16f_gs = r16_group_bytes(VKI_TYPE_F32, t.k);
+        t.r16f = wbuf->data + (size_t)(cpu_r16_row0(w) / R16_ROWS) * t.r16f_gs;
+        p_bytes = w_bytes = r_bytes = 0;
+    }
     uint8_t *s = cpu_scratch_get(c, x_bytes + w_bytes + r_bytes + d_bytes + p_bytes);
     if (!s)
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "MATMUL: no memory for %zu bytes of packing scratch",

@@ -1,6 +1,6 @@
 /*
  * repack.h: the CPU backend's repacked weight layout ("R16"): 16 rows of a
- * Q4_0 / Q8_0 matrix interleaved so that the decode mat-vec runs one
+ * Q4_0 / Q8_0 / Q4_K / F32 matrix interleaved so that the decode mat-vec runs one
  * accumulator lane per row, from aligned sequential loads. Converting to and
  * from it lives in repack.c (scalar, any ISA); the kernels that read it in
  * repack_<isa>.c. Must not: depend on an ISA (static inline helpers only).
@@ -27,6 +27,11 @@
  *   d      f16 [16], dmin f16 [16]
  * So one 64-byte load is four code bytes of each of the 16 rows, and the
  * activation's matching four bytes are one broadcast.
+ * F32 (one unit per element column, 64 bytes): [k][16] floats, element i
+ * of row r at i * 16 + r: a group is exactly the f32 panel the packed
+ * mat-mat multiplies ([k][mm_mr] with mm_mr = 16), so prompts read it in
+ * place instead of gathering 16 strided rows per call, and a mat-vec is
+ * one fma per 8 rows with no horizontal sums.
  */
 #ifndef VKI_CPU_REPACK_H
 #define VKI_CPU_REPACK_H
@@ -47,16 +52,19 @@
 
 /* Whether the layout exists for type t (the kernels are per ISA: see
  * cpu_kernels.gemv_r16). */
-static inline bool r16_type_ok(vki_type t) { return t == VKI_TYPE_Q4_0 || t == VKI_TYPE_Q8_0 || t == VKI_TYPE_Q4_K; }
+static inline bool r16_type_ok(vki_type t)
+{
+    return t == VKI_TYPE_Q4_0 || t == VKI_TYPE_Q8_0 || t == VKI_TYPE_Q4_K || t == VKI_TYPE_F32;
+}
 /* Elements per block column. */
-static inline int64_t r16_block_size(vki_type t) { return t == VKI_TYPE_Q4_K ? 256 : 32; }
+static inline int64_t r16_block_size(vki_type t) { return t == VKI_TYPE_F32 ? 1 : t == VKI_TYPE_Q4_K ? 256 : 32; }
 /* Code bytes of one block column of a group (Q4_0 / Q8_0). */
 static inline size_t r16_block_codes(vki_type t) { return t == VKI_TYPE_Q4_0 ? 256 : 512; }
 /* Block columns per unit, and a unit's bytes. */
-static inline int64_t r16_unit_blocks(vki_type t) { return t == VKI_TYPE_Q4_K ? 1 : 2; }
+static inline int64_t r16_unit_blocks(vki_type t) { return t == VKI_TYPE_Q4_K || t == VKI_TYPE_F32 ? 1 : 2; }
 static inline size_t r16_unit_bytes(vki_type t)
 {
-    return t == VKI_TYPE_Q4_K ? R16_Q4K_UNIT : 2 * r16_block_codes(t) + 64;
+    return t == VKI_TYPE_F32 ? R16_ROWS * sizeof(float) : t == VKI_TYPE_Q4_K ? R16_Q4K_UNIT : 2 * r16_block_codes(t) + 64;
 }
 /* Bytes of one 16-row group of k elements a row. */
 static inline size_t r16_group_bytes(vki_type t, int64_t k)
