@@ -160,6 +160,11 @@ typedef struct cpu_kernels {
      * r < nrows, c < nc; wp is one packed panel, xp one packed group. */
     void  (*mm_kernel)(int64_t k, const float *wp, int nrows, const float *xp, int nc, const float *bias,
                        float *d, size_t ds);
+    /* (optional) mm_kernel on the group's nc <= mm_nr f32 rows where they
+     * are (xr[c], k floats each): the activations are already f32, so
+     * packing them only copied them (4% of a BERT embedding). */
+    void  (*mm_kernel_rows)(int64_t k, const float *wp, int nrows, const float *const *xr, int nc,
+                            const float *bias, float *d, size_t ds);
     /* Integer packed mat-mat for quantized weights (optional; mq_mr == 0:
      * none): weights packed by mq_pack_panel into panels of mq_mr rows,
      * activations quantized to Q8_0 and packed by mq_pack_group into groups

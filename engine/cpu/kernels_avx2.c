@@ -328,8 +328,11 @@ static bool mm_pack_w(vki_type t, int64_t k, const void *w, size_t ws, int nrows
     return true;
 }
 
-static void mm_kernel(int64_t k, const float *wp, int nrows, const float *xp, int nc, const float *bias, float *d,
-                      size_t ds)
+/* One panel times one activation group; ROWS: the group's rows read where
+ * they are (xr[c], nc real ones; the rest repeat row 0 and are not
+ * stored), else the packed group xp [k][MM_NR]. */
+INLINE void mm_tile(int64_t k, const float *wp, int nrows, const float *xp, const float *const *xr, int nc,
+                    const float *bias, float *d, size_t ds, const bool ROWS)
 {
     __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
     float bt[MM_MR] = {0};
@@ -338,6 +341,9 @@ static void mm_kernel(int64_t k, const float *wp, int nrows, const float *xp, in
         b0 = _mm256_loadu_ps(bt);
         b1 = _mm256_loadu_ps(bt + 8);
     }
+    const float *x[MM_NR];
+    if (ROWS)
+        for (int c = 0; c < MM_NR; c++) x[c] = xr[c < nc ? c : 0];
     __m256 a0[MM_NR], a1[MM_NR];
 #pragma GCC unroll 6
     for (int c = 0; c < MM_NR; c++) a0[c] = b0, a1[c] = b1;
@@ -345,7 +351,7 @@ static void mm_kernel(int64_t k, const float *wp, int nrows, const float *xp, in
         __m256 w0 = _mm256_loadu_ps(wp), w1 = _mm256_loadu_ps(wp + 8);
 #pragma GCC unroll 6
         for (int c = 0; c < MM_NR; c++) {
-            __m256 xb = _mm256_broadcast_ss(xp + c);
+            __m256 xb = _mm256_broadcast_ss(ROWS ? x[c] + i : xp + c);
             a0[c] = _mm256_fmadd_ps(w0, xb, a0[c]);
             a1[c] = _mm256_fmadd_ps(w1, xb, a1[c]);
         }
@@ -363,6 +369,18 @@ static void mm_kernel(int64_t k, const float *wp, int nrows, const float *xp, in
             memcpy(d + (size_t)c * ds, out, (size_t)nrows * sizeof(float));
         }
     }
+}
+
+static void mm_kernel(int64_t k, const float *wp, int nrows, const float *xp, int nc, const float *bias, float *d,
+                      size_t ds)
+{
+    mm_tile(k, wp, nrows, xp, NULL, nc, bias, d, ds, false);
+}
+
+static void mm_kernel_rows(int64_t k, const float *wp, int nrows, const float *const *xr, int nc, const float *bias,
+                           float *d, size_t ds)
+{
+    mm_tile(k, wp, nrows, NULL, xr, nc, bias, d, ds, true);
 }
 
 /* ===== Integer packed mat-mat ============================================
@@ -493,6 +511,7 @@ void cpu_kernels_init_avx2(cpu_kernels *k)
     k->mm_nr = MM_NR;
     k->mm_pack_w = mm_pack_w;
     k->mm_kernel = mm_kernel;
+    k->mm_kernel_rows = mm_kernel_rows;
     k->mq_mr = MQ_MR;
     k->mq_nr = MQ_NR;
     k->mq_signed_q8 = true;

@@ -134,16 +134,16 @@ static void mm_out_init(const bk_tensor *d, int64_t m, uint8_t *scratch, size_t 
     }
 }
 
-/* Packs the activations, then multiplies: on the caller alone or on the pool;
+/* Packs the activations (pack_x NULL: read in place), then multiplies: on the caller alone or on the pool;
  * then copies an indirect result into dst. */
 static void mm_run(cpu_ctx *c, cpu_task_fn pack_x, cpu_task_fn work, void *task, const bk_tensor *d,
                    int64_t n, int64_t m, const float *out, size_t ds, size_t out_bytes)
 {
     if (c->n_threads == 1) {
-        pack_x(task, 0, 1);
+        if (pack_x) pack_x(task, 0, 1);
         work(task, 0, 1);
     } else {
-        cpu_pool_run(c->pool, pack_x, task);
+        if (pack_x) cpu_pool_run(c->pool, pack_x, task);
         cpu_pool_run(c->pool, work, task);
     }
     if (out_bytes)
@@ -195,6 +195,7 @@ typedef struct mmp_task {
     float             *d;   /* n rows of ds floats                                */
     size_t             ds;
     const float       *bias;
+    bool               x_rows; /* mm_kernel_rows reads the activation rows in place (xp unused) */
     int                act; /* MATMUL's ip[0]: 0, or the BK_ACT_* GELU applied per tile */
     int64_t            n_groups, n_rb, n_cc, cc_len;
     atomic_int_fast64_t next;
@@ -253,13 +254,17 @@ static void mmp_work(void *arg, int ith, int nth)
         }
         int64_t g_hi = VKI_MIN(t->n_groups, (cc + 1) * t->cc_len);
         for (int64_t g = cc * t->cc_len; g < g_hi; g++) {
-            const float *xg = t->xp + (size_t)(g * k * nr);
+            const float *xg = t->x_rows ? NULL : t->xp + (size_t)(g * k * nr);
             int nc = (int)VKI_MIN(nr, t->n - g * nr);
+            const float *xr[64];
+            if (t->x_rows)
+                for (int c = 0; c < nc; c++) xr[c] = (const float *)cpu_row_ptr(t->xt, g * nr + c);
             for (int p = 0; p < np; p++) {
                 int64_t r = r_lo + p * mr;
                 int nrows = (int)VKI_MIN(mr, t->m - r);
                 float *dt = t->d + (size_t)(g * nr) * t->ds + (size_t)r;
-                kn->mm_kernel(k, pan[p], nrows, xg, nc, t->bias ? t->bias + r : NULL, dt, t->ds);
+                if (t->x_rows) kn->mm_kernel_rows(k, pan[p], nrows, xr, nc, t->bias ? t->bias + r : NULL, dt, t->ds);
+                else kn->mm_kernel(k, pan[p], nrows, xg, nc, t->bias ? t->bias + r : NULL, dt, t->ds);
                 if (t->act) mm_tile_act(kn, t->act, dt, t->ds, nc, nrows);
             }
         }
@@ -278,7 +283,9 @@ static vki_status op_matmul_packed(cpu_ctx *c, const bk_op *op)
     t.n_rb = (t.m + MMP_PANELS * kn->mm_mr - 1) / (MMP_PANELS * kn->mm_mr);
     mm_split_groups(t.n_groups, t.n_rb, nth, &t.n_cc, &t.cc_len);
 
-    size_t x_bytes = (size_t)vki_align_up((uint64_t)t.n_groups * (uint64_t)kn->mm_nr * (uint64_t)t.k * 4, 64);
+    VKI_ASSERT(kn->mm_nr <= 64);
+    t.x_rows = kn->mm_kernel_rows != NULL;
+    size_t x_bytes = t.x_rows ? 0 : (size_t)vki_align_up((uint64_t)t.n_groups * (uint64_t)kn->mm_nr * (uint64_t)t.k * 4, 64);
     size_t w_bytes = (size_t)vki_align_up((uint64_t)nth * MMP_PANELS * (uint64_t)kn->mm_mr * (uint64_t)t.k * 4, 64);
     size_t r_bytes = (size_t)vki_align_up((uint64_t)nth * (uint64_t)t.k * 4, 64);
     size_t d_bytes = mm_out_bytes(d, t.n, t.m);
@@ -290,7 +297,9 @@ static vki_status op_matmul_packed(cpu_ctx *c, const bk_op *op)
         t.r16f = wbuf->data + (size_t)(cpu_r16_row0(w) / R16_ROWS) * t.r16f_gs;
         p_bytes = w_bytes = r_bytes = 0;
     }
-    uint8_t *s = cpu_scratch_get(c, x_bytes + w_bytes + r_bytes + d_bytes + p_bytes);
+    /* + 64: an R16 F32 weight against rows read in place needs none, and
+     * scratch that was never grown is NULL */
+    uint8_t *s = cpu_scratch_get(c, x_bytes + w_bytes + r_bytes + d_bytes + p_bytes + 64);
     if (!s)
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "MATMUL: no memory for %zu bytes of packing scratch",
                         x_bytes + w_bytes + r_bytes + d_bytes + p_bytes);
@@ -302,7 +311,7 @@ static vki_status op_matmul_packed(cpu_ctx *c, const bk_op *op)
     mm_out_init(d, t.m, s + x_bytes + w_bytes + r_bytes, d_bytes, &t.d, &t.ds);
     atomic_init(&t.next, 0);
     cpu_chunks_init(&t.ch, t.n_groups, nth, 1);
-    mm_run(c, mmp_pack_x, mmp_work, &t, d, t.n, t.m, t.d, t.ds, d_bytes);
+    mm_run(c, t.x_rows ? NULL : mmp_pack_x, mmp_work, &t, d, t.n, t.m, t.d, t.ds, d_bytes);
     return VKI_OK;
 }
 
