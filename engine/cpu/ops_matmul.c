@@ -189,8 +189,9 @@ typedef struct mmp_task {
     float             *tmp; /* [n_threads][k] one converted weight row            */
     const bk_tensor   *wt;   /* the weight (for repacked rows)                      */
     uint8_t           *plain; /* R16 weight: [n_threads][mm_mr] plain rows          */
-    const uint8_t     *r16f; /* an R16 F32 weight's group of row 0: its groups are
-                                the panels, read in place (no plain, no wp)       */
+    const uint8_t     *r16f; /* an R16 F32/F16 weight's group of row 0: an F32 group
+                                is the panel, read in place; an F16 one is widened
+                                to wp in one pass (no plain rows)                 */
     size_t             r16f_gs; /* its group stride                               */
     float             *d;   /* n rows of ds floats                                */
     size_t             ds;
@@ -241,7 +242,13 @@ static void mmp_work(void *arg, int ith, int nth)
         for (; np < MMP_PANELS && r_lo + np * mr < t->m; np++) {
             int64_t r = r_lo + np * mr;
             if (t->r16f) {
-                pan[np] = (const float *)(t->r16f + (size_t)(r / R16_ROWS) * t->r16f_gs);
+                const uint8_t *grp = t->r16f + (size_t)(r / R16_ROWS) * t->r16f_gs;
+                if (t->wtype == VKI_TYPE_F32) {
+                    pan[np] = (const float *)grp;
+                } else {
+                    kn->mm_panel_r16(t->wtype, k, grp, wp + (size_t)(np * mr * k));
+                    pan[np] = wp + (size_t)(np * mr * k);
+                }
                 continue;
             }
             int nr_p = (int)VKI_MIN(mr, t->m - r);
@@ -291,11 +298,12 @@ static vki_status op_matmul_packed(cpu_ctx *c, const bk_op *op)
     size_t d_bytes = mm_out_bytes(d, t.n, t.m);
     size_t p_bytes = plain_bytes(c, w, kn->mm_mr);
     const cpu_buffer *wbuf = (const cpu_buffer *)w->buf;
-    if (wbuf->layout == CPU_LAYOUT_R16 && w->type == VKI_TYPE_F32 && kn->mm_mr == R16_ROWS &&
-        cpu_r16_row0(w) % R16_ROWS == 0) {
-        t.r16f_gs = r16_group_bytes(VKI_TYPE_F32, t.k);
+    if (wbuf->layout == CPU_LAYOUT_R16 && r16_float(w->type) && kn->mm_mr == R16_ROWS &&
+        cpu_r16_row0(w) % R16_ROWS == 0 && (w->type == VKI_TYPE_F32 || kn->mm_panel_r16)) {
+        t.r16f_gs = r16_group_bytes(w->type, t.k);
         t.r16f = wbuf->data + (size_t)(cpu_r16_row0(w) / R16_ROWS) * t.r16f_gs;
-        p_bytes = w_bytes = r_bytes = 0;
+        p_bytes = r_bytes = 0;
+        if (w->type == VKI_TYPE_F32) w_bytes = 0;
     }
     /* + 64: an R16 F32 weight against rows read in place needs none, and
      * scratch that was never grown is NULL */

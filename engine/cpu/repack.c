@@ -1,5 +1,5 @@
 /*
- * repack.c: conversion between plain Q4_0 / Q8_0 / Q4_K / F32 rows and the R16
+ * repack.c: conversion between plain Q4_0 / Q8_0 / Q4_K / F32 / F16 rows and the R16
  * layout of repack.h, in both directions (unpacking gives the stored bytes
  * back exactly). Scalar and ISA-independent: packing runs once per weight
  * at load, unpacking only for the few consumers that want plain rows (the
@@ -92,18 +92,18 @@ static void q4k_row(int64_t nb, uint8_t *group, int r, uint8_t *row, bool to_pla
 
 /* ===== Both directions =================================================== */
 
-static void f32_row(int64_t k, uint8_t *group, int r, uint8_t *row, bool to_plain)
+static void float_row(size_t es, int64_t k, uint8_t *group, int r, uint8_t *row, bool to_plain)
 {
-    float *g = (float *)group + r, *p = (float *)row;
-    if (to_plain)
-        for (int64_t i = 0; i < k; i++) p[i] = g[i * R16_ROWS];
-    else
-        for (int64_t i = 0; i < k; i++) g[i * R16_ROWS] = p[i];
+    for (int64_t i = 0; i < k; i++) {
+        uint8_t *g = group + ((size_t)i * R16_ROWS + (size_t)r) * es, *p = row + (size_t)i * es;
+        if (to_plain) memcpy(p, g, es);
+        else memcpy(g, p, es);
+    }
 }
 
 static void row_io(vki_type t, int64_t k, uint8_t *group, int r, uint8_t *row, bool to_plain)
 {
-    if (t == VKI_TYPE_F32) f32_row(k, group, r, row, to_plain);
+    if (r16_float(t)) float_row(t == VKI_TYPE_F32 ? 4 : 2, k, group, r, row, to_plain);
     else if (t == VKI_TYPE_Q4_K) q4k_row(k / 256, group, r, row, to_plain);
     else q_row(t, k / 32, group, r, row, to_plain);
 }

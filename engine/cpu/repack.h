@@ -1,6 +1,6 @@
 /*
  * repack.h: the CPU backend's repacked weight layout ("R16"): 16 rows of a
- * Q4_0 / Q8_0 / Q4_K / F32 matrix interleaved so that the decode mat-vec runs one
+ * Q4_0 / Q8_0 / Q4_K / F32 / F16 matrix interleaved so that the decode mat-vec runs one
  * accumulator lane per row, from aligned sequential loads. Converting to and
  * from it lives in repack.c (scalar, any ISA); the kernels that read it in
  * repack_<isa>.c. Must not: depend on an ISA (static inline helpers only).
@@ -31,7 +31,9 @@
  * of row r at i * 16 + r: a group is exactly the f32 panel the packed
  * mat-mat multiplies ([k][mm_mr] with mm_mr = 16), so prompts read it in
  * place instead of gathering 16 strided rows per call, and a mat-vec is
- * one fma per 8 rows with no horizontal sums.
+ * one fma per 8 rows with no horizontal sums. F16 (32 bytes a column):
+ * the same in halves; prompts widen a group to that panel in one
+ * contiguous pass (cpu_kernels.mm_panel_r16).
  */
 #ifndef VKI_CPU_REPACK_H
 #define VKI_CPU_REPACK_H
@@ -54,17 +56,22 @@
  * cpu_kernels.gemv_r16). */
 static inline bool r16_type_ok(vki_type t)
 {
-    return t == VKI_TYPE_Q4_0 || t == VKI_TYPE_Q8_0 || t == VKI_TYPE_Q4_K || t == VKI_TYPE_F32;
+    return t == VKI_TYPE_Q4_0 || t == VKI_TYPE_Q8_0 || t == VKI_TYPE_Q4_K || t == VKI_TYPE_F32 || t == VKI_TYPE_F16;
 }
+/* F32 and F16: one element a column, [k][16] values of the type. */
+static inline bool r16_float(vki_type t) { return t == VKI_TYPE_F32 || t == VKI_TYPE_F16; }
 /* Elements per block column. */
-static inline int64_t r16_block_size(vki_type t) { return t == VKI_TYPE_F32 ? 1 : t == VKI_TYPE_Q4_K ? 256 : 32; }
+static inline int64_t r16_block_size(vki_type t) { return r16_float(t) ? 1 : t == VKI_TYPE_Q4_K ? 256 : 32; }
 /* Code bytes of one block column of a group (Q4_0 / Q8_0). */
 static inline size_t r16_block_codes(vki_type t) { return t == VKI_TYPE_Q4_0 ? 256 : 512; }
 /* Block columns per unit, and a unit's bytes. */
-static inline int64_t r16_unit_blocks(vki_type t) { return t == VKI_TYPE_Q4_K || t == VKI_TYPE_F32 ? 1 : 2; }
+static inline int64_t r16_unit_blocks(vki_type t) { return t == VKI_TYPE_Q4_K || r16_float(t) ? 1 : 2; }
 static inline size_t r16_unit_bytes(vki_type t)
 {
-    return t == VKI_TYPE_F32 ? R16_ROWS * sizeof(float) : t == VKI_TYPE_Q4_K ? R16_Q4K_UNIT : 2 * r16_block_codes(t) + 64;
+    return t == VKI_TYPE_F32   ? R16_ROWS * 4
+         : t == VKI_TYPE_F16   ? R16_ROWS * 2
+         : t == VKI_TYPE_Q4_K ? R16_Q4K_UNIT
+                               : 2 * r16_block_codes(t) + 64;
 }
 /* Bytes of one 16-row group of k elements a row. */
 static inline size_t r16_group_bytes(vki_type t, int64_t k)

@@ -1,6 +1,6 @@
 /*
  * repack_avx2.c: AVX2 mat-vecs over the R16 layout (repack.h) for Q4_0,
- * Q4_K and F32, the decode path of those repacked weights on CPUs without AVX-512.
+ * Q4_K, F32 and F16, the decode path of those repacked weights on CPUs without AVX-512.
  * The row-major AVX2 kernels were compute-bound far below memory speed
  * (2048 x 1024, one thread, from cache: Q4_0 10 GB/s, Q4_K 5 GB/s, against
  * 52 and 41 for the AVX-512 R16 kernels). A 64-byte R16 chunk is two
@@ -176,23 +176,33 @@ INLINE void r16_q4_K_half(const int C, int64_t nb, const uint8_t *w, const r16_x
 R16_ENTRIES(q4_0, r16_x, 32, r16_layout_x(x, k / 32, 8, scratch))
 R16_ENTRIES(q4_K, r16_xk, 256, r16_layout_xk(x, k / 256, scratch))
 
-/* ===== F32 ================================================================
- * A group is [k][16] floats: per element, two loads cover the 16 rows and
- * one broadcast of the activation feeds both fmas, four columns at a time
- * (8 accumulators), no horizontal sums. One column alone splits k into
- * even and odd elements so four fma chains hide the latency. */
+/* ===== F32 and F16 ========================================================
+ * A group is [k][16] values: per element, two loads (F16: widened by
+ * vcvtph2ps) cover the 16 rows and one broadcast of the activation feeds
+ * both fmas, four columns at a time (8 accumulators), no horizontal sums.
+ * One column alone splits k into even and odd elements so four fma chains
+ * hide the latency. */
 
-#define R16_F32_COLS 4
+#define R16_F_COLS 4
 
-INLINE void r16_f32_cols(int64_t k, const float *g, const float *const *x, int C, float *d, size_t ds, int nr)
+/* Rows 8h .. 8h + 7 of element i of a group. */
+INLINE __m256 r16_ld(const void *g, int64_t i, int h, const bool F16)
 {
-    __m256 a0[R16_F32_COLS], a1[R16_F32_COLS];
-    for (int c = 0; c < R16_F32_COLS; c++) a0[c] = a1[c] = _mm256_setzero_ps();
-    for (int64_t i = 0; i < k; i++, g += R16_ROWS) {
-        _mm_prefetch((const char *)g + R16_PF_BYTES, _MM_HINT_T0);
-        __m256 w0 = _mm256_loadu_ps(g), w1 = _mm256_loadu_ps(g + 8);
+    if (F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)g + i * R16_ROWS + 8 * h)));
+    return _mm256_loadu_ps((const float *)g + i * R16_ROWS + 8 * h);
+}
+
+INLINE void r16_fl_cols(int64_t k, const void *g, const float *const *x, int C, float *d, size_t ds, int nr,
+                        const bool F16)
+{
+    const size_t es = F16 ? 2 : 4;
+    __m256 a0[R16_F_COLS], a1[R16_F_COLS];
+    for (int c = 0; c < R16_F_COLS; c++) a0[c] = a1[c] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < k; i++) {
+        if ((i & (F16 ? 3 : 1)) == 0) _mm_prefetch((const char *)g + (size_t)i * R16_ROWS * es + R16_PF_BYTES, _MM_HINT_T0);
+        __m256 w0 = r16_ld(g, i, 0, F16), w1 = r16_ld(g, i, 1, F16);
 #pragma GCC unroll 4
-        for (int c = 0; c < R16_F32_COLS; c++) {
+        for (int c = 0; c < R16_F_COLS; c++) {
             if (c >= C) break;
             __m256 xb = _mm256_broadcast_ss(x[c] + i);
             a0[c] = _mm256_fmadd_ps(w0, xb, a0[c]);
@@ -205,54 +215,89 @@ INLINE void r16_f32_cols(int64_t k, const float *g, const float *const *x, int C
     }
 }
 
-INLINE void r16_f32_one(int64_t k, const float *g, const float *x, float *d, int nr)
+INLINE void r16_fl_one(int64_t k, const void *g, const float *x, float *d, int nr, const bool F16)
 {
+    const size_t es = F16 ? 2 : 4;
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
     int64_t i = 0;
-    for (; i + 2 <= k; i += 2, g += 2 * R16_ROWS) {
-        _mm_prefetch((const char *)g + R16_PF_BYTES, _MM_HINT_T0);
-        _mm_prefetch((const char *)g + R16_PF_BYTES + 64, _MM_HINT_T0);
+    for (; i + 2 <= k; i += 2) {
+        const char *pf = (const char *)g + (size_t)i * R16_ROWS * es + R16_PF_BYTES;
+        _mm_prefetch(pf, _MM_HINT_T0);
+        if (!F16) _mm_prefetch(pf + 64, _MM_HINT_T0);
         __m256 x0 = _mm256_broadcast_ss(x + i), x1 = _mm256_broadcast_ss(x + i + 1);
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(g), x0, a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(g + 8), x0, a1);
-        b0 = _mm256_fmadd_ps(_mm256_loadu_ps(g + 16), x1, b0);
-        b1 = _mm256_fmadd_ps(_mm256_loadu_ps(g + 24), x1, b1);
+        a0 = _mm256_fmadd_ps(r16_ld(g, i, 0, F16), x0, a0);
+        a1 = _mm256_fmadd_ps(r16_ld(g, i, 1, F16), x0, a1);
+        b0 = _mm256_fmadd_ps(r16_ld(g, i + 1, 0, F16), x1, b0);
+        b1 = _mm256_fmadd_ps(r16_ld(g, i + 1, 1, F16), x1, b1);
     }
     if (i < k) {
         __m256 x0 = _mm256_broadcast_ss(x + i);
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(g), x0, a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(g + 8), x0, a1);
+        a0 = _mm256_fmadd_ps(r16_ld(g, i, 0, F16), x0, a0);
+        a1 = _mm256_fmadd_ps(r16_ld(g, i, 1, F16), x0, a1);
     }
     store_half(_mm256_add_ps(a0, b0), d, 0, nr);
     store_half(_mm256_add_ps(a1, b1), d, 1, nr);
 }
 
-static void gemvn_r16_f32(int64_t k, const void *w, size_t ws, int64_t nrows, const void *xv, size_t xs, int ncols,
-                          float *d, size_t ds, void *scratch)
+INLINE void r16_fl_rows(int64_t k, const void *w, size_t ws, int64_t nrows, const void *xv, size_t xs, int ncols,
+                        float *d, size_t ds, const bool F16)
 {
-    (void)scratch;
     for (int64_t r = 0; r < nrows; r += R16_ROWS) {
-        const float *g = (const float *)((const uint8_t *)w + (size_t)(r / R16_ROWS) * ws);
+        const void *g = (const uint8_t *)w + (size_t)(r / R16_ROWS) * ws;
         int nr = (int)(nrows - r < R16_ROWS ? nrows - r : R16_ROWS);
-        for (int c0 = 0; c0 < ncols; c0 += R16_F32_COLS) {
-            const float *x[R16_F32_COLS];
-            int C = ncols - c0 < R16_F32_COLS ? ncols - c0 : R16_F32_COLS;
+        for (int c0 = 0; c0 < ncols; c0 += R16_F_COLS) {
+            const float *x[R16_F_COLS];
+            int C = ncols - c0 < R16_F_COLS ? ncols - c0 : R16_F_COLS;
             for (int c = 0; c < C; c++) x[c] = (const float *)((const uint8_t *)xv + (size_t)(c0 + c) * xs);
-            if (C == 1) r16_f32_one(k, g, x[0], d + (size_t)c0 * ds + r, nr);
-            else r16_f32_cols(k, g, x, C, d + (size_t)c0 * ds + r, ds, nr);
+            if (C == 1) r16_fl_one(k, g, x[0], d + (size_t)c0 * ds + r, nr, F16);
+            else r16_fl_cols(k, g, x, C, d + (size_t)c0 * ds + r, ds, nr, F16);
         }
     }
 }
 
+static void gemvn_r16_f32(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, size_t xs, int ncols,
+                          float *d, size_t ds, void *scratch)
+{
+    (void)scratch;
+    r16_fl_rows(k, w, ws, nrows, x, xs, ncols, d, ds, false);
+}
+
 static void gemv_r16_f32(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, float *d, void *scratch)
 {
-    gemvn_r16_f32(k, w, ws, nrows, x, 0, 1, d, 0, scratch);
+    (void)scratch;
+    r16_fl_rows(k, w, ws, nrows, x, 0, 1, d, 0, false);
+}
+
+static void gemvn_r16_f16(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, size_t xs, int ncols,
+                          float *d, size_t ds, void *scratch)
+{
+    (void)scratch;
+    r16_fl_rows(k, w, ws, nrows, x, xs, ncols, d, ds, true);
+}
+
+static void gemv_r16_f16(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, float *d, void *scratch)
+{
+    (void)scratch;
+    r16_fl_rows(k, w, ws, nrows, x, 0, 1, d, 0, true);
+}
+
+/* An F16 group widened to the packed mat-mat's [k][16] f32 panel: one
+ * contiguous pass. */
+static void mm_panel_r16(vki_type t, int64_t k, const void *group, float *dst)
+{
+    const uint16_t *h = group;
+    (void)t;
+    for (int64_t i = 0; i < k * R16_ROWS; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
 }
 
 void cpu_kernels_init_repack_avx2(cpu_kernels *k)
 {
     k->gemv_r16[VKI_TYPE_F32] = gemv_r16_f32;
     k->gemvn_r16[VKI_TYPE_F32] = gemvn_r16_f32;
+    k->gemv_r16[VKI_TYPE_F16] = gemv_r16_f16;
+    k->gemvn_r16[VKI_TYPE_F16] = gemvn_r16_f16;
+    k->mm_panel_r16 = mm_panel_r16;
     k->gemv_r16[VKI_TYPE_Q4_0] = gemv_r16_q4_0;
     k->gemvn_r16[VKI_TYPE_Q4_0] = gemvn_r16_q4_0;
     k->gemv_r16[VKI_TYPE_Q4_K] = gemv_r16_q4_K;

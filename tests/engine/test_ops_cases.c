@@ -208,11 +208,11 @@ static void cases_matmul(void)
     /* Repacked CPU weights (16-row groups): row counts around the group
      * (15, 16, 17, 48), one block (k = 32), k past 4096, and 9..15 rows
      * (the R16 mat-vec in two column batches). */
-    static const vki_type r16_types[] = {VKI_TYPE_Q8_0, VKI_TYPE_Q4_0, VKI_TYPE_Q4_K, VKI_TYPE_F32};
+    static const vki_type r16_types[] = {VKI_TYPE_Q8_0, VKI_TYPE_Q4_0, VKI_TYPE_Q4_K, VKI_TYPE_F32, VKI_TYPE_F16};
     for (size_t ti = 0; ti < VKI_COUNT(r16_types); ti++) {
         vki_type t = r16_types[ti];
         int64_t bs = vki_type_get(t)->block_size;
-        /* F32 (bs 1): odd k, and 16+ rows, where prompts read the groups in place */
+        /* F32 / F16 (bs 1): odd k, and 16+ rows, where prompts read the groups as panels */
         int64_t shapes[][3] = {{bs == 1 ? 7 : bs, 15, 1}, {2 * bs, 16, 2}, {4096 + bs, 17, 1}, {3 * bs, 48, 5},
                                {bs == 1 ? 101 : 5 * bs, 33, 12}, {bs == 1 ? 99 : 3 * bs, 40, 23}};
         for (size_t sh = 0; sh < VKI_COUNT(shapes); sh++) {
