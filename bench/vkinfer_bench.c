@@ -317,8 +317,8 @@ static void print_results(const result *rs, int n, const char *fmt, double membw
     }
     printf("\nbuild %s", VKI_GIT_COMMIT);
     if (membw > 0)
-        printf("; triad bandwidth %.1f GB/s (read-only %.1f GB/s); bound = triad bandwidth / weight bytes read per token",
-               membw, g_read_gbs);
+        printf("; triad bandwidth %.1f GB/s (read-only %.1f GB/s); "
+               "bound = triad bandwidth / weight bytes read per token", membw, g_read_gbs);
     printf("; loading, tokenization and sampling excluded\n");
 }
 

@@ -156,7 +156,10 @@ static void mm_run(cpu_ctx *c, cpu_task_fn pack_x, cpu_task_fn work, void *task,
  * embedding). */
 static void mm_tile_act(const cpu_kernels *kn, int act, float *d, size_t ds, int nc, int nrows)
 {
-    for (int c = 0; c < nc; c++) kn->gelu_f32(nrows, d + (size_t)c * ds, d + (size_t)c * ds, NULL, act == BK_ACT_GELU_TANH);
+    for (int c = 0; c < nc; c++) {
+        float *row = d + (size_t)c * ds;
+        kn->gelu_f32(nrows, row, row, NULL, act == BK_ACT_GELU_TANH);
+    }
 }
 
 /* ===== MATMUL, packed path ===============================================
@@ -292,7 +295,8 @@ static vki_status op_matmul_packed(cpu_ctx *c, const bk_op *op)
 
     VKI_ASSERT(kn->mm_nr <= 64);
     t.x_rows = kn->mm_kernel_rows != NULL;
-    size_t x_bytes = t.x_rows ? 0 : (size_t)vki_align_up((uint64_t)t.n_groups * (uint64_t)kn->mm_nr * (uint64_t)t.k * 4, 64);
+    size_t x_bytes =
+        t.x_rows ? 0 : (size_t)vki_align_up((uint64_t)t.n_groups * (uint64_t)kn->mm_nr * (uint64_t)t.k * 4, 64);
     size_t w_bytes = (size_t)vki_align_up((uint64_t)nth * MMP_PANELS * (uint64_t)kn->mm_mr * (uint64_t)t.k * 4, 64);
     size_t r_bytes = (size_t)vki_align_up((uint64_t)nth * (uint64_t)t.k * 4, 64);
     size_t d_bytes = mm_out_bytes(d, t.n, t.m);

@@ -199,7 +199,9 @@ INLINE void r16_fl_cols(int64_t k, const void *g, const float *const *x, int C, 
     __m256 a0[R16_F_COLS], a1[R16_F_COLS];
     for (int c = 0; c < R16_F_COLS; c++) a0[c] = a1[c] = _mm256_setzero_ps();
     for (int64_t i = 0; i < k; i++) {
-        if ((i & (F16 ? 3 : 1)) == 0) _mm_prefetch((const char *)g + (size_t)i * R16_ROWS * es + R16_PF_BYTES, _MM_HINT_T0);
+        /* one prefetch a 64-byte line: an F32 element column is one, an F16 one half */
+        if ((i & (F16 ? 1 : 0)) == 0)
+            _mm_prefetch((const char *)g + (size_t)i * R16_ROWS * es + R16_PF_BYTES, _MM_HINT_T0);
         __m256 w0 = r16_ld(g, i, 0, F16), w1 = r16_ld(g, i, 1, F16);
 #pragma GCC unroll 4
         for (int c = 0; c < R16_F_COLS; c++) {

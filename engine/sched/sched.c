@@ -273,6 +273,7 @@ static void install(sched_model *m, vki_model *md, bool on_gpu, double load_ms)
     m->state = on_gpu ? SCHED_RESIDENT_GPU : SCHED_RESIDENT_CPU;
     m->started = true;
     m->error[0] = '\0';
+    m->swap_installing = false;
     pthread_cond_broadcast(&m->state_cv);
     pthread_mutex_unlock(&m->mu);
     sched_notify(m);
@@ -645,7 +646,7 @@ static void fill_info(const sched_model *m, sched_model_info *out)
     out->state = m->state;
     memcpy(out->error, m->error, sizeof out->error);
     out->can_queue = m->can_queue;
-    out->reloading = m->swap != SCHED_SWAP_NONE;
+    out->reloading = m->swap != SCHED_SWAP_NONE || m->swap_installing;
     out->removing = atomic_load(&m->removing);
     out->removed = m->removed;
     out->generation = (uint64_t)m->n_retired;

@@ -172,6 +172,10 @@ struct sched_model {
     sched_swap_state  swap;
     pthread_t         swap_thread;
     bool              swap_started;
+    bool              swap_installing; /* a ready swap applied, its model not yet
+                                          installed: still reloading (install
+                                          clears error, which a second reload's
+                                          failure must not lose)               */
     char             *swap_path;
     vki_model_file   *swap_file;
     vki_tokenizer    *swap_tok;

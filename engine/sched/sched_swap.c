@@ -109,7 +109,7 @@ vki_status sched_reload_model(scheduler *s, int32_t i, const char *path)
     } else if (m->state == SCHED_FAILED || !m->can_queue) {
         st = vki_fail(VKI_ERR_UNSUPPORTED, "model '%s' is %s", m->id,
                       m->state == SCHED_FAILED ? "failed" : "still being opened");
-    } else if (m->swap != SCHED_SWAP_NONE) {
+    } else if (m->swap != SCHED_SWAP_NONE || m->swap_installing) {
         st = vki_fail(VKI_ERR_INVALID_ARGUMENT, "a reload of model '%s' is in progress", m->id);
     } else {
         /* The slot for what the switch replaces, taken now so the switch cannot fail. */
@@ -156,6 +156,7 @@ bool sched_swap_apply(sched_model *m, vki_model **md, bool *on_gpu, double *load
     m->swap_tok = NULL;
     m->swap_md = NULL;
     m->swap = SCHED_SWAP_NONE;
+    m->swap_installing = ready;
     /* with the switch: no vector of the old file is answered for the new one */
     sched_ecache_new_generation(m);
     /* counted with the switch, so whoever sees `reloading` end sees the swap */

@@ -237,8 +237,9 @@ static void cases_matmul(void)
         for (size_t sh = 0; sh < VKI_COUNT(shapes); sh++) {
             int64_t m = shapes[sh][0], n = shapes[sh][1];
             int act = (sh + ti) % 2 ? BK_ACT_GELU_TANH : BK_ACT_GELU;
+            const char *an = act == BK_ACT_GELU ? "gelu" : "gelu_tanh";
             test_case *c = add_case(BK_OP_MATMUL, matmul_nmse(t), "w=%s,k=%lld,m=%lld,n=%lld,bias,%s", tr->name,
-                                    (long long)k, (long long)m, (long long)n, act == BK_ACT_GELU ? "gelu" : "gelu_tanh");
+                                    (long long)k, (long long)m, (long long)n, an);
             set_src(c, 0, tt_make(t, k, m, 1, 1, 0, 0));
             set_src(c, 1, tt_make(VKI_TYPE_F32, k, n, 1, 1, 0, 0));
             set_src(c, 2, tt_vec(VKI_TYPE_F32, m));
