@@ -269,13 +269,12 @@ static void fmt_params(double p, char *out, size_t n)
     else snprintf(out, n, "%.2f K", p / 1e3);
 }
 
-static double g_read_gbs; /* --membw's read-only rate, for the footers */
-
-static void print_results(const result *rs, int n, const char *fmt, double membw)
+/* membw: --membw's triad rate (0: not measured), read_gbs its read-only one. */
+static void print_results(const result *rs, int n, const char *fmt, double membw, double read_gbs)
 {
     if (!strcmp(fmt, "json")) {
         printf("{\"build_commit\":\"%s\",\"membw_gbs\":%.2f,\"read_gbs\":%.2f,\"results\":[", VKI_GIT_COMMIT, membw,
-               g_read_gbs);
+               read_gbs);
         for (int i = 0; i < n; i++) {
             const result *r = &rs[i];
             printf("%s{\"model\":\"%s\",\"size_bytes\":%.0f,\"params\":%.0f,\"type\":\"%s\",\"backend\":\"%s\","
@@ -318,7 +317,7 @@ static void print_results(const result *rs, int n, const char *fmt, double membw
     printf("\nbuild %s", VKI_GIT_COMMIT);
     if (membw > 0)
         printf("; triad bandwidth %.1f GB/s (read-only %.1f GB/s); "
-               "bound = triad bandwidth / weight bytes read per token", membw, g_read_gbs);
+               "bound = triad bandwidth / weight bytes read per token", membw, read_gbs);
     printf("; loading, tokenization and sampling excluded\n");
 }
 
@@ -380,10 +379,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "vkinfer-bench: bad option value\n%s", usage);
         return 1;
     }
-    double membw = 0;
+    double membw = 0, read_gbs = 0;
     if (membw_on) {
         fprintf(stderr, "measuring memory bandwidth...\n");
-        membw = measure_membw(threads ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN), &g_read_gbs);
+        membw = measure_membw(threads ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN), &read_gbs);
     }
     if (!n_models && !membw_on) {
         fputs(usage, stderr);
@@ -455,6 +454,6 @@ int main(int argc, char **argv)
         vki_file_close(f);
     }
     if (membw_on && !n_models) printf("triad bandwidth: %.1f GB/s (%d threads)\n", membw, threads ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN));
-    else print_results(rs, n_rs, fmt, membw);
+    else print_results(rs, n_rs, fmt, membw, read_gbs);
     return rc;
 }

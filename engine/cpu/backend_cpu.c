@@ -102,12 +102,14 @@ static vki_status cpu_tensor_get(bk_backend *be, const bk_tensor *t, void *dst, 
     return VKI_OK;
 }
 
-/* Scratch shared by one op's threads; grows, never shrinks. */
+/* Scratch shared by one op's threads; grows, never shrinks. NULL only when
+ * out of memory: a request of 0 bytes (an op whose parts all run in place)
+ * still gets a block, since callers lay their parts out from the base. */
 void *cpu_scratch_get(cpu_ctx *c, size_t size)
 {
-    if (size > c->scratch_size) {
+    if (size > c->scratch_size || !c->scratch) {
         void *p = NULL;
-        size_t want = (size_t)vki_align_up(size + size / 4, 64);
+        size_t want = (size_t)vki_align_up(VKI_MAX(size + size / 4, 64), 64);
         if (posix_memalign(&p, 64, want) != 0) return NULL;
         free(c->scratch);
         c->scratch = p;

@@ -162,7 +162,7 @@ typedef struct cpu_kernels {
                        float *d, size_t ds);
     /* (optional) one R16 group of an F16 weight (repack.h) widened to a
      * [k][mm_mr] f32 panel (mm_mr == 16); F32 groups are panels as they are. */
-    void  (*mm_panel_r16)(vki_type t, int64_t k, const void *group, float *dst);
+    void  (*mm_panel_r16)(int64_t k, const void *group, float *dst);
     /* (optional) mm_kernel on the group's nc <= mm_nr f32 rows where they
      * are (xr[c], k floats each): the activations are already f32, so
      * packing them only copied them (4% of a BERT embedding). */

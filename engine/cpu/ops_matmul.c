@@ -249,7 +249,7 @@ static void mmp_work(void *arg, int ith, int nth)
                 if (t->wtype == VKI_TYPE_F32) {
                     pan[np] = (const float *)grp;
                 } else {
-                    kn->mm_panel_r16(t->wtype, k, grp, wp + (size_t)(np * mr * k));
+                    kn->mm_panel_r16(k, grp, wp + (size_t)(np * mr * k));
                     pan[np] = wp + (size_t)(np * mr * k);
                 }
                 continue;
@@ -309,9 +309,7 @@ static vki_status op_matmul_packed(cpu_ctx *c, const bk_op *op)
         p_bytes = r_bytes = 0;
         if (w->type == VKI_TYPE_F32) w_bytes = 0;
     }
-    /* + 64: an R16 F32 weight against rows read in place needs none, and
-     * scratch that was never grown is NULL */
-    uint8_t *s = cpu_scratch_get(c, x_bytes + w_bytes + r_bytes + d_bytes + p_bytes + 64);
+    uint8_t *s = cpu_scratch_get(c, x_bytes + w_bytes + r_bytes + d_bytes + p_bytes);
     if (!s)
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "MATMUL: no memory for %zu bytes of packing scratch",
                         x_bytes + w_bytes + r_bytes + d_bytes + p_bytes);
@@ -542,7 +540,7 @@ vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op, bool *act_done)
     size_t gv_stride = (size_t)vki_align_up(CPU_GEMV_SCRATCH(t.k) * (gemvn ? (size_t)gv_cols : 1), 64);
     if (gemv || gemvn) w_bytes = (size_t)c->n_threads * gv_stride;
     size_t p_bytes = gemv || gemvn ? 0 : plain_bytes(c, w, MM_RB);
-    uint8_t *s = cpu_scratch_get(c, x_bytes + d_bytes + w_bytes + p_bytes + 64);
+    uint8_t *s = cpu_scratch_get(c, x_bytes + d_bytes + w_bytes + p_bytes);
     if (!s)
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "MATMUL: no memory for %zu bytes of scratch",
                         x_bytes + d_bytes + w_bytes + p_bytes);

@@ -257,38 +257,30 @@ INLINE void r16_fl_rows(int64_t k, const void *w, size_t ws, int64_t nrows, cons
     }
 }
 
-static void gemvn_r16_f32(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, size_t xs, int ncols,
-                          float *d, size_t ds, void *scratch)
-{
-    (void)scratch;
-    r16_fl_rows(k, w, ws, nrows, x, xs, ncols, d, ds, false);
-}
+/* The gemv / gemvn entry points of a float type (no activation layout:
+ * the rows are read as they are). */
+#define R16_FL_ENTRIES(WT, F16)                                                                             \
+    static void gemvn_r16_##WT(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, size_t xs, \
+                               int ncols, float *d, size_t ds, void *scratch)                              \
+    {                                                                                                      \
+        (void)scratch;                                                                                     \
+        r16_fl_rows(k, w, ws, nrows, x, xs, ncols, d, ds, F16);                                            \
+    }                                                                                                      \
+    static void gemv_r16_##WT(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, float *d,  \
+                              void *scratch)                                                               \
+    {                                                                                                      \
+        (void)scratch;                                                                                     \
+        r16_fl_rows(k, w, ws, nrows, x, 0, 1, d, 0, F16);                                                  \
+    }
 
-static void gemv_r16_f32(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, float *d, void *scratch)
-{
-    (void)scratch;
-    r16_fl_rows(k, w, ws, nrows, x, 0, 1, d, 0, false);
-}
-
-static void gemvn_r16_f16(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, size_t xs, int ncols,
-                          float *d, size_t ds, void *scratch)
-{
-    (void)scratch;
-    r16_fl_rows(k, w, ws, nrows, x, xs, ncols, d, ds, true);
-}
-
-static void gemv_r16_f16(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, float *d, void *scratch)
-{
-    (void)scratch;
-    r16_fl_rows(k, w, ws, nrows, x, 0, 1, d, 0, true);
-}
+R16_FL_ENTRIES(f32, false)
+R16_FL_ENTRIES(f16, true)
 
 /* An F16 group widened to the packed mat-mat's [k][16] f32 panel: one
  * contiguous pass. */
-static void mm_panel_r16(vki_type t, int64_t k, const void *group, float *dst)
+static void mm_panel_r16(int64_t k, const void *group, float *dst)
 {
     const uint16_t *h = group;
-    (void)t;
     for (int64_t i = 0; i < k * R16_ROWS; i += 8)
         _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
 }
