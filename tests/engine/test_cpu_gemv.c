@@ -29,7 +29,10 @@ typedef struct inputs {
     uint8_t *w, *x;   /* weights in type t; activations prepared for t's gemm */
 } inputs;
 
-static void make_inputs(inputs *in, vki_type t, int64_t k, int64_t rows, int64_t cols, uint64_t *seed)
+/* extreme: every weight and activation +-1 with the signs matching, so
+ * every code is at its largest magnitude and every product positive: the
+ * int16 partial sums of the maddubs kernels reach their worst case. */
+static void make_inputs_x(inputs *in, vki_type t, int64_t k, int64_t rows, int64_t cols, uint64_t *seed, bool extreme)
 {
     cpu_act act = cpu_act_for(t);
     in->k = k, in->rows = rows, in->cols = cols;
@@ -43,6 +46,10 @@ static void make_inputs(inputs *in, vki_type t, int64_t k, int64_t rows, int64_t
     VKI_ASSERT(in->wf && in->xf && in->w && in->x);
     for (int64_t i = 0; i < rows * k; i++) in->wf[i] = test_rand_f32(seed, -1.0f, 1.0f);
     for (int64_t i = 0; i < cols * k; i++) in->xf[i] = test_rand_f32(seed, -1.0f, 1.0f);
+    if (extreme) {
+        for (int64_t i = 0; i < rows * k; i++) in->wf[i] = (i % k) % 3 ? 1.0f : -1.0f;
+        for (int64_t i = 0; i < cols * k; i++) in->xf[i] = (i % k) % 3 ? 1.0f : -1.0f;
+    }
     for (int64_t r = 0; r < rows; r++) {
         bool ok = t == VKI_TYPE_F32 ? (memcpy(in->w + r * in->ws, in->wf + r * k, in->ws), true)
                                     : vki_quantize_row(t, in->wf + r * k, in->w + r * in->ws, k);
@@ -54,6 +61,11 @@ static void make_inputs(inputs *in, vki_type t, int64_t k, int64_t rows, int64_t
         else if (act == CPU_ACT_Q8_K) cpu_quantize_q8_K(in->xf + c * k, in->x + c * in->xs, k);
         else memcpy(in->x + c * in->xs, in->xf + c * k, in->xs);
     }
+}
+
+static void make_inputs(inputs *in, vki_type t, int64_t k, int64_t rows, int64_t cols, uint64_t *seed)
+{
+    make_inputs_x(in, t, k, rows, cols, seed, false);
 }
 
 static void free_inputs(inputs *in)
@@ -95,10 +107,10 @@ static void check_gemv(const cpu_kernels *ref, const cpu_kernels *fast, vki_type
  * (ncols columns) agree with the scalar gemm on the plain rows as closely
  * as the plain kernels must, writing nothing past the last row. */
 static void check_r16(const cpu_kernels *ref, const cpu_kernels *fast, vki_type t, int64_t k, int64_t rows, int ncols,
-                      uint64_t *seed)
+                      uint64_t *seed, bool extreme)
 {
     inputs in;
-    make_inputs(&in, t, k, rows, ncols, seed);
+    make_inputs_x(&in, t, k, rows, ncols, seed, extreme);
     size_t ds = (size_t)rows + 3;
     uint8_t *packed = NULL, *back = malloc(in.ws * (size_t)rows);
     float *want = malloc((size_t)ncols * ds * sizeof(float)), *got = malloc((size_t)ncols * ds * sizeof(float));
@@ -419,7 +431,8 @@ int main(void)
             for (size_t i = 0; i < VKI_COUNT(ks); i++)
                 for (size_t j = 0; j < VKI_COUNT(rows); j++)
                     for (int nc = 1; nc <= CPU_GEMVN_MAX; nc += (ks[i] > 4096 ? 7 : 1))
-                        check_r16(ref, fast, t, ks[i], rows[j], nc, &seed);
+                        check_r16(ref, fast, t, ks[i], rows[j], nc, &seed, false);
+            for (int nc = 1; nc <= 2; nc++) check_r16(ref, fast, t, 4096 + bs, 17, nc, &seed, true);
             n_r16++;
         }
         int n_mq = 0;
