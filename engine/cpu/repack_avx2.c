@@ -51,7 +51,7 @@ INLINE void store_half(const __m256 acc, float *d, int h, int nr)
 }
 
 INLINE void r16_q4_0_half(const int C, int64_t nb, const uint8_t *w, const r16_x *x, float *d, size_t ds, int nr,
-                          const int h)
+                          const int h, const uint8_t *nx)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
     __m256 acc[R16_AVX2_COLS];
@@ -60,6 +60,8 @@ INLINE void r16_q4_0_half(const int C, int64_t nb, const uint8_t *w, const r16_x
         const uint8_t *u = w + (size_t)(b0 / 2) * 576;
         if (h == 0)
             for (int o = 0; o < 576; o += 64) _mm_prefetch((const char *)u + R16_PF_BYTES + o, _MM_HINT_T0);
+        else if (nx)
+            for (int o = 0; o < 576; o += 64) _mm_prefetch((const char *)nx + (u - w) + o, _MM_HINT_T0);
 #pragma GCC unroll 2
         for (int e = 0; e < 2; e++) {
             const int64_t b = b0 + e;
@@ -90,7 +92,7 @@ INLINE void r16_q4_0_half(const int C, int64_t nb, const uint8_t *w, const r16_x
  * both int16 halves; the mins against the activation's sub-block sums in
  * four more vpmaddwd. */
 INLINE void r16_q4_K_half(const int C, int64_t nb, const uint8_t *w, const r16_xk *x, float *d, size_t ds, int nr,
-                          const int h)
+                          const int h, const uint8_t *nx)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m256 acc[R16_AVX2_COLS];
@@ -99,6 +101,8 @@ INLINE void r16_q4_K_half(const int C, int64_t nb, const uint8_t *w, const r16_x
         const uint8_t *u = w + (size_t)b * R16_Q4K_UNIT;
         if (h == 0)
             for (int o = 0; o < R16_Q4K_UNIT; o += 64) _mm_prefetch((const char *)u + R16_PF_BYTES + o, _MM_HINT_T0);
+        else if (nx)
+            for (int o = 0; o < R16_Q4K_UNIT; o += 64) _mm_prefetch((const char *)nx + (u - w) + o, _MM_HINT_T0);
         __m256i isum[R16_AVX2_COLS], summ[R16_AVX2_COLS];
         for (int c = 0; c < C; c++) isum[c] = summ[c] = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
@@ -140,7 +144,11 @@ INLINE void r16_q4_K_half(const int C, int64_t nb, const uint8_t *w, const r16_x
 
 /* Every group against ncols activation rows, two columns and one half at
  * a time; the second half and later columns read the group from L1/L2
- * (a group is tens of KB), so memory sees each weight once. */
+ * (a group is tens of KB), so memory sees each weight once. That pass
+ * asks nothing of memory itself, so the last one over a group prefetches
+ * the next group (nx): the stream no longer pauses for half of each
+ * group's compute. 1.1B Q4_0 decode, six alternating runs: median 35.1
+ * tok/s against 31.4 without; Q4_K unchanged (30.3 against 30.2). */
 #define R16_ENTRIES(WT, XT, BS, LAYOUT)                                                                     \
     static void r16_rows_##WT(int64_t nb, const uint8_t *w, size_t ws, int64_t nrows, const XT *x, int ncols, \
                               float *d, size_t ds)                                                         \
@@ -150,9 +158,11 @@ INLINE void r16_q4_K_half(const int C, int64_t nb, const uint8_t *w, const r16_x
             int nr = (int)(nrows - r < R16_ROWS ? nrows - r : R16_ROWS);                                   \
             for (int c0 = 0; c0 < ncols; c0 += R16_AVX2_COLS) {                                            \
                 float *dc = d + (size_t)c0 * ds + r;                                                       \
+                /* the last pass over a group streams in the next one */                                \
+                const uint8_t *nx = c0 + R16_AVX2_COLS >= ncols && r + R16_ROWS < nrows ? g + ws : NULL;   \
                 for (int h = 0; h < (nr > 8 ? 2 : 1); h++) {                                               \
-                    if (ncols - c0 >= 2) r16_##WT##_half(2, nb, g, x + c0, dc, ds, nr, h);                 \
-                    else r16_##WT##_half(1, nb, g, x + c0, dc, ds, nr, h);                                 \
+                    if (ncols - c0 >= 2) r16_##WT##_half(2, nb, g, x + c0, dc, ds, nr, h, nx);             \
+                    else r16_##WT##_half(1, nb, g, x + c0, dc, ds, nr, h, nx);                             \
                 }                                                                                          \
             }                                                                                              \
         }                                                                                                  \
