@@ -87,6 +87,52 @@ INLINE void r16_q4_0_half(const int C, int64_t nb, const uint8_t *w, const r16_x
     for (int c = 0; c < C; c++) store_half(acc[c], d + (size_t)c * ds, h, nr);
 }
 
+/* One activation column (decode of one sequence), both halves of every
+ * chunk in one pass: a chunk's two broadcasts and its block's scales serve
+ * all 16 rows, and the group streams once, with no second pass that asks
+ * nothing of memory. Two columns would spill, so they keep the half
+ * passes. Against those (with the next-group prefetch), alternating runs:
+ * 1.1B Q4_0 decode median 34.2 tok/s against 30.4, 40M 7-13% faster. */
+INLINE void r16_q4_0_one(int64_t nb, const uint8_t *w, const r16_x *x, float *d, int nr)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (int64_t b0 = 0; b0 < nb; b0 += 2) {
+        const uint8_t *u = w + (size_t)(b0 / 2) * 576;
+        for (int o = 0; o < 576; o += 64) _mm_prefetch((const char *)u + R16_PF_BYTES + o, _MM_HINT_T0);
+#pragma GCC unroll 2
+        for (int e = 0; e < 2; e++) {
+            const int64_t b = b0 + e;
+            __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++) {
+                const int8_t *xq = x->q + b * 32 + 4 * q;
+                const __m256i xa = bcast4(xq), xb = bcast4(xq + 16);
+                __m256i v0 = _mm256_load_si256((const __m256i *)(u + e * 256 + q * 64));
+                __m256i v1 = _mm256_load_si256((const __m256i *)(u + e * 256 + q * 64 + 32));
+                s0 = _mm256_add_epi16(s0, _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(v0, m4), xa),
+                     _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v0, 4), m4), xb)));
+                s1 = _mm256_add_epi16(s1, _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(v1, m4), xa),
+                     _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v1, 4), m4), xb)));
+            }
+            const __m256i o = _mm256_set1_epi32(x->o[b]);
+            const __m256 dx = _mm256_set1_ps(x->d[b]);
+            const __m256 dw0 = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(u + 512 + 32 * e)));
+            const __m256 dw1 = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(u + 512 + 32 * e + 16)));
+            acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_madd_epi16(s0, ones), o)),
+                                   _mm256_mul_ps(dw0, dx), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_madd_epi16(s1, ones), o)),
+                                   _mm256_mul_ps(dw1, dx), acc1);
+        }
+    }
+    store_half(acc0, d, 0, nr);
+    store_half(acc1, d, 1, nr);
+}
+
+/* A lone column's whole-group kernel, where a type has one (true: done). */
+#define R16_ONE_q4_0(nb, g, x, d, nr) (r16_q4_0_one(nb, g, x, d, nr), true)
+#define R16_ONE_q4_K(nb, g, x, d, nr) false
+
 /* Q4_K against Q8_K: per sub-block pair the low and high nibbles' int16
  * sums, widened and scaled at once by vpmaddwd with the rows' scales in
  * both int16 halves; the mins against the activation's sub-block sums in
@@ -160,6 +206,7 @@ INLINE void r16_q4_K_half(const int C, int64_t nb, const uint8_t *w, const r16_x
                 float *dc = d + (size_t)c0 * ds + r;                                                       \
                 /* the last pass over a group streams in the next one */                                \
                 const uint8_t *nx = c0 + R16_AVX2_COLS >= ncols && r + R16_ROWS < nrows ? g + ws : NULL;   \
+                if (ncols - c0 == 1 && R16_ONE_##WT(nb, g, x + c0, dc, nr)) continue;                      \
                 for (int h = 0; h < (nr > 8 ? 2 : 1); h++) {                                               \
                     if (ncols - c0 >= 2) r16_##WT##_half(2, nb, g, x + c0, dc, ds, nr, h, nx);             \
                     else r16_##WT##_half(1, nb, g, x + c0, dc, ds, nr, h, nx);                             \
