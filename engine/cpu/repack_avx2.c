@@ -129,9 +129,64 @@ INLINE void r16_q4_0_one(int64_t nb, const uint8_t *w, const r16_x *x, float *d,
     store_half(acc1, d, 1, nr);
 }
 
+/* Q4_K for one column, both halves in one pass as r16_q4_0_one. 1.1B Q4_K
+ * decode, four alternating pairs against the half passes: 26.6-33.0
+ * tok/s against 22.9-31.8, each pair won. */
+INLINE __m256i q4k_scales(const uint8_t *p)
+{
+    __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
+    return _mm256_or_si256(v, _mm256_slli_epi32(v, 16));
+}
+
+INLINE void r16_q4_K_one(int64_t nb, const uint8_t *w, const r16_xk *x, float *d, int nr)
+{
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *u = w + (size_t)b * R16_Q4K_UNIT;
+        for (int o = 0; o < R16_Q4K_UNIT; o += 64) _mm_prefetch((const char *)u + R16_PF_BYTES + o, _MM_HINT_T0);
+        __m256i is0 = _mm256_setzero_si256(), is1 = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            __m256i lo0 = _mm256_setzero_si256(), hi0 = lo0, lo1 = lo0, hi1 = lo0;
+#pragma GCC unroll 8
+            for (int qq = 0; qq < 8; qq++) {
+                const int8_t *xq = x->b[b].qs + 64 * j + 4 * qq;
+                const __m256i xa = bcast4(xq), xb = bcast4(xq + 32);
+                __m256i v0 = _mm256_load_si256((const __m256i *)(u + (8 * j + qq) * 64));
+                __m256i v1 = _mm256_load_si256((const __m256i *)(u + (8 * j + qq) * 64 + 32));
+                lo0 = _mm256_add_epi16(lo0, _mm256_maddubs_epi16(_mm256_and_si256(v0, m4), xa));
+                hi0 = _mm256_add_epi16(hi0, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v0, 4), m4), xb));
+                lo1 = _mm256_add_epi16(lo1, _mm256_maddubs_epi16(_mm256_and_si256(v1, m4), xa));
+                hi1 = _mm256_add_epi16(hi1, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v1, 4), m4), xb));
+            }
+            const uint8_t *sc = u + R16_Q4K_SCALES + 32 * j;
+            is0 = _mm256_add_epi32(is0, _mm256_add_epi32(_mm256_madd_epi16(lo0, q4k_scales(sc)),
+                                                         _mm256_madd_epi16(hi0, q4k_scales(sc + 16))));
+            is1 = _mm256_add_epi32(is1, _mm256_add_epi32(_mm256_madd_epi16(lo1, q4k_scales(sc + 8)),
+                                                         _mm256_madd_epi16(hi1, q4k_scales(sc + 24))));
+        }
+        __m256i sm0 = _mm256_setzero_si256(), sm1 = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) {
+            const __m256i pb = _mm256_set1_epi32(x->pb[4 * b + t]);
+            sm0 = _mm256_add_epi32(sm0, _mm256_madd_epi16(_mm256_load_si256((const __m256i *)(u + R16_Q4K_MINS + 64 * t)), pb));
+            sm1 = _mm256_add_epi32(sm1, _mm256_madd_epi16(_mm256_load_si256((const __m256i *)(u + R16_Q4K_MINS + 64 * t + 32)), pb));
+        }
+        const __m256 dx = _mm256_set1_ps(x->b[b].d);
+        const __m256 dw0 = _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128((const __m128i *)(u + R16_Q4K_D))), dx);
+        const __m256 dw1 = _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128((const __m128i *)(u + R16_Q4K_D + 16))), dx);
+        const __m256 dm0 = _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128((const __m128i *)(u + R16_Q4K_DMIN))), dx);
+        const __m256 dm1 = _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128((const __m128i *)(u + R16_Q4K_DMIN + 16))), dx);
+        acc0 = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(sm0), dm0, _mm256_fmadd_ps(_mm256_cvtepi32_ps(is0), dw0, acc0));
+        acc1 = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(sm1), dm1, _mm256_fmadd_ps(_mm256_cvtepi32_ps(is1), dw1, acc1));
+    }
+    store_half(acc0, d, 0, nr);
+    store_half(acc1, d, 1, nr);
+}
+
 /* A lone column's whole-group kernel, where a type has one (true: done). */
 #define R16_ONE_q4_0(nb, g, x, d, nr) (r16_q4_0_one(nb, g, x, d, nr), true)
-#define R16_ONE_q4_K(nb, g, x, d, nr) false
+#define R16_ONE_q4_K(nb, g, x, d, nr) (r16_q4_K_one(nb, g, x, d, nr), true)
 
 /* Q4_K against Q8_K: per sub-block pair the low and high nibbles' int16
  * sums, widened and scaled at once by vpmaddwd with the rows' scales in
