@@ -99,10 +99,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         pass
 
+    def begin_record(self):
+        """Logs the request before any answer goes out: a record appended
+        after the answer could land after a test cleared the log once the
+        client had exited (a gated pull's 401 then showed up, token-less,
+        among the next pull's requests)."""
+        self.entry = {"method": self.command, "path": self.path, "range": self.headers.get("Range"),
+                      "auth": self.headers.get("Authorization"), "status": None, "sent": 0}
+        with self.hub.lock:
+            self.hub.log.append(self.entry)
+
     def record(self, status, sent=0):
         with self.hub.lock:
-            self.hub.log.append({"method": self.command, "path": self.path, "range": self.headers.get("Range"),
-                                 "auth": self.headers.get("Authorization"), "status": status, "sent": sent})
+            self.entry["status"], self.entry["sent"] = status, sent
 
     def send_error_hub(self, status, code, message):
         body = json.dumps({"error": message}).encode()
@@ -137,6 +146,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.do_GET()
 
     def do_GET(self):
+        self.begin_record()
         url = urllib.parse.urlsplit(self.path)
         path = urllib.parse.unquote(url.path)
         query = urllib.parse.parse_qs(url.query)
