@@ -139,15 +139,16 @@ INLINE void r16_q4_0_one(int64_t nb, const uint8_t *w, const r16_x *x, float *d,
     store_half(acc1, d, 1, nr);
 }
 
-/* Q4_K for one column, both halves in one pass as r16_q4_0_one. 1.1B Q4_K
- * decode, four alternating pairs against the half passes: 26.6-33.0
- * tok/s against 22.9-31.8, each pair won. */
+/* Eight rows' sub-block scales as (s, s) int16 pairs, for vpmaddwd. */
 INLINE __m256i q4k_scales(const uint8_t *p)
 {
     __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));
     return _mm256_or_si256(v, _mm256_slli_epi32(v, 16));
 }
 
+/* Q4_K for one column, both halves in one pass as r16_q4_0_one. 1.1B Q4_K
+ * decode, four alternating pairs against the half passes: 26.6-33.0
+ * tok/s against 22.9-31.8, each pair won. */
 INLINE void r16_q4_K_one(int64_t nb, const uint8_t *w, const r16_xk *x, float *d, int nr)
 {
     const __m256i m4 = _mm256_set1_epi8(0x0F);
@@ -183,8 +184,9 @@ INLINE void r16_q4_K_one(int64_t nb, const uint8_t *w, const r16_xk *x, float *d
 #pragma GCC unroll 4
         for (int t = 0; t < 4; t++) {
             const __m256i pb = _mm256_set1_epi32(x->pb[4 * b + t]);
-            sm0 = _mm256_add_epi32(sm0, _mm256_madd_epi16(_mm256_load_si256((const __m256i *)(u + R16_Q4K_MINS + 64 * t)), pb));
-            sm1 = _mm256_add_epi32(sm1, _mm256_madd_epi16(_mm256_load_si256((const __m256i *)(u + R16_Q4K_MINS + 64 * t + 32)), pb));
+            const __m256i *mn = (const __m256i *)(u + R16_Q4K_MINS + 64 * t);
+            sm0 = _mm256_add_epi32(sm0, _mm256_madd_epi16(_mm256_load_si256(mn), pb));
+            sm1 = _mm256_add_epi32(sm1, _mm256_madd_epi16(_mm256_load_si256(mn + 1), pb));
         }
         const __m256 dx = _mm256_set1_ps(x->b[b].d);
         const __m256 dw0 = _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128((const __m128i *)(u + R16_Q4K_D))), dx);
