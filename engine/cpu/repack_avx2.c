@@ -200,10 +200,6 @@ INLINE void r16_q4_K_one(int64_t nb, const uint8_t *w, const r16_xk *x, float *d
     store_half(acc1, d, 1, nr);
 }
 
-/* A lone column's whole-group kernel, where a type has one (true: done). */
-#define R16_ONE_q4_0(nb, g, x, d, nr) (r16_q4_0_one(nb, g, x, d, nr), true)
-#define R16_ONE_q4_K(nb, g, x, d, nr) (r16_q4_K_one(nb, g, x, d, nr), true)
-
 /* Q4_K against Q8_K: per sub-block pair the low and high nibbles' int16
  * sums, widened and scaled at once by vpmaddwd with the rows' scales in
  * both int16 halves; the mins against the activation's sub-block sums in
@@ -237,10 +233,8 @@ INLINE void r16_q4_K_half(const int C, int64_t nb, const uint8_t *w, const r16_x
                     KEEP_ORDER(hi[c]);
                 }
             }
-            __m256i sl = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(u + R16_Q4K_SCALES + 32 * j + 8 * h)));
-            __m256i sh = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(u + R16_Q4K_SCALES + 32 * j + 16 + 8 * h)));
-            sl = _mm256_or_si256(sl, _mm256_slli_epi32(sl, 16));
-            sh = _mm256_or_si256(sh, _mm256_slli_epi32(sh, 16));
+            const __m256i sl = q4k_scales(u + R16_Q4K_SCALES + 32 * j + 8 * h);
+            const __m256i sh = q4k_scales(u + R16_Q4K_SCALES + 32 * j + 16 + 8 * h);
             for (int c = 0; c < C; c++)
                 isum[c] = _mm256_add_epi32(isum[c], _mm256_add_epi32(_mm256_madd_epi16(lo[c], sl), _mm256_madd_epi16(hi[c], sh)));
         }
@@ -262,7 +256,7 @@ INLINE void r16_q4_K_half(const int C, int64_t nb, const uint8_t *w, const r16_x
 }
 
 /* Every group against ncols activation rows, two columns and one half at
- * a time; the second half and later columns read the group from L1/L2
+ * a time (a last odd column in one pass, r16_*_one); the second half and later columns read the group from L1/L2
  * (a group is tens of KB), so memory sees each weight once. That pass
  * asks nothing of memory itself, so the last one over a group prefetches
  * the next group (nx): the stream no longer pauses for half of each
@@ -279,11 +273,11 @@ INLINE void r16_q4_K_half(const int C, int64_t nb, const uint8_t *w, const r16_x
                 float *dc = d + (size_t)c0 * ds + r;                                                       \
                 /* the last pass over a group streams in the next one */                                \
                 const uint8_t *nx = c0 + R16_AVX2_COLS >= ncols && r + R16_ROWS < nrows ? g + ws : NULL;   \
-                if (ncols - c0 == 1 && R16_ONE_##WT(nb, g, x + c0, dc, nr)) continue;                      \
-                for (int h = 0; h < (nr > 8 ? 2 : 1); h++) {                                               \
-                    if (ncols - c0 >= 2) r16_##WT##_half(2, nb, g, x + c0, dc, ds, nr, h, nx);             \
-                    else r16_##WT##_half(1, nb, g, x + c0, dc, ds, nr, h, nx);                             \
+                if (ncols - c0 == 1) { /* a lone column: both halves in one pass */                       \
+                    r16_##WT##_one(nb, g, x + c0, dc, nr);                                                 \
+                    continue;                                                                              \
                 }                                                                                          \
+                for (int h = 0; h < (nr > 8 ? 2 : 1); h++) r16_##WT##_half(2, nb, g, x + c0, dc, ds, nr, h, nx); \
             }                                                                                              \
         }                                                                                                  \
     }                                                                                                      \
