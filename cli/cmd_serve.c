@@ -416,7 +416,8 @@ int cmd_serve(int argc, char **argv)
     int32_t n = srv_in_flight(srv);
     srv_log_event(&log, "stopping", "%s: no new connections; %d request%s in flight, up to %.0f s to finish",
                   sig == SIGINT ? "SIGINT" : "SIGTERM", n, n == 1 ? "" : "s", srv_config_now(srv)->drain_timeout_ms / 1e3);
-    double until = vki_time_ms() + srv_config_now(srv)->drain_timeout_ms;
+    const double t_sig = vki_time_ms();
+    double until = t_sig + srv_config_now(srv)->drain_timeout_ms;
     while ((n = srv_in_flight(srv)) > 0 && vki_time_ms() < until) {
         struct timespec ts = {0, 50 * 1000000L};
         int got = sigtimedwait(&sigs, NULL, &ts);
@@ -428,6 +429,17 @@ int cmd_serve(int argc, char **argv)
         }
     }
     if (n > 0) srv_log_event(&log, "stopping", "%d request%s still in flight: ended with an error", n, n == 1 ? "" : "s");
+    /* Where a slow stop spent its time: the HTTP side (error answers
+     * written, connections closed), then the models and their threads. */
+    const double t_http = vki_time_ms();
+    srv_stop(srv);
+    srv = NULL;
+    const double t_svc = vki_time_ms();
+    vki_service_destroy(svc);
+    svc = NULL;
+    srv_log_event(&log, "stopped", "%.2f s after the signal (drain %.2f s, connections closed in %.2f s, models "
+                  "unloaded in %.2f s)", (vki_time_ms() - t_sig) / 1e3, (t_http - t_sig) / 1e3, (t_svc - t_http) / 1e3,
+                  (vki_time_ms() - t_svc) / 1e3);
     rc = 0;
     goto out;
 oom:

@@ -461,6 +461,10 @@ void srv_stop(srv_server *srv)
         struct timespec ts = {0, 10 * 1000000L};
         nanosleep(&ts, NULL);
     }
+    const int32_t left = atomic_load(&srv->in_flight);
+    if (left > 0 && srv->log)
+        srv_log_event(srv->log, "stopping", "%d request%s had not written %s error answer within %.0f s: closed", left,
+                      left == 1 ? "" : "s", left == 1 ? "its" : "their", FLUSH_MS / 1e3);
     /* MHD may not stop with a connection suspended: none may suspend from
      * here (srv_pause), and any still suspended is resumed. */
     srv_watchdog_stop(srv);

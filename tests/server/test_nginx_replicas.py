@@ -175,13 +175,15 @@ def stream_client(port, stop, n, kill_time):
 
 
 def streaming(s):
-    """Streams replica s is generating: the model only streams use (its /metrics)."""
+    """(streams replica s is generating, tokens it has generated for them): the
+    model only streams use, from its /metrics; (-1, -1) when it does not answer."""
     try:
         st, _, text, _ = s.request("GET", "/metrics", timeout=5)
     except OSError:
-        return -1
+        return -1, -1
     m = re.search(r'^vkinfer_active_sequences\{model="chat"\} (\d+)', text, re.M)
-    return int(m.group(1)) if m else -1
+    g = re.search(r'^vkinfer_generated_tokens_total\{model="chat"\} (\d+)', text, re.M)
+    return (int(m.group(1)) if m else -1), (int(g.group(1)) if g else -1)
 
 
 def main():
@@ -254,9 +256,17 @@ def run(a, reps, ngx, listen, tmp):
     # Kill replica A while it is streaming (at most half-way through the run).
     time.sleep(a.duration * 0.25)
     victim = reps[0]
-    while time.time() - t_start < a.duration * 0.5 and streaming(victim) < 1:
-        time.sleep(0.02)
-    busy = streaming(victim)
+    # A stream admitted but not yet generating has sent nginx no byte, so
+    # nginx may rightly pass it to B when A dies; one seen generating on two
+    # polls apart is mid-way, and lasts seconds more (4000 tokens).
+    busy, prev = 0, (0, -1)
+    while time.time() - t_start < a.duration * 0.5:
+        cur = streaming(victim)
+        if cur[0] >= 1 and prev[0] >= 1 and cur[1] > prev[1] >= 0:
+            busy = cur[0]
+            break
+        prev = cur
+        time.sleep(0.25)
     kill_time[0] = time.time()
     os.kill(victim.proc.pid, signal.SIGKILL)
     victim.proc.wait()
