@@ -60,10 +60,10 @@ static void q4k_row(int64_t nb, uint8_t *group, int r, uint8_t *row, bool to_pla
         block_q4_K *blk = (block_q4_K *)row + b;
         uint8_t *u = group + (size_t)b * R16_Q4K_UNIT;
         uint8_t *sc = u + R16_Q4K_SCALES + r;                   /* [8][16] u8        */
-        int16_t *mn = (int16_t *)(u + R16_Q4K_MINS) + 2 * r;    /* [4][16][2] i16    */
+        uint8_t *mn = u + R16_Q4K_MINS + 2 * r;                 /* [4][16][2] u8     */
         if (to_plain) {
             uint8_t s[8], m[8];
-            for (int j = 0; j < 8; j++) s[j] = sc[16 * j], m[j] = (uint8_t)mn[32 * (j / 2) + (j & 1)];
+            for (int j = 0; j < 8; j++) s[j] = sc[16 * j], m[j] = mn[32 * (j / 2) + (j & 1)];
             /* The inverse of kq_scale_min_k4: every bit of the 12 bytes is
              * one of the 16 six-bit values, so this is exact. */
             for (int j = 0; j < 4; j++) {

@@ -155,7 +155,11 @@ INLINE void r16_q4_K_one(int64_t nb, const uint8_t *w, const r16_xk *x, float *d
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *u = w + (size_t)b * R16_Q4K_UNIT;
-        for (int o = 0; o < R16_Q4K_UNIT; o += 64) _mm_prefetch((const char *)u + R16_PF_BYTES + o, _MM_HINT_T0);
+        /* A code line's prefetch goes with its load below; here only the
+         * rest of the unit. All 37 lines at once, as before, queued up
+         * behind the core's fill buffers: one thread, 2048 x 2048, best of
+         * 60 runs 60.5-62.2 us against 67.8-69.7. */
+        for (int o = 2048; o < R16_Q4K_UNIT; o += 64) _mm_prefetch((const char *)u + R16_PF_BYTES + o, _MM_HINT_T0);
         __m256i is0 = _mm256_setzero_si256(), is1 = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
             __m256i lo0 = _mm256_setzero_si256(), hi0 = lo0, lo1 = lo0, hi1 = lo0;
@@ -163,6 +167,7 @@ INLINE void r16_q4_K_one(int64_t nb, const uint8_t *w, const r16_xk *x, float *d
             for (int qq = 0; qq < 8; qq++) {
                 const int8_t *xq = x->b[b].qs + 64 * j + 4 * qq;
                 const __m256i xa = bcast4(xq), xb = bcast4(xq + 32);
+                _mm_prefetch((const char *)u + R16_PF_BYTES + (8 * j + qq) * 64, _MM_HINT_T0);
                 __m256i v0 = _mm256_load_si256((const __m256i *)(u + (8 * j + qq) * 64));
                 __m256i v1 = _mm256_load_si256((const __m256i *)(u + (8 * j + qq) * 64 + 32));
                 lo0 = _mm256_add_epi16(lo0, _mm256_maddubs_epi16(_mm256_and_si256(v0, m4), xa));
@@ -184,9 +189,9 @@ INLINE void r16_q4_K_one(int64_t nb, const uint8_t *w, const r16_xk *x, float *d
 #pragma GCC unroll 4
         for (int t = 0; t < 4; t++) {
             const __m256i pb = _mm256_set1_epi32(x->pb[4 * b + t]);
-            const __m256i *mn = (const __m256i *)(u + R16_Q4K_MINS + 64 * t);
-            sm0 = _mm256_add_epi32(sm0, _mm256_madd_epi16(_mm256_load_si256(mn), pb));
-            sm1 = _mm256_add_epi32(sm1, _mm256_madd_epi16(_mm256_load_si256(mn + 1), pb));
+            const __m128i *mn = (const __m128i *)(u + R16_Q4K_MINS + 32 * t);
+            sm0 = _mm256_add_epi32(sm0, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_load_si128(mn)), pb));
+            sm1 = _mm256_add_epi32(sm1, _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_load_si128(mn + 1)), pb));
         }
         const __m256 dx = _mm256_set1_ps(x->b[b].d);
         const __m256 dw0 = _mm256_mul_ps(_mm256_cvtph_ps(_mm_load_si128((const __m128i *)(u + R16_Q4K_D))), dx);
@@ -240,7 +245,7 @@ INLINE void r16_q4_K_half(const int C, int64_t nb, const uint8_t *w, const r16_x
         }
 #pragma GCC unroll 4
         for (int t = 0; t < 4; t++) {
-            const __m256i mn = _mm256_load_si256((const __m256i *)(u + R16_Q4K_MINS + 64 * t + 32 * h));
+            const __m256i mn = _mm256_cvtepu8_epi16(_mm_load_si128((const __m128i *)(u + R16_Q4K_MINS + 32 * t + 16 * h)));
             for (int c = 0; c < C; c++)
                 summ[c] = _mm256_add_epi32(summ[c], _mm256_madd_epi16(mn, _mm256_set1_epi32(x[c].pb[4 * b + t])));
         }

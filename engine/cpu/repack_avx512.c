@@ -157,7 +157,7 @@ INLINE void r16_q4_K_group(const int C, int64_t nb, const uint8_t *w, const r16_
         }
 #pragma GCC unroll 4
         for (int t = 0; t < 4; t++) {
-            const __m512i mn = _mm512_load_si512((const __m512i *)(u + R16_Q4K_MINS + 64 * t));
+            const __m512i mn = _mm512_cvtepu8_epi16(_mm256_load_si256((const __m256i *)(u + R16_Q4K_MINS + 32 * t)));
 #pragma GCC unroll 4
             for (int c = 0; c < C; c++) summ[c] = _mm512_dpwssd_epi32(summ[c], mn, _mm512_set1_epi32(x[c].pb[4 * b + t]));
         }
