@@ -84,8 +84,8 @@ static void q4k_row(int64_t nb, uint8_t *group, int r, uint8_t *row, bool to_pla
             memcpy(u + R16_Q4K_DMIN + 2 * r, &blk->dmin, 2);
         }
         for (int q = 0; q < 32; q++) {
-            if (to_plain) memcpy(blk->qs + 4 * q, u + (size_t)q * 64 + (size_t)r * 4, 4);
-            else memcpy(u + (size_t)q * 64 + (size_t)r * 4, blk->qs + 4 * q, 4);
+            if (to_plain) memcpy(blk->qs + 4 * q, u + R16_Q4K_CODES + (size_t)q * 64 + (size_t)r * 4, 4);
+            else memcpy(u + R16_Q4K_CODES + (size_t)q * 64 + (size_t)r * 4, blk->qs + 4 * q, 4);
         }
     }
 }

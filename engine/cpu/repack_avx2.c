@@ -25,12 +25,12 @@
 
 /* Prefetch distance in bytes of the weight stream, as repack_avx512.c. */
 #define R16_PF_BYTES 2048
-/* Q4_K's: one unit ahead. At 2048 bytes, a unit's scales and mins (its
- * last 320 bytes) were asked for only as its own codes were read, a few
- * hundred nanoseconds before use. One thread from L3 it made no
- * difference; from memory (8192 x 16384, 2 threads) 1.9-2.1 ms against
- * 2.5, and 1.1B decode, five alternating pairs, each won by a whole unit:
- * 43.8-45.9 tok/s against 42.5-44.3 (two units: slower than either). */
+/* Q4_K's: one whole unit ahead, so the next unit's header (scales, mins,
+ * d) is asked for with its codes. Measured while the header was still at
+ * the unit's end, where 2048 bytes reached it only as its own codes were
+ * read: from memory (8192 x 16384, 2 threads) 1.9-2.1 ms against 2.5,
+ * 1.1B decode 43.8-45.9 tok/s against 42.5-44.3 in five alternating
+ * pairs (two units: slower than either). */
 #define R16_Q4K_PF R16_Q4K_UNIT
 /* Activation columns per pass over a group: the int16 sums, the
  * accumulators and the activation pointers of two columns and one half
@@ -164,10 +164,10 @@ INLINE void r16_q4_K_one(int64_t nb, const uint8_t *w, const r16_xk *x, float *d
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *u = w + (size_t)b * R16_Q4K_UNIT;
         /* A code line's prefetch goes with its load below; here only the
-         * rest of the unit. All 37 lines at once, as before, queued up
+         * header's five lines. All 37 lines at once, as before, queued up
          * behind the core's fill buffers: one thread, 2048 x 2048 from L3,
          * best of 60 runs 60.5-62.2 us against 67.8-69.7. */
-        for (int o = 2048; o < R16_Q4K_UNIT; o += 64) _mm_prefetch((const char *)u + R16_Q4K_PF + o, _MM_HINT_T0);
+        for (int o = 0; o < R16_Q4K_CODES; o += 64) _mm_prefetch((const char *)u + R16_Q4K_PF + o, _MM_HINT_T0);
         __m256i is0 = _mm256_setzero_si256(), is1 = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
             __m256i lo0 = _mm256_setzero_si256(), hi0 = lo0, lo1 = lo0, hi1 = lo0;
@@ -175,9 +175,9 @@ INLINE void r16_q4_K_one(int64_t nb, const uint8_t *w, const r16_xk *x, float *d
             for (int qq = 0; qq < 8; qq++) {
                 const int8_t *xq = x->b[b].qs + 64 * j + 4 * qq;
                 const __m256i xa = bcast4(xq), xb = bcast4(xq + 32);
-                _mm_prefetch((const char *)u + R16_Q4K_PF + (8 * j + qq) * 64, _MM_HINT_T0);
-                __m256i v0 = _mm256_load_si256((const __m256i *)(u + (8 * j + qq) * 64));
-                __m256i v1 = _mm256_load_si256((const __m256i *)(u + (8 * j + qq) * 64 + 32));
+                _mm_prefetch((const char *)u + R16_Q4K_PF + R16_Q4K_CODES + (8 * j + qq) * 64, _MM_HINT_T0);
+                __m256i v0 = _mm256_load_si256((const __m256i *)(u + R16_Q4K_CODES + (8 * j + qq) * 64));
+                __m256i v1 = _mm256_load_si256((const __m256i *)(u + R16_Q4K_CODES + (8 * j + qq) * 64 + 32));
                 lo0 = _mm256_add_epi16(lo0, _mm256_maddubs_epi16(_mm256_and_si256(v0, m4), xa));
                 hi0 = _mm256_add_epi16(hi0, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v0, 4), m4), xb));
                 lo1 = _mm256_add_epi16(lo1, _mm256_maddubs_epi16(_mm256_and_si256(v1, m4), xa));
@@ -236,7 +236,7 @@ INLINE void r16_q4_K_half(const int C, int64_t nb, const uint8_t *w, const r16_x
             for (int c = 0; c < C; c++) lo[c] = hi[c] = _mm256_setzero_si256();
 #pragma GCC unroll 8
             for (int qq = 0; qq < 8; qq++) {
-                __m256i v = _mm256_load_si256((const __m256i *)(u + (8 * j + qq) * 64 + 32 * h));
+                __m256i v = _mm256_load_si256((const __m256i *)(u + R16_Q4K_CODES + (8 * j + qq) * 64 + 32 * h));
                 __m256i vl = _mm256_and_si256(v, m4), vh = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
                 for (int c = 0; c < C; c++) {
                     const int8_t *xq = x[c].b[b].qs + 64 * j + 4 * qq;

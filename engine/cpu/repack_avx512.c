@@ -132,8 +132,8 @@ INLINE void r16_q4_K_group(const int C, int64_t nb, const uint8_t *w, const r16_
             for (int c = 0; c < C; c++) l0[c] = l1[c] = h0[c] = h1[c] = _mm512_setzero_si512();
 #pragma GCC unroll 4
             for (int qq = 0; qq < 8; qq += 2) {
-                __m512i v0 = _mm512_load_si512((const __m512i *)(u + (8 * j + qq) * 64));
-                __m512i v1 = _mm512_load_si512((const __m512i *)(u + (8 * j + qq + 1) * 64));
+                __m512i v0 = _mm512_load_si512((const __m512i *)(u + R16_Q4K_CODES + (8 * j + qq) * 64));
+                __m512i v1 = _mm512_load_si512((const __m512i *)(u + R16_Q4K_CODES + (8 * j + qq + 1) * 64));
                 __m512i vl0 = _mm512_and_si512(v0, m_lo), vh0 = _mm512_and_si512(v0, m_hi);
                 __m512i vl1 = _mm512_and_si512(v1, m_lo), vh1 = _mm512_and_si512(v1, m_hi);
 #pragma GCC unroll 4
