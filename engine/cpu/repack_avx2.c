@@ -65,6 +65,17 @@ INLINE void store_half(const __m256 acc, float *d, int h, int nr)
     }
 }
 
+/* The prefetch of a half pass, per unit u of `bytes` at group base w: the
+ * first half streams `ahead` bytes on; the second reads the group from
+ * cache, so it streams the same unit of the next group (nx), if any. */
+INLINE void r16_half_prefetch(const uint8_t *u, const uint8_t *w, const uint8_t *nx, int h, int bytes, int ahead)
+{
+    if (h == 0)
+        for (int o = 0; o < bytes; o += 64) _mm_prefetch((const char *)u + ahead + o, _MM_HINT_T0);
+    else if (nx)
+        for (int o = 0; o < bytes; o += 64) _mm_prefetch((const char *)nx + (u - w) + o, _MM_HINT_T0);
+}
+
 INLINE void r16_q4_0_half(const int C, int64_t nb, const uint8_t *w, const r16_x *x, float *d, size_t ds, int nr,
                           const int h, const uint8_t *nx)
 {
@@ -73,10 +84,7 @@ INLINE void r16_q4_0_half(const int C, int64_t nb, const uint8_t *w, const r16_x
     for (int c = 0; c < C; c++) acc[c] = _mm256_setzero_ps();
     for (int64_t b0 = 0; b0 < nb; b0 += 2) {
         const uint8_t *u = w + (size_t)(b0 / 2) * 576;
-        if (h == 0)
-            for (int o = 0; o < 576; o += 64) _mm_prefetch((const char *)u + R16_PF_BYTES + o, _MM_HINT_T0);
-        else if (nx)
-            for (int o = 0; o < 576; o += 64) _mm_prefetch((const char *)nx + (u - w) + o, _MM_HINT_T0);
+        r16_half_prefetch(u, w, nx, h, 576, R16_PF_BYTES);
 #pragma GCC unroll 2
         for (int e = 0; e < 2; e++) {
             const int64_t b = b0 + e;
@@ -225,10 +233,7 @@ INLINE void r16_q4_K_half(const int C, int64_t nb, const uint8_t *w, const r16_x
     for (int c = 0; c < C; c++) acc[c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *u = w + (size_t)b * R16_Q4K_UNIT;
-        if (h == 0)
-            for (int o = 0; o < R16_Q4K_UNIT; o += 64) _mm_prefetch((const char *)u + R16_Q4K_PF + o, _MM_HINT_T0);
-        else if (nx)
-            for (int o = 0; o < R16_Q4K_UNIT; o += 64) _mm_prefetch((const char *)nx + (u - w) + o, _MM_HINT_T0);
+        r16_half_prefetch(u, w, nx, h, R16_Q4K_UNIT, R16_Q4K_PF);
         __m256i isum[R16_AVX2_COLS], summ[R16_AVX2_COLS];
         for (int c = 0; c < C; c++) isum[c] = summ[c] = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
@@ -320,10 +325,7 @@ INLINE void r16_q8_0_half(const int C, int64_t nb, const uint8_t *w, const r16_x
     for (int c = 0; c < C; c++) acc[c] = _mm256_setzero_ps();
     for (int64_t b0 = 0; b0 < nb; b0 += 2) {
         const uint8_t *u = w + (size_t)(b0 / 2) * 1088;
-        if (h == 0)
-            for (int o = 0; o < 1088; o += 64) _mm_prefetch((const char *)u + R16_PF_BYTES + o, _MM_HINT_T0);
-        else if (nx)
-            for (int o = 0; o < 1088; o += 64) _mm_prefetch((const char *)nx + (u - w) + o, _MM_HINT_T0);
+        r16_half_prefetch(u, w, nx, h, 1088, R16_PF_BYTES);
 #pragma GCC unroll 2
         for (int e = 0; e < 2; e++) {
             const int64_t b = b0 + e;
