@@ -17,12 +17,12 @@
 /* Where row r's block b (qs bytes and scale) sit in a group. */
 static inline uint8_t *r16_codes(vki_type t, uint8_t *group, int64_t b, int r)
 {
-    return group + (size_t)(b / 2) * r16_unit_bytes(t) + (size_t)(b & 1) * r16_block_codes(t) + (size_t)r * 4;
+    return group + (size_t)(b / 2) * r16_unit_bytes(t) + R16_PAIR_CODES + (size_t)(b & 1) * r16_block_codes(t) + (size_t)r * 4;
 }
 
 static inline uint8_t *r16_scale(vki_type t, uint8_t *group, int64_t b, int r)
 {
-    return group + (size_t)(b / 2) * r16_unit_bytes(t) + 2 * r16_block_codes(t) + (size_t)(b & 1) * 32 + (size_t)r * 2;
+    return group + (size_t)(b / 2) * r16_unit_bytes(t) + R16_PAIR_SCALES + (size_t)(b & 1) * 32 + (size_t)r * 2;
 }
 
 /* Row r of a group <-> its plain row (to_plain: which way). */

@@ -92,7 +92,7 @@ INLINE void r16_q4_0_half(const int C, int64_t nb, const uint8_t *w, const r16_x
             for (int c = 0; c < C; c++) s16[c] = _mm256_setzero_si256();
 #pragma GCC unroll 4
             for (int q = 0; q < 4; q++) {
-                __m256i v = _mm256_load_si256((const __m256i *)(u + e * 256 + q * 64 + 32 * h));
+                __m256i v = _mm256_load_si256((const __m256i *)(u + R16_PAIR_CODES + e * 256 + q * 64 + 32 * h));
                 __m256i vl = _mm256_and_si256(v, m4), vh = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
                 for (int c = 0; c < C; c++) {
                     const int8_t *xq = x[c].q + b * 32 + 4 * q;
@@ -101,7 +101,7 @@ INLINE void r16_q4_0_half(const int C, int64_t nb, const uint8_t *w, const r16_x
                     KEEP_ORDER(s16[c]);
                 }
             }
-            const __m256 dw = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(u + 512 + 32 * e + 16 * h)));
+            const __m256 dw = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(u + R16_PAIR_SCALES + 32 * e + 16 * h)));
             for (int c = 0; c < C; c++) {
                 __m256i s = _mm256_sub_epi32(_mm256_madd_epi16(s16[c], ones), _mm256_set1_epi32(x[c].o[b]));
                 acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(x[c].d[b])), acc[c]);
@@ -132,8 +132,8 @@ INLINE void r16_q4_0_one(int64_t nb, const uint8_t *w, const r16_x *x, float *d,
             for (int q = 0; q < 4; q++) {
                 const int8_t *xq = x->q + b * 32 + 4 * q;
                 const __m256i xa = bcast4(xq), xb = bcast4(xq + 16);
-                __m256i v0 = _mm256_load_si256((const __m256i *)(u + e * 256 + q * 64));
-                __m256i v1 = _mm256_load_si256((const __m256i *)(u + e * 256 + q * 64 + 32));
+                __m256i v0 = _mm256_load_si256((const __m256i *)(u + R16_PAIR_CODES + e * 256 + q * 64));
+                __m256i v1 = _mm256_load_si256((const __m256i *)(u + R16_PAIR_CODES + e * 256 + q * 64 + 32));
                 s0 = _mm256_add_epi16(s0, _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(v0, m4), xa),
                      _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v0, 4), m4), xb)));
                 s1 = _mm256_add_epi16(s1, _mm256_add_epi16(_mm256_maddubs_epi16(_mm256_and_si256(v1, m4), xa),
@@ -143,8 +143,8 @@ INLINE void r16_q4_0_one(int64_t nb, const uint8_t *w, const r16_x *x, float *d,
             }
             const __m256i o = _mm256_set1_epi32(x->o[b]);
             const __m256 dx = _mm256_set1_ps(x->d[b]);
-            const __m256 dw0 = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(u + 512 + 32 * e)));
-            const __m256 dw1 = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(u + 512 + 32 * e + 16)));
+            const __m256 dw0 = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(u + R16_PAIR_SCALES + 32 * e)));
+            const __m256 dw1 = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(u + R16_PAIR_SCALES + 32 * e + 16)));
             acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_madd_epi16(s0, ones), o)),
                                    _mm256_mul_ps(dw0, dx), acc0);
             acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_madd_epi16(s1, ones), o)),
@@ -293,26 +293,26 @@ INLINE void r16_q8_0_one(int64_t nb, const uint8_t *w, const r16_x *x, float *d,
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     for (int64_t b0 = 0; b0 < nb; b0 += 2) {
         const uint8_t *u = w + (size_t)(b0 / 2) * 1088;
+        _mm_prefetch((const char *)u + R16_PF_BYTES + R16_PAIR_SCALES, _MM_HINT_T0);
 #pragma GCC unroll 2
         for (int e = 0; e < 2; e++) {
             const int64_t b = b0 + e;
             __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
 #pragma GCC unroll 8
             for (int q = 0; q < 8; q++) {
-                _mm_prefetch((const char *)u + R16_PF_BYTES + e * 512 + q * 64, _MM_HINT_T0);
+                _mm_prefetch((const char *)u + R16_PF_BYTES + R16_PAIR_CODES + e * 512 + q * 64, _MM_HINT_T0);
                 const __m256i xb = bcast4(x->q + b * 32 + 4 * q);
-                s0 = _mm256_add_epi32(s0, q8_pairs(_mm256_load_si256((const __m256i *)(u + e * 512 + q * 64)), xb));
-                s1 = _mm256_add_epi32(s1, q8_pairs(_mm256_load_si256((const __m256i *)(u + e * 512 + q * 64 + 32)), xb));
+                s0 = _mm256_add_epi32(s0, q8_pairs(_mm256_load_si256((const __m256i *)(u + R16_PAIR_CODES + e * 512 + q * 64)), xb));
+                s1 = _mm256_add_epi32(s1, q8_pairs(_mm256_load_si256((const __m256i *)(u + R16_PAIR_CODES + e * 512 + q * 64 + 32)), xb));
                 KEEP_ORDER(s0);
                 KEEP_ORDER(s1);
             }
             const __m256 dx = _mm256_set1_ps(x->d[b]);
-            const __m256 dw0 = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(u + 1024 + 32 * e)));
-            const __m256 dw1 = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(u + 1024 + 32 * e + 16)));
+            const __m256 dw0 = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(u + R16_PAIR_SCALES + 32 * e)));
+            const __m256 dw1 = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(u + R16_PAIR_SCALES + 32 * e + 16)));
             acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), _mm256_mul_ps(dw0, dx), acc0);
             acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), _mm256_mul_ps(dw1, dx), acc1);
         }
-        _mm_prefetch((const char *)u + R16_PF_BYTES + 1024, _MM_HINT_T0);
     }
     store_half(acc0, d, 0, nr);
     store_half(acc1, d, 1, nr);
@@ -333,13 +333,13 @@ INLINE void r16_q8_0_half(const int C, int64_t nb, const uint8_t *w, const r16_x
             for (int c = 0; c < C; c++) s[c] = _mm256_setzero_si256();
 #pragma GCC unroll 8
             for (int q = 0; q < 8; q++) {
-                const __m256i v = _mm256_load_si256((const __m256i *)(u + e * 512 + q * 64 + 32 * h));
+                const __m256i v = _mm256_load_si256((const __m256i *)(u + R16_PAIR_CODES + e * 512 + q * 64 + 32 * h));
                 for (int c = 0; c < C; c++) {
                     s[c] = _mm256_add_epi32(s[c], q8_pairs(v, bcast4(x[c].q + b * 32 + 4 * q)));
                     KEEP_ORDER(s[c]);
                 }
             }
-            const __m256 dw = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(u + 1024 + 32 * e + 16 * h)));
+            const __m256 dw = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(u + R16_PAIR_SCALES + 32 * e + 16 * h)));
             for (int c = 0; c < C; c++)
                 acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[c]), _mm256_mul_ps(dw, _mm256_set1_ps(x[c].d[b])), acc[c]);
         }

@@ -36,8 +36,8 @@ INLINE void r16_q4_0_group(const int C, int64_t nb, const uint8_t *w, const r16_
     for (int64_t b0 = 0; b0 < nb; b0 += 2) {
         const uint8_t *u = w + (size_t)(b0 / 2) * 576;
         for (int o = 0; o < 576; o += 64) _mm_prefetch((const char *)u + R16_PF_BYTES + o, _MM_HINT_T0);
-        const __m512 dw0 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(u + 512)));
-        const __m512 dw1 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(u + 544)));
+        const __m512 dw0 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(u + R16_PAIR_SCALES)));
+        const __m512 dw1 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(u + R16_PAIR_SCALES + 32)));
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             const int64_t b = b0 + h;
@@ -46,7 +46,7 @@ INLINE void r16_q4_0_group(const int C, int64_t nb, const uint8_t *w, const r16_
             for (int c = 0; c < C; c++) lo[c] = hi[c] = _mm512_setzero_si512();
 #pragma GCC unroll 4
             for (int q = 0; q < 4; q++) {
-                __m512i v = _mm512_load_si512((const __m512i *)(u + h * 256 + q * 64));
+                __m512i v = _mm512_load_si512((const __m512i *)(u + R16_PAIR_CODES + h * 256 + q * 64));
                 __m512i vl = _mm512_and_si512(v, m_lo), vh = _mm512_and_si512(v, m_hi);
 #pragma GCC unroll 4
                 for (int c = 0; c < C; c++) {
@@ -77,8 +77,8 @@ INLINE void r16_q8_0_group(const int C, int64_t nb, const uint8_t *w, const r16_
     for (int64_t b0 = 0; b0 < nb; b0 += 2) {
         const uint8_t *u = w + (size_t)(b0 / 2) * 1088;
         for (int o = 0; o < 1088; o += 64) _mm_prefetch((const char *)u + R16_PF_BYTES + o, _MM_HINT_T0);
-        const __m512 dw0 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(u + 1024)));
-        const __m512 dw1 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(u + 1056)));
+        const __m512 dw0 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(u + R16_PAIR_SCALES)));
+        const __m512 dw1 = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(u + R16_PAIR_SCALES + 32)));
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             const int64_t b = b0 + h;
@@ -87,8 +87,8 @@ INLINE void r16_q8_0_group(const int C, int64_t nb, const uint8_t *w, const r16_
             for (int c = 0; c < C; c++) s0[c] = s1[c] = _mm512_setzero_si512();
 #pragma GCC unroll 4
             for (int q = 0; q < 8; q += 2) {
-                __m512i v0 = _mm512_load_si512((const __m512i *)(u + h * 512 + q * 64));
-                __m512i v1 = _mm512_load_si512((const __m512i *)(u + h * 512 + q * 64 + 64));
+                __m512i v0 = _mm512_load_si512((const __m512i *)(u + R16_PAIR_CODES + h * 512 + q * 64));
+                __m512i v1 = _mm512_load_si512((const __m512i *)(u + R16_PAIR_CODES + h * 512 + q * 64 + 64));
 #pragma GCC unroll 4
                 for (int c = 0; c < C; c++) {
                     const int8_t *xq = x[c].q + b * 32 + 4 * q;
