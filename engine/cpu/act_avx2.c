@@ -81,34 +81,27 @@ static void swiglu_f32(int64_t n, float *o, const float *x, const float *y)
     }
 }
 
-/* GELU, erf form: x/2 (1 + erf(x/sqrt2)), erf(z) = z P(z^2) / Q(z^2) with
- * z clamped to [-4, 4] (erf(4) = 1 - 1.5e-8), P of degree 6 and Q of 4:
- * our own fit on [0, 4] (iteratively reweighted least squares, in
- * double), at most 7.6e-8 from erf there. No exp and one division: 10
- * cycles a vector against 35 for the erfc form of gelu_erf16 (NR's erfcc
- * and an exp), which had a BERT embedding 7.6% in GELU (2 threads, Zen 3).
- * The price is the far negative tail: 1 + erf cancels, so there the error
- * is absolute (at most 6e-7 on [-10, 10]), not relative; NMSE against
- * erfc is 7e-16 (erfc form 2e-16). */
+/* GELU, erf form, as gelu_erf16 (act_avx512.c has the derivation): x/2
+ * erfc(-x/sqrt2) with Numerical Recipes' erfcc fit for z = |x|/sqrt2 and
+ * erfc(-z) = 2 - erfc(z), so the negative tail does not cancel. */
 INLINE __m256 gelu_erf8(__m256 x)
 {
-    __m256 z = _mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f));
-    z = _mm256_min_ps(_mm256_max_ps(z, _mm256_set1_ps(-4.0f)), _mm256_set1_ps(4.0f));
-    __m256 u = _mm256_mul_ps(z, z);
-    __m256 p = _mm256_set1_ps(1.928015711e-08f);
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(-2.015494827e-06f));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(1.598499486e-04f));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(4.452707997e-03f));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(5.292027083e-02f));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(2.175492811e-01f));
-    p = _mm256_fmadd_ps(p, u, _mm256_set1_ps(1.128378504e+00f));
-    __m256 q = _mm256_set1_ps(1.138407827e-03f);
-    q = _mm256_fmadd_ps(q, u, _mm256_set1_ps(1.586686414e-02f));
-    q = _mm256_fmadd_ps(q, u, _mm256_set1_ps(1.223000098e-01f));
-    q = _mm256_fmadd_ps(q, u, _mm256_set1_ps(5.261241328e-01f));
-    q = _mm256_fmadd_ps(q, u, _mm256_set1_ps(1.0f));
-    __m256 hx = _mm256_mul_ps(x, _mm256_set1_ps(0.5f));
-    return _mm256_fmadd_ps(hx, _mm256_div_ps(_mm256_mul_ps(z, p), q), hx);
+    const __m256 one = _mm256_set1_ps(1.0f), half = _mm256_set1_ps(0.5f), sign = _mm256_set1_ps(-0.0f);
+    __m256 z = _mm256_mul_ps(_mm256_andnot_ps(sign, x), _mm256_set1_ps(0.70710678118654752f));
+    __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(half, z, one));
+    __m256 p = _mm256_set1_ps(0.17087277f);
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.82215223f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.48851587f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.13520398f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.27886807f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.18628806f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.09678418f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.37409196f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.00002368f));
+    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.26551223f));
+    __m256 half_erfc = _mm256_mul_ps(_mm256_mul_ps(half, t), exp8(_mm256_fnmadd_ps(z, z, p)));
+    __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
+    return _mm256_mul_ps(x, _mm256_blendv_ps(_mm256_sub_ps(one, half_erfc), half_erfc, neg));
 }
 
 /* GELU, tanh form, as gelu_tanh16: x sigmoid(2u) from e = e^-2|u|, which

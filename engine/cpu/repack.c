@@ -139,7 +139,8 @@ r16_x r16_layout_x(const block_q8_0 *x, int64_t nb, int32_t off, void *scratch)
     int32_t *o = (int32_t *)(d + nbp);
     for (int64_t b = 0; b < nb; b++) {
         int32_t sum = 0;
-        for (int i = 0; i < QK8_0; i++) sum += x[b].qs[i];
+        if (off) /* Q8_0 (off 0) needs no sums */
+            for (int i = 0; i < QK8_0; i++) sum += x[b].qs[i];
         memcpy(q + b * 32, x[b].qs, 32);
         d[b] = vki_fp16_to_fp32(x[b].d);
         o[b] = off * sum;
