@@ -176,10 +176,8 @@ enum MHD_Result srv_route_model(srv_conn *cn, const char *id)
     return srv_send_json(cn, 200, model_json(cn->srv, i));
 }
 
-/* OpenAI's encoding_format "base64": the row as little-endian float32
- * bytes, base64 (RFC 4648, padded), as a JSON string. NULL when out of memory. */
 /* The vector as raw JSON text (json_floats.c): cJSON_CreateFloatArray's
- * 17-digit doubles made responses ~1.7x as long and cost 2% of a busy
+ * 17-digit doubles made responses ~1.6x as long and cost 2% of a busy
  * embedding server's profile in sprintf / sscanf. */
 static cJSON *float_array(const float *v, int32_t n)
 {
@@ -189,6 +187,8 @@ static cJSON *float_array(const float *v, int32_t n)
     return j;
 }
 
+/* OpenAI's encoding_format "base64": the row as little-endian float32
+ * bytes, base64 (RFC 4648, padded), as a JSON string. NULL when out of memory. */
 static cJSON *base64_floats(const float *v, int32_t n)
 {
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
