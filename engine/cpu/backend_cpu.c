@@ -202,13 +202,17 @@ static void norm_rows(void *arg, int ith, int nth)
             scale = op->kind == BK_OP_RMS_NORM ? (float)(1.0 / sqrt(sq / (double)n + op->fp[0]))
                                                : (float)(1.0 / fmax(sqrt(sq), 1e-12));
         }
-        float m = (float)mean;
-        for (int64_t i = 0; i < n; i++) {
-            float y = (x[i] - m) * scale;
-            if (w) y *= w[i];
-            if (bias) y += bias[i];
-            o[i] = y;
-        }
+        /* One loop a case: with the tests inside, GCC left it scalar
+         * (two thirds of norm_rows in a BERT embedding's profile). */
+        const float m = (float)mean;
+        if (w && bias)
+            for (int64_t i = 0; i < n; i++) o[i] = (x[i] - m) * scale * w[i] + bias[i];
+        else if (w)
+            for (int64_t i = 0; i < n; i++) o[i] = (x[i] - m) * scale * w[i];
+        else if (bias)
+            for (int64_t i = 0; i < n; i++) o[i] = (x[i] - m) * scale + bias[i];
+        else
+            for (int64_t i = 0; i < n; i++) o[i] = (x[i] - m) * scale;
     }
 }
 
