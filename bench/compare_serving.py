@@ -234,17 +234,23 @@ def main():
                 raw[(who, kind)].append((rate, lat))
                 print("round %d %-9s %-5s %8.2f %s/s  median latency %.3f s" %
                       (rnd + 1, who, kind, rate, "tok" if kind == "gen" else "texts", lat), file=sys.stderr)
-    print("\n| load | model | vkinfer | llama.cpp | ratio |")
-    print("|---|---|---:|---:|---:|")
+    # The ratio of the medians, and the spread of the rounds' own ratios
+    # (each vkinfer round against the llama.cpp round run beside it): the
+    # peer's rate can move 20% between rounds of one run.
+    print("\n| load | model | vkinfer | llama.cpp | ratio | round ratios |")
+    print("|---|---|---:|---:|---:|---:|")
     for kind, model in loads:
         unit = "tok/s" if kind == "gen" else "texts/s"
         v = statistics.median(r for r, _ in raw[("vkinfer", kind)])
-        l_cell, ratio = "-", "-"
+        l_cell, ratio, spread = "-", "-", "-"
         if "llama.cpp" in peers:
             l = statistics.median(r for r, _ in raw[("llama.cpp", kind)])
             l_cell, ratio = "%.2f %s" % (l, unit), ("%.2f" % (v / l) if l > 0 else "-")
+            rr = [vr / lr for (vr, _), (lr, _) in zip(raw[("vkinfer", kind)], raw[("llama.cpp", kind)]) if lr > 0]
+            if rr:
+                spread = "%.2f-%.2f" % (min(rr), max(rr))
         label = "%s, %d clients" % ("completions" if kind == "gen" else "embeddings x%d" % a.embed_batch, a.clients)
-        print("| %s | %s | %.2f %s | %s | %s |" % (label, os.path.basename(model), v, unit, l_cell, ratio))
+        print("| %s | %s | %.2f %s | %s | %s | %s |" % (label, os.path.basename(model), v, unit, l_cell, ratio, spread))
     print("\n(medians of %d rounds x %.0f s, %d threads, %d parallel, backend %s; server logs in %s)"
           % (a.rounds, a.seconds, a.threads, a.parallel, a.backend, log_dir))
     if a.json:
