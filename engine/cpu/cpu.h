@@ -292,18 +292,24 @@ void *cpu_scratch_get(cpu_ctx *c, size_t size);
 
 static inline int64_t cpu_n_rows(const bk_tensor *t) { return t->ne[1] * t->ne[2] * t->ne[3]; }
 
+/* Rows are evenly spaced by nb[1] across dims 1..3. Each stride is
+ * checked against the rows below it, not against nb of the dimension
+ * below: with ne2 = 1, nb2 is never stepped, so nb3 = nb2 * ne2 said
+ * nothing (a 4-D view with padded dim-3 slices passed). */
+static inline bool cpu_rows_uniform(const bk_tensor *t)
+{
+    const uint64_t s2 = t->nb[1] * (uint64_t)t->ne[1], s3 = s2 * (uint64_t)t->ne[2];
+    return (t->ne[2] == 1 || t->nb[2] == s2) && (t->ne[3] == 1 || t->nb[3] == s3);
+}
+
 static inline uint8_t *cpu_row_ptr(const bk_tensor *t, int64_t r)
 {
+    /* evenly spaced rows without the three divisions: in the packed
+     * mat-mul's inner loop they were 2.6% of a BERT embedding */
+    if (cpu_rows_uniform(t)) return (uint8_t *)cpu_tensor_data(t) + (uint64_t)r * t->nb[1];
     int64_t i1 = r % t->ne[1], i2 = (r / t->ne[1]) % t->ne[2], i3 = r / (t->ne[1] * t->ne[2]);
     return (uint8_t *)cpu_tensor_data(t) + (uint64_t)i1 * t->nb[1] + (uint64_t)i2 * t->nb[2] +
            (uint64_t)i3 * t->nb[3];
-}
-
-/* Rows are evenly spaced by nb[1] across dims 1..3. */
-static inline bool cpu_rows_uniform(const bk_tensor *t)
-{
-    return (t->ne[2] == 1 || t->nb[2] == t->nb[1] * (uint64_t)t->ne[1]) &&
-           (t->ne[3] == 1 || t->nb[3] == t->nb[2] * (uint64_t)t->ne[2]);
 }
 
 /* MATMUL (ops_matmul.c). */

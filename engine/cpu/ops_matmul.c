@@ -200,8 +200,6 @@ typedef struct mmp_task {
     size_t             ds;
     const float       *bias;
     bool               x_rows; /* mm_kernel_rows reads the activation rows in place (xp unused) */
-    size_t             x_stride; /* x_rows on evenly spaced rows: their byte stride, else 0 */
-    const uint8_t     *x0;       /* and row 0 */
     int                act; /* MATMUL's ip[0]: 0, or the BK_ACT_* GELU applied per tile */
     int64_t            n_groups, n_rb, n_cc, cc_len;
     atomic_int_fast64_t next;
@@ -269,12 +267,7 @@ static void mmp_work(void *arg, int ith, int nth)
             const float *xg = t->x_rows ? NULL : t->xp + (size_t)(g * k * nr);
             int nc = (int)VKI_MIN(nr, t->n - g * nr);
             const float *xr[64];
-            /* cpu_row_ptr divides three times a row; for every group of
-             * every item, its divisions were mmp_work's hottest lines
-             * (2.6% of a BERT embedding's profile) */
-            if (t->x_rows && t->x_stride)
-                for (int c = 0; c < nc; c++) xr[c] = (const float *)(t->x0 + (size_t)(g * nr + c) * t->x_stride);
-            else if (t->x_rows)
+            if (t->x_rows)
                 for (int c = 0; c < nc; c++) xr[c] = (const float *)cpu_row_ptr(t->xt, g * nr + c);
             for (int p = 0; p < np; p++) {
                 int64_t r = r_lo + p * mr;
@@ -302,10 +295,6 @@ static vki_status op_matmul_packed(cpu_ctx *c, const bk_op *op)
 
     VKI_ASSERT(kn->mm_nr <= 64);
     t.x_rows = kn->mm_kernel_rows != NULL;
-    if (t.x_rows && cpu_rows_uniform(x)) {
-        t.x_stride = (size_t)x->nb[1];
-        t.x0 = cpu_tensor_data(x);
-    }
     size_t x_bytes =
         t.x_rows ? 0 : (size_t)vki_align_up((uint64_t)t.n_groups * (uint64_t)kn->mm_nr * (uint64_t)t.k * 4, 64);
     size_t w_bytes = (size_t)vki_align_up((uint64_t)nth * MMP_PANELS * (uint64_t)kn->mm_mr * (uint64_t)t.k * 4, 64);

@@ -174,6 +174,12 @@ static void cases_matmul(void)
         set_src(c, 1, tt_make(VKI_TYPE_F32, k, 2, 9, 1, 16, 32));
         set_src(c, 2, tt_vec(VKI_TYPE_F32, 37));
         c->dst = tt_make(VKI_TYPE_F32, 37, 2, 9, 1, 12, 0);
+        /* 4-D x with ne2 = 1: its dim-3 slices are padded apart, so the
+         * rows are not evenly spaced although nb3 = nb2 * ne2 */
+        c = add_case(BK_OP_MATMUL, matmul_nmse(t), "w=%s,k=%lld,m=37,n=6x1x3,views", tr->name, (long long)k);
+        set_src(c, 0, tt_make(t, k, 37, 1, 1, 0, 0));
+        set_src(c, 1, tt_make(VKI_TYPE_F32, k, 6, 1, 3, 16, 32));
+        c->dst = tt_make(VKI_TYPE_F32, 37, 6, 1, 3, 12, 32);
     }
     /* Mat-mat tiles (64 x 64 on the GPU): m and n past one tile, neither a
      * multiple of it, k a few steps of 32 (plain types: not a multiple of
