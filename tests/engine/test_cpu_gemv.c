@@ -384,13 +384,30 @@ static void check_gelu_all(const cpu_kernels *k, uint64_t *seed)
     printf("%s: gelu max relative error %.2g (erf form), %.2g (tanh form)\n", k->name, worst[0], worst[1]);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    /* --isa NAME: that level only (tests/cross runs AVX-512 under an
+     * emulator, where every instruction counts). */
+    cpu_isa only = CPU_ISA_COUNT;
+    if (argc == 3 && strcmp(argv[1], "--isa") == 0) {
+        if (!cpu_isa_parse(argv[2], &only) || only == CPU_ISA_SCALAR) {
+            fprintf(stderr, "test_cpu_gemv: --isa %s: expected avx2, avx512 or neon\n", argv[2]);
+            return 2;
+        }
+        if (!cpu_isa_available(only)) {
+            fprintf(stderr, "test_cpu_gemv: --isa %s: this CPU does not have it\n", argv[2]);
+            return 1;
+        }
+    } else if (argc != 1) {
+        fprintf(stderr, "usage: test_cpu_gemv [--isa avx2|avx512|neon]\n");
+        return 2;
+    }
     const cpu_kernels *ref = cpu_kernels_get(CPU_ISA_SCALAR);
     int n_checked = 0;
     uint64_t gseed = 7;
     check_gelu_all(ref, &gseed);
     for (int isa = 1; isa < CPU_ISA_COUNT; isa++) {
+        if (only != CPU_ISA_COUNT && isa != (int)only) continue;
         if (!cpu_isa_available((cpu_isa)isa)) {
             printf("%s: skipped (not available on this CPU)\n", cpu_isa_name((cpu_isa)isa));
             continue;
@@ -462,8 +479,8 @@ int main(void)
         }
         int64_t ns[] = {1, 15, 16, 17, 64, 333};
         for (size_t i = 0; i < VKI_COUNT(ns); i++) check_exp(fast, ns[i], &seed);
-        printf("%s: %d gemv, %d repacked gemv, %d packed f32 mat-mat and %d integer mat-mat types checked\n",
-               fast->name, n_gemv, n_r16, n_mm, n_mq);
+        printf("%s%s: %d gemv, %d repacked gemv, %d packed f32 mat-mat and %d integer mat-mat types checked\n",
+               fast->name, isa == CPU_ISA_AVX512 && cpu_has_vnni() ? "+vnni" : "", n_gemv, n_r16, n_mm, n_mq);
         n_checked++;
     }
     if (n_checked == 0) test_skip("only the scalar kernels exist on this CPU: nothing to compare");
