@@ -679,9 +679,15 @@ static bool mm_pack_w(vki_type t, int64_t k, const void *w, size_t ws, int nrows
     return true;
 }
 
-static void mm_kernel(int64_t k, const float *wp, int nrows, const float *xp, int nc, const float *bias, float *d,
-                      size_t ds)
+/* One panel times one activation group; ROWS: the group's rows read where
+ * they are (xr[c], nc real ones; the rest repeat row 0 and are not
+ * stored), else the packed group xp [k][MM_NR]. */
+INLINE void mm_tile(int64_t k, const float *wp, int nrows, const float *xp, const float *const *xr, int nc,
+                    const float *bias, float *d, size_t ds, const bool ROWS)
 {
+    const float *x[MM_NR];
+    if (ROWS)
+        for (int c = 0; c < MM_NR; c++) x[c] = xr[c < nc ? c : 0];
     __mmask16 m0 = nrows >= 16 ? 0xFFFF : (__mmask16)((1u << nrows) - 1);
     __mmask16 m1 = nrows >= 32 ? 0xFFFF : nrows > 16 ? (__mmask16)((1u << (nrows - 16)) - 1) : 0;
     __m512 b0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
@@ -693,7 +699,7 @@ static void mm_kernel(int64_t k, const float *wp, int nrows, const float *xp, in
         __m512 w0 = _mm512_loadu_ps(wp), w1 = _mm512_loadu_ps(wp + 16);
 #pragma GCC unroll 12
         for (int c = 0; c < MM_NR; c++) {
-            __m512 xb = _mm512_set1_ps(xp[c]);
+            __m512 xb = _mm512_set1_ps(ROWS ? x[c][i] : xp[c]);
             a0[c] = _mm512_fmadd_ps(w0, xb, a0[c]);
             a1[c] = _mm512_fmadd_ps(w1, xb, a1[c]);
         }
@@ -704,6 +710,18 @@ static void mm_kernel(int64_t k, const float *wp, int nrows, const float *xp, in
             _mm512_mask_storeu_ps(d + (size_t)c * ds, m0, a0[c]);
             _mm512_mask_storeu_ps(d + (size_t)c * ds + 16, m1, a1[c]);
         }
+}
+
+static void mm_kernel(int64_t k, const float *wp, int nrows, const float *xp, int nc, const float *bias, float *d,
+                      size_t ds)
+{
+    mm_tile(k, wp, nrows, xp, NULL, nc, bias, d, ds, false);
+}
+
+static void mm_kernel_rows(int64_t k, const float *wp, int nrows, const float *const *xr, int nc, const float *bias,
+                           float *d, size_t ds)
+{
+    mm_tile(k, wp, nrows, NULL, xr, nc, bias, d, ds, true);
 }
 
 /* ===== Integer packed mat-mat (VNNI) =====================================
@@ -925,6 +943,12 @@ void cpu_kernels_init_avx512(cpu_kernels *k)
     k->mm_nr = MM_NR;
     k->mm_pack_w = mm_pack_w;
     k->mm_kernel = mm_kernel;
+    /* Every entry tied to the tile geometry is replaced together: the
+     * AVX2 table under this one has 16 x 6 tiles, and its mm_kernel_rows
+     * under 32 x 12 computed 6 of 12 columns (NaN rows on every AVX-512
+     * prompt and embedding through the packed f32 path). mm_panel_r16
+     * (repack_avx2.c, 16-row panels) is skipped while mm_mr != 16. */
+    k->mm_kernel_rows = mm_kernel_rows;
     k->gemm[VKI_TYPE_F32] = gemm_f32;
     k->gemm[VKI_TYPE_F16] = gemm_f16;
     k->gemm[VKI_TYPE_BF16] = gemm_bf16;

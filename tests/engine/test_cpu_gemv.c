@@ -146,6 +146,30 @@ static void check_r16(const cpu_kernels *ref, const cpu_kernels *fast, vki_type 
 
 /* One weight panel of nrows rows against one activation group of nc rows,
  * through the ISA's own packing, with and without a bias. */
+/* One mm tile's output against the f32 dot of the dequantized rows (the
+ * packed path multiplies dequantized weights by float activations); NaN
+ * must survive outside the nrows x nc tile. */
+static void check_mm_out(const cpu_kernels *ref, const cpu_kernels *fast, const char *kname, const inputs *in,
+                         vki_type t, int64_t k, int nrows, int nc, const float *b, const float *got, size_t ds)
+{
+    for (int c = 0; c < fast->mm_nr; c++)
+        for (int r = 0; r < (int)ds; r++) {
+            float g = got[(size_t)c * ds + (size_t)r];
+            if (c >= nc || r >= nrows) {
+                CHECKF(isnan(g), "%s %s %s %dx%d wrote outside at (%d,%d)", fast->name, kname, vki_type_name(t), nrows,
+                       nc, r, c);
+                continue;
+            }
+            float want = b[r] + ref->dot_f32(k, in->wf + r * k, in->xf + c * k);
+            CHECKF(close_enough(in, r, c, g, want), "%s %s %s k=%lld tile %dx%d (%d,%d): %.7g vs %.7g", fast->name,
+                   kname, vki_type_name(t), (long long)k, nrows, nc, r, c, g, want);
+        }
+}
+
+/* Both entries of the packed f32 tile: mm_kernel on a packed activation
+ * group, and mm_kernel_rows (where the level has it) on the rows where they
+ * are. Each must honour the level's own mm_mr x mm_nr: the AVX-512 table
+ * once kept AVX2's 16 x 6 mm_kernel_rows under its 32 x 12 geometry. */
 static void check_mm(const cpu_kernels *ref, const cpu_kernels *fast, vki_type t, int64_t k, int nrows, int nc,
                      bool bias, uint64_t *seed)
 {
@@ -156,27 +180,21 @@ static void check_mm(const cpu_kernels *ref, const cpu_kernels *fast, vki_type t
     float *xp = calloc((size_t)(nr * k), sizeof(float)), *b = malloc((size_t)mr * sizeof(float));
     size_t ds = (size_t)mr + 3;
     float *got = malloc((size_t)nr * ds * sizeof(float));
-    VKI_ASSERT(wp && tmp && xp && b && got);
+    VKI_ASSERT(wp && tmp && xp && b && got && nr <= 64);
     for (int r = 0; r < mr; r++) b[r] = bias ? test_rand_f32(seed, -1.0f, 1.0f) : 0.0f;
     for (int c = 0; c < nc; c++)
         for (int64_t i = 0; i < k; i++) xp[i * nr + c] = in.xf[c * k + i];
-    for (size_t i = 0; i < (size_t)nr * ds; i++) got[i] = NAN;
     CHECKF(fast->mm_pack_w(t, k, in.w, in.ws, nrows, wp, tmp), "%s mm_pack_w %s", fast->name, vki_type_name(t));
+    for (size_t i = 0; i < (size_t)nr * ds; i++) got[i] = NAN;
     fast->mm_kernel(k, wp, nrows, xp, nc, bias ? b : NULL, got, ds);
-    /* The packed path multiplies dequantized weights by float activations,
-     * so its oracle is the f32 dot of the dequantized rows. */
-    const cpu_kernels *oracle = ref;
-    for (int c = 0; c < nr; c++)
-        for (int r = 0; r < (int)ds; r++) {
-            float g = got[(size_t)c * ds + (size_t)r];
-            if (c >= nc || r >= nrows) {
-                CHECKF(isnan(g), "%s mm %s %dx%d wrote outside at (%d,%d)", fast->name, vki_type_name(t), nrows, nc, r, c);
-                continue;
-            }
-            float want = b[r] + oracle->dot_f32(k, in.wf + r * k, in.xf + c * k);
-            CHECKF(close_enough(&in, r, c, g, want), "%s mm %s k=%lld tile %dx%d (%d,%d): %.7g vs %.7g", fast->name,
-                   vki_type_name(t), (long long)k, nrows, nc, r, c, g, want);
-        }
+    check_mm_out(ref, fast, "mm_kernel", &in, t, k, nrows, nc, b, got, ds);
+    if (fast->mm_kernel_rows) {
+        const float *xr[64];
+        for (int c = 0; c < nc; c++) xr[c] = in.xf + (size_t)c * (size_t)k;
+        for (size_t i = 0; i < (size_t)nr * ds; i++) got[i] = NAN;
+        fast->mm_kernel_rows(k, wp, nrows, xr, nc, bias ? b : NULL, got, ds);
+        check_mm_out(ref, fast, "mm_kernel_rows", &in, t, k, nrows, nc, b, got, ds);
+    }
     free(wp); free(tmp); free(xp); free(b); free(got);
     free_inputs(&in);
 }
