@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # test_avx512_emu.sh: the CPU backend's AVX-512 (+VNNI) kernels on a machine
-# without AVX-512. Builds test_cpu_gemv statically and runs its avx512 level
-# under x86_emu.py, Bochs' CPU model from PyPI (bochscpu-python): every
-# AVX-512 kernel (R16 mat-vecs, tiles, packed and integer mat-mat, norms,
-# attention rows, exp/GELU/SwiGLU) against the scalar reference.
+# without AVX-512. Builds test_cpu_gemv and test_ops statically and runs them
+# under x86_emu.py, Bochs' CPU model from PyPI (bochscpu-python):
+#   - test_cpu_gemv --isa avx512: every AVX-512 kernel (R16 mat-vecs, tiles,
+#     packed and integer mat-mat, norms, attention rows, exp/GELU/SwiGLU)
+#     against the scalar reference;
+#   - test_ops -b cpu-avx512 on the mat-mul cases that take the packed
+#     paths (16+ activation rows) and ATTN: the level's kernel table as the
+#     backend assembles it (AVX-512 over AVX2), which the kernel test does
+#     not see. One thread: the emulator runs no threads.
 # On a CPU with AVX-512 VNNI test_cpu_gemv runs them natively: skip.
 set -euo pipefail
 src="${VKI_SOURCE_DIR:?}"
@@ -56,8 +61,7 @@ fixed=()
 for i in $(seq 16 31); do fixed+=(-ffixed-xmm$i); done
 objs=()
 for f in "$src"/engine/cpu/*.c "$src"/engine/backend.c "$src"/engine/common/*.c \
-         "$src"/loader/types.c "$src"/loader/quants.c "$src"/tests/test_util.c \
-         "$src"/tests/engine/test_cpu_gemv.c; do
+         "$src"/loader/types.c "$src"/loader/quants.c "$src"/tests/test_util.c; do
   flags=()
   case "$f" in
     *_neon.c) continue ;;
@@ -69,17 +73,35 @@ for f in "$src"/engine/cpu/*.c "$src"/engine/backend.c "$src"/engine/common/*.c 
     -I"$src/include" -I"$src" -I"$src/engine/common" -I"$src/tests" -c "$f" -o "$o"
   objs+=("$o")
 done
-cc -static -no-pie "${objs[@]}" -o "$tmp/test_cpu_gemv" -lm -lpthread
+for t in test_cpu_gemv test_ops; do
+  extra=()
+  [ $t = test_ops ] && extra=("$src/tests/engine/test_ops_cases.c") # its case tables
+  cc -std=c11 -O2 -Wall -Wextra -Wno-unused-parameter -Werror -D_GNU_SOURCE -fno-pie \
+    -I"$src/include" -I"$src" -I"$src/engine/common" -I"$src/tests" \
+    "$src/tests/engine/$t.c" "${extra[@]}" "${objs[@]}" -o "$tmp/$t" -static -no-pie -lm -lpthread
+done
 
-echo "== test_cpu_gemv --isa avx512, emulated =="
-start=$(date +%s)
-set +e
-$py "$here/x86_emu.py" --bochscpu "$dir" "$tmp/test_cpu_gemv" --isa avx512 > "$tmp/out.txt" 2>&1
-rc=$?
-set -e
-cat "$tmp/out.txt"
-echo "(emulated in $(( $(date +%s) - start )) s, exit $rc)"
-[ $rc -eq 0 ] || exit 1
+emulate() { # NAME ARGS...: runs $tmp/NAME under the emulator into $tmp/NAME.out
+  local name=$1 start rc
+  shift
+  echo "== $name $*, emulated =="
+  start=$(date +%s)
+  set +e
+  VKI_TEST_CPU_THREADS=1 $py "$here/x86_emu.py" --bochscpu "$dir" "$tmp/$name" "$@" > "$tmp/$name.out" 2>&1
+  rc=$?
+  set -e
+  grep -v ': OK (' "$tmp/$name.out" || true
+  echo "(emulated in $(( $(date +%s) - start )) s, exit $rc)"
+  return $rc
+}
+status=0
+emulate test_cpu_gemv --isa avx512 || status=1
 # The level must have run, with VNNI (the emulated CPU has it), not skipped.
-grep -q '^avx512+vnni: .*repacked gemv' "$tmp/out.txt" \
-  || { echo "FAILED: no avx512+vnni summary line: the AVX-512 kernels did not run"; exit 1; }
+grep -q '^avx512+vnni: .*repacked gemv' "$tmp/test_cpu_gemv.out" \
+  || { echo "FAILED: no avx512+vnni summary line: the AVX-512 kernels did not run"; status=1; }
+# 67 rows and the 2 x 9 strided views: the packed paths (f32 tiles for
+# float and dequantized types, integer tiles for the rest); and every ATTN.
+emulate test_ops -b cpu-avx512 -o "MATMUL|MATMUL_ID|ATTN" -f "n=67|2x9|ATTN" || status=1
+grep -q '^cpu-avx512-r16 (cpu (avx512+vnni, 1 thread)): [1-9][0-9]* passed, 0 failed' "$tmp/test_ops.out" \
+  || { echo "FAILED: test_ops did not pass on cpu-avx512-r16"; status=1; }
+exit $status
