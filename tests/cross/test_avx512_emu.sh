@@ -81,13 +81,13 @@ for t in test_cpu_gemv test_ops; do
     "$src/tests/engine/$t.c" "${extra[@]}" "${objs[@]}" -o "$tmp/$t" -static -no-pie -lm -lpthread
 done
 
-emulate() { # NAME ARGS...: runs $tmp/NAME under the emulator into $tmp/NAME.out
-  local name=$1 start rc
-  shift
-  echo "== $name $*, emulated =="
+emulate() { # CPU NAME ARGS...: runs $tmp/NAME on that CPU model into $tmp/NAME.out
+  local cpu=$1 name=$2 start rc
+  shift 2
+  echo "== $name $*, emulated $cpu =="
   start=$(date +%s)
   set +e
-  VKI_TEST_CPU_THREADS=1 $py "$here/x86_emu.py" --bochscpu "$dir" "$tmp/$name" "$@" > "$tmp/$name.out" 2>&1
+  VKI_TEST_CPU_THREADS=1 $py "$here/x86_emu.py" --cpu "$cpu" --bochscpu "$dir" "$tmp/$name" "$@" > "$tmp/$name.out" 2>&1
   rc=$?
   set -e
   grep -v ': OK (' "$tmp/$name.out" || true
@@ -95,13 +95,19 @@ emulate() { # NAME ARGS...: runs $tmp/NAME under the emulator into $tmp/NAME.out
   return $rc
 }
 status=0
-emulate test_cpu_gemv --isa avx512 || status=1
-# The level must have run, with VNNI (the emulated CPU has it), not skipped.
-grep -q '^avx512+vnni: .*repacked gemv' "$tmp/test_cpu_gemv.out" \
-  || { echo "FAILED: no avx512+vnni summary line: the AVX-512 kernels did not run"; status=1; }
-# 67 rows and the 2 x 9 strided views: the packed paths (f32 tiles for
-# float and dequantized types, integer tiles for the rest); and every ATTN.
-emulate test_ops -b cpu-avx512 -o "MATMUL|MATMUL_ID|ATTN" -f "n=67|2x9|ATTN" || status=1
-grep -q '^cpu-avx512-r16 (cpu (avx512+vnni, 1 thread)): [1-9][0-9]* passed, 0 failed' "$tmp/test_ops.out" \
-  || { echo "FAILED: test_ops did not pass on cpu-avx512-r16"; status=1; }
+# Tiger Lake: AVX-512 with VNNI (Ice Lake on, Zen 4). Cannon Lake: without
+# VNNI (as Skylake-SP), where the level keeps AVX2's quantized kernels.
+for cpu in tigerlake cannonlake; do
+  level=avx512
+  [ $cpu = tigerlake ] && level=avx512+vnni
+  emulate $cpu test_cpu_gemv --isa avx512 || status=1
+  # The level must have run, as that CPU has it, not skipped.
+  grep -q "^$level: .*repacked gemv" "$tmp/test_cpu_gemv.out" \
+    || { echo "FAILED: no '$level:' summary line: the AVX-512 kernels did not run on $cpu"; status=1; }
+  # 67 rows and the 2 x 9 strided views: the packed paths (f32 tiles for
+  # float and dequantized types, integer tiles for the rest); every ATTN.
+  emulate $cpu test_ops -b cpu-avx512 -o "MATMUL|MATMUL_ID|ATTN" -f "n=67|2x9|ATTN" || status=1
+  grep -q "^cpu-avx512-r16 (cpu ($level, 1 thread)): [1-9][0-9]* passed, 0 failed" "$tmp/test_ops.out" \
+    || { echo "FAILED: test_ops did not pass on cpu-avx512-r16 ($cpu)"; status=1; }
+done
 exit $status

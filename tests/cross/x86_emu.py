@@ -3,9 +3,12 @@
 (bochscpu-python), so that code for instruction sets this machine lacks
 (AVX-512, VNNI) runs and is checked here.
 
-    x86_emu.py --bochscpu DIR PROGRAM [ARG...]    exit status: the program's
+    x86_emu.py [--cpu tigerlake|cannonlake] --bochscpu DIR PROGRAM [ARG...]
+    exit status: the program's
 
 DIR holds the bochscpu package (pip install --target DIR bochscpu-python==0.4.0).
+--cpu: Tiger Lake (the default: AVX-512 with VNNI) or the wheel's own
+Cannon Lake (AVX-512 without VNNI, as Skylake-SP).
 
 Just enough of a Linux kernel for single-threaded static glibc programs:
 the ELF is loaded at its addresses, memory is identity-mapped (2 MiB pages)
@@ -28,7 +31,7 @@ BOCHSCPU_SO_SHA256 = "a872ef067d57b4d9de17370e1e26a41e2790960518729363627adb50fb
 CNL_CALL, CNL_PLT, TGL_PLT = 0x1C159F, 0x167D00, 0x1668D0
 
 
-def import_bochscpu(pkg_parent):
+def import_bochscpu(pkg_parent, model):
     import glob
     import hashlib
     import shutil
@@ -43,7 +46,8 @@ def import_bochscpu(pkg_parent):
                          "would land on the wrong bytes")
     rel, = struct.unpack_from("<i", data, CNL_CALL + 1)
     assert data[CNL_CALL] == 0xE8 and CNL_CALL + 5 + rel == CNL_PLT
-    struct.pack_into("<i", data, CNL_CALL + 1, TGL_PLT - (CNL_CALL + 5))
+    if model == "tigerlake":
+        struct.pack_into("<i", data, CNL_CALL + 1, TGL_PLT - (CNL_CALL + 5))
     tmp = tempfile.mkdtemp(prefix="x86_emu.")
     dst = os.path.join(tmp, "bochscpu")
     shutil.copytree(src, dst)
@@ -253,9 +257,12 @@ class Kernel:
 def main():
     global bochscpu, bmem
     args = sys.argv[1:]
-    if len(args) < 3 or args[0] != "--bochscpu":
+    model = "tigerlake"
+    if len(args) >= 2 and args[0] == "--cpu":
+        model, args = args[1], args[2:]
+    if len(args) < 3 or args[0] != "--bochscpu" or model not in ("tigerlake", "cannonlake"):
         raise SystemExit(__doc__)
-    bochscpu = import_bochscpu(args[1])
+    bochscpu = import_bochscpu(args[1], model)
     import bochscpu.memory as bmem
     prog, argv = args[2], args[2:]
     sess = bochscpu.Session()
