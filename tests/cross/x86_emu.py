@@ -25,15 +25,46 @@ import time
 # bochscpu-python 0.4.0 builds Bochs with its CPU model fixed at Cannon
 # Lake: AVX-512 without VNNI, so vpdpbusd would raise #UD. Its CPUID
 # factory's one call to create_corei3_cnl_cpuid is pointed at
-# create_tigerlake_cpuid (AVX-512 F/BW/VL/DQ + VNNI), in a private copy of
-# the module checked against the wheel's hash first.
-BOCHSCPU_SO_SHA256 = "a872ef067d57b4d9de17370e1e26a41e2790960518729363627adb50fbd035fe"
-CNL_CALL, CNL_PLT, TGL_PLT = 0x1C159F, 0x167D00, 0x1668D0
+# create_tigerlake_cpuid (AVX-512 F/BW/VL/DQ + VNNI) in a private copy of
+# the module. The wheels differ per Python version, so the call is found
+# by disassembling (objdump, binutils) rather than at a fixed offset.
+CNL_SYM = "_Z23create_corei3_cnl_cpuidP8BX_CPU_C"
+TGL_SYM = "_Z22create_tigerlake_cpuidP8BX_CPU_C"
+
+
+def file_offset(data, vaddr):
+    """The file offset of vaddr in an ELF64 file's PT_LOAD segments."""
+    phoff, = struct.unpack_from("<Q", data, 32)
+    phentsize, phnum = struct.unpack_from("<HH", data, 54)
+    for i in range(phnum):
+        p_type, _, off, va, _, filesz = struct.unpack_from("<IIQQQQ", data, phoff + i * phentsize)
+        if p_type == 1 and va <= vaddr < va + filesz:
+            return off + vaddr - va
+    raise SystemExit(f"x86_emu: address {vaddr:#x} is in no loaded segment of the bochscpu module")
+
+
+def retarget_cpu_model(so_path, data):
+    import re
+    import subprocess
+    try:
+        dis = subprocess.run(["objdump", "-d", "--no-show-raw-insn", so_path], capture_output=True, text=True,
+                             check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise SystemExit(f"x86_emu: objdump (binutils) could not disassemble {so_path}: {e}")
+    calls = re.findall(rf"^\s*([0-9a-f]+):\s+call\s+([0-9a-f]+) <{CNL_SYM}@plt>", dis, re.M)
+    tgl = re.findall(rf"^([0-9a-f]+) <{TGL_SYM}@plt>:", dis, re.M)
+    if len(calls) != 1 or len(tgl) != 1:
+        raise SystemExit(f"x86_emu: expected one call to {CNL_SYM} and one PLT entry of {TGL_SYM} in "
+                         f"{so_path}, found {len(calls)} and {len(tgl)}: not the bochscpu build this knows")
+    at, target = int(calls[0][0], 16), int(tgl[0], 16)
+    off = file_offset(data, at)
+    if data[off] != 0xE8:
+        raise SystemExit(f"x86_emu: no rel32 call at {at:#x} in {so_path}")
+    struct.pack_into("<i", data, off + 1, target - (at + 5))
 
 
 def import_bochscpu(pkg_parent, model):
     import glob
-    import hashlib
     import shutil
     import tempfile
     src = os.path.join(pkg_parent, "bochscpu")
@@ -41,13 +72,8 @@ def import_bochscpu(pkg_parent, model):
     if not sos:
         raise SystemExit(f"x86_emu: no bochscpu package under {pkg_parent}")
     data = bytearray(open(sos[0], "rb").read())
-    if hashlib.sha256(data).hexdigest() != BOCHSCPU_SO_SHA256:
-        raise SystemExit(f"x86_emu: {sos[0]} is not bochscpu-python 0.4.0's module; its CPU-model patch "
-                         "would land on the wrong bytes")
-    rel, = struct.unpack_from("<i", data, CNL_CALL + 1)
-    assert data[CNL_CALL] == 0xE8 and CNL_CALL + 5 + rel == CNL_PLT
     if model == "tigerlake":
-        struct.pack_into("<i", data, CNL_CALL + 1, TGL_PLT - (CNL_CALL + 5))
+        retarget_cpu_model(sos[0], data)
     tmp = tempfile.mkdtemp(prefix="x86_emu.")
     dst = os.path.join(tmp, "bochscpu")
     shutil.copytree(src, dst)
