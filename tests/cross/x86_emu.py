@@ -98,17 +98,13 @@ REGIONS = [(0, 4 * GB), (28 * GB, 32 * GB), (MMAP_BASE, MMAP_BASE + 16 * GB)]
 
 ENOSYS, ENOTTY, ENOMEM, EINVAL = 38, 25, 12, 22
 
-host_pages = []
-
-
-bochscpu = bmem = None
+bochscpu = bmem = None  # the patched module, once imported
 
 
 def back_page(gpa):
-    """Bochs asks for a guest physical page nobody has touched: a zero page."""
-    hva = bmem.allocate_host_page()
-    host_pages.append(hva)
-    bmem.page_insert(gpa & ~(PAGE - 1), hva)
+    """Bochs asks for a guest physical page nobody has touched: a zero page
+    (addresses are never handed out twice, so fresh memory is zero)."""
+    bmem.page_insert(gpa & ~(PAGE - 1), bmem.allocate_host_page())
 
 
 def write_phys(addr, data):
@@ -127,17 +123,6 @@ def read_phys(addr, n):
         addr += k
         n -= k
     return bytes(out)
-
-
-def read_cstr(addr):
-    out = bytearray()
-    while True:
-        chunk = read_phys(addr, PAGE - (addr % PAGE))
-        i = chunk.find(b"\0")
-        if i >= 0:
-            return bytes(out + chunk[:i])
-        out += chunk
-        addr += len(chunk)
 
 
 def build_page_tables():
@@ -233,15 +218,15 @@ class Kernel:
                 return self.brk
             self.brk = a[0]
             return self.brk
-        if nr == 9:  # mmap: anonymous only
-            length, flags, fd = a[1], a[3], a[4]
-            if not flags & 0x20 or (fd != 0xFFFFFFFFFFFFFFFF and fd != 0xFFFFFFFF and not flags & 0x20):
+        if nr == 9:  # mmap: anonymous, at an address of our choosing
+            length, flags = a[1], a[3]
+            if not flags & 0x20 or flags & 0x10:  # MAP_ANONYMOUS, not MAP_FIXED
                 return -ENOSYS
-            addr = self.mmap_next
-            self.mmap_next += (length + PAGE - 1) & ~(PAGE - 1)
-            if self.mmap_next > MMAP_BASE + 16 * GB:
+            size = (length + PAGE - 1) & ~(PAGE - 1)
+            if self.mmap_next + size > MMAP_BASE + 16 * GB:
                 return -ENOMEM
-            return addr
+            self.mmap_next += size
+            return self.mmap_next - size
         if nr in (11, 10, 28):  # munmap, mprotect, madvise: the pages stay
             return 0
         if nr == 25:  # mremap: let malloc copy instead
