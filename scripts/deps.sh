@@ -11,7 +11,9 @@ set -euo pipefail
 #   tests: python3 (stdlib only) and pip (test_embed_ref_fetch and tok_ugm
 #          fetch their PyPI files with it), spirv-tools (spirv-val), lavapipe
 #          and the validation layers, the arm64 cross compiler with its C
-#          library (static, for test_cpu_neon_qemu) and qemu-user to run it
+#          library (static, for test_cpu_neon_qemu) and qemu-user to run it;
+#          test_cpu_avx512_emu needs only build-essential (gcc, glibc's static
+#          libraries, objdump) and fetches bochscpu-python from PyPI itself
 #   pull: libcurl4-openssl-dev (HTTP client) and libssl-dev (libcrypto: SHA-256)
 #         for `vkinfer pull` and `serve -m hf://...` (cli/pull/)
 #   browser test: chromium and chromium-driver (test_status_page drives the
