@@ -712,17 +712,7 @@ INLINE void mm_tile(int64_t k, const float *wp, int nrows, const float *xp, cons
         }
 }
 
-static void mm_kernel(int64_t k, const float *wp, int nrows, const float *xp, int nc, const float *bias, float *d,
-                      size_t ds)
-{
-    mm_tile(k, wp, nrows, xp, NULL, nc, bias, d, ds, false);
-}
-
-static void mm_kernel_rows(int64_t k, const float *wp, int nrows, const float *const *xr, int nc, const float *bias,
-                           float *d, size_t ds)
-{
-    mm_tile(k, wp, nrows, NULL, xr, nc, bias, d, ds, true);
-}
+MM_KERNEL_ENTRIES
 
 /* ===== Integer packed mat-mat (VNNI) =====================================
  * Layouts in mq.h. Lanes are weight rows: one vpdpbusd multiplies four

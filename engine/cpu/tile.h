@@ -36,4 +36,19 @@
         return d;                                                                               \
     }
 
+/* The packed f32 mat-mat's two entries (cpu.h: mm_kernel, mm_kernel_rows)
+ * over the file's mm_tile, which takes the packed group xp, or (ROWS) the
+ * rows xr where they are. */
+#define MM_KERNEL_ENTRIES                                                                       \
+    static void mm_kernel(int64_t k, const float *wp, int nrows, const float *xp, int nc,         \
+                          const float *bias, float *d, size_t ds)                               \
+    {                                                                                           \
+        mm_tile(k, wp, nrows, xp, NULL, nc, bias, d, ds, false);                                \
+    }                                                                                           \
+    static void mm_kernel_rows(int64_t k, const float *wp, int nrows, const float *const *xr,   \
+                               int nc, const float *bias, float *d, size_t ds)                  \
+    {                                                                                           \
+        mm_tile(k, wp, nrows, NULL, xr, nc, bias, d, ds, true);                                 \
+    }
+
 #endif

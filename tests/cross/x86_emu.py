@@ -211,12 +211,9 @@ class Kernel:
                 base, ln = struct.unpack("<QQ", read_phys(iov + 16 * i, 16))
                 total += self.syscall_write(fd, base, ln)
             return total
-        if nr == 12:  # brk
-            if a[0] == 0 or a[0] < self.brk0:
-                return self.brk
-            if a[0] >= TABLES:
-                return self.brk
-            self.brk = a[0]
+        if nr == 12:  # brk: a query, or a move within the program's area
+            if self.brk0 <= a[0] < TABLES:
+                self.brk = a[0]
             return self.brk
         if nr == 9:  # mmap: anonymous, at an address of our choosing
             length, flags = a[1], a[3]

@@ -144,8 +144,6 @@ static void check_r16(const cpu_kernels *ref, const cpu_kernels *fast, vki_type 
     free_inputs(&in);
 }
 
-/* One weight panel of nrows rows against one activation group of nc rows,
- * through the ISA's own packing, with and without a bias. */
 /* One mm tile's output against the f32 dot of the dequantized rows (the
  * packed path multiplies dequantized weights by float activations); NaN
  * must survive outside the nrows x nc tile. */
@@ -166,9 +164,10 @@ static void check_mm_out(const cpu_kernels *ref, const cpu_kernels *fast, const 
         }
 }
 
-/* Both entries of the packed f32 tile: mm_kernel on a packed activation
- * group, and mm_kernel_rows (where the level has it) on the rows where they
- * are. Each must honour the level's own mm_mr x mm_nr: the AVX-512 table
+/* One weight panel of nrows rows against one activation group of nc rows,
+ * through the ISA's own packing, with and without a bias, by both entries
+ * of the packed f32 tile: mm_kernel on a packed activation group, and
+ * mm_kernel_rows (where the level has it) on the rows where they are. Each must honour the level's own mm_mr x mm_nr: the AVX-512 table
  * once kept AVX2's 16 x 6 mm_kernel_rows under its 32 x 12 geometry. */
 static void check_mm(const cpu_kernels *ref, const cpu_kernels *fast, vki_type t, int64_t k, int nrows, int nc,
                      bool bias, uint64_t *seed)

@@ -139,7 +139,8 @@ static bool add_cpu_backend(backend_entry *out, int *n, cpu_isa isa, const char 
     /* Two threads, so every op's work is split; VKI_TEST_CPU_THREADS=1
      * for an emulator that runs one (tests/cross). */
     const char *env = getenv("VKI_TEST_CPU_THREADS");
-    int nth = env && atoi(env) > 0 ? atoi(env) : 2;
+    int nth = env ? atoi(env) : 0;
+    if (nth <= 0) nth = 2;
     bk_backend *be = NULL;
     if (bk_cpu_create_isa(nth, isa, &be) != VKI_OK) {
         printf("backend %s: cannot be created: %s\n", name, vki_last_error());
