@@ -168,13 +168,16 @@ typedef struct cpu_kernels {
      * packing them only copied them (4% of a BERT embedding). */
     void  (*mm_kernel_rows)(int64_t k, const float *wp, int nrows, const float *const *xr, int nc,
                             const float *bias, float *d, size_t ds);
-    /* Integer packed mat-mat for quantized weights (optional; mq_mr == 0:
-     * none): weights packed by mq_pack_panel into panels of mq_mr rows,
+    /* Integer packed mat-mat for quantized weights (optional; mq_kernel
+     * NULL: none): weights packed by mq_pack_panel into panels of mr rows,
      * activations quantized to Q8_0 and packed by mq_pack_group into groups
-     * of mq_nr rows (layouts in mq.h). d[c * ds + r] = bias[r] (or 0) +
+     * of nr rows (layouts in mq.h). d[c * ds + r] = bias[r] (or 0) +
      * dot(weight row r, activation row c) for r < nrows, c < nc.
-     * mq_signed_q8: this level reads Q8_0 codes as signed bytes. */
-    int   mq_mr, mq_nr;
+     * mq_signed_q8: this level reads Q8_0 codes as signed bytes.
+     * mq_mr/mq_nr[f->is_signed]: the tile for unsigned codes [0] and signed
+     * ones [1]; AVX2's signed tile spends registers on the sign fix-up and
+     * ran 8% slower at the unsigned tile's 16 x 3. */
+    int   mq_mr[2], mq_nr[2];
     bool  mq_signed_q8;
     void  (*mq_kernel)(const mq_fmt *f, int64_t k, const uint8_t *wp, int nrows, const uint8_t *xp, int nc,
                        const float *bias, float *d, size_t ds);

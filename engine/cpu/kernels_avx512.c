@@ -953,8 +953,8 @@ void cpu_kernels_init_avx512(cpu_kernels *k)
         k->gemvn[VKI_TYPE_Q4_K] = gemvn_q4_K;
         k->gemv[VKI_TYPE_Q6_K] = gemv_q6_K;
         k->gemvn[VKI_TYPE_Q6_K] = gemvn_q6_K;
-        k->mq_mr = MQ_MR;
-        k->mq_nr = MQ_NR;
+        k->mq_mr[0] = k->mq_mr[1] = MQ_MR;
+        k->mq_nr[0] = k->mq_nr[1] = MQ_NR;
         k->mq_signed_q8 = false;
         k->mq_kernel = mq_kernel;
     }

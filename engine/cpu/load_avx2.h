@@ -1,7 +1,7 @@
 /*
  * load_avx2.h: 8 floats from f32, f16 or bf16 storage and the horizontal
- * sum of a vector, for the AVX2 kernel files (kernels_avx2.c, act_avx2.c,
- * attn_avx2.c). Included only by *_avx2.c.
+ * sum of a vector, and KEEP_ORDER, for the AVX2 kernel files (kernels_avx2.c,
+ * act_avx2.c, attn_avx2.c, repack_avx2.c). Included only by *_avx2.c.
  */
 #ifndef VKI_CPU_LOAD_AVX2_H
 #define VKI_CPU_LOAD_AVX2_H
@@ -12,6 +12,14 @@
 #ifndef INLINE
 #define INLINE static inline __attribute__((always_inline))
 #endif
+
+/* An empty asm that takes an accumulator in a register and may change it:
+ * sums stay a chain. Integer adds reassociate, and GCC turned unrolled
+ * chunk loops into add trees whose live products spilled to the stack:
+ * Q4_K's one-column R16 mat-vec ran at 19 GB/s (one thread, 2048 x 2048
+ * from L3) with them, 22-29 without; the integer mat-mat tile kept 26
+ * int16 products in flight (13 spills a 32-element block). */
+#define KEEP_ORDER(v) __asm__("" : "+x"(v))
 
 INLINE float hsum8(__m256 v)
 {

@@ -350,7 +350,8 @@ typedef struct mq_task {
     int                panels; /* weight panels per work item                */
     uint8_t           *tmp;    /* [n_threads][tmp_stride]                    */
     const bk_tensor   *wt;     /* the weight (for repacked rows)             */
-    uint8_t           *plain;  /* R16 weight: [n_threads][mq_mr] plain rows  */
+    uint8_t           *plain;  /* R16 weight: [n_threads][mr] plain rows     */
+    int                mr, nr; /* the tile: kern->mq_mr/nr[fmt.is_signed]  */
     size_t             tmp_stride;
     float             *d;
     size_t             ds;
@@ -364,7 +365,7 @@ typedef struct mq_task {
 static void mq_pack_x(void *arg, int ith, int nth)
 {
     mq_task *t = arg;
-    int nr = t->kern->mq_nr;
+    int nr = t->nr;
     size_t rb = (size_t)(t->k / QK8_0) * sizeof(block_q8_0);
     uint8_t *q = t->tmp + (size_t)ith * t->tmp_stride;
     const block_q8_0 *rows[32];
@@ -384,7 +385,7 @@ static void mq_work(void *arg, int ith, int nth)
     mq_task *t = arg;
     (void)nth;
     const cpu_kernels *kn = t->kern;
-    int64_t mr = kn->mq_mr, nr = kn->mq_nr, item;
+    int64_t mr = t->mr, nr = t->nr, item;
     uint8_t *wp = t->wp + (size_t)ith * (size_t)t->panels * t->pbytes;
     uint8_t *tmp = t->tmp + (size_t)ith * t->tmp_stride;
     while ((item = atomic_fetch_add(&t->next, 1)) < t->n_rb * t->n_cc) {
@@ -420,8 +421,8 @@ static vki_status op_matmul_mq(cpu_ctx *c, const bk_op *op, const mq_fmt *fmt)
     const cpu_kernels *kn = c->kern;
     mq_task t = {.kern = kn, .wtype = w->type, .fmt = *fmt, .w = cpu_tensor_data(w), .ws = w->nb[1], .k = w->ne[0],
                  .m = w->ne[1], .n = cpu_n_rows(x), .xt = x, .bias = op->src[2] ? cpu_tensor_data(op->src[2]) : NULL,
-                 .act = op->ip[0]};
-    int nth = c->n_threads, mr = kn->mq_mr, nr = kn->mq_nr;
+                 .act = op->ip[0], .mr = kn->mq_mr[fmt->is_signed], .nr = kn->mq_nr[fmt->is_signed]};
+    int nth = c->n_threads, mr = t.mr, nr = t.nr;
     VKI_ASSERT(nr <= 32);
     t.panels = VKI_MAX(1, MQ_ITEM_ROWS / mr);
     t.gbytes = (size_t)vki_align_up(mq_group_bytes(fmt, t.k, nr), 64);
@@ -498,7 +499,7 @@ vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op, bool *act_done)
     const bk_tensor *w = op->src[0], *x = op->src[1], *d = op->dst;
     mq_fmt fmt;
     *act_done = false;
-    if (c->kern->mq_mr && cpu_n_rows(x) >= MMP_MIN_N && w->ne[0] % QK8_0 == 0 &&
+    if (c->kern->mq_kernel && cpu_n_rows(x) >= MMP_MIN_N && w->ne[0] % QK8_0 == 0 &&
         mq_format(w->type, c->kern->mq_signed_q8, &fmt) && w->ne[0] % fmt.bl == 0 && !c->no_mq) {
         *act_done = true;
         return op_matmul_mq(c, op, &fmt);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "load_avx2.h"
 #include "repack.h"
 
 #define INLINE static inline __attribute__((always_inline))
@@ -36,13 +37,6 @@
  * accumulators and the activation pointers of two columns and one half
  * fit the 16 registers. */
 #define R16_AVX2_COLS 2
-
-/* An empty asm that takes an accumulator in a register and may change it:
- * the chunk sums stay a chain. Integer adds reassociate, and GCC turned
- * the unrolled chunk loops into add trees whose live products (32 in
- * Q4_K's) spilled to the stack: Q4_K's one-column mat-vec ran at 19 GB/s
- * (one thread, 2048 x 2048 from L3) with them, 22-29 without. */
-#define KEEP_ORDER(v) __asm__("" : "+x"(v))
 
 INLINE __m256i bcast4(const int8_t *p)
 {

@@ -208,7 +208,7 @@ static void check_mq(const cpu_kernels *fast, vki_type t, int64_t k, int nrows, 
 {
     mq_fmt f;
     VKI_ASSERT(mq_format(t, fast->mq_signed_q8, &f));
-    int mr = fast->mq_mr, nr = fast->mq_nr;
+    int mr = fast->mq_mr[f.is_signed], nr = fast->mq_nr[f.is_signed];
     inputs in;
     make_inputs(&in, t, k, nrows, nc, seed);
     size_t qb = (size_t)(k / QK8_0) * sizeof(block_q8_0);
@@ -470,14 +470,14 @@ int main(int argc, char **argv)
             n_r16++;
         }
         int n_mq = 0;
-        for (size_t ti = 0; ti < VKI_COUNT(types) && fast->mq_mr; ti++) {
+        for (size_t ti = 0; ti < VKI_COUNT(types) && fast->mq_kernel; ti++) {
             vki_type t = types[ti];
             mq_fmt f;
             if (!mq_format(t, fast->mq_signed_q8, &f)) continue;
             int64_t bs = vki_type_get(t)->block_size;
             int64_t ks[] = {bs, 3 * bs, bs == 32 ? 9 * bs : 2 * bs};
-            int shapes[][2] = {{1, 1}, {fast->mq_mr, fast->mq_nr}, {fast->mq_mr - 1, fast->mq_nr - 1},
-                               {fast->mq_mr / 2 + 1, 3}};
+            int mr = fast->mq_mr[f.is_signed], nr = fast->mq_nr[f.is_signed];
+            int shapes[][2] = {{1, 1}, {mr, nr}, {mr - 1, nr - 1}, {mr / 2 + 1, 3}, {mr / 2 - 1, 2}};
             for (size_t i = 0; i < VKI_COUNT(ks); i++)
                 for (size_t sh = 0; sh < VKI_COUNT(shapes); sh++)
                     check_mq(fast, t, ks[i], shapes[sh][0], shapes[sh][1], sh & 1, &seed);
