@@ -202,8 +202,9 @@ int main(int argc, char **argv)
             fprintf(stderr, "bench: %s\n", vki_last_error());
             return 1;
         }
-        const vki_type types[] = {VKI_TYPE_F32, VKI_TYPE_F16, VKI_TYPE_BF16, VKI_TYPE_Q8_0, VKI_TYPE_Q4_0,
-                                  VKI_TYPE_Q4_K, VKI_TYPE_Q6_K};
+        const vki_type types[] = {VKI_TYPE_F32,  VKI_TYPE_F16,  VKI_TYPE_BF16, VKI_TYPE_Q8_0, VKI_TYPE_Q4_0,
+                                  VKI_TYPE_Q4_K, VKI_TYPE_Q6_K, VKI_TYPE_Q4_1, VKI_TYPE_Q5_0, VKI_TYPE_Q5_1,
+                                  VKI_TYPE_Q2_K, VKI_TYPE_Q3_K, VKI_TYPE_Q5_K};
         /* Mat-vec on a weight too big for the caches: decode is memory bound. */
         if (sk) {
             for (size_t t = 0; t < sizeof types / sizeof types[0]; t++)

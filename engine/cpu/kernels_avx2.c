@@ -3,8 +3,9 @@
  * only; called only when dispatch.c found them). Tiles of up to 4 weight
  * rows x 4 activation rows keep 16 accumulators in registers, so each
  * loaded vector is used 4 times. Int8 dots use the abs/sign trick with
- * maddubs (both operands within +-127, so no 16-bit overflow). Also the
- * mat-vec for Q8_0/Q4_0 and the integer packed mat-mat (mq.h layouts).
+ * maddubs (both operands within +-127, so no 16-bit overflow); every
+ * supported quantized type has its tile. Also the mat-vec for Q8_0/Q4_0
+ * and the integer packed mat-mat (mq.h layouts).
  */
 #include <immintrin.h>
 #include <string.h>
@@ -97,7 +98,7 @@ FLOAT_GEMV(f32, 4)
 FLOAT_GEMV(f16, 2)
 FLOAT_GEMV(bf16, 2)
 
-/* ===== Int8 tiles (Q8_0 / Q4_0 weights, Q8_0 activations) =============== */
+/* ===== Int8 tiles (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 weights; Q8_0 activations) */
 
 /* Sum of 32 int8 products as 8 int32 lanes, as floats. */
 INLINE __m256 dot32_i8(__m256i a, __m256i b)
@@ -116,7 +117,36 @@ INLINE __m256i unpack_q4_0(const block_q4_0 *b)
     return _mm256_sub_epi8(v, _mm256_set1_epi8(8));
 }
 
-#define INT8_TILE(WT, WBLOCK, UNPACK)                                                           \
+/* Bit e of a Q5 block's qh as 0x10 in byte e (e = 0..31: the element the
+ * byte holds, as unpack_q4_0 orders them): each lane broadcasts the two qh
+ * bytes of its 16 elements, and each byte keeps its own bit. */
+INLINE __m256i q5_high_bits(const uint8_t *qh)
+{
+    uint32_t h;
+    memcpy(&h, qh, 4);
+    const __m256i pick = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                          2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    __m256i v = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)h), pick), bit);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(v, bit), _mm256_set1_epi8(0x10));
+}
+
+INLINE __m256i nibbles32(const uint8_t *qs)
+{
+    __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
+}
+
+INLINE __m256i unpack_q4_1(const block_q4_1 *b) { return nibbles32(b->qs); }
+INLINE __m256i unpack_q5_0(const block_q5_0 *b)
+{
+    return _mm256_sub_epi8(_mm256_or_si256(nibbles32(b->qs), q5_high_bits(b->qh)), _mm256_set1_epi8(16));
+}
+INLINE __m256i unpack_q5_1(const block_q5_1 *b) { return _mm256_or_si256(nibbles32(b->qs), q5_high_bits(b->qh)); }
+
+/* MIN: w = d q + m (Q4_1, Q5_1; m = MINF(block)), so a block also adds
+ * m xd sum(x codes). */
+#define INT8_TILE(WT, WBLOCK, UNPACK, MIN, MINF)                                                \
     INLINE void tile_##WT(int64_t k, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,  \
                           float *d, size_t ds, const int RM, const int RN)                      \
     {                                                                                           \
@@ -126,17 +156,24 @@ INLINE __m256i unpack_q4_0(const block_q4_0 *b)
         for (int64_t b = 0; b < k / 32; b++) {                                                  \
             __m256i xq[4];                                                                      \
             float xd[4];                                                                        \
+            __m256 xsum[4];                                                                     \
             for (int c = 0; c < RN; c++) {                                                      \
                 const block_q8_0 *xb = (const block_q8_0 *)(x + c * xs) + b;                    \
                 xq[c] = _mm256_loadu_si256((const __m256i *)xb->qs);                            \
                 xd[c] = _cvtsh_ss(xb->d);                                                       \
+                if (MIN)                                                                        \
+                    xsum[c] = _mm256_cvtepi32_ps(_mm256_madd_epi16(                             \
+                        _mm256_maddubs_epi16(_mm256_set1_epi8(1), xq[c]), _mm256_set1_epi16(1))); \
             }                                                                                   \
             for (int r = 0; r < RM; r++) {                                                      \
                 const WBLOCK *wb = (const WBLOCK *)(w + r * ws) + b;                            \
                 __m256i wq = UNPACK(wb);                                                        \
                 float wd = _cvtsh_ss(wb->d);                                                    \
-                for (int c = 0; c < RN; c++)                                                    \
+                for (int c = 0; c < RN; c++) {                                                  \
                     acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(wd * xd[c]), dot32_i8(wq, xq[c]), acc[r][c]); \
+                    if (MIN)                                                                    \
+                        acc[r][c] = _mm256_fmadd_ps(_mm256_set1_ps(MINF(wb) * xd[c]), xsum[c], acc[r][c]); \
+                }                                                                               \
             }                                                                                   \
         }                                                                                       \
         for (int r = 0; r < RM; r++)                                                            \
@@ -145,10 +182,20 @@ INLINE __m256i unpack_q4_0(const block_q4_0 *b)
 
 INLINE __m256i unpack_q8_0(const block_q8_0 *b) { return _mm256_loadu_si256((const __m256i *)b->qs); }
 
-INT8_TILE(q8_0, block_q8_0, unpack_q8_0)
-INT8_TILE(q4_0, block_q4_0, unpack_q4_0)
+INLINE float min_q4_1(const block_q4_1 *b) { return _cvtsh_ss(b->m); }
+INLINE float min_q5_1(const block_q5_1 *b) { return _cvtsh_ss(b->m); }
+INLINE float no_min(const void *b) { (void)b; return 0.0f; }
+
+INT8_TILE(q8_0, block_q8_0, unpack_q8_0, 0, no_min)
+INT8_TILE(q4_0, block_q4_0, unpack_q4_0, 0, no_min)
+INT8_TILE(q4_1, block_q4_1, unpack_q4_1, 1, min_q4_1)
+INT8_TILE(q5_0, block_q5_0, unpack_q5_0, 0, no_min)
+INT8_TILE(q5_1, block_q5_1, unpack_q5_1, 1, min_q5_1)
 GEMM_ENTRY(q8_0)
 GEMM_ENTRY(q4_0)
+GEMM_ENTRY(q4_1)
+GEMM_ENTRY(q5_0)
+GEMM_ENTRY(q5_1)
 
 /* ===== Mat-vec (Q8_0 / Q4_0) =============================================
  * Decode reads each weight once, so per block and row the work is one load,
@@ -247,6 +294,104 @@ static float dot_q4_K(int64_t k, const block_q4_K *w, const block_q8_K *x)
     return hsum8(acc) - acc_m;
 }
 
+/* Q2_K and Q3_K (layouts in kquants.h): plane j of a 32-byte qs run is
+ * (q >> 2j) & 3 per byte (the 16-bit shift's spill from the neighbour byte
+ * lands above bit 1); its low 16 bytes are sub-block 8n + 2j, its high 16
+ * the next, so one madd applies both scales. */
+static float dot_q2_K(int64_t k, const block_q2_K *w, const block_q8_K *x)
+{
+    __m256 acc = _mm256_setzero_ps();
+    float acc_m = 0.0f;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    for (int64_t b = 0; b < k / QK_K; b++) {
+        const uint8_t *sc = w[b].scales;
+        int32_t summ = 0;
+        for (int is = 0; is < 16; is++) summ += (sc[is] >> 4) * x[b].bsums[is];
+        __m256i sumi = _mm256_setzero_si256();
+        for (int n = 0; n < 2; n++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * n));
+            for (int j = 0; j < 4; j++) {
+                __m256i c = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(x[b].qs + 128 * n + 32 * j));
+                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[8 * n + 2 * j + 1] & 0xF), _mm_set1_epi16(sc[8 * n + 2 * j] & 0xF));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(c, xv), scv));
+            }
+        }
+        float dx = x[b].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dx * _cvtsh_ss(w[b].d)), _mm256_cvtepi32_ps(sumi), acc);
+        acc_m += dx * _cvtsh_ss(w[b].dmin) * (float)summ;
+    }
+    return hsum8(acc) - acc_m;
+}
+
+/* Q3_K codes taken unsigned, plane | high bit << 2 (0..7), and the -4 of
+ * the stored form applied once per block through the activation sums. */
+static float dot_q3_K(int64_t k, const block_q3_K *w, const block_q8_K *x)
+{
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i m3 = _mm256_set1_epi8(3), b1 = _mm256_set1_epi8(1);
+    for (int64_t b = 0; b < k / QK_K; b++) {
+        int16_t sc[16];
+        int32_t corr = 0;
+        for (int is = 0; is < 16; is++) {
+            sc[is] = (int16_t)kq_q3_K_scale(w[b].scales, is);
+            corr += sc[is] * x[b].bsums[is];
+        }
+        __m256i hm = _mm256_loadu_si256((const __m256i *)w[b].hmask);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int n = 0; n < 2; n++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * n));
+            for (int j = 0; j < 4; j++) {
+                __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * n + j), b1);
+                __m256i c = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3), _mm256_slli_epi16(hb, 2));
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(x[b].qs + 128 * n + 32 * j));
+                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[8 * n + 2 * j + 1]), _mm_set1_epi16(sc[8 * n + 2 * j]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(c, xv), scv));
+            }
+        }
+        float dd = x[b].d * _cvtsh_ss(w[b].d);
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(sumi), acc);
+        acc = _mm256_add_ps(acc, _mm256_setr_ps(-dd * 4.0f * (float)corr, 0, 0, 0, 0, 0, 0, 0));
+    }
+    return hsum8(acc);
+}
+
+/* As dot_q4_K, each nibble gaining its fifth bit from qh (bit 2j for the
+ * low nibbles of group j, 2j + 1 for the high): codes 0..31. */
+static float dot_q5_K(int64_t k, const block_q5_K *w, const block_q8_K *x)
+{
+    __m256 acc = _mm256_setzero_ps();
+    float acc_m = 0.0f;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b1 = _mm256_set1_epi8(1);
+    for (int64_t b = 0; b < k / QK_K; b++) {
+        uint8_t sc[8], mn[8];
+        for (int j = 0; j < 8; j++) kq_scale_min_k4(j, w[b].scales, &sc[j], &mn[j]);
+        int32_t summ = 0;
+        for (int j = 0; j < 8; j++) summ += mn[j] * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
+        __m256i sumi = _mm256_setzero_si256();
+        __m256i hb = _mm256_loadu_si256((const __m256i *)w[b].qh);
+        for (int j = 0; j < 4; j++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * j));
+            /* the shifted bit lands in bit 0 of its own byte; "& 1" drops
+             * what the 16-bit shift brought over from the neighbour. */
+            __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(hb, b1), 4);
+            __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 1), b1), 4);
+            hb = _mm256_srli_epi16(hb, 2);
+            __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4), h0);
+            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), h1);
+            __m256i x0 = _mm256_loadu_si256((const __m256i *)(x[b].qs + 64 * j));
+            __m256i x1 = _mm256_loadu_si256((const __m256i *)(x[b].qs + 64 * j + 32));
+            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x0), _mm256_set1_epi16(sc[2 * j]));
+            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x1), _mm256_set1_epi16(sc[2 * j + 1]));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
+        }
+        float dx = x[b].d;
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dx * _cvtsh_ss(w[b].d)), _mm256_cvtepi32_ps(sumi), acc);
+        acc_m += dx * _cvtsh_ss(w[b].dmin) * (float)summ;
+    }
+    return hsum8(acc) - acc_m;
+}
+
 static float dot_q6_K(int64_t k, const block_q6_K *w, const block_q8_K *x)
 {
     __m256 acc = _mm256_setzero_ps();
@@ -290,7 +435,10 @@ static float dot_q6_K(int64_t k, const block_q6_K *w, const block_q8_K *x)
                     dotfn(k, (const wtype *)((const uint8_t *)w + (size_t)r * ws),             \
                           (const xtype *)((const uint8_t *)x + (size_t)c * xs));               \
     }
+GEMM_FROM_DOT(gemm_q2_K, block_q2_K, block_q8_K, dot_q2_K)
+GEMM_FROM_DOT(gemm_q3_K, block_q3_K, block_q8_K, dot_q3_K)
 GEMM_FROM_DOT(gemm_q4_K, block_q4_K, block_q8_K, dot_q4_K)
+GEMM_FROM_DOT(gemm_q5_K, block_q5_K, block_q8_K, dot_q5_K)
 GEMM_FROM_DOT(gemm_q6_K, block_q6_K, block_q8_K, dot_q6_K)
 
 
@@ -527,7 +675,13 @@ void cpu_kernels_init_avx2(cpu_kernels *k)
     k->gemm[VKI_TYPE_BF16] = gemm_bf16;
     k->gemm[VKI_TYPE_Q8_0] = gemm_q8_0;
     k->gemm[VKI_TYPE_Q4_0] = gemm_q4_0;
+    k->gemm[VKI_TYPE_Q4_1] = gemm_q4_1;
+    k->gemm[VKI_TYPE_Q5_0] = gemm_q5_0;
+    k->gemm[VKI_TYPE_Q5_1] = gemm_q5_1;
+    k->gemm[VKI_TYPE_Q2_K] = gemm_q2_K;
+    k->gemm[VKI_TYPE_Q3_K] = gemm_q3_K;
     k->gemm[VKI_TYPE_Q4_K] = gemm_q4_K;
+    k->gemm[VKI_TYPE_Q5_K] = gemm_q5_K;
     k->gemm[VKI_TYPE_Q6_K] = gemm_q6_K;
     k->gemv[VKI_TYPE_F32] = gemv_f32;
     k->gemv[VKI_TYPE_F16] = gemv_f16;

@@ -15,8 +15,14 @@ cpu_act cpu_act_for(vki_type wtype)
 {
     switch (wtype) {
     case VKI_TYPE_Q8_0:
-    case VKI_TYPE_Q4_0: return CPU_ACT_Q8_0;
+    case VKI_TYPE_Q4_0:
+    case VKI_TYPE_Q4_1:
+    case VKI_TYPE_Q5_0:
+    case VKI_TYPE_Q5_1: return CPU_ACT_Q8_0;
+    case VKI_TYPE_Q2_K:
+    case VKI_TYPE_Q3_K:
     case VKI_TYPE_Q4_K:
+    case VKI_TYPE_Q5_K:
     case VKI_TYPE_Q6_K: return CPU_ACT_Q8_K;
     default:            return CPU_ACT_F32;
     }
@@ -117,6 +123,55 @@ static float dot_q4_0(int64_t n, const block_q4_0 *w, const block_q8_0 *x)
     return s;
 }
 
+/* Bit e of a Q5 block's high bits (element e = 0..31) as 0 or 16. */
+static inline int q5_high(const uint8_t *qh, int e) { return ((qh[e / 8] >> (e % 8)) & 1) << 4; }
+
+/* Q4_1 / Q5_1: w = d q + m, so a block adds d xd sum(q x) + m xd sum(x). */
+static float dot_q4_1(int64_t n, const block_q4_1 *w, const block_q8_0 *x)
+{
+    float s = 0.0f;
+    for (int64_t b = 0; b < n / QK4_1; b++) {
+        int32_t si = 0, sx = 0;
+        for (int i = 0; i < QK4_1 / 2; i++) {
+            si += (w[b].qs[i] & 0xF) * x[b].qs[i] + (w[b].qs[i] >> 4) * x[b].qs[i + QK4_1 / 2];
+            sx += x[b].qs[i] + x[b].qs[i + QK4_1 / 2];
+        }
+        float xd = vki_fp16_to_fp32(x[b].d);
+        s += vki_fp16_to_fp32(w[b].d) * xd * (float)si + vki_fp16_to_fp32(w[b].m) * xd * (float)sx;
+    }
+    return s;
+}
+
+static float dot_q5_0(int64_t n, const block_q5_0 *w, const block_q8_0 *x)
+{
+    float s = 0.0f;
+    for (int64_t b = 0; b < n / QK5_0; b++) {
+        int32_t si = 0;
+        for (int i = 0; i < QK5_0 / 2; i++) {
+            si += (((w[b].qs[i] & 0xF) | q5_high(w[b].qh, i)) - 16) * x[b].qs[i];
+            si += (((w[b].qs[i] >> 4) | q5_high(w[b].qh, i + 16)) - 16) * x[b].qs[i + QK5_0 / 2];
+        }
+        s += vki_fp16_to_fp32(w[b].d) * vki_fp16_to_fp32(x[b].d) * (float)si;
+    }
+    return s;
+}
+
+static float dot_q5_1(int64_t n, const block_q5_1 *w, const block_q8_0 *x)
+{
+    float s = 0.0f;
+    for (int64_t b = 0; b < n / QK5_1; b++) {
+        int32_t si = 0, sx = 0;
+        for (int i = 0; i < QK5_1 / 2; i++) {
+            si += ((w[b].qs[i] & 0xF) | q5_high(w[b].qh, i)) * x[b].qs[i];
+            si += ((w[b].qs[i] >> 4) | q5_high(w[b].qh, i + 16)) * x[b].qs[i + QK5_1 / 2];
+            sx += x[b].qs[i] + x[b].qs[i + QK5_1 / 2];
+        }
+        float xd = vki_fp16_to_fp32(x[b].d);
+        s += vki_fp16_to_fp32(w[b].d) * xd * (float)si + vki_fp16_to_fp32(w[b].m) * xd * (float)sx;
+    }
+    return s;
+}
+
 static void mad_f32(int64_t n, float *y, const float *x, float s)
 {
     for (int64_t i = 0; i < n; i++) y[i] += s * x[i];
@@ -181,7 +236,13 @@ GEMM_FROM_DOT(gemm_f16, uint16_t, float, dot_f16)
 GEMM_FROM_DOT(gemm_bf16, uint16_t, float, dot_bf16)
 GEMM_FROM_DOT(gemm_q8_0, block_q8_0, block_q8_0, dot_q8_0)
 GEMM_FROM_DOT(gemm_q4_0, block_q4_0, block_q8_0, dot_q4_0)
+GEMM_FROM_DOT(gemm_q4_1, block_q4_1, block_q8_0, dot_q4_1)
+GEMM_FROM_DOT(gemm_q5_0, block_q5_0, block_q8_0, dot_q5_0)
+GEMM_FROM_DOT(gemm_q5_1, block_q5_1, block_q8_0, dot_q5_1)
+GEMM_FROM_DOT(gemm_q2_K, block_q2_K, block_q8_K, kq_dot_q2_K_q8_K)
+GEMM_FROM_DOT(gemm_q3_K, block_q3_K, block_q8_K, kq_dot_q3_K_q8_K)
 GEMM_FROM_DOT(gemm_q4_K, block_q4_K, block_q8_K, kq_dot_q4_K_q8_K)
+GEMM_FROM_DOT(gemm_q5_K, block_q5_K, block_q8_K, kq_dot_q5_K_q8_K)
 GEMM_FROM_DOT(gemm_q6_K, block_q6_K, block_q8_K, kq_dot_q6_K_q8_K)
 
 void cpu_kernels_init_scalar(cpu_kernels *k)
@@ -191,7 +252,13 @@ void cpu_kernels_init_scalar(cpu_kernels *k)
     k->gemm[VKI_TYPE_BF16] = gemm_bf16;
     k->gemm[VKI_TYPE_Q8_0] = gemm_q8_0;
     k->gemm[VKI_TYPE_Q4_0] = gemm_q4_0;
+    k->gemm[VKI_TYPE_Q4_1] = gemm_q4_1;
+    k->gemm[VKI_TYPE_Q5_0] = gemm_q5_0;
+    k->gemm[VKI_TYPE_Q5_1] = gemm_q5_1;
+    k->gemm[VKI_TYPE_Q2_K] = gemm_q2_K;
+    k->gemm[VKI_TYPE_Q3_K] = gemm_q3_K;
     k->gemm[VKI_TYPE_Q4_K] = gemm_q4_K;
+    k->gemm[VKI_TYPE_Q5_K] = gemm_q5_K;
     k->gemm[VKI_TYPE_Q6_K] = gemm_q6_K;
     k->dot_f32 = dot_f32;
     k->dot_f16 = dot_f16;

@@ -48,6 +48,97 @@ static inline float kq_dot_q4_K_q8_K(int64_t k, const block_q4_K *w, const block
     return sum;
 }
 
+/* Q2_K and Q3_K: 16 sub-blocks of 16. Element 128 n + 32 j + 16 h + l (half
+ * n, plane j, h = 0/1) is the 2-bit plane j of qs[32 n + 16 h + l]; its
+ * sub-block is 8 n + 2 j + h, whose Q8_K activation sum is bsums[8 n + 2 j + h]. */
+static inline int kq_plane2(const uint8_t *q, int n, int j, int h, int l)
+{
+    return (q[32 * n + 16 * h + l] >> (2 * j)) & 3;
+}
+
+/* Q2_K: a 4-bit scale (low nibble) and a 4-bit min (high) per sub-block. */
+static inline float kq_dot_q2_K_q8_K(int64_t k, const block_q2_K *w, const block_q8_K *x)
+{
+    float sum = 0.0f;
+    for (int64_t b = 0; b < k / QK_K; b++) {
+        int32_t sumi = 0, summ = 0;
+        for (int n = 0; n < 2; n++)
+            for (int j = 0; j < 4; j++)
+                for (int h = 0; h < 2; h++) {
+                    int is = 8 * n + 2 * j + h;
+                    const int8_t *xq = x[b].qs + 16 * is;
+                    int32_t s = 0;
+                    for (int l = 0; l < 16; l++) s += kq_plane2(w[b].qs, n, j, h, l) * xq[l];
+                    sumi += (w[b].scales[is] & 0xF) * s;
+                    summ += (w[b].scales[is] >> 4) * x[b].bsums[is];
+                }
+        sum += x[b].d * (vki_fp16_to_fp32(w[b].d) * (float)sumi - vki_fp16_to_fp32(w[b].dmin) * (float)summ);
+    }
+    return sum;
+}
+
+/* Q3_K's signed 6-bit scale (stored +32) of sub-block s: the low nibble in
+ * scales[s] (s < 8) or the high nibble of scales[s - 8], the two high bits
+ * in scales[8 + s % 4] at bit 2 (s / 4). */
+static inline int kq_q3_K_scale(const uint8_t *sc, int s)
+{
+    int lo = s < 8 ? (sc[s] & 0xF) : (sc[s - 8] >> 4);
+    int hi = (sc[8 + s % 4] >> (2 * (s / 4))) & 3;
+    return (lo | hi << 4) - 32;
+}
+
+/* Q3_K: a code is its 2-bit plane minus 4 unless bit 4 n + j of
+ * hmask[16 h + l] is set: -4..3. */
+static inline float kq_dot_q3_K_q8_K(int64_t k, const block_q3_K *w, const block_q8_K *x)
+{
+    float sum = 0.0f;
+    for (int64_t b = 0; b < k / QK_K; b++) {
+        int32_t sumi = 0;
+        for (int n = 0; n < 2; n++)
+            for (int j = 0; j < 4; j++)
+                for (int h = 0; h < 2; h++) {
+                    int is = 8 * n + 2 * j + h;
+                    const int8_t *xq = x[b].qs + 16 * is;
+                    int32_t s = 0;
+                    for (int l = 0; l < 16; l++) {
+                        int hbit = (w[b].hmask[16 * h + l] >> (4 * n + j)) & 1;
+                        s += (kq_plane2(w[b].qs, n, j, h, l) - (hbit ? 0 : 4)) * xq[l];
+                    }
+                    sumi += kq_q3_K_scale(w[b].scales, is) * s;
+                }
+        sum += x[b].d * vki_fp16_to_fp32(w[b].d) * (float)sumi;
+    }
+    return sum;
+}
+
+/* Q5_K is Q4_K with a fifth bit per code: bit 2j of qh[l] for the low
+ * nibbles of the 64-element group j, bit 2j + 1 for its high nibbles. */
+static inline float kq_dot_q5_K_q8_K(int64_t k, const block_q5_K *w, const block_q8_K *x)
+{
+    float sum = 0.0f;
+    for (int64_t b = 0; b < k / QK_K; b++) {
+        const uint8_t *qs = w[b].qs, *qh = w[b].qh;
+        const int8_t *xq = x[b].qs;
+        int32_t sumi = 0, summ = 0;
+        for (int j = 0; j < QK_K / 64; j++) {
+            uint8_t sc0, m0, sc1, m1;
+            kq_scale_min_k4(2 * j, w[b].scales, &sc0, &m0);
+            kq_scale_min_k4(2 * j + 1, w[b].scales, &sc1, &m1);
+            int32_t lo = 0, hi = 0;
+            for (int l = 0; l < 32; l++) {
+                lo += ((qs[l] & 0xF) | (((qh[l] >> (2 * j)) & 1) << 4)) * xq[l];
+                hi += ((qs[l] >> 4) | (((qh[l] >> (2 * j + 1)) & 1) << 4)) * xq[l + 32];
+            }
+            sumi += sc0 * lo + sc1 * hi;
+            summ += m0 * (x[b].bsums[4 * j] + x[b].bsums[4 * j + 1]) + m1 * (x[b].bsums[4 * j + 2] + x[b].bsums[4 * j + 3]);
+            qs += 32;
+            xq += 64;
+        }
+        sum += x[b].d * (vki_fp16_to_fp32(w[b].d) * (float)sumi - vki_fp16_to_fp32(w[b].dmin) * (float)summ);
+    }
+    return sum;
+}
+
 static inline float kq_dot_q6_K_q8_K(int64_t k, const block_q6_K *w, const block_q8_K *x)
 {
     float sum = 0.0f;

@@ -19,8 +19,9 @@
 #include "test_util.h"
 #include "util.h"
 
-static const vki_type types[] = {VKI_TYPE_F32, VKI_TYPE_F16, VKI_TYPE_BF16, VKI_TYPE_Q8_0,
-                                 VKI_TYPE_Q4_0, VKI_TYPE_Q4_K, VKI_TYPE_Q6_K};
+static const vki_type types[] = {VKI_TYPE_F32,  VKI_TYPE_F16,  VKI_TYPE_BF16, VKI_TYPE_Q8_0, VKI_TYPE_Q4_0,
+                                 VKI_TYPE_Q4_1, VKI_TYPE_Q5_0, VKI_TYPE_Q5_1, VKI_TYPE_Q2_K, VKI_TYPE_Q3_K,
+                                 VKI_TYPE_Q4_K, VKI_TYPE_Q5_K, VKI_TYPE_Q6_K};
 
 typedef struct inputs {
     int64_t  k, rows, cols;
@@ -99,6 +100,32 @@ static void check_gemv(const cpu_kernels *ref, const cpu_kernels *fast, vki_type
     CHECKF(isnan(got[rows]), "%s gemv %s k=%lld wrote past row %lld", fast->name, vki_type_name(t), (long long)k,
            (long long)rows);
     free(want); free(got); free(scratch);
+    free_inputs(&in);
+}
+
+/* A dot tile (gemm: nr <= 4 weight rows x nc <= 4 activation rows, the
+ * decode and small-batch path of types without a mat-vec) against the
+ * scalar level's tile, one dot at a time. */
+static void check_gemm(const cpu_kernels *ref, const cpu_kernels *fast, vki_type t, int64_t k, int nr, int nc,
+                       uint64_t *seed)
+{
+    inputs in;
+    make_inputs(&in, t, k, nr, nc, seed);
+    size_t ds = (size_t)nr + 2;
+    float want[4 * 6], got[4 * 6];
+    for (int c = 0; c < nc; c++)
+        for (int r = 0; r < nr; r++)
+            ref->gemm[t](k, in.w + r * in.ws, in.ws, 1, in.x + c * in.xs, in.xs, 1, want + c * ds + r, 1);
+    for (size_t i = 0; i < VKI_COUNT(got); i++) got[i] = NAN;
+    fast->gemm[t](k, in.w, in.ws, nr, in.x, in.xs, nc, got, ds);
+    for (int c = 0; c < nc; c++) {
+        for (int r = 0; r < nr; r++)
+            CHECKF(close_enough(&in, r, c, got[c * ds + r], want[c * ds + r]),
+                   "%s gemm %s k=%lld %dx%d (%d,%d): %.7g vs scalar %.7g", fast->name, vki_type_name(t), (long long)k,
+                   nr, nc, r, c, got[c * ds + r], want[c * ds + r]);
+        CHECKF(isnan(got[c * ds + (size_t)nr]), "%s gemm %s k=%lld %dx%d wrote past row %d", fast->name,
+               vki_type_name(t), (long long)k, nr, nc, nr);
+    }
     free_inputs(&in);
 }
 
@@ -431,10 +458,18 @@ int main(int argc, char **argv)
         }
         const cpu_kernels *fast = cpu_kernels_get((cpu_isa)isa);
         uint64_t seed = 99 + (uint64_t)isa;
-        int n_gemv = 0, n_mm = 0;
+        int n_gemv = 0, n_mm = 0, n_gemm = 0;
         for (size_t ti = 0; ti < VKI_COUNT(types); ti++) {
             vki_type t = types[ti];
             int64_t bs = vki_type_get(t)->block_size;
+            if (fast->gemm[t] && fast->gemm[t] != ref->gemm[t]) {
+                int64_t ks[] = {bs, (bs == 1 ? 17 : 3) * bs, (bs == 1 ? 259 : 17) * bs};
+                for (size_t i = 0; i < VKI_COUNT(ks); i++)
+                    for (int nr = 1; nr <= 4; nr++)
+                        for (int nc = 1; nc <= 4; nc++) check_gemm(ref, fast, t, ks[i], nr, nc, &seed);
+                for (int i = 0; i < 8; i++) check_gemm(ref, fast, t, bs, 4, 4, &seed);
+                n_gemm++;
+            }
             if (fast->gemv[t]) {
                 /* 1, 3, 16, 17, 44 and 131 blocks of 32 (or 256) */
                 int64_t nbs[] = {1, 3, 16, 17, 44, 131};
@@ -496,8 +531,9 @@ int main(int argc, char **argv)
         }
         int64_t ns[] = {1, 15, 16, 17, 64, 333};
         for (size_t i = 0; i < VKI_COUNT(ns); i++) check_exp(fast, ns[i], &seed);
-        printf("%s%s: %d gemv, %d repacked gemv, %d packed f32 mat-mat and %d integer mat-mat types checked\n",
-               fast->name, isa == CPU_ISA_AVX512 && cpu_has_vnni() ? "+vnni" : "", n_gemv, n_r16, n_mm, n_mq);
+        printf("%s%s: %d dot tile, %d gemv, %d repacked gemv, %d packed f32 mat-mat and %d integer mat-mat types "
+               "checked\n",
+               fast->name, isa == CPU_ISA_AVX512 && cpu_has_vnni() ? "+vnni" : "", n_gemm, n_gemv, n_r16, n_mm, n_mq);
         n_checked++;
     }
     if (n_checked == 0) test_skip("only the scalar kernels exist on this CPU: nothing to compare");

@@ -34,10 +34,11 @@ static const char usage[] =
     "                    qwen3moe: experts (default 8), experts per token (2), expert width (n_ff / 4)\n"
     "  --sliding-window N  gemma2/gemma3: the local layers' window (default 4096 / 1024)\n"
     "  --n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N --n-vocab N --n-ctx N\n"
-    "  --type T          weight type of the 2-D matrices: F32 F16 BF16 Q8_0 Q4_0 Q4_K Q6_K (norms and\n"
-    "                    biases stay F32, rounded through F16/BF16 for those types as a conversion of such\n"
-    "                    a checkpoint gives; a matrix whose rows are not a multiple of the block size falls\n"
-    "                    back to Q8_0/F16). With --format hf: the checkpoint dtype, F32, F16 or BF16\n"
+    "  --type T          weight type of the 2-D matrices: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K\n"
+    "                    Q3_K Q4_K Q5_K Q6_K (norms and biases stay F32, rounded through F16/BF16 for\n"
+    "                    those types as a conversion of such a checkpoint gives; a matrix whose rows are\n"
+    "                    not a multiple of the block size falls back to Q8_0/F16). With --format hf: the\n"
+    "                    checkpoint dtype, F32, F16 or BF16\n"
     "  --qkv-bias        llama: attention biases on q/k/v/o (HF attention_bias)\n"
     "  --tied            decoders: no output matrix, logits from the token embeddings\n"
     "  --vocab-from F    take the tokenizer (tokenizer.* keys) from the GGUF file F (an SPM \"llama\"\n"
@@ -787,13 +788,16 @@ int main(int argc, char **argv)
             }
             c.arch = v;
         } else if (!strcmp(a, "--type")) {
-            static const vki_type ok[] = {VKI_TYPE_F32, VKI_TYPE_F16, VKI_TYPE_BF16, VKI_TYPE_Q8_0,
-                                          VKI_TYPE_Q4_0, VKI_TYPE_Q4_K, VKI_TYPE_Q6_K};
+            static const vki_type ok[] = {VKI_TYPE_F32,  VKI_TYPE_F16,  VKI_TYPE_BF16, VKI_TYPE_Q8_0,
+                                          VKI_TYPE_Q4_0, VKI_TYPE_Q4_1, VKI_TYPE_Q5_0, VKI_TYPE_Q5_1,
+                                          VKI_TYPE_Q2_K, VKI_TYPE_Q3_K, VKI_TYPE_Q4_K, VKI_TYPE_Q5_K,
+                                          VKI_TYPE_Q6_K};
             bool found = false;
             for (size_t k = 0; k < VKI_COUNT(ok); k++)
                 if (!strcmp(v, vki_type_name(ok[k]))) { c.type = ok[k]; found = true; }
             if (!found) {
-                fprintf(stderr, "vkinfer-gen: --type must be F32, F16, BF16, Q8_0, Q4_0, Q4_K or Q6_K\n");
+                fprintf(stderr, "vkinfer-gen: --type must be F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, "
+                                "Q3_K, Q4_K, Q5_K or Q6_K\n");
                 return 1;
             }
         } else if (!strcmp(a, "--format")) {
