@@ -540,16 +540,14 @@ MM_KERNEL_ENTRIES
 #define MQ_MR_S 8
 #define MQ_NR_S 4
 
+/* G16: steps of 4 elements whose maddubs int16 pair sums add up before
+ * one madd widens them (mq_int16_steps: Q4 codes 8, Q5 4, Q6_K 2, signed
+ * Q8_0 1). */
 INLINE void mq_tile(int64_t k, const uint8_t *wp, int nrows, const uint8_t *xp, int nc, const float *bias, float *d,
-                    size_t ds, const int BL, const int MIN, const int SIGNED)
+                    size_t ds, const int BL, const int MIN, const int SIGNED, const int G16)
 {
     enum { MH_MAX = MQ_MR_U / 8, NR_MAX = MQ_NR_S };
     const int MH = SIGNED ? MQ_MR_S / 8 : MQ_MR_U / 8, MR = 8 * MH, NR = SIGNED ? MQ_NR_S : MQ_NR_U;
-    /* maddubs int16 pairs summed before widening: G16 steps of 4 elements
-     * add 2 * G16 products per lane, each under 15 * 127 (Q4 codes), so
-     * 8 steps stay under 32767; Q6_K's 63 * 127 allows 2, signed Q8_0's
-     * 128 * 127 only 1. */
-    const int G16 = SIGNED ? 1 : BL == 16 ? 2 : 8;
     int64_t nbl = k / BL;
     const float *wsc = (const float *)(wp + (size_t)k * MR), *wmn = wsc + nbl * MR;
     const float *xd = (const float *)(xp + (size_t)k * NR);
@@ -630,13 +628,29 @@ INLINE void mq_tile(int64_t k, const uint8_t *wp, int nrows, const uint8_t *xp, 
     }
 }
 
+/* One instance per (block, min, int16 steps) that mq_format's types use:
+ * Q4_0 and Q5_0; Q4_1/Q4_K and Q5_1/Q5_K; Q6_K, Q3_K and Q2_K. A format
+ * without one runs its block's tile widening every step. */
 static void mq_kernel(const mq_fmt *f, int64_t k, const uint8_t *wp, int nrows, const uint8_t *xp, int nc,
                       const float *bias, float *d, size_t ds)
 {
-    if (f->has_min) mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 32, 1, 0);
-    else if (f->bl == 16) mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 16, 0, 0);
-    else if (f->is_signed) mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 32, 0, 1);
-    else mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 32, 0, 0);
+#define MQ_CASE(BL, MIN, G)                                                                     \
+    if (f->bl == BL && f->has_min == MIN && g == G) {                                          \
+        mq_tile(k, wp, nrows, xp, nc, bias, d, ds, BL, MIN, 0, G);                              \
+        return;                                                                                 \
+    }
+    if (f->is_signed) {
+        mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 32, 0, 1, 1);
+        return;
+    }
+    int g = mq_int16_steps(f);
+    MQ_CASE(32, 0, 8) MQ_CASE(32, 0, 4) MQ_CASE(32, 1, 8) MQ_CASE(32, 1, 4)
+    MQ_CASE(16, 0, 2) MQ_CASE(16, 0, 4) MQ_CASE(16, 1, 4)
+#undef MQ_CASE
+    if (f->bl == 16) f->has_min ? mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 16, 1, 0, 1)
+                                : mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 16, 0, 0, 1);
+    else f->has_min ? mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 32, 1, 0, 1)
+                    : mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 32, 0, 0, 1);
 }
 
 /* ===== Vector helpers ==================================================== */

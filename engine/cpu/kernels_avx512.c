@@ -792,9 +792,10 @@ INLINE void mq_tile(int64_t k, const uint8_t *wp, int nrows, const uint8_t *xp, 
 static void mq_kernel(const mq_fmt *f, int64_t k, const uint8_t *wp, int nrows, const uint8_t *xp, int nc,
                       const float *bias, float *d, size_t ds)
 {
-    if (f->has_min) mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 32, 1);
-    else if (f->bl == 16) mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 16, 0);
-    else mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 32, 0);
+    if (f->bl == 16) f->has_min ? mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 16, 1)
+                                : mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 16, 0);
+    else f->has_min ? mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 32, 1)
+                    : mq_tile(k, wp, nrows, xp, nc, bias, d, ds, 32, 0);
 }
 
 /* ===== Activation quantizer =============================================

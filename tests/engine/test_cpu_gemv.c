@@ -231,13 +231,14 @@ static void check_mm(const cpu_kernels *ref, const cpu_kernels *fast, vki_type t
  * the dequantized Q8_0 activation row. Integer block sums are exact, so
  * only the float products of block scales and their summation may differ:
  * within 1e-5 of sum |w_i x_i|. */
-static void check_mq(const cpu_kernels *fast, vki_type t, int64_t k, int nrows, int nc, bool bias, uint64_t *seed)
+static void check_mq(const cpu_kernels *fast, vki_type t, int64_t k, int nrows, int nc, bool bias, uint64_t *seed,
+                     bool extreme)
 {
     mq_fmt f;
     VKI_ASSERT(mq_format(t, fast->mq_signed_q8, &f));
     int mr = fast->mq_mr[f.is_signed], nr = fast->mq_nr[f.is_signed];
     inputs in;
-    make_inputs(&in, t, k, nrows, nc, seed);
+    make_inputs_x(&in, t, k, nrows, nc, seed, extreme);
     size_t qb = (size_t)(k / QK8_0) * sizeof(block_q8_0);
     uint8_t *xq = malloc(qb * (size_t)nc), *wp = NULL, *xp = NULL;
     uint8_t *tmp = malloc((size_t)k + 2 * (size_t)(k / f.bl) * sizeof(float) + 64);
@@ -515,7 +516,9 @@ int main(int argc, char **argv)
             int shapes[][2] = {{1, 1}, {mr, nr}, {mr - 1, nr - 1}, {mr / 2 + 1, 3}, {mr / 2 - 1, 2}};
             for (size_t i = 0; i < VKI_COUNT(ks); i++)
                 for (size_t sh = 0; sh < VKI_COUNT(shapes); sh++)
-                    check_mq(fast, t, ks[i], shapes[sh][0], shapes[sh][1], sh & 1, &seed);
+                    check_mq(fast, t, ks[i], shapes[sh][0], shapes[sh][1], sh & 1, &seed, false);
+            /* the int16 pair sums at their bound (mq_int16_steps) */
+            check_mq(fast, t, 3 * bs, mr, nr, false, &seed, true);
             n_mq++;
         }
         check_quantize(fast, &seed);
