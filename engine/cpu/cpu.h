@@ -194,6 +194,7 @@ void cpu_quantize_q8_K(const float *x, void *dst, int64_t n);
 void cpu_kernels_init_scalar(cpu_kernels *k);
 void cpu_kernels_init_avx2(cpu_kernels *k);
 void cpu_act_init_avx2(cpu_kernels *k);   /* act_avx2.c, called by the above */
+void cpu_kquants_init_avx2(cpu_kernels *k); /* kquants_avx2.c, called by the above */
 void cpu_attn_init_avx2(cpu_kernels *k);  /* attn_avx2.c, called by the above */
 void cpu_kernels_init_avx512(cpu_kernels *k);
 void cpu_act_init_avx512(cpu_kernels *k); /* act_avx512.c, called by the above */

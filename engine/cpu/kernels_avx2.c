@@ -261,185 +261,6 @@ INLINE void gv_rows(const int Q4, const int R, int64_t nb, const uint8_t *w, siz
 GEMV_ENTRY(q8_0, 0)
 GEMV_ENTRY(q4_0, 1)
 
-/* ===== K-quants (Q8_K activations) ======================================
- * maddubs takes the unsigned weight codes (Q4_K 0..15, Q6_K 0..63) against
- * signed activations (|x| <= 127: at most 63*127*2 per int16 lane, no
- * saturation); the per-16/32 scales are applied with madd_epi16 and the
- * offsets (Q4_K mins, Q6_K's -32) come from the activation block sums. */
-
-static float dot_q4_K(int64_t k, const block_q4_K *w, const block_q8_K *x)
-{
-    __m256 acc = _mm256_setzero_ps();
-    float acc_m = 0.0f;
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    for (int64_t b = 0; b < k / QK_K; b++) {
-        uint8_t sc[8], mn[8];
-        for (int j = 0; j < 8; j++) kq_scale_min_k4(j, w[b].scales, &sc[j], &mn[j]);
-        int32_t summ = 0;
-        for (int j = 0; j < 8; j++) summ += mn[j] * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
-        __m256i sumi = _mm256_setzero_si256();
-        for (int j = 0; j < 4; j++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * j));
-            __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            __m256i x0 = _mm256_loadu_si256((const __m256i *)(x[b].qs + 64 * j));
-            __m256i x1 = _mm256_loadu_si256((const __m256i *)(x[b].qs + 64 * j + 32));
-            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x0), _mm256_set1_epi16(sc[2 * j]));
-            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x1), _mm256_set1_epi16(sc[2 * j + 1]));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
-        }
-        float dx = x[b].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dx * _cvtsh_ss(w[b].d)), _mm256_cvtepi32_ps(sumi), acc);
-        acc_m += dx * _cvtsh_ss(w[b].dmin) * (float)summ;
-    }
-    return hsum8(acc) - acc_m;
-}
-
-/* Q2_K and Q3_K (layouts in kquants.h): plane j of a 32-byte qs run is
- * (q >> 2j) & 3 per byte (the 16-bit shift's spill from the neighbour byte
- * lands above bit 1); its low 16 bytes are sub-block 8n + 2j, its high 16
- * the next, so one madd applies both scales. */
-static float dot_q2_K(int64_t k, const block_q2_K *w, const block_q8_K *x)
-{
-    __m256 acc = _mm256_setzero_ps();
-    float acc_m = 0.0f;
-    const __m256i m3 = _mm256_set1_epi8(3);
-    for (int64_t b = 0; b < k / QK_K; b++) {
-        const uint8_t *sc = w[b].scales;
-        int32_t summ = 0;
-        for (int is = 0; is < 16; is++) summ += (sc[is] >> 4) * x[b].bsums[is];
-        __m256i sumi = _mm256_setzero_si256();
-        for (int n = 0; n < 2; n++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * n));
-            for (int j = 0; j < 4; j++) {
-                __m256i c = _mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3);
-                __m256i xv = _mm256_loadu_si256((const __m256i *)(x[b].qs + 128 * n + 32 * j));
-                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[8 * n + 2 * j + 1] & 0xF), _mm_set1_epi16(sc[8 * n + 2 * j] & 0xF));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(c, xv), scv));
-            }
-        }
-        float dx = x[b].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dx * _cvtsh_ss(w[b].d)), _mm256_cvtepi32_ps(sumi), acc);
-        acc_m += dx * _cvtsh_ss(w[b].dmin) * (float)summ;
-    }
-    return hsum8(acc) - acc_m;
-}
-
-/* Q3_K codes taken unsigned, plane | high bit << 2 (0..7), and the -4 of
- * the stored form applied once per block through the activation sums. */
-static float dot_q3_K(int64_t k, const block_q3_K *w, const block_q8_K *x)
-{
-    __m256 acc = _mm256_setzero_ps();
-    const __m256i m3 = _mm256_set1_epi8(3), b1 = _mm256_set1_epi8(1);
-    for (int64_t b = 0; b < k / QK_K; b++) {
-        int16_t sc[16];
-        int32_t corr = 0;
-        for (int is = 0; is < 16; is++) {
-            sc[is] = (int16_t)kq_q3_K_scale(w[b].scales, is);
-            corr += sc[is] * x[b].bsums[is];
-        }
-        __m256i hm = _mm256_loadu_si256((const __m256i *)w[b].hmask);
-        __m256i sumi = _mm256_setzero_si256();
-        for (int n = 0; n < 2; n++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * n));
-            for (int j = 0; j < 4; j++) {
-                __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * n + j), b1);
-                __m256i c = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 2 * j), m3), _mm256_slli_epi16(hb, 2));
-                __m256i xv = _mm256_loadu_si256((const __m256i *)(x[b].qs + 128 * n + 32 * j));
-                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[8 * n + 2 * j + 1]), _mm_set1_epi16(sc[8 * n + 2 * j]));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(c, xv), scv));
-            }
-        }
-        float dd = x[b].d * _cvtsh_ss(w[b].d);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(sumi), acc);
-        acc = _mm256_add_ps(acc, _mm256_setr_ps(-dd * 4.0f * (float)corr, 0, 0, 0, 0, 0, 0, 0));
-    }
-    return hsum8(acc);
-}
-
-/* As dot_q4_K, each nibble gaining its fifth bit from qh (bit 2j for the
- * low nibbles of group j, 2j + 1 for the high): codes 0..31. */
-static float dot_q5_K(int64_t k, const block_q5_K *w, const block_q8_K *x)
-{
-    __m256 acc = _mm256_setzero_ps();
-    float acc_m = 0.0f;
-    const __m256i m4 = _mm256_set1_epi8(0x0F), b1 = _mm256_set1_epi8(1);
-    for (int64_t b = 0; b < k / QK_K; b++) {
-        uint8_t sc[8], mn[8];
-        for (int j = 0; j < 8; j++) kq_scale_min_k4(j, w[b].scales, &sc[j], &mn[j]);
-        int32_t summ = 0;
-        for (int j = 0; j < 8; j++) summ += mn[j] * (x[b].bsums[2 * j] + x[b].bsums[2 * j + 1]);
-        __m256i sumi = _mm256_setzero_si256();
-        __m256i hb = _mm256_loadu_si256((const __m256i *)w[b].qh);
-        for (int j = 0; j < 4; j++) {
-            __m256i q = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * j));
-            /* the shifted bit lands in bit 0 of its own byte; "& 1" drops
-             * what the 16-bit shift brought over from the neighbour. */
-            __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(hb, b1), 4);
-            __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 1), b1), 4);
-            hb = _mm256_srli_epi16(hb, 2);
-            __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4), h0);
-            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), h1);
-            __m256i x0 = _mm256_loadu_si256((const __m256i *)(x[b].qs + 64 * j));
-            __m256i x1 = _mm256_loadu_si256((const __m256i *)(x[b].qs + 64 * j + 32));
-            __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, x0), _mm256_set1_epi16(sc[2 * j]));
-            __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, x1), _mm256_set1_epi16(sc[2 * j + 1]));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p0, p1));
-        }
-        float dx = x[b].d;
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dx * _cvtsh_ss(w[b].d)), _mm256_cvtepi32_ps(sumi), acc);
-        acc_m += dx * _cvtsh_ss(w[b].dmin) * (float)summ;
-    }
-    return hsum8(acc) - acc_m;
-}
-
-static float dot_q6_K(int64_t k, const block_q6_K *w, const block_q8_K *x)
-{
-    __m256 acc = _mm256_setzero_ps();
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
-    for (int64_t b = 0; b < k / QK_K; b++) {
-        const int8_t *sc = w[b].scales;
-        int32_t corr = 0;
-        for (int g = 0; g < 16; g++) corr += sc[g] * x[b].bsums[g];
-        __m256i sumi = _mm256_setzero_si256();
-        for (int h = 0; h < 2; h++) {
-            const uint8_t *ql = w[b].ql + 64 * h, *qh = w[b].qh + 32 * h;
-            const int8_t *xq = x[b].qs + 128 * h, *s = sc + 8 * h;
-            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
-            __m256i hb = _mm256_loadu_si256((const __m256i *)qh);
-            __m256i q[4];
-            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
-            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4));
-            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4));
-            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4));
-            for (int i = 0; i < 4; i++) {
-                __m256i xv = _mm256_loadu_si256((const __m256i *)(xq + 32 * i));
-                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(s[2 * i + 1]), _mm_set1_epi16(s[2 * i]));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(q[i], xv), scv));
-            }
-        }
-        /* codes are stored +32: subtract 32 * sum(scale_g * sum(x in g)) */
-        float dd = x[b].d * _cvtsh_ss(w[b].d);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(sumi), acc);
-        acc = _mm256_add_ps(acc, _mm256_setr_ps(-dd * 32.0f * (float)corr, 0, 0, 0, 0, 0, 0, 0));
-    }
-    return hsum8(acc);
-}
-
-#define GEMM_FROM_DOT(fname, wtype, xtype, dotfn)                                              \
-    static void fname(int64_t k, const void *w, size_t ws, int nr, const void *x, size_t xs,  \
-                      int nc, float *d, size_t ds)                                             \
-    {                                                                                          \
-        for (int c = 0; c < nc; c++)                                                           \
-            for (int r = 0; r < nr; r++)                                                       \
-                d[(size_t)c * ds + (size_t)r] =                                                \
-                    dotfn(k, (const wtype *)((const uint8_t *)w + (size_t)r * ws),             \
-                          (const xtype *)((const uint8_t *)x + (size_t)c * xs));               \
-    }
-GEMM_FROM_DOT(gemm_q2_K, block_q2_K, block_q8_K, dot_q2_K)
-GEMM_FROM_DOT(gemm_q3_K, block_q3_K, block_q8_K, dot_q3_K)
-GEMM_FROM_DOT(gemm_q4_K, block_q4_K, block_q8_K, dot_q4_K)
-GEMM_FROM_DOT(gemm_q5_K, block_q5_K, block_q8_K, dot_q5_K)
-GEMM_FROM_DOT(gemm_q6_K, block_q6_K, block_q8_K, dot_q6_K)
 
 
 /* ===== Packed f32 mat-mat ================================================
@@ -692,11 +513,6 @@ void cpu_kernels_init_avx2(cpu_kernels *k)
     k->gemm[VKI_TYPE_Q4_1] = gemm_q4_1;
     k->gemm[VKI_TYPE_Q5_0] = gemm_q5_0;
     k->gemm[VKI_TYPE_Q5_1] = gemm_q5_1;
-    k->gemm[VKI_TYPE_Q2_K] = gemm_q2_K;
-    k->gemm[VKI_TYPE_Q3_K] = gemm_q3_K;
-    k->gemm[VKI_TYPE_Q4_K] = gemm_q4_K;
-    k->gemm[VKI_TYPE_Q5_K] = gemm_q5_K;
-    k->gemm[VKI_TYPE_Q6_K] = gemm_q6_K;
     k->gemv[VKI_TYPE_F32] = gemv_f32;
     k->gemv[VKI_TYPE_F16] = gemv_f16;
     k->gemv[VKI_TYPE_BF16] = gemv_bf16;
@@ -719,5 +535,6 @@ void cpu_kernels_init_avx2(cpu_kernels *k)
     k->mad_f16 = mad_f16;
     k->scale_f32 = scale_f32;
     cpu_act_init_avx2(k);
+    cpu_kquants_init_avx2(k);
     cpu_attn_init_avx2(k);
 }

@@ -7,6 +7,7 @@
 #include <arm_neon.h>
 
 #include "cpu.h"
+#include "tile.h"
 #include "util.h"
 
 static float dot_f32(int64_t n, const float *a, const float *b)
@@ -59,16 +60,6 @@ static void mad_f32(int64_t n, float *y, const float *x, float s)
     for (; i < n; i++) y[i] += s * x[i];
 }
 
-#define GEMM_FROM_DOT(fname, wtype, xtype, dotfn)                                              \
-    static void fname(int64_t k, const void *w, size_t ws, int nr, const void *x, size_t xs,  \
-                      int nc, float *d, size_t ds)                                             \
-    {                                                                                          \
-        for (int c = 0; c < nc; c++)                                                           \
-            for (int r = 0; r < nr; r++)                                                       \
-                d[(size_t)c * ds + (size_t)r] =                                                \
-                    dotfn(k, (const wtype *)((const uint8_t *)w + (size_t)r * ws),             \
-                          (const xtype *)((const uint8_t *)x + (size_t)c * xs));               \
-    }
 GEMM_FROM_DOT(gemm_f32, float, float, dot_f32)
 GEMM_FROM_DOT(gemm_q8_0, block_q8_0, block_q8_0, dot_q8_0)
 GEMM_FROM_DOT(gemm_q4_0, block_q4_0, block_q8_0, dot_q4_0)

@@ -7,6 +7,7 @@
 
 #include "cpu.h"
 #include "kquants.h"
+#include "tile.h"
 #include "util.h"
 
 /* ===== Activation formats and quantizers ================================ */
@@ -220,16 +221,6 @@ static float exp_sum_f32(int64_t n, float *y, float m)
 
 /* ===== Tiles from dots =================================================== */
 
-#define GEMM_FROM_DOT(fname, wtype, xtype, dotfn)                                              \
-    static void fname(int64_t k, const void *w, size_t ws, int nr, const void *x, size_t xs,  \
-                      int nc, float *d, size_t ds)                                             \
-    {                                                                                          \
-        for (int c = 0; c < nc; c++)                                                           \
-            for (int r = 0; r < nr; r++)                                                       \
-                d[(size_t)c * ds + (size_t)r] =                                                \
-                    dotfn(k, (const wtype *)((const uint8_t *)w + (size_t)r * ws),             \
-                          (const xtype *)((const uint8_t *)x + (size_t)c * xs));               \
-    }
 
 GEMM_FROM_DOT(gemm_f32, float, float, dot_f32)
 GEMM_FROM_DOT(gemm_f16, uint16_t, float, dot_f16)

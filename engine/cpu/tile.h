@@ -27,6 +27,19 @@
         TILE_SWITCH(tile_##WT, k, (const uint8_t *)w, ws, (const uint8_t *)x, xs, d, ds)        \
     }
 
+/* A tile as nr x nc dot products dotfn(k, weight row, activation row), for
+ * the types whose kernels are dots. */
+#define GEMM_FROM_DOT(fname, wtype, xtype, dotfn)                                              \
+    static void fname(int64_t k, const void *w, size_t ws, int nr, const void *x, size_t xs,  \
+                      int nc, float *d, size_t ds)                                             \
+    {                                                                                          \
+        for (int c = 0; c < nc; c++)                                                           \
+            for (int r = 0; r < nr; r++)                                                       \
+                d[(size_t)c * ds + (size_t)r] =                                                \
+                    dotfn(k, (const wtype *)((const uint8_t *)w + (size_t)r * ws),             \
+                          (const xtype *)((const uint8_t *)x + (size_t)c * xs));               \
+    }
+
 /* One dot product as the 1x1 tile. */
 #define DOT_ENTRY(WT, ET)                                                                       \
     static float dot_##WT(int64_t n, const ET *a, const float *b)                               \
