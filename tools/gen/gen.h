@@ -16,6 +16,8 @@ typedef struct gen_cfg {
     const char *arch, *out, *vocab_from;
     int n_embd, n_layer, n_head, n_head_kv, n_ff, n_vocab, n_ctx;
     vki_type type;       /* GGUF matrices; HF: the checkpoint dtype (F32/F16/BF16)  */
+    vki_type type_more;  /* _M mixes: the type of the tensors given more bits (Q6_K);
+                            VKI_TYPE_COUNT: none                                    */
     uint64_t seed;
     bool hf;             /* --format hf: write an HF folder instead of a GGUF file  */
     bool qkv_bias;       /* llama: attention_bias (q/k/v/o biases); qwen2 always has q/k/v */
