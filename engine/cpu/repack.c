@@ -1,5 +1,5 @@
 /*
- * repack.c: conversion between plain Q4_0 / Q8_0 / Q4_K / F32 / F16 rows and the R16
+ * repack.c: conversion between plain Q4_0 / Q8_0 / Q4_K / Q5_K / F32 / F16 rows and the R16
  * layout of repack.h, in both directions (unpacking gives the stored bytes
  * back exactly). Scalar and ISA-independent: packing runs once per weight
  * at load, unpacking only for the few consumers that want plain rows (the
@@ -7,6 +7,7 @@
  */
 #include "repack.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "kquants.h"
@@ -52,40 +53,58 @@ static void q_row(vki_type t, int64_t nb, uint8_t *group, int r, uint8_t *row, b
     }
 }
 
-/* ===== Q4_K ============================================================== */
+/* ===== Q4_K, Q5_K ======================================================== */
 
-static void q4k_row(int64_t nb, uint8_t *group, int r, uint8_t *row, bool to_plain)
+_Static_assert(offsetof(block_q4_K, d) == 0 && offsetof(block_q4_K, dmin) == 2 && offsetof(block_q5_K, d) == 0 &&
+                   offsetof(block_q5_K, dmin) == 2,
+               "Q4_K and Q5_K blocks lead with d, dmin");
+
+/* high: Q5_K, whose block has qh between scales and qs, and whose unit has
+ * the qh plane between header and codes. */
+static void k45_row(int64_t nb, uint8_t *group, int r, uint8_t *row, bool to_plain, bool high)
 {
+    const size_t bs = high ? sizeof(block_q5_K) : sizeof(block_q4_K);
+    const size_t ub = high ? R16_Q5K_UNIT : R16_Q4K_UNIT, codes = high ? R16_Q5K_CODES : R16_Q4K_CODES;
+    const size_t at_scales = high ? offsetof(block_q5_K, scales) : offsetof(block_q4_K, scales);
+    const size_t at_qs = high ? offsetof(block_q5_K, qs) : offsetof(block_q4_K, qs);
     for (int64_t b = 0; b < nb; b++) {
-        block_q4_K *blk = (block_q4_K *)row + b;
-        uint8_t *u = group + (size_t)b * R16_Q4K_UNIT;
+        uint8_t *blk = row + (size_t)b * bs, *scales = blk + at_scales, *qs = blk + at_qs;
+        uint8_t *u = group + (size_t)b * ub;
         uint8_t *sc = u + R16_Q4K_SCALES + r;                   /* [8][16] u8        */
         uint8_t *mn = u + R16_Q4K_MINS + 2 * r;                 /* [4][16][2] u8     */
+        /* d and dmin lead both blocks */
         if (to_plain) {
             uint8_t s[8], m[8];
             for (int j = 0; j < 8; j++) s[j] = sc[16 * j], m[j] = mn[32 * (j / 2) + (j & 1)];
             /* The inverse of kq_scale_min_k4: every bit of the 12 bytes is
              * one of the 16 six-bit values, so this is exact. */
             for (int j = 0; j < 4; j++) {
-                blk->scales[j] = (uint8_t)(s[j] | ((s[j + 4] >> 4) << 6));
-                blk->scales[j + 4] = (uint8_t)(m[j] | ((m[j + 4] >> 4) << 6));
-                blk->scales[j + 8] = (uint8_t)((s[j + 4] & 0xF) | ((m[j + 4] & 0xF) << 4));
+                scales[j] = (uint8_t)(s[j] | ((s[j + 4] >> 4) << 6));
+                scales[j + 4] = (uint8_t)(m[j] | ((m[j + 4] >> 4) << 6));
+                scales[j + 8] = (uint8_t)((s[j + 4] & 0xF) | ((m[j + 4] & 0xF) << 4));
             }
-            memcpy(&blk->d, u + R16_Q4K_D + 2 * r, 2);
-            memcpy(&blk->dmin, u + R16_Q4K_DMIN + 2 * r, 2);
+            memcpy(blk, u + R16_Q4K_D + 2 * r, 2);
+            memcpy(blk + 2, u + R16_Q4K_DMIN + 2 * r, 2);
         } else {
             for (int j = 0; j < 8; j++) {
                 uint8_t s, m;
-                kq_scale_min_k4(j, blk->scales, &s, &m);
+                kq_scale_min_k4(j, scales, &s, &m);
                 sc[16 * j] = s;
                 mn[32 * (j / 2) + (j & 1)] = m;
             }
-            memcpy(u + R16_Q4K_D + 2 * r, &blk->d, 2);
-            memcpy(u + R16_Q4K_DMIN + 2 * r, &blk->dmin, 2);
+            memcpy(u + R16_Q4K_D + 2 * r, blk, 2);
+            memcpy(u + R16_Q4K_DMIN + 2 * r, blk + 2, 2);
         }
         for (int q = 0; q < 32; q++) {
-            if (to_plain) memcpy(blk->qs + 4 * q, u + R16_Q4K_CODES + (size_t)q * 64 + (size_t)r * 4, 4);
-            else memcpy(u + R16_Q4K_CODES + (size_t)q * 64 + (size_t)r * 4, blk->qs + 4 * q, 4);
+            if (to_plain) memcpy(qs + 4 * q, u + codes + (size_t)q * 64 + (size_t)r * 4, 4);
+            else memcpy(u + codes + (size_t)q * 64 + (size_t)r * 4, qs + 4 * q, 4);
+        }
+        if (high) {
+            uint8_t *qh = blk + offsetof(block_q5_K, qh);
+            for (int c = 0; c < 8; c++) {
+                if (to_plain) memcpy(qh + 4 * c, u + R16_Q5K_QH + (size_t)c * 64 + (size_t)r * 4, 4);
+                else memcpy(u + R16_Q5K_QH + (size_t)c * 64 + (size_t)r * 4, qh + 4 * c, 4);
+            }
         }
     }
 }
@@ -104,7 +123,7 @@ static void float_row(size_t es, int64_t k, uint8_t *group, int r, uint8_t *row,
 static void row_io(vki_type t, int64_t k, uint8_t *group, int r, uint8_t *row, bool to_plain)
 {
     if (r16_float(t)) float_row(t == VKI_TYPE_F32 ? 4 : 2, k, group, r, row, to_plain);
-    else if (t == VKI_TYPE_Q4_K) q4k_row(k / 256, group, r, row, to_plain);
+    else if (r16_kquant(t)) k45_row(k / 256, group, r, row, to_plain, t == VKI_TYPE_Q5_K);
     else q_row(t, k / 32, group, r, row, to_plain);
 }
 

@@ -1,6 +1,6 @@
 /*
  * repack.h: the CPU backend's repacked weight layout ("R16"): 16 rows of a
- * Q4_0 / Q8_0 / Q4_K / F32 / F16 matrix interleaved so that the decode mat-vec runs one
+ * Q4_0 / Q8_0 / Q4_K / Q5_K / F32 / F16 matrix interleaved so that the decode mat-vec runs one
  * accumulator lane per row, from aligned sequential loads. Converting to and
  * from it lives in repack.c (scalar, any ISA); the kernels that read it in
  * repack_<isa>.c. Must not: depend on an ISA (static inline helpers only).
@@ -33,6 +33,10 @@
  *   codes  u8  [32][16][4]     chunk q: bytes 4q..4q+3 of the row's qs
  * So one 64-byte load is four code bytes of each of the 16 rows, and the
  * activation's matching four bytes are one broadcast.
+ * Q5_K: Q4_K's unit with the high bits between header and codes, 2880 bytes:
+ *   qh     u8  [8][16][4]      chunk c: bytes 4c..4c+3 of the row's qh, whose
+ *                              bits 2j, 2j + 1 top code chunk 8j + c's low and
+ *                              high nibbles
  * F32 (one unit per element column, 64 bytes): [k][16] floats, element i
  * of row r at i * 16 + r: a group is exactly the f32 panel the packed
  * mat-mat multiplies ([k][mm_mr] with mm_mr = 16), so prompts read it in
@@ -59,6 +63,10 @@
 #define R16_Q4K_CODES  320
 #define R16_Q4K_UNIT   2368
 
+#define R16_Q5K_QH    320 /* a Q5_K unit: Q4_K's header, then the high bits, then codes */
+#define R16_Q5K_CODES 832
+#define R16_Q5K_UNIT  2880
+
 #define R16_PAIR_SCALES 0 /* offsets inside a Q4_0 / Q8_0 pair unit */
 #define R16_PAIR_CODES  64
 
@@ -66,21 +74,25 @@
  * cpu_kernels.gemv_r16). */
 static inline bool r16_type_ok(vki_type t)
 {
-    return t == VKI_TYPE_Q4_0 || t == VKI_TYPE_Q8_0 || t == VKI_TYPE_Q4_K || t == VKI_TYPE_F32 || t == VKI_TYPE_F16;
+    return t == VKI_TYPE_Q4_0 || t == VKI_TYPE_Q8_0 || t == VKI_TYPE_Q4_K || t == VKI_TYPE_Q5_K || t == VKI_TYPE_F32 ||
+           t == VKI_TYPE_F16;
 }
+/* The super-block types, one unit per 256-element block. */
+static inline bool r16_kquant(vki_type t) { return t == VKI_TYPE_Q4_K || t == VKI_TYPE_Q5_K; }
 /* F32 and F16: one element a column, [k][16] values of the type. */
 static inline bool r16_float(vki_type t) { return t == VKI_TYPE_F32 || t == VKI_TYPE_F16; }
 /* Elements per block column. */
-static inline int64_t r16_block_size(vki_type t) { return r16_float(t) ? 1 : t == VKI_TYPE_Q4_K ? 256 : 32; }
+static inline int64_t r16_block_size(vki_type t) { return r16_float(t) ? 1 : r16_kquant(t) ? 256 : 32; }
 /* Code bytes of one block column of a group (Q4_0 / Q8_0). */
 static inline size_t r16_block_codes(vki_type t) { return t == VKI_TYPE_Q4_0 ? 256 : 512; }
 /* Block columns per unit, and a unit's bytes. */
-static inline int64_t r16_unit_blocks(vki_type t) { return t == VKI_TYPE_Q4_K || r16_float(t) ? 1 : 2; }
+static inline int64_t r16_unit_blocks(vki_type t) { return r16_kquant(t) || r16_float(t) ? 1 : 2; }
 static inline size_t r16_unit_bytes(vki_type t)
 {
     return t == VKI_TYPE_F32   ? R16_ROWS * 4
          : t == VKI_TYPE_F16   ? R16_ROWS * 2
          : t == VKI_TYPE_Q4_K ? R16_Q4K_UNIT
+         : t == VKI_TYPE_Q5_K ? R16_Q5K_UNIT
                                : 2 * r16_block_codes(t) + 64;
 }
 /* Bytes of one 16-row group of k elements a row. */
@@ -115,7 +127,7 @@ typedef struct r16_x {
     const int32_t *o;
 } r16_x;
 
-/* Q4_K against block_q8_K [nb]: the blocks, and pb [nb][4], the int16
+/* Q4_K / Q5_K against block_q8_K [nb]: the blocks, and pb [nb][4], the int16
  * pairs (sum of sub-block 2t, of 2t + 1) the mins are dotted with. */
 typedef struct r16_xk {
     const block_q8_K *b;

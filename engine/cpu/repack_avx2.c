@@ -26,13 +26,12 @@
 
 /* Prefetch distance in bytes of the weight stream, as repack_avx512.c. */
 #define R16_PF_BYTES 2048
-/* Q4_K's: one whole unit ahead, so the next unit's header (scales, mins,
- * d) is asked for with its codes. Measured while the header was still at
+/* Q4_K's and Q5_K's (the kernels' UNIT): one whole unit ahead, so the next
+ * unit's header (scales, mins, d) is asked for with its codes. Measured while the header was still at
  * the unit's end, where 2048 bytes reached it only as its own codes were
  * read: from memory (8192 x 16384, 2 threads) 1.9-2.1 ms against 2.5,
  * 1.1B decode 43.8-45.9 tok/s against 42.5-44.3 in five alternating
  * pairs (two units: slower than either). */
-#define R16_Q4K_PF R16_Q4K_UNIT
 /* Activation columns per pass over a group: the int16 sums, the
  * accumulators and the activation pointers of two columns and one half
  * fit the 16 registers. */
@@ -158,42 +157,69 @@ INLINE __m256i q4k_scales(const uint8_t *p)
 
 /* Q4_K for one column, both halves in one pass as r16_q4_0_one. 1.1B Q4_K
  * decode, four alternating pairs against the half passes: 26.6-33.0
- * tok/s against 22.9-31.8, each pair won. */
-INLINE void r16_q4_K_one(int64_t nb, const uint8_t *w, const r16_xk *x, float *d, int nr)
+ * tok/s against 22.9-31.8, each pair won.
+ * HIGH (Q5_K): each code chunk's nibbles gain their fifth bit from the qh
+ * plane (bit 2j, 2j + 1 of chunk qq's bytes), and 5-bit codes let only 4
+ * steps of int16 pair sums add up (31 * 127 * 2 * 4 < 32767): the sums are
+ * widened twice per sub-block pair. */
+INLINE __m256i k5_high(__m256i qh, int bit)
 {
+    return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, bit), _mm256_set1_epi8(1)), 4);
+}
+
+INLINE void r16_k45_one(int64_t nb, const uint8_t *w, const r16_xk *x, float *d, int nr, const int HIGH)
+{
+    const int UNIT = HIGH ? R16_Q5K_UNIT : R16_Q4K_UNIT, CODES = HIGH ? R16_Q5K_CODES : R16_Q4K_CODES;
+    const int STEPS = HIGH ? 4 : 8;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *u = w + (size_t)b * R16_Q4K_UNIT;
+        const uint8_t *u = w + (size_t)b * UNIT;
         /* A code line's prefetch goes with its load below; here only the
-         * header's five lines. All 37 lines at once, as before, queued up
+         * header's lines. All 37 lines at once, as before, queued up
          * behind the core's fill buffers: one thread, 2048 x 2048 from L3,
          * best of 60 runs 60.5-62.2 us against 67.8-69.7. */
-        for (int o = 0; o < R16_Q4K_CODES; o += 64) _mm_prefetch((const char *)u + R16_Q4K_PF + o, _MM_HINT_T0);
+        for (int o = 0; o < CODES; o += 64) _mm_prefetch((const char *)u + UNIT + o, _MM_HINT_T0);
         __m256i is0 = _mm256_setzero_si256(), is1 = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
-            __m256i lo0 = _mm256_setzero_si256(), hi0 = lo0, lo1 = lo0, hi1 = lo0;
-#pragma GCC unroll 8
-            for (int qq = 0; qq < 8; qq++) {
-                const int8_t *xq = x->b[b].qs + 64 * j + 4 * qq;
-                const __m256i xa = bcast4(xq), xb = bcast4(xq + 32);
-                _mm_prefetch((const char *)u + R16_Q4K_PF + R16_Q4K_CODES + (8 * j + qq) * 64, _MM_HINT_T0);
-                __m256i v0 = _mm256_load_si256((const __m256i *)(u + R16_Q4K_CODES + (8 * j + qq) * 64));
-                __m256i v1 = _mm256_load_si256((const __m256i *)(u + R16_Q4K_CODES + (8 * j + qq) * 64 + 32));
-                lo0 = _mm256_add_epi16(lo0, _mm256_maddubs_epi16(_mm256_and_si256(v0, m4), xa));
-                hi0 = _mm256_add_epi16(hi0, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v0, 4), m4), xb));
-                lo1 = _mm256_add_epi16(lo1, _mm256_maddubs_epi16(_mm256_and_si256(v1, m4), xa));
-                hi1 = _mm256_add_epi16(hi1, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v1, 4), m4), xb));
-                KEEP_ORDER(lo0);
-                KEEP_ORDER(hi0);
-                KEEP_ORDER(lo1);
-                KEEP_ORDER(hi1);
-            }
             const uint8_t *sc = u + R16_Q4K_SCALES + 32 * j;
-            is0 = _mm256_add_epi32(is0, _mm256_add_epi32(_mm256_madd_epi16(lo0, q4k_scales(sc)),
-                                                         _mm256_madd_epi16(hi0, q4k_scales(sc + 16))));
-            is1 = _mm256_add_epi32(is1, _mm256_add_epi32(_mm256_madd_epi16(lo1, q4k_scales(sc + 8)),
-                                                         _mm256_madd_epi16(hi1, q4k_scales(sc + 24))));
+#pragma GCC unroll 2
+            for (int q0 = 0; q0 < 8; q0 += STEPS) {
+                __m256i lo0 = _mm256_setzero_si256(), hi0 = lo0, lo1 = lo0, hi1 = lo0;
+#pragma GCC unroll 8
+                for (int qq = q0; qq < q0 + STEPS; qq++) {
+                    const int8_t *xq = x->b[b].qs + 64 * j + 4 * qq;
+                    const __m256i xa = bcast4(xq), xb = bcast4(xq + 32);
+                    _mm_prefetch((const char *)u + UNIT + CODES + (8 * j + qq) * 64, _MM_HINT_T0);
+                    /* half by half: Q5_K's high bits need the registers */
+                    __m256i v0 = _mm256_load_si256((const __m256i *)(u + CODES + (8 * j + qq) * 64));
+                    __m256i cl0 = _mm256_and_si256(v0, m4), ch0 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), m4);
+                    if (HIGH) {
+                        __m256i h0 = _mm256_load_si256((const __m256i *)(u + R16_Q5K_QH + qq * 64));
+                        cl0 = _mm256_or_si256(cl0, k5_high(h0, 2 * j));
+                        ch0 = _mm256_or_si256(ch0, k5_high(h0, 2 * j + 1));
+                    }
+                    lo0 = _mm256_add_epi16(lo0, _mm256_maddubs_epi16(cl0, xa));
+                    hi0 = _mm256_add_epi16(hi0, _mm256_maddubs_epi16(ch0, xb));
+                    KEEP_ORDER(lo0);
+                    KEEP_ORDER(hi0);
+                    __m256i v1 = _mm256_load_si256((const __m256i *)(u + CODES + (8 * j + qq) * 64 + 32));
+                    __m256i cl1 = _mm256_and_si256(v1, m4), ch1 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), m4);
+                    if (HIGH) {
+                        __m256i h1 = _mm256_load_si256((const __m256i *)(u + R16_Q5K_QH + qq * 64 + 32));
+                        cl1 = _mm256_or_si256(cl1, k5_high(h1, 2 * j));
+                        ch1 = _mm256_or_si256(ch1, k5_high(h1, 2 * j + 1));
+                    }
+                    lo1 = _mm256_add_epi16(lo1, _mm256_maddubs_epi16(cl1, xa));
+                    hi1 = _mm256_add_epi16(hi1, _mm256_maddubs_epi16(ch1, xb));
+                    KEEP_ORDER(lo1);
+                    KEEP_ORDER(hi1);
+                }
+                is0 = _mm256_add_epi32(is0, _mm256_add_epi32(_mm256_madd_epi16(lo0, q4k_scales(sc)),
+                                                             _mm256_madd_epi16(hi0, q4k_scales(sc + 16))));
+                is1 = _mm256_add_epi32(is1, _mm256_add_epi32(_mm256_madd_epi16(lo1, q4k_scales(sc + 8)),
+                                                             _mm256_madd_epi16(hi1, q4k_scales(sc + 24))));
+            }
         }
         __m256i sm0 = _mm256_setzero_si256(), sm1 = _mm256_setzero_si256();
 #pragma GCC unroll 4
@@ -215,40 +241,60 @@ INLINE void r16_q4_K_one(int64_t nb, const uint8_t *w, const r16_xk *x, float *d
     store_half(acc1, d, 1, nr);
 }
 
+INLINE void r16_q4_K_one(int64_t nb, const uint8_t *w, const r16_xk *x, float *d, int nr)
+{
+    r16_k45_one(nb, w, x, d, nr, 0);
+}
+
+INLINE void r16_q5_K_one(int64_t nb, const uint8_t *w, const r16_xk *x, float *d, int nr)
+{
+    r16_k45_one(nb, w, x, d, nr, 1);
+}
+
 /* Q4_K against Q8_K: per sub-block pair the low and high nibbles' int16
  * sums, widened and scaled at once by vpmaddwd with the rows' scales in
  * both int16 halves; the mins against the activation's sub-block sums in
- * four more vpmaddwd. */
-INLINE void r16_q4_K_half(const int C, int64_t nb, const uint8_t *w, const r16_xk *x, float *d, size_t ds, int nr,
-                          const int h, const uint8_t *nx)
+ * four more vpmaddwd. HIGH (Q5_K) as in r16_k45_one. */
+INLINE void r16_k45_half(const int C, int64_t nb, const uint8_t *w, const r16_xk *x, float *d, size_t ds, int nr,
+                         const int h, const uint8_t *nx, const int HIGH)
 {
+    const int UNIT = HIGH ? R16_Q5K_UNIT : R16_Q4K_UNIT, CODES = HIGH ? R16_Q5K_CODES : R16_Q4K_CODES;
+    const int STEPS = HIGH ? 4 : 8;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     __m256 acc[R16_AVX2_COLS];
     for (int c = 0; c < C; c++) acc[c] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *u = w + (size_t)b * R16_Q4K_UNIT;
-        r16_half_prefetch(u, w, nx, h, R16_Q4K_UNIT, R16_Q4K_PF);
+        const uint8_t *u = w + (size_t)b * UNIT;
+        r16_half_prefetch(u, w, nx, h, UNIT, UNIT);
         __m256i isum[R16_AVX2_COLS], summ[R16_AVX2_COLS];
         for (int c = 0; c < C; c++) isum[c] = summ[c] = _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
-            __m256i lo[R16_AVX2_COLS], hi[R16_AVX2_COLS];
-            for (int c = 0; c < C; c++) lo[c] = hi[c] = _mm256_setzero_si256();
+            const uint8_t *sc = u + R16_Q4K_SCALES + 32 * j + 8 * h;
+#pragma GCC unroll 2
+            for (int q0 = 0; q0 < 8; q0 += STEPS) {
+                __m256i lo[R16_AVX2_COLS], hi[R16_AVX2_COLS];
+                for (int c = 0; c < C; c++) lo[c] = hi[c] = _mm256_setzero_si256();
 #pragma GCC unroll 8
-            for (int qq = 0; qq < 8; qq++) {
-                __m256i v = _mm256_load_si256((const __m256i *)(u + R16_Q4K_CODES + (8 * j + qq) * 64 + 32 * h));
-                __m256i vl = _mm256_and_si256(v, m4), vh = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-                for (int c = 0; c < C; c++) {
-                    const int8_t *xq = x[c].b[b].qs + 64 * j + 4 * qq;
-                    lo[c] = _mm256_add_epi16(lo[c], _mm256_maddubs_epi16(vl, bcast4(xq)));
-                    hi[c] = _mm256_add_epi16(hi[c], _mm256_maddubs_epi16(vh, bcast4(xq + 32)));
-                    KEEP_ORDER(lo[c]);
-                    KEEP_ORDER(hi[c]);
+                for (int qq = q0; qq < q0 + STEPS; qq++) {
+                    __m256i v = _mm256_load_si256((const __m256i *)(u + CODES + (8 * j + qq) * 64 + 32 * h));
+                    __m256i vl = _mm256_and_si256(v, m4), vh = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+                    if (HIGH) {
+                        __m256i hb = _mm256_load_si256((const __m256i *)(u + R16_Q5K_QH + qq * 64 + 32 * h));
+                        vl = _mm256_or_si256(vl, k5_high(hb, 2 * j));
+                        vh = _mm256_or_si256(vh, k5_high(hb, 2 * j + 1));
+                    }
+                    for (int c = 0; c < C; c++) {
+                        const int8_t *xq = x[c].b[b].qs + 64 * j + 4 * qq;
+                        lo[c] = _mm256_add_epi16(lo[c], _mm256_maddubs_epi16(vl, bcast4(xq)));
+                        hi[c] = _mm256_add_epi16(hi[c], _mm256_maddubs_epi16(vh, bcast4(xq + 32)));
+                        KEEP_ORDER(lo[c]);
+                        KEEP_ORDER(hi[c]);
+                    }
                 }
+                const __m256i sl = q4k_scales(sc), sh = q4k_scales(sc + 16);
+                for (int c = 0; c < C; c++)
+                    isum[c] = _mm256_add_epi32(isum[c], _mm256_add_epi32(_mm256_madd_epi16(lo[c], sl), _mm256_madd_epi16(hi[c], sh)));
             }
-            const __m256i sl = q4k_scales(u + R16_Q4K_SCALES + 32 * j + 8 * h);
-            const __m256i sh = q4k_scales(u + R16_Q4K_SCALES + 32 * j + 16 + 8 * h);
-            for (int c = 0; c < C; c++)
-                isum[c] = _mm256_add_epi32(isum[c], _mm256_add_epi32(_mm256_madd_epi16(lo[c], sl), _mm256_madd_epi16(hi[c], sh)));
         }
 #pragma GCC unroll 4
         for (int t = 0; t < 4; t++) {
@@ -265,6 +311,18 @@ INLINE void r16_q4_K_half(const int C, int64_t nb, const uint8_t *w, const r16_x
         }
     }
     for (int c = 0; c < C; c++) store_half(acc[c], d + (size_t)c * ds, h, nr);
+}
+
+INLINE void r16_q4_K_half(const int C, int64_t nb, const uint8_t *w, const r16_xk *x, float *d, size_t ds, int nr,
+                          const int h, const uint8_t *nx)
+{
+    r16_k45_half(C, nb, w, x, d, ds, nr, h, nx, 0);
+}
+
+INLINE void r16_q5_K_half(const int C, int64_t nb, const uint8_t *w, const r16_xk *x, float *d, size_t ds, int nr,
+                          const int h, const uint8_t *nx)
+{
+    r16_k45_half(C, nb, w, x, d, ds, nr, h, nx, 1);
 }
 
 /* Q8_0: the stored codes are w + 128 (for vpdpbusd), which vpmaddubsw
@@ -388,6 +446,7 @@ INLINE void r16_q8_0_half(const int C, int64_t nb, const uint8_t *w, const r16_x
 
 R16_ENTRIES(q4_0, r16_x, 32, r16_layout_x(x, k / 32, 8, scratch))
 R16_ENTRIES(q4_K, r16_xk, 256, r16_layout_xk(x, k / 256, scratch))
+R16_ENTRIES(q5_K, r16_xk, 256, r16_layout_xk(x, k / 256, scratch))
 R16_ENTRIES(q8_0, r16_x, 32, r16_layout_x(x, k / 32, 0, scratch))
 
 /* ===== F32 and F16 ========================================================
@@ -513,6 +572,8 @@ void cpu_kernels_init_repack_avx2(cpu_kernels *k)
     k->gemvn_r16[VKI_TYPE_Q4_0] = gemvn_r16_q4_0;
     k->gemv_r16[VKI_TYPE_Q4_K] = gemv_r16_q4_K;
     k->gemvn_r16[VKI_TYPE_Q4_K] = gemvn_r16_q4_K;
+    k->gemv_r16[VKI_TYPE_Q5_K] = gemv_r16_q5_K;
+    k->gemvn_r16[VKI_TYPE_Q5_K] = gemvn_r16_q5_K;
     k->gemv_r16[VKI_TYPE_Q8_0] = gemv_r16_q8_0;
     k->gemvn_r16[VKI_TYPE_Q8_0] = gemvn_r16_q8_0;
 }

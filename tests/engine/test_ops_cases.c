@@ -215,7 +215,8 @@ static void cases_matmul(void)
     /* Repacked CPU weights (16-row groups): row counts around the group
      * (15, 16, 17, 48), one block (k = 32), k past 4096, and 9..15 rows
      * (the R16 mat-vec in two column batches). */
-    static const vki_type r16_types[] = {VKI_TYPE_Q8_0, VKI_TYPE_Q4_0, VKI_TYPE_Q4_K, VKI_TYPE_F32, VKI_TYPE_F16};
+    static const vki_type r16_types[] = {VKI_TYPE_Q8_0, VKI_TYPE_Q4_0, VKI_TYPE_Q4_K, VKI_TYPE_Q5_K, VKI_TYPE_F32,
+                                         VKI_TYPE_F16};
     for (size_t ti = 0; ti < VKI_COUNT(r16_types); ti++) {
         vki_type t = r16_types[ti];
         int64_t bs = vki_type_get(t)->block_size;
