@@ -7,6 +7,8 @@
 #ifndef VKI_CPU_KQUANTS_H
 #define VKI_CPU_KQUANTS_H
 
+#include <stddef.h>
+
 #include "loader/types.h"
 #include "util.h"
 
@@ -22,27 +24,36 @@ static inline void kq_scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t
     }
 }
 
+/* One Q4_K or Q5_K block's integer sums against a Q8_K block: sumi over
+ * the scaled codes, summ over the mins times the activation sums. qh: the
+ * Q5_K block's high bits (bit 2j of qh[l] tops the low nibble of 64-group
+ * j, bit 2j + 1 its high nibble), NULL for Q4_K. */
+static inline void kq_sums_k45(const uint8_t *scales, const uint8_t *qs, const uint8_t *qh, const block_q8_K *x,
+                               int32_t *sumi, int32_t *summ)
+{
+    const int8_t *xq = x->qs;
+    *sumi = *summ = 0;
+    for (int j = 0; j < QK_K / 64; j++, qs += 32, xq += 64) {
+        uint8_t sc0, m0, sc1, m1;
+        kq_scale_min_k4(2 * j, scales, &sc0, &m0);
+        kq_scale_min_k4(2 * j + 1, scales, &sc1, &m1);
+        int32_t lo = 0, hi = 0;
+        for (int l = 0; l < 32; l++) {
+            int h0 = qh ? ((qh[l] >> (2 * j)) & 1) << 4 : 0, h1 = qh ? ((qh[l] >> (2 * j + 1)) & 1) << 4 : 0;
+            lo += ((qs[l] & 0xF) | h0) * xq[l];
+            hi += ((qs[l] >> 4) | h1) * xq[l + 32];
+        }
+        *sumi += sc0 * lo + sc1 * hi;
+        *summ += m0 * (x->bsums[4 * j] + x->bsums[4 * j + 1]) + m1 * (x->bsums[4 * j + 2] + x->bsums[4 * j + 3]);
+    }
+}
+
 static inline float kq_dot_q4_K_q8_K(int64_t k, const block_q4_K *w, const block_q8_K *x)
 {
     float sum = 0.0f;
     for (int64_t b = 0; b < k / QK_K; b++) {
-        const uint8_t *qs = w[b].qs;
-        const int8_t *xq = x[b].qs;
-        int32_t sumi = 0, summ = 0;
-        for (int j = 0; j < QK_K / 64; j++) {
-            uint8_t sc0, m0, sc1, m1;
-            kq_scale_min_k4(2 * j, w[b].scales, &sc0, &m0);
-            kq_scale_min_k4(2 * j + 1, w[b].scales, &sc1, &m1);
-            int32_t lo = 0, hi = 0;
-            for (int l = 0; l < 32; l++) {
-                lo += (qs[l] & 0xF) * xq[l];
-                hi += (qs[l] >> 4) * xq[l + 32];
-            }
-            sumi += sc0 * lo + sc1 * hi;
-            summ += m0 * (x[b].bsums[4 * j] + x[b].bsums[4 * j + 1]) + m1 * (x[b].bsums[4 * j + 2] + x[b].bsums[4 * j + 3]);
-            qs += 32;
-            xq += 64;
-        }
+        int32_t sumi, summ;
+        kq_sums_k45(w[b].scales, w[b].qs, NULL, &x[b], &sumi, &summ);
         sum += x[b].d * (vki_fp16_to_fp32(w[b].d) * (float)sumi - vki_fp16_to_fp32(w[b].dmin) * (float)summ);
     }
     return sum;
@@ -111,29 +122,13 @@ static inline float kq_dot_q3_K_q8_K(int64_t k, const block_q3_K *w, const block
     return sum;
 }
 
-/* Q5_K is Q4_K with a fifth bit per code: bit 2j of qh[l] for the low
- * nibbles of the 64-element group j, bit 2j + 1 for its high nibbles. */
+/* Q5_K is Q4_K with a fifth bit per code (kq_sums_k45). */
 static inline float kq_dot_q5_K_q8_K(int64_t k, const block_q5_K *w, const block_q8_K *x)
 {
     float sum = 0.0f;
     for (int64_t b = 0; b < k / QK_K; b++) {
-        const uint8_t *qs = w[b].qs, *qh = w[b].qh;
-        const int8_t *xq = x[b].qs;
-        int32_t sumi = 0, summ = 0;
-        for (int j = 0; j < QK_K / 64; j++) {
-            uint8_t sc0, m0, sc1, m1;
-            kq_scale_min_k4(2 * j, w[b].scales, &sc0, &m0);
-            kq_scale_min_k4(2 * j + 1, w[b].scales, &sc1, &m1);
-            int32_t lo = 0, hi = 0;
-            for (int l = 0; l < 32; l++) {
-                lo += ((qs[l] & 0xF) | (((qh[l] >> (2 * j)) & 1) << 4)) * xq[l];
-                hi += ((qs[l] >> 4) | (((qh[l] >> (2 * j + 1)) & 1) << 4)) * xq[l + 32];
-            }
-            sumi += sc0 * lo + sc1 * hi;
-            summ += m0 * (x[b].bsums[4 * j] + x[b].bsums[4 * j + 1]) + m1 * (x[b].bsums[4 * j + 2] + x[b].bsums[4 * j + 3]);
-            qs += 32;
-            xq += 64;
-        }
+        int32_t sumi, summ;
+        kq_sums_k45(w[b].scales, w[b].qs, w[b].qh, &x[b], &sumi, &summ);
         sum += x[b].d * (vki_fp16_to_fp32(w[b].d) * (float)sumi - vki_fp16_to_fp32(w[b].dmin) * (float)summ);
     }
     return sum;
