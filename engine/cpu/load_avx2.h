@@ -8,6 +8,7 @@
 
 #include <immintrin.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifndef INLINE
 #define INLINE static inline __attribute__((always_inline))
@@ -39,6 +40,29 @@ INLINE __m256 load8_bf16(const void *p, int64_t i)
 {
     __m256i h = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
     return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
+}
+
+/* The R16 kernels' (repack_avx2.c, repack_q6k_avx2.c) four activation
+ * bytes in every 32-bit lane. */
+INLINE __m256i bcast4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* The eight rows of R16 half h (rows 8h .. 8h + 7) written to d, nr rows
+ * of the group being real. */
+INLINE void store_half(const __m256 acc, float *d, int h, int nr)
+{
+    int n = nr - 8 * h;
+    if (n >= 8) {
+        _mm256_storeu_ps(d + 8 * h, acc);
+    } else if (n > 0) {
+        float t[8];
+        _mm256_storeu_ps(t, acc);
+        memcpy(d + 8 * h, t, (size_t)n * sizeof(float));
+    }
 }
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * repack.c: conversion between plain Q4_0 / Q8_0 / Q4_K / Q5_K / F32 / F16 rows and the R16
+ * repack.c: conversion between plain Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K / F32 / F16 rows and the R16
  * layout of repack.h, in both directions (unpacking gives the stored bytes
  * back exactly). Scalar and ISA-independent: packing runs once per weight
  * at load, unpacking only for the few consumers that want plain rows (the
@@ -109,6 +109,37 @@ static void k45_row(int64_t nb, uint8_t *group, int r, uint8_t *row, bool to_pla
     }
 }
 
+/* ===== Q6_K ============================================================== */
+
+static void q6k_row(int64_t nb, uint8_t *group, int r, uint8_t *row, bool to_plain)
+{
+    for (int64_t b = 0; b < nb; b++) {
+        block_q6_K *blk = (block_q6_K *)(row + (size_t)b * sizeof(block_q6_K));
+        uint8_t *u = group + (size_t)b * R16_Q6K_UNIT;
+        for (int h = 0; h < 2; h++) {
+            uint8_t *half = u + R16_Q6K_HALF0 + (size_t)h * R16_Q6K_HALF;
+            for (int i = 0; i < 4; i++) {
+                uint8_t *sp = u + R16_Q6K_SCALES + 32 * (4 * h + i) + 2 * r;
+                int8_t *lo = &blk->scales[8 * h + i], *hi = &blk->scales[8 * h + 4 + i];
+                if (to_plain) memcpy(lo, sp, 1), memcpy(hi, sp + 1, 1);
+                else memcpy(sp, lo, 1), memcpy(sp + 1, hi, 1);
+            }
+            for (int q = 0; q < 16; q++) {
+                uint8_t *c = half + r16_q6k_ql(q) + (size_t)r * 4, *p = blk->ql + 64 * h + 4 * q;
+                if (to_plain) memcpy(p, c, 4);
+                else memcpy(c, p, 4);
+            }
+            for (int q = 0; q < 8; q++) {
+                uint8_t *c = half + r16_q6k_qh(q) + (size_t)r * 4, *p = blk->qh + 32 * h + 4 * q;
+                if (to_plain) memcpy(p, c, 4);
+                else memcpy(c, p, 4);
+            }
+        }
+        if (to_plain) memcpy(&blk->d, u + R16_Q6K_D + 2 * r, 2);
+        else memcpy(u + R16_Q6K_D + 2 * r, &blk->d, 2);
+    }
+}
+
 /* ===== Both directions =================================================== */
 
 static void float_row(size_t es, int64_t k, uint8_t *group, int r, uint8_t *row, bool to_plain)
@@ -123,6 +154,7 @@ static void float_row(size_t es, int64_t k, uint8_t *group, int r, uint8_t *row,
 static void row_io(vki_type t, int64_t k, uint8_t *group, int r, uint8_t *row, bool to_plain)
 {
     if (r16_float(t)) float_row(t == VKI_TYPE_F32 ? 4 : 2, k, group, r, row, to_plain);
+    else if (t == VKI_TYPE_Q6_K) q6k_row(k / 256, group, r, row, to_plain);
     else if (r16_kquant(t)) k45_row(k / 256, group, r, row, to_plain, t == VKI_TYPE_Q5_K);
     else q_row(t, k / 32, group, r, row, to_plain);
 }
@@ -182,4 +214,15 @@ r16_xk r16_layout_xk(const block_q8_K *x, int64_t nb, void *scratch)
             pb[4 * b + t] = (int32_t)((uint32_t)lo | ((uint32_t)hi << 16));
         }
     return (r16_xk){x, pb};
+}
+
+r16_xk6 r16_layout_xk6(const block_q8_K *x, int64_t nb, void *scratch)
+{
+    int32_t *pb = scratch;
+    for (int64_t b = 0; b < nb; b++)
+        for (int j = 0; j < 8; j++) { /* j = 4H + i: sub-blocks 8H + i and 8H + 4 + i */
+            int s = 8 * (j / 4) + j % 4;
+            pb[8 * b + j] = (int32_t)((uint32_t)(uint16_t)x[b].bsums[s] | ((uint32_t)(uint16_t)x[b].bsums[s + 4] << 16));
+        }
+    return (r16_xk6){x, pb};
 }

@@ -1,6 +1,6 @@
 /*
  * repack.h: the CPU backend's repacked weight layout ("R16"): 16 rows of a
- * Q4_0 / Q8_0 / Q4_K / Q5_K / F32 / F16 matrix interleaved so that the decode mat-vec runs one
+ * Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K / F32 / F16 matrix interleaved so that the decode mat-vec runs one
  * accumulator lane per row, from aligned sequential loads. Converting to and
  * from it lives in repack.c (scalar, any ISA); the kernels that read it in
  * repack_<isa>.c. Must not: depend on an ISA (static inline helpers only).
@@ -37,6 +37,23 @@
  *   qh     u8  [8][16][4]      chunk c: bytes 4c..4c+3 of the row's qh, whose
  *                              bits 2j, 2j + 1 top code chunk 8j + c's low and
  *                              high nibbles
+ * Q6_K: one unit per super-block, 3360 bytes (the rows' own bytes, so a
+ * unit is 32-byte but not 64-byte aligned); the 2-bit high plane of each
+ * 128-element half follows that half's low nibbles:
+ *   scales s8  [2][4][16][2]   half H, i: row r's scales of sub-blocks
+ *                              8H + i and 8H + 4 + i, the two a code chunk
+ *                              of that half feeds (low and high nibbles)
+ *   d      f16 [16]
+ *   then per half H (1536 bytes), 64-byte chunks of [16 rows][4 bytes]:
+ *   ql chunk q (16): bytes 4q..4q+3 of the row's ql[64H..]: elements
+ *                    128H + 4q.. (low nibbles), 128H + 64 + 4q.. (high)
+ *   qh chunk c (8):  bytes 4c..4c+3 of the row's qh[32H..]: bits 0-1 and
+ *                    4-5 top ql chunk c's nibbles, bits 2-3 and 6-7 chunk
+ *                    c + 8's
+ *   in the order the mat-vec first reads them (r16_q6k_ql, r16_q6k_qh):
+ *   ql 0-3, qh 0-3, ql 4-7, qh 4-7, ql 8-15. With ql and qh as two planes
+ *   the mat-vec streamed 12-13 GB/s from memory on one core (Q5_K 19),
+ *   whatever the prefetch distance.
  * F32 (one unit per element column, 64 bytes): [k][16] floats, element i
  * of row r at i * 16 + r: a group is exactly the f32 panel the packed
  * mat-mat multiplies ([k][mm_mr] with mm_mr = 16), so prompts read it in
@@ -67,6 +84,16 @@
 #define R16_Q5K_CODES 832
 #define R16_Q5K_UNIT  2880
 
+#define R16_Q6K_SCALES 0 /* a Q6_K unit */
+#define R16_Q6K_D      256
+#define R16_Q6K_HALF0  288  /* half H at R16_Q6K_HALF0 + H * R16_Q6K_HALF */
+#define R16_Q6K_HALF   1536
+#define R16_Q6K_UNIT   3360
+
+/* Where ql chunk q and qh chunk c sit in a Q6_K unit's half. */
+static inline int r16_q6k_ql(int q) { return q < 8 ? (q / 4) * 512 + (q % 4) * 64 : 1024 + (q - 8) * 64; }
+static inline int r16_q6k_qh(int c) { return (c / 4) * 512 + 256 + (c % 4) * 64; }
+
 #define R16_PAIR_SCALES 0 /* offsets inside a Q4_0 / Q8_0 pair unit */
 #define R16_PAIR_CODES  64
 
@@ -74,11 +101,14 @@
  * cpu_kernels.gemv_r16). */
 static inline bool r16_type_ok(vki_type t)
 {
-    return t == VKI_TYPE_Q4_0 || t == VKI_TYPE_Q8_0 || t == VKI_TYPE_Q4_K || t == VKI_TYPE_Q5_K || t == VKI_TYPE_F32 ||
-           t == VKI_TYPE_F16;
+    return t == VKI_TYPE_Q4_0 || t == VKI_TYPE_Q8_0 || t == VKI_TYPE_Q4_K || t == VKI_TYPE_Q5_K || t == VKI_TYPE_Q6_K ||
+           t == VKI_TYPE_F32 || t == VKI_TYPE_F16;
 }
 /* The super-block types, one unit per 256-element block. */
-static inline bool r16_kquant(vki_type t) { return t == VKI_TYPE_Q4_K || t == VKI_TYPE_Q5_K; }
+static inline bool r16_kquant(vki_type t)
+{
+    return t == VKI_TYPE_Q4_K || t == VKI_TYPE_Q5_K || t == VKI_TYPE_Q6_K;
+}
 /* F32 and F16: one element a column, [k][16] values of the type. */
 static inline bool r16_float(vki_type t) { return t == VKI_TYPE_F32 || t == VKI_TYPE_F16; }
 /* Elements per block column. */
@@ -93,6 +123,7 @@ static inline size_t r16_unit_bytes(vki_type t)
          : t == VKI_TYPE_F16   ? R16_ROWS * 2
          : t == VKI_TYPE_Q4_K ? R16_Q4K_UNIT
          : t == VKI_TYPE_Q5_K ? R16_Q5K_UNIT
+         : t == VKI_TYPE_Q6_K ? R16_Q6K_UNIT
                                : 2 * r16_block_codes(t) + 64;
 }
 /* Bytes of one 16-row group of k elements a row. */
@@ -134,8 +165,13 @@ typedef struct r16_xk {
     const int32_t    *pb;
 } r16_xk;
 
-/* Both lay out into scratch (CPU_GEMV_SCRATCH(k) bytes, 64-byte aligned). */
+/* Q6_K against block_q8_K [nb]: pb [nb][8], the int16 pairs (sum of
+ * sub-block 8H + i, of 8H + 4 + i) at 4H + i, for the stored codes' +32. */
+typedef r16_xk r16_xk6;
+
+/* All lay out into scratch (CPU_GEMV_SCRATCH(k) bytes, 64-byte aligned). */
 r16_x  r16_layout_x(const block_q8_0 *x, int64_t nb, int32_t off, void *scratch);
 r16_xk r16_layout_xk(const block_q8_K *x, int64_t nb, void *scratch);
+r16_xk6 r16_layout_xk6(const block_q8_K *x, int64_t nb, void *scratch);
 
 #endif

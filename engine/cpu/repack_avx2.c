@@ -37,27 +37,6 @@
  * fit the 16 registers. */
 #define R16_AVX2_COLS 2
 
-INLINE __m256i bcast4(const int8_t *p)
-{
-    int32_t v;
-    memcpy(&v, p, 4);
-    return _mm256_set1_epi32(v);
-}
-
-/* The eight rows of half h (rows 8h .. 8h + 7) written to d, nr rows of
- * the group being real. */
-INLINE void store_half(const __m256 acc, float *d, int h, int nr)
-{
-    int n = nr - 8 * h;
-    if (n >= 8) {
-        _mm256_storeu_ps(d + 8 * h, acc);
-    } else if (n > 0) {
-        float t[8];
-        _mm256_storeu_ps(t, acc);
-        memcpy(d + 8 * h, t, (size_t)n * sizeof(float));
-    }
-}
-
 /* The prefetch of a half pass, per unit u of `bytes` at group base w: the
  * first half streams `ahead` bytes on; the second reads the group from
  * cache, so it streams the same unit of the next group (nx), if any. */
@@ -576,4 +555,5 @@ void cpu_kernels_init_repack_avx2(cpu_kernels *k)
     k->gemvn_r16[VKI_TYPE_Q5_K] = gemvn_r16_q5_K;
     k->gemv_r16[VKI_TYPE_Q8_0] = gemv_r16_q8_0;
     k->gemvn_r16[VKI_TYPE_Q8_0] = gemvn_r16_q8_0;
+    cpu_kernels_init_repack_q6k_avx2(k);
 }
