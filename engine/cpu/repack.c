@@ -1,5 +1,5 @@
 /*
- * repack.c: conversion between plain Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K / F32 / F16 rows and the R16
+ * repack.c: conversion between plain Q4_0 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K / F32 / F16 rows and the R16
  * layout of repack.h, in both directions (unpacking gives the stored bytes
  * back exactly). Scalar and ISA-independent: packing runs once per weight
  * at load, unpacking only for the few consumers that want plain rows (the
@@ -140,6 +140,50 @@ static void q6k_row(int64_t nb, uint8_t *group, int r, uint8_t *row, bool to_pla
     }
 }
 
+/* ===== Q3_K ============================================================== */
+
+static void q3k_row(int64_t nb, uint8_t *group, int r, uint8_t *row, bool to_plain)
+{
+    for (int64_t b = 0; b < nb; b++) {
+        block_q3_K *blk = (block_q3_K *)(row + (size_t)b * sizeof(block_q3_K));
+        uint8_t *u = group + (size_t)b * R16_Q3K_UNIT, *body = u + R16_Q3K_BODY;
+        int8_t *sp = (int8_t *)u + R16_Q3K_SCALES + 2 * r;
+        if (to_plain) {
+            /* The inverse of kq_q3_K_scale: every bit of the 12 bytes is
+             * one of the 16 six-bit values, so this is exact. */
+            uint8_t v[16];
+            for (int p = 0; p < 8; p++) {
+                int n = p / 4, g = (p / 2) % 2, jp = p % 2;
+                v[8 * n + 4 * jp + g] = (uint8_t)(sp[32 * p] + 32);
+                v[8 * n + 4 * jp + 2 + g] = (uint8_t)(sp[32 * p + 1] + 32);
+            }
+            memset(blk->scales, 0, sizeof blk->scales);
+            for (int s = 0; s < 16; s++) {
+                blk->scales[s % 8] |= (uint8_t)((v[s] & 0xF) << (s < 8 ? 0 : 4));
+                blk->scales[8 + s % 4] |= (uint8_t)((v[s] >> 4) << (2 * (s / 4)));
+            }
+            memcpy(&blk->d, u + R16_Q3K_D + 2 * r, 2);
+        } else {
+            for (int p = 0; p < 8; p++) {
+                int n = p / 4, g = (p / 2) % 2, jp = p % 2;
+                sp[32 * p] = (int8_t)kq_q3_K_scale(blk->scales, 8 * n + 4 * jp + g);
+                sp[32 * p + 1] = (int8_t)kq_q3_K_scale(blk->scales, 8 * n + 4 * jp + 2 + g);
+            }
+            memcpy(u + R16_Q3K_D + 2 * r, &blk->d, 2);
+        }
+        for (int q = 0; q < 16; q++) {
+            uint8_t *c = body + r16_q3k_qs(q) + (size_t)r * 4, *p = blk->qs + 4 * q;
+            if (to_plain) memcpy(p, c, 4);
+            else memcpy(c, p, 4);
+        }
+        for (int q = 0; q < 8; q++) {
+            uint8_t *c = body + r16_q3k_hm(q) + (size_t)r * 4, *p = blk->hmask + 4 * q;
+            if (to_plain) memcpy(p, c, 4);
+            else memcpy(c, p, 4);
+        }
+    }
+}
+
 /* ===== Both directions =================================================== */
 
 static void float_row(size_t es, int64_t k, uint8_t *group, int r, uint8_t *row, bool to_plain)
@@ -155,6 +199,7 @@ static void row_io(vki_type t, int64_t k, uint8_t *group, int r, uint8_t *row, b
 {
     if (r16_float(t)) float_row(t == VKI_TYPE_F32 ? 4 : 2, k, group, r, row, to_plain);
     else if (t == VKI_TYPE_Q6_K) q6k_row(k / 256, group, r, row, to_plain);
+    else if (t == VKI_TYPE_Q3_K) q3k_row(k / 256, group, r, row, to_plain);
     else if (r16_kquant(t)) k45_row(k / 256, group, r, row, to_plain, t == VKI_TYPE_Q5_K);
     else q_row(t, k / 32, group, r, row, to_plain);
 }
@@ -216,13 +261,12 @@ r16_xk r16_layout_xk(const block_q8_K *x, int64_t nb, void *scratch)
     return (r16_xk){x, pb};
 }
 
-r16_xk6 r16_layout_xk6(const block_q8_K *x, int64_t nb, void *scratch)
+r16_xk16 r16_layout_xk16(const block_q8_K *x, int64_t nb, const int8_t pairs[8][2], void *scratch)
 {
     int32_t *pb = scratch;
     for (int64_t b = 0; b < nb; b++)
-        for (int j = 0; j < 8; j++) { /* j = 4H + i: sub-blocks 8H + i and 8H + 4 + i */
-            int s = 8 * (j / 4) + j % 4;
-            pb[8 * b + j] = (int32_t)((uint32_t)(uint16_t)x[b].bsums[s] | ((uint32_t)(uint16_t)x[b].bsums[s + 4] << 16));
-        }
-    return (r16_xk6){x, pb};
+        for (int p = 0; p < 8; p++)
+            pb[8 * b + p] = (int32_t)((uint32_t)(uint16_t)x[b].bsums[pairs[p][0]] |
+                                      ((uint32_t)(uint16_t)x[b].bsums[pairs[p][1]] << 16));
+    return (r16_xk16){x, pb};
 }

@@ -1,6 +1,6 @@
 /*
  * repack.h: the CPU backend's repacked weight layout ("R16"): 16 rows of a
- * Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K / F32 / F16 matrix interleaved so that the decode mat-vec runs one
+ * Q4_0 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K / F32 / F16 matrix interleaved so that the decode mat-vec runs one
  * accumulator lane per row, from aligned sequential loads. Converting to and
  * from it lives in repack.c (scalar, any ISA); the kernels that read it in
  * repack_<isa>.c. Must not: depend on an ISA (static inline helpers only).
@@ -54,6 +54,18 @@
  *   ql 0-3, qh 0-3, ql 4-7, qh 4-7, ql 8-15. With ql and qh as two planes
  *   the mat-vec streamed 12-13 GB/s from memory on one core (Q5_K 19),
  *   whatever the prefetch distance.
+ * Q3_K: one unit per super-block, 1824 bytes (3.6% more than the rows:
+ * the scales unpacked), 32-byte aligned:
+ *   scales s8  [2][2][2][16][2] half n, g, pair p: row r's signed scales of
+ *                              sub-blocks 8n + 4p + g and 8n + 4p + 2 + g
+ *                              (planes 2p and 2p + 1 of qs chunks 8n + 4g..)
+ *   d      f16 [16]
+ *   then 64-byte chunks of [16 rows][4 bytes] in first-read order
+ *   (r16_q3k_qs, r16_q3k_hm): qs 0-3, hmask 0-3, qs 4-7, hmask 4-7, qs
+ *   8-15. qs chunk q: bytes 4q..4q+3 of the row's qs, plane j of byte
+ *   32n + 16g + l being element 128n + 32j + 16g + l (n = q / 8, g = q / 4
+ *   % 2); hmask chunk c: bytes 4c..4c+3 of its hmask, bit 4n + j the high
+ *   bit of plane j of qs chunk 8n + c.
  * F32 (one unit per element column, 64 bytes): [k][16] floats, element i
  * of row r at i * 16 + r: a group is exactly the f32 panel the packed
  * mat-mat multiplies ([k][mm_mr] with mm_mr = 16), so prompts read it in
@@ -90,6 +102,19 @@
 #define R16_Q6K_HALF   1536
 #define R16_Q6K_UNIT   3360
 
+#define R16_Q3K_SCALES 0 /* a Q3_K unit */
+#define R16_Q3K_D      256
+#define R16_Q3K_BODY   288
+#define R16_Q3K_UNIT   1824
+
+/* Where qs chunk q (16) and hmask chunk c (8) sit in a Q3_K unit's body. */
+static inline int r16_q3k_qs(int q)
+{
+    int g = (q % 8) / 4, t = q % 4;
+    return q < 8 ? g * 512 + t * 64 : 1024 + g * 256 + t * 64;
+}
+static inline int r16_q3k_hm(int c) { return (c / 4) * 512 + 256 + (c % 4) * 64; }
+
 /* Where ql chunk q and qh chunk c sit in a Q6_K unit's half. */
 static inline int r16_q6k_ql(int q) { return q < 8 ? (q / 4) * 512 + (q % 4) * 64 : 1024 + (q - 8) * 64; }
 static inline int r16_q6k_qh(int c) { return (c / 4) * 512 + 256 + (c % 4) * 64; }
@@ -102,12 +127,12 @@ static inline int r16_q6k_qh(int c) { return (c / 4) * 512 + 256 + (c % 4) * 64;
 static inline bool r16_type_ok(vki_type t)
 {
     return t == VKI_TYPE_Q4_0 || t == VKI_TYPE_Q8_0 || t == VKI_TYPE_Q4_K || t == VKI_TYPE_Q5_K || t == VKI_TYPE_Q6_K ||
-           t == VKI_TYPE_F32 || t == VKI_TYPE_F16;
+           t == VKI_TYPE_Q3_K || t == VKI_TYPE_F32 || t == VKI_TYPE_F16;
 }
 /* The super-block types, one unit per 256-element block. */
 static inline bool r16_kquant(vki_type t)
 {
-    return t == VKI_TYPE_Q4_K || t == VKI_TYPE_Q5_K || t == VKI_TYPE_Q6_K;
+    return t == VKI_TYPE_Q3_K || t == VKI_TYPE_Q4_K || t == VKI_TYPE_Q5_K || t == VKI_TYPE_Q6_K;
 }
 /* F32 and F16: one element a column, [k][16] values of the type. */
 static inline bool r16_float(vki_type t) { return t == VKI_TYPE_F32 || t == VKI_TYPE_F16; }
@@ -124,6 +149,7 @@ static inline size_t r16_unit_bytes(vki_type t)
          : t == VKI_TYPE_Q4_K ? R16_Q4K_UNIT
          : t == VKI_TYPE_Q5_K ? R16_Q5K_UNIT
          : t == VKI_TYPE_Q6_K ? R16_Q6K_UNIT
+         : t == VKI_TYPE_Q3_K ? R16_Q3K_UNIT
                                : 2 * r16_block_codes(t) + 64;
 }
 /* Bytes of one 16-row group of k elements a row. */
@@ -165,13 +191,14 @@ typedef struct r16_xk {
     const int32_t    *pb;
 } r16_xk;
 
-/* Q6_K against block_q8_K [nb]: pb [nb][8], the int16 pairs (sum of
- * sub-block 8H + i, of 8H + 4 + i) at 4H + i, for the stored codes' +32. */
-typedef r16_xk r16_xk6;
+/* Q6_K and Q3_K against block_q8_K [nb]: pb [nb][8], the int16 pairs of
+ * sub-block sums (bsums[pairs[p][0]], bsums[pairs[p][1]]) at p, for the
+ * codes' offset (Q6_K's +32, Q3_K's -4): the unit's scale pairs. */
+typedef r16_xk r16_xk16;
 
 /* All lay out into scratch (CPU_GEMV_SCRATCH(k) bytes, 64-byte aligned). */
 r16_x  r16_layout_x(const block_q8_0 *x, int64_t nb, int32_t off, void *scratch);
 r16_xk r16_layout_xk(const block_q8_K *x, int64_t nb, void *scratch);
-r16_xk6 r16_layout_xk6(const block_q8_K *x, int64_t nb, void *scratch);
+r16_xk16 r16_layout_xk16(const block_q8_K *x, int64_t nb, const int8_t pairs[8][2], void *scratch);
 
 #endif
