@@ -42,7 +42,7 @@ INLINE __m256 load8_bf16(const void *p, int64_t i)
     return _mm256_castsi256_ps(_mm256_slli_epi32(h, 16));
 }
 
-/* The R16 kernels' (repack_avx2.c, repack_q6k_avx2.c) four activation
+/* The R16 kernels' (repack_avx2.c, repack_k16_avx2.c) four activation
  * bytes in every 32-bit lane. */
 INLINE __m256i bcast4(const int8_t *p)
 {
