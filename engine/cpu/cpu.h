@@ -202,6 +202,7 @@ void cpu_gemv_init_avx512(cpu_kernels *k); /* gemv_avx512.c, called by the above
 void cpu_kernels_init_neon(cpu_kernels *k);
 void cpu_kernels_init_repack_avx2(cpu_kernels *k);   /* repack_avx2.c */
 void cpu_kernels_init_repack_k16_avx2(cpu_kernels *k); /* repack_k16_avx2.c, called by the above */
+void cpu_kernels_init_repack_q45_avx2(cpu_kernels *k); /* repack_q45_avx2.c, called by the above */
 void cpu_kernels_init_repack_avx512(cpu_kernels *k); /* repack_avx512.c */
 
 /* ===== Dispatch (dispatch.c) ============================================= */

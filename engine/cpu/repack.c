@@ -1,5 +1,5 @@
 /*
- * repack.c: conversion between plain Q4_0 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K / F32 / F16 rows and the R16
+ * repack.c: conversion between plain Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q2_K..Q6_K / F32 / F16 rows and the R16
  * layout of repack.h, in both directions (unpacking gives the stored bytes
  * back exactly). Scalar and ISA-independent: packing runs once per weight
  * at load, unpacking only for the few consumers that want plain rows (the
@@ -13,12 +13,13 @@
 #include "kquants.h"
 #include "util.h"
 
-/* ===== Q4_0 / Q8_0 ======================================================= */
+/* ===== Q4_0, Q8_0, Q4_1, Q5_0, Q5_1 ===================================== */
 
 /* Where row r's block b (qs bytes and scale) sit in a group. */
 static inline uint8_t *r16_codes(vki_type t, uint8_t *group, int64_t b, int r)
 {
-    return group + (size_t)(b / 2) * r16_unit_bytes(t) + R16_PAIR_CODES + (size_t)(b & 1) * r16_block_codes(t) + (size_t)r * 4;
+    return group + (size_t)(b / 2) * r16_unit_bytes(t) + (size_t)r16_pair_codes(t) + (size_t)(b & 1) * r16_block_codes(t) +
+           (size_t)r * 4;
 }
 
 static inline uint8_t *r16_scale(vki_type t, uint8_t *group, int64_t b, int r)
@@ -26,26 +27,36 @@ static inline uint8_t *r16_scale(vki_type t, uint8_t *group, int64_t b, int r)
     return group + (size_t)(b / 2) * r16_unit_bytes(t) + R16_PAIR_SCALES + (size_t)(b & 1) * 32 + (size_t)r * 2;
 }
 
-/* Row r of a group <-> its plain row (to_plain: which way). */
+/* Row r of a group <-> its plain row (to_plain: which way). Every pair
+ * type's block is d, then m (Q4_1, Q5_1), then qh (Q5_0, Q5_1), then qs. */
 static void q_row(vki_type t, int64_t nb, uint8_t *group, int r, uint8_t *row, bool to_plain)
 {
-    const size_t bsz = t == VKI_TYPE_Q4_0 ? sizeof(block_q4_0) : sizeof(block_q8_0);
-    const int nq = t == VKI_TYPE_Q4_0 ? 4 : 8;
+    const size_t bsz = (size_t)vki_type_get(t)->type_size;
+    const bool mn = r16_pair_min(t), hi = r16_pair_high(t);
+    const size_t at_qh = mn ? 4 : 2, at_qs = at_qh + (hi ? 4 : 0);
+    const int nq = t == VKI_TYPE_Q8_0 ? 8 : 4;
     const uint32_t flip = t == VKI_TYPE_Q8_0 ? 0x80808080u : 0; /* Q8_0: s8 + 128 as u8 */
     for (int64_t b = 0; b < nb; b++) {
         uint8_t *blk = row + (size_t)b * bsz, *c = r16_codes(t, group, b, r);
+        uint8_t *u = group + (size_t)(b / 2) * r16_unit_bytes(t);
+        uint8_t *m = u + 64 + (size_t)(b & 1) * 32 + (size_t)r * 2;
+        uint8_t *h = u + r16_pair_qh(t) + (size_t)(b & 1) * 64 + (size_t)r * 4;
         uint32_t v;
         if (to_plain) {
-            memcpy(blk, r16_scale(t, group, b, r), 2); /* d is the first field of both types */
+            memcpy(blk, r16_scale(t, group, b, r), 2);
+            if (mn) memcpy(blk + 2, m, 2);
+            if (hi) memcpy(blk + at_qh, h, 4);
             for (int q = 0; q < nq; q++) {
                 memcpy(&v, c + (size_t)q * 64, 4);
                 v ^= flip;
-                memcpy(blk + 2 + 4 * q, &v, 4);
+                memcpy(blk + at_qs + 4 * q, &v, 4);
             }
         } else {
             memcpy(r16_scale(t, group, b, r), blk, 2);
+            if (mn) memcpy(m, blk + 2, 2);
+            if (hi) memcpy(h, blk + at_qh, 4);
             for (int q = 0; q < nq; q++) {
-                memcpy(&v, blk + 2 + 4 * q, 4);
+                memcpy(&v, blk + at_qs + 4 * q, 4);
                 v ^= flip;
                 memcpy(c + (size_t)q * 64, &v, 4);
             }
@@ -184,6 +195,34 @@ static void q3k_row(int64_t nb, uint8_t *group, int r, uint8_t *row, bool to_pla
     }
 }
 
+/* ===== Q2_K ============================================================== */
+
+static void q2k_row(int64_t nb, uint8_t *group, int r, uint8_t *row, bool to_plain)
+{
+    for (int64_t b = 0; b < nb; b++) {
+        block_q2_K *blk = (block_q2_K *)(row + (size_t)b * sizeof(block_q2_K));
+        uint8_t *u = group + (size_t)b * R16_Q2K_UNIT;
+        for (int p = 0; p < 8; p++) { /* Q3_K's pairs (repack.h) */
+            int n = p / 4, g = (p / 2) % 2, jp = p % 2, s0 = 8 * n + 4 * jp + g;
+            uint8_t *sp = u + R16_Q2K_SCALES + 32 * p + 2 * r;
+            if (to_plain) blk->scales[s0] = sp[0], blk->scales[s0 + 2] = sp[1];
+            else sp[0] = blk->scales[s0], sp[1] = blk->scales[s0 + 2];
+        }
+        for (int q = 0; q < 16; q++) {
+            uint8_t *c = u + R16_Q2K_CODES + (size_t)q * 64 + (size_t)r * 4, *p = blk->qs + 4 * q;
+            if (to_plain) memcpy(p, c, 4);
+            else memcpy(c, p, 4);
+        }
+        if (to_plain) {
+            memcpy(&blk->d, u + R16_Q2K_D + 2 * r, 2);
+            memcpy(&blk->dmin, u + R16_Q2K_DMIN + 2 * r, 2);
+        } else {
+            memcpy(u + R16_Q2K_D + 2 * r, &blk->d, 2);
+            memcpy(u + R16_Q2K_DMIN + 2 * r, &blk->dmin, 2);
+        }
+    }
+}
+
 /* ===== Both directions =================================================== */
 
 static void float_row(size_t es, int64_t k, uint8_t *group, int r, uint8_t *row, bool to_plain)
@@ -200,6 +239,7 @@ static void row_io(vki_type t, int64_t k, uint8_t *group, int r, uint8_t *row, b
     if (r16_float(t)) float_row(t == VKI_TYPE_F32 ? 4 : 2, k, group, r, row, to_plain);
     else if (t == VKI_TYPE_Q6_K) q6k_row(k / 256, group, r, row, to_plain);
     else if (t == VKI_TYPE_Q3_K) q3k_row(k / 256, group, r, row, to_plain);
+    else if (t == VKI_TYPE_Q2_K) q2k_row(k / 256, group, r, row, to_plain);
     else if (r16_kquant(t)) k45_row(k / 256, group, r, row, to_plain, t == VKI_TYPE_Q5_K);
     else q_row(t, k / 32, group, r, row, to_plain);
 }

@@ -1,6 +1,6 @@
 /*
  * repack.h: the CPU backend's repacked weight layout ("R16"): 16 rows of a
- * Q4_0 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K / F32 / F16 matrix interleaved so that the decode mat-vec runs one
+ * Q4_0 / Q8_0 / Q2_K..Q6_K / F32 / F16 matrix interleaved so that the decode mat-vec runs one
  * accumulator lane per row, from aligned sequential loads. Converting to and
  * from it lives in repack.c (scalar, any ISA); the kernels that read it in
  * repack_<isa>.c. Must not: depend on an ISA (static inline helpers only).
@@ -21,6 +21,9 @@
  * Q4_0: nq = 4, code bytes as stored (byte j: element j in the low nibble,
  *       j + 16 in the high one), 576 bytes a unit.
  * Q8_0: nq = 8, code bytes + 128 (unsigned, for vpdpbusd), 1088 bytes a unit.
+ * Q4_1 / Q5_0 / Q5_1: Q4_0's unit with, after the scales, the blocks' mins
+ *   (Q4_1, Q5_1: f16 [2][16]) and high bits (Q5_0, Q5_1: [2][16][4], row
+ *   r's qh word), 640 / 704 / 768 bytes a unit (the rows' own).
  * Q4_K (nb = k / 256 super-blocks a row): one unit per super-block, 2368
  * bytes, the 6-bit scales and mins unpacked so no lane decodes them, and
  * ahead of the codes, so a unit is read front to back (with them behind,
@@ -54,6 +57,12 @@
  *   ql 0-3, qh 0-3, ql 4-7, qh 4-7, ql 8-15. With ql and qh as two planes
  *   the mat-vec streamed 12-13 GB/s from memory on one core (Q5_K 19),
  *   whatever the prefetch distance.
+ * Q2_K: one unit per super-block, 1344 bytes (the rows' own):
+ *   scales u8  [2][2][2][16][2] as Q3_K's pairs, the stored bytes (scale
+ *                              in the low nibble, min in the high)
+ *   d      f16 [16], dmin f16 [16]
+ *   codes  u8  [16][16][4]     chunk q: bytes 4q..4q+3 of the row's qs, as
+ *                              Q3_K's qs chunks
  * Q3_K: one unit per super-block, 1824 bytes (3.6% more than the rows:
  * the scales unpacked), 32-byte aligned:
  *   scales s8  [2][2][2][16][2] half n, g, pair p: row r's signed scales of
@@ -102,6 +111,12 @@
 #define R16_Q6K_HALF   1536
 #define R16_Q6K_UNIT   3360
 
+#define R16_Q2K_SCALES 0 /* a Q2_K unit */
+#define R16_Q2K_D      256
+#define R16_Q2K_DMIN   288
+#define R16_Q2K_CODES  320
+#define R16_Q2K_UNIT   1344
+
 #define R16_Q3K_SCALES 0 /* a Q3_K unit */
 #define R16_Q3K_D      256
 #define R16_Q3K_BODY   288
@@ -119,27 +134,37 @@ static inline int r16_q3k_hm(int c) { return (c / 4) * 512 + 256 + (c % 4) * 64;
 static inline int r16_q6k_ql(int q) { return q < 8 ? (q / 4) * 512 + (q % 4) * 64 : 1024 + (q - 8) * 64; }
 static inline int r16_q6k_qh(int c) { return (c / 4) * 512 + 256 + (c % 4) * 64; }
 
-#define R16_PAIR_SCALES 0 /* offsets inside a Q4_0 / Q8_0 pair unit */
-#define R16_PAIR_CODES  64
+#define R16_PAIR_SCALES 0 /* offsets inside a pair unit (Q4_0, Q8_0, Q4_1, Q5_0, Q5_1) */
+#define R16_PAIR_CODES  64 /* Q4_0's and Q8_0's; r16_pair_codes for any */
+
+/* The pair types whose blocks add a min (Q4_1, Q5_1) or a fifth bit
+ * (Q5_0, Q5_1). */
+static inline bool r16_pair_min(vki_type t) { return t == VKI_TYPE_Q4_1 || t == VKI_TYPE_Q5_1; }
+static inline bool r16_pair_high(vki_type t) { return t == VKI_TYPE_Q5_0 || t == VKI_TYPE_Q5_1; }
+/* Offsets in a pair unit: mins f16 [2][16] after the scales, then qh
+ * [2][16][4], then the codes. */
+static inline int r16_pair_qh(vki_type t) { return 64 + (r16_pair_min(t) ? 64 : 0); }
+static inline int r16_pair_codes(vki_type t) { return r16_pair_qh(t) + (r16_pair_high(t) ? 128 : 0); }
 
 /* Whether the layout exists for type t (the kernels are per ISA: see
  * cpu_kernels.gemv_r16). */
 static inline bool r16_type_ok(vki_type t)
 {
-    return t == VKI_TYPE_Q4_0 || t == VKI_TYPE_Q8_0 || t == VKI_TYPE_Q4_K || t == VKI_TYPE_Q5_K || t == VKI_TYPE_Q6_K ||
-           t == VKI_TYPE_Q3_K || t == VKI_TYPE_F32 || t == VKI_TYPE_F16;
+    return t == VKI_TYPE_Q4_0 || t == VKI_TYPE_Q8_0 || t == VKI_TYPE_Q4_1 || t == VKI_TYPE_Q5_0 || t == VKI_TYPE_Q5_1 ||
+           t == VKI_TYPE_Q4_K || t == VKI_TYPE_Q5_K || t == VKI_TYPE_Q6_K ||
+           t == VKI_TYPE_Q2_K || t == VKI_TYPE_Q3_K || t == VKI_TYPE_F32 || t == VKI_TYPE_F16;
 }
 /* The super-block types, one unit per 256-element block. */
 static inline bool r16_kquant(vki_type t)
 {
-    return t == VKI_TYPE_Q3_K || t == VKI_TYPE_Q4_K || t == VKI_TYPE_Q5_K || t == VKI_TYPE_Q6_K;
+    return t == VKI_TYPE_Q2_K || t == VKI_TYPE_Q3_K || t == VKI_TYPE_Q4_K || t == VKI_TYPE_Q5_K || t == VKI_TYPE_Q6_K;
 }
 /* F32 and F16: one element a column, [k][16] values of the type. */
 static inline bool r16_float(vki_type t) { return t == VKI_TYPE_F32 || t == VKI_TYPE_F16; }
 /* Elements per block column. */
 static inline int64_t r16_block_size(vki_type t) { return r16_float(t) ? 1 : r16_kquant(t) ? 256 : 32; }
-/* Code bytes of one block column of a group (Q4_0 / Q8_0). */
-static inline size_t r16_block_codes(vki_type t) { return t == VKI_TYPE_Q4_0 ? 256 : 512; }
+/* Code bytes of one block column of a group (the pair types). */
+static inline size_t r16_block_codes(vki_type t) { return t == VKI_TYPE_Q8_0 ? 512 : 256; }
 /* Block columns per unit, and a unit's bytes. */
 static inline int64_t r16_unit_blocks(vki_type t) { return r16_kquant(t) || r16_float(t) ? 1 : 2; }
 static inline size_t r16_unit_bytes(vki_type t)
@@ -150,7 +175,8 @@ static inline size_t r16_unit_bytes(vki_type t)
          : t == VKI_TYPE_Q5_K ? R16_Q5K_UNIT
          : t == VKI_TYPE_Q6_K ? R16_Q6K_UNIT
          : t == VKI_TYPE_Q3_K ? R16_Q3K_UNIT
-                               : 2 * r16_block_codes(t) + 64;
+         : t == VKI_TYPE_Q2_K ? R16_Q2K_UNIT
+                               : 2 * r16_block_codes(t) + (size_t)r16_pair_codes(t);
 }
 /* Bytes of one 16-row group of k elements a row. */
 static inline size_t r16_group_bytes(vki_type t, int64_t k)
@@ -191,9 +217,10 @@ typedef struct r16_xk {
     const int32_t    *pb;
 } r16_xk;
 
-/* Q6_K and Q3_K against block_q8_K [nb]: pb [nb][8], the int16 pairs of
- * sub-block sums (bsums[pairs[p][0]], bsums[pairs[p][1]]) at p, for the
- * codes' offset (Q6_K's +32, Q3_K's -4): the unit's scale pairs. */
+/* Q6_K, Q3_K and Q2_K against block_q8_K [nb]: pb [nb][8], the int16 pairs
+ * of sub-block sums (bsums[pairs[p][0]], bsums[pairs[p][1]]) at p, for the
+ * codes' offset (Q6_K's +32, Q3_K's -4, Q2_K's mins): the unit's scale
+ * pairs. */
 typedef r16_xk r16_xk16;
 
 /* All lay out into scratch (CPU_GEMV_SCRATCH(k) bytes, 64-byte aligned). */

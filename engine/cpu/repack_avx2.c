@@ -556,4 +556,5 @@ void cpu_kernels_init_repack_avx2(cpu_kernels *k)
     k->gemv_r16[VKI_TYPE_Q8_0] = gemv_r16_q8_0;
     k->gemvn_r16[VKI_TYPE_Q8_0] = gemvn_r16_q8_0;
     cpu_kernels_init_repack_k16_avx2(k);
+    cpu_kernels_init_repack_q45_avx2(k);
 }

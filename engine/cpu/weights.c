@@ -1,7 +1,7 @@
 /*
  * weights.c: the CPU backend's weight layouts. weight_prepare repacks a
  * Q4_0/Q8_0/Q4_K/F32 mat-mul weight into the R16 layout (repack.h) when the
- * ISA has R16 mat-vec kernels for it (AVX-512 VNNI; AVX2 for Q4_0, Q3_K, Q4_K, Q5_K, Q6_K, Q8_0, F32, F16), on the thread pool; the
+ * ISA has R16 mat-vec kernels for it (AVX-512 VNNI; AVX2 for Q4_0, Q8_0, Q2_K..Q6_K, F32, F16), on the thread pool; the
  * buffer then owns the repacked copy and records its layout, and the
  * consumers that want plain rows (the prompt mat-mul's packers, GET_ROWS,
  * tensor_get) get them from cpu_weight_rows.
