@@ -22,6 +22,7 @@
 #include "cpu.h"
 #include "load_avx2.h"
 #include "repack.h"
+#include "repack_cols.h"
 
 /* The weight stream's prefetch is one unit ahead, line by line as the
  * chunks are first read (as Q4_K's and Q5_K's, repack_avx2.c); the
@@ -261,29 +262,8 @@ INLINE void r16_q2_K_one(int64_t nb, const uint8_t *w, const r16_xk16 *x, float 
 static const int8_t q6k_pairs[8][2] = {{0, 4}, {1, 5}, {2, 6}, {3, 7}, {8, 12}, {9, 13}, {10, 14}, {11, 15}};
 static const int8_t q3k_pairs[8][2] = {{0, 2}, {4, 6}, {1, 3}, {5, 7}, {8, 10}, {12, 14}, {9, 11}, {13, 15}};
 
-/* Every group against ncols columns, one at a time: the first pass streams
- * the group from memory, the others read it from L1/L2 (k = 8192: a Q6_K
- * group is 107 KB). Sharing the code assembly across columns would halve
- * batched decode's work; the dot tiles these replace shared nothing either. */
-#define K16_ENTRIES(WT, PAIRS)                                                                              \
-    static void gemvn_r16_##WT(int64_t k, const void *w, size_t ws, int64_t nrows, const void *xv, size_t xs, \
-                               int ncols, float *d, size_t ds, void *scratch)                              \
-    {                                                                                                      \
-        r16_xk16 xl[CPU_GEMVN_MAX];                                                                        \
-        for (int c = 0; c < ncols; c++)                                                                    \
-            xl[c] = r16_layout_xk16((const block_q8_K *)((const uint8_t *)xv + (size_t)c * xs), k / QK_K,   \
-                                    PAIRS, (uint8_t *)scratch + (size_t)c * CPU_GEMV_SCRATCH(k));         \
-        for (int64_t r = 0; r < nrows; r += R16_ROWS) {                                                    \
-            const uint8_t *g = (const uint8_t *)w + (size_t)(r / R16_ROWS) * ws;                           \
-            int nr = (int)(nrows - r < R16_ROWS ? nrows - r : R16_ROWS);                                   \
-            for (int c = 0; c < ncols; c++) r16_##WT##_one(k / QK_K, g, &xl[c], d + (size_t)c * ds + r, nr); \
-        }                                                                                                  \
-    }                                                                                                      \
-    static void gemv_r16_##WT(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, float *d,  \
-                              void *scratch)                                                               \
-    {                                                                                                      \
-        gemvn_r16_##WT(k, w, ws, nrows, x, 0, 1, d, 0, scratch);                                           \
-    }
+#define K16_ENTRIES(WT, PAIRS) \
+    R16_PER_COLUMN_ENTRIES(WT, r16_xk16, QK_K, r16_layout_xk16((const block_q8_K *)xc, k / QK_K, PAIRS, sc))
 
 K16_ENTRIES(q6_K, q6k_pairs)
 K16_ENTRIES(q3_K, q3k_pairs)

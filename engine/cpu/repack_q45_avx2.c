@@ -14,6 +14,7 @@
 #include "cpu.h"
 #include "load_avx2.h"
 #include "repack.h"
+#include "repack_cols.h"
 
 /* Prefetch distance in bytes of the weight stream, as Q4_0's. */
 #define Q45_PF_BYTES 2048
@@ -109,29 +110,10 @@ INLINE void r16_q5_1_one(int64_t nb, const uint8_t *w, const r16_x *x, float *d,
     r16_q45_one(nb, w, x, d, nr, 1, 1);
 }
 
-/* Every group against ncols columns, one at a time (as repack_k16_avx2.c:
- * the group comes from L1/L2 after the first). OFF: the activation layout's
- * offset (r16_layout_x): 1 for the code sums the mins need, 16 for Q5_0's
- * stored + 16. */
-#define Q45_ENTRIES(WT, OFF)                                                                                \
-    static void gemvn_r16_##WT(int64_t k, const void *w, size_t ws, int64_t nrows, const void *xv, size_t xs, \
-                               int ncols, float *d, size_t ds, void *scratch)                              \
-    {                                                                                                      \
-        r16_x xl[CPU_GEMVN_MAX];                                                                           \
-        for (int c = 0; c < ncols; c++)                                                                    \
-            xl[c] = r16_layout_x((const block_q8_0 *)((const uint8_t *)xv + (size_t)c * xs), k / 32, OFF,   \
-                                 (uint8_t *)scratch + (size_t)c * CPU_GEMV_SCRATCH(k));                    \
-        for (int64_t r = 0; r < nrows; r += R16_ROWS) {                                                    \
-            const uint8_t *g = (const uint8_t *)w + (size_t)(r / R16_ROWS) * ws;                           \
-            int nr = (int)(nrows - r < R16_ROWS ? nrows - r : R16_ROWS);                                   \
-            for (int c = 0; c < ncols; c++) r16_##WT##_one(k / 32, g, &xl[c], d + (size_t)c * ds + r, nr); \
-        }                                                                                                  \
-    }                                                                                                      \
-    static void gemv_r16_##WT(int64_t k, const void *w, size_t ws, int64_t nrows, const void *x, float *d,  \
-                              void *scratch)                                                               \
-    {                                                                                                      \
-        gemvn_r16_##WT(k, w, ws, nrows, x, 0, 1, d, 0, scratch);                                           \
-    }
+/* OFF: the activation layout's offset (r16_layout_x): 1 for the code sums
+ * the mins need, 16 for Q5_0's stored + 16. */
+#define Q45_ENTRIES(WT, OFF) \
+    R16_PER_COLUMN_ENTRIES(WT, r16_x, 32, r16_layout_x((const block_q8_0 *)xc, k / 32, OFF, sc))
 
 Q45_ENTRIES(q4_1, 1)
 Q45_ENTRIES(q5_0, 16)
