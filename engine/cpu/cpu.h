@@ -237,28 +237,41 @@ int        cpu_pool_size(const cpu_pool *p);
 /* Runs fn as described above; returns when every thread that ran it has
  * finished. */
 void       cpu_pool_run(cpu_pool *p, cpu_task_fn fn, void *ctx);
-/* Work of n items handed out in chunks to whichever threads run a job. */
+/* Work of n items handed out in chunks to whichever threads run a job:
+ * guided, each claim a 1/(2 nth) share of what is left, down to a floor of
+ * 1/(16 nth) of the whole. The first claims are long contiguous runs (what
+ * the hardware prefetchers want from a weight stream) and the last ones are
+ * short, so a thread that finishes early waits at most one short chunk for
+ * the others; equal chunks of 1/(4 nth) left up to a quarter of a thread's
+ * share idle at the end of every mat-vec. */
 typedef struct cpu_chunks {
     atomic_int_fast64_t next;
-    int64_t             n, size;
+    int64_t             n, align, div, floor;
 } cpu_chunks;
 
-/* About 4 chunks per thread, each a multiple of align items. */
 static inline void cpu_chunks_init(cpu_chunks *c, int64_t n, int nth, int64_t align)
 {
-    int64_t units = (n + align - 1) / align, per = (units + 4 * nth - 1) / (4 * nth);
+    int64_t units = (n + align - 1) / align, fl = units / (16 * (int64_t)nth);
     atomic_init(&c->next, 0);
     c->n = n;
-    c->size = (per > 0 ? per : 1) * align;
+    c->align = align;
+    c->div = 2 * (int64_t)nth;
+    c->floor = fl > 0 ? fl : 1;
 }
 
 /* Claims the next chunk [*i0, *i1); false when none is left. */
 static inline bool cpu_chunk_next(cpu_chunks *c, int64_t *i0, int64_t *i1)
 {
-    int64_t k = atomic_fetch_add(&c->next, 1);
-    if (k * c->size >= c->n) return false;
-    *i0 = k * c->size;
-    *i1 = *i0 + c->size < c->n ? *i0 + c->size : c->n;
+    int64_t pos = atomic_load_explicit(&c->next, memory_order_relaxed), end;
+    do {
+        if (pos >= c->n) return false;
+        int64_t units = (c->n - pos + c->align - 1) / c->align / c->div;
+        end = pos + (units > c->floor ? units : c->floor) * c->align;
+        if (end > c->n) end = c->n;
+    } while (!atomic_compare_exchange_weak_explicit(&c->next, &pos, end, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    *i0 = pos;
+    *i1 = end;
     return true;
 }
 
