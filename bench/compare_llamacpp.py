@@ -25,15 +25,20 @@ import subprocess
 import sys
 
 
-def run_vkinfer(exe, model, p, n, threads, reps):
-    """Returns {'pp': [t/s], 'tg': [t/s]} from one vkinfer-bench call."""
+def run_vkinfer(exe, model, p, n, threads, reps, membw):
+    """Returns {'pp': [t/s], 'tg': [t/s], 'bound': [t/s]} from one vkinfer-bench
+    call; 'bound' (with membw) is the tg bound of the triad measured in it."""
     cmd = [exe, "-m", model, "-p", str(p), "-n", str(n), "-r", str(reps), "--threads", str(threads), "-o", "json"]
+    if membw:
+        cmd.append("--membw")
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    res = {"pp": [], "tg": []}
+    res = {"pp": [], "tg": [], "bound": []}
     for r in json.loads(out)["results"]:
         kind = "pp" if r["test"].startswith("pp") else "tg" if r["test"].startswith("tg") else None
         if kind:
             res[kind].append(r["ts_median"])
+        if kind == "tg" and r.get("bw_bound_ts"):
+            res["bound"].append(r["bw_bound_ts"])
     return res
 
 
@@ -66,12 +71,15 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds")
     ap.add_argument("-r", "--reps", type=int, default=3, help="repeats per run")
+    ap.add_argument("--membw", action="store_true",
+                    help="vkinfer-bench measures memory bandwidth (STREAM triad) in each of its runs: the table "
+                         "adds both engines' tg as a share of the bound it gives (triad / weight bytes per token)")
     a = ap.parse_args()
     peer = a.llama_cpp_bin and os.path.exists(os.path.join(a.llama_cpp_bin, "llama-bench"))
     if a.llama_cpp_bin and not peer:
         sys.exit("compare_llamacpp: no llama-bench in %s" % a.llama_cpp_bin)
 
-    ours = {m: {"pp": [], "tg": []} for m in a.model}
+    ours = {m: {"pp": [], "tg": [], "bound": []} for m in a.model}
     theirs = {m: {"pp": [], "tg": []} for m in a.model}
     commit = ""
     for rnd in range(a.rounds):
@@ -80,7 +88,7 @@ def main():
             for who in order:
                 try:
                     if who == "vkinfer":
-                        r = run_vkinfer(a.vkinfer_bench, m, a.p, a.n, a.threads, a.reps)
+                        r = run_vkinfer(a.vkinfer_bench, m, a.p, a.n, a.threads, a.reps, a.membw)
                         dst = ours[m]
                     elif peer:
                         r, commit = run_llamacpp(a.llama_cpp_bin, m, a.p, a.n, a.threads, a.reps)
@@ -92,7 +100,7 @@ def main():
                     last = (e.stderr or "").strip().splitlines()[-1:] or ["(no message)"]
                     print("round %d %s %s failed: %s" % (rnd + 1, who, os.path.basename(m), last[0]), file=sys.stderr)
                     continue
-                for k in ("pp", "tg"):
+                for k in r:
                     dst[k] += r[k]
                 print("round %d %s %s: %s" % (rnd + 1, who, os.path.basename(m),
                                               {k: [round(x, 1) for x in r[k]] for k in r}), file=sys.stderr)
@@ -100,18 +108,27 @@ def main():
     def med(xs):
         return statistics.median(xs) if xs else None
 
-    print("| model | vkinfer tg%d | llama.cpp tg%d | ratio | vkinfer pp%d | llama.cpp pp%d | ratio |"
-          % (a.n, a.n, a.p, a.p))
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    head = "| model | vkinfer tg%d | llama.cpp tg%d | ratio | vkinfer pp%d | llama.cpp pp%d | ratio |" % (a.n, a.n, a.p, a.p)
+    if a.membw:
+        head += " tg bound | vkinfer / bound | llama.cpp / bound |"
+    print(head)
+    print("|---" + "|---:" * (head.count("|") - 2) + "|")
     for m in a.model:
         row = [os.path.basename(m)]
         for k in ("tg", "pp"):
             o, t = med(ours[m][k]), med(theirs[m][k])
             row += [fmt(o), fmt(t), "%.2f" % (o / t) if o and t else "–"]
+        if a.membw:
+            b, o, t = med(ours[m]["bound"]), med(ours[m]["tg"]), med(theirs[m]["tg"])
+            row += [fmt(b), "%.0f%%" % (100 * o / b) if b and o else "–", "%.0f%%" % (100 * t / b) if b and t else "–"]
         print("| " + " | ".join(row) + " |")
     print("\ntokens/s, medians over %d alternating rounds x %d repeats, %d threads; llama.cpp %s"
           % (a.rounds, a.reps, a.threads, commit or "(not given)"))
-
+    if a.membw:
+        spans = ", ".join("%s %s–%s" % (os.path.basename(m), fmt(min(ours[m]["bound"])), fmt(max(ours[m]["bound"])))
+                          for m in a.model if ours[m]["bound"])
+        print("tg bound: STREAM triad measured in each vkinfer-bench run / weight bytes read per token, median "
+              "over the runs (the memory's pace moves: per-run range %s)" % spans)
 
 if __name__ == "__main__":
     main()
