@@ -178,6 +178,19 @@ static void mm_tile_act(const cpu_kernels *kn, int act, float *d, size_t ds, int
 #define VKI_MMP_MIN_N 16
 #endif
 #define MMP_MIN_N  VKI_MMP_MIN_N
+
+/* The same threshold for a quantized weight in the R16 layout, whose
+ * mat-vecs (gemvn_r16, 8 rows a pass over the weight) read it as it lies,
+ * where the integer packed path first turns every 16-row group back into
+ * plain rows and then into its panels: a cost per weight per call that only
+ * long prompts repay. 1.1B, 2 threads, this session's Xeon, prompt tok/s
+ * packed / mat-vecs: Q4_0 pp16 34 / 193, pp64 103 / 233, pp128 161 / 240,
+ * pp256 221 / 236, pp512 247 / 219; Q8_0 pp128 173 / 199, pp256 230 / 197;
+ * Q4_K pp128 167 / 226, pp256 225 / 223. A 16-token chat turn had waited
+ * 5x longer than llama.cpp's. */
+#ifndef VKI_MMP_MIN_N_R16
+#define VKI_MMP_MIN_N_R16 128
+#endif
 #define MMP_PANELS 2 /* weight panels per work item (packed once, reused for every group) */
 
 typedef struct mmp_task {
@@ -499,12 +512,16 @@ vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op, bool *act_done)
     const bk_tensor *w = op->src[0], *x = op->src[1], *d = op->dst;
     mq_fmt fmt;
     *act_done = false;
-    if (c->kern->mq_kernel && cpu_n_rows(x) >= MMP_MIN_N && w->ne[0] % QK8_0 == 0 &&
+    const cpu_buffer *wbuf = (const cpu_buffer *)w->buf;
+    const bool r16_quant = wbuf->layout == CPU_LAYOUT_R16 && !r16_float(w->type) && c->kern->gemvn_r16[w->type] &&
+                           cpu_r16_row0(w) % R16_ROWS == 0;
+    if (c->kern->mq_kernel && cpu_n_rows(x) >= (r16_quant ? VKI_MMP_MIN_N_R16 : MMP_MIN_N) && w->ne[0] % QK8_0 == 0 &&
         mq_format(w->type, c->kern->mq_signed_q8, &fmt) && w->ne[0] % fmt.bl == 0 && !c->no_mq) {
         *act_done = true;
         return op_matmul_mq(c, op, &fmt);
     }
-    if (c->kern->mm_mr && cpu_n_rows(x) >= MMP_MIN_N && vki_type_get(w->type)->supported) {
+    if (c->kern->mm_mr && cpu_n_rows(x) >= (r16_quant ? VKI_MMP_MIN_N_R16 : MMP_MIN_N) &&
+        vki_type_get(w->type)->supported) {
         *act_done = true;
         return op_matmul_packed(c, op);
     }
@@ -530,7 +547,6 @@ vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op, bool *act_done)
      * mat-vecs for every row count below the packed paths' (columns in
      * batches of CPU_GEMVN_MAX); any other view of it goes the tiles'
      * way on unpacked rows. */
-    const cpu_buffer *wbuf = (const cpu_buffer *)w->buf;
     const bool r16 = wbuf->layout == CPU_LAYOUT_R16 && cpu_r16_row0(w) % R16_ROWS == 0 && t.gemm &&
                      c->kern->gemv_r16[w->type];
     const bool gv_ok = t.gemm && (r16 || wbuf->layout == CPU_LAYOUT_PLAIN);

@@ -213,8 +213,10 @@ static void cases_matmul(void)
         }
     }
     /* Repacked CPU weights (16-row groups): row counts around the group
-     * (15, 16, 17, 48), one block (k = 32), k past 4096, and 9..15 rows
-     * (the R16 mat-vec in two column batches). */
+     * (15, 16, 17, 48), one block (k = 32), k past 4096, 9..15 rows (the
+     * R16 mat-vec in two column batches), and 131 rows: a quantized R16
+     * weight takes the mat-vecs up to 127 rows (VKI_MMP_MIN_N_R16) and the
+     * integer packed path, which unpacks its groups, from 128. */
     static const vki_type r16_types[] = {VKI_TYPE_Q8_0, VKI_TYPE_Q4_0, VKI_TYPE_Q4_K, VKI_TYPE_Q5_K, VKI_TYPE_F32,
                                          VKI_TYPE_F16};
     for (size_t ti = 0; ti < VKI_COUNT(r16_types); ti++) {
@@ -222,7 +224,8 @@ static void cases_matmul(void)
         int64_t bs = vki_type_get(t)->block_size;
         /* F32 / F16 (bs 1): odd k, and 16+ rows, where prompts read the groups as panels */
         int64_t shapes[][3] = {{bs == 1 ? 7 : bs, 15, 1}, {2 * bs, 16, 2}, {4096 + bs, 17, 1}, {3 * bs, 48, 5},
-                               {bs == 1 ? 101 : 5 * bs, 33, 12}, {bs == 1 ? 99 : 3 * bs, 40, 23}};
+                               {bs == 1 ? 101 : 5 * bs, 33, 12}, {bs == 1 ? 99 : 3 * bs, 40, 23},
+                               {bs == 1 ? 67 : 2 * bs, 35, 131}};
         for (size_t sh = 0; sh < VKI_COUNT(shapes); sh++) {
             int64_t k = shapes[sh][0], m = shapes[sh][1], n = shapes[sh][2];
             test_case *c = add_case(BK_OP_MATMUL, matmul_nmse(t), "w=%s,k=%lld,m=%lld,n=%lld,r16", vki_type_name(t),
@@ -241,7 +244,7 @@ static void cases_matmul(void)
         vki_type t = act_types[ti];
         const vki_type_traits *tr = vki_type_get(t);
         int64_t k = tr->block_size == 256 ? 512 : 96;
-        int64_t shapes[][2] = {{37, 1}, {37, 5}, {130, 75}, {21, 18}};
+        int64_t shapes[][2] = {{37, 1}, {37, 5}, {130, 75}, {21, 18}, {67, 131}};
         for (size_t sh = 0; sh < VKI_COUNT(shapes); sh++) {
             int64_t m = shapes[sh][0], n = shapes[sh][1];
             int act = (sh + ti) % 2 ? BK_ACT_GELU_TANH : BK_ACT_GELU;
