@@ -12,6 +12,7 @@
 
 #include "cpu.h"
 #include "error.h"
+#include "mq_r16.h"
 #include "repack.h"
 #include "util.h"
 
@@ -179,17 +180,17 @@ static void mm_tile_act(const cpu_kernels *kn, int act, float *d, size_t ds, int
 #endif
 #define MMP_MIN_N  VKI_MMP_MIN_N
 
-/* The same threshold for a quantized weight in the R16 layout, whose
+/* The same threshold for a quantized weight in the R16 layout: its
  * mat-vecs (gemvn_r16, 8 rows a pass over the weight) read it as it lies,
- * where the integer packed path first turns every 16-row group back into
- * plain rows and then into its panels: a cost per weight per call that only
- * long prompts repay. 1.1B, 2 threads, this session's Xeon, prompt tok/s
- * packed / mat-vecs: Q4_0 pp16 34 / 193, pp64 103 / 233, pp128 161 / 240,
- * pp256 221 / 236, pp512 247 / 219; Q8_0 pp128 173 / 199, pp256 230 / 197;
- * Q4_K pp128 167 / 226, pp256 225 / 223. A 16-token chat turn had waited
- * 5x longer than llama.cpp's. */
+ * the integer packed path packs panels from it per call (for Q4_0, Q8_0 and
+ * Q4_K straight from the groups, mq_r16.h; others through plain rows). 1.1B,
+ * 2 threads, this session's Xeon, prompt tok/s mat-vecs / packed: Q4_0 pp16
+ * 183 / 141, pp32 216 / 207, pp64 235 / 257, pp96 239 / 292; Q8_0 pp16 130 /
+ * 118, pp32 157 / 173; Q4_K pp16 176 / 133, pp32 196 / 186, pp64 216 / 241.
+ * Before the direct packing the packed path unpacked every group to plain
+ * rows first, and a 16-token chat turn waited 5x longer than llama.cpp's. */
 #ifndef VKI_MMP_MIN_N_R16
-#define VKI_MMP_MIN_N_R16 128
+#define VKI_MMP_MIN_N_R16 32
 #endif
 #define MMP_PANELS 2 /* weight panels per work item (packed once, reused for every group) */
 
@@ -364,6 +365,8 @@ typedef struct mq_task {
     uint8_t           *tmp;    /* [n_threads][tmp_stride]                    */
     const bk_tensor   *wt;     /* the weight (for repacked rows)             */
     uint8_t           *plain;  /* R16 weight: [n_threads][mr] plain rows     */
+    const uint8_t     *r16g;   /* or its group of row 0, packed from directly (mq_r16.h) */
+    size_t             r16gs;  /* its group stride                           */
     int                mr, nr; /* the tile: kern->mq_mr/nr[fmt.is_signed]  */
     size_t             tmp_stride;
     float             *d;
@@ -408,6 +411,11 @@ static void mq_work(void *arg, int ith, int nth)
         for (; np < t->panels && r_lo + np * mr < t->m; np++) {
             int64_t r = r_lo + np * mr;
             int nr_p = (int)VKI_MIN(mr, t->m - r);
+            if (t->r16g) {
+                mq_pack_panel_r16(t->wtype, &t->fmt, t->k, t->r16g + (size_t)(r / R16_ROWS) * t->r16gs, t->r16gs,
+                                  (nr_p + R16_ROWS - 1) / R16_ROWS, (int)mr, wp + (size_t)np * t->pbytes);
+                continue;
+            }
             const uint8_t *wr = t->plain ? cpu_weight_rows(t->wt, r, nr_p, t->plain + (size_t)(ith * mr) * t->ws)
                                          : t->w + (size_t)r * t->ws;
             mq_pack_panel(t->wtype, &t->fmt, t->k, wr, t->ws, nr_p,
@@ -452,6 +460,12 @@ static vki_status op_matmul_mq(cpu_ctx *c, const bk_op *op, const mq_fmt *fmt)
     size_t r_bytes = (size_t)nth * t.tmp_stride;
     size_t d_bytes = mm_out_bytes(d, t.n, t.m);
     size_t p_bytes = plain_bytes(c, w, mr);
+    const cpu_buffer *wbuf = (const cpu_buffer *)w->buf;
+    if (wbuf->layout == CPU_LAYOUT_R16 && cpu_r16_row0(w) % R16_ROWS == 0 && mq_r16_ok(w->type, fmt, mr)) {
+        t.r16gs = r16_group_bytes(w->type, t.k);
+        t.r16g = wbuf->data + (size_t)(cpu_r16_row0(w) / R16_ROWS) * t.r16gs;
+        p_bytes = 0;
+    }
     uint8_t *s = cpu_scratch_get(c, x_bytes + w_bytes + r_bytes + d_bytes + p_bytes);
     if (!s)
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "MATMUL: no memory for %zu bytes of integer packing scratch",
