@@ -217,8 +217,8 @@ static void cases_matmul(void)
      * R16 mat-vec in two column batches), and 131 rows: a quantized R16
      * weight takes the mat-vecs up to 31 rows (VKI_MMP_MIN_N_R16) and the
      * integer packed path, which packs from its groups (mq_r16.h), from 32. */
-    static const vki_type r16_types[] = {VKI_TYPE_Q8_0, VKI_TYPE_Q4_0, VKI_TYPE_Q4_K, VKI_TYPE_Q5_K, VKI_TYPE_F32,
-                                         VKI_TYPE_F16};
+    static const vki_type r16_types[] = {VKI_TYPE_Q8_0, VKI_TYPE_Q4_0, VKI_TYPE_Q4_K, VKI_TYPE_Q5_K, VKI_TYPE_Q6_K,
+                                         VKI_TYPE_F32,  VKI_TYPE_F16};
     for (size_t ti = 0; ti < VKI_COUNT(r16_types); ti++) {
         vki_type t = r16_types[ti];
         int64_t bs = vki_type_get(t)->block_size;
