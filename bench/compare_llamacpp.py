@@ -108,23 +108,31 @@ def main():
     def med(xs):
         return statistics.median(xs) if xs else None
 
-    head = "| model | vkinfer tg%d | llama.cpp tg%d | ratio | vkinfer pp%d | llama.cpp pp%d | ratio |" % (a.n, a.n, a.p, a.p)
-    if a.membw:
-        head += " tg bound | vkinfer / bound | llama.cpp / bound |"
+    kinds = [k for k, size in (("tg", a.n), ("pp", a.p)) if size > 0]  # -n 0 / -p 0 skip a test
+    size = {"tg": a.n, "pp": a.p}
+    if peer:
+        head = "| model |" + "".join(" vkinfer %s%d | llama.cpp %s%d | ratio |" % (k, size[k], k, size[k]) for k in kinds)
+    else:  # our figures alone
+        head = "| model |" + "".join(" vkinfer %s%d |" % (k, size[k]) for k in kinds)
+    if a.membw and a.n > 0:
+        head += " tg bound | vkinfer / bound |" + (" llama.cpp / bound |" if peer else "")
     print(head)
     print("|---" + "|---:" * (head.count("|") - 2) + "|")
     for m in a.model:
         row = [os.path.basename(m)]
-        for k in ("tg", "pp"):
+        for k in kinds:
             o, t = med(ours[m][k]), med(theirs[m][k])
-            row += [fmt(o), fmt(t), "%.2f" % (o / t) if o and t else "–"]
-        if a.membw:
+            row += [fmt(o), fmt(t), "%.2f" % (o / t) if o and t else "–"] if peer else [fmt(o)]
+        if a.membw and a.n > 0:
             b, o, t = med(ours[m]["bound"]), med(ours[m]["tg"]), med(theirs[m]["tg"])
-            row += [fmt(b), "%.0f%%" % (100 * o / b) if b and o else "–", "%.0f%%" % (100 * t / b) if b and t else "–"]
+            row += [fmt(b), "%.0f%%" % (100 * o / b) if b and o else "–"]
+            if peer:
+                row.append("%.0f%%" % (100 * t / b) if b and t else "–")
         print("| " + " | ".join(row) + " |")
-    print("\ntokens/s, medians over %d alternating rounds x %d repeats, %d threads; llama.cpp %s"
-          % (a.rounds, a.reps, a.threads, commit or "(not given)"))
-    if a.membw:
+    print("\ntokens/s, medians over %d %s x %d repeats, %d threads; llama.cpp %s"
+          % (a.rounds, "alternating rounds" if peer else "rounds", a.reps, a.threads,
+             commit or "(not given: our figures alone)"))
+    if a.membw and a.n > 0:
         spans = ", ".join("%s %s–%s" % (os.path.basename(m), fmt(min(ours[m]["bound"])), fmt(max(ours[m]["bound"])))
                           for m in a.model if ours[m]["bound"])
         print("tg bound: STREAM triad measured in each vkinfer-bench run / weight bytes read per token, median "
