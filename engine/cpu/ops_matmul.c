@@ -559,12 +559,12 @@ vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op, bool *act_done)
     size_t w_bytes = t.gemm ? 0 : (size_t)c->n_threads * (size_t)t.k * sizeof(float);
     /* A repacked weight whose rows start a 16-row group takes the R16
      * mat-vecs for every row count below the packed paths' (columns in
-     * batches of CPU_GEMVN_MAX); any other view of it goes the tiles'
+     * batches of CPU_GEMVN_R16_MAX); any other view of it goes the tiles'
      * way on unpacked rows. */
     const bool r16 = wbuf->layout == CPU_LAYOUT_R16 && cpu_r16_row0(w) % R16_ROWS == 0 && t.gemm &&
                      c->kern->gemv_r16[w->type];
     const bool gv_ok = t.gemm && (r16 || wbuf->layout == CPU_LAYOUT_PLAIN);
-    const int64_t gv_cols = VKI_MIN(t.n, CPU_GEMVN_MAX);
+    const int64_t gv_max = r16 ? CPU_GEMVN_R16_MAX : CPU_GEMVN_MAX, gv_cols = VKI_MIN(t.n, gv_max);
     cpu_gemv_fn gemv = t.n == 1 && gv_ok ? (r16 ? c->kern->gemv_r16 : c->kern->gemv)[w->type] : NULL;
     cpu_gemvn_fn gemvn = t.n > 1 && (t.n <= CPU_GEMVN_MAX || r16) && gv_ok
                        ? (r16 ? c->kern->gemvn_r16 : c->kern->gemvn)[w->type] : NULL;
@@ -605,11 +605,11 @@ vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op, bool *act_done)
             g.w = wbuf->data + (size_t)(cpu_r16_row0(w) / R16_ROWS) * g.ws;
         }
         bool alone = t.m * t.k < 65536 || c->n_threads == 1;
-        for (int64_t c0 = 0; c0 < t.n; c0 += CPU_GEMVN_MAX) {
-            g.ncols = (int)VKI_MIN(CPU_GEMVN_MAX, t.n - c0);
+        for (int64_t c0 = 0; c0 < t.n; c0 += gv_max) {
+            g.ncols = (int)VKI_MIN(gv_max, t.n - c0);
             g.x = t.x + (size_t)c0 * t.xs;
             g.d = t.d + (size_t)c0 * t.ds;
-            if (g.ncols == 1 && g.gemvn) { /* the last of 9, 17, ... rows */
+            if (g.ncols == 1 && g.gemvn) { /* the last of 9, 17, ... (33, 65, ...) rows */
                 g.gemv = r16 ? c->kern->gemv_r16[w->type] : c->kern->gemv[w->type];
                 g.gemvn = NULL;
             }

@@ -414,7 +414,7 @@ INLINE void r16_q8_0_half(const int C, int64_t nb, const uint8_t *w, const r16_x
     static void gemvn_r16_##WT(int64_t k, const void *w, size_t ws, int64_t nrows, const void *xv, size_t xs, \
                                int ncols, float *d, size_t ds, void *scratch0)                             \
     {                                                                                                      \
-        XT xl[CPU_GEMVN_MAX];                                                                              \
+        XT xl[CPU_GEMVN_R16_MAX];                                                                              \
         for (int c = 0; c < ncols; c++) {                                                                  \
             const void *x = (const uint8_t *)xv + (size_t)c * xs;                                          \
             void *scratch = (uint8_t *)scratch0 + (size_t)c * CPU_GEMV_SCRATCH(k);                         \

@@ -11,7 +11,7 @@
     static void gemvn_r16_##WT(int64_t k, const void *w, size_t ws, int64_t nrows, const void *xv, size_t xs, \
                                int ncols, float *d, size_t ds, void *scratch)                              \
     {                                                                                                      \
-        XT xl[CPU_GEMVN_MAX];                                                                              \
+        XT xl[CPU_GEMVN_R16_MAX];                                                                              \
         for (int c = 0; c < ncols; c++) {                                                                  \
             const uint8_t *xc = (const uint8_t *)xv + (size_t)c * xs;                                      \
             uint8_t *sc = (uint8_t *)scratch + (size_t)c * CPU_GEMV_SCRATCH(k);                            \

@@ -507,10 +507,13 @@ int main(int argc, char **argv)
             int64_t bs = vki_type_get(t)->block_size;
             int64_t ks[] = {bs, 2 * bs, 3 * bs, 17 * bs, 4096 + bs};
             int64_t rows[] = {1, 15, 16, 17, 33, 48};
+            /* columns: every count to 8 (continuous batching), then short
+             * prompts up to one pass of CPU_GEMVN_R16_MAX */
+            const int ncs[] = {1, 2, 3, 4, 5, 6, 7, 8, 13, CPU_GEMVN_R16_MAX}, ncs_long[] = {1, 8, CPU_GEMVN_R16_MAX};
             for (size_t i = 0; i < VKI_COUNT(ks); i++)
                 for (size_t j = 0; j < VKI_COUNT(rows); j++)
-                    for (int nc = 1; nc <= CPU_GEMVN_MAX; nc += (ks[i] > 4096 ? 7 : 1))
-                        check_r16(ref, fast, t, ks[i], rows[j], nc, &seed, false);
+                    for (size_t n = 0; n < (ks[i] > 4096 ? VKI_COUNT(ncs_long) : VKI_COUNT(ncs)); n++)
+                        check_r16(ref, fast, t, ks[i], rows[j], ks[i] > 4096 ? ncs_long[n] : ncs[n], &seed, false);
             for (int nc = 1; nc <= 2; nc++) check_r16(ref, fast, t, 4096 + bs, 17, nc, &seed, true);
             n_r16++;
         }
