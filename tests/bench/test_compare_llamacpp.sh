@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# test_compare_llamacpp.sh SCRIPT VKINFER_BENCH MODEL (see CMakeLists.txt)
+set -euo pipefail
+script=$1 bench=$2 model=$3
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+check() { # check NAME FILE EXTENDED-REGEX
+    if grep -Eq -- "$3" "$2"; then echo "ok: $1"; else echo "FAIL: $1: no line matching '$3' in:"; cat "$2"; fail=1; fi
+}
+
+# No peer: our figures alone, no empty llama.cpp columns.
+python3 "$script" --vkinfer-bench "$bench" -m "$model" -p 16 -n 8 --rounds 1 -r 1 --threads 2 --membw \
+    > "$tmp/alone.md" 2> "$tmp/alone.err"
+check "alone: header" "$tmp/alone.md" '^\| model \| vkinfer tg8 \| vkinfer pp16 \| tg bound \| vkinfer / bound \|$'
+check "alone: figures" "$tmp/alone.md" '^\| default\.gguf \| [0-9.]+ \| [0-9.]+ \| [0-9.]+ \| [0-9]+% \|$'
+check "alone: says so" "$tmp/alone.md" 'our figures alone'
+if grep -q 'llama.cpp tg' "$tmp/alone.md"; then echo "FAIL: alone: peer columns printed"; fail=1; fi
+
+# A stand-in llama-bench: tg 10 t/s, pp 20 t/s (its JSON: one object per test).
+mkdir "$tmp/peer"
+cat > "$tmp/peer/llama-bench" <<'PEER'
+#!/usr/bin/env python3
+import json, sys
+a = sys.argv
+p, n = int(a[a.index("-p") + 1]), int(a[a.index("-n") + 1])
+out = []
+if p: out.append({"build_commit": "cafe123", "n_prompt": p, "n_gen": 0, "avg_ts": 20.0, "samples_ts": [20.0, 20.0]})
+if n: out.append({"build_commit": "cafe123", "n_prompt": 0, "n_gen": n, "avg_ts": 10.0, "samples_ts": [10.0]})
+print(json.dumps(out))
+PEER
+chmod +x "$tmp/peer/llama-bench"
+python3 "$script" --vkinfer-bench "$bench" --llama-cpp-bin "$tmp/peer" -m "$model" -p 16 -n 8 --rounds 2 -r 1 \
+    --threads 2 --membw > "$tmp/peer.md" 2> "$tmp/peer.err"
+check "peer: header" "$tmp/peer.md" '^\| model \| vkinfer tg8 \| llama.cpp tg8 \| ratio \| vkinfer pp16 \| llama.cpp pp16 \| ratio \| tg bound \| vkinfer / bound \| llama.cpp / bound \|$'
+check "peer: commit" "$tmp/peer.md" 'llama.cpp cafe123'
+check "peer: alternates" "$tmp/peer.err" '^round 2 llama.cpp default\.gguf'
+# the ratio columns are ours / 10 and ours / 20, to two decimals
+python3 - "$tmp/peer.md" <<'PY' || fail=1
+import sys
+line = [ln for ln in open(sys.argv[1]).read().split("\n") if ln.startswith("| default.gguf")][0]
+row = [c.strip() for c in line.split("|")[1:-1]]
+tg, ptg, rtg, pp, ppp, rpp, bound, share, pshare = row[1:10]
+assert ptg == "10.0" and ppp == "20.0", row
+assert abs(float(rtg) - float(tg) / 10) < 0.01 and abs(float(rpp) - float(pp) / 20) < 0.02, row
+assert abs(float(pshare[:-1]) - 1000 / float(bound)) <= 1, row
+print("ok: peer: ratios and shares")
+PY
+
+# A folder without llama-bench is refused with its name.
+if python3 "$script" --vkinfer-bench "$bench" --llama-cpp-bin "$tmp/nowhere" -m "$model" > "$tmp/none.out" 2>&1; then
+    echo "FAIL: a folder without llama-bench was accepted"; fail=1
+else
+    check "refusal" "$tmp/none.out" "no llama-bench in $tmp/nowhere"
+fi
+exit $fail
