@@ -146,6 +146,9 @@ typedef struct cpu_kernels {
     /* The activation quantizer cpu_quantize_q8_0, bit for bit (a level may
      * only vectorise it, never change a result). */
     void  (*quantize_q8_0)(const float *x, void *dst, int64_t n);
+    /* cpu_quantize_q8_K likewise (the K-quants' activations: decode runs it
+     * on one thread before each of their mat-vecs). */
+    void  (*quantize_q8_K)(const float *x, void *dst, int64_t n);
     /* Attention over a block of keys (optional; NULL: the per-row helpers
      * above). out[j] = dot(row j, q) for j < nrows; y += sum_j p[j] * row j.
      * Rows are n f32 (or, f16, half) values at byte stride rs. */

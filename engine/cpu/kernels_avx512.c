@@ -820,6 +820,30 @@ static void quantize_q8_0(const float *x, void *dst, int64_t n)
     }
 }
 
+/* cpu_quantize_q8_K bit for bit: the max and d as above (d stays f32),
+ * each 16-lane vector one bsums group; the clamp to +-127 the scalar
+ * applies, then the narrowing. */
+static void quantize_q8_K(const float *x, void *dst, int64_t n)
+{
+    block_q8_K *y = dst;
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
+    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K) {
+        __m512 m = _mm512_setzero_ps();
+        for (int i = 0; i < QK_K; i += 16) m = _mm512_max_ps(_mm512_andnot_ps(sign, _mm512_loadu_ps(x + i)), m);
+        float amax = _mm512_reduce_max_ps(m);
+        float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[b].d = d;
+        __m512 iv = _mm512_set1_ps(id);
+        for (int g = 0; g < QK_K / 16; g++) {
+            __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + 16 * g), iv));
+            q = _mm512_min_epi32(_mm512_max_epi32(q, lo), hi);
+            _mm_storeu_si128((__m128i *)(y[b].qs + 16 * g), _mm512_cvtepi32_epi8(q));
+            y[b].bsums[g] = (int16_t)_mm512_reduce_add_epi32(q);
+        }
+    }
+}
+
 /* ===== Attention key blocks ==============================================
  * Scores for 16 keys at once: 16 accumulators over the head dimension,
  * then one transpose-and-add tree (45 shuffles and adds) turns them into a
@@ -965,6 +989,7 @@ void cpu_kernels_init_avx512(cpu_kernels *k)
     k->mad_f16 = mad_f16;
     k->scale_f32 = scale_f32;
     k->quantize_q8_0 = quantize_q8_0;
+    k->quantize_q8_K = quantize_q8_K;
     k->dot_rows = dot_rows;
     k->mad_rows = mad_rows;
     cpu_act_init_avx512(k);

@@ -258,6 +258,7 @@ void cpu_kernels_init_scalar(cpu_kernels *k)
     k->scale_f32 = scale_f32;
     k->exp_sum_f32 = exp_sum_f32;
     k->quantize_q8_0 = cpu_quantize_q8_0;
+    k->quantize_q8_K = cpu_quantize_q8_K;
     k->swiglu_f32 = swiglu_f32;
     k->gelu_f32 = gelu_f32;
 }

@@ -52,7 +52,7 @@ static void mm_prepare(void *arg, int ith, int nth)
         const float *src = (const float *)cpu_row_ptr(t->xt, r);
         uint8_t *dst = (uint8_t *)t->x + (size_t)r * t->xs;
         if (t->act == CPU_ACT_Q8_0) t->kern->quantize_q8_0(src, dst, t->k);
-        else if (t->act == CPU_ACT_Q8_K) cpu_quantize_q8_K(src, dst, t->k);
+        else if (t->act == CPU_ACT_Q8_K) t->kern->quantize_q8_K(src, dst, t->k);
         else memcpy(dst, src, (size_t)t->k * sizeof(float));
     }
 }

@@ -342,7 +342,7 @@ static void check_rows(const cpu_kernels *fast, int64_t n, int nrows, bool f16, 
     free(rows); free(q); free(p); free(out); free(y); free(yw);
 }
 
-/* A level's Q8_0 activation quantizer must give the scalar one's bytes:
+/* A level's Q8_0 and Q8_K activation quantizers must give the scalar ones' bytes:
  * rows of several magnitudes, zero blocks, a block with one huge value,
  * NaN-free. */
 static void check_quantize(const cpu_kernels *fast, uint64_t *seed)
@@ -350,7 +350,8 @@ static void check_quantize(const cpu_kernels *fast, uint64_t *seed)
     enum { N = 32 * 64 };
     float *x = malloc(N * sizeof(float));
     block_q8_0 *a = malloc(N / 32 * sizeof(block_q8_0)), *b = malloc(N / 32 * sizeof(block_q8_0));
-    VKI_ASSERT(x && a && b);
+    block_q8_K *ka = malloc(N / QK_K * sizeof(block_q8_K)), *kb = malloc(N / QK_K * sizeof(block_q8_K));
+    VKI_ASSERT(x && a && b && ka && kb);
     for (int rep = 0; rep < 20; rep++) {
         float scale = rep < 10 ? (float)(1 << rep) * 1e-3f : 1e3f / (float)(rep - 9);
         for (int i = 0; i < N; i++) x[i] = test_rand_f32(seed, -scale, scale);
@@ -362,8 +363,12 @@ static void check_quantize(const cpu_kernels *fast, uint64_t *seed)
         fast->quantize_q8_0(x, b, N);
         CHECKF(memcmp(a, b, N / 32 * sizeof(block_q8_0)) == 0, "%s quantize_q8_0 differs from scalar (rep %d)",
                fast->name, rep);
+        cpu_quantize_q8_K(x, ka, N);
+        fast->quantize_q8_K(x, kb, N);
+        CHECKF(memcmp(ka, kb, N / QK_K * sizeof(block_q8_K)) == 0, "%s quantize_q8_K differs from scalar (rep %d)",
+               fast->name, rep);
     }
-    free(x); free(a); free(b);
+    free(x); free(a); free(b); free(ka); free(kb);
 }
 
 /* silu and swiglu against libm in double: exp16's ~1 ulp plus a division
