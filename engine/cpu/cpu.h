@@ -205,6 +205,7 @@ void cpu_kernels_init_avx2(cpu_kernels *k);
 void cpu_act_init_avx2(cpu_kernels *k);   /* act_avx2.c, called by the above */
 void cpu_kquants_init_avx2(cpu_kernels *k); /* kquants_avx2.c, called by the above */
 void cpu_attn_init_avx2(cpu_kernels *k);  /* attn_avx2.c, called by the above */
+void cpu_quant_init_avx2(cpu_kernels *k); /* quant_avx2.c, called by the above */
 void cpu_kernels_init_avx512(cpu_kernels *k);
 void cpu_act_init_avx512(cpu_kernels *k); /* act_avx512.c, called by the above */
 void cpu_gemv_init_avx512(cpu_kernels *k); /* gemv_avx512.c, called by the above */

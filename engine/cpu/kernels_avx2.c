@@ -537,4 +537,5 @@ void cpu_kernels_init_avx2(cpu_kernels *k)
     cpu_act_init_avx2(k);
     cpu_kquants_init_avx2(k);
     cpu_attn_init_avx2(k);
+    cpu_quant_init_avx2(k);
 }
