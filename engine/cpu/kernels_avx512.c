@@ -803,15 +803,22 @@ static void mq_kernel(const mq_fmt *f, int64_t k, const uint8_t *wp, int nrows, 
  * as the scalar compare does), the same d and 1/d, and vcvtps2dq rounds to
  * nearest even under the default MXCSR exactly as the scalar's magic-number
  * rounding does; vpmovdb truncates like the (int8_t) cast. */
+/* The max of |x| over 16 k floats (vmaxps returns its second operand when
+ * the first is NaN: NaN lanes drop out as in the scalar compare). */
+static inline float abs_max16(const float *x, int k)
+{
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    __m512 m = _mm512_setzero_ps();
+    for (int i = 0; i < 16 * k; i += 16) m = _mm512_max_ps(_mm512_andnot_ps(sign, _mm512_loadu_ps(x + i)), m);
+    return _mm512_reduce_max_ps(m);
+}
+
 static void quantize_q8_0(const float *x, void *dst, int64_t n)
 {
     block_q8_0 *y = dst;
-    const __m512 sign = _mm512_set1_ps(-0.0f);
     for (int64_t b = 0; b < n / QK8_0; b++, x += QK8_0) {
         __m512 a = _mm512_loadu_ps(x), c = _mm512_loadu_ps(x + 16);
-        __m512 m = _mm512_max_ps(_mm512_andnot_ps(sign, a), _mm512_setzero_ps());
-        m = _mm512_max_ps(_mm512_andnot_ps(sign, c), m);
-        float amax = _mm512_reduce_max_ps(m);
+        float amax = abs_max16(x, 2);
         float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         y[b].d = vki_fp32_to_fp16(d);
         __m512 iv = _mm512_set1_ps(id);
@@ -826,12 +833,9 @@ static void quantize_q8_0(const float *x, void *dst, int64_t n)
 static void quantize_q8_K(const float *x, void *dst, int64_t n)
 {
     block_q8_K *y = dst;
-    const __m512 sign = _mm512_set1_ps(-0.0f);
     const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127);
     for (int64_t b = 0; b < n / QK_K; b++, x += QK_K) {
-        __m512 m = _mm512_setzero_ps();
-        for (int i = 0; i < QK_K; i += 16) m = _mm512_max_ps(_mm512_andnot_ps(sign, _mm512_loadu_ps(x + i)), m);
-        float amax = _mm512_reduce_max_ps(m);
+        float amax = abs_max16(x, QK_K / 16);
         float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         y[b].d = d;
         __m512 iv = _mm512_set1_ps(id);

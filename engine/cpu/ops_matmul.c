@@ -97,6 +97,16 @@ static void mm_work(void *arg, int ith, int nth)
 
 /* ===== MATMUL, shared by the packed paths ================================ */
 
+/* Where an R16 weight view's rows start: the 16-row group holding its row 0
+ * (groups gs bytes apart), or NULL when the weight is not repacked or the
+ * view starts inside a group (those views take the paths on plain rows). */
+static const uint8_t *r16_group0(const bk_tensor *w, size_t gs)
+{
+    const cpu_buffer *b = (const cpu_buffer *)w->buf;
+    if (b->layout != CPU_LAYOUT_R16 || cpu_r16_row0(w) % R16_ROWS) return NULL;
+    return b->data + (size_t)(cpu_r16_row0(w) / R16_ROWS) * gs;
+}
+
 /* Per-thread room for `rows` plain rows of a repacked weight (0 for a
  * plain one, which is read in place): the packers and tiles read plain
  * rows, and unpacking a panel costs little next to multiplying it. */
@@ -315,11 +325,11 @@ static vki_status op_matmul_packed(cpu_ctx *c, const bk_op *op)
     size_t r_bytes = (size_t)vki_align_up((uint64_t)nth * (uint64_t)t.k * 4, 64);
     size_t d_bytes = mm_out_bytes(d, t.n, t.m);
     size_t p_bytes = plain_bytes(c, w, kn->mm_mr);
-    const cpu_buffer *wbuf = (const cpu_buffer *)w->buf;
-    if (wbuf->layout == CPU_LAYOUT_R16 && r16_float(w->type) && kn->mm_mr == R16_ROWS &&
-        cpu_r16_row0(w) % R16_ROWS == 0 && (w->type == VKI_TYPE_F32 || kn->mm_panel_r16)) {
+    if (r16_float(w->type) && kn->mm_mr == R16_ROWS && (w->type == VKI_TYPE_F32 || kn->mm_panel_r16)) {
         t.r16f_gs = r16_group_bytes(w->type, t.k);
-        t.r16f = wbuf->data + (size_t)(cpu_r16_row0(w) / R16_ROWS) * t.r16f_gs;
+        t.r16f = r16_group0(w, t.r16f_gs);
+    }
+    if (t.r16f) {
         p_bytes = r_bytes = 0;
         if (w->type == VKI_TYPE_F32) w_bytes = 0;
     }
@@ -460,12 +470,11 @@ static vki_status op_matmul_mq(cpu_ctx *c, const bk_op *op, const mq_fmt *fmt)
     size_t r_bytes = (size_t)nth * t.tmp_stride;
     size_t d_bytes = mm_out_bytes(d, t.n, t.m);
     size_t p_bytes = plain_bytes(c, w, mr);
-    const cpu_buffer *wbuf = (const cpu_buffer *)w->buf;
-    if (wbuf->layout == CPU_LAYOUT_R16 && cpu_r16_row0(w) % R16_ROWS == 0 && mq_r16_ok(w->type, fmt, mr)) {
+    if (mq_r16_ok(w->type, fmt, mr)) {
         t.r16gs = r16_group_bytes(w->type, t.k);
-        t.r16g = wbuf->data + (size_t)(cpu_r16_row0(w) / R16_ROWS) * t.r16gs;
-        p_bytes = 0;
+        t.r16g = r16_group0(w, t.r16gs);
     }
+    if (t.r16g) p_bytes = 0;
     uint8_t *s = cpu_scratch_get(c, x_bytes + w_bytes + r_bytes + d_bytes + p_bytes);
     if (!s)
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "MATMUL: no memory for %zu bytes of integer packing scratch",
@@ -527,8 +536,7 @@ vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op, bool *act_done)
     mq_fmt fmt;
     *act_done = false;
     const cpu_buffer *wbuf = (const cpu_buffer *)w->buf;
-    const bool r16_quant = wbuf->layout == CPU_LAYOUT_R16 && !r16_float(w->type) && c->kern->gemvn_r16[w->type] &&
-                           cpu_r16_row0(w) % R16_ROWS == 0;
+    const bool r16_quant = !r16_float(w->type) && c->kern->gemvn_r16[w->type] && r16_group0(w, 0);
     if (c->kern->mq_kernel && cpu_n_rows(x) >= (r16_quant ? VKI_MMP_MIN_N_R16 : MMP_MIN_N) && w->ne[0] % QK8_0 == 0 &&
         mq_format(w->type, c->kern->mq_signed_q8, &fmt) && w->ne[0] % fmt.bl == 0 && !c->no_mq) {
         *act_done = true;
@@ -561,8 +569,7 @@ vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op, bool *act_done)
      * mat-vecs for every row count below the packed paths' (columns in
      * batches of CPU_GEMVN_R16_MAX); any other view of it goes the tiles'
      * way on unpacked rows. */
-    const bool r16 = wbuf->layout == CPU_LAYOUT_R16 && cpu_r16_row0(w) % R16_ROWS == 0 && t.gemm &&
-                     c->kern->gemv_r16[w->type];
+    const bool r16 = t.gemm && c->kern->gemv_r16[w->type] && r16_group0(w, 0);
     const bool gv_ok = t.gemm && (r16 || wbuf->layout == CPU_LAYOUT_PLAIN);
     const int64_t gv_max = r16 ? CPU_GEMVN_R16_MAX : CPU_GEMVN_MAX, gv_cols = VKI_MIN(t.n, gv_max);
     cpu_gemv_fn gemv = t.n == 1 && gv_ok ? (r16 ? c->kern->gemv_r16 : c->kern->gemv)[w->type] : NULL;
@@ -602,7 +609,7 @@ vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op, bool *act_done)
         if (r16) {
             g.unit = R16_ROWS;
             g.ws = r16_group_bytes(w->type, t.k);
-            g.w = wbuf->data + (size_t)(cpu_r16_row0(w) / R16_ROWS) * g.ws;
+            g.w = r16_group0(w, g.ws);
         }
         bool alone = t.m * t.k < 65536 || c->n_threads == 1;
         for (int64_t c0 = 0; c0 < t.n; c0 += gv_max) {

@@ -44,7 +44,12 @@ static scheduler *start(uint64_t cache_bytes, int32_t max_queue, double wait_ms,
     return start_path(g_path, false, cache_bytes, max_queue, wait_ms, token_budget);
 }
 
-static sched_stats stats(scheduler *s);
+static sched_stats stats(scheduler *s)
+{
+    sched_stats st;
+    sched_model_get_stats(s, 0, &st);
+    return st;
+}
 
 /* Embeds texts[0..n) as one request; copies the vectors into a malloc'd
  * array (*dim each). *at_once: the cache answered every text and the
@@ -84,13 +89,6 @@ static float *embed(scheduler *s, const char *const *texts, int32_t n, int32_t *
 static float *embed1(scheduler *s, const char *text, int32_t *dim, bool *at_once)
 {
     return embed(s, &text, 1, dim, at_once);
-}
-
-static sched_stats stats(scheduler *s)
-{
-    sched_stats st;
-    sched_model_get_stats(s, 0, &st);
-    return st;
 }
 
 /* Off, on, hit, partial hit, reload. Every vector is computed alone (one
