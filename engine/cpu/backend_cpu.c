@@ -47,7 +47,8 @@ static void cpu_buffer_destroy(bk_backend *be, bk_buffer *buf)
     cpu_buffer *b = (cpu_buffer *)buf;
     if (!b) return;
     if (b->owned) {
-        free(b->data);
+        if (b->slab) cpu_wmem_free(ctx_of(be)->wmem, b->data, b->slab);
+        else free(b->data);
         atomic_fetch_sub(&ctx_of(be)->mem_used, b->alloc);
     }
     free(b);
@@ -464,6 +465,7 @@ static void cpu_destroy(bk_backend *be)
     cpu_ctx *c = be->ctx;
     if (c) {
         cpu_pool_destroy(c->pool);
+        cpu_wmem_destroy(c->wmem);
         free(c->scratch);
         free(c);
     }
@@ -585,6 +587,7 @@ vki_status bk_cpu_create_isa(int n_threads, cpu_isa isa, bk_backend **out)
         st = vki_fail(VKI_ERR_OUT_OF_MEMORY, "cpu: out of memory creating the backend");
         goto fail;
     }
+    if ((st = cpu_wmem_create(&c->wmem)) != VKI_OK) goto fail;
     if ((st = cpu_pool_create(n_threads, &c->pool)) != VKI_OK) goto fail;
     c->n_threads = cpu_pool_size(c->pool);
     c->kern = cpu_kernels_get(isa);
@@ -599,6 +602,7 @@ vki_status bk_cpu_create_isa(int n_threads, cpu_isa isa, bk_backend **out)
     *out = be;
     return VKI_OK;
 fail:
+    if (c) cpu_wmem_destroy(c->wmem);
     free(c);
     free(be);
     return st;

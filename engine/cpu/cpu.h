@@ -27,6 +27,8 @@ typedef enum cpu_layout {
  * holds the matrix of r16_type/r16_k/r16_rows repacked (alloc bytes); size
  * stays the plain size, so views and bounds checks read as for plain rows:
  * a tensor's row r is matrix row offs / row bytes + r. */
+typedef struct cpu_wslab cpu_wslab;
+
 typedef struct cpu_buffer {
     uint8_t   *data;
     uint64_t   size;
@@ -35,6 +37,7 @@ typedef struct cpu_buffer {
     vki_type   r16_type;
     int64_t    r16_k, r16_rows;
     uint64_t   alloc;  /* owned bytes (memory accounting)                         */
+    cpu_wslab *slab;   /* owned data from the weight memory (wmem.c), else NULL   */
 } cpu_buffer;
 
 /* Makes b describe caller memory, so host tensors can point into it. */
@@ -45,6 +48,7 @@ static inline bk_buffer *cpu_buffer_wrap(cpu_buffer *b, void *ptr, uint64_t size
     b->owned = false;
     b->layout = CPU_LAYOUT_PLAIN;
     b->alloc = 0;
+    b->slab = NULL;
     return (bk_buffer *)b;
 }
 
@@ -298,6 +302,19 @@ static inline bool cpu_chunk_each(cpu_chunks *c, cpu_chunk_it *it, int64_t *item
     return true;
 }
 
+/* ===== Weight memory (wmem.c) ========================================== */
+
+/* Huge-page slabs for repacked weights; thread-safe. alloc returns NULL
+ * when out of memory and sets *slab to what cpu_wmem_free needs (NULL when
+ * the block came from the heap). */
+typedef struct cpu_wmem cpu_wmem;
+vki_status cpu_wmem_create(cpu_wmem **out);
+void       cpu_wmem_destroy(cpu_wmem *w); /* NULL-safe; frees every slab */
+void      *cpu_wmem_alloc(cpu_wmem *w, size_t bytes, cpu_wslab **slab);
+void       cpu_wmem_free(cpu_wmem *w, void *p, cpu_wslab *slab);
+/* Bytes of slabs mapped now (0 under AddressSanitizer: heap blocks). */
+size_t     cpu_wmem_mapped(cpu_wmem *w);
+
 /* Number of online cores. */
 int        cpu_core_count(void);
 
@@ -312,6 +329,7 @@ typedef struct cpu_ctx {
     bool               no_repack; /* VKI_CPU_NO_REPACK set: weights keep the file's layout */
     char               name[96];
     atomic_uint_least64_t mem_used;
+    cpu_wmem          *wmem;    /* repacked weights' memory */
     uint8_t           *scratch; /* reused op scratch, 64-byte aligned */
     size_t             scratch_size;
 } cpu_ctx;

@@ -10,7 +10,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 #include "cpu.h"
 #include "error.h"
@@ -47,17 +46,13 @@ vki_status cpu_weight_prepare(cpu_ctx *c, const bk_tensor *t, unsigned uses, boo
         return VKI_OK;
     const int64_t m = cpu_n_rows(t);
     const uint64_t bytes = r16_bytes(t->type, t->ne[0], m);
-    /* Large copies in transparent huge pages where the OS allows it: faulting
-     * in 4 KiB pages dominated the load (a 1.1B Q4_0 model: 3.4 s against
-     * 0.7 s unpacked, most of it in the kernel's page faults). */
-    void *p = NULL;
-    const size_t align = bytes >= (4u << 20) ? (2u << 20) : 64;
-    if (posix_memalign(&p, align, (size_t)bytes) != 0)
+    /* In huge-page slabs (wmem.c): also what keeps the load fast (faulting in
+     * 4 KiB pages had a 1.1B Q4_0 model load in 3.4 s against 0.7 s unpacked). */
+    cpu_wslab *slab;
+    void *p = cpu_wmem_alloc(c->wmem, (size_t)bytes, &slab);
+    if (!p)
         return vki_fail(VKI_ERR_OUT_OF_MEMORY, "cpu: no memory to repack weight '%s' (%llu bytes)",
                         t->name ? t->name : "", (unsigned long long)bytes);
-#ifdef MADV_HUGEPAGE
-    if (align > 64) madvise(p, (size_t)vki_align_up(bytes, align), MADV_HUGEPAGE); /* advice only: failure is harmless */
-#endif
     pack_task pt = {.type = t->type, .k = t->ne[0], .m = m, .src = b->data, .ws = t->nb[1], .dst = p};
     int64_t groups = (m + R16_ROWS - 1) / R16_ROWS;
     bool alone = c->n_threads == 1 || bytes < (1u << 20);
@@ -66,12 +61,14 @@ vki_status cpu_weight_prepare(cpu_ctx *c, const bk_tensor *t, unsigned uses, boo
     else cpu_pool_run(c->pool, pack_work, &pt);
 
     if (b->owned) {
-        free(b->data);
+        if (b->slab) cpu_wmem_free(c->wmem, b->data, b->slab);
+        else free(b->data);
         atomic_fetch_sub(&c->mem_used, b->alloc);
     } else {
         *released = true;
     }
     b->data = p;
+    b->slab = slab;
     b->owned = true;
     b->alloc = bytes;
     b->layout = CPU_LAYOUT_R16;
