@@ -4,21 +4,46 @@
  * then closes the job and waits only for the workers that joined it. Jobs
  * hand out their work in chunks claimed by whoever runs, so a worker that
  * is descheduled or asleep (a loaded machine) never holds up an op: the
- * caller does its share. Workers spin briefly on the generation (ops come
+ * caller does its share. Workers poll the generation for a while (ops come
  * back to back in a forward pass) and then sleep on a condvar.
  */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cpu.h"
 #include "error.h"
 
-/* About 50 us of polling before sleeping: long enough to bridge the gap
- * between consecutive ops, short enough not to burn a core when idle. */
-#define POOL_SPIN 20000
+/* How long an idle worker polls before it sleeps: long enough to bridge
+ * the single-threaded ops between two mat-vecs (a decode layer's norms,
+ * rope, KV copies and attention: 20 us and more), short enough not to burn
+ * a core when idle. A count of 20000 polls was meant as 50 us but lasted
+ * far less on a fast core: the worker slept before a layer's Wo and joined
+ * it 5 us late on average (the futex wake), 2-5% of every mat-vec. */
+#define POOL_SPIN_NS 200000
+/* Polls between looks at the clock, and the caller's polls of the workers
+ * at the end of a job before it yields. */
+#define POOL_CLOCK_EVERY 64
+#define POOL_WAIT_SPIN 20000
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 typedef struct pool_worker {
     cpu_pool *pool;
@@ -54,8 +79,12 @@ static void *worker_main(void *arg)
     for (;;) {
         unsigned st;
         int spins = 0;
+        int64_t t0 = 0;
         while (((st = atomic_load(&p->state)) >> 1) == seen && !atomic_load_explicit(&p->stop, memory_order_acquire)) {
-            if (++spins < POOL_SPIN) continue;
+            cpu_relax();
+            if (++spins % POOL_CLOCK_EVERY) continue;
+            if (!t0) t0 = now_ns();
+            if (now_ns() - t0 < POOL_SPIN_NS) continue;
             /* Announce the sleep before the last look at the state;
              * cpu_pool_run publishes before reading n_sleeping (both
              * seq_cst), so either it sees us and broadcasts, or we see it. */
@@ -147,5 +176,5 @@ void cpu_pool_run(cpu_pool *p, cpu_task_fn fn, void *ctx)
     atomic_store(&p->state, gen << 1);
     int spins = 0;
     while (atomic_load(&p->n_active) > 0)
-        if (++spins > POOL_SPIN) sched_yield();
+        if (++spins > POOL_WAIT_SPIN) sched_yield();
 }
