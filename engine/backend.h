@@ -2,9 +2,9 @@
  * backend.h: the one op interface model code is written against.
  * A backend owns buffers (host memory on the CPU, device memory on Vulkan)
  * and runs ops on tensors that live in them. Model code brackets a forward
- * pass with bk_begin()/bk_end(): the CPU backend runs each op eagerly, the
- * Vulkan backend records them into a command buffer (with the barriers they
- * need) and submits once at bk_end(). Every op has a scalar reference in
+ * pass with bk_begin()/bk_end(): the CPU backend runs each op eagerly (the
+ * mat-vecs on one input together), the Vulkan backend records them into a
+ * command buffer (with the barriers they need) and submits once at bk_end(). Every op has a scalar reference in
  * engine/cpu/ref.c; tests compare every backend against it.
  * Must not: know about models, files or tokenizers.
  */
@@ -165,8 +165,11 @@ typedef struct bk_iface {
     /* Whether compute() handles this op with these types and shapes. */
     bool (*supports_op)(bk_backend *be, const bk_op *op);
     vki_status (*begin)(bk_backend *be);
-    /* CPU: runs now. Vulkan: records; results are visible after end(). The
-     * op struct and its tensors may be reused by the caller after return. */
+    /* CPU: runs now, except a mat-vec MATMUL, which may be held until the
+     * next op that is not a MATMUL on the same input (or end()) and run
+     * with the others on that input. Vulkan: records. Results are visible
+     * after end() on every backend. The op struct and its tensors may be
+     * reused by the caller after return. */
     vki_status (*compute)(bk_backend *be, const bk_op *op);
     vki_status (*end)(bk_backend *be);
 

@@ -342,6 +342,55 @@ static vki_status op_matmul(cpu_ctx *c, const bk_op *op)
 
 static vki_status mm_adapter(void *ctx, const bk_op *op) { return op_matmul(ctx, op); }
 
+/* ===== MATMULs on one input, as one job =================================== */
+
+/* Within a pass a mat-vec MATMUL is held back while the next ops are
+ * mat-vecs on the same input (Q/K/V, gate/up), and they run as one pool job
+ * when anything else comes (or the pass ends): one activation preparation,
+ * one start and one wait for all. Each held op had its own job before: a
+ * worker start, a quantization of the same row and a tail wait each. */
+static vki_status mm_flush(cpu_ctx *c)
+{
+    const int n = c->n_pend;
+    c->n_pend = 0;
+    if (n == 0) return VKI_OK;
+    if (n == 1) return op_matmul(c, &c->pend[0].op);
+    const bk_op *ops[CPU_MM_FUSE_MAX];
+    for (int i = 0; i < n; i++) ops[i] = &c->pend[i].op;
+    c->n_fused += (uint64_t)n;
+    return cpu_op_matmul_fused(c, ops, n);
+}
+
+static void mm_hold(cpu_ctx *c, const bk_op *op)
+{
+    cpu_mm_pending *p = &c->pend[c->n_pend++];
+    p->op = *op;
+    p->t[0] = *op->dst;
+    p->op.dst = &p->t[0];
+    for (int i = 0; i < 3; i++)
+        if (op->src[i]) {
+            p->t[i + 1] = *op->src[i];
+            p->op.src[i] = &p->t[i + 1];
+        }
+}
+
+/* Holds op when it can join the held ones (running them first when it
+ * cannot); false: op is not a mat-vec to hold, and the held ones have run. */
+static vki_status mm_defer(cpu_ctx *c, const bk_op *op, bool *held)
+{
+    *held = false;
+    if (c->in_pass && cpu_matmul_fusable(c, op)) {
+        const bk_op *group[CPU_MM_FUSE_MAX];
+        for (int i = 0; i < c->n_pend; i++) group[i] = &c->pend[i].op;
+        if (c->n_pend == CPU_MM_FUSE_MAX || (c->n_pend && !cpu_matmul_joins(group, c->n_pend, op)))
+            VKI_TRY(mm_flush(c));
+        mm_hold(c, op);
+        *held = true;
+        return VKI_OK;
+    }
+    return mm_flush(c);
+}
+
 /* ===== ATTN ============================================================== */
 
 typedef struct attn_task {
@@ -486,14 +535,19 @@ static vki_status cpu_begin(bk_backend *be)
 
 static vki_status cpu_end(bk_backend *be)
 {
-    ctx_of(be)->in_pass = false;
-    return VKI_OK;
+    cpu_ctx *c = ctx_of(be);
+    vki_status s = mm_flush(c);
+    c->in_pass = false;
+    return s;
 }
 
 static vki_status cpu_compute(bk_backend *be, const bk_op *op)
 {
     cpu_ctx *c = ctx_of(be);
     VKI_TRY(cpu_op_check(op));
+    bool held;
+    VKI_TRY(mm_defer(c, op, &held));
+    if (held) return VKI_OK;
     row_task t = {.op = op, .kern = c->kern};
     const bk_tensor *a = op->src[0];
     int64_t work = bk_nelements(a);

@@ -320,6 +320,15 @@ int        cpu_core_count(void);
 
 /* ===== Backend state (backend_cpu.c), shared with its op files ========= */
 
+/* Most MATMULs run as one job (Q/K/V are three; gate/up two). */
+#define CPU_MM_FUSE_MAX 4
+
+/* A MATMUL held back in a pass (its op and tensors copied). */
+typedef struct cpu_mm_pending {
+    bk_op     op;
+    bk_tensor t[4]; /* dst, src[0..2] */
+} cpu_mm_pending;
+
 typedef struct cpu_ctx {
     cpu_pool          *pool;
     const cpu_kernels *kern;
@@ -330,6 +339,9 @@ typedef struct cpu_ctx {
     char               name[96];
     atomic_uint_least64_t mem_used;
     cpu_wmem          *wmem;    /* repacked weights' memory */
+    cpu_mm_pending     pend[CPU_MM_FUSE_MAX]; /* held MATMULs on one input (backend_cpu.c) */
+    int                n_pend;
+    uint64_t           n_fused; /* MATMULs that ran in a job with others (for tests) */
     uint8_t           *scratch; /* reused op scratch, 64-byte aligned */
     size_t             scratch_size;
 } cpu_ctx;
@@ -363,6 +375,18 @@ static inline uint8_t *cpu_row_ptr(const bk_tensor *t, int64_t r)
 /* MATMUL; *act_done: the fused activation (ip[0]) was applied too (the
  * packed paths do it per tile; the caller runs it over dst otherwise). */
 vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op, bool *act_done);
+/* Whether op is a MATMUL that may join others on the same input in one
+ * job: a few activation rows (the mat-vec path) against a repacked
+ * quantized weight, no fused activation, dst rows evenly strided. */
+bool       cpu_matmul_fusable(const cpu_ctx *c, const bk_op *op);
+/* Whether fusable op may run together with the n fusable ops of group: the
+ * same input view prepared the same way, and no op writes what another
+ * reads or writes. */
+bool       cpu_matmul_joins(const bk_op *const *group, int n, const bk_op *op);
+/* The n (<= CPU_MM_FUSE_MAX) ops, each fusable and joining the ones before
+ * it, as one job: the input prepared once, every weight's rows handed out
+ * as one stream of chunks (one start and one wait instead of n). */
+vki_status cpu_op_matmul_fused(cpu_ctx *c, const bk_op *const *ops, int n);
 
 /* ===== Weight layouts (weights.c) ======================================= */
 

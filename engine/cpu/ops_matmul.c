@@ -493,41 +493,181 @@ static vki_status op_matmul_mq(cpu_ctx *c, const bk_op *op, const mq_fmt *fmt)
 
 /* ===== MATMUL, one activation row ======================================== */
 
-typedef struct gv_task {
+/* One weight of a mat-vec job: its rows sit at [r0, r0 + m) of the job's
+ * row space (r0 a multiple of 16, so chunks never split a group). */
+typedef struct gv_part {
     cpu_gemv_fn    gemv;    /* one activation row, or            */
     cpu_gemvn_fn   gemvn;   /* ncols rows at byte stride xs      */
-    int            ncols;
-    size_t         xs, ds;  /* ds: float stride of d's rows      */
     const uint8_t *w;
     size_t         ws;      /* bytes per unit of rows            */
     int64_t        unit;    /* rows per unit: 1, or 16 (R16)     */
-    int64_t        k, m;
-    const void    *x;       /* prepared activation row(s)        */
+    int64_t        m, r0;
     float         *d;
+    size_t         ds;      /* float stride of d's rows          */
     const float   *bias;
+} gv_part;
+
+typedef struct gv_task {
+    gv_part        parts[CPU_MM_FUSE_MAX];
+    int            n_parts;
+    int            ncols;
+    size_t         xs;
+    int64_t        k;
+    const void    *x;       /* prepared activation row(s)        */
     uint8_t       *scratch; /* [n_threads][scratch_stride] bytes */
     size_t         scratch_stride;
-    cpu_chunks     ch;      /* rows, in whole 16-row units        */
+    cpu_chunks     ch;      /* rows of every part, in whole 16-row units */
 } gv_task;
+
+static void gv_rows(const gv_task *t, const gv_part *p, int64_t r0, int64_t r1, uint8_t *scratch)
+{
+    const uint8_t *w = p->w + (size_t)(r0 / p->unit) * p->ws;
+    if (p->gemvn) p->gemvn(t->k, w, p->ws, r1 - r0, t->x, t->xs, t->ncols, p->d + r0, p->ds, scratch);
+    else p->gemv(t->k, w, p->ws, r1 - r0, t->x, p->d + r0, scratch);
+    if (p->bias)
+        for (int c = 0; c < (p->gemvn ? t->ncols : 1); c++)
+            for (int64_t r = r0; r < r1; r++) p->d[(size_t)c * p->ds + r] += p->bias[r];
+}
 
 static void gv_work(void *arg, int ith, int nth)
 {
     gv_task *t = arg;
     (void)nth;
+    uint8_t *scratch = t->scratch + (size_t)ith * t->scratch_stride;
     int64_t r0, r1;
     /* Chunks are whole 16-row units, so no two threads write one cache
      * line of d. */
-    while (cpu_chunk_next(&t->ch, &r0, &r1)) {
-        uint8_t *scratch = t->scratch + (size_t)ith * t->scratch_stride;
-        if (t->gemvn)
-            t->gemvn(t->k, t->w + (size_t)(r0 / t->unit) * t->ws, t->ws, r1 - r0, t->x, t->xs, t->ncols, t->d + r0,
-                     t->ds, scratch);
-        else
-            t->gemv(t->k, t->w + (size_t)(r0 / t->unit) * t->ws, t->ws, r1 - r0, t->x, t->d + r0, scratch);
-        if (t->bias)
-            for (int c = 0; c < (t->gemvn ? t->ncols : 1); c++)
-                for (int64_t r = r0; r < r1; r++) t->d[(size_t)c * t->ds + r] += t->bias[r];
+    while (cpu_chunk_next(&t->ch, &r0, &r1))
+        for (int i = 0; i < t->n_parts; i++) {
+            const gv_part *p = &t->parts[i];
+            int64_t lo = VKI_MAX(r0, p->r0), hi = VKI_MIN(r1, p->r0 + p->m);
+            if (lo < hi) gv_rows(t, p, lo - p->r0, hi - p->r0, scratch);
+        }
+}
+
+/* Runs the job's parts over the pool (or alone when small), then resets
+ * its chunks for another column batch. */
+static void gv_run(cpu_ctx *c, gv_task *g)
+{
+    const gv_part *last = &g->parts[g->n_parts - 1];
+    const int64_t rows = last->r0 + last->m;
+    int64_t work = 0;
+    for (int i = 0; i < g->n_parts; i++) work += g->parts[i].m * g->k;
+    bool alone = work < 65536 || c->n_threads == 1;
+    cpu_chunks_init(&g->ch, rows, alone ? 1 : c->n_threads, 16);
+    if (alone) gv_work(g, 0, 1);
+    else cpu_pool_run(c->pool, gv_work, g);
+}
+
+/* The activation rows prepared for the dots (quantized, or copied), in
+ * t->x: on the caller alone when small. */
+static void mm_prepare_x(cpu_ctx *c, mm_task *t)
+{
+    bool alone = t->n * t->k < 8192 || c->n_threads == 1;
+    cpu_chunks_init(&t->ch, t->n, alone ? 1 : c->n_threads, 1);
+    if (alone) mm_prepare(t, 0, 1);
+    else cpu_pool_run(c->pool, mm_prepare, t);
+}
+
+/* Bytes of one activation row prepared as act for k columns (64-aligned). */
+static size_t act_row_bytes(cpu_act act, int64_t k)
+{
+    size_t xs = act == CPU_ACT_Q8_0 ? (size_t)(k / QK8_0) * sizeof(block_q8_0)
+              : act == CPU_ACT_Q8_K ? (size_t)(k / QK_K) * sizeof(block_q8_K)
+                                    : (size_t)k * sizeof(float);
+    return (size_t)vki_align_up(xs, 64);
+}
+
+bool cpu_matmul_fusable(const cpu_ctx *c, const bk_op *op)
+{
+    if (op->kind != BK_OP_MATMUL || op->ip[0]) return false;
+    const bk_tensor *w = op->src[0], *x = op->src[1], *d = op->dst;
+    const int64_t n = cpu_n_rows(x);
+    if (n < 1 || n >= VKI_MMP_MIN_N_R16 || n > CPU_GEMVN_R16_MAX) return false;
+    if (r16_float(w->type) || !c->kern->gemm[w->type] || !c->kern->gemv_r16[w->type] ||
+        !c->kern->gemvn_r16[w->type] || !r16_group0(w, 0))
+        return false;
+    const cpu_act act = cpu_act_for(w->type);
+    if (!(act == CPU_ACT_Q8_0 && w->ne[0] % QK8_0 == 0) && !(act == CPU_ACT_Q8_K && w->ne[0] % QK_K == 0))
+        return false;
+    return cpu_rows_uniform(d) && d->nb[1] % sizeof(float) == 0;
+}
+
+static bool same_view(const bk_tensor *a, const bk_tensor *b)
+{
+    return a->type == b->type && a->buf == b->buf && a->offs == b->offs && !memcmp(a->ne, b->ne, sizeof a->ne) &&
+           !memcmp(a->nb, b->nb, sizeof a->nb);
+}
+
+static bool overlap(const bk_tensor *a, const bk_tensor *b)
+{
+    if (a->buf != b->buf) return false;
+    return a->offs < b->offs + bk_span(b) && b->offs < a->offs + bk_span(a);
+}
+
+bool cpu_matmul_joins(const bk_op *const *group, int n, const bk_op *op)
+{
+    const bk_op *g0 = group[0];
+    if (!same_view(g0->src[1], op->src[1]) || g0->src[0]->ne[0] != op->src[0]->ne[0] ||
+        cpu_act_for(g0->src[0]->type) != cpu_act_for(op->src[0]->type))
+        return false;
+    /* Run together, no op may write what another reads or writes: the
+     * shared input is prepared once before any output is written, so an
+     * op that wrote over it would change what a later one should read. */
+    if (overlap(op->dst, op->src[1])) return false;
+    for (int i = 0; i < n; i++) {
+        const bk_op *g = group[i];
+        if (overlap(g->dst, op->dst) || overlap(g->dst, op->src[1]) || overlap(g->dst, op->src[0]) ||
+            (op->src[2] && overlap(g->dst, op->src[2])) || overlap(op->dst, g->src[0]) ||
+            (g->src[2] && overlap(op->dst, g->src[2])))
+            return false;
     }
+    return true;
+}
+
+/* A mat-vec part for weight w (R16 and quantized or plain, checked by the
+ * caller) writing d. */
+static void gv_part_init(const cpu_ctx *c, const bk_tensor *w, bool r16, int ncols, float *d, size_t ds,
+                         const float *bias, gv_part *p)
+{
+    const int64_t k = w->ne[0];
+    *p = (gv_part){.ws = w->nb[1], .unit = 1, .m = w->ne[1], .d = d, .ds = ds, .bias = bias,
+                   .w = cpu_tensor_data(w)};
+    if (r16) {
+        p->unit = R16_ROWS;
+        p->ws = r16_group_bytes(w->type, k);
+        p->w = r16_group0(w, p->ws);
+    }
+    if (ncols == 1) p->gemv = (r16 ? c->kern->gemv_r16 : c->kern->gemv)[w->type];
+    else p->gemvn = (r16 ? c->kern->gemvn_r16 : c->kern->gemvn)[w->type];
+}
+
+vki_status cpu_op_matmul_fused(cpu_ctx *c, const bk_op *const *ops, int n_ops)
+{
+    VKI_ASSERT(n_ops >= 1 && n_ops <= CPU_MM_FUSE_MAX);
+    const bk_tensor *x = ops[0]->src[1], *w0 = ops[0]->src[0];
+    mm_task t = {.kern = c->kern, .act = cpu_act_for(w0->type), .xt = x, .k = w0->ne[0], .n = cpu_n_rows(x)};
+    t.xs = act_row_bytes(t.act, t.k);
+    const size_t x_bytes = (size_t)t.n * t.xs;
+    const size_t gv_stride = (size_t)vki_align_up(CPU_GEMV_SCRATCH(t.k) * (size_t)t.n, 64);
+    uint8_t *s = cpu_scratch_get(c, x_bytes + (size_t)c->n_threads * gv_stride);
+    if (!s)
+        return vki_fail(VKI_ERR_OUT_OF_MEMORY, "MATMUL: no memory for %zu bytes of scratch",
+                        x_bytes + (size_t)c->n_threads * gv_stride);
+    t.x = s;
+    mm_prepare_x(c, &t);
+    gv_task g = {.n_parts = n_ops, .ncols = (int)t.n, .xs = t.xs, .k = t.k, .x = t.x, .scratch = s + x_bytes,
+                 .scratch_stride = gv_stride};
+    int64_t r0 = 0;
+    for (int i = 0; i < n_ops; i++) {
+        const bk_op *op = ops[i];
+        gv_part_init(c, op->src[0], true, g.ncols, cpu_tensor_data(op->dst), op->dst->nb[1] / sizeof(float),
+                     op->src[2] ? cpu_tensor_data(op->src[2]) : NULL, &g.parts[i]);
+        g.parts[i].r0 = r0;
+        r0 += vki_align_up(g.parts[i].m, 16);
+    }
+    gv_run(c, &g);
+    return VKI_OK;
 }
 
 vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op, bool *act_done)
@@ -554,10 +694,7 @@ vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op, bool *act_done)
     t.act = t.gemm ? cpu_act_for(w->type) : CPU_ACT_F32;
     if (t.act == CPU_ACT_Q8_0 && t.k % QK8_0) t.gemm = NULL, t.act = CPU_ACT_F32;
     if (t.act == CPU_ACT_Q8_K && t.k % QK_K) t.gemm = NULL, t.act = CPU_ACT_F32;
-    t.xs = t.act == CPU_ACT_Q8_0 ? (size_t)(t.k / QK8_0) * sizeof(block_q8_0)
-         : t.act == CPU_ACT_Q8_K ? (size_t)(t.k / QK_K) * sizeof(block_q8_K)
-                                 : (size_t)t.k * sizeof(float);
-    t.xs = (size_t)vki_align_up(t.xs, 64);
+    t.xs = act_row_bytes(t.act, t.k);
     bool x_direct = t.act == CPU_ACT_F32 && cpu_rows_uniform(x) && x->nb[1] % sizeof(float) == 0;
     bool d_direct = cpu_rows_uniform(d) && d->nb[1] % sizeof(float) == 0;
 
@@ -590,10 +727,7 @@ vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op, bool *act_done)
         t.xs = x->nb[1];
     } else {
         t.x = s;
-        bool alone = t.n * t.k < 8192 || c->n_threads == 1;
-        cpu_chunks_init(&t.ch, t.n, alone ? 1 : c->n_threads, 1);
-        if (alone) mm_prepare(&t, 0, 1);
-        else cpu_pool_run(c->pool, mm_prepare, &t);
+        mm_prepare_x(c, &t);
     }
     if (d_direct) {
         t.d = cpu_tensor_data(d);
@@ -604,25 +738,13 @@ vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op, bool *act_done)
     }
     t.wrow = (float *)(s + x_bytes + d_bytes);
     if (gemv || gemvn) {
-        gv_task g = {.gemv = gemv, .gemvn = gemvn, .ws = t.ws, .unit = 1, .k = t.k, .m = t.m, .xs = t.xs,
-                     .ds = t.ds, .w = t.w, .bias = t.bias, .scratch = s + x_bytes + d_bytes, .scratch_stride = gv_stride};
-        if (r16) {
-            g.unit = R16_ROWS;
-            g.ws = r16_group_bytes(w->type, t.k);
-            g.w = r16_group0(w, g.ws);
-        }
-        bool alone = t.m * t.k < 65536 || c->n_threads == 1;
+        gv_task g = {.n_parts = 1, .xs = t.xs, .k = t.k, .scratch = s + x_bytes + d_bytes, .scratch_stride = gv_stride};
         for (int64_t c0 = 0; c0 < t.n; c0 += gv_max) {
             g.ncols = (int)VKI_MIN(gv_max, t.n - c0);
             g.x = t.x + (size_t)c0 * t.xs;
-            g.d = t.d + (size_t)c0 * t.ds;
-            if (g.ncols == 1 && g.gemvn) { /* the last of 9, 17, ... (33, 65, ...) rows */
-                g.gemv = r16 ? c->kern->gemv_r16[w->type] : c->kern->gemv[w->type];
-                g.gemvn = NULL;
-            }
-            cpu_chunks_init(&g.ch, t.m, alone ? 1 : c->n_threads, 16);
-            if (alone) gv_work(&g, 0, 1);
-            else cpu_pool_run(c->pool, gv_work, &g);
+            /* the last of 9, 17, ... (33, 65, ...) rows takes the one-row kernel */
+            gv_part_init(c, w, r16, g.ncols, t.d + (size_t)c0 * t.ds, t.ds, t.bias, &g.parts[0]);
+            gv_run(c, &g);
         }
         if (!d_direct)
             for (int64_t r = 0; r < t.n; r++) memcpy(cpu_row_ptr(d, r), t.d + (size_t)r * t.ds, (size_t)t.m * sizeof(float));
