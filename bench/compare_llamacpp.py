@@ -25,10 +25,15 @@ import subprocess
 import sys
 
 
-def run_vkinfer(exe, model, p, n, threads, reps, membw):
+def depth_args(d):
+    return ["-d", str(d)] if d > 0 else []
+
+
+def run_vkinfer(exe, model, p, n, threads, reps, membw, d=0):
     """Returns {'pp': [t/s], 'tg': [t/s], 'bound': [t/s]} from one vkinfer-bench
     call; 'bound' (with membw) is the tg bound of the triad measured in it."""
     cmd = [exe, "-m", model, "-p", str(p), "-n", str(n), "-r", str(reps), "--threads", str(threads), "-o", "json"]
+    cmd += depth_args(d)
     if membw:
         cmd.append("--membw")
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -42,9 +47,10 @@ def run_vkinfer(exe, model, p, n, threads, reps, membw):
     return res
 
 
-def run_llamacpp(bindir, model, p, n, threads, reps):
+def run_llamacpp(bindir, model, p, n, threads, reps, d=0):
     exe = os.path.join(bindir, "llama-bench")
     cmd = [exe, "-m", model, "-p", str(p), "-n", str(n), "-r", str(reps), "-t", str(threads), "-o", "json"]
+    cmd += depth_args(d)  # llama-bench has -d (--n-depth) since mid-2025; older builds refuse it
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     res = {"pp": [], "tg": []}
     commit = ""
@@ -68,6 +74,8 @@ def main():
     ap.add_argument("--llama-cpp-bin", default=os.environ.get("LLAMA_CPP_BIN", ""))
     ap.add_argument("-p", type=int, default=512, help="prompt tokens (pp)")
     ap.add_argument("-n", type=int, default=128, help="generated tokens (tg)")
+    ap.add_argument("-d", "--depth", type=int, default=0,
+                    help="tokens already in the cache before each test (both engines; llama-bench's -d)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds")
     ap.add_argument("-r", "--reps", type=int, default=3, help="repeats per run")
@@ -88,10 +96,10 @@ def main():
             for who in order:
                 try:
                     if who == "vkinfer":
-                        r = run_vkinfer(a.vkinfer_bench, m, a.p, a.n, a.threads, a.reps, a.membw)
+                        r = run_vkinfer(a.vkinfer_bench, m, a.p, a.n, a.threads, a.reps, a.membw, a.depth)
                         dst = ours[m]
                     elif peer:
-                        r, commit = run_llamacpp(a.llama_cpp_bin, m, a.p, a.n, a.threads, a.reps)
+                        r, commit = run_llamacpp(a.llama_cpp_bin, m, a.p, a.n, a.threads, a.reps, a.depth)
                         dst = theirs[m]
                     else:
                         continue
@@ -109,11 +117,12 @@ def main():
         return statistics.median(xs) if xs else None
 
     kinds = [k for k, size in (("tg", a.n), ("pp", a.p)) if size > 0]  # -n 0 / -p 0 skip a test
-    size = {"tg": a.n, "pp": a.p}
+    dtag = " @ d%d" % a.depth if a.depth > 0 else ""
+    name = {"tg": "tg%d%s" % (a.n, dtag), "pp": "pp%d%s" % (a.p, dtag)}
     if peer:
-        head = "| model |" + "".join(" vkinfer %s%d | llama.cpp %s%d | ratio |" % (k, size[k], k, size[k]) for k in kinds)
+        head = "| model |" + "".join(" vkinfer %s | llama.cpp %s | ratio |" % (name[k], name[k]) for k in kinds)
     else:  # our figures alone
-        head = "| model |" + "".join(" vkinfer %s%d |" % (k, size[k]) for k in kinds)
+        head = "| model |" + "".join(" vkinfer %s |" % name[k] for k in kinds)
     if a.membw and a.n > 0:
         head += " tg bound | vkinfer / bound |" + (" llama.cpp / bound |" if peer else "")
     print(head)

@@ -26,6 +26,8 @@ static const char usage[] =
     "  -m, --model PATH   model file (repeatable)\n"
     "  -p N               prompt tokens for pp (default 512; 0 = skip)\n"
     "  -n N               generated tokens for tg (default 128; 0 = skip)\n"
+    "  -d N               depth: pp and tg run after N tokens already in the cache\n"
+    "                     (filled untimed before each repeat; default 0)\n"
     "  -r N               repeats after one warmup (default 5)\n"
     "  --backend B        cpu | vulkan (default cpu)\n"
     "  --threads N        CPU threads (default: all cores)\n"
@@ -174,10 +176,14 @@ static double bytes_per_token(const vki_model_file *f)
 
 /* pp: one pass of n_tok prompt tokens. tg: n_tok steps of one token for
  * each of n_par sequences (one llama_decode with n_par spans per step);
- * t/s counts the tokens of all sequences. */
-static vki_status bench_decoder(mdl_model *m, const char *test, int n_tok, bool pp, int n_par, int reps, result *r)
+ * t/s counts the tokens of all sequences. depth > 0: each repeat first
+ * fills every sequence's cache with depth tokens, untimed (a chat turn
+ * deep into a conversation: attention reads depth more positions). */
+static vki_status bench_decoder(mdl_model *m, const char *test, int n_tok, bool pp, int n_par, int depth, int reps,
+                                result *r)
 {
     const int32_t nv = mdl_get_hparams(m)->n_vocab;
+    int32_t *ctx_toks = NULL;
     int32_t *toks = malloc(sizeof *toks * (size_t)(n_tok > 0 ? n_tok : 1) * (size_t)n_par);
     float *logits = malloc(sizeof *logits * (size_t)nv * (size_t)n_par);
     mdl_span *sp = malloc(sizeof *sp * (size_t)n_par);
@@ -188,8 +194,21 @@ static vki_status bench_decoder(mdl_model *m, const char *test, int n_tok, bool 
         goto done;
     }
     for (int i = 0; i < n_tok * n_par; i++) toks[i] = rand_token(nv);
+    if (depth > 0) {
+        if (!(ctx_toks = malloc(sizeof *ctx_toks * (size_t)depth))) {
+            s = vki_fail(VKI_ERR_OUT_OF_MEMORY, "bench: out of memory");
+            goto done;
+        }
+        for (int i = 0; i < depth; i++) ctx_toks[i] = rand_token(nv);
+    }
     for (int rep = -1; rep < reps; rep++) { /* rep -1: warmup */
-        for (int q = 0; q < n_par; q++) mdl_kv_seq_clear(m, q);
+        for (int q = 0; q < n_par; q++) {
+            mdl_kv_seq_clear(m, q);
+            if (depth > 0) {
+                sp[0] = (mdl_span){.seq = q, .n_tokens = depth, .tokens = ctx_toks};
+                if ((s = llama_decode(m, sp, 1, logits)) != VKI_OK) goto done;
+            }
+        }
         double t0 = vki_time_ms();
         if (pp) {
             sp[0] = (mdl_span){.seq = 0, .n_tokens = n_tok, .tokens = toks};
@@ -208,6 +227,7 @@ static vki_status bench_decoder(mdl_model *m, const char *test, int n_tok, bool 
     snprintf(r->test, sizeof r->test, "%s", test);
     summarize(tps, reps, &r->med, &r->min, &r->max);
 done:
+    free(ctx_toks);
     free(toks);
     free(logits);
     free(sp);
@@ -324,7 +344,7 @@ static void print_results(const result *rs, int n, const char *fmt, double membw
 int main(int argc, char **argv)
 {
     const char *models[16];
-    int n_models = 0, n_pp = 512, n_tg = 128, reps = 5, threads = 0, embd_len = 32, n_par = 1;
+    int n_models = 0, n_pp = 512, n_tg = 128, n_depth = 0, reps = 5, threads = 0, embd_len = 32, n_par = 1;
     bool membw_on = false;
     const char *fmt = "md";
     vki_backend_kind kind = VKI_BACKEND_CPU;
@@ -341,6 +361,9 @@ int main(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "-n") && v) {
             n_tg = atoi(v);
+            i++;
+        } else if (!strcmp(a, "-d") && v) {
+            n_depth = atoi(v);
             i++;
         } else if (!strcmp(a, "-r") && v) {
             reps = atoi(v);
@@ -374,7 +397,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
-    if (reps < 1 || n_pp < 0 || n_tg < 0 || embd_len < 3 || threads < 0 || n_par < 1 || n_par > 64 ||
+    if (reps < 1 || n_pp < 0 || n_tg < 0 || n_depth < 0 || embd_len < 3 || threads < 0 || n_par < 1 || n_par > 64 ||
         (strcmp(fmt, "md") && strcmp(fmt, "csv") && strcmp(fmt, "json"))) {
         fprintf(stderr, "vkinfer-bench: bad option value\n%s", usage);
         return 1;
@@ -398,8 +421,8 @@ int main(int argc, char **argv)
         vki_status s = vki_file_open(models[mi], &f);
         if (s == VKI_OK) s = kind == VKI_BACKEND_VULKAN ? bk_vk_create(&vp, &be) : bk_cpu_create(threads, &be);
         if (s == VKI_OK) {
-            mdl_load_params lp = {.n_batch = (uint32_t)VKI_MAX(VKI_MAX(n_pp, n_par), 1),
-                                  .n_ctx = (uint32_t)VKI_MAX(n_pp, n_tg) + 8, .n_seq_max = (uint32_t)n_par};
+            mdl_load_params lp = {.n_batch = (uint32_t)VKI_MAX(VKI_MAX(n_pp, n_par), VKI_MAX(VKI_MIN(n_depth, 512), 1)),
+                                  .n_ctx = (uint32_t)(n_depth + VKI_MAX(n_pp, n_tg) + 8), .n_seq_max = (uint32_t)n_par};
             s = mdl_load(f, be, &lp, &m);
         }
         if (s != VKI_OK) {
@@ -423,24 +446,25 @@ int main(int argc, char **argv)
                 if ((s = bench_encoder(m, batches[b], embd_len, reps, &rs[n_rs])) == VKI_OK) n_rs++;
             }
         } else {
-            char test[32];
+            char test[32], dtag[20] = "";
+            if (n_depth > 0) snprintf(dtag, sizeof dtag, " @ d%d", n_depth); /* llama-bench's name */
             if (n_pp > 0 && n_rs < 64) {
                 rs[n_rs] = base;
-                snprintf(test, sizeof test, "pp%d", n_pp);
-                if ((s = bench_decoder(m, test, n_pp, true, 1, reps, &rs[n_rs])) == VKI_OK) n_rs++;
+                snprintf(test, sizeof test, "pp%d%s", n_pp, dtag);
+                if ((s = bench_decoder(m, test, n_pp, true, 1, n_depth, reps, &rs[n_rs])) == VKI_OK) n_rs++;
             }
             if (n_tg > 0 && s == VKI_OK && n_rs < 64) {
                 rs[n_rs] = base;
-                snprintf(test, sizeof test, "tg%d", n_tg);
-                if ((s = bench_decoder(m, test, n_tg, false, 1, reps, &rs[n_rs])) == VKI_OK) {
+                snprintf(test, sizeof test, "tg%d%s", n_tg, dtag);
+                if ((s = bench_decoder(m, test, n_tg, false, 1, n_depth, reps, &rs[n_rs])) == VKI_OK) {
                     if (membw > 0) rs[n_rs].bound = membw * 1e9 / bytes_per_token(f);
                     n_rs++;
                 }
             }
             if (n_tg > 0 && n_par > 1 && s == VKI_OK && n_rs < 64) {
                 rs[n_rs] = base;
-                snprintf(test, sizeof test, "tg%d x%d seq", n_tg, n_par);
-                if ((s = bench_decoder(m, test, n_tg, false, n_par, reps, &rs[n_rs])) == VKI_OK) n_rs++;
+                snprintf(test, sizeof test, "tg%d x%d seq%s", n_tg, n_par, dtag);
+                if ((s = bench_decoder(m, test, n_tg, false, n_par, n_depth, reps, &rs[n_rs])) == VKI_OK) n_rs++;
             }
         }
         fputc('\n', stderr);

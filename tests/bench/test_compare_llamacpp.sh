@@ -21,8 +21,10 @@ if grep -q 'llama.cpp tg' "$tmp/alone.md"; then echo "FAIL: alone: peer columns 
 mkdir "$tmp/peer"
 cat > "$tmp/peer/llama-bench" <<'PEER'
 #!/usr/bin/env python3
-import json, sys
+import json, os, sys
 a = sys.argv
+with open(os.path.join(os.path.dirname(os.path.abspath(a[0])), "args"), "a") as f:
+    f.write(" ".join(a[1:]) + "\n")
 p, n = int(a[a.index("-p") + 1]), int(a[a.index("-n") + 1])
 out = []
 if p: out.append({"build_commit": "cafe123", "n_prompt": p, "n_gen": 0, "avg_ts": 20.0, "samples_ts": [20.0, 20.0]})
@@ -47,6 +49,13 @@ assert abs(float(rtg) * 10 - float(tg)) <= 1 and abs(float(rpp) * 20 - float(pp)
 assert abs(float(pshare[:-1]) - 1000 / float(bound)) <= 1, row
 print("ok: peer: ratios and shares")
 PY
+
+# Depth: both engines run after -d tokens, and the columns say so.
+python3 "$script" --vkinfer-bench "$bench" --llama-cpp-bin "$tmp/peer" -m "$model" -p 8 -n 4 -d 16 --rounds 1 -r 1 \
+    --threads 2 > "$tmp/depth.md" 2> "$tmp/depth.err"
+check "depth: header" "$tmp/depth.md" '^\| model \| vkinfer tg4 @ d16 \| llama.cpp tg4 @ d16 \| ratio \| vkinfer pp8 @ d16 \| llama.cpp pp8 @ d16 \| ratio \|$'
+check "depth: figures" "$tmp/depth.md" '^\| default\.gguf \| [0-9.]+ \| 10\.0 \| [0-9.]+ \| [0-9.]+ \| 20\.0 \| [0-9.]+ \|$'
+check "depth: the peer was asked" "$tmp/peer/args" ' -d 16( |$)'
 
 # A folder without llama-bench is refused with its name.
 if python3 "$script" --vkinfer-bench "$bench" --llama-cpp-bin "$tmp/nowhere" -m "$model" > "$tmp/none.out" 2>&1; then
