@@ -105,11 +105,11 @@ done:
     be->iface->buffer_destroy(be, db);
 }
 
-static void bench_attn(bench_ctx *b, int64_t nq, int64_t nkv)
+static void bench_attn(bench_ctx *b, int64_t nq, int64_t nkv, int64_t nh)
 {
     uint64_t seed = 7;
     bk_backend *be = b->be;
-    int64_t hd = 64, nh = 8, nkvh = 4;
+    int64_t hd = 64, nkvh = 4;
     bk_buffer *qb = filled_buffer(be, VKI_TYPE_F32, hd, nh * nq, &seed);
     bk_buffer *kb = filled_buffer(be, VKI_TYPE_F16, hd, nkvh * nkv, &seed);
     bk_buffer *vb = filled_buffer(be, VKI_TYPE_F16, hd, nkvh * nkv, &seed);
@@ -122,8 +122,8 @@ static void bench_attn(bench_ctx *b, int64_t nq, int64_t nkv)
                     .fp = {0.125f}};
         double ms = time_op(b, &op);
         double flops = 4.0 * (double)hd * (double)nh * (double)nq * (double)nkv * (nq > 1 ? 0.5 : 1.0);
-        printf("| %-22s | f16kv | attn   | q%4lld kv%5lld h8/4 d64 | %9.1f | %7s | %8.1f | %9.1f | %7s | %8.1f |\n",
-               bk_name(be), (long long)nq, (long long)nkv, ms * 1000.0, "", flops / (ms * 1e6), b->min_ms * 1000.0, "",
+        printf("| %-22s | f16kv | attn   | q%4lld kv%5lld h%lld/4 d64 | %9.1f | %7s | %8.1f | %9.1f | %7s | %8.1f |\n",
+               bk_name(be), (long long)nq, (long long)nkv, (long long)nh, ms * 1000.0, "", flops / (ms * 1e6), b->min_ms * 1000.0, "",
                flops / (b->min_ms * 1e6));
     }
     be->iface->buffer_destroy(be, qb);
@@ -222,8 +222,9 @@ int main(int argc, char **argv)
         if (want_test(only_test, "dispatch") && !only_type && isa == (int)cpu_isa_best())
             bench_dispatch(n_threads, reps, b.be->iface->name(b.be));
         if (want_test(only_test, "attn") && !only_type) {
-            bench_attn(&b, 1, 512);
-            bench_attn(&b, 512, 512);
+            bench_attn(&b, 1, 512, 8);
+            bench_attn(&b, 512, 512, 8);
+            bench_attn(&b, 1, 2048, 32); /* a 1.1B (TinyLlama) layer's decode, 2048 deep */
         }
         bk_destroy(b.be);
     }

@@ -391,97 +391,6 @@ static vki_status mm_defer(cpu_ctx *c, const bk_op *op, bool *held)
     return mm_flush(c);
 }
 
-/* ===== ATTN ============================================================== */
-
-typedef struct attn_task {
-    const bk_op       *op;
-    const cpu_kernels *kern;
-    float             *acc; /* [n_threads][head_dim] */
-    cpu_chunks         ch;  /* (query row, head) pairs */
-} attn_task;
-
-#define ATTN_BLOCK 64 /* keys scored per softmax step */
-
-static void attn_work(void *arg, int ith, int nth)
-{
-    attn_task *t = arg;
-    const bk_op *op = t->op;
-    const bk_tensor *q = op->src[0], *k = op->src[1], *v = op->src[2];
-    int64_t hd = q->ne[0], nh = q->ne[1], nkv = k->ne[2], group = nh / k->ne[1], p;
-    float *acc = t->acc + (size_t)ith * (size_t)hd;
-    float scale = op->fp[0], cap = op->fp[1], inv_cap = cap > 0.0f ? 1.0f / cap : 0.0f;
-    bool k16 = k->type == VKI_TYPE_F16, v16 = v->type == VKI_TYPE_F16;
-    /* Work items are (query row, head) pairs, head fastest, so one thread's
-     * items share K/V rows for a whole GQA group. */
-    for (cpu_chunk_it it = {0, 0}; cpu_chunk_each(&t->ch, &it, &p);) {
-        int64_t i = p / nh, h = p % nh, kh = h / group;
-        int64_t n_vis = op->ip[0] ? VKI_MIN(nkv, (int64_t)op->ip[1] + i + 1) : nkv;
-        int64_t j_lo = op->ip[2] > 0 ? VKI_MAX(0, (int64_t)op->ip[1] + i - op->ip[2] + 1) : 0;
-        const float *qr = (const float *)((const uint8_t *)cpu_tensor_data(q) + (uint64_t)i * q->nb[2] + (uint64_t)h * q->nb[1]);
-        const uint8_t *kb = (const uint8_t *)cpu_tensor_data(k) + (uint64_t)kh * k->nb[1];
-        const uint8_t *vb = (const uint8_t *)cpu_tensor_data(v) + (uint64_t)kh * v->nb[1];
-        float mx = -INFINITY, sum = 0.0f, sc[ATTN_BLOCK];
-        memset(acc, 0, (size_t)hd * sizeof(float));
-        /* Online softmax over blocks of keys: scores for a block, one
-         * rescale of the running sum when the block raises the max, the
-         * block's exps in one vector call, then the weighted V rows. */
-        for (int64_t j0 = j_lo; j0 < n_vis; j0 += ATTN_BLOCK) {
-            int nb = (int)VKI_MIN(ATTN_BLOCK, n_vis - j0);
-            float bm = -INFINITY;
-            const uint8_t *kr0 = kb + (uint64_t)j0 * k->nb[2];
-            if (t->kern->dot_rows) {
-                t->kern->dot_rows(hd, kr0, k->nb[2], nb, k16, qr, sc);
-            } else {
-                for (int jj = 0; jj < nb; jj++) {
-                    const void *kr = kr0 + (uint64_t)jj * k->nb[2];
-                    sc[jj] = k16 ? t->kern->dot_f16(hd, kr, qr) : t->kern->dot_f32(hd, kr, qr);
-                }
-            }
-            for (int jj = 0; jj < nb; jj++) {
-                sc[jj] *= scale;
-                if (cap > 0.0f) sc[jj] = cap * tanhf(sc[jj] * inv_cap);
-                bm = sc[jj] > bm ? sc[jj] : bm; /* fmaxf is a libm call here */
-            }
-            if (bm > mx) {
-                if (mx != -INFINITY) {
-                    float corr = expf(mx - bm);
-                    t->kern->scale_f32(hd, acc, corr);
-                    sum *= corr;
-                }
-                mx = bm;
-            }
-            sum += t->kern->exp_sum_f32(nb, sc, mx);
-            const uint8_t *vr0 = vb + (uint64_t)j0 * v->nb[2];
-            if (t->kern->mad_rows) {
-                t->kern->mad_rows(hd, acc, vr0, v->nb[2], nb, v16, sc);
-            } else {
-                for (int jj = 0; jj < nb; jj++) {
-                    const void *vr = vr0 + (uint64_t)jj * v->nb[2];
-                    if (v16) t->kern->mad_f16(hd, acc, vr, sc[jj]);
-                    else t->kern->mad_f32(hd, acc, vr, sc[jj]);
-                }
-            }
-        }
-        float *o = (float *)((uint8_t *)cpu_tensor_data(op->dst) + (uint64_t)i * op->dst->nb[2] + (uint64_t)h * op->dst->nb[1]);
-        float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-        for (int64_t e = 0; e < hd; e++) o[e] = acc[e] * inv;
-    }
-}
-
-static vki_status op_attn(cpu_ctx *c, const bk_op *op)
-{
-    int64_t hd = op->src[0]->ne[0];
-    float *acc = cpu_scratch_get(c, (size_t)c->n_threads * (size_t)hd * sizeof(float));
-    if (!acc) return vki_fail(VKI_ERR_OUT_OF_MEMORY, "ATTN: no memory for scratch");
-    attn_task t = {.op = op, .kern = c->kern, .acc = acc};
-    int64_t work = op->src[0]->ne[1] * op->src[0]->ne[2] * op->src[1]->ne[2] * hd;
-    bool alone = work < 16384 || c->n_threads == 1;
-    cpu_chunks_init(&t.ch, op->src[0]->ne[1] * op->src[0]->ne[2], alone ? 1 : c->n_threads, 1);
-    if (alone) attn_work(&t, 0, 1);
-    else cpu_pool_run(c->pool, attn_work, &t);
-    return VKI_OK;
-}
-
 /* ===== POOL ============================================================== */
 
 static void op_pool(const bk_op *op)
@@ -553,7 +462,7 @@ static vki_status cpu_compute(bk_backend *be, const bk_op *op)
     int64_t work = bk_nelements(a);
     switch (op->kind) {
     case BK_OP_MATMUL: return op_matmul(c, op);
-    case BK_OP_ATTN:   return op_attn(c, op);
+    case BK_OP_ATTN:   return cpu_op_attn(c, op);
     case BK_OP_POOL:   op_pool(op); return VKI_OK;
     case BK_OP_GET_ROWS: {
         const int32_t *ids = cpu_tensor_data(op->src[1]);

@@ -388,6 +388,9 @@ bool       cpu_matmul_joins(const bk_op *const *group, int n, const bk_op *op);
  * as one stream of chunks (one start and one wait instead of n). */
 vki_status cpu_op_matmul_fused(cpu_ctx *c, const bk_op *const *ops, int n);
 
+/* ATTN (ops_attn.c). */
+vki_status cpu_op_attn(cpu_ctx *c, const bk_op *op);
+
 /* ===== Weight layouts (weights.c) ======================================= */
 
 /* The backend's weight_prepare: repacks a Q4_0/Q8_0/Q4_K mat-mul weight into

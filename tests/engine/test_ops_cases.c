@@ -470,6 +470,13 @@ static void cases_attn(void)
         {64, 8, 2, 7, 7, 16, 1, 0, VKI_TYPE_F32, 0, 0.3f},
         {80, 6, 3, 3, 100, 128, 0, 0, VKI_TYPE_F16, 0, 1.0f},
         {128, 8, 4, 5, 100, 128, 1, 95, VKI_TYPE_F16, 64, 0.5f}, /* both (gemma 2 local layer) */
+        /* deep decode with few KV heads: the CPU splits the keys into
+         * ranges and merges them (a range past the window is empty) */
+        {64, 8, 1, 1, 700, 768, 1, 699, VKI_TYPE_F16, 0, 0},
+        {64, 4, 2, 1, 1100, 1152, 1, 1099, VKI_TYPE_F32, 600, 0},
+        {64, 4, 2, 1, 1100, 1152, 1, 1099, VKI_TYPE_F16, 300, 0},
+        {64, 4, 1, 1, 600, 640, 1, 599, VKI_TYPE_F16, 0, 30.0f},
+        {32, 32, 1, 2, 40, 48, 1, 38, VKI_TYPE_F16, 0, 0}, /* 32 heads on one KV head */
     };
     for (size_t i = 0; i < VKI_COUNT(as); i++) {
         char extra[48] = "";
