@@ -122,6 +122,28 @@ typedef void (*cpu_gemvn_fn)(int64_t k, const void *w, size_t ws, int64_t nrows,
  * ran 133 tok/s. */
 #define CPU_GEMVN_R16_MAX 32
 
+/* One tile for cpu_kernels.attn_tile: nqv <= 16 query vectors (the query
+ * heads of one KV head, for one or more query rows) against keys [a, b) of
+ * that KV head, an online softmax per lane. Lane l sees keys [lo[l], hi[l])
+ * only (causal limit, window; lanes past nqv: none). Writes per lane the
+ * running max and sum of exps and the unnormalized sum of p * V. */
+typedef struct cpu_attn_tile {
+    int64_t        hd;      /* a multiple of 16 */
+    int            nqv;
+    const float   *q[16];   /* hd floats each */
+    int32_t        lo[16], hi[16];
+    const uint8_t *k, *v;   /* key/value row j at k + j * ks, v + j * vs */
+    size_t         ks, vs;
+    bool           k16, v16; /* f16 rows, else f32 */
+    int64_t        a, b;
+    float          scale;
+    float         *out_m, *out_l; /* [16] */
+    float         *out_o;         /* [16][hd] */
+    float         *scratch;       /* CPU_ATTN_TILE_SCRATCH(hd) floats, 64-byte aligned */
+} cpu_attn_tile;
+#define CPU_ATTN_TILE_KEYS 64
+#define CPU_ATTN_TILE_SCRATCH(hd) ((size_t)(hd) * 16 * 2 + (size_t)CPU_ATTN_TILE_KEYS * ((size_t)(hd) * 2 + 16))
+
 typedef struct cpu_kernels {
     cpu_isa     isa;
     const char *name;
@@ -158,6 +180,10 @@ typedef struct cpu_kernels {
      * Rows are n f32 (or, f16, half) values at byte stride rs. */
     void  (*dot_rows)(int64_t n, const void *rows, size_t rs, int nrows, bool f16, const float *q, float *out);
     void  (*mad_rows)(int64_t n, float *y, const void *rows, size_t rs, int nrows, bool f16, const float *p);
+    /* Attention of up to 16 query vectors at once, one per lane (optional;
+     * ops_attn.c uses it for prompts, where a KV head's query heads times
+     * a few rows fill the lanes): see cpu_attn_tile. */
+    void  (*attn_tile)(const struct cpu_attn_tile *t);
     /* Packed mat-mat for many activation rows (optional; mm_mr == 0: none).
      * Weights of any type are converted to f32 panels of mm_mr rows laid out
      * [k][mm_mr]; activations are packed by the backend into groups of mm_nr
@@ -212,6 +238,7 @@ void cpu_attn_init_avx2(cpu_kernels *k);  /* attn_avx2.c, called by the above */
 void cpu_quant_init_avx2(cpu_kernels *k); /* quant_avx2.c, called by the above */
 void cpu_kernels_init_avx512(cpu_kernels *k);
 void cpu_act_init_avx512(cpu_kernels *k); /* act_avx512.c, called by the above */
+void cpu_attn_init_avx512(cpu_kernels *k); /* attn_avx512.c, called by the above */
 void cpu_gemv_init_avx512(cpu_kernels *k); /* gemv_avx512.c, called by the above */
 void cpu_kernels_init_neon(cpu_kernels *k);
 void cpu_kernels_init_repack_avx2(cpu_kernels *k);   /* repack_avx2.c */

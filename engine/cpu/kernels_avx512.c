@@ -997,5 +997,6 @@ void cpu_kernels_init_avx512(cpu_kernels *k)
     k->dot_rows = dot_rows;
     k->mad_rows = mad_rows;
     cpu_act_init_avx512(k);
+    cpu_attn_init_avx512(k);
     cpu_gemv_init_avx512(k);
 }

@@ -477,6 +477,15 @@ static void cases_attn(void)
         {64, 4, 2, 1, 1100, 1152, 1, 1099, VKI_TYPE_F16, 300, 0},
         {64, 4, 1, 1, 600, 640, 1, 599, VKI_TYPE_F16, 0, 30.0f},
         {32, 32, 1, 2, 40, 48, 1, 38, VKI_TYPE_F16, 0, 0}, /* 32 heads on one KV head */
+        /* prompts that fill the CPU's 16-lane kernel (heads x rows): MHA
+         * with a partial last tile, GQA 8:1, several key blocks and a
+         * partial one, chunked prefill, non-causal, windowed, split keys */
+        {64, 2, 2, 20, 20, 32, 1, 0, VKI_TYPE_F16, 0, 0},
+        {64, 16, 2, 5, 150, 160, 1, 145, VKI_TYPE_F16, 0, 0},
+        {128, 8, 2, 9, 9, 16, 1, 0, VKI_TYPE_F32, 0, 0},
+        {32, 4, 1, 40, 40, 48, 0, 0, VKI_TYPE_F32, 0, 0},
+        {64, 4, 2, 70, 200, 256, 1, 130, VKI_TYPE_F16, 50, 0},
+        {64, 16, 1, 1, 600, 640, 1, 599, VKI_TYPE_F16, 0, 0},
     };
     for (size_t i = 0; i < VKI_COUNT(as); i++) {
         char extra[48] = "";
