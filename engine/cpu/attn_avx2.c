@@ -4,12 +4,15 @@
  * hadd-and-permute tree instead of 8 horizontal sums, and the weighted V
  * sum keeping up to 64 output floats in registers across the key block.
  * Without them each key cost a dot_f32 and a mad_f32 call: together 30%
- * of a 40M model's 512-token prompt on AVX2.
+ * of a 40M model's 512-token prompt on AVX2. And attn_tile, one query
+ * vector per lane (see attn_avx512.c).
  */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "cpu.h"
+#include "exp_avx2.h"
 #include "load_avx2.h"
 
 /* Values i .. i+7 of a K or V row, f32 or f16; rem < 8 reads only rem of
@@ -120,8 +123,96 @@ static void mad_rows(int64_t n, float *y, const void *rows, size_t rs, int nrows
     else mad_rows_t(n, y, rows, rs, nrows, p, 0);
 }
 
+/* ===== One query vector per lane (cpu_attn_tile), 8 lanes ==============
+ * attn_avx512.c's scheme on 8 lanes: a 1.1B decode step (8 query heads on
+ * each KV head) fills them, as do a prompt's rows times fewer heads. */
+
+#define KB CPU_ATTN_TILE_KEYS
+
+static void widen_rows(const uint8_t *base, size_t rs, bool f16, int64_t hd, int64_t j0, int nb, float *dst)
+{
+    for (int jj = 0; jj < nb; jj++) {
+        const uint8_t *row = base + (size_t)(j0 + jj) * rs;
+        for (int64_t d = 0; d < hd; d += 8)
+            _mm256_store_ps(dst + (size_t)jj * hd + d, f16 ? load8_f16(row, d) : load8_f32(row, d));
+    }
+    for (int jj = nb; jj < (nb + 3) / 4 * 4; jj++) memset(dst + (size_t)jj * hd, 0, (size_t)hd * sizeof(float));
+}
+
+static void attn_tile(const cpu_attn_tile *t)
+{
+    const int64_t hd = t->hd;
+    float *qt = t->scratch;   /* [hd][8] queries, scaled, lane-major */
+    float *ot = qt + hd * 8;  /* [hd][8] running sum of p * V        */
+    float *kb = ot + hd * 8;  /* [KB][hd] the block's keys, f32       */
+    float *vb = kb + KB * hd; /* [KB][hd] its values                  */
+    float *s = vb + KB * hd;  /* [KB][8] scores, then p               */
+    for (int64_t d = 0; d < hd; d++)
+        for (int l = 0; l < 8; l++) qt[d * 8 + l] = l < t->nqv ? t->q[l][d] * t->scale : 0.0f;
+    memset(ot, 0, (size_t)hd * 8 * sizeof(float));
+    const __m256i lo = _mm256_loadu_si256((const __m256i *)t->lo), hi = _mm256_loadu_si256((const __m256i *)t->hi);
+    const __m256 ninf = _mm256_set1_ps(-INFINITY), one = _mm256_set1_ps(1.0f);
+    __m256 m = ninf, lsum = _mm256_setzero_ps();
+    __m256 vis[KB]; /* all-ones lanes: key visible to that lane */
+    for (int64_t j0 = t->a; j0 < t->b; j0 += KB) {
+        const int nb = (int)(t->b - j0 < KB ? t->b - j0 : KB);
+        widen_rows(t->k, t->ks, t->k16, hd, j0, nb, kb);
+        for (int jj0 = 0; jj0 < nb; jj0 += 4) { /* four keys at a time */
+            __m256 acc[4];
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) acc[r] = _mm256_setzero_ps();
+            const float *k0 = kb + (size_t)jj0 * hd;
+            for (int64_t d = 0; d < hd; d++) {
+                const __m256 qv = _mm256_load_ps(qt + d * 8);
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; r++) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(k0 + r * hd + d), qv, acc[r]);
+            }
+#pragma GCC unroll 4
+            for (int r = 0; r < 4; r++) _mm256_store_ps(s + (size_t)(jj0 + r) * 8, acc[r]);
+        }
+        __m256 bm = ninf;
+        for (int jj = 0; jj < nb; jj++) {
+            const __m256i j = _mm256_set1_epi32((int32_t)(j0 + jj));
+            /* lo <= j < hi: not (lo > j) and (hi > j) */
+            vis[jj] = _mm256_castsi256_ps(_mm256_andnot_si256(_mm256_cmpgt_epi32(lo, j), _mm256_cmpgt_epi32(hi, j)));
+            bm = _mm256_max_ps(bm, _mm256_blendv_ps(ninf, _mm256_load_ps(s + (size_t)jj * 8), vis[jj]));
+        }
+        const __m256 mn = _mm256_max_ps(m, bm);
+        const __m256 seen = _mm256_cmp_ps(mn, ninf, _CMP_NEQ_OQ);
+        const __m256 corr = _mm256_blendv_ps(one, exp8(_mm256_sub_ps(m, mn)), seen);
+        lsum = _mm256_mul_ps(lsum, corr);
+        for (int64_t d = 0; d < hd; d++) _mm256_store_ps(ot + d * 8, _mm256_mul_ps(_mm256_load_ps(ot + d * 8), corr));
+        for (int jj = 0; jj < nb; jj++) {
+            __m256 p = _mm256_and_ps(vis[jj], exp8(_mm256_sub_ps(_mm256_load_ps(s + (size_t)jj * 8), mn)));
+            _mm256_store_ps(s + (size_t)jj * 8, p);
+            lsum = _mm256_add_ps(lsum, p);
+        }
+        m = mn;
+        widen_rows(t->v, t->vs, t->v16, hd, j0, nb, vb);
+        for (int64_t d0 = 0; d0 < hd; d0 += 8) {
+            __m256 acc[8];
+#pragma GCC unroll 8
+            for (int r = 0; r < 8; r++) acc[r] = _mm256_load_ps(ot + (d0 + r) * 8);
+            for (int jj = 0; jj < nb; jj++) {
+                const __m256 p = _mm256_load_ps(s + (size_t)jj * 8);
+                const float *v0 = vb + (size_t)jj * hd + d0;
+#pragma GCC unroll 8
+                for (int r = 0; r < 8; r++) acc[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(v0 + r), p, acc[r]);
+            }
+#pragma GCC unroll 8
+            for (int r = 0; r < 8; r++) _mm256_store_ps(ot + (d0 + r) * 8, acc[r]);
+        }
+    }
+    _mm256_storeu_ps(t->out_m, m);
+    _mm256_storeu_ps(t->out_l, lsum);
+    for (int l = 0; l < t->nqv; l++)
+        for (int64_t d = 0; d < hd; d++) t->out_o[(size_t)l * hd + d] = ot[d * 8 + l];
+}
+
 void cpu_attn_init_avx2(cpu_kernels *k)
 {
     k->dot_rows = dot_rows;
     k->mad_rows = mad_rows;
+    k->attn_tile = attn_tile;
+    k->attn_lanes = 8;
 }

@@ -106,4 +106,8 @@ static void attn_tile(const cpu_attn_tile *t)
         for (int64_t d = 0; d < hd; d++) t->out_o[(size_t)l * hd + d] = ot[d * 16 + l];
 }
 
-void cpu_attn_init_avx512(cpu_kernels *k) { k->attn_tile = attn_tile; }
+void cpu_attn_init_avx512(cpu_kernels *k)
+{
+    k->attn_tile = attn_tile;
+    k->attn_lanes = 16;
+}

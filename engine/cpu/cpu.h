@@ -122,7 +122,7 @@ typedef void (*cpu_gemvn_fn)(int64_t k, const void *w, size_t ws, int64_t nrows,
  * ran 133 tok/s. */
 #define CPU_GEMVN_R16_MAX 32
 
-/* One tile for cpu_kernels.attn_tile: nqv <= 16 query vectors (the query
+/* One tile for cpu_kernels.attn_tile: nqv <= attn_lanes query vectors (the query
  * heads of one KV head, for one or more query rows) against keys [a, b) of
  * that KV head, an online softmax per lane. Lane l sees keys [lo[l], hi[l])
  * only (causal limit, window; lanes past nqv: none). Writes per lane the
@@ -184,6 +184,7 @@ typedef struct cpu_kernels {
      * ops_attn.c uses it for prompts, where a KV head's query heads times
      * a few rows fill the lanes): see cpu_attn_tile. */
     void  (*attn_tile)(const struct cpu_attn_tile *t);
+    int   attn_lanes; /* query vectors attn_tile takes: 16 (AVX-512), 8 (AVX2) */
     /* Packed mat-mat for many activation rows (optional; mm_mr == 0: none).
      * Weights of any type are converted to f32 panels of mm_mr rows laid out
      * [k][mm_mr]; activations are packed by the backend into groups of mm_nr

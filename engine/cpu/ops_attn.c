@@ -248,13 +248,14 @@ vki_status cpu_op_attn(cpu_ctx *c, const bk_op *op)
     attn_task t = {.op = op, .kern = c->kern, .hd = q->ne[0], .nh = q->ne[1], .nkvh = k->ne[1], .n_split = 1};
     t.group = t.nh / t.nkvh;
     const int64_t n_q = q->ne[2], nkv = k->ne[2];
-    /* The lanes kernel once half its 16 lanes fill: a prompt's rows times
+    /* The lanes kernel once half its lanes fill: a prompt's rows times
      * a KV head's query heads, or decode's one row when 8+ heads share a
      * KV head (1.1B decode, 2048 deep, in cache: 257 -> 180 us; at 4 lanes
      * the one-query helpers win). */
-    if (c->kern->attn_tile && t.hd % 16 == 0 && t.group <= 16 && 16 % t.group == 0 && n_q * t.group >= 8 &&
-        op->fp[1] == 0.0f)
-        t.tile_rows = 16 / t.group;
+    const int lanes = c->kern->attn_lanes;
+    if (c->kern->attn_tile && t.hd % 16 == 0 && t.group <= lanes && lanes % t.group == 0 &&
+        2 * n_q * t.group >= lanes && op->fp[1] == 0.0f)
+        t.tile_rows = lanes / t.group;
     const int64_t pairs = (t.tile_rows ? (n_q + t.tile_rows - 1) / t.tile_rows : n_q) * t.nkvh;
     const int64_t work = t.nh * n_q * nkv * t.hd;
     const bool alone = work < 16384 || c->n_threads == 1;
