@@ -253,6 +253,34 @@ static void mmp_pack_x(void *arg, int ith, int nth)
     }
 }
 
+/* An mr-row panel (mr a multiple of 16, above 16) from the consecutive R16
+ * float groups of rows r..: group i's [k][16] lands in columns 16i..16i+15
+ * of [k][mr], groups past the matrix as zeros. Unpacking the groups to
+ * plain rows and packing those (what AVX-512's 32-row panels did) was 28%
+ * of a BERT embedding's profile. tmp16: [k][16] floats for an F16 group. */
+static void r16f_panel(const mmp_task *t, int64_t r, float *dst, float *tmp16)
+{
+    const int64_t mr = t->kern->mm_mr, k = t->k;
+    for (int64_t gi = 0; gi < mr / R16_ROWS; gi++) {
+        const int64_t r0 = r + gi * R16_ROWS;
+        const float *src = NULL;
+        if (r0 < t->m) {
+            const uint8_t *grp = t->r16f + (size_t)(r0 / R16_ROWS) * t->r16f_gs;
+            if (t->wtype == VKI_TYPE_F32) {
+                src = (const float *)grp;
+            } else {
+                t->kern->mm_panel_r16(k, grp, tmp16);
+                src = tmp16;
+            }
+        }
+        for (int64_t kk = 0; kk < k; kk++) {
+            float *o = dst + kk * mr + gi * R16_ROWS;
+            if (src) memcpy(o, src + kk * R16_ROWS, R16_ROWS * sizeof(float));
+            else memset(o, 0, R16_ROWS * sizeof(float));
+        }
+    }
+}
+
 static void mmp_work(void *arg, int ith, int nth)
 {
     mmp_task *t = arg;
@@ -260,7 +288,7 @@ static void mmp_work(void *arg, int ith, int nth)
     const cpu_kernels *kn = t->kern;
     int64_t mr = kn->mm_mr, nr = kn->mm_nr, k = t->k, item;
     float *wp = t->wp + (size_t)ith * MMP_PANELS * (size_t)(mr * k);
-    float *tmp = t->tmp + (size_t)ith * (size_t)k;
+    float *tmp = t->tmp + (size_t)ith * (size_t)k * (t->r16f && mr > R16_ROWS ? R16_ROWS : 1);
     while ((item = atomic_fetch_add(&t->next, 1)) < t->n_rb * t->n_cc) {
         int64_t rb = item / t->n_cc, cc = item % t->n_cc;
         int64_t r_lo = rb * MMP_PANELS * mr;
@@ -268,6 +296,11 @@ static void mmp_work(void *arg, int ith, int nth)
         const float *pan[MMP_PANELS];
         for (; np < MMP_PANELS && r_lo + np * mr < t->m; np++) {
             int64_t r = r_lo + np * mr;
+            if (t->r16f && mr > R16_ROWS) {
+                r16f_panel(t, r, wp + (size_t)(np * mr * k), tmp);
+                pan[np] = wp + (size_t)(np * mr * k);
+                continue;
+            }
             if (t->r16f) {
                 const uint8_t *grp = t->r16f + (size_t)(r / R16_ROWS) * t->r16f_gs;
                 if (t->wtype == VKI_TYPE_F32) {
@@ -325,13 +358,16 @@ static vki_status op_matmul_packed(cpu_ctx *c, const bk_op *op)
     size_t r_bytes = (size_t)vki_align_up((uint64_t)nth * (uint64_t)t.k * 4, 64);
     size_t d_bytes = mm_out_bytes(d, t.n, t.m);
     size_t p_bytes = plain_bytes(c, w, kn->mm_mr);
-    if (r16_float(w->type) && kn->mm_mr == R16_ROWS && (w->type == VKI_TYPE_F32 || kn->mm_panel_r16)) {
+    if (r16_float(w->type) && kn->mm_mr % R16_ROWS == 0 && (w->type == VKI_TYPE_F32 || kn->mm_panel_r16)) {
         t.r16f_gs = r16_group_bytes(w->type, t.k);
         t.r16f = r16_group0(w, t.r16f_gs);
     }
     if (t.r16f) {
         p_bytes = r_bytes = 0;
-        if (w->type == VKI_TYPE_F32) w_bytes = 0;
+        if (kn->mm_mr > R16_ROWS && w->type == VKI_TYPE_F16) /* tmp: one group widened */
+            r_bytes = (size_t)vki_align_up((uint64_t)nth * (uint64_t)t.k * R16_ROWS * 4, 64);
+        else if (kn->mm_mr == R16_ROWS && w->type == VKI_TYPE_F32)
+            w_bytes = 0;
     }
     uint8_t *s = cpu_scratch_get(c, x_bytes + w_bytes + r_bytes + d_bytes + p_bytes);
     if (!s)
