@@ -13,6 +13,7 @@
 
 #include "engine/backend.h"
 #include "mq.h"
+#include "repack.h"
 
 /* ===== Host buffers ===================================================== */
 
@@ -121,6 +122,21 @@ typedef void (*cpu_gemvn_fn)(int64_t k, const void *w, size_t ws, int64_t nrows,
  * one pass. 1.1B Q8_0, 16-token prompt, 2 threads: two passes of 8 rows
  * ran 133 tok/s. */
 #define CPU_GEMVN_R16_MAX 32
+
+/* Activation rows from which a quantized weight in the R16 layout takes the
+ * packed paths (below: the mat-vecs). Against the packed f32 path's
+ * VKI_MMP_MIN_N (ops_matmul.c), the same threshold for R16: its
+ * mat-vecs (gemvn_r16, one pass over the weight) read it as it lies,
+ * the integer packed path packs panels from it per call (for Q4_0, Q8_0 and
+ * Q4_K straight from the groups, mq_r16.h; others through plain rows). 1.1B,
+ * 2 threads, session 18's Xeon, prompt tok/s mat-vecs / packed: Q4_0 pp16
+ * 183 / 141, pp32 216 / 207, pp64 235 / 257, pp96 239 / 292; Q8_0 pp16 130 /
+ * 118, pp32 157 / 173; Q4_K pp16 176 / 133, pp32 196 / 186, pp64 216 / 241.
+ * Before the direct packing the packed path unpacked every group to plain
+ * rows first, and a 16-token chat turn waited 5x longer than llama.cpp's. */
+#ifndef VKI_MMP_MIN_N_R16
+#define VKI_MMP_MIN_N_R16 32
+#endif
 
 /* One tile for cpu_kernels.attn_tile: nqv <= attn_lanes query vectors (the query
  * heads of one KV head, for one or more query rows) against keys [a, b) of
@@ -403,6 +419,18 @@ static inline uint8_t *cpu_row_ptr(const bk_tensor *t, int64_t r)
 /* MATMUL; *act_done: the fused activation (ip[0]) was applied too (the
  * packed paths do it per tile; the caller runs it over dst otherwise). */
 vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op, bool *act_done);
+/* The mat-vec path (ops_matvec.c). Bytes of one activation row prepared
+ * as act for k columns (64-byte multiple); the rows of x prepared into dst
+ * at stride xs (quantized or copied; on the pool when large). */
+size_t     cpu_act_row_bytes(cpu_act act, int64_t k);
+void       cpu_prepare_act(cpu_ctx *c, cpu_act act, const bk_tensor *x, int64_t k, uint8_t *dst, size_t xs);
+/* d[c * ds + r] = weight row r . prepared activation row c (n rows at
+ * stride xs), plus bias, through the ISA's mat-vecs (r16: the weight is
+ * repacked and its view starts a group) in batches of gv_max rows.
+ * scratch: n_threads x stride bytes, stride >= CPU_GEMV_SCRATCH(k) *
+ * min(n, gv_max) (64-byte multiple). */
+void       cpu_matvec(cpu_ctx *c, const bk_tensor *w, bool r16, int64_t n, const uint8_t *x, size_t xs, float *d,
+                      size_t ds, const float *bias, int gv_max, uint8_t *scratch, size_t stride);
 /* Whether op is a MATMUL that may join others on the same input in one
  * job: a few activation rows (the mat-vec path) against a repacked
  * quantized weight, no fused activation, dst rows evenly strided. */
@@ -426,6 +454,16 @@ vki_status cpu_op_attn(cpu_ctx *c, const bk_op *op);
 vki_status cpu_weight_prepare(cpu_ctx *c, const bk_tensor *t, unsigned uses, bool *released);
 /* Matrix row of the tensor's row 0 in a repacked buffer. */
 static inline int64_t cpu_r16_row0(const bk_tensor *t) { return (int64_t)(t->offs / t->nb[1]); }
+/* Where an R16 weight view's rows start: the 16-row group holding its row 0
+ * (groups gs bytes apart), or NULL when the weight is not repacked or the
+ * view starts inside a group (those views take the paths on plain rows). */
+static inline const uint8_t *cpu_r16_group0(const bk_tensor *w, size_t gs)
+{
+    const cpu_buffer *b = (const cpu_buffer *)w->buf;
+    if (b->layout != CPU_LAYOUT_R16 || cpu_r16_row0(w) % R16_ROWS) return NULL;
+    return b->data + (size_t)(cpu_r16_row0(w) / R16_ROWS) * gs;
+}
+
 /* Rows [r, r + n) of weight t as plain rows (stride t->nb[1]): a pointer
  * into the buffer for the plain layout, else unpacked into tmp. */
 const uint8_t *cpu_weight_rows(const bk_tensor *t, int64_t r, int64_t n, uint8_t *tmp);

@@ -1,9 +1,9 @@
 /*
  * ops_matmul.c: MATMUL on the CPU backend, the op that holds nearly all of a
- * forward pass's time: the mat-vec kernels for one activation row and a few
- * (decode, plain or repacked weights), the dot tiles, and the packed f32 and
- * integer mat-mat for many rows (prompts). Picks the path by row count and
- * weight layout; the kernels are the ISA table's.
+ * forward pass's time: picks the path by row count and weight layout (the
+ * mat-vecs of ops_matvec.c for one activation row and a few, decode), and
+ * holds the dot tiles and the packed f32 and integer mat-mat for many rows
+ * (prompts). The kernels are the ISA table's.
  * Must not: allocate per op in the steady state (the backend's scratch).
  */
 #include <stdatomic.h>
@@ -38,24 +38,8 @@ typedef struct mm_task {
     uint8_t           *plain;  /* R16 weight: [n_threads][MM_RB] plain rows */
     int64_t            n_rb, n_cb;
     atomic_int_fast64_t next;
-    /* activation preparation */
-    cpu_act            act;
-    const bk_tensor   *xt;
-    cpu_chunks         ch;     /* activation rows to prepare              */
+    cpu_act            act;    /* how the activations are prepared         */
 } mm_task;
-
-static void mm_prepare(void *arg, int ith, int nth)
-{
-    mm_task *t = arg;
-    int64_t r;
-    for (cpu_chunk_it it = {0, 0}; cpu_chunk_each(&t->ch, &it, &r);) {
-        const float *src = (const float *)cpu_row_ptr(t->xt, r);
-        uint8_t *dst = (uint8_t *)t->x + (size_t)r * t->xs;
-        if (t->act == CPU_ACT_Q8_0) t->kern->quantize_q8_0(src, dst, t->k);
-        else if (t->act == CPU_ACT_Q8_K) t->kern->quantize_q8_K(src, dst, t->k);
-        else memcpy(dst, src, (size_t)t->k * sizeof(float));
-    }
-}
 
 static void mm_work(void *arg, int ith, int nth)
 {
@@ -96,16 +80,6 @@ static void mm_work(void *arg, int ith, int nth)
 
 
 /* ===== MATMUL, shared by the packed paths ================================ */
-
-/* Where an R16 weight view's rows start: the 16-row group holding its row 0
- * (groups gs bytes apart), or NULL when the weight is not repacked or the
- * view starts inside a group (those views take the paths on plain rows). */
-static const uint8_t *r16_group0(const bk_tensor *w, size_t gs)
-{
-    const cpu_buffer *b = (const cpu_buffer *)w->buf;
-    if (b->layout != CPU_LAYOUT_R16 || cpu_r16_row0(w) % R16_ROWS) return NULL;
-    return b->data + (size_t)(cpu_r16_row0(w) / R16_ROWS) * gs;
-}
 
 /* Per-thread room for `rows` plain rows of a repacked weight (0 for a
  * plain one, which is read in place): the packers and tiles read plain
@@ -190,18 +164,6 @@ static void mm_tile_act(const cpu_kernels *kn, int act, float *d, size_t ds, int
 #endif
 #define MMP_MIN_N  VKI_MMP_MIN_N
 
-/* The same threshold for a quantized weight in the R16 layout: its
- * mat-vecs (gemvn_r16, 8 rows a pass over the weight) read it as it lies,
- * the integer packed path packs panels from it per call (for Q4_0, Q8_0 and
- * Q4_K straight from the groups, mq_r16.h; others through plain rows). 1.1B,
- * 2 threads, this session's Xeon, prompt tok/s mat-vecs / packed: Q4_0 pp16
- * 183 / 141, pp32 216 / 207, pp64 235 / 257, pp96 239 / 292; Q8_0 pp16 130 /
- * 118, pp32 157 / 173; Q4_K pp16 176 / 133, pp32 196 / 186, pp64 216 / 241.
- * Before the direct packing the packed path unpacked every group to plain
- * rows first, and a 16-token chat turn waited 5x longer than llama.cpp's. */
-#ifndef VKI_MMP_MIN_N_R16
-#define VKI_MMP_MIN_N_R16 32
-#endif
 #define MMP_PANELS 2 /* weight panels per work item (packed once, reused for every group) */
 
 typedef struct mmp_task {
@@ -360,7 +322,7 @@ static vki_status op_matmul_packed(cpu_ctx *c, const bk_op *op)
     size_t p_bytes = plain_bytes(c, w, kn->mm_mr);
     if (r16_float(w->type) && kn->mm_mr % R16_ROWS == 0 && (w->type == VKI_TYPE_F32 || kn->mm_panel_r16)) {
         t.r16f_gs = r16_group_bytes(w->type, t.k);
-        t.r16f = r16_group0(w, t.r16f_gs);
+        t.r16f = cpu_r16_group0(w, t.r16f_gs);
     }
     if (t.r16f) {
         p_bytes = r_bytes = 0;
@@ -508,7 +470,7 @@ static vki_status op_matmul_mq(cpu_ctx *c, const bk_op *op, const mq_fmt *fmt)
     size_t p_bytes = plain_bytes(c, w, mr);
     if (mq_r16_ok(w->type, fmt, mr)) {
         t.r16gs = r16_group_bytes(w->type, t.k);
-        t.r16g = r16_group0(w, t.r16gs);
+        t.r16g = cpu_r16_group0(w, t.r16gs);
     }
     if (t.r16g) p_bytes = 0;
     uint8_t *s = cpu_scratch_get(c, x_bytes + w_bytes + r_bytes + d_bytes + p_bytes);
@@ -527,192 +489,13 @@ static vki_status op_matmul_mq(cpu_ctx *c, const bk_op *op, const mq_fmt *fmt)
     return VKI_OK;
 }
 
-/* ===== MATMUL, one activation row ======================================== */
-
-/* One weight of a mat-vec job: its rows sit at [r0, r0 + m) of the job's
- * row space (r0 a multiple of 16, so chunks never split a group). */
-typedef struct gv_part {
-    cpu_gemv_fn    gemv;    /* one activation row, or            */
-    cpu_gemvn_fn   gemvn;   /* ncols rows at byte stride xs      */
-    const uint8_t *w;
-    size_t         ws;      /* bytes per unit of rows            */
-    int64_t        unit;    /* rows per unit: 1, or 16 (R16)     */
-    int64_t        m, r0;
-    float         *d;
-    size_t         ds;      /* float stride of d's rows          */
-    const float   *bias;
-} gv_part;
-
-typedef struct gv_task {
-    gv_part        parts[CPU_MM_FUSE_MAX];
-    int            n_parts;
-    int            ncols;
-    size_t         xs;
-    int64_t        k;
-    const void    *x;       /* prepared activation row(s)        */
-    uint8_t       *scratch; /* [n_threads][scratch_stride] bytes */
-    size_t         scratch_stride;
-    cpu_chunks     ch;      /* rows of every part, in whole 16-row units */
-} gv_task;
-
-static void gv_rows(const gv_task *t, const gv_part *p, int64_t r0, int64_t r1, uint8_t *scratch)
-{
-    const uint8_t *w = p->w + (size_t)(r0 / p->unit) * p->ws;
-    if (p->gemvn) p->gemvn(t->k, w, p->ws, r1 - r0, t->x, t->xs, t->ncols, p->d + r0, p->ds, scratch);
-    else p->gemv(t->k, w, p->ws, r1 - r0, t->x, p->d + r0, scratch);
-    if (p->bias)
-        for (int c = 0; c < (p->gemvn ? t->ncols : 1); c++)
-            for (int64_t r = r0; r < r1; r++) p->d[(size_t)c * p->ds + r] += p->bias[r];
-}
-
-static void gv_work(void *arg, int ith, int nth)
-{
-    gv_task *t = arg;
-    (void)nth;
-    uint8_t *scratch = t->scratch + (size_t)ith * t->scratch_stride;
-    int64_t r0, r1;
-    /* Chunks are whole 16-row units, so no two threads write one cache
-     * line of d. */
-    while (cpu_chunk_next(&t->ch, &r0, &r1))
-        for (int i = 0; i < t->n_parts; i++) {
-            const gv_part *p = &t->parts[i];
-            int64_t lo = VKI_MAX(r0, p->r0), hi = VKI_MIN(r1, p->r0 + p->m);
-            if (lo < hi) gv_rows(t, p, lo - p->r0, hi - p->r0, scratch);
-        }
-}
-
-/* Runs the job's parts over the pool (or alone when small), then resets
- * its chunks for another column batch. */
-static void gv_run(cpu_ctx *c, gv_task *g)
-{
-    const gv_part *last = &g->parts[g->n_parts - 1];
-    const int64_t rows = last->r0 + last->m;
-    int64_t work = 0;
-    for (int i = 0; i < g->n_parts; i++) work += g->parts[i].m * g->k;
-    bool alone = work < 65536 || c->n_threads == 1;
-    cpu_chunks_init(&g->ch, rows, alone ? 1 : c->n_threads, 16);
-    if (alone) gv_work(g, 0, 1);
-    else cpu_pool_run(c->pool, gv_work, g);
-}
-
-/* The activation rows prepared for the dots (quantized, or copied), in
- * t->x: on the caller alone when small. */
-static void mm_prepare_x(cpu_ctx *c, mm_task *t)
-{
-    bool alone = t->n * t->k < 8192 || c->n_threads == 1;
-    cpu_chunks_init(&t->ch, t->n, alone ? 1 : c->n_threads, 1);
-    if (alone) mm_prepare(t, 0, 1);
-    else cpu_pool_run(c->pool, mm_prepare, t);
-}
-
-/* Bytes of one activation row prepared as act for k columns (64-aligned). */
-static size_t act_row_bytes(cpu_act act, int64_t k)
-{
-    size_t xs = act == CPU_ACT_Q8_0 ? (size_t)(k / QK8_0) * sizeof(block_q8_0)
-              : act == CPU_ACT_Q8_K ? (size_t)(k / QK_K) * sizeof(block_q8_K)
-                                    : (size_t)k * sizeof(float);
-    return (size_t)vki_align_up(xs, 64);
-}
-
-bool cpu_matmul_fusable(const cpu_ctx *c, const bk_op *op)
-{
-    if (op->kind != BK_OP_MATMUL || op->ip[0]) return false;
-    const bk_tensor *w = op->src[0], *x = op->src[1], *d = op->dst;
-    const int64_t n = cpu_n_rows(x);
-    if (n < 1 || n >= VKI_MMP_MIN_N_R16 || n > CPU_GEMVN_R16_MAX) return false;
-    if (r16_float(w->type) || !c->kern->gemm[w->type] || !c->kern->gemv_r16[w->type] ||
-        !c->kern->gemvn_r16[w->type] || !r16_group0(w, 0))
-        return false;
-    const cpu_act act = cpu_act_for(w->type);
-    if (!(act == CPU_ACT_Q8_0 && w->ne[0] % QK8_0 == 0) && !(act == CPU_ACT_Q8_K && w->ne[0] % QK_K == 0))
-        return false;
-    return cpu_rows_uniform(d) && d->nb[1] % sizeof(float) == 0;
-}
-
-static bool same_view(const bk_tensor *a, const bk_tensor *b)
-{
-    return a->type == b->type && a->buf == b->buf && a->offs == b->offs && !memcmp(a->ne, b->ne, sizeof a->ne) &&
-           !memcmp(a->nb, b->nb, sizeof a->nb);
-}
-
-static bool overlap(const bk_tensor *a, const bk_tensor *b)
-{
-    if (a->buf != b->buf) return false;
-    return a->offs < b->offs + bk_span(b) && b->offs < a->offs + bk_span(a);
-}
-
-bool cpu_matmul_joins(const bk_op *const *group, int n, const bk_op *op)
-{
-    const bk_op *g0 = group[0];
-    if (!same_view(g0->src[1], op->src[1]) || g0->src[0]->ne[0] != op->src[0]->ne[0] ||
-        cpu_act_for(g0->src[0]->type) != cpu_act_for(op->src[0]->type))
-        return false;
-    /* Run together, no op may write what another reads or writes: the
-     * shared input is prepared once before any output is written, so an
-     * op that wrote over it would change what a later one should read. */
-    if (overlap(op->dst, op->src[1])) return false;
-    for (int i = 0; i < n; i++) {
-        const bk_op *g = group[i];
-        if (overlap(g->dst, op->dst) || overlap(g->dst, op->src[1]) || overlap(g->dst, op->src[0]) ||
-            (op->src[2] && overlap(g->dst, op->src[2])) || overlap(op->dst, g->src[0]) ||
-            (g->src[2] && overlap(op->dst, g->src[2])))
-            return false;
-    }
-    return true;
-}
-
-/* A mat-vec part for weight w (R16 and quantized or plain, checked by the
- * caller) writing d. */
-static void gv_part_init(const cpu_ctx *c, const bk_tensor *w, bool r16, int ncols, float *d, size_t ds,
-                         const float *bias, gv_part *p)
-{
-    const int64_t k = w->ne[0];
-    *p = (gv_part){.ws = w->nb[1], .unit = 1, .m = w->ne[1], .d = d, .ds = ds, .bias = bias,
-                   .w = cpu_tensor_data(w)};
-    if (r16) {
-        p->unit = R16_ROWS;
-        p->ws = r16_group_bytes(w->type, k);
-        p->w = r16_group0(w, p->ws);
-    }
-    if (ncols == 1) p->gemv = (r16 ? c->kern->gemv_r16 : c->kern->gemv)[w->type];
-    else p->gemvn = (r16 ? c->kern->gemvn_r16 : c->kern->gemvn)[w->type];
-}
-
-vki_status cpu_op_matmul_fused(cpu_ctx *c, const bk_op *const *ops, int n_ops)
-{
-    VKI_ASSERT(n_ops >= 1 && n_ops <= CPU_MM_FUSE_MAX);
-    const bk_tensor *x = ops[0]->src[1], *w0 = ops[0]->src[0];
-    mm_task t = {.kern = c->kern, .act = cpu_act_for(w0->type), .xt = x, .k = w0->ne[0], .n = cpu_n_rows(x)};
-    t.xs = act_row_bytes(t.act, t.k);
-    const size_t x_bytes = (size_t)t.n * t.xs;
-    const size_t gv_stride = (size_t)vki_align_up(CPU_GEMV_SCRATCH(t.k) * (size_t)t.n, 64);
-    uint8_t *s = cpu_scratch_get(c, x_bytes + (size_t)c->n_threads * gv_stride);
-    if (!s)
-        return vki_fail(VKI_ERR_OUT_OF_MEMORY, "MATMUL: no memory for %zu bytes of scratch",
-                        x_bytes + (size_t)c->n_threads * gv_stride);
-    t.x = s;
-    mm_prepare_x(c, &t);
-    gv_task g = {.n_parts = n_ops, .ncols = (int)t.n, .xs = t.xs, .k = t.k, .x = t.x, .scratch = s + x_bytes,
-                 .scratch_stride = gv_stride};
-    int64_t r0 = 0;
-    for (int i = 0; i < n_ops; i++) {
-        const bk_op *op = ops[i];
-        gv_part_init(c, op->src[0], true, g.ncols, cpu_tensor_data(op->dst), op->dst->nb[1] / sizeof(float),
-                     op->src[2] ? cpu_tensor_data(op->src[2]) : NULL, &g.parts[i]);
-        g.parts[i].r0 = r0;
-        r0 += vki_align_up(g.parts[i].m, 16);
-    }
-    gv_run(c, &g);
-    return VKI_OK;
-}
-
 vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op, bool *act_done)
 {
     const bk_tensor *w = op->src[0], *x = op->src[1], *d = op->dst;
     mq_fmt fmt;
     *act_done = false;
     const cpu_buffer *wbuf = (const cpu_buffer *)w->buf;
-    const bool r16_quant = !r16_float(w->type) && c->kern->gemvn_r16[w->type] && r16_group0(w, 0);
+    const bool r16_quant = !r16_float(w->type) && c->kern->gemvn_r16[w->type] && cpu_r16_group0(w, 0);
     if (c->kern->mq_kernel && cpu_n_rows(x) >= (r16_quant ? VKI_MMP_MIN_N_R16 : MMP_MIN_N) && w->ne[0] % QK8_0 == 0 &&
         mq_format(w->type, c->kern->mq_signed_q8, &fmt) && w->ne[0] % fmt.bl == 0 && !c->no_mq) {
         *act_done = true;
@@ -724,13 +507,12 @@ vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op, bool *act_done)
         return op_matmul_packed(c, op);
     }
     mm_task t = {.op = op, .kern = c->kern, .w = cpu_tensor_data(w), .ws = w->nb[1], .k = w->ne[0],
-                 .m = w->ne[1], .n = cpu_n_rows(x), .bias = op->src[2] ? cpu_tensor_data(op->src[2]) : NULL,
-                 .xt = x};
+                 .m = w->ne[1], .n = cpu_n_rows(x), .bias = op->src[2] ? cpu_tensor_data(op->src[2]) : NULL};
     t.gemm = c->kern->gemm[w->type];
     t.act = t.gemm ? cpu_act_for(w->type) : CPU_ACT_F32;
     if (t.act == CPU_ACT_Q8_0 && t.k % QK8_0) t.gemm = NULL, t.act = CPU_ACT_F32;
     if (t.act == CPU_ACT_Q8_K && t.k % QK_K) t.gemm = NULL, t.act = CPU_ACT_F32;
-    t.xs = act_row_bytes(t.act, t.k);
+    t.xs = cpu_act_row_bytes(t.act, t.k);
     bool x_direct = t.act == CPU_ACT_F32 && cpu_rows_uniform(x) && x->nb[1] % sizeof(float) == 0;
     bool d_direct = cpu_rows_uniform(d) && d->nb[1] % sizeof(float) == 0;
 
@@ -742,7 +524,7 @@ vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op, bool *act_done)
      * mat-vecs for every row count below the packed paths' (columns in
      * batches of CPU_GEMVN_R16_MAX); any other view of it goes the tiles'
      * way on unpacked rows. */
-    const bool r16 = t.gemm && c->kern->gemv_r16[w->type] && r16_group0(w, 0);
+    const bool r16 = t.gemm && c->kern->gemv_r16[w->type] && cpu_r16_group0(w, 0);
     const bool gv_ok = t.gemm && (r16 || wbuf->layout == CPU_LAYOUT_PLAIN);
     const int64_t gv_max = r16 ? CPU_GEMVN_R16_MAX : CPU_GEMVN_MAX, gv_cols = VKI_MIN(t.n, gv_max);
     cpu_gemv_fn gemv = t.n == 1 && gv_ok ? (r16 ? c->kern->gemv_r16 : c->kern->gemv)[w->type] : NULL;
@@ -763,7 +545,7 @@ vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op, bool *act_done)
         t.xs = x->nb[1];
     } else {
         t.x = s;
-        mm_prepare_x(c, &t);
+        cpu_prepare_act(c, t.act, x, t.k, s, t.xs);
     }
     if (d_direct) {
         t.d = cpu_tensor_data(d);
@@ -774,14 +556,7 @@ vki_status cpu_op_matmul(cpu_ctx *c, const bk_op *op, bool *act_done)
     }
     t.wrow = (float *)(s + x_bytes + d_bytes);
     if (gemv || gemvn) {
-        gv_task g = {.n_parts = 1, .xs = t.xs, .k = t.k, .scratch = s + x_bytes + d_bytes, .scratch_stride = gv_stride};
-        for (int64_t c0 = 0; c0 < t.n; c0 += gv_max) {
-            g.ncols = (int)VKI_MIN(gv_max, t.n - c0);
-            g.x = t.x + (size_t)c0 * t.xs;
-            /* the last of 9, 17, ... (33, 65, ...) rows takes the one-row kernel */
-            gv_part_init(c, w, r16, g.ncols, t.d + (size_t)c0 * t.ds, t.ds, t.bias, &g.parts[0]);
-            gv_run(c, &g);
-        }
+        cpu_matvec(c, w, r16, t.n, t.x, t.xs, t.d, t.ds, t.bias, (int)gv_max, s + x_bytes + d_bytes, gv_stride);
         if (!d_direct)
             for (int64_t r = 0; r < t.n; r++) memcpy(cpu_row_ptr(d, r), t.d + (size_t)r * t.ds, (size_t)t.m * sizeof(float));
         return VKI_OK;
