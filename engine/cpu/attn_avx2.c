@@ -143,8 +143,8 @@ static void attn_tile(const cpu_attn_tile *t)
 {
     const int64_t hd = t->hd;
     float *qt = t->scratch;   /* [hd][8] queries, scaled, lane-major */
-    float *ot = qt + hd * 8;  /* [hd][8] running sum of p * V        */
-    float *kb = ot + hd * 8;  /* [KB][hd] the block's keys, f32       */
+    float *ot = t->out_o;     /* [hd][8] running sum of p * V        */
+    float *kb = qt + hd * 8;  /* [KB][hd] the block's keys, f32       */
     float *vb = kb + KB * hd; /* [KB][hd] its values                  */
     float *s = vb + KB * hd;  /* [KB][8] scores, then p               */
     for (int64_t d = 0; d < hd; d++)
@@ -205,8 +205,6 @@ static void attn_tile(const cpu_attn_tile *t)
     }
     _mm256_storeu_ps(t->out_m, m);
     _mm256_storeu_ps(t->out_l, lsum);
-    for (int l = 0; l < t->nqv; l++)
-        for (int64_t d = 0; d < hd; d++) t->out_o[(size_t)l * hd + d] = ot[d * 8 + l];
 }
 
 void cpu_attn_init_avx2(cpu_kernels *k)

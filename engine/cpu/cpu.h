@@ -142,7 +142,9 @@ typedef void (*cpu_gemvn_fn)(int64_t k, const void *w, size_t ws, int64_t nrows,
  * heads of one KV head, for one or more query rows) against keys [a, b) of
  * that KV head, an online softmax per lane. Lane l sees keys [lo[l], hi[l])
  * only (causal limit, window; lanes past nqv: none). Writes per lane the
- * running max and sum of exps and the unnormalized sum of p * V. */
+ * running max and sum of exps and the unnormalized sum of p * V, which the
+ * kernel keeps lane-major as it computes it: element e of lane l at
+ * out_o[e * attn_lanes + l]. */
 typedef struct cpu_attn_tile {
     int64_t        hd;      /* a multiple of 16 */
     int            nqv;
@@ -154,11 +156,11 @@ typedef struct cpu_attn_tile {
     int64_t        a, b;
     float          scale;
     float         *out_m, *out_l; /* [16] */
-    float         *out_o;         /* [16][hd] */
+    float         *out_o;         /* [hd][attn_lanes] */
     float         *scratch;       /* CPU_ATTN_TILE_SCRATCH(hd) floats, 64-byte aligned */
 } cpu_attn_tile;
 #define CPU_ATTN_TILE_KEYS 64
-#define CPU_ATTN_TILE_SCRATCH(hd) ((size_t)(hd) * 16 * 2 + (size_t)CPU_ATTN_TILE_KEYS * ((size_t)(hd) * 2 + 16))
+#define CPU_ATTN_TILE_SCRATCH(hd) ((size_t)(hd) * 16 + (size_t)CPU_ATTN_TILE_KEYS * ((size_t)(hd) * 2 + 16))
 
 typedef struct cpu_kernels {
     cpu_isa     isa;
@@ -196,9 +198,9 @@ typedef struct cpu_kernels {
      * Rows are n f32 (or, f16, half) values at byte stride rs. */
     void  (*dot_rows)(int64_t n, const void *rows, size_t rs, int nrows, bool f16, const float *q, float *out);
     void  (*mad_rows)(int64_t n, float *y, const void *rows, size_t rs, int nrows, bool f16, const float *p);
-    /* Attention of up to 16 query vectors at once, one per lane (optional;
-     * ops_attn.c uses it for prompts, where a KV head's query heads times
-     * a few rows fill the lanes): see cpu_attn_tile. */
+    /* Attention of up to attn_lanes query vectors at once, one per lane
+     * (optional; ops_attn.c uses it where a KV head's query heads times the
+     * rows fill half the lanes or more): see cpu_attn_tile. */
     void  (*attn_tile)(const struct cpu_attn_tile *t);
     int   attn_lanes; /* query vectors attn_tile takes: 16 (AVX-512), 8 (AVX2) */
     /* Packed mat-mat for many activation rows (optional; mm_mr == 0: none).

@@ -43,6 +43,30 @@ static float *part_at(const attn_task *t, int64_t i, int64_t h, int64_t s)
     return t->part + ((size_t)((i * t->nh + h) * t->n_split + s)) * part_stride(t);
 }
 
+/* Row (i, h) of a {hd, heads, rows} tensor: the queries or the output. */
+static float *head_row(const bk_tensor *t, int64_t i, int64_t h)
+{
+    return (float *)((uint8_t *)cpu_tensor_data(t) + (uint64_t)i * t->nb[2] + (uint64_t)h * t->nb[1]);
+}
+
+/* The end of (row i, head h) over range s: its running max m, sum of exps l
+ * and unnormalized sum of p * V (acc, element e at acc[e * stride]) become
+ * the output row, or range s's partial state when the keys are split. */
+static void head_out(const attn_task *t, int64_t i, int64_t h, int64_t s, float m, float l, const float *acc,
+                     size_t stride)
+{
+    if (t->n_split > 1) {
+        float *p = part_at(t, i, h, s);
+        p[0] = m;
+        p[1] = l;
+        for (int64_t e = 0; e < t->hd; e++) p[2 + e] = acc[(size_t)e * stride];
+    } else {
+        float *o = head_row(t->op->dst, i, h);
+        const float inv = l > 0.0f ? 1.0f / l : 0.0f;
+        for (int64_t e = 0; e < t->hd; e++) o[e] = acc[(size_t)e * stride] * inv;
+    }
+}
+
 /* Scores of keys [j0, j0 + nb) against query q, scaled and capped, into
  * sc; returns their maximum. */
 static float block_scores(const attn_task *t, const float *q, const uint8_t *kr0, int nb, float *sc)
@@ -89,14 +113,14 @@ static void attn_heads(const attn_task *t, int64_t i, int64_t h0, int G, int64_t
                        float *sc)
 {
     const bk_op *op = t->op;
-    const bk_tensor *q = op->src[0], *k = op->src[1], *v = op->src[2];
+    const bk_tensor *k = op->src[1], *v = op->src[2];
     const int64_t hd = t->hd, kh = h0 / t->group;
     const uint8_t *kb = (const uint8_t *)cpu_tensor_data(k) + (uint64_t)kh * k->nb[1];
     const uint8_t *vb = (const uint8_t *)cpu_tensor_data(v) + (uint64_t)kh * v->nb[1];
     const float *qr[ATTN_HEADS];
     float mx[ATTN_HEADS], sum[ATTN_HEADS];
     for (int g = 0; g < G; g++) {
-        qr[g] = (const float *)((const uint8_t *)cpu_tensor_data(q) + (uint64_t)i * q->nb[2] + (uint64_t)(h0 + g) * q->nb[1]);
+        qr[g] = head_row(op->src[0], i, h0 + g);
         mx[g] = -INFINITY;
         sum[g] = 0.0f;
     }
@@ -120,20 +144,7 @@ static void attn_heads(const attn_task *t, int64_t i, int64_t h0, int G, int64_t
             block_values(t, ag, vr0, nb, sg);
         }
     }
-    for (int g = 0; g < G; g++) {
-        const float *ag = acc + (size_t)g * (size_t)hd;
-        if (t->n_split > 1) {
-            float *p = part_at(t, i, h0 + g, s);
-            p[0] = mx[g];
-            p[1] = sum[g];
-            memcpy(p + 2, ag, (size_t)hd * sizeof(float));
-        } else {
-            float *o = (float *)((uint8_t *)cpu_tensor_data(op->dst) + (uint64_t)i * op->dst->nb[2] +
-                                 (uint64_t)(h0 + g) * op->dst->nb[1]);
-            const float inv = sum[g] > 0.0f ? 1.0f / sum[g] : 0.0f;
-            for (int64_t e = 0; e < hd; e++) o[e] = ag[e] * inv;
-        }
-    }
+    for (int g = 0; g < G; g++) head_out(t, i, h0 + g, s, mx[g], sum[g], acc + (size_t)g * (size_t)hd, 1);
 }
 
 /* The keys query row i sees within range s: up to its position when
@@ -155,8 +166,9 @@ static void row_keys(const attn_task *t, int64_t i, int64_t s, int64_t *a, int64
 static void tile_item(const attn_task *t, int64_t r0, int64_t kh, int64_t s, float *scratch)
 {
     const bk_op *op = t->op;
-    const bk_tensor *q = op->src[0], *k = op->src[1], *v = op->src[2], *dst = op->dst;
+    const bk_tensor *q = op->src[0], *k = op->src[1], *v = op->src[2];
     const int64_t hd = t->hd, n_q = q->ne[2];
+    const int lanes = t->kern->attn_lanes;
     float *out_m = scratch + CPU_ATTN_TILE_SCRATCH(hd), *out_l = out_m + 16, *out_o = out_l + 16;
     cpu_attn_tile at = {.hd = hd, .k = (const uint8_t *)cpu_tensor_data(k) + (uint64_t)kh * k->nb[1],
                         .v = (const uint8_t *)cpu_tensor_data(v) + (uint64_t)kh * v->nb[1], .ks = k->nb[2],
@@ -167,8 +179,7 @@ static void tile_item(const attn_task *t, int64_t r0, int64_t kh, int64_t s, flo
         int64_t a, b;
         row_keys(t, i, s, &a, &b);
         for (int64_t g = 0; g < t->group; g++, at.nqv++) {
-            at.q[at.nqv] = (const float *)((const uint8_t *)cpu_tensor_data(q) + (uint64_t)i * q->nb[2] +
-                                           (uint64_t)(kh * t->group + g) * q->nb[1]);
+            at.q[at.nqv] = head_row(q, i, kh * t->group + g);
             at.lo[at.nqv] = (int32_t)a;
             at.hi[at.nqv] = (int32_t)b;
         }
@@ -180,20 +191,8 @@ static void tile_item(const attn_task *t, int64_t r0, int64_t kh, int64_t s, flo
     for (int l = at.nqv; l < 16; l++) at.lo[l] = at.hi[l] = 0;
     if (at.b <= at.a) at.a = at.b = 0;
     t->kern->attn_tile(&at);
-    for (int l = 0; l < at.nqv; l++) {
-        const int64_t i = r0 + l / t->group, h = kh * t->group + l % t->group;
-        const float *ol = out_o + (size_t)l * (size_t)hd;
-        if (t->n_split > 1) {
-            float *p = part_at(t, i, h, s);
-            p[0] = out_m[l];
-            p[1] = out_l[l];
-            memcpy(p + 2, ol, (size_t)hd * sizeof(float));
-        } else {
-            float *o = (float *)((uint8_t *)cpu_tensor_data(dst) + (uint64_t)i * dst->nb[2] + (uint64_t)h * dst->nb[1]);
-            const float inv = out_l[l] > 0.0f ? 1.0f / out_l[l] : 0.0f;
-            for (int64_t e = 0; e < hd; e++) o[e] = ol[e] * inv;
-        }
-    }
+    for (int l = 0; l < at.nqv; l++)
+        head_out(t, r0 + l / t->group, kh * t->group + l % t->group, s, out_m[l], out_l[l], out_o + l, (size_t)lanes);
 }
 
 static void attn_work(void *arg, int ith, int nth)
@@ -227,7 +226,7 @@ static void attn_merge(void *arg, int ith, int nth)
         const int64_t i = p / t->nh, h = p % t->nh;
         float m = -INFINITY, l = 0.0f;
         for (int64_t s = 0; s < t->n_split; s++) m = VKI_MAX(m, part_at(t, i, h, s)[0]);
-        float *o = (float *)((uint8_t *)cpu_tensor_data(d) + (uint64_t)i * d->nb[2] + (uint64_t)h * d->nb[1]);
+        float *o = head_row(d, i, h);
         memset(o, 0, (size_t)t->hd * sizeof(float));
         if (m == -INFINITY) continue; /* no key visible: zeros, as unsplit */
         for (int64_t s = 0; s < t->n_split; s++) {
