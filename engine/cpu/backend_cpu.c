@@ -47,8 +47,7 @@ static void cpu_buffer_destroy(bk_backend *be, bk_buffer *buf)
     cpu_buffer *b = (cpu_buffer *)buf;
     if (!b) return;
     if (b->owned) {
-        if (b->slab) cpu_wmem_free(ctx_of(be)->wmem, b->data, b->slab);
-        else free(b->data);
+        cpu_wmem_free(ctx_of(be)->wmem, b->data, b->slab);
         atomic_fetch_sub(&ctx_of(be)->mem_used, b->alloc);
     }
     free(b);

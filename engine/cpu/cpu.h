@@ -352,7 +352,8 @@ static inline bool cpu_chunk_each(cpu_chunks *c, cpu_chunk_it *it, int64_t *item
 
 /* Huge-page slabs for repacked weights; thread-safe. alloc returns NULL
  * when out of memory and sets *slab to what cpu_wmem_free needs (NULL when
- * the block came from the heap). */
+ * the block came from the heap: free then frees it, so any owned buffer's
+ * data goes back through cpu_wmem_free). */
 typedef struct cpu_wmem cpu_wmem;
 vki_status cpu_wmem_create(cpu_wmem **out);
 void       cpu_wmem_destroy(cpu_wmem *w); /* NULL-safe; frees every slab */

@@ -61,8 +61,7 @@ vki_status cpu_weight_prepare(cpu_ctx *c, const bk_tensor *t, unsigned uses, boo
     else cpu_pool_run(c->pool, pack_work, &pt);
 
     if (b->owned) {
-        if (b->slab) cpu_wmem_free(c->wmem, b->data, b->slab);
-        else free(b->data);
+        cpu_wmem_free(c->wmem, b->data, b->slab);
         atomic_fetch_sub(&c->mem_used, b->alloc);
     } else {
         *released = true;
