@@ -67,8 +67,8 @@ static void gv_work(void *arg, int ith, int nth)
         }
 }
 
-/* Runs the job's parts over the pool (or alone when small), then resets
- * its chunks for another column batch. */
+/* Runs the job's parts over the pool (or alone when small); its chunks
+ * are set up here, so one task serves each column batch in turn. */
 static void gv_run(cpu_ctx *c, gv_task *g)
 {
     const gv_part *last = &g->parts[g->n_parts - 1];
